@@ -1,0 +1,69 @@
+//! The engine interface shared by the interpreter, the JIT and the kernel
+//! (`BPF_PROG_TEST_RUN`), so that replay and tests can run any of them and compare them
+//! packet by packet.
+//!
+//! An engine is created from a [`bpfkit_object::model::LinkedObject`] (every program and
+//! the map table, so tail calls can reach the other programs) and owns its own map state.
+
+/// Context and input of one XDP run.
+#[derive(Debug, Clone, Default)]
+pub struct XdpInput<'a> {
+    /// Packet bytes (from the Ethernet header on).
+    pub packet: &'a [u8],
+    pub ingress_ifindex: u32,
+    pub rx_queue_index: u32,
+    /// Virtual time returned by `bpf_ktime_get_*_ns`.
+    pub time_ns: u64,
+    /// CPU the run is on (`bpf_get_smp_processor_id`, per-CPU maps).
+    pub cpu: u32,
+}
+
+/// Where `bpf_redirect`/`bpf_redirect_map` sent the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `bpf_redirect(ifindex, flags)`.
+    Ifindex(u32),
+    /// `bpf_redirect_map(map, key, flags)`: map index in the object's map table and key.
+    Map { map: usize, key: u32 },
+}
+
+/// A side effect of a helper, captured in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A line printed by `bpf_trace_printk`.
+    Printk(String),
+    /// A record submitted to a ring buffer (map index) or output to a perf event array.
+    Record { map: usize, data: Vec<u8> },
+}
+
+/// The result of one XDP run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpOutput {
+    /// The raw return value (r0); the XDP action is its low 32 bits.
+    pub retval: u64,
+    /// The packet as the program left it (after head/tail adjustments).
+    pub packet: Vec<u8>,
+    pub redirect: Option<Redirect>,
+    pub events: Vec<Event>,
+}
+
+/// Runs programs of a loaded object.
+///
+/// Programs are addressed by their index in `LinkedObject::programs`, maps by their index in
+/// `LinkedObject::maps`. Map keys and values are raw bytes; per-CPU maps use one value per
+/// CPU concatenated (as `BPF_MAP_LOOKUP_ELEM` returns them, each rounded up to 8 bytes).
+pub trait Engine {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A short name (`interp`, `jit`, `kernel`).
+    fn name(&self) -> &'static str;
+
+    /// Runs program `prog` as XDP on one packet.
+    fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, Self::Error>;
+
+    /// All entries of a map, sorted by key.
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
+
+    /// `BPF_MAP_UPDATE_ELEM` with `flags` (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`).
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8], flags: u64) -> Result<(), Self::Error>;
+}
