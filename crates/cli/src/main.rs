@@ -17,7 +17,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    // Each helper adds its variant here: `Name(commands::name::Args)`.
+    /// Disassemble eBPF instructions (raw .bin or ELF .o).
+    Disasm(commands::disasm::Args),
+    /// Assemble eBPF assembler text into raw instruction bytes.
+    Asm(commands::asm::Args),
+    /// Show the programs, maps, relocations and BTF of an ELF object.
+    Inspect(commands::inspect::Args),
+    /// Run a program on given memory or a packet.
+    Run(commands::run::Args),
+    /// Statically verify programs as the Linux verifier would.
+    Verify(commands::verify::Args),
 }
 
 /// Exit status of a subcommand.
@@ -51,7 +60,13 @@ pub type CliResult = Result<Status, CliError>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: CliResult = match cli.command {};
+    let result: CliResult = match cli.command {
+        Command::Disasm(a) => commands::disasm::run(a),
+        Command::Asm(a) => commands::asm::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Verify(a) => commands::verify::run(a),
+    };
     match result {
         Ok(s) => code(s),
         Err(e) => {

@@ -1,1 +1,7 @@
 //! One module per subcommand.
+
+pub mod asm;
+pub mod disasm;
+pub mod inspect;
+pub mod run;
+pub mod verify;

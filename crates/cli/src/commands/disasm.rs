@@ -1,0 +1,10 @@
+//! `bpfkit disasm`.
+
+use crate::{CliError, CliResult};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CliResult {
+    Err(CliError::usage("`bpfkit disasm` is not implemented yet"))
+}
