@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Rebuild the bpfkit corpus: objects, reference-tool expectations, sample packets
+# and captures, and (when the kernel allows it) kernel load/run expectations.
+#
+# Usage: corpus/build.sh [--no-kernel] [--only NAME]
+#   --no-kernel  skip everything that needs bpf(2) (kernel.json, run.json, rejected logs)
+#   --only NAME  rebuild a single object (src/NAME.c) and its expectations
+#
+# Deterministic: running it twice gives identical files (see README.md for the
+# kernel-dependent fields).  Extra clang flags per source come from a line
+#   // corpus-cflags: <flags>
+# and map contents for kernel runs from lines
+#   // corpus-map-setup: <map> <key hex> <value hex>
+set -euo pipefail
+
+CORPUS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$CORPUS")"
+KERNEL=1
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-kernel) KERNEL=0 ;;
+    --only) ONLY="$2"; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+CLANG=clang-19
+OBJDUMP=llvm-objdump-19
+READELF=llvm-readelf-19
+BPFTOOL=bpftool
+
+need_install=0
+for t in "$CLANG" "$OBJDUMP" "$READELF" "$BPFTOOL" python3; do
+  command -v "$t" >/dev/null 2>&1 || need_install=1
+done
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_install=1
+if [ "$need_install" = 1 ]; then
+  echo "build.sh: installing clang-19 llvm-19 libbpf-dev bpftool" >&2
+  apt-get update -qq && apt-get install -y -qq clang-19 llvm-19 libbpf-dev bpftool >&2
+fi
+
+MULTIARCH="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
+CFLAGS=(-O2 -g -target bpf -Wall -Werror -I"/usr/include/$MULTIARCH"
+        # Debug info must not depend on where the repository is checked out.
+        -ffile-prefix-map="$CORPUS/=" -fdebug-compilation-dir=.)
+
+compile() { # src obj
+  local src="$1" obj="$2" extra
+  extra="$(sed -n 's#^// corpus-cflags: ##p' "$src")"
+  # shellcheck disable=SC2086
+  (cd "$CORPUS" && "$CLANG" "${CFLAGS[@]}" $extra -c "${src#$CORPUS/}" -o "${obj#$CORPUS/}")
+}
+
+mkdir -p "$CORPUS/obj" "$CORPUS/obj/rejected" "$CORPUS/expected" "$CORPUS/expected/rejected"
+
+names=()
+for src in "$CORPUS"/src/*.c; do
+  n="$(basename "$src" .c)"
+  [ -n "$ONLY" ] && [ "$n" != "$ONLY" ] && continue
+  names+=("$n")
+done
+[ ${#names[@]} -gt 0 ] || { echo "build.sh: no source matches '$ONLY'" >&2; exit 2; }
+
+if [ -z "$ONLY" ]; then
+  # Objects whose source is gone must not linger.
+  for o in "$CORPUS"/obj/*.o; do
+    [ -e "$o" ] || continue
+    [ -f "$CORPUS/src/$(basename "$o" .o).c" ] || rm -f "$o"
+  done
+fi
+
+for n in "${names[@]}"; do
+  echo "build.sh: compile $n" >&2
+  compile "$CORPUS/src/$n.c" "$CORPUS/obj/$n.o"
+done
+if [ -z "$ONLY" ]; then
+  for src in "$CORPUS"/rejected/*.c; do
+    [ -e "$src" ] || continue
+    n="$(basename "$src" .c)"
+    echo "build.sh: compile rejected/$n" >&2
+    compile "$src" "$CORPUS/obj/rejected/$n.o"
+  done
+fi
+
+# Reference-tool expectations, run from the repository root with the paths the
+# conventions name (corpus/obj/NAME.o), so the outputs are verbatim.
+for n in "${names[@]}"; do
+  o="corpus/obj/$n.o"
+  e="$CORPUS/expected/$n"
+  (
+    cd "$ROOT"
+    "$OBJDUMP" -d --no-show-raw-insn "$o" > "$e.objdump.txt"
+    "$OBJDUMP" -d -r --no-show-raw-insn "$o" > "$e.objdump-r.txt"
+    "$OBJDUMP" -d "$o" > "$e.objdump-raw.txt"
+    "$READELF" -S -s -r "$o" > "$e.readelf.txt"
+    "$BPFTOOL" btf dump file "$o" > "$e.btf.txt"
+  )
+done
+
+if [ -z "$ONLY" ]; then
+  python3 "$CORPUS/gen_packets.py"
+fi
+
+if [ "$KERNEL" = 0 ]; then
+  echo "build.sh: --no-kernel: kernel expectations left as they are" >&2
+  exit 0
+fi
+
+# Kernel expectations: needs root/CAP_BPF and bpffs.  Runs on CPU 0 so per-CPU
+# map slots and bpf_get_smp_processor_id() are those of CPU 0.
+if ! mount | grep -q ' on /sys/fs/bpf type bpf'; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+args=()
+[ -n "$ONLY" ] && args+=(--only "$ONLY")
+taskset -c 0 python3 "$CORPUS/tools/kernel_record.py" "${args[@]}"
