@@ -155,9 +155,11 @@ fn link_program(
                     if is_call && r.r_type != reloc_type::R_BPF_64_32 {
                         return Err(lerr(format!("call relocated with {}, expected R_BPF_64_32", r.type_name())));
                     }
-                    if is_func_ref && insn.src != PSEUDO_FUNC {
+                    // clang emits src 0 for a function address; libbpf marks it
+                    // BPF_PSEUDO_FUNC. Any other pseudo source is a contradiction.
+                    if is_func_ref && insn.src != 0 && insn.src != PSEUDO_FUNC {
                         return Err(lerr(format!(
-                            "lddw relocated against function `{}` must have src_reg BPF_PSEUDO_FUNC (4), has {}",
+                            "lddw relocated against function `{}` has src_reg {} (expected 0 or BPF_PSEUDO_FUNC)",
                             r.symbol, insn.src
                         )));
                     }
