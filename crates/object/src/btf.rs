@@ -544,3 +544,97 @@ impl Btf {
         counts
     }
 }
+
+impl Btf {
+    /// Renders every type the way `bpftool btf dump file X` (raw format) prints it, one
+    /// type per line with members on tab-indented continuation lines.
+    pub fn dump(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let q = |n: &str| if n.is_empty() { "(anon)".to_string() } else { n.to_string() };
+        let linkage = |l: u32| match l {
+            0 => "static",
+            1 => "global",
+            2 => "extern",
+            _ => "(unknown)",
+        };
+        for t in self.types.iter().skip(1) {
+            let _ = write!(out, "[{}] {} '{}'", t.id, t.kind_name(), q(&t.name));
+            match &t.kind {
+                BtfKind::Void => {}
+                BtfKind::Int { size, encoding, offset, bits } => {
+                    let enc = match encoding {
+                        1 => "SIGNED",
+                        2 => "CHAR",
+                        4 => "BOOL",
+                        _ => "(none)",
+                    };
+                    let _ = write!(out, " size={size} bits_offset={offset} nr_bits={bits} encoding={enc}");
+                }
+                BtfKind::Ptr { type_id }
+                | BtfKind::Typedef { type_id }
+                | BtfKind::Volatile { type_id }
+                | BtfKind::Const { type_id }
+                | BtfKind::Restrict { type_id }
+                | BtfKind::TypeTag { type_id } => {
+                    let _ = write!(out, " type_id={type_id}");
+                }
+                BtfKind::Array { elem_type, index_type, nelems } => {
+                    let _ = write!(out, " type_id={elem_type} index_type_id={index_type} nr_elems={nelems}");
+                }
+                BtfKind::Struct { size, members } | BtfKind::Union { size, members } => {
+                    let _ = write!(out, " size={size} vlen={}", members.len());
+                    for m in members {
+                        let _ = write!(out, "\n\t'{}' type_id={} bits_offset={}", q(&m.name), m.type_id, m.bit_offset);
+                        if m.bitfield_size != 0 {
+                            let _ = write!(out, " bitfield_size={}", m.bitfield_size);
+                        }
+                    }
+                }
+                BtfKind::Enum { size, signed, values } | BtfKind::Enum64 { size, signed, values } => {
+                    let enc = if *signed { "SIGNED" } else { "UNSIGNED" };
+                    let _ = write!(out, " encoding={enc} size={size} vlen={}", values.len());
+                    let is64 = matches!(t.kind, BtfKind::Enum64 { .. });
+                    for (n, v) in values {
+                        let _ = match (is64, signed) {
+                            (false, true) => write!(out, "\n\t'{}' val={}", q(n), v),
+                            (false, false) => write!(out, "\n\t'{}' val={}", q(n), *v as u32),
+                            (true, true) => write!(out, "\n\t'{}' val={}LL", q(n), v),
+                            (true, false) => write!(out, "\n\t'{}' val={}ULL", q(n), *v as u64),
+                        };
+                    }
+                }
+                BtfKind::Fwd { is_union } => {
+                    let _ = write!(out, " fwd_kind={}", if *is_union { "union" } else { "struct" });
+                }
+                BtfKind::Func { proto, linkage: l } => {
+                    let _ = write!(out, " type_id={proto} linkage={}", linkage(*l));
+                }
+                BtfKind::FuncProto { ret, params } => {
+                    let _ = write!(out, " ret_type_id={ret} vlen={}", params.len());
+                    for p in params {
+                        let _ = write!(out, "\n\t'{}' type_id={}", q(&p.name), p.type_id);
+                    }
+                }
+                BtfKind::Var { type_id, linkage: l } => {
+                    let _ = write!(out, " type_id={type_id}, linkage={}", linkage(*l));
+                }
+                BtfKind::Datasec { size, vars } => {
+                    let _ = write!(out, " size={size} vlen={}", vars.len());
+                    for v in vars {
+                        let (k, n) = self.get(v.type_id).map(|x| (x.kind_name(), q(&x.name))).unwrap_or(("?", String::new()));
+                        let _ = write!(out, "\n\ttype_id={} offset={} size={} ({k} '{n}')", v.type_id, v.offset, v.size);
+                    }
+                }
+                BtfKind::Float { size } => {
+                    let _ = write!(out, " size={size}");
+                }
+                BtfKind::DeclTag { type_id, component_idx } => {
+                    let _ = write!(out, " type_id={type_id} component_idx={component_idx}");
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

@@ -152,6 +152,37 @@ pub struct MapDef {
     pub btf_value_type_id: u32,
 }
 
+impl MapDef {
+    /// The name the kernel reports (`BPF_OBJ_NAME_LEN` - 1 = 15 bytes at most); pass this
+    /// as `map_name` to `BPF_MAP_CREATE`.
+    pub fn kernel_name(&self) -> &str {
+        let mut end = self.name.len().min(15);
+        while !self.name.is_char_boundary(end) {
+            end -= 1;
+        }
+        &self.name[..end]
+    }
+
+    /// libbpf's "real name": the section (`.data`, `.rodata.str1.1`, ...) for global data,
+    /// the variable/symbol name otherwise. `name` holds libbpf's map name, which for global
+    /// data is prefixed with the object name (e.g. `xdp_coun.rodata`).
+    pub fn real_name(&self) -> &str {
+        match self.origin {
+            MapOrigin::GlobalData => &self.section,
+            _ => &self.name,
+        }
+    }
+
+    /// `map_flags` as the kernel reports them after creation: the kernel adds
+    /// `BPF_F_RDONLY_PROG` to DEVMAP and DEVMAP_HASH (`dev_map_init_map`, kernel/bpf/devmap.c).
+    pub fn kernel_flags(&self) -> u32 {
+        match self.map_type {
+            map_type::DEVMAP | map_type::DEVMAP_HASH => self.map_flags | (1 << 7),
+            _ => self.map_flags,
+        }
+    }
+}
+
 /// Where a linked instruction came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsnOrigin {
@@ -204,7 +235,8 @@ impl LinkedObject {
     pub fn program(&self, name: &str) -> Option<&LinkedProgram> {
         self.programs.iter().find(|p| p.name == name)
     }
+    /// Map by libbpf name (`counts`, `xdp_coun.rodata`) or real name (`.rodata`).
     pub fn map_index(&self, name: &str) -> Option<usize> {
-        self.maps.iter().position(|m| m.name == name)
+        self.maps.iter().position(|m| m.name == name).or_else(|| self.maps.iter().position(|m| m.real_name() == name))
     }
 }
