@@ -101,6 +101,11 @@ for n in "${names[@]}"; do
 done
 
 if [ -z "$ONLY" ]; then
+  for o in "$CORPUS"/obj/rejected/*.o; do
+    [ -e "$o" ] || continue
+    n="$(basename "$o" .o)"
+    (cd "$ROOT" && "$OBJDUMP" -d --no-show-raw-insn "corpus/obj/rejected/$n.o" > "$CORPUS/expected/rejected/$n.objdump.txt")
+  done
   python3 "$CORPUS/gen_packets.py"
 fi
 

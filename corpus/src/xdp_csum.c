@@ -8,7 +8,7 @@
  * Exercises: bpf_csum_diff with stack buffers, checksum folding, 16-bit
  * stores into the packet, a UDP zero-checksum special case.
  */
-// corpus-map-setup: nat 0a0000fe0035 0a000005 1435
+// corpus-map-setup: nat 0a0000fe0035 0a0000051435
 #include "corpus.h"
 
 struct nat_key {

@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""Record what the running kernel makes of the corpus (see corpus/README.md).
+
+For every corpus/obj/NAME.o:
+  expected/NAME.kernel.json        programs and maps as the kernel created them
+  expected/NAME.PROG.run.json      BPF_PROG_TEST_RUN results of PROG on the sample packets
+For every corpus/obj/rejected/NAME.o:
+  expected/rejected/NAME.log       the verifier log of the rejected load
+
+Objects are loaded with `bpftool prog loadall` (libbpf) except those libbpf >= 1.0
+refuses (a legacy "maps" section): those go through the minimal loader below.
+Run this pinned to one CPU (build.sh uses `taskset -c 0`).
+
+Exit status: 0 ok, 1 a corpus program was rejected (or a rejected sample
+accepted), 2 the kernel cannot be used here (printed loudly, nothing written).
+"""
+import argparse
+import errno
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kbpf  # noqa: E402
+
+CORPUS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIN_ROOT = "/sys/fs/bpf/bpfkit-corpus"
+
+MAP_TYPE_NAMES = [
+    "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
+    "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",
+    "hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
+    "reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage", "devmap_hash",
+    "struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter", "user_ringbuf",
+    "cgrp_storage", "arena",
+]
+PROG_TYPE_NAMES = {6: "xdp"}
+PERCPU_TYPES = {5, 6, 10, 21}
+ARRAY_TYPES = {2, 6}  # entries that are all zero are left out of maps_after
+NOT_DUMPED = {3: "PROG_ARRAY values read back as kernel program ids, which differ between loads",
+              27: "RINGBUF has no keys; its records are listed per packet under events"}
+
+
+def die_skip(msg):
+    bar = "!" * 78
+    print("%s\nkernel_record.py: SKIPPED: %s\nKernel expectations were NOT regenerated.\n%s" % (bar, msg, bar),
+          file=sys.stderr)
+    sys.exit(2)
+
+
+def possible_cpus():
+    with open("/sys/devices/system/cpu/possible") as f:
+        text = f.read().strip()
+    n = 0
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        n = max(n, int(b or a) + 1)
+    return n
+
+
+def source_directives(src, key):
+    out = []
+    with open(src) as f:
+        for line in f:
+            m = re.match(r"^//\s*%s:\s*(.*)$" % re.escape(key), line)
+            if m:
+                out.append(m.group(1).split())
+    return out
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+
+# ------------------------------------------------------------------ loading
+
+
+class Loaded:
+    """An object loaded into the kernel and pinned under PIN_ROOT/NAME/{progs,maps}."""
+
+    def __init__(self, name, path, elf):
+        self.name, self.path, self.elf = name, path, elf
+        self.dir = os.path.join(PIN_ROOT, name)
+        self.loader = None
+        self.prog_fds = {}  # ELF function name -> fd
+        self.maps = {}      # ELF-level map name -> {"fd", "libbpf_name", info...}
+
+    def load(self):
+        self.unpin()
+        os.makedirs(self.dir, exist_ok=True)
+        if self.elf.section("maps") is not None:
+            self._load_legacy()
+        else:
+            self._load_bpftool()
+        self._collect()
+
+    def _load_bpftool(self):
+        self.loader = "bpftool prog loadall (libbpf)"
+        cmd = ["bpftool", "prog", "loadall", self.path, self.dir + "/progs", "pinmaps", self.dir + "/maps"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("%s rejected:\n%s" % (" ".join(cmd), r.stderr[-6000:]))
+
+    def _load_legacy(self):
+        """Minimal loader for legacy `struct bpf_map_def SEC("maps")` objects (no calls, no BTF)."""
+        self.loader = "corpus/tools/kernel_record.py legacy loader"
+        elf = self.elf
+        os.makedirs(self.dir + "/progs", exist_ok=True)
+        os.makedirs(self.dir + "/maps", exist_ok=True)
+        maps_sec = elf.section("maps")
+        body = elf.body(maps_sec)
+        fds = {}
+        syms = sorted((s for s in elf.symbols if s["shndx"] == maps_sec["index"] and s["type"] == elf.STT_OBJECT),
+                      key=lambda s: s["value"])
+        for s in syms:
+            mtype, ks, vs, me, flags = kbpf.struct.unpack_from("<5I", body, s["value"])
+            fd = kbpf.map_create(mtype, ks, vs, me, flags, s["name"])
+            kbpf.obj_pin(fd, self.dir + "/maps/" + s["name"])
+            fds[s["value"]] = fd
+        lic_sec = elf.section("license")
+        lic = elf.body(lic_sec).split(b"\0", 1)[0].decode() if lic_sec else ""
+        for fname, secname, off, code in elf.programs():
+            code = bytearray(code)
+            sec = elf.section(secname)
+            for roff, sym, rtype in elf.relocations(sec["index"]):
+                if not off <= roff < off + len(code):
+                    continue
+                i = roff - off
+                if code[i] != 0x18:
+                    raise RuntimeError("%s: relocation at %#x is not on ld_imm64" % (fname, roff))
+                if sym["shndx"] != maps_sec["index"]:
+                    raise RuntimeError("%s: relocation against %s not supported by the legacy loader"
+                                       % (fname, sym["name"]))
+                code[i + 1] = (code[i + 1] & 0x0F) | (kbpf.BPF_PSEUDO_MAP_FD << 4)
+                kbpf.struct.pack_into("<i", code, i + 4, fds[sym["value"]])
+            fd, err, log = kbpf.prog_load(kbpf.BPF_PROG_TYPE_XDP, bytes(code), lic, fname)
+            if fd is None:
+                raise RuntimeError("%s: kernel rejected %s (%s):\n%s" % (self.name, fname, os.strerror(err),
+                                                                         log[-6000:]))
+            kbpf.obj_pin(fd, self.dir + "/progs/" + fname)
+            os.close(fd)
+        for fd in fds.values():
+            os.close(fd)
+
+    def _collect(self):
+        for fname, secname, _off, _code in self.elf.programs():
+            self.prog_fds[fname] = kbpf.obj_get(os.path.join(self.dir, "progs", fname))
+        declared = self.elf.map_symbols()
+        data_secs = self.elf.data_sections()
+        mapdir = os.path.join(self.dir, "maps")
+        for pin in sorted(os.listdir(mapdir)) if os.path.isdir(mapdir) else []:
+            fd = kbpf.obj_get(os.path.join(self.dir, "maps", pin))
+            info = kbpf.map_info(fd)
+            elf_name = None
+            if pin in declared:
+                elf_name = pin
+            else:
+                # libbpf names global-data maps "<obj prefix>.<section>" and bpftool pins
+                # them with '.' turned into '_'.
+                for sec in data_secs:
+                    if pin.endswith(sec.replace(".", "_")):
+                        elf_name = sec
+            if elf_name is None:
+                raise RuntimeError("%s: cannot tell which ELF map the pinned map %s is" % (self.name, pin))
+            info.update({"fd": fd, "pin": pin, "section": declared.get(elf_name, elf_name)})
+            self.maps[elf_name] = info
+
+    def close(self):
+        for fd in self.prog_fds.values():
+            os.close(fd)
+        for m in self.maps.values():
+            os.close(m["fd"])
+        self.prog_fds, self.maps = {}, {}
+        self.unpin()
+
+    def unpin(self):
+        if os.path.isdir(self.dir):
+            shutil.rmtree(self.dir)
+
+
+# ------------------------------------------------------------------ recording
+
+
+def kernel_json(ld):
+    by_id = {m["id"]: n for n, m in ld.maps.items()}
+    progs = []
+    for fname, secname, _off, _code in ld.elf.programs():
+        info = kbpf.prog_info(ld.prog_fds[fname])
+        progs.append({
+            "name": fname,
+            "section": secname,
+            "accepted": True,
+            "kernel_name": info["kernel_name"],
+            "type": info["type"],
+            "type_name": PROG_TYPE_NAMES.get(info["type"], str(info["type"])),
+            "gpl_compatible": info["gpl_compatible"],
+            "tag": info["tag"],
+            "xlated_insns": info["xlated_insns"],
+            "verified_insns": info["verified_insns"],
+            "used_maps": [by_id.get(i, "?") for i in info["map_ids"]],
+        })
+    maps = []
+    for n, m in sorted(ld.maps.items(), key=lambda kv: kv[1]["id"]):
+        maps.append({
+            "name": n,
+            "section": m["section"],
+            "kernel_name": m["kernel_name"],
+            "type": m["type"],
+            "type_name": MAP_TYPE_NAMES[m["type"]] if m["type"] < len(MAP_TYPE_NAMES) else str(m["type"]),
+            "key_size": m["key_size"],
+            "value_size": m["value_size"],
+            "max_entries": m["max_entries"],
+            "flags": m["flags"],
+            "has_btf": m["btf_id"] != 0,
+        })
+    return {"object": ld.name, "kernel": platform.release(), "loader": ld.loader,
+            "programs": progs, "maps": maps}
+
+
+def dump_maps(ld, ncpus):
+    out, skipped = {}, {}
+    for n, m in sorted(ld.maps.items()):
+        if m["type"] in NOT_DUMPED:
+            skipped[n] = NOT_DUMPED[m["type"]]
+            continue
+        vlen = m["value_size"]
+        if m["type"] in PERCPU_TYPES:
+            vlen = ((vlen + 7) // 8 * 8) * ncpus
+        entries = []
+        for k in sorted(kbpf.map_keys(m["fd"], m["key_size"])):
+            try:
+                v = kbpf.map_lookup(m["fd"], k, vlen)
+            except kbpf.BpfError as e:
+                if e.errno == errno.ENOENT:
+                    continue
+                raise
+            if m["type"] in ARRAY_TYPES and not any(v):
+                continue
+            entries.append([k.hex(), v.hex()])
+        out[n] = entries
+    return out, skipped
+
+
+def record_run(ld, prog, setup, packets, ncpus):
+    fd = ld.prog_fds[prog]
+    applied = []
+    for mapname, key, value in setup:
+        if mapname not in ld.maps:
+            raise RuntimeError("%s: corpus-map-setup names unknown map %s" % (ld.name, mapname))
+        kbpf.map_update(ld.maps[mapname]["fd"], bytes.fromhex(key), bytes.fromhex(value))
+        applied.append({"map": mapname, "key": key, "value": value})
+    rings = {n: kbpf.RingBuf(m["fd"], m["max_entries"]) for n, m in ld.maps.items() if m["type"] == 27}
+    results = []
+    try:
+        for p in packets:
+            with open(os.path.join(CORPUS, "packets", p["file"]), "rb") as f:
+                data = f.read()
+            entry = {"name": p["name"], "file": p["file"], "len": len(data)}
+            try:
+                r = kbpf.test_run_xdp(fd, data)
+            except kbpf.BpfError as e:
+                entry["errno"] = e.errno
+                entry["error"] = errno.errorcode.get(e.errno, str(e.errno))
+                results.append(entry)
+                continue
+            md = r["ctx_out"]
+            meta_len = md[0] if md else 0
+            entry["retval"] = r["retval"]
+            entry["meta_len"] = meta_len
+            entry["data_out"] = None if r["data_out"] == data else r["data_out"].hex()
+            events = []
+            for n, rb in sorted(rings.items()):
+                events += [{"map": n, "data": rec.hex()} for rec in rb.drain()]
+            entry["events"] = events
+            results.append(entry)
+    finally:
+        for rb in rings.values():
+            rb.close()
+    maps_after, skipped = dump_maps(ld, ncpus)
+    out = {
+        "object": ld.name,
+        "program": prog,
+        "kernel": platform.release(),
+        "cpu": 0,
+        "num_possible_cpus": ncpus,
+        "ingress_ifindex": 1,
+        "rx_queue_index": 0,
+        "map_setup": applied,
+        "packets": results,
+        "maps_after": maps_after,
+    }
+    if skipped:
+        out["maps_not_dumped"] = skipped
+    return out
+
+
+def record_rejected(path, name):
+    elf = kbpf.Elf(path)
+    maps_sec = elf.section("maps")
+    fds = {}
+    if maps_sec is not None:
+        body = elf.body(maps_sec)
+        for s in elf.symbols:
+            if s["shndx"] == maps_sec["index"] and s["type"] == elf.STT_OBJECT:
+                mtype, ks, vs, me, flags = kbpf.struct.unpack_from("<5I", body, s["value"])
+                fds[s["value"]] = kbpf.map_create(mtype, ks, vs, me, flags, s["name"])
+    lic_sec = elf.section("license")
+    lic = elf.body(lic_sec).split(b"\0", 1)[0].decode() if lic_sec else ""
+    progs = elf.programs()
+    if len(progs) != 1:
+        raise RuntimeError("rejected/%s: expected exactly one program, found %d" % (name, len(progs)))
+    fname, secname, off, code = progs[0]
+    code = bytearray(code)
+    for roff, sym, _t in elf.relocations(elf.section(secname)["index"]):
+        i = roff - off
+        if maps_sec is None or sym["shndx"] != maps_sec["index"]:
+            raise RuntimeError("rejected/%s: unsupported relocation against %s" % (name, sym["name"]))
+        code[i + 1] = (code[i + 1] & 0x0F) | (kbpf.BPF_PSEUDO_MAP_FD << 4)
+        kbpf.struct.pack_into("<i", code, i + 4, fds[sym["value"]])
+    fd, err, log = kbpf.prog_load(kbpf.BPF_PROG_TYPE_XDP, bytes(code), lic, fname)
+    for mfd in fds.values():
+        os.close(mfd)
+    if fd is not None:
+        os.close(fd)
+        raise RuntimeError("rejected/%s: the kernel ACCEPTED a sample that should be rejected" % name)
+    return fname, err, log
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", help="only this object (obj/NAME.o)")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        die_skip("not root: bpf(2) program loading and BPF_PROG_TEST_RUN need root/CAP_BPF")
+    if not os.path.isdir("/sys/fs/bpf") or not os.path.ismount("/sys/fs/bpf"):
+        die_skip("bpffs is not mounted on /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)")
+    if shutil.which("bpftool") is None:
+        die_skip("bpftool is not installed")
+    try:
+        fd = kbpf.map_create(2, 4, 8, 1, 0, "bpfkit_probe")
+        os.close(fd)
+    except kbpf.BpfError as e:
+        die_skip("bpf(BPF_MAP_CREATE) fails here: %s" % e)
+
+    affinity = os.sched_getaffinity(0)
+    if affinity != {0}:
+        print("kernel_record.py: pinning to CPU 0 (was %s)" % sorted(affinity), file=sys.stderr)
+        os.sched_setaffinity(0, {0})
+    ncpus = possible_cpus()
+    with open(os.path.join(CORPUS, "packets", "index.json")) as f:
+        packets = json.load(f)
+    os.makedirs(PIN_ROOT, exist_ok=True)
+
+    failures = 0
+    objdir = os.path.join(CORPUS, "obj")
+    names = sorted(f[:-2] for f in os.listdir(objdir) if f.endswith(".o"))
+    if args.only:
+        names = [n for n in names if n == args.only]
+    expdir = os.path.join(CORPUS, "expected")
+    if not args.only:
+        for f in os.listdir(expdir):
+            if f.endswith(".run.json") or f.endswith(".kernel.json"):
+                os.remove(os.path.join(expdir, f))
+    for name in names:
+        path = os.path.join(objdir, name + ".o")
+        elf = kbpf.Elf(path)
+        setup = [d for d in source_directives(os.path.join(CORPUS, "src", name + ".c"), "corpus-map-setup")]
+        for d in setup:
+            if len(d) != 3:
+                raise SystemExit("src/%s.c: corpus-map-setup wants <map> <key hex> <value hex>, got %s" % (name, d))
+        ld = Loaded(name, path, elf)
+        try:
+            ld.load()
+        except RuntimeError as e:
+            print("kernel_record.py: FAIL %s\n%s" % (name, e), file=sys.stderr)
+            write_json(os.path.join(expdir, name + ".kernel.json"),
+                       {"object": name, "kernel": platform.release(), "accepted": False, "error": str(e)[:4000]})
+            failures += 1
+            ld.unpin()
+            continue
+        try:
+            write_json(os.path.join(expdir, name + ".kernel.json"), kernel_json(ld))
+        finally:
+            ld.close()
+        for prog, _sec, _off, _code in elf.programs():
+            ld = Loaded(name, path, elf)
+            ld.load()
+            try:
+                run = record_run(ld, prog, setup, packets, ncpus)
+            finally:
+                ld.close()
+            write_json(os.path.join(expdir, "%s.%s.run.json" % (name, prog)), run)
+            print("kernel_record.py: %s.%s: %d packets" % (name, prog, len(run["packets"])), file=sys.stderr)
+
+    if not args.only:
+        rejdir = os.path.join(objdir, "rejected")
+        outdir = os.path.join(expdir, "rejected")
+        os.makedirs(outdir, exist_ok=True)
+        for f in sorted(os.listdir(rejdir)) if os.path.isdir(rejdir) else []:
+            if not f.endswith(".o"):
+                continue
+            name = f[:-2]
+            try:
+                fname, err, log = record_rejected(os.path.join(rejdir, f), name)
+            except RuntimeError as e:
+                print("kernel_record.py: FAIL %s" % e, file=sys.stderr)
+                failures += 1
+                continue
+            with open(os.path.join(outdir, name + ".log"), "w") as out:
+                out.write("# program %s, bpf(BPF_PROG_LOAD) failed with %s (%d), log_level 1\n"
+                          % (fname, errno.errorcode.get(err, "?"), err))
+                # Map pointers printed by the verifier are kernel addresses: mask them
+                # so the file does not change from one load to the next.
+                out.write(re.sub(r"0xffff[0-9a-f]{12}\b", "0xffff<kernel-address>", log))
+            print("kernel_record.py: rejected/%s: %s" % (name, errno.errorcode.get(err, "?")), file=sys.stderr)
+
+    shutil.rmtree(PIN_ROOT, ignore_errors=True)
+    if failures:
+        print("kernel_record.py: %d failure(s)" % failures, file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
