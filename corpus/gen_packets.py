@@ -241,7 +241,7 @@ def sample_packets():
                                          udp(1000, 2000, pattern(16), pseudo=p6("2001:db8::1", "2001:db8::2"))),
         "IPv6 with hop-by-hop, destination options, routing and fragment headers, then UDP")
     add("ipv6_ext_too_many", v6_ext_chain("2001:db8::1", "2001:db8::2", [60] * 7, 6,
-                                          tcp(1, 2, 3, 4, TCP_ACK)),
+                                          tcp(1, 2, 3, 4, TCP_ACK, pseudo=p6("2001:db8::1", "2001:db8::2"))),
         "IPv6 with 7 destination-options headers (more than xdp_loop walks)")
     add("vlan_ipv4_udp", eth(MAC_B, MAC_A, ETH_8021Q,
                              vlan(100, ETH_IP, ipv4("10.0.0.1", "10.0.0.2", 17,
