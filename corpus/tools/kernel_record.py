@@ -247,7 +247,7 @@ def dump_maps(ld, ncpus):
     return out, skipped
 
 
-def record_run(ld, prog, setup, packets, ncpus):
+def record_run(ld, prog, setup, packets, ncpus, nondet):
     fd = ld.prog_fds[prog]
     applied = []
     for mapname, key, value in setup:
@@ -283,6 +283,10 @@ def record_run(ld, prog, setup, packets, ncpus):
         for rb in rings.values():
             rb.close()
     maps_after, skipped = dump_maps(ld, ncpus)
+    for mapname in nondet:
+        if mapname not in maps_after:
+            raise RuntimeError("%s: corpus-nondeterministic names unknown map %s" % (ld.name, mapname))
+        maps_after[mapname] = [[k, None] for k, _v in maps_after[mapname]]
     out = {
         "object": ld.name,
         "program": prog,
@@ -297,6 +301,8 @@ def record_run(ld, prog, setup, packets, ncpus):
     }
     if skipped:
         out["maps_not_dumped"] = skipped
+    if nondet:
+        out["nondeterministic"] = nondet
     return out
 
 
@@ -375,6 +381,8 @@ def main():
         for d in setup:
             if len(d) != 3:
                 raise SystemExit("src/%s.c: corpus-map-setup wants <map> <key hex> <value hex>, got %s" % (name, d))
+        nondet = {d[0]: " ".join(d[1:]) for d in
+                  source_directives(os.path.join(CORPUS, "src", name + ".c"), "corpus-nondeterministic")}
         ld = Loaded(name, path, elf)
         try:
             ld.load()
@@ -393,7 +401,7 @@ def main():
             ld = Loaded(name, path, elf)
             ld.load()
             try:
-                run = record_run(ld, prog, setup, packets, ncpus)
+                run = record_run(ld, prog, setup, packets, ncpus, nondet)
             finally:
                 ld.close()
             write_json(os.path.join(expdir, "%s.%s.run.json" % (name, prog)), run)
