@@ -1,1 +1,21 @@
-//! Loader: the bpf() syscall, program loading and BPF_PROG_TEST_RUN.
+//! Loader: the `bpf()` syscall spoken directly through `libc` (no C library): maps,
+//! program loading with the verifier log, `BPF_PROG_TEST_RUN`, and [`KernelEngine`], the
+//! running kernel behind the [`bpfkit_vm::engine::Engine`] interface.
+//!
+//! Every `unsafe` block is a `bpf()` call in [`sys`] or its callers; file descriptors
+//! are [`std::os::fd::OwnedFd`] and close on drop.
+
+pub mod engine;
+pub mod error;
+pub mod map;
+pub mod probe;
+pub mod prog;
+pub mod sys;
+
+pub use bpfkit_vm::engine::Engine;
+pub use engine::KernelEngine;
+pub use error::{Error, Result};
+pub use map::{Map, MapInfo, MapSpec, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
+pub use probe::{kernel_available, kernel_or_skip};
+pub use prog::{ProgInfo, Program, ProgramSpec, TestRunOptions, TestRunOutput, XdpRun};
+pub use sys::XdpMd;

@@ -1,0 +1,203 @@
+//! The kernel as an [`Engine`]: maps created with `BPF_MAP_CREATE`, programs loaded with
+//! `BPF_PROG_LOAD`, XDP runs through `BPF_PROG_TEST_RUN`.
+
+use crate::error::{Error, Result};
+use crate::map::{Map, MapSpec, BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
+use crate::prog::{Program, ProgramSpec};
+use bpfkit_isa::{opcode, RawInsn};
+use bpfkit_object::model::{map_type, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_vm::engine::{Engine, XdpInput, XdpOutput};
+use std::os::fd::{AsFd, AsRawFd};
+
+/// A [`LinkedObject`] loaded into the running kernel.
+///
+/// What `BPF_PROG_TEST_RUN` cannot show is absent from [`XdpOutput`]: `redirect` is
+/// always `None` and `events` empty; `retval` is r0 truncated to 32 bits. `time_ns` and
+/// `cpu` of [`XdpInput`] are ignored (the kernel uses its own clock and CPU).
+#[derive(Debug)]
+pub struct KernelEngine {
+    maps: Vec<Map>,
+    programs: Vec<Program>,
+}
+
+/// True for a global-data map that libbpf freezes after writing its initial value.
+fn is_read_only_data(def: &MapDef) -> bool {
+    def.origin == MapOrigin::GlobalData
+        && (def.section.starts_with(".rodata") || def.section == ".kconfig")
+}
+
+/// The spec the kernel gets for a map of the object, with libbpf's flags for global data
+/// (`BPF_F_MMAPABLE`; read-only sections also `BPF_F_RDONLY_PROG`).
+pub fn map_spec(def: &MapDef) -> MapSpec {
+    let mut spec = MapSpec::from(def);
+    if def.origin == MapOrigin::GlobalData {
+        spec.map_flags |= BPF_F_MMAPABLE;
+        if is_read_only_data(def) {
+            spec.map_flags |= BPF_F_RDONLY_PROG;
+        }
+    }
+    spec
+}
+
+/// Rewrites the linked stream's map references (`lddw` with src 5/6 and a map index) to
+/// the kernel's (`BPF_PSEUDO_MAP_FD`/`BPF_PSEUDO_MAP_VALUE` with the map's fd).
+pub fn resolve_map_refs(prog: &LinkedProgram, map_fds: &[i32]) -> Result<Vec<RawInsn>> {
+    let mut insns = prog.insns.clone();
+    let mut i = 0;
+    while i < insns.len() {
+        let ins = insns[i];
+        if ins.is_lddw() {
+            if matches!(ins.src, opcode::BPF_PSEUDO_MAP_IDX | opcode::BPF_PSEUDO_MAP_IDX_VALUE) {
+                let idx = ins.imm;
+                let fd = usize::try_from(idx).ok().and_then(|i| map_fds.get(i)).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "program `{}`, instruction {i}: lddw refers to map index {idx}, the object has {} maps",
+                        prog.name,
+                        map_fds.len()
+                    ))
+                })?;
+                insns[i].imm = *fd;
+                insns[i].src = if ins.src == opcode::BPF_PSEUDO_MAP_IDX {
+                    opcode::BPF_PSEUDO_MAP_FD
+                } else {
+                    opcode::BPF_PSEUDO_MAP_VALUE
+                };
+            }
+            if i + 1 >= insns.len() {
+                return Err(Error::Invalid(format!(
+                    "program `{}`, instruction {i}: lddw without its second slot",
+                    prog.name
+                )));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(insns)
+}
+
+impl KernelEngine {
+    /// Creates every map (initial values written, read-only data frozen), loads every
+    /// program and fills PROG_ARRAYs and map-in-maps from their `.values`.
+    pub fn new(obj: &LinkedObject) -> Result<KernelEngine> {
+        let mut maps = Vec::with_capacity(obj.maps.len());
+        for def in &obj.maps {
+            let inner = match &def.inner {
+                Some(inner) => Some(Map::create(&map_spec(inner), None)?),
+                None if matches!(def.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS) => {
+                    return Err(Error::Invalid(format!(
+                        "map `{}`: map-in-map without an inner map definition",
+                        def.name
+                    )))
+                }
+                None => None,
+            };
+            let map = Map::create(&map_spec(def), inner.as_ref().map(|m| m.as_fd()))?;
+            if let MapInit::Data(data) = &def.init {
+                if data.len() > def.value_size as usize {
+                    return Err(Error::Invalid(format!(
+                        "map `{}`: initial data is {} bytes, value_size is {}",
+                        def.name,
+                        data.len(),
+                        def.value_size
+                    )));
+                }
+                let mut value = data.clone();
+                value.resize(map.value_len(), 0);
+                map.update(&0u32.to_ne_bytes(), &value, 0)?;
+            }
+            if is_read_only_data(def) {
+                map.freeze()?;
+            }
+            maps.push(map);
+        }
+        let fds: Vec<i32> = maps.iter().map(|m| m.as_fd().as_raw_fd()).collect();
+
+        let license = if obj.license.is_empty() { "GPL" } else { obj.license.as_str() };
+        let mut programs = Vec::with_capacity(obj.programs.len());
+        for p in &obj.programs {
+            let insns = resolve_map_refs(p, &fds)?;
+            let spec = ProgramSpec {
+                name: &p.name,
+                prog_type: p.prog_type,
+                expected_attach_type: p.expected_attach_type.unwrap_or(0),
+                prog_flags: p.prog_flags,
+                insns: &insns,
+                license,
+                kern_version: obj.kernel_version.unwrap_or(0),
+                log_level: 0,
+            };
+            programs.push(Program::load(&spec)?);
+        }
+
+        for (def, map) in obj.maps.iter().zip(&maps) {
+            let slots = match &def.init {
+                MapInit::Programs(slots) => slots
+                    .iter()
+                    .map(|(slot, name)| {
+                        let i = obj.programs.iter().position(|p| &p.name == name).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "map `{}` slot {slot}: no program named `{name}`",
+                                def.name
+                            ))
+                        })?;
+                        Ok((*slot, programs[i].as_fd().as_raw_fd()))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                MapInit::Maps(slots) => slots
+                    .iter()
+                    .map(|(slot, name)| {
+                        let i = obj.map_index(name).ok_or_else(|| {
+                            Error::Invalid(format!("map `{}` slot {slot}: no map named `{name}`", def.name))
+                        })?;
+                        Ok((*slot, fds[i]))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                _ => continue,
+            };
+            for (slot, fd) in slots {
+                map.update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes(), 0)?;
+            }
+        }
+        Ok(KernelEngine { maps, programs })
+    }
+
+    pub fn program(&self, i: usize) -> Option<&Program> {
+        self.programs.get(i)
+    }
+
+    pub fn map(&self, i: usize) -> Option<&Map> {
+        self.maps.get(i)
+    }
+
+    fn map_checked(&self, i: usize) -> Result<&Map> {
+        self.maps
+            .get(i)
+            .ok_or_else(|| Error::Invalid(format!("map index {i} out of range ({} maps)", self.maps.len())))
+    }
+}
+
+impl Engine for KernelEngine {
+    type Error = Error;
+
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput> {
+        let p = self.programs.get(prog).ok_or_else(|| {
+            Error::Invalid(format!("program index {prog} out of range ({} programs)", self.programs.len()))
+        })?;
+        let run = p.test_run_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, 1)?;
+        Ok(XdpOutput { retval: run.retval as u64, packet: run.packet, redirect: None, events: Vec::new() })
+    }
+
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.map_checked(map)?.entries()
+    }
+
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.map_checked(map)?.update(key, value, flags)
+    }
+}
