@@ -119,6 +119,10 @@ fi
 if ! mount | grep -q ' on /sys/fs/bpf type bpf'; then
   mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 fi
+# bpf_printk output is read back from tracefs.
+if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/trace ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
 args=()
 [ -n "$ONLY" ] && args+=(--only "$ONLY")
 taskset -c 0 python3 "$CORPUS/tools/kernel_record.py" "${args[@]}"

@@ -247,7 +247,47 @@ def dump_maps(ld, ncpus):
     return out, skipped
 
 
-def record_run(ld, prog, setup, packets, ncpus, nondet):
+TRACE_FILES = ["/sys/kernel/tracing/trace", "/sys/kernel/debug/tracing/trace"]
+TRACE_LINE = re.compile(r"^.*?-(\d+)\s+\[\d+\].*?: bpf_trace_printk: (.*)$")
+
+
+def uses_printk(code):
+    """True when the program calls bpf_trace_printk (6) or bpf_trace_vprintk (177)."""
+    for i in range(0, len(code) - 7, 8):
+        if code[i] == 0x85 and code[i + 1] >> 4 == 0:
+            if kbpf.struct.unpack_from("<i", code, i + 4)[0] in (6, 177):
+                return True
+    return False
+
+
+class TracePrintk:
+    """bpf_trace_printk lines written by this process, read back from tracefs."""
+
+    def __init__(self):
+        self.path = next((p for p in TRACE_FILES if os.path.exists(p)), None)
+        if self.path is None:
+            raise RuntimeError("tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing): "
+                               "cannot record bpf_printk output")
+        self.pid = os.getpid()
+        self.seen = len(self._mine())
+
+    def _mine(self):
+        out = []
+        with open(self.path, errors="replace") as f:
+            for line in f:
+                m = TRACE_LINE.match(line.rstrip("\n"))
+                if m and int(m.group(1)) == self.pid:
+                    out.append(m.group(2))
+        return out
+
+    def drain(self):
+        lines = self._mine()
+        new = lines[self.seen:]
+        self.seen = len(lines)
+        return new
+
+
+def record_run(ld, prog, setup, packets, ncpus, nondet, printk):
     fd = ld.prog_fds[prog]
     applied = []
     for mapname, key, value in setup:
@@ -256,6 +296,7 @@ def record_run(ld, prog, setup, packets, ncpus, nondet):
         kbpf.map_update(ld.maps[mapname]["fd"], bytes.fromhex(key), bytes.fromhex(value))
         applied.append({"map": mapname, "key": key, "value": value})
     rings = {n: kbpf.RingBuf(m["fd"], m["max_entries"]) for n, m in ld.maps.items() if m["type"] == 27}
+    trace = TracePrintk() if printk else None
     results = []
     try:
         for p in packets:
@@ -277,6 +318,8 @@ def record_run(ld, prog, setup, packets, ncpus, nondet):
             events = []
             for n, rb in sorted(rings.items()):
                 events += [{"map": n, "data": rec.hex()} for rec in rb.drain()]
+            if trace is not None:
+                events += [{"printk": line} for line in trace.drain()]
             entry["events"] = events
             results.append(entry)
     finally:
@@ -397,11 +440,11 @@ def main():
             write_json(os.path.join(expdir, name + ".kernel.json"), kernel_json(ld))
         finally:
             ld.close()
-        for prog, _sec, _off, _code in elf.programs():
+        for prog, _sec, _off, code in elf.programs():
             ld = Loaded(name, path, elf)
             ld.load()
             try:
-                run = record_run(ld, prog, setup, packets, ncpus, nondet)
+                run = record_run(ld, prog, setup, packets, ncpus, nondet, uses_printk(code))
             finally:
                 ld.close()
             write_json(os.path.join(expdir, "%s.%s.run.json" % (name, prog)), run)
