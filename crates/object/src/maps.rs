@@ -432,22 +432,11 @@ fn global_data_maps(obj: &mut Object) -> Result<()> {
         if init.len() > u32::MAX as usize {
             return Err(ObjectError::section(&s.name, s.index, 0, "sh_size", "too large for a map value"));
         }
-        let mut flags = if is_ro { BPF_F_RDONLY_PROG } else { 0 };
-        let mut value_type = 0;
-        if let Some(btf) = &obj.btf {
-            if let Some(ds) = btf.find(&s.name, "DATASEC") {
-                value_type = ds.id;
-                // libbpf's map_is_mmapable: some non-static variable in the DATASEC.
-                if let BtfKind::Datasec { vars, .. } = &ds.kind {
-                    let mmapable = vars.iter().any(|v| {
-                        matches!(btf.get(v.type_id).map(|t| &t.kind), Some(BtfKind::Var { linkage, .. }) if *linkage != crate::btf::VAR_STATIC)
-                    });
-                    if mmapable {
-                        flags |= BPF_F_MMAPABLE;
-                    }
-                }
-            }
-        }
+        // libbpf 1.1 (the reference here: Debian's bpftool 7.1) marks every internal map
+        // BPF_F_MMAPABLE; newer libbpf leaves it off when the DATASEC holds only static
+        // variables (`map_is_mmapable`). The kernel reports whatever the loader asked for.
+        let flags = if is_ro { BPF_F_RDONLY_PROG } else { 0 } | BPF_F_MMAPABLE;
+        let value_type = obj.btf.as_ref().and_then(|b| b.find(&s.name, "DATASEC")).map_or(0, |ds| ds.id);
         new_maps.push((
             MapDef {
                 name: internal_map_name(&obj.name, &s.name),

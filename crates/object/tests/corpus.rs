@@ -523,3 +523,109 @@ fn linked_references_follow_readelf_relocations() {
     assert!(checked > 0);
     eprintln!("linked references checked: {checked}");
 }
+
+/// Linking agrees with libbpf's own debug log (`bpftool -d prog loadall`, captured in
+/// `tests/data/libbpf/NAME.log`): which map each reference resolves to (by index in the
+/// map table), where every sub-program lands and the fixed call immediates, and the
+/// `.values` slots of PROG_ARRAY / map-in-map definitions.
+#[test]
+fn linking_matches_libbpf_debug_log() {
+    let logdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libbpf");
+    let mut checked = 0;
+    let mut objects_with_logs = 0;
+    for (path, _) in objects() {
+        let name = stem(&path);
+        let Ok(log) = std::fs::read_to_string(logdir.join(format!("{name}.log"))) else {
+            eprintln!("note: no libbpf log for {name} (run tests/data/build.sh --libbpf-logs)");
+            continue;
+        };
+        objects_with_logs += 1;
+        let obj = load(&path);
+        let linked = obj.link().unwrap();
+        let ctx = path.display();
+        // Positions of (function, slot relative to the function) in every linked program.
+        let find = |func: &str, rel: usize| -> Vec<(usize, usize)> {
+            let f = obj.functions.iter().find(|f| f.name == func).unwrap_or_else(|| panic!("{ctx}: no function {func}"));
+            let mut v = Vec::new();
+            for (pi, p) in linked.programs.iter().enumerate() {
+                for (i, o) in p.origins.iter().enumerate() {
+                    if o.function == func && o.insn_index == f.offset + rel {
+                        v.push((pi, i));
+                    }
+                }
+            }
+            v
+        };
+        for line in log.lines() {
+            let line = line.trim_start_matches("libbpf: ");
+            let quoted = |s: &str, after: &str| -> String {
+                let i = s.find(after).unwrap() + after.len();
+                s[i..].split('\'').next().unwrap().to_string()
+            };
+            let num_after = |s: &str, after: &str| -> i64 {
+                let i = s.find(after).unwrap() + after.len();
+                s[i..].split(|c: char| !(c.is_ascii_digit() || c == '-')).next().unwrap().parse().unwrap()
+            };
+            if line.contains(": found map ") || line.contains(": found data map ") {
+                let prog = quoted(line, "prog '");
+                let idx = num_after(line, "map ") as usize;
+                let mname = line.split('(').nth(1).unwrap().split(',').next().unwrap();
+                let insn = line.rsplit_once("insn ").unwrap().1.trim_start_matches('#').parse::<usize>().unwrap();
+                assert_eq!(linked.maps[idx].name, mname, "{ctx}: map table index {idx}");
+                let places = find(&prog, insn);
+                assert!(!places.is_empty(), "{ctx}: {prog} insn {insn} not in any linked program");
+                for (pi, i) in places {
+                    let x = linked.programs[pi].insns[i];
+                    assert!(x.src == 5 || x.src == 6, "{ctx}: {prog}+{insn}: not a map reference: {x:?}");
+                    assert_eq!(x.imm as usize, idx, "{ctx}: {prog}+{insn} map index");
+                }
+            } else if line.contains("relocated, imm") {
+                let prog = quoted(line, "prog '");
+                let insn = num_after(line, "insn #") as usize;
+                let imm = num_after(line, "imm ") as i32;
+                let sub = quoted(line, "subprog '");
+                let at = num_after(line, "(now at ") as usize;
+                let places = find(&prog, insn);
+                let ok = places.iter().any(|&(pi, i)| {
+                    let p = &linked.programs[pi];
+                    p.insns[i].imm == imm
+                        && p.origins.get(at).is_some_and(|o| o.function == sub)
+                        && (at == 0 || p.origins[at - 1].function != sub)
+                });
+                assert!(ok, "{ctx}: `{line}` not matched by our linking");
+            } else if line.contains("insns from sub-prog") {
+                let prog = quoted(line, "prog '");
+                let n = num_after(line, "added ") as usize;
+                let sub = quoted(line, "sub-prog '");
+                let p = linked.program(&prog).unwrap_or_else(|| panic!("{ctx}: no linked program {prog}"));
+                assert_eq!(p.origins.iter().filter(|o| o.function == sub).count(), n, "{ctx}: {prog} + {sub}");
+                let order: Vec<&str> = obj.program(&prog).unwrap().subprograms.iter().map(|s| s.as_str()).collect();
+                assert!(order.contains(&sub.as_str()), "{ctx}: {prog} sub-programs {order:?} lack {sub}");
+            } else if line.contains(" slot [") {
+                let map = quoted(line, "map '");
+                let slot = num_after(line, "slot [") as u32;
+                let target = line.rsplit('\'').nth(1).unwrap().to_string();
+                let m = &linked.maps[linked.map_index(&map).unwrap()];
+                let entries = match &m.init {
+                    bpfkit_object::MapInit::Programs(v) | bpfkit_object::MapInit::Maps(v) => v.clone(),
+                    _ => Vec::new(),
+                };
+                assert!(entries.contains(&(slot, target.clone())), "{ctx}: {map}[{slot}] = {target}: ours {entries:?}");
+            } else {
+                continue;
+            }
+            checked += 1;
+        }
+        // Sub-program order: the "added" lines for each program are in append order.
+        for p in &obj.programs {
+            let want: Vec<String> = log
+                .lines()
+                .filter(|l| l.contains(&format!("prog '{}': added", p.name)))
+                .map(|l| l.rsplit('\'').nth(1).unwrap().to_string())
+                .collect();
+            assert_eq!(p.subprograms, want, "{ctx}: sub-program order of {}", p.name);
+        }
+    }
+    assert!(objects_with_logs > 0 && checked > 0);
+    eprintln!("libbpf log lines checked: {checked} in {objects_with_logs} objects");
+}

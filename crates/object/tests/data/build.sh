@@ -14,3 +14,19 @@ for src in *.c; do
   llvm-readelf-19 -S -s -r "$n.o" > "$n.readelf.txt"
   llvm-objdump-19 -d -r --no-show-raw-insn "$n.o" > "$n.objdump-r.txt"
 done
+
+# libbpf's own account of how it links each object (needs root and bpffs): the debug
+# lines of `bpftool -d prog loadall` naming map references, sub-program placement and
+# `.values` slots. Loading may fail in the verifier; the lines come before that.
+if [ "${1:-}" = "--libbpf-logs" ]; then
+  ROOT="$(cd ../../../.. && pwd)"
+  mkdir -p libbpf
+  for o in "$ROOT"/corpus/obj/*.o ./*.o; do
+    n="$(basename "$o" .o)"
+    d="/sys/fs/bpf/bpfkit-objlog-$n"
+    mkdir -p "$d"
+    bpftool -d prog loadall "$o" "$d" 2>&1 |
+      grep -E "found (data )?map|relocated, imm|added [0-9]+ insns from sub-prog|\.maps relo #" > "libbpf/$n.log" || true
+    rm -rf "$d"
+  done
+fi
