@@ -26,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kbpf  # noqa: E402
+import libbpf_insns  # noqa: E402
 
 CORPUS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIN_ROOT = "/sys/fs/bpf/bpfkit-corpus"
@@ -90,6 +91,7 @@ class Loaded:
         self.loader = None
         self.prog_fds = {}  # ELF function name -> fd
         self.maps = {}      # ELF-level map name -> {"fd", "libbpf_name", info...}
+        self.submitted = {}  # legacy loader: function -> (insns with fds zeroed, map refs)
 
     def load(self):
         self.unpin()
@@ -116,6 +118,7 @@ class Loaded:
         maps_sec = elf.section("maps")
         body = elf.body(maps_sec)
         fds = {}
+        fd_names = {}
         syms = sorted((s for s in elf.symbols if s["shndx"] == maps_sec["index"] and s["type"] == elf.STT_OBJECT),
                       key=lambda s: s["value"])
         for s in syms:
@@ -123,11 +126,13 @@ class Loaded:
             fd = kbpf.map_create(mtype, ks, vs, me, flags, s["name"])
             kbpf.obj_pin(fd, self.dir + "/maps/" + s["name"])
             fds[s["value"]] = fd
+            fd_names[s["value"]] = s["name"]
         lic_sec = elf.section("license")
         lic = elf.body(lic_sec).split(b"\0", 1)[0].decode() if lic_sec else ""
         for fname, secname, off, code in elf.programs():
             code = bytearray(code)
             sec = elf.section(secname)
+            refs = []
             for roff, sym, rtype in elf.relocations(sec["index"]):
                 if not off <= roff < off + len(code):
                     continue
@@ -138,7 +143,12 @@ class Loaded:
                     raise RuntimeError("%s: relocation against %s not supported by the legacy loader"
                                        % (fname, sym["name"]))
                 code[i + 1] = (code[i + 1] & 0x0F) | (kbpf.BPF_PSEUDO_MAP_FD << 4)
+                refs.append({"insn": i // 8, "kind": "map_fd", "map": fd_names[sym["value"]]})
                 kbpf.struct.pack_into("<i", code, i + 4, fds[sym["value"]])
+            zeroed = bytearray(code)
+            for r in refs:
+                kbpf.struct.pack_into("<i", zeroed, r["insn"] * 8 + 4, 0)
+            self.submitted[fname] = (bytes(zeroed), refs)
             fd, err, log = kbpf.prog_load(kbpf.BPF_PROG_TYPE_XDP, bytes(code), lic, fname)
             if fd is None:
                 raise RuntimeError("%s: kernel rejected %s (%s):\n%s" % (self.name, fname, os.strerror(err),
@@ -349,6 +359,45 @@ def record_run(ld, prog, setup, packets, ncpus, nondet, printk):
     return out
 
 
+def submitted_insns(ld, kjson):
+    """Per program: what was submitted to BPF_PROG_LOAD, checked against the kernel's tag."""
+    if ld.submitted:
+        loader = "corpus/tools/kernel_record.py legacy loader"
+        progs = {f: {"section": sec, "insns": ld.submitted[f][0], "map_refs": ld.submitted[f][1]}
+                 for f, sec, _o, _c in ld.elf.programs()}
+    else:
+        declared = ld.elf.map_symbols()
+        data_secs = ld.elf.data_sections()
+
+        def elf_name(libbpf_name):
+            if libbpf_name in declared:
+                return libbpf_name
+            for sec in data_secs:
+                if libbpf_name.endswith(sec):
+                    return sec
+            return libbpf_name
+
+        loader = "libbpf %s (bpf_program__insns after bpf_object__load)" % libbpf_insns.version()
+        progs = libbpf_insns.dump(ld.path, elf_name)
+    tags = {p["name"]: p["tag"] for p in kjson["programs"]}
+    out = {}
+    for name, p in progs.items():
+        tag = libbpf_insns.tag_of(p["insns"])
+        if tag != tags.get(name):
+            raise RuntimeError("%s.%s: tag of the recorded instructions %s differs from the kernel's %s"
+                               % (ld.name, name, tag, tags.get(name)))
+        out[name] = {
+            "object": ld.name,
+            "program": name,
+            "section": p["section"],
+            "loader": loader,
+            "tag": tag,
+            "insns": [p["insns"][i:i + 8].hex() for i in range(0, len(p["insns"]), 8)],
+            "map_refs": p["map_refs"],
+        }
+    return out
+
+
 def record_rejected(path, name):
     elf = kbpf.Elf(path)
     maps_sec = elf.section("maps")
@@ -415,7 +464,7 @@ def main():
     expdir = os.path.join(CORPUS, "expected")
     if not args.only:
         for f in os.listdir(expdir):
-            if f.endswith(".run.json") or f.endswith(".kernel.json"):
+            if f.endswith((".run.json", ".kernel.json", ".submitted.json")):
                 os.remove(os.path.join(expdir, f))
     for name in names:
         path = os.path.join(objdir, name + ".o")
@@ -437,9 +486,16 @@ def main():
             ld.unpin()
             continue
         try:
-            write_json(os.path.join(expdir, name + ".kernel.json"), kernel_json(ld))
+            kj = kernel_json(ld)
+            write_json(os.path.join(expdir, name + ".kernel.json"), kj)
         finally:
             ld.close()
+        try:
+            for prog, sub in submitted_insns(ld, kj).items():
+                write_json(os.path.join(expdir, "%s.%s.submitted.json" % (name, prog)), sub)
+        except RuntimeError as e:
+            print("kernel_record.py: FAIL %s" % e, file=sys.stderr)
+            failures += 1
         for prog, _sec, _off, code in elf.programs():
             ld = Loaded(name, path, elf)
             ld.load()
