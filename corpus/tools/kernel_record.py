@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kbpf  # noqa: E402
 import libbpf_insns  # noqa: E402
