@@ -2,9 +2,11 @@
 # Rebuild the bpfkit corpus: objects, reference-tool expectations, sample packets
 # and captures, and (when the kernel allows it) kernel load/run expectations.
 #
-# Usage: corpus/build.sh [--no-kernel] [--only NAME]
+# Usage: corpus/build.sh [--no-kernel] [--only NAME] [--check]
 #   --no-kernel  skip everything that needs bpf(2) (kernel.json, run.json, rejected logs)
 #   --only NAME  rebuild a single object (src/NAME.c) and its expectations
+#   --check      rebuild, then fail (exit 1) if any file under corpus/ differs
+#                from what git has committed (the committed corpus is stale)
 #
 # Deterministic: running it twice gives identical files (see README.md for the
 # kernel-dependent fields).  Extra clang flags per source come from a line
@@ -17,11 +19,13 @@ CORPUS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$CORPUS")"
 KERNEL=1
 ONLY=""
+CHECK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-kernel) KERNEL=0 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --check) CHECK=1 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -109,8 +113,21 @@ if [ -z "$ONLY" ]; then
   python3 "$CORPUS/gen_packets.py"
 fi
 
+check_clean() {
+  [ "$CHECK" = 1 ] || return 0
+  local changed
+  changed="$(git -C "$ROOT" status --porcelain -- corpus)"
+  if [ -n "$changed" ]; then
+    echo "build.sh: --check: the rebuilt corpus differs from the committed one:" >&2
+    echo "$changed" >&2
+    exit 1
+  fi
+  echo "build.sh: --check: rebuilt corpus is identical to the committed one" >&2
+}
+
 if [ "$KERNEL" = 0 ]; then
   echo "build.sh: --no-kernel: kernel expectations left as they are" >&2
+  check_clean
   exit 0
 fi
 
@@ -125,4 +142,7 @@ if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/trace ]; then
 fi
 args=()
 [ -n "$ONLY" ] && args+=(--only "$ONLY")
-taskset -c 0 python3 "$CORPUS/tools/kernel_record.py" "${args[@]}"
+status=0
+taskset -c 0 python3 "$CORPUS/tools/kernel_record.py" "${args[@]}" || status=$?
+[ "$status" = 0 ] || exit "$status"
+check_clean
