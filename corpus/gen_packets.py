@@ -8,6 +8,7 @@ Writes:
   pcap/mixed.pcap         ~300 packets of mixed traffic, little-endian, usec
   pcap/mixed-ns-be.pcap   the same traffic, big-endian, nanosecond magic
   pcap/mixed.pcapng       the same traffic as pcapng (if_tsresol = 9, ns)
+  pcap/mixed-snap96.pcap  the first 100 packets captured with snaplen 96 (caplen < len)
 
 Run from anywhere: paths are relative to this file's directory.
 """
@@ -411,6 +412,7 @@ def main():
     write_pcap(os.path.join(pcap_dir, "mixed.pcap"), mixed)
     write_pcap(os.path.join(pcap_dir, "mixed-ns-be.pcap"), mixed, nanos=True, big_endian=True)
     write_pcapng(os.path.join(pcap_dir, "mixed.pcapng"), mixed)
+    write_pcap(os.path.join(pcap_dir, "mixed-snap96.pcap"), mixed[:100], snaplen=96)
     print("gen_packets: %d samples, %d mixed packets" % (len(samples), len(mixed)), file=sys.stderr)
 
 
