@@ -4,7 +4,13 @@
 //! Every other bpfkit crate builds on [`RawInsn`]: the object reader produces them, the
 //! VM and JIT execute them, the assembler emits them.
 
+pub mod insn;
 pub mod opcode;
+
+pub use insn::{
+    decode, decode_all, decode_one, encode_all, AluOp, AtomicOp, DecodeError, DecodeReason, Endian,
+    Field, Insn, JmpCond, LdImmKind, Operand, Size,
+};
 
 /// One 8-byte instruction slot, exactly as stored in an object file (little-endian).
 ///
@@ -25,7 +31,13 @@ impl RawInsn {
     pub const SIZE: usize = 8;
 
     pub const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
-        RawInsn { code, dst, src, off, imm }
+        RawInsn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
     }
 
     pub fn from_bytes(b: [u8; 8]) -> Self {
@@ -88,7 +100,11 @@ pub struct RawLengthError {
 pub fn parse_raw(bytes: &[u8]) -> Result<Vec<RawInsn>, RawLengthError> {
     let rem = bytes.len() % RawInsn::SIZE;
     if rem != 0 {
-        return Err(RawLengthError { len: bytes.len(), rem, offset: bytes.len() - rem });
+        return Err(RawLengthError {
+            len: bytes.len(),
+            rem,
+            offset: bytes.len() - rem,
+        });
     }
     Ok(bytes
         .chunks_exact(RawInsn::SIZE)
@@ -109,7 +125,10 @@ mod tests {
     fn raw_round_trip() {
         let b = [0x61, 0x12, 0x04, 0x00, 0xff, 0xff, 0xff, 0x7f];
         let i = RawInsn::from_bytes(b);
-        assert_eq!((i.code, i.dst, i.src, i.off, i.imm), (0x61, 2, 1, 4, 0x7fff_ffff));
+        assert_eq!(
+            (i.code, i.dst, i.src, i.off, i.imm),
+            (0x61, 2, 1, 4, 0x7fff_ffff)
+        );
         assert_eq!(i.to_bytes(), b);
     }
 
