@@ -1,0 +1,157 @@
+//! Mutations that make a generated program unsafe in one known way, for verifier tests:
+//! the kernel must reject the result, with a log containing [`Mutation::expected`].
+//!
+//! Each mutation either breaks an existing top-level construct (drops a packet bounds
+//! check or a map null check, moves an access out of bounds) or inserts a small faulty
+//! one at the start of the program, so every mutation applies to every XDP program.
+
+use crate::ir::*;
+use bpfkit_isa::opcode::*;
+use bpfkit_isa::RawInsn;
+
+/// One way to make a program unsafe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mutation {
+    /// Packet access without the `data_end` check.
+    DropPacketCheck,
+    /// Map value access without the null check after `bpf_map_lookup_elem`.
+    DropNullCheck,
+    /// Map value access past the value's end.
+    MapValueOutOfBounds,
+    /// Stack store below the 512-byte frame.
+    StackOutOfBounds,
+    /// Stack load at a misaligned offset (stack access is always strictly aligned).
+    MisalignedStack,
+    /// Division by an immediate zero.
+    DivByZeroImm,
+    /// Shift by an immediate not below the operand width.
+    ShiftTooFar,
+    /// Reading a caller-saved register after a helper call clobbered it.
+    ReadClobberedReg,
+    /// A loop whose counter never changes.
+    InfiniteLoop,
+    /// A call to a helper id the kernel does not have.
+    UnknownHelper,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 10] = [
+        Mutation::DropPacketCheck,
+        Mutation::DropNullCheck,
+        Mutation::MapValueOutOfBounds,
+        Mutation::StackOutOfBounds,
+        Mutation::MisalignedStack,
+        Mutation::DivByZeroImm,
+        Mutation::ShiftTooFar,
+        Mutation::ReadClobberedReg,
+        Mutation::InfiniteLoop,
+        Mutation::UnknownHelper,
+    ];
+
+    /// A substring of the Linux verifier log for the rejection (checked against the
+    /// running kernel by this crate's tests).
+    pub fn expected(self) -> &'static str {
+        match self {
+            Mutation::DropPacketCheck => "invalid access to packet",
+            Mutation::DropNullCheck => "invalid mem access 'map_value_or_null'",
+            Mutation::MapValueOutOfBounds => "invalid access to map value",
+            Mutation::StackOutOfBounds => "invalid write to stack",
+            Mutation::MisalignedStack => "misaligned stack access",
+            Mutation::DivByZeroImm => "div by zero",
+            Mutation::ShiftTooFar => "invalid shift",
+            Mutation::ReadClobberedReg => "!read_ok",
+            Mutation::InfiniteLoop => "infinite loop detected",
+            Mutation::UnknownHelper => "invalid func unknown#999999",
+        }
+    }
+}
+
+/// Applies `f` to the first top-level item it accepts. Only top-level items: they are
+/// always executed (a conditional skips only its own body), while a nested item may be
+/// dead code the verifier never looks at.
+fn find_map<T>(items: &mut [Item], f: &mut impl FnMut(&mut Item) -> Option<T>) -> Option<T> {
+    items.iter_mut().find_map(f)
+}
+
+fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+    RawInsn::new(code, dst, src, off, imm)
+}
+
+/// Applies `m` to an XDP program. The result is a program the kernel must reject.
+pub fn apply(p: &Program, m: Mutation) -> Program {
+    let mut p = p.clone();
+    let insert = |p: &mut Program, it: Item| p.items.insert(0, it);
+    match m {
+        Mutation::DropPacketCheck => {
+            let done = find_map(&mut p.items, &mut |it| match it {
+                Item::Packet { checked, accesses, .. } if !accesses.is_empty() => {
+                    *checked = false;
+                    Some(())
+                }
+                _ => None,
+            });
+            if done.is_none() {
+                insert(&mut p, Item::Packet {
+                    scratch: [1, 2, 3],
+                    len: 8,
+                    var: None,
+                    accesses: vec![Access::Load { size: Size::DW, dst: 7, off: 0, sx: false }],
+                    pkt_len_to: None,
+                    checked: false,
+                    reinit: [0; 3],
+                });
+            }
+        }
+        Mutation::DropNullCheck | Mutation::MapValueOutOfBounds => {
+            let oob = m == Mutation::MapValueOutOfBounds;
+            let done = find_map(&mut p.items, &mut |it| match it {
+                // An ARRAY lookup with a constant in-range key is known non-null to the
+                // kernel (Linux >= 6.13), so only HASH lookups lose their null check.
+                Item::MapLookup { map, null_check, accesses, var, .. } if !accesses.is_empty() && (oob || *map == MAP_HSH) => {
+                    // The first access decides the message: make it a plain one.
+                    *var = None;
+                    if oob {
+                        accesses[0] = Access::Store { size: Size::DW, off: MAP_VALUE_SIZE - 4, src: Operand::Imm(1) };
+                    } else {
+                        *null_check = false;
+                        accesses[0] = Access::Load { size: Size::W, dst: 7, off: 0, sx: false };
+                    }
+                    Some(())
+                }
+                _ => None,
+            });
+            if done.is_none() {
+                let off = if oob { MAP_VALUE_SIZE } else { 0 };
+                insert(&mut p, Item::MapLookup {
+                    map: MAP_HSH,
+                    key: Operand::Imm(0),
+                    var: None,
+                    accesses: vec![Access::Load { size: Size::W, dst: 7, off, sx: false }],
+                    null_check: oob,
+                    reinit: [0; 6],
+                });
+            }
+        }
+        Mutation::StackOutOfBounds => insert(&mut p, Item::Stack(Access::Store { size: Size::DW, off: -520, src: Operand::Imm(1) })),
+        Mutation::MisalignedStack => insert(&mut p, Item::Stack(Access::Load { size: Size::W, dst: 7, off: DATA_OFF + 2, sx: false })),
+        Mutation::DivByZeroImm => insert(&mut p, Item::Alu { is64: true, op: BPF_DIV, dst: 7, src: Operand::Imm(0), off: 0 }),
+        Mutation::ShiftTooFar => insert(&mut p, Item::Alu { is64: false, op: BPF_LSH, dst: 7, src: Operand::Imm(32), off: 0 }),
+        Mutation::ReadClobberedReg => insert(
+            &mut p,
+            Item::Raw(vec![
+                ins(BPF_JMP | BPF_CALL, 0, 0, 0, 7), // bpf_get_prandom_u32
+                ins(BPF_ALU64 | BPF_ADD | BPF_X, 7, 3, 0, 0),
+            ]),
+        ),
+        Mutation::InfiniteLoop => insert(
+            &mut p,
+            Item::Raw(vec![
+                ins(BPF_ALU64 | BPF_MOV | BPF_K, LOOP_REG, 0, 0, 1),
+                ins(BPF_JMP | BPF_JNE | BPF_K, LOOP_REG, 0, -1, 0),
+            ]),
+        ),
+        Mutation::UnknownHelper => insert(&mut p, Item::Raw(vec![ins(BPF_JMP | BPF_CALL, 0, 0, 0, 999_999)])),
+    }
+    p
+}
+
