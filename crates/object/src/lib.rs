@@ -217,6 +217,8 @@ pub struct Object {
     pub kernel_version: Option<u32>,
     pub btf: Option<Btf>,
     pub btf_ext: Option<BtfExt>,
+    /// (section index, r_offset) -> index into `relocations`.
+    reloc_index: std::collections::HashMap<(usize, u64), usize>,
 }
 
 /// libbpf's object name for a path: the file name up to its first `.`.
@@ -252,7 +254,11 @@ impl Object {
             kernel_version: None,
             btf: None,
             btf_ext: None,
+            reloc_index: Default::default(),
         };
+        for (i, r) in obj.relocations.iter().enumerate() {
+            obj.reloc_index.entry((r.section, r.offset)).or_insert(i);
+        }
         obj.read_special_sections()?;
         obj.collect_functions()?;
         obj.check_program_relocations()?;
@@ -278,7 +284,8 @@ impl Object {
 
     /// The relocation at slot `slot` of section `index`, if any.
     pub fn relocation_at(&self, index: usize, slot: usize) -> Option<&Relocation> {
-        self.relocations.iter().find(|r| r.section == index && r.offset == (slot as u64) * 8)
+        let i = *self.reloc_index.get(&(index, (slot as u64).checked_mul(8)?))?;
+        self.relocations.get(i)
     }
 
     /// The function containing slot `slot` of section `index`.

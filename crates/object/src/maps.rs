@@ -1,6 +1,8 @@
 //! The map table: legacy `maps`, BTF-defined `.maps`, then global data sections — in
 //! libbpf's order (`bpf_object__init_maps`).
 
+use std::collections::HashMap;
+
 use crate::btf::{Btf, BtfKind};
 use crate::error::{ObjectError, Result};
 use crate::model::{map_type, MapDef, MapInit, MapOrigin};
@@ -285,6 +287,18 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
         ));
     };
     let BtfKind::Datasec { vars, .. } = &ds.kind else { return Ok(()) };
+    // Symbols of `.maps`: name -> offset, and all offsets sorted (to find where the next
+    // map starts).
+    let mut sym_off: HashMap<&str, u64> = HashMap::new();
+    let mut starts: Vec<u64> = Vec::new();
+    for s in obj.symbols.iter().filter(|s| s.shndx == sec_index && s.sym_type != STT_SECTION) {
+        sym_off.entry(s.name.as_str()).or_insert(s.value);
+        starts.push(s.value);
+    }
+    starts.extend(vars.iter().map(|v| v.offset as u64));
+    starts.sort_unstable();
+    starts.dedup();
+    let map_relocs: Vec<&crate::Relocation> = obj.relocations.iter().filter(|r| r.section == sec_index).collect();
     let mut new_maps = Vec::new();
     for vi in vars {
         let var = btf.get(vi.type_id);
@@ -298,12 +312,7 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
             ));
         };
         // libbpf takes the offset from the symbol (btf_fixup_datasec); fall back to BTF.
-        let off = obj
-            .symbols
-            .iter()
-            .find(|s| s.shndx == sec_index && s.name == vname && s.sym_type != STT_SECTION)
-            .map(|s| s.value)
-            .unwrap_or(vi.offset as u64);
+        let off = sym_off.get(vname.as_str()).copied().unwrap_or(vi.offset as u64);
         let size = btf.resolve_size(type_id).unwrap_or(vi.size as u64);
         if off.checked_add(size).is_none_or(|e| e > sec_size) {
             return Err(ObjectError::Map {
@@ -317,7 +326,8 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
         // `.values` initialisers come from relocations in `.rel.maps`.
         if let Some(voff) = values_off {
             let mut slots: Vec<(u32, String)> = Vec::new();
-            for r in obj.relocations.iter().filter(|r| r.section == sec_index) {
+            let next_map_start = starts.iter().copied().find(|&o| o > off).unwrap_or(sec_size);
+            for r in map_relocs.iter().copied() {
                 // The relocation belongs to this map if it lies between the start of its
                 // `values` member and the start of the next map.
                 let start = off + voff as u64;
@@ -325,13 +335,6 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
                     continue;
                 }
                 let rel = r.offset - start;
-                let next_map_start = vars
-                    .iter()
-                    .map(|v| v.offset as u64)
-                    .chain(obj.symbols.iter().filter(|s| s.shndx == sec_index && s.sym_type != STT_SECTION).map(|s| s.value))
-                    .filter(|&o| o > off)
-                    .min()
-                    .unwrap_or(sec_size);
                 if r.offset >= next_map_start {
                     continue;
                 }
