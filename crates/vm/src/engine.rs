@@ -65,5 +65,11 @@ pub trait Engine {
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
 
     /// `BPF_MAP_UPDATE_ELEM` with `flags` (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`).
-    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8], flags: u64) -> Result<(), Self::Error>;
+    fn map_update(
+        &mut self,
+        map: usize,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), Self::Error>;
 }

@@ -1,0 +1,1442 @@
+//! Helper functions, each a plain Rust function over the [`Runtime`] (so the JIT can call
+//! the same implementations through a trampoline).
+//!
+//! A helper returns the value of r0, or a [`FaultKind`] that stops the run (arguments the
+//! kernel's verifier would have rejected, unsupported helpers).
+
+use crate::engine::{Event, Redirect};
+use crate::error::FaultKind;
+use crate::interp;
+use crate::maps::{self, handle_to_index, map_handle, Lookup, MapError};
+use crate::memory::{Buf, Region, RegionKind};
+use crate::runtime::{handle_to_func, Runtime, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
+use bpfkit_object::model::map_type as mt;
+
+/// Helper numbers (`enum bpf_func_id`) the interpreter implements.
+pub const MAP_LOOKUP_ELEM: i32 = 1;
+pub const MAP_UPDATE_ELEM: i32 = 2;
+pub const MAP_DELETE_ELEM: i32 = 3;
+pub const KTIME_GET_NS: i32 = 5;
+pub const TRACE_PRINTK: i32 = 6;
+pub const GET_PRANDOM_U32: i32 = 7;
+pub const GET_SMP_PROCESSOR_ID: i32 = 8;
+pub const TAIL_CALL: i32 = 12;
+pub const REDIRECT: i32 = 23;
+pub const PERF_EVENT_OUTPUT: i32 = 25;
+pub const CSUM_DIFF: i32 = 28;
+pub const GET_NUMA_NODE_ID: i32 = 42;
+pub const XDP_ADJUST_HEAD: i32 = 44;
+pub const REDIRECT_MAP: i32 = 51;
+pub const XDP_ADJUST_META: i32 = 54;
+pub const XDP_ADJUST_TAIL: i32 = 65;
+pub const FIB_LOOKUP: i32 = 69;
+pub const MAP_PUSH_ELEM: i32 = 87;
+pub const MAP_POP_ELEM: i32 = 88;
+pub const MAP_PEEK_ELEM: i32 = 89;
+pub const SPIN_LOCK: i32 = 93;
+pub const SPIN_UNLOCK: i32 = 94;
+pub const KTIME_GET_BOOT_NS: i32 = 125;
+pub const RINGBUF_OUTPUT: i32 = 130;
+pub const RINGBUF_RESERVE: i32 = 131;
+pub const RINGBUF_SUBMIT: i32 = 132;
+pub const RINGBUF_DISCARD: i32 = 133;
+pub const RINGBUF_QUERY: i32 = 134;
+pub const KTIME_GET_COARSE_NS: i32 = 160;
+pub const CHECK_MTU: i32 = 163;
+pub const FOR_EACH_MAP_ELEM: i32 = 164;
+pub const SNPRINTF: i32 = 165;
+pub const TRACE_VPRINTK: i32 = 177;
+pub const LOOP: i32 = 181;
+pub const STRNCMP: i32 = 182;
+pub const XDP_GET_BUFF_LEN: i32 = 188;
+pub const XDP_LOAD_BYTES: i32 = 189;
+pub const XDP_STORE_BYTES: i32 = 190;
+pub const MAP_LOOKUP_PERCPU_ELEM: i32 = 195;
+pub const KTIME_GET_TAI_NS: i32 = 208;
+
+/// Every helper the interpreter implements, with a one-line note (for docs and `--help`).
+pub const SUPPORTED: &[(i32, &str)] = &[
+    (
+        MAP_LOOKUP_ELEM,
+        "pointer to the value for this CPU, or NULL",
+    ),
+    (
+        MAP_UPDATE_ELEM,
+        "BPF_ANY/BPF_NOEXIST/BPF_EXIST, kernel errno values",
+    ),
+    (MAP_DELETE_ELEM, "kernel errno values"),
+    (KTIME_GET_NS, "virtual clock (XdpInput::time_ns)"),
+    (TRACE_PRINTK, "captured as Event::Printk"),
+    (GET_PRANDOM_U32, "seeded generator (Config::seed)"),
+    (GET_SMP_PROCESSOR_ID, "XdpInput::cpu"),
+    (
+        TAIL_CALL,
+        "PROG_ARRAY, at most MAX_TAIL_CALL_CNT (33) per run",
+    ),
+    (REDIRECT, "recorded as Redirect::Ifindex"),
+    (
+        PERF_EVENT_OUTPUT,
+        "captured as Event::Record when the slot is open",
+    ),
+    (CSUM_DIFF, "folded to 16 bits as in Linux >= 6.13"),
+    (GET_NUMA_NODE_ID, "always 0"),
+    (
+        XDP_ADJUST_HEAD,
+        "kernel limits (xdp_frame reserve, ETH_HLEN)",
+    ),
+    (
+        REDIRECT_MAP,
+        "DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP; recorded as Redirect::Map",
+    ),
+    (
+        XDP_ADJUST_META,
+        "kernel limits (4-byte aligned, xdp_frame reserve)",
+    ),
+    (
+        XDP_ADJUST_TAIL,
+        "kernel limits (tailroom, ETH_HLEN, fragments)",
+    ),
+    (FIB_LOOKUP, "from the user-supplied table (Config::fib)"),
+    (MAP_PUSH_ELEM, "QUEUE, STACK"),
+    (MAP_POP_ELEM, "QUEUE, STACK"),
+    (MAP_PEEK_ELEM, "QUEUE, STACK"),
+    (SPIN_LOCK, "single-threaded; double locking faults"),
+    (SPIN_UNLOCK, "single-threaded"),
+    (KTIME_GET_BOOT_NS, "virtual clock"),
+    (RINGBUF_OUTPUT, "captured as Event::Record"),
+    (
+        RINGBUF_RESERVE,
+        "record memory is a checked region until submit/discard",
+    ),
+    (RINGBUF_SUBMIT, "captured as Event::Record"),
+    (RINGBUF_DISCARD, "dropped"),
+    (RINGBUF_QUERY, "AVAIL_DATA, RING_SIZE, CONS_POS, PROD_POS"),
+    (KTIME_GET_COARSE_NS, "virtual clock"),
+    (
+        CHECK_MTU,
+        "devices from Config::devices (loopback: MTU 65536)",
+    ),
+    (FOR_EACH_MAP_ELEM, "ARRAY, PERCPU_ARRAY, HASH family"),
+    (SNPRINTF, "same conversions as bpf_trace_printk"),
+    (TRACE_VPRINTK, "captured as Event::Printk"),
+    (LOOP, "callback runs in a new frame"),
+    (STRNCMP, "kernel strncmp (-1/0/1)"),
+    (XDP_GET_BUFF_LEN, "linear part plus fragments"),
+    (XDP_LOAD_BYTES, "across fragments"),
+    (XDP_STORE_BYTES, "across fragments"),
+    (MAP_LOOKUP_PERCPU_ELEM, "any CPU below Config::ncpus"),
+    (KTIME_GET_TAI_NS, "virtual clock"),
+];
+
+/// Kernel helper names by number (`__BPF_FUNC_MAPPER`), for error messages.
+pub const NAMES: &[&str] = &[
+    "unspec",
+    "map_lookup_elem",
+    "map_update_elem",
+    "map_delete_elem",
+    "probe_read",
+    "ktime_get_ns",
+    "trace_printk",
+    "get_prandom_u32",
+    "get_smp_processor_id",
+    "skb_store_bytes",
+    "l3_csum_replace",
+    "l4_csum_replace",
+    "tail_call",
+    "clone_redirect",
+    "get_current_pid_tgid",
+    "get_current_uid_gid",
+    "get_current_comm",
+    "get_cgroup_classid",
+    "skb_vlan_push",
+    "skb_vlan_pop",
+    "skb_get_tunnel_key",
+    "skb_set_tunnel_key",
+    "perf_event_read",
+    "redirect",
+    "get_route_realm",
+    "perf_event_output",
+    "skb_load_bytes",
+    "get_stackid",
+    "csum_diff",
+    "skb_get_tunnel_opt",
+    "skb_set_tunnel_opt",
+    "skb_change_proto",
+    "skb_change_type",
+    "skb_under_cgroup",
+    "get_hash_recalc",
+    "get_current_task",
+    "probe_write_user",
+    "current_task_under_cgroup",
+    "skb_change_tail",
+    "skb_pull_data",
+    "csum_update",
+    "set_hash_invalid",
+    "get_numa_node_id",
+    "skb_change_head",
+    "xdp_adjust_head",
+    "probe_read_str",
+    "get_socket_cookie",
+    "get_socket_uid",
+    "set_hash",
+    "setsockopt",
+    "skb_adjust_room",
+    "redirect_map",
+    "sk_redirect_map",
+    "sock_map_update",
+    "xdp_adjust_meta",
+    "perf_event_read_value",
+    "perf_prog_read_value",
+    "getsockopt",
+    "override_return",
+    "sock_ops_cb_flags_set",
+    "msg_redirect_map",
+    "msg_apply_bytes",
+    "msg_cork_bytes",
+    "msg_pull_data",
+    "bind",
+    "xdp_adjust_tail",
+    "skb_get_xfrm_state",
+    "get_stack",
+    "skb_load_bytes_relative",
+    "fib_lookup",
+    "sock_hash_update",
+    "msg_redirect_hash",
+    "sk_redirect_hash",
+    "lwt_push_encap",
+    "lwt_seg6_store_bytes",
+    "lwt_seg6_adjust_srh",
+    "lwt_seg6_action",
+    "rc_repeat",
+    "rc_keydown",
+    "skb_cgroup_id",
+    "get_current_cgroup_id",
+    "get_local_storage",
+    "sk_select_reuseport",
+    "skb_ancestor_cgroup_id",
+    "sk_lookup_tcp",
+    "sk_lookup_udp",
+    "sk_release",
+    "map_push_elem",
+    "map_pop_elem",
+    "map_peek_elem",
+    "msg_push_data",
+    "msg_pop_data",
+    "rc_pointer_rel",
+    "spin_lock",
+    "spin_unlock",
+    "sk_fullsock",
+    "tcp_sock",
+    "skb_ecn_set_ce",
+    "get_listener_sock",
+    "skc_lookup_tcp",
+    "tcp_check_syncookie",
+    "sysctl_get_name",
+    "sysctl_get_current_value",
+    "sysctl_get_new_value",
+    "sysctl_set_new_value",
+    "strtol",
+    "strtoul",
+    "sk_storage_get",
+    "sk_storage_delete",
+    "send_signal",
+    "tcp_gen_syncookie",
+    "skb_output",
+    "probe_read_user",
+    "probe_read_kernel",
+    "probe_read_user_str",
+    "probe_read_kernel_str",
+    "tcp_send_ack",
+    "send_signal_thread",
+    "jiffies64",
+    "read_branch_records",
+    "get_ns_current_pid_tgid",
+    "xdp_output",
+    "get_netns_cookie",
+    "get_current_ancestor_cgroup_id",
+    "sk_assign",
+    "ktime_get_boot_ns",
+    "seq_printf",
+    "seq_write",
+    "sk_cgroup_id",
+    "sk_ancestor_cgroup_id",
+    "ringbuf_output",
+    "ringbuf_reserve",
+    "ringbuf_submit",
+    "ringbuf_discard",
+    "ringbuf_query",
+    "csum_level",
+    "skc_to_tcp6_sock",
+    "skc_to_tcp_sock",
+    "skc_to_tcp_timewait_sock",
+    "skc_to_tcp_request_sock",
+    "skc_to_udp6_sock",
+    "get_task_stack",
+    "load_hdr_opt",
+    "store_hdr_opt",
+    "reserve_hdr_opt",
+    "inode_storage_get",
+    "inode_storage_delete",
+    "d_path",
+    "copy_from_user",
+    "snprintf_btf",
+    "seq_printf_btf",
+    "skb_cgroup_classid",
+    "redirect_neigh",
+    "per_cpu_ptr",
+    "this_cpu_ptr",
+    "redirect_peer",
+    "task_storage_get",
+    "task_storage_delete",
+    "get_current_task_btf",
+    "bprm_opts_set",
+    "ktime_get_coarse_ns",
+    "ima_inode_hash",
+    "sock_from_file",
+    "check_mtu",
+    "for_each_map_elem",
+    "snprintf",
+    "sys_bpf",
+    "btf_find_by_name_kind",
+    "sys_close",
+    "timer_init",
+    "timer_set_callback",
+    "timer_start",
+    "timer_cancel",
+    "get_func_ip",
+    "get_attach_cookie",
+    "task_pt_regs",
+    "get_branch_snapshot",
+    "trace_vprintk",
+    "skc_to_unix_sock",
+    "kallsyms_lookup_name",
+    "find_vma",
+    "loop",
+    "strncmp",
+    "get_func_arg",
+    "get_func_ret",
+    "get_func_arg_cnt",
+    "get_retval",
+    "set_retval",
+    "xdp_get_buff_len",
+    "xdp_load_bytes",
+    "xdp_store_bytes",
+    "copy_from_user_task",
+    "skb_set_tstamp",
+    "ima_file_hash",
+    "kptr_xchg",
+    "map_lookup_percpu_elem",
+    "skc_to_mptcp_sock",
+    "dynptr_from_mem",
+    "ringbuf_reserve_dynptr",
+    "ringbuf_submit_dynptr",
+    "ringbuf_discard_dynptr",
+    "dynptr_read",
+    "dynptr_write",
+    "dynptr_data",
+    "tcp_raw_gen_syncookie_ipv4",
+    "tcp_raw_gen_syncookie_ipv6",
+    "tcp_raw_check_syncookie_ipv4",
+    "tcp_raw_check_syncookie_ipv6",
+    "ktime_get_tai_ns",
+    "user_ringbuf_drain",
+    "cgrp_storage_get",
+    "cgrp_storage_delete",
+];
+
+/// The kernel's name of helper `id` (without the `bpf_` prefix).
+pub fn name(id: i32) -> Option<&'static str> {
+    usize::try_from(id).ok().and_then(|i| NAMES.get(i).copied())
+}
+
+// XDP actions.
+const XDP_ABORTED: u64 = 0;
+const XDP_REDIRECT: u64 = 4;
+
+fn neg(errno: i64) -> u64 {
+    (-errno) as u64
+}
+
+fn herr(helper: &'static str, msg: impl Into<String>) -> FaultKind {
+    FaultKind::Helper {
+        helper,
+        msg: msg.into(),
+    }
+}
+
+fn map_arg(rt: &Runtime, v: u64) -> Result<usize, FaultKind> {
+    match handle_to_index(v) {
+        Some(i) if i < rt.maps.maps.len() => Ok(i),
+        _ => Err(FaultKind::NotAMap(v)),
+    }
+}
+
+fn xdp_required(rt: &Runtime, helper: &'static str) -> Result<(), FaultKind> {
+    if rt.xdp.is_none() {
+        return Err(herr(helper, "needs an XDP context (this run has none)"));
+    }
+    Ok(())
+}
+
+/// Calls helper `id` with r1..r5.
+pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    match id {
+        MAP_LOOKUP_ELEM => map_lookup_elem(rt, a),
+        MAP_UPDATE_ELEM => map_update_elem(rt, a),
+        MAP_DELETE_ELEM => map_delete_elem(rt, a),
+        KTIME_GET_NS | KTIME_GET_BOOT_NS | KTIME_GET_COARSE_NS | KTIME_GET_TAI_NS => Ok(rt.time_ns),
+        TRACE_PRINTK => trace_printk(rt, a),
+        GET_PRANDOM_U32 => Ok(rt.prandom_u32() as u64),
+        GET_SMP_PROCESSOR_ID => Ok(rt.cpu as u64),
+        GET_NUMA_NODE_ID => Ok(0),
+        REDIRECT => redirect(rt, a),
+        PERF_EVENT_OUTPUT => perf_event_output(rt, a),
+        CSUM_DIFF => csum_diff(rt, a),
+        XDP_ADJUST_HEAD => xdp_adjust_head(rt, a),
+        XDP_ADJUST_META => xdp_adjust_meta(rt, a),
+        XDP_ADJUST_TAIL => xdp_adjust_tail(rt, a),
+        REDIRECT_MAP => redirect_map(rt, a),
+        FIB_LOOKUP => fib_lookup(rt, a),
+        MAP_PUSH_ELEM => map_push_elem(rt, a),
+        MAP_POP_ELEM => map_pop_peek(rt, a, true),
+        MAP_PEEK_ELEM => map_pop_peek(rt, a, false),
+        SPIN_LOCK => spin_lock(rt, a),
+        SPIN_UNLOCK => spin_unlock(rt, a),
+        RINGBUF_OUTPUT => ringbuf_output(rt, a),
+        RINGBUF_RESERVE => ringbuf_reserve(rt, a),
+        RINGBUF_SUBMIT => ringbuf_submit(rt, a, true),
+        RINGBUF_DISCARD => ringbuf_submit(rt, a, false),
+        RINGBUF_QUERY => ringbuf_query(rt, a),
+        CHECK_MTU => check_mtu(rt, a),
+        FOR_EACH_MAP_ELEM => for_each_map_elem(rt, a),
+        SNPRINTF => snprintf(rt, a),
+        TRACE_VPRINTK => trace_vprintk(rt, a),
+        LOOP => bpf_loop(rt, a),
+        STRNCMP => strncmp(rt, a),
+        XDP_GET_BUFF_LEN => {
+            xdp_required(rt, "bpf_xdp_get_buff_len")?;
+            let x = rt.xdp.as_ref().expect("checked");
+            Ok(x.data_end - x.data + x.frags_len())
+        }
+        XDP_LOAD_BYTES => xdp_load_store(rt, a, false),
+        XDP_STORE_BYTES => xdp_load_store(rt, a, true),
+        MAP_LOOKUP_PERCPU_ELEM => map_lookup_percpu_elem(rt, a),
+        _ => match name(id) {
+            Some(name) => Err(FaultKind::UnsupportedHelper { id, name }),
+            None => Err(FaultKind::UnknownHelper(id as i64)),
+        },
+    }
+}
+
+fn map_err_code(e: &MapError) -> u64 {
+    neg(e.errno)
+}
+
+fn map_lookup_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    let t = map.map_type();
+    if matches!(
+        t,
+        mt::PROG_ARRAY | mt::PERF_EVENT_ARRAY | mt::RINGBUF | mt::QUEUE | mt::STACK | mt::CPUMAP
+    ) {
+        return Err(herr(
+            "bpf_map_lookup_elem",
+            format!("not allowed on map {:?} of this type", map.def.name),
+        ));
+    }
+    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    if matches!(t, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS) {
+        // The value is the inner map itself.
+        return Ok(match map.slot(&key) {
+            Some(v) => {
+                map_handle(u32::from_le_bytes(v[..4].try_into().expect("4-byte slot")) as usize)
+            }
+            None => 0,
+        });
+    }
+    let cpu = rt.cpu;
+    Ok(match rt.maps.maps[m].lookup_addr(&key, cpu) {
+        Lookup::Value(addr) => addr,
+        Lookup::Null => 0,
+    })
+}
+
+fn map_lookup_percpu_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    if !map.is_percpu() {
+        return Err(herr(
+            "bpf_map_lookup_percpu_elem",
+            format!("map {:?} is not a per-CPU map", map.def.name),
+        ));
+    }
+    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let cpu = a[2] as u32;
+    if a[2] >= rt.config.ncpus as u64 {
+        return Ok(0);
+    }
+    Ok(match rt.maps.maps[m].lookup_addr(&key, cpu) {
+        Lookup::Value(addr) => addr,
+        Lookup::Null => 0,
+    })
+}
+
+fn map_update_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    if matches!(map.map_type(), mt::QUEUE | mt::STACK) {
+        return Err(herr(
+            "bpf_map_update_elem",
+            "use bpf_map_push_elem on queue/stack maps",
+        ));
+    }
+    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let value = rt.regions.read_bytes(a[2], map.def.value_size as u64)?;
+    let cpu = rt.cpu;
+    let Runtime { maps, regions, .. } = rt;
+    let r = maps.maps[m].update(&key, &value, a[3], Some(cpu), regions, &mut maps.graveyard);
+    Ok(match r {
+        Ok(()) => 0,
+        Err(e) => map_err_code(&e),
+    })
+}
+
+fn map_delete_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let maps = &mut rt.maps;
+    let r = maps.maps[m].delete(&key, &mut maps.graveyard);
+    Ok(match r {
+        Ok(()) => 0,
+        Err(e) => map_err_code(&e),
+    })
+}
+
+fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    if !matches!(map.map_type(), mt::QUEUE | mt::STACK) {
+        return Err(herr(
+            "bpf_map_push_elem",
+            format!("map {:?} is not a queue or stack", map.def.name),
+        ));
+    }
+    let value = rt.regions.read_bytes(a[1], map.def.value_size as u64)?;
+    Ok(match rt.maps.maps[m].push(&value, a[2]) {
+        Ok(()) => 0,
+        Err(e) => map_err_code(&e),
+    })
+}
+
+fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    let helper = if delete {
+        "bpf_map_pop_elem"
+    } else {
+        "bpf_map_peek_elem"
+    };
+    if !matches!(map.map_type(), mt::QUEUE | mt::STACK) {
+        return Err(herr(
+            helper,
+            format!("map {:?} is not a queue or stack", map.def.name),
+        ));
+    }
+    // The destination must be writable even when the map is empty.
+    rt.regions.check(a[1], map.def.value_size as u64, true)?;
+    match rt.maps.maps[m].pop(delete) {
+        Ok(v) => {
+            rt.regions.write_bytes(a[1], &v)?;
+            Ok(0)
+        }
+        Err(e) => Ok(map_err_code(&e)),
+    }
+}
+
+/// Resolves `bpf_tail_call(ctx, prog_array, index)`: the program to continue with, or
+/// `None` when the call falls through (bad index, empty slot, limit reached).
+pub fn tail_call_target(rt: &mut Runtime, a: &[u64; 5]) -> Result<Option<usize>, FaultKind> {
+    let m = map_arg(rt, a[1])?;
+    let map = &rt.maps.maps[m];
+    if map.map_type() != mt::PROG_ARRAY {
+        return Err(herr(
+            "bpf_tail_call",
+            format!("map {:?} is not a PROG_ARRAY", map.def.name),
+        ));
+    }
+    let index = a[2] as u32;
+    if index >= map.def.max_entries {
+        return Ok(None);
+    }
+    if rt.tail_calls >= MAX_TAIL_CALL_CNT {
+        return Ok(None);
+    }
+    let Some(slot) = map.slot(&index.to_le_bytes()) else {
+        return Ok(None);
+    };
+    let p = u32::from_le_bytes(slot[..4].try_into().expect("4-byte slot")) as usize;
+    if p >= rt.programs.len() {
+        return Err(herr(
+            "bpf_tail_call",
+            format!("slot {index} holds program #{p}, which does not exist"),
+        ));
+    }
+    rt.tail_calls += 1;
+    Ok(Some(p))
+}
+
+fn redirect(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    if a[1] != 0 {
+        return Ok(XDP_ABORTED);
+    }
+    rt.redirect = Some(Redirect::Ifindex(a[0] as u32));
+    Ok(XDP_REDIRECT)
+}
+
+const BPF_F_BROADCAST: u64 = 1 << 3;
+const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
+
+fn redirect_map(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let map = &rt.maps.maps[m];
+    let flags = a[2];
+    let flag_mask = match map.map_type() {
+        mt::DEVMAP | mt::DEVMAP_HASH => BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS,
+        mt::CPUMAP | mt::XSKMAP => 0,
+        _ => {
+            return Err(herr(
+                "bpf_redirect_map",
+                format!(
+                    "map {:?} is not a DEVMAP, DEVMAP_HASH, CPUMAP or XSKMAP",
+                    map.def.name
+                ),
+            ))
+        }
+    };
+    let action_mask = 3u64;
+    if flags & !(action_mask | flag_mask) != 0 {
+        return Ok(XDP_ABORTED);
+    }
+    let key = a[1] as u32;
+    let mut k = key.to_le_bytes().to_vec();
+    k.resize(map.def.key_size as usize, 0);
+    let found = map.slot(&k).is_some();
+    if !found && flags & BPF_F_BROADCAST == 0 {
+        rt.redirect = None;
+        return Ok(flags & action_mask);
+    }
+    rt.redirect = Some(Redirect::Map { map: m, key });
+    Ok(XDP_REDIRECT)
+}
+
+const BPF_F_INDEX_MASK: u64 = 0xffff_ffff;
+const BPF_F_CTXLEN_MASK: u64 = 0xfffff << 32;
+
+fn perf_event_output(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[1])?;
+    let flags = a[2];
+    let map = &rt.maps.maps[m];
+    if map.map_type() != mt::PERF_EVENT_ARRAY {
+        return Err(herr(
+            "bpf_perf_event_output",
+            format!("map {:?} is not a PERF_EVENT_ARRAY", map.def.name),
+        ));
+    }
+    if flags & !(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let ctx_len = (flags & BPF_F_CTXLEN_MASK) >> 32;
+    let data = rt.regions.read_bytes(a[3], a[4])?;
+    let buff_len = rt
+        .xdp
+        .as_ref()
+        .map(|x| x.data_end - x.data + x.frags_len())
+        .unwrap_or(0);
+    if ctx_len > buff_len {
+        return Ok(neg(14)); // -EFAULT
+    }
+    let mut index = flags & BPF_F_INDEX_MASK;
+    if index == BPF_F_INDEX_MASK {
+        index = rt.cpu as u64;
+    }
+    if index >= map.def.max_entries as u64 {
+        return Ok(neg(maps::E2BIG));
+    }
+    let open = rt.config.perf_events_open || map.slot(&(index as u32).to_le_bytes()).is_some();
+    if !open {
+        return Ok(neg(maps::ENOENT));
+    }
+    let mut record = data;
+    if ctx_len > 0 {
+        let mut pkt = Vec::new();
+        read_packet(rt, 0, ctx_len, &mut pkt);
+        record.extend_from_slice(&pkt);
+    }
+    rt.events.push(Event::Record {
+        map: m,
+        data: record,
+    });
+    Ok(0)
+}
+
+/// Copies `len` bytes at `off` from the start of packet data, across fragments (the caller
+/// checked the bounds).
+fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
+    let Some(x) = &rt.xdp else { return };
+    let mut all = x.linear(x.data, x.data_end).to_vec();
+    for f in &x.frags {
+        all.extend_from_slice(f);
+    }
+    out.extend_from_slice(&all[off as usize..(off + len) as usize]);
+}
+
+/// `csum_partial` followed by nothing: a 32-bit ones' complement sum (as a `__wsum`).
+fn csum_partial(bytes: &[u8], seed: u32) -> u32 {
+    let mut acc: u64 = seed as u64;
+    let mut chunks = bytes.chunks_exact(4);
+    for c in &mut chunks {
+        acc += u32::from_le_bytes(c.try_into().expect("4 bytes")) as u64;
+    }
+    let rest = chunks.remainder();
+    let mut tail = [0u8; 4];
+    tail[..rest.len()].copy_from_slice(rest);
+    acc += u32::from_le_bytes(tail) as u64;
+    while acc >> 32 != 0 {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    }
+    acc as u32
+}
+
+fn csum_add(a: u32, b: u32) -> u32 {
+    let (s, c) = a.overflowing_add(b);
+    s.wrapping_add(c as u32)
+}
+
+fn from32to16(x: u32) -> u32 {
+    let x = (x & 0xffff) + (x >> 16);
+    (x & 0xffff) + (x >> 16)
+}
+
+fn csum_diff(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (from_size, to_size) = (a[1] as u32, a[3] as u32);
+    let seed = a[4] as u32;
+    if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let from = rt.regions.read_bytes(a[0], from_size as u64)?;
+    let to = rt.regions.read_bytes(a[2], to_size as u64)?;
+    let r = if from_size > 0 && to_size > 0 {
+        csum_add(csum_partial(&to, seed), !csum_partial(&from, 0))
+    } else if to_size > 0 {
+        csum_partial(&to, seed)
+    } else if from_size > 0 {
+        !csum_partial(&from, !seed)
+    } else {
+        seed
+    };
+    Ok(from32to16(r) as u64)
+}
+
+fn xdp_adjust_head(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_xdp_adjust_head")?;
+    let x = rt.xdp.as_mut().expect("checked");
+    let offset = a[1] as i32 as i64;
+    let metalen = x.data - x.data_meta;
+    let data_start = x.frame_end() + metalen;
+    let data = (x.data as i64 + offset) as u64;
+    if data < data_start || data > x.data_end - ETH_HLEN {
+        return Ok(neg(maps::EINVAL));
+    }
+    let base = x.page.addr();
+    if metalen > 0 {
+        let from = (x.data_meta - base) as usize;
+        let to = (x.data_meta as i64 + offset) as u64 - base;
+        x.page
+            .as_mut_slice()
+            .copy_within(from..from + metalen as usize, to as usize);
+    }
+    x.data_meta = (x.data_meta as i64 + offset) as u64;
+    x.data = data;
+    rt.sync_packet_regions();
+    Ok(0)
+}
+
+fn xdp_adjust_meta(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_xdp_adjust_meta")?;
+    let x = rt.xdp.as_mut().expect("checked");
+    let offset = a[1] as i32 as i64;
+    let meta = (x.data_meta as i64 + offset) as u64;
+    if meta < x.frame_end() || meta > x.data {
+        return Ok(neg(maps::EINVAL));
+    }
+    let metalen = x.data - meta;
+    // xdp_metalen_invalid: 4-byte aligned and at most what skb_shared_info.meta_len holds.
+    if metalen % 4 != 0 || metalen > 255 {
+        return Ok(neg(13)); // -EACCES
+    }
+    x.data_meta = meta;
+    rt.sync_packet_regions();
+    Ok(0)
+}
+
+fn xdp_adjust_tail(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_xdp_adjust_tail")?;
+    let x = rt.xdp.as_mut().expect("checked");
+    let offset = a[1] as i32 as i64;
+    if !x.frags.is_empty() {
+        // bpf_xdp_frags_increase_tail / bpf_xdp_frags_shrink_tail.
+        if offset >= 0 {
+            let last = x.frags.last_mut().expect("non-empty");
+            let tailroom = PAGE_SIZE as i64 - last.len() as i64;
+            if offset > tailroom {
+                return Ok(neg(maps::EINVAL));
+            }
+            last.resize(last.len() + offset as usize, 0);
+        } else {
+            let shrink = -offset as u64;
+            let total = x.data_end - x.data + x.frags_len();
+            if shrink > total - ETH_HLEN {
+                return Ok(neg(maps::EINVAL));
+            }
+            let mut left = shrink;
+            while left > 0 {
+                let Some(last) = x.frags.last_mut() else {
+                    break;
+                };
+                let take = left.min(last.len() as u64);
+                last.truncate(last.len() - take as usize);
+                left -= take;
+                if last.is_empty() {
+                    x.frags.pop();
+                }
+            }
+            x.data_end -= left;
+        }
+        rt.sync_packet_regions();
+        return Ok(0);
+    }
+    let data_end = (x.data_end as i64 + offset) as u64;
+    if data_end > x.hard_end() || data_end < x.data + ETH_HLEN {
+        return Ok(neg(maps::EINVAL));
+    }
+    if offset > 0 {
+        let base = x.page.addr();
+        let from = (x.data_end - base) as usize;
+        x.page.as_mut_slice()[from..from + offset as usize].fill(0);
+    }
+    x.data_end = data_end;
+    rt.sync_packet_regions();
+    Ok(0)
+}
+
+fn xdp_load_store(rt: &mut Runtime, a: &[u64; 5], store: bool) -> Result<u64, FaultKind> {
+    let helper = if store {
+        "bpf_xdp_store_bytes"
+    } else {
+        "bpf_xdp_load_bytes"
+    };
+    xdp_required(rt, helper)?;
+    let (off, len) = (a[1] as u32 as u64, a[3] as u32 as u64);
+    let buf = a[2];
+    if off > 0xffff || len > 0xffff {
+        return Ok(neg(14)); // -EFAULT
+    }
+    let x = rt.xdp.as_ref().expect("checked");
+    let lin = x.data_end - x.data;
+    if off + len > lin + x.frags_len() {
+        return Ok(neg(maps::EINVAL));
+    }
+    if store {
+        let bytes = rt.regions.read_bytes(buf, len)?;
+        let x = rt.xdp.as_mut().expect("checked");
+        let base = x.page.addr();
+        for (i, b) in bytes.iter().enumerate() {
+            let p = off + i as u64;
+            if p < lin {
+                x.page.as_mut_slice()[(x.data - base + p) as usize] = *b;
+            } else {
+                let mut q = (p - lin) as usize;
+                for f in &mut x.frags {
+                    if q < f.len() {
+                        f[q] = *b;
+                        break;
+                    }
+                    q -= f.len();
+                }
+            }
+        }
+    } else {
+        rt.regions.check(buf, len, true)?;
+        let mut out = Vec::new();
+        read_packet(rt, off, len, &mut out);
+        rt.regions.write_bytes(buf, &out)?;
+    }
+    Ok(0)
+}
+
+fn check_mtu(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_check_mtu")?;
+    let x = rt.xdp.as_ref().expect("checked");
+    let flags = a[4];
+    if flags != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let ifindex = if a[1] as u32 == 0 {
+        x.ingress_ifindex
+    } else {
+        a[1] as u32
+    };
+    let Some(dev) = rt.config.device(ifindex) else {
+        return Ok(neg(maps::ENODEV));
+    };
+    let mtu_in = rt.regions.load(a[2], 4)? as u32;
+    let mut xdp_len = (x.data_end - x.data) as i64;
+    let dev_len = dev.mtu as i64 + dev.hard_header_len as i64;
+    if mtu_in != 0 {
+        xdp_len = mtu_in as i64 + dev.hard_header_len as i64;
+    }
+    xdp_len += a[3] as i32 as i64;
+    let ret = if xdp_len > dev_len { 1 } else { 0 }; // BPF_MTU_CHK_RET_FRAG_NEEDED
+    rt.regions.store(a[2], 4, dev.mtu as u64)?;
+    Ok(ret)
+}
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+fn fib_lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_fib_lookup")?;
+    let (p, plen, flags) = (a[1], a[2] as u32, a[3] as u32);
+    if plen < 64 {
+        return Ok(neg(maps::EINVAL));
+    }
+    if flags & !0x1f != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let mut params = rt.regions.read_bytes(p, 64)?;
+    let family = params[0];
+    let dst: Vec<u8> = match family {
+        AF_INET => params[32..36].to_vec(),
+        AF_INET6 => params[32..48].to_vec(),
+        _ => return Ok(neg(maps::EOPNOTSUPP) as u64),
+    };
+    let best = rt
+        .config
+        .fib
+        .iter()
+        .filter(|r| r.family == family && prefix_match(&r.prefix, r.prefix_len, &dst))
+        .max_by_key(|r| r.prefix_len)
+        .cloned();
+    let Some(route) = best else {
+        return Ok(4); // BPF_FIB_LKUP_RET_NOT_FWDED
+    };
+    if route.ret != 0 {
+        return Ok(route.ret as u64);
+    }
+    params[8..12].copy_from_slice(&route.ifindex.to_le_bytes());
+    if let Some(gw) = &route.gateway {
+        params[32..32 + gw.len()].copy_from_slice(gw);
+    }
+    params[52..58].copy_from_slice(&route.smac);
+    params[58..64].copy_from_slice(&route.dmac);
+    params[48..52].fill(0); // h_vlan_proto, h_vlan_TCI
+    if let Some(dev) = rt.config.device(route.ifindex) {
+        params[6..8].copy_from_slice(&(dev.mtu.min(0xffff) as u16).to_le_bytes());
+    }
+    rt.regions.write_bytes(p, &params)?;
+    Ok(0)
+}
+
+fn prefix_match(prefix: &[u8], plen: u32, addr: &[u8]) -> bool {
+    if prefix.len() != addr.len() || plen as usize > prefix.len() * 8 {
+        return false;
+    }
+    (0..plen as usize).all(|bit| {
+        let m = 0x80u8 >> (bit % 8);
+        prefix[bit / 8] & m == addr[bit / 8] & m
+    })
+}
+
+fn spin_lock(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let v = rt.regions.load(a[0], 4)?;
+    rt.regions.check(a[0], 4, true)?;
+    if v != 0 || rt.locks.contains(&a[0]) {
+        return Err(herr(
+            "bpf_spin_lock",
+            format!(
+                "lock at {:#x} is already held (the kernel would deadlock)",
+                a[0]
+            ),
+        ));
+    }
+    if !rt.locks.is_empty() {
+        return Err(herr(
+            "bpf_spin_lock",
+            "a program may hold only one spin lock at a time",
+        ));
+    }
+    rt.regions.store(a[0], 4, 1)?;
+    rt.locks.push(a[0]);
+    Ok(0)
+}
+
+fn spin_unlock(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    if !rt.locks.contains(&a[0]) {
+        return Err(herr(
+            "bpf_spin_unlock",
+            format!("lock at {:#x} is not held", a[0]),
+        ));
+    }
+    rt.regions.store(a[0], 4, 0)?;
+    rt.locks.retain(|l| *l != a[0]);
+    Ok(0)
+}
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const RINGBUF_MAX_RECORD_SZ: u64 = u32::MAX as u64 / 4;
+
+fn ringbuf_map(rt: &Runtime, v: u64, helper: &'static str) -> Result<usize, FaultKind> {
+    let m = map_arg(rt, v)?;
+    if rt.maps.maps[m].map_type() != mt::RINGBUF {
+        return Err(herr(
+            helper,
+            format!("map {:?} is not a RINGBUF", rt.maps.maps[m].def.name),
+        ));
+    }
+    Ok(m)
+}
+
+fn ringbuf_output(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = ringbuf_map(rt, a[0], "bpf_ringbuf_output")?;
+    if a[3] & !(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP) != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let data = rt.regions.read_bytes(a[1], a[2])?;
+    if a[2] > RINGBUF_MAX_RECORD_SZ || !rt.maps.maps[m].ringbuf_reserve(a[2]) {
+        return Ok(neg(11)); // -EAGAIN
+    }
+    rt.events.push(Event::Record { map: m, data });
+    Ok(0)
+}
+
+fn ringbuf_reserve(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = ringbuf_map(rt, a[0], "bpf_ringbuf_reserve")?;
+    if a[2] != 0 || a[1] > RINGBUF_MAX_RECORD_SZ || !rt.maps.maps[m].ringbuf_reserve(a[1]) {
+        return Ok(0);
+    }
+    let b = Buf::new(a[1] as usize);
+    let addr = b.addr();
+    rt.regions.insert(Region::new(
+        addr,
+        a[1],
+        RegionKind::RingbufRecord(m as u32),
+        true,
+    ));
+    rt.reserved.insert(addr, (m, b));
+    Ok(addr)
+}
+
+fn ringbuf_submit(rt: &mut Runtime, a: &[u64; 5], submit: bool) -> Result<u64, FaultKind> {
+    let helper = if submit {
+        "bpf_ringbuf_submit"
+    } else {
+        "bpf_ringbuf_discard"
+    };
+    let Some((m, b)) = rt.reserved.remove(&a[0]) else {
+        return Err(herr(
+            helper,
+            format!("{:#x} is not a reserved ring buffer record", a[0]),
+        ));
+    };
+    rt.regions.remove(a[0]);
+    if submit {
+        rt.events.push(Event::Record {
+            map: m,
+            data: b.as_slice().to_vec(),
+        });
+    }
+    Ok(0)
+}
+
+fn ringbuf_query(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = ringbuf_map(rt, a[0], "bpf_ringbuf_query")?;
+    let map = &rt.maps.maps[m];
+    Ok(match a[1] {
+        0 => map.ringbuf_used(),
+        1 => map.def.max_entries as u64,
+        2 => 0,
+        3 => map.ringbuf_used(),
+        _ => 0,
+    })
+}
+
+fn callback(rt: &Runtime, v: u64, helper: &'static str) -> Result<(usize, usize), FaultKind> {
+    match handle_to_func(v) {
+        Some((p, pc)) if p < rt.programs.len() && pc < rt.programs[p].insns.len() => Ok((p, pc)),
+        _ => Err(herr(
+            helper,
+            format!("{v:#x} is not a BPF function (expected lddw of a callback)"),
+        )),
+    }
+}
+
+fn run_callback(rt: &mut Runtime, p: usize, pc: usize, args: &[u64]) -> Result<u64, FaultKind> {
+    let depth = rt.depth + 1;
+    let saved_prog = rt.current_prog;
+    let r = interp::run_function(rt, p, pc, args, depth);
+    rt.depth = depth - 1;
+    rt.current_prog = saved_prog;
+    r.map_err(|f| herr("callback", f.to_string()))
+}
+
+fn bpf_loop(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (p, pc) = callback(rt, a[1], "bpf_loop")?;
+    if a[3] != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let n = a[0] as u32 as u64;
+    if n > 1 << 23 {
+        return Ok(neg(maps::E2BIG));
+    }
+    for i in 0..n {
+        let r = run_callback(rt, p, pc, &[i, a[2]])?;
+        if r != 0 {
+            return Ok(i + 1);
+        }
+    }
+    Ok(n)
+}
+
+fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = map_arg(rt, a[0])?;
+    let (p, pc) = callback(rt, a[1], "bpf_for_each_map_elem")?;
+    if a[3] != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let map = &rt.maps.maps[m];
+    if !matches!(
+        map.map_type(),
+        mt::ARRAY
+            | mt::PERCPU_ARRAY
+            | mt::HASH
+            | mt::PERCPU_HASH
+            | mt::LRU_HASH
+            | mt::LRU_PERCPU_HASH
+    ) {
+        return Err(herr(
+            "bpf_for_each_map_elem",
+            format!("map {:?}: type not supported", map.def.name),
+        ));
+    }
+    let elems = map.iter_addrs(rt.cpu);
+    let mut n = 0;
+    for (key, value) in elems {
+        n += 1;
+        let kb = Buf::from_slice(&key);
+        rt.regions.insert(Region::new(
+            kb.addr(),
+            key.len() as u64,
+            RegionKind::MapValue(m as u32),
+            false,
+        ));
+        let r = run_callback(rt, p, pc, &[a[0], kb.addr(), value, a[2]]);
+        rt.regions.remove(kb.addr());
+        if r? != 0 {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+fn strncmp(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let s1 = rt.regions.read_bytes(a[0], a[1])?;
+    let s2 = read_cstr(rt, a[2], a[1].max(1))?;
+    for i in 0..a[1] as usize {
+        let c1 = s1[i];
+        let c2 = s2.get(i).copied().unwrap_or(0);
+        if c1 != c2 {
+            return Ok(if c1 < c2 { -1i64 as u64 } else { 1 });
+        }
+        if c1 == 0 {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
+fn read_cstr(rt: &Runtime, addr: u64, max: u64) -> Result<Vec<u8>, FaultKind> {
+    let mut out = Vec::new();
+    for i in 0..max {
+        let c = rt.regions.load(addr + i, 1)? as u8;
+        if c == 0 {
+            break;
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Formats like the kernel's `bpf_bprintf_prepare` + `bstr_printf`; `Err(errno)` for a
+/// format the kernel rejects.
+fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>, FaultKind> {
+    let Some(nul) = fmt.iter().position(|&c| c == 0) else {
+        return Ok(Err(maps::EINVAL));
+    };
+    let fmt = &fmt[..nul];
+    let mut out = String::new();
+    let mut i = 0;
+    let mut argi = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        if c != b'%' {
+            if !(c.is_ascii_graphic() || c.is_ascii_whitespace()) {
+                return Ok(Err(maps::EINVAL));
+            }
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if fmt.get(i) == Some(&b'%') {
+            out.push('%');
+            i += 1;
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = fmt.get(i).filter(|f| b"0+- #".contains(f)) {
+            flags.push(f as char);
+            i += 1;
+        }
+        let mut width = 0usize;
+        while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+            width = width * 10 + (d - b'0') as usize;
+            i += 1;
+        }
+        let mut prec: Option<usize> = None;
+        if fmt.get(i) == Some(&b'.') {
+            i += 1;
+            let mut p = 0;
+            while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+                p = p * 10 + (d - b'0') as usize;
+                i += 1;
+            }
+            prec = Some(p);
+        }
+        if argi >= args.len() {
+            return Ok(Err(maps::EINVAL));
+        }
+        let arg = args[argi];
+        argi += 1;
+        let conv = fmt.get(i).copied().unwrap_or(0);
+        let body = match conv {
+            b'c' => {
+                i += 1;
+                ((arg as u8) as char).to_string()
+            }
+            b's' => {
+                i += 1;
+                let s = read_cstr(rt, arg, 4096).unwrap_or_else(|_| b"(efault)".to_vec());
+                let mut s = String::from_utf8_lossy(&s).into_owned();
+                if let Some(p) = prec {
+                    s.truncate(p);
+                }
+                s
+            }
+            b'p' => {
+                i += 1;
+                match (fmt.get(i).copied(), fmt.get(i + 1).copied()) {
+                    (Some(b'i' | b'I'), Some(b'4')) => {
+                        // %pI4 / %pi4: an IPv4 address read from memory.
+                        let dotted = fmt[i] == b'I';
+                        i += 2;
+                        let b = rt.regions.read_bytes(arg, 4)?;
+                        if dotted {
+                            format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
+                        } else {
+                            format!("{:03}{:03}{:03}{:03}", b[0], b[1], b[2], b[3])
+                        }
+                    }
+                    (Some(b'i' | b'I'), Some(b'6')) => {
+                        // %pI6: 8 colon-separated groups; %pi6: 32 hex digits.
+                        let colons = fmt[i] == b'I';
+                        i += 2;
+                        let b = rt.regions.read_bytes(arg, 16)?;
+                        let groups: Vec<String> = b
+                            .chunks(2)
+                            .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
+                            .collect();
+                        groups.join(if colons { ":" } else { "" })
+                    }
+                    (Some(b'x' | b'K'), _) => {
+                        i += 1;
+                        format!("{arg:016x}")
+                    }
+                    (Some(m), _) if m.is_ascii_alphanumeric() => return Ok(Err(maps::EINVAL)),
+                    // Plain %p: the kernel prints a hashed pointer; we print the value.
+                    _ => format!("{arg:016x}"),
+                }
+            }
+            _ => {
+                let mut long = 0;
+                while fmt.get(i) == Some(&b'l') && long < 2 {
+                    long += 1;
+                    i += 1;
+                }
+                let conv = fmt.get(i).copied().unwrap_or(0);
+                i += 1;
+                let v = if long == 0 { arg as u32 as u64 } else { arg };
+                let sv = if long == 0 {
+                    arg as u32 as i32 as i64
+                } else {
+                    arg as i64
+                };
+                match conv {
+                    b'd' | b'i' => {
+                        let s = sv.unsigned_abs().to_string();
+                        let sign = if sv < 0 {
+                            "-"
+                        } else if flags.contains('+') {
+                            "+"
+                        } else if flags.contains(' ') {
+                            " "
+                        } else {
+                            ""
+                        };
+                        format!("{sign}{s}")
+                    }
+                    b'u' => v.to_string(),
+                    b'x' => {
+                        let s = format!("{v:x}");
+                        if flags.contains('#') {
+                            format!("0x{s}")
+                        } else {
+                            s
+                        }
+                    }
+                    b'X' => {
+                        let s = format!("{v:X}");
+                        if flags.contains('#') {
+                            format!("0X{s}")
+                        } else {
+                            s
+                        }
+                    }
+                    _ => return Ok(Err(maps::EINVAL)),
+                }
+            }
+        };
+        let padded = if body.len() >= width {
+            body
+        } else if flags.contains('-') {
+            format!("{body:<width$}")
+        } else if flags.contains('0') && !matches!(conv, b's' | b'c') {
+            let (sign, digits) = match body.strip_prefix('-') {
+                Some(d) => ("-", d.to_string()),
+                None => ("", body.clone()),
+            };
+            format!("{sign}{digits:0>w$}", w = width - sign.len())
+        } else {
+            format!("{body:>width$}")
+        };
+        out.push_str(&padded);
+    }
+    Ok(Ok(out))
+}
+
+fn trace_printk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let fmt = rt.regions.read_bytes(a[0], a[1])?;
+    match format(rt, &fmt, &a[2..5])? {
+        Ok(s) => {
+            let n = s.len() as u64;
+            rt.events.push(Event::Printk(s));
+            Ok(n)
+        }
+        Err(e) => Ok(neg(e)),
+    }
+}
+
+fn array_args(rt: &Runtime, data: u64, len: u64) -> Result<Result<Vec<u64>, i64>, FaultKind> {
+    if len % 8 != 0 || len > 12 * 8 || (len > 0 && data == 0) {
+        return Ok(Err(maps::EINVAL));
+    }
+    let bytes = rt.regions.read_bytes(data, len)?;
+    Ok(Ok(bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect()))
+}
+
+fn trace_vprintk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let fmt = rt.regions.read_bytes(a[0], a[1])?;
+    let args = match array_args(rt, a[2], a[3])? {
+        Ok(v) => v,
+        Err(e) => return Ok(neg(e)),
+    };
+    match format(rt, &fmt, &args)? {
+        Ok(s) => {
+            let n = s.len() as u64;
+            rt.events.push(Event::Printk(s));
+            Ok(n)
+        }
+        Err(e) => Ok(neg(e)),
+    }
+}
+
+fn snprintf(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (out, out_size) = (a[0], a[1] as u32 as u64);
+    let fmt = read_cstr(rt, a[2], 4096)?;
+    let mut fmt = fmt;
+    fmt.push(0);
+    let args = match array_args(rt, a[3], a[4])? {
+        Ok(v) => v,
+        Err(e) => return Ok(neg(e)),
+    };
+    let s = match format(rt, &fmt, &args)? {
+        Ok(s) => s,
+        Err(e) => return Ok(neg(e)),
+    };
+    if out_size > 0 {
+        let mut b = s.as_bytes().to_vec();
+        b.truncate(out_size as usize - 1);
+        b.push(0);
+        rt.regions.write_bytes(out, &b)?;
+    }
+    Ok(s.len() as u64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::MAX_SKB_FRAGS;
+
+    #[test]
+    fn names_match_numbers() {
+        assert_eq!(name(1), Some("map_lookup_elem"));
+        assert_eq!(name(44), Some("xdp_adjust_head"));
+        assert_eq!(name(130), Some("ringbuf_output"));
+        assert_eq!(name(181), Some("loop"));
+        assert_eq!(name(188), Some("xdp_get_buff_len"));
+        assert_eq!(name(208), Some("ktime_get_tai_ns"));
+        assert_eq!(NAMES.len(), 212);
+        assert_eq!(name(211), Some("cgrp_storage_delete"));
+        for (id, _) in SUPPORTED {
+            assert!(name(*id).is_some());
+        }
+    }
+
+    #[test]
+    fn csum_partial_folds() {
+        // 0x0001 + 0xffff wraps around to 0x0001 in ones' complement.
+        let r = from32to16(csum_partial(&[0x01, 0x00, 0xff, 0xff], 0));
+        assert_eq!(r, 0x0001);
+    }
+
+    #[test]
+    fn max_frags_constant() {
+        assert_eq!(MAX_SKB_FRAGS, 17);
+    }
+}

@@ -1,0 +1,1085 @@
+//! Maps with the kernel's semantics for update flags, `max_entries` and error codes.
+//!
+//! Values that programs can point into (array elements, hash values, LPM values, global
+//! data) live in [`Buf`]s registered in the runtime's [`Regions`] table, so a pointer
+//! returned by `bpf_map_lookup_elem` is a real host address checked on every access.
+//! Values of deleted or replaced elements stay readable until the end of the run (the
+//! kernel frees them after an RCU grace period); see [`MapSet::end_run`].
+
+use crate::memory::{Buf, Region, RegionKind, Regions};
+use bpfkit_object::model::{map_type as mt, MapDef, MapInit};
+use std::collections::{BTreeMap, VecDeque};
+
+// errno values, as the kernel returns them (negated) to programs and the syscall.
+pub const EPERM: i64 = 1;
+pub const ENOENT: i64 = 2;
+pub const E2BIG: i64 = 7;
+pub const ENOMEM: i64 = 12;
+pub const EBUSY: i64 = 16;
+pub const EEXIST: i64 = 17;
+pub const ENODEV: i64 = 19;
+pub const EINVAL: i64 = 22;
+pub const ENOSPC: i64 = 28;
+pub const ERANGE: i64 = 34;
+pub const EOVERFLOW: i64 = 75;
+pub const EOPNOTSUPP: i64 = 95;
+pub const ENOTSUPP: i64 = 524;
+
+// Update flags.
+pub const BPF_ANY: u64 = 0;
+pub const BPF_NOEXIST: u64 = 1;
+pub const BPF_EXIST: u64 = 2;
+pub const BPF_F_LOCK: u64 = 4;
+
+// Map flags.
+pub const BPF_F_NO_PREALLOC: u32 = 1 << 0;
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
+/// Base of the fake kernel addresses that stand for maps (`lddw r1, map`).
+pub const MAP_HANDLE_BASE: u64 = 0xffff_a000_0000_0000;
+const MAP_HANDLE_STRIDE: u64 = 0x1_0000;
+
+/// The value a program sees for map `idx`.
+pub fn map_handle(idx: usize) -> u64 {
+    MAP_HANDLE_BASE + idx as u64 * MAP_HANDLE_STRIDE
+}
+
+/// The map index a handle stands for, if it is one.
+pub fn handle_to_index(h: u64) -> Option<usize> {
+    let off = h.checked_sub(MAP_HANDLE_BASE)?;
+    (off % MAP_HANDLE_STRIDE == 0).then_some((off / MAP_HANDLE_STRIDE) as usize)
+}
+
+/// A failed map operation: the errno and a sentence saying why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("map {map:?}: {msg} (errno {errno})")]
+pub struct MapError {
+    pub map: String,
+    pub errno: i64,
+    pub msg: String,
+}
+
+fn round8(n: u32) -> u64 {
+    (n as u64 + 7) & !7
+}
+
+/// A hash-like element: key bytes, value buffer (one value per CPU for per-CPU maps).
+#[derive(Debug)]
+struct Elem {
+    value: Buf,
+    /// LRU recency stamp.
+    used: u64,
+}
+
+#[derive(Debug)]
+enum Store {
+    /// ARRAY / PERCPU_ARRAY: one buffer per CPU (one for plain arrays), `max_entries`
+    /// elements of `round8(value_size)` bytes.
+    Array { cpus: Vec<Buf> },
+    /// HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH.
+    Hash { elems: BTreeMap<Vec<u8>, Elem> },
+    /// LPM_TRIE: keyed by (prefixlen, masked data); stores the key as first inserted.
+    Lpm {
+        elems: BTreeMap<(u32, Vec<u8>), (Vec<u8>, Buf)>,
+    },
+    /// PROG_ARRAY, ARRAY_OF_MAPS, DEVMAP, CPUMAP, XSKMAP, PERF_EVENT_ARRAY: raw slot values.
+    Slots { slots: Vec<Option<Buf>> },
+    /// DEVMAP_HASH, HASH_OF_MAPS: keyed slots.
+    KeyedSlots { slots: BTreeMap<Vec<u8>, Buf> },
+    /// QUEUE / STACK.
+    Fifo { items: VecDeque<Vec<u8>> },
+    /// RINGBUF: records waiting to be read, and bytes in use.
+    Ringbuf { used: u64 },
+}
+
+/// One map and its contents.
+#[derive(Debug)]
+pub struct Map {
+    pub def: MapDef,
+    pub index: usize,
+    ncpus: u32,
+    store: Store,
+    clock: u64,
+}
+
+/// What a lookup from a program returns.
+pub enum Lookup {
+    /// Address of the value (for this CPU).
+    Value(u64),
+    /// Not found: NULL.
+    Null,
+}
+
+impl Map {
+    fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    fn err(&self, errno: i64, msg: impl Into<String>) -> MapError {
+        MapError {
+            map: self.def.name.clone(),
+            errno,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn map_type(&self) -> u32 {
+        self.def.map_type
+    }
+
+    pub fn is_percpu(&self) -> bool {
+        matches!(
+            self.def.map_type,
+            mt::PERCPU_ARRAY | mt::PERCPU_HASH | mt::LRU_PERCPU_HASH
+        )
+    }
+
+    fn is_lru(&self) -> bool {
+        matches!(self.def.map_type, mt::LRU_HASH | mt::LRU_PERCPU_HASH)
+    }
+
+    /// Programs may not write into this map's values.
+    pub fn read_only_prog(&self) -> bool {
+        self.def.map_flags & BPF_F_RDONLY_PROG != 0
+            || self.def.section.starts_with(".rodata")
+            || matches!(self.def.map_type, mt::DEVMAP | mt::DEVMAP_HASH)
+    }
+
+    fn stride(&self) -> u64 {
+        round8(self.def.value_size)
+    }
+
+    /// Size of one (all-CPU) hash value buffer.
+    fn value_buf_len(&self) -> usize {
+        if self.is_percpu() {
+            (self.stride() * self.ncpus as u64) as usize
+        } else {
+            self.def.value_size as usize
+        }
+    }
+
+    fn value_region(&self, buf: &Buf) -> Region {
+        let kind = RegionKind::MapValue(self.index as u32);
+        if self.is_percpu() {
+            Region::strided(
+                buf.addr(),
+                self.ncpus as u64,
+                self.stride(),
+                self.def.value_size as u64,
+                kind,
+                !self.read_only_prog(),
+            )
+        } else {
+            Region::new(
+                buf.addr(),
+                self.def.value_size as u64,
+                kind,
+                !self.read_only_prog(),
+            )
+        }
+    }
+
+    fn new(def: MapDef, index: usize, ncpus: u32, regions: &mut Regions) -> Result<Map, MapError> {
+        let mut m = Map {
+            def,
+            index,
+            ncpus,
+            store: Store::Fifo {
+                items: VecDeque::new(),
+            },
+            clock: 0,
+        };
+        let d = &m.def;
+        let bad = |msg: &str| {
+            Err(MapError {
+                map: d.name.clone(),
+                errno: EINVAL,
+                msg: msg.to_string(),
+            })
+        };
+        let key4 = d.key_size == 4;
+        m.store = match d.map_type {
+            mt::ARRAY | mt::PERCPU_ARRAY => {
+                if !key4 || d.value_size == 0 || d.max_entries == 0 {
+                    return bad("array maps need key_size 4, value_size > 0, max_entries > 0");
+                }
+                let n = if d.map_type == mt::PERCPU_ARRAY {
+                    ncpus
+                } else {
+                    1
+                };
+                let len = round8(d.value_size) as usize * d.max_entries as usize;
+                if len > (1 << 30) {
+                    return Err(m.err(
+                        ENOMEM,
+                        format!("array of {len} bytes is too large for the emulator"),
+                    ));
+                }
+                let cpus: Vec<Buf> = (0..n).map(|_| Buf::new(len)).collect();
+                for b in &cpus {
+                    regions.insert(Region::strided(
+                        b.addr(),
+                        d.max_entries as u64,
+                        round8(d.value_size),
+                        d.value_size as u64,
+                        RegionKind::MapValue(index as u32),
+                        !m.read_only_prog(),
+                    ));
+                }
+                Store::Array { cpus }
+            }
+            mt::HASH | mt::PERCPU_HASH | mt::LRU_HASH | mt::LRU_PERCPU_HASH => {
+                if d.key_size == 0 || d.value_size == 0 || d.max_entries == 0 {
+                    return bad("hash maps need key_size > 0, value_size > 0, max_entries > 0");
+                }
+                Store::Hash {
+                    elems: BTreeMap::new(),
+                }
+            }
+            mt::LPM_TRIE => {
+                if d.key_size <= 4
+                    || d.key_size > 4 + 256
+                    || d.value_size == 0
+                    || d.max_entries == 0
+                {
+                    return bad(
+                        "LPM_TRIE needs key_size in 5..=260, value_size > 0, max_entries > 0",
+                    );
+                }
+                if d.map_flags & BPF_F_NO_PREALLOC == 0 {
+                    return bad("LPM_TRIE needs BPF_F_NO_PREALLOC");
+                }
+                Store::Lpm {
+                    elems: BTreeMap::new(),
+                }
+            }
+            mt::PROG_ARRAY
+            | mt::ARRAY_OF_MAPS
+            | mt::DEVMAP
+            | mt::CPUMAP
+            | mt::XSKMAP
+            | mt::PERF_EVENT_ARRAY => {
+                if !key4 || d.max_entries == 0 {
+                    return bad("needs key_size 4 and max_entries > 0");
+                }
+                Store::Slots {
+                    slots: (0..d.max_entries).map(|_| None).collect(),
+                }
+            }
+            mt::DEVMAP_HASH | mt::HASH_OF_MAPS => {
+                if d.key_size == 0 || d.max_entries == 0 {
+                    return bad("needs key_size > 0 and max_entries > 0");
+                }
+                Store::KeyedSlots {
+                    slots: BTreeMap::new(),
+                }
+            }
+            mt::QUEUE | mt::STACK => {
+                if d.key_size != 0 || d.value_size == 0 || d.max_entries == 0 {
+                    return bad(
+                        "queue/stack maps need key_size 0, value_size > 0, max_entries > 0",
+                    );
+                }
+                Store::Fifo {
+                    items: VecDeque::new(),
+                }
+            }
+            mt::RINGBUF => {
+                let n = d.max_entries;
+                if d.key_size != 0 || d.value_size != 0 || !n.is_power_of_two() || n % 4096 != 0 {
+                    return bad("RINGBUF needs key_size 0, value_size 0 and max_entries a power-of-2 multiple of the page size");
+                }
+                Store::Ringbuf { used: 0 }
+            }
+            t => {
+                let name = mt::name(t).unwrap_or("unknown map type");
+                return Err(m.err(
+                    EOPNOTSUPP,
+                    format!("map type {t} ({name}) is not supported by the interpreter"),
+                ));
+            }
+        };
+        Ok(m)
+    }
+
+    fn check_key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], MapError> {
+        if key.len() != self.def.key_size as usize {
+            return Err(self.err(
+                EINVAL,
+                format!(
+                    "key is {} bytes, key_size is {}",
+                    key.len(),
+                    self.def.key_size
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    fn index_of(key: &[u8]) -> u32 {
+        u32::from_le_bytes(key[..4].try_into().expect("4-byte key"))
+    }
+
+    /// LPM key normalisation: (prefixlen, data with bits past prefixlen cleared).
+    fn lpm_norm(&self, key: &[u8]) -> Result<(u32, Vec<u8>), MapError> {
+        let plen = Self::index_of(key);
+        let data = &key[4..];
+        if plen as usize > data.len() * 8 {
+            return Err(self.err(
+                EINVAL,
+                format!("prefixlen {plen} exceeds {} bits", data.len() * 8),
+            ));
+        }
+        let mut d = data.to_vec();
+        for (i, b) in d.iter_mut().enumerate() {
+            let bits = (plen as i64 - (i as i64) * 8).clamp(0, 8);
+            *b &= if bits == 8 { 0xff } else { !(0xffu8 >> bits) };
+        }
+        Ok((plen, d))
+    }
+
+    fn lpm_match(&self, key: &[u8]) -> Option<&(Vec<u8>, Buf)> {
+        let Store::Lpm { elems } = &self.store else {
+            return None;
+        };
+        let want = Self::index_of(key).min((key.len() as u32 - 4) * 8);
+        let data = &key[4..];
+        let mut best: Option<&(Vec<u8>, Buf)> = None;
+        let mut best_len = 0;
+        for ((plen, pd), e) in elems {
+            if *plen > want || (best.is_some() && *plen < best_len) {
+                continue;
+            }
+            let full = (*plen / 8) as usize;
+            let rem = plen % 8;
+            let ok = data[..full] == pd[..full]
+                && (rem == 0 || (data[full] ^ pd[full]) & !(0xffu8 >> rem) == 0);
+            if ok {
+                best = Some(e);
+                best_len = *plen;
+            }
+        }
+        best
+    }
+
+    /// Validates update flags like the kernel's `check_flags` (BPF_F_LOCK allowed).
+    fn check_flags(&self, flags: u64) -> Result<u64, MapError> {
+        let f = flags & !BPF_F_LOCK;
+        if f > BPF_EXIST {
+            return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+        }
+        Ok(f)
+    }
+
+    /// The address a program sees for key `key`, on `cpu`.
+    pub fn lookup_addr(&mut self, key: &[u8], cpu: u32) -> Lookup {
+        self.clock += 1;
+        let stride = self.stride();
+        let percpu = self.is_percpu();
+        let clock = self.clock;
+        match &mut self.store {
+            Store::Array { cpus } => {
+                let i = Self::index_of(key);
+                if i >= self.def.max_entries {
+                    return Lookup::Null;
+                }
+                let b = &cpus[if percpu { cpu as usize } else { 0 }];
+                Lookup::Value(b.addr() + i as u64 * stride)
+            }
+            Store::Hash { elems } => match elems.get_mut(key) {
+                Some(e) => {
+                    e.used = clock;
+                    Lookup::Value(e.value.addr() + if percpu { cpu as u64 * stride } else { 0 })
+                }
+                None => Lookup::Null,
+            },
+            Store::Lpm { .. } => match self.lpm_match(key) {
+                Some((_, b)) => Lookup::Value(b.addr()),
+                None => Lookup::Null,
+            },
+            Store::Slots { slots } => {
+                let i = Self::index_of(key) as usize;
+                match slots.get(i).and_then(|s| s.as_ref()) {
+                    Some(b) => Lookup::Value(b.addr()),
+                    None => Lookup::Null,
+                }
+            }
+            Store::KeyedSlots { slots } => match slots.get(key) {
+                Some(b) => Lookup::Value(b.addr()),
+                None => Lookup::Null,
+            },
+            Store::Fifo { .. } | Store::Ringbuf { .. } => Lookup::Null,
+        }
+    }
+
+    /// Raw slot contents (prog array, map-in-map, devmap...), for helpers.
+    pub fn slot(&self, key: &[u8]) -> Option<&[u8]> {
+        match &self.store {
+            Store::Slots { slots } => slots
+                .get(Self::index_of(key) as usize)?
+                .as_ref()
+                .map(|b| b.as_slice()),
+            Store::KeyedSlots { slots } => slots.get(key).map(|b| b.as_slice()),
+            _ => None,
+        }
+    }
+
+    /// `bpf_map_update_elem`. `from_prog`: the value is one CPU's (for `cpu`), otherwise
+    /// per-CPU maps take `ncpus` values each rounded up to 8 bytes. `graveyard` receives
+    /// replaced value buffers (they stay valid until the end of the run).
+    pub fn update(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+        from_prog: Option<u32>,
+        regions: &mut Regions,
+        graveyard: &mut Vec<Buf>,
+    ) -> Result<(), MapError> {
+        self.clock += 1;
+        let key = self.check_key(key)?;
+        let vs = self.def.value_size as usize;
+        let stride = self.stride() as usize;
+        let percpu = self.is_percpu();
+        let want = if percpu && from_prog.is_none() {
+            stride * self.ncpus as usize
+        } else {
+            vs
+        };
+        let fifo = matches!(self.store, Store::Fifo { .. });
+        if !fifo
+            && !matches!(self.store, Store::Slots { .. } | Store::KeyedSlots { .. })
+            && value.len() != want
+        {
+            return Err(self.err(
+                EINVAL,
+                format!("value is {} bytes, expected {want}", value.len()),
+            ));
+        }
+        let max = self.def.max_entries as usize;
+        let lru = self.is_lru();
+        let clock = self.clock;
+        match self.def.map_type {
+            mt::ARRAY | mt::PERCPU_ARRAY => {
+                let f = self.check_flags(flags)?;
+                let i = Self::index_of(key);
+                if i >= self.def.max_entries {
+                    return Err(self.err(
+                        E2BIG,
+                        format!("index {i} >= max_entries {}", self.def.max_entries),
+                    ));
+                }
+                if f == BPF_NOEXIST {
+                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                }
+                let Store::Array { cpus } = &mut self.store else {
+                    unreachable!()
+                };
+                let off = i as usize * stride;
+                match (percpu, from_prog) {
+                    (true, Some(cpu)) => {
+                        cpus[cpu as usize].as_mut_slice()[off..off + vs].copy_from_slice(value)
+                    }
+                    (true, None) => {
+                        for (c, b) in cpus.iter_mut().enumerate() {
+                            b.as_mut_slice()[off..off + vs]
+                                .copy_from_slice(&value[c * stride..c * stride + vs]);
+                        }
+                    }
+                    (false, _) => cpus[0].as_mut_slice()[off..off + vs].copy_from_slice(value),
+                }
+                Ok(())
+            }
+            mt::HASH | mt::PERCPU_HASH | mt::LRU_HASH | mt::LRU_PERCPU_HASH => {
+                let f = self.check_flags(flags)?;
+                let ncpus = self.ncpus as usize;
+                let buf_len = self.value_buf_len();
+                let Store::Hash { elems } = &mut self.store else {
+                    unreachable!()
+                };
+                let exists = elems.contains_key(key);
+                if exists && f == BPF_NOEXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: EEXIST,
+                        msg: "BPF_NOEXIST: key exists".into(),
+                    });
+                }
+                if !exists && f == BPF_EXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: ENOENT,
+                        msg: "BPF_EXIST: key does not exist".into(),
+                    });
+                }
+                if !exists && elems.len() >= max {
+                    if lru {
+                        let victim = elems
+                            .iter()
+                            .min_by_key(|(_, e)| e.used)
+                            .map(|(k, _)| k.clone());
+                        if let Some(k) = victim {
+                            let e = elems.remove(&k).expect("victim exists");
+                            graveyard.push(e.value);
+                        }
+                    } else {
+                        return Err(MapError {
+                            map: self.def.name.clone(),
+                            errno: E2BIG,
+                            msg: format!("map is full ({max} entries)"),
+                        });
+                    }
+                }
+                // Per-CPU update from a program on an existing element only touches this CPU.
+                if let (true, Some(cpu), Some(e)) = (percpu, from_prog, elems.get_mut(key)) {
+                    let off = cpu as usize * stride;
+                    e.value.as_mut_slice()[off..off + vs].copy_from_slice(value);
+                    e.used = clock;
+                    return Ok(());
+                }
+                // The kernel allocates a new element and frees the old one after a grace period.
+                let mut nb = Buf::new(buf_len);
+                match (percpu, from_prog) {
+                    (true, Some(cpu)) => {
+                        let off = cpu as usize * stride;
+                        nb.as_mut_slice()[off..off + vs].copy_from_slice(value);
+                    }
+                    (true, None) => {
+                        for c in 0..ncpus {
+                            nb.as_mut_slice()[c * stride..c * stride + vs]
+                                .copy_from_slice(&value[c * stride..c * stride + vs]);
+                        }
+                    }
+                    (false, _) => nb.as_mut_slice().copy_from_slice(value),
+                }
+                if let Some(old) = elems.remove(key) {
+                    graveyard.push(old.value);
+                }
+                let region = self.value_region(&nb);
+                regions.insert(region);
+                let Store::Hash { elems } = &mut self.store else {
+                    unreachable!()
+                };
+                elems.insert(
+                    key.to_vec(),
+                    Elem {
+                        value: nb,
+                        used: clock,
+                    },
+                );
+                Ok(())
+            }
+            mt::LPM_TRIE => {
+                let f = self.check_flags(flags)?;
+                let norm = self.lpm_norm(key)?;
+                let Store::Lpm { elems } = &mut self.store else {
+                    unreachable!()
+                };
+                let exists = elems.contains_key(&norm);
+                if exists && f == BPF_NOEXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: EEXIST,
+                        msg: "BPF_NOEXIST: prefix exists".into(),
+                    });
+                }
+                if !exists && f == BPF_EXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: ENOENT,
+                        msg: "BPF_EXIST: prefix does not exist".into(),
+                    });
+                }
+                if !exists && elems.len() >= max {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: ENOSPC,
+                        msg: format!("trie is full ({max} entries)"),
+                    });
+                }
+                let nb = Buf::from_slice(value);
+                let region = Region::new(
+                    nb.addr(),
+                    vs as u64,
+                    RegionKind::MapValue(self.index as u32),
+                    true,
+                );
+                regions.insert(region);
+                let Store::Lpm { elems } = &mut self.store else {
+                    unreachable!()
+                };
+                let stored_key = elems
+                    .get(&norm)
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_else(|| key.to_vec());
+                if let Some((_, old)) = elems.insert(norm, (stored_key, nb)) {
+                    graveyard.push(old);
+                }
+                Ok(())
+            }
+            mt::PROG_ARRAY
+            | mt::ARRAY_OF_MAPS
+            | mt::DEVMAP
+            | mt::CPUMAP
+            | mt::XSKMAP
+            | mt::PERF_EVENT_ARRAY => {
+                if from_prog.is_some() {
+                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                }
+                let f = self.check_flags(flags)?;
+                let i = Self::index_of(key);
+                if i >= self.def.max_entries {
+                    return Err(self.err(
+                        E2BIG,
+                        format!("index {i} >= max_entries {}", self.def.max_entries),
+                    ));
+                }
+                if f == BPF_NOEXIST {
+                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                }
+                self.check_slot_value(value)?;
+                let ro = self.read_only_prog();
+                let nb = Buf::from_slice(value);
+                regions.insert(Region::new(
+                    nb.addr(),
+                    value.len() as u64,
+                    RegionKind::MapValue(self.index as u32),
+                    !ro,
+                ));
+                let Store::Slots { slots } = &mut self.store else {
+                    unreachable!()
+                };
+                if let Some(old) = slots[i as usize].replace(nb) {
+                    graveyard.push(old);
+                }
+                Ok(())
+            }
+            mt::DEVMAP_HASH | mt::HASH_OF_MAPS => {
+                if from_prog.is_some() {
+                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                }
+                let f = self.check_flags(flags)?;
+                self.check_slot_value(value)?;
+                let Store::KeyedSlots { slots } = &mut self.store else {
+                    unreachable!()
+                };
+                let exists = slots.contains_key(key);
+                if exists && f == BPF_NOEXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: EEXIST,
+                        msg: "BPF_NOEXIST: key exists".into(),
+                    });
+                }
+                if !exists && f == BPF_EXIST {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: ENOENT,
+                        msg: "BPF_EXIST: key does not exist".into(),
+                    });
+                }
+                if !exists && slots.len() >= max {
+                    return Err(MapError {
+                        map: self.def.name.clone(),
+                        errno: E2BIG,
+                        msg: format!("map is full ({max} entries)"),
+                    });
+                }
+                let nb = Buf::from_slice(value);
+                regions.insert(Region::new(
+                    nb.addr(),
+                    value.len() as u64,
+                    RegionKind::MapValue(self.index as u32),
+                    false,
+                ));
+                let Store::KeyedSlots { slots } = &mut self.store else {
+                    unreachable!()
+                };
+                if let Some(old) = slots.insert(key.to_vec(), nb) {
+                    graveyard.push(old);
+                }
+                Ok(())
+            }
+            mt::QUEUE | mt::STACK => self.push(value, flags),
+            _ => Err(self.err(EINVAL, "this map type has no update operation")),
+        }
+    }
+
+    fn check_slot_value(&self, value: &[u8]) -> Result<(), MapError> {
+        let ok = match self.def.map_type {
+            // bpf_devmap_val: ifindex, or ifindex + program fd.
+            mt::DEVMAP | mt::DEVMAP_HASH => value.len() == 4 || value.len() == 8,
+            // bpf_cpumap_val: qsize, or qsize + program fd.
+            mt::CPUMAP => value.len() == 4 || value.len() == 8,
+            _ => value.len() == 4,
+        };
+        if !ok {
+            return Err(self.err(
+                EINVAL,
+                format!("value is {} bytes, expected 4", value.len()),
+            ));
+        }
+        if self.def.map_type == mt::CPUMAP {
+            let qsize = u32::from_le_bytes(value[..4].try_into().expect("4 bytes"));
+            if qsize > 16384 {
+                return Err(self.err(EOVERFLOW, format!("cpumap qsize {qsize} > 16384")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `bpf_map_delete_elem`.
+    pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
+        let key = self.check_key(key)?;
+        let name = self.name().to_string();
+        let noent = |what: &str| {
+            Err(MapError {
+                map: name.clone(),
+                errno: ENOENT,
+                msg: format!("{what} does not exist"),
+            })
+        };
+        match &mut self.store {
+            Store::Array { .. } => Err(self.err(EINVAL, "array elements cannot be deleted")),
+            Store::Hash { elems } => match elems.remove(key) {
+                Some(e) => {
+                    graveyard.push(e.value);
+                    Ok(())
+                }
+                None => noent("key"),
+            },
+            Store::Lpm { .. } => {
+                let norm = self.lpm_norm(key)?;
+                let Store::Lpm { elems } = &mut self.store else {
+                    unreachable!()
+                };
+                match elems.remove(&norm) {
+                    Some((_, b)) => {
+                        graveyard.push(b);
+                        Ok(())
+                    }
+                    None => Err(MapError {
+                        map: name,
+                        errno: ENOENT,
+                        msg: "prefix does not exist".into(),
+                    }),
+                }
+            }
+            Store::Slots { slots } => {
+                let i = Self::index_of(key) as usize;
+                if i >= slots.len() {
+                    return Err(MapError {
+                        map: name,
+                        errno: E2BIG,
+                        msg: format!("index {i} >= max_entries"),
+                    });
+                }
+                match slots[i].take() {
+                    Some(b) => {
+                        graveyard.push(b);
+                        Ok(())
+                    }
+                    // DEVMAP/CPUMAP/XSKMAP delete of an empty slot succeeds; PROG_ARRAY and
+                    // map-in-map return -ENOENT, like fd_array_map_delete_elem.
+                    None if matches!(self.def.map_type, mt::DEVMAP | mt::CPUMAP | mt::XSKMAP) => {
+                        Ok(())
+                    }
+                    None => noent("slot"),
+                }
+            }
+            Store::KeyedSlots { slots } => match slots.remove(key) {
+                Some(b) => {
+                    graveyard.push(b);
+                    Ok(())
+                }
+                None => noent("key"),
+            },
+            Store::Fifo { .. } | Store::Ringbuf { .. } => {
+                Err(self.err(EINVAL, "this map type has no delete operation"))
+            }
+        }
+    }
+
+    /// `bpf_map_push_elem`.
+    pub fn push(&mut self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        let vs = self.def.value_size as usize;
+        let max = self.def.max_entries as usize;
+        if value.len() != vs {
+            return Err(self.err(
+                EINVAL,
+                format!("value is {} bytes, expected {vs}", value.len()),
+            ));
+        }
+        if flags & !BPF_EXIST != 0 {
+            return Err(self.err(EINVAL, format!("invalid push flags {flags:#x}")));
+        }
+        let is_stack = self.def.map_type == mt::STACK;
+        let name = self.name().to_string();
+        let Store::Fifo { items } = &mut self.store else {
+            return Err(self.err(EINVAL, "not a queue or stack"));
+        };
+        if items.len() >= max {
+            if flags & BPF_EXIST == 0 {
+                return Err(MapError {
+                    map: name,
+                    errno: E2BIG,
+                    msg: format!("full ({max} entries)"),
+                });
+            }
+            // Overwrite the oldest element.
+            if is_stack {
+                items.pop_front();
+            } else {
+                items.pop_front();
+            }
+        }
+        items.push_back(value.to_vec());
+        Ok(())
+    }
+
+    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`.
+    pub fn pop(&mut self, delete: bool) -> Result<Vec<u8>, MapError> {
+        let is_stack = self.def.map_type == mt::STACK;
+        let name = self.name().to_string();
+        let Store::Fifo { items } = &mut self.store else {
+            return Err(self.err(EINVAL, "not a queue or stack"));
+        };
+        let v = match (is_stack, delete) {
+            (true, true) => items.pop_back(),
+            (true, false) => items.back().cloned(),
+            (false, true) => items.pop_front(),
+            (false, false) => items.front().cloned(),
+        };
+        v.ok_or(MapError {
+            map: name,
+            errno: ENOENT,
+            msg: "empty".into(),
+        })
+    }
+
+    /// Ring buffer space accounting: reserves `len` bytes (plus the 8-byte header, rounded up
+    /// to 8) if they fit.
+    pub fn ringbuf_reserve(&mut self, len: u64) -> bool {
+        let cap = self.def.max_entries as u64;
+        let Store::Ringbuf { used } = &mut self.store else {
+            return false;
+        };
+        let need = (len + 8 + 7) & !7;
+        if *used + need > cap {
+            return false;
+        }
+        *used += need;
+        true
+    }
+
+    /// Ring buffer bytes in use (records not yet read by the caller).
+    pub fn ringbuf_used(&self) -> u64 {
+        match &self.store {
+            Store::Ringbuf { used } => *used,
+            _ => 0,
+        }
+    }
+
+    /// The caller read every record: the ring is empty again.
+    pub fn ringbuf_drain(&mut self) {
+        if let Store::Ringbuf { used } = &mut self.store {
+            *used = 0;
+        }
+    }
+
+    /// All entries as the syscall returns them (per-CPU values concatenated, each rounded up
+    /// to 8 bytes), sorted by key.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let vs = self.def.value_size as usize;
+        let stride = self.stride() as usize;
+        match &self.store {
+            Store::Array { cpus } => (0..self.def.max_entries)
+                .map(|i| {
+                    let off = i as usize * stride;
+                    let v = if self.is_percpu() {
+                        let mut v = vec![0u8; stride * cpus.len()];
+                        for (c, b) in cpus.iter().enumerate() {
+                            v[c * stride..c * stride + vs]
+                                .copy_from_slice(&b.as_slice()[off..off + vs]);
+                        }
+                        v
+                    } else {
+                        cpus[0].as_slice()[off..off + vs].to_vec()
+                    };
+                    (i.to_le_bytes().to_vec(), v)
+                })
+                .collect(),
+            Store::Hash { elems } => elems
+                .iter()
+                .map(|(k, e)| (k.clone(), e.value.as_slice().to_vec()))
+                .collect(),
+            Store::Lpm { elems } => {
+                let mut v: Vec<_> = elems
+                    .values()
+                    .map(|(k, b)| (k.clone(), b.as_slice().to_vec()))
+                    .collect();
+                v.sort();
+                v
+            }
+            Store::Slots { slots } => slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    s.as_ref()
+                        .map(|b| ((i as u32).to_le_bytes().to_vec(), b.as_slice().to_vec()))
+                })
+                .collect(),
+            Store::KeyedSlots { slots } => slots
+                .iter()
+                .map(|(k, b)| (k.clone(), b.as_slice().to_vec()))
+                .collect(),
+            Store::Fifo { items } => {
+                let mut v: Vec<_> = items.iter().map(|i| (Vec::new(), i.clone())).collect();
+                if self.def.map_type == mt::STACK {
+                    v.reverse();
+                }
+                v
+            }
+            Store::Ringbuf { .. } => Vec::new(),
+        }
+    }
+
+    /// Iteration order for `bpf_for_each_map_elem`: (key bytes, value address for `cpu`).
+    pub fn iter_addrs(&self, cpu: u32) -> Vec<(Vec<u8>, u64)> {
+        let stride = self.stride();
+        match &self.store {
+            Store::Array { cpus } => {
+                let b = &cpus[if self.is_percpu() { cpu as usize } else { 0 }];
+                (0..self.def.max_entries)
+                    .map(|i| (i.to_le_bytes().to_vec(), b.addr() + i as u64 * stride))
+                    .collect()
+            }
+            Store::Hash { elems } => elems
+                .iter()
+                .map(|(k, e)| {
+                    (
+                        k.clone(),
+                        e.value.addr()
+                            + if self.is_percpu() {
+                                cpu as u64 * stride
+                            } else {
+                                0
+                            },
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Address of element 0's value (global data, `BPF_PSEUDO_MAP_VALUE`).
+    pub fn direct_value_addr(&self) -> Option<u64> {
+        match &self.store {
+            Store::Array { cpus } if !self.is_percpu() => Some(cpus[0].addr()),
+            _ => None,
+        }
+    }
+}
+
+/// Every map of a loaded object.
+#[derive(Debug, Default)]
+pub struct MapSet {
+    pub maps: Vec<Map>,
+    /// Value buffers removed during the run, kept alive (and accessible) until it ends.
+    pub graveyard: Vec<Buf>,
+}
+
+impl MapSet {
+    /// Creates the maps of an object and fills in their initial contents. `programs` maps a
+    /// program name to its index (for PROG_ARRAY `.values`).
+    pub fn new(
+        defs: &[MapDef],
+        ncpus: u32,
+        programs: &dyn Fn(&str) -> Option<usize>,
+        regions: &mut Regions,
+    ) -> Result<MapSet, MapError> {
+        let mut set = MapSet::default();
+        for (i, d) in defs.iter().enumerate() {
+            let mut d = d.clone();
+            if d.map_type == mt::PERF_EVENT_ARRAY && d.max_entries == 0 {
+                // libbpf sizes perf event arrays to the number of possible CPUs.
+                d.max_entries = ncpus;
+            }
+            if d.map_type == mt::RINGBUF && d.max_entries != 0 && d.max_entries % 4096 != 0 {
+                // libbpf rounds ring buffer sizes up to a page multiple (power of two).
+                d.max_entries = d.max_entries.next_power_of_two().max(4096);
+            }
+            set.maps.push(Map::new(d, i, ncpus, regions)?);
+        }
+        for i in 0..set.maps.len() {
+            let init = set.maps[i].def.init.clone();
+            let name = set.maps[i].def.name.clone();
+            match init {
+                MapInit::None => {}
+                MapInit::Data(bytes) => {
+                    let m = &mut set.maps[i];
+                    let Store::Array { cpus } = &mut m.store else {
+                        return Err(MapError {
+                            map: name,
+                            errno: EINVAL,
+                            msg: "initial data for a non-array map".into(),
+                        });
+                    };
+                    let n = bytes.len().min(cpus[0].len());
+                    cpus[0].as_mut_slice()[..n].copy_from_slice(&bytes[..n]);
+                }
+                MapInit::Programs(list) => {
+                    for (slot, prog) in list {
+                        let p = programs(&prog).ok_or_else(|| MapError {
+                            map: name.clone(),
+                            errno: ENOENT,
+                            msg: format!("slot {slot}: no program named {prog:?}"),
+                        })?;
+                        let mut g = Vec::new();
+                        set.maps[i].update(
+                            &slot.to_le_bytes(),
+                            &(p as u32).to_le_bytes(),
+                            BPF_ANY,
+                            None,
+                            regions,
+                            &mut g,
+                        )?;
+                    }
+                }
+                MapInit::Maps(list) => {
+                    for (slot, inner) in list {
+                        let j =
+                            defs.iter()
+                                .position(|d| d.name == inner)
+                                .ok_or_else(|| MapError {
+                                    map: name.clone(),
+                                    errno: ENOENT,
+                                    msg: format!("slot {slot}: no map named {inner:?}"),
+                                })?;
+                        let mut g = Vec::new();
+                        let key = slot.to_le_bytes();
+                        let ks = set.maps[i].def.key_size as usize;
+                        let mut k = vec![0u8; ks];
+                        k[..ks.min(4)].copy_from_slice(&key[..ks.min(4)]);
+                        set.maps[i].update(
+                            &k,
+                            &(j as u32).to_le_bytes(),
+                            BPF_ANY,
+                            None,
+                            regions,
+                            &mut g,
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Ends a run: values removed during it become unreachable.
+    pub fn end_run(&mut self, regions: &mut Regions) {
+        for b in self.graveyard.drain(..) {
+            regions.remove(b.addr());
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The memory model: host buffers that never move, and the table of regions a program may
+//! touch at a given moment.
+//!
+//! Programs see real host addresses (the packet, stack frames, map values, ring buffer
+//! records all live in [`Buf`]s whose address is fixed for their lifetime). Every load and
+//! store goes through [`Regions::check`] first, which finds the live region containing the
+//! whole access or returns a [`MemFault`] naming the address, size and nearest region.
+//! Only after that check does [`Regions::load`]/[`Regions::store`] touch memory. The JIT's
+//! checked mode calls the same functions.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ptr::NonNull;
+
+/// A zero-initialised, 8-byte aligned heap buffer whose address never changes.
+///
+/// Unlike `Box<[u8]>`, the bytes are only ever accessed through the raw pointer (slices are
+/// created on demand and never kept), so a program writing through a region pointer while
+/// the Rust side holds a `&Buf` is not an aliasing violation.
+pub struct Buf {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `Buf` owns its allocation exclusively, like `Box<[u8]>`.
+unsafe impl Send for Buf {}
+// SAFETY: shared access only hands out `&[u8]` (see `as_slice`), like `Box<[u8]>`.
+unsafe impl Sync for Buf {}
+
+impl Buf {
+    fn layout(len: usize) -> Layout {
+        // At least 8 bytes so that a zero-length buffer still has a unique address.
+        Layout::from_size_align(len.max(8), 8).expect("buffer size fits a Layout")
+    }
+
+    /// A zeroed buffer of `len` bytes.
+    pub fn new(len: usize) -> Buf {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Buf { ptr, len }
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Buf {
+        let mut b = Buf::new(bytes.len());
+        b.as_mut_slice().copy_from_slice(bytes);
+        b
+    }
+
+    /// Host address of the first byte.
+    pub fn addr(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live allocation of at least `len` initialised bytes owned by
+        // `self`; the only other writers are program stores, which cannot run while the
+        // caller holds this borrow (the interpreter is single-threaded and does not keep
+        // slices across instructions).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for `as_slice`, and `&mut self` makes this the only Rust borrow.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout.
+        unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+    }
+}
+
+impl Clone for Buf {
+    fn clone(&self) -> Self {
+        Buf::from_slice(self.as_slice())
+    }
+}
+
+impl fmt::Debug for Buf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Buf({:#x}, {} bytes)", self.addr(), self.len)
+    }
+}
+
+/// What a region is, for error messages and for the special handling of the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    /// The 512-byte stack of call frame `n` (0 = the entry function).
+    Stack(u8),
+    /// Packet data, `data .. data_end`.
+    Packet,
+    /// Packet metadata, `data_meta .. data`.
+    Meta,
+    /// The program context (`struct xdp_md`); loads from it are rewritten.
+    Context,
+    /// The memory given to a raw-mode run (`r1`).
+    Memory,
+    /// A value of map `n` (index into the object's map table).
+    MapValue(u32),
+    /// A reserved ring buffer record of map `n`.
+    RingbufRecord(u32),
+}
+
+impl fmt::Display for RegionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegionKind::Stack(n) => write!(f, "stack of frame {n}"),
+            RegionKind::Packet => write!(f, "packet"),
+            RegionKind::Meta => write!(f, "packet metadata"),
+            RegionKind::Context => write!(f, "context"),
+            RegionKind::Memory => write!(f, "input memory"),
+            RegionKind::MapValue(m) => write!(f, "value of map #{m}"),
+            RegionKind::RingbufRecord(m) => write!(f, "ring buffer record of map #{m}"),
+        }
+    }
+}
+
+/// One accessible range of host memory.
+///
+/// A region may be *strided*: `len` bytes made of elements `stride` bytes apart of which
+/// only the first `elem` bytes are accessible, and an access must stay inside one element
+/// (array maps: `stride` = value size rounded up to 8, `elem` = value size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub len: u64,
+    pub stride: u64,
+    pub elem: u64,
+    pub kind: RegionKind,
+    pub writable: bool,
+}
+
+impl Region {
+    pub fn new(start: u64, len: u64, kind: RegionKind, writable: bool) -> Region {
+        Region {
+            start,
+            len,
+            stride: len.max(1),
+            elem: len,
+            kind,
+            writable,
+        }
+    }
+
+    pub fn strided(
+        start: u64,
+        count: u64,
+        stride: u64,
+        elem: u64,
+        kind: RegionKind,
+        writable: bool,
+    ) -> Region {
+        Region {
+            start,
+            len: count * stride,
+            stride: stride.max(1),
+            elem,
+            kind,
+            writable,
+        }
+    }
+
+    pub fn end(&self) -> u64 {
+        self.start + self.len
+    }
+
+    fn contains(&self, addr: u64, size: u64) -> bool {
+        if addr < self.start || addr >= self.end() {
+            return false;
+        }
+        let off = addr - self.start;
+        let in_elem = off % self.stride;
+        in_elem.checked_add(size).is_some_and(|e| e <= self.elem)
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{:#x}..{:#x})", self.kind, self.start, self.end())?;
+        if self.stride != self.len.max(1) {
+            write!(
+                f,
+                " in elements of {} bytes every {}",
+                self.elem, self.stride
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A rejected memory access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemFault {
+    pub addr: u64,
+    pub size: u64,
+    pub write: bool,
+    /// The region the address falls in (access too large or read-only), or the nearest one.
+    pub region: Option<Region>,
+    /// True when the address is inside `region` (so the problem is size, element bounds or
+    /// write permission).
+    pub inside: bool,
+}
+
+impl fmt::Display for MemFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.write { "write" } else { "read" };
+        write!(f, "invalid {}-byte {what} at {:#x}", self.size, self.addr)?;
+        match (&self.region, self.inside) {
+            (Some(r), true) if self.write && !r.writable => write!(f, ": {r} is read-only"),
+            (Some(r), true) => write!(f, ": crosses the end of {r}"),
+            (Some(r), false) => {
+                let dist = if self.addr < r.start {
+                    format!("{} bytes before", r.start - self.addr)
+                } else {
+                    format!("{} bytes after the end of", self.addr - r.end() + 1)
+                };
+                write!(f, ": outside every region ({dist} {r})")
+            }
+            (None, _) => write!(f, ": outside every region (no region exists)"),
+        }
+    }
+}
+
+/// The live regions, keyed by start address.
+#[derive(Debug, Default, Clone)]
+pub struct Regions {
+    map: BTreeMap<u64, Region>,
+}
+
+impl Regions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a region (replacing one with the same start).
+    pub fn insert(&mut self, r: Region) {
+        self.map.insert(r.start, r);
+    }
+
+    /// Removes the region starting at `start`.
+    pub fn remove(&mut self, start: u64) -> Option<Region> {
+        self.map.remove(&start)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Region> {
+        self.map.values()
+    }
+
+    /// The region containing `addr`, if any.
+    pub fn find(&self, addr: u64) -> Option<&Region> {
+        let (_, r) = self.map.range(..=addr).next_back()?;
+        (addr < r.end()).then_some(r)
+    }
+
+    /// Checks that `[addr, addr + size)` is inside one live region (and one element of it),
+    /// writable if `write`.
+    pub fn check(&self, addr: u64, size: u64, write: bool) -> Result<Region, MemFault> {
+        let before = self.map.range(..=addr).next_back().map(|(_, r)| *r);
+        if let Some(r) = before {
+            if addr < r.end() {
+                if r.contains(addr, size) && (!write || r.writable) {
+                    return Ok(r);
+                }
+                return Err(MemFault {
+                    addr,
+                    size,
+                    write,
+                    region: Some(r),
+                    inside: true,
+                });
+            }
+        }
+        let after = self
+            .map
+            .range(addr.saturating_add(1)..)
+            .next()
+            .map(|(_, r)| *r);
+        let nearest = match (before, after) {
+            (Some(b), Some(a)) => Some(if addr - b.end() <= a.start - addr {
+                b
+            } else {
+                a
+            }),
+            (b, a) => b.or(a),
+        };
+        Err(MemFault {
+            addr,
+            size,
+            write,
+            region: nearest,
+            inside: false,
+        })
+    }
+
+    /// A checked little-endian load of 1, 2, 4 or 8 bytes.
+    pub fn load(&self, addr: u64, size: u64) -> Result<u64, MemFault> {
+        self.check(addr, size, false)?;
+        // SAFETY: `check` proved `[addr, addr+size)` lies inside a live region, and every
+        // region is backed by a `Buf` (or other allocation) owned by the runtime that
+        // outlives its registration in this table.
+        Ok(unsafe { raw_load(addr, size) })
+    }
+
+    /// A checked little-endian store of the low `size` bytes of `value`.
+    pub fn store(&self, addr: u64, size: u64, value: u64) -> Result<(), MemFault> {
+        self.check(addr, size, true)?;
+        // SAFETY: as in `load`; `check` also proved the region writable.
+        unsafe { raw_store(addr, size, value) };
+        Ok(())
+    }
+
+    /// Copies `len` bytes from checked program memory.
+    pub fn read_bytes(&self, addr: u64, len: u64) -> Result<Vec<u8>, MemFault> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        self.check(addr, len, false)?;
+        let mut out = vec![0u8; len as usize];
+        // SAFETY: `check` proved the source range lies in a live region; `out` is a fresh
+        // allocation that cannot overlap it.
+        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), len as usize) };
+        Ok(out)
+    }
+
+    /// Copies `bytes` into checked, writable program memory.
+    pub fn write_bytes(&self, addr: u64, bytes: &[u8]) -> Result<(), MemFault> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.check(addr, bytes.len() as u64, true)?;
+        // SAFETY: `check` proved the destination lies in a live writable region. `copy`
+        // (memmove) tolerates overlap in case `bytes` was itself read from program memory.
+        unsafe { std::ptr::copy(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+        Ok(())
+    }
+}
+
+/// Loads `size` bytes at `addr` without any check.
+///
+/// # Safety
+/// `[addr, addr + size)` must be readable memory (callers check it with [`Regions::check`]).
+#[inline]
+pub unsafe fn raw_load(addr: u64, size: u64) -> u64 {
+    let p = addr as *const u8;
+    // SAFETY: guaranteed by the caller; unaligned reads are allowed.
+    unsafe {
+        match size {
+            1 => p.read() as u64,
+            2 => (p as *const u16).read_unaligned() as u64,
+            4 => (p as *const u32).read_unaligned() as u64,
+            _ => (p as *const u64).read_unaligned(),
+        }
+    }
+}
+
+/// Stores the low `size` bytes of `value` at `addr` without any check.
+///
+/// # Safety
+/// `[addr, addr + size)` must be writable memory (callers check it with [`Regions::check`]).
+#[inline]
+pub unsafe fn raw_store(addr: u64, size: u64, value: u64) {
+    let p = addr as *mut u8;
+    // SAFETY: guaranteed by the caller; unaligned writes are allowed.
+    unsafe {
+        match size {
+            1 => p.write(value as u8),
+            2 => (p as *mut u16).write_unaligned(value as u16),
+            4 => (p as *mut u32).write_unaligned(value as u32),
+            _ => (p as *mut u64).write_unaligned(value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_access() {
+        let b = Buf::new(16);
+        let mut r = Regions::new();
+        r.insert(Region::new(b.addr(), 16, RegionKind::Memory, true));
+        r.store(b.addr() + 8, 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(r.load(b.addr() + 8, 4).unwrap(), 0x5566_7788);
+        assert_eq!(b.as_slice()[8], 0x88);
+        let e = r.load(b.addr() + 12, 8).unwrap_err();
+        assert!(e.inside);
+        assert!(
+            e.to_string().contains("crosses the end of input memory"),
+            "{e}"
+        );
+        let e = r.load(b.addr() + 16, 1).unwrap_err();
+        assert!(!e.inside);
+        assert!(e.to_string().contains("1 bytes after the end"), "{e}");
+        let e = r.load(b.addr() - 3, 1).unwrap_err();
+        assert!(e.to_string().contains("3 bytes before"), "{e}");
+    }
+
+    #[test]
+    fn strided_and_read_only() {
+        let b = Buf::new(32);
+        let mut r = Regions::new();
+        r.insert(Region::strided(
+            b.addr(),
+            4,
+            8,
+            6,
+            RegionKind::MapValue(0),
+            false,
+        ));
+        assert!(r.load(b.addr() + 8, 4).is_ok());
+        assert!(r.load(b.addr() + 12, 4).is_err());
+        let e = r.store(b.addr(), 1, 0).unwrap_err();
+        assert!(e.to_string().contains("read-only"), "{e}");
+    }
+}
