@@ -43,8 +43,8 @@ MAP_TYPE_NAMES = [
 PROG_TYPE_NAMES = {6: "xdp"}
 PERCPU_TYPES = {5, 6, 10, 21}
 ARRAY_TYPES = {2, 6}  # entries that are all zero are left out of maps_after
-NOT_DUMPED = {3: "PROG_ARRAY values read back as kernel program ids, which differ between loads",
-              27: "RINGBUF has no keys; its records are listed per packet under events"}
+NOT_DUMPED = {27: "RINGBUF has no keys; its records are listed per packet under events"}
+PROG_ARRAY, MAP_OF_MAPS = 3, (12, 13)  # values read back as ids: recorded by name
 
 
 def die_skip(msg):
@@ -235,7 +235,10 @@ def kernel_json(ld):
 
 
 def dump_maps(ld, ncpus):
-    out, skipped = {}, {}
+    """(maps_after, fd_maps_after, not_dumped): see corpus/README.md."""
+    out, fd_out, skipped = {}, {}, {}
+    map_by_id = {m["id"]: n for n, m in ld.maps.items()}
+    prog_by_id = {kbpf.prog_info(fd)["id"]: n for n, fd in ld.prog_fds.items()}
     for n, m in sorted(ld.maps.items()):
         if m["type"] in NOT_DUMPED:
             skipped[n] = NOT_DUMPED[m["type"]]
@@ -253,9 +256,21 @@ def dump_maps(ld, ncpus):
                 raise
             if m["type"] in ARRAY_TYPES and not any(v):
                 continue
-            entries.append([k.hex(), v.hex()])
-        out[n] = entries
-    return out, skipped
+            if m["type"] == PROG_ARRAY:
+                pid = kbpf.struct.unpack("<I", v[:4])[0]
+                entries.append([k.hex(), {"program": prog_by_id.get(pid, "?id%d" % pid)}])
+            elif m["type"] in MAP_OF_MAPS:
+                mid = kbpf.struct.unpack("<I", v[:4])[0]
+                entries.append([k.hex(), {"map": map_by_id.get(mid, "?id%d" % mid)}])
+            else:
+                entries.append([k.hex(), v.hex()])
+        if m["type"] == PROG_ARRAY or m["type"] in MAP_OF_MAPS:
+            fd_out[n] = entries
+            skipped[n] = "values are kernel %s ids; see fd_maps_after" % (
+                "program" if m["type"] == PROG_ARRAY else "map")
+        else:
+            out[n] = entries
+    return out, fd_out, skipped
 
 
 TRACE_FILES = ["/sys/kernel/tracing/trace", "/sys/kernel/debug/tracing/trace"]
@@ -336,7 +351,7 @@ def record_run(ld, prog, setup, packets, ncpus, nondet, printk):
     finally:
         for rb in rings.values():
             rb.close()
-    maps_after, skipped = dump_maps(ld, ncpus)
+    maps_after, fd_maps_after, skipped = dump_maps(ld, ncpus)
     for mapname in nondet:
         if mapname not in maps_after:
             raise RuntimeError("%s: corpus-nondeterministic names unknown map %s" % (ld.name, mapname))
@@ -353,6 +368,8 @@ def record_run(ld, prog, setup, packets, ncpus, nondet, printk):
         "packets": results,
         "maps_after": maps_after,
     }
+    if fd_maps_after:
+        out["fd_maps_after"] = fd_maps_after
     if skipped:
         out["maps_not_dumped"] = skipped
     if nondet:
