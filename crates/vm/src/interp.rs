@@ -80,6 +80,9 @@ pub fn run_function(
         let imm = insn.imm;
         let code = insn.code;
         let mut next = pc + 1;
+        if let Some(c) = rt.coverage.as_mut() {
+            c.hit(prog_idx, pc);
+        }
 
         match class(code) {
             BPF_ALU64 | BPF_ALU => {
@@ -213,6 +216,9 @@ pub fn run_function(
                         let Some(taken) = cond(o, a, b, is32) else {
                             bail!(FaultKind::UnknownOpcode(code));
                         };
+                        if let Some(c) = rt.coverage.as_mut() {
+                            c.branch(prog_idx, pc, taken);
+                        }
                         if taken {
                             next = tri!(target(pc, off, insns.len()));
                         }

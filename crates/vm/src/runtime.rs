@@ -197,6 +197,43 @@ impl XdpState {
     }
 }
 
+/// Execution counts per instruction and outcomes per conditional jump, filled by the
+/// interpreter while [`Runtime::coverage`] is `Some` (used by `bpfkit replay --coverage`).
+/// Indexed `[program][slot]`; vectors grow on demand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub hits: Vec<Vec<u64>>,
+    /// Times each conditional jump was taken / fell through.
+    pub taken: Vec<Vec<u64>>,
+    pub not_taken: Vec<Vec<u64>>,
+}
+
+impl Coverage {
+    fn slot(v: &mut Vec<Vec<u64>>, prog: usize, pc: usize) -> &mut u64 {
+        if v.len() <= prog {
+            v.resize(prog + 1, Vec::new());
+        }
+        let p = &mut v[prog];
+        if p.len() <= pc {
+            p.resize(pc + 1, 0);
+        }
+        &mut p[pc]
+    }
+
+    /// Instruction `pc` of program `prog` ran.
+    #[inline]
+    pub fn hit(&mut self, prog: usize, pc: usize) {
+        *Self::slot(&mut self.hits, prog, pc) += 1;
+    }
+
+    /// The conditional jump at `pc` was evaluated.
+    #[inline]
+    pub fn branch(&mut self, prog: usize, pc: usize, taken: bool) {
+        let v = if taken { &mut self.taken } else { &mut self.not_taken };
+        *Self::slot(v, prog, pc) += 1;
+    }
+}
+
 /// State of one engine: memory, maps, programs, and what the current run has produced.
 pub struct Runtime {
     pub regions: Regions,
@@ -224,6 +261,8 @@ pub struct Runtime {
     pub locks: Vec<u64>,
     /// Program index of the running program (for fault messages from helpers).
     pub current_prog: usize,
+    /// Instruction and branch coverage, recorded when `Some`.
+    pub coverage: Option<Coverage>,
 }
 
 impl Runtime {
@@ -248,6 +287,7 @@ impl Runtime {
             reserved: BTreeMap::new(),
             locks: Vec::new(),
             current_prog: 0,
+            coverage: None,
         }
     }
 
