@@ -23,6 +23,7 @@ BPF_OBJ_PIN = 6
 BPF_OBJ_GET = 7
 BPF_PROG_TEST_RUN = 10
 BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
 
 BPF_PROG_TYPE_XDP = 6
 BPF_PSEUDO_MAP_FD = 1
@@ -85,6 +86,22 @@ def map_update(fd, key, value, flags=0):
     bpf(BPF_MAP_UPDATE_ELEM, struct.pack("<IIQQQ", fd, 0, _addr(k), _addr(v), flags))
 
 
+def map_pop_all(fd, value_len):
+    """Pops every element of a QUEUE/STACK (BPF_MAP_LOOKUP_AND_DELETE_ELEM, key NULL)."""
+    out = []
+    while True:
+        v = ctypes.create_string_buffer(value_len)
+        try:
+            bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, struct.pack("<IIQQQ", fd, 0, 0, _addr(v), 0))
+        except BpfError as e:
+            if e.errno == errno.ENOENT:
+                return out
+            raise
+        out.append(v.raw)
+        if len(out) > 1_000_000:
+            raise BpfError(errno.ELOOP, "queue does not drain")
+
+
 def map_keys(fd, key_size):
     """All keys, via BPF_MAP_GET_NEXT_KEY starting from NULL."""
     keys = []
@@ -111,7 +128,8 @@ def map_info(fd):
     mtype, mid, ks, vs, me, flags = struct.unpack_from("<6I", raw, 0)
     name = raw[24:40].split(b"\0", 1)[0].decode()
     btf_id, btf_key, btf_val = struct.unpack_from("<3I", raw, 64)
-    return {"type": mtype, "id": mid, "key_size": ks, "value_size": vs, "max_entries": me,
+    map_extra = struct.unpack_from("<Q", raw, 80)[0]
+    return {"map_extra": map_extra,"type": mtype, "id": mid, "key_size": ks, "value_size": vs, "max_entries": me,
             "flags": flags, "kernel_name": name, "btf_id": btf_id,
             "btf_key_type_id": btf_key, "btf_value_type_id": btf_val}
 

@@ -43,7 +43,9 @@ MAP_TYPE_NAMES = [
 PROG_TYPE_NAMES = {6: "xdp"}
 PERCPU_TYPES = {5, 6, 10, 21}
 ARRAY_TYPES = {2, 6}  # entries that are all zero are left out of maps_after
-NOT_DUMPED = {27: "RINGBUF has no keys; its records are listed per packet under events"}
+NOT_DUMPED = {27: "RINGBUF has no keys; its records are listed per packet under events",
+              30: "BLOOM_FILTER cannot be enumerated (membership queries only)"}
+QUEUE_STACK = (22, 23)  # dumped by popping: [["", value], ...] in pop order
 PROG_ARRAY, MAP_OF_MAPS = 3, (12, 13)  # values read back as ids: recorded by name
 
 
@@ -228,6 +230,7 @@ def kernel_json(ld):
             "value_size": m["value_size"],
             "max_entries": m["max_entries"],
             "flags": m["flags"],
+            "map_extra": m["map_extra"],
             "has_btf": m["btf_id"] != 0,
         })
     return {"object": ld.name, "kernel": platform.release(), "loader": ld.loader,
@@ -247,6 +250,9 @@ def dump_maps(ld, ncpus):
         if m["type"] in PERCPU_TYPES:
             vlen = ((vlen + 7) // 8 * 8) * ncpus
         entries = []
+        if m["type"] in QUEUE_STACK:
+            out[n] = [["", v.hex()] for v in kbpf.map_pop_all(m["fd"], vlen)]
+            continue
         for k in sorted(kbpf.map_keys(m["fd"], m["key_size"])):
             try:
                 v = kbpf.map_lookup(m["fd"], k, vlen)
