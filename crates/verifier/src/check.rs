@@ -1,0 +1,2165 @@
+//! The abstract interpreter (`do_check` and what it calls in kernel/bpf/verifier.c).
+
+use crate::bounds::{self, Bounds};
+use crate::cfg::{self, Cfg};
+use crate::helpers::{self, Arg, Ret};
+use crate::state::*;
+use crate::tnum::Tnum;
+use crate::{Fail, Options, RegDump, Rejection, Stats, Verdict};
+use bpfkit_isa::opcode::*;
+use bpfkit_isa::RawInsn;
+use bpfkit_object::model::{map_type as mt, prog_type, LinkedProgram, MapDef, MapInit};
+
+const BPF_MAX_VAR_OFF: i64 = 1 << 29;
+const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
+const MAX_PACKET_OFF: u64 = 0xffff;
+const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// `sizeof(struct xdp_md)`.
+const XDP_MD_SIZE: i32 = 24;
+const BPF_XDP_DEVMAP: u32 = 38;
+
+struct Explored {
+    state: State,
+    branches: u32,
+}
+
+type R<T> = Result<T, Fail>;
+
+struct V<'a> {
+    insns: &'a [RawInsn],
+    maps: &'a [MapDef],
+    prog: &'a LinkedProgram,
+    opts: &'a Options,
+    cfg: Cfg,
+    arena: Vec<Explored>,
+    /// Per instruction: indices into `arena`.
+    explored: Vec<Vec<usize>>,
+    /// Pending branches: (state, insn to resume at).
+    pending: Vec<(State, usize)>,
+    id_gen: u32,
+    processed: u64,
+    jmps_processed: u64,
+    prev_jmps: u64,
+    prev_insns: u64,
+    /// Per sub-program max stack depth.
+    stack_depth: Vec<i32>,
+    idx: usize,
+    /// Jumps since this path's last checkpoint.
+    path_jumps: u32,
+    allow_ptr_leaks: bool,
+}
+
+pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
+    let mut stats = Stats::default();
+    let cfg = match cfg::analyze(&prog.insns) {
+        Ok(c) => c,
+        Err(f) => return (to_verdict(f), stats),
+    };
+    if prog.prog_type != prog_type::XDP {
+        return (
+            Verdict::Unsupported {
+                insn: 0,
+                what: format!("program type {} (only XDP is modelled so far)", prog.prog_type),
+            },
+            stats,
+        );
+    }
+    let n = prog.insns.len();
+    let nsub = cfg.subprogs.len();
+    let mut v = V {
+        insns: &prog.insns,
+        maps,
+        prog,
+        opts,
+        cfg,
+        arena: vec![],
+        explored: vec![vec![]; n],
+        pending: vec![],
+        id_gen: 0,
+        processed: 0,
+        jmps_processed: 0,
+        prev_jmps: 0,
+        prev_insns: 0,
+        stack_depth: vec![0; nsub],
+        idx: 0,
+        path_jumps: 0,
+        allow_ptr_leaks: !opts.unprivileged,
+    };
+    let res = v.do_check().and_then(|_| v.check_max_stack_depth());
+    stats.processed_insns = v.processed;
+    stats.total_states = v.arena.len() as u64;
+    stats.peak_states = v.arena.len() as u64;
+    stats.max_states_per_insn = v.explored.iter().map(|e| e.len() as u64).max().unwrap_or(0);
+    stats.stack_depth = v.stack_depth.iter().map(|&d| d as u32).collect();
+    match res {
+        Ok(()) => (Verdict::Accepted, stats),
+        Err(f) => (to_verdict(f), stats),
+    }
+}
+
+fn to_verdict(f: Fail) -> Verdict {
+    match f {
+        Fail::Reject(r) => Verdict::Rejected(r),
+        Fail::Unsupported { insn, what } => Verdict::Unsupported { insn, what },
+    }
+}
+
+enum Flow {
+    Next(usize),
+    /// The path ended (exit of the main program, or pruned).
+    End,
+}
+
+fn round_up(x: i32, a: i32) -> i32 {
+    (x + a - 1) / a * a
+}
+
+impl<'a> V<'a> {
+    // ---------------------------------------------------------------- errors
+    fn err(&self, st: &State, msg: String) -> Fail {
+        self.err_regs(st, msg, &[])
+    }
+    fn err_regs(&self, st: &State, msg: String, regs: &[u8]) -> Fail {
+        let fr = st.cur();
+        let dumps = regs
+            .iter()
+            .filter(|&&r| (r as usize) < 11)
+            .map(|&r| RegDump { reg: r, state: fr.regs[r as usize].describe(self.maps) })
+            .collect();
+        Fail::Reject(Rejection {
+            insn: self.idx,
+            kernel_message: msg,
+            hint: None,
+            regs: dumps,
+            path: st.path.clone(),
+        })
+    }
+    fn hint(mut f: Fail, h: String) -> Fail {
+        if let Fail::Reject(r) = &mut f {
+            r.hint = Some(h);
+        }
+        f
+    }
+    fn unsupported(&self, what: impl Into<String>) -> Fail {
+        Fail::Unsupported { insn: self.idx, what: what.into() }
+    }
+
+    fn new_id(&mut self) -> u32 {
+        self.id_gen += 1;
+        self.id_gen
+    }
+
+    // ---------------------------------------------------------------- main loop
+    fn initial_state(&self) -> State {
+        let mut f = Frame::new(0, 0, 0);
+        f.regs[1] = Reg::ptr(RegType::Ctx);
+        State { frames: vec![f], refs: vec![], parent: None, path: vec![] }
+    }
+
+    fn do_check(&mut self) -> R<()> {
+        let mut st = self.initial_state();
+        let mut idx = 0usize;
+        loop {
+            self.idx = idx;
+            self.processed += 1;
+            if self.processed > self.opts.insn_limit {
+                return Err(self.err(
+                    &st,
+                    format!("BPF program is too large. Processed {} insn", self.processed),
+                ));
+            }
+            if self.cfg.prune_point[idx] && self.is_state_visited(&mut st, idx)? {
+                self.finish_path(&st);
+                match self.pending.pop() {
+                    Some((s, i)) => {
+                        st = s;
+                        idx = i;
+                        self.path_jumps = 0;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            let insn = self.insns[idx];
+            let c = insn.class();
+            if c == BPF_JMP || c == BPF_JMP32 {
+                self.jmps_processed += 1;
+                self.path_jumps += 1;
+            }
+            match self.step(&mut st, idx)? {
+                Flow::Next(n) => idx = n,
+                Flow::End => {
+                    self.finish_path(&st);
+                    match self.pending.pop() {
+                        Some((s, i)) => {
+                            st = s;
+                            idx = i;
+                            self.path_jumps = 0;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `update_branch_counts`.
+    fn finish_path(&mut self, st: &State) {
+        let mut p = st.parent;
+        while let Some(i) = p {
+            let e = &mut self.arena[i];
+            e.branches -= 1;
+            if e.branches > 0 {
+                break;
+            }
+            p = e.state.parent;
+        }
+    }
+
+    fn push_branch(&mut self, st: &State, target: usize) -> R<()> {
+        if let Some(p) = st.parent {
+            self.arena[p].branches += 1;
+        }
+        self.pending.push((st.clone(), target));
+        if self.pending.len() > crate::BPF_COMPLEXITY_LIMIT_JMP_SEQ {
+            return Err(self.err(
+                st,
+                format!("The sequence of {} jumps is too complex.", self.pending.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `is_state_visited`: Ok(true) when an equivalent explored state makes this path safe.
+    fn is_state_visited(&mut self, st: &mut State, idx: usize) -> R<bool> {
+        let force = self.path_jumps > 40;
+        let mut add = force
+            || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
+        for k in 0..self.explored[idx].len() {
+            let ai = self.explored[idx][k];
+            let e = &self.arena[ai];
+            if e.branches > 0 {
+                // still being explored: only useful for loop detection
+                if same_callsites(&e.state, st) && self.states_equal(&e.state, st, idx, true) {
+                    return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
+                }
+                if !force
+                    && self.jmps_processed - self.prev_jmps < 20
+                    && self.processed - self.prev_insns < 100
+                {
+                    add = false;
+                }
+                continue;
+            }
+            if self.states_equal(&e.state, st, idx, false) {
+                return Ok(true);
+            }
+        }
+        if !add {
+            return Ok(false);
+        }
+        self.prev_jmps = self.jmps_processed;
+        self.prev_insns = self.processed;
+        self.path_jumps = 0;
+        let mut copy = st.clone();
+        copy.path = vec![];
+        self.arena.push(Explored { state: copy, branches: 1 });
+        let ai = self.arena.len() - 1;
+        self.explored[idx].push(ai);
+        st.parent = Some(ai);
+        Ok(false)
+    }
+
+    // ---------------------------------------------------------------- equivalence
+    fn states_equal(&self, old: &State, cur: &State, idx: usize, exact: bool) -> bool {
+        if old.frames.len() != cur.frames.len() {
+            return false;
+        }
+        let mut idmap: Vec<(u32, u32)> = vec![];
+        for (fi, (fo, fc)) in old.frames.iter().zip(cur.frames.iter()).enumerate() {
+            if fo.callsite != fc.callsite {
+                return false;
+            }
+            let live = if fi + 1 == old.frames.len() {
+                self.cfg.live_in[idx]
+            } else {
+                let cs = old.frames[fi + 1].callsite;
+                self.cfg.live_in.get(cs + 1).copied().unwrap_or(0xffff) & !1
+            };
+            for r in 0..11 {
+                if !exact && live & (1 << r) == 0 {
+                    continue;
+                }
+                if !regsafe(&fo.regs[r], &fc.regs[r], exact, &mut idmap) {
+                    return false;
+                }
+            }
+            if !self.stacksafe(fo, fc, exact, &mut idmap) {
+                return false;
+            }
+        }
+        if old.refs.len() != cur.refs.len() {
+            return false;
+        }
+        for (a, b) in old.refs.iter().zip(cur.refs.iter()) {
+            if !check_ids(a.id, b.id, &mut idmap) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn stacksafe(&self, old: &Frame, cur: &Frame, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
+        let allow_uninit = !self.opts.unprivileged;
+        for spi in 0..SLOTS {
+            let so = &old.stack[spi];
+            let sc = &cur.stack[spi];
+            for i in 0..REG_SIZE {
+                let (to, tc) = (so.ty[i], sc.ty[i]);
+                if exact {
+                    if to != tc {
+                        return false;
+                    }
+                    continue;
+                }
+                if to == Slot::Invalid {
+                    continue;
+                }
+                if allow_uninit && to == Slot::Misc {
+                    continue;
+                }
+                if to == Slot::Misc && tc == Slot::Zero {
+                    continue;
+                }
+                if to != tc {
+                    return false;
+                }
+            }
+            if so.is_spilled() && !regsafe(&so.spilled, &sc.spilled, exact, idmap) {
+                return false;
+            }
+        }
+        true
+    }
+
+    // ---------------------------------------------------------------- registers
+    fn check_reg_read(&self, st: &State, r: u8) -> R<()> {
+        if r > 10 {
+            return Err(self.err(st, format!("R{} is invalid", r)));
+        }
+        if st.cur().regs[r as usize].ty == RegType::NotInit {
+            return Err(self.err(st, format!("R{} !read_ok", r)));
+        }
+        Ok(())
+    }
+    fn check_reg_write(&self, st: &State, r: u8) -> R<()> {
+        if r > 10 {
+            return Err(self.err(st, format!("R{} is invalid", r)));
+        }
+        if r == 10 {
+            return Err(self.err(st, "frame pointer is read only".into()));
+        }
+        Ok(())
+    }
+    fn is_pointer_value(&self, reg: &Reg) -> bool {
+        !self.allow_ptr_leaks && reg.ty.is_pointer()
+    }
+
+    // ---------------------------------------------------------------- step
+    fn step(&mut self, st: &mut State, idx: usize) -> R<Flow> {
+        let insn = self.insns[idx];
+        match insn.class() {
+            BPF_ALU | BPF_ALU64 => {
+                self.check_alu(st, &insn)?;
+                Ok(Flow::Next(idx + 1))
+            }
+            BPF_LDX => {
+                self.check_ldx(st, &insn)?;
+                Ok(Flow::Next(idx + 1))
+            }
+            BPF_STX => {
+                if mode(insn.code) == BPF_ATOMIC {
+                    self.check_atomic(st, &insn)?;
+                } else {
+                    if insn.imm != 0 {
+                        return Err(self.err(st, "BPF_STX uses reserved fields".into()));
+                    }
+                    self.check_reg_read(st, insn.src)?;
+                    self.check_reg_read(st, insn.dst)?;
+                    let val = st.cur().regs[insn.src as usize].clone();
+                    self.check_mem_access(st, insn.dst, insn.off as i32, size_bytes(insn.code), true, Some(val), None, false)?;
+                }
+                Ok(Flow::Next(idx + 1))
+            }
+            BPF_ST => {
+                if insn.src != 0 {
+                    return Err(self.err(st, "BPF_ST uses reserved fields".into()));
+                }
+                self.check_reg_read(st, insn.dst)?;
+                let val = Reg::konst(insn.imm as i64 as u64);
+                self.check_mem_access(st, insn.dst, insn.off as i32, size_bytes(insn.code), true, Some(val), Some(insn.imm), false)?;
+                Ok(Flow::Next(idx + 1))
+            }
+            BPF_LD => {
+                if insn.code == LDDW {
+                    self.check_ld_imm(st, idx)?;
+                    Ok(Flow::Next(idx + 2))
+                } else {
+                    Err(self.err(
+                        st,
+                        "BPF_LD_[ABS|IND] instructions not allowed for this program type".into(),
+                    ))
+                }
+            }
+            BPF_JMP | BPF_JMP32 => self.check_jmp(st, idx, &insn),
+            _ => Err(self.err(st, format!("unknown opcode {:02x}", insn.code))),
+        }
+    }
+
+    fn check_ld_imm(&mut self, st: &mut State, idx: usize) -> R<()> {
+        let insn = self.insns[idx];
+        let hi = self.insns[idx + 1];
+        if insn.off != 0 {
+            return Err(self.err(st, "BPF_LD_IMM64 uses reserved fields".into()));
+        }
+        self.check_reg_write(st, insn.dst)?;
+        let reg = match insn.src {
+            0 => Reg::konst((insn.imm as u32 as u64) | ((hi.imm as u32 as u64) << 32)),
+            BPF_PSEUDO_MAP_IDX | BPF_PSEUDO_MAP_FD => {
+                let m = insn.imm as usize;
+                if m >= self.maps.len() {
+                    return Err(self.err(st, format!("fd {} is not pointing to valid bpf_map", insn.imm)));
+                }
+                let mut r = Reg::ptr(RegType::MapPtr);
+                r.map = Some(m);
+                r
+            }
+            BPF_PSEUDO_MAP_IDX_VALUE | BPF_PSEUDO_MAP_VALUE => {
+                let m = insn.imm as usize;
+                let Some(md) = self.maps.get(m) else {
+                    return Err(self.err(st, format!("fd {} is not pointing to valid bpf_map", insn.imm)));
+                };
+                let off = hi.imm as u32;
+                if !matches!(md.map_type, mt::ARRAY) || md.max_entries != 1 {
+                    return Err(self.unsupported("direct map value access on a non-array map"));
+                }
+                if off >= md.value_size {
+                    return Err(self.err(
+                        st,
+                        format!(
+                            "invalid access to map value pointer, value_size={} off={}",
+                            md.value_size, off
+                        ),
+                    ));
+                }
+                let mut r = Reg::ptr(RegType::MapValue);
+                r.map = Some(m);
+                r.off = off as i32;
+                r
+            }
+            BPF_PSEUDO_FUNC => {
+                let mut r = Reg::ptr(RegType::Func);
+                r.subprog = (idx as i64 + insn.imm as i64 + 1) as usize;
+                r
+            }
+            _ => return Err(self.unsupported("lddw of a BTF id (kernel variable)")),
+        };
+        st.cur_mut().regs[insn.dst as usize] = reg;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- ALU
+    fn check_alu(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        let opc = op(insn.code);
+        let is64 = insn.class() == BPF_ALU64;
+        let x = source(insn.code) == BPF_X;
+        if opc == BPF_NEG || opc == BPF_END {
+            if opc == BPF_NEG {
+                if x || insn.src != 0 || insn.off != 0 || insn.imm != 0 {
+                    return Err(self.err(st, "BPF_NEG uses reserved fields".into()));
+                }
+            } else if insn.src != 0
+                || insn.off != 0
+                || !matches!(insn.imm, 16 | 32 | 64)
+                || (is64 && x)
+            {
+                return Err(self.err(st, "BPF_END uses reserved fields".into()));
+            }
+            self.check_reg_read(st, insn.dst)?;
+            let d = &st.cur().regs[insn.dst as usize];
+            if self.is_pointer_value(d) {
+                return Err(self.err(st, format!("R{} pointer arithmetic prohibited", insn.dst)));
+            }
+            self.check_reg_write(st, insn.dst)?;
+            let d = &mut st.cur_mut().regs[insn.dst as usize];
+            if opc == BPF_NEG && d.is_scalar() {
+                let mut b = d.b;
+                bounds::alu(BPF_NEG, &mut b, &Bounds::konst(0), is64);
+                *d = Reg { b, ..Reg::unknown() };
+            } else if opc == BPF_END && d.is_scalar() && d.b.is_const() {
+                let v = d.b.var_off.value;
+                let r = byte_swap(v, insn.imm, is64, x);
+                *d = Reg::konst(r);
+            } else {
+                *d = Reg::unknown();
+            }
+            return Ok(());
+        }
+        if opc == BPF_MOV {
+            if x {
+                let ok_off = if is64 { matches!(insn.off, 0 | 8 | 16 | 32) } else { matches!(insn.off, 0 | 8 | 16) };
+                if !ok_off || insn.imm != 0 {
+                    return Err(self.err(st, "BPF_MOV uses reserved fields".into()));
+                }
+                self.check_reg_read(st, insn.src)?;
+            } else if insn.src != 0 || insn.off != 0 {
+                return Err(self.err(st, "BPF_MOV uses reserved fields".into()));
+            }
+            self.check_reg_write(st, insn.dst)?;
+            if !x {
+                let v = if is64 { insn.imm as i64 as u64 } else { insn.imm as u32 as u64 };
+                st.cur_mut().regs[insn.dst as usize] = Reg::konst(v);
+                return Ok(());
+            }
+            let src = st.cur().regs[insn.src as usize].clone();
+            if is64 {
+                if insn.off == 0 {
+                    let mut s = src;
+                    if s.is_scalar() && s.id == 0 && !s.b.is_const() {
+                        s.id = self.new_id();
+                        st.cur_mut().regs[insn.src as usize].id = s.id;
+                    }
+                    st.cur_mut().regs[insn.dst as usize] = s;
+                } else {
+                    if self.is_pointer_value(&src) {
+                        return Err(self.err(st, format!("R{} sign-extension part of pointer", insn.src)));
+                    }
+                    let r = if src.is_scalar() { Reg { b: sext(&src.b, insn.off as u32 / 8, true), ..Reg::unknown() } } else { Reg::unknown() };
+                    st.cur_mut().regs[insn.dst as usize] = r;
+                }
+            } else {
+                if self.is_pointer_value(&src) {
+                    return Err(self.err(st, format!("R{} partial copy of pointer", insn.src)));
+                }
+                let mut r = if src.is_scalar() {
+                    if insn.off == 0 {
+                        let mut s = src.clone();
+                        if bounds::reg_width(&s.b) <= 32 {
+                            if s.id == 0 && !s.b.is_const() {
+                                s.id = self.new_id();
+                                st.cur_mut().regs[insn.src as usize].id = s.id;
+                            }
+                        } else {
+                            s.id = 0;
+                        }
+                        s
+                    } else {
+                        Reg { b: sext(&src.b, insn.off as u32 / 8, false), ..Reg::unknown() }
+                    }
+                } else {
+                    Reg::unknown()
+                };
+                r.b.zext_32_to_64();
+                r.b.sync();
+                st.cur_mut().regs[insn.dst as usize] = r;
+            }
+            return Ok(());
+        }
+        if opc > BPF_END {
+            return Err(self.err(st, format!("invalid BPF_ALU opcode {:x}", opc)));
+        }
+        let bad_off = (insn.off != 0 && insn.off != 1) || (insn.off == 1 && opc != BPF_MOD && opc != BPF_DIV);
+        if x {
+            if insn.imm != 0 || bad_off {
+                return Err(self.err(st, "BPF_ALU uses reserved fields".into()));
+            }
+            self.check_reg_read(st, insn.src)?;
+        } else if insn.src != 0 || bad_off {
+            return Err(self.err(st, "BPF_ALU uses reserved fields".into()));
+        }
+        self.check_reg_read(st, insn.dst)?;
+        if (opc == BPF_MOD || opc == BPF_DIV) && !x && insn.imm == 0 {
+            return Err(self.err(st, "div by zero".into()));
+        }
+        if matches!(opc, BPF_LSH | BPF_RSH | BPF_ARSH) && !x {
+            let size = if is64 { 64 } else { 32 };
+            if insn.imm < 0 || insn.imm >= size {
+                return Err(self.err(st, format!("invalid shift {}", insn.imm)));
+            }
+        }
+        self.check_reg_write(st, insn.dst)?;
+        self.adjust_reg_min_max_vals(st, insn)
+    }
+
+    fn adjust_reg_min_max_vals(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        let opc = op(insn.code);
+        let is64 = insn.class() == BPF_ALU64;
+        let d = insn.dst as usize;
+        let dst = st.cur().regs[d].clone();
+        let src = if source(insn.code) == BPF_X {
+            st.cur().regs[insn.src as usize].clone()
+        } else {
+            Reg::konst(insn.imm as i64 as u64)
+        };
+        if source(insn.code) == BPF_X && !src.is_scalar() {
+            if !dst.is_scalar() {
+                if opc == BPF_SUB && self.allow_ptr_leaks {
+                    st.cur_mut().regs[d] = Reg::unknown();
+                    return Ok(());
+                }
+                return Err(self.err_regs(
+                    st,
+                    format!("R{} pointer {} pointer prohibited", insn.dst, alu_str(opc)),
+                    &[insn.dst, insn.src],
+                ));
+            }
+            // scalar += pointer
+            let r = self.adjust_ptr(st, insn, &src, &dst, true)?;
+            st.cur_mut().regs[d] = r;
+            return Ok(());
+        }
+        if !dst.is_scalar() {
+            let r = self.adjust_ptr(st, insn, &dst, &src, false)?;
+            st.cur_mut().regs[d] = r;
+            return Ok(());
+        }
+        let mut b = dst.b;
+        bounds::alu(opc, &mut b, &src.b, is64);
+        st.cur_mut().regs[d] = Reg { b, ..Reg::unknown() };
+        Ok(())
+    }
+
+    /// `adjust_ptr_min_max_vals`.
+    fn adjust_ptr(&mut self, st: &State, insn: &RawInsn, ptr: &Reg, off_reg: &Reg, swapped: bool) -> R<Reg> {
+        let opc = op(insn.code);
+        let dst = insn.dst;
+        let ob = &off_reg.b;
+        let known = ob.is_const();
+        if (known && (ob.smin != ob.smax || ob.umin != ob.umax)) || ob.smin > ob.smax || ob.umin > ob.umax {
+            return Ok(Reg::unknown());
+        }
+        if insn.class() != BPF_ALU64 {
+            if opc == BPF_SUB && self.allow_ptr_leaks {
+                return Ok(Reg::unknown());
+            }
+            return Err(self.err_regs(st, format!("R{} 32-bit pointer arithmetic prohibited", dst), &[dst]));
+        }
+        if ptr.ty.may_be_null() {
+            return Err(Self::hint(
+                self.err_regs(
+                    st,
+                    format!(
+                        "R{} pointer arithmetic on {} prohibited, null-check it first",
+                        dst,
+                        ptr.ty.name()
+                    ),
+                    &[dst],
+                ),
+                "compare the pointer against 0 (NULL) before doing arithmetic on it".into(),
+            ));
+        }
+        match ptr.ty {
+            RegType::Ctx | RegType::MapValue | RegType::MapKey | RegType::Stack | RegType::PacketMeta
+            | RegType::Packet | RegType::RingbufMem | RegType::Func => {}
+            RegType::MapPtr if known && ob.smin == 0 && opc == BPF_ADD => {}
+            _ => {
+                return Err(self.err_regs(
+                    st,
+                    format!("R{} pointer arithmetic on {} prohibited", dst, ptr.ty.name()),
+                    &[dst],
+                ));
+            }
+        }
+        let mut r = ptr.clone();
+        self.check_reg_sane_offset(st, off_reg, ptr.ty)?;
+        self.check_reg_sane_offset(st, ptr, ptr.ty)?;
+        r.b.mark32_unbounded();
+        let (smin_val, smax_val, umin_val, umax_val) = (ob.smin, ob.smax, ob.umin, ob.umax);
+        let pb = &ptr.b;
+        match opc {
+            BPF_ADD => {
+                let noff = ptr.off as i64 + smin_val;
+                if known && noff == noff as i32 as i64 {
+                    r.off = noff as i32;
+                } else {
+                    match (pb.smin.checked_add(smin_val), pb.smax.checked_add(smax_val)) {
+                        (Some(a), Some(b)) => {
+                            r.b.smin = a;
+                            r.b.smax = b;
+                        }
+                        _ => {
+                            r.b.smin = i64::MIN;
+                            r.b.smax = i64::MAX;
+                        }
+                    }
+                    match (pb.umin.checked_add(umin_val), pb.umax.checked_add(umax_val)) {
+                        (Some(a), Some(b)) => {
+                            r.b.umin = a;
+                            r.b.umax = b;
+                        }
+                        _ => {
+                            r.b.umin = 0;
+                            r.b.umax = u64::MAX;
+                        }
+                    }
+                    r.b.var_off = pb.var_off.add(ob.var_off);
+                    if ptr.ty.is_pkt() {
+                        r.id = self.new_id();
+                        r.range = 0;
+                    }
+                }
+            }
+            BPF_SUB => {
+                if swapped {
+                    return Err(self.err_regs(st, format!("R{} tried to subtract pointer from scalar", dst), &[dst]));
+                }
+                if ptr.ty == RegType::Stack {
+                    return Err(self.err_regs(st, format!("R{} subtraction from stack pointer prohibited", dst), &[dst]));
+                }
+                let noff = ptr.off as i64 - smin_val;
+                if known && noff == noff as i32 as i64 {
+                    r.off = noff as i32;
+                } else {
+                    match (pb.smin.checked_sub(smax_val), pb.smax.checked_sub(smin_val)) {
+                        (Some(a), Some(b)) => {
+                            r.b.smin = a;
+                            r.b.smax = b;
+                        }
+                        _ => {
+                            r.b.smin = i64::MIN;
+                            r.b.smax = i64::MAX;
+                        }
+                    }
+                    if pb.umin < umax_val {
+                        r.b.umin = 0;
+                        r.b.umax = u64::MAX;
+                    } else {
+                        r.b.umin = pb.umin - umax_val;
+                        r.b.umax = pb.umax - umin_val;
+                    }
+                    r.b.var_off = pb.var_off.sub(ob.var_off);
+                    if ptr.ty.is_pkt() {
+                        r.id = self.new_id();
+                        if smin_val < 0 {
+                            r.range = 0;
+                        }
+                    }
+                }
+            }
+            BPF_AND | BPF_OR | BPF_XOR => {
+                return Err(self.err_regs(
+                    st,
+                    format!("R{} bitwise operator {} on pointer prohibited", dst, alu_str(opc)),
+                    &[dst],
+                ));
+            }
+            _ => {
+                return Err(self.err_regs(
+                    st,
+                    format!("R{} pointer arithmetic with {} operator prohibited", dst, alu_str(opc)),
+                    &[dst],
+                ));
+            }
+        }
+        self.check_reg_sane_offset(st, &r, ptr.ty)?;
+        r.b.sync();
+        Ok(r)
+    }
+
+    fn check_reg_sane_offset(&self, st: &State, reg: &Reg, ty: RegType) -> R<()> {
+        let known = reg.b.is_const();
+        let val = reg.b.var_off.value as i64;
+        let smin = reg.b.smin;
+        let tn = ty.name();
+        if known && (val >= BPF_MAX_VAR_OFF || val <= -BPF_MAX_VAR_OFF) {
+            return Err(self.err(st, format!("math between {} pointer and {} is not allowed", tn, val)));
+        }
+        if reg.off as i64 >= BPF_MAX_VAR_OFF || reg.off as i64 <= -BPF_MAX_VAR_OFF {
+            return Err(self.err(st, format!("{} pointer offset {} is not allowed", tn, reg.off)));
+        }
+        if smin == i64::MIN {
+            let f = self.err(
+                st,
+                format!("math between {} pointer and register with unbounded min value is not allowed", tn),
+            );
+            return Err(Self::hint(f, "bound the offset first, e.g. `if (off > LIMIT) return XDP_DROP;` or `off &= MASK`".into()));
+        }
+        if smin >= BPF_MAX_VAR_OFF || smin <= -BPF_MAX_VAR_OFF {
+            return Err(self.err(st, format!("value {} makes {} pointer be out of bounds", smin, tn)));
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- memory
+    fn check_ldx(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        if insn.imm != 0 {
+            return Err(self.err(st, "BPF_LDX uses reserved fields".into()));
+        }
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_write(st, insn.dst)?;
+        let sx = mode(insn.code) == BPF_MEMSX;
+        let r = self.check_mem_access(st, insn.src, insn.off as i32, size_bytes(insn.code), false, None, None, sx)?;
+        st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
+        Ok(())
+    }
+
+    fn check_atomic(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        let aop = insn.imm;
+        let ok = matches!(aop & !BPF_FETCH, 0x00 | 0x40 | 0x50 | 0xa0) || aop == BPF_XCHG || aop == BPF_CMPXCHG;
+        if !ok {
+            return Err(self.err(st, format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", aop)));
+        }
+        if !matches!(size(insn.code), BPF_W | BPF_DW) {
+            return Err(self.err(st, "invalid atomic operand size".into()));
+        }
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_read(st, insn.dst)?;
+        if aop == BPF_CMPXCHG {
+            self.check_reg_read(st, 0)?;
+        }
+        let src = st.cur().regs[insn.src as usize].clone();
+        if self.is_pointer_value(&src) {
+            return Err(self.err(st, format!("R{} leaks addr into mem", insn.src)));
+        }
+        let dty = st.cur().regs[insn.dst as usize].ty;
+        if matches!(dty, RegType::Ctx | RegType::Packet | RegType::PacketMeta | RegType::Socket | RegType::SockCommon) {
+            return Err(self.err(
+                st,
+                format!("BPF_ATOMIC stores into R{} {} is not allowed", insn.dst, dty.name()),
+            ));
+        }
+        let sz = size_bytes(insn.code);
+        self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
+        self.check_mem_access(st, insn.dst, insn.off as i32, sz, true, Some(Reg::unknown()), None, false)?;
+        let mut res = Reg::unknown();
+        if sz == 4 {
+            res.b = Bounds::unknown();
+            res.b.umax = u32::MAX as u64;
+            res.b.sync();
+        }
+        if aop == BPF_CMPXCHG {
+            st.cur_mut().regs[0] = res;
+        } else if aop & BPF_FETCH != 0 {
+            self.check_reg_write(st, insn.src)?;
+            st.cur_mut().regs[insn.src as usize] = res;
+        }
+        Ok(())
+    }
+
+    /// `check_mem_access`. For reads returns the loaded value's register state.
+    #[allow(clippy::too_many_arguments)]
+    fn check_mem_access(
+        &mut self,
+        st: &mut State,
+        regno: u8,
+        insn_off: i32,
+        size: i32,
+        write: bool,
+        value: Option<Reg>,
+        st_imm: Option<i32>,
+        sx: bool,
+    ) -> R<Option<Reg>> {
+        let reg = st.cur().regs[regno as usize].clone();
+        let off = insn_off + reg.off;
+        let mut out: Option<Reg> = None;
+        match reg.ty {
+            RegType::Stack => {
+                // check_ptr_alignment: stack accesses are always strict
+                let roff = reg.b.var_off.add(Tnum::konst((reg.off + insn_off) as i64 as u64));
+                if size != 1 && !roff.is_aligned(size as u64) {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "misaligned stack access off {}+{}+{} size {}",
+                            reg.b.var_off, reg.off, insn_off, size
+                        ),
+                        &[regno],
+                    ));
+                }
+                self.check_stack_access_within_bounds(st, regno, &reg, off, size, write, false)?;
+                let fno = reg.frameno as usize;
+                if reg.b.is_const() {
+                    let aoff = off + reg.b.var_off.value as i64 as i32;
+                    self.grow_stack(st, fno, aoff);
+                    if write {
+                        self.stack_write_fixed(st, fno, aoff, size, value.as_ref(), st_imm)?;
+                    } else {
+                        out = Some(self.stack_read_fixed(st, fno, aoff, size)?);
+                    }
+                } else {
+                    let min_off = (reg.b.smin + off as i64) as i32;
+                    let max_off = (reg.b.smax + off as i64) as i32;
+                    self.grow_stack(st, fno, min_off);
+                    if self.opts.unprivileged {
+                        return Err(self.err_regs(
+                            st,
+                            format!(
+                                "R{} variable offset stack access prohibited for !root, var_off={} off={}",
+                                regno, reg.b.var_off, off
+                            ),
+                            &[regno],
+                        ));
+                    }
+                    let fr = &mut st.frames[fno];
+                    for a in min_off..(max_off + size) {
+                        let b = (-a - 1) as usize;
+                        let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
+                        if write {
+                            let slot = &mut fr.stack[spi];
+                            if slot.is_spilled() {
+                                slot.spilled = Reg::not_init();
+                                for t in slot.ty.iter_mut() {
+                                    *t = Slot::Misc;
+                                }
+                            }
+                            let zero = value.as_ref().is_some_and(|v| v.is_const_zero());
+                            if !(zero && slot.ty[bi] == Slot::Zero) {
+                                slot.ty[bi] = Slot::Misc;
+                            }
+                        }
+                    }
+                    if !write {
+                        out = Some(Reg::unknown());
+                    }
+                }
+            }
+            RegType::Ctx => {
+                if write && st_imm.is_some() {
+                    // BPF_ST into ctx is rejected by check_ctx_access below for XDP anyway
+                }
+                self.check_ptr_off_reg(st, &reg, regno)?;
+                let md_off = off;
+                let ok = md_off >= 0 && md_off < XDP_MD_SIZE && size == 4 && md_off % size == 0 && !write
+                    && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP));
+                if !ok {
+                    let f = self.err_regs(st, format!("invalid bpf_context access off={} size={}", md_off, size), &[regno]);
+                    let h = if write {
+                        "the XDP context (struct xdp_md) is read-only".to_string()
+                    } else {
+                        "struct xdp_md fields are __u32: read them with 4-byte loads at offsets 0 (data), 4 (data_end), 8 (data_meta), 12, 16 (and 20 for devmap programs)".to_string()
+                    };
+                    return Err(Self::hint(f, h));
+                }
+                if !write {
+                    out = Some(match md_off {
+                        0 => Reg::ptr(RegType::Packet),
+                        4 => Reg::ptr(RegType::PacketEnd),
+                        8 => Reg::ptr(RegType::PacketMeta),
+                        _ => {
+                            let mut r = Reg::unknown();
+                            coerce_to_size(&mut r.b, 4);
+                            r
+                        }
+                    });
+                }
+            }
+            RegType::Packet | RegType::PacketMeta => {
+                if write {
+                    if let Some(v) = &value {
+                        if self.is_pointer_value(v) {
+                            return Err(self.err(st, format!("R{} leaks addr into packet", regno)));
+                        }
+                    }
+                }
+                self.check_packet_access(st, regno, &reg, off, size, false)?;
+                if !write {
+                    out = Some(Reg::unknown());
+                }
+            }
+            RegType::MapValue => {
+                let md = &self.maps[reg.map.expect("map value has a map")];
+                let rdonly = md.map_flags & BPF_F_RDONLY_PROG != 0;
+                if write && rdonly {
+                    return Err(self.err_regs(
+                        st,
+                        format!("write into map forbidden, value_size={} off={} size={}", md.value_size, off, size),
+                        &[regno],
+                    ));
+                }
+                if write {
+                    if let Some(v) = &value {
+                        if self.is_pointer_value(v) {
+                            return Err(self.err(st, format!("R{} leaks addr into map", regno)));
+                        }
+                    }
+                }
+                let vs = md.value_size as i64;
+                self.check_mem_region_access(st, regno, &reg, off, size, vs, false)?;
+                if !write {
+                    // direct read of a frozen read-only map: the kernel knows the value
+                    let mut r = Reg::unknown();
+                    if rdonly && reg.b.is_const() {
+                        if let MapInit::Data(bytes) = &md.init {
+                            let a = (off as i64 + reg.b.var_off.value as i64) as usize;
+                            if a + size as usize <= bytes.len() {
+                                let mut v = 0u64;
+                                for k in 0..size as usize {
+                                    v |= (bytes[a + k] as u64) << (8 * k);
+                                }
+                                r = Reg::konst(v);
+                            }
+                        }
+                    }
+                    out = Some(r);
+                }
+            }
+            RegType::RingbufMem => {
+                self.check_mem_region_access(st, regno, &reg, off, size, reg.mem_size as i64, false)?;
+                if !write {
+                    out = Some(Reg::unknown());
+                }
+            }
+            RegType::NotInit => return Err(self.err(st, format!("R{} !read_ok", regno))),
+            t => {
+                let f = self.err_regs(st, format!("R{} invalid mem access '{}'", regno, t.name()), &[regno]);
+                let f = match t {
+                    RegType::MapValueOrNull => Self::hint(f, format!("check the map lookup result for NULL before using it: `if (!R{}) return ...;`", regno)),
+                    RegType::RingbufMemOrNull => Self::hint(f, "check the bpf_ringbuf_reserve() result for NULL before writing to it".into()),
+                    RegType::Scalar => Self::hint(f, format!("R{} holds a number, not a pointer the program may dereference", regno)),
+                    RegType::PacketEnd => Self::hint(f, "data_end marks the end of the packet; it must only be compared against, never dereferenced".into()),
+                    _ => f,
+                };
+                if matches!(t, RegType::Socket | RegType::SockCommon) {
+                    return Err(self.unsupported("access to socket fields"));
+                }
+                return Err(f);
+            }
+        }
+        if let Some(r) = out.as_mut() {
+            if r.is_scalar() && size < 8 {
+                if sx {
+                    r.b = sext(&r.b, size as u32, true);
+                } else {
+                    coerce_to_size(&mut r.b, size as u32);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_ptr_off_reg(&self, st: &State, reg: &Reg, regno: u8) -> R<()> {
+        if reg.off < 0 {
+            return Err(self.err_regs(st, format!("negative offset {} ptr R{} off={} disallowed", reg.ty.name(), regno, reg.off), &[regno]));
+        }
+        if reg.off != 0 {
+            return Err(self.err_regs(st, format!("dereference of modified {} ptr R{} off={} disallowed", reg.ty.name(), regno, reg.off), &[regno]));
+        }
+        if !reg.b.is_const() || reg.b.var_off.value != 0 {
+            return Err(self.err_regs(st, format!("variable {} access var_off={} disallowed", reg.ty.name(), reg.b.var_off), &[regno]));
+        }
+        Ok(())
+    }
+
+    fn check_packet_access(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, zero_ok: bool) -> R<()> {
+        if reg.b.smin < 0 {
+            return Err(self.err_regs(
+                st,
+                format!("R{} min value is negative, either use unsigned index or do a if (index >=0) check.", regno),
+                &[regno],
+            ));
+        }
+        let size_ok = size > 0 || (size == 0 && zero_ok);
+        let ok = reg.range >= 0 && off >= 0 && size_ok && (off as i64 + size as i64) <= reg.range as i64;
+        if !ok {
+            let f = self.err_regs(
+                st,
+                format!(
+                    "invalid access to packet, off={} size={}, R{}(id={},off={},r={})\nR{} offset is outside of the packet",
+                    off, size, regno, reg.id, off, reg.range, regno
+                ),
+                &[regno],
+            );
+            let need = off as i64 + size as i64;
+            let h = if reg.b.is_const() {
+                format!(
+                    "compare `data + {}` against `data_end` before this access (the verified range of R{} is {} bytes)",
+                    need, regno, reg.range.max(0)
+                )
+            } else {
+                format!(
+                    "R{} has a variable offset; after adding it, compare `R{} + {}` against `data_end` before this access",
+                    regno, regno, need
+                )
+            };
+            return Err(Self::hint(f, h));
+        }
+        Ok(())
+    }
+
+    /// `check_mem_region_access` (map values, ring buffer memory).
+    #[allow(clippy::too_many_arguments)]
+    fn check_mem_region_access(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, mem_size: i64, zero_ok: bool) -> R<()> {
+        let b = &reg.b;
+        if b.smin < 0
+            && (b.smin == i64::MIN
+                || (off as i64 + b.smin) != (off as i64 + b.smin) as i32 as i64
+                || b.smin + (off as i64) < 0)
+        {
+            return Err(Self::hint(
+                self.err_regs(st, format!("R{} min value is negative, either use unsigned index or do a if (index >=0) check.", regno), &[regno]),
+                "make the index unsigned, or check `index >= 0` before using it".into(),
+            ));
+        }
+        if let Err(m) = mem_msg(reg, b.smin + off as i64, size, mem_size, zero_ok) {
+            return Err(self.err_regs(st, format!("{}\nR{} min value is outside of the allowed memory range", m, regno), &[regno]));
+        }
+        if b.umax >= BPF_MAX_VAR_OFF as u64 {
+            return Err(Self::hint(
+                self.err_regs(st, format!("R{} unbounded memory access, make sure to bounds check any such access", regno), &[regno]),
+                format!("bound the index before adding it, e.g. `if (idx >= {}) return ...;`", mem_size),
+            ));
+        }
+        if let Err(m) = mem_msg(reg, b.umax as i64 + off as i64, size, mem_size, zero_ok) {
+            return Err(Self::hint(
+                self.err_regs(st, format!("{}\nR{} max value is outside of the allowed memory range", m, regno), &[regno]),
+                format!("the access may reach offset {} of a {}-byte object; tighten the bounds check", b.umax as i64 + off as i64 + size as i64, mem_size),
+            ));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_stack_access_within_bounds(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, write: bool, helper: bool) -> R<()> {
+        let extra = if helper { " indirect access to" } else if write { " write to" } else { " read from" };
+        let (min_off, max_off) = if reg.b.is_const() {
+            let m = reg.b.var_off.value as i64 + off as i64;
+            (m, m + size as i64)
+        } else {
+            if reg.b.smax >= BPF_MAX_VAR_OFF || reg.b.smin <= -BPF_MAX_VAR_OFF {
+                return Err(self.err_regs(st, format!("invalid unbounded variable-offset{} stack R{}", extra, regno), &[regno]));
+            }
+            (reg.b.smin + off as i64, reg.b.smax + off as i64 + size as i64)
+        };
+        let min_valid = if write || !self.opts.unprivileged {
+            -(MAX_BPF_STACK as i64)
+        } else {
+            -(st.frames[reg.frameno as usize].allocated as i64)
+        };
+        let bad = min_off < min_valid || min_off > -1 || max_off > 0 || size < 0;
+        if bad {
+            let m = if reg.b.is_const() {
+                format!("invalid{} stack R{} off={} size={}", extra, regno, off, size)
+            } else {
+                format!("invalid variable-offset{} stack R{} var_off={} off={} size={}", extra, regno, reg.b.var_off, off, size)
+            };
+            return Err(Self::hint(
+                self.err_regs(st, m, &[regno]),
+                "the BPF stack is 512 bytes per frame: valid accesses are within [r10-512, r10-1]".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
+        let need = round_up(-off, 8);
+        let fr = &mut st.frames[fno];
+        if need > fr.allocated {
+            fr.allocated = need;
+        }
+        let sp = fr.subprog;
+        let sub = self.cfg.subprogs.iter().position(|&s| s == sp).unwrap_or(0);
+        if need > self.stack_depth[sub] {
+            self.stack_depth[sub] = need;
+        }
+    }
+
+    fn stack_write_fixed(&self, st: &mut State, fno: usize, off: i32, size: i32, value: Option<&Reg>, st_imm: Option<i32>) -> R<()> {
+        let b = (-off - 1) as usize;
+        let spi = b / REG_SIZE;
+        let size_u = size as usize;
+        let cur_frame = st.curframe();
+        let allow_leaks = self.allow_ptr_leaks;
+        {
+            let slot = &st.frames[fno].stack[spi];
+            if !allow_leaks && slot.is_spilled() && !slot.spilled.is_scalar() && size_u != REG_SIZE {
+                return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
+            }
+        }
+        let aligned = off % (REG_SIZE as i32) == 0;
+        let is_reg = st_imm.is_none();
+        let val = value.cloned().unwrap_or_else(Reg::unknown);
+        if is_reg && aligned && val.is_scalar() && !self.opts.unprivileged {
+            let fits = bounds::reg_width(&val.b) <= 8 * size as u32;
+            let mut sp = val.clone();
+            if !fits {
+                sp.id = 0;
+            }
+            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+        } else if !is_reg && aligned && !self.opts.unprivileged {
+            let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
+            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+        } else if is_reg && val.ty.is_pointer() {
+            if size_u != REG_SIZE {
+                return Err(self.err(st, "invalid size of register spill".into()));
+            }
+            if fno != cur_frame && val.ty == RegType::Stack {
+                return Err(self.err(st, "cannot spill pointers to stack into stack frame of the caller".into()));
+            }
+            save_register_state(&mut st.frames[fno].stack[spi], val, size_u);
+        } else {
+            let zero = (is_reg && val.is_const_zero()) || st_imm == Some(0);
+            let slot = &mut st.frames[fno].stack[spi];
+            slot.spilled = Reg::not_init();
+            if slot.ty.contains(&Slot::Spill) {
+                for t in slot.ty.iter_mut() {
+                    if *t == Slot::Spill {
+                        *t = Slot::Misc;
+                    }
+                }
+            }
+            let ty = if zero { Slot::Zero } else { Slot::Misc };
+            for i in 0..size_u {
+                slot.ty[(b - i) % REG_SIZE] = ty;
+            }
+        }
+        Ok(())
+    }
+
+    fn stack_read_fixed(&self, st: &State, fno: usize, off: i32, size: i32) -> R<Reg> {
+        let b = (-off - 1) as usize;
+        let spi = b / REG_SIZE;
+        let slot = &st.frames[fno].stack[spi];
+        let allow_uninit = !self.opts.unprivileged;
+        let size_u = size as usize;
+        if slot.is_spilled() {
+            let mut spill_size = 1;
+            let mut i = REG_SIZE - 1;
+            while i > 0 && slot.ty[i - 1] == Slot::Spill {
+                spill_size += 1;
+                i -= 1;
+            }
+            let sp = &slot.spilled;
+            if size_u != REG_SIZE || spill_size != REG_SIZE {
+                if !sp.is_scalar() {
+                    return Err(Self::hint(
+                        self.err(st, "invalid size of register fill".into()),
+                        "a spilled pointer must be reloaded with an 8-byte load of the same slot".into(),
+                    ));
+                }
+                // narrow fill of a spilled scalar (bpf_stack_narrow_access_ok: little-endian => off % 8 == 0)
+                if size_u <= spill_size && (off % REG_SIZE as i32) == 0 {
+                    let mut r = sp.clone();
+                    if bounds::reg_width(&r.b) > 8 * size as u32 {
+                        r.id = 0;
+                    }
+                    return Ok(r);
+                }
+                let (mut spill_cnt, mut zero_cnt) = (0, 0);
+                for i in 0..size_u {
+                    match slot.ty[(b - i) % REG_SIZE] {
+                        Slot::Spill => spill_cnt += 1,
+                        Slot::Misc => {}
+                        Slot::Zero => zero_cnt += 1,
+                        Slot::Invalid if allow_uninit => {}
+                        Slot::Invalid => {
+                            return Err(self.err(st, format!("invalid read from stack off {}+{} size {}", off, i, size)));
+                        }
+                    }
+                }
+                if (spill_cnt == size_u && sp.is_const_zero()) || zero_cnt == size_u {
+                    return Ok(Reg::konst(0));
+                }
+                return Ok(Reg::unknown());
+            }
+            return Ok(sp.clone());
+        }
+        let mut zeros = 0;
+        for i in 0..size_u {
+            match slot.ty[(b - i) % REG_SIZE] {
+                Slot::Misc => {}
+                Slot::Zero => zeros += 1,
+                Slot::Invalid if allow_uninit => {}
+                _ => {
+                    return Err(Self::hint(
+                        self.err(st, format!("invalid read from stack off {}+{} size {}", off, i, size)),
+                        "initialise the stack bytes before reading them (e.g. `= {}` or memset)".into(),
+                    ));
+                }
+            }
+        }
+        if zeros == size_u {
+            return Ok(Reg::konst(0));
+        }
+        Ok(Reg::unknown())
+    }
+
+    // ---------------------------------------------------------------- jumps
+    fn check_jmp(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
+        let opc = op(insn.code);
+        let is32 = insn.class() == BPF_JMP32;
+        let x = source(insn.code) == BPF_X;
+        match opc {
+            BPF_JA => {
+                if insn.src != 0 || insn.dst != 0 || (!is32 && insn.imm != 0) || (is32 && insn.off != 0) {
+                    return Err(self.err(st, "BPF_JA uses reserved fields".into()));
+                }
+                Ok(Flow::Next((idx as i64 + cfg::jump_off(insn) + 1) as usize))
+            }
+            BPF_CALL => {
+                if x || (insn.src != 0 && insn.src != BPF_PSEUDO_CALL && insn.src != BPF_PSEUDO_KFUNC_CALL)
+                    || insn.dst != 0 || is32 || (insn.off != 0 && insn.src != BPF_PSEUDO_KFUNC_CALL)
+                {
+                    return Err(self.err(st, "BPF_CALL uses reserved fields".into()));
+                }
+                match insn.src {
+                    BPF_PSEUDO_CALL => self.check_func_call(st, idx, insn),
+                    BPF_PSEUDO_KFUNC_CALL => Err(self.unsupported("kfunc calls")),
+                    _ => {
+                        self.check_helper_call(st, insn.imm)?;
+                        Ok(Flow::Next(idx + 1))
+                    }
+                }
+            }
+            BPF_EXIT => {
+                if x || insn.imm != 0 || insn.src != 0 || insn.dst != 0 || is32 {
+                    return Err(self.err(st, "BPF_EXIT uses reserved fields".into()));
+                }
+                self.check_exit(st)
+            }
+            0xe0 => Err(self.unsupported("may_goto")),
+            _ => self.check_cond_jmp(st, idx, insn),
+        }
+    }
+
+    fn check_exit(&mut self, st: &mut State) -> R<Flow> {
+        if st.curframe() == 0 && !st.refs.is_empty() {
+            let mut msg = String::new();
+            for r in &st.refs {
+                msg.push_str(&format!("Unreleased reference id={} alloc_insn={}\n", r.id, r.insn));
+            }
+            msg.push_str("BPF_EXIT instruction in main prog would lead to reference leak");
+            let f = self.err(st, msg);
+            return Err(Self::hint(f, "every path must release what it acquired (bpf_ringbuf_submit/discard, bpf_sk_release) before returning".into()));
+        }
+        if st.curframe() > 0 {
+            // prepare_func_exit
+            self.check_reg_read(st, 0)?;
+            let r0 = st.cur().regs[0].clone();
+            if r0.ty == RegType::Stack {
+                return Err(self.err(st, "cannot return stack pointer to the caller".into()));
+            }
+            let callee = st.frames.pop().expect("callee frame");
+            let caller = st.cur_mut();
+            caller.regs[0] = r0;
+            return Ok(Flow::Next(callee.callsite + 1));
+        }
+        self.check_reg_read(st, 0)?;
+        let r0 = &st.cur().regs[0];
+        if self.is_pointer_value(r0) {
+            return Err(self.err(st, "R0 leaks addr as return value".into()));
+        }
+        Ok(Flow::End)
+    }
+
+    fn check_func_call(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
+        if st.frames.len() >= crate::MAX_CALL_FRAMES {
+            return Err(self.err(st, format!("the call stack of {} frames is too deep !", st.frames.len() + 1)));
+        }
+        let target = (idx as i64 + insn.imm as i64 + 1) as usize;
+        let fno = st.frames.len() as u8;
+        let mut callee = Frame::new(fno, idx, target);
+        for r in 1..=5 {
+            callee.regs[r] = st.cur().regs[r].clone();
+        }
+        let caller = st.cur_mut();
+        for r in 0..=5 {
+            caller.regs[r] = Reg::not_init();
+        }
+        st.frames.push(callee);
+        Ok(Flow::Next(target))
+    }
+
+    fn check_cond_jmp(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
+        let opc = op(insn.code);
+        let is32 = insn.class() == BPF_JMP32;
+        let x = source(insn.code) == BPF_X;
+        if opc > BPF_JSLE {
+            return Err(self.err(st, format!("invalid BPF_JMP/JMP32 opcode {:x}", opc)));
+        }
+        if (x && insn.imm != 0) || (!x && insn.src != 0) {
+            return Err(self.err(st, "BPF_JMP/JMP32 uses reserved fields".into()));
+        }
+        if x {
+            self.check_reg_read(st, insn.src)?;
+        }
+        self.check_reg_read(st, insn.dst)?;
+        let d = insn.dst as usize;
+        let s = insn.src as usize;
+        let dst = st.cur().regs[d].clone();
+        let src = if x {
+            st.cur().regs[s].clone()
+        } else {
+            Reg::konst(if is32 { insn.imm as u32 as u64 } else { insn.imm as i64 as u64 })
+        };
+        let target = (idx as i64 + insn.off as i64 + 1) as usize;
+        let pred = is_branch_taken(&dst, &src, opc, is32);
+        match pred {
+            Some(true) => {
+                st.path.push(Decision { insn: idx, taken: true });
+                return Ok(Flow::Next(target));
+            }
+            Some(false) => {
+                st.path.push(Decision { insn: idx, taken: false });
+                return Ok(Flow::Next(idx + 1));
+            }
+            None => {}
+        }
+        let mut other = st.clone();
+        other.path.push(Decision { insn: idx, taken: true });
+        st.path.push(Decision { insn: idx, taken: false });
+
+        if dst.is_scalar() && src.is_scalar() {
+            let (mut t1, mut t2) = (dst.b, src.b);
+            let (mut f1, mut f2) = (dst.b, src.b);
+            bounds::refine(&mut f1, &mut f2, bounds::rev_opcode(opc), is32);
+            f1.sync();
+            f2.sync();
+            bounds::refine(&mut t1, &mut t2, opc, is32);
+            t1.sync();
+            t2.sync();
+            set_bounds(&mut other, d, t1);
+            set_bounds(st, d, f1);
+            if x {
+                set_bounds(&mut other, s, t2);
+                set_bounds(st, s, f2);
+            }
+            // a contradiction means the branch is dead
+            let t_dead = t1.is_inconsistent() || (x && t2.is_inconsistent());
+            let f_dead = f1.is_inconsistent() || (x && f2.is_inconsistent());
+            if t_dead && !f_dead {
+                return Ok(Flow::Next(idx + 1));
+            }
+            if f_dead && !t_dead {
+                *st = other;
+                return Ok(Flow::Next(target));
+            }
+        }
+        if !is32 && !x && insn.imm == 0 && (opc == BPF_JEQ || opc == BPF_JNE) && dst.ty.may_be_null() {
+            mark_ptr_or_null_regs(st, d, opc == BPF_JNE);
+            mark_ptr_or_null_regs(&mut other, d, opc == BPF_JEQ);
+        } else if !(x && try_match_pkt_pointers(insn, &dst, &src, st, &mut other)) && self.is_pointer_value(&dst) {
+            return Err(self.err(st, format!("R{} pointer comparison prohibited", insn.dst)));
+        }
+        self.push_branch(&other, target)?;
+        Ok(Flow::Next(idx + 1))
+    }
+
+    // ---------------------------------------------------------------- helpers
+    fn check_helper_call(&mut self, st: &mut State, func: i32) -> R<()> {
+        let Some(pr) = helpers::proto(func) else {
+            if func > 0 && helpers::KNOWN_UNMODELED.contains(&(func as u32)) {
+                return Err(self.unsupported(format!("helper {}#{}", helpers::name(func), func)));
+            }
+            return Err(self.err(st, format!("invalid func {}#{}", helpers::name(func), func)));
+        };
+        let fname = helpers::name(func);
+        let mut map: Option<usize> = None;
+        let mut release_ref: Option<u32> = None;
+        let mut const_key: Option<u64> = None;
+        let mut alloc_size: u32 = 0;
+        for i in 0..5 {
+            let a = pr.args[i];
+            let regno = (i + 1) as u8;
+            if a == Arg::DontCare {
+                continue;
+            }
+            self.check_reg_read(st, regno)?;
+            let reg = st.cur().regs[regno as usize].clone();
+            match a {
+                Arg::DontCare => {}
+                Arg::Anything => {
+                    if self.is_pointer_value(&reg) {
+                        return Err(self.err(st, format!("R{} leaks addr into helper function", regno)));
+                    }
+                }
+                Arg::Ctx => {
+                    if reg.ty != RegType::Ctx {
+                        return Err(self.type_err(st, regno, &reg, "ctx"));
+                    }
+                    self.check_ptr_off_reg(st, &reg, regno)?;
+                }
+                Arg::ConstMapPtr => {
+                    if reg.ty != RegType::MapPtr {
+                        return Err(self.type_err(st, regno, &reg, "map_ptr"));
+                    }
+                    map = reg.map;
+                }
+                Arg::MapKey | Arg::MapValue | Arg::UninitMapValue => {
+                    let Some(m) = map else {
+                        return Err(self.err(st, "invalid map_ptr to access map->key".into()));
+                    };
+                    let md = &self.maps[m];
+                    let (sz, write) = match a {
+                        Arg::MapKey => (md.key_size, false),
+                        Arg::MapValue => (md.value_size, false),
+                        _ => (md.value_size, true),
+                    };
+                    if !is_mem_type(reg.ty) {
+                        return Err(self.type_err(st, regno, &reg, MEM_TYPES));
+                    }
+                    if a == Arg::MapKey && reg.ty == RegType::Stack && reg.b.is_const() {
+                        const_key = self.stack_const(st, &reg, sz as i32);
+                    }
+                    self.check_helper_mem_access(st, regno, &reg, sz as i64, write, false)?;
+                }
+                Arg::Mem | Arg::MemOrNull | Arg::UninitMem => {
+                    if a == Arg::MemOrNull && reg.is_const_zero() {
+                        continue;
+                    }
+                    if !is_mem_type(reg.ty) {
+                        return Err(self.type_err(st, regno, &reg, MEM_TYPES));
+                    }
+                    // checked together with the size argument
+                }
+                Arg::FixedUninitMem(sz) => {
+                    if !is_mem_type(reg.ty) {
+                        return Err(self.type_err(st, regno, &reg, MEM_TYPES));
+                    }
+                    self.check_helper_mem_access(st, regno, &reg, sz as i64, true, false)?;
+                }
+                Arg::ConstSize | Arg::ConstSizeOrZero => {
+                    if !reg.is_scalar() {
+                        return Err(self.type_err(st, regno, &reg, "scalar"));
+                    }
+                    let zero_ok = a == Arg::ConstSizeOrZero;
+                    let prev = pr.args[i - 1];
+                    let mem = st.cur().regs[i].clone();
+                    if reg.b.smin < 0 {
+                        return Err(self.err_regs(st, format!("R{} min value is negative, either use unsigned or 'var &= const'", regno), &[regno]));
+                    }
+                    if reg.b.umin == 0 && !zero_ok {
+                        return Err(self.err_regs(st, format!("R{} invalid zero-sized read: u64=[{},{}]", regno, reg.b.umin as i64, reg.b.umax as i64), &[regno]));
+                    }
+                    if reg.b.umax >= BPF_MAX_VAR_SIZ {
+                        return Err(self.err_regs(st, format!("R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno), &[regno]));
+                    }
+                    if prev == Arg::MemOrNull && mem.is_const_zero() {
+                        continue;
+                    }
+                    let write = prev == Arg::UninitMem;
+                    self.check_helper_mem_access(st, i as u8, &mem, reg.b.umax as i64, write, zero_ok)?;
+                }
+                Arg::AllocSizeOrZero => {
+                    if !reg.is_scalar() {
+                        return Err(self.type_err(st, regno, &reg, "scalar"));
+                    }
+                    if !reg.b.is_const() {
+                        return Err(self.err_regs(st, format!("R{} is not a known constant'", regno), &[regno]));
+                    }
+                    alloc_size = reg.b.var_off.value as u32;
+                }
+                Arg::RingbufMemRelease => {
+                    if reg.ty != RegType::RingbufMem {
+                        let f = self.type_err(st, regno, &reg, "ringbuf_mem");
+                        return Err(if reg.ty == RegType::RingbufMemOrNull {
+                            Self::hint(f, "check the bpf_ringbuf_reserve() result for NULL first".into())
+                        } else {
+                            f
+                        });
+                    }
+                    if reg.off != 0 || !reg.b.is_const() || reg.b.var_off.value != 0 {
+                        return Err(self.err_regs(st, format!("R{} must have zero offset when passed to release func", regno), &[regno]));
+                    }
+                    release_ref = Some(reg.ref_obj_id);
+                }
+                Arg::SockRelease => {
+                    if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
+                        return Err(self.type_err(st, regno, &reg, "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"));
+                    }
+                    release_ref = Some(reg.ref_obj_id);
+                }
+            }
+        }
+        if let Some(m) = map {
+            let t = self.maps[m].map_type;
+            if !helpers::map_func_compatible(t, func as u32) {
+                return Err(self.err(st, format!("cannot pass map_type {} into func {}#{}", t, fname, func)));
+            }
+        }
+        if let Some(id) = release_ref {
+            if id == 0 || !st.refs.iter().any(|r| r.id == id) {
+                return Err(self.err(st, format!("release kernel function {} expects refcounted PTR_TO_BTF_ID", fname)));
+            }
+            st.refs.retain(|r| r.id != id);
+            let allow = self.allow_ptr_leaks;
+            st.for_each_reg(|r| {
+                if r.ref_obj_id == id {
+                    *r = if allow { Reg::unknown() } else { Reg::not_init() };
+                }
+            });
+        }
+        if func == 12 && !st.refs.is_empty() {
+            let mut msg = String::new();
+            for r in &st.refs {
+                msg.push_str(&format!("Unreleased reference id={} alloc_insn={}\n", r.id, r.insn));
+            }
+            msg.push_str("tail_call would lead to reference leak");
+            return Err(self.err(st, msg));
+        }
+        // clobber caller-saved registers
+        for r in 1..=5 {
+            st.cur_mut().regs[r] = Reg::not_init();
+        }
+        let r0 = match pr.ret {
+            Ret::Integer | Ret::Void => Reg::unknown(),
+            Ret::MapValueOrNull => {
+                let m = map.expect("map helper has a map argument");
+                let md = &self.maps[m];
+                let non_null = matches!(md.map_type, mt::ARRAY | mt::PERCPU_ARRAY)
+                    && func == 1
+                    && const_key.is_some_and(|k| k < md.max_entries as u64);
+                let mut r = Reg::ptr(if non_null { RegType::MapValue } else { RegType::MapValueOrNull });
+                r.map = Some(m);
+                if !non_null {
+                    r.id = self.new_id();
+                }
+                r
+            }
+            Ret::RingbufMemOrNull => {
+                let mut r = Reg::ptr(RegType::RingbufMemOrNull);
+                r.mem_size = alloc_size;
+                r.id = self.new_id();
+                r
+            }
+            Ret::SocketOrNull => {
+                let mut r = Reg::ptr(RegType::SocketOrNull);
+                r.id = self.new_id();
+                r
+            }
+            Ret::SockCommonOrNull => {
+                let mut r = Reg::ptr(RegType::SockCommonOrNull);
+                r.id = self.new_id();
+                r
+            }
+        };
+        let mut r0 = r0;
+        if pr.acquires {
+            let id = r0.id;
+            r0.ref_obj_id = id;
+            st.refs.push(RefState { id, insn: self.idx });
+        }
+        st.cur_mut().regs[0] = r0;
+        if pr.changes_pkt_data {
+            let allow = self.allow_ptr_leaks;
+            st.for_each_reg(|r| {
+                if r.ty.is_pkt_any() {
+                    *r = if allow { Reg::unknown() } else { Reg::not_init() };
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn type_err(&self, st: &State, regno: u8, reg: &Reg, expected: &str) -> Fail {
+        self.err_regs(st, format!("R{} type={} expected={}", regno, reg.ty.name(), expected), &[regno])
+    }
+
+    /// Value of `size` constant bytes on the stack at `reg` (for array-map keys).
+    fn stack_const(&self, st: &State, reg: &Reg, size: i32) -> Option<u64> {
+        let off = reg.off + reg.b.var_off.value as i64 as i32;
+        if off % 8 != 0 && size == 8 {
+            return None;
+        }
+        let fr = &st.frames[reg.frameno as usize];
+        let b = (-off - 1) as usize;
+        let spi = b / REG_SIZE;
+        let slot = fr.stack.get(spi)?;
+        if slot.is_spilled() && slot.spilled.is_scalar() && slot.spilled.b.is_const() && off % 8 == 0 {
+            let v = slot.spilled.b.var_off.value;
+            return Some(if size >= 8 { v } else { v & ((1u64 << (8 * size)) - 1) });
+        }
+        if (0..size as usize).all(|i| slot.ty.get((b - i) % REG_SIZE) == Some(&Slot::Zero)) {
+            return Some(0);
+        }
+        None
+    }
+
+    /// `check_helper_mem_access`.
+    fn check_helper_mem_access(&mut self, st: &mut State, regno: u8, reg: &Reg, size: i64, write: bool, zero_ok: bool) -> R<()> {
+        let size = size as i32;
+        match reg.ty {
+            RegType::Packet | RegType::PacketMeta => self.check_packet_access(st, regno, reg, reg.off, size, zero_ok),
+            RegType::MapValue => {
+                let md = &self.maps[reg.map.expect("map")];
+                if write && md.map_flags & BPF_F_RDONLY_PROG != 0 {
+                    return Err(self.err(st, format!("write into map forbidden, value_size={} off={} size={}", md.value_size, reg.off, size)));
+                }
+                self.check_mem_region_access(st, regno, reg, reg.off, size, md.value_size as i64, zero_ok)
+            }
+            RegType::RingbufMem => self.check_mem_region_access(st, regno, reg, reg.off, size, reg.mem_size as i64, zero_ok),
+            RegType::Stack => {
+                if size == 0 && zero_ok {
+                    return Ok(());
+                }
+                self.check_stack_access_within_bounds(st, regno, reg, reg.off, size, write, true)?;
+                let fno = reg.frameno as usize;
+                let (min_off, max_off) = if reg.b.is_const() {
+                    let m = reg.off + reg.b.var_off.value as i64 as i32;
+                    (m, m + size)
+                } else {
+                    ((reg.b.smin + reg.off as i64) as i32, (reg.b.smax + reg.off as i64) as i32 + size)
+                };
+                self.grow_stack(st, fno, min_off);
+                let allow_uninit = !self.opts.unprivileged;
+                let allow_leaks = self.allow_ptr_leaks;
+                for a in min_off..max_off {
+                    let b = (-a - 1) as usize;
+                    let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
+                    let slot = &mut st.frames[fno].stack[spi];
+                    if write {
+                        if slot.is_spilled() {
+                            slot.spilled = Reg::not_init();
+                            for t in slot.ty.iter_mut() {
+                                if *t == Slot::Spill {
+                                    *t = Slot::Misc;
+                                }
+                            }
+                        }
+                        slot.ty[bi] = Slot::Misc;
+                        continue;
+                    }
+                    let t = slot.ty[bi];
+                    let ok = match t {
+                        Slot::Misc | Slot::Zero => true,
+                        Slot::Invalid => allow_uninit,
+                        Slot::Spill => slot.spilled.is_scalar() || allow_leaks,
+                    };
+                    if !ok {
+                        let f = if reg.b.is_const() {
+                            format!("invalid read from stack R{} off {}+{} size {}", regno, min_off, a - min_off, size)
+                        } else {
+                            format!("invalid read from stack R{} var_off {}+{} size {}", regno, reg.b.var_off, a - min_off, size)
+                        };
+                        return Err(Self::hint(self.err(st, f), "initialise the whole buffer on the stack before passing it to the helper".into()));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(self.type_err(st, regno, reg, MEM_TYPES)),
+        }
+    }
+
+    /// `check_max_stack_depth`: combined stack of call chains.
+    fn check_max_stack_depth(&self) -> R<()> {
+        // static call graph over sub-programs
+        let subs = &self.cfg.subprogs;
+        let n = self.insns.len();
+        let sub_of = |i: usize| subs.iter().rposition(|&s| s <= i).unwrap_or(0);
+        let mut calls: Vec<Vec<(usize, usize)>> = vec![vec![]; subs.len()];
+        for (i, insn) in self.insns.iter().enumerate() {
+            if self.cfg.is_lddw_hi[i] {
+                continue;
+            }
+            if insn.code == BPF_JMP | BPF_CALL && insn.src == BPF_PSEUDO_CALL {
+                let t = (i as i64 + insn.imm as i64 + 1) as usize;
+                if t < n {
+                    calls[sub_of(i)].push((i, sub_of(t)));
+                }
+            }
+        }
+        fn dfs(s: usize, depth: i32, frames: usize, calls: &[Vec<(usize, usize)>], sd: &[i32], at: usize) -> Result<(), (usize, String)> {
+            let d = depth + round_up(sd[s].max(1), 32);
+            if frames > crate::MAX_CALL_FRAMES {
+                return Err((at, format!("the call stack of {} frames is too deep !", frames)));
+            }
+            if d > MAX_BPF_STACK {
+                return Err((at, format!("combined stack size of {} calls is {}. Too large", frames, d)));
+            }
+            for &(ci, t) in &calls[s] {
+                if frames > 64 {
+                    break;
+                }
+                dfs(t, d, frames + 1, calls, sd, ci)?;
+            }
+            Ok(())
+        }
+        if let Err((at, m)) = dfs(0, 0, 1, &calls, &self.stack_depth, 0) {
+            return Err(Fail::reject(at, m));
+        }
+        Ok(())
+    }
+}
+
+const MEM_TYPES: &str = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
+
+fn is_mem_type(t: RegType) -> bool {
+    matches!(t, RegType::Stack | RegType::Packet | RegType::PacketMeta | RegType::MapKey | RegType::MapValue | RegType::RingbufMem)
+}
+
+fn mem_msg(reg: &Reg, off: i64, size: i32, mem_size: i64, zero_ok: bool) -> Result<(), String> {
+    let size_ok = size > 0 || (size == 0 && zero_ok);
+    if off >= 0 && size_ok && off + size as i64 <= mem_size {
+        return Ok(());
+    }
+    Err(match reg.ty {
+        RegType::MapValue => format!("invalid access to map value, value_size={} off={} size={}", mem_size, off, size),
+        RegType::MapKey => format!("invalid access to map key, key_size={} off={} size={}", mem_size, off, size),
+        _ => format!("invalid access to memory, mem_size={} off={} size={}", mem_size, off, size),
+    })
+}
+
+fn save_register_state(slot: &mut StackSlot, reg: Reg, size: usize) {
+    slot.spilled = reg;
+    for i in (REG_SIZE - size)..REG_SIZE {
+        slot.ty[i] = Slot::Spill;
+    }
+    for i in 0..(REG_SIZE - size) {
+        if slot.ty[i] != Slot::Zero && slot.ty[i] != Slot::Invalid {
+            slot.ty[i] = Slot::Misc;
+        } else if slot.ty[i] == Slot::Invalid {
+            // mark_stack_slot_misc keeps STACK_INVALID when pointer leaks are allowed
+        }
+    }
+}
+
+fn set_bounds(st: &mut State, r: usize, b: Bounds) {
+    let reg = &mut st.cur_mut().regs[r];
+    reg.b = b;
+    let id = reg.id;
+    if id != 0 && reg.is_scalar() {
+        // sync_linked_regs
+        st.for_each_reg(|x| {
+            if x.is_scalar() && x.id == id {
+                x.b = b;
+            }
+        });
+    }
+}
+
+fn same_callsites(a: &State, b: &State) -> bool {
+    a.frames.len() == b.frames.len() && a.frames.iter().zip(b.frames.iter()).all(|(x, y)| x.callsite == y.callsite)
+}
+
+fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
+    if old == 0 {
+        return cur == 0;
+    }
+    for &(o, c) in map.iter() {
+        if o == old {
+            return c == cur;
+        }
+        if c == cur {
+            return false;
+        }
+    }
+    map.push((old, cur));
+    true
+}
+
+/// `regsafe`.
+fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
+    if old.ty == RegType::NotInit && (!exact || cur.ty == RegType::NotInit) {
+        return true;
+    }
+    if old.ty != cur.ty {
+        return false;
+    }
+    if exact {
+        return old.b == cur.b
+            && old.off == cur.off
+            && old.range == cur.range
+            && old.map == cur.map
+            && old.frameno == cur.frameno
+            && old.mem_size == cur.mem_size
+            && check_ids(old.id, cur.id, idmap)
+            && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap);
+    }
+    match old.ty {
+        RegType::Scalar => {
+            if !(old.b.range_within(&cur.b) && old.b.var_off.contains(cur.b.var_off)) {
+                return false;
+            }
+            if old.id == 0 && cur.id == 0 {
+                return true;
+            }
+            if old.id == 0 {
+                return true;
+            }
+            check_ids(old.id, cur.id, idmap)
+        }
+        RegType::MapValue | RegType::MapValueOrNull | RegType::RingbufMem | RegType::RingbufMemOrNull | RegType::MapKey => {
+            old.off == cur.off
+                && old.map == cur.map
+                && old.mem_size == cur.mem_size
+                && old.b.range_within(&cur.b)
+                && old.b.var_off.contains(cur.b.var_off)
+                && check_ids(old.id, cur.id, idmap)
+                && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap)
+        }
+        RegType::Packet | RegType::PacketMeta => {
+            if old.range > cur.range || old.off != cur.off {
+                return false;
+            }
+            if !check_ids(old.id, cur.id, idmap) {
+                return false;
+            }
+            old.b.range_within(&cur.b) && old.b.var_off.contains(cur.b.var_off)
+        }
+        _ => {
+            old.b == cur.b
+                && old.off == cur.off
+                && old.range == cur.range
+                && old.map == cur.map
+                && old.frameno == cur.frameno
+                && old.subprog == cur.subprog
+                && check_ids(old.id, cur.id, idmap)
+                && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap)
+        }
+    }
+}
+
+/// `is_branch_taken`.
+fn is_branch_taken(r1: &Reg, r2: &Reg, opc: u8, is32: bool) -> Option<bool> {
+    if r1.ty.is_pkt_any() && r2.ty.is_pkt_any() && !is32 {
+        return pkt_ptr_branch_taken(r1, r2, opc);
+    }
+    if r1.ty.is_pointer() || r2.ty.is_pointer() {
+        let (p, k, opc) = if !r2.b.is_const_w(is32) || r2.ty.is_pointer() { (r2, r1, bounds::flip_opcode(opc)) } else { (r1, r2, opc) };
+        if k.ty.is_pointer() || !k.b.is_const_w(is32) {
+            return None;
+        }
+        if !p.ty.not_null() {
+            return None;
+        }
+        if k.b.const_val(is32) != 0 {
+            return None;
+        }
+        return match opc {
+            BPF_JEQ => Some(false),
+            BPF_JNE => Some(true),
+            _ => None,
+        };
+    }
+    bounds::branch_taken(&r1.b, &r2.b, opc, is32)
+}
+
+fn pkt_ptr_branch_taken(dst: &Reg, src: &Reg, opc: u8) -> Option<bool> {
+    let (pkt, opc) = if src.ty == RegType::PacketEnd {
+        (dst, opc)
+    } else if dst.ty == RegType::PacketEnd {
+        (src, bounds::flip_opcode(opc))
+    } else {
+        return None;
+    };
+    if pkt.range >= 0 {
+        return None;
+    }
+    match opc {
+        BPF_JLE | BPF_JGT => {
+            if pkt.range == BEYOND_PKT_END {
+                return Some(opc == BPF_JGT);
+            }
+        }
+        BPF_JLT | BPF_JGE => {
+            if pkt.range == BEYOND_PKT_END || pkt.range == AT_PKT_END {
+                return Some(opc == BPF_JGE);
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+fn mark_ptr_or_null_regs(st: &mut State, regno: usize, is_null: bool) {
+    let reg = &st.cur().regs[regno];
+    let id = reg.id;
+    let ref_id = reg.ref_obj_id;
+    if id == 0 {
+        return;
+    }
+    if is_null && ref_id != 0 && ref_id == id {
+        st.refs.retain(|r| r.id != id);
+    }
+    st.for_each_reg(|r| {
+        if r.ty.may_be_null() && r.id == id {
+            if is_null {
+                *r = Reg::konst(0);
+            } else {
+                r.ty = r.ty.non_null();
+                r.id = 0;
+            }
+        }
+    });
+}
+
+fn find_good_pkt_pointers(st: &mut State, dst: &Reg, ty: RegType, right_open: bool) {
+    if dst.off < 0 || (dst.off == 0 && right_open) {
+        return;
+    }
+    if dst.b.umax > MAX_PACKET_OFF || dst.b.umax + dst.off as u64 > MAX_PACKET_OFF {
+        return;
+    }
+    let mut new_range = dst.off;
+    if right_open {
+        new_range += 1;
+    }
+    let id = dst.id;
+    st.for_each_reg(|r| {
+        if r.ty == ty && r.id == id {
+            r.range = r.range.max(new_range);
+        }
+    });
+}
+
+fn mark_pkt_end(st: &mut State, regno: usize, range_open: bool) {
+    let r = &mut st.cur_mut().regs[regno];
+    r.range = if range_open { BEYOND_PKT_END } else { AT_PKT_END };
+}
+
+fn is_init_pkt(r: &Reg) -> bool {
+    r.ty == RegType::Packet && r.off == 0 && r.b.is_const() && r.b.var_off.value == 0
+}
+
+/// `try_match_pkt_pointers`. `this` is the fall-through state, `other` the jump target.
+fn try_match_pkt_pointers(insn: &RawInsn, dst: &Reg, src: &Reg, this: &mut State, other: &mut State) -> bool {
+    if insn.class() == BPF_JMP32 {
+        return false;
+    }
+    let (d, s) = (insn.dst as usize, insn.src as usize);
+    let fwd = (dst.ty == RegType::Packet && src.ty == RegType::PacketEnd)
+        || (dst.ty == RegType::PacketMeta && is_init_pkt(src));
+    let rev = (dst.ty == RegType::PacketEnd && src.ty == RegType::Packet)
+        || (is_init_pkt(dst) && src.ty == RegType::PacketMeta);
+    match op(insn.code) {
+        BPF_JGT => {
+            if fwd {
+                find_good_pkt_pointers(this, dst, dst.ty, false);
+                mark_pkt_end(other, d, true);
+            } else if rev {
+                find_good_pkt_pointers(other, src, src.ty, true);
+                mark_pkt_end(this, s, false);
+            } else {
+                return false;
+            }
+        }
+        BPF_JLT => {
+            if fwd {
+                find_good_pkt_pointers(other, dst, dst.ty, true);
+                mark_pkt_end(this, d, false);
+            } else if rev {
+                find_good_pkt_pointers(this, src, src.ty, false);
+                mark_pkt_end(other, s, true);
+            } else {
+                return false;
+            }
+        }
+        BPF_JGE => {
+            if fwd {
+                find_good_pkt_pointers(this, dst, dst.ty, true);
+                mark_pkt_end(other, d, false);
+            } else if rev {
+                find_good_pkt_pointers(other, src, src.ty, false);
+                mark_pkt_end(this, s, true);
+            } else {
+                return false;
+            }
+        }
+        BPF_JLE => {
+            if fwd {
+                find_good_pkt_pointers(other, dst, dst.ty, false);
+                mark_pkt_end(this, d, true);
+            } else if rev {
+                find_good_pkt_pointers(this, src, src.ty, true);
+                mark_pkt_end(other, s, false);
+            } else {
+                return false;
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn size_bytes(code: u8) -> i32 {
+    match size(code) {
+        BPF_B => 1,
+        BPF_H => 2,
+        BPF_W => 4,
+        _ => 8,
+    }
+}
+
+fn alu_str(opc: u8) -> &'static str {
+    match opc {
+        BPF_ADD => "+=",
+        BPF_SUB => "-=",
+        BPF_MUL => "*=",
+        BPF_DIV => "/=",
+        BPF_OR => "|=",
+        BPF_AND => "&=",
+        BPF_LSH => "<<=",
+        BPF_RSH => ">>=",
+        BPF_NEG => "neg",
+        BPF_MOD => "%=",
+        BPF_XOR => "^=",
+        BPF_MOV => "=",
+        BPF_ARSH => "s>>=",
+        _ => "?",
+    }
+}
+
+/// `coerce_reg_to_size`.
+fn coerce_to_size(b: &mut Bounds, size: u32) {
+    b.var_off = b.var_off.cast(size);
+    let mask = (1u64 << (size * 8)) - 1;
+    if (b.umin & !mask) == (b.umax & !mask) {
+        b.umin &= mask;
+        b.umax &= mask;
+    } else {
+        b.umin = 0;
+        b.umax = mask;
+    }
+    b.smin = b.umin as i64;
+    b.smax = b.umax as i64;
+    if size < 4 {
+        b.mark32_unbounded();
+    }
+    b.sync();
+}
+
+/// Sign extension of the low `size` bytes (a sound simplification of
+/// `coerce_reg_to_size_sx`: exact for constants, otherwise the full signed range).
+fn sext(b: &Bounds, size: u32, is64: bool) -> Bounds {
+    let bits = size * 8;
+    if b.is_const() || (bits == 32 && b.var_off.subreg_is_const()) {
+        let v = b.var_off.value;
+        let s = ((v << (64 - bits)) as i64) >> (64 - bits);
+        let v = if is64 { s as u64 } else { s as u32 as u64 };
+        return Bounds::konst(v);
+    }
+    let half = 1i64 << (bits - 1);
+    // values that fit without sign change keep their range
+    if b.umax < half as u64 {
+        let mut r = *b;
+        r.sync();
+        return r;
+    }
+    let mut r = Bounds::unknown();
+    if is64 {
+        r.smin = -half;
+        r.smax = half - 1;
+    } else {
+        r.s32_min = (-half) as i32;
+        r.s32_max = (half - 1) as i32;
+        r.zext_32_to_64();
+    }
+    r.sync();
+    r
+}
+
+fn byte_swap(v: u64, imm: i32, is64: bool, to_be: bool) -> u64 {
+    let bits = imm as u32;
+    if is64 || to_be {
+        match bits {
+            16 => (v as u16).swap_bytes() as u64,
+            32 => (v as u32).swap_bytes() as u64,
+            _ => v.swap_bytes(),
+        }
+    } else {
+        match bits {
+            16 => v as u16 as u64,
+            32 => v as u32 as u64,
+            _ => v,
+        }
+    }
+}

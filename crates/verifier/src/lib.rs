@@ -1,0 +1,128 @@
+//! `bpfkit-verifier`: decides, for a linked eBPF program, what the Linux verifier
+//! (the kernel on our machines, 6.18) would decide, by the same kind of analysis:
+//! path-sensitive abstract interpretation over register/stack states with the kernel's
+//! scalar domain (tnum + signed/unsigned 64/32-bit ranges), with state pruning.
+//!
+//! Entry point: [`verify`]. See `docs/verifier.md` for what is covered.
+
+pub mod bounds;
+pub mod cfg;
+mod check;
+pub mod helper_names;
+pub mod helpers;
+pub mod render;
+pub mod state;
+pub mod tnum;
+
+use bpfkit_object::model::{LinkedProgram, MapDef};
+use serde::Serialize;
+use state::Decision;
+use std::time::Duration;
+
+/// Kernel limits.
+pub const BPF_COMPLEXITY_LIMIT_INSNS: u64 = 1_000_000;
+pub const BPF_COMPLEXITY_LIMIT_JMP_SEQ: usize = 8192;
+pub const MAX_CALL_FRAMES: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Verify as an unprivileged loader would be treated (no CAP_BPF/CAP_PERFMON).
+    pub unprivileged: bool,
+    /// Processed-instruction budget (the kernel's is 1,000,000).
+    pub insn_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { unprivileged: false, insn_limit: BPF_COMPLEXITY_LIMIT_INSNS }
+    }
+}
+
+/// A register's state at the point of rejection.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RegDump {
+    pub reg: u8,
+    pub state: String,
+}
+
+/// Why a program is rejected.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rejection {
+    /// Instruction (slot index in the linked program) that failed.
+    pub insn: usize,
+    /// The kernel's log line for this error, same wording (searchable).
+    pub kernel_message: String,
+    /// A concrete suggestion, when we have one.
+    pub hint: Option<String>,
+    /// Registers involved in the failing instruction, rendered like the kernel log.
+    pub regs: Vec<RegDump>,
+    /// Branch decisions on the path that reached the failing instruction.
+    pub path: Vec<Decision>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Accepted,
+    Rejected(Rejection),
+    /// The program uses something bpfkit cannot model yet; no verdict is claimed.
+    Unsupported { insn: usize, what: String },
+}
+
+impl Verdict {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Verdict::Accepted)
+    }
+}
+
+/// veristat's statistics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub duration_us: u64,
+    /// Instructions processed (the kernel's `insn_processed`).
+    pub processed_insns: u64,
+    pub total_states: u64,
+    pub peak_states: u64,
+    pub max_states_per_insn: u64,
+    /// Stack depth per sub-program (bytes), as the kernel logs it.
+    pub stack_depth: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub program: String,
+    pub section: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub stats: Stats,
+}
+
+/// Internal failure: a rejection or "cannot model".
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Reject(Rejection),
+    Unsupported { insn: usize, what: String },
+}
+
+impl Fail {
+    pub(crate) fn reject(insn: usize, msg: String) -> Fail {
+        Fail::Reject(Rejection { insn, kernel_message: msg, hint: None, regs: vec![], path: vec![] })
+    }
+}
+
+/// Verifies one linked program against the object's maps.
+pub fn verify(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> Report {
+    let start = std::time::Instant::now();
+    let (verdict, mut stats) = check::run(prog, maps, opts);
+    stats.duration_us = start.elapsed().as_micros() as u64;
+    Report {
+        program: prog.name.clone(),
+        section: prog.section.clone(),
+        verdict,
+        stats,
+    }
+}
+
+pub fn duration(stats: &Stats) -> Duration {
+    Duration::from_micros(stats.duration_us)
+}

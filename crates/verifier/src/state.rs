@@ -1,0 +1,330 @@
+//! Abstract state: registers, stack frames, references (`struct bpf_reg_state`,
+//! `struct bpf_func_state`, `struct bpf_verifier_state`).
+
+use crate::bounds::{fmt_scalar, Bounds};
+
+/// Register types (`enum bpf_reg_type`, with the `PTR_MAYBE_NULL` flag folded in).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RegType {
+    NotInit,
+    Scalar,
+    Ctx,
+    /// `CONST_PTR_TO_MAP`.
+    MapPtr,
+    MapValue,
+    MapValueOrNull,
+    /// `PTR_TO_MAP_KEY` (callback arguments).
+    MapKey,
+    Stack,
+    Packet,
+    PacketMeta,
+    PacketEnd,
+    /// `PTR_TO_MEM | MEM_RINGBUF` (ring buffer record).
+    RingbufMem,
+    RingbufMemOrNull,
+    Socket,
+    SocketOrNull,
+    SockCommon,
+    SockCommonOrNull,
+    /// `PTR_TO_FUNC` (address of a sub-program, for callbacks).
+    Func,
+}
+
+impl RegType {
+    /// The kernel's `reg_type_str`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegType::NotInit => "?",
+            RegType::Scalar => "scalar",
+            RegType::Ctx => "ctx",
+            RegType::MapPtr => "map_ptr",
+            RegType::MapValue => "map_value",
+            RegType::MapValueOrNull => "map_value_or_null",
+            RegType::MapKey => "map_key",
+            RegType::Stack => "fp",
+            RegType::Packet => "pkt",
+            RegType::PacketMeta => "pkt_meta",
+            RegType::PacketEnd => "pkt_end",
+            RegType::RingbufMem => "ringbuf_mem",
+            RegType::RingbufMemOrNull => "ringbuf_mem_or_null",
+            RegType::Socket => "sock",
+            RegType::SocketOrNull => "sock_or_null",
+            RegType::SockCommon => "sock_common",
+            RegType::SockCommonOrNull => "sock_common_or_null",
+            RegType::Func => "func",
+        }
+    }
+    pub fn is_pointer(self) -> bool {
+        !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+    pub fn may_be_null(self) -> bool {
+        matches!(
+            self,
+            RegType::MapValueOrNull
+                | RegType::RingbufMemOrNull
+                | RegType::SocketOrNull
+                | RegType::SockCommonOrNull
+        )
+    }
+    pub fn non_null(self) -> RegType {
+        match self {
+            RegType::MapValueOrNull => RegType::MapValue,
+            RegType::RingbufMemOrNull => RegType::RingbufMem,
+            RegType::SocketOrNull => RegType::Socket,
+            RegType::SockCommonOrNull => RegType::SockCommon,
+            t => t,
+        }
+    }
+    pub fn is_pkt(self) -> bool {
+        matches!(self, RegType::Packet | RegType::PacketMeta)
+    }
+    pub fn is_pkt_any(self) -> bool {
+        matches!(self, RegType::Packet | RegType::PacketMeta | RegType::PacketEnd)
+    }
+    /// `reg_not_null` for a register of this type.
+    pub fn not_null(self) -> bool {
+        matches!(
+            self,
+            RegType::Socket
+                | RegType::MapValue
+                | RegType::MapKey
+                | RegType::SockCommon
+                | RegType::RingbufMem
+                | RegType::MapPtr
+        )
+    }
+}
+
+/// Packet range markers set by comparisons that prove a pointer is at/beyond `data_end`.
+pub const AT_PKT_END: i32 = -1;
+pub const BEYOND_PKT_END: i32 = -2;
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Reg {
+    pub ty: RegType,
+    /// Fixed offset of a pointer.
+    pub off: i32,
+    /// Scalar value, or the variable part of a pointer's offset.
+    pub b: Bounds,
+    /// Identity shared by copies (null checks, packet ranges, linked scalars).
+    pub id: u32,
+    /// Reference this pointer holds (0 if none).
+    pub ref_obj_id: u32,
+    /// Verified packet range (bytes after `off` known to be below `data_end`).
+    pub range: i32,
+    /// Map index (map pointers and map values).
+    pub map: Option<usize>,
+    /// Frame a stack pointer points into.
+    pub frameno: u8,
+    /// Size of PTR_TO_MEM memory.
+    pub mem_size: u32,
+    /// Sub-program entry for PTR_TO_FUNC.
+    pub subprog: usize,
+}
+
+impl Reg {
+    pub fn not_init() -> Reg {
+        Reg {
+            ty: RegType::NotInit,
+            off: 0,
+            b: Bounds::unknown(),
+            id: 0,
+            ref_obj_id: 0,
+            range: 0,
+            map: None,
+            frameno: 0,
+            mem_size: 0,
+            subprog: 0,
+        }
+    }
+    pub fn unknown() -> Reg {
+        Reg { ty: RegType::Scalar, ..Reg::not_init() }
+    }
+    pub fn konst(v: u64) -> Reg {
+        Reg { ty: RegType::Scalar, b: Bounds::konst(v), ..Reg::not_init() }
+    }
+    /// A pointer of type `ty` with offset zero (`mark_reg_known_zero` + type).
+    pub fn ptr(ty: RegType) -> Reg {
+        Reg { ty, b: Bounds::konst(0), ..Reg::not_init() }
+    }
+    pub fn is_scalar(&self) -> bool {
+        self.ty == RegType::Scalar
+    }
+    pub fn is_const_zero(&self) -> bool {
+        self.is_scalar() && self.b.is_const() && self.b.var_off.value == 0
+    }
+
+    /// Kernel-log style rendering, e.g. `pkt(off=14,r=34)`, `scalar(umax=255)`, `fp-8`.
+    pub fn describe(&self, maps: &[bpfkit_object::model::MapDef]) -> String {
+        let mut extra: Vec<String> = vec![];
+        if self.id != 0 {
+            extra.push(format!("id={}", self.id));
+        }
+        if self.ref_obj_id != 0 {
+            extra.push(format!("ref_obj_id={}", self.ref_obj_id));
+        }
+        match self.ty {
+            RegType::NotInit => return "uninitialized".into(),
+            RegType::Scalar => {
+                let s = fmt_scalar(&self.b);
+                if extra.is_empty() {
+                    return s;
+                }
+                if let Some(inner) = s.strip_prefix("scalar(") {
+                    let inner = inner.trim_end_matches(')');
+                    let mut v = extra;
+                    if !inner.is_empty() {
+                        v.push(inner.to_string());
+                    }
+                    return format!("scalar({})", v.join(","));
+                }
+                return s;
+            }
+            RegType::Stack => {
+                if self.b.is_const() && self.b.var_off.value == 0 {
+                    return format!("fp{}", self.off);
+                }
+            }
+            _ => {}
+        }
+        if self.ty.is_pkt() || self.off != 0 {
+            extra.push(format!("off={}", self.off));
+        }
+        if self.ty.is_pkt() {
+            extra.push(format!("r={}", self.range));
+        }
+        if let Some(m) = self.map {
+            if let Some(md) = maps.get(m) {
+                extra.push(format!("map={}", md.name));
+                if matches!(self.ty, RegType::MapValue | RegType::MapValueOrNull) {
+                    extra.push(format!("vs={}", md.value_size));
+                } else {
+                    extra.push(format!("ks={},vs={}", md.key_size, md.value_size));
+                }
+            }
+        }
+        if matches!(self.ty, RegType::RingbufMem | RegType::RingbufMemOrNull) {
+            extra.push(format!("size={}", self.mem_size));
+        }
+        if !self.b.is_const() {
+            let s = fmt_scalar(&self.b);
+            let inner = s.trim_start_matches("scalar(").trim_end_matches(')');
+            if !inner.is_empty() {
+                extra.push(inner.to_string());
+            }
+        } else if self.b.var_off.value != 0 {
+            extra.push(format!("var={}", self.b.var_off.value as i64));
+        }
+        format!("{}({})", self.ty.name(), extra.join(","))
+    }
+}
+
+/// Per-byte stack slot types (`STACK_*`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Slot {
+    Invalid,
+    Spill,
+    Misc,
+    Zero,
+}
+
+pub const REG_SIZE: usize = 8;
+pub const MAX_BPF_STACK: i32 = 512;
+pub const SLOTS: usize = (MAX_BPF_STACK as usize) / REG_SIZE;
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct StackSlot {
+    /// Index `i` describes the byte at `fp - 8*spi - 8 + (7 - i)`... kernel layout:
+    /// byte at address `a` (negative) lives in `slot_type[(-a - 1) % 8]`.
+    pub ty: [Slot; REG_SIZE],
+    pub spilled: Reg,
+}
+
+impl Default for StackSlot {
+    fn default() -> Self {
+        StackSlot { ty: [Slot::Invalid; REG_SIZE], spilled: Reg::not_init() }
+    }
+}
+
+impl StackSlot {
+    pub fn is_spilled(&self) -> bool {
+        self.ty[REG_SIZE - 1] == Slot::Spill
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Frame {
+    pub regs: [Reg; 11],
+    pub stack: Vec<StackSlot>,
+    /// Bytes of stack touched (rounded up to 8), `allocated_stack`.
+    pub allocated: i32,
+    /// Instruction index of the call that created this frame (for frame > 0).
+    pub callsite: usize,
+    pub frameno: u8,
+    /// Sub-program index this frame executes.
+    pub subprog: usize,
+}
+
+impl Frame {
+    pub fn new(frameno: u8, callsite: usize, subprog: usize) -> Frame {
+        let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+        regs[10] = Reg::ptr(RegType::Stack);
+        regs[10].frameno = frameno;
+        Frame {
+            regs,
+            stack: vec![StackSlot::default(); SLOTS],
+            allocated: 0,
+            callsite,
+            frameno,
+            subprog,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct RefState {
+    pub id: u32,
+    pub insn: usize,
+}
+
+/// One branch decision on the path that led to a state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize)]
+pub struct Decision {
+    pub insn: usize,
+    pub taken: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct State {
+    pub frames: Vec<Frame>,
+    pub refs: Vec<RefState>,
+    /// Index of the parent checkpoint in the explored-state arena.
+    pub parent: Option<usize>,
+    /// Branch decisions along this path (most recent last).
+    pub path: Vec<Decision>,
+}
+
+impl State {
+    pub fn cur(&self) -> &Frame {
+        self.frames.last().expect("at least one frame")
+    }
+    pub fn cur_mut(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("at least one frame")
+    }
+    pub fn curframe(&self) -> usize {
+        self.frames.len() - 1
+    }
+    /// Every register and spilled register in every frame.
+    pub fn for_each_reg(&mut self, mut f: impl FnMut(&mut Reg)) {
+        for fr in &mut self.frames {
+            for r in fr.regs.iter_mut() {
+                f(r);
+            }
+            for s in fr.stack.iter_mut() {
+                if s.is_spilled() {
+                    f(&mut s.spilled);
+                }
+            }
+        }
+    }
+}

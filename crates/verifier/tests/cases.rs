@@ -1,0 +1,82 @@
+//! Runs every data-file case under `tests/cases/`: bpfkit's verdict must equal the
+//! expected one (and its message contain the expected kernel text); when the kernel is
+//! usable, the kernel's verdict must equal the expected one too (and its log contain
+//! the text), so every case is checked against the reference.
+
+mod common;
+use common::{case::Case, kernel};
+use bpfkit_verifier::Verdict;
+use std::path::{Path, PathBuf};
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("cases dir") {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "case") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn cases_match_expectations_and_kernel() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let mut files = vec![];
+    collect(&root, &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no cases found under {}", root.display());
+    let no_kernel = kernel::unavailable();
+    if let Some(why) = &no_kernel {
+        eprintln!("\n!!!! SKIPPING the kernel half of the verifier cases: {why} !!!!\n");
+    }
+    let mut failures = vec![];
+    let (mut n_accept, mut n_reject, mut n_kernel) = (0, 0, 0);
+    for f in &files {
+        let rel = f.strip_prefix(&root).unwrap().display().to_string();
+        let c = match Case::load(f) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{rel}: cannot load: {e}"));
+                continue;
+            }
+        };
+        if c.accept { n_accept += 1 } else { n_reject += 1 }
+        let prog = c.program();
+        let rep = bpfkit_verifier::verify(&prog, &c.maps, &c.options());
+        match (&rep.verdict, c.accept) {
+            (Verdict::Accepted, true) => {}
+            (Verdict::Rejected(r), false) if r.kernel_message.contains(&c.message) => {}
+            (v, _) => failures.push(format!(
+                "{rel}: bpfkit says {}, expected {} {}",
+                serde_json::to_string(v).unwrap(),
+                if c.accept { "accept" } else { "reject" },
+                c.message
+            )),
+        }
+        if no_kernel.is_none() && !c.unprivileged {
+            n_kernel += 1;
+            match kernel::load_xdp(&prog.insns, &c.maps) {
+                Ok(k) => {
+                    let ktext = kernel::error_text(&k.log);
+                    if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {
+                        failures.push(format!(
+                            "{rel}: KERNEL says {} (errno {}), case expects {} {:?}; kernel log tail:\n{}",
+                            if k.accepted { "accept" } else { "reject" },
+                            k.errno,
+                            if c.accept { "accept" } else { "reject" },
+                            c.message,
+                            ktext.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{rel}: kernel load failed to run: {e}")),
+            }
+        }
+    }
+    eprintln!(
+        "verifier cases: {} files ({} accept, {} reject), {} checked against the kernel, {} failures",
+        files.len(), n_accept, n_reject, n_kernel, failures.len()
+    );
+    assert!(failures.is_empty(), "{} case failures:\n{}", failures.len(), failures.join("\n\n"));
+}

@@ -1,0 +1,147 @@
+//! Verifier test cases as data files (`tests/cases/**/*.case`). Format:
+//!
+//! ```text
+//! # free text: what the case checks
+//! -- maps                  (optional; one map per line, referenced by index)
+//! counters array key=4 value=8 entries=4 [flags=0x80]
+//! -- asm                   (bpfkit assembler text, LLVM or ubpf syntax), or
+//! -- raw                   (hex bytes, 8 per instruction, for encodings asm refuses)
+//! ...
+//! -- expect
+//! accept                   or   reject <substring of the kernel's error message>
+//! ```
+//! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N.
+
+#![allow(dead_code)]
+
+use bpfkit_isa::RawInsn;
+use bpfkit_object::model::{map_type, prog_type, InsnOrigin, LinkedProgram, MapDef, MapInit, MapOrigin};
+
+pub struct Case {
+    pub name: String,
+    pub maps: Vec<MapDef>,
+    pub insns: Vec<RawInsn>,
+    pub accept: bool,
+    pub message: String,
+    pub unprivileged: bool,
+}
+
+fn parse_num(s: &str) -> Result<u32, String> {
+    let r = if let Some(h) = s.strip_prefix("0x") { u32::from_str_radix(h, 16) } else { s.parse() };
+    r.map_err(|_| format!("bad number {s:?}"))
+}
+
+fn parse_map(line: &str) -> Result<MapDef, String> {
+    let mut it = line.split_whitespace();
+    let name = it.next().ok_or("map line without a name")?.to_string();
+    let ty = it.next().ok_or("map line without a type")?;
+    let want = format!("BPF_MAP_TYPE_{}", ty.to_uppercase());
+    let map_type = (0..64).find(|&t| map_type::name(t) == Some(want.as_str())).ok_or(format!("unknown map type {ty}"))?;
+    let mut m = MapDef {
+        name,
+        map_type,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        map_flags: 0,
+        pinning: 0,
+        inner: None,
+        init: MapInit::None,
+        origin: MapOrigin::Btf,
+        section: ".maps".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+    };
+    for kv in it {
+        let (k, v) = kv.split_once('=').ok_or(format!("expected key=value, got {kv:?}"))?;
+        let n = parse_num(v)?;
+        match k {
+            "key" => m.key_size = n,
+            "value" => m.value_size = n,
+            "entries" => m.max_entries = n,
+            "flags" => m.map_flags = n,
+            _ => return Err(format!("unknown map attribute {k}")),
+        }
+    }
+    Ok(m)
+}
+
+impl Case {
+    pub fn load(path: &std::path::Path) -> Result<Case, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Case::parse(&path.file_stem().unwrap().to_string_lossy(), &text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Case, String> {
+        let mut sections: Vec<(String, String)> = vec![];
+        for line in text.lines() {
+            if let Some(s) = line.strip_prefix("-- ") {
+                sections.push((s.trim().to_string(), String::new()));
+            } else if let Some((_, body)) = sections.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        let mut c = Case { name: name.into(), maps: vec![], insns: vec![], accept: true, message: String::new(), unprivileged: false };
+        let mut have_expect = false;
+        for (sec, body) in &sections {
+            match sec.as_str() {
+                "maps" => {
+                    for l in body.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()) {
+                        c.maps.push(parse_map(l)?);
+                    }
+                }
+                "asm" => c.insns = bpfkit_asm::assemble(body).map_err(|e| format!("asm: {e}"))?,
+                "raw" => {
+                    let bytes: Result<Vec<u8>, _> = body
+                        .lines()
+                        .map(|l| l.split('#').next().unwrap())
+                        .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                        .map(|t| u8::from_str_radix(&t, 16))
+                        .collect();
+                    let bytes = bytes.map_err(|e| format!("raw: {e}"))?;
+                    c.insns = bpfkit_isa::parse_raw(&bytes).map_err(|e| e.to_string())?;
+                }
+                "expect" => {
+                    let l = body.trim();
+                    have_expect = true;
+                    if l == "accept" {
+                        c.accept = true;
+                    } else if let Some(m) = l.strip_prefix("reject") {
+                        c.accept = false;
+                        c.message = m.trim().to_string();
+                    } else {
+                        return Err(format!("bad expect line {l:?}"));
+                    }
+                }
+                "options" => c.unprivileged = body.contains("unprivileged"),
+                s => return Err(format!("unknown section -- {s}")),
+            }
+        }
+        if !have_expect {
+            return Err("no -- expect section".into());
+        }
+        if c.insns.is_empty() {
+            return Err("no program".into());
+        }
+        Ok(c)
+    }
+
+    pub fn program(&self) -> LinkedProgram {
+        LinkedProgram {
+            name: self.name.clone(),
+            section: "xdp".into(),
+            prog_type: prog_type::XDP,
+            expected_attach_type: None,
+            prog_flags: 0,
+            insns: self.insns.clone(),
+            origins: (0..self.insns.len())
+                .map(|i| InsnOrigin { section: "xdp".into(), function: self.name.clone(), insn_index: i, line: None })
+                .collect(),
+        }
+    }
+
+    pub fn options(&self) -> bpfkit_verifier::Options {
+        bpfkit_verifier::Options { unprivileged: self.unprivileged, ..Default::default() }
+    }
+}
