@@ -69,27 +69,81 @@ pub enum BtfKind {
     /// Type id 0.
     Void,
     /// `encoding`: bit 0 signed, bit 1 char, bit 2 bool.
-    Int { size: u32, encoding: u8, offset: u8, bits: u8 },
-    Ptr { type_id: u32 },
-    Array { elem_type: u32, index_type: u32, nelems: u32 },
-    Struct { size: u32, members: Vec<Member> },
-    Union { size: u32, members: Vec<Member> },
-    Enum { size: u32, signed: bool, values: Vec<(String, i64)> },
-    Enum64 { size: u32, signed: bool, values: Vec<(String, i64)> },
-    Fwd { is_union: bool },
-    Typedef { type_id: u32 },
-    Volatile { type_id: u32 },
-    Const { type_id: u32 },
-    Restrict { type_id: u32 },
+    Int {
+        size: u32,
+        encoding: u8,
+        offset: u8,
+        bits: u8,
+    },
+    Ptr {
+        type_id: u32,
+    },
+    Array {
+        elem_type: u32,
+        index_type: u32,
+        nelems: u32,
+    },
+    Struct {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Union {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Enum {
+        size: u32,
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
+    Enum64 {
+        size: u32,
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
+    Fwd {
+        is_union: bool,
+    },
+    Typedef {
+        type_id: u32,
+    },
+    Volatile {
+        type_id: u32,
+    },
+    Const {
+        type_id: u32,
+    },
+    Restrict {
+        type_id: u32,
+    },
     /// `linkage`: 0 static, 1 global, 2 extern.
-    Func { proto: u32, linkage: u32 },
-    FuncProto { ret: u32, params: Vec<Param> },
-    Var { type_id: u32, linkage: u32 },
-    Datasec { size: u32, vars: Vec<VarSecinfo> },
-    Float { size: u32 },
+    Func {
+        proto: u32,
+        linkage: u32,
+    },
+    FuncProto {
+        ret: u32,
+        params: Vec<Param>,
+    },
+    Var {
+        type_id: u32,
+        linkage: u32,
+    },
+    Datasec {
+        size: u32,
+        vars: Vec<VarSecinfo>,
+    },
+    Float {
+        size: u32,
+    },
     /// `component_idx` -1 tags the type itself, otherwise a member/parameter index.
-    DeclTag { type_id: u32, component_idx: i32, },
-    TypeTag { type_id: u32 },
+    DeclTag {
+        type_id: u32,
+        component_idx: i32,
+    },
+    TypeTag {
+        type_id: u32,
+    },
 }
 
 /// One BTF type with its id and name.
@@ -170,7 +224,13 @@ impl<'a> Reader<'a> {
         let b = off
             .checked_add(4)
             .and_then(|end| self.data.get(off..end))
-            .ok_or_else(|| self.err(off, field, format!("needs 4 bytes, section has {}", self.data.len())))?;
+            .ok_or_else(|| {
+                self.err(
+                    off,
+                    field,
+                    format!("needs 4 bytes, section has {}", self.data.len()),
+                )
+            })?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn err(&self, off: usize, field: &str, reason: impl Into<String>) -> ObjectError {
@@ -181,29 +241,53 @@ impl<'a> Reader<'a> {
 impl Btf {
     /// Parses the `.BTF` section data. `index` is its ELF section index.
     pub fn parse(data: &[u8], index: usize) -> Result<Btf> {
-        let r = Reader { data, section: ".BTF", index };
+        let r = Reader {
+            data,
+            section: ".BTF",
+            index,
+        };
         if data.len() < 24 {
-            return Err(r.err(0, "header", format!("truncated: {} bytes, header needs 24", data.len())));
+            return Err(r.err(
+                0,
+                "header",
+                format!("truncated: {} bytes, header needs 24", data.len()),
+            ));
         }
         let magic = u16::from_le_bytes([data[0], data[1]]);
         if magic == BTF_MAGIC.swap_bytes() {
             return Err(r.err(0, "magic", "big-endian BTF is not supported"));
         }
         if magic != BTF_MAGIC {
-            return Err(r.err(0, "magic", format!("{magic:#06x}, expected {BTF_MAGIC:#06x}")));
+            return Err(r.err(
+                0,
+                "magic",
+                format!("{magic:#06x}, expected {BTF_MAGIC:#06x}"),
+            ));
         }
         if data[2] != 1 {
-            return Err(r.err(2, "version", format!("{} is not supported (expected 1)", data[2])));
+            return Err(r.err(
+                2,
+                "version",
+                format!("{} is not supported (expected 1)", data[2]),
+            ));
         }
         let hdr_len = r.u32(4, "hdr_len")? as usize;
         if hdr_len < 24 || hdr_len > data.len() {
-            return Err(r.err(4, "hdr_len", format!("{hdr_len} out of range (24..={})", data.len())));
+            return Err(r.err(
+                4,
+                "hdr_len",
+                format!("{hdr_len} out of range (24..={})", data.len()),
+            ));
         }
         let type_off = r.u32(8, "type_off")? as usize;
         let type_len = r.u32(12, "type_len")? as usize;
         let str_off = r.u32(16, "str_off")? as usize;
         let str_len = r.u32(20, "str_len")? as usize;
-        let range = |off: usize, len: usize, field: &str, at: usize| -> Result<std::ops::Range<usize>> {
+        let range = |off: usize,
+                     len: usize,
+                     field: &str,
+                     at: usize|
+         -> Result<std::ops::Range<usize>> {
             let start = hdr_len.checked_add(off);
             let end = start.and_then(|s| s.checked_add(len));
             match (start, end) {
@@ -219,29 +303,49 @@ impl Btf {
         let str_range = range(str_off, str_len, "str_off/str_len", 16)?;
         let strings = data[str_range.clone()].to_vec();
         if !strings.is_empty() && strings[0] != 0 {
-            return Err(r.err(str_range.start, "strings", "string section does not start with NUL"));
+            return Err(r.err(
+                str_range.start,
+                "strings",
+                "string section does not start with NUL",
+            ));
         }
         let mut btf = Btf {
-            types: vec![BtfType { id: 0, name: String::new(), kind: BtfKind::Void, offset: 0 }],
+            types: vec![BtfType {
+                id: 0,
+                name: String::new(),
+                kind: BtfKind::Void,
+                offset: 0,
+            }],
             strings,
             section_index: index,
         };
         let tdata = &data[types_range.clone()];
-        let tr = Reader { data: tdata, section: ".BTF", index };
+        let tr = Reader {
+            data: tdata,
+            section: ".BTF",
+            index,
+        };
         let base = types_range.start;
         let mut off = 0usize;
         while off < tdata.len() {
             let abs = base + off;
             let at = |o: usize| base + o;
-            let name_off = tr.u32(off, "btf_type.name_off").map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
-            let info = tr.u32(off + 4, "btf_type.info").map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
-            let size_or_type =
-                tr.u32(off + 8, "btf_type.size").map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
+            let name_off = tr
+                .u32(off, "btf_type.name_off")
+                .map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
+            let info = tr
+                .u32(off + 4, "btf_type.info")
+                .map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
+            let size_or_type = tr
+                .u32(off + 8, "btf_type.size")
+                .map_err(|_| r.err(abs, "btf_type", "truncated type record"))?;
             let vlen = (info & 0xffff) as usize;
             let k = ((info >> 24) & 0x1f) as u8;
             let kflag = info >> 31 != 0;
             let id = btf.types.len() as u32;
-            let name = btf.string_at(name_off).map_err(|reason| r.err(abs, "btf_type.name_off", reason))?;
+            let name = btf
+                .string_at(name_off)
+                .map_err(|reason| r.err(abs, "btf_type.name_off", reason))?;
             let mut p = off + 12;
             let need = |p: usize, n: usize| -> Result<()> {
                 match n.checked_mul(1).and_then(|n| p.checked_add(n)) {
@@ -249,7 +353,10 @@ impl Btf {
                     _ => Err(r.err(
                         at(p),
                         "btf_type",
-                        format!("type [{id}] needs {n} more bytes, type section ends at {:#x}", base + tdata.len()),
+                        format!(
+                            "type [{id}] needs {n} more bytes, type section ends at {:#x}",
+                            base + tdata.len()
+                        ),
                     )),
                 }
             };
@@ -265,7 +372,9 @@ impl Btf {
                         bits: (v & 0xff) as u8,
                     }
                 }
-                kind::PTR => BtfKind::Ptr { type_id: size_or_type },
+                kind::PTR => BtfKind::Ptr {
+                    type_id: size_or_type,
+                },
                 kind::ARRAY => {
                     need(p, 12)?;
                     let a = BtfKind::Array {
@@ -281,19 +390,34 @@ impl Btf {
                     let mut members = Vec::with_capacity(vlen);
                     for _ in 0..vlen {
                         let mname_off = tr.u32(p, "member.name_off")?;
-                        let mname =
-                            btf.string_at(mname_off).map_err(|reason| r.err(at(p), "member.name_off", reason))?;
+                        let mname = btf
+                            .string_at(mname_off)
+                            .map_err(|reason| r.err(at(p), "member.name_off", reason))?;
                         let type_id = tr.u32(p + 4, "member.type")?;
                         let moff = tr.u32(p + 8, "member.offset")?;
-                        let (bit_offset, bitfield_size) =
-                            if kflag { (moff & 0x00ff_ffff, moff >> 24) } else { (moff, 0) };
-                        members.push(Member { name: mname, type_id, bit_offset, bitfield_size });
+                        let (bit_offset, bitfield_size) = if kflag {
+                            (moff & 0x00ff_ffff, moff >> 24)
+                        } else {
+                            (moff, 0)
+                        };
+                        members.push(Member {
+                            name: mname,
+                            type_id,
+                            bit_offset,
+                            bitfield_size,
+                        });
                         p += 12;
                     }
                     if k == kind::STRUCT {
-                        BtfKind::Struct { size: size_or_type, members }
+                        BtfKind::Struct {
+                            size: size_or_type,
+                            members,
+                        }
                     } else {
-                        BtfKind::Union { size: size_or_type, members }
+                        BtfKind::Union {
+                            size: size_or_type,
+                            members,
+                        }
                     }
                 }
                 kind::ENUM => {
@@ -308,7 +432,11 @@ impl Btf {
                         values.push((n, v));
                         p += 8;
                     }
-                    BtfKind::Enum { size: size_or_type, signed: kflag, values }
+                    BtfKind::Enum {
+                        size: size_or_type,
+                        signed: kflag,
+                        values,
+                    }
                 }
                 kind::ENUM64 => {
                     need(p, vlen * 12)?;
@@ -322,14 +450,29 @@ impl Btf {
                         values.push((n, ((hi << 32) | lo) as i64));
                         p += 12;
                     }
-                    BtfKind::Enum64 { size: size_or_type, signed: kflag, values }
+                    BtfKind::Enum64 {
+                        size: size_or_type,
+                        signed: kflag,
+                        values,
+                    }
                 }
                 kind::FWD => BtfKind::Fwd { is_union: kflag },
-                kind::TYPEDEF => BtfKind::Typedef { type_id: size_or_type },
-                kind::VOLATILE => BtfKind::Volatile { type_id: size_or_type },
-                kind::CONST => BtfKind::Const { type_id: size_or_type },
-                kind::RESTRICT => BtfKind::Restrict { type_id: size_or_type },
-                kind::FUNC => BtfKind::Func { proto: size_or_type, linkage: vlen as u32 },
+                kind::TYPEDEF => BtfKind::Typedef {
+                    type_id: size_or_type,
+                },
+                kind::VOLATILE => BtfKind::Volatile {
+                    type_id: size_or_type,
+                },
+                kind::CONST => BtfKind::Const {
+                    type_id: size_or_type,
+                },
+                kind::RESTRICT => BtfKind::Restrict {
+                    type_id: size_or_type,
+                },
+                kind::FUNC => BtfKind::Func {
+                    proto: size_or_type,
+                    linkage: vlen as u32,
+                },
                 kind::FUNC_PROTO => {
                     need(p, vlen * 8)?;
                     let mut params = Vec::with_capacity(vlen);
@@ -337,16 +480,25 @@ impl Btf {
                         let n = btf
                             .string_at(tr.u32(p, "param.name_off")?)
                             .map_err(|reason| r.err(at(p), "param.name_off", reason))?;
-                        params.push(Param { name: n, type_id: tr.u32(p + 4, "param.type")? });
+                        params.push(Param {
+                            name: n,
+                            type_id: tr.u32(p + 4, "param.type")?,
+                        });
                         p += 8;
                     }
-                    BtfKind::FuncProto { ret: size_or_type, params }
+                    BtfKind::FuncProto {
+                        ret: size_or_type,
+                        params,
+                    }
                 }
                 kind::VAR => {
                     need(p, 4)?;
                     let linkage = tr.u32(p, "var.linkage")?;
                     p += 4;
-                    BtfKind::Var { type_id: size_or_type, linkage }
+                    BtfKind::Var {
+                        type_id: size_or_type,
+                        linkage,
+                    }
                 }
                 kind::DATASEC => {
                     need(p, vlen * 12)?;
@@ -359,21 +511,38 @@ impl Btf {
                         });
                         p += 12;
                     }
-                    BtfKind::Datasec { size: size_or_type, vars }
+                    BtfKind::Datasec {
+                        size: size_or_type,
+                        vars,
+                    }
                 }
                 kind::FLOAT => BtfKind::Float { size: size_or_type },
                 kind::DECL_TAG => {
                     need(p, 4)?;
                     let c = tr.u32(p, "decl_tag.component_idx")? as i32;
                     p += 4;
-                    BtfKind::DeclTag { type_id: size_or_type, component_idx: c }
+                    BtfKind::DeclTag {
+                        type_id: size_or_type,
+                        component_idx: c,
+                    }
                 }
-                kind::TYPE_TAG => BtfKind::TypeTag { type_id: size_or_type },
+                kind::TYPE_TAG => BtfKind::TypeTag {
+                    type_id: size_or_type,
+                },
                 other => {
-                    return Err(r.err(abs, "btf_type.info", format!("type [{id}] has unknown kind {other}")));
+                    return Err(r.err(
+                        abs,
+                        "btf_type.info",
+                        format!("type [{id}] has unknown kind {other}"),
+                    ));
                 }
             };
-            btf.types.push(BtfType { id, name, kind, offset: off as u32 });
+            btf.types.push(BtfType {
+                id,
+                name,
+                kind,
+                offset: off as u32,
+            });
             off = p;
         }
         // Every reference must point at an existing type.
@@ -381,7 +550,11 @@ impl Btf {
         for t in &btf.types {
             let mut refs: Vec<u32> = Vec::new();
             match &t.kind {
-                BtfKind::Array { elem_type, index_type, .. } => refs.extend([*elem_type, *index_type]),
+                BtfKind::Array {
+                    elem_type,
+                    index_type,
+                    ..
+                } => refs.extend([*elem_type, *index_type]),
                 BtfKind::Struct { members, .. } | BtfKind::Union { members, .. } => {
                     refs.extend(members.iter().map(|m| m.type_id))
                 }
@@ -396,7 +569,10 @@ impl Btf {
                 return Err(r.err(
                     base + t.offset as usize,
                     "btf_type",
-                    format!("type [{}] `{}` refers to type [{bad}], but there are only {n} types", t.id, t.name),
+                    format!(
+                        "type [{}] `{}` refers to type [{bad}], but there are only {n} types",
+                        t.id, t.name
+                    ),
                 ));
             }
         }
@@ -406,10 +582,12 @@ impl Btf {
     /// The string at `off` in the string section.
     pub fn string_at(&self, off: u32) -> std::result::Result<String, String> {
         let off = off as usize;
-        let rest = self
-            .strings
-            .get(off..)
-            .ok_or_else(|| format!("string offset {off:#x} past the string section ({:#x} bytes)", self.strings.len()))?;
+        let rest = self.strings.get(off..).ok_or_else(|| {
+            format!(
+                "string offset {off:#x} past the string section ({:#x} bytes)",
+                self.strings.len()
+            )
+        })?;
         let end = rest
             .iter()
             .position(|&b| b == 0)
@@ -477,14 +655,19 @@ impl Btf {
                     id = *type_id;
                     continue;
                 }
-                BtfKind::Array { elem_type, nelems: n, .. } => {
+                BtfKind::Array {
+                    elem_type,
+                    nelems: n,
+                    ..
+                } => {
                     nelems = nelems.checked_mul(*n as u64)?;
                     id = *elem_type;
                     continue;
                 }
-                BtfKind::Void | BtfKind::Fwd { .. } | BtfKind::Func { .. } | BtfKind::FuncProto { .. } => {
-                    return None
-                }
+                BtfKind::Void
+                | BtfKind::Fwd { .. }
+                | BtfKind::Func { .. }
+                | BtfKind::FuncProto { .. } => return None,
             };
             return nelems.checked_mul(size).filter(|&s| s <= u32::MAX as u64);
         }
@@ -493,7 +676,9 @@ impl Btf {
 
     /// First type with this name and kind name (e.g. `"DATASEC"`).
     pub fn find(&self, name: &str, kind_name: &str) -> Option<&BtfType> {
-        self.types.iter().find(|t| t.name == name && t.kind_name() == kind_name)
+        self.types
+            .iter()
+            .find(|t| t.name == name && t.kind_name() == kind_name)
     }
 
     /// A C-like rendering of a type reference, for display (`struct foo`, `__u32 *`, ...).
@@ -505,29 +690,56 @@ impl Btf {
         if depth > MAX_RESOLVE_DEPTH {
             return "...".into();
         }
-        let Some(t) = self.get(id) else { return format!("<bad type {id}>") };
-        let anon = |n: &str| if n.is_empty() { "(anon)".to_string() } else { n.to_string() };
+        let Some(t) = self.get(id) else {
+            return format!("<bad type {id}>");
+        };
+        let anon = |n: &str| {
+            if n.is_empty() {
+                "(anon)".to_string()
+            } else {
+                n.to_string()
+            }
+        };
         match &t.kind {
             BtfKind::Void => "void".into(),
             BtfKind::Int { .. } | BtfKind::Float { .. } | BtfKind::Typedef { .. } => t.name.clone(),
             BtfKind::Struct { .. } => format!("struct {}", anon(&t.name)),
             BtfKind::Union { .. } => format!("union {}", anon(&t.name)),
             BtfKind::Enum { .. } | BtfKind::Enum64 { .. } => format!("enum {}", anon(&t.name)),
-            BtfKind::Fwd { is_union } => format!("{} {}", if *is_union { "union" } else { "struct" }, t.name),
-            BtfKind::Ptr { type_id } => format!("{} *", self.type_name_depth(*type_id, depth + 1)),
-            BtfKind::Array { elem_type, nelems, .. } => {
-                format!("{}[{}]", self.type_name_depth(*elem_type, depth + 1), nelems)
+            BtfKind::Fwd { is_union } => {
+                format!("{} {}", if *is_union { "union" } else { "struct" }, t.name)
             }
-            BtfKind::Volatile { type_id } => format!("volatile {}", self.type_name_depth(*type_id, depth + 1)),
-            BtfKind::Const { type_id } => format!("const {}", self.type_name_depth(*type_id, depth + 1)),
-            BtfKind::Restrict { type_id } => format!("{} restrict", self.type_name_depth(*type_id, depth + 1)),
+            BtfKind::Ptr { type_id } => format!("{} *", self.type_name_depth(*type_id, depth + 1)),
+            BtfKind::Array {
+                elem_type, nelems, ..
+            } => {
+                format!(
+                    "{}[{}]",
+                    self.type_name_depth(*elem_type, depth + 1),
+                    nelems
+                )
+            }
+            BtfKind::Volatile { type_id } => {
+                format!("volatile {}", self.type_name_depth(*type_id, depth + 1))
+            }
+            BtfKind::Const { type_id } => {
+                format!("const {}", self.type_name_depth(*type_id, depth + 1))
+            }
+            BtfKind::Restrict { type_id } => {
+                format!("{} restrict", self.type_name_depth(*type_id, depth + 1))
+            }
             BtfKind::TypeTag { type_id } => {
-                format!("{} __tag({})", self.type_name_depth(*type_id, depth + 1), t.name)
+                format!(
+                    "{} __tag({})",
+                    self.type_name_depth(*type_id, depth + 1),
+                    t.name
+                )
             }
             BtfKind::FuncProto { .. } => "fn".into(),
-            BtfKind::Func { .. } | BtfKind::Var { .. } | BtfKind::Datasec { .. } | BtfKind::DeclTag { .. } => {
-                t.name.clone()
-            }
+            BtfKind::Func { .. }
+            | BtfKind::Var { .. }
+            | BtfKind::Datasec { .. }
+            | BtfKind::DeclTag { .. } => t.name.clone(),
         }
     }
 
@@ -551,7 +763,13 @@ impl Btf {
     pub fn dump(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let q = |n: &str| if n.is_empty() { "(anon)".to_string() } else { n.to_string() };
+        let q = |n: &str| {
+            if n.is_empty() {
+                "(anon)".to_string()
+            } else {
+                n.to_string()
+            }
+        };
         let linkage = |l: u32| match l {
             0 => "static",
             1 => "global",
@@ -562,14 +780,22 @@ impl Btf {
             let _ = write!(out, "[{}] {} '{}'", t.id, t.kind_name(), q(&t.name));
             match &t.kind {
                 BtfKind::Void => {}
-                BtfKind::Int { size, encoding, offset, bits } => {
+                BtfKind::Int {
+                    size,
+                    encoding,
+                    offset,
+                    bits,
+                } => {
                     let enc = match encoding {
                         1 => "SIGNED",
                         2 => "CHAR",
                         4 => "BOOL",
                         _ => "(none)",
                     };
-                    let _ = write!(out, " size={size} bits_offset={offset} nr_bits={bits} encoding={enc}");
+                    let _ = write!(
+                        out,
+                        " size={size} bits_offset={offset} nr_bits={bits} encoding={enc}"
+                    );
                 }
                 BtfKind::Ptr { type_id }
                 | BtfKind::Typedef { type_id }
@@ -579,19 +805,41 @@ impl Btf {
                 | BtfKind::TypeTag { type_id } => {
                     let _ = write!(out, " type_id={type_id}");
                 }
-                BtfKind::Array { elem_type, index_type, nelems } => {
-                    let _ = write!(out, " type_id={elem_type} index_type_id={index_type} nr_elems={nelems}");
+                BtfKind::Array {
+                    elem_type,
+                    index_type,
+                    nelems,
+                } => {
+                    let _ = write!(
+                        out,
+                        " type_id={elem_type} index_type_id={index_type} nr_elems={nelems}"
+                    );
                 }
                 BtfKind::Struct { size, members } | BtfKind::Union { size, members } => {
                     let _ = write!(out, " size={size} vlen={}", members.len());
                     for m in members {
-                        let _ = write!(out, "\n\t'{}' type_id={} bits_offset={}", q(&m.name), m.type_id, m.bit_offset);
+                        let _ = write!(
+                            out,
+                            "\n\t'{}' type_id={} bits_offset={}",
+                            q(&m.name),
+                            m.type_id,
+                            m.bit_offset
+                        );
                         if m.bitfield_size != 0 {
                             let _ = write!(out, " bitfield_size={}", m.bitfield_size);
                         }
                     }
                 }
-                BtfKind::Enum { size, signed, values } | BtfKind::Enum64 { size, signed, values } => {
+                BtfKind::Enum {
+                    size,
+                    signed,
+                    values,
+                }
+                | BtfKind::Enum64 {
+                    size,
+                    signed,
+                    values,
+                } => {
                     let enc = if *signed { "SIGNED" } else { "UNSIGNED" };
                     let _ = write!(out, " encoding={enc} size={size} vlen={}", values.len());
                     let is64 = matches!(t.kind, BtfKind::Enum64 { .. });
@@ -605,7 +853,11 @@ impl Btf {
                     }
                 }
                 BtfKind::Fwd { is_union } => {
-                    let _ = write!(out, " fwd_kind={}", if *is_union { "union" } else { "struct" });
+                    let _ = write!(
+                        out,
+                        " fwd_kind={}",
+                        if *is_union { "union" } else { "struct" }
+                    );
                 }
                 BtfKind::Func { proto, linkage: l } => {
                     let _ = write!(out, " type_id={proto} linkage={}", linkage(*l));
@@ -616,20 +868,33 @@ impl Btf {
                         let _ = write!(out, "\n\t'{}' type_id={}", q(&p.name), p.type_id);
                     }
                 }
-                BtfKind::Var { type_id, linkage: l } => {
+                BtfKind::Var {
+                    type_id,
+                    linkage: l,
+                } => {
                     let _ = write!(out, " type_id={type_id}, linkage={}", linkage(*l));
                 }
                 BtfKind::Datasec { size, vars } => {
                     let _ = write!(out, " size={size} vlen={}", vars.len());
                     for v in vars {
-                        let (k, n) = self.get(v.type_id).map(|x| (x.kind_name(), q(&x.name))).unwrap_or(("?", String::new()));
-                        let _ = write!(out, "\n\ttype_id={} offset={} size={} ({k} '{n}')", v.type_id, v.offset, v.size);
+                        let (k, n) = self
+                            .get(v.type_id)
+                            .map(|x| (x.kind_name(), q(&x.name)))
+                            .unwrap_or(("?", String::new()));
+                        let _ = write!(
+                            out,
+                            "\n\ttype_id={} offset={} size={} ({k} '{n}')",
+                            v.type_id, v.offset, v.size
+                        );
                     }
                 }
                 BtfKind::Float { size } => {
                     let _ = write!(out, " size={size}");
                 }
-                BtfKind::DeclTag { type_id, component_idx } => {
+                BtfKind::DeclTag {
+                    type_id,
+                    component_idx,
+                } => {
                     let _ = write!(out, " type_id={type_id} component_idx={component_idx}");
                 }
             }

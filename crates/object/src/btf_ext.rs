@@ -79,7 +79,13 @@ impl R<'_> {
         off.checked_add(4)
             .and_then(|e| self.data.get(off..e))
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| self.err(off, field, format!("truncated: section is {} bytes", self.data.len())))
+            .ok_or_else(|| {
+                self.err(
+                    off,
+                    field,
+                    format!("truncated: section is {} bytes", self.data.len()),
+                )
+            })
     }
 }
 
@@ -88,18 +94,30 @@ impl BtfExt {
     pub fn parse(data: &[u8], index: usize, btf: &Btf) -> Result<BtfExt> {
         let r = R { data, index };
         if data.len() < 24 {
-            return Err(r.err(0, "header", format!("truncated: {} bytes, header needs at least 24", data.len())));
+            return Err(r.err(
+                0,
+                "header",
+                format!("truncated: {} bytes, header needs at least 24", data.len()),
+            ));
         }
         let magic = u16::from_le_bytes([data[0], data[1]]);
         if magic != crate::btf::BTF_MAGIC {
             return Err(r.err(0, "magic", format!("{magic:#06x}, expected 0xeb9f")));
         }
         if data[2] != 1 {
-            return Err(r.err(2, "version", format!("{} is not supported (expected 1)", data[2])));
+            return Err(r.err(
+                2,
+                "version",
+                format!("{} is not supported (expected 1)", data[2]),
+            ));
         }
         let hdr_len = r.u32(4, "hdr_len")? as usize;
         if hdr_len < 24 || hdr_len > data.len() {
-            return Err(r.err(4, "hdr_len", format!("{hdr_len} out of range (24..={})", data.len())));
+            return Err(r.err(
+                4,
+                "hdr_len",
+                format!("{hdr_len} out of range (24..={})", data.len()),
+            ));
         }
         let mut ext = BtfExt::default();
         let sub = |off_at: usize, name: &str| -> Result<Option<(usize, usize)>> {
@@ -114,54 +132,85 @@ impl BtfExt {
                 _ => Err(r.err(
                     off_at,
                     &format!("{name}_off/{name}_len"),
-                    format!("[{off:#x}, +{len:#x}) after the header runs past the section end ({:#x})", data.len()),
+                    format!(
+                        "[{off:#x}, +{len:#x}) after the header runs past the section end ({:#x})",
+                        data.len()
+                    ),
                 )),
             }
         };
         if let Some((s, e)) = sub(8, "func_info")? {
-            Self::records(&r, s, e, 8, "func_info", |p, sec| {
-                let insn_off = r.u32(p, "func_info.insn_off")?;
-                ext.func_info.push(FuncInfo {
-                    section: sec.to_string(),
-                    insn_index: slot(&r, p, insn_off, "func_info.insn_off")?,
-                    type_id: r.u32(p + 4, "func_info.type_id")?,
-                });
-                Ok(())
-            }, btf)?;
+            Self::records(
+                &r,
+                s,
+                e,
+                8,
+                "func_info",
+                |p, sec| {
+                    let insn_off = r.u32(p, "func_info.insn_off")?;
+                    ext.func_info.push(FuncInfo {
+                        section: sec.to_string(),
+                        insn_index: slot(&r, p, insn_off, "func_info.insn_off")?,
+                        type_id: r.u32(p + 4, "func_info.type_id")?,
+                    });
+                    Ok(())
+                },
+                btf,
+            )?;
         }
         if let Some((s, e)) = sub(16, "line_info")? {
-            Self::records(&r, s, e, 16, "line_info", |p, sec| {
-                let insn_off = r.u32(p, "line_info.insn_off")?;
-                let file = btf.string_at(r.u32(p + 4, "line_info.file_name_off")?).map_err(|m| r.err(p + 4, "line_info.file_name_off", m))?;
-                let text = btf.string_at(r.u32(p + 8, "line_info.line_off")?).map_err(|m| r.err(p + 8, "line_info.line_off", m))?;
-                let lc = r.u32(p + 12, "line_info.line_col")?;
-                ext.line_info.push(LineInfo {
-                    section: sec.to_string(),
-                    insn_index: slot(&r, p, insn_off, "line_info.insn_off")?,
-                    file,
-                    text,
-                    line: lc >> 10,
-                    column: lc & 0x3ff,
-                });
-                Ok(())
-            }, btf)?;
+            Self::records(
+                &r,
+                s,
+                e,
+                16,
+                "line_info",
+                |p, sec| {
+                    let insn_off = r.u32(p, "line_info.insn_off")?;
+                    let file = btf
+                        .string_at(r.u32(p + 4, "line_info.file_name_off")?)
+                        .map_err(|m| r.err(p + 4, "line_info.file_name_off", m))?;
+                    let text = btf
+                        .string_at(r.u32(p + 8, "line_info.line_off")?)
+                        .map_err(|m| r.err(p + 8, "line_info.line_off", m))?;
+                    let lc = r.u32(p + 12, "line_info.line_col")?;
+                    ext.line_info.push(LineInfo {
+                        section: sec.to_string(),
+                        insn_index: slot(&r, p, insn_off, "line_info.insn_off")?,
+                        file,
+                        text,
+                        line: lc >> 10,
+                        column: lc & 0x3ff,
+                    });
+                    Ok(())
+                },
+                btf,
+            )?;
         }
         if hdr_len >= 32 {
             if let Some((s, e)) = sub(24, "core_relo")? {
-                Self::records(&r, s, e, 16, "core_relo", |p, sec| {
-                    let insn_off = r.u32(p, "core_relo.insn_off")?;
-                    let access = btf
-                        .string_at(r.u32(p + 8, "core_relo.access_str_off")?)
-                        .map_err(|m| r.err(p + 8, "core_relo.access_str_off", m))?;
-                    ext.core_relos.push(CoreRelo {
-                        section: sec.to_string(),
-                        insn_index: slot(&r, p, insn_off, "core_relo.insn_off")?,
-                        type_id: r.u32(p + 4, "core_relo.type_id")?,
-                        access,
-                        kind: r.u32(p + 12, "core_relo.kind")?,
-                    });
-                    Ok(())
-                }, btf)?;
+                Self::records(
+                    &r,
+                    s,
+                    e,
+                    16,
+                    "core_relo",
+                    |p, sec| {
+                        let insn_off = r.u32(p, "core_relo.insn_off")?;
+                        let access = btf
+                            .string_at(r.u32(p + 8, "core_relo.access_str_off")?)
+                            .map_err(|m| r.err(p + 8, "core_relo.access_str_off", m))?;
+                        ext.core_relos.push(CoreRelo {
+                            section: sec.to_string(),
+                            insn_index: slot(&r, p, insn_off, "core_relo.insn_off")?,
+                            type_id: r.u32(p + 4, "core_relo.type_id")?,
+                            access,
+                            kind: r.u32(p + 12, "core_relo.kind")?,
+                        });
+                        Ok(())
+                    },
+                    btf,
+                )?;
             }
         }
         Ok(ext)
@@ -180,12 +229,20 @@ impl BtfExt {
     ) -> Result<()> {
         let rec_size = r.u32(start, &format!("{what}.rec_size"))? as usize;
         if rec_size < min_rec || rec_size % 4 != 0 {
-            return Err(r.err(start, &format!("{what}.rec_size"), format!("{rec_size} (must be >= {min_rec} and a multiple of 4)")));
+            return Err(r.err(
+                start,
+                &format!("{what}.rec_size"),
+                format!("{rec_size} (must be >= {min_rec} and a multiple of 4)"),
+            ));
         }
         let mut p = start + 4;
         while p < end {
             if p + 8 > end {
-                return Err(r.err(p, &format!("{what}.sec_name_off"), "truncated section header"));
+                return Err(r.err(
+                    p,
+                    &format!("{what}.sec_name_off"),
+                    "truncated section header",
+                ));
             }
             let sec = btf
                 .string_at(r.u32(p, &format!("{what}.sec_name_off"))?)

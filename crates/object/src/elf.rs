@@ -31,12 +31,24 @@ pub(crate) fn sht_name(t: u32) -> &'static str {
 }
 
 fn hdr_err(offset: u64, field: &'static str, reason: impl Into<String>) -> ObjectError {
-    ObjectError::Header { offset, field, reason: reason.into() }
+    ObjectError::Header {
+        offset,
+        field,
+        reason: reason.into(),
+    }
 }
 
 fn cstr(table: &[u8], off: usize) -> std::result::Result<String, String> {
-    let rest = table.get(off..).ok_or_else(|| format!("name offset {off:#x} past the string table ({:#x} bytes)", table.len()))?;
-    let end = rest.iter().position(|&b| b == 0).ok_or_else(|| format!("name at {off:#x} is not NUL-terminated"))?;
+    let rest = table.get(off..).ok_or_else(|| {
+        format!(
+            "name offset {off:#x} past the string table ({:#x} bytes)",
+            table.len()
+        )
+    })?;
+    let end = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or_else(|| format!("name at {off:#x} is not NUL-terminated"))?;
     Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
@@ -81,13 +93,25 @@ fn classify(name: &str, sh_type: u32, flags: u64, size: u64) -> SectionKind {
 
 pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
     if bytes.len() < 64 {
-        return Err(hdr_err(0, "e_ident", format!("file is {} bytes, an ELF64 header needs 64", bytes.len())));
+        return Err(hdr_err(
+            0,
+            "e_ident",
+            format!("file is {} bytes, an ELF64 header needs 64", bytes.len()),
+        ));
     }
     if &bytes[0..4] != b"\x7fELF" {
-        return Err(hdr_err(0, "e_ident[EI_MAG]", format!("bad magic {:02x?}, not an ELF file", &bytes[0..4])));
+        return Err(hdr_err(
+            0,
+            "e_ident[EI_MAG]",
+            format!("bad magic {:02x?}, not an ELF file", &bytes[0..4]),
+        ));
     }
     if bytes[header::EI_CLASS] != header::ELFCLASS64 {
-        return Err(hdr_err(4, "e_ident[EI_CLASS]", format!("class {} is not ELFCLASS64", bytes[header::EI_CLASS])));
+        return Err(hdr_err(
+            4,
+            "e_ident[EI_CLASS]",
+            format!("class {} is not ELFCLASS64", bytes[header::EI_CLASS]),
+        ));
     }
     if bytes[header::EI_DATA] != header::ELFDATA2LSB {
         return Err(hdr_err(
@@ -96,24 +120,40 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             format!("data encoding {} is not little-endian (ELFDATA2LSB); big-endian BPF is not supported", bytes[header::EI_DATA]),
         ));
     }
-    let hdr: Header = goblin::elf::Elf::parse_header(bytes).map_err(|e| hdr_err(0, "header", e.to_string()))?;
+    let hdr: Header =
+        goblin::elf::Elf::parse_header(bytes).map_err(|e| hdr_err(0, "header", e.to_string()))?;
     if hdr.e_machine != EM_BPF {
-        return Err(hdr_err(0x12, "e_machine", format!("machine {} is not EM_BPF (247)", hdr.e_machine)));
+        return Err(hdr_err(
+            0x12,
+            "e_machine",
+            format!("machine {} is not EM_BPF (247)", hdr.e_machine),
+        ));
     }
     if hdr.e_type != header::ET_REL {
-        return Err(hdr_err(0x10, "e_type", format!("type {} is not ET_REL (a relocatable object)", hdr.e_type)));
+        return Err(hdr_err(
+            0x10,
+            "e_type",
+            format!("type {} is not ET_REL (a relocatable object)", hdr.e_type),
+        ));
     }
     let ctx = Ctx::new(Container::Big, goblin::container::Endian::Little);
     let shoff = hdr.e_shoff;
     if hdr.e_shentsize as usize != SHDR_SIZE && !(hdr.e_shnum == 0 && shoff == 0) {
-        return Err(hdr_err(0x3a, "e_shentsize", format!("{} (expected {})", hdr.e_shentsize, SHDR_SIZE)));
+        return Err(hdr_err(
+            0x3a,
+            "e_shentsize",
+            format!("{} (expected {})", hdr.e_shentsize, SHDR_SIZE),
+        ));
     }
     if shoff == 0 {
         return Err(hdr_err(0x28, "e_shoff", "no section header table"));
     }
-    let shoff_us = usize::try_from(shoff).map_err(|_| hdr_err(0x28, "e_shoff", format!("{shoff:#x} out of range")))?;
+    let shoff_us = usize::try_from(shoff)
+        .map_err(|_| hdr_err(0x28, "e_shoff", format!("{shoff:#x} out of range")))?;
     let sh_at = |i: usize, field: &'static str| -> Result<SectionHeader> {
-        let off = i.checked_mul(SHDR_SIZE).and_then(|o| o.checked_add(shoff_us));
+        let off = i
+            .checked_mul(SHDR_SIZE)
+            .and_then(|o| o.checked_add(shoff_us));
         match off.and_then(|o| o.checked_add(SHDR_SIZE).map(|e| (o, e))) {
             Some((o, e)) if e <= bytes.len() => SectionHeader::parse(bytes, o, 1, ctx)
                 .map_err(|err| hdr_err(o as u64, field, err.to_string()))?
@@ -139,7 +179,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             shstrndx = sh0.sh_link as usize;
         }
     }
-    let table_end = shnum.checked_mul(SHDR_SIZE).and_then(|n| n.checked_add(shoff_us));
+    let table_end = shnum
+        .checked_mul(SHDR_SIZE)
+        .and_then(|n| n.checked_add(shoff_us));
     if table_end.is_none_or(|e| e > bytes.len()) {
         return Err(hdr_err(
             0x28,
@@ -150,9 +192,14 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             ),
         ));
     }
-    let headers = SectionHeader::parse(bytes, shoff_us, shnum, ctx).map_err(|e| hdr_err(shoff, "section headers", e.to_string()))?;
+    let headers = SectionHeader::parse(bytes, shoff_us, shnum, ctx)
+        .map_err(|e| hdr_err(shoff, "section headers", e.to_string()))?;
     if shstrndx >= headers.len() {
-        return Err(hdr_err(0x3e, "e_shstrndx", format!("{shstrndx} is not a section (there are {})", headers.len())));
+        return Err(hdr_err(
+            0x3e,
+            "e_shstrndx",
+            format!("{shstrndx} is not a section (there are {})", headers.len()),
+        ));
     }
     // Section data ranges.
     let data_of = |i: usize, h: &SectionHeader, name: &str| -> Result<Vec<u8>> {
@@ -160,7 +207,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             return Ok(Vec::new());
         }
         let start = usize::try_from(h.sh_offset).ok();
-        let end = start.and_then(|s| usize::try_from(h.sh_size).ok().and_then(|n| s.checked_add(n)));
+        let end = start.and_then(|s| {
+            usize::try_from(h.sh_size)
+                .ok()
+                .and_then(|n| s.checked_add(n))
+        });
         match (start, end) {
             (Some(s), Some(e)) if e <= bytes.len() => Ok(bytes[s..e].to_vec()),
             _ => Err(ObjectError::section(
@@ -184,13 +235,23 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
         let name = if i == 0 && h.sh_type == sh::SHT_NULL {
             String::new()
         } else {
-            cstr(&shstrtab, h.sh_name).map_err(|r| ObjectError::section(&format!("#{i}"), i, 0, "sh_name", r))?
+            cstr(&shstrtab, h.sh_name)
+                .map_err(|r| ObjectError::section(&format!("#{i}"), i, 0, "sh_name", r))?
         };
         let data = data_of(i, h, &name)?;
         let kind = classify(&name, h.sh_type, h.sh_flags, h.sh_size);
         let insns = if matches!(kind, SectionKind::Program | SectionKind::Text) {
             bpfkit_isa::parse_raw(&data).map_err(|e| {
-                ObjectError::section(&name, i, e.offset as u64, "sh_size", format!("{} bytes is not a whole number of 8-byte instructions", e.len))
+                ObjectError::section(
+                    &name,
+                    i,
+                    e.offset as u64,
+                    "sh_size",
+                    format!(
+                        "{} bytes is not a whole number of 8-byte instructions",
+                        e.len
+                    ),
+                )
             })?
         } else {
             Vec::new()
@@ -211,10 +272,20 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
         });
     }
     // Symbol table.
-    let symtabs: Vec<usize> = sections.iter().filter(|s| s.kind == SectionKind::Symtab).map(|s| s.index).collect();
+    let symtabs: Vec<usize> = sections
+        .iter()
+        .filter(|s| s.kind == SectionKind::Symtab)
+        .map(|s| s.index)
+        .collect();
     if symtabs.len() > 1 {
         let s = &sections[symtabs[1]];
-        return Err(ObjectError::section(&s.name, s.index, 0, "sh_type", "more than one SHT_SYMTAB section"));
+        return Err(ObjectError::section(
+            &s.name,
+            s.index,
+            0,
+            "sh_type",
+            "more than one SHT_SYMTAB section",
+        ));
     }
     let mut symbols = Vec::new();
     if let Some(&si) = symtabs.first() {
@@ -228,11 +299,21 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
                 format!("{} is not a multiple of the symbol size 24", st.data.len()),
             ));
         }
-        let strtab = sections.get(st.link as usize).filter(|s| s.kind == SectionKind::Strtab).ok_or_else(|| {
-            ObjectError::section(&st.name, si, 0, "sh_link", format!("{} is not a string table", st.link))
-        })?;
+        let strtab = sections
+            .get(st.link as usize)
+            .filter(|s| s.kind == SectionKind::Strtab)
+            .ok_or_else(|| {
+                ObjectError::section(
+                    &st.name,
+                    si,
+                    0,
+                    "sh_link",
+                    format!("{} is not a string table", st.link),
+                )
+            })?;
         let count = st.data.len() / 24;
-        let syms = Sym::parse(&st.data, 0, count, ctx).map_err(|e| ObjectError::section(&st.name, si, 0, "symbols", e.to_string()))?;
+        let syms = Sym::parse(&st.data, 0, count, ctx)
+            .map_err(|e| ObjectError::section(&st.name, si, 0, "symbols", e.to_string()))?;
         for (i, s) in syms.iter().enumerate() {
             let name = cstr(&strtab.data, s.st_name)
                 .map_err(|r| ObjectError::section(&st.name, si, (i * 24) as u64, "st_name", r))?;
@@ -240,11 +321,22 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             let shndx = s.st_shndx;
             // A section symbol is named after its section.
             let name = if sym_type == crate::STT_SECTION && name.is_empty() {
-                sections.get(shndx).map(|x| x.name.clone()).unwrap_or_default()
+                sections
+                    .get(shndx)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default()
             } else {
                 name
             };
-            symbols.push(Symbol { index: i, name, value: s.st_value, size: s.st_size, sym_type, bind: s.st_bind(), shndx });
+            symbols.push(Symbol {
+                index: i,
+                name,
+                value: s.st_value,
+                size: s.st_size,
+                sym_type,
+                bind: s.st_bind(),
+                shndx,
+            });
         }
     }
     // Relocations.
@@ -258,17 +350,30 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
                 rs.index,
                 0,
                 "sh_size",
-                format!("{} is not a multiple of the entry size {entsize}", rs.data.len()),
+                format!(
+                    "{} is not a multiple of the entry size {entsize}",
+                    rs.data.len()
+                ),
             ));
         }
         let target = sections.get(rs.info as usize).ok_or_else(|| {
-            ObjectError::section(&rs.name, rs.index, 0, "sh_info", format!("{} is not a section", rs.info))
+            ObjectError::section(
+                &rs.name,
+                rs.index,
+                0,
+                "sh_info",
+                format!("{} is not a section", rs.info),
+            )
         })?;
         for (k, e) in rs.data.chunks_exact(entsize).enumerate() {
             let u64_at = |o: usize| u64::from_le_bytes(e[o..o + 8].try_into().unwrap_or([0; 8]));
             let r_offset = u64_at(0);
             let r_info = u64_at(8);
-            let addend = if is_rela { Some(u64_at(16) as i64) } else { None };
+            let addend = if is_rela {
+                Some(u64_at(16) as i64)
+            } else {
+                None
+            };
             let sym_idx = (r_info >> 32) as usize;
             let r_type = (r_info & 0xffff_ffff) as u32;
             let sym = symbols.get(sym_idx).ok_or_else(|| {
@@ -277,16 +382,24 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
                     rs.index,
                     (k * entsize + 8) as u64,
                     "r_info",
-                    format!("symbol index {sym_idx} out of range ({} symbols)", symbols.len()),
+                    format!(
+                        "symbol index {sym_idx} out of range ({} symbols)",
+                        symbols.len()
+                    ),
                 )
             })?;
-            if r_offset >= target.size.max(target.data.len() as u64) && target.sh_type != sh::SHT_NOBITS {
+            if r_offset >= target.size.max(target.data.len() as u64)
+                && target.sh_type != sh::SHT_NOBITS
+            {
                 return Err(ObjectError::section(
                     &rs.name,
                     rs.index,
                     (k * entsize) as u64,
                     "r_offset",
-                    format!("{r_offset:#x} is past the end of `{}` ({:#x} bytes)", target.name, target.size),
+                    format!(
+                        "{r_offset:#x} is past the end of `{}` ({:#x} bytes)",
+                        target.name, target.size
+                    ),
                 ));
             }
             relocations.push(Relocation {
@@ -304,5 +417,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<RawElf> {
             });
         }
     }
-    Ok(RawElf { sections, symbols, relocations })
+    Ok(RawElf {
+        sections,
+        symbols,
+        relocations,
+    })
 }

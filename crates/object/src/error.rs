@@ -6,12 +6,22 @@
 pub enum ObjectError {
     /// A problem in the ELF file header or section header table.
     #[error("ELF header: {field} at file offset {offset:#x}: {reason}")]
-    Header { offset: u64, field: &'static str, reason: String },
+    Header {
+        offset: u64,
+        field: &'static str,
+        reason: String,
+    },
 
     /// A problem inside one section (its header, its data, or a record in it).
     /// `offset` is relative to the start of the section's data.
     #[error("section `{section}` (index {index}), offset {offset:#x}, {field}: {reason}")]
-    Section { section: String, index: usize, offset: u64, field: String, reason: String },
+    Section {
+        section: String,
+        index: usize,
+        offset: u64,
+        field: String,
+        reason: String,
+    },
 
     /// A relocation that cannot be applied. `section` is the section being relocated,
     /// `offset` the relocation's `r_offset` in it.
@@ -29,11 +39,21 @@ pub enum ObjectError {
 
     /// A map definition that cannot be understood.
     #[error("map `{map}` in section `{section}`, field `{field}`: {reason}")]
-    Map { section: String, map: String, field: String, reason: String },
+    Map {
+        section: String,
+        map: String,
+        field: String,
+        reason: String,
+    },
 
     /// A problem met while linking a program (e.g. a call to nowhere).
     #[error("program `{program}` (section `{section}`), insn {insn_index}: {reason}")]
-    Link { program: String, section: String, insn_index: usize, reason: String },
+    Link {
+        program: String,
+        section: String,
+        insn_index: usize,
+        reason: String,
+    },
 }
 
 impl ObjectError {

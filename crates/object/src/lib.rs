@@ -10,6 +10,9 @@
 //! No input makes this crate panic: every read is bounds-checked and every problem is an
 //! [`ObjectError`] naming the section, offset and field.
 
+// `u64::is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
+#![allow(clippy::manual_is_multiple_of)]
+
 pub mod btf;
 pub mod btf_ext;
 mod elf;
@@ -223,7 +226,10 @@ pub struct Object {
 
 /// libbpf's object name for a path: the file name up to its first `.`.
 pub fn object_name_from_path(path: &std::path::Path) -> String {
-    let base = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match base.find('.') {
         Some(i) => base[..i].to_string(),
         None => base,
@@ -284,20 +290,27 @@ impl Object {
 
     /// The relocation at slot `slot` of section `index`, if any.
     pub fn relocation_at(&self, index: usize, slot: usize) -> Option<&Relocation> {
-        let i = *self.reloc_index.get(&(index, (slot as u64).checked_mul(8)?))?;
+        let i = *self
+            .reloc_index
+            .get(&(index, (slot as u64).checked_mul(8)?))?;
         self.relocations.get(i)
     }
 
     /// The function containing slot `slot` of section `index`.
     pub fn function_at(&self, index: usize, slot: usize) -> Option<&Function> {
-        self.functions.iter().find(|f| f.section == index && f.offset <= slot && slot < f.offset + f.len)
+        self.functions
+            .iter()
+            .find(|f| f.section == index && f.offset <= slot && slot < f.offset + f.len)
     }
 
     /// The line-info record that starts exactly at `slot` of section `section` (what
     /// `llvm-objdump -S` prints before that instruction).
     pub fn line_info_at(&self, section: &str, slot: usize) -> Option<SourceLine> {
         let ext = self.btf_ext.as_ref()?;
-        ext.line_info.iter().find(|l| l.section == section && l.insn_index == slot).map(to_source_line)
+        ext.line_info
+            .iter()
+            .find(|l| l.section == section && l.insn_index == slot)
+            .map(to_source_line)
     }
 
     /// The source position of `slot` of section `section`: the last line-info record at
@@ -305,7 +318,10 @@ impl Object {
     pub fn source_line(&self, section: &str, slot: usize) -> Option<SourceLine> {
         let ext = self.btf_ext.as_ref()?;
         let sec_idx = self.section(section)?.index;
-        let lo = self.function_at(sec_idx, slot).map(|f| f.offset).unwrap_or(0);
+        let lo = self
+            .function_at(sec_idx, slot)
+            .map(|f| f.offset)
+            .unwrap_or(0);
         ext.line_info
             .iter()
             .filter(|l| l.section == section && l.insn_index <= slot && l.insn_index >= lo)
@@ -337,7 +353,9 @@ impl Object {
                             format!("size {} (expected 4 bytes)", s.data.len()),
                         ));
                     }
-                    self.kernel_version = Some(u32::from_le_bytes([s.data[0], s.data[1], s.data[2], s.data[3]]));
+                    self.kernel_version = Some(u32::from_le_bytes([
+                        s.data[0], s.data[1], s.data[2], s.data[3],
+                    ]));
                 }
                 SectionKind::Btf => btf_idx = Some(s.index),
                 SectionKind::BtfExt => ext_idx = Some(s.index),
@@ -360,24 +378,40 @@ impl Object {
             if sym.sym_type != STT_FUNC {
                 continue;
             }
-            let Some(sec) = self.sections.get(sym.shndx) else { continue };
+            let Some(sec) = self.sections.get(sym.shndx) else {
+                continue;
+            };
             if !sec.is_executable() {
                 continue;
             }
             let err = |field: &str, reason: String| {
-                ObjectError::section(&sec.name, sec.index, sym.value, field, format!("function `{}`: {reason}", sym.name))
+                ObjectError::section(
+                    &sec.name,
+                    sec.index,
+                    sym.value,
+                    field,
+                    format!("function `{}`: {reason}", sym.name),
+                )
             };
             if sym.value % 8 != 0 || sym.size % 8 != 0 {
                 return Err(err(
                     "st_value/st_size",
-                    format!("offset {:#x} / size {:#x} not a multiple of 8", sym.value, sym.size),
+                    format!(
+                        "offset {:#x} / size {:#x} not a multiple of 8",
+                        sym.value, sym.size
+                    ),
                 ));
             }
             let end = sym.value.checked_add(sym.size);
             if end.is_none_or(|e| e > sec.data.len() as u64) {
                 return Err(err(
                     "st_value/st_size",
-                    format!("[{:#x}, +{:#x}) runs past the section end ({:#x})", sym.value, sym.size, sec.data.len()),
+                    format!(
+                        "[{:#x}, +{:#x}) runs past the section end ({:#x})",
+                        sym.value,
+                        sym.size,
+                        sec.data.len()
+                    ),
                 ));
             }
             funcs.push(Function {
@@ -398,7 +432,9 @@ impl Object {
     /// an `lddw` (R_BPF_64_64) or a BPF-to-BPF call (R_BPF_64_32).
     fn check_program_relocations(&self) -> Result<(), ObjectError> {
         for r in &self.relocations {
-            let Some(sec) = self.sections.get(r.section) else { continue };
+            let Some(sec) = self.sections.get(r.section) else {
+                continue;
+            };
             if !sec.is_executable() {
                 continue;
             }
@@ -411,10 +447,15 @@ impl Object {
                 reason,
             };
             if r.offset % 8 != 0 {
-                return Err(err("offset is not a multiple of 8 (not on an instruction boundary)".into()));
+                return Err(err(
+                    "offset is not a multiple of 8 (not on an instruction boundary)".into(),
+                ));
             }
             let Some(insn) = sec.insns.get(r.insn_index() as usize) else {
-                return Err(err(format!("offset past the end of the section ({} instructions)", sec.insns.len())));
+                return Err(err(format!(
+                    "offset past the end of the section ({} instructions)",
+                    sec.insns.len()
+                )));
             };
             match r.r_type {
                 reloc_type::R_BPF_64_64 => {
@@ -425,7 +466,9 @@ impl Object {
                         )));
                     }
                     if sec.insns.get(r.insn_index() as usize + 1).is_none() {
-                        return Err(err("lddw is missing its second slot at the section end".into()));
+                        return Err(err(
+                            "lddw is missing its second slot at the section end".into()
+                        ));
                     }
                 }
                 reloc_type::R_BPF_64_32 => {
@@ -460,7 +503,10 @@ impl Object {
                     sec.index,
                     (f.offset * 8) as u64,
                     "st_info",
-                    format!("program `{}` is static; libbpf only accepts global programs outside .text", f.name),
+                    format!(
+                        "program `{}` is static; libbpf only accepts global programs outside .text",
+                        f.name
+                    ),
                 ));
             }
             let def = secdef::lookup(&sec.name);
@@ -481,12 +527,20 @@ impl Object {
         for i in 0..self.programs.len() {
             // The call graph as the linker walks it; errors show up again in `link`.
             let subs = link::subprogram_order(self, self.programs[i].function).unwrap_or_default();
-            self.programs[i].subprograms = subs.into_iter().map(|fi| self.functions[fi].name.clone()).collect();
+            self.programs[i].subprograms = subs
+                .into_iter()
+                .map(|fi| self.functions[fi].name.clone())
+                .collect();
         }
         Ok(())
     }
 }
 
 fn to_source_line(l: &btf_ext::LineInfo) -> SourceLine {
-    SourceLine { file: l.file.clone(), line: l.line, column: l.column, text: l.text.clone() }
+    SourceLine {
+        file: l.file.clone(),
+        line: l.line,
+        column: l.column,
+        text: l.text.clone(),
+    }
 }

@@ -76,7 +76,12 @@ impl<'a> LineIndex<'a> {
         let v = self.by_section.get(section)?;
         let n = v.partition_point(|l| l.insn_index <= slot);
         let l = v.get(n.checked_sub(1)?)?;
-        (l.insn_index >= lo).then(|| SourceLine { file: l.file.clone(), line: l.line, column: l.column, text: l.text.clone() })
+        (l.insn_index >= lo).then(|| SourceLine {
+            file: l.file.clone(),
+            line: l.line,
+            column: l.column,
+            text: l.text.clone(),
+        })
     }
 }
 
@@ -103,7 +108,10 @@ fn link_program(
         let func = &obj.functions[f];
         let sec = &obj.sections[func.section];
         let base = insns.len();
-        let body = sec.insns.get(func.offset..func.offset + func.len).unwrap_or(&[]);
+        let body = sec
+            .insns
+            .get(func.offset..func.offset + func.len)
+            .unwrap_or(&[]);
         insns.extend_from_slice(body);
         if resolve_data {
             for i in 0..body.len() {
@@ -120,7 +128,11 @@ fn link_program(
     };
     let base = append(entry, &mut insns, &mut origins);
     placed.insert(entry, base);
-    let mut stack = vec![Frame { func: entry, base, next: 0 }];
+    let mut stack = vec![Frame {
+        func: entry,
+        base,
+        next: 0,
+    }];
     while let Some(top) = stack.last_mut() {
         let func = &obj.functions[top.func];
         if top.next >= func.len {
@@ -144,7 +156,8 @@ fn link_program(
         let sym_in_exec = relo
             .and_then(|r| obj.sections.get(r.symbol_section))
             .is_some_and(|s| s.is_executable());
-        let is_func_ref = insn.is_lddw() && (insn.src == PSEUDO_FUNC || (relo.is_some() && sym_in_exec));
+        let is_func_ref =
+            insn.is_lddw() && (insn.src == PSEUDO_FUNC || (relo.is_some() && sym_in_exec));
         if is_call || is_func_ref {
             // Target slot in some section, as libbpf computes `sub_insn_idx`.
             let (tsec, tslot): (usize, i64) = match relo {
@@ -153,7 +166,10 @@ fn link_program(
                         lerr(format!("call/function reference relocated against `{}`, which is not in a code section", r.symbol))
                     })?;
                     if is_call && r.r_type != reloc_type::R_BPF_64_32 {
-                        return Err(lerr(format!("call relocated with {}, expected R_BPF_64_32", r.type_name())));
+                        return Err(lerr(format!(
+                            "call relocated with {}, expected R_BPF_64_32",
+                            r.type_name()
+                        )));
                     }
                     // clang emits src 0 for a function address; libbpf marks it
                     // BPF_PSEUDO_FUNC. Any other pseudo source is a contradiction.
@@ -182,12 +198,18 @@ fn link_program(
             let tf = usize::try_from(tslot)
                 .ok()
                 .and_then(|ts| {
-                    obj.functions.iter().position(|f| f.section == tsec && f.offset <= ts && ts < f.offset + f.len)
+                    obj.functions
+                        .iter()
+                        .position(|f| f.section == tsec && f.offset <= ts && ts < f.offset + f.len)
                 })
                 .ok_or_else(|| {
                     lerr(format!(
                         "{} target slot {tslot} of section `{}` is not inside any function",
-                        if is_call { "call" } else { "function reference" },
+                        if is_call {
+                            "call"
+                        } else {
+                            "function reference"
+                        },
                         obj.sections[tsec].name
                     ))
                 })?;
@@ -197,7 +219,11 @@ fn link_program(
                     let b = append(tf, &mut insns, &mut origins);
                     placed.insert(tf, b);
                     order.push(tf);
-                    stack.push(Frame { func: tf, base: b, next: 0 });
+                    stack.push(Frame {
+                        func: tf,
+                        base: b,
+                        next: 0,
+                    });
                     b
                 }
             };
@@ -215,15 +241,29 @@ fn link_program(
             continue;
         }
         if !insn.is_lddw() || r.r_type != reloc_type::R_BPF_64_64 {
-            return Err(lerr(format!("{} relocation on opcode {:#04x} is not supported", r.type_name(), insn.code)));
+            return Err(lerr(format!(
+                "{} relocation on opcode {:#04x} is not supported",
+                r.type_name(),
+                insn.code
+            )));
         }
         if out + 1 >= insns.len() {
             return Err(lerr("lddw is missing its second slot".into()));
         }
-        let Some(ssec) = obj.sections.get(r.symbol_section).filter(|_| r.symbol_section != 0) else {
-            return Err(lerr(format!("reference to undefined (extern) symbol `{}` is not supported", r.symbol)));
+        let Some(ssec) = obj
+            .sections
+            .get(r.symbol_section)
+            .filter(|_| r.symbol_section != 0)
+        else {
+            return Err(lerr(format!(
+                "reference to undefined (extern) symbol `{}` is not supported",
+                r.symbol
+            )));
         };
-        let sym_is_section = obj.symbols.get(r.symbol_index).is_some_and(|s| s.sym_type == STT_SECTION);
+        let sym_is_section = obj
+            .symbols
+            .get(r.symbol_index)
+            .is_some_and(|s| s.sym_type == STT_SECTION);
         match ssec.kind {
             SectionKind::Maps | SectionKind::LegacyMaps => {
                 let off = if sym_is_section { r.symbol_value.wrapping_add(insn.imm as i64 as u64) } else { r.symbol_value };
@@ -264,5 +304,9 @@ fn link_program(
             }
         }
     }
-    Ok(Linked { insns, origins, order })
+    Ok(Linked {
+        insns,
+        origins,
+        order,
+    })
 }

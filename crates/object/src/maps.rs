@@ -25,8 +25,18 @@ pub(crate) fn collect(obj: &mut Object) -> Result<()> {
 }
 
 fn legacy_maps(obj: &mut Object) -> Result<()> {
-    let Some(sec) = obj.sections.iter().find(|s| s.kind == SectionKind::LegacyMaps) else { return Ok(()) };
-    let syms: Vec<_> = obj.symbols.iter().filter(|s| s.shndx == sec.index && s.sym_type != STT_SECTION).collect();
+    let Some(sec) = obj
+        .sections
+        .iter()
+        .find(|s| s.kind == SectionKind::LegacyMaps)
+    else {
+        return Ok(());
+    };
+    let syms: Vec<_> = obj
+        .symbols
+        .iter()
+        .filter(|s| s.shndx == sec.index && s.sym_type != STT_SECTION)
+        .collect();
     if syms.is_empty() {
         return Ok(());
     }
@@ -50,11 +60,16 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
             field: field.to_string(),
             reason,
         };
-        let off = usize::try_from(s.value).ok().filter(|o| o.checked_add(def_sz).is_some_and(|e| e <= size));
+        let off = usize::try_from(s.value)
+            .ok()
+            .filter(|o| o.checked_add(def_sz).is_some_and(|e| e <= size));
         let Some(off) = off else {
             return Err(err(
                 "st_value",
-                format!("definition at {:#x} (+{def_sz} bytes) runs past the section end ({size:#x})", s.value),
+                format!(
+                    "definition at {:#x} (+{def_sz} bytes) runs past the section end ({size:#x})",
+                    s.value
+                ),
             ));
         };
         let def = &sec.data[off..off + def_sz];
@@ -103,17 +118,30 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
 }
 
 /// A map definition parsed from a BTF struct (`parse_btf_map_def`).
-fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: bool) -> Result<(MapDef, Option<u32>)> {
+fn parse_map_def(
+    btf: &Btf,
+    name: &str,
+    section: &str,
+    def_type: u32,
+    is_inner: bool,
+) -> Result<(MapDef, Option<u32>)> {
     let err = |field: &str, reason: String| ObjectError::Map {
         section: section.to_string(),
         map: name.to_string(),
         field: field.to_string(),
         reason,
     };
-    let sid = btf.skip_mods_and_typedefs(def_type).ok_or_else(|| err("type", format!("bad BTF type [{def_type}]")))?;
-    let st = btf.get(sid).ok_or_else(|| err("type", format!("bad BTF type [{sid}]")))?;
+    let sid = btf
+        .skip_mods_and_typedefs(def_type)
+        .ok_or_else(|| err("type", format!("bad BTF type [{def_type}]")))?;
+    let st = btf
+        .get(sid)
+        .ok_or_else(|| err("type", format!("bad BTF type [{sid}]")))?;
     let BtfKind::Struct { members, .. } = &st.kind else {
-        return Err(err("type", format!("map definition is a {}, not a struct", st.kind_name())));
+        return Err(err(
+            "type",
+            format!("map definition is a {}, not a struct", st.kind_name()),
+        ));
     };
     let mut m = MapDef {
         name: name.to_string(),
@@ -137,11 +165,17 @@ fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: 
     let int_field = |mname: &str, tid: u32| -> Result<u32> {
         let p = btf.skip_mods_and_typedefs(tid).and_then(|i| btf.get(i));
         let Some(BtfKind::Ptr { type_id }) = p.map(|t| &t.kind) else {
-            return Err(err(mname, "expected __uint() (a pointer to an array)".into()));
+            return Err(err(
+                mname,
+                "expected __uint() (a pointer to an array)".into(),
+            ));
         };
         match btf.get(*type_id).map(|t| &t.kind) {
             Some(BtfKind::Array { nelems, .. }) => Ok(*nelems),
-            _ => Err(err(mname, "expected __uint() (a pointer to an array)".into())),
+            _ => Err(err(
+                mname,
+                "expected __uint() (a pointer to an array)".into(),
+            )),
         }
     };
     let ptr_target = |mname: &str, tid: u32| -> Result<u32> {
@@ -165,65 +199,106 @@ fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: 
             "key_size" => {
                 let v = int_field("key_size", mem.type_id)?;
                 if m.key_size != 0 && m.key_size != v {
-                    return Err(err("key_size", format!("conflicting key size {} != {v}", m.key_size)));
+                    return Err(err(
+                        "key_size",
+                        format!("conflicting key size {} != {v}", m.key_size),
+                    ));
                 }
                 m.key_size = v;
             }
             "value_size" => {
                 let v = int_field("value_size", mem.type_id)?;
                 if m.value_size != 0 && m.value_size != v {
-                    return Err(err("value_size", format!("conflicting value size {} != {v}", m.value_size)));
+                    return Err(err(
+                        "value_size",
+                        format!("conflicting value size {} != {v}", m.value_size),
+                    ));
                 }
                 m.value_size = v;
             }
             "key" => {
                 let t = ptr_target("key", mem.type_id)?;
-                let sz = btf.resolve_size(t).ok_or_else(|| err("key", format!("cannot size key type [{t}]")))? as u32;
+                let sz = btf
+                    .resolve_size(t)
+                    .ok_or_else(|| err("key", format!("cannot size key type [{t}]")))?
+                    as u32;
                 if m.key_size != 0 && m.key_size != sz {
-                    return Err(err("key", format!("conflicting key size {} != {sz}", m.key_size)));
+                    return Err(err(
+                        "key",
+                        format!("conflicting key size {} != {sz}", m.key_size),
+                    ));
                 }
                 m.key_size = sz;
                 m.btf_key_type_id = t;
             }
             "value" => {
                 let t = ptr_target("value", mem.type_id)?;
-                let sz =
-                    btf.resolve_size(t).ok_or_else(|| err("value", format!("cannot size value type [{t}]")))? as u32;
+                let sz = btf
+                    .resolve_size(t)
+                    .ok_or_else(|| err("value", format!("cannot size value type [{t}]")))?
+                    as u32;
                 if m.value_size != 0 && m.value_size != sz {
-                    return Err(err("value", format!("conflicting value size {} != {sz}", m.value_size)));
+                    return Err(err(
+                        "value",
+                        format!("conflicting value size {} != {sz}", m.value_size),
+                    ));
                 }
                 m.value_size = sz;
                 m.btf_value_type_id = t;
             }
             "values" => {
                 if is_inner {
-                    return Err(err("values", "multi-level inner maps are not supported".into()));
+                    return Err(err(
+                        "values",
+                        "multi-level inner maps are not supported".into(),
+                    ));
                 }
                 if i != members.len() - 1 {
                     return Err(err("values", "`values` must be the last member".into()));
                 }
-                let arr = btf.skip_mods_and_typedefs(mem.type_id).and_then(|i| btf.get(i));
-                let Some(BtfKind::Array { elem_type, nelems, .. }) = arr.map(|t| &t.kind) else {
+                let arr = btf
+                    .skip_mods_and_typedefs(mem.type_id)
+                    .and_then(|i| btf.get(i));
+                let Some(BtfKind::Array {
+                    elem_type, nelems, ..
+                }) = arr.map(|t| &t.kind)
+                else {
                     return Err(err("values", "expected an array of pointers".into()));
                 };
                 if *nelems != 0 {
-                    return Err(err("values", format!("array must be zero-sized, has {nelems} elements")));
+                    return Err(err(
+                        "values",
+                        format!("array must be zero-sized, has {nelems} elements"),
+                    ));
                 }
-                let ptr = btf.skip_mods_and_typedefs(*elem_type).and_then(|i| btf.get(i));
+                let ptr = btf
+                    .skip_mods_and_typedefs(*elem_type)
+                    .and_then(|i| btf.get(i));
                 let Some(BtfKind::Ptr { type_id }) = ptr.map(|t| &t.kind) else {
                     return Err(err("values", "expected an array of pointers".into()));
                 };
-                let target = btf.skip_mods_and_typedefs(*type_id).and_then(|i| btf.get(i));
+                let target = btf
+                    .skip_mods_and_typedefs(*type_id)
+                    .and_then(|i| btf.get(i));
                 match target.map(|t| &t.kind) {
                     Some(BtfKind::Struct { .. }) => {
-                        let (inner, _) = parse_map_def(btf, &format!("{name}.inner"), section, *type_id, true)?;
+                        let (inner, _) =
+                            parse_map_def(btf, &format!("{name}.inner"), section, *type_id, true)?;
                         inner_def = Some(inner);
                     }
                     Some(BtfKind::FuncProto { .. }) => {}
-                    _ => return Err(err("values", "elements must point to a map definition or a function".into())),
+                    _ => {
+                        return Err(err(
+                            "values",
+                            "elements must point to a map definition or a function".into(),
+                        ))
+                    }
                 }
                 if m.value_size != 0 && m.value_size != 4 {
-                    return Err(err("values", format!("conflicting value size {} != 4", m.value_size)));
+                    return Err(err(
+                        "values",
+                        format!("conflicting value size {} != 4", m.value_size),
+                    ));
                 }
                 m.value_size = 4;
                 has_values = true;
@@ -231,7 +306,10 @@ fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: 
             }
             "pinning" => {
                 if is_inner {
-                    return Err(err("pinning", "inner map definitions cannot be pinned".into()));
+                    return Err(err(
+                        "pinning",
+                        "inner map definitions cannot be pinned".into(),
+                    ));
                 }
                 let v = int_field("pinning", mem.type_id)?;
                 if v > 1 {
@@ -249,19 +327,28 @@ fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: 
         match m.map_type {
             map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS => {
                 if inner_def.is_none() {
-                    return Err(err("values", "map-in-map needs an inner map definition".into()));
+                    return Err(err(
+                        "values",
+                        "map-in-map needs an inner map definition".into(),
+                    ));
                 }
                 m.inner = inner_def.map(Box::new);
             }
             map_type::PROG_ARRAY => {
                 if inner_def.is_some() {
-                    return Err(err("values", "a PROG_ARRAY's values must be functions".into()));
+                    return Err(err(
+                        "values",
+                        "a PROG_ARRAY's values must be functions".into(),
+                    ));
                 }
             }
             t => {
                 return Err(err(
                     "values",
-                    format!("`values` is only valid for map-in-map and prog array, not {}", map_type::name(t).unwrap_or("?")),
+                    format!(
+                        "`values` is only valid for map-in-map and prog array, not {}",
+                        map_type::name(t).unwrap_or("?")
+                    ),
                 ))
             }
         }
@@ -270,12 +357,20 @@ fn parse_map_def(btf: &Btf, name: &str, section: &str, def_type: u32, is_inner: 
 }
 
 fn btf_maps(obj: &mut Object) -> Result<()> {
-    let Some(sec) = obj.sections.iter().find(|s| s.kind == SectionKind::Maps) else { return Ok(()) };
+    let Some(sec) = obj.sections.iter().find(|s| s.kind == SectionKind::Maps) else {
+        return Ok(());
+    };
     let sec_index = sec.index;
     let sec_name = sec.name.clone();
     let sec_size = sec.data.len() as u64;
     let Some(btf) = obj.btf.as_ref() else {
-        return Err(ObjectError::section(&sec_name, sec_index, 0, ".maps", "BTF-defined maps need a .BTF section, none found"));
+        return Err(ObjectError::section(
+            &sec_name,
+            sec_index,
+            0,
+            ".maps",
+            "BTF-defined maps need a .BTF section, none found",
+        ));
     };
     let Some(ds) = btf.find(".maps", "DATASEC") else {
         return Err(ObjectError::section(
@@ -286,23 +381,35 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
             "object has a .maps section but BTF has no DATASEC `.maps`",
         ));
     };
-    let BtfKind::Datasec { vars, .. } = &ds.kind else { return Ok(()) };
+    let BtfKind::Datasec { vars, .. } = &ds.kind else {
+        return Ok(());
+    };
     // Symbols of `.maps`: name -> offset, and all offsets sorted (to find where the next
     // map starts).
     let mut sym_off: HashMap<&str, u64> = HashMap::new();
     let mut starts: Vec<u64> = Vec::new();
-    for s in obj.symbols.iter().filter(|s| s.shndx == sec_index && s.sym_type != STT_SECTION) {
+    for s in obj
+        .symbols
+        .iter()
+        .filter(|s| s.shndx == sec_index && s.sym_type != STT_SECTION)
+    {
         sym_off.entry(s.name.as_str()).or_insert(s.value);
         starts.push(s.value);
     }
     starts.extend(vars.iter().map(|v| v.offset as u64));
     starts.sort_unstable();
     starts.dedup();
-    let map_relocs: Vec<&crate::Relocation> = obj.relocations.iter().filter(|r| r.section == sec_index).collect();
+    let map_relocs: Vec<&crate::Relocation> = obj
+        .relocations
+        .iter()
+        .filter(|r| r.section == sec_index)
+        .collect();
     let mut new_maps = Vec::new();
     for vi in vars {
         let var = btf.get(vi.type_id);
-        let Some((vname, BtfKind::Var { type_id, .. })) = var.map(|v| (v.name.clone(), v.kind.clone())) else {
+        let Some((vname, BtfKind::Var { type_id, .. })) =
+            var.map(|v| (v.name.clone(), v.kind.clone()))
+        else {
             return Err(ObjectError::section(
                 ".BTF",
                 btf.section_index(),
@@ -312,21 +419,30 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
             ));
         };
         // libbpf takes the offset from the symbol (btf_fixup_datasec); fall back to BTF.
-        let off = sym_off.get(vname.as_str()).copied().unwrap_or(vi.offset as u64);
+        let off = sym_off
+            .get(vname.as_str())
+            .copied()
+            .unwrap_or(vi.offset as u64);
         let size = btf.resolve_size(type_id).unwrap_or(vi.size as u64);
         if off.checked_add(size).is_none_or(|e| e > sec_size) {
             return Err(ObjectError::Map {
                 section: sec_name.clone(),
                 map: vname.clone(),
                 field: "offset".into(),
-                reason: format!("definition at {off:#x} (+{size:#x}) runs past the section end ({sec_size:#x})"),
+                reason: format!(
+                    "definition at {off:#x} (+{size:#x}) runs past the section end ({sec_size:#x})"
+                ),
             });
         }
         let (mut m, values_off) = parse_map_def(btf, &vname, &sec_name, type_id, false)?;
         // `.values` initialisers come from relocations in `.rel.maps`.
         if let Some(voff) = values_off {
             let mut slots: Vec<(u32, String)> = Vec::new();
-            let next_map_start = starts.iter().copied().find(|&o| o > off).unwrap_or(sec_size);
+            let next_map_start = starts
+                .iter()
+                .copied()
+                .find(|&o| o > off)
+                .unwrap_or(sec_size);
             for r in map_relocs.iter().copied() {
                 // The relocation belongs to this map if it lies between the start of its
                 // `values` member and the start of the next map.
@@ -347,21 +463,38 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
                     reason,
                 };
                 if r.r_type != reloc_type::R_BPF_64_ABS64 {
-                    return Err(err(format!("`.values` of map `{vname}` needs R_BPF_64_ABS64, found {}", r.type_name())));
+                    return Err(err(format!(
+                        "`.values` of map `{vname}` needs R_BPF_64_ABS64, found {}",
+                        r.type_name()
+                    )));
                 }
                 if rel % 8 != 0 {
-                    return Err(err(format!("`.values` slot offset {rel:#x} of map `{vname}` is not a multiple of 8")));
+                    return Err(err(format!(
+                        "`.values` slot offset {rel:#x} of map `{vname}` is not a multiple of 8"
+                    )));
                 }
                 slots.push(((rel / 8) as u32, r.symbol.clone()));
             }
             slots.sort();
             if !slots.is_empty() {
-                if let Some(last) = slots.last() {
-                    if last.0 >= m.max_entries {
-                        m.max_entries = last.0 + 1;
-                    }
+                // libbpf (bpf_object__collect_map_relos) keeps max_entries as declared;
+                // a slot past it fails at map update time, in the kernel.
+                if m.map_type == map_type::HASH_OF_MAPS && m.key_size != 4 {
+                    return Err(ObjectError::Map {
+                        section: sec_name.clone(),
+                        map: vname.clone(),
+                        field: "values".into(),
+                        reason: format!(
+                            "a hash-of-maps with `.values` must have key size 4, has {}",
+                            m.key_size
+                        ),
+                    });
                 }
-                m.init = if m.inner.is_some() { MapInit::Maps(slots) } else { MapInit::Programs(slots) };
+                m.init = if m.inner.is_some() {
+                    MapInit::Maps(slots)
+                } else {
+                    MapInit::Programs(slots)
+                };
             }
         }
         new_maps.push((m, (sec_index, off)));
@@ -379,9 +512,13 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
         };
         for (slot, t) in targets {
             let ok = if want_prog {
-                obj.functions.iter().any(|f| &f.name == t && obj.sections[f.section].kind == SectionKind::Program)
+                obj.functions
+                    .iter()
+                    .any(|f| &f.name == t && obj.sections[f.section].kind == SectionKind::Program)
             } else {
-                obj.maps.iter().any(|x| &x.name == t && x.origin == MapOrigin::Btf)
+                obj.maps
+                    .iter()
+                    .any(|x| &x.name == t && x.origin == MapOrigin::Btf)
             };
             if !ok {
                 return Err(ObjectError::Map {
@@ -390,7 +527,11 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
                     field: format!("values[{slot}]"),
                     reason: format!(
                         "`{t}` is not a {}",
-                        if want_prog { "program of this object" } else { "BTF-defined map of this object" }
+                        if want_prog {
+                            "program of this object"
+                        } else {
+                            "BTF-defined map of this object"
+                        }
                     ),
                 });
             }
@@ -406,12 +547,22 @@ pub fn internal_map_name(obj_name: &str, real_name: &str) -> String {
         sfx_len = OBJ_NAME_LEN - 1;
     }
     let custom = real_name.get(1..).is_some_and(|r| r.contains('.'));
-    let pfx_len = if custom { 0 } else { (OBJ_NAME_LEN - sfx_len - 1).min(obj_name.len()) };
+    let pfx_len = if custom {
+        0
+    } else {
+        (OBJ_NAME_LEN - sfx_len - 1).min(obj_name.len())
+    };
     let pfx: String = obj_name.bytes().take(pfx_len).map(|b| b as char).collect();
     let sfx: String = real_name.bytes().take(sfx_len).map(|b| b as char).collect();
     format!("{pfx}{sfx}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -422,9 +573,18 @@ fn global_data_maps(obj: &mut Object) -> Result<()> {
             SectionKind::Data => (false, s.data.clone()),
             SectionKind::Rodata => (true, s.data.clone()),
             SectionKind::Bss => {
-                let n = usize::try_from(s.size).ok().filter(|&n| n <= u32::MAX as usize).ok_or_else(|| {
-                    ObjectError::section(&s.name, s.index, 0, "sh_size", format!("{:#x} is too large for a map value", s.size))
-                })?;
+                let n = usize::try_from(s.size)
+                    .ok()
+                    .filter(|&n| n <= u32::MAX as usize)
+                    .ok_or_else(|| {
+                        ObjectError::section(
+                            &s.name,
+                            s.index,
+                            0,
+                            "sh_size",
+                            format!("{:#x} is too large for a map value", s.size),
+                        )
+                    })?;
                 (false, vec![0u8; n])
             }
             _ => continue,
@@ -433,13 +593,23 @@ fn global_data_maps(obj: &mut Object) -> Result<()> {
             continue;
         }
         if init.len() > u32::MAX as usize {
-            return Err(ObjectError::section(&s.name, s.index, 0, "sh_size", "too large for a map value"));
+            return Err(ObjectError::section(
+                &s.name,
+                s.index,
+                0,
+                "sh_size",
+                "too large for a map value",
+            ));
         }
         // libbpf 1.1 (the reference here: Debian's bpftool 7.1) marks every internal map
         // BPF_F_MMAPABLE; newer libbpf leaves it off when the DATASEC holds only static
         // variables (`map_is_mmapable`). The kernel reports whatever the loader asked for.
         let flags = if is_ro { BPF_F_RDONLY_PROG } else { 0 } | BPF_F_MMAPABLE;
-        let value_type = obj.btf.as_ref().and_then(|b| b.find(&s.name, "DATASEC")).map_or(0, |ds| ds.id);
+        let value_type = obj
+            .btf
+            .as_ref()
+            .and_then(|b| b.find(&s.name, "DATASEC"))
+            .map_or(0, |ds| ds.id);
         new_maps.push((
             MapDef {
                 name: internal_map_name(&obj.name, &s.name),
@@ -473,7 +643,10 @@ mod tests {
     #[test]
     fn libbpf_internal_names() {
         assert_eq!(internal_map_name("xdp_counter", ".data"), "xdp_coun.data");
-        assert_eq!(internal_map_name("xdp_counter", ".rodata"), "xdp_coun.rodata");
+        assert_eq!(
+            internal_map_name("xdp_counter", ".rodata"),
+            "xdp_coun.rodata"
+        );
         assert_eq!(internal_map_name("t1", ".bss"), "t1.bss");
         assert_eq!(internal_map_name("t1", ".data.custom"), ".data.custom");
         assert_eq!(internal_map_name("t1", ".rodata.str1.1"), ".rodata.str1.1");

@@ -237,6 +237,9 @@ impl LinkedObject {
     }
     /// Map by libbpf name (`counts`, `xdp_coun.rodata`) or real name (`.rodata`).
     pub fn map_index(&self, name: &str) -> Option<usize> {
-        self.maps.iter().position(|m| m.name == name).or_else(|| self.maps.iter().position(|m| m.real_name() == name))
+        self.maps
+            .iter()
+            .position(|m| m.name == name)
+            .or_else(|| self.maps.iter().position(|m| m.real_name() == name))
     }
 }

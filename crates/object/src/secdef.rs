@@ -70,14 +70,29 @@ const SYSCALL: u32 = 31;
 use attach_type as at;
 
 const fn d(pattern: &'static str, prog_type: u32, eat: Option<u32>, flags: u32) -> SecDef {
-    SecDef { pattern, prog_type, expected_attach_type: eat, prog_flags: flags }
+    SecDef {
+        pattern,
+        prog_type,
+        expected_attach_type: eat,
+        prog_flags: flags,
+    }
 }
 
 /// The table, in libbpf's order (first match wins).
 pub const SECTION_DEFS: &[SecDef] = &[
     d("socket", pt::SOCKET_FILTER, None, 0),
-    d("sk_reuseport/migrate", SK_REUSEPORT, Some(at::SK_REUSEPORT_SELECT_OR_MIGRATE), 0),
-    d("sk_reuseport", SK_REUSEPORT, Some(at::SK_REUSEPORT_SELECT), 0),
+    d(
+        "sk_reuseport/migrate",
+        SK_REUSEPORT,
+        Some(at::SK_REUSEPORT_SELECT_OR_MIGRATE),
+        0,
+    ),
+    d(
+        "sk_reuseport",
+        SK_REUSEPORT,
+        Some(at::SK_REUSEPORT_SELECT),
+        0,
+    ),
     d("kprobe+", pt::KPROBE, None, 0),
     d("uprobe+", pt::KPROBE, None, 0),
     d("uprobe.s+", pt::KPROBE, None, BPF_F_SLEEPABLE),
@@ -85,7 +100,12 @@ pub const SECTION_DEFS: &[SecDef] = &[
     d("uretprobe+", pt::KPROBE, None, 0),
     d("uretprobe.s+", pt::KPROBE, None, BPF_F_SLEEPABLE),
     d("kprobe.multi+", pt::KPROBE, Some(at::TRACE_KPROBE_MULTI), 0),
-    d("kretprobe.multi+", pt::KPROBE, Some(at::TRACE_KPROBE_MULTI), 0),
+    d(
+        "kretprobe.multi+",
+        pt::KPROBE,
+        Some(at::TRACE_KPROBE_MULTI),
+        0,
+    ),
     d("usdt+", pt::KPROBE, None, 0),
     d("tc/ingress", pt::SCHED_CLS, Some(at::TCX_INGRESS), 0),
     d("tc/egress", pt::SCHED_CLS, Some(at::TCX_EGRESS), 0),
@@ -104,17 +124,47 @@ pub const SECTION_DEFS: &[SecDef] = &[
     d("fentry+", pt::TRACING, Some(at::TRACE_FENTRY), 0),
     d("fmod_ret+", pt::TRACING, Some(at::MODIFY_RETURN), 0),
     d("fexit+", pt::TRACING, Some(at::TRACE_FEXIT), 0),
-    d("fentry.s+", pt::TRACING, Some(at::TRACE_FENTRY), BPF_F_SLEEPABLE),
-    d("fmod_ret.s+", pt::TRACING, Some(at::MODIFY_RETURN), BPF_F_SLEEPABLE),
-    d("fexit.s+", pt::TRACING, Some(at::TRACE_FEXIT), BPF_F_SLEEPABLE),
+    d(
+        "fentry.s+",
+        pt::TRACING,
+        Some(at::TRACE_FENTRY),
+        BPF_F_SLEEPABLE,
+    ),
+    d(
+        "fmod_ret.s+",
+        pt::TRACING,
+        Some(at::MODIFY_RETURN),
+        BPF_F_SLEEPABLE,
+    ),
+    d(
+        "fexit.s+",
+        pt::TRACING,
+        Some(at::TRACE_FEXIT),
+        BPF_F_SLEEPABLE,
+    ),
     d("lsm+", pt::LSM, Some(at::LSM_MAC), 0),
     d("lsm.s+", pt::LSM, Some(at::LSM_MAC), BPF_F_SLEEPABLE),
     d("iter+", pt::TRACING, Some(at::TRACE_ITER), 0),
-    d("iter.s+", pt::TRACING, Some(at::TRACE_ITER), BPF_F_SLEEPABLE),
+    d(
+        "iter.s+",
+        pt::TRACING,
+        Some(at::TRACE_ITER),
+        BPF_F_SLEEPABLE,
+    ),
     d("syscall", SYSCALL, None, BPF_F_SLEEPABLE),
-    d("xdp.frags/devmap", pt::XDP, Some(at::XDP_DEVMAP), BPF_F_XDP_HAS_FRAGS),
+    d(
+        "xdp.frags/devmap",
+        pt::XDP,
+        Some(at::XDP_DEVMAP),
+        BPF_F_XDP_HAS_FRAGS,
+    ),
     d("xdp/devmap", pt::XDP, Some(at::XDP_DEVMAP), 0),
-    d("xdp.frags/cpumap", pt::XDP, Some(at::XDP_CPUMAP), BPF_F_XDP_HAS_FRAGS),
+    d(
+        "xdp.frags/cpumap",
+        pt::XDP,
+        Some(at::XDP_CPUMAP),
+        BPF_F_XDP_HAS_FRAGS,
+    ),
     d("xdp/cpumap", pt::XDP, Some(at::XDP_CPUMAP), 0),
     d("xdp.frags", pt::XDP, Some(at::XDP), BPF_F_XDP_HAS_FRAGS),
     d("xdp", pt::XDP, Some(at::XDP), 0),
@@ -124,18 +174,53 @@ pub const SECTION_DEFS: &[SecDef] = &[
     d("lwt_xmit", LWT_XMIT, None, 0),
     d("lwt_seg6local", LWT_SEG6LOCAL, None, 0),
     d("sockops", SOCK_OPS, Some(at::CGROUP_SOCK_OPS), 0),
-    d("sk_skb/stream_parser", SK_SKB, Some(at::SK_SKB_STREAM_PARSER), 0),
-    d("sk_skb/stream_verdict", SK_SKB, Some(at::SK_SKB_STREAM_VERDICT), 0),
+    d(
+        "sk_skb/stream_parser",
+        SK_SKB,
+        Some(at::SK_SKB_STREAM_PARSER),
+        0,
+    ),
+    d(
+        "sk_skb/stream_verdict",
+        SK_SKB,
+        Some(at::SK_SKB_STREAM_VERDICT),
+        0,
+    ),
     d("sk_skb/verdict", SK_SKB, Some(at::SK_SKB_VERDICT), 0),
     d("sk_skb", SK_SKB, None, 0),
     d("sk_msg", SK_MSG, Some(at::SK_MSG_VERDICT), 0),
     d("lirc_mode2", LIRC_MODE2, Some(at::LIRC_MODE2), 0),
-    d("flow_dissector", FLOW_DISSECTOR, Some(at::FLOW_DISSECTOR), 0),
-    d("cgroup_skb/ingress", CGROUP_SKB, Some(at::CGROUP_INET_INGRESS), 0),
-    d("cgroup_skb/egress", CGROUP_SKB, Some(at::CGROUP_INET_EGRESS), 0),
+    d(
+        "flow_dissector",
+        FLOW_DISSECTOR,
+        Some(at::FLOW_DISSECTOR),
+        0,
+    ),
+    d(
+        "cgroup_skb/ingress",
+        CGROUP_SKB,
+        Some(at::CGROUP_INET_INGRESS),
+        0,
+    ),
+    d(
+        "cgroup_skb/egress",
+        CGROUP_SKB,
+        Some(at::CGROUP_INET_EGRESS),
+        0,
+    ),
     d("cgroup/skb", CGROUP_SKB, None, 0),
-    d("cgroup/sock_create", CGROUP_SOCK, Some(at::CGROUP_INET_SOCK_CREATE), 0),
-    d("cgroup/sock", CGROUP_SOCK, Some(at::CGROUP_INET_SOCK_CREATE), 0),
+    d(
+        "cgroup/sock_create",
+        CGROUP_SOCK,
+        Some(at::CGROUP_INET_SOCK_CREATE),
+        0,
+    ),
+    d(
+        "cgroup/sock",
+        CGROUP_SOCK,
+        Some(at::CGROUP_INET_SOCK_CREATE),
+        0,
+    ),
     d("struct_ops+", STRUCT_OPS, None, 0),
     d("struct_ops.s+", STRUCT_OPS, None, BPF_F_SLEEPABLE),
     d("sk_lookup", SK_LOOKUP, Some(at::SK_LOOKUP), 0),
@@ -143,7 +228,10 @@ pub const SECTION_DEFS: &[SecDef] = &[
 
 fn matches(pattern: &str, sec: &str) -> bool {
     if let Some(p) = pattern.strip_suffix('+') {
-        sec == p || sec.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+        sec == p
+            || sec
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
     } else if pattern.ends_with('/') {
         sec.starts_with(pattern)
     } else {
@@ -203,11 +291,20 @@ mod tests {
     #[test]
     fn xdp_variants() {
         let x = lookup("xdp").unwrap();
-        assert_eq!((x.prog_type, x.expected_attach_type, x.prog_flags), (pt::XDP, Some(at::XDP), 0));
+        assert_eq!(
+            (x.prog_type, x.expected_attach_type, x.prog_flags),
+            (pt::XDP, Some(at::XDP), 0)
+        );
         let f = lookup("xdp.frags").unwrap();
         assert_eq!(f.prog_flags, BPF_F_XDP_HAS_FRAGS);
-        assert_eq!(lookup("xdp/devmap").unwrap().expected_attach_type, Some(at::XDP_DEVMAP));
-        assert_eq!(lookup("xdp.frags/cpumap").unwrap().expected_attach_type, Some(at::XDP_CPUMAP));
+        assert_eq!(
+            lookup("xdp/devmap").unwrap().expected_attach_type,
+            Some(at::XDP_DEVMAP)
+        );
+        assert_eq!(
+            lookup("xdp.frags/cpumap").unwrap().expected_attach_type,
+            Some(at::XDP_CPUMAP)
+        );
         assert!(lookup("xdp_foo").is_none());
         assert!(lookup("xdp/foo").is_none());
     }
@@ -215,7 +312,12 @@ mod tests {
     #[test]
     fn prefix_rules() {
         assert_eq!(lookup("kprobe/do_sys_open").unwrap().prog_type, pt::KPROBE);
-        assert_eq!(lookup("tracepoint/syscalls/sys_enter_open").unwrap().prog_type, pt::TRACEPOINT);
+        assert_eq!(
+            lookup("tracepoint/syscalls/sys_enter_open")
+                .unwrap()
+                .prog_type,
+            pt::TRACEPOINT
+        );
         assert!(lookup("kprobex").is_none());
         assert_eq!(lookup("tc").unwrap().prog_type, pt::SCHED_CLS);
         assert_eq!(lookup("classifier").unwrap().prog_type, pt::SCHED_CLS);

@@ -19,9 +19,14 @@ fn objects() -> Vec<(PathBuf, PathBuf)> {
     let mut v = Vec::new();
     for (objdir, expdir) in [
         (root().join("corpus/obj"), root().join("corpus/expected")),
-        (Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"), Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")),
+        (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+        ),
     ] {
-        let Ok(rd) = std::fs::read_dir(&objdir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&objdir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "o") {
@@ -30,7 +35,10 @@ fn objects() -> Vec<(PathBuf, PathBuf)> {
         }
     }
     v.sort();
-    assert!(!v.is_empty(), "no objects found under corpus/obj or tests/data");
+    assert!(
+        !v.is_empty(),
+        "no objects found under corpus/obj or tests/data"
+    );
     v
 }
 
@@ -44,7 +52,8 @@ fn expected(dir: &Path, name: &str, suffix: &str) -> Option<String> {
 
 fn load(p: &Path) -> Object {
     let bytes = std::fs::read(p).unwrap();
-    Object::parse_named(&bytes, &object_name_from_path(p)).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    Object::parse_named(&bytes, &object_name_from_path(p))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 struct ReadelfSection {
@@ -109,12 +118,20 @@ fn parse_readelf(text: &str) -> Readelf {
         match mode {
             "sec" => {
                 // "  [ 3] xdp   PROGBITS  0000000000000000 000208 0001b8 00  AX  0   0  8"
-                let Some(rest) = line.trim_start().strip_prefix('[') else { continue };
+                let Some(rest) = line.trim_start().strip_prefix('[') else {
+                    continue;
+                };
                 let (idx, rest) = rest.split_once(']').unwrap();
-                let Ok(index) = idx.trim().parse::<usize>() else { continue };
+                let Ok(index) = idx.trim().parse::<usize>() else {
+                    continue;
+                };
                 let toks: Vec<&str> = rest.split_whitespace().collect();
                 // Index 0 has an empty name.
-                let (name, toks) = if index == 0 { (String::new(), &toks[..]) } else { (toks[0].to_string(), &toks[1..]) };
+                let (name, toks) = if index == 0 {
+                    (String::new(), &toks[..])
+                } else {
+                    (toks[0].to_string(), &toks[1..])
+                };
                 sections.push(ReadelfSection {
                     index,
                     name,
@@ -139,7 +156,10 @@ fn parse_readelf(text: &str) -> Readelf {
             }
             "rel" => {
                 let toks: Vec<&str> = line.split_whitespace().collect();
-                if toks.len() < 4 || toks[0] == "Offset" || !toks[0].chars().all(|c| c.is_ascii_hexdigit()) {
+                if toks.len() < 4
+                    || toks[0] == "Offset"
+                    || !toks[0].chars().all(|c| c.is_ascii_hexdigit())
+                {
                     continue;
                 }
                 relocs.push(ReadelfReloc {
@@ -153,7 +173,11 @@ fn parse_readelf(text: &str) -> Readelf {
             _ => {}
         }
     }
-    Readelf { sections, symbols, relocs }
+    Readelf {
+        sections,
+        symbols,
+        relocs,
+    }
 }
 
 #[test]
@@ -162,18 +186,34 @@ fn sections_symbols_and_relocations_match_readelf() {
     for (path, dir) in objects() {
         let name = stem(&path);
         let Some(text) = expected(&dir, &name, "readelf.txt") else {
-            panic!("{}: no {name}.readelf.txt reference next to it", path.display());
+            panic!(
+                "{}: no {name}.readelf.txt reference next to it",
+                path.display()
+            );
         };
         let re = parse_readelf(&text);
         let obj = load(&path);
         let ctx = path.display();
 
         // Sections.
-        assert_eq!(obj.sections.len(), re.sections.len(), "{ctx}: section count");
+        assert_eq!(
+            obj.sections.len(),
+            re.sections.len(),
+            "{ctx}: section count"
+        );
         for (s, r) in obj.sections.iter().zip(&re.sections) {
-            assert_eq!((s.index, s.name.as_str()), (r.index, r.name.as_str()), "{ctx}: section name");
+            assert_eq!(
+                (s.index, s.name.as_str()),
+                (r.index, r.name.as_str()),
+                "{ctx}: section name"
+            );
             assert_eq!(s.type_name(), r.ty, "{ctx}: section {} type", s.name);
-            assert_eq!((s.offset, s.size), (r.off, r.size), "{ctx}: section {} offset/size", s.name);
+            assert_eq!(
+                (s.offset, s.size),
+                (r.off, r.size),
+                "{ctx}: section {} offset/size",
+                s.name
+            );
         }
 
         // Function symbols = functions; those outside .text = programs.
@@ -182,7 +222,13 @@ fn sections_symbols_and_relocations_match_readelf() {
         for s in re.symbols.iter().filter(|s| s.ty == "FUNC") {
             let ndx: usize = s.ndx.parse().unwrap();
             let sec = &re.sections[ndx];
-            want_funcs.insert((s.name.clone(), sec.name.clone(), s.value / 8, s.size / 8, s.bind != "LOCAL"));
+            want_funcs.insert((
+                s.name.clone(),
+                sec.name.clone(),
+                s.value / 8,
+                s.size / 8,
+                s.bind != "LOCAL",
+            ));
             if sec.name != ".text" {
                 want_progs.insert((s.name.clone(), sec.name.clone()));
             }
@@ -190,22 +236,50 @@ fn sections_symbols_and_relocations_match_readelf() {
         let got_funcs: BTreeSet<_> = obj
             .functions
             .iter()
-            .map(|f| (f.name.clone(), f.section_name.clone(), f.offset as u64, f.len as u64, f.global))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    f.section_name.clone(),
+                    f.offset as u64,
+                    f.len as u64,
+                    f.global,
+                )
+            })
             .collect();
         assert_eq!(got_funcs, want_funcs, "{ctx}: functions");
-        let got_progs: BTreeSet<_> = obj.programs.iter().map(|p| (p.name.clone(), p.section.clone())).collect();
+        let got_progs: BTreeSet<_> = obj
+            .programs
+            .iter()
+            .map(|p| (p.name.clone(), p.section.clone()))
+            .collect();
         assert_eq!(got_progs, want_progs, "{ctx}: programs");
 
         // Relocations: every entry of every relocation section.
         let got: Vec<_> = obj
             .relocations
             .iter()
-            .map(|r| (r.rel_section_name.clone(), r.offset, r.type_name().to_string(), r.symbol_value, r.symbol.clone()))
+            .map(|r| {
+                (
+                    r.rel_section_name.clone(),
+                    r.offset,
+                    r.type_name().to_string(),
+                    r.symbol_value,
+                    r.symbol.clone(),
+                )
+            })
             .collect();
         let want: Vec<_> = re
             .relocs
             .iter()
-            .map(|r| (r.rel_section.clone(), r.offset, r.ty.clone(), r.sym_value, r.sym_name.clone()))
+            .map(|r| {
+                (
+                    r.rel_section.clone(),
+                    r.offset,
+                    r.ty.clone(),
+                    r.sym_value,
+                    r.sym_name.clone(),
+                )
+            })
             .collect();
         assert_eq!(got, want, "{ctx}: relocations");
         checked += 1;
@@ -222,7 +296,10 @@ fn btf_matches_bpftool_dump() {
             panic!("{}: no {name}.btf.txt reference", path.display());
         };
         let obj = load(&path);
-        let btf = obj.btf.as_ref().unwrap_or_else(|| panic!("{}: no BTF", path.display()));
+        let btf = obj
+            .btf
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no BTF", path.display()));
         let got = btf.dump();
         if got.trim_end() != want.trim_end() {
             let diff = got
@@ -231,7 +308,13 @@ fn btf_matches_bpftool_dump() {
                 .enumerate()
                 .find(|(_, (a, b))| a != b)
                 .map(|(i, (a, b))| format!("line {}: ours `{a}`, bpftool `{b}`", i + 1))
-                .unwrap_or_else(|| format!("line counts {} vs {}", got.lines().count(), want.lines().count()));
+                .unwrap_or_else(|| {
+                    format!(
+                        "line counts {} vs {}",
+                        got.lines().count(),
+                        want.lines().count()
+                    )
+                });
             panic!("{}: BTF dump differs from bpftool: {diff}", path.display());
         }
         checked += 1;
@@ -239,198 +322,83 @@ fn btf_matches_bpftool_dump() {
     eprintln!("bpftool btf comparison: {checked} objects");
 }
 
-/// A tiny reader for the flat `kernel.json` written by corpus/build.sh (avoids a
-/// serde_json dev-dependency cycle in this crate).
-mod kjson {
-    pub use serde_json_lite::*;
-    mod serde_json_lite {
-        #[derive(Debug, Clone)]
-        pub enum V {
-            Null,
-            Bool(bool),
-            Num(f64),
-            Str(String),
-            Arr(Vec<V>),
-            Obj(Vec<(String, V)>),
-        }
-        impl V {
-            pub fn get(&self, k: &str) -> Option<&V> {
-                match self {
-                    V::Obj(v) => v.iter().find(|(a, _)| a == k).map(|(_, b)| b),
-                    _ => None,
-                }
-            }
-            pub fn str(&self) -> &str {
-                match self {
-                    V::Str(s) => s,
-                    _ => panic!("not a string: {self:?}"),
-                }
-            }
-            pub fn num(&self) -> u64 {
-                match self {
-                    V::Num(n) => *n as u64,
-                    _ => panic!("not a number: {self:?}"),
-                }
-            }
-            pub fn arr(&self) -> &[V] {
-                match self {
-                    V::Arr(a) => a,
-                    _ => panic!("not an array: {self:?}"),
-                }
-            }
-        }
-        pub fn parse(s: &str) -> V {
-            let b = s.as_bytes();
-            let mut i = 0;
-            let v = value(b, &mut i);
-            v
-        }
-        fn ws(b: &[u8], i: &mut usize) {
-            while *i < b.len() && (b[*i] as char).is_whitespace() {
-                *i += 1;
-            }
-        }
-        fn value(b: &[u8], i: &mut usize) -> V {
-            ws(b, i);
-            match b[*i] {
-                b'{' => {
-                    *i += 1;
-                    let mut v = Vec::new();
-                    loop {
-                        ws(b, i);
-                        if b[*i] == b'}' {
-                            *i += 1;
-                            break;
-                        }
-                        let k = match value(b, i) {
-                            V::Str(s) => s,
-                            o => panic!("key {o:?}"),
-                        };
-                        ws(b, i);
-                        assert_eq!(b[*i], b':');
-                        *i += 1;
-                        let x = value(b, i);
-                        v.push((k, x));
-                        ws(b, i);
-                        if b[*i] == b',' {
-                            *i += 1;
-                        }
-                    }
-                    V::Obj(v)
-                }
-                b'[' => {
-                    *i += 1;
-                    let mut v = Vec::new();
-                    loop {
-                        ws(b, i);
-                        if b[*i] == b']' {
-                            *i += 1;
-                            break;
-                        }
-                        v.push(value(b, i));
-                        ws(b, i);
-                        if b[*i] == b',' {
-                            *i += 1;
-                        }
-                    }
-                    V::Arr(v)
-                }
-                b'"' => {
-                    *i += 1;
-                    let mut s = String::new();
-                    while b[*i] != b'"' {
-                        if b[*i] == b'\\' {
-                            *i += 1;
-                            match b[*i] {
-                                b'n' => s.push('\n'),
-                                b't' => s.push('\t'),
-                                b'u' => {
-                                    let h = std::str::from_utf8(&b[*i + 1..*i + 5]).unwrap();
-                                    s.push(char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap_or('?'));
-                                    *i += 4;
-                                }
-                                c => s.push(c as char),
-                            }
-                        } else {
-                            s.push(b[*i] as char);
-                        }
-                        *i += 1;
-                    }
-                    *i += 1;
-                    V::Str(s)
-                }
-                b't' => {
-                    *i += 4;
-                    V::Bool(true)
-                }
-                b'f' => {
-                    *i += 5;
-                    V::Bool(false)
-                }
-                b'n' => {
-                    *i += 4;
-                    V::Null
-                }
-                _ => {
-                    let st = *i;
-                    while *i < b.len() && matches!(b[*i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                        *i += 1;
-                    }
-                    V::Num(std::str::from_utf8(&b[st..*i]).unwrap().parse().unwrap())
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn programs_and_maps_match_the_kernel() {
     let mut checked = 0;
     for (path, dir) in objects() {
         let name = stem(&path);
-        let Some(text) = expected(&dir, &name, "kernel.json") else { continue };
-        let k = kjson::parse(&text);
+        let Some(text) = expected(&dir, &name, "kernel.json") else {
+            continue;
+        };
+        let k: serde_json::Value = serde_json::from_str(&text).unwrap();
         let obj = load(&path);
-        let linked = obj.link().unwrap_or_else(|e| panic!("{}: link: {e}", path.display()));
+        let linked = obj
+            .link()
+            .unwrap_or_else(|e| panic!("{}: link: {e}", path.display()));
         let ctx = path.display();
 
         // Maps: kernel name (15 chars), type, sizes, max_entries, flags.
         let want: BTreeSet<_> = k
             .get("maps")
             .unwrap()
-            .arr()
+            .as_array()
+            .unwrap()
             .iter()
             .map(|m| {
+                let n = |k: &str| m[k].as_u64().unwrap() as u32;
                 (
-                    m.get("kernel_name").unwrap().str().to_string(),
-                    m.get("type").unwrap().num() as u32,
-                    m.get("key_size").unwrap().num() as u32,
-                    m.get("value_size").unwrap().num() as u32,
-                    m.get("max_entries").unwrap().num() as u32,
-                    m.get("flags").unwrap().num() as u32,
+                    m["kernel_name"].as_str().unwrap().to_string(),
+                    n("type"),
+                    n("key_size"),
+                    n("value_size"),
+                    n("max_entries"),
+                    n("flags"),
                 )
             })
             .collect();
         let got: BTreeSet<_> = obj
             .maps
             .iter()
-            .map(|m| (m.kernel_name().to_string(), m.map_type, m.key_size, m.value_size, m.max_entries, m.kernel_flags()))
+            .map(|m| {
+                (
+                    m.kernel_name().to_string(),
+                    m.map_type,
+                    m.key_size,
+                    m.value_size,
+                    m.max_entries,
+                    m.kernel_flags(),
+                )
+            })
             .collect();
         assert_eq!(got, want, "{ctx}: maps");
 
         // The name kernel.json uses for a map (libbpf's real name: the section for global data).
         let kname = |i: usize| linked.maps[i].real_name().to_string();
-        for kp in k.get("programs").unwrap().arr() {
-            let pname = kp.get("name").unwrap().str();
-            let p = linked.program(pname).unwrap_or_else(|| panic!("{ctx}: kernel has program {pname}, we do not"));
-            assert_eq!(p.section, kp.get("section").unwrap().str(), "{ctx}: {pname} section");
-            assert_eq!(p.prog_type as u64, kp.get("type").unwrap().num(), "{ctx}: {pname} type");
-            if !matches!(kp.get("accepted"), Some(kjson::V::Bool(true))) {
+        for kp in k["programs"].as_array().unwrap() {
+            let pname = kp["name"].as_str().unwrap();
+            let p = linked
+                .program(pname)
+                .unwrap_or_else(|| panic!("{ctx}: kernel has program {pname}, we do not"));
+            assert_eq!(
+                p.section,
+                kp["section"].as_str().unwrap(),
+                "{ctx}: {pname} section"
+            );
+            assert_eq!(
+                p.prog_type as u64,
+                kp["type"].as_u64().unwrap(),
+                "{ctx}: {pname} type"
+            );
+            if kp["accepted"] != serde_json::Value::Bool(true) {
                 continue;
             }
             // Maps the loaded program uses = maps our linked stream references.
-            let want: BTreeSet<String> =
-                kp.get("used_maps").unwrap().arr().iter().map(|v| v.str().to_string()).collect();
+            let want: BTreeSet<String> = kp["used_maps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
             let mut got = BTreeSet::new();
             let mut i = 0;
             while i < p.insns.len() {
@@ -447,7 +415,7 @@ fn programs_and_maps_match_the_kernel() {
         }
         assert_eq!(
             obj.programs.len(),
-            k.get("programs").unwrap().arr().len(),
+            k["programs"].as_array().unwrap().len(),
             "{ctx}: program count vs kernel.json"
         );
         checked += 1;
@@ -464,16 +432,25 @@ fn linked_references_follow_readelf_relocations() {
     let mut checked = 0;
     for (path, dir) in objects() {
         let name = stem(&path);
-        let Some(text) = expected(&dir, &name, "readelf.txt") else { continue };
+        let Some(text) = expected(&dir, &name, "readelf.txt") else {
+            continue;
+        };
         let re = parse_readelf(&text);
         let obj = load(&path);
-        let linked = obj.link().unwrap_or_else(|e| panic!("{}: link: {e}", path.display()));
+        let linked = obj
+            .link()
+            .unwrap_or_else(|e| panic!("{}: link: {e}", path.display()));
         let ctx = path.display();
         // Symbol name -> (section name, value) from readelf.
         let syms: BTreeMap<String, (String, u64)> = re
             .symbols
             .iter()
-            .filter_map(|s| s.ndx.parse::<usize>().ok().map(|n| (s.name.clone(), (re.sections[n].name.clone(), s.value))))
+            .filter_map(|s| {
+                s.ndx
+                    .parse::<usize>()
+                    .ok()
+                    .map(|n| (s.name.clone(), (re.sections[n].name.clone(), s.value)))
+            })
             .collect();
         // Function starting at (section, slot) from readelf.
         let func_at = |sec: &str, slot: u64| {
@@ -482,14 +459,20 @@ fn linked_references_follow_readelf_relocations() {
                 .filter(|s| s.ty == "FUNC")
                 .find(|s| {
                     let n: usize = s.ndx.parse().unwrap();
-                    re.sections[n].name == sec && s.value / 8 <= slot && slot < (s.value + s.size) / 8
+                    re.sections[n].name == sec
+                        && s.value / 8 <= slot
+                        && slot < (s.value + s.size) / 8
                 })
                 .map(|s| s.name.clone())
         };
         for p in &linked.programs {
             for (out, o) in p.origins.iter().enumerate() {
                 let rel_name = format!(".rel{}", o.section);
-                let Some(r) = re.relocs.iter().find(|r| r.rel_section == rel_name && r.offset == o.insn_index as u64 * 8) else {
+                let Some(r) = re
+                    .relocs
+                    .iter()
+                    .find(|r| r.rel_section == rel_name && r.offset == o.insn_index as u64 * 8)
+                else {
                     continue;
                 };
                 let insn = p.insns[out];
@@ -497,22 +480,47 @@ fn linked_references_follow_readelf_relocations() {
                 match r.ty.as_str() {
                     "R_BPF_64_64" if sym_sec == ".maps" || sym_sec == "maps" => {
                         assert_eq!(insn.src, 5, "{ctx}: {} insn {out}: map reference", p.name);
-                        assert_eq!(linked.maps[insn.imm as usize].name, r.sym_name, "{ctx}: {} insn {out}", p.name);
+                        assert_eq!(
+                            linked.maps[insn.imm as usize].name, r.sym_name,
+                            "{ctx}: {} insn {out}",
+                            p.name
+                        );
                     }
                     "R_BPF_64_64" if sym_sec == ".text" => {
-                        assert_eq!(insn.src, 4, "{ctx}: {} insn {out}: function address", p.name);
+                        assert_eq!(
+                            insn.src, 4,
+                            "{ctx}: {} insn {out}: function address",
+                            p.name
+                        );
                     }
                     "R_BPF_64_64" => {
-                        assert_eq!(insn.src, 6, "{ctx}: {} insn {out}: global data reference", p.name);
-                        assert_eq!(linked.maps[insn.imm as usize].section, sym_sec, "{ctx}: {} insn {out}", p.name);
+                        assert_eq!(
+                            insn.src, 6,
+                            "{ctx}: {} insn {out}: global data reference",
+                            p.name
+                        );
+                        assert_eq!(
+                            linked.maps[insn.imm as usize].section, sym_sec,
+                            "{ctx}: {} insn {out}",
+                            p.name
+                        );
                     }
                     "R_BPF_64_32" => {
                         let orig = obj.section(&o.section).unwrap().insns[o.insn_index];
                         let target_slot = (r.sym_value / 8) as i64 + orig.imm as i64 + 1;
                         let want = func_at(&sym_sec, target_slot as u64);
                         let landed = &p.origins[(out as i64 + insn.imm as i64 + 1) as usize];
-                        assert_eq!(Some(landed.function.clone()), want, "{ctx}: {} call at {out}", p.name);
-                        assert_eq!(landed.insn_index as i64, target_slot, "{ctx}: {} call at {out}", p.name);
+                        assert_eq!(
+                            Some(landed.function.clone()),
+                            want,
+                            "{ctx}: {} call at {out}",
+                            p.name
+                        );
+                        assert_eq!(
+                            landed.insn_index as i64, target_slot,
+                            "{ctx}: {} call at {out}",
+                            p.name
+                        );
                     }
                     t => panic!("{ctx}: unexpected relocation type {t} in a program"),
                 }
@@ -545,7 +553,11 @@ fn linking_matches_libbpf_debug_log() {
         let ctx = path.display();
         // Positions of (function, slot relative to the function) in every linked program.
         let find = |func: &str, rel: usize| -> Vec<(usize, usize)> {
-            let f = obj.functions.iter().find(|f| f.name == func).unwrap_or_else(|| panic!("{ctx}: no function {func}"));
+            let f = obj
+                .functions
+                .iter()
+                .find(|f| f.name == func)
+                .unwrap_or_else(|| panic!("{ctx}: no function {func}"));
             let mut v = Vec::new();
             for (pi, p) in linked.programs.iter().enumerate() {
                 for (i, o) in p.origins.iter().enumerate() {
@@ -564,19 +576,36 @@ fn linking_matches_libbpf_debug_log() {
             };
             let num_after = |s: &str, after: &str| -> i64 {
                 let i = s.find(after).unwrap() + after.len();
-                s[i..].split(|c: char| !(c.is_ascii_digit() || c == '-')).next().unwrap().parse().unwrap()
+                s[i..]
+                    .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
             };
             if line.contains(": found map ") || line.contains(": found data map ") {
                 let prog = quoted(line, "prog '");
                 let idx = num_after(line, "map ") as usize;
                 let mname = line.split('(').nth(1).unwrap().split(',').next().unwrap();
-                let insn = line.rsplit_once("insn ").unwrap().1.trim_start_matches('#').parse::<usize>().unwrap();
+                let insn = line
+                    .rsplit_once("insn ")
+                    .unwrap()
+                    .1
+                    .trim_start_matches('#')
+                    .parse::<usize>()
+                    .unwrap();
                 assert_eq!(linked.maps[idx].name, mname, "{ctx}: map table index {idx}");
                 let places = find(&prog, insn);
-                assert!(!places.is_empty(), "{ctx}: {prog} insn {insn} not in any linked program");
+                assert!(
+                    !places.is_empty(),
+                    "{ctx}: {prog} insn {insn} not in any linked program"
+                );
                 for (pi, i) in places {
                     let x = linked.programs[pi].insns[i];
-                    assert!(x.src == 5 || x.src == 6, "{ctx}: {prog}+{insn}: not a map reference: {x:?}");
+                    assert!(
+                        x.src == 5 || x.src == 6,
+                        "{ctx}: {prog}+{insn}: not a map reference: {x:?}"
+                    );
                     assert_eq!(x.imm as usize, idx, "{ctx}: {prog}+{insn} map index");
                 }
             } else if line.contains("relocated, imm") {
@@ -597,20 +626,40 @@ fn linking_matches_libbpf_debug_log() {
                 let prog = quoted(line, "prog '");
                 let n = num_after(line, "added ") as usize;
                 let sub = quoted(line, "sub-prog '");
-                let p = linked.program(&prog).unwrap_or_else(|| panic!("{ctx}: no linked program {prog}"));
-                assert_eq!(p.origins.iter().filter(|o| o.function == sub).count(), n, "{ctx}: {prog} + {sub}");
-                let order: Vec<&str> = obj.program(&prog).unwrap().subprograms.iter().map(|s| s.as_str()).collect();
-                assert!(order.contains(&sub.as_str()), "{ctx}: {prog} sub-programs {order:?} lack {sub}");
+                let p = linked
+                    .program(&prog)
+                    .unwrap_or_else(|| panic!("{ctx}: no linked program {prog}"));
+                assert_eq!(
+                    p.origins.iter().filter(|o| o.function == sub).count(),
+                    n,
+                    "{ctx}: {prog} + {sub}"
+                );
+                let order: Vec<&str> = obj
+                    .program(&prog)
+                    .unwrap()
+                    .subprograms
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect();
+                assert!(
+                    order.contains(&sub.as_str()),
+                    "{ctx}: {prog} sub-programs {order:?} lack {sub}"
+                );
             } else if line.contains(" slot [") {
                 let map = quoted(line, "map '");
                 let slot = num_after(line, "slot [") as u32;
                 let target = line.rsplit('\'').nth(1).unwrap().to_string();
                 let m = &linked.maps[linked.map_index(&map).unwrap()];
                 let entries = match &m.init {
-                    bpfkit_object::MapInit::Programs(v) | bpfkit_object::MapInit::Maps(v) => v.clone(),
+                    bpfkit_object::MapInit::Programs(v) | bpfkit_object::MapInit::Maps(v) => {
+                        v.clone()
+                    }
                     _ => Vec::new(),
                 };
-                assert!(entries.contains(&(slot, target.clone())), "{ctx}: {map}[{slot}] = {target}: ours {entries:?}");
+                assert!(
+                    entries.contains(&(slot, target.clone())),
+                    "{ctx}: {map}[{slot}] = {target}: ours {entries:?}"
+                );
             } else {
                 continue;
             }
@@ -623,7 +672,11 @@ fn linking_matches_libbpf_debug_log() {
                 .filter(|l| l.contains(&format!("prog '{}': added", p.name)))
                 .map(|l| l.rsplit('\'').nth(1).unwrap().to_string())
                 .collect();
-            assert_eq!(p.subprograms, want, "{ctx}: sub-program order of {}", p.name);
+            assert_eq!(
+                p.subprograms, want,
+                "{ctx}: sub-program order of {}",
+                p.name
+            );
         }
     }
     assert!(objects_with_logs > 0 && checked > 0);

@@ -38,11 +38,23 @@ fn truncated_files() {
     for len in [0, 1, 4, 16, 63, 64, 100, 0x200, b.len() / 2, b.len() - 1] {
         let e = Object::parse(&b[..len]).expect_err(&format!("truncated to {len} bytes"));
         let msg = e.to_string();
-        assert!(msg.contains("offset") || msg.contains("bytes"), "{len}: {msg}");
+        assert!(
+            msg.contains("offset") || msg.contains("bytes"),
+            "{len}: {msg}"
+        );
     }
     // The section header table is at the end: cutting into it names e_shoff.
     let e = Object::parse(&b[..b.len() - 1]).unwrap_err();
-    assert!(matches!(e, ObjectError::Header { field: "e_shoff/e_shnum", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ObjectError::Header {
+                field: "e_shoff/e_shnum",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // Cutting the data of a section names that section.
     let obj = Object::parse(&b).unwrap();
     let btf = obj.section(".BTF").unwrap();
@@ -70,28 +82,71 @@ fn not_elf_and_wrong_machine() {
     let mut b = sample();
     b[0] = b'X';
     let e = Object::parse(&b).unwrap_err();
-    assert!(matches!(e, ObjectError::Header { field: "e_ident[EI_MAG]", offset: 0, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ObjectError::Header {
+                field: "e_ident[EI_MAG]",
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let mut b = sample();
     b[0x12..0x14].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
     let e = Object::parse(&b).unwrap_err();
-    assert!(matches!(e, ObjectError::Header { field: "e_machine", offset: 0x12, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ObjectError::Header {
+                field: "e_machine",
+                offset: 0x12,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("EM_BPF"), "{e}");
 
     let mut b = sample();
     b[5] = 2; // big-endian
     let e = Object::parse(&b).unwrap_err();
-    assert!(matches!(e, ObjectError::Header { field: "e_ident[EI_DATA]", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ObjectError::Header {
+                field: "e_ident[EI_DATA]",
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let mut b = sample();
     b[4] = 1; // ELFCLASS32
-    assert!(matches!(Object::parse(&b).unwrap_err(), ObjectError::Header { field: "e_ident[EI_CLASS]", .. }));
+    assert!(matches!(
+        Object::parse(&b).unwrap_err(),
+        ObjectError::Header {
+            field: "e_ident[EI_CLASS]",
+            ..
+        }
+    ));
 
     let mut b = sample();
     b[0x10..0x12].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    assert!(matches!(Object::parse(&b).unwrap_err(), ObjectError::Header { field: "e_type", .. }));
+    assert!(matches!(
+        Object::parse(&b).unwrap_err(),
+        ObjectError::Header {
+            field: "e_type",
+            ..
+        }
+    ));
 
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     assert!(Object::parse(&garbage).is_err());
 }
 
@@ -105,7 +160,13 @@ fn section_offset_past_the_end() {
     c[h + 0x18..h + 0x20].copy_from_slice(&(b.len() as u64 + 0x100).to_le_bytes()); // sh_offset
     let e = Object::parse(&c).unwrap_err();
     match &e {
-        ObjectError::Section { section, index, field, offset, .. } => {
+        ObjectError::Section {
+            section,
+            index,
+            field,
+            offset,
+            ..
+        } => {
             assert_eq!((section.as_str(), *index), ("xdp", xdp), "{e}");
             assert_eq!(field, "sh_offset/sh_size");
             assert_eq!(*offset, b.len() as u64 + 0x100);
@@ -117,18 +178,33 @@ fn section_offset_past_the_end() {
     // A huge size overflows neither the check nor the arithmetic.
     let mut c = b.clone();
     c[h + 0x20..h + 0x28].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(Object::parse(&c).unwrap_err(), ObjectError::Section { .. }));
+    assert!(matches!(
+        Object::parse(&c).unwrap_err(),
+        ObjectError::Section { .. }
+    ));
 
     // Section header table past the end.
     let mut c = b.clone();
     c[0x28..0x30].copy_from_slice(&(u64::MAX - 10).to_le_bytes());
-    assert!(matches!(Object::parse(&c).unwrap_err(), ObjectError::Header { .. }));
+    assert!(matches!(
+        Object::parse(&c).unwrap_err(),
+        ObjectError::Header { .. }
+    ));
 
     // Bad e_shstrndx.
     let mut c = b.clone();
     c[0x3e..0x40].copy_from_slice(&0xfff0u16.to_le_bytes());
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(e, ObjectError::Header { field: "e_shstrndx", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ObjectError::Header {
+                field: "e_shstrndx",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let _ = u16_at(&c, 0x3e);
 }
 
@@ -143,8 +219,18 @@ fn relocation_on_a_non_lddw_instruction() {
     c[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
     let e = Object::parse(&c).unwrap_err();
     match &e {
-        ObjectError::Reloc { rel_section, section, offset, insn_index, symbol, reason } => {
-            assert_eq!((rel_section.as_str(), section.as_str(), *offset, *insn_index), (".relxdp", "xdp", 0, 0));
+        ObjectError::Reloc {
+            rel_section,
+            section,
+            offset,
+            insn_index,
+            symbol,
+            reason,
+        } => {
+            assert_eq!(
+                (rel_section.as_str(), section.as_str(), *offset, *insn_index),
+                (".relxdp", "xdp", 0, 0)
+            );
             assert_eq!(symbol, "counts");
             assert!(reason.contains("lddw"), "{e}");
         }
@@ -153,7 +239,10 @@ fn relocation_on_a_non_lddw_instruction() {
     // Misaligned r_offset.
     let mut c = b.clone();
     c[at..at + 8].copy_from_slice(&0x2cu64.to_le_bytes());
-    assert!(matches!(Object::parse(&c).unwrap_err(), ObjectError::Reloc { offset: 0x2c, .. }));
+    assert!(matches!(
+        Object::parse(&c).unwrap_err(),
+        ObjectError::Reloc { offset: 0x2c, .. }
+    ));
     // Past the end of the section.
     let mut c = b.clone();
     c[at..at + 8].copy_from_slice(&0x10000u64.to_le_bytes());
@@ -163,12 +252,18 @@ fn relocation_on_a_non_lddw_instruction() {
     let mut c = b.clone();
     c[at + 8] = 7;
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(e, ObjectError::Reloc { .. }) && e.to_string().contains("not supported"), "{e}");
+    assert!(
+        matches!(e, ObjectError::Reloc { .. }) && e.to_string().contains("not supported"),
+        "{e}"
+    );
     // Symbol index out of range.
     let mut c = b.clone();
     c[at + 12..at + 16].copy_from_slice(&0xffffu32.to_le_bytes());
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(&e, ObjectError::Section { section, field, .. } if section == ".relxdp" && field == "r_info"), "{e}");
+    assert!(
+        matches!(&e, ObjectError::Section { section, field, .. } if section == ".relxdp" && field == "r_info"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -181,12 +276,18 @@ fn corrupted_btf() {
     let mut c = b.clone();
     c[base] = 0; // magic
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(&e, ObjectError::Section { section, offset: 0, field, .. } if section == ".BTF" && field == "magic"), "{e}");
+    assert!(
+        matches!(&e, ObjectError::Section { section, offset: 0, field, .. } if section == ".BTF" && field == "magic"),
+        "{e}"
+    );
 
     let mut c = b.clone();
     c[base + 12..base + 16].copy_from_slice(&0x7fff_0000u32.to_le_bytes()); // type_len
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(&e, ObjectError::Section { section, field, .. } if section == ".BTF" && field == "type_off/type_len"), "{e}");
+    assert!(
+        matches!(&e, ObjectError::Section { section, field, .. } if section == ".BTF" && field == "type_off/type_len"),
+        "{e}"
+    );
 
     // An unknown kind in the first type record.
     let hdr_len = u32::from_le_bytes(c[base + 4..base + 8].try_into().unwrap()) as usize;
@@ -195,7 +296,10 @@ fn corrupted_btf() {
     c[t0 + 7] = 0x1f; // kind 31
     let e = Object::parse(&c).unwrap_err();
     assert!(e.to_string().contains("unknown kind"), "{e}");
-    assert!(matches!(&e, ObjectError::Section { section, offset, .. } if section == ".BTF" && *offset == hdr_len as u64), "{e}");
+    assert!(
+        matches!(&e, ObjectError::Section { section, offset, .. } if section == ".BTF" && *offset == hdr_len as u64),
+        "{e}"
+    );
 
     // A type referring to a type that does not exist.
     let mut c = b.clone();
@@ -207,7 +311,10 @@ fn corrupted_btf() {
     // Strings past the end.
     let mut c = b.clone();
     c[base + 20..base + 24].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-    assert!(matches!(Object::parse(&c).unwrap_err(), ObjectError::Section { .. }));
+    assert!(matches!(
+        Object::parse(&c).unwrap_err(),
+        ObjectError::Section { .. }
+    ));
 
     // BTF.ext with a line_info record count that runs off the end.
     let ext = obj.section(".BTF.ext").unwrap();
@@ -218,7 +325,10 @@ fn corrupted_btf() {
     let first_num = eb + ehdr + li_off + 4 + 4;
     c[first_num..first_num + 4].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
     let e = Object::parse(&c).unwrap_err();
-    assert!(matches!(&e, ObjectError::Section { section, field, .. } if section == ".BTF.ext" && field == "line_info.num_info"), "{e}");
+    assert!(
+        matches!(&e, ObjectError::Section { section, field, .. } if section == ".BTF.ext" && field == "line_info.num_info"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -233,8 +343,16 @@ fn call_to_nowhere_fails_at_link_time() {
     let obj = Object::parse(&c).unwrap();
     let e = obj.link().unwrap_err();
     match &e {
-        ObjectError::Link { program, section, insn_index, reason } => {
-            assert_eq!((program.as_str(), section.as_str(), *insn_index), ("prog_b", "xdp", 30));
+        ObjectError::Link {
+            program,
+            section,
+            insn_index,
+            reason,
+        } => {
+            assert_eq!(
+                (program.as_str(), section.as_str(), *insn_index),
+                ("prog_b", "xdp", 30)
+            );
             assert!(reason.contains("not inside any function"), "{e}");
         }
         other => panic!("unexpected {other}"),
