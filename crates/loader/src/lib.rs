@@ -16,6 +16,6 @@ pub use bpfkit_vm::engine::Engine;
 pub use engine::KernelEngine;
 pub use error::{Error, Result};
 pub use map::{Map, MapInfo, MapSpec, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
-pub use probe::{kernel_available, kernel_or_skip};
+pub use probe::{kernel_available, kernel_or_skip, pin_current_thread};
 pub use prog::{ProgInfo, Program, ProgramSpec, TestRunOptions, TestRunOutput, XdpRun};
 pub use sys::XdpMd;

@@ -89,3 +89,22 @@ pub fn kernel_or_skip(test: &str) -> bool {
         }
     }
 }
+
+/// Pins the calling thread to CPU `cpu`. `BPF_PROG_TEST_RUN` runs the program on the
+/// calling thread's CPU, so pinning makes per-CPU map values and
+/// `bpf_get_smp_processor_id` deterministic.
+pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("CPU {cpu} is beyond CPU_SETSIZE"));
+    }
+    // SAFETY: cpu < CPU_SETSIZE, so CPU_SET stays inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        return Err(format!("sched_setaffinity(CPU {cpu}): {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}

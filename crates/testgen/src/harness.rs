@@ -29,30 +29,44 @@ fn map(name: &str, t: u32, value: i16, entries: u32) -> MapDef {
     }
 }
 
-/// The object a generated XDP program runs in: the program and its three maps
-/// (`arr`: ARRAY, `hsh`: HASH, both 4 entries of 16 bytes; `res`: the result).
-pub fn linked_object(insns: Vec<RawInsn>) -> LinkedObject {
-    let origins = (0..insns.len())
-        .map(|i| InsnOrigin { section: "xdp".into(), function: "gen".into(), insn_index: i, line: None })
-        .collect();
+/// The object generated XDP programs run in: the programs (`gen`, `tail1`, ...) and
+/// the maps `arr` (ARRAY), `hsh` (HASH), both 4 entries of 16 bytes, `res` (the
+/// result), `jmp` (PROG_ARRAY, slot i = program i) and `pcp` (PERCPU_ARRAY like `arr`).
+pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
+    let names: Vec<String> = (0..programs.len()).map(|i| if i == 0 { "gen".to_string() } else { format!("tail{i}") }).collect();
+    let mut jmp = map("jmp", map_type::PROG_ARRAY, 4, 3);
+    jmp.init = MapInit::Programs(names.iter().enumerate().map(|(i, n)| (i as u32, n.clone())).collect());
     LinkedObject {
-        programs: vec![LinkedProgram {
-            name: "gen".into(),
-            section: "xdp".into(),
-            prog_type: prog_type::XDP,
-            expected_attach_type: None,
-            prog_flags: 0,
-            insns,
-            origins,
-        }],
+        programs: programs
+            .into_iter()
+            .zip(&names)
+            .map(|(insns, name)| LinkedProgram {
+                name: name.clone(),
+                section: "xdp".into(),
+                prog_type: prog_type::XDP,
+                expected_attach_type: None,
+                prog_flags: 0,
+                origins: (0..insns.len())
+                    .map(|i| InsnOrigin { section: "xdp".into(), function: name.clone(), insn_index: i, line: None })
+                    .collect(),
+                insns,
+            })
+            .collect(),
         maps: vec![
             map("arr", map_type::ARRAY, MAP_VALUE_SIZE, MAP_ENTRIES),
             map("hsh", map_type::HASH, MAP_VALUE_SIZE, MAP_ENTRIES),
             map("res", map_type::ARRAY, RESULT_LEN as i16, 1),
+            jmp,
+            map("pcp", map_type::PERCPU_ARRAY, MAP_VALUE_SIZE, MAP_ENTRIES),
         ],
         license: "GPL".into(),
         kernel_version: None,
     }
+}
+
+/// The object of an XDP case.
+pub fn case_object(case: &XdpCase) -> LinkedObject {
+    linked_object(case.programs.iter().map(|p| p.render()).collect())
 }
 
 /// What one engine observed for one XDP case.
@@ -61,7 +75,8 @@ pub struct XdpObserved {
     /// r0 as the XDP return value (low 32 bits; the full r0 is in the result map).
     pub retval: u32,
     pub packet: Vec<u8>,
-    /// Entries of every map, sorted by key.
+    /// Entries of every map (empty for the PROG_ARRAY, whose values are kernel ids),
+    /// sorted by key.
     pub maps: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
@@ -70,11 +85,11 @@ pub fn run_xdp<E: Engine>(engine: &mut E, case: &XdpCase) -> Result<XdpObserved,
     for (m, k, v) in &case.map_init {
         engine.map_update(*m, k, v, 0).map_err(|e| format!("{}: map_update: {e}", engine.name()))?;
     }
-    let input = XdpInput { packet: &case.packet, ingress_ifindex: INGRESS_IFINDEX, rx_queue_index: 0, ..Default::default() };
+    let input = XdpInput { packet: &case.packet, ingress_ifindex: INGRESS_IFINDEX, rx_queue_index: 0, cpu: 0, ..Default::default() };
     let out = engine.run_xdp(0, &input).map_err(|e| format!("{}: run_xdp: {e}", engine.name()))?;
-    let mut maps = Vec::new();
-    for m in 0..3 {
-        maps.push(engine.map_entries(m).map_err(|e| format!("{}: map_entries({m}): {e}", engine.name()))?);
+    let mut maps = vec![Vec::new(); MAP_PCP + 1];
+    for (m, _) in COMPARED_MAPS {
+        maps[m] = engine.map_entries(m).map_err(|e| format!("{}: map_entries({m}): {e}", engine.name()))?;
     }
     Ok(XdpObserved { retval: out.retval as u32, packet: out.packet, maps })
 }
@@ -110,7 +125,7 @@ pub fn compare_xdp(a_name: &str, a: &XdpObserved, b_name: &str, b: &XdpObserved)
     if a.packet != b.packet {
         let _ = writeln!(s, "packet:\n  {a_name} {:02x?}\n  {b_name} {:02x?}", a.packet, b.packet);
     }
-    for (m, name) in ["arr", "hsh", "res"].iter().enumerate() {
+    for (m, name) in COMPARED_MAPS {
         if a.maps[m] != b.maps[m] {
             if m == MAP_RES && a.maps[m].len() == 1 && b.maps[m].len() == 1 {
                 let _ = write!(s, "map res (registers, stack):\n{}", diff_result(a_name, &a.maps[m][0].1, b_name, &b.maps[m][0].1));
@@ -142,19 +157,22 @@ pub fn listing(insns: &[RawInsn]) -> String {
 
 /// Describes a failing XDP case for a report.
 pub fn describe_xdp(case: &XdpCase) -> String {
-    format!(
-        "packet ({} bytes): {:02x?}\nmap init: {:?}\nitems: {:#?}\nprogram:\n{}",
-        case.packet.len(),
-        case.packet,
-        case.map_init,
-        case.program.items,
-        listing(&case.program.render())
-    )
+    let mut s = format!("packet ({} bytes): {:02x?}\nmap init: {:?}\n", case.packet.len(), case.packet, case.map_init);
+    for (i, p) in case.programs.iter().enumerate() {
+        let _ = write!(s, "program {i} items: {:#?}\nsubprograms: {:#?}\nprogram {i}:\n{}", p.items, p.subprogs, listing(&p.render()));
+    }
+    s
 }
 
 /// Describes a failing raw case for a report.
 pub fn describe_raw(case: &RawCase) -> String {
-    format!("mem: {:02x?}\nitems: {:#?}\nprogram:\n{}", case.mem, case.program.items, listing(&case.program.render()))
+    format!(
+        "mem: {:02x?}\nitems: {:#?}\nsubprograms: {:#?}\nprogram:\n{}",
+        case.mem,
+        case.program.items,
+        case.program.subprogs,
+        listing(&case.program.render())
+    )
 }
 
 /// Number of cases for a test: `BPFKIT_DIFF_CASES` if set, else `default`.

@@ -43,6 +43,12 @@ pub const MAP_ENTRIES: u32 = 4;
 pub const MAP_ARR: usize = 0;
 pub const MAP_HSH: usize = 1;
 pub const MAP_RES: usize = 2;
+/// PROG_ARRAY: slot i holds program i of the object.
+pub const MAP_JMP: usize = 3;
+/// PERCPU_ARRAY, 4 entries of 16 bytes.
+pub const MAP_PCP: usize = 4;
+/// Maps whose contents engines can compare (the PROG_ARRAY reads back kernel ids).
+pub const COMPARED_MAPS: [(usize, &str); 4] = [(MAP_ARR, "arr"), (MAP_HSH, "hsh"), (MAP_RES, "res"), (MAP_PCP, "pcp")];
 
 /// Register or immediate operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +192,11 @@ pub enum Item {
     /// `r0 = subprog(r1, ..., r5)`: a bpf-to-bpf call of `Program::subprogs[index]`.
     /// r1-r5 are re-initialised after the call.
     Call { index: usize, reinit: [i32; 5] },
+    /// `bpf_tail_call(ctx, &jmp, slot)`; on failure execution continues and r0-r5 are
+    /// re-initialised.
+    TailCall { slot: i32, reinit: [i32; 6] },
+    /// `r0 = bpf_get_smp_processor_id()` (runs are pinned to CPU 0).
+    CpuId { reinit: [i32; 5] },
     /// Raw instructions inserted by a mutation (may break the invariant on purpose).
     Raw(Vec<RawInsn>),
 }
@@ -458,6 +469,21 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
         Item::Call { index, reinit } => {
             cx.calls.push((out.len(), *index));
             out.push(ins(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, -1));
+            for (r, v) in (1u8..6).zip(reinit) {
+                out.push(mov64_imm(r, *v));
+            }
+        }
+        Item::TailCall { slot, reinit } => {
+            out.push(mov64_reg(1, CTX_REG));
+            out.extend(ld_map(2, MAP_JMP));
+            out.push(mov64_imm(3, *slot));
+            out.push(call(12));
+            for (r, v) in (0u8..6).zip(reinit) {
+                out.push(mov64_imm(r, *v));
+            }
+        }
+        Item::CpuId { reinit } => {
+            out.push(call(8));
             for (r, v) in (1u8..6).zip(reinit) {
                 out.push(mov64_imm(r, *v));
             }

@@ -30,6 +30,10 @@ pub struct Features {
     pub xdp_helpers: bool,
     /// bpf-to-bpf calls of generated callees.
     pub calls: bool,
+    /// XDP only: tail calls through the PROG_ARRAY (self, the second program, an empty
+    /// slot), the PERCPU_ARRAY map and `bpf_get_smp_processor_id` (runs on CPU 0).
+    pub tail_calls: bool,
+    pub percpu: bool,
     /// Stay inside what rbpf 0.4 implements the kernel's way: no v4, no atomics, no
     /// 32-bit `mod` by register (rbpf keeps the upper half on `mod 0`), no negative
     /// immediates in unsigned 64-bit conditions (rbpf zero-extends them).
@@ -55,6 +59,8 @@ impl Features {
             mem: false,
             xdp_helpers: true,
             calls: true,
+            tail_calls: true,
+            percpu: true,
             rbpf_compat: false,
             odd_update_flags: true,
             max_items: 40,
@@ -73,6 +79,8 @@ impl Features {
             mem: true,
             xdp_helpers: false,
             calls: true,
+            tail_calls: false,
+            percpu: false,
             rbpf_compat: true,
             odd_update_flags: false,
             max_items: 40,
@@ -320,7 +328,8 @@ fn map_key() -> BoxedStrategy<Operand> {
 fn map_lookup(f: Features) -> BoxedStrategy<Item> {
     let saved = CALLEE_SAVED.to_vec();
     let access = (0u8..3, size(), 0i16..MAP_VALUE_SIZE, select(saved.clone()), prop_oneof![select(saved.clone()).prop_map(Operand::Reg), imm32().prop_map(Operand::Imm)], any::<bool>(), atomic_op(false), any::<bool>());
-    (select(vec![MAP_ARR, MAP_HSH]), map_key(), any::<bool>(), select(saved.clone()), select(vec![1, 3, 7]), prop::collection::vec(access, 1..5), reinit::<6>())
+    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
+    (select(maps), map_key(), any::<bool>(), select(saved.clone()), select(vec![1, 3, 7]), prop::collection::vec(access, 1..5), reinit::<6>())
         .prop_map(move |(map, key, use_var, var_reg, mask, raw, reinit)| {
             let var = if use_var { Some((var_reg, mask)) } else { None };
             let room = MAP_VALUE_SIZE - if use_var { mask as i16 } else { 0 };
@@ -354,13 +363,15 @@ fn map_lookup(f: Features) -> BoxedStrategy<Item> {
 
 fn map_update(f: Features) -> BoxedStrategy<Item> {
     let flags = if f.odd_update_flags { prop_oneof![8 => 0i32..3, 1 => Just(4), 1 => Just(8)].boxed() } else { (0i32..3).boxed() };
-    (select(vec![MAP_ARR, MAP_HSH]), map_key(), [operand(VALUE_REGS.to_vec()), operand(VALUE_REGS.to_vec())], flags, reinit::<5>())
+    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
+    (select(maps), map_key(), [operand(VALUE_REGS.to_vec()), operand(VALUE_REGS.to_vec())], flags, reinit::<5>())
         .prop_map(|(map, key, value, flags, reinit)| Item::MapUpdate { map, key, value, flags, reinit })
         .boxed()
 }
 
-fn map_delete() -> BoxedStrategy<Item> {
-    (select(vec![MAP_ARR, MAP_HSH]), map_key(), reinit::<5>())
+fn map_delete(f: Features) -> BoxedStrategy<Item> {
+    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
+    (select(maps), map_key(), reinit::<5>())
         .prop_map(|(map, key, reinit)| Item::MapDelete { map, key, reinit })
         .boxed()
 }
@@ -408,10 +419,16 @@ pub fn item(f: Features) -> BoxedStrategy<Item> {
     if f.maps {
         choices.push((3, map_lookup(f)));
         choices.push((2, map_update(f)));
-        choices.push((1, map_delete()));
+        choices.push((1, map_delete(f)));
     }
     if f.xdp_helpers {
         choices.push((2, ctx_helper()));
+    }
+    if f.tail_calls {
+        choices.push((1, (0i32..3, reinit::<6>()).prop_map(|(slot, reinit)| Item::TailCall { slot, reinit }).boxed()));
+    }
+    if f.percpu {
+        choices.push((1, reinit::<5>().prop_map(|reinit| Item::CpuId { reinit }).boxed()));
     }
     if f.calls {
         choices.push((2, (0usize..2, reinit::<5>()).prop_map(|(index, reinit)| Item::Call { index, reinit }).boxed()));
@@ -428,20 +445,25 @@ pub fn program(target: Target, f: Features) -> BoxedStrategy<Program> {
         .boxed()
 }
 
-/// An XDP test case: program, packet, and the initial map contents.
+/// An XDP test case: programs, packet, and the initial map contents.
 #[derive(Debug, Clone)]
 pub struct XdpCase {
-    pub program: Program,
+    /// The program run (index 0), then the tail-call target in PROG_ARRAY slot 1.
+    pub programs: Vec<Program>,
     pub packet: Vec<u8>,
-    /// (map index, key, value) written with `BPF_ANY` before the run.
+    /// (map index, key, value) written with `BPF_ANY` before the run (per-CPU values:
+    /// one 16-byte value per CPU).
     pub map_init: Vec<(usize, Vec<u8>, Vec<u8>)>,
 }
 
-pub fn xdp_case(f: Features) -> BoxedStrategy<XdpCase> {
+/// XDP cases; `ncpus` is the number of possible CPUs (per-CPU map values).
+pub fn xdp_case(f: Features, ncpus: usize) -> BoxedStrategy<XdpCase> {
     let arr = prop::collection::vec((0u32..MAP_ENTRIES, any::<[u8; 16]>()), 0..4);
     let hsh = prop::collection::vec((0u32..MAP_ENTRIES + 2, any::<[u8; 16]>()), 0..=MAP_ENTRIES as usize);
-    (program(Target::Xdp, f), prop::collection::vec(any::<u8>(), 14..=128), arr, hsh)
-        .prop_map(|(program, packet, arr, hsh)| {
+    let pcp = prop::collection::vec((0u32..MAP_ENTRIES, prop::collection::vec(any::<u8>(), 16 * ncpus)), 0..3);
+    let nprogs = if f.tail_calls { 2 } else { 1 };
+    (prop::collection::vec(program(Target::Xdp, f), nprogs), prop::collection::vec(any::<u8>(), 14..=128), arr, hsh, pcp)
+        .prop_map(move |(programs, packet, arr, hsh, pcp)| {
             let mut map_init = Vec::new();
             for (k, v) in arr {
                 map_init.push((MAP_ARR, k.to_ne_bytes().to_vec(), v.to_vec()));
@@ -449,7 +471,12 @@ pub fn xdp_case(f: Features) -> BoxedStrategy<XdpCase> {
             for (k, v) in hsh {
                 map_init.push((MAP_HSH, k.to_ne_bytes().to_vec(), v.to_vec()));
             }
-            XdpCase { program, packet, map_init }
+            if f.percpu {
+                for (k, v) in pcp {
+                    map_init.push((MAP_PCP, k.to_ne_bytes().to_vec(), v));
+                }
+            }
+            XdpCase { programs, packet, map_init }
         })
         .boxed()
 }

@@ -5,15 +5,16 @@
 //! `BPFKIT_DIFF_CASES=N` sets the number of programs (default 300),
 //! `BPFKIT_DIFF_SEED=S` the seed.
 
-use bpfkit_loader::{kernel_or_skip, KernelEngine};
-use bpfkit_testgen::harness::{self, compare_xdp, describe_xdp, linked_object, run_xdp};
+use bpfkit_loader::{kernel_or_skip, pin_current_thread, KernelEngine};
+use bpfkit_testgen::harness::{self, case_object, compare_xdp, describe_xdp, run_xdp};
 use bpfkit_testgen::{xdp_case, Features};
 use bpfkit_vm::{Config, Interpreter};
 use proptest::test_runner::TestCaseError;
 use std::cell::Cell;
 
 /// The generator's features; `BPFKIT_DIFF_NO=a,b` turns families off while hunting
-/// several disagreements (`odd_flags`, `v4`, `atomics`, `loops`, `packet`, `maps`, `ctx`).
+/// several disagreements (`odd_flags`, `v4`, `atomics`, `loops`, `packet`, `maps`, `ctx`,
+/// `helpers`, `calls`, `tail_calls`, `percpu`).
 fn features() -> Features {
     let mut f = Features::xdp();
     for w in std::env::var("BPFKIT_DIFF_NO").unwrap_or_default().split(',') {
@@ -25,6 +26,10 @@ fn features() -> Features {
             "packet" => f.packet = false,
             "maps" => f.maps = false,
             "ctx" => f.ctx = false,
+            "helpers" => f.xdp_helpers = false,
+            "calls" => f.calls = false,
+            "tail_calls" => f.tail_calls = false,
+            "percpu" => f.percpu = false,
             "" => {}
             other => panic!("BPFKIT_DIFF_NO: unknown family {other:?}"),
         }
@@ -37,18 +42,20 @@ fn interpreter_agrees_with_kernel() {
     if !kernel_or_skip("interpreter_agrees_with_kernel") {
         return;
     }
+    // Runs happen on CPU 0 in both engines (per-CPU maps, bpf_get_smp_processor_id).
+    pin_current_thread(0).expect("pin to CPU 0");
+    let ncpus = bpfkit_loader::map::possible_cpus().expect("possible CPUs");
     let cases = harness::case_count(300);
     let compared = Cell::new(0u64);
     let insns_total = Cell::new(0u64);
     let mut runner = harness::runner(cases);
-    let result = runner.run(&xdp_case(features()), |case| {
-        let insns = case.program.render();
-        let n = insns.len() as u64;
-        let obj = linked_object(insns);
+    let result = runner.run(&xdp_case(features(), ncpus), |case| {
+        let obj = case_object(&case);
+        let n = obj.programs.iter().map(|p| p.insns.len() as u64).sum::<u64>();
         let mut kernel = KernelEngine::new(&obj).map_err(|e| {
             TestCaseError::fail(format!("generator bug: the kernel refused a generated program: {e}\nfull log:\n{}", e.verifier_log().unwrap_or("")))
         })?;
-        let mut interp = Interpreter::new(&obj, Config::default())
+        let mut interp = Interpreter::new(&obj, Config { ncpus: ncpus as u32, ..Config::default() })
             .map_err(|e| TestCaseError::fail(format!("interpreter setup: {e}")))?;
         let k = run_xdp(&mut kernel, &case).map_err(TestCaseError::fail)?;
         let i = run_xdp(&mut interp, &case).map_err(TestCaseError::fail)?;

@@ -1,7 +1,7 @@
 //! Every generated XDP program runs to completion on the interpreter (no fault, no
 //! setup error). Needs no kernel, so it also runs where the kernel is unavailable.
 
-use bpfkit_testgen::harness::{self, describe_xdp, linked_object, run_xdp};
+use bpfkit_testgen::harness::{self, case_object, describe_xdp, run_xdp};
 use bpfkit_testgen::{xdp_case, Features};
 use bpfkit_vm::{Config, Interpreter};
 use proptest::test_runner::TestCaseError;
@@ -10,9 +10,9 @@ use proptest::test_runner::TestCaseError;
 fn generated_programs_run_on_the_interpreter() {
     let cases = harness::case_count(300);
     let mut runner = harness::runner(cases);
-    let result = runner.run(&xdp_case(Features::xdp()), |case| {
-        let obj = linked_object(case.program.render());
-        let mut interp = Interpreter::new(&obj, Config::default()).map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
+    let result = runner.run(&xdp_case(Features::xdp(), 2), |case| {
+        let obj = case_object(&case);
+        let mut interp = Interpreter::new(&obj, Config { ncpus: 2, ..Config::default() }).map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
         let out = run_xdp(&mut interp, &case).map_err(TestCaseError::fail)?;
         // The result map always holds the registers (the epilogue wrote them).
         prop_assert_eq!(out.maps[2].len(), 1);

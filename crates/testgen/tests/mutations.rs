@@ -18,10 +18,10 @@ fn mutations_are_rejected_by_the_kernel() {
     let mut checked = 0;
     for _ in 0..harness::case_count(20).min(200) {
         let p = strat.new_tree(&mut runner).unwrap().current();
-        KernelEngine::new(&linked_object(p.render())).expect("unmutated program is accepted");
+        KernelEngine::new(&linked_object(vec![p.render()])).expect("unmutated program is accepted");
         for m in Mutation::ALL {
             let bad = apply(&p, m);
-            let e = KernelEngine::new(&linked_object(bad.render()))
+            let e = KernelEngine::new(&linked_object(vec![bad.render()]))
                 .err()
                 .unwrap_or_else(|| panic!("{m:?}: kernel accepted the mutated program {:#?}", bad.items));
             let log = e.verifier_log().unwrap_or_else(|| panic!("{m:?}: not a verifier rejection: {e}"));
