@@ -99,6 +99,9 @@ for n in "${names[@]}"; do
     "$OBJDUMP" -d --no-show-raw-insn "$o" > "$e.objdump.txt"
     "$OBJDUMP" -d -r --no-show-raw-insn "$o" > "$e.objdump-r.txt"
     "$OBJDUMP" -d "$o" > "$e.objdump-raw.txt"
+    # llvm-objdump only decodes 32-bit atomics (lock ... |= w0, cmpxchg32_32, ...)
+    # with +alu32; that mode also prints sub-64-bit loads/stores with w registers.
+    "$OBJDUMP" -d --no-show-raw-insn --mattr=+alu32 "$o" > "$e.objdump-alu32.txt"
     "$READELF" -S -s -r "$o" > "$e.readelf.txt"
     "$BPFTOOL" btf dump file "$o" > "$e.btf.txt"
   )
