@@ -6,13 +6,15 @@
  * (sdiv/smod), sign-extending moves from 8/16/32-bit values (movsx),
  * sign-extending loads (ldxsb/ldxsh/ldxsw, "memsx"), unconditional byte swaps
  * (bswap16/32/64, from bpf_ntoh*), and 32-bit jumps.  The results go to an
- * ARRAY so that every instruction's result is observable.
+ * ARRAY so that every instruction's result is observable.  clang only emits
+ * gotol (JA with a 32-bit offset in imm) for jumps beyond 32767 slots, so one
+ * is written in inline assembly.
  */
 #include "corpus.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 8);
+	__uint(max_entries, 9);
 	__type(key, __u32);
 	__type(value, __s64);
 } results SEC(".maps");
@@ -64,6 +66,19 @@ int xdp_v4(struct xdp_md *ctx)
 
 	/* Division by zero is defined in BPF: x / 0 == 0, x % 0 == x. */
 	store(7, (a * 3) / (__s64)(ctx->rx_queue_index) + (a % (__s64)ctx->rx_queue_index));
+
+	/* gotol: with rx_queue_index 0 the long jump skips the assignment. */
+	{
+		__s64 r8 = 5;
+		__u32 qi = ctx->rx_queue_index;
+
+		asm volatile("if %[qi] != 0 goto +1\n\t"
+			     "gotol +1\n\t"
+			     "%[r8] = 7"
+			     : [r8] "+r"(r8)
+			     : [qi] "r"(qi));
+		store(8, r8);
+	}
 
 	return q < 0 ? XDP_DROP : XDP_PASS;
 }
