@@ -53,6 +53,8 @@ pub struct Fault {
     /// Slot index in the linked program.
     pub pc: usize,
     pub insn: RawInsn,
+    /// The instruction as text (llvm-objdump syntax), when it decodes.
+    pub text: Option<String>,
     /// Function, section slot and source line, when the program came from an object.
     pub origin: Option<String>,
     pub kind: FaultKind,
@@ -61,11 +63,15 @@ pub struct Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.insn;
-        write!(
-            f,
-            "{}: instruction {} (code {:#04x} dst r{} src r{} off {} imm {})",
-            self.prog, self.pc, i.code, i.dst, i.src, i.off, i.imm
-        )?;
+        write!(f, "{}: instruction {} ", self.prog, self.pc)?;
+        match &self.text {
+            Some(t) => write!(f, "`{t}`")?,
+            None => write!(
+                f,
+                "(code {:#04x} dst r{} src r{} off {} imm {})",
+                i.code, i.dst, i.src, i.off, i.imm
+            )?,
+        }
         if let Some(o) = &self.origin {
             write!(f, " [{o}]")?;
         }

@@ -97,9 +97,9 @@ pub const SUPPORTED: &[(i32, &str)] = &[
         "kernel limits (tailroom, ETH_HLEN, fragments)",
     ),
     (FIB_LOOKUP, "from the user-supplied table (Config::fib)"),
-    (MAP_PUSH_ELEM, "QUEUE, STACK"),
+    (MAP_PUSH_ELEM, "QUEUE, STACK, BLOOM_FILTER"),
     (MAP_POP_ELEM, "QUEUE, STACK"),
-    (MAP_PEEK_ELEM, "QUEUE, STACK"),
+    (MAP_PEEK_ELEM, "QUEUE, STACK, BLOOM_FILTER (exact set)"),
     (SPIN_LOCK, "single-threaded; double locking faults"),
     (SPIN_UNLOCK, "single-threaded"),
     (KTIME_GET_BOOT_NS, "virtual clock"),
@@ -517,10 +517,13 @@ fn map_delete_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let m = map_arg(rt, a[0])?;
     let map = &rt.maps.maps[m];
-    if !matches!(map.map_type(), mt::QUEUE | mt::STACK) {
+    if !matches!(map.map_type(), mt::QUEUE | mt::STACK | mt::BLOOM_FILTER) {
         return Err(herr(
             "bpf_map_push_elem",
-            format!("map {:?} is not a queue or stack", map.def.name),
+            format!(
+                "map {:?} is not a queue, stack or bloom filter",
+                map.def.name
+            ),
         ));
     }
     let value = rt.regions.read_bytes(a[1], map.def.value_size as u64)?;
@@ -538,6 +541,13 @@ fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, Fau
     } else {
         "bpf_map_peek_elem"
     };
+    if !delete && map.map_type() == mt::BLOOM_FILTER {
+        let value = rt.regions.read_bytes(a[1], map.def.value_size as u64)?;
+        return Ok(match map.bloom_contains(&value) {
+            Some(true) => 0,
+            _ => neg(maps::ENOENT),
+        });
+    }
     if !matches!(map.map_type(), mt::QUEUE | mt::STACK) {
         return Err(herr(
             helper,

@@ -18,10 +18,15 @@ struct Frame {
 
 fn fault(rt: &Runtime, prog: usize, pc: usize, kind: FaultKind) -> Fault {
     let p = &rt.programs[prog];
+    let insn = p.insns.get(pc).copied().unwrap_or_default();
+    let text = bpfkit_isa::insn::decode_one(&insn, p.insns.get(pc + 1))
+        .ok()
+        .map(|(i, _)| bpfkit_asm::disasm::llvm(&i));
     Fault {
         prog: p.name.clone(),
         pc,
-        insn: p.insns.get(pc).copied().unwrap_or_default(),
+        insn,
+        text,
         origin: p.origins.get(pc).cloned().flatten(),
         kind,
     }

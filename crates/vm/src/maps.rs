@@ -90,6 +90,10 @@ enum Store {
     Fifo { items: VecDeque<Vec<u8>> },
     /// RINGBUF: records waiting to be read, and bytes in use.
     Ringbuf { used: u64 },
+    /// BLOOM_FILTER, kept as an exact set (see docs/vm.md).
+    Bloom {
+        items: std::collections::BTreeSet<Vec<u8>>,
+    },
 }
 
 /// One map and its contents.
@@ -284,6 +288,14 @@ impl Map {
                     items: VecDeque::new(),
                 }
             }
+            mt::BLOOM_FILTER => {
+                if d.key_size != 0 || d.value_size == 0 || d.max_entries == 0 {
+                    return bad("BLOOM_FILTER needs key_size 0, value_size > 0, max_entries > 0");
+                }
+                Store::Bloom {
+                    items: Default::default(),
+                }
+            }
             mt::RINGBUF => {
                 let n = d.max_entries;
                 if d.key_size != 0 || d.value_size != 0 || !n.is_power_of_two() || n % 4096 != 0 {
@@ -408,7 +420,7 @@ impl Map {
                 Some(b) => Lookup::Value(b.addr()),
                 None => Lookup::Null,
             },
-            Store::Fifo { .. } | Store::Ringbuf { .. } => Lookup::Null,
+            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => Lookup::Null,
         }
     }
 
@@ -446,7 +458,7 @@ impl Map {
         } else {
             vs
         };
-        let fifo = matches!(self.store, Store::Fifo { .. });
+        let fifo = matches!(self.store, Store::Fifo { .. } | Store::Bloom { .. });
         if !fifo
             && !matches!(self.store, Store::Slots { .. } | Store::KeyedSlots { .. })
             && value.len() != want
@@ -700,7 +712,7 @@ impl Map {
                 }
                 Ok(())
             }
-            mt::QUEUE | mt::STACK => self.push(value, flags),
+            mt::QUEUE | mt::STACK | mt::BLOOM_FILTER => self.push(value, flags),
             _ => Err(self.err(EINVAL, "this map type has no update operation")),
         }
     }
@@ -794,7 +806,7 @@ impl Map {
                 }
                 None => noent("key"),
             },
-            Store::Fifo { .. } | Store::Ringbuf { .. } => {
+            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => {
                 Err(self.err(EINVAL, "this map type has no delete operation"))
             }
         }
@@ -815,6 +827,17 @@ impl Map {
         }
         let is_stack = self.def.map_type == mt::STACK;
         let name = self.name().to_string();
+        if let Store::Bloom { items } = &mut self.store {
+            if flags != BPF_ANY {
+                return Err(MapError {
+                    map: name,
+                    errno: EINVAL,
+                    msg: format!("invalid bloom filter flags {flags:#x}"),
+                });
+            }
+            items.insert(value.to_vec());
+            return Ok(());
+        }
         let Store::Fifo { items } = &mut self.store else {
             return Err(self.err(EINVAL, "not a queue or stack"));
         };
@@ -826,12 +849,8 @@ impl Map {
                     msg: format!("full ({max} entries)"),
                 });
             }
-            // Overwrite the oldest element.
-            if is_stack {
-                items.pop_front();
-            } else {
-                items.pop_front();
-            }
+            // BPF_EXIST overwrites the oldest element (queue and stack alike).
+            items.pop_front();
         }
         items.push_back(value.to_vec());
         Ok(())
@@ -940,7 +959,15 @@ impl Map {
                 }
                 v
             }
-            Store::Ringbuf { .. } => Vec::new(),
+            Store::Ringbuf { .. } | Store::Bloom { .. } => Vec::new(),
+        }
+    }
+
+    /// `bpf_map_peek_elem` on a bloom filter: is `value` in the set.
+    pub fn bloom_contains(&self, value: &[u8]) -> Option<bool> {
+        match &self.store {
+            Store::Bloom { items } => Some(items.contains(value)),
+            _ => None,
         }
     }
 

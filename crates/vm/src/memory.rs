@@ -220,12 +220,14 @@ impl fmt::Display for MemFault {
         write!(f, "invalid {}-byte {what} at {:#x}", self.size, self.addr)?;
         match (&self.region, self.inside) {
             (Some(r), true) if self.write && !r.writable => write!(f, ": {r} is read-only"),
-            (Some(r), true) => write!(f, ": crosses the end of {r}"),
+            (Some(r), true) => write!(f, ": offset {} crosses the end of {r}", self.addr - r.start),
             (Some(r), false) => {
                 let dist = if self.addr < r.start {
                     format!("{} bytes before", r.start - self.addr)
+                } else if self.addr == r.end() {
+                    "just past the end of".to_string()
                 } else {
-                    format!("{} bytes after the end of", self.addr - r.end() + 1)
+                    format!("{} bytes past the end of", self.addr - r.end())
                 };
                 write!(f, ": outside every region ({dist} {r})")
             }
@@ -404,7 +406,10 @@ mod tests {
         );
         let e = r.load(b.addr() + 16, 1).unwrap_err();
         assert!(!e.inside);
-        assert!(e.to_string().contains("1 bytes after the end"), "{e}");
+        assert!(
+            e.to_string().contains("just past the end of input memory"),
+            "{e}"
+        );
         let e = r.load(b.addr() - 3, 1).unwrap_err();
         assert!(e.to_string().contains("3 bytes before"), "{e}");
     }

@@ -229,7 +229,11 @@ impl Coverage {
     /// The conditional jump at `pc` was evaluated.
     #[inline]
     pub fn branch(&mut self, prog: usize, pc: usize, taken: bool) {
-        let v = if taken { &mut self.taken } else { &mut self.not_taken };
+        let v = if taken {
+            &mut self.taken
+        } else {
+            &mut self.not_taken
+        };
         *Self::slot(v, prog, pc) += 1;
     }
 }
