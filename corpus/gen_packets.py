@@ -9,6 +9,9 @@ Writes:
   pcap/mixed-ns-be.pcap   the same traffic, big-endian, nanosecond magic
   pcap/mixed.pcapng       the same traffic as pcapng (if_tsresol = 9, ns)
   pcap/mixed-snap96.pcap  the first 100 packets captured with snaplen 96 (caplen < len)
+  pcap/multi-if.pcapng    40 packets on two interfaces: Ethernet and Linux cooked (SLL, 113)
+  pcap/bad-truncated.pcap 5 packets, the file cut 10 bytes short (bad input)
+  pcap/bad-magic.pcap     5 packets behind a wrong magic number (bad input)
 
 Run from anywhere: paths are relative to this file's directory.
 """
@@ -382,6 +385,30 @@ def write_pcapng(path, packets, tsresol_ns=True, comments=None, ifname=b"bpfkit0
             f.write(_block(0x00000006, body))
 
 
+def sll_header(frame):
+    """Linux cooked capture v1 (LINKTYPE_LINUX_SLL, 113) header for an Ethernet frame."""
+    # packet type 0 (to us), ARPHRD_ETHER, address length 6, source MAC padded to 8.
+    return struct.pack("!HHH", 0, 1, 6) + frame[6:12] + b"\0\0" + frame[12:14]
+
+
+def write_multi_if_pcapng(path, packets):
+    """Two interfaces: 0 = Ethernet, 1 = Linux cooked (as captured on "any")."""
+    blocks = []
+    shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _opt(4, b"bpfkit corpus/gen_packets.py") + _opt(0, b"")
+    blocks.append(_block(0x0A0D0D0A, shb))
+    blocks.append(_block(1, struct.pack("<HHI", LINKTYPE_ETHERNET, 0, 0) + _opt(2, b"eth0") + _opt(0, b"")))
+    blocks.append(_block(1, struct.pack("<HHI", 113, 0, 0) + _opt(2, b"any") + _opt(0, b"")))
+    for i, (ts, frame) in enumerate(packets):
+        ifid = i % 2
+        data = frame if ifid == 0 else sll_header(frame) + frame[14:]
+        units = ts // 1000  # default resolution: microseconds
+        pad = (-len(data)) % 4
+        body = struct.pack("<IIIII", ifid, units >> 32, units & 0xFFFFFFFF, len(data), len(data)) + data + b"\0" * pad
+        blocks.append(_block(6, body))
+    with open(path, "wb") as f:
+        f.write(b"".join(blocks))
+
+
 def main():
     pkt_dir = os.path.join(HERE, "packets")
     pcap_dir = os.path.join(HERE, "pcap")
@@ -413,6 +440,16 @@ def main():
     write_pcap(os.path.join(pcap_dir, "mixed-ns-be.pcap"), mixed, nanos=True, big_endian=True)
     write_pcapng(os.path.join(pcap_dir, "mixed.pcapng"), mixed)
     write_pcap(os.path.join(pcap_dir, "mixed-snap96.pcap"), mixed[:100], snaplen=96)
+    write_multi_if_pcapng(os.path.join(pcap_dir, "multi-if.pcapng"), mixed[:40])
+    # Bad input: a capture cut in the middle of the 5th record's data.
+    write_pcap(os.path.join(pcap_dir, "mixed.pcap.tmp"), mixed[:5])
+    with open(os.path.join(pcap_dir, "mixed.pcap.tmp"), "rb") as f:
+        whole = f.read()
+    os.remove(os.path.join(pcap_dir, "mixed.pcap.tmp"))
+    with open(os.path.join(pcap_dir, "bad-truncated.pcap"), "wb") as f:
+        f.write(whole[:len(whole) - 10])
+    with open(os.path.join(pcap_dir, "bad-magic.pcap"), "wb") as f:
+        f.write(b"\xde\xad\xbe\xef" + whole[4:])
     print("gen_packets: %d samples, %d mixed packets" % (len(samples), len(mixed)), file=sys.stderr)
 
 
