@@ -222,14 +222,6 @@ impl<'a, 'b> P<'a, 'b> {
         }
     }
     fn end(&mut self) -> R<()> {
-        // A trailing `<symbol+offset>` annotation (llvm-objdump prints one after jump
-        // targets) is ignored.
-        if self.peek_kind() == Some(Tok::Lt)
-            && self.toks.last().map(|t| t.kind) == Some(Tok::Gt)
-            && self.pos > 0
-        {
-            self.pos = self.toks.len();
-        }
         match self.peek() {
             None => Ok(()),
             Some(_) => Err(self.err("unexpected text after the instruction")),
@@ -452,7 +444,10 @@ impl State {
     }
 
     fn line(&mut self, lineno: usize, raw_line: &str) -> R<()> {
-        let line = strip_comment(raw_line);
+        let Some(cleaned) = clean_listing_line(strip_comment(raw_line)) else {
+            return Ok(());
+        };
+        let line = cleaned.as_str();
         let toks = lex_line(line).map_err(|(col, text)| AsmError {
             line: lineno,
             column: col,
@@ -533,6 +528,48 @@ impl State {
         }
         Ok(self.insns)
     }
+}
+
+/// Makes a line of an `llvm-objdump`/`bpfkit disasm` listing assemblable, keeping
+/// columns: the file-format and `Disassembly of section` headers and relocation lines
+/// are skipped (`None`), raw instruction bytes after `INDEX:` and a trailing
+/// `<symbol+offset>` annotation are blanked out.
+fn clean_listing_line(line: &str) -> Option<String> {
+    let t = line.trim();
+    if (t.starts_with("Disassembly of section ") && t.ends_with(':'))
+        || t.contains(":\tfile format ")
+        || t.contains(":  R_BPF_")
+    {
+        return None;
+    }
+    let mut s = line.to_string();
+    // `INDEX:<TAB>b7 00 00 00 00 00 00 00<TAB>text`
+    if let Some(colon) = s.find(":\t") {
+        let idx = &s[..colon];
+        if !idx.trim().is_empty() && idx.trim().bytes().all(|b| b.is_ascii_digit()) {
+            let rest = &s[colon + 2..];
+            if let Some(tab) = rest.find('\t') {
+                let bytes = &rest[..tab];
+                let is_hex = !bytes.is_empty()
+                    && bytes
+                        .split(' ')
+                        .all(|w| w.len() == 2 && w.bytes().all(|b| b.is_ascii_hexdigit()));
+                if is_hex {
+                    let (a, b) = (colon + 2, colon + 2 + tab);
+                    s.replace_range(a..b, &" ".repeat(b - a));
+                }
+            }
+        }
+    }
+    // Trailing `<symbol+offset>` annotation of a jump target.
+    let trimmed = s.trim_end();
+    if trimmed.ends_with('>') && !trimmed.ends_with(">:") {
+        if let Some(i) = trimmed.rfind(" <") {
+            let end = trimmed.len();
+            s.replace_range(i..end, &" ".repeat(end - i));
+        }
+    }
+    Some(s)
 }
 
 fn rel16(p: &P, t: &Target) -> R<i16> {
@@ -1416,6 +1453,12 @@ mod tests {
     fn listing_decorations_are_accepted() {
         let a = one("0000000000000000 <xdp_prog>:\n       0:\tr0 = 0x2\n       1:\tgoto +0x0 <xdp_prog+0x10>\n       2:\texit");
         assert_eq!(a.len(), 3);
+        let listing = "\nx.o:\tfile format elf64-bpf\n\nDisassembly of section xdp:\n\n\
+            0000000000000000 <f>:\n       0:\t18 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00\tr1 = 0x0 ll\n\
+            \t\t0000000000000000:  R_BPF_64_64\tm\n       2:\t95 00 00 00 00 00 00 00\texit\n";
+        assert_eq!(one(listing).len(), 3);
+        let e = assemble("   5:\tr0 = r11 <x+0x8>").unwrap_err();
+        assert_eq!((e.column, e.text.as_str()), (12, "r11"));
     }
 
     #[test]

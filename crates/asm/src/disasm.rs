@@ -127,6 +127,24 @@ pub fn format_insn(insn: &Insn, syntax: Syntax) -> String {
     }
 }
 
+/// True for the instructions whose [`Syntax::Llvm`] text is a bpfkit form, not what
+/// `llvm-objdump-19 -d` prints (there LLVM's text is ambiguous, lossy or `<unknown>`;
+/// see the module documentation).
+pub fn differs_from_llvm(insn: &Insn) -> bool {
+    match *insn {
+        Insn::CallLocal { .. } | Insn::CallKfunc { .. } => true,
+        Insn::LdImm64 { kind, imm, .. } => kind != LdImmKind::Imm && imm >> 32 != 0,
+        Insn::LdInd { imm, .. } => imm != 0,
+        Insn::Atomic { size, op, .. } => match op {
+            AtomicOp::LoadAcquire | AtomicOp::StoreRelease => true,
+            AtomicOp::Add => false,
+            _ => size != Size::DW,
+        },
+        Insn::Exit { off } => off != 0,
+        _ => false,
+    }
+}
+
 /// LLVM (`llvm-objdump -d`) syntax.
 pub fn llvm(insn: &Insn) -> String {
     match *insn {

@@ -7,6 +7,7 @@
 mod asm;
 pub mod disasm;
 pub mod lexer;
+pub mod listing;
 
 pub use asm::{assemble, assemble_insns, AsmError};
 pub use disasm::Syntax;

@@ -9,7 +9,7 @@
 //!
 //! Adding a case needs no Rust: add a line to either data file.
 
-use bpfkit_asm::disasm::{llvm, ubpf};
+use bpfkit_asm::disasm::{differs_from_llvm, llvm, ubpf};
 use bpfkit_isa::{decode, parse_raw, to_bytes};
 use std::collections::HashMap;
 
@@ -55,6 +55,11 @@ fn disassembly_matches_llvm_objdump() {
         };
         assert_eq!(n, raw.len(), "{bytes_hex}");
         let ours = llvm(&insn);
+        if forms.contains_key(bytes_hex) != differs_from_llvm(&insn) {
+            failures.push(format!(
+                "{bytes_hex}: differs_from_llvm disagrees with bpfkit-forms.txt"
+            ));
+        }
         let lossy = match forms.get(bytes_hex) {
             Some(want) => {
                 used_forms += 1;

@@ -1,10 +1,123 @@
-//! `bpfkit disasm`.
+//! `bpfkit disasm`: instructions → text, in the layout of `llvm-objdump -d`.
 
-use crate::{CliError, CliResult};
+use crate::{CliError, CliResult, Status};
+use bpfkit_asm::listing::{self, Options, Select};
+use bpfkit_asm::Syntax;
+use std::io::Write;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  bpfkit disasm corpus/obj/xdp_calls.o                 # like llvm-objdump-19 -d --no-show-raw-insn
+  bpfkit disasm corpus/obj/xdp_calls.o --section xdp -r  # one section, with relocations
+  bpfkit disasm corpus/obj/xdp_calls.o --prog xdp_calls --source
+  bpfkit disasm prog.bin --syntax ubpf                  # raw little-endian slots, ubpf mnemonics
+  bpfkit disasm prog.bin | bpfkit asm - -o back.bin     # the text assembles back to the same bytes
+
+Input: an ELF object (detected by its magic) or raw instruction bytes (8 bytes per slot).
+Output: a `<function>:` header per function, then `INDEX:<TAB>TEXT` per instruction (lddw
+takes two slots). Text differs from llvm-objdump only where LLVM's is ambiguous, see
+docs/disasm.md (local calls print as `call local +0x3`, kfunc calls as `call kfunc 0x4d2`).
+
+Exit status: 0 success; 1 the input is bad (not a whole number of slots, an invalid
+instruction, a malformed ELF); 2 usage or I/O error (unreadable file, unknown --section or
+--prog).";
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Raw instruction file (.bin) or ELF object (.o); `-` reads standard input.
+    pub file: PathBuf,
+    /// Only this program or function (ELF input).
+    #[arg(long, conflicts_with = "section")]
+    pub prog: Option<String>,
+    /// Only this section (ELF input).
+    #[arg(long)]
+    pub section: Option<String>,
+    /// Print relocations after the instructions they apply to (like `llvm-objdump -r`).
+    #[arg(short = 'r', long = "reloc")]
+    pub reloc: bool,
+    /// Print the raw bytes of each instruction.
+    #[arg(long)]
+    pub raw: bool,
+    /// Interleave C source lines from BTF line info (like `llvm-objdump -S`).
+    #[arg(short = 'S', long)]
+    pub source: bool,
+    /// Leave out the `<symbol+offset>` annotations of jump targets.
+    #[arg(long)]
+    pub no_annotations: bool,
+    /// Instruction syntax.
+    #[arg(long, value_enum, default_value = "llvm")]
+    pub syntax: SyntaxArg,
+}
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::usage("`bpfkit disasm` is not implemented yet"))
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum SyntaxArg {
+    /// llvm-objdump syntax: `r2 = *(u32 *)(r1 + 0x4)`.
+    Llvm,
+    /// ubpf/rbpf mnemonics: `ldxw r2, [r1+4]`.
+    Ubpf,
+}
+
+pub(crate) fn read_input(path: &PathBuf) -> Result<Vec<u8>, CliError> {
+    if path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+            .map_err(|e| CliError::usage(format!("reading standard input: {e}")))?;
+        Ok(v)
+    } else {
+        std::fs::read(path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
+    }
+}
+
+pub fn run(args: Args) -> CliResult {
+    let bytes = read_input(&args.file)?;
+    let opts = Options {
+        syntax: match args.syntax {
+            SyntaxArg::Llvm => Syntax::Llvm,
+            SyntaxArg::Ubpf => Syntax::Ubpf,
+        },
+        raw: args.raw,
+        reloc: args.reloc,
+        source: args.source,
+        annotate: !args.no_annotations,
+    };
+    let name = args.file.display().to_string();
+    let text = if bytes.starts_with(b"\x7fELF") {
+        let obj = bpfkit_object::Object::parse_named(
+            &bytes,
+            &bpfkit_object::object_name_from_path(&args.file),
+        )
+        .map_err(|e| CliError::bad(format!("{name}: {e}")))?;
+        let select = match (&args.prog, &args.section) {
+            (Some(p), _) => Select::Function(p.clone()),
+            (None, Some(s)) => Select::Section(s.clone()),
+            (None, None) => Select::All,
+        };
+        listing::list_object(&obj, &name, &select, &opts).map_err(|e| match e {
+            listing::ListingError::Decode { .. } => CliError::bad(format!("{name}: {e}")),
+            _ => CliError::usage(format!("{name}: {e}")),
+        })?
+    } else {
+        if args.prog.is_some() || args.section.is_some() {
+            return Err(CliError::usage(format!(
+                "{name}: --prog/--section need an ELF object; this is raw instruction bytes"
+            )));
+        }
+        if args.reloc || args.source {
+            return Err(CliError::usage(format!(
+                "{name}: --reloc/--source need an ELF object; this is raw instruction bytes"
+            )));
+        }
+        let insns =
+            bpfkit_isa::parse_raw(&bytes).map_err(|e| CliError::bad(format!("{name}: {e}")))?;
+        listing::list_raw(&insns, &opts).map_err(|e| CliError::bad(format!("{name}: {e}")))?
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(CliError::usage(format!("writing output: {e}")));
+        }
+    }
+    Ok(Status::Ok)
 }
