@@ -26,17 +26,17 @@ pub struct LineInfo {
     pub column: u32,
 }
 
-/// `enum bpf_core_relo_kind`.
+/// `enum bpf_core_relo_kind`, named as libbpf prints it (`bpf_core_relo_kind_str`).
 pub fn core_relo_kind_name(kind: u32) -> &'static str {
     match kind {
-        0 => "field_byte_offset",
-        1 => "field_byte_size",
+        0 => "byte_off",
+        1 => "byte_sz",
         2 => "field_exists",
-        3 => "field_signed",
-        4 => "field_lshift_u64",
-        5 => "field_rshift_u64",
-        6 => "type_id_local",
-        7 => "type_id_target",
+        3 => "signed",
+        4 => "lshift_u64",
+        5 => "rshift_u64",
+        6 => "local_type_id",
+        7 => "target_type_id",
         8 => "type_exists",
         9 => "type_size",
         10 => "enumval_exists",

@@ -392,14 +392,24 @@ fn programs_and_maps_match_the_kernel() {
             if kp["accepted"] != serde_json::Value::Bool(true) {
                 continue;
             }
-            // Maps the loaded program uses = maps our linked stream references.
+            // Maps the loaded program uses = maps our linked stream references, plus every
+            // `.rodata*` map, which libbpf binds to each program (BPF_PROG_BIND_MAP in
+            // bpf_object_load_prog) whether the program references it or not.
             let want: BTreeSet<String> = kp["used_maps"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|v| v.as_str().unwrap().to_string())
                 .collect();
-            let mut got = BTreeSet::new();
+            let mut got: BTreeSet<String> = linked
+                .maps
+                .iter()
+                .filter(|m| {
+                    m.origin == bpfkit_object::MapOrigin::GlobalData
+                        && m.section.starts_with(".rodata")
+                })
+                .map(|m| m.real_name().to_string())
+                .collect();
             let mut i = 0;
             while i < p.insns.len() {
                 let x = p.insns[i];
@@ -681,4 +691,220 @@ fn linking_matches_libbpf_debug_log() {
     }
     assert!(objects_with_logs > 0 && checked > 0);
     eprintln!("libbpf log lines checked: {checked} in {objects_with_logs} objects");
+}
+
+/// `.BTF.ext` line info agrees with the C sources: every record's text is the line at
+/// that number of that file, and its column lies on the line. Func info names the
+/// function that starts at that slot (per the symbol table).
+#[test]
+fn line_and_func_info_agree_with_sources_and_symbols() {
+    let mut lines_checked = 0;
+    let mut funcs_checked = 0;
+    for (path, _) in objects() {
+        let obj = load(&path);
+        let ctx = path.display();
+        let Some(ext) = &obj.btf_ext else {
+            panic!("{ctx}: no .BTF.ext")
+        };
+        let btf = obj.btf.as_ref().unwrap();
+        // Sources are relative to the directory clang ran in: corpus/ or tests/data/.
+        let src_root = if path.parent().unwrap().ends_with("obj") {
+            path.parent().unwrap().parent().unwrap().to_path_buf()
+        } else {
+            path.parent().unwrap().to_path_buf()
+        };
+        let mut cache: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
+        for l in &ext.line_info {
+            let file = cache.entry(l.file.clone()).or_insert_with(|| {
+                let p = if l.file.starts_with('/') {
+                    PathBuf::from(&l.file)
+                } else {
+                    src_root.join(&l.file)
+                };
+                std::fs::read_to_string(p)
+                    .ok()
+                    .map(|t| t.lines().map(str::to_string).collect())
+            });
+            let Some(text) = file else {
+                assert!(
+                    l.file.starts_with("/usr/"),
+                    "{ctx}: line info names {} which is not in the tree",
+                    l.file
+                );
+                continue;
+            };
+            let src = text
+                .get(l.line as usize - 1)
+                .unwrap_or_else(|| panic!("{ctx}: {}:{} past the end", l.file, l.line));
+            assert_eq!(&l.text, src, "{ctx}: {}:{}", l.file, l.line);
+            assert!(
+                l.column as usize <= src.len() + 1,
+                "{ctx}: {}:{}:{} column past the line",
+                l.file,
+                l.line,
+                l.column
+            );
+            let sec = obj
+                .section(&l.section)
+                .unwrap_or_else(|| panic!("{ctx}: line info for unknown section {}", l.section));
+            assert!(
+                l.insn_index < sec.insns.len(),
+                "{ctx}: line info past the end of {}",
+                l.section
+            );
+            lines_checked += 1;
+        }
+        for f in &ext.func_info {
+            let sec = obj.section(&f.section).unwrap();
+            let func = obj
+                .functions
+                .iter()
+                .find(|x| x.section == sec.index && x.offset == f.insn_index)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{ctx}: func_info at {}+{} is not a function start",
+                        f.section, f.insn_index
+                    )
+                });
+            assert_eq!(
+                btf.get(f.type_id).unwrap().name,
+                func.name,
+                "{ctx}: func_info type"
+            );
+            funcs_checked += 1;
+        }
+        // Every function has its func_info.
+        assert_eq!(
+            ext.func_info.len(),
+            obj.functions.len(),
+            "{ctx}: func_info count"
+        );
+    }
+    assert!(lines_checked > 0 && funcs_checked > 0);
+    eprintln!(
+        "line info records checked against sources: {lines_checked}; func info: {funcs_checked}"
+    );
+}
+
+/// CO-RE records agree with libbpf's reading of them (`relo #N: <kind> [type] ...
+/// (access @ offset ...)` and `relo #N: patched insn #K` in the libbpf logs).
+#[test]
+fn core_relocations_match_libbpf() {
+    let logdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libbpf");
+    let mut checked = 0;
+    for (path, _) in objects() {
+        let name = stem(&path);
+        let Ok(log) = std::fs::read_to_string(logdir.join(format!("{name}.log"))) else {
+            continue;
+        };
+        let obj = load(&path);
+        let ctx = path.display();
+        let core = obj
+            .btf_ext
+            .as_ref()
+            .map(|e| e.core_relos.clone())
+            .unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains(": relo #")) {
+            let prog = line
+                .split("prog '")
+                .nth(1)
+                .unwrap()
+                .split('\'')
+                .next()
+                .unwrap();
+            let n: usize = line
+                .split("relo #")
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let p = obj.program(prog).unwrap();
+            let recs: Vec<_> = core
+                .iter()
+                .filter(|c| {
+                    c.section == p.section
+                        && c.insn_index >= p.offset
+                        && c.insn_index < p.offset + p.len
+                })
+                .collect();
+            let r = recs
+                .get(n)
+                .unwrap_or_else(|| panic!("{ctx}: {prog} has no CO-RE record #{n}"));
+            if let Some(k) = line.split(": <").nth(1) {
+                let kind = k.split('>').next().unwrap();
+                assert_eq!(
+                    bpfkit_object::btf_ext::core_relo_kind_name(r.kind),
+                    kind,
+                    "{ctx}: {line}"
+                );
+                let ty: u32 = line
+                    .split("> [")
+                    .nth(1)
+                    .unwrap()
+                    .split(']')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(r.type_id, ty, "{ctx}: {line}");
+                if let Some(spec) = line.rsplit_once(" (").map(|x| x.1) {
+                    let access = spec.split(" @").next().unwrap();
+                    assert_eq!(r.access, access, "{ctx}: {line}");
+                } else {
+                    assert_eq!(r.access, "0", "{ctx}: {line}");
+                }
+            } else {
+                let k: usize = line
+                    .split("patched insn #")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(r.insn_index - p.offset, k, "{ctx}: {line}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no CO-RE lines in the libbpf logs");
+    eprintln!("CO-RE log lines checked: {checked}");
+}
+
+/// Legacy map definitions of any size (here 36-byte iproute2-style ones, extra fields 0).
+#[test]
+fn legacy_maps_of_any_definition_size() {
+    let obj = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/legacy_ext.o"));
+    let got: Vec<_> = obj
+        .maps
+        .iter()
+        .map(|m| {
+            (
+                m.name.as_str(),
+                m.map_type,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+            )
+        })
+        .collect();
+    // Values from the C source's initialisers; order = symbol table order.
+    let mut want = vec![("counters", 6, 4, 8, 16), ("flows", 9, 8, 16, 1024)];
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    want.sort();
+    assert_eq!(got_sorted, want);
+    let linked = obj.link().unwrap();
+    let p = linked.program("legacy_ext").unwrap();
+    let used: BTreeSet<&str> = p
+        .insns
+        .iter()
+        .filter(|i| i.is_lddw() && i.src == 5)
+        .map(|i| linked.maps[i.imm as usize].name.as_str())
+        .collect();
+    assert_eq!(used, BTreeSet::from(["counters", "flows"]));
 }

@@ -26,7 +26,7 @@ if [ "${1:-}" = "--libbpf-logs" ]; then
     d="/sys/fs/bpf/bpfkit-objlog-$n"
     mkdir -p "$d"
     bpftool -d prog loadall "$o" "$d" 2>&1 |
-      grep -E "found (data )?map|relocated, imm|added [0-9]+ insns from sub-prog|\.maps relo #" > "libbpf/$n.log" || true
+      grep -E "found (data )?map|relocated, imm|added [0-9]+ insns from sub-prog|\.maps relo #|relo #[0-9]+: <[a-z_0-9]+> \[|relo #[0-9]+: patched insn #" > "libbpf/$n.log" || true
     rm -rf "$d"
   done
 fi
