@@ -279,6 +279,12 @@ def sample_packets():
         "IPv4 UDP, 9000-byte jumbo frame (beyond a single test-run buffer)")
     add("ipv4_tcp_syn_again", v4_tcp("10.0.0.1", "10.0.0.2", 40000, 80, TCP_SYN),
         "The first SYN once more (counters and flows must add up)")
+    linux_syn_opts = bytes([2, 4, 0x05, 0xB4, 4, 2, 8, 10]) + struct.pack("!II", 0x01020304, 0) + bytes([1, 3, 3, 7])
+    add("ipv4_tcp_syn_linux_opts", eth(MAC_B, MAC_A, ETH_IP,
+                                       ipv4("10.0.0.8", "10.0.0.2", 6,
+                                            tcp(45678, 443, 77, 0, TCP_SYN, options=linux_syn_opts,
+                                                pseudo=p4("10.0.0.8", "10.0.0.2")))),
+        "IPv4 TCP SYN with Linux's usual options: MSS 1460, SACK permitted, timestamps, NOP, window scale 7")
     return S
 
 
