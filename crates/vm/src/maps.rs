@@ -825,7 +825,6 @@ impl Map {
         if flags & !BPF_EXIST != 0 {
             return Err(self.err(EINVAL, format!("invalid push flags {flags:#x}")));
         }
-        let is_stack = self.def.map_type == mt::STACK;
         let name = self.name().to_string();
         if let Store::Bloom { items } = &mut self.store {
             if flags != BPF_ANY {

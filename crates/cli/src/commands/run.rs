@@ -1,10 +1,444 @@
-//! `bpfkit run`.
+//! `bpfkit run`: execute a program on raw memory (the bpf_conformance plugin contract) or
+//! an XDP program of an object on a packet.
 
-use crate::{CliError, CliResult};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use bpfkit_isa::RawInsn;
+use bpfkit_object::model::LinkedObject;
+use bpfkit_object::Object;
+use bpfkit_vm::{Config, Engine, Event, Interpreter, Redirect, VmError, XdpInput, XdpOutput};
+use serde_json::json;
+
+use crate::{CliError, CliResult, Status};
+
+const AFTER_HELP: &str = "\
+Raw mode (FILE is raw instruction bytes, `-` for standard input, or assembler text):
+  r1 points at a copy of the memory given with --mem (base16) or as the second argument,
+  r2 holds its length; the program's r0 is printed in hex. This is the plugin contract of
+  the bpf_conformance runner.
+
+XDP mode (FILE is an ELF object): the program (--program, default the first) runs on the
+packet given with --packet (a raw Ethernet frame file) or --packet-hex, in a buffer laid
+out as BPF_PROG_TEST_RUN lays it out; prints the action, the output bytes (metadata
+first), the redirect target and captured events (printk lines, ring buffer and perf
+records).
+
+Examples:
+  echo 'mov %r0, 42' > t.s && bpfkit run t.s                 # prints 2a
+  bpfkit asm t.s -o t.bin && bpfkit run t.bin
+  printf '\\xb7\\x00\\x00\\x00\\x07\\x00\\x00\\x00\\x95\\x00\\x00\\x00\\x00\\x00\\x00\\x00' | bpfkit run - --mem 0011
+  bpfkit run - 0102030405 < prog.bin                      # memory as second argument
+  bpfkit run corpus/obj/xdp_counter.o --packet corpus/packets/00_ipv4_tcp_syn.bin --dump-maps
+  bpfkit run corpus/obj/xdp_csum.o --packet p.bin --map-update nat:0a0000fe0035:0a0000051435 --json
+  sudo bpfkit run corpus/obj/xdp_csum.o --packet p.bin --engine kernel
+
+Exit status: 0 the program ran (raw mode: r0 printed; XDP mode: whatever the action);
+1 the input was judged bad (malformed program or object, assembler error, run-time fault:
+the message names the instruction, address and region); 2 usage or I/O error.";
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Raw instructions (`.bin`), `-` for raw bytes on standard input, assembler text, or
+    /// an ELF object.
+    pub file: String,
+    /// Memory for raw mode, base16 (the conformance runner passes it here too).
+    #[arg(value_name = "MEM")]
+    pub mem_arg: Option<String>,
+    /// Memory for raw mode, base16: r1 points at it, r2 holds its length.
+    #[arg(long, value_name = "HEX")]
+    pub mem: Option<String>,
+    /// Engine: `interp` (default) or `kernel` (BPF_PROG_TEST_RUN; needs root, XDP mode only).
+    #[arg(long, default_value = "interp")]
+    pub engine: String,
+    /// XDP mode: program name in the object (default: the first program).
+    #[arg(long)]
+    pub program: Option<String>,
+    /// XDP mode: file holding one raw Ethernet frame.
+    #[arg(long)]
+    pub packet: Option<PathBuf>,
+    /// XDP mode: the frame as base16.
+    #[arg(long, value_name = "HEX")]
+    pub packet_hex: Option<String>,
+    /// XDP mode: `MAP:KEYHEX:VALUEHEX`, a BPF_MAP_UPDATE_ELEM (BPF_ANY) before the run;
+    /// repeatable.
+    #[arg(long, value_name = "MAP:KEY:VALUE")]
+    pub map_update: Vec<String>,
+    /// XDP mode: print every map's entries after the run.
+    #[arg(long)]
+    pub dump_maps: bool,
+    /// Number of possible CPUs (per-CPU map values).
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// CPU the run happens on.
+    #[arg(long, default_value_t = 0)]
+    pub cpu: u32,
+    /// Virtual time returned by bpf_ktime_get_*_ns.
+    #[arg(long, default_value_t = 0)]
+    pub time_ns: u64,
+    /// Seed of bpf_get_prandom_u32.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// ingress_ifindex of the context (default: 1, the loopback device, as the kernel).
+    #[arg(long, default_value_t = 1)]
+    pub ifindex: u32,
+    /// rx_queue_index of the context.
+    #[arg(long, default_value_t = 0)]
+    pub rx_queue: u32,
+    /// Treat every PERF_EVENT_ARRAY slot as open (capture bpf_perf_event_output records).
+    #[arg(long)]
+    pub perf_open: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::usage("`bpfkit run` is not implemented yet"))
+fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let s = s.strip_prefix("0x").unwrap_or(&s);
+    if s.len() % 2 != 0 {
+        return Err(CliError::usage(format!(
+            "{what}: odd number of hex digits ({})",
+            s.len()
+        )));
+    }
+    (0..s.len() / 2)
+        .map(|i| {
+            u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| {
+                CliError::usage(format!(
+                    "{what}: invalid hex digits {:?} at offset {}",
+                    &s[2 * i..2 * i + 2],
+                    2 * i
+                ))
+            })
+        })
+        .collect()
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>, CliError> {
+    if file == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .map_err(|e| CliError::usage(format!("reading standard input: {e}")))?;
+        return Ok(b);
+    }
+    std::fs::read(file).map_err(|e| CliError::usage(format!("{file}: {e}")))
+}
+
+pub fn run(args: Args) -> CliResult {
+    let bytes = read_input(&args.file)?;
+    if bytes.starts_with(b"\x7fELF") {
+        return run_object(&args, &bytes);
+    }
+    if args.packet.is_some() || args.packet_hex.is_some() || args.program.is_some() {
+        return Err(CliError::usage(
+            "--packet/--packet-hex/--program need an ELF object",
+        ));
+    }
+    let is_text = args.file != "-"
+        && !Path::new(&args.file)
+            .extension()
+            .is_some_and(|e| e == "bin")
+        && std::str::from_utf8(&bytes).is_ok();
+    let insns: Vec<RawInsn> = if is_text {
+        let text = std::str::from_utf8(&bytes).expect("checked");
+        bpfkit_asm::assemble(text).map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?
+    } else {
+        bpfkit_isa::parse_raw(&bytes).map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?
+    };
+    if insns.is_empty() {
+        return Err(CliError::bad(format!(
+            "{}: the program is empty",
+            args.file
+        )));
+    }
+    let mem = match (&args.mem, &args.mem_arg) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::usage(
+                "memory given twice (--mem and as an argument)",
+            ))
+        }
+        (Some(m), None) | (None, Some(m)) => parse_hex("memory", m)?,
+        (None, None) => Vec::new(),
+    };
+    match args.engine.as_str() {
+        "interp" => {}
+        "kernel" => {
+            return Err(CliError::usage(
+                "--engine kernel runs XDP programs of an object (BPF_PROG_TEST_RUN cannot run raw-memory programs)",
+            ))
+        }
+        e => return Err(CliError::usage(format!("unknown engine {e:?} (available: interp, kernel)"))),
+    }
+    let config = Config {
+        seed: args.seed,
+        ncpus: args.cpus.max(1),
+        ..Config::default()
+    };
+    let mut vm =
+        Interpreter::with_programs(vec![bpfkit_vm::Program::raw("prog", insns)], &[], config)
+            .map_err(|e| CliError::usage(e.to_string()))?;
+    vm.runtime_mut().time_ns = args.time_ns;
+    let out = vm
+        .run_raw(0, &mem)
+        .map_err(|e| CliError::bad(e.to_string()))?;
+    if args.json {
+        let j = json!({"r0": format!("{:#x}", out.r0), "mem": to_hex(&out.mem), "events": events_json(&out.events, &[])});
+        println!("{j}");
+    } else {
+        for e in &out.events {
+            if let Event::Printk(s) = e {
+                eprintln!("printk: {s}");
+            }
+        }
+        println!("{:x}", out.r0);
+    }
+    Ok(Status::Ok)
+}
+
+fn events_json(events: &[Event], map_names: &[String]) -> serde_json::Value {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Printk(s) => json!({"printk": s}),
+            Event::Record { map, data } => {
+                json!({"map": map_names.get(*map).cloned().unwrap_or_else(|| format!("#{map}")), "data": to_hex(data)})
+            }
+        })
+        .collect()
+}
+
+fn action_name(r: u64) -> &'static str {
+    match r as u32 {
+        0 => "XDP_ABORTED",
+        1 => "XDP_DROP",
+        2 => "XDP_PASS",
+        3 => "XDP_TX",
+        4 => "XDP_REDIRECT",
+        _ => "unknown action",
+    }
+}
+
+fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
+    if args.mem.is_some() || args.mem_arg.is_some() {
+        return Err(CliError::usage(
+            "--mem is for raw programs; give an object a --packet",
+        ));
+    }
+    let obj = Object::parse_named(
+        bytes,
+        &bpfkit_object::object_name_from_path(Path::new(&args.file)),
+    )
+    .and_then(|o| o.link())
+    .map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?;
+    if obj.programs.is_empty() {
+        return Err(CliError::bad(format!(
+            "{}: the object has no programs",
+            args.file
+        )));
+    }
+    let prog = match &args.program {
+        Some(n) => obj
+            .programs
+            .iter()
+            .position(|p| &p.name == n)
+            .ok_or_else(|| {
+                let names: Vec<&str> = obj.programs.iter().map(|p| p.name.as_str()).collect();
+                CliError::usage(format!(
+                    "no program {n:?} in {} (programs: {})",
+                    args.file,
+                    names.join(", ")
+                ))
+            })?,
+        None => 0,
+    };
+    let packet = match (&args.packet, &args.packet_hex) {
+        (Some(p), None) => {
+            std::fs::read(p).map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?
+        }
+        (None, Some(h)) => parse_hex("packet", h)?,
+        (None, None) => {
+            return Err(CliError::usage(
+                "XDP mode needs --packet FILE or --packet-hex HEX",
+            ))
+        }
+        (Some(_), Some(_)) => return Err(CliError::usage("give either --packet or --packet-hex")),
+    };
+    let mut updates = Vec::new();
+    for u in &args.map_update {
+        let parts: Vec<&str> = u.split(':').collect();
+        if parts.len() != 3 {
+            return Err(CliError::usage(format!(
+                "--map-update {u:?}: expected MAP:KEYHEX:VALUEHEX"
+            )));
+        }
+        let m = obj.map_index(parts[0]).ok_or_else(|| {
+            CliError::usage(format!(
+                "--map-update: no map {:?} in {}",
+                parts[0], args.file
+            ))
+        })?;
+        updates.push((
+            m,
+            parse_hex("map key", parts[1])?,
+            parse_hex("map value", parts[2])?,
+        ));
+    }
+    let input = XdpInput {
+        packet: &packet,
+        ingress_ifindex: args.ifindex,
+        rx_queue_index: args.rx_queue,
+        time_ns: args.time_ns,
+        cpu: args.cpu,
+    };
+    match args.engine.as_str() {
+        "interp" => {
+            let config = Config {
+                ncpus: args.cpus.max(1),
+                seed: args.seed,
+                perf_events_open: args.perf_open,
+                ..Config::default()
+            };
+            let vm = Interpreter::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
+            drive(
+                vm,
+                args,
+                &obj,
+                prog,
+                &updates,
+                &input,
+                |e: &VmError| match e {
+                    VmError::Setup(_) | VmError::Map(_) | VmError::Fault(_) => Status::Bad,
+                },
+            )
+        }
+        "kernel" => {
+            if let Err(why) = bpfkit_loader::probe::kernel_available() {
+                return Err(CliError::usage(format!(
+                    "--engine kernel: the kernel cannot be used here: {why}"
+                )));
+            }
+            let k = bpfkit_loader::engine::KernelEngine::new(&obj)
+                .map_err(|e| CliError::bad(e.to_string()))?;
+            drive(k, args, &obj, prog, &updates, &input, |_| Status::Bad)
+        }
+        e => Err(CliError::usage(format!(
+            "unknown engine {e:?} (available: interp, kernel)"
+        ))),
+    }
+}
+
+type Update = (usize, Vec<u8>, Vec<u8>);
+
+fn drive<E: Engine>(
+    mut engine: E,
+    args: &Args,
+    obj: &LinkedObject,
+    prog: usize,
+    updates: &[Update],
+    input: &XdpInput<'_>,
+    status: impl Fn(&E::Error) -> Status,
+) -> CliResult {
+    let fail = |e: E::Error| CliError {
+        status: status(&e),
+        message: e.to_string(),
+    };
+    for (m, k, v) in updates {
+        engine.map_update(*m, k, v, 0).map_err(fail)?;
+    }
+    let out = engine.run_xdp(prog, input).map_err(fail)?;
+    let map_names: Vec<String> = obj.maps.iter().map(|m| m.name.clone()).collect();
+    let mut maps = Vec::new();
+    if args.dump_maps {
+        for (i, m) in obj.maps.iter().enumerate() {
+            match engine.map_entries(i) {
+                Ok(entries) => maps.push((m.name.clone(), entries)),
+                Err(e) => maps.push((format!("{} (not readable: {e})", m.name), Vec::new())),
+            }
+        }
+    }
+    print_xdp(args, obj, prog, engine.name(), &out, &map_names, &maps)
+}
+
+fn print_xdp(
+    args: &Args,
+    obj: &LinkedObject,
+    prog: usize,
+    engine: &str,
+    out: &XdpOutput,
+    map_names: &[String],
+    maps: &[(String, Vec<(Vec<u8>, Vec<u8>)>)],
+) -> CliResult {
+    let redirect = out.redirect.as_ref().map(|r| match r {
+        Redirect::Ifindex(i) => format!("ifindex {i}"),
+        Redirect::Map { map, key } => format!(
+            "map {} key {key}",
+            map_names.get(*map).cloned().unwrap_or_default()
+        ),
+    });
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    let io = |e: std::io::Error| CliError::usage(format!("writing output: {e}"));
+    if args.json {
+        let maps_json: serde_json::Map<String, serde_json::Value> = maps
+            .iter()
+            .map(|(n, e)| {
+                (
+                    n.clone(),
+                    e.iter()
+                        .map(|(k, v)| json!([to_hex(k), to_hex(v)]))
+                        .collect(),
+                )
+            })
+            .collect();
+        let j = json!({
+            "program": obj.programs[prog].name,
+            "engine": engine,
+            "retval": out.retval,
+            "action": action_name(out.retval),
+            "data_out": to_hex(&out.packet),
+            "redirect": redirect,
+            "events": events_json(&out.events, map_names),
+            "maps": maps_json,
+        });
+        writeln!(w, "{j}").map_err(io)?;
+        return Ok(Status::Ok);
+    }
+    writeln!(w, "program: {} (engine {engine})", obj.programs[prog].name).map_err(io)?;
+    writeln!(w, "retval: {} ({})", out.retval, action_name(out.retval)).map_err(io)?;
+    writeln!(
+        w,
+        "packet: {} bytes: {}",
+        out.packet.len(),
+        to_hex(&out.packet)
+    )
+    .map_err(io)?;
+    if let Some(r) = redirect {
+        writeln!(w, "redirect: {r}").map_err(io)?;
+    }
+    for e in &out.events {
+        match e {
+            Event::Printk(s) => writeln!(w, "printk: {s}").map_err(io)?,
+            Event::Record { map, data } => writeln!(
+                w,
+                "record: map {} {}",
+                map_names.get(*map).cloned().unwrap_or_default(),
+                to_hex(data)
+            )
+            .map_err(io)?,
+        }
+    }
+    for (name, entries) in maps {
+        writeln!(w, "map {name}: {} entries", entries.len()).map_err(io)?;
+        for (k, v) in entries {
+            writeln!(w, "  {} => {}", to_hex(k), to_hex(v)).map_err(io)?;
+        }
+    }
+    Ok(Status::Ok)
 }
