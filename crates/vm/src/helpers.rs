@@ -1267,7 +1267,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>,
                         if dotted {
                             format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
                         } else {
-                            format!("{:03}{:03}{:03}{:03}", b[0], b[1], b[2], b[3])
+                            format!("{:03}.{:03}.{:03}.{:03}", b[0], b[1], b[2], b[3])
                         }
                     }
                     (Some(b'i' | b'I'), Some(b'6')) => {

@@ -231,6 +231,10 @@ pub fn run_function(
                 }
             }
             BPF_LD => {
+                if code == 0 {
+                    // Also what the second slot of an lddw looks like when jumped into.
+                    bail!(FaultKind::UnknownOpcode(code));
+                }
                 if code != LDDW {
                     bail!(FaultKind::Unsupported(format!(
                         "opcode {code:#04x}: legacy packet access (LD_ABS/LD_IND) is not available to XDP programs"
