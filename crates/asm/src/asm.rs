@@ -905,15 +905,9 @@ fn llvm_reg_line(p: &mut P) -> R<Parsed> {
             p.pos += 1;
             let name = t.text;
             let swap = |prefix: &str| name.strip_prefix(prefix).and_then(|b| b.parse::<u8>().ok());
-            let end_kind = if let Some(b) = swap("bswap") {
-                Some((Endian::Swap, b))
-            } else if let Some(b) = swap("be") {
-                Some((Endian::Be, b))
-            } else if let Some(b) = swap("le") {
-                Some((Endian::Le, b))
-            } else {
-                None
-            };
+            let end_kind = [("bswap", Endian::Swap), ("be", Endian::Be), ("le", Endian::Le)]
+                .into_iter()
+                .find_map(|(prefix, kind)| swap(prefix).map(|b| (kind, b)));
             if let Some((kind, bits)) = end_kind {
                 let r = p.reg()?;
                 if r != dst {
