@@ -47,7 +47,10 @@ pub fn resolve_map_refs(prog: &LinkedProgram, map_fds: &[i32]) -> Result<Vec<Raw
     while i < insns.len() {
         let ins = insns[i];
         if ins.is_lddw() {
-            if matches!(ins.src, opcode::BPF_PSEUDO_MAP_IDX | opcode::BPF_PSEUDO_MAP_IDX_VALUE) {
+            if matches!(
+                ins.src,
+                opcode::BPF_PSEUDO_MAP_IDX | opcode::BPF_PSEUDO_MAP_IDX_VALUE
+            ) {
                 let idx = ins.imm;
                 let fd = usize::try_from(idx).ok().and_then(|i| map_fds.get(i)).ok_or_else(|| {
                     Error::Invalid(format!(
@@ -85,7 +88,11 @@ impl KernelEngine {
         for def in &obj.maps {
             let inner = match &def.inner {
                 Some(inner) => Some(Map::create(&map_spec(inner), None)?),
-                None if matches!(def.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS) => {
+                None if matches!(
+                    def.map_type,
+                    map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS
+                ) =>
+                {
                     return Err(Error::Invalid(format!(
                         "map `{}`: map-in-map without an inner map definition",
                         def.name
@@ -114,7 +121,11 @@ impl KernelEngine {
         }
         let fds: Vec<i32> = maps.iter().map(|m| m.as_fd().as_raw_fd()).collect();
 
-        let license = if obj.license.is_empty() { "GPL" } else { obj.license.as_str() };
+        let license = if obj.license.is_empty() {
+            "GPL"
+        } else {
+            obj.license.as_str()
+        };
         let mut programs = Vec::with_capacity(obj.programs.len());
         for p in &obj.programs {
             let insns = resolve_map_refs(p, &fds)?;
@@ -136,12 +147,16 @@ impl KernelEngine {
                 MapInit::Programs(slots) => slots
                     .iter()
                     .map(|(slot, name)| {
-                        let i = obj.programs.iter().position(|p| &p.name == name).ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "map `{}` slot {slot}: no program named `{name}`",
-                                def.name
-                            ))
-                        })?;
+                        let i = obj
+                            .programs
+                            .iter()
+                            .position(|p| &p.name == name)
+                            .ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "map `{}` slot {slot}: no program named `{name}`",
+                                    def.name
+                                ))
+                            })?;
                         Ok((*slot, programs[i].as_fd().as_raw_fd()))
                     })
                     .collect::<Result<Vec<_>>>()?,
@@ -149,7 +164,10 @@ impl KernelEngine {
                     .iter()
                     .map(|(slot, name)| {
                         let i = obj.map_index(name).ok_or_else(|| {
-                            Error::Invalid(format!("map `{}` slot {slot}: no map named `{name}`", def.name))
+                            Error::Invalid(format!(
+                                "map `{}` slot {slot}: no map named `{name}`",
+                                def.name
+                            ))
                         })?;
                         Ok((*slot, fds[i]))
                     })
@@ -172,9 +190,12 @@ impl KernelEngine {
     }
 
     fn map_checked(&self, i: usize) -> Result<&Map> {
-        self.maps
-            .get(i)
-            .ok_or_else(|| Error::Invalid(format!("map index {i} out of range ({} maps)", self.maps.len())))
+        self.maps.get(i).ok_or_else(|| {
+            Error::Invalid(format!(
+                "map index {i} out of range ({} maps)",
+                self.maps.len()
+            ))
+        })
     }
 }
 
@@ -187,10 +208,18 @@ impl Engine for KernelEngine {
 
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput> {
         let p = self.programs.get(prog).ok_or_else(|| {
-            Error::Invalid(format!("program index {prog} out of range ({} programs)", self.programs.len()))
+            Error::Invalid(format!(
+                "program index {prog} out of range ({} programs)",
+                self.programs.len()
+            ))
         })?;
         let run = p.test_run_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, 1)?;
-        Ok(XdpOutput { retval: run.retval as u64, packet: run.packet, redirect: None, events: Vec::new() })
+        Ok(XdpOutput {
+            retval: run.retval as u64,
+            packet: run.packet,
+            redirect: None,
+            events: Vec::new(),
+        })
     }
 
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -47,7 +47,11 @@ impl Error {
     }
 
     pub(crate) fn sys(cmd: u32, what: impl Into<String>, source: io::Error) -> Self {
-        Error::Sys { cmd: crate::sys::cmd_name(cmd), what: what.into(), source }
+        Error::Sys {
+            cmd: crate::sys::cmd_name(cmd),
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -58,7 +62,9 @@ pub fn hint(e: &io::Error) -> &'static str {
             "; needs CAP_BPF (plus CAP_NET_ADMIN/CAP_PERFMON for XDP programs): run as root"
         }
         Some(libc::ENOSYS) => "; the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL is off)",
-        Some(libc::E2BIG) => "; the kernel does not know an attribute bpfkit passed (kernel too old?)",
+        Some(libc::E2BIG) => {
+            "; the kernel does not know an attribute bpfkit passed (kernel too old?)"
+        }
         Some(libc::ENOMEM) => "; out of memory or locked-memory limit (RLIMIT_MEMLOCK) too low",
         _ => "",
     }

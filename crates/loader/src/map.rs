@@ -124,7 +124,11 @@ impl Map {
         } else {
             spec.value_size as usize
         };
-        Ok(Map { fd, spec: spec.clone(), value_len })
+        Ok(Map {
+            fd,
+            spec: spec.clone(),
+            value_len,
+        })
     }
 
     pub fn spec(&self) -> &MapSpec {
@@ -184,7 +188,11 @@ impl Map {
                 self.spec.name,
                 value.len(),
                 self.value_len,
-                if is_per_cpu(self.spec.map_type) { " (one 8-byte-aligned value per CPU)" } else { "" }
+                if is_per_cpu(self.spec.map_type) {
+                    " (one 8-byte-aligned value per CPU)"
+                } else {
+                    ""
+                }
             )));
         }
         let mut attr = MapElemAttr {
@@ -279,7 +287,9 @@ impl Map {
 
     /// `BPF_MAP_FREEZE`: no more changes from the syscall side.
     pub fn freeze(&self) -> Result<()> {
-        let mut attr = MapFdAttr { map_fd: self.fd.as_raw_fd() as u32 };
+        let mut attr = MapFdAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+        };
         // SAFETY: MapFdAttr carries no pointers.
         unsafe { sys::sys_bpf(sys::BPF_MAP_FREEZE, &mut attr) }
             .map_err(|e| Error::sys(sys::BPF_MAP_FREEZE, format!("map `{}`", self.spec.name), e))?;
@@ -296,7 +306,11 @@ impl Map {
         };
         // SAFETY: info points to a writable BpfMapInfo of info_len bytes.
         unsafe { sys::sys_bpf(sys::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map_err(|e| {
-            Error::sys(sys::BPF_OBJ_GET_INFO_BY_FD, format!("map `{}`", self.spec.name), e)
+            Error::sys(
+                sys::BPF_OBJ_GET_INFO_BY_FD,
+                format!("map `{}`", self.spec.name),
+                e,
+            )
         })?;
         Ok(MapInfo {
             id: info.id,
@@ -332,7 +346,10 @@ pub(crate) fn hex(b: &[u8]) -> String {
     if b.is_empty() {
         return "<empty>".into();
     }
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

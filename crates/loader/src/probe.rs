@@ -62,7 +62,10 @@ fn probe() -> Result<(), String> {
     map.update(&0u32.to_ne_bytes(), &7u64.to_ne_bytes(), 0)
         .map_err(|e| format!("probe map update: {e}"))?;
     // r0 = 2 (XDP_PASS); exit
-    let insns = [RawInsn::new(0xb7, 0, 0, 0, 2), RawInsn::new(0x95, 0, 0, 0, 0)];
+    let insns = [
+        RawInsn::new(0xb7, 0, 0, 0, 2),
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
     let prog = Program::load(&ProgramSpec::new("bpfkit_probe", prog_type::XDP, &insns))
         .map_err(|e| format!("probe program: {e}"))?;
     let run = prog
@@ -104,7 +107,10 @@ pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
-        return Err(format!("sched_setaffinity(CPU {cpu}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "sched_setaffinity(CPU {cpu}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }

@@ -83,10 +83,14 @@ impl Program {
     /// `BPF_PROG_LOAD`. On rejection the error carries the errno and the verifier log
     /// (the load is retried with a log, growing the buffer on `ENOSPC`).
     pub fn load(spec: &ProgramSpec<'_>) -> Result<Program> {
-        let license = std::ffi::CString::new(spec.license)
-            .map_err(|_| Error::Invalid(format!("program `{}`: license contains NUL", spec.name)))?;
+        let license = std::ffi::CString::new(spec.license).map_err(|_| {
+            Error::Invalid(format!("program `{}`: license contains NUL", spec.name))
+        })?;
         if spec.insns.is_empty() {
-            return Err(Error::Invalid(format!("program `{}` has no instructions", spec.name)));
+            return Err(Error::Invalid(format!(
+                "program `{}` has no instructions",
+                spec.name
+            )));
         }
         let insns: Vec<u8> = bpfkit_isa::to_bytes(spec.insns);
         let attempt = |log: Option<&mut Vec<u8>>, level: u32| -> (std::io::Result<i64>, u32) {
@@ -114,7 +118,11 @@ impl Program {
 
         // Without a requested log, try once without one (fast path); on refusal (or
         // when a log is requested) load with a log, growing it while it did not fit.
-        let mut result = if spec.log_level == 0 { Some(attempt(None, 0).0) } else { None };
+        let mut result = if spec.log_level == 0 {
+            Some(attempt(None, 0).0)
+        } else {
+            None
+        };
         let mut log = Vec::new();
         if !matches!(result, Some(Ok(_))) {
             let level = spec.log_level.max(1);
@@ -142,10 +150,18 @@ impl Program {
                     fd,
                     name: spec.name.to_string(),
                     prog_type: spec.prog_type,
-                    log: if spec.log_level > 0 { log } else { String::new() },
+                    log: if spec.log_level > 0 {
+                        log
+                    } else {
+                        String::new()
+                    },
                 })
             }
-            Err(e) => Err(Error::Rejected { prog: spec.name.to_string(), source: e, log }),
+            Err(e) => Err(Error::Rejected {
+                prog: spec.name.to_string(),
+                source: e,
+                log,
+            }),
         }
     }
 
@@ -169,12 +185,24 @@ impl Program {
                 data_size_in: opts.data_in.len() as u32,
                 data_size_out: data_out.len() as u32,
                 data_in: opts.data_in.as_ptr() as u64,
-                data_out: if data_out.is_empty() { 0 } else { data_out.as_mut_ptr() as u64 },
+                data_out: if data_out.is_empty() {
+                    0
+                } else {
+                    data_out.as_mut_ptr() as u64
+                },
                 repeat: opts.repeat,
                 ctx_size_in: ctx_in.len() as u32,
                 ctx_size_out: ctx_out.len() as u32,
-                ctx_in: if ctx_in.is_empty() { 0 } else { ctx_in.as_ptr() as u64 },
-                ctx_out: if ctx_out.is_empty() { 0 } else { ctx_out.as_mut_ptr() as u64 },
+                ctx_in: if ctx_in.is_empty() {
+                    0
+                } else {
+                    ctx_in.as_ptr() as u64
+                },
+                ctx_out: if ctx_out.is_empty() {
+                    0
+                } else {
+                    ctx_out.as_mut_ptr() as u64
+                },
                 flags: opts.flags,
                 cpu: opts.cpu,
                 ..Default::default()
@@ -213,7 +241,10 @@ impl Program {
                 }
             }
         }
-        Err(Error::Invalid(format!("program `{}`: data_out kept growing", self.name)))
+        Err(Error::Invalid(format!(
+            "program `{}`: data_out kept growing",
+            self.name
+        )))
     }
 
     /// Runs an XDP program on `packet` with `ctx_in` = `struct xdp_md`.
@@ -246,7 +277,12 @@ impl Program {
             ..Default::default()
         })?;
         let ctx = xdp_md_from_bytes(&out.ctx_out);
-        Ok(XdpRun { retval: out.retval, packet: out.data_out, ctx, duration_ns: out.duration_ns })
+        Ok(XdpRun {
+            retval: out.retval,
+            packet: out.data_out,
+            ctx,
+            duration_ns: out.duration_ns,
+        })
     }
 
     fn raw_info(&self, info: &mut BpfProgInfo) -> Result<()> {
@@ -258,7 +294,11 @@ impl Program {
         // SAFETY: info points to a writable BpfProgInfo of info_len bytes; any array
         // pointers set in it by the caller point to buffers of the advertised lengths.
         unsafe { sys::sys_bpf(sys::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map_err(|e| {
-            Error::sys(sys::BPF_OBJ_GET_INFO_BY_FD, format!("program `{}`", self.name), e)
+            Error::sys(
+                sys::BPF_OBJ_GET_INFO_BY_FD,
+                format!("program `{}`", self.name),
+                e,
+            )
         })?;
         Ok(())
     }
@@ -327,15 +367,23 @@ pub struct ProgInfo {
 }
 
 fn xdp_md_bytes(md: &XdpMd) -> Vec<u8> {
-    [md.data, md.data_end, md.data_meta, md.ingress_ifindex, md.rx_queue_index, md.egress_ifindex]
-        .iter()
-        .flat_map(|v| v.to_ne_bytes())
-        .collect()
+    [
+        md.data,
+        md.data_end,
+        md.data_meta,
+        md.ingress_ifindex,
+        md.rx_queue_index,
+        md.egress_ifindex,
+    ]
+    .iter()
+    .flat_map(|v| v.to_ne_bytes())
+    .collect()
 }
 
 fn xdp_md_from_bytes(b: &[u8]) -> XdpMd {
     let f = |i: usize| {
-        b.get(i * 4..i * 4 + 4).map_or(0, |s| u32::from_ne_bytes(s.try_into().expect("4 bytes")))
+        b.get(i * 4..i * 4 + 4)
+            .map_or(0, |s| u32::from_ne_bytes(s.try_into().expect("4 bytes")))
     };
     XdpMd {
         data: f(0),

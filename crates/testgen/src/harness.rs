@@ -3,7 +3,9 @@
 use crate::ir::*;
 use crate::strategy::{RawCase, XdpCase};
 use bpfkit_isa::RawInsn;
-use bpfkit_object::model::{map_type, prog_type, InsnOrigin, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{
+    map_type, prog_type, InsnOrigin, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin,
+};
 use bpfkit_vm::engine::{Engine, XdpInput};
 use std::fmt::Write as _;
 
@@ -33,9 +35,23 @@ fn map(name: &str, t: u32, value: i16, entries: u32) -> MapDef {
 /// the maps `arr` (ARRAY), `hsh` (HASH), both 4 entries of 16 bytes, `res` (the
 /// result), `jmp` (PROG_ARRAY, slot i = program i) and `pcp` (PERCPU_ARRAY like `arr`).
 pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
-    let names: Vec<String> = (0..programs.len()).map(|i| if i == 0 { "gen".to_string() } else { format!("tail{i}") }).collect();
+    let names: Vec<String> = (0..programs.len())
+        .map(|i| {
+            if i == 0 {
+                "gen".to_string()
+            } else {
+                format!("tail{i}")
+            }
+        })
+        .collect();
     let mut jmp = map("jmp", map_type::PROG_ARRAY, 4, 3);
-    jmp.init = MapInit::Programs(names.iter().enumerate().map(|(i, n)| (i as u32, n.clone())).collect());
+    jmp.init = MapInit::Programs(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u32, n.clone()))
+            .collect(),
+    );
     LinkedObject {
         programs: programs
             .into_iter()
@@ -47,7 +63,12 @@ pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
                 expected_attach_type: None,
                 prog_flags: 0,
                 origins: (0..insns.len())
-                    .map(|i| InsnOrigin { section: "xdp".into(), function: name.clone(), insn_index: i, line: None })
+                    .map(|i| InsnOrigin {
+                        section: "xdp".into(),
+                        function: name.clone(),
+                        insn_index: i,
+                        line: None,
+                    })
                     .collect(),
                 insns,
             })
@@ -83,15 +104,31 @@ pub struct XdpObserved {
 /// Sets up the maps of `case`, runs its program once and collects the state.
 pub fn run_xdp<E: Engine>(engine: &mut E, case: &XdpCase) -> Result<XdpObserved, String> {
     for (m, k, v) in &case.map_init {
-        engine.map_update(*m, k, v, 0).map_err(|e| format!("{}: map_update: {e}", engine.name()))?;
+        engine
+            .map_update(*m, k, v, 0)
+            .map_err(|e| format!("{}: map_update: {e}", engine.name()))?;
     }
-    let input = XdpInput { packet: &case.packet, ingress_ifindex: INGRESS_IFINDEX, rx_queue_index: 0, cpu: 0, ..Default::default() };
-    let out = engine.run_xdp(0, &input).map_err(|e| format!("{}: run_xdp: {e}", engine.name()))?;
+    let input = XdpInput {
+        packet: &case.packet,
+        ingress_ifindex: INGRESS_IFINDEX,
+        rx_queue_index: 0,
+        cpu: 0,
+        ..Default::default()
+    };
+    let out = engine
+        .run_xdp(0, &input)
+        .map_err(|e| format!("{}: run_xdp: {e}", engine.name()))?;
     let mut maps = vec![Vec::new(); MAP_PCP + 1];
     for (m, _) in COMPARED_MAPS {
-        maps[m] = engine.map_entries(m).map_err(|e| format!("{}: map_entries({m}): {e}", engine.name()))?;
+        maps[m] = engine
+            .map_entries(m)
+            .map_err(|e| format!("{}: map_entries({m}): {e}", engine.name()))?;
     }
-    Ok(XdpObserved { retval: out.retval as u32, packet: out.packet, maps })
+    Ok(XdpObserved {
+        retval: out.retval as u32,
+        packet: out.packet,
+        maps,
+    })
 }
 
 /// Names of the result slots.
@@ -99,7 +136,10 @@ pub fn result_slot_name(i: usize) -> String {
     if i < VALUE_REGS.len() {
         format!("r{}", VALUE_REGS[i])
     } else {
-        format!("stack[{}]", DATA_OFF as isize + 8 * (i - VALUE_REGS.len()) as isize)
+        format!(
+            "stack[{}]",
+            DATA_OFF as isize + 8 * (i - VALUE_REGS.len()) as isize
+        )
     }
 }
 
@@ -109,28 +149,59 @@ pub fn diff_result(a_name: &str, a: &[u8], b_name: &str, b: &[u8]) -> String {
     for i in 0..RESULT_LEN / 8 {
         let (x, y) = (a.get(i * 8..i * 8 + 8), b.get(i * 8..i * 8 + 8));
         if x != y {
-            let v = |o: Option<&[u8]>| o.map_or("<missing>".into(), |o| format!("{:#018x}", u64::from_le_bytes(o.try_into().unwrap())));
-            let _ = writeln!(s, "  {}: {a_name} {} {b_name} {}", result_slot_name(i), v(x), v(y));
+            let v = |o: Option<&[u8]>| {
+                o.map_or("<missing>".into(), |o| {
+                    format!("{:#018x}", u64::from_le_bytes(o.try_into().unwrap()))
+                })
+            };
+            let _ = writeln!(
+                s,
+                "  {}: {a_name} {} {b_name} {}",
+                result_slot_name(i),
+                v(x),
+                v(y)
+            );
         }
     }
     s
 }
 
 /// `Ok(())` when both observations agree; otherwise a description of every difference.
-pub fn compare_xdp(a_name: &str, a: &XdpObserved, b_name: &str, b: &XdpObserved) -> Result<(), String> {
+pub fn compare_xdp(
+    a_name: &str,
+    a: &XdpObserved,
+    b_name: &str,
+    b: &XdpObserved,
+) -> Result<(), String> {
     let mut s = String::new();
     if a.retval != b.retval {
-        let _ = writeln!(s, "retval: {a_name} {:#x} {b_name} {:#x}", a.retval, b.retval);
+        let _ = writeln!(
+            s,
+            "retval: {a_name} {:#x} {b_name} {:#x}",
+            a.retval, b.retval
+        );
     }
     if a.packet != b.packet {
-        let _ = writeln!(s, "packet:\n  {a_name} {:02x?}\n  {b_name} {:02x?}", a.packet, b.packet);
+        let _ = writeln!(
+            s,
+            "packet:\n  {a_name} {:02x?}\n  {b_name} {:02x?}",
+            a.packet, b.packet
+        );
     }
     for (m, name) in COMPARED_MAPS {
         if a.maps[m] != b.maps[m] {
             if m == MAP_RES && a.maps[m].len() == 1 && b.maps[m].len() == 1 {
-                let _ = write!(s, "map res (registers, stack):\n{}", diff_result(a_name, &a.maps[m][0].1, b_name, &b.maps[m][0].1));
+                let _ = write!(
+                    s,
+                    "map res (registers, stack):\n{}",
+                    diff_result(a_name, &a.maps[m][0].1, b_name, &b.maps[m][0].1)
+                );
             } else {
-                let _ = writeln!(s, "map {name}:\n  {a_name} {:02x?}\n  {b_name} {:02x?}", a.maps[m], b.maps[m]);
+                let _ = writeln!(
+                    s,
+                    "map {name}:\n  {a_name} {:02x?}\n  {b_name} {:02x?}",
+                    a.maps[m], b.maps[m]
+                );
             }
         }
     }
@@ -157,9 +228,20 @@ pub fn listing(insns: &[RawInsn]) -> String {
 
 /// Describes a failing XDP case for a report.
 pub fn describe_xdp(case: &XdpCase) -> String {
-    let mut s = format!("packet ({} bytes): {:02x?}\nmap init: {:?}\n", case.packet.len(), case.packet, case.map_init);
+    let mut s = format!(
+        "packet ({} bytes): {:02x?}\nmap init: {:?}\n",
+        case.packet.len(),
+        case.packet,
+        case.map_init
+    );
     for (i, p) in case.programs.iter().enumerate() {
-        let _ = write!(s, "program {i} items: {:#?}\nsubprograms: {:#?}\nprogram {i}:\n{}", p.items, p.subprogs, listing(&p.render()));
+        let _ = write!(
+            s,
+            "program {i} items: {:#?}\nsubprograms: {:#?}\nprogram {i}:\n{}",
+            p.items,
+            p.subprogs,
+            listing(&p.render())
+        );
     }
     s
 }
@@ -177,7 +259,10 @@ pub fn describe_raw(case: &RawCase) -> String {
 
 /// Number of cases for a test: `BPFKIT_DIFF_CASES` if set, else `default`.
 pub fn case_count(default: u32) -> u32 {
-    std::env::var("BPFKIT_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("BPFKIT_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A proptest runner for `cases` cases without failure persistence files; seeded from
@@ -185,9 +270,17 @@ pub fn case_count(default: u32) -> u32 {
 /// reproducible.
 pub fn runner(cases: u32) -> proptest::test_runner::TestRunner {
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let seed: u64 = std::env::var("BPFKIT_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0xb9f_c0de);
+    let seed: u64 = std::env::var("BPFKIT_DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0xb9f_c0de);
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let config = Config { cases, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() };
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 2000,
+        ..Config::default()
+    };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }

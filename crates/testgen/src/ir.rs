@@ -48,7 +48,12 @@ pub const MAP_JMP: usize = 3;
 /// PERCPU_ARRAY, 4 entries of 16 bytes.
 pub const MAP_PCP: usize = 4;
 /// Maps whose contents engines can compare (the PROG_ARRAY reads back kernel ids).
-pub const COMPARED_MAPS: [(usize, &str); 4] = [(MAP_ARR, "arr"), (MAP_HSH, "hsh"), (MAP_RES, "res"), (MAP_PCP, "pcp")];
+pub const COMPARED_MAPS: [(usize, &str); 4] = [
+    (MAP_ARR, "arr"),
+    (MAP_HSH, "hsh"),
+    (MAP_RES, "res"),
+    (MAP_PCP, "pcp"),
+];
 
 /// Register or immediate operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +118,10 @@ impl AtomicOp {
         match self {
             AtomicOp::Cmpxchg => vec![0],
             AtomicOp::Xchg => vec![src],
-            AtomicOp::Add { fetch } | AtomicOp::Or { fetch } | AtomicOp::And { fetch } | AtomicOp::Xor { fetch } => {
+            AtomicOp::Add { fetch }
+            | AtomicOp::Or { fetch }
+            | AtomicOp::And { fetch }
+            | AtomicOp::Xor { fetch } => {
                 if fetch {
                     vec![src]
                 } else {
@@ -128,11 +136,21 @@ impl AtomicOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// `dst = *(size *)(base + off)`, sign-extending when `sx` (`BPF_MEMSX`).
-    Load { size: Size, dst: u8, off: i16, sx: bool },
+    Load {
+        size: Size,
+        dst: u8,
+        off: i16,
+        sx: bool,
+    },
     /// `*(size *)(base + off) = src`.
     Store { size: Size, off: i16, src: Operand },
     /// Atomic read-modify-write at `base + off` (size W or DW, aligned).
-    Atomic { size: Size, op: AtomicOp, off: i16, src: u8 },
+    Atomic {
+        size: Size,
+        op: AtomicOp,
+        off: i16,
+        src: u8,
+    },
 }
 
 /// One generated construct. See the module doc for the invariant every item keeps.
@@ -140,9 +158,20 @@ pub enum Access {
 pub enum Item {
     /// ALU/ALU64 `op` (one of the `BPF_*` ALU op constants), with `off` for the v4 signed
     /// forms (`sdiv`/`smod`: 1; `movsx`: 8, 16, 32).
-    Alu { is64: bool, op: u8, dst: u8, src: Operand, off: i16 },
+    Alu {
+        is64: bool,
+        op: u8,
+        dst: u8,
+        src: Operand,
+        off: i16,
+    },
     /// Byte swap: `BPF_ALU | BPF_END` (to_le/to_be) or `BPF_ALU64 | BPF_END` (bswap).
-    End { class64: bool, to_be: bool, dst: u8, width: i32 },
+    End {
+        class64: bool,
+        to_be: bool,
+        dst: u8,
+        width: i32,
+    },
     /// `lddw dst, imm`.
     Lddw { dst: u8, imm: u64 },
     /// Stack data area access (offset relative to `r10`, aligned to the size).
@@ -152,7 +181,13 @@ pub enum Item {
     /// XDP context field load (`ingress_ifindex` at 12, `rx_queue_index` at 16).
     CtxLoad { dst: u8, field: i16 },
     /// `if !(cond) { body }`: a forward conditional jump over `body`.
-    If { is32: bool, op: u8, dst: u8, src: Operand, body: Vec<Item> },
+    If {
+        is32: bool,
+        op: u8,
+        dst: u8,
+        src: Operand,
+        body: Vec<Item>,
+    },
     /// `LOOP_REG = count; do { body } while (--LOOP_REG != 0)`.
     Loop { count: i32, body: Vec<Item> },
     /// Packet block: bounds check `data + var + len <= data_end`, then accesses at
@@ -182,13 +217,29 @@ pub enum Item {
     },
     /// `r0 = map_update_elem(map, &key, &value, flags)` with value = (v0, v1).
     /// r0 keeps the helper's result; r1-r5 are re-initialised.
-    MapUpdate { map: usize, key: Operand, value: [Operand; 2], flags: i32, reinit: [i32; 5] },
+    MapUpdate {
+        map: usize,
+        key: Operand,
+        value: [Operand; 2],
+        flags: i32,
+        reinit: [i32; 5],
+    },
     /// `r0 = map_delete_elem(map, &key)`.
-    MapDelete { map: usize, key: Operand, reinit: [i32; 5] },
+    MapDelete {
+        map: usize,
+        key: Operand,
+        reinit: [i32; 5],
+    },
     /// An XDP helper on the context: `r0 = helper(r6, r2, r3, r4)` with r2 = `arg`, and
     /// (`bpf_xdp_load_bytes`/`store_bytes`) r3 = `r10 + buf`, r4 = `len`. r1-r5 are
     /// re-initialised after the call; r0 keeps the result.
-    CtxHelper { helper: i32, arg: Operand, buf: i16, len: i32, reinit: [i32; 5] },
+    CtxHelper {
+        helper: i32,
+        arg: Operand,
+        buf: i16,
+        len: i32,
+        reinit: [i32; 5],
+    },
     /// `r0 = subprog(r1, ..., r5)`: a bpf-to-bpf call of `Program::subprogs[index]`.
     /// r1-r5 are re-initialised after the call.
     Call { index: usize, reinit: [i32; 5] },
@@ -256,10 +307,16 @@ fn add64_imm(dst: u8, imm: i32) -> RawInsn {
     ins(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm)
 }
 fn lddw(dst: u8, imm: u64) -> [RawInsn; 2] {
-    [ins(LDDW, dst, 0, 0, imm as u32 as i32), ins(0, 0, 0, 0, (imm >> 32) as u32 as i32)]
+    [
+        ins(LDDW, dst, 0, 0, imm as u32 as i32),
+        ins(0, 0, 0, 0, (imm >> 32) as u32 as i32),
+    ]
 }
 fn ld_map(dst: u8, map: usize) -> [RawInsn; 2] {
-    [ins(LDDW, dst, BPF_PSEUDO_MAP_IDX, 0, map as i32), ins(0, 0, 0, 0, 0)]
+    [
+        ins(LDDW, dst, BPF_PSEUDO_MAP_IDX, 0, map as i32),
+        ins(0, 0, 0, 0, 0),
+    ]
 }
 fn ldx(size: Size, dst: u8, src: u8, off: i16, sx: bool) -> RawInsn {
     let mode = if sx { BPF_MEMSX } else { BPF_MEM };
@@ -285,13 +342,23 @@ fn operand_code(src: Operand) -> (u8, u8, i32) {
 fn render_access(out: &mut Vec<RawInsn>, base: u8, a: &Access) {
     match *a {
         Access::Load { size, dst, off, sx } => out.push(ldx(size, dst, base, off, sx)),
-        Access::Store { size, off, src: Operand::Reg(r) } => out.push(stx(size, base, r, off)),
-        Access::Store { size, off, src: Operand::Imm(i) } => {
-            out.push(ins(BPF_ST | BPF_MEM | size.code(), base, 0, off, i))
-        }
-        Access::Atomic { size, op, off, src } => {
-            out.push(ins(BPF_STX | BPF_ATOMIC | size.code(), base, src, off, op.imm()))
-        }
+        Access::Store {
+            size,
+            off,
+            src: Operand::Reg(r),
+        } => out.push(stx(size, base, r, off)),
+        Access::Store {
+            size,
+            off,
+            src: Operand::Imm(i),
+        } => out.push(ins(BPF_ST | BPF_MEM | size.code(), base, 0, off, i)),
+        Access::Atomic { size, op, off, src } => out.push(ins(
+            BPF_STX | BPF_ATOMIC | size.code(),
+            base,
+            src,
+            off,
+            op.imm(),
+        )),
     }
 }
 
@@ -327,13 +394,20 @@ fn render_block(items: &[Item], cx: &mut Ctx) -> (Vec<RawInsn>, Vec<(usize, usiz
 
 fn splice(out: &mut Vec<RawInsn>, block: (Vec<RawInsn>, Vec<(usize, usize)>), cx: &mut Ctx) {
     let base = out.len();
-    cx.calls.extend(block.1.into_iter().map(|(pos, i)| (pos + base, i)));
+    cx.calls
+        .extend(block.1.into_iter().map(|(pos, i)| (pos + base, i)));
     out.extend(block.0);
 }
 
 fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
     match it {
-        Item::Alu { is64, op, dst, src, off } => {
+        Item::Alu {
+            is64,
+            op,
+            dst,
+            src,
+            off,
+        } => {
             let class = if *is64 { BPF_ALU64 } else { BPF_ALU };
             if *op == BPF_NEG {
                 out.push(ins(class | BPF_NEG, *dst, 0, 0, 0));
@@ -342,16 +416,31 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
                 out.push(ins(class | op | s, *dst, r, *off, imm));
             }
         }
-        Item::End { class64, to_be, dst, width } => {
+        Item::End {
+            class64,
+            to_be,
+            dst,
+            width,
+        } => {
             let class = if *class64 { BPF_ALU64 } else { BPF_ALU };
-            let s = if *to_be && !*class64 { BPF_TO_BE } else { BPF_TO_LE };
+            let s = if *to_be && !*class64 {
+                BPF_TO_BE
+            } else {
+                BPF_TO_LE
+            };
             out.push(ins(class | BPF_END | s, *dst, 0, 0, *width));
         }
         Item::Lddw { dst, imm } => out.extend(lddw(*dst, *imm)),
         Item::Stack(a) => render_access(out, 10, a),
         Item::Mem(a) => render_access(out, CTX_REG, a),
         Item::CtxLoad { dst, field } => out.push(ldx(Size::W, *dst, CTX_REG, *field, false)),
-        Item::If { is32, op, dst, src, body } => {
+        Item::If {
+            is32,
+            op,
+            dst,
+            src,
+            body,
+        } => {
             let b = render_block(body, cx);
             let class = if *is32 { BPF_JMP32 } else { BPF_JMP };
             let (s, r, imm) = operand_code(*src);
@@ -366,7 +455,15 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
             out.push(add64_imm(LOOP_REG, -1));
             out.push(ins(BPF_JMP | BPF_JNE | BPF_K, LOOP_REG, 0, -(n + 2), 0));
         }
-        Item::Packet { scratch, len, var, accesses, pkt_len_to, checked, reinit } => {
+        Item::Packet {
+            scratch,
+            len,
+            var,
+            accesses,
+            pkt_len_to,
+            checked,
+            reinit,
+        } => {
             let [data, end, tmp] = *scratch;
             out.push(ldx(Size::W, data, CTX_REG, 0, false));
             out.push(ldx(Size::W, end, CTX_REG, 4, false));
@@ -386,14 +483,27 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
             if *checked {
                 out.push(mov64_reg(tmp, data));
                 out.push(add64_imm(tmp, *len as i32));
-                out.push(ins(BPF_JMP | BPF_JGT | BPF_X, tmp, end, body.len() as i16, 0));
+                out.push(ins(
+                    BPF_JMP | BPF_JGT | BPF_X,
+                    tmp,
+                    end,
+                    body.len() as i16,
+                    0,
+                ));
             }
             out.extend(body);
             for (r, v) in scratch.iter().zip(reinit) {
                 out.push(mov64_imm(*r, *v));
             }
         }
-        Item::MapLookup { map, key, var, accesses, null_check, reinit } => {
+        Item::MapLookup {
+            map,
+            key,
+            var,
+            accesses,
+            null_check,
+            reinit,
+        } => {
             render_key(out, *key);
             out.push(mov64_reg(2, 10));
             out.push(add64_imm(2, KEY_OFF as i32));
@@ -420,7 +530,13 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
                 out.push(mov64_imm(r, *v));
             }
         }
-        Item::MapUpdate { map, key, value, flags, reinit } => {
+        Item::MapUpdate {
+            map,
+            key,
+            value,
+            flags,
+            reinit,
+        } => {
             render_key(out, *key);
             for (k, v) in value.iter().enumerate() {
                 let off = VAL_OFF + 8 * k as i16;
@@ -450,7 +566,13 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
                 out.push(mov64_imm(r, *v));
             }
         }
-        Item::CtxHelper { helper, arg, buf, len, reinit } => {
+        Item::CtxHelper {
+            helper,
+            arg,
+            buf,
+            len,
+            reinit,
+        } => {
             out.push(mov64_reg(1, CTX_REG));
             match arg {
                 Operand::Reg(r) => out.push(mov64_reg(2, *r)),
@@ -497,7 +619,13 @@ pub const SUB_INIT_REGS: [u8; 5] = [0, 6, 7, 8, 9];
 
 fn render_subprog(out: &mut Vec<RawInsn>, sp: &SubProgram, cx: &mut Ctx) {
     for (k, v) in sp.init_stack.iter().enumerate() {
-        out.push(ins(BPF_ST | BPF_MEM | BPF_DW, 10, 0, DATA_OFF + 8 * k as i16, *v));
+        out.push(ins(
+            BPF_ST | BPF_MEM | BPF_DW,
+            10,
+            0,
+            DATA_OFF + 8 * k as i16,
+            *v,
+        ));
     }
     for (r, v) in SUB_INIT_REGS.iter().zip(sp.init_regs) {
         out.push(mov64_imm(*r, v));

@@ -84,22 +84,32 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
     match m {
         Mutation::DropPacketCheck => {
             let done = find_map(&mut p.items, &mut |it| match it {
-                Item::Packet { checked, accesses, .. } if !accesses.is_empty() => {
+                Item::Packet {
+                    checked, accesses, ..
+                } if !accesses.is_empty() => {
                     *checked = false;
                     Some(())
                 }
                 _ => None,
             });
             if done.is_none() {
-                insert(&mut p, Item::Packet {
-                    scratch: [1, 2, 3],
-                    len: 8,
-                    var: None,
-                    accesses: vec![Access::Load { size: Size::DW, dst: 7, off: 0, sx: false }],
-                    pkt_len_to: None,
-                    checked: false,
-                    reinit: [0; 3],
-                });
+                insert(
+                    &mut p,
+                    Item::Packet {
+                        scratch: [1, 2, 3],
+                        len: 8,
+                        var: None,
+                        accesses: vec![Access::Load {
+                            size: Size::DW,
+                            dst: 7,
+                            off: 0,
+                            sx: false,
+                        }],
+                        pkt_len_to: None,
+                        checked: false,
+                        reinit: [0; 3],
+                    },
+                );
             }
         }
         Mutation::DropNullCheck | Mutation::MapValueOutOfBounds => {
@@ -107,14 +117,29 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
             let done = find_map(&mut p.items, &mut |it| match it {
                 // An ARRAY lookup with a constant in-range key is known non-null to the
                 // kernel (Linux >= 6.13), so only HASH lookups lose their null check.
-                Item::MapLookup { map, null_check, accesses, var, .. } if !accesses.is_empty() && (oob || *map == MAP_HSH) => {
+                Item::MapLookup {
+                    map,
+                    null_check,
+                    accesses,
+                    var,
+                    ..
+                } if !accesses.is_empty() && (oob || *map == MAP_HSH) => {
                     // The first access decides the message: make it a plain one.
                     *var = None;
                     if oob {
-                        accesses[0] = Access::Store { size: Size::DW, off: MAP_VALUE_SIZE - 4, src: Operand::Imm(1) };
+                        accesses[0] = Access::Store {
+                            size: Size::DW,
+                            off: MAP_VALUE_SIZE - 4,
+                            src: Operand::Imm(1),
+                        };
                     } else {
                         *null_check = false;
-                        accesses[0] = Access::Load { size: Size::W, dst: 7, off: 0, sx: false };
+                        accesses[0] = Access::Load {
+                            size: Size::W,
+                            dst: 7,
+                            off: 0,
+                            sx: false,
+                        };
                     }
                     Some(())
                 }
@@ -122,20 +147,61 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
             });
             if done.is_none() {
                 let off = if oob { MAP_VALUE_SIZE } else { 0 };
-                insert(&mut p, Item::MapLookup {
-                    map: MAP_HSH,
-                    key: Operand::Imm(0),
-                    var: None,
-                    accesses: vec![Access::Load { size: Size::W, dst: 7, off, sx: false }],
-                    null_check: oob,
-                    reinit: [0; 6],
-                });
+                insert(
+                    &mut p,
+                    Item::MapLookup {
+                        map: MAP_HSH,
+                        key: Operand::Imm(0),
+                        var: None,
+                        accesses: vec![Access::Load {
+                            size: Size::W,
+                            dst: 7,
+                            off,
+                            sx: false,
+                        }],
+                        null_check: oob,
+                        reinit: [0; 6],
+                    },
+                );
             }
         }
-        Mutation::StackOutOfBounds => insert(&mut p, Item::Stack(Access::Store { size: Size::DW, off: -520, src: Operand::Imm(1) })),
-        Mutation::MisalignedStack => insert(&mut p, Item::Stack(Access::Load { size: Size::W, dst: 7, off: DATA_OFF + 2, sx: false })),
-        Mutation::DivByZeroImm => insert(&mut p, Item::Alu { is64: true, op: BPF_DIV, dst: 7, src: Operand::Imm(0), off: 0 }),
-        Mutation::ShiftTooFar => insert(&mut p, Item::Alu { is64: false, op: BPF_LSH, dst: 7, src: Operand::Imm(32), off: 0 }),
+        Mutation::StackOutOfBounds => insert(
+            &mut p,
+            Item::Stack(Access::Store {
+                size: Size::DW,
+                off: -520,
+                src: Operand::Imm(1),
+            }),
+        ),
+        Mutation::MisalignedStack => insert(
+            &mut p,
+            Item::Stack(Access::Load {
+                size: Size::W,
+                dst: 7,
+                off: DATA_OFF + 2,
+                sx: false,
+            }),
+        ),
+        Mutation::DivByZeroImm => insert(
+            &mut p,
+            Item::Alu {
+                is64: true,
+                op: BPF_DIV,
+                dst: 7,
+                src: Operand::Imm(0),
+                off: 0,
+            },
+        ),
+        Mutation::ShiftTooFar => insert(
+            &mut p,
+            Item::Alu {
+                is64: false,
+                op: BPF_LSH,
+                dst: 7,
+                src: Operand::Imm(32),
+                off: 0,
+            },
+        ),
         Mutation::ReadClobberedReg => insert(
             &mut p,
             Item::Raw(vec![
@@ -150,8 +216,10 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
                 ins(BPF_JMP | BPF_JNE | BPF_K, LOOP_REG, 0, -1, 0),
             ]),
         ),
-        Mutation::UnknownHelper => insert(&mut p, Item::Raw(vec![ins(BPF_JMP | BPF_CALL, 0, 0, 0, 999_999)])),
+        Mutation::UnknownHelper => insert(
+            &mut p,
+            Item::Raw(vec![ins(BPF_JMP | BPF_CALL, 0, 0, 0, 999_999)]),
+        ),
     }
     p
 }
-

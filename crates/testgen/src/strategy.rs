@@ -62,7 +62,9 @@ impl Features {
             tail_calls: true,
             percpu: true,
             rbpf_compat: false,
-            odd_update_flags: true,
+            // Off by default: the interpreter returns 0 where the kernel returns -EINVAL
+            // for BPF_F_LOCK on a map without a spin lock (see docs/loader.md).
+            odd_update_flags: false,
             max_items: 40,
         }
     }
@@ -89,7 +91,12 @@ impl Features {
     /// Raw programs with every instruction family (for the interpreter alone, or a
     /// reference that has v4 and atomics).
     pub fn raw_full() -> Self {
-        Features { v4: true, atomics: true, rbpf_compat: false, ..Features::rbpf() }
+        Features {
+            v4: true,
+            atomics: true,
+            rbpf_compat: false,
+            ..Features::rbpf()
+        }
     }
 }
 
@@ -130,19 +137,36 @@ pub fn imm64() -> BoxedStrategy<u64> {
 }
 
 fn regs_except(avoid: &[u8]) -> Vec<u8> {
-    VALUE_REGS.iter().copied().filter(|r| !avoid.contains(r)).collect()
+    VALUE_REGS
+        .iter()
+        .copied()
+        .filter(|r| !avoid.contains(r))
+        .collect()
 }
 
 fn operand(srcs: Vec<u8>) -> BoxedStrategy<Operand> {
-    prop_oneof![select(srcs).prop_map(Operand::Reg), imm32().prop_map(Operand::Imm)].boxed()
+    prop_oneof![
+        select(srcs).prop_map(Operand::Reg),
+        imm32().prop_map(Operand::Imm)
+    ]
+    .boxed()
 }
 
-const ALU_OPS: [u8; 13] =
-    [BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH, BPF_NEG, BPF_MOD, BPF_XOR, BPF_MOV, BPF_ARSH];
+const ALU_OPS: [u8; 13] = [
+    BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH, BPF_NEG, BPF_MOD,
+    BPF_XOR, BPF_MOV, BPF_ARSH,
+];
 
 /// One ALU/ALU64 instruction writing one of `dsts`.
 pub fn alu(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
-    (any::<bool>(), select(ALU_OPS.to_vec()), select(dsts), operand(VALUE_REGS.to_vec()), any::<bool>(), 0usize..3)
+    (
+        any::<bool>(),
+        select(ALU_OPS.to_vec()),
+        select(dsts),
+        operand(VALUE_REGS.to_vec()),
+        any::<bool>(),
+        0usize..3,
+    )
         .prop_map(move |(is64, op, dst, mut src, signed, w)| {
             let width = if is64 { 64 } else { 32 };
             let signed = signed && f.v4;
@@ -167,23 +191,35 @@ pub fn alu(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
                     }
                 }
                 BPF_NEG => src = Operand::Imm(0),
-                BPF_MOV => {
-                    if signed {
-                        if let Operand::Reg(_) = src {
-                            off = if is64 { [8, 16, 32][w] } else { [8, 16, 8][w] };
-                        }
-                    }
+                BPF_MOV if signed && matches!(src, Operand::Reg(_)) => {
+                    off = if is64 { [8, 16, 32][w] } else { [8, 16, 8][w] };
                 }
                 _ => {}
             }
-            Item::Alu { is64, op, dst, src, off }
+            Item::Alu {
+                is64,
+                op,
+                dst,
+                src,
+                off,
+            }
         })
         .boxed()
 }
 
 fn end(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
-    (any::<bool>(), any::<bool>(), select(dsts), select(vec![16, 32, 64]))
-        .prop_map(move |(class64, to_be, dst, width)| Item::End { class64: class64 && f.v4, to_be, dst, width })
+    (
+        any::<bool>(),
+        any::<bool>(),
+        select(dsts),
+        select(vec![16, 32, 64]),
+    )
+        .prop_map(move |(class64, to_be, dst, width)| Item::End {
+            class64: class64 && f.v4,
+            to_be,
+            dst,
+            width,
+        })
         .boxed()
 }
 
@@ -194,17 +230,24 @@ fn size() -> BoxedStrategy<Size> {
 /// A load/store/atomic on the stack data area; writes only `dsts`.
 fn stack_access(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
     let slot = 0..(DATA_SLOTS as i16 * 8);
-    let load = (size(), select(dsts.clone()), slot.clone(), any::<bool>()).prop_map(move |(size, dst, o, sx)| {
-        let off = DATA_OFF + o / size.bytes() * size.bytes();
-        Item::Stack(Access::Load { size, dst, off, sx: sx && f.v4 && size != Size::DW })
-    });
+    let load = (size(), select(dsts.clone()), slot.clone(), any::<bool>()).prop_map(
+        move |(size, dst, o, sx)| {
+            let off = DATA_OFF + o / size.bytes() * size.bytes();
+            Item::Stack(Access::Load {
+                size,
+                dst,
+                off,
+                sx: sx && f.v4 && size != Size::DW,
+            })
+        },
+    );
     let store = (size(), slot.clone(), operand(VALUE_REGS.to_vec())).prop_map(|(size, o, src)| {
         let off = DATA_OFF + o / size.bytes() * size.bytes();
         Item::Stack(Access::Store { size, off, src })
     });
     if f.atomics {
-        let atomic = (any::<bool>(), atomic_op(true), slot, select(dsts))
-            .prop_map(|(dw, op, o, src)| {
+        let atomic =
+            (any::<bool>(), atomic_op(true), slot, select(dsts)).prop_map(|(dw, op, o, src)| {
                 let size = if dw { Size::DW } else { Size::W };
                 let off = DATA_OFF + o / size.bytes() * size.bytes();
                 Item::Stack(Access::Atomic { size, op, off, src })
@@ -218,7 +261,12 @@ fn stack_access(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
 fn atomic_op(cmpxchg: bool) -> BoxedStrategy<AtomicOp> {
     let mut ops = vec![AtomicOp::Xchg];
     for fetch in [false, true] {
-        ops.extend([AtomicOp::Add { fetch }, AtomicOp::Or { fetch }, AtomicOp::And { fetch }, AtomicOp::Xor { fetch }]);
+        ops.extend([
+            AtomicOp::Add { fetch },
+            AtomicOp::Or { fetch },
+            AtomicOp::And { fetch },
+            AtomicOp::Xor { fetch },
+        ]);
     }
     if cmpxchg {
         ops.push(AtomicOp::Cmpxchg);
@@ -228,28 +276,60 @@ fn atomic_op(cmpxchg: bool) -> BoxedStrategy<AtomicOp> {
 
 /// Loads/stores through r6 into the raw memory buffer (unaligned allowed).
 fn mem_access(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
-    let load = (size(), select(dsts), 0..MEM_LEN as i16, any::<bool>()).prop_map(move |(size, dst, o, sx)| {
-        Item::Mem(Access::Load { size, dst, off: o.min(MEM_LEN as i16 - size.bytes()), sx: sx && f.v4 && size != Size::DW })
-    });
-    let store = (size(), 0..MEM_LEN as i16, operand(VALUE_REGS.to_vec())).prop_map(|(size, o, src)| {
-        Item::Mem(Access::Store { size, off: o.min(MEM_LEN as i16 - size.bytes()), src })
-    });
+    let load = (size(), select(dsts), 0..MEM_LEN as i16, any::<bool>()).prop_map(
+        move |(size, dst, o, sx)| {
+            Item::Mem(Access::Load {
+                size,
+                dst,
+                off: o.min(MEM_LEN as i16 - size.bytes()),
+                sx: sx && f.v4 && size != Size::DW,
+            })
+        },
+    );
+    let store =
+        (size(), 0..MEM_LEN as i16, operand(VALUE_REGS.to_vec())).prop_map(|(size, o, src)| {
+            Item::Mem(Access::Store {
+                size,
+                off: o.min(MEM_LEN as i16 - size.bytes()),
+                src,
+            })
+        });
     prop_oneof![load, store].boxed()
 }
 
-const JMP_OPS: [u8; 11] =
-    [BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE];
+const JMP_OPS: [u8; 11] = [
+    BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT,
+    BPF_JSLE,
+];
 
 fn cond_if(body: BoxedStrategy<Vec<Item>>, f: Features) -> BoxedStrategy<Item> {
-    (any::<bool>(), select(JMP_OPS.to_vec()), select(VALUE_REGS.to_vec()), operand(VALUE_REGS.to_vec()), body)
+    (
+        any::<bool>(),
+        select(JMP_OPS.to_vec()),
+        select(VALUE_REGS.to_vec()),
+        operand(VALUE_REGS.to_vec()),
+        body,
+    )
         .prop_map(move |(is32, op, dst, mut src, body)| {
             let is32 = is32 && f.jmp32;
-            if f.rbpf_compat && !is32 && matches!(op, BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JNE | BPF_JLT | BPF_JLE) {
+            if f.rbpf_compat
+                && !is32
+                && matches!(
+                    op,
+                    BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JNE | BPF_JLT | BPF_JLE
+                )
+            {
                 if let Operand::Imm(i) = src {
                     src = Operand::Imm(i & i32::MAX);
                 }
             }
-            Item::If { is32, op, dst, src, body }
+            Item::If {
+                is32,
+                op,
+                dst,
+                src,
+                body,
+            }
         })
         .boxed()
 }
@@ -260,14 +340,24 @@ pub fn simple_item(dsts: Vec<u8>, f: Features) -> BoxedStrategy<Item> {
     let mut choices: Vec<(u32, BoxedStrategy<Item>)> = vec![
         (10, alu(dsts.clone(), f)),
         (2, end(dsts.clone(), f)),
-        (1, (select(dsts.clone()), imm64()).prop_map(|(dst, imm)| Item::Lddw { dst, imm }).boxed()),
+        (
+            1,
+            (select(dsts.clone()), imm64())
+                .prop_map(|(dst, imm)| Item::Lddw { dst, imm })
+                .boxed(),
+        ),
         (4, stack_access(dsts.clone(), f)),
     ];
     if f.mem {
         choices.push((3, mem_access(dsts.clone(), f)));
     }
     if f.ctx {
-        choices.push((1, (select(dsts), select(vec![12i16, 16])).prop_map(|(dst, field)| Item::CtxLoad { dst, field }).boxed()));
+        choices.push((
+            1,
+            (select(dsts), select(vec![12i16, 16]))
+                .prop_map(|(dst, field)| Item::CtxLoad { dst, field })
+                .boxed(),
+        ));
     }
     proptest::strategy::Union::new_weighted(choices).boxed()
 }
@@ -294,30 +384,75 @@ fn reinit<const N: usize>() -> BoxedStrategy<[i32; N]> {
 
 /// Packet block: bounds check then accesses.
 fn packet_item(f: Features) -> BoxedStrategy<Item> {
-    let scratch = Just(VALUE_REGS.to_vec()).prop_shuffle().prop_map(|v| [v[0], v[1], v[2]]);
-    (scratch, 1i16..=64, any::<bool>(), 0usize..9, select(vec![1, 3, 7, 15]), any::<bool>(), reinit::<3>(), any::<prop::sample::Index>(), prop::collection::vec((any::<u8>(), size(), any::<prop::sample::Index>(), any::<prop::sample::Index>(), operand(VALUE_REGS.to_vec()), any::<bool>()), 1..5))
-        .prop_map(move |(scratch, len, use_var, var_reg_i, mask, pkt_len, reinit, len_to_i, raw)| {
-            let free: Vec<u8> = regs_except(&scratch);
-            let var = if use_var { Some((free[var_reg_i % free.len()], mask)) } else { None };
-            let mut accesses = Vec::new();
-            for (kind, size, off_i, dst_i, src, sx) in raw {
-                if size.bytes() > len {
-                    continue;
-                }
-                let off = off_i.index((len - size.bytes() + 1) as usize) as i16;
-                if kind % 2 == 0 {
-                    accesses.push(Access::Load { size, dst: free[dst_i.index(free.len())], off, sx: sx && f.v4 && size != Size::DW });
+    let scratch = Just(VALUE_REGS.to_vec())
+        .prop_shuffle()
+        .prop_map(|v| [v[0], v[1], v[2]]);
+    (
+        scratch,
+        1i16..=64,
+        any::<bool>(),
+        0usize..9,
+        select(vec![1, 3, 7, 15]),
+        any::<bool>(),
+        reinit::<3>(),
+        any::<prop::sample::Index>(),
+        prop::collection::vec(
+            (
+                any::<u8>(),
+                size(),
+                any::<prop::sample::Index>(),
+                any::<prop::sample::Index>(),
+                operand(VALUE_REGS.to_vec()),
+                any::<bool>(),
+            ),
+            1..5,
+        ),
+    )
+        .prop_map(
+            move |(scratch, len, use_var, var_reg_i, mask, pkt_len, reinit, len_to_i, raw)| {
+                let free: Vec<u8> = regs_except(&scratch);
+                let var = if use_var {
+                    Some((free[var_reg_i % free.len()], mask))
                 } else {
-                    let src = match src {
-                        Operand::Reg(r) if scratch.contains(&r) => Operand::Imm(r as i32),
-                        s => s,
-                    };
-                    accesses.push(Access::Store { size, off, src });
+                    None
+                };
+                let mut accesses = Vec::new();
+                for (kind, size, off_i, dst_i, src, sx) in raw {
+                    if size.bytes() > len {
+                        continue;
+                    }
+                    let off = off_i.index((len - size.bytes() + 1) as usize) as i16;
+                    if kind % 2 == 0 {
+                        accesses.push(Access::Load {
+                            size,
+                            dst: free[dst_i.index(free.len())],
+                            off,
+                            sx: sx && f.v4 && size != Size::DW,
+                        });
+                    } else {
+                        let src = match src {
+                            Operand::Reg(r) if scratch.contains(&r) => Operand::Imm(r as i32),
+                            s => s,
+                        };
+                        accesses.push(Access::Store { size, off, src });
+                    }
                 }
-            }
-            let pkt_len_to = if pkt_len { Some(free[len_to_i.index(free.len())]) } else { None };
-            Item::Packet { scratch, len, var, accesses, pkt_len_to, checked: true, reinit }
-        })
+                let pkt_len_to = if pkt_len {
+                    Some(free[len_to_i.index(free.len())])
+                } else {
+                    None
+                };
+                Item::Packet {
+                    scratch,
+                    len,
+                    var,
+                    accesses,
+                    pkt_len_to,
+                    checked: true,
+                    reinit,
+                }
+            },
+        )
         .boxed()
 }
 
@@ -327,9 +462,33 @@ fn map_key() -> BoxedStrategy<Operand> {
 
 fn map_lookup(f: Features) -> BoxedStrategy<Item> {
     let saved = CALLEE_SAVED.to_vec();
-    let access = (0u8..3, size(), 0i16..MAP_VALUE_SIZE, select(saved.clone()), prop_oneof![select(saved.clone()).prop_map(Operand::Reg), imm32().prop_map(Operand::Imm)], any::<bool>(), atomic_op(false), any::<bool>());
-    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
-    (select(maps), map_key(), any::<bool>(), select(saved.clone()), select(vec![1, 3, 7]), prop::collection::vec(access, 1..5), reinit::<6>())
+    let access = (
+        0u8..3,
+        size(),
+        0i16..MAP_VALUE_SIZE,
+        select(saved.clone()),
+        prop_oneof![
+            select(saved.clone()).prop_map(Operand::Reg),
+            imm32().prop_map(Operand::Imm)
+        ],
+        any::<bool>(),
+        atomic_op(false),
+        any::<bool>(),
+    );
+    let maps = if f.percpu {
+        vec![MAP_ARR, MAP_HSH, MAP_PCP]
+    } else {
+        vec![MAP_ARR, MAP_HSH]
+    };
+    (
+        select(maps),
+        map_key(),
+        any::<bool>(),
+        select(saved.clone()),
+        select(vec![1, 3, 7]),
+        prop::collection::vec(access, 1..5),
+        reinit::<6>(),
+    )
         .prop_map(move |(map, key, use_var, var_reg, mask, raw, reinit)| {
             let var = if use_var { Some((var_reg, mask)) } else { None };
             let room = MAP_VALUE_SIZE - if use_var { mask as i16 } else { 0 };
@@ -339,7 +498,12 @@ fn map_lookup(f: Features) -> BoxedStrategy<Item> {
                     0 | 1 if size.bytes() <= room => {
                         let off = off.min(room - size.bytes());
                         accesses.push(if kind == 0 {
-                            Access::Load { size, dst, off, sx: sx && f.v4 && size != Size::DW }
+                            Access::Load {
+                                size,
+                                dst,
+                                off,
+                                sx: sx && f.v4 && size != Size::DW,
+                            }
                         } else {
                             Access::Store { size, off, src }
                         });
@@ -356,21 +520,52 @@ fn map_lookup(f: Features) -> BoxedStrategy<Item> {
                     _ => {}
                 }
             }
-            Item::MapLookup { map, key, var, accesses, null_check: true, reinit }
+            Item::MapLookup {
+                map,
+                key,
+                var,
+                accesses,
+                null_check: true,
+                reinit,
+            }
         })
         .boxed()
 }
 
 fn map_update(f: Features) -> BoxedStrategy<Item> {
-    let flags = if f.odd_update_flags { prop_oneof![8 => 0i32..3, 1 => Just(4), 1 => Just(8)].boxed() } else { (0i32..3).boxed() };
-    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
-    (select(maps), map_key(), [operand(VALUE_REGS.to_vec()), operand(VALUE_REGS.to_vec())], flags, reinit::<5>())
-        .prop_map(|(map, key, value, flags, reinit)| Item::MapUpdate { map, key, value, flags, reinit })
+    let flags = if f.odd_update_flags {
+        prop_oneof![8 => 0i32..3, 1 => Just(4), 1 => Just(8)].boxed()
+    } else {
+        (0i32..3).boxed()
+    };
+    let maps = if f.percpu {
+        vec![MAP_ARR, MAP_HSH, MAP_PCP]
+    } else {
+        vec![MAP_ARR, MAP_HSH]
+    };
+    (
+        select(maps),
+        map_key(),
+        [operand(VALUE_REGS.to_vec()), operand(VALUE_REGS.to_vec())],
+        flags,
+        reinit::<5>(),
+    )
+        .prop_map(|(map, key, value, flags, reinit)| Item::MapUpdate {
+            map,
+            key,
+            value,
+            flags,
+            reinit,
+        })
         .boxed()
 }
 
 fn map_delete(f: Features) -> BoxedStrategy<Item> {
-    let maps = if f.percpu { vec![MAP_ARR, MAP_HSH, MAP_PCP] } else { vec![MAP_ARR, MAP_HSH] };
+    let maps = if f.percpu {
+        vec![MAP_ARR, MAP_HSH, MAP_PCP]
+    } else {
+        vec![MAP_ARR, MAP_HSH]
+    };
     (select(maps), map_key(), reinit::<5>())
         .prop_map(|(map, key, reinit)| Item::MapDelete { map, key, reinit })
         .boxed()
@@ -379,30 +574,60 @@ fn map_delete(f: Features) -> BoxedStrategy<Item> {
 fn ctx_helper() -> BoxedStrategy<Item> {
     use crate::ir::helper::*;
     let delta = prop_oneof![
-        select(vec![0, 1, -1, 4, -4, 14, -14, 40, -40, 216, -216, 217, -217, 256, -256, 3520, -3520]),
+        select(vec![
+            0, 1, -1, 4, -4, 14, -14, 40, -40, 216, -216, 217, -217, 256, -256, 3520, -3520
+        ]),
         -300i32..300,
     ];
-    let adjust = (select(vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_ADJUST_META]), delta, reinit::<5>())
-        .prop_map(|(helper, d, reinit)| Item::CtxHelper { helper, arg: Operand::Imm(d), buf: 0, len: 0, reinit });
-    let offset = prop_oneof![3 => (0i32..140).prop_map(Operand::Imm), 1 => select(VALUE_REGS.to_vec()).prop_map(Operand::Reg), 1 => imm32().prop_map(Operand::Imm)];
-    let bytes = (any::<bool>(), offset, 0i16..64, 1i32..=32, reinit::<5>()).prop_map(|(load, arg, start, len, reinit)| {
-        let start = start.min(64 - len as i16);
-        Item::CtxHelper {
-            helper: if load { XDP_LOAD_BYTES } else { XDP_STORE_BYTES },
-            arg,
-            buf: DATA_OFF + start,
-            len,
+    let adjust = (
+        select(vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_ADJUST_META]),
+        delta,
+        reinit::<5>(),
+    )
+        .prop_map(|(helper, d, reinit)| Item::CtxHelper {
+            helper,
+            arg: Operand::Imm(d),
+            buf: 0,
+            len: 0,
             reinit,
-        }
-    });
+        });
+    let offset = prop_oneof![3 => (0i32..140).prop_map(Operand::Imm), 1 => select(VALUE_REGS.to_vec()).prop_map(Operand::Reg), 1 => imm32().prop_map(Operand::Imm)];
+    let bytes = (any::<bool>(), offset, 0i16..64, 1i32..=32, reinit::<5>()).prop_map(
+        |(load, arg, start, len, reinit)| {
+            let start = start.min(64 - len as i16);
+            Item::CtxHelper {
+                helper: if load {
+                    XDP_LOAD_BYTES
+                } else {
+                    XDP_STORE_BYTES
+                },
+                arg,
+                buf: DATA_OFF + start,
+                len,
+                reinit,
+            }
+        },
+    );
     prop_oneof![adjust, bytes].boxed()
 }
 
 /// Callees: simple items on their own registers (no context, memory, maps or calls).
 fn subprog(f: Features) -> BoxedStrategy<SubProgram> {
-    let inner = Features { mem: false, ctx: false, ..f };
-    (prop::array::uniform5(imm32()), prop::array::uniform8(imm32()), prop::collection::vec(branchy(VALUE_REGS.to_vec(), inner, 1), 1..8))
-        .prop_map(|(init_regs, init_stack, items)| SubProgram { init_regs, init_stack, items })
+    let inner = Features {
+        mem: false,
+        ctx: false,
+        ..f
+    };
+    (
+        prop::array::uniform5(imm32()),
+        prop::array::uniform8(imm32()),
+        prop::collection::vec(branchy(VALUE_REGS.to_vec(), inner, 1), 1..8),
+    )
+        .prop_map(|(init_regs, init_stack, items)| SubProgram {
+            init_regs,
+            init_stack,
+            items,
+        })
         .boxed()
 }
 
@@ -425,13 +650,28 @@ pub fn item(f: Features) -> BoxedStrategy<Item> {
         choices.push((2, ctx_helper()));
     }
     if f.tail_calls {
-        choices.push((1, (0i32..3, reinit::<6>()).prop_map(|(slot, reinit)| Item::TailCall { slot, reinit }).boxed()));
+        choices.push((
+            1,
+            (0i32..3, reinit::<6>())
+                .prop_map(|(slot, reinit)| Item::TailCall { slot, reinit })
+                .boxed(),
+        ));
     }
     if f.percpu {
-        choices.push((1, reinit::<5>().prop_map(|reinit| Item::CpuId { reinit }).boxed()));
+        choices.push((
+            1,
+            reinit::<5>()
+                .prop_map(|reinit| Item::CpuId { reinit })
+                .boxed(),
+        ));
     }
     if f.calls {
-        choices.push((2, (0usize..2, reinit::<5>()).prop_map(|(index, reinit)| Item::Call { index, reinit }).boxed()));
+        choices.push((
+            2,
+            (0usize..2, reinit::<5>())
+                .prop_map(|(index, reinit)| Item::Call { index, reinit })
+                .boxed(),
+        ));
     }
     let top = proptest::strategy::Union::new_weighted(choices).boxed();
     // Blocks may also sit under a conditional.
@@ -440,8 +680,19 @@ pub fn item(f: Features) -> BoxedStrategy<Item> {
 
 /// A whole program.
 pub fn program(target: Target, f: Features) -> BoxedStrategy<Program> {
-    (prop::array::uniform9(imm64()), prop::array::uniform8(imm64()), prop::collection::vec(item(f), 1..=f.max_items.max(1)), prop::collection::vec(subprog(f), 2))
-        .prop_map(move |(init_regs, init_stack, items, subprogs)| Program { target, subprogs, init_regs, init_stack, items })
+    (
+        prop::array::uniform9(imm64()),
+        prop::array::uniform8(imm64()),
+        prop::collection::vec(item(f), 1..=f.max_items.max(1)),
+        prop::collection::vec(subprog(f), 2),
+    )
+        .prop_map(move |(init_regs, init_stack, items, subprogs)| Program {
+            target,
+            subprogs,
+            init_regs,
+            init_stack,
+            items,
+        })
         .boxed()
 }
 
@@ -459,10 +710,25 @@ pub struct XdpCase {
 /// XDP cases; `ncpus` is the number of possible CPUs (per-CPU map values).
 pub fn xdp_case(f: Features, ncpus: usize) -> BoxedStrategy<XdpCase> {
     let arr = prop::collection::vec((0u32..MAP_ENTRIES, any::<[u8; 16]>()), 0..4);
-    let hsh = prop::collection::vec((0u32..MAP_ENTRIES + 2, any::<[u8; 16]>()), 0..=MAP_ENTRIES as usize);
-    let pcp = prop::collection::vec((0u32..MAP_ENTRIES, prop::collection::vec(any::<u8>(), 16 * ncpus)), 0..3);
+    let hsh = prop::collection::vec(
+        (0u32..MAP_ENTRIES + 2, any::<[u8; 16]>()),
+        0..=MAP_ENTRIES as usize,
+    );
+    let pcp = prop::collection::vec(
+        (
+            0u32..MAP_ENTRIES,
+            prop::collection::vec(any::<u8>(), 16 * ncpus),
+        ),
+        0..3,
+    );
     let nprogs = if f.tail_calls { 2 } else { 1 };
-    (prop::collection::vec(program(Target::Xdp, f), nprogs), prop::collection::vec(any::<u8>(), 14..=128), arr, hsh, pcp)
+    (
+        prop::collection::vec(program(Target::Xdp, f), nprogs),
+        prop::collection::vec(any::<u8>(), 14..=128),
+        arr,
+        hsh,
+        pcp,
+    )
         .prop_map(move |(programs, packet, arr, hsh, pcp)| {
             let mut map_init = Vec::new();
             for (k, v) in arr {
@@ -476,7 +742,11 @@ pub fn xdp_case(f: Features, ncpus: usize) -> BoxedStrategy<XdpCase> {
                     map_init.push((MAP_PCP, k.to_ne_bytes().to_vec(), v));
                 }
             }
-            XdpCase { programs, packet, map_init }
+            XdpCase {
+                programs,
+                packet,
+                map_init,
+            }
         })
         .boxed()
 }
@@ -489,7 +759,10 @@ pub struct RawCase {
 }
 
 pub fn raw_case(f: Features) -> BoxedStrategy<RawCase> {
-    (program(Target::Raw, f), prop::collection::vec(any::<u8>(), MEM_LEN))
+    (
+        program(Target::Raw, f),
+        prop::collection::vec(any::<u8>(), MEM_LEN),
+    )
         .prop_map(|(program, mem)| RawCase { program, mem })
         .boxed()
 }

@@ -56,7 +56,10 @@ fn interpreter_agrees_with_rbpf() {
         cases,
         rbpf_panics.get()
     );
-    assert!(compared.get() * 2 >= cases as u64, "too few programs compared");
+    assert!(
+        compared.get() * 2 >= cases as u64,
+        "too few programs compared"
+    );
     if let Err(e) = result {
         let detail = match &e {
             proptest::test_runner::TestError::Fail(_, case) => describe_raw(case),

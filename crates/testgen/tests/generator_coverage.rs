@@ -31,13 +31,22 @@ fn generated_cases_exercise_state_changes_and_all_families() {
                 }
             }
         }
-        let mut interp = Interpreter::new(&case_object(&case), Config { ncpus: 2, ..Config::default() }).unwrap();
+        let mut interp = Interpreter::new(
+            &case_object(&case),
+            Config {
+                ncpus: 2,
+                ..Config::default()
+            },
+        )
+        .unwrap();
         let out = run_xdp(&mut interp, &case).unwrap();
         pkt_changed += (out.packet != case.packet) as u32;
         len_changed += (out.packet.len() != case.packet.len()) as u32;
         let mut init: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(), Vec::new()];
         // ARRAY entries exist from the start (zeroed).
-        init[0] = (0u32..4).map(|k| (k.to_ne_bytes().to_vec(), vec![0u8; 16])).collect();
+        init[0] = (0u32..4)
+            .map(|k| (k.to_ne_bytes().to_vec(), vec![0u8; 16]))
+            .collect();
         for (m, k, v) in case.map_init.iter().filter(|(m, _, _)| *m < 2) {
             let e = &mut init[*m];
             e.retain(|(kk, _)| kk != k);
@@ -53,14 +62,30 @@ fn generated_cases_exercise_state_changes_and_all_families() {
         opcodes.len()
     );
     eprintln!("{local_calls} bpf-to-bpf calls, helpers {helpers:?}, packet length changed in {len_changed}");
-    assert!(local_calls >= n / 4, "bpf-to-bpf calls too rare: {local_calls}");
+    assert!(
+        local_calls >= n / 4,
+        "bpf-to-bpf calls too rare: {local_calls}"
+    );
     for h in [1, 2, 3, 8, 12, 44, 54, 65, 189, 190] {
         assert!(helpers.contains(&h), "helper {h} never called");
     }
-    assert!(len_changed * 10 >= n, "packet length changes too rare: {len_changed}/{n}");
-    assert!(pkt_changed * 5 >= n, "packet writes too rare: {pkt_changed}/{n}");
-    assert!(map_changed * 5 >= n, "map changes too rare: {map_changed}/{n}");
-    assert!(r0_values.len() * 4 >= n as usize, "r0 too uniform: {} distinct", r0_values.len());
+    assert!(
+        len_changed * 10 >= n,
+        "packet length changes too rare: {len_changed}/{n}"
+    );
+    assert!(
+        pkt_changed * 5 >= n,
+        "packet writes too rare: {pkt_changed}/{n}"
+    );
+    assert!(
+        map_changed * 5 >= n,
+        "map changes too rare: {map_changed}/{n}"
+    );
+    assert!(
+        r0_values.len() * 4 >= n as usize,
+        "r0 too uniform: {} distinct",
+        r0_values.len()
+    );
     // Every family: ALU32/64 ops incl. signed forms, byte swaps, JMP32, memsx, atomics.
     for code in [
         BPF_ALU64 | BPF_DIV | BPF_X,
@@ -77,6 +102,9 @@ fn generated_cases_exercise_state_changes_and_all_families() {
         BPF_ST | BPF_MEM | BPF_H,
         LDDW,
     ] {
-        assert!(opcodes.contains(&code), "opcode {code:#04x} never generated");
+        assert!(
+            opcodes.contains(&code),
+            "opcode {code:#04x} never generated"
+        );
     }
 }

@@ -12,7 +12,14 @@ fn generated_programs_run_on_the_interpreter() {
     let mut runner = harness::runner(cases);
     let result = runner.run(&xdp_case(Features::xdp(), 2), |case| {
         let obj = case_object(&case);
-        let mut interp = Interpreter::new(&obj, Config { ncpus: 2, ..Config::default() }).map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
+        let mut interp = Interpreter::new(
+            &obj,
+            Config {
+                ncpus: 2,
+                ..Config::default()
+            },
+        )
+        .map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
         let out = run_xdp(&mut interp, &case).map_err(TestCaseError::fail)?;
         // The result map always holds the registers (the epilogue wrote them).
         prop_assert_eq!(out.maps[2].len(), 1);

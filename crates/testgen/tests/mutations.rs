@@ -14,7 +14,13 @@ fn mutations_are_rejected_by_the_kernel() {
         return;
     }
     let mut runner = harness::runner(1);
-    let strat = program(Target::Xdp, Features { max_items: 12, ..Features::xdp() });
+    let strat = program(
+        Target::Xdp,
+        Features {
+            max_items: 12,
+            ..Features::xdp()
+        },
+    );
     let mut checked = 0;
     for _ in 0..harness::case_count(20).min(200) {
         let p = strat.new_tree(&mut runner).unwrap().current();
@@ -23,9 +29,20 @@ fn mutations_are_rejected_by_the_kernel() {
             let bad = apply(&p, m);
             let e = KernelEngine::new(&linked_object(vec![bad.render()]))
                 .err()
-                .unwrap_or_else(|| panic!("{m:?}: kernel accepted the mutated program {:#?}", bad.items));
-            let log = e.verifier_log().unwrap_or_else(|| panic!("{m:?}: not a verifier rejection: {e}"));
-            assert!(log.contains(m.expected()), "{m:?}: expected {:?} in the verifier log:\n{log}", m.expected());
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{m:?}: kernel accepted the mutated program {:#?}",
+                        bad.items
+                    )
+                });
+            let log = e
+                .verifier_log()
+                .unwrap_or_else(|| panic!("{m:?}: not a verifier rejection: {e}"));
+            assert!(
+                log.contains(m.expected()),
+                "{m:?}: expected {:?} in the verifier log:\n{log}",
+                m.expected()
+            );
             checked += 1;
         }
     }
