@@ -8,7 +8,10 @@ fn root() -> PathBuf {
 }
 
 fn bpfkit(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bpfkit")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bpfkit"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -37,20 +40,34 @@ fn every_corpus_object_inspects_like_the_kernel_saw_it() {
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
         let name = obj.file_stem().unwrap().to_str().unwrap();
         let kpath = root().join(format!("corpus/expected/{name}.kernel.json"));
-        let Ok(ktext) = std::fs::read_to_string(&kpath) else { continue };
+        let Ok(ktext) = std::fs::read_to_string(&kpath) else {
+            continue;
+        };
         let k: serde_json::Value = serde_json::from_str(&ktext).unwrap();
         // Programs: name, section, type.
         let mut ours: Vec<(String, String, u64)> = j["programs"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["name"].as_str().unwrap().into(), p["section"].as_str().unwrap().into(), p["type_id"].as_u64().unwrap()))
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().into(),
+                    p["section"].as_str().unwrap().into(),
+                    p["type_id"].as_u64().unwrap(),
+                )
+            })
             .collect();
         let mut theirs: Vec<(String, String, u64)> = k["programs"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["name"].as_str().unwrap().into(), p["section"].as_str().unwrap().into(), p["type"].as_u64().unwrap()))
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().into(),
+                    p["section"].as_str().unwrap().into(),
+                    p["type"].as_u64().unwrap(),
+                )
+            })
             .collect();
         ours.sort();
         theirs.sort();
@@ -66,7 +83,13 @@ fn every_corpus_object_inspects_like_the_kernel_saw_it() {
             .iter()
             .map(|m| {
                 let n: String = m["name"].as_str().unwrap().chars().take(15).collect();
-                (n, m["type_id"].as_u64().unwrap(), m["key_size"].as_u64().unwrap(), m["value_size"].as_u64().unwrap(), m["max_entries"].as_u64().unwrap())
+                (
+                    n,
+                    m["type_id"].as_u64().unwrap(),
+                    m["key_size"].as_u64().unwrap(),
+                    m["value_size"].as_u64().unwrap(),
+                    m["max_entries"].as_u64().unwrap(),
+                )
             })
             .collect();
         let mut theirs: Vec<(String, u64, u64, u64, u64)> = k["maps"]
@@ -87,7 +110,14 @@ fn every_corpus_object_inspects_like_the_kernel_saw_it() {
         theirs.sort();
         assert_eq!(ours, theirs, "{p}: maps");
         for m in j["maps"].as_array().unwrap() {
-            for key in ["name", "type", "key_size", "value_size", "max_entries", "flags"] {
+            for key in [
+                "name",
+                "type",
+                "key_size",
+                "value_size",
+                "max_entries",
+                "flags",
+            ] {
                 assert!(!m[key].is_null(), "{p}: map lacks {key}");
             }
         }
@@ -98,7 +128,10 @@ fn every_corpus_object_inspects_like_the_kernel_saw_it() {
         assert_eq!(code, 0);
         for m in k["maps"].as_array().unwrap() {
             let t = m["type_name"].as_str().unwrap().to_ascii_uppercase();
-            assert!(text.contains(&format!("BPF_MAP_TYPE_{t}")), "{p}: text lacks BPF_MAP_TYPE_{t}");
+            assert!(
+                text.contains(&format!("BPF_MAP_TYPE_{t}")),
+                "{p}: text lacks BPF_MAP_TYPE_{t}"
+            );
         }
     }
 }
@@ -108,7 +141,11 @@ fn relocations_in_json_match_readelf_for_program_sections() {
     for obj in corpus_objects() {
         let p = obj.to_str().unwrap();
         let name = obj.file_stem().unwrap().to_str().unwrap();
-        let Ok(re) = std::fs::read_to_string(root().join(format!("corpus/expected/{name}.readelf.txt"))) else { continue };
+        let Ok(re) =
+            std::fs::read_to_string(root().join(format!("corpus/expected/{name}.readelf.txt")))
+        else {
+            continue;
+        };
         let (code, out, err) = bpfkit(&["inspect", "--json", "--all-relocations", p]);
         assert_eq!(code, 0, "{err}");
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -116,11 +153,23 @@ fn relocations_in_json_match_readelf_for_program_sections() {
         let mut want = 0;
         for line in re.lines() {
             if let Some(rest) = line.strip_prefix("Relocation section '") {
-                let n: usize = rest.rsplit("contains ").next().unwrap().split(' ').next().unwrap().parse().unwrap();
+                let n: usize = rest
+                    .rsplit("contains ")
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 want += n;
             }
         }
-        assert_eq!(j["relocations"].as_array().unwrap().len(), want, "{p}: relocation count");
+        assert_eq!(
+            j["relocations"].as_array().unwrap().len(),
+            want,
+            "{p}: relocation count"
+        );
     }
 }
 

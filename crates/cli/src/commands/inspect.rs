@@ -81,8 +81,14 @@ fn init_json(init: &MapInit) -> Value {
     match init {
         MapInit::None => Value::Null,
         MapInit::Data(d) => json!({ "data_len": d.len() }),
-        MapInit::Programs(v) => json!(v.iter().map(|(s, n)| json!({"slot": s, "program": n})).collect::<Vec<_>>()),
-        MapInit::Maps(v) => json!(v.iter().map(|(s, n)| json!({"slot": s, "map": n})).collect::<Vec<_>>()),
+        MapInit::Programs(v) => json!(v
+            .iter()
+            .map(|(s, n)| json!({"slot": s, "program": n}))
+            .collect::<Vec<_>>()),
+        MapInit::Maps(v) => json!(v
+            .iter()
+            .map(|(s, n)| json!({"slot": s, "map": n}))
+            .collect::<Vec<_>>()),
     }
 }
 
@@ -109,22 +115,36 @@ fn map_json(m: &MapDef) -> Value {
 
 /// What a relocation in a program section refers to, for display.
 fn reloc_target(obj: &Object, r: &bpfkit_object::Relocation) -> String {
-    let Some(sec) = obj.sections.get(r.symbol_section) else { return "extern".into() };
-    if obj.sections.get(r.section).is_some_and(|s| s.kind == SectionKind::Maps) {
+    let Some(sec) = obj.sections.get(r.symbol_section) else {
+        return "extern".into();
+    };
+    if obj
+        .sections
+        .get(r.section)
+        .is_some_and(|s| s.kind == SectionKind::Maps)
+    {
         // `.values` initialiser of a PROG_ARRAY or map-in-map.
         return match sec.kind {
-            SectionKind::Program | SectionKind::Text => format!("values entry: program {}", r.symbol),
+            SectionKind::Program | SectionKind::Text => {
+                format!("values entry: program {}", r.symbol)
+            }
             _ => format!("values entry: map {}", r.symbol),
         };
     }
     match sec.kind {
         SectionKind::Maps | SectionKind::LegacyMaps => {
-            match obj.map_locations.iter().position(|&(s, o)| s == sec.index && o == r.symbol_value) {
+            match obj
+                .map_locations
+                .iter()
+                .position(|&(s, o)| s == sec.index && o == r.symbol_value)
+            {
                 Some(i) => format!("map {}", obj.maps[i].name),
                 None => "map ?".into(),
             }
         }
-        SectionKind::Data | SectionKind::Rodata | SectionKind::Bss => format!("global data {}", sec.name),
+        SectionKind::Data | SectionKind::Rodata | SectionKind::Bss => {
+            format!("global data {}", sec.name)
+        }
         SectionKind::Text | SectionKind::Program => {
             if r.r_type == bpfkit_object::reloc_type::R_BPF_64_32 {
                 "call".into()
@@ -140,12 +160,22 @@ pub fn run(args: Args) -> CliResult {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file.display())))?;
     let name = object_name_from_path(&args.file);
-    let obj = Object::parse_named(&bytes, &name).map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
+    let obj = Object::parse_named(&bytes, &name)
+        .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
     let linked = obj.link();
-    let linked_len = |p: &str| linked.as_ref().ok().and_then(|l| l.program(p)).map(|p| p.insns.len());
+    let linked_len = |p: &str| {
+        linked
+            .as_ref()
+            .ok()
+            .and_then(|l| l.program(p))
+            .map(|p| p.insns.len())
+    };
     let shown_reloc = |r: &&bpfkit_object::Relocation| {
         args.all_relocations
-            || obj.sections.get(r.section).is_some_and(|s| s.is_executable() || s.kind == SectionKind::Maps)
+            || obj
+                .sections
+                .get(r.section)
+                .is_some_and(|s| s.is_executable() || s.kind == SectionKind::Maps)
     };
 
     if args.json {
@@ -208,19 +238,33 @@ pub fn run(args: Args) -> CliResult {
         if args.btf {
             out["btf_dump"] = json!(obj.btf.as_ref().map(|b| b.dump()));
         }
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::usage(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| CliError::usage(e.to_string()))?
+        );
     } else {
         print!("{}", text(&obj, &args, &linked_len, &shown_reloc));
     }
     match linked {
         Ok(_) => Ok(Status::Ok),
-        Err(e) => Err(CliError::bad(format!("{}: cannot link: {e}", args.file.display()))),
+        Err(e) => Err(CliError::bad(format!(
+            "{}: cannot link: {e}",
+            args.file.display()
+        ))),
     }
 }
 
 /// The kernel's `license_is_gpl_compatible`.
 fn gpl_compatible(l: &str) -> bool {
-    matches!(l, "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL")
+    matches!(
+        l,
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
+    )
 }
 
 fn text(
@@ -235,14 +279,22 @@ fn text(
         o,
         "license: {:?}{}",
         obj.license,
-        if gpl_compatible(&obj.license) { " (GPL-compatible)" } else { "" }
+        if gpl_compatible(&obj.license) {
+            " (GPL-compatible)"
+        } else {
+            ""
+        }
     );
     if let Some(v) = obj.kernel_version {
         let _ = writeln!(o, "kernel version: {v:#x}");
     }
 
     let _ = writeln!(o, "\nSections ({}):", obj.sections.len());
-    let _ = writeln!(o, "  {:>3} {:<24} {:<12} {:<12} {:>8} {:>8}", "Nr", "Name", "Type", "Kind", "Offset", "Size");
+    let _ = writeln!(
+        o,
+        "  {:>3} {:<24} {:<12} {:<12} {:>8} {:>8}",
+        "Nr", "Name", "Type", "Kind", "Offset", "Size"
+    );
     for s in &obj.sections {
         let _ = writeln!(
             o,
@@ -258,7 +310,10 @@ fn text(
 
     let _ = writeln!(o, "\nPrograms ({}):", obj.programs.len());
     for p in &obj.programs {
-        let attach = p.expected_attach_type.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+        let attach = p
+            .expected_attach_type
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             o,
             "  {}  section {}  type {} ({})  attach {}  flags {:#x}  insns {}  linked {}",
@@ -269,7 +324,9 @@ fn text(
             attach,
             p.prog_flags,
             p.len,
-            linked_len(&p.name).map(|n| n.to_string()).unwrap_or_else(|| "error".into()),
+            linked_len(&p.name)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "error".into()),
         );
         if !p.subprograms.is_empty() {
             let _ = writeln!(o, "      sub-programs: {}", p.subprograms.join(", "));
@@ -282,7 +339,9 @@ fn text(
             o,
             "  {}  {}  key {}  value {}  max_entries {}  flags {:#x}  pinning {}  ({} in {})",
             m.name,
-            map_type::name(m.map_type).map(str::to_string).unwrap_or_else(|| format!("type {}", m.map_type)),
+            map_type::name(m.map_type)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("type {}", m.map_type)),
             m.key_size,
             m.value_size,
             m.max_entries,
@@ -309,8 +368,12 @@ fn text(
             }
             MapInit::Data(d) if m.origin == MapOrigin::GlobalData && m.section != ".bss" => {
                 let shown: Vec<String> = d.iter().take(32).map(|b| format!("{b:02x}")).collect();
-                let _ =
-                    writeln!(o, "      initial value: {}{}", shown.join(" "), if d.len() > 32 { " ..." } else { "" });
+                let _ = writeln!(
+                    o,
+                    "      initial value: {}{}",
+                    shown.join(" "),
+                    if d.len() > 32 { " ..." } else { "" }
+                );
             }
             _ => {}
         }
@@ -323,16 +386,35 @@ fn text(
     for r in shown {
         if r.rel_section != cur {
             cur = r.rel_section;
-            let n = obj.relocations.iter().filter(|x| x.rel_section == cur).count();
-            let _ = writeln!(o, "  section '{}' (for '{}'), {} entries:", r.rel_section_name, r.section_name, n);
-            let _ = writeln!(o, "    {:>8} {:>6}  {:<18} {:>10}  {:<24} Target", "Offset", "Insn", "Type", "Sym.value", "Symbol");
+            let n = obj
+                .relocations
+                .iter()
+                .filter(|x| x.rel_section == cur)
+                .count();
+            let _ = writeln!(
+                o,
+                "  section '{}' (for '{}'), {} entries:",
+                r.rel_section_name, r.section_name, n
+            );
+            let _ = writeln!(
+                o,
+                "    {:>8} {:>6}  {:<18} {:>10}  {:<24} Target",
+                "Offset", "Insn", "Type", "Sym.value", "Symbol"
+            );
         }
-        let in_code = obj.sections.get(r.section).is_some_and(|s| s.is_executable());
+        let in_code = obj
+            .sections
+            .get(r.section)
+            .is_some_and(|s| s.is_executable());
         let _ = writeln!(
             o,
             "    {:>#8x} {:>6}  {:<18} {:>#10x}  {:<24} {}",
             r.offset,
-            if in_code { r.insn_index().to_string() } else { "-".to_string() },
+            if in_code {
+                r.insn_index().to_string()
+            } else {
+                "-".to_string()
+            },
             r.type_name(),
             r.symbol_value,
             r.symbol,
@@ -340,7 +422,10 @@ fn text(
         );
     }
     if hidden > 0 {
-        let _ = writeln!(o, "  (+{hidden} relocations in DWARF/BTF sections; --all-relocations lists them)");
+        let _ = writeln!(
+            o,
+            "  (+{hidden} relocations in DWARF/BTF sections; --all-relocations lists them)"
+        );
     }
 
     let _ = writeln!(o, "\nBTF:");
@@ -349,7 +434,11 @@ fn text(
             let _ = writeln!(o, "  none");
         }
         Some(b) => {
-            let kinds: Vec<String> = b.kind_counts().into_iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let kinds: Vec<String> = b
+                .kind_counts()
+                .into_iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             let _ = writeln!(o, "  {} types: {}", b.len() - 1, kinds.join(", "));
         }
     }
@@ -369,7 +458,10 @@ fn text(
                 c.insn_index,
                 core_relo_kind_name(c.kind),
                 c.type_id,
-                obj.btf.as_ref().map(|b| b.type_name(c.type_id)).unwrap_or_default(),
+                obj.btf
+                    .as_ref()
+                    .map(|b| b.type_name(c.type_id))
+                    .unwrap_or_default(),
                 c.access
             );
         }
