@@ -14,6 +14,9 @@ pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Size of libbpf 0.x's `struct bpf_map_def` (type, key_size, value_size, max_entries, map_flags).
 const LEGACY_DEF_SIZE: usize = 20;
+/// Largest array map value the kernel accepts (`array_map_alloc_check`: KMALLOC_MAX_SIZE,
+/// 4 MiB on x86-64 and arm64 with 4 KiB pages).
+pub const MAX_VALUE_SIZE: u64 = 4 << 20;
 /// `BPF_OBJ_NAME_LEN`.
 const OBJ_NAME_LEN: usize = 16;
 
@@ -573,18 +576,20 @@ fn global_data_maps(obj: &mut Object) -> Result<()> {
             SectionKind::Data => (false, s.data.clone()),
             SectionKind::Rodata => (true, s.data.clone()),
             SectionKind::Bss => {
-                let n = usize::try_from(s.size)
-                    .ok()
-                    .filter(|&n| n <= u32::MAX as usize)
-                    .ok_or_else(|| {
-                        ObjectError::section(
-                            &s.name,
-                            s.index,
-                            0,
-                            "sh_size",
-                            format!("{:#x} is too large for a map value", s.size),
-                        )
-                    })?;
+                // SHT_NOBITS occupies no file space, so its size is not bounded by the
+                // input: refuse what the kernel would refuse before allocating it.
+                let n = usize::try_from(s.size).ok().filter(|&n| n as u64 <= MAX_VALUE_SIZE).ok_or_else(|| {
+                    ObjectError::section(
+                        &s.name,
+                        s.index,
+                        0,
+                        "sh_size",
+                        format!(
+                            "{:#x} bytes exceeds the kernel's largest array map value ({MAX_VALUE_SIZE:#x}, KMALLOC_MAX_SIZE)",
+                            s.size
+                        ),
+                    )
+                })?;
                 (false, vec![0u8; n])
             }
             _ => continue,

@@ -402,3 +402,20 @@ fn mutations_never_panic() {
     }
     assert!(errors > 0);
 }
+
+/// `.bss` takes no file space, so its size is not bounded by the input: a huge one is
+/// refused (found by the fuzzer as an out-of-memory) instead of allocated.
+#[test]
+fn huge_bss_is_refused_not_allocated() {
+    let b = sample();
+    let obj = Object::parse(&b).unwrap();
+    let bss = section_index(&obj, ".bss");
+    let mut c = b.clone();
+    let h = shdr(&c, bss);
+    c[h + 0x20..h + 0x28].copy_from_slice(&0xffff_ff00u64.to_le_bytes());
+    let e = Object::parse(&c).unwrap_err();
+    assert!(
+        matches!(&e, ObjectError::Section { section, field, .. } if section == ".bss" && field == "sh_size"),
+        "{e}"
+    );
+}
