@@ -162,6 +162,12 @@ fn link_program(
             // Target slot in some section, as libbpf computes `sub_insn_idx`.
             let (tsec, tslot): (usize, i64) = match relo {
                 Some(r) => {
+                    if r.symbol_section == 0 {
+                        return Err(lerr(format!(
+                            "call to extern function `{}` (a kfunc or another object's function) is not supported",
+                            r.symbol
+                        )));
+                    }
                     let ts = obj.sections.get(r.symbol_section).filter(|s| s.is_executable()).ok_or_else(|| {
                         lerr(format!("call/function reference relocated against `{}`, which is not in a code section", r.symbol))
                     })?;
