@@ -1,0 +1,1060 @@
+//! The code generator: eBPF slots to x86-64 with `dynasmrt`.
+//!
+//! Register map (one to one, as arch/x86/net/bpf_jit_comp.c): r0 rax, r1 rdi, r2 rsi,
+//! r3 rdx, r4 rcx, r5 r8, r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. Scratch: r9, r10, r11
+//! (the kernel's AUX_REG is r11 too). `r12` holds the [`JitCtx`](crate::tramp::JitCtx).
+//!
+//! r1..r5 are exactly the SysV argument registers 1..5, so a helper call passes them
+//! without any move, the context going in the sixth argument register (r9).
+//!
+//! Frames: every BPF function (the entry function too) is entered with `call` through a
+//! prologue that pushes rbp, rbx, r13, r14, r15 (the caller's r10, r6..r9: after the
+//! return address this keeps `rsp` 16-byte aligned), increments the depth and moves
+//! rbp 512 bytes up to the next stack frame of the runtime's frame area. `exit` undoes it
+//! and returns. A tail call jumps to the target program's first instruction on the same
+//! frame, like the interpreter.
+
+use crate::tramp::*;
+use bpfkit_isa::opcode::*;
+use bpfkit_isa::RawInsn;
+use bpfkit_vm::error::FaultKind;
+use bpfkit_vm::helpers;
+use bpfkit_vm::interp;
+use bpfkit_vm::maps::map_handle;
+use bpfkit_vm::runtime::{func_handle, Runtime, MAX_CALL_FRAMES};
+use dynasmrt::x64::Assembler;
+use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
+use std::collections::{BTreeSet, HashMap};
+
+macro_rules! asm {
+    ($ops:expr ; $($t:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($t)*)
+    };
+}
+
+/// x86 register number of each eBPF register.
+pub const REG: [u8; 11] = [0, 7, 6, 2, 1, 8, 3, 13, 14, 15, 5];
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+const R9: u8 = 9;
+const R10: u8 = 10;
+const R11: u8 = 11;
+
+/// Code generation mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No per-access checks: only for programs a verifier accepted.
+    Fast,
+    /// Every memory access goes through the interpreter's region checks.
+    Checked,
+}
+
+/// A fault known at compile time, raised when its instruction executes.
+pub struct StaticFault {
+    pub prog: usize,
+    pub pc: usize,
+    pub kind: FaultKind,
+}
+
+/// What the compiler produced for one program.
+pub struct ProgLabels {
+    /// Label of each slot (the code of the instruction; for the second slot of lddw, a
+    /// fault stub).
+    pub slots: Vec<DynamicLabel>,
+    /// Start and end offsets of each slot's inline code (for listings).
+    pub ranges: Vec<(AssemblyOffset, AssemblyOffset)>,
+    /// Function prologues: slot -> label.
+    pub prologues: Vec<(usize, DynamicLabel)>,
+}
+
+pub struct Compiled {
+    pub ops: Assembler,
+    pub entry: AssemblyOffset,
+    pub progs: Vec<ProgLabels>,
+    pub static_faults: Vec<StaticFault>,
+    /// Out-of-line code ranges (stubs), for listings: (start, end, description).
+    pub stubs: Vec<(AssemblyOffset, AssemblyOffset, String)>,
+}
+
+/// Out-of-line code emitted after the program bodies.
+enum Stub {
+    /// Raise static fault `idx` (jumped to).
+    Fault { label: DynamicLabel, idx: usize },
+    /// Checked back edge: charge `n` instructions, then jump to `target`.
+    BackEdge {
+        label: DynamicLabel,
+        n: i32,
+        target: DynamicLabel,
+        limit_fault: DynamicLabel,
+    },
+    /// Fast mode: a 4-byte load that hit the context.
+    CtxLoad {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        loc: u64,
+        sx: bool,
+    },
+    /// The prologue of a function starting at `slot`.
+    Prologue { label: DynamicLabel, body: DynamicLabel },
+}
+
+struct Gen<'a> {
+    ops: Assembler,
+    mode: Mode,
+    rt: &'a Runtime,
+    stubs: Vec<(Stub, String)>,
+    static_faults: Vec<StaticFault>,
+    fault_exit: DynamicLabel,
+    prologues: HashMap<(usize, usize), DynamicLabel>,
+}
+
+fn rq(r: u8) -> u8 {
+    REG[r as usize]
+}
+
+impl Gen<'_> {
+    fn static_fault(&mut self, prog: usize, pc: usize, kind: FaultKind) -> DynamicLabel {
+        let label = self.ops.new_dynamic_label();
+        let idx = self.static_faults.len();
+        let what = format!("fault stub: {kind}");
+        self.static_faults.push(StaticFault { prog, pc, kind });
+        self.stubs.push((Stub::Fault { label, idx }, what));
+        label
+    }
+
+    /// Saves r0..r5 in the context.
+    fn save_regs(&mut self, from: usize) {
+        for (i, &r) in REG[..6].iter().enumerate().skip(from) {
+            let off = OFF_SAVED + 8 * i as i32;
+            asm!(self.ops ; mov QWORD [r12 + off], Rq(r));
+        }
+    }
+
+    fn restore_regs(&mut self, from: usize, except: Option<u8>) {
+        for (i, &r) in REG[..6].iter().enumerate().skip(from) {
+            if Some(r) == except {
+                continue;
+            }
+            let off = OFF_SAVED + 8 * i as i32;
+            asm!(self.ops ; mov Rq(r), QWORD [r12 + off]);
+        }
+    }
+
+    fn call_abs(&mut self, f: u64) {
+        asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+    }
+
+    fn check_fault(&mut self) {
+        let fe = self.fault_exit;
+        asm!(self.ops ; cmp QWORD [r12 + OFF_FAULTED], 0 ; jne =>fe);
+    }
+
+    fn set_loc(&mut self, prog: usize, pc: usize) {
+        let loc = ((prog as u64) << 32) | pc as u64;
+        asm!(self.ops ; mov r11, QWORD loc as i64 ; mov QWORD [r12 + OFF_LOC], r11);
+    }
+
+    fn target(&mut self, prog: usize, pc: usize, rel: i64, len: usize, labels: &[DynamicLabel]) -> DynamicLabel {
+        let t = pc as i64 + rel + 1;
+        if t < 0 || t as usize >= len {
+            return self.static_fault(prog, pc, FaultKind::JumpOutOfRange { target: t, len });
+        }
+        let target = labels[t as usize];
+        if self.mode == Mode::Checked && t as usize <= pc {
+            let label = self.ops.new_dynamic_label();
+            let limit = self.rt.config.insn_limit;
+            let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
+            let n = (pc - t as usize + 1) as i32;
+            self.stubs.push((
+                Stub::BackEdge { label, n, target, limit_fault },
+                format!("back edge of slot {pc}: instruction budget"),
+            ));
+            return label;
+        }
+        target
+    }
+
+    fn emit_stubs(&mut self) -> Vec<(AssemblyOffset, AssemblyOffset, String)> {
+        let mut ranges = Vec::new();
+        let stubs = std::mem::take(&mut self.stubs);
+        for (s, what) in stubs {
+            let start = self.ops.offset();
+            match s {
+                Stub::Fault { label, idx } => {
+                    let fe = self.fault_exit;
+                    asm!(self.ops
+                        ; =>label
+                        ; mov QWORD [r12 + OFF_STATIC_FAULT], (idx + 1) as i32
+                        ; jmp =>fe
+                    );
+                }
+                Stub::BackEdge { label, n, target, limit_fault } => {
+                    asm!(self.ops
+                        ; =>label
+                        ; sub QWORD [r12 + OFF_BUDGET], n
+                        ; js =>limit_fault
+                        ; jmp =>target
+                    );
+                }
+                Stub::CtxLoad { label, back, dst, loc, sx } => {
+                    asm!(self.ops ; =>label);
+                    self.save_regs(0);
+                    let meta = 4u64 | if sx { 0x100 } else { 0 };
+                    asm!(self.ops
+                        ; mov r10, QWORD loc as i64
+                        ; mov QWORD [r12 + OFF_LOC], r10
+                        ; mov rdi, r12
+                        ; mov rsi, r11
+                        ; mov edx, meta as i32
+                    );
+                    self.call_abs(tr_load as *const () as u64);
+                    self.check_fault();
+                    asm!(self.ops ; mov r11, rax);
+                    self.restore_regs(0, None);
+                    asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
+                }
+                Stub::Prologue { label, body } => {
+                    asm!(self.ops
+                        ; =>label
+                        ; push rbp
+                        ; push rbx
+                        ; push r13
+                        ; push r14
+                        ; push r15
+                        ; add QWORD [r12 + OFF_DEPTH], 1
+                        ; add rbp, 512
+                    );
+                    if self.mode == Mode::Checked {
+                        self.save_regs(0);
+                        asm!(self.ops ; mov rdi, r12);
+                        self.call_abs(tr_enter_frame as *const () as u64);
+                        self.check_fault();
+                        self.restore_regs(0, None);
+                    }
+                    asm!(self.ops ; jmp =>body);
+                }
+            }
+            ranges.push((start, self.ops.offset(), what));
+        }
+        ranges
+    }
+
+    fn compile_prog(&mut self, prog: usize, labels: &ProgLabelsBuilder) -> Vec<(AssemblyOffset, AssemblyOffset)> {
+        let insns: &[RawInsn] = &self.rt.programs[prog].insns;
+        let insns = insns.to_vec();
+        let len = insns.len();
+        let slots = labels.slots.clone();
+        let mut ranges = vec![(AssemblyOffset(0), AssemblyOffset(0)); len];
+        let mut pc = 0;
+        // Slots never reached as instructions (second halves of lddw) get fault stubs.
+        let mut covered = vec![false; len];
+        while pc < len {
+            let start = self.ops.offset();
+            let l = slots[pc];
+            asm!(self.ops ; =>l);
+            covered[pc] = true;
+            let width = self.compile_insn(prog, pc, &insns, &slots);
+            ranges[pc] = (start, self.ops.offset());
+            pc += width;
+        }
+        // Falling off the end.
+        let f = self.static_fault(prog, len, FaultKind::FellOffEnd);
+        asm!(self.ops ; jmp =>f);
+        for (i, c) in covered.iter().enumerate() {
+            if !c {
+                // Jumping into the second half of lddw executes it as an instruction.
+                let k = slot_fault(&insns[i]);
+                let label = slots[i];
+                let idx = self.static_faults.len();
+                self.static_faults.push(StaticFault { prog, pc: i, kind: k });
+                let what = format!("slot {i} (second half of lddw) as an instruction");
+                self.stubs.push((Stub::Fault { label, idx }, what));
+            }
+        }
+        ranges
+    }
+
+    /// Compiles one instruction; returns how many slots it used.
+    fn compile_insn(&mut self, prog: usize, pc: usize, insns: &[RawInsn], slots: &[DynamicLabel]) -> usize {
+        let insn = insns[pc];
+        let len = insns.len();
+        let (code, dst, src, off, imm) = (insn.code, insn.dst, insn.src, insn.off, insn.imm);
+        macro_rules! fail {
+            ($k:expr) => {{
+                let f = self.static_fault(prog, pc, $k);
+                asm!(self.ops ; jmp =>f);
+                return 1;
+            }};
+        }
+        if dst > 10 || src > 10 {
+            fail!(FaultKind::Unsupported(format!(
+                "register r{} does not exist",
+                dst.max(src)
+            )));
+        }
+        let d = rq(dst);
+        let s = rq(src);
+        match class(code) {
+            BPF_ALU | BPF_ALU64 => {
+                if dst == 10 {
+                    fail!(FaultKind::Unsupported("r10 (frame pointer) is read-only".into()));
+                }
+                let is64 = class(code) == BPF_ALU64;
+                let x = source(code) == BPF_X;
+                let o = op(code);
+                if o == BPF_END {
+                    if is64 && source(code) != BPF_TO_LE {
+                        fail!(FaultKind::UnknownOpcode(code));
+                    }
+                    let swap = is64 || source(code) == BPF_TO_BE;
+                    match (imm, swap) {
+                        (16, false) => asm!(self.ops ; movzx Rd(d), Rw(d)),
+                        (32, false) => asm!(self.ops ; mov Rd(d), Rd(d)),
+                        (64, false) => {}
+                        (16, true) => asm!(self.ops ; ror Rw(d), 8 ; movzx Rd(d), Rw(d)),
+                        (32, true) => asm!(self.ops ; bswap Rd(d)),
+                        (64, true) => asm!(self.ops ; bswap Rq(d)),
+                        _ => fail!(FaultKind::Unsupported(format!(
+                            "byte swap width {imm} (only 16, 32, 64)"
+                        ))),
+                    }
+                    return 1;
+                }
+                if (o == BPF_NEG && x) || (!x && src != 0) || (x && imm != 0) {
+                    fail!(FaultKind::UnknownOpcode(code));
+                }
+                let valid = if is64 {
+                    interp::alu64(o, 1, 1, off as i64, x).is_some()
+                } else {
+                    interp::alu32(o, 1, 1, off as i64, x).is_some()
+                };
+                if !valid {
+                    fail!(FaultKind::UnknownOpcode(code));
+                }
+                self.alu(o, is64, x, d, s, off, imm);
+                1
+            }
+            BPF_JMP | BPF_JMP32 => {
+                let is32 = class(code) == BPF_JMP32;
+                let o = op(code);
+                match o {
+                    BPF_JA => {
+                        let rel = if is32 { imm as i64 } else { off as i64 };
+                        let t = self.target(prog, pc, rel, len, slots);
+                        asm!(self.ops ; jmp =>t);
+                    }
+                    BPF_EXIT if !is32 && code == (BPF_JMP | BPF_EXIT) => {
+                        if self.mode == Mode::Checked {
+                            self.save_regs(0);
+                            asm!(self.ops ; mov rdi, r12);
+                            self.call_abs(tr_leave_frame as *const () as u64);
+                            self.restore_regs(0, None);
+                        }
+                        asm!(self.ops
+                            ; sub QWORD [r12 + OFF_DEPTH], 1
+                            ; pop r15
+                            ; pop r14
+                            ; pop r13
+                            ; pop rbx
+                            ; pop rbp
+                            ; ret
+                        );
+                    }
+                    BPF_CALL if !is32 => {
+                        if source(code) == BPF_X {
+                            let r = if imm != 0 && (imm as u32) <= 10 { imm as u8 } else { dst };
+                            self.callx(prog, pc, rq(r));
+                            return 1;
+                        }
+                        match src {
+                            BPF_PSEUDO_CALL => {
+                                let t = pc as i64 + imm as i64 + 1;
+                                if t < 0 || t as usize >= len {
+                                    fail!(FaultKind::JumpOutOfRange { target: t, len });
+                                }
+                                let pl = self.prologue_label(prog, t as usize);
+                                let depth_fault =
+                                    self.static_fault(prog, pc, FaultKind::CallDepth(MAX_CALL_FRAMES));
+                                asm!(self.ops
+                                    ; cmp QWORD [r12 + OFF_DEPTH], (MAX_CALL_FRAMES - 1) as i32
+                                    ; jae =>depth_fault
+                                    ; call =>pl
+                                );
+                            }
+                            0 => {
+                                if imm == helpers::TAIL_CALL {
+                                    self.tail_call(prog, pc);
+                                } else {
+                                    self.helper(prog, pc, imm);
+                                }
+                            }
+                            BPF_PSEUDO_KFUNC_CALL => fail!(FaultKind::Unsupported(format!(
+                                "kfunc call (BTF id {imm}) is not supported"
+                            ))),
+                            _ => fail!(FaultKind::UnknownOpcode(code)),
+                        }
+                    }
+                    _ => {
+                        if interp::cond(o, 0, 0, is32).is_none() {
+                            fail!(FaultKind::UnknownOpcode(code));
+                        }
+                        let t = self.target(prog, pc, off as i64, len, slots);
+                        self.cond_jump(o, is32, source(code) == BPF_X, d, s, imm, t);
+                    }
+                }
+                1
+            }
+            BPF_LD => {
+                if code != LDDW {
+                    fail!(FaultKind::Unsupported(format!(
+                        "opcode {code:#04x}: legacy packet access (LD_ABS/LD_IND) is not available to XDP programs"
+                    )));
+                }
+                let Some(hi) = insns.get(pc + 1) else {
+                    fail!(FaultKind::TruncatedLddw);
+                };
+                let lo = imm as u32 as u64;
+                let nmaps = self.rt.maps.maps.len();
+                let v = match src {
+                    0 => lo | ((hi.imm as u32 as u64) << 32),
+                    BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX => {
+                        if imm < 0 || imm as usize >= nmaps {
+                            fail!(FaultKind::Unsupported(format!(
+                                "lddw refers to map #{imm}, but the object has {nmaps} maps"
+                            )));
+                        }
+                        map_handle(imm as usize)
+                    }
+                    BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE => {
+                        let m = self.rt.maps.maps.get(imm.max(0) as usize);
+                        match m.and_then(|m| m.direct_value_addr()) {
+                            Some(a) => a + hi.imm as u32 as u64,
+                            None => fail!(FaultKind::Unsupported(format!(
+                                "lddw takes the address of a value of map #{imm}, which is not a single-value array"
+                            ))),
+                        }
+                    }
+                    BPF_PSEUDO_FUNC => {
+                        let t = pc as i64 + imm as i64 + 1;
+                        if t < 0 || t as usize >= len {
+                            fail!(FaultKind::JumpOutOfRange { target: t, len });
+                        }
+                        func_handle(prog, t as usize)
+                    }
+                    s => fail!(FaultKind::Unsupported(format!(
+                        "lddw with src {s} (BTF ids) is not supported"
+                    ))),
+                };
+                asm!(self.ops ; mov Rq(d), QWORD v as i64);
+                2
+            }
+            BPF_LDX => {
+                let m = mode(code);
+                let size = size_bytes(code);
+                if (m != BPF_MEM && m != BPF_MEMSX) || (m == BPF_MEMSX && size == 8) || dst == 10 {
+                    fail!(FaultKind::UnknownOpcode(code));
+                }
+                self.load(prog, pc, d, s, off as i32, size, m == BPF_MEMSX);
+                1
+            }
+            BPF_ST | BPF_STX => {
+                let m = mode(code);
+                let size = size_bytes(code);
+                if m == BPF_MEM {
+                    if class(code) == BPF_ST && src != 0 {
+                        fail!(FaultKind::UnknownOpcode(code));
+                    }
+                    let value = if class(code) == BPF_ST { Err(imm) } else { Ok(s) };
+                    self.store(prog, pc, d, off as i32, size, value);
+                } else if m == BPF_ATOMIC && class(code) == BPF_STX {
+                    if imm == BPF_LOAD_ACQ {
+                        self.load(prog, pc, d, s, off as i32, size, false);
+                    } else if imm == BPF_STORE_REL {
+                        self.store(prog, pc, d, off as i32, size, Ok(s));
+                    } else {
+                        self.atomic(prog, pc, d, s, off as i32, size, imm);
+                    }
+                } else {
+                    fail!(FaultKind::UnknownOpcode(code));
+                }
+                1
+            }
+            _ => fail!(FaultKind::UnknownOpcode(code)),
+        }
+    }
+
+    fn prologue_label(&mut self, prog: usize, t: usize) -> DynamicLabel {
+        if let Some(l) = self.prologues.get(&(prog, t)) {
+            return *l;
+        }
+        let label = self.ops.new_dynamic_label();
+        self.prologues.insert((prog, t), label);
+        label
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alu(&mut self, o: u8, is64: bool, x: bool, d: u8, s: u8, off: i16, imm: i32) {
+        match o {
+            BPF_DIV | BPF_MOD => return self.divmod(o, is64, x, d, s, off != 0, imm),
+            BPF_LSH | BPF_RSH | BPF_ARSH => return self.shift(o, is64, x, d, s, imm),
+            _ => {}
+        }
+        macro_rules! binop {
+            ($op:ident) => {
+                match (is64, x) {
+                    (true, true) => asm!(self.ops ; $op Rq(d), Rq(s)),
+                    (true, false) => asm!(self.ops ; $op Rq(d), imm),
+                    (false, true) => asm!(self.ops ; $op Rd(d), Rd(s)),
+                    (false, false) => asm!(self.ops ; $op Rd(d), imm),
+                }
+            };
+        }
+        match o {
+            BPF_ADD => binop!(add),
+            BPF_SUB => binop!(sub),
+            BPF_OR => binop!(or),
+            BPF_AND => binop!(and),
+            BPF_XOR => binop!(xor),
+            BPF_MUL => match (is64, x) {
+                (true, true) => asm!(self.ops ; imul Rq(d), Rq(s)),
+                (true, false) => asm!(self.ops ; imul Rq(d), Rq(d), imm),
+                (false, true) => asm!(self.ops ; imul Rd(d), Rd(s)),
+                (false, false) => asm!(self.ops ; imul Rd(d), Rd(d), imm),
+            },
+            BPF_NEG => {
+                if is64 {
+                    asm!(self.ops ; neg Rq(d));
+                } else {
+                    asm!(self.ops ; neg Rd(d));
+                }
+            }
+            BPF_MOV => match (is64, x, off) {
+                (true, true, 0) => asm!(self.ops ; mov Rq(d), Rq(s)),
+                (true, true, 8) => asm!(self.ops ; movsx Rq(d), Rb(s)),
+                (true, true, 16) => asm!(self.ops ; movsx Rq(d), Rw(s)),
+                (true, true, _) => asm!(self.ops ; movsxd Rq(d), Rd(s)),
+                (true, false, _) => asm!(self.ops ; mov Rq(d), QWORD imm as i64),
+                (false, true, 0) => asm!(self.ops ; mov Rd(d), Rd(s)),
+                (false, true, 8) => asm!(self.ops ; movsx Rd(d), Rb(s)),
+                (false, true, _) => asm!(self.ops ; movsx Rd(d), Rw(s)),
+                (false, false, _) => asm!(self.ops ; mov Rd(d), imm),
+            },
+            _ => unreachable!("validated by interp::alu64/alu32"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn divmod(&mut self, o: u8, is64: bool, x: bool, d: u8, s: u8, signed: bool, imm: i32) {
+        // r11 = divisor, r9/r10 = saved rax/rdx, rax = dividend.
+        if x {
+            if is64 {
+                asm!(self.ops ; mov r11, Rq(s));
+            } else {
+                asm!(self.ops ; mov r11d, Rd(s));
+            }
+        } else if is64 {
+            asm!(self.ops ; mov r11, QWORD imm as i64);
+        } else {
+            asm!(self.ops ; mov r11d, imm);
+        }
+        asm!(self.ops ; mov r9, rax ; mov r10, rdx);
+        if is64 {
+            asm!(self.ops ; mov rax, Rq(d));
+        } else {
+            asm!(self.ops ; mov eax, Rd(d));
+        }
+        let zero = self.ops.new_dynamic_label();
+        let minus1 = self.ops.new_dynamic_label();
+        let done = self.ops.new_dynamic_label();
+        if is64 {
+            asm!(self.ops ; test r11, r11 ; jz =>zero);
+        } else {
+            asm!(self.ops ; test r11d, r11d ; jz =>zero);
+        }
+        if signed {
+            if is64 {
+                asm!(self.ops ; cmp r11, -1 ; je =>minus1 ; cqo ; idiv r11);
+            } else {
+                asm!(self.ops ; cmp r11d, -1 ; je =>minus1 ; cdq ; idiv r11d);
+            }
+        } else if is64 {
+            asm!(self.ops ; xor edx, edx ; div r11);
+        } else {
+            asm!(self.ops ; xor edx, edx ; div r11d);
+        }
+        if o == BPF_DIV {
+            asm!(self.ops ; mov r11, rax ; jmp =>done);
+        } else {
+            asm!(self.ops ; mov r11, rdx ; jmp =>done);
+        }
+        // Division by zero: quotient 0, remainder the dividend (zero-extended for ALU32).
+        asm!(self.ops ; =>zero);
+        if o == BPF_DIV {
+            asm!(self.ops ; xor r11d, r11d ; jmp =>done);
+        } else {
+            asm!(self.ops ; mov r11, rax ; jmp =>done);
+        }
+        // Signed division by -1: negation (INT_MIN stays INT_MIN), remainder 0.
+        asm!(self.ops ; =>minus1);
+        if o == BPF_DIV {
+            if is64 {
+                asm!(self.ops ; neg rax ; mov r11, rax);
+            } else {
+                asm!(self.ops ; neg eax ; mov r11d, eax);
+            }
+        } else {
+            asm!(self.ops ; xor r11d, r11d);
+        }
+        asm!(self.ops ; =>done ; mov rax, r9 ; mov rdx, r10 ; mov Rq(d), r11);
+    }
+
+    fn shift(&mut self, o: u8, is64: bool, x: bool, d: u8, s: u8, imm: i32) {
+        macro_rules! sh {
+            ($op:ident, $r:expr, cl) => {
+                if is64 { asm!(self.ops ; $op Rq($r), cl) } else { asm!(self.ops ; $op Rd($r), cl) }
+            };
+            ($op:ident, $r:expr, $n:expr) => {
+                if is64 { asm!(self.ops ; $op Rq($r), $n) } else { asm!(self.ops ; $op Rd($r), $n) }
+            };
+        }
+        if !x {
+            let n = (imm as u32 & if is64 { 63 } else { 31 }) as i8;
+            if n != 0 {
+                match o {
+                    BPF_LSH => sh!(shl, d, n),
+                    BPF_RSH => sh!(shr, d, n),
+                    _ => sh!(sar, d, n),
+                }
+            }
+        } else if s == RCX {
+            match o {
+                BPF_LSH => sh!(shl, d, cl),
+                BPF_RSH => sh!(shr, d, cl),
+                _ => sh!(sar, d, cl),
+            }
+        } else {
+            // Keep r4 (rcx): the count goes through cl.
+            asm!(self.ops ; mov r11, rcx ; mov rcx, Rq(s));
+            let target = if d == RCX { R11 } else { d };
+            match o {
+                BPF_LSH => sh!(shl, target, cl),
+                BPF_RSH => sh!(shr, target, cl),
+                _ => sh!(sar, target, cl),
+            }
+            asm!(self.ops ; mov rcx, r11);
+        }
+        if !is64 {
+            // A 32-bit shift by 0 leaves the upper half as it was: zero-extend explicitly.
+            asm!(self.ops ; mov Rd(d), Rd(d));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cond_jump(&mut self, o: u8, is32: bool, x: bool, d: u8, s: u8, imm: i32, t: DynamicLabel) {
+        if o == BPF_JSET {
+            match (is32, x) {
+                (false, true) => asm!(self.ops ; test Rq(d), Rq(s)),
+                (false, false) => asm!(self.ops ; test Rq(d), imm),
+                (true, true) => asm!(self.ops ; test Rd(d), Rd(s)),
+                (true, false) => asm!(self.ops ; test Rd(d), imm),
+            }
+            asm!(self.ops ; jnz =>t);
+            return;
+        }
+        match (is32, x) {
+            (false, true) => asm!(self.ops ; cmp Rq(d), Rq(s)),
+            (false, false) => asm!(self.ops ; cmp Rq(d), imm),
+            (true, true) => asm!(self.ops ; cmp Rd(d), Rd(s)),
+            (true, false) => asm!(self.ops ; cmp Rd(d), imm),
+        }
+        match o {
+            BPF_JEQ => asm!(self.ops ; je =>t),
+            BPF_JNE => asm!(self.ops ; jne =>t),
+            BPF_JGT => asm!(self.ops ; ja =>t),
+            BPF_JGE => asm!(self.ops ; jae =>t),
+            BPF_JLT => asm!(self.ops ; jb =>t),
+            BPF_JLE => asm!(self.ops ; jbe =>t),
+            BPF_JSGT => asm!(self.ops ; jg =>t),
+            BPF_JSGE => asm!(self.ops ; jge =>t),
+            BPF_JSLT => asm!(self.ops ; jl =>t),
+            BPF_JSLE => asm!(self.ops ; jle =>t),
+            _ => unreachable!("validated by interp::cond"),
+        }
+    }
+
+    fn helper(&mut self, prog: usize, pc: usize, id: i32) {
+        self.set_loc(prog, pc);
+        asm!(self.ops ; mov QWORD [r12 + OFF_HELPER_ID], id);
+        if self.mode == Mode::Checked {
+            // The interpreter keeps r1..r5 across calls; unverified code may read them.
+            self.save_regs(1);
+        }
+        asm!(self.ops ; mov r9, r12);
+        self.call_abs(tr_helper as *const () as u64);
+        self.check_fault();
+        if self.mode == Mode::Checked {
+            self.restore_regs(1, None);
+        }
+    }
+
+    fn tail_call(&mut self, prog: usize, pc: usize) {
+        self.set_loc(prog, pc);
+        self.save_regs(0);
+        asm!(self.ops ; mov r9, r12);
+        self.call_abs(tr_tail_call as *const () as u64);
+        self.check_fault();
+        let fall = self.ops.new_dynamic_label();
+        asm!(self.ops ; mov r11, rax);
+        self.restore_regs(0, None);
+        asm!(self.ops
+            ; cmp r11, -1
+            ; je =>fall
+            ; mov r10, QWORD [r12 + OFF_TAIL_TABLE]
+            ; jmp QWORD [r10 + r11 * 8]
+            ; =>fall
+        );
+    }
+
+    fn callx(&mut self, prog: usize, pc: usize, r: u8) {
+        self.set_loc(prog, pc);
+        asm!(self.ops ; mov QWORD [r12 + OFF_CALLX_VALUE], Rq(r));
+        self.save_regs(0);
+        asm!(self.ops ; mov rdi, r12);
+        self.call_abs(tr_callx as *const () as u64);
+        self.check_fault();
+        let helper_done = self.ops.new_dynamic_label();
+        let done = self.ops.new_dynamic_label();
+        asm!(self.ops ; mov r11, QWORD [r12 + OFF_CALLX_ADDR] ; test r11, r11 ; jz =>helper_done);
+        self.restore_regs(0, None);
+        asm!(self.ops ; call r11 ; jmp =>done ; =>helper_done);
+        self.restore_regs(1, None);
+        asm!(self.ops ; =>done);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load(&mut self, prog: usize, pc: usize, d: u8, s: u8, off: i32, size: u64, sx: bool) {
+        if self.mode == Mode::Checked {
+            asm!(self.ops ; lea r11, [Rq(s) + off]);
+            self.set_loc_keep_r11(prog, pc);
+            self.save_regs(0);
+            let meta = size | if sx { 0x100 } else { 0 };
+            asm!(self.ops ; mov rdi, r12 ; mov rsi, r11 ; mov edx, meta as i32);
+            self.call_abs(tr_load as *const () as u64);
+            self.check_fault();
+            asm!(self.ops ; mov r11, rax);
+            self.restore_regs(0, Some(d));
+            asm!(self.ops ; mov Rq(d), r11);
+            return;
+        }
+        match (size, sx) {
+            (1, false) => asm!(self.ops ; movzx Rd(d), BYTE [Rq(s) + off]),
+            (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
+            (1, true) => asm!(self.ops ; movsx Rq(d), BYTE [Rq(s) + off]),
+            (2, true) => asm!(self.ops ; movsx Rq(d), WORD [Rq(s) + off]),
+            (4, _) => {
+                // A 4-byte load may read the context (rewritten like the kernel does).
+                let slow = self.ops.new_dynamic_label();
+                let back = self.ops.new_dynamic_label();
+                asm!(self.ops
+                    ; lea r11, [Rq(s) + off]
+                    ; mov r10, r11
+                    ; sub r10, QWORD [r12 + OFF_CTX_BASE]
+                    ; cmp r10, 24
+                    ; jb =>slow
+                );
+                if sx {
+                    asm!(self.ops ; movsxd Rq(d), DWORD [r11]);
+                } else {
+                    asm!(self.ops ; mov Rd(d), DWORD [r11]);
+                }
+                asm!(self.ops ; =>back);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                self.stubs.push((
+                    Stub::CtxLoad { label: slow, back, dst: d, loc, sx },
+                    format!("slot {pc}: context load"),
+                ));
+            }
+            _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
+        }
+    }
+
+    /// `set_loc` without clobbering r11.
+    fn set_loc_keep_r11(&mut self, prog: usize, pc: usize) {
+        let loc = ((prog as u64) << 32) | pc as u64;
+        asm!(self.ops ; mov r10, QWORD loc as i64 ; mov QWORD [r12 + OFF_LOC], r10);
+    }
+
+    fn store(&mut self, prog: usize, pc: usize, d: u8, off: i32, size: u64, value: Result<u8, i32>) {
+        if self.mode == Mode::Checked {
+            match value {
+                Ok(s) => asm!(self.ops ; mov r9, Rq(s)),
+                Err(imm) => asm!(self.ops ; mov r9, QWORD imm as i64),
+            }
+            asm!(self.ops ; lea r11, [Rq(d) + off]);
+            self.set_loc_keep_r11(prog, pc);
+            self.save_regs(0);
+            asm!(self.ops ; mov rdi, r12 ; mov rsi, r11 ; mov rdx, r9 ; mov ecx, size as i32);
+            self.call_abs(tr_store as *const () as u64);
+            self.check_fault();
+            self.restore_regs(0, None);
+            return;
+        }
+        match (size, value) {
+            (1, Ok(s)) => asm!(self.ops ; mov BYTE [Rq(d) + off], Rb(s)),
+            (2, Ok(s)) => asm!(self.ops ; mov WORD [Rq(d) + off], Rw(s)),
+            (4, Ok(s)) => asm!(self.ops ; mov DWORD [Rq(d) + off], Rd(s)),
+            (_, Ok(s)) => asm!(self.ops ; mov QWORD [Rq(d) + off], Rq(s)),
+            (1, Err(i)) => asm!(self.ops ; mov BYTE [Rq(d) + off], i as i8),
+            (2, Err(i)) => asm!(self.ops ; mov WORD [Rq(d) + off], i as i16),
+            (4, Err(i)) => asm!(self.ops ; mov DWORD [Rq(d) + off], i),
+            (_, Err(i)) => asm!(self.ops ; mov QWORD [Rq(d) + off], i),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn atomic(&mut self, prog: usize, pc: usize, d: u8, s: u8, off: i32, size: u64, imm: i32) {
+        let known = matches!(
+            imm,
+            0x00 | 0x01 | 0x40 | 0x41 | 0x50 | 0x51 | 0xa0 | 0xa1 | BPF_XCHG | BPF_CMPXCHG
+        );
+        if self.mode == Mode::Checked || size != 4 && size != 8 || !known {
+            asm!(self.ops ; lea r11, [Rq(d) + off]);
+            self.set_loc_keep_r11(prog, pc);
+            self.save_regs(0);
+            let mut meta = size | ((imm as u32 as u64) << 8);
+            if !known {
+                meta |= 0x1_0000_0000_0000;
+            }
+            asm!(self.ops
+                ; mov rdi, r12
+                ; mov rsi, r11
+                ; mov rdx, QWORD meta as i64
+                ; mov rcx, rax
+            );
+            self.call_abs(tr_atomic_check as *const () as u64);
+            self.check_fault();
+            self.restore_regs(0, None);
+            if size != 4 && size != 8 {
+                // tr_atomic_check always faults on these sizes; keep a stub for safety.
+                let f = self.static_fault(
+                    prog,
+                    pc,
+                    FaultKind::Unsupported(format!(
+                        "atomic operation {imm:#x} on {size} bytes (only 4 and 8)"
+                    )),
+                );
+                asm!(self.ops ; jmp =>f);
+                return;
+            }
+            if !known {
+                let f = self.static_fault(
+                    prog,
+                    pc,
+                    FaultKind::Unsupported(format!("unknown atomic operation {imm:#x}")),
+                );
+                asm!(self.ops ; jmp =>f);
+                return;
+            }
+        }
+        let is64 = size == 8;
+        // r9 = address (dst may be rax, which cmpxchg uses).
+        asm!(self.ops ; lea r9, [Rq(d) + off]);
+        macro_rules! w {
+            ($($t:tt)*) => { asm!(self.ops ; $($t)*) };
+        }
+        match imm {
+            0x00 => if is64 { w!(lock add QWORD [r9], Rq(s)) } else { w!(lock add DWORD [r9], Rd(s)) },
+            0x40 => if is64 { w!(lock or QWORD [r9], Rq(s)) } else { w!(lock or DWORD [r9], Rd(s)) },
+            0x50 => if is64 { w!(lock and QWORD [r9], Rq(s)) } else { w!(lock and DWORD [r9], Rd(s)) },
+            0xa0 => if is64 { w!(lock xor QWORD [r9], Rq(s)) } else { w!(lock xor DWORD [r9], Rd(s)) },
+            0x01 => if is64 { w!(lock xadd QWORD [r9], Rq(s)) } else { w!(lock xadd DWORD [r9], Rd(s)) },
+            BPF_XCHG => if is64 { w!(xchg QWORD [r9], Rq(s)) } else { w!(xchg DWORD [r9], Rd(s)) },
+            BPF_CMPXCHG => {
+                if is64 {
+                    w!(lock cmpxchg QWORD [r9], Rq(s));
+                } else {
+                    // On success cmpxchg r32 leaves rax's upper half alone: zero-extend.
+                    w!(lock cmpxchg DWORD [r9], Rd(s) ; mov eax, eax);
+                }
+            }
+            _ => {
+                // Fetching and/or/xor: a cmpxchg loop, as the kernel's JIT does. r10 keeps
+                // r0 (rax is cmpxchg's comparand), r11 the new value.
+                let src = if s == RAX { R10 } else { s };
+                let again = self.ops.new_dynamic_label();
+                w!(mov r10, rax);
+                if is64 {
+                    w!(mov rax, QWORD [r9]);
+                } else {
+                    w!(mov eax, DWORD [r9]);
+                }
+                w!(=>again ; mov r11, rax);
+                match (imm & !BPF_FETCH, is64) {
+                    (0x40, true) => w!(or r11, Rq(src)),
+                    (0x50, true) => w!(and r11, Rq(src)),
+                    (_, true) => w!(xor r11, Rq(src)),
+                    (0x40, false) => w!(or r11d, Rd(src)),
+                    (0x50, false) => w!(and r11d, Rd(src)),
+                    (_, false) => w!(xor r11d, Rd(src)),
+                }
+                if is64 {
+                    w!(lock cmpxchg QWORD [r9], r11 ; jne =>again ; mov Rq(src), rax);
+                } else {
+                    w!(lock cmpxchg DWORD [r9], r11d ; jne =>again ; mov Rd(src), eax);
+                }
+                // src == r0: the fetched value went to r10 and now becomes r0.
+                w!(mov rax, r10);
+            }
+        }
+        let _ = (R9, RDX);
+    }
+}
+
+
+struct ProgLabelsBuilder {
+    slots: Vec<DynamicLabel>,
+}
+
+const BPF_LOAD_ACQ: i32 = 0x100;
+const BPF_STORE_REL: i32 = 0x110;
+
+fn size_bytes(code: u8) -> u64 {
+    match size(code) {
+        BPF_B => 1,
+        BPF_H => 2,
+        BPF_W => 4,
+        _ => 8,
+    }
+}
+
+/// The fault the interpreter raises when it executes slot `insn` as an instruction, for
+/// the second slots of lddw (never compiled on their own). Mirrors the interpreter's
+/// checks for what such a slot can hold.
+fn slot_fault(insn: &RawInsn) -> FaultKind {
+    if insn.dst > 10 || insn.src > 10 {
+        return FaultKind::Unsupported(format!(
+            "register r{} does not exist",
+            insn.dst.max(insn.src)
+        ));
+    }
+    if class(insn.code) == BPF_LD && insn.code != LDDW {
+        return FaultKind::Unsupported(format!(
+            "opcode {:#04x}: legacy packet access (LD_ABS/LD_IND) is not available to XDP programs",
+            insn.code
+        ));
+    }
+    FaultKind::Unsupported(format!(
+        "jump into the second half of lddw at opcode {:#04x} (run it on the interpreter for its exact fault)",
+        insn.code
+    ))
+}
+
+/// Compiles every program of the runtime.
+pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
+    let mut ops = Assembler::new().map_err(|e| format!("mapping code memory: {e}"))?;
+    let fault_exit = ops.new_dynamic_label();
+    let mut g = Gen {
+        ops,
+        mode,
+        rt,
+        stubs: Vec::new(),
+        static_faults: Vec::new(),
+        fault_exit,
+        prologues: HashMap::new(),
+    };
+
+    // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.
+    let entry = g.ops.offset();
+    let exit = g.ops.new_dynamic_label();
+    let fe = g.fault_exit;
+    asm!(g.ops
+        ; push rbp
+        ; push rbx
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        ; sub rsp, 8
+        ; mov r12, rdx
+        ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
+        ; mov rbp, r8
+        ; mov r11, rcx
+        ; xor eax, eax
+        ; xor edx, edx
+        ; xor ecx, ecx
+        ; xor r8d, r8d
+        ; xor ebx, ebx
+        ; xor r13d, r13d
+        ; xor r14d, r14d
+        ; xor r15d, r15d
+        ; call r11
+        ; =>exit
+        ; add rsp, 8
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+        ; ret
+        ; =>fe
+        ; mov rsp, QWORD [r12 + OFF_ENTRY_RSP]
+        ; xor eax, eax
+        ; jmp =>exit
+    );
+
+    // Labels first, so that calls and jumps can refer forward.
+    let nprogs = rt.programs.len();
+    let builders: Vec<ProgLabelsBuilder> = (0..nprogs)
+        .map(|p| ProgLabelsBuilder {
+            slots: (0..rt.programs[p].insns.len()).map(|_| g.ops.new_dynamic_label()).collect(),
+        })
+        .collect();
+    // Every program can be entered (run or tail call) and every function named by a call
+    // or an lddw of a function can be called.
+    for (p, prog) in rt.programs.iter().enumerate() {
+        if !prog.insns.is_empty() {
+            g.prologue_label(p, 0);
+        }
+        let mut targets = BTreeSet::new();
+        for (pc, i) in prog.insns.iter().enumerate() {
+            let t = pc as i64 + i.imm as i64 + 1;
+            let named = (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
+                || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC);
+            if named && t >= 0 && (t as usize) < prog.insns.len() {
+                targets.insert(t as usize);
+            }
+        }
+        for t in targets {
+            g.prologue_label(p, t);
+        }
+    }
+    let mut progs = Vec::new();
+    for (p, b) in builders.iter().enumerate() {
+        let ranges = g.compile_prog(p, b);
+        progs.push(ProgLabels {
+            slots: b.slots.clone(),
+            ranges,
+            prologues: Vec::new(),
+        });
+    }
+    let mut all: Vec<((usize, usize), DynamicLabel)> =
+        g.prologues.iter().map(|(k, v)| (*k, *v)).collect();
+    all.sort_by_key(|(k, _)| *k);
+    for ((p, t), label) in all {
+        let body = builders[p].slots[t];
+        g.stubs.push((Stub::Prologue { label, body }, format!("prologue of the function at slot {t}")));
+        progs[p].prologues.push((t, label));
+    }
+    let stubs = g.emit_stubs();
+    Ok(Compiled {
+        ops: g.ops,
+        entry,
+        progs,
+        static_faults: g.static_faults,
+        stubs,
+    })
+}
+

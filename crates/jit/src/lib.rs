@@ -1,0 +1,335 @@
+//! bpfkit's x86-64 JIT: compiles the programs of a linked object to machine code with
+//! `dynasmrt` and runs them behind the same [`Engine`] interface as the interpreter.
+//!
+//! - Same state as the interpreter: a [`Jit`] owns a `bpfkit_vm` runtime (maps, regions,
+//!   XDP buffer, clock, events), and generated code calls the VM's own helper
+//!   implementations and memory checks through `extern "sysv64"` trampolines
+//!   (see [`tramp`]); there is no second copy of any helper.
+//! - Two modes ([`Mode`]): **checked** (every load, store and atomic is checked against the
+//!   interpreter's region table, faults carry the instruction index; safe for any input)
+//!   and **fast** (direct memory accesses like the kernel's JIT; only for programs a
+//!   verifier accepted, hence [`Jit::new_unchecked`] is `unsafe`).
+//! - Code memory comes from `dynasmrt::Assembler`: it is written while mapped read-write
+//!   and remapped read+execute (`mprotect`) before it runs, never writable and executable
+//!   at once; the `ExecutableBuffer` unmaps it when the [`Jit`] is dropped.
+//!
+//! Architecture notes, semantics and measured performance: `docs/performance.md`.
+
+pub mod compile;
+pub mod listing;
+pub mod tramp;
+
+pub use compile::Mode;
+
+use bpfkit_object::model::{prog_type, LinkedObject};
+use bpfkit_vm::engine::{Engine, XdpInput, XdpOutput};
+use bpfkit_vm::error::{Fault, VmError};
+use bpfkit_vm::runtime::{Config, Runtime, STACK_SIZE};
+use bpfkit_vm::{Interpreter, RawOutput};
+use dynasmrt::ExecutableBuffer;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tramp::JitCtx;
+
+/// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
+const BPF_XDP_DEVMAP: u32 = 33;
+/// `BPF_XDP_CPUMAP`.
+const BPF_XDP_CPUMAP: u32 = 35;
+/// `XDP_REDIRECT`.
+const XDP_REDIRECT: u64 = 4;
+
+type EntryFn = extern "sysv64" fn(u64, u64, *mut JitCtx, u64, u64) -> u64;
+
+/// Compiled programs plus the engine state they run on.
+pub struct Jit {
+    /// The VM state (maps, regions, programs); the interpreter object is only used for its
+    /// setup and its user-space map operations, never to run a program.
+    vm: Interpreter,
+    mode: Mode,
+    code: ExecutableBuffer,
+    entry: usize,
+    /// Prologue address of each program's entry function.
+    prog_entry: Vec<u64>,
+    /// Body address of each program (tail-call targets).
+    tail_table: Vec<u64>,
+    /// (prog, slot) -> prologue address (`callx`).
+    prologues: HashMap<(usize, usize), u64>,
+    static_faults: Vec<compile::StaticFault>,
+}
+
+impl Jit {
+    /// Compiles every program of `obj` in checked mode (safe for any input).
+    pub fn new(obj: &LinkedObject, config: Config) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Checked)
+    }
+
+    /// Compiles every program of `obj` in fast mode: no per-access checks.
+    ///
+    /// # Safety
+    /// Every program of `obj` must have been accepted by a verifier (the kernel's or
+    /// bpfkit's) for the XDP program type: generated code reads and writes wherever the
+    /// program's pointers point.
+    pub unsafe fn new_unchecked(obj: &LinkedObject, config: Config) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Fast)
+    }
+
+    /// Checked-mode JIT of raw instructions (one program, no maps).
+    pub fn from_insns(insns: Vec<bpfkit_isa::RawInsn>) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::from_insns(insns), Mode::Checked)
+    }
+
+    /// Fast-mode JIT of raw instructions.
+    ///
+    /// # Safety
+    /// As [`Jit::new_unchecked`]: the program must be verifier-accepted for raw memory.
+    pub unsafe fn from_insns_unchecked(insns: Vec<bpfkit_isa::RawInsn>) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::from_insns(insns), Mode::Fast)
+    }
+
+    fn from_interpreter(vm: Interpreter, mode: Mode) -> Result<Jit, VmError> {
+        let c = compile::compile(vm.runtime(), mode).map_err(VmError::Setup)?;
+        let compile::Compiled {
+            mut ops,
+            entry,
+            progs,
+            static_faults,
+            ..
+        } = c;
+        ops.commit()
+            .map_err(|e| VmError::Setup(format!("JIT: assembling: {e}")))?;
+        let labels = ops.labels().clone();
+        let code = ops
+            .finalize()
+            .map_err(|_| VmError::Setup("JIT: code memory still in use".into()))?;
+        let base = code.ptr(dynasmrt::AssemblyOffset(0)) as u64;
+        let addr = |l| -> Result<u64, VmError> {
+            labels
+                .resolve_dynamic(l)
+                .map(|o| base + o.0 as u64)
+                .map_err(|e| VmError::Setup(format!("JIT: label: {e}")))
+        };
+        let mut prog_entry = Vec::new();
+        let mut tail_table = Vec::new();
+        let mut prologues = HashMap::new();
+        for (p, pl) in progs.iter().enumerate() {
+            for &(t, l) in &pl.prologues {
+                prologues.insert((p, t), addr(l)?);
+            }
+            prog_entry.push(prologues.get(&(p, 0)).copied().unwrap_or(0));
+            tail_table.push(match pl.slots.first() {
+                Some(&l) => addr(l)?,
+                None => 0,
+            });
+        }
+        Ok(Jit {
+            vm,
+            mode,
+            code,
+            entry: entry.0,
+            prog_entry,
+            tail_table,
+            prologues,
+            static_faults,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        self.vm.runtime()
+    }
+
+    pub fn runtime_mut(&mut self) -> &mut Runtime {
+        self.vm.runtime_mut()
+    }
+
+    /// Size of the generated code in bytes.
+    pub fn code_size(&self) -> usize {
+        self.code.len()
+    }
+
+    /// Address of the generated code (for tests that check the mapping's permissions).
+    pub fn code_addr(&self) -> u64 {
+        self.code.ptr(dynasmrt::AssemblyOffset(0)) as u64
+    }
+
+    fn check_prog(&self, prog: usize) -> Result<(), VmError> {
+        let n = self.vm.runtime().programs.len();
+        if prog >= n {
+            return Err(VmError::Setup(format!(
+                "program #{prog} does not exist (the object has {n})"
+            )));
+        }
+        if self.vm.runtime().programs[prog].insns.is_empty() {
+            return Err(VmError::Setup(format!("program #{prog} is empty")));
+        }
+        Ok(())
+    }
+
+    /// Runs program `prog` with r1, r2 after `begin_run` and the per-run memory are set up;
+    /// returns r0 or the fault.
+    fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Fault> {
+        let fast = self.mode == Mode::Fast;
+        let rt = self.vm.runtime_mut();
+        if fast {
+            tramp::register_frames(rt, 0);
+        }
+        let frame_below = rt.frame_top(0) - STACK_SIZE;
+        let mut ctx = JitCtx::new();
+        ctx.rt = rt as *mut Runtime;
+        ctx.ctx_base = ctx_base;
+        // The entry function's prologue increments the depth to 0.
+        ctx.depth = u64::MAX;
+        ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
+        ctx.tail_table = self.tail_table.as_ptr();
+        ctx.fast = fast;
+        ctx.prologues = &self.prologues as *const _;
+        // SAFETY: `entry` is the offset of the entry trampoline in `self.code`, which was
+        // generated for the SysV ABI with this signature and stays mapped for `self`'s
+        // lifetime. The generated code only touches memory through the runtime's regions
+        // (checked mode) or through pointers a verifier proved valid (fast mode, which
+        // only `unsafe` constructors select), and `ctx` outlives the call.
+        let f: EntryFn = unsafe { std::mem::transmute(self.code.ptr(dynasmrt::AssemblyOffset(self.entry))) };
+        let r0 = f(r1, r2, &mut ctx, self.prog_entry[prog], frame_below);
+        if ctx.static_fault != 0 {
+            let sf = &self.static_faults[ctx.static_fault as usize - 1];
+            return Err(tramp::make_fault(self.vm.runtime(), sf.prog, sf.pc, sf.kind.clone()));
+        }
+        if let Some(f) = ctx.fault.take() {
+            return Err(f);
+        }
+        Ok(r0)
+    }
+
+    /// Runs program `prog` with r1 = a copy of `mem`, r2 = its length (the bpf_conformance
+    /// contract), like [`Interpreter::run_raw`].
+    pub fn run_raw(&mut self, prog: usize, mem: &[u8]) -> Result<RawOutput, VmError> {
+        self.check_prog(prog)?;
+        let rt = self.vm.runtime_mut();
+        rt.begin_run(0, 0);
+        let addr = rt.set_raw_memory(mem);
+        let r = self.enter(prog, addr, mem.len() as u64, 0);
+        let rt = self.vm.runtime_mut();
+        let out = rt
+            .raw_mem
+            .as_ref()
+            .map(|m| m.as_slice().to_vec())
+            .unwrap_or_default();
+        let events = std::mem::take(&mut rt.events);
+        rt.end_run();
+        let r0 = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        Ok(RawOutput { r0, mem: out, events })
+    }
+
+    /// Checks and sets up an XDP run (as the interpreter does); returns the context address.
+    fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        self.check_prog(prog)?;
+        let rt = self.vm.runtime_mut();
+        if input.cpu >= rt.config.ncpus {
+            return Err(VmError::Setup(format!(
+                "CPU {} does not exist (ncpus = {})",
+                input.cpu, rt.config.ncpus
+            )));
+        }
+        let p = &rt.programs[prog];
+        if p.prog_type != prog_type::XDP && p.prog_type != prog_type::UNSPEC {
+            return Err(VmError::Setup(format!(
+                "program {:?} is not an XDP program (type {})",
+                p.name, p.prog_type
+            )));
+        }
+        let devmap = p.expected_attach_type == Some(BPF_XDP_DEVMAP);
+        let cpumap = p.expected_attach_type == Some(BPF_XDP_CPUMAP);
+        if (devmap || cpumap) && !rt.config.allow_devmap_progs {
+            return Err(VmError::Setup(format!(
+                "program {:?} is a {} program; BPF_PROG_TEST_RUN refuses those with EINVAL (Config::allow_devmap_progs runs them anyway)",
+                p.name,
+                if devmap { "devmap" } else { "cpumap" }
+            )));
+        }
+        rt.begin_run(input.cpu, input.time_ns);
+        let ctx = match rt.set_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, devmap) {
+            Ok(c) => c,
+            Err(e) => {
+                rt.end_run();
+                return Err(VmError::Setup(e));
+            }
+        };
+        let egress = rt.config.egress_ifindex;
+        if let Some(x) = rt.xdp.as_mut() {
+            x.egress_ifindex = egress;
+        }
+        Ok(ctx)
+    }
+
+    /// Measures program `prog` on one packet the way `BPF_PROG_TEST_RUN` with `repeat`
+    /// does: the XDP buffer is set up once, then the program runs `repeat` times on it
+    /// (without resetting the packet between runs); returns the last result and the mean
+    /// time per run. Faults end the measurement with the fault.
+    pub fn bench_xdp(&mut self, prog: usize, input: &XdpInput<'_>, repeat: u32) -> Result<(u64, Duration), VmError> {
+        let ctx = self.begin_xdp(prog, input)?;
+        let repeat = repeat.max(1);
+        let t = Instant::now();
+        let mut r = Ok(0);
+        for _ in 0..repeat {
+            r = self.enter(prog, ctx, 0, ctx);
+            if r.is_err() {
+                break;
+            }
+        }
+        let el = t.elapsed();
+        self.vm.runtime_mut().end_run();
+        let r0 = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        Ok((r0, el / repeat))
+    }
+
+    /// `BPF_MAP_LOOKUP_ELEM` from user space (per-CPU values concatenated).
+    pub fn map_lookup(&self, map: usize, key: &[u8]) -> Result<Option<Vec<u8>>, VmError> {
+        self.vm.map_lookup(map, key)
+    }
+
+    /// `BPF_MAP_DELETE_ELEM` from user space.
+    pub fn map_delete(&mut self, map: usize, key: &[u8]) -> Result<(), VmError> {
+        self.vm.map_delete(map, key)
+    }
+}
+
+impl Engine for Jit {
+    type Error = VmError;
+
+    fn name(&self) -> &'static str {
+        match self.mode {
+            Mode::Checked => "jit",
+            Mode::Fast => "jit-fast",
+        }
+    }
+
+    fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, VmError> {
+        let ctx = self.begin_xdp(prog, input)?;
+        let r = self.enter(prog, ctx, 0, ctx);
+        let rt = self.vm.runtime_mut();
+        let packet = rt.xdp_output();
+        let events = std::mem::take(&mut rt.events);
+        let redirect = rt.redirect.take();
+        rt.end_run();
+        let retval = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        let redirect = if retval as u32 as u64 == XDP_REDIRECT { redirect } else { None };
+        Ok(XdpOutput { retval, packet, redirect, events })
+    }
+
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
+        self.vm.map_entries(map)
+    }
+
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8], flags: u64) -> Result<(), VmError> {
+        self.vm.map_update(map, key, value, flags)
+    }
+}
+
+/// Runs raw instructions on `mem` (r1 = memory, r2 = length) with the checked JIT and
+/// returns r0.
+pub fn run_raw(insns: &[bpfkit_isa::RawInsn], mem: &[u8]) -> Result<u64, VmError> {
+    Jit::from_insns(insns.to_vec())?.run_raw(0, mem).map(|o| o.r0)
+}

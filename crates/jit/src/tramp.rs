@@ -1,0 +1,367 @@
+//! The run-time context generated code sees (`JitCtx`, pinned in `r12`) and the
+//! `extern "sysv64"` trampolines it calls: helpers, checked memory accesses, frames.
+//!
+//! Every trampoline calls the VM's own implementation (`bpfkit_vm::helpers::call`,
+//! `bpfkit_vm::interp::{load, store}`, `Runtime::enter_frame`): there is no second copy of
+//! any helper or of the memory checks. A trampoline never unwinds into generated code: on a
+//! fault it records the fault in the context and returns; the generated code tests
+//! `JitCtx::faulted` after the call and leaves through the fault exit.
+
+use bpfkit_isa::opcode::{BPF_CMPXCHG, BPF_W};
+use bpfkit_vm::error::{Fault, FaultKind};
+use bpfkit_vm::helpers;
+use bpfkit_vm::interp;
+use bpfkit_vm::memory::{Region, RegionKind};
+use bpfkit_vm::runtime::{handle_to_func, Runtime, MAX_CALL_FRAMES, STACK_SIZE};
+use std::collections::HashMap;
+
+/// Field offsets of [`JitCtx`] used by generated code (checked by a unit test).
+pub const OFF_CTX_BASE: i32 = 8;
+pub const OFF_DEPTH: i32 = 16;
+pub const OFF_FAULTED: i32 = 24;
+pub const OFF_ENTRY_RSP: i32 = 32;
+pub const OFF_TAIL_TABLE: i32 = 40;
+pub const OFF_HELPER_ID: i32 = 48;
+pub const OFF_LOC: i32 = 56;
+pub const OFF_BUDGET: i32 = 64;
+pub const OFF_CALLX_VALUE: i32 = 72;
+pub const OFF_CALLX_ADDR: i32 = 80;
+pub const OFF_STATIC_FAULT: i32 = 88;
+pub const OFF_SAVED: i32 = 96;
+
+/// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
+/// fields at the fixed offsets above.
+#[repr(C)]
+pub struct JitCtx {
+    pub rt: *mut Runtime,
+    /// Address of `struct xdp_md` (0 in raw mode): fast-mode 4-byte loads inside
+    /// `[ctx_base, ctx_base + 24)` are context loads and go to the slow path.
+    pub ctx_base: u64,
+    /// Current call depth (0 = the entry function).
+    pub depth: u64,
+    /// Non-zero once a trampoline recorded a fault.
+    pub faulted: u64,
+    /// `rsp` of the entry trampoline, restored by the fault exit.
+    pub entry_rsp: u64,
+    /// Body address of every program (tail calls jump there).
+    pub tail_table: *const u64,
+    pub helper_id: u64,
+    /// `prog << 32 | pc` of the instruction calling a trampoline.
+    pub loc: u64,
+    /// Checked mode: instructions left before `InsnLimit` (decremented on back edges).
+    pub budget: i64,
+    pub callx_value: u64,
+    pub callx_addr: u64,
+    /// 1 + index into the static fault table, set by a fault stub.
+    pub static_fault: u64,
+    /// Save area for r0..r5 around trampoline calls.
+    pub saved: [u64; 6],
+    // ---- Rust-only fields below ----
+    pub fault: Option<Fault>,
+    /// Fast mode: stack regions are registered for the whole run (not per frame).
+    pub fast: bool,
+    /// (prog, pc) -> address of the function prologue, for `callx`.
+    pub prologues: *const HashMap<(usize, usize), u64>,
+}
+
+impl JitCtx {
+    pub fn new() -> JitCtx {
+        JitCtx {
+            rt: std::ptr::null_mut(),
+            ctx_base: 0,
+            depth: 0,
+            faulted: 0,
+            entry_rsp: 0,
+            tail_table: std::ptr::null(),
+            helper_id: 0,
+            loc: 0,
+            budget: 0,
+            callx_value: 0,
+            callx_addr: 0,
+            static_fault: 0,
+            saved: [0; 6],
+            fault: None,
+            fast: false,
+            prologues: std::ptr::null(),
+        }
+    }
+}
+
+impl Default for JitCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a fault located at `loc` (`prog << 32 | pc`) the way the interpreter does.
+pub fn make_fault(rt: &Runtime, prog: usize, pc: usize, kind: FaultKind) -> Fault {
+    let p = &rt.programs[prog];
+    let insn = p.insns.get(pc).copied().unwrap_or_default();
+    let text = bpfkit_isa::insn::decode_one(&insn, p.insns.get(pc + 1))
+        .ok()
+        .map(|(i, _)| bpfkit_asm::disasm::llvm(&i));
+    Fault {
+        prog: p.name.clone(),
+        pc,
+        insn,
+        text,
+        origin: p.origins.get(pc).cloned().flatten(),
+        kind,
+    }
+}
+
+fn split_loc(loc: u64) -> (usize, usize) {
+    ((loc >> 32) as usize, (loc & 0xffff_ffff) as usize)
+}
+
+/// Records a fault (the first one wins).
+fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
+    if ctx.faulted == 0 {
+        let (prog, pc) = split_loc(ctx.loc);
+        ctx.fault = Some(make_fault(rt, prog, pc, kind));
+        ctx.faulted = 1;
+    }
+}
+
+/// Registers the stack regions of frames `from..MAX_CALL_FRAMES` (fast mode keeps every
+/// frame accessible for the whole run; the verifier already proved the accesses).
+pub fn register_frames(rt: &mut Runtime, from: usize) {
+    for d in from..MAX_CALL_FRAMES {
+        let top = rt.frame_top(d);
+        rt.regions.insert(Region::new(
+            top - STACK_SIZE,
+            STACK_SIZE,
+            RegionKind::Stack(d as u8),
+            true,
+        ));
+    }
+}
+
+/// `call helper`: r1..r5 arrive in the SysV argument registers unchanged, the context as
+/// the sixth argument (r9); the helper id is in `ctx.helper_id`.
+pub extern "sysv64" fn tr_helper(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ctx: *mut JitCtx) -> u64 {
+    // SAFETY: generated code passes the context it was given by `Jit::enter`, which lives
+    // on the Rust stack for the whole run; `rt` points at the engine's runtime, which the
+    // engine does not touch while generated code runs (it holds `&mut self`).
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: see above.
+    let rt = unsafe { &mut *ctx.rt };
+    let (prog, _) = split_loc(ctx.loc);
+    rt.depth = ctx.depth as usize;
+    rt.current_prog = prog;
+    let id = ctx.helper_id as i32;
+    let r = helpers::call(rt, id, &[a1, a2, a3, a4, a5]);
+    if ctx.fast && (id == helpers::LOOP || id == helpers::FOR_EACH_MAP_ELEM) {
+        // The callback ran on the interpreter, which removed its frame's region.
+        register_frames(rt, ctx.depth as usize + 1);
+    }
+    match r {
+        Ok(v) => v,
+        Err(k) => {
+            set_fault(ctx, rt, k);
+            0
+        }
+    }
+}
+
+/// `bpf_tail_call`: returns the program to continue with, or `u64::MAX` to fall through.
+pub extern "sysv64" fn tr_tail_call(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ctx: *mut JitCtx) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    let (prog, _) = split_loc(ctx.loc);
+    rt.depth = ctx.depth as usize;
+    rt.current_prog = prog;
+    match helpers::tail_call_target(rt, &[a1, a2, a3, a4, a5]) {
+        Ok(Some(p)) => p as u64,
+        Ok(None) => u64::MAX,
+        Err(k) => {
+            set_fault(ctx, rt, k);
+            u64::MAX
+        }
+    }
+}
+
+/// `callx`: a function handle of the running program (sets `callx_addr` to its prologue)
+/// or a helper number (calls it; r1..r5 come from the save area).
+pub extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    let (prog, pc) = split_loc(ctx.loc);
+    let v = ctx.callx_value;
+    ctx.callx_addr = 0;
+    if let Some((p, t)) = handle_to_func(v) {
+        if p == prog {
+            let len = rt.programs[prog].insns.len();
+            if t >= len {
+                set_fault(ctx, rt, FaultKind::JumpOutOfRange { target: t as i64, len });
+                return 0;
+            }
+            if ctx.depth as usize + 1 >= MAX_CALL_FRAMES {
+                set_fault(ctx, rt, FaultKind::CallDepth(MAX_CALL_FRAMES));
+                return 0;
+            }
+            // SAFETY: `prologues` points at the engine's table, alive during the run.
+            let table = unsafe { &*ctx.prologues };
+            match table.get(&(p, t)) {
+                Some(&a) => ctx.callx_addr = a,
+                None => set_fault(
+                    ctx,
+                    rt,
+                    FaultKind::Unsupported(format!(
+                        "callx to slot {t}, which no lddw or call names as a function (pc {pc})"
+                    )),
+                ),
+            }
+            return 0;
+        }
+    }
+    let value = v as i64;
+    let s = ctx.saved;
+    if value == helpers::TAIL_CALL as i64 {
+        set_fault(
+            ctx,
+            rt,
+            FaultKind::Unsupported("bpf_tail_call through callx is not supported by the JIT".into()),
+        );
+        return 0;
+    }
+    let Ok(id) = i32::try_from(value) else {
+        set_fault(ctx, rt, FaultKind::UnknownHelper(value));
+        return 0;
+    };
+    ctx.helper_id = id as u64;
+    tr_helper(s[1], s[2], s[3], s[4], s[5], ctx)
+}
+
+/// Checked load: `meta` = size | memsx << 8.
+pub extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    let size = meta & 0xff;
+    match interp::load(rt, addr, size) {
+        Ok(v) => {
+            if meta & 0x100 != 0 {
+                match size {
+                    1 => v as u8 as i8 as i64 as u64,
+                    2 => v as u16 as i16 as i64 as u64,
+                    4 => v as u32 as i32 as i64 as u64,
+                    _ => v,
+                }
+            } else {
+                v
+            }
+        }
+        Err(k) => {
+            set_fault(ctx, rt, k);
+            0
+        }
+    }
+}
+
+/// Checked store of the low `size` bytes of `value`.
+pub extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, size: u64) {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    if let Err(k) = interp::store(rt, addr, size, value) {
+        set_fault(ctx, rt, k);
+    }
+}
+
+/// Checked mode: the checks the interpreter makes before an atomic read-modify-write
+/// (`meta` = size | imm << 8). The operation itself then runs inline with `lock`.
+pub extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r0: u64) {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    let size = meta & 0xff;
+    let imm = (meta >> 8) as u32 as i32;
+    if size != 4 && size != 8 {
+        let k = FaultKind::Unsupported(format!(
+            "atomic operation {imm:#x} on {size} bytes (only 4 and 8)"
+        ));
+        set_fault(ctx, rt, k);
+        return;
+    }
+    if let Some(r) = rt.regions.find(addr) {
+        if matches!(r.kind, RegionKind::Context | RegionKind::Packet | RegionKind::Meta) {
+            let k = FaultKind::Unsupported(format!(
+                "atomic operation on the {} is not allowed",
+                r.kind
+            ));
+            set_fault(ctx, rt, k);
+            return;
+        }
+    }
+    let old = match rt.regions.load(addr, size) {
+        Ok(v) => v,
+        Err(e) => {
+            set_fault(ctx, rt, FaultKind::Memory(e));
+            return;
+        }
+    };
+    if meta & 0x1_0000_0000_0000 != 0 {
+        // Unknown operation: the caller raises its own fault after this read check.
+        return;
+    }
+    let mask = if size == 4 { 0xffff_ffffu64 } else { u64::MAX };
+    let writes = imm != BPF_CMPXCHG || old == r0 & mask;
+    if writes {
+        if let Err(e) = rt.regions.check(addr, size, true) {
+            set_fault(ctx, rt, FaultKind::Memory(e));
+        }
+    }
+}
+
+/// Checked mode: a new frame's stack (zeroed and registered, as the interpreter does).
+pub extern "sysv64" fn tr_enter_frame(ctx: *mut JitCtx) {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    if let Err(k) = rt.enter_frame(ctx.depth as usize) {
+        set_fault(ctx, rt, k);
+    }
+}
+
+/// Checked mode: the frame returned, its stack is no longer accessible.
+pub extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    rt.leave_frame(ctx.depth as usize);
+}
+
+/// Width code of a 4-byte access, re-exported for the code generator.
+pub const SIZE_W: u8 = BPF_W;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn offsets_match_the_generated_code() {
+        assert_eq!(offset_of!(JitCtx, ctx_base) as i32, OFF_CTX_BASE);
+        assert_eq!(offset_of!(JitCtx, depth) as i32, OFF_DEPTH);
+        assert_eq!(offset_of!(JitCtx, faulted) as i32, OFF_FAULTED);
+        assert_eq!(offset_of!(JitCtx, entry_rsp) as i32, OFF_ENTRY_RSP);
+        assert_eq!(offset_of!(JitCtx, tail_table) as i32, OFF_TAIL_TABLE);
+        assert_eq!(offset_of!(JitCtx, helper_id) as i32, OFF_HELPER_ID);
+        assert_eq!(offset_of!(JitCtx, loc) as i32, OFF_LOC);
+        assert_eq!(offset_of!(JitCtx, budget) as i32, OFF_BUDGET);
+        assert_eq!(offset_of!(JitCtx, callx_value) as i32, OFF_CALLX_VALUE);
+        assert_eq!(offset_of!(JitCtx, callx_addr) as i32, OFF_CALLX_ADDR);
+        assert_eq!(offset_of!(JitCtx, static_fault) as i32, OFF_STATIC_FAULT);
+        assert_eq!(offset_of!(JitCtx, saved) as i32, OFF_SAVED);
+    }
+}
