@@ -908,3 +908,13 @@ fn legacy_maps_of_any_definition_size() {
         .collect();
     assert_eq!(used, BTreeSet::from(["counters", "flows"]));
 }
+
+/// `license` and `version` sections (values from btf_kinds.c).
+#[test]
+fn license_and_version() {
+    let obj = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/btf_kinds.o"));
+    assert_eq!(obj.license, "Dual BSD/GPL");
+    assert_eq!(obj.kernel_version, Some(0x061200));
+    let obj = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/link_mix.o"));
+    assert_eq!((obj.license.as_str(), obj.kernel_version), ("GPL", None));
+}

@@ -30,3 +30,4 @@ SEC("tracepoint/syscalls/sys_enter_open") int tp(void *ctx) { return 0; }
 SEC("socket") int sock(void *ctx) { return 0; }
 SEC("classifier") int clsf(void *ctx) { return 0; }
 char _license[] SEC("license") = "Dual BSD/GPL";
+__u32 _version SEC("version") = 0x061200;
