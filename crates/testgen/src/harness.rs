@@ -35,6 +35,11 @@ fn map(name: &str, t: u32, value: i16, entries: u32) -> MapDef {
 /// the maps `arr` (ARRAY), `hsh` (HASH), both 4 entries of 16 bytes, `res` (the
 /// result), `jmp` (PROG_ARRAY, slot i = program i) and `pcp` (PERCPU_ARRAY like `arr`).
 pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
+    linked_object_with_flags(programs, 0)
+}
+
+/// [`linked_object`] with `prog_flags` (e.g. `BPF_F_XDP_HAS_FRAGS`) on every program.
+pub fn linked_object_with_flags(programs: Vec<Vec<RawInsn>>, prog_flags: u32) -> LinkedObject {
     let names: Vec<String> = (0..programs.len())
         .map(|i| {
             if i == 0 {
@@ -61,7 +66,7 @@ pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
                 section: "xdp".into(),
                 prog_type: prog_type::XDP,
                 expected_attach_type: None,
-                prog_flags: 0,
+                prog_flags,
                 origins: (0..insns.len())
                     .map(|i| InsnOrigin {
                         section: "xdp".into(),
@@ -87,8 +92,12 @@ pub fn linked_object(programs: Vec<Vec<RawInsn>>) -> LinkedObject {
 
 /// The object of an XDP case.
 pub fn case_object(case: &XdpCase) -> LinkedObject {
-    linked_object(case.programs.iter().map(|p| p.render()).collect())
+    let flags = if case.frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
+    linked_object_with_flags(case.programs.iter().map(|p| p.render()).collect(), flags)
 }
+
+/// `BPF_F_XDP_HAS_FRAGS` program flag.
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// What one engine observed for one XDP case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +238,8 @@ pub fn listing(insns: &[RawInsn]) -> String {
 /// Describes a failing XDP case for a report.
 pub fn describe_xdp(case: &XdpCase) -> String {
     let mut s = format!(
-        "packet ({} bytes): {:02x?}\nmap init: {:?}\n",
+        "frags: {}\npacket ({} bytes): {:02x?}\nmap init: {:?}\n",
+        case.frags,
         case.packet.len(),
         case.packet,
         case.map_init

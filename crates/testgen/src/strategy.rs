@@ -34,6 +34,9 @@ pub struct Features {
     /// slot), the PERCPU_ARRAY map and `bpf_get_smp_processor_id` (runs on CPU 0).
     pub tail_calls: bool,
     pub percpu: bool,
+    /// XDP only: programs loaded with `BPF_F_XDP_HAS_FRAGS` and packets beyond one page
+    /// (fragments), with helper offsets and deltas reaching into them.
+    pub frags: bool,
     /// Stay inside what rbpf 0.4 implements the kernel's way: no v4, no atomics, no
     /// 32-bit `mod` by register (rbpf keeps the upper half on `mod 0`), no negative
     /// immediates in unsigned 64-bit conditions (rbpf zero-extends them).
@@ -61,6 +64,7 @@ impl Features {
             calls: true,
             tail_calls: true,
             percpu: true,
+            frags: true,
             rbpf_compat: false,
             // Off by default: the interpreter returns 0 where the kernel returns -EINVAL
             // for BPF_F_LOCK on a map without a spin lock (see docs/loader.md).
@@ -83,6 +87,7 @@ impl Features {
             calls: true,
             tail_calls: false,
             percpu: false,
+            frags: false,
             rbpf_compat: true,
             odd_update_flags: false,
             max_items: 40,
@@ -99,6 +104,11 @@ impl Features {
         }
     }
 }
+
+/// Linear packet room of `BPF_PROG_TEST_RUN` for XDP with 4 KiB pages
+/// (`PAGE_SIZE - XDP_PACKET_HEADROOM - sizeof(skb_shared_info)`); longer packets need
+/// fragments.
+pub const MAX_LINEAR: usize = 4096 - 256 - 320;
 
 /// Size of the raw memory buffer.
 pub const MEM_LEN: usize = 256;
@@ -571,27 +581,33 @@ fn map_delete(f: Features) -> BoxedStrategy<Item> {
         .boxed()
 }
 
-fn ctx_helper() -> BoxedStrategy<Item> {
+fn ctx_helper(f: Features) -> BoxedStrategy<Item> {
     use crate::ir::helper::*;
     let delta = prop_oneof![
         select(vec![
             0, 1, -1, 4, -4, 14, -14, 40, -40, 216, -216, 217, -217, 256, -256, 3520, -3520
         ]),
         -300i32..300,
+        if f.frags {
+            -9000i32..9000
+        } else {
+            -300i32..300
+        },
     ];
-    let adjust = (
-        select(vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_ADJUST_META]),
-        delta,
-        reinit::<5>(),
-    )
-        .prop_map(|(helper, d, reinit)| Item::CtxHelper {
+    let mut adjusters = vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_ADJUST_META];
+    if f.frags {
+        adjusters.extend([XDP_ADJUST_TAIL, XDP_GET_BUFF_LEN]);
+    }
+    let adjust =
+        (select(adjusters), delta, reinit::<5>()).prop_map(|(helper, d, reinit)| Item::CtxHelper {
             helper,
             arg: Operand::Imm(d),
             buf: 0,
             len: 0,
             reinit,
         });
-    let offset = prop_oneof![3 => (0i32..140).prop_map(Operand::Imm), 1 => select(VALUE_REGS.to_vec()).prop_map(Operand::Reg), 1 => imm32().prop_map(Operand::Imm)];
+    let far = if f.frags { 3400i32..12100 } else { 0i32..140 };
+    let offset = prop_oneof![3 => (0i32..140).prop_map(Operand::Imm), 2 => far.prop_map(Operand::Imm), 1 => select(VALUE_REGS.to_vec()).prop_map(Operand::Reg), 1 => imm32().prop_map(Operand::Imm)];
     let bytes = (any::<bool>(), offset, 0i16..64, 1i32..=32, reinit::<5>()).prop_map(
         |(load, arg, start, len, reinit)| {
             let start = start.min(64 - len as i16);
@@ -647,7 +663,7 @@ pub fn item(f: Features) -> BoxedStrategy<Item> {
         choices.push((1, map_delete(f)));
     }
     if f.xdp_helpers {
-        choices.push((2, ctx_helper()));
+        choices.push((2, ctx_helper(f)));
     }
     if f.tail_calls {
         choices.push((
@@ -701,6 +717,9 @@ pub fn program(target: Target, f: Features) -> BoxedStrategy<Program> {
 pub struct XdpCase {
     /// The program run (index 0), then the tail-call target in PROG_ARRAY slot 1.
     pub programs: Vec<Program>,
+    /// Load the programs with `BPF_F_XDP_HAS_FRAGS` (always when the packet is longer
+    /// than one page's linear room, 3520 bytes).
+    pub frags: bool,
     pub packet: Vec<u8>,
     /// (map index, key, value) written with `BPF_ANY` before the run (per-CPU values:
     /// one 16-byte value per CPU).
@@ -722,14 +741,24 @@ pub fn xdp_case(f: Features, ncpus: usize) -> BoxedStrategy<XdpCase> {
         0..3,
     );
     let nprogs = if f.tail_calls { 2 } else { 1 };
+    let packet = if f.frags {
+        prop_oneof![
+            4 => prop::collection::vec(any::<u8>(), 14..=128),
+            1 => prop::collection::vec(any::<u8>(), 3400..=12000),
+        ]
+        .boxed()
+    } else {
+        prop::collection::vec(any::<u8>(), 14..=128).boxed()
+    };
     (
         prop::collection::vec(program(Target::Xdp, f), nprogs),
-        prop::collection::vec(any::<u8>(), 14..=128),
+        packet,
         arr,
         hsh,
         pcp,
+        any::<bool>(),
     )
-        .prop_map(move |(programs, packet, arr, hsh, pcp)| {
+        .prop_map(move |(programs, packet, arr, hsh, pcp, frags)| {
             let mut map_init = Vec::new();
             for (k, v) in arr {
                 map_init.push((MAP_ARR, k.to_ne_bytes().to_vec(), v.to_vec()));
@@ -742,8 +771,10 @@ pub fn xdp_case(f: Features, ncpus: usize) -> BoxedStrategy<XdpCase> {
                     map_init.push((MAP_PCP, k.to_ne_bytes().to_vec(), v));
                 }
             }
+            let frags = f.frags && (frags || packet.len() > MAX_LINEAR);
             XdpCase {
                 programs,
+                frags,
                 packet,
                 map_init,
             }

@@ -14,7 +14,7 @@ use std::cell::Cell;
 
 /// The generator's features. `BPFKIT_DIFF_NO=a,b` turns families off while hunting
 /// several disagreements (`v4`, `atomics`, `loops`, `packet`, `maps`, `ctx`, `helpers`,
-/// `calls`, `tail_calls`, `percpu`); `BPFKIT_DIFF_WITH=odd_flags` turns on map update
+/// `calls`, `tail_calls`, `percpu`, `frags`); `BPFKIT_DIFF_WITH=odd_flags` turns on map update
 /// flags beyond ANY/NOEXIST/EXIST (off by default: known interpreter divergence, see
 /// `bpf_f_lock_on_a_map_without_spin_lock`).
 fn features() -> Features {
@@ -35,6 +35,7 @@ fn features() -> Features {
             "calls" => f.calls = false,
             "tail_calls" => f.tail_calls = false,
             "percpu" => f.percpu = false,
+            "frags" => f.frags = false,
             "" => {}
             other => panic!("BPFKIT_DIFF_NO: unknown family {other:?}"),
         }
@@ -80,6 +81,7 @@ fn bpf_f_lock_on_a_map_without_spin_lock() {
         };
         let case = bpfkit_testgen::XdpCase {
             programs: vec![p],
+            frags: false,
             packet: vec![0; 14],
             map_init: vec![],
         };

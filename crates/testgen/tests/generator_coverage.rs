@@ -18,6 +18,7 @@ fn generated_cases_exercise_state_changes_and_all_families() {
     let (mut pkt_changed, mut map_changed, mut r0_values) = (0, 0, BTreeSet::new());
     let mut opcodes = BTreeSet::new();
     let (mut local_calls, mut helpers, mut len_changed) = (0, BTreeSet::new(), 0);
+    let mut fragmented = 0;
     for _ in 0..n {
         let case = strat.new_tree(&mut runner).unwrap().current();
         let insns: Vec<_> = case.programs.iter().flat_map(|p| p.render()).collect();
@@ -42,6 +43,8 @@ fn generated_cases_exercise_state_changes_and_all_families() {
         let out = run_xdp(&mut interp, &case).unwrap();
         pkt_changed += (out.packet != case.packet) as u32;
         len_changed += (out.packet.len() != case.packet.len()) as u32;
+        fragmented +=
+            (case.frags && case.packet.len() > bpfkit_testgen::strategy::MAX_LINEAR) as u32;
         let mut init: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(), Vec::new()];
         // ARRAY entries exist from the start (zeroed).
         init[0] = (0u32..4)
@@ -62,11 +65,16 @@ fn generated_cases_exercise_state_changes_and_all_families() {
         opcodes.len()
     );
     eprintln!("{local_calls} bpf-to-bpf calls, helpers {helpers:?}, packet length changed in {len_changed}");
+    eprintln!("{fragmented} cases with a fragmented packet");
+    assert!(
+        fragmented * 20 >= n,
+        "fragmented packets too rare: {fragmented}/{n}"
+    );
     assert!(
         local_calls >= n / 4,
         "bpf-to-bpf calls too rare: {local_calls}"
     );
-    for h in [1, 2, 3, 8, 12, 44, 54, 65, 189, 190] {
+    for h in [1, 2, 3, 8, 12, 44, 54, 65, 188, 189, 190] {
         assert!(helpers.contains(&h), "helper {h} never called");
     }
     assert!(
