@@ -1,0 +1,228 @@
+//! The engines a replay can run on, behind one object-safe interface.
+
+use bpfkit_object::model::LinkedObject;
+use bpfkit_vm::engine::{Engine, XdpInput, XdpOutput};
+use bpfkit_vm::runtime::Coverage;
+use bpfkit_vm::{Config, Interpreter, VmError};
+
+/// Which engine to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    Interp,
+    Jit,
+    Kernel,
+}
+
+impl EngineKind {
+    pub fn parse(s: &str) -> Result<EngineKind, String> {
+        match s {
+            "interp" | "interpreter" => Ok(EngineKind::Interp),
+            "jit" => Ok(EngineKind::Jit),
+            "kernel" => Ok(EngineKind::Kernel),
+            other => Err(format!(
+                "unknown engine `{other}` (expected interp, jit or kernel)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Interp => "interp",
+            EngineKind::Jit => "jit",
+            EngineKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// Why a packet produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The engine refused to run the program on this input, as `BPF_PROG_TEST_RUN` does
+    /// (frame shorter than an Ethernet header, more fragments than `MAX_SKB_FRAGS`,
+    /// devmap programs): the program did not run and maps are untouched.
+    Refused(String),
+    /// The program faulted (interpreter/JIT only: the kernel's verifier would have
+    /// rejected a program that can fault).
+    Fault(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Refused(m) => write!(f, "refused: {m}"),
+            RunError::Fault(m) => write!(f, "fault: {m}"),
+        }
+    }
+}
+
+/// An engine as the replay uses it.
+pub trait ReplayEngine {
+    fn name(&self) -> &'static str;
+    fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError>;
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
+    /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's
+    /// engines, a program fd for the kernel).
+    fn prog_slot_value(&self, prog: usize) -> Result<u32, String>;
+    /// The value a map-in-map slot needs to hold map `map`.
+    fn map_slot_value(&self, map: usize) -> Result<u32, String>;
+    /// Turns instruction coverage on (interpreter only).
+    fn enable_coverage(&mut self) -> bool {
+        false
+    }
+    fn coverage(&self) -> Option<&Coverage> {
+        None
+    }
+}
+
+/// Settings every engine of a replay shares.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// CPUs (per-CPU map slots, `bpf_get_smp_processor_id` range).
+    pub ncpus: u32,
+    pub seed: u64,
+}
+
+struct InterpEngine(Interpreter);
+
+impl ReplayEngine for InterpEngine {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+    fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        self.0.run_xdp(prog, input).map_err(|e| match e {
+            VmError::Setup(m) => RunError::Refused(m),
+            other => RunError::Fault(other.to_string()),
+        })
+    }
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        self.0.map_entries(map).map_err(|e| e.to_string())
+    }
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.0
+            .map_update(map, key, value, 0)
+            .map_err(|e| e.to_string())
+    }
+    fn prog_slot_value(&self, prog: usize) -> Result<u32, String> {
+        Ok(prog as u32)
+    }
+    fn map_slot_value(&self, map: usize) -> Result<u32, String> {
+        Ok(map as u32)
+    }
+    fn enable_coverage(&mut self) -> bool {
+        self.0.runtime_mut().coverage = Some(Coverage::default());
+        true
+    }
+    fn coverage(&self) -> Option<&Coverage> {
+        self.0.runtime().coverage.as_ref()
+    }
+}
+
+struct JitEngine(bpfkit_jit::Jit);
+
+impl ReplayEngine for JitEngine {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+    fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        self.0.run_xdp(prog, input).map_err(|e| match e {
+            VmError::Setup(m) => RunError::Refused(m),
+            other => RunError::Fault(other.to_string()),
+        })
+    }
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        self.0.map_entries(map).map_err(|e| e.to_string())
+    }
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.0
+            .map_update(map, key, value, 0)
+            .map_err(|e| e.to_string())
+    }
+    fn prog_slot_value(&self, prog: usize) -> Result<u32, String> {
+        Ok(prog as u32)
+    }
+    fn map_slot_value(&self, map: usize) -> Result<u32, String> {
+        Ok(map as u32)
+    }
+}
+
+struct KernelEngine(bpfkit_loader::KernelEngine);
+
+impl ReplayEngine for KernelEngine {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+    fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        // The kernel cannot fault after verification: every error is a refusal.
+        self.0.run_xdp(prog, input).map_err(|e| {
+            let errno = e
+                .errno()
+                .map(|n| format!(" (errno {n})"))
+                .unwrap_or_default();
+            RunError::Refused(format!("BPF_PROG_TEST_RUN: {e}{errno}"))
+        })
+    }
+    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        self.0.map_entries(map).map_err(|e| e.to_string())
+    }
+    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {
+        self.0
+            .map_update(map, key, value, 0)
+            .map_err(|e| e.to_string())
+    }
+    fn prog_slot_value(&self, prog: usize) -> Result<u32, String> {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.0
+            .program(prog)
+            .map(|p| p.as_fd().as_raw_fd() as u32)
+            .ok_or_else(|| format!("program #{prog} does not exist"))
+    }
+    fn map_slot_value(&self, map: usize) -> Result<u32, String> {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.0
+            .map(map)
+            .map(|m| m.as_fd().as_raw_fd() as u32)
+            .ok_or_else(|| format!("map #{map} does not exist"))
+    }
+}
+
+/// `Ok(())` when the kernel engine can be used here, else the reason (see
+/// `bpfkit_loader::kernel_available`).
+pub fn kernel_available() -> Result<(), String> {
+    bpfkit_loader::kernel_available()
+}
+
+/// Creates an engine for `obj`.
+pub fn create(
+    kind: EngineKind,
+    obj: &LinkedObject,
+    s: &EngineSettings,
+) -> Result<Box<dyn ReplayEngine>, String> {
+    match kind {
+        EngineKind::Interp => {
+            let config = Config {
+                ncpus: s.ncpus,
+                seed: s.seed,
+                ..Config::default()
+            };
+            Interpreter::new(obj, config)
+                .map(|i| Box::new(InterpEngine(i)) as Box<dyn ReplayEngine>)
+                .map_err(|e| format!("interpreter: {e}"))
+        }
+        EngineKind::Kernel => bpfkit_loader::KernelEngine::new(obj)
+            .map(|k| Box::new(KernelEngine(k)) as Box<dyn ReplayEngine>)
+            .map_err(|e| format!("kernel: {e}")),
+        // Checked mode: every memory access is checked like the interpreter's, so any
+        // program is safe to run without a verifier's verdict.
+        EngineKind::Jit => {
+            let config = Config {
+                ncpus: s.ncpus,
+                seed: s.seed,
+                ..Config::default()
+            };
+            bpfkit_jit::Jit::new(obj, config)
+                .map(|j| Box::new(JitEngine(j)) as Box<dyn ReplayEngine>)
+                .map_err(|e| format!("jit: {e}"))
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Lower-case hex without separators, and a row-by-row hex diff.
+
+use std::fmt::Write as _;
+
+pub fn encode(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    encode_into(b, &mut s);
+    s
+}
+
+pub fn encode_into(b: &[u8], s: &mut String) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        s.push(D[(x >> 4) as usize] as char);
+        s.push(D[(x & 15) as usize] as char);
+    }
+}
+
+pub fn decode(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return Err(format!(
+            "hex string has an odd number of digits ({})",
+            s.len()
+        ));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| format!("invalid hex digits {:?} at character {i}", &s[i..i + 2]))
+        })
+        .collect()
+}
+
+/// Rows of 16 bytes where `a` and `b` differ: `offset  a-bytes | b-bytes`, with `^^`
+/// under differing bytes; at most `max_rows` rows.
+pub fn diff(a: &[u8], b: &[u8], max_rows: usize) -> String {
+    let mut out = String::new();
+    let n = a.len().max(b.len());
+    let mut rows = 0;
+    let cell = |x: &[u8], i: usize| {
+        x.get(i)
+            .map(|v| format!("{v:02x}"))
+            .unwrap_or_else(|| "--".into())
+    };
+    for row in (0..n).step_by(16) {
+        let end = (row + 16).min(n);
+        if (row..end).all(|i| a.get(i) == b.get(i)) {
+            continue;
+        }
+        if rows == max_rows {
+            let _ = writeln!(out, "... (more differences)");
+            break;
+        }
+        rows += 1;
+        let l: Vec<String> = (row..end).map(|i| cell(a, i)).collect();
+        let r: Vec<String> = (row..end).map(|i| cell(b, i)).collect();
+        let m: Vec<&str> = (row..end)
+            .map(|i| if a.get(i) == b.get(i) { "  " } else { "^^" })
+            .collect();
+        let _ = writeln!(out, "{row:06x}  {:<47} | {}", l.join(" "), r.join(" "));
+        let _ = writeln!(out, "        {:<47} | {}", m.join(" "), m.join(" "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn roundtrip_and_errors() {
+        assert_eq!(super::encode(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(super::decode("00AB10").unwrap(), vec![0, 0xab, 0x10]);
+        assert!(super::decode("abc").is_err());
+        assert!(super::decode("zz").is_err());
+    }
+
+    #[test]
+    fn diff_marks_bytes() {
+        let d = super::diff(&[1, 2, 3], &[1, 9, 3, 4], 10);
+        assert!(d.contains("01 02 03 --"), "{d}");
+        assert!(d.contains("01 09 03 04"), "{d}");
+        assert!(d.contains("   ^^    ^^"), "{d}");
+        assert_eq!(super::diff(&[1; 40], &[1; 40], 10), "");
+    }
+}

@@ -1,0 +1,861 @@
+//! `bpfkit replay`: runs every frame of a pcap/pcapng capture through an XDP program on
+//! the interpreter, the JIT or the kernel (`BPF_PROG_TEST_RUN`), and reports what the
+//! program did: per-action counts, rewritten packets (`--out`), a per-packet JSON trace,
+//! final map contents, engine comparisons and source coverage. See `docs/replay.md`.
+//!
+//! Determinism: packets run one after another in capture order on one thread; time is the
+//! capture timestamp (plus an offset), random numbers come from a seed, and with
+//! `queues > 1` each packet's CPU and receive queue come from a Toeplitz RSS hash of its
+//! 5-tuple ([`rss`]). The same inputs therefore give byte-identical traces, output
+//! captures and map dumps.
+
+pub mod capture;
+pub mod coverage;
+pub mod engines;
+pub mod hex;
+pub mod rss;
+pub mod state;
+
+use bpfkit_object::model::LinkedObject;
+use bpfkit_vm::engine::{Event, Redirect, XdpInput, XdpOutput};
+use capture::{Capture, CaptureEnd, RecordNote};
+use engines::{EngineKind, EngineSettings, ReplayEngine, RunError};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Largest frame `BPF_PROG_TEST_RUN` accepts for XDP: the linear part (3520 bytes on
+/// x86-64) plus `MAX_SKB_FRAGS` (17) pages of fragments.
+pub const MAX_XDP_FRAME: usize = 3520 + 17 * 4096;
+/// `ETH_HLEN`: shorter frames are refused with EINVAL.
+pub const ETH_HLEN: usize = 14;
+
+/// The XDP action names, by return value.
+pub const ACTIONS: [&str; 5] = [
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_TX",
+    "XDP_REDIRECT",
+];
+
+/// The name of an XDP return value (its low 32 bits), e.g. `XDP_PASS`; values above 4
+/// are `XDP_UNKNOWN_<n>` (the kernel warns and drops them).
+pub fn action_name(retval: u64) -> String {
+    let a = retval as u32;
+    match ACTIONS.get(a as usize) {
+        Some(n) => n.to_string(),
+        None => format!("XDP_UNKNOWN_{a}"),
+    }
+}
+
+/// An error that stops a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Bad input: unreadable capture, unknown program, bad maps file, engine setup.
+    #[error("{0}")]
+    Bad(String),
+    /// Bad usage or an I/O error (writing outputs, opening files).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What to replay and where to write results.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Program name (default: the only XDP program, or the first one).
+    pub prog: Option<String>,
+    pub engine: EngineKind,
+    /// When non-empty: run each packet on all of these and stop at the first difference.
+    pub compare: Vec<EngineKind>,
+    /// Maps left out of comparisons (time- or random-dependent values).
+    pub ignore_maps: Vec<String>,
+    pub ifindex: u32,
+    pub rx_queue: u32,
+    /// Added to each capture timestamp to give `bpf_ktime_get_ns`.
+    pub time_offset_ns: i64,
+    pub seed: u64,
+    /// Emulated receive queues (each its own CPU); 1 = no RSS.
+    pub queues: u32,
+    pub out_dir: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
+    pub maps_in: Option<PathBuf>,
+    pub maps_out: Option<PathBuf>,
+    pub coverage: Option<PathBuf>,
+    /// Compute coverage for the summary even without an lcov file.
+    pub coverage_summary: bool,
+    /// Stop after this many packet records.
+    pub limit: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prog: None,
+            engine: EngineKind::Interp,
+            compare: Vec::new(),
+            ignore_maps: Vec::new(),
+            ifindex: 1,
+            rx_queue: 0,
+            time_offset_ns: 0,
+            seed: 0x5eed,
+            queues: 1,
+            out_dir: None,
+            trace: None,
+            maps_in: None,
+            maps_out: None,
+            coverage: None,
+            coverage_summary: false,
+            limit: None,
+        }
+    }
+}
+
+/// The first packet on which compared engines disagreed.
+#[derive(Debug, Clone)]
+pub struct Difference {
+    pub index: u64,
+    pub ts_ns: u64,
+    /// What differs: `action`, `output bytes`, `map NAME`, `outcome`.
+    pub what: String,
+    pub left: String,
+    pub right: String,
+    /// Readable description of both sides and a hex diff.
+    pub detail: String,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub program: String,
+    pub engine: String,
+    pub capture: String,
+    /// Packet records read.
+    pub packets: u64,
+    /// Captured bytes of those records.
+    pub bytes: u64,
+    /// Records the program ran on.
+    pub ran: u64,
+    /// Count per action name (every name of [`ACTIONS`] present, others when seen).
+    pub actions: BTreeMap<String, u64>,
+    /// XDP_REDIRECT targets (`ifindex N`, `MAP[KEY]`) and their counts.
+    pub redirects: BTreeMap<String, u64>,
+    pub faults: u64,
+    /// The first fault: packet index and message.
+    pub first_fault: Option<(u64, String)>,
+    /// Records not run, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Records shorter than their wire length (snap length): they ran on the captured bytes.
+    pub snapped: u64,
+    /// The capture ended early because of damage.
+    pub damaged: Option<String>,
+    pub elapsed: Duration,
+    pub coverage: Option<coverage::CoverageSummary>,
+    pub difference: Option<Difference>,
+    pub compared: Vec<String>,
+    pub queues: u32,
+    /// Packets per queue (with `queues > 1`).
+    pub per_queue: Vec<u64>,
+}
+
+impl Summary {
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+    pub fn ns_per_packet(&self) -> f64 {
+        if self.packets == 0 {
+            0.0
+        } else {
+            self.elapsed.as_nanos() as f64 / self.packets as f64
+        }
+    }
+    pub fn packets_per_second(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s == 0.0 {
+            0.0
+        } else {
+            self.packets as f64 / s
+        }
+    }
+
+    /// The summary as JSON (`--format json`).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "program": self.program,
+            "engine": self.engine,
+            "capture": self.capture,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "ran": self.ran,
+            "actions": self.actions,
+            "redirects": self.redirects,
+            "faults": self.faults,
+            "skipped": self.skipped_total(),
+            "skipped_reasons": self.skipped,
+            "snapped": self.snapped,
+            "queues": self.queues,
+            "ns_per_packet": self.ns_per_packet(),
+            "packets_per_second": self.packets_per_second(),
+        });
+        if let Some((i, m)) = &self.first_fault {
+            v["first_fault"] = json!({"index": i, "message": m});
+        }
+        if let Some(d) = &self.damaged {
+            v["capture_damaged"] = json!(d);
+        }
+        if self.queues > 1 {
+            v["per_queue"] = json!(self.per_queue);
+        }
+        if let Some(c) = &self.coverage {
+            v["coverage"] = json!({
+                "insns": c.insns, "insns_hit": c.insns_hit, "insn_percent": c.insn_pct(),
+                "lines": c.lines, "lines_hit": c.lines_hit, "line_percent": c.line_pct(),
+                "branches": c.branches, "branches_hit": c.branches_hit, "branch_percent": c.branch_pct(),
+            });
+        }
+        if !self.compared.is_empty() {
+            v["compared"] = json!(self.compared);
+            v["difference"] = match &self.difference {
+                None => Value::Null,
+                Some(d) => json!({
+                    "index": d.index, "ts_ns": d.ts_ns, "what": d.what,
+                    "left": d.left, "right": d.right, "detail": d.detail,
+                }),
+            };
+        }
+        v
+    }
+
+    /// The human-readable summary.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: program {} on {}",
+            self.capture, self.program, self.engine
+        );
+        let _ = writeln!(
+            s,
+            "packets {}  bytes {}  ran {}  faults {}  skipped {}",
+            self.packets,
+            self.bytes,
+            self.ran,
+            self.faults,
+            self.skipped_total()
+        );
+        for (a, n) in &self.actions {
+            let _ = writeln!(s, "  {a:<14} {n}");
+            if a == "XDP_REDIRECT" {
+                for (t, c) in &self.redirects {
+                    let _ = writeln!(s, "    -> {t:<16} {c}");
+                }
+            }
+        }
+        if let Some((i, m)) = &self.first_fault {
+            let _ = writeln!(s, "first fault at packet {i}: {m}");
+        }
+        for (r, n) in &self.skipped {
+            let _ = writeln!(s, "skipped {n}: {r}");
+        }
+        if self.snapped > 0 {
+            let _ = writeln!(
+                s,
+                "{} packets were cut by the snap length; they ran on the captured bytes",
+                self.snapped
+            );
+        }
+        if let Some(d) = &self.damaged {
+            let _ = writeln!(s, "capture damaged: {d}");
+        }
+        if self.queues > 1 {
+            let _ = writeln!(s, "queues {}: {:?}", self.queues, self.per_queue);
+        }
+        if let Some(c) = &self.coverage {
+            let _ = writeln!(
+                s,
+                "coverage: instructions {:.1}% ({}/{}), source lines {:.1}% ({}/{}), branches {:.1}% ({}/{})",
+                c.insn_pct(), c.insns_hit, c.insns,
+                c.line_pct(), c.lines_hit, c.lines,
+                c.branch_pct(), c.branches_hit, c.branches
+            );
+        }
+        if !self.compared.is_empty() {
+            match &self.difference {
+                None => {
+                    let _ = writeln!(s, "compared {}: no difference", self.compared.join(", "));
+                }
+                Some(d) => {
+                    let _ = writeln!(
+                        s,
+                        "DIFFERENCE at packet {} ({}): {} vs {}\n{}",
+                        d.index, d.what, d.left, d.right, d.detail
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "{:.1} ns/packet, {:.0} packets/s",
+            self.ns_per_packet(),
+            self.packets_per_second()
+        );
+        s
+    }
+}
+
+/// Picks the program to replay.
+pub fn select_program(obj: &LinkedObject, name: Option<&str>) -> Result<usize, ReplayError> {
+    use bpfkit_object::model::prog_type;
+    match name {
+        Some(n) => obj
+            .programs
+            .iter()
+            .position(|p| p.name == n)
+            .ok_or_else(|| {
+                let names: Vec<&str> = obj.programs.iter().map(|p| p.name.as_str()).collect();
+                ReplayError::Bad(format!(
+                    "the object has no program `{n}` (programs: {})",
+                    names.join(", ")
+                ))
+            }),
+        None => obj
+            .programs
+            .iter()
+            .position(|p| p.prog_type == prog_type::XDP && p.expected_attach_type.is_none())
+            .or(if obj.programs.is_empty() {
+                None
+            } else {
+                Some(0)
+            })
+            .ok_or_else(|| ReplayError::Bad("the object has no programs".into())),
+    }
+}
+
+fn redirect_label(obj: &LinkedObject, r: &Redirect) -> String {
+    match r {
+        Redirect::Ifindex(i) => format!("ifindex {i}"),
+        Redirect::Map { map, key } => format!(
+            "{}[{key}]",
+            obj.maps.get(*map).map(|m| m.real_name()).unwrap_or("?")
+        ),
+    }
+}
+
+fn redirect_json(obj: &LinkedObject, r: &Redirect) -> Value {
+    match r {
+        Redirect::Ifindex(i) => json!({ "ifindex": i }),
+        Redirect::Map { map, key } => json!({
+            "map": obj.maps.get(*map).map(|m| m.real_name()).unwrap_or("?"),
+            "key": key,
+        }),
+    }
+}
+
+fn events_json(obj: &LinkedObject, events: &[Event]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Printk(t) => json!({ "printk": t }),
+                Event::Record { map, data } => json!({
+                    "map": obj.maps.get(*map).map(|m| m.real_name()).unwrap_or("?"),
+                    "data": hex::encode(data),
+                }),
+            })
+            .collect(),
+    )
+}
+
+/// Per-action pcap writers for `--out DIR`, opened on first use.
+struct OutDir {
+    dir: PathBuf,
+    writers: BTreeMap<String, PcapWriter<BufWriter<File>>>,
+}
+
+impl OutDir {
+    fn write(
+        &mut self,
+        action: &str,
+        ts_ns: u64,
+        orig_len: u32,
+        data: &[u8],
+    ) -> Result<(), ReplayError> {
+        if !self.writers.contains_key(action) {
+            let path = self.dir.join(format!("{action}.pcap"));
+            let f = File::create(&path)
+                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            let header = PcapHeader {
+                version_major: 2,
+                version_minor: 4,
+                ts_correction: 0,
+                ts_accuracy: 0,
+                snaplen: 262_144,
+                datalink: DataLink::ETHERNET,
+                ts_resolution: TsResolution::NanoSecond,
+                endianness: pcap_file::Endianness::Little,
+            };
+            let w = PcapWriter::with_header(BufWriter::new(f), header)
+                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            self.writers.insert(action.to_string(), w);
+        }
+        let w = self.writers.get_mut(action).expect("inserted above");
+        let pkt = PcapPacket::new(
+            Duration::from_nanos(ts_ns),
+            orig_len.max(data.len() as u32),
+            data,
+        );
+        w.write_packet(&pkt).map_err(|e| {
+            ReplayError::Usage(format!("{}/{action}.pcap: {e}", self.dir.display()))
+        })?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ReplayError> {
+        for (a, w) in self.writers {
+            w.into_writer()
+                .flush()
+                .map_err(|e| ReplayError::Usage(format!("{}/{a}.pcap: {e}", self.dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Progress reports: called with (packets so far, capture bytes consumed).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Maps compared between engines: everything but reference-valued and record maps.
+fn comparable_maps(obj: &LinkedObject, ignore: &[String]) -> Vec<usize> {
+    obj.maps
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            !state::is_fd_map(m)
+                && !state::is_undumpable(m)
+                && !ignore.iter().any(|n| n == m.real_name() || n == &m.name)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn describe(r: &Result<XdpOutput, RunError>) -> String {
+    match r {
+        Ok(o) => format!(
+            "{} (retval {}) with {} bytes",
+            action_name(o.retval),
+            o.retval,
+            o.packet.len()
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Compares results of `names[0]` and `names[j]` for one packet; `None` when they agree.
+#[allow(clippy::too_many_arguments)]
+fn compare_one(
+    obj: &LinkedObject,
+    maps: &[usize],
+    a: &dyn ReplayEngine,
+    ra: &Result<XdpOutput, RunError>,
+    b: &dyn ReplayEngine,
+    rb: &Result<XdpOutput, RunError>,
+    index: u64,
+    ts_ns: u64,
+) -> Result<Option<Difference>, ReplayError> {
+    let mk = |what: String, detail: String| Difference {
+        index,
+        ts_ns,
+        what,
+        left: format!("{}: {}", a.name(), describe(ra)),
+        right: format!("{}: {}", b.name(), describe(rb)),
+        detail,
+    };
+    match (ra, rb) {
+        (Err(RunError::Refused(_)), Err(RunError::Refused(_))) => {}
+        (Ok(x), Ok(y)) => {
+            if x.retval as u32 != y.retval as u32 {
+                return Ok(Some(mk("action".into(), String::new())));
+            }
+            if x.packet != y.packet {
+                let d = format!(
+                    "{} | {}\n{}",
+                    a.name(),
+                    b.name(),
+                    hex::diff(&x.packet, &y.packet, 16)
+                );
+                return Ok(Some(mk("output bytes".into(), d)));
+            }
+            let kernel = a.name() == "kernel" || b.name() == "kernel";
+            if !kernel && x.redirect != y.redirect {
+                return Ok(Some(mk(
+                    "redirect target".into(),
+                    format!("{:?} vs {:?}", x.redirect, y.redirect),
+                )));
+            }
+            if !kernel && x.events != y.events {
+                return Ok(Some(mk(
+                    "helper side effects".into(),
+                    format!("{:?}\nvs\n{:?}", x.events, y.events),
+                )));
+            }
+        }
+        _ => return Ok(Some(mk("outcome".into(), String::new()))),
+    }
+    for &m in maps {
+        let ea = a.map_entries(m).map_err(ReplayError::Bad)?;
+        let eb = b.map_entries(m).map_err(ReplayError::Bad)?;
+        if ea != eb {
+            let name = obj.maps[m].real_name();
+            let mut detail = String::new();
+            use std::fmt::Write as _;
+            let ka: BTreeMap<_, _> = ea.iter().cloned().collect();
+            let kb: BTreeMap<_, _> = eb.iter().cloned().collect();
+            let mut shown = 0;
+            for k in ka.keys().chain(kb.keys().filter(|k| !ka.contains_key(*k))) {
+                let (va, vb) = (ka.get(k), kb.get(k));
+                if va == vb {
+                    continue;
+                }
+                shown += 1;
+                if shown > 8 {
+                    let _ = writeln!(detail, "...");
+                    break;
+                }
+                let show = |v: Option<&Vec<u8>>| {
+                    v.map(|v| hex::encode(v))
+                        .unwrap_or_else(|| "(absent)".into())
+                };
+                let _ = writeln!(
+                    detail,
+                    "key {}: {} = {}",
+                    hex::encode(k),
+                    a.name(),
+                    show(va)
+                );
+                let _ = writeln!(
+                    detail,
+                    "key {}: {} = {}",
+                    hex::encode(k),
+                    b.name(),
+                    show(vb)
+                );
+                if let (Some(va), Some(vb)) = (va, vb) {
+                    detail.push_str(&hex::diff(va, vb, 8));
+                }
+            }
+            let mut d = mk(format!("map {name}"), detail);
+            d.left = format!("{} map {name}", a.name());
+            d.right = format!("{} map {name}", b.name());
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
+}
+
+/// Replays `capture_path` through program `opts.prog` of `obj`. Returns the summary; the
+/// outputs named in `opts` are written as it goes.
+pub fn replay(
+    obj: &LinkedObject,
+    capture_path: &Path,
+    opts: &Options,
+    mut progress: Option<Progress<'_>>,
+) -> Result<Summary, ReplayError> {
+    let prog = select_program(obj, opts.prog.as_deref())?;
+    let kinds: Vec<EngineKind> = if opts.compare.is_empty() {
+        vec![opts.engine]
+    } else {
+        opts.compare.clone()
+    };
+    if kinds.len() == 1 && !opts.compare.is_empty() {
+        return Err(ReplayError::Usage(
+            "--compare needs at least two engines (e.g. interp,kernel)".into(),
+        ));
+    }
+    let uses_kernel = kinds.contains(&EngineKind::Kernel);
+    let queues = opts.queues.max(1);
+    if uses_kernel && queues > 1 {
+        return Err(ReplayError::Usage(
+            "--queues needs emulated CPUs; the kernel engine runs on a real CPU (use interp or jit)".into(),
+        ));
+    }
+    let want_cov = opts.coverage.is_some() || opts.coverage_summary;
+    if want_cov && kinds[0] != EngineKind::Interp {
+        return Err(ReplayError::Usage(
+            "coverage is recorded by the interpreter: use --engine interp (or put interp first in --compare)".into(),
+        ));
+    }
+    let ncpus = if uses_kernel {
+        // Per-CPU values as the kernel returns them: one slot per possible CPU; runs are
+        // pinned to CPU 0 so they land in slot 0, as in the corpus recordings.
+        engines::kernel_available()
+            .map_err(|e| ReplayError::Bad(format!("kernel engine not usable: {e}")))?;
+        bpfkit_loader::pin_current_thread(0).map_err(ReplayError::Bad)?;
+        bpfkit_loader::map::possible_cpus()
+            .map_err(|e| ReplayError::Bad(format!("possible CPUs: {e}")))? as u32
+    } else {
+        queues
+    };
+    let settings = EngineSettings {
+        ncpus,
+        seed: opts.seed,
+    };
+    let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
+    for k in &kinds {
+        engines.push(engines::create(*k, obj, &settings).map_err(ReplayError::Bad)?);
+    }
+    if want_cov {
+        engines[0].enable_coverage();
+    }
+    if let Some(path) = &opts.maps_in {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| ReplayError::Bad(format!("{}: not JSON: {e}", path.display())))?;
+        for e in engines.iter_mut() {
+            state::load(e.as_mut(), obj, &doc, ncpus)
+                .map_err(|m| ReplayError::Bad(format!("{}: {m}", path.display())))?;
+        }
+    }
+
+    let mut cap = Capture::open(capture_path).map_err(|e| match e {
+        capture::CaptureError::Io { .. } => ReplayError::Usage(e.to_string()),
+        other => ReplayError::Bad(other.to_string()),
+    })?;
+    let mut out_dir = match &opts.out_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| ReplayError::Usage(format!("{}: {e}", d.display())))?;
+            Some(OutDir {
+                dir: d.clone(),
+                writers: BTreeMap::new(),
+            })
+        }
+        None => None,
+    };
+    let mut trace = match &opts.trace {
+        Some(p) => Some(BufWriter::with_capacity(
+            1 << 16,
+            File::create(p).map_err(|e| ReplayError::Usage(format!("{}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    let trace_err = |e: std::io::Error| ReplayError::Usage(format!("trace: {e}"));
+    let cmp_maps = comparable_maps(obj, &opts.ignore_maps);
+
+    let mut s = Summary {
+        program: obj.programs[prog].name.clone(),
+        engine: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        capture: capture_path.display().to_string(),
+        queues,
+        per_queue: vec![0; queues as usize],
+        compared: if opts.compare.is_empty() {
+            Vec::new()
+        } else {
+            kinds.iter().map(|k| k.name().to_string()).collect()
+        },
+        ..Default::default()
+    };
+    for a in ACTIONS {
+        s.actions.insert(a.to_string(), 0);
+    }
+    let mut action_counts = [0u64; 5];
+    let mut results: Vec<Result<XdpOutput, RunError>> = Vec::with_capacity(kinds.len());
+    let start = Instant::now();
+    while let Some(rec) = cap.next_record() {
+        if opts.limit.is_some_and(|l| s.packets >= l) {
+            break;
+        }
+        s.packets += 1;
+        let data = rec.data;
+        s.bytes += data.len() as u64;
+        if (data.len() as u64) < rec.orig_len as u64 {
+            s.snapped += 1;
+        }
+        if let Some(p) = progress.as_mut() {
+            if s.packets % 65536 == 0 {
+                p(s.packets, rec.offset);
+            }
+        }
+        let skip = match &rec.note {
+            RecordNote::None | RecordNote::OverSnapLen { .. } => {
+                if data.len() < ETH_HLEN {
+                    Some(if data.is_empty() {
+                        "zero-length packet: BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header (EINVAL)".to_string()
+                    } else {
+                        "shorter than an Ethernet header (14 bytes): BPF_PROG_TEST_RUN refuses it (EINVAL)".to_string()
+                    })
+                } else if data.len() > MAX_XDP_FRAME {
+                    Some(format!(
+                        "larger than an XDP test-run frame ({MAX_XDP_FRAME} bytes: 3520 linear + 17 fragment pages): the kernel refuses it"
+                    ))
+                } else {
+                    None
+                }
+            }
+            RecordNote::NotEthernet(lt) => Some(format!(
+                "pcapng interface with link type {lt}, not Ethernet"
+            )),
+            RecordNote::UnknownInterface(i) => Some(format!(
+                "pcapng packet names interface {i}, which was never described"
+            )),
+            RecordNote::Malformed(m) => Some(format!("malformed pcapng packet block: {m}")),
+        };
+        let index = rec.index;
+        let ts_ns = rec.ts_ns;
+        if let Some(reason) = skip {
+            *s.skipped.entry(reason.clone()).or_insert(0) += 1;
+            if let Some(t) = trace.as_mut() {
+                let line = json!({"index": index, "ts_ns": ts_ns, "len_in": data.len(), "skipped": reason});
+                writeln!(t, "{line}").map_err(trace_err)?;
+            }
+            continue;
+        }
+        let queue = rss::queue_of(data, queues);
+        let input = XdpInput {
+            packet: data,
+            ingress_ifindex: opts.ifindex,
+            rx_queue_index: if queues > 1 { queue } else { opts.rx_queue },
+            time_ns: (ts_ns as i64).saturating_add(opts.time_offset_ns).max(0) as u64,
+            cpu: if queues > 1 { queue } else { 0 },
+        };
+        if queues > 1 {
+            s.per_queue[queue as usize] += 1;
+        }
+        results.clear();
+        for e in engines.iter_mut() {
+            results.push(e.run(prog, &input));
+        }
+        if kinds.len() > 1 {
+            for j in 1..engines.len() {
+                if let Some(d) = compare_one(
+                    obj,
+                    &cmp_maps,
+                    engines[0].as_ref(),
+                    &results[0],
+                    engines[j].as_ref(),
+                    &results[j],
+                    index,
+                    ts_ns,
+                )? {
+                    s.difference = Some(d);
+                    break;
+                }
+            }
+        }
+        match &results[0] {
+            Ok(o) => {
+                s.ran += 1;
+                let a = o.retval as u32;
+                if (a as usize) < 5 {
+                    action_counts[a as usize] += 1;
+                } else {
+                    *s.actions.entry(action_name(o.retval)).or_insert(0) += 1;
+                }
+                if let Some(r) = &o.redirect {
+                    *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
+                }
+                if let Some(od) = out_dir.as_mut() {
+                    let orig = (rec.orig_len as i64 + o.packet.len() as i64 - data.len() as i64)
+                        .max(o.packet.len() as i64) as u32;
+                    od.write(&action_name(o.retval), ts_ns, orig, &o.packet)?;
+                }
+                if let Some(t) = trace.as_mut() {
+                    let mut line = json!({
+                        "index": index,
+                        "ts_ns": ts_ns,
+                        "action": action_name(o.retval),
+                        "retval": o.retval,
+                        "len_in": data.len(),
+                        "len_out": o.packet.len(),
+                    });
+                    if queues > 1 {
+                        line["queue"] = json!(queue);
+                    }
+                    if let Some(r) = &o.redirect {
+                        line["redirect"] = redirect_json(obj, r);
+                    }
+                    if o.packet != data {
+                        line["data_out"] = json!(hex::encode(&o.packet));
+                    }
+                    if !o.events.is_empty() {
+                        line["events"] = events_json(obj, &o.events);
+                    }
+                    writeln!(t, "{line}").map_err(trace_err)?;
+                }
+            }
+            Err(e) => {
+                let (fault, msg) = match e {
+                    RunError::Fault(m) => (true, m.clone()),
+                    RunError::Refused(m) => (false, m.clone()),
+                };
+                if fault {
+                    s.faults += 1;
+                    if s.first_fault.is_none() {
+                        s.first_fault = Some((index, msg.clone()));
+                    }
+                } else {
+                    *s.skipped
+                        .entry(format!("engine refused: {msg}"))
+                        .or_insert(0) += 1;
+                }
+                if let Some(t) = trace.as_mut() {
+                    let key = if fault { "fault" } else { "skipped" };
+                    let mut line = json!({"index": index, "ts_ns": ts_ns, "len_in": data.len()});
+                    line[key] = json!(msg);
+                    writeln!(t, "{line}").map_err(trace_err)?;
+                }
+            }
+        }
+        if s.difference.is_some() {
+            break;
+        }
+    }
+    s.elapsed = start.elapsed();
+    for (i, n) in action_counts.iter().enumerate() {
+        *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
+    }
+    if let Some(CaptureEnd::Damaged { offset, reason }) = cap.end() {
+        let msg = format!("{}: at byte offset {offset}: {reason}", cap.path());
+        *s.skipped
+            .entry(format!(
+                "damaged record (the rest of the file is unreadable): {reason}"
+            ))
+            .or_insert(0) += 1;
+        s.damaged = Some(msg);
+    }
+    if let Some(p) = progress.as_mut() {
+        p(s.packets, u64::MAX);
+    }
+    if let Some(t) = trace.take() {
+        t.into_inner()
+            .map_err(|e| ReplayError::Usage(format!("trace: {e}")))?
+            .flush()
+            .map_err(trace_err)?;
+    }
+    if let Some(od) = out_dir.take() {
+        od.finish()?;
+    }
+    if let Some(path) = &opts.maps_out {
+        let doc = state::dump(engines[0].as_ref(), obj).map_err(ReplayError::Bad)?;
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+    }
+    if want_cov {
+        if let Some(cov) = engines[0].coverage() {
+            let progs = coverage::programs_of_interest(cov, prog, obj.programs.len());
+            let (sum, lcov) = coverage::report(obj, cov, &progs);
+            if let Some(path) = &opts.coverage {
+                std::fs::write(path, lcov)
+                    .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            }
+            s.coverage = Some(sum);
+        }
+    }
+    Ok(s)
+}
