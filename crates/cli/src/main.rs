@@ -27,6 +27,8 @@ enum Command {
     Run(commands::run::Args),
     /// Statically verify programs as the Linux verifier would.
     Verify(commands::verify::Args),
+    /// Replay a pcap/pcapng capture through an XDP program (interp, jit or kernel).
+    Replay(commands::replay::Args),
 }
 
 /// Exit status of a subcommand.
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Run(a) => commands::run::run(a),
         Command::Verify(a) => commands::verify::run(a),
+        Command::Replay(a) => commands::replay::run(a),
     };
     match result {
         Ok(s) => code(s),

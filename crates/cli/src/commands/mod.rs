@@ -3,5 +3,6 @@
 pub mod asm;
 pub mod disasm;
 pub mod inspect;
+pub mod replay;
 pub mod run;
 pub mod verify;
