@@ -78,7 +78,10 @@ pub const SUPPORTED: &[(i32, &str)] = &[
         PERF_EVENT_OUTPUT,
         "captured as Event::Record when the slot is open",
     ),
-    (CSUM_DIFF, "folded to 16 bits as in Linux >= 6.13"),
+    (
+        CSUM_DIFF,
+        "folded to 16 bits, any sizes, as in Linux >= 6.13",
+    ),
     (GET_NUMA_NODE_ID, "always 0"),
     (
         XDP_ADJUST_HEAD,
@@ -732,9 +735,8 @@ fn from32to16(x: u32) -> u32 {
 fn csum_diff(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let (from_size, to_size) = (a[1] as u32, a[3] as u32);
     let seed = a[4] as u32;
-    if (from_size | to_size) & 3 != 0 || from_size as u64 + to_size as u64 > 512 {
-        return Ok(neg(maps::EINVAL));
-    }
+    // Since Linux 6.13 there is no size check left in the helper (the verifier bounds the
+    // buffers); sizes need not be multiples of 4 (measured on 6.18).
     let from = rt.regions.read_bytes(a[0], from_size as u64)?;
     let to = rt.regions.read_bytes(a[2], to_size as u64)?;
     let r = if from_size > 0 && to_size > 0 {
@@ -1192,12 +1194,13 @@ fn read_cstr(rt: &Runtime, addr: u64, max: u64) -> Result<Vec<u8>, FaultKind> {
 
 /// Formats like the kernel's `bpf_bprintf_prepare` + `bstr_printf`; `Err(errno)` for a
 /// format the kernel rejects.
-fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>, FaultKind> {
+fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>, FaultKind> {
     let Some(nul) = fmt.iter().position(|&c| c == 0) else {
         return Ok(Err(maps::EINVAL));
     };
     let fmt = &fmt[..nul];
-    let mut out = String::new();
+    // Conversions build Latin-1 strings (every char < 256) so that bytes survive as-is.
+    let mut out: Vec<u8> = Vec::new();
     let mut i = 0;
     let mut argi = 0;
     while i < fmt.len() {
@@ -1206,13 +1209,13 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>,
             if !(c.is_ascii_graphic() || c.is_ascii_whitespace()) {
                 return Ok(Err(maps::EINVAL));
             }
-            out.push(c as char);
+            out.push(c);
             i += 1;
             continue;
         }
         i += 1;
         if fmt.get(i) == Some(&b'%') {
-            out.push('%');
+            out.push(b'%');
             i += 1;
             continue;
         }
@@ -1250,7 +1253,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>,
             b's' => {
                 i += 1;
                 let s = read_cstr(rt, arg, 4096).unwrap_or_else(|_| b"(efault)".to_vec());
-                let mut s = String::from_utf8_lossy(&s).into_owned();
+                let mut s: String = s.iter().map(|&b| b as char).collect();
                 if let Some(p) = prec {
                     s.truncate(p);
                 }
@@ -1352,7 +1355,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<String, i64>,
         } else {
             format!("{body:>width$}")
         };
-        out.push_str(&padded);
+        out.extend(padded.chars().map(|c| c as u32 as u8));
     }
     Ok(Ok(out))
 }
@@ -1362,7 +1365,8 @@ fn trace_printk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match format(rt, &fmt, &a[2..5])? {
         Ok(s) => {
             let n = s.len() as u64;
-            rt.events.push(Event::Printk(s));
+            rt.events
+                .push(Event::Printk(String::from_utf8_lossy(&s).into_owned()));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),
@@ -1389,7 +1393,8 @@ fn trace_vprintk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match format(rt, &fmt, &args)? {
         Ok(s) => {
             let n = s.len() as u64;
-            rt.events.push(Event::Printk(s));
+            rt.events
+                .push(Event::Printk(String::from_utf8_lossy(&s).into_owned()));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),
@@ -1410,7 +1415,7 @@ fn snprintf(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         Err(e) => return Ok(neg(e)),
     };
     if out_size > 0 {
-        let mut b = s.as_bytes().to_vec();
+        let mut b = s.clone();
         b.truncate(out_size as usize - 1);
         b.push(0);
         rt.regions.write_bytes(out, &b)?;
