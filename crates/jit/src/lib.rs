@@ -73,6 +73,16 @@ impl Jit {
         Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Fast)
     }
 
+    /// Checked-mode JIT over explicit programs and map definitions (as
+    /// [`Interpreter::with_programs`]).
+    pub fn with_programs(
+        programs: Vec<bpfkit_vm::Program>,
+        maps: &[bpfkit_object::model::MapDef],
+        config: Config,
+    ) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::with_programs(programs, maps, config)?, Mode::Checked)
+    }
+
     /// Checked-mode JIT of raw instructions (one program, no maps).
     pub fn from_insns(insns: Vec<bpfkit_isa::RawInsn>) -> Result<Jit, VmError> {
         Self::from_interpreter(Interpreter::from_insns(insns), Mode::Checked)

@@ -1,0 +1,200 @@
+//! Checked-mode faults match the interpreter's (program, instruction index, kind), code
+//! memory is never writable and executable at once, and the tail-call limit is the
+//! interpreter's.
+
+use bpfkit_jit::{Jit, Mode};
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_vm::{Config, Engine, FaultKind, Interpreter, VmError, XdpInput};
+
+fn asm(text: &str) -> Vec<bpfkit_isa::RawInsn> {
+    bpfkit_asm::assemble(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn raw_both(text: &str, mem: &[u8], config: Config) -> (Result<u64, VmError>, Result<u64, VmError>) {
+    let insns = asm(text);
+    let prog = bpfkit_vm::Program::raw("prog", insns);
+    let mut i = Interpreter::with_programs(vec![prog.clone()], &[], config.clone()).unwrap();
+    let a = i.run_raw(0, mem).map(|o| o.r0);
+    let mut j = Jit::with_programs(vec![prog], &[], config).unwrap();
+    let b = j.run_raw(0, mem).map(|o| o.r0);
+    (a, b)
+}
+
+fn fault_of(r: &Result<u64, VmError>) -> (usize, FaultKind) {
+    match r {
+        Err(VmError::Fault(f)) => (f.pc, f.kind.clone()),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+/// Both engines fault at the same instruction with the same kind (memory faults compare
+/// their shape: size, direction and region kind, not host addresses).
+fn same_fault(text: &str, mem: &[u8], want_pc: usize) {
+    let (a, b) = raw_both(text, mem, Config::default());
+    let (pa, ka) = fault_of(&a);
+    let (pb, kb) = fault_of(&b);
+    assert_eq!(pa, want_pc, "interpreter fault pc for\n{text}\n{a:?}");
+    assert_eq!(pb, want_pc, "JIT fault pc for\n{text}\n{b:?}");
+    match (&ka, &kb) {
+        (FaultKind::Memory(x), FaultKind::Memory(y)) => {
+            assert_eq!((x.size, x.write, x.inside), (y.size, y.write, y.inside));
+            assert_eq!(x.region.map(|r| r.kind), y.region.map(|r| r.kind));
+        }
+        _ => assert_eq!(ka, kb),
+    }
+}
+
+#[test]
+fn memory_faults_name_the_instruction() {
+    same_fault("mov %r0, 1\nldxw %r0, [%r1+64]\nexit", &[0u8; 16], 1);
+    same_fault("mov %r0, 1\nstxdw [%r1+12], %r0\nexit", &[0u8; 16], 1);
+    same_fault("mov %r0, 1\nstw [%r10-516], 1\nexit", &[0u8; 16], 1);
+    same_fault("mov %r2, 0\nldxb %r0, [%r2]\nexit", &[], 1);
+    same_fault("mov %r0, 0\nmov %r2, 1\nlock add [%r1+0], %r2\nexit", &[0u8; 2], 2);
+}
+
+#[test]
+fn invalid_instructions_fault_when_executed() {
+    // Unknown ALU op 0xe0 (ALU64|X), reached only at slot 2.
+    let mut insns = asm("mov %r0, 1\nja +0\nmov %r0, 2\nexit");
+    insns[2] = bpfkit_isa::RawInsn::new(0xef, 0, 1, 0, 0);
+    let mut i = Interpreter::from_insns(insns.clone());
+    let mut j = Jit::from_insns(insns).unwrap();
+    let a = i.run_raw(0, &[]).map(|o| o.r0);
+    let b = j.run_raw(0, &[]).map(|o| o.r0);
+    assert_eq!(fault_of(&a), fault_of(&b));
+    assert_eq!(fault_of(&b).0, 2);
+    // Falling off the end.
+    same_fault("mov %r0, 1", &[], 1);
+    // Writing r10.
+    let (a, b) = raw_both("mov %r10, 1\nexit", &[], Config::default());
+    assert_eq!(fault_of(&a), fault_of(&b));
+}
+
+#[test]
+fn call_depth_and_instruction_limit() {
+    // Unbounded recursion: the ninth frame is refused at the call instruction.
+    same_fault("call local f\nexit\nf:\ncall local f\nexit", &[], 2);
+    // An infinite loop stops with InsnLimit in both engines.
+    let config = Config { insn_limit: 10_000, ..Config::default() };
+    let (a, b) = raw_both("mov %r0, 0\nadd %r0, 1\nja -2\nexit", &[], config);
+    assert!(matches!(fault_of(&a).1, FaultKind::InsnLimit(10_000)), "{a:?}");
+    assert!(matches!(fault_of(&b).1, FaultKind::InsnLimit(10_000)), "{b:?}");
+}
+
+#[test]
+fn code_memory_is_never_writable_and_executable() {
+    let j = Jit::from_insns(asm("mov %r0, 7\nexit")).unwrap();
+    let addr = j.code_addr();
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+    let line = maps
+        .lines()
+        .find(|l| {
+            let range = l.split_whitespace().next().unwrap();
+            let (s, e) = range.split_once('-').unwrap();
+            let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+            s <= addr && addr < e
+        })
+        .expect("the code is mapped");
+    let perms = line.split_whitespace().nth(1).unwrap();
+    assert!(perms.starts_with("r-x"), "code mapping is {perms}: {line}");
+    drop(j);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let still = maps.lines().any(|l| {
+        let range = l.split_whitespace().next().unwrap();
+        let (s, e) = range.split_once('-').unwrap();
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        s <= addr && addr < e && l.split_whitespace().nth(1).unwrap().contains('x')
+    });
+    assert!(!still, "the code mapping is still executable after the drop");
+}
+
+fn map(name: &str, t: u32, key: u32, value: u32, entries: u32) -> MapDef {
+    MapDef {
+        name: name.into(),
+        map_type: t,
+        key_size: key,
+        value_size: value,
+        max_entries: entries,
+        map_flags: 0,
+        pinning: 0,
+        inner: None,
+        init: MapInit::None,
+        origin: MapOrigin::Btf,
+        section: ".maps".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+    }
+}
+
+/// A program that tail-calls itself forever, counting in an array map: both engines stop
+/// after MAX_TAIL_CALL_CNT (33) tail calls, so the counter reads 34 runs.
+#[test]
+fn tail_call_limit_matches_the_interpreter() {
+    use bpfkit_object::model::map_type as mt;
+    let text = "
+        mov %r6, %r1
+        stw [%r10-4], 0
+        mov %r2, %r10
+        add %r2, -4
+        lddw %r1, 0
+        call 1
+        jeq %r0, 0, +3
+        ldxdw %r1, [%r0]
+        add %r1, 1
+        stxdw [%r0], %r1
+        mov %r1, %r6
+        lddw %r2, 0
+        mov %r3, 0
+        call 12
+        mov %r0, 2
+        exit";
+    let mut insns = asm(text);
+    // Map references: slot 4 = map #0 (counter), slot 12 = map #1 (prog array).
+    insns[4].src = bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX;
+    insns[12].src = bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX;
+    insns[12].imm = 1;
+    let mut jmp = map("jmp", mt::PROG_ARRAY, 4, 4, 1);
+    jmp.init = MapInit::Programs(vec![(0, "loop".into())]);
+    let obj = LinkedObject {
+        programs: vec![LinkedProgram {
+            name: "loop".into(),
+            section: "xdp".into(),
+            prog_type: prog_type::XDP,
+            expected_attach_type: None,
+            prog_flags: 0,
+            origins: Vec::new(),
+            insns,
+        }],
+        maps: vec![map("cnt", mt::ARRAY, 4, 8, 1), jmp],
+        license: "GPL".into(),
+        kernel_version: None,
+    };
+    let packet = [0u8; 64];
+    let input = XdpInput { packet: &packet, ..Default::default() };
+    let mut i = Interpreter::new(&obj, Config::default()).unwrap();
+    let mut j = Jit::new(&obj, Config::default()).unwrap();
+    // SAFETY: a verifier-valid program (map value access after a NULL check, stack key).
+    let mut f = unsafe { Jit::new_unchecked(&obj, Config::default()) }.unwrap();
+    assert_eq!(f.mode(), Mode::Fast);
+    let a = i.run_xdp(0, &input).unwrap();
+    let b = j.run_xdp(0, &input).unwrap();
+    let c = f.run_xdp(0, &input).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    let count = |e: &dyn Fn() -> Vec<(Vec<u8>, Vec<u8>)>| u64::from_le_bytes(e()[0].1[..8].try_into().unwrap());
+    assert_eq!(count(&|| i.map_entries(0).unwrap()), 34);
+    assert_eq!(count(&|| j.map_entries(0).unwrap()), 34);
+    assert_eq!(count(&|| f.map_entries(0).unwrap()), 34);
+}
+
+#[test]
+fn listing_shows_x86_under_each_instruction() {
+    let insns = asm("mov %r0, 1\nadd %r0, 2\nexit");
+    let vm = Interpreter::from_insns(insns);
+    let text = bpfkit_jit::listing::listing_of(&vm, 0, Mode::Fast).unwrap();
+    assert!(text.contains("0: r0 = 0x1"), "{text}");
+    assert!(text.contains("mov eax,1") || text.contains("mov rax,1"), "{text}");
+    assert!(text.contains("add rax,2"), "{text}");
+    assert!(text.contains("ret"), "{text}");
+}
