@@ -162,9 +162,11 @@ fn compare(cases: &[Case]) -> Vec<String> {
             }
         }
         for (i, m) in c.obj.maps.iter().enumerate() {
+            // Not enumerable through the kernel engine (it reads maps with GET_NEXT_KEY);
+            // queue and stack behaviour shows in the return values.
             if matches!(
                 m.map_type,
-                mt::PROG_ARRAY | mt::RINGBUF | mt::PERF_EVENT_ARRAY
+                mt::PROG_ARRAY | mt::RINGBUF | mt::PERF_EVENT_ARRAY | mt::QUEUE | mt::STACK
             ) {
                 continue;
             }
@@ -495,6 +497,65 @@ fn misc_cases() -> Vec<Case> {
         vec![map("count", mt::ARRAY, 4, 8, 1, 0), jmp],
         vec![pkt(64), pkt(64)],
     ));
+
+    // LRU hash: inserting past max_entries evicts instead of failing.
+    let lru_step = |key: u32| {
+        format!(
+            "stw [%r10-4], {key}\nstw [%r10-8], {key}\nlddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -8\n\
+             mov %r4, 0\ncall 2\nor %r6, %r0\n"
+        )
+    };
+    let t = format!(
+        "mov %r6, 0\n{}{}{}{}{}mov %r0, %r6\nexit\n",
+        lru_step(1),
+        lru_step(2),
+        lru_step(3),
+        lru_step(4),
+        lru_step(5)
+    );
+    cases.push(case(
+        "lru insert past max",
+        &t,
+        vec![map("l", mt::LRU_HASH, 4, 4, 4, 0)],
+        vec![pkt(64)],
+    ));
+
+    // Queue and stack: push with and without BPF_EXIST when full, pop and peek.
+    for (t_name, mt_) in [("queue", mt::QUEUE), ("stack", mt::STACK)] {
+        let push = |v: u32, flags: u32, shift: u32| {
+            format!(
+                "stw [%r10-4], {v}\nlddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -4\nmov %r3, {flags}\ncall 87\n\
+                 and %r0, 0xff\nlsh %r0, {shift}\nor %r6, %r0\n"
+            )
+        };
+        let t = format!(
+            "mov %r6, 0\n{}{}{}{}lddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -8\ncall 88\nldxw %r1, [%r10-8]\nlsh %r1, 8\nor %r6, %r1\n\
+             lddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -12\ncall 89\nldxw %r1, [%r10-12]\nlsh %r1, 24\nor %r6, %r1\nmov %r0, %r6\nexit\n",
+            push(1, 0, 0),
+            push(2, 0, 0),
+            push(3, 0, 0),
+            push(4, 2, 16)
+        );
+        cases.push(case(
+            &format!("{t_name} push pop peek"),
+            &t,
+            vec![map("q", mt_, 0, 4, 2, 0)],
+            vec![pkt(64), pkt(64)],
+        ));
+    }
+
+    // Per-CPU lookups for a CPU that does not exist give NULL.
+    for cpu in [0, 1, 2, 100] {
+        let t = format!(
+            "stw [%r10-4], 0\nlddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -4\nmov %r3, {cpu}\ncall 195\njeq %r0, 0, null\nmov %r0, 1\nexit\nnull:\nmov %r0, 2\nexit\n"
+        );
+        cases.push(case(
+            &format!("lookup_percpu_elem cpu {cpu}"),
+            &t,
+            vec![map("pa", mt::PERCPU_ARRAY, 4, 4, 1, 0)],
+            vec![pkt(64)],
+        ));
+    }
 
     // bpf_trace_printk's return value is the formatted length; bad formats are -EINVAL.
     for fmt in [
