@@ -1,3 +1,4 @@
+// corpus-cflags: -mcpu=v3
 // SPDX-License-Identifier: GPL-2.0
 /* xdp_csum: destination NAT for IPv4/UDP using bpf_csum_diff.
  *

@@ -1,3 +1,4 @@
+// corpus-cflags: -mcpu=v3
 // SPDX-License-Identifier: GPL-2.0
 /* xdp_encap: IP-in-IP encapsulation towards a backend, Katran style.
  *

@@ -1,3 +1,4 @@
+// corpus-cflags: -mcpu=v2
 // SPDX-License-Identifier: GPL-2.0
 /* xdp_mss_clamp: clamp the TCP MSS option of SYN packets to 1360 bytes.
  *

@@ -1,3 +1,4 @@
+// corpus-cflags: -mcpu=v2
 // SPDX-License-Identifier: GPL-2.0
 /* xdp_sampler: traffic summaries in the less common map types.
  *
