@@ -13,6 +13,8 @@
 #   // corpus-cflags: <flags>
 # and map contents for kernel runs from lines
 #   // corpus-map-setup: <map> <key hex> <value hex>
+# and maps whose values depend on time/randomness from lines
+#   // corpus-nondeterministic: <map> <reason>
 set -euo pipefail
 
 CORPUS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
