@@ -237,11 +237,12 @@ pub fn listing(insns: &[RawInsn]) -> String {
 
 /// Describes a failing XDP case for a report.
 pub fn describe_xdp(case: &XdpCase) -> String {
+    let shown = case.packet.len().min(128);
     let mut s = format!(
-        "frags: {}\npacket ({} bytes): {:02x?}\nmap init: {:?}\n",
+        "frags: {}\npacket ({} bytes, first {shown} shown): {:02x?}\nmap init: {:?}\n",
         case.frags,
         case.packet.len(),
-        case.packet,
+        &case.packet[..shown],
         case.map_init
     );
     for (i, p) in case.programs.iter().enumerate() {

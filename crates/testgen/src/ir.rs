@@ -240,6 +240,13 @@ pub enum Item {
         len: i32,
         reinit: [i32; 5],
     },
+    /// `r0 = bpf_loop(nr, &callbacks[index], r10 + DATA_OFF, 0)`: the callback gets the
+    /// caller's stack data area as its context. r1-r5 are re-initialised after the call.
+    BpfLoop {
+        nr: i32,
+        index: usize,
+        reinit: [i32; 5],
+    },
     /// `r0 = subprog(r1, ..., r5)`: a bpf-to-bpf call of `Program::subprogs[index]`.
     /// r1-r5 are re-initialised after the call.
     Call { index: usize, reinit: [i32; 5] },
@@ -288,6 +295,10 @@ pub struct Program {
     pub target: Target,
     /// Callees of [`Item::Call`], appended after the main function.
     pub subprogs: Vec<SubProgram>,
+    /// Callbacks of [`Item::BpfLoop`]: like callees, but r1 is the loop index, the
+    /// context pointer (r2) is moved to r6 (so `Item::Mem` accesses reach the caller's
+    /// stack data area, 64 bytes) and r2 is initialised instead; they return `r0 & 1`.
+    pub callbacks: Vec<SubProgram>,
     /// Initial values of r0-r5, r7-r9 (in [`VALUE_REGS`] order).
     pub init_regs: [u64; 9],
     /// Initial stack data slots.
@@ -596,6 +607,19 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
                 out.push(mov64_imm(r, *v));
             }
         }
+        Item::BpfLoop { nr, index, reinit } => {
+            out.push(mov64_imm(1, *nr));
+            cx.calls.push((out.len(), CALLBACK_BASE + *index));
+            out.push(ins(LDDW, 2, BPF_PSEUDO_FUNC, 0, -1));
+            out.push(ins(0, 0, 0, 0, 0));
+            out.push(mov64_reg(3, 10));
+            out.push(add64_imm(3, DATA_OFF as i32));
+            out.push(mov64_imm(4, 0));
+            out.push(call(181));
+            for (r, v) in (1u8..6).zip(reinit) {
+                out.push(mov64_imm(r, *v));
+            }
+        }
         Item::TailCall { slot, reinit } => {
             out.push(mov64_reg(1, CTX_REG));
             out.extend(ld_map(2, MAP_JMP));
@@ -617,8 +641,24 @@ fn render_item(out: &mut Vec<RawInsn>, it: &Item, cx: &mut Ctx) {
 
 /// Registers a callee initialises on entry (r1-r5 are its arguments).
 pub const SUB_INIT_REGS: [u8; 5] = [0, 6, 7, 8, 9];
+/// Registers a `bpf_loop` callback initialises on entry (after `r6 = r2`).
+pub const CALLBACK_INIT_REGS: [u8; 5] = [0, 2, 7, 8, 9];
+/// Call-site indices at or above this refer to callbacks.
+const CALLBACK_BASE: usize = 1 << 20;
+
+fn render_callback(out: &mut Vec<RawInsn>, sp: &SubProgram, cx: &mut Ctx) {
+    out.push(mov64_reg(CTX_REG, 2));
+    render_function(out, sp, &CALLBACK_INIT_REGS, cx);
+    out.pop();
+    out.push(ins(BPF_ALU64 | BPF_AND | BPF_K, 0, 0, 0, 1));
+    out.push(exit());
+}
 
 fn render_subprog(out: &mut Vec<RawInsn>, sp: &SubProgram, cx: &mut Ctx) {
+    render_function(out, sp, &SUB_INIT_REGS, cx);
+}
+
+fn render_function(out: &mut Vec<RawInsn>, sp: &SubProgram, init: &[u8; 5], cx: &mut Ctx) {
     for (k, v) in sp.init_stack.iter().enumerate() {
         out.push(ins(
             BPF_ST | BPF_MEM | BPF_DW,
@@ -628,7 +668,7 @@ fn render_subprog(out: &mut Vec<RawInsn>, sp: &SubProgram, cx: &mut Ctx) {
             *v,
         ));
     }
-    for (r, v) in SUB_INIT_REGS.iter().zip(sp.init_regs) {
+    for (r, v) in init.iter().zip(sp.init_regs) {
         out.push(mov64_imm(*r, v));
     }
     let b = render_block(&sp.items, cx);
@@ -684,16 +724,19 @@ impl Program {
         // Callees after the main function; then patch every call to its callee.
         // Only called callees are emitted (an uncalled one would be unreachable code).
         let calls = std::mem::take(&mut cx.calls);
-        let mut starts = vec![None; self.subprogs.len()];
+        let mut starts = std::collections::HashMap::new();
         for &(_, index) in &calls {
-            if starts[index].is_none() {
-                starts[index] = Some(out.len());
-                render_subprog(&mut out, &self.subprogs[index], &mut cx);
+            if let std::collections::hash_map::Entry::Vacant(e) = starts.entry(index) {
+                e.insert(out.len());
+                if index >= CALLBACK_BASE {
+                    render_callback(&mut out, &self.callbacks[index - CALLBACK_BASE], &mut cx);
+                } else {
+                    render_subprog(&mut out, &self.subprogs[index], &mut cx);
+                }
             }
         }
         for (pos, index) in calls {
-            let start = starts[index].expect("rendered");
-            out[pos].imm = (start as i64 - pos as i64 - 1) as i32;
+            out[pos].imm = (starts[&index] as i64 - pos as i64 - 1) as i32;
         }
         out
     }

@@ -34,6 +34,8 @@ pub struct Features {
     /// slot), the PERCPU_ARRAY map and `bpf_get_smp_processor_id` (runs on CPU 0).
     pub tail_calls: bool,
     pub percpu: bool,
+    /// XDP only: `bpf_loop` with generated callbacks writing the caller's stack.
+    pub bpf_loop: bool,
     /// XDP only: programs loaded with `BPF_F_XDP_HAS_FRAGS` and packets beyond one page
     /// (fragments), with helper offsets and deltas reaching into them.
     pub frags: bool,
@@ -64,6 +66,9 @@ impl Features {
             calls: true,
             tail_calls: true,
             percpu: true,
+            // Off by default: the kernel needs BTF func_info for callbacks
+            // (BPF_PSEUDO_FUNC), which the loader does not load yet.
+            bpf_loop: false,
             frags: true,
             rbpf_compat: false,
             // Off by default: the interpreter returns 0 where the kernel returns -EINVAL
@@ -87,6 +92,7 @@ impl Features {
             calls: true,
             tail_calls: false,
             percpu: false,
+            bpf_loop: false,
             frags: false,
             rbpf_compat: true,
             odd_update_flags: false,
@@ -647,6 +653,48 @@ fn subprog(f: Features) -> BoxedStrategy<SubProgram> {
         .boxed()
 }
 
+/// `bpf_loop` callbacks: simple items plus aligned accesses to the caller's stack data
+/// area through r6.
+fn callback(f: Features) -> BoxedStrategy<SubProgram> {
+    let inner = Features {
+        mem: false,
+        ctx: false,
+        ..f
+    };
+    let ctx_access = (
+        any::<bool>(),
+        size(),
+        0i16..64,
+        select(VALUE_REGS.to_vec()),
+        operand(VALUE_REGS.to_vec()),
+    )
+        .prop_map(|(load, size, o, dst, src)| {
+            let off = o / size.bytes() * size.bytes();
+            Item::Mem(if load {
+                Access::Load {
+                    size,
+                    dst,
+                    off,
+                    sx: false,
+                }
+            } else {
+                Access::Store { size, off, src }
+            })
+        });
+    let item = prop_oneof![3 => branchy(VALUE_REGS.to_vec(), inner, 1), 2 => ctx_access];
+    (
+        prop::array::uniform5(imm32()),
+        prop::array::uniform8(imm32()),
+        prop::collection::vec(item, 1..8),
+    )
+        .prop_map(|(init_regs, init_stack, items)| SubProgram {
+            init_regs,
+            init_stack,
+            items,
+        })
+        .boxed()
+}
+
 /// Any top-level item for the features.
 pub fn item(f: Features) -> BoxedStrategy<Item> {
     let all = VALUE_REGS.to_vec();
@@ -664,6 +712,15 @@ pub fn item(f: Features) -> BoxedStrategy<Item> {
     }
     if f.xdp_helpers {
         choices.push((2, ctx_helper(f)));
+    }
+    if f.bpf_loop {
+        let nr = prop_oneof![4 => 0i32..12, 1 => select(vec![-1, (1 << 23) + 1])];
+        choices.push((
+            1,
+            (nr, 0usize..2, reinit::<5>())
+                .prop_map(|(nr, index, reinit)| Item::BpfLoop { nr, index, reinit })
+                .boxed(),
+        ));
     }
     if f.tail_calls {
         choices.push((
@@ -701,14 +758,18 @@ pub fn program(target: Target, f: Features) -> BoxedStrategy<Program> {
         prop::array::uniform8(imm64()),
         prop::collection::vec(item(f), 1..=f.max_items.max(1)),
         prop::collection::vec(subprog(f), 2),
+        prop::collection::vec(callback(f), 2),
     )
-        .prop_map(move |(init_regs, init_stack, items, subprogs)| Program {
-            target,
-            subprogs,
-            init_regs,
-            init_stack,
-            items,
-        })
+        .prop_map(
+            move |(init_regs, init_stack, items, subprogs, callbacks)| Program {
+                target,
+                subprogs,
+                callbacks,
+                init_regs,
+                init_stack,
+                items,
+            },
+        )
         .boxed()
 }
 

@@ -14,7 +14,7 @@ use std::cell::Cell;
 
 /// The generator's features. `BPFKIT_DIFF_NO=a,b` turns families off while hunting
 /// several disagreements (`v4`, `atomics`, `loops`, `packet`, `maps`, `ctx`, `helpers`,
-/// `calls`, `tail_calls`, `percpu`, `frags`); `BPFKIT_DIFF_WITH=odd_flags` turns on map update
+/// `calls`, `tail_calls`, `percpu`, `frags`, `bpf_loop`); `BPFKIT_DIFF_WITH=odd_flags` turns on map update
 /// flags beyond ANY/NOEXIST/EXIST (off by default: known interpreter divergence, see
 /// `bpf_f_lock_on_a_map_without_spin_lock`).
 fn features() -> Features {
@@ -36,6 +36,7 @@ fn features() -> Features {
             "tail_calls" => f.tail_calls = false,
             "percpu" => f.percpu = false,
             "frags" => f.frags = false,
+            "bpf_loop" => f.bpf_loop = false,
             "" => {}
             other => panic!("BPFKIT_DIFF_NO: unknown family {other:?}"),
         }
@@ -69,6 +70,7 @@ fn bpf_f_lock_on_a_map_without_spin_lock() {
         let p = Program {
             target: Target::Xdp,
             subprogs: vec![],
+            callbacks: vec![],
             init_regs: [0; 9],
             init_stack: [0; 8],
             items: vec![Item::MapUpdate {
