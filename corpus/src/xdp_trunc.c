@@ -4,7 +4,9 @@
  * Like a packet sampler: frames longer than SNAPLEN bytes are truncated to
  * SNAPLEN and the original length is written into the last 4 bytes kept
  * (big-endian), so the receiver knows what was cut.  Frames of 1000 bytes or
- * more instead grow by 4 bytes and get the trailer appended after the data.
+ * more instead grow by 4 bytes and get the trailer appended after the data
+ * (for a multi-buffer frame the kernel grows the last fragment, while the
+ * trailer is written over the last 4 bytes of the linear part).
  * Exercises: bpf_xdp_adjust_tail with negative and positive deltas, packet
  * pointer reloads, stores at the packet end.
  */
