@@ -64,7 +64,7 @@ struct State {
 
 /// A jump or call target: a relative offset or a label.
 enum Target {
-    Rel(i64),
+    Rel(i128),
     Label(String, usize),
 }
 
@@ -349,7 +349,7 @@ impl<'a, 'b> P<'a, 'b> {
                 self.pos += 1;
                 Ok(Target::Label(t.text.to_string(), t.col))
             }
-            _ => Ok(Target::Rel(self.signed()?.0 as i64)),
+            _ => Ok(Target::Rel(self.signed()?.0)),
         }
     }
 
@@ -399,12 +399,10 @@ impl<'a, 'b> P<'a, 'b> {
 impl State {
     fn push(&mut self, insn: Insn, target: Option<(Target, FixKind)>, p: &P, line: usize) -> R<()> {
         let item = self.insns.len();
+        // Relative targets are already in `insn` (range-checked by `rel16`/`rel32`);
+        // labels are resolved in `finish`.
         match target {
-            None => {}
-            Some((Target::Rel(v), kind)) => {
-                // Offsets were range-checked when the instruction was built.
-                let _ = (v, kind);
-            }
+            None | Some((Target::Rel(_), _)) => {}
             Some((Target::Label(label, col), kind)) => self.fixups.push(Fixup {
                 item,
                 slot: self.slot,
@@ -485,10 +483,6 @@ impl State {
         }
         let (insn, target) = parse_insn(&mut p)?;
         p.end()?;
-        // Range-check relative targets now.
-        if let Some((Target::Rel(_), _)) = &target {
-            // already encoded in insn by parse_insn
-        }
         self.push(insn, target, &p, lineno)
     }
 
@@ -905,9 +899,13 @@ fn llvm_reg_line(p: &mut P) -> R<Parsed> {
             p.pos += 1;
             let name = t.text;
             let swap = |prefix: &str| name.strip_prefix(prefix).and_then(|b| b.parse::<u8>().ok());
-            let end_kind = [("bswap", Endian::Swap), ("be", Endian::Be), ("le", Endian::Le)]
-                .into_iter()
-                .find_map(|(prefix, kind)| swap(prefix).map(|b| (kind, b)));
+            let end_kind = [
+                ("bswap", Endian::Swap),
+                ("be", Endian::Be),
+                ("le", Endian::Le),
+            ]
+            .into_iter()
+            .find_map(|(prefix, kind)| swap(prefix).map(|b| (kind, b)));
             if let Some((kind, bits)) = end_kind {
                 let r = p.reg()?;
                 if r != dst {

@@ -8,6 +8,7 @@
 //!   → decode must fail;
 //! * rejected for a program-level reason (division by zero, bad helper, memory access,
 //!   jump range, ...) → inconclusive for the decoder, counted but not judged.
+//!
 //! The one documented exception is `callx` (RFC 9669 and LLVM know it, Linux does not).
 //! Skips loudly when no kernel with CAP_BPF is available.
 
