@@ -47,6 +47,9 @@ pub struct XdpOutput {
     pub events: Vec<Event>,
 }
 
+/// Map contents as `(key, value)` pairs.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Runs programs of a loaded object.
 ///
 /// Programs are addressed by their index in `LinkedObject::programs`, maps by their index in
@@ -62,7 +65,7 @@ pub trait Engine {
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, Self::Error>;
 
     /// All entries of a map, sorted by key.
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
+    fn map_entries(&self, map: usize) -> Result<MapEntries, Self::Error>;
 
     /// `BPF_MAP_UPDATE_ELEM` with `flags` (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`).
     fn map_update(

@@ -16,20 +16,20 @@ struct Frame {
     r10: u64,
 }
 
-fn fault(rt: &Runtime, prog: usize, pc: usize, kind: FaultKind) -> Fault {
+fn fault(rt: &Runtime, prog: usize, pc: usize, kind: FaultKind) -> Box<Fault> {
     let p = &rt.programs[prog];
     let insn = p.insns.get(pc).copied().unwrap_or_default();
     let text = bpfkit_isa::insn::decode_one(&insn, p.insns.get(pc + 1))
         .ok()
         .map(|(i, _)| bpfkit_asm::disasm::llvm(&i));
-    Fault {
+    Box::new(Fault {
         prog: p.name.clone(),
         pc,
         insn,
         text,
         origin: p.origins.get(pc).cloned().flatten(),
         kind,
-    }
+    })
 }
 
 /// Runs the function at slot `pc` of program `prog` with `args` in r1..r5, on a new
@@ -40,7 +40,7 @@ pub fn run_function(
     pc: usize,
     args: &[u64],
     depth: usize,
-) -> Result<u64, Fault> {
+) -> Result<u64, Box<Fault>> {
     let programs = rt.programs.clone();
     let mut reg = [0u64; 11];
     reg[1..1 + args.len()].copy_from_slice(args);

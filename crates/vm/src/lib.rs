@@ -138,7 +138,7 @@ impl Interpreter {
             .unwrap_or_default();
         let events = std::mem::take(&mut self.rt.events);
         self.rt.end_run();
-        let r0 = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        let r0 = r.map_err(VmError::Fault)?;
         Ok(RawOutput {
             r0,
             mem: out,
@@ -226,7 +226,7 @@ impl Engine for Interpreter {
         let events = std::mem::take(&mut self.rt.events);
         let redirect = self.rt.redirect.take();
         self.rt.end_run();
-        let retval = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        let retval = r.map_err(VmError::Fault)?;
         let redirect = if retval as u32 as u64 == XDP_REDIRECT {
             redirect
         } else {
@@ -240,7 +240,7 @@ impl Engine for Interpreter {
         })
     }
 
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
+    fn map_entries(&self, map: usize) -> Result<engine::MapEntries, VmError> {
         Ok(self.map(map)?.entries())
     }
 

@@ -104,6 +104,9 @@ pub struct Map {
     ncpus: u32,
     store: Store,
     clock: u64,
+    /// The value holds a `struct bpf_spin_lock` (allows `BPF_F_LOCK`). Unknown without
+    /// BTF, so false unless set with [`Map::set_spin_lock`].
+    spin_lock: bool,
 }
 
 /// What a lookup from a program returns.
@@ -125,6 +128,11 @@ impl Map {
             errno,
             msg: msg.into(),
         }
+    }
+
+    /// Declares that the value holds a `struct bpf_spin_lock` (so `BPF_F_LOCK` is allowed).
+    pub fn set_spin_lock(&mut self, yes: bool) {
+        self.spin_lock = yes;
     }
 
     pub fn map_type(&self) -> u32 {
@@ -192,6 +200,7 @@ impl Map {
                 items: VecDeque::new(),
             },
             clock: 0,
+            spin_lock: false,
         };
         let d = &m.def;
         let bad = |msg: &str| {
@@ -298,7 +307,7 @@ impl Map {
             }
             mt::RINGBUF => {
                 let n = d.max_entries;
-                if d.key_size != 0 || d.value_size != 0 || !n.is_power_of_two() || n % 4096 != 0 {
+                if d.key_size != 0 || d.value_size != 0 || !n.is_power_of_two() || n & 4095 != 0 {
                     return bad("RINGBUF needs key_size 0, value_size 0 and max_entries a power-of-2 multiple of the page size");
                 }
                 Store::Ringbuf { used: 0 }
@@ -379,6 +388,14 @@ impl Map {
         let f = flags & !BPF_F_LOCK;
         if f > BPF_EXIST {
             return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+        }
+        // BPF_F_LOCK needs a `struct bpf_spin_lock` in the value (a BTF fact); the kernel
+        // refuses it with EINVAL otherwise.
+        if flags & BPF_F_LOCK != 0 && !self.spin_lock {
+            return Err(self.err(
+                EINVAL,
+                "BPF_F_LOCK on a map whose value has no bpf_spin_lock",
+            ));
         }
         Ok(f)
     }

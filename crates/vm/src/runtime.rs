@@ -481,7 +481,7 @@ impl Runtime {
             write: false,
         });
         let Some(x) = &self.xdp else { return bad };
-        if size != 4 || off % 4 != 0 {
+        if size != 4 || off & 3 != 0 {
             return bad;
         }
         Ok(match off {
