@@ -73,6 +73,51 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     if n == 0 {
         return Err(Fail::reject(0, "program has no instructions".into()));
     }
+    // check_subprogs
+    let mut subprogs = vec![0usize];
+    for (i, insn) in insns.iter().enumerate() {
+        let target = if is_pseudo_call(insn) {
+            Some(i as i64 + insn.imm as i64 + 1)
+        } else if insn.code == LDDW && insn.src == BPF_PSEUDO_FUNC {
+            Some(i as i64 + insn.imm as i64 + 1)
+        } else {
+            None
+        };
+        if let Some(t) = target {
+            if t < 0 || t >= n as i64 {
+                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
+            }
+            if !subprogs.contains(&(t as usize)) {
+                subprogs.push(t as usize);
+            }
+        }
+    }
+    subprogs.sort_unstable();
+    for (k, &start) in subprogs.iter().enumerate() {
+        let end = subprogs.get(k + 1).copied().unwrap_or(n);
+        for i in start..end {
+            let insn = &insns[i];
+            let c = class(insn.code);
+            if c != BPF_JMP && c != BPF_JMP32 {
+                continue;
+            }
+            let o = op(insn.code);
+            if o == BPF_EXIT || o == BPF_CALL {
+                continue;
+            }
+            let t = i as i64 + jump_off(insn) + 1;
+            if t < start as i64 || t >= end as i64 {
+                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
+            }
+        }
+        let last = &insns[end - 1];
+        let lc = class(last.code);
+        let ok = (lc == BPF_JMP || lc == BPF_JMP32)
+            && matches!(op(last.code), BPF_EXIT | BPF_JA);
+        if !ok {
+            return Err(Fail::reject(end - 1, "last insn is not an exit or jmp".into()));
+        }
+    }
     let mut is_lddw_hi = vec![false; n];
     // resolve_pseudo_ldimm64: opcodes and lddw pairs.
     let mut i = 0;
@@ -109,58 +154,6 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
             continue;
         }
         i += 1;
-    }
-    // check_subprogs
-    let mut subprogs = vec![0usize];
-    for (i, insn) in insns.iter().enumerate() {
-        if is_lddw_hi[i] {
-            continue;
-        }
-        let target = if is_pseudo_call(insn) {
-            Some(i as i64 + insn.imm as i64 + 1)
-        } else if insn.code == LDDW && insn.src == BPF_PSEUDO_FUNC {
-            Some(i as i64 + insn.imm as i64 + 1)
-        } else {
-            None
-        };
-        if let Some(t) = target {
-            if t < 0 || t >= n as i64 {
-                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
-            }
-            if !subprogs.contains(&(t as usize)) {
-                subprogs.push(t as usize);
-            }
-        }
-    }
-    subprogs.sort_unstable();
-    for (k, &start) in subprogs.iter().enumerate() {
-        let end = subprogs.get(k + 1).copied().unwrap_or(n);
-        for i in start..end {
-            let insn = &insns[i];
-            if is_lddw_hi[i] {
-                continue;
-            }
-            let c = class(insn.code);
-            if c != BPF_JMP && c != BPF_JMP32 {
-                continue;
-            }
-            let o = op(insn.code);
-            if o == BPF_EXIT || o == BPF_CALL {
-                continue;
-            }
-            let t = i as i64 + jump_off(insn) + 1;
-            if t < start as i64 || t >= end as i64 {
-                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
-            }
-        }
-        let last = &insns[end - 1];
-        let lc = class(last.code);
-        let ok = (lc == BPF_JMP || lc == BPF_JMP32)
-            && !is_lddw_hi[end - 1]
-            && matches!(op(last.code), BPF_EXIT | BPF_JA);
-        if !ok {
-            return Err(Fail::reject(end - 1, "last insn is not an exit or jmp".into()));
-        }
     }
     // check_cfg: reachability (calls are followed into callees and fall through).
     let mut prune_point = vec![false; n];
@@ -218,6 +211,10 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
                     }
                     if is_pseudo_call(insn) {
                         prune_point[i] = true;
+                        let t = (i as i64 + insn.imm as i64 + 1) as usize;
+                        if t < n {
+                            prune_point[t] = true;
+                        }
                     }
                 }
                 BPF_JA => {
@@ -226,7 +223,14 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
                         prune_point[t] = true;
                     }
                 }
-                _ => prune_point[i] = true,
+                _ => {
+                    // the conditional jump and its branch target (push_insn BRANCH)
+                    prune_point[i] = true;
+                    let t = (i as i64 + insn.off as i64 + 1) as usize;
+                    if t < n {
+                        prune_point[t] = true;
+                    }
+                }
             }
         }
     }

@@ -235,12 +235,20 @@ impl<'a> V<'a> {
         let force = self.path_jumps > 40;
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
-        for k in 0..self.explored[idx].len() {
+        let mut in_progress_checked = 0;
+        for k in (0..self.explored[idx].len()).rev() {
             let ai = self.explored[idx][k];
             let e = &self.arena[ai];
             if e.branches > 0 {
-                // still being explored: only useful for loop detection
-                if same_callsites(&e.state, st) && self.states_equal(&e.state, st, idx, true) {
+                // still being explored: only useful for loop detection. Only the most
+                // recent few are compared (a loop that does not change the state repeats
+                // the latest one); missing an older one only turns "infinite loop" into
+                // "too large", still a rejection.
+                in_progress_checked += 1;
+                if in_progress_checked <= 8
+                    && same_callsites(&e.state, st)
+                    && self.states_equal(&e.state, st, idx, true)
+                {
                     return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
                 }
                 if !force
@@ -867,12 +875,10 @@ impl<'a> V<'a> {
                 // check_ptr_alignment: stack accesses are always strict
                 let roff = reg.b.var_off.add(Tnum::konst((reg.off + insn_off) as i64 as u64));
                 if size != 1 && !roff.is_aligned(size as u64) {
+                    let vo = if reg.b.is_const() { format!("{}", reg.b.var_off.value as i64) } else { reg.b.var_off.to_string() };
                     return Err(self.err_regs(
                         st,
-                        format!(
-                            "misaligned stack access off {}+{}+{} size {}",
-                            reg.b.var_off, reg.off, insn_off, size
-                        ),
+                        format!("misaligned stack access off {}+{}+{} size {}", vo, reg.off, insn_off, size),
                         &[regno],
                     ));
                 }
@@ -1019,6 +1025,9 @@ impl<'a> V<'a> {
                     RegType::PacketEnd => Self::hint(f, "data_end marks the end of the packet; it must only be compared against, never dereferenced".into()),
                     _ => f,
                 };
+                if matches!(t, RegType::MapPtr) {
+                    return Err(self.unsupported("access to struct bpf_map fields through a map pointer (needs kernel BTF)"));
+                }
                 if matches!(t, RegType::Socket | RegType::SockCommon) {
                     return Err(self.unsupported("access to socket fields"));
                 }
@@ -1120,7 +1129,8 @@ impl<'a> V<'a> {
 
     #[allow(clippy::too_many_arguments)]
     fn check_stack_access_within_bounds(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, write: bool, helper: bool) -> R<()> {
-        let extra = if helper { " indirect access to" } else if write { " write to" } else { " read from" };
+        let _ = helper;
+        let extra = if write { " write to" } else { " read from" };
         let (min_off, max_off) = if reg.b.is_const() {
             let m = reg.b.var_off.value as i64 + off as i64;
             (m, m + size as i64)
@@ -1353,7 +1363,7 @@ impl<'a> V<'a> {
 
     fn check_func_call(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
         if st.frames.len() >= crate::MAX_CALL_FRAMES {
-            return Err(self.err(st, format!("the call stack of {} frames is too deep !", st.frames.len() + 1)));
+            return Err(self.err(st, format!("the call stack of {} frames is too deep", st.frames.len() + 1)));
         }
         let target = (idx as i64 + insn.imm as i64 + 1) as usize;
         let fno = st.frames.len() as u8;
@@ -1395,18 +1405,18 @@ impl<'a> V<'a> {
         let pred = is_branch_taken(&dst, &src, opc, is32);
         match pred {
             Some(true) => {
-                st.path.push(Decision { insn: idx, taken: true });
+                push_decision(st, idx, true);
                 return Ok(Flow::Next(target));
             }
             Some(false) => {
-                st.path.push(Decision { insn: idx, taken: false });
+                push_decision(st, idx, false);
                 return Ok(Flow::Next(idx + 1));
             }
             None => {}
         }
         let mut other = st.clone();
-        other.path.push(Decision { insn: idx, taken: true });
-        st.path.push(Decision { insn: idx, taken: false });
+        push_decision(&mut other, idx, true);
+        push_decision(st, idx, false);
 
         if dst.is_scalar() && src.is_scalar() {
             let (mut t1, mut t2) = (dst.b, src.b);
@@ -1447,10 +1457,16 @@ impl<'a> V<'a> {
     // ---------------------------------------------------------------- helpers
     fn check_helper_call(&mut self, st: &mut State, func: i32) -> R<()> {
         let Some(pr) = helpers::proto(func) else {
-            if func > 0 && helpers::KNOWN_UNMODELED.contains(&(func as u32)) {
+            if !(0..helpers::FUNC_MAX_ID).contains(&func) {
+                return Err(self.err(st, format!("invalid func {}#{}", helpers::name(func), func)));
+            }
+            if helpers::KNOWN_UNMODELED.contains(&(func as u32)) {
                 return Err(self.unsupported(format!("helper {}#{}", helpers::name(func), func)));
             }
-            return Err(self.err(st, format!("invalid func {}#{}", helpers::name(func), func)));
+            return Err(self.err(
+                st,
+                format!("program of this type cannot use helper {}#{}", helpers::name(func), func),
+            ));
         };
         let fname = helpers::name(func);
         let mut map: Option<usize> = None;
@@ -1572,6 +1588,9 @@ impl<'a> V<'a> {
         }
         if let Some(m) = map {
             let t = self.maps[m].map_type;
+            if func == 12 && t != mt::PROG_ARRAY {
+                return Err(self.err(st, "expected prog array map for tail call".into()));
+            }
             if !helpers::map_func_compatible(t, func as u32) {
                 return Err(self.err(st, format!("cannot pass map_type {} into func {}#{}", t, fname, func)));
             }
@@ -1760,7 +1779,7 @@ impl<'a> V<'a> {
         fn dfs(s: usize, depth: i32, frames: usize, calls: &[Vec<(usize, usize)>], sd: &[i32], at: usize) -> Result<(), (usize, String)> {
             let d = depth + round_up(sd[s].max(1), 32);
             if frames > crate::MAX_CALL_FRAMES {
-                return Err((at, format!("the call stack of {} frames is too deep !", frames)));
+                return Err((at, format!("the call stack of {} frames is too deep", frames)));
             }
             if d > MAX_BPF_STACK {
                 return Err((at, format!("combined stack size of {} calls is {}. Too large", frames, d)));
@@ -1824,6 +1843,16 @@ fn set_bounds(st: &mut State, r: usize, b: Bounds) {
             }
         });
     }
+}
+
+/// Branch decisions kept per path (the most recent ones).
+const PATH_KEEP: usize = 48;
+
+fn push_decision(st: &mut State, insn: usize, taken: bool) {
+    if st.path.len() >= 2 * PATH_KEEP {
+        st.path.drain(..PATH_KEEP);
+    }
+    st.path.push(Decision { insn, taken });
 }
 
 fn same_callsites(a: &State, b: &State) -> bool {

@@ -85,6 +85,9 @@ pub const PROTOS: &[Proto] = &[
     p(23, [Anything, Anything, D, D, D], Ret::Integer),
     p(25, [Ctx, ConstMapPtr, Anything, Mem, ConstSizeOrZero], Ret::Integer),
     p(28, [MemOrNull, ConstSizeOrZero, MemOrNull, ConstSizeOrZero, Anything], Ret::Integer),
+    p(14, [D; 5], Ret::Integer),
+    p(15, [D; 5], Ret::Integer),
+    p(80, [D; 5], Ret::Integer),
     p(42, [D; 5], Ret::Integer),
     pkt(p(44, [Ctx, Anything, D, D, D], Ret::Integer)),
     p(51, [ConstMapPtr, Anything, Anything, D, D], Ret::Integer),
@@ -107,7 +110,7 @@ pub const PROTOS: &[Proto] = &[
     p(133, [RingbufMemRelease, Anything, D, D, D], Ret::Void),
     p(134, [ConstMapPtr, Anything, D, D, D], Ret::Integer),
     p(160, [D; 5], Ret::Integer),
-    p(163, [Ctx, FixedUninitMem(4), Anything, Anything, Anything], Ret::Integer),
+    p(163, [Ctx, Anything, FixedUninitMem(4), Anything, Anything], Ret::Integer),
     p(188, [Ctx, D, D, D, D], Ret::Integer),
     p(189, [Ctx, Anything, UninitMem, ConstSize, D], Ret::Integer),
     p(190, [Ctx, Anything, Mem, ConstSize, D], Ret::Integer),
@@ -115,12 +118,14 @@ pub const PROTOS: &[Proto] = &[
     p(208, [D; 5], Ret::Integer),
 ];
 
-/// Helpers the kernel offers XDP programs (root loader) that bpfkit does not model yet.
+/// Helpers the 6.18 kernel offers XDP programs (root loader; measured with
+/// `examples/helper_probe.rs`) that bpfkit does not model yet.
 pub const KNOWN_UNMODELED: &[u32] = &[
-    9, 10, 11, 14, 15, 16, 35, 36, 45, 73, 93, 94, 100, 110, 111, 112, 114, 115, 141, 153, 154,
-    158, 164, 165, 169, 170, 171, 172, 177, 181, 182, 183, 184, 185, 186, 194, 196, 197, 198, 199,
-    200, 201, 202, 203, 209,
+    16, 17, 22, 35, 37, 55, 93, 94, 100, 105, 106, 109, 110, 112, 114, 115, 117, 120, 123, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207, 209, 210, 211,
 ];
+
+/// `__BPF_FUNC_MAX_ID` of Linux 6.18.
+pub const FUNC_MAX_ID: i32 = 212;
 
 pub fn proto(id: i32) -> Option<&'static Proto> {
     PROTOS.iter().find(|p| p.id as i32 == id)

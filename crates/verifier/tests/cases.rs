@@ -43,7 +43,12 @@ fn cases_match_expectations_and_kernel() {
         };
         if c.accept { n_accept += 1 } else { n_reject += 1 }
         let prog = c.program();
+        let t0 = std::time::Instant::now();
         let rep = bpfkit_verifier::verify(&prog, &c.maps, &c.options());
+        let el = t0.elapsed();
+        if el.as_millis() > 500 {
+            eprintln!("slow case {rel}: {el:?}, {} insns processed", rep.stats.processed_insns);
+        }
         match (&rep.verdict, c.accept) {
             (Verdict::Accepted, true) => {}
             (Verdict::Rejected(r), false) if r.kernel_message.contains(&c.message) => {}
