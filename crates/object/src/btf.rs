@@ -208,6 +208,8 @@ pub struct Btf {
     strings: Vec<u8>,
     /// ELF section index of `.BTF` (for error messages).
     section_index: usize,
+    /// Offset of the first type record within the section data.
+    types_start: usize,
 }
 
 /// Limit on chains of TYPEDEF/modifier/array references (libbpf's `MAX_RESOLVE_DEPTH`).
@@ -318,6 +320,7 @@ impl Btf {
             }],
             strings,
             section_index: index,
+            types_start: types_range.start,
         };
         let tdata = &data[types_range.clone()];
         let tr = Reader {
@@ -597,6 +600,11 @@ impl Btf {
 
     pub(crate) fn section_index(&self) -> usize {
         self.section_index
+    }
+
+    /// Offset of type `id`'s record within the `.BTF` section data.
+    pub fn record_offset(&self, id: u32) -> Option<usize> {
+        self.get(id).map(|t| self.types_start + t.offset as usize)
     }
 
     /// Type by id.

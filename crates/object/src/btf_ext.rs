@@ -24,6 +24,11 @@ pub struct LineInfo {
     pub text: String,
     pub line: u32,
     pub column: u32,
+    /// The raw record fields (string offsets into `.BTF`'s string section and the packed
+    /// `line << 10 | column`), as `BPF_PROG_LOAD` wants them.
+    pub file_name_off: u32,
+    pub line_off: u32,
+    pub line_col: u32,
 }
 
 /// `enum bpf_core_relo_kind`, named as libbpf prints it (`bpf_core_relo_kind_str`).
@@ -167,11 +172,13 @@ impl BtfExt {
                 "line_info",
                 |p, sec| {
                     let insn_off = r.u32(p, "line_info.insn_off")?;
+                    let file_name_off = r.u32(p + 4, "line_info.file_name_off")?;
+                    let line_off = r.u32(p + 8, "line_info.line_off")?;
                     let file = btf
-                        .string_at(r.u32(p + 4, "line_info.file_name_off")?)
+                        .string_at(file_name_off)
                         .map_err(|m| r.err(p + 4, "line_info.file_name_off", m))?;
                     let text = btf
-                        .string_at(r.u32(p + 8, "line_info.line_off")?)
+                        .string_at(line_off)
                         .map_err(|m| r.err(p + 8, "line_info.line_off", m))?;
                     let lc = r.u32(p + 12, "line_info.line_col")?;
                     ext.line_info.push(LineInfo {
@@ -181,6 +188,9 @@ impl BtfExt {
                         text,
                         line: lc >> 10,
                         column: lc & 0x3ff,
+                        file_name_off,
+                        line_off,
+                        line_col: lc,
                     });
                     Ok(())
                 },

@@ -17,6 +17,7 @@ pub mod btf;
 pub mod btf_ext;
 mod elf;
 pub mod error;
+pub mod kernel_btf;
 mod link;
 mod maps;
 pub mod model;
