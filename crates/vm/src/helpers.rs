@@ -1193,6 +1193,9 @@ fn read_cstr(rt: &Runtime, addr: u64, max: u64) -> Result<Vec<u8>, FaultKind> {
     Ok(out)
 }
 
+/// `MAX_BPRINTF_BUF`: the kernel formats into a buffer of this size; longer output is cut.
+const MAX_BPRINTF_BUF: usize = 1024;
+
 /// Formats like the kernel's `bpf_bprintf_prepare` + `bstr_printf`; `Err(errno)` for a
 /// format the kernel rejects.
 fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>, FaultKind> {
@@ -1227,7 +1230,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
         }
         let mut width = 0usize;
         while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
-            width = width * 10 + (d - b'0') as usize;
+            width = (width * 10 + (d - b'0') as usize).min(MAX_BPRINTF_BUF);
             i += 1;
         }
         let mut prec: Option<usize> = None;
@@ -1235,7 +1238,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
             i += 1;
             let mut p = 0;
             while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
-                p = p * 10 + (d - b'0') as usize;
+                p = (p * 10 + (d - b'0') as usize).min(MAX_BPRINTF_BUF);
                 i += 1;
             }
             prec = Some(p);
@@ -1366,8 +1369,9 @@ fn trace_printk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match format(rt, &fmt, &a[2..5])? {
         Ok(s) => {
             let n = s.len() as u64;
+            let shown = &s[..s.len().min(MAX_BPRINTF_BUF - 1)];
             rt.events
-                .push(Event::Printk(String::from_utf8_lossy(&s).into_owned()));
+                .push(Event::Printk(String::from_utf8_lossy(shown).into_owned()));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),
@@ -1394,8 +1398,9 @@ fn trace_vprintk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match format(rt, &fmt, &args)? {
         Ok(s) => {
             let n = s.len() as u64;
+            let shown = &s[..s.len().min(MAX_BPRINTF_BUF - 1)];
             rt.events
-                .push(Event::Printk(String::from_utf8_lossy(&s).into_owned()));
+                .push(Event::Printk(String::from_utf8_lossy(shown).into_owned()));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),

@@ -83,7 +83,7 @@ enum Store {
         elems: BTreeMap<(u32, Vec<u8>), (Vec<u8>, Buf)>,
     },
     /// PROG_ARRAY, ARRAY_OF_MAPS, DEVMAP, CPUMAP, XSKMAP, PERF_EVENT_ARRAY: raw slot values.
-    Slots { slots: Vec<Option<Buf>> },
+    Slots { slots: BTreeMap<u32, Buf> },
     /// DEVMAP_HASH, HASH_OF_MAPS: keyed slots.
     KeyedSlots { slots: BTreeMap<Vec<u8>, Buf> },
     /// QUEUE / STACK.
@@ -221,7 +221,7 @@ impl Map {
                 } else {
                     1
                 };
-                let len = round8(d.value_size) as usize * d.max_entries as usize;
+                let len = (round8(d.value_size) as usize).saturating_mul(d.max_entries as usize);
                 if len > (1 << 30) {
                     return Err(m.err(
                         ENOMEM,
@@ -276,7 +276,7 @@ impl Map {
                     return bad("needs key_size 4 and max_entries > 0");
                 }
                 Store::Slots {
-                    slots: (0..d.max_entries).map(|_| None).collect(),
+                    slots: BTreeMap::new(),
                 }
             }
             mt::DEVMAP_HASH | mt::HASH_OF_MAPS => {
@@ -426,13 +426,10 @@ impl Map {
                 Some((_, b)) => Lookup::Value(b.addr()),
                 None => Lookup::Null,
             },
-            Store::Slots { slots } => {
-                let i = Self::index_of(key) as usize;
-                match slots.get(i).and_then(|s| s.as_ref()) {
-                    Some(b) => Lookup::Value(b.addr()),
-                    None => Lookup::Null,
-                }
-            }
+            Store::Slots { slots } => match slots.get(&Self::index_of(key)) {
+                Some(b) => Lookup::Value(b.addr()),
+                None => Lookup::Null,
+            },
             Store::KeyedSlots { slots } => match slots.get(key) {
                 Some(b) => Lookup::Value(b.addr()),
                 None => Lookup::Null,
@@ -444,10 +441,7 @@ impl Map {
     /// Raw slot contents (prog array, map-in-map, devmap...), for helpers.
     pub fn slot(&self, key: &[u8]) -> Option<&[u8]> {
         match &self.store {
-            Store::Slots { slots } => slots
-                .get(Self::index_of(key) as usize)?
-                .as_ref()
-                .map(|b| b.as_slice()),
+            Store::Slots { slots } => slots.get(&Self::index_of(key)).map(|b| b.as_slice()),
             Store::KeyedSlots { slots } => slots.get(key).map(|b| b.as_slice()),
             _ => None,
         }
@@ -678,7 +672,7 @@ impl Map {
                 let Store::Slots { slots } = &mut self.store else {
                     unreachable!()
                 };
-                if let Some(old) = slots[i as usize].replace(nb) {
+                if let Some(old) = slots.insert(i, nb) {
                     graveyard.push(old);
                 }
                 Ok(())
@@ -761,6 +755,7 @@ impl Map {
     pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
         let key = self.check_key(key)?;
         let name = self.name().to_string();
+        let max_entries = self.def.max_entries;
         let noent = |what: &str| {
             Err(MapError {
                 map: name.clone(),
@@ -795,15 +790,15 @@ impl Map {
                 }
             }
             Store::Slots { slots } => {
-                let i = Self::index_of(key) as usize;
-                if i >= slots.len() {
+                let i = Self::index_of(key);
+                if i >= max_entries {
                     return Err(MapError {
                         map: name,
                         errno: E2BIG,
                         msg: format!("index {i} >= max_entries"),
                     });
                 }
-                match slots[i].take() {
+                match slots.remove(&i) {
                     Some(b) => {
                         graveyard.push(b);
                         Ok(())
@@ -958,11 +953,7 @@ impl Map {
             }
             Store::Slots { slots } => slots
                 .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    s.as_ref()
-                        .map(|b| ((i as u32).to_le_bytes().to_vec(), b.as_slice().to_vec()))
-                })
+                .map(|(i, b)| (i.to_le_bytes().to_vec(), b.as_slice().to_vec()))
                 .collect(),
             Store::KeyedSlots { slots } => slots
                 .iter()
