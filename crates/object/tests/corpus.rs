@@ -542,19 +542,29 @@ fn linked_references_follow_readelf_relocations() {
     eprintln!("linked references checked: {checked}");
 }
 
-/// Linking agrees with libbpf's own debug log (`bpftool -d prog loadall`, captured in
-/// `tests/data/libbpf/NAME.log`): which map each reference resolves to (by index in the
+/// libbpf's debug lines for an object: `corpus/expected/NAME.libbpf.log` (written by
+/// corpus/build.sh with the objects) or `tests/data/libbpf/NAME.log` for the fixtures.
+fn libbpf_log(obj: &Path) -> Option<String> {
+    let name = stem(obj);
+    let p = if obj.parent().is_some_and(|d| d.ends_with("obj")) {
+        root().join(format!("corpus/expected/{name}.libbpf.log"))
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/libbpf/{name}.log"))
+    };
+    std::fs::read_to_string(p).ok()
+}
+
+/// Linking agrees with libbpf's own debug log (`bpftool -d prog loadall`, see [`libbpf_log`]): which map each reference resolves to (by index in the
 /// map table), where every sub-program lands and the fixed call immediates, and the
 /// `.values` slots of PROG_ARRAY / map-in-map definitions.
 #[test]
 fn linking_matches_libbpf_debug_log() {
-    let logdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libbpf");
     let mut checked = 0;
     let mut objects_with_logs = 0;
     for (path, _) in objects() {
         let name = stem(&path);
-        let Ok(log) = std::fs::read_to_string(logdir.join(format!("{name}.log"))) else {
-            eprintln!("note: no libbpf log for {name} (run tests/data/build.sh --libbpf-logs)");
+        let Some(log) = libbpf_log(&path) else {
+            eprintln!("note: no libbpf log for {name}");
             continue;
         };
         objects_with_logs += 1;
@@ -790,11 +800,9 @@ fn line_and_func_info_agree_with_sources_and_symbols() {
 /// (access @ offset ...)` and `relo #N: patched insn #K` in the libbpf logs).
 #[test]
 fn core_relocations_match_libbpf() {
-    let logdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/libbpf");
     let mut checked = 0;
     for (path, _) in objects() {
-        let name = stem(&path);
-        let Ok(log) = std::fs::read_to_string(logdir.join(format!("{name}.log"))) else {
+        let Some(log) = libbpf_log(&path) else {
             continue;
         };
         let obj = load(&path);
