@@ -119,6 +119,7 @@ if [ -z "$ONLY" ]; then
 fi
 
 check_clean() {
+  python3 "$CORPUS/tools/selfcheck.py" || exit 1
   [ "$CHECK" = 1 ] || return 0
   local changed
   changed="$(git -C "$ROOT" status --porcelain -- corpus)"
