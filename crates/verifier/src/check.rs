@@ -16,18 +16,24 @@ const MAX_PACKET_OFF: u64 = 0xffff;
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// `sizeof(struct xdp_md)`.
 const XDP_MD_SIZE: i32 = 24;
-const BPF_XDP_DEVMAP: u32 = 38;
+/// `BPF_XDP_DEVMAP` in `enum bpf_attach_type`.
+const BPF_XDP_DEVMAP: u32 = 33;
 
 struct Explored {
     state: State,
     branches: u32,
+    miss: u32,
+    hit: u32,
 }
 
 type R<T> = Result<T, Fail>;
 
 struct V<'a> {
     insns: &'a [RawInsn],
-    maps: &'a [MapDef],
+    /// The object's maps, then inner-map templates of map-in-map maps.
+    maps: Vec<MapDef>,
+    /// For a map-in-map at index i, the index of its inner template.
+    inner_of: Vec<Option<usize>>,
     prog: &'a LinkedProgram,
     opts: &'a Options,
     cfg: Cfg,
@@ -43,7 +49,11 @@ struct V<'a> {
     prev_insns: u64,
     /// Per sub-program max stack depth.
     stack_depth: Vec<i32>,
+    max_states_per_insn: u64,
     idx: usize,
+    /// States currently kept in `explored` lists, and the maximum of that.
+    cur_states: u64,
+    peak_states: u64,
     /// Jumps since this path's last checkpoint.
     path_jumps: u32,
     allow_ptr_leaks: bool,
@@ -66,9 +76,18 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
     }
     let n = prog.insns.len();
     let nsub = cfg.subprogs.len();
+    let mut all = maps.to_vec();
+    let mut inner_of = vec![None; maps.len()];
+    for (i, m) in maps.iter().enumerate() {
+        if let Some(inner) = &m.inner {
+            all.push((**inner).clone());
+            inner_of[i] = Some(all.len() - 1);
+        }
+    }
     let mut v = V {
         insns: &prog.insns,
-        maps,
+        maps: all,
+        inner_of,
         prog,
         opts,
         cfg,
@@ -81,15 +100,18 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         prev_jmps: 0,
         prev_insns: 0,
         stack_depth: vec![0; nsub],
+        max_states_per_insn: 0,
         idx: 0,
+        cur_states: 0,
+        peak_states: 0,
         path_jumps: 0,
         allow_ptr_leaks: !opts.unprivileged,
     };
     let res = v.do_check().and_then(|_| v.check_max_stack_depth());
     stats.processed_insns = v.processed;
     stats.total_states = v.arena.len() as u64;
-    stats.peak_states = v.arena.len() as u64;
-    stats.max_states_per_insn = v.explored.iter().map(|e| e.len() as u64).max().unwrap_or(0);
+    stats.peak_states = v.peak_states;
+    stats.max_states_per_insn = v.max_states_per_insn;
     stats.stack_depth = v.stack_depth.iter().map(|&d| d as u32).collect();
     match res {
         Ok(()) => (Verdict::Accepted, stats),
@@ -124,7 +146,7 @@ impl<'a> V<'a> {
         let dumps = regs
             .iter()
             .filter(|&&r| (r as usize) < 11)
-            .map(|&r| RegDump { reg: r, state: fr.regs[r as usize].describe(self.maps) })
+            .map(|&r| RegDump { reg: r, state: fr.regs[r as usize].describe(&self.maps) })
             .collect();
         Fail::Reject(Rejection {
             insn: self.idx,
@@ -235,20 +257,13 @@ impl<'a> V<'a> {
         let force = self.path_jumps > 40;
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
-        let mut in_progress_checked = 0;
-        for k in (0..self.explored[idx].len()).rev() {
+        let mut k = 0;
+        while k < self.explored[idx].len() {
             let ai = self.explored[idx][k];
             let e = &self.arena[ai];
             if e.branches > 0 {
-                // still being explored: only useful for loop detection. Only the most
-                // recent few are compared (a loop that does not change the state repeats
-                // the latest one); missing an older one only turns "infinite loop" into
-                // "too large", still a rejection.
-                in_progress_checked += 1;
-                if in_progress_checked <= 8
-                    && same_callsites(&e.state, st)
-                    && self.states_equal(&e.state, st, idx, true)
-                {
+                // still being explored: only useful for loop detection
+                if same_callsites(&e.state, st) && self.states_equal(&e.state, st, idx, true) {
                     return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
                 }
                 if !force
@@ -257,11 +272,19 @@ impl<'a> V<'a> {
                 {
                     add = false;
                 }
-                continue;
-            }
-            if self.states_equal(&e.state, st, idx, false) {
+            } else if self.states_equal(&e.state, st, idx, false) {
+                self.arena[ai].hit += 1;
                 return Ok(true);
             }
+            // miss: evict states that keep missing (the kernel's heuristic)
+            let e = &mut self.arena[ai];
+            e.miss += 1;
+            if e.miss > e.hit * 3 + 3 {
+                self.explored[idx].remove(k);
+                self.cur_states -= 1;
+                continue;
+            }
+            k += 1;
         }
         if !add {
             return Ok(false);
@@ -271,9 +294,12 @@ impl<'a> V<'a> {
         self.path_jumps = 0;
         let mut copy = st.clone();
         copy.path = vec![];
-        self.arena.push(Explored { state: copy, branches: 1 });
+        self.arena.push(Explored { state: copy, branches: 1, miss: 0, hit: 0 });
         let ai = self.arena.len() - 1;
         self.explored[idx].push(ai);
+        self.cur_states += 1;
+        self.peak_states = self.peak_states.max(self.cur_states);
+        self.max_states_per_insn = self.max_states_per_insn.max(self.explored[idx].len() as u64);
         st.parent = Some(ai);
         Ok(false)
     }
@@ -1469,6 +1495,9 @@ impl<'a> V<'a> {
             ));
         };
         let fname = helpers::name(func);
+        if !self.opts.gpl_compatible && helpers::GPL_ONLY.contains(&(func as u32)) {
+            return Err(self.err(st, "cannot call GPL-restricted function from non-GPL compatible program".into()));
+        }
         let mut map: Option<usize> = None;
         let mut release_ref: Option<u32> = None;
         let mut const_key: Option<u64> = None;
@@ -1621,6 +1650,16 @@ impl<'a> V<'a> {
         }
         let r0 = match pr.ret {
             Ret::Integer | Ret::Void => Reg::unknown(),
+            Ret::MapValueOrNull if map.is_some_and(|m| matches!(self.maps[m].map_type, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS)) => {
+                let m = map.expect("checked");
+                let Some(inner) = self.inner_of.get(m).copied().flatten() else {
+                    return Err(self.unsupported("map-in-map without an inner map template"));
+                };
+                let mut r = Reg::ptr(RegType::MapPtrOrNull);
+                r.map = Some(inner);
+                r.id = self.new_id();
+                r
+            }
             Ret::MapValueOrNull => {
                 let m = map.expect("map helper has a map argument");
                 let md = &self.maps[m];
@@ -1653,7 +1692,9 @@ impl<'a> V<'a> {
         };
         let mut r0 = r0;
         if pr.acquires {
-            let id = r0.id;
+            // acquire_reference() takes a fresh id after the maybe-null id
+            let id = self.new_id();
+            r0.id = id;
             r0.ref_obj_id = id;
             st.refs.push(RefState { id, insn: self.idx });
         }

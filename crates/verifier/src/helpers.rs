@@ -57,6 +57,9 @@ pub struct Proto {
     pub acquires: bool,
 }
 
+/// Helpers with `gpl_only = true` among the ones XDP may call.
+pub const GPL_ONLY: &[u32] = &[6, 25, 35, 112, 113, 114, 115, 141, 148, 158, 165, 177, 191];
+
 use Arg::*;
 
 const fn p(id: u32, args: [Arg; 5], ret: Ret) -> Proto {

@@ -30,11 +30,21 @@ pub struct Options {
     pub unprivileged: bool,
     /// Processed-instruction budget (the kernel's is 1,000,000).
     pub insn_limit: u64,
+    /// The object's license is GPL-compatible (GPL-only helpers allowed).
+    pub gpl_compatible: bool,
+}
+
+/// The kernel's `license_is_gpl_compatible`.
+pub fn license_is_gpl_compatible(license: &str) -> bool {
+    matches!(
+        license,
+        "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL"
+    )
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { unprivileged: false, insn_limit: BPF_COMPLEXITY_LIMIT_INSNS }
+        Options { unprivileged: false, insn_limit: BPF_COMPLEXITY_LIMIT_INSNS, gpl_compatible: true }
     }
 }
 

@@ -11,6 +11,8 @@ pub enum RegType {
     Ctx,
     /// `CONST_PTR_TO_MAP`.
     MapPtr,
+    /// Result of a lookup in a map-in-map.
+    MapPtrOrNull,
     MapValue,
     MapValueOrNull,
     /// `PTR_TO_MAP_KEY` (callback arguments).
@@ -38,6 +40,7 @@ impl RegType {
             RegType::Scalar => "scalar",
             RegType::Ctx => "ctx",
             RegType::MapPtr => "map_ptr",
+            RegType::MapPtrOrNull => "map_ptr_or_null",
             RegType::MapValue => "map_value",
             RegType::MapValueOrNull => "map_value_or_null",
             RegType::MapKey => "map_key",
@@ -61,6 +64,7 @@ impl RegType {
         matches!(
             self,
             RegType::MapValueOrNull
+                | RegType::MapPtrOrNull
                 | RegType::RingbufMemOrNull
                 | RegType::SocketOrNull
                 | RegType::SockCommonOrNull
@@ -69,6 +73,7 @@ impl RegType {
     pub fn non_null(self) -> RegType {
         match self {
             RegType::MapValueOrNull => RegType::MapValue,
+            RegType::MapPtrOrNull => RegType::MapPtr,
             RegType::RingbufMemOrNull => RegType::RingbufMem,
             RegType::SocketOrNull => RegType::Socket,
             RegType::SockCommonOrNull => RegType::SockCommon,

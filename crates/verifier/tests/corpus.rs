@@ -1,0 +1,125 @@
+//! Every corpus object: bpfkit's verdict for each program must equal the kernel's
+//! recorded verdict (`corpus/expected/NAME.kernel.json`, written by `corpus/build.sh`
+//! from a real load), and every deliberately invalid sample in `corpus/obj/rejected`
+//! must be rejected with the kernel's message (`corpus/expected/rejected/NAME.log`).
+
+use bpfkit_object::Object;
+use bpfkit_verifier::{verify, Options, Verdict};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus")
+}
+
+/// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
+/// The test fails if one of these starts agreeing (remove it here) or a new one appears.
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[
+    ("xdp_adjust_probe", "xdp_adjust_probe", "no precision tracking yet: state pruning is weaker than the kernel's, the program exhausts the 1M budget"),
+    ("xdp_helper_errors", "xdp_helper_errors", "bpf_loop callbacks not modelled (unsupported)"),
+    ("xdp_loop", "xdp_bpf_loop", "bpf_loop callbacks not modelled (unsupported)"),
+    ("xdp_printk", "xdp_printk", "bpf_trace_vprintk not modelled (unsupported)"),
+    ("xdp_spinlock", "xdp_spinlock", "bpf_spin_lock not modelled (unsupported)"),
+];
+
+fn options(license: &str) -> Options {
+    Options { gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(license), ..Default::default() }
+}
+
+#[test]
+fn corpus_programs_match_kernel_verdicts() {
+    let dir = root().join("obj");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus/obj")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    let mut failures = vec![];
+    let mut checked = 0;
+    let mut gaps = 0;
+    for p in &names {
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let kj = root().join(format!("expected/{stem}.kernel.json"));
+        let Ok(text) = std::fs::read_to_string(&kj) else {
+            failures.push(format!("{stem}: no {}", kj.display()));
+            continue;
+        };
+        let kernel: serde_json::Value = serde_json::from_str(&text).expect("kernel.json");
+        let bytes = std::fs::read(p).unwrap();
+        let obj = Object::parse_named(&bytes, &stem).expect("corpus object parses");
+        let linked = obj.link().expect("corpus object links");
+        for kp in kernel["programs"].as_array().expect("programs") {
+            let name = kp["name"].as_str().unwrap();
+            let accepted = kp["accepted"].as_bool().unwrap();
+            let Some(prog) = linked.program(name) else {
+                failures.push(format!("{stem}/{name}: not in the linked object"));
+                continue;
+            };
+            checked += 1;
+            let rep = verify(prog, &linked.maps, &options(&linked.license));
+            eprintln!(
+                "{stem}/{name}: {} processed={} (kernel verified_insns={}) states={} peak={} {}us",
+                match &rep.verdict {
+                    Verdict::Accepted => "accepted".to_string(),
+                    v => serde_json::to_string(v).unwrap(),
+                },
+                rep.stats.processed_insns,
+                kp["verified_insns"],
+                rep.stats.total_states,
+                rep.stats.peak_states,
+                rep.stats.duration_us
+            );
+            let gap = KNOWN_GAPS.iter().find(|g| g.0 == stem && g.1 == name);
+            let agrees = rep.verdict.is_accepted() == accepted;
+            match (agrees, gap) {
+                (true, None) => {}
+                (false, Some(g)) => {
+                    eprintln!("!!!! KNOWN GAP {stem}/{name}: kernel accepted={accepted}, bpfkit differs: {}", g.2);
+                    gaps += 1;
+                }
+                (true, Some(_)) => failures.push(format!("{stem}/{name}: now agrees with the kernel; remove it from KNOWN_GAPS")),
+                (false, None) => failures.push(format!(
+                    "{stem}/{name}: kernel accepted={accepted}, bpfkit {}",
+                    serde_json::to_string(&rep.verdict).unwrap()
+                )),
+            }
+        }
+    }
+    eprintln!("corpus: {checked} programs checked, {gaps} known gaps, {} failures", failures.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn corpus_rejected_samples_are_rejected_with_kernel_message() {
+    let dir = root().join("obj/rejected");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus/obj/rejected")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    let mut failures = vec![];
+    for p in &names {
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let log = std::fs::read_to_string(root().join(format!("expected/rejected/{stem}.log"))).expect("kernel log");
+        let bytes = std::fs::read(p).unwrap();
+        let obj = Object::parse_named(&bytes, &stem).expect("parses");
+        let linked = obj.link().expect("links");
+        for prog in &linked.programs {
+            let rep = verify(prog, &linked.maps, &options(&linked.license));
+            match &rep.verdict {
+                Verdict::Rejected(r) => {
+                    let all_in_log = r.kernel_message.lines().all(|l| log.contains(l));
+                    eprintln!("{stem}/{}: rejected at insn {}: {}", prog.name, r.insn, r.kernel_message.replace('\n', " | "));
+                    if !all_in_log {
+                        failures.push(format!("{stem}/{}: our message {:?} is not in the kernel log:\n{}", prog.name, r.kernel_message, log.lines().rev().take(3).collect::<Vec<_>>().join("\n")));
+                    }
+                }
+                v => failures.push(format!("{stem}/{}: expected a rejection, bpfkit says {}", prog.name, serde_json::to_string(v).unwrap())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
