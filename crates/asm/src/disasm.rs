@@ -26,6 +26,9 @@ pub enum Syntax {
     /// `llvm-objdump` syntax (`r2 = *(u32 *)(r1 + 0x4)`).
     #[default]
     Llvm,
+    /// `llvm-objdump --mattr=+alu32` syntax: 8/16/32-bit loads, stores and atomics name
+    /// `w` registers (`w2 = *(u32 *)(r1 + 0x4)`).
+    LlvmAlu32,
     /// ubpf/rbpf mnemonic syntax (`ldxw r2, [r1+4]`).
     Ubpf,
 }
@@ -123,6 +126,7 @@ fn llvm_cond(c: JmpCond) -> &'static str {
 pub fn format_insn(insn: &Insn, syntax: Syntax) -> String {
     match syntax {
         Syntax::Llvm => llvm(insn),
+        Syntax::LlvmAlu32 => llvm_alu32(insn),
         Syntax::Ubpf => ubpf(insn),
     }
 }
@@ -145,8 +149,28 @@ pub fn differs_from_llvm(insn: &Insn) -> bool {
     }
 }
 
+/// Like [`differs_from_llvm`], for [`Syntax::LlvmAlu32`] against
+/// `llvm-objdump-19 -d --mattr=+alu32` (which knows the 32-bit atomics).
+pub fn differs_from_llvm_alu32(insn: &Insn) -> bool {
+    match *insn {
+        Insn::Atomic { op, .. } => matches!(op, AtomicOp::LoadAcquire | AtomicOp::StoreRelease),
+        _ => differs_from_llvm(insn),
+    }
+}
+
 /// LLVM (`llvm-objdump -d`) syntax.
 pub fn llvm(insn: &Insn) -> String {
+    llvm_text(insn, false)
+}
+
+/// LLVM syntax as `llvm-objdump -d --mattr=+alu32` prints it.
+pub fn llvm_alu32(insn: &Insn) -> String {
+    llvm_text(insn, true)
+}
+
+fn llvm_text(insn: &Insn, alu32: bool) -> String {
+    // With +alu32, sub-64-bit loads, stores and atomics name w registers.
+    let wp = |size: Size| if alu32 && size != Size::DW { 'w' } else { 'r' };
     match *insn {
         Insn::Alu { is64, op, dst, src } => {
             let p = if is64 { 'r' } else { 'w' };
@@ -216,7 +240,12 @@ pub fn llvm(insn: &Insn) -> String {
             dst,
             src,
             off,
-        } => format!("r{dst} = *({} *)({})", tyname(size), mem(src, off)),
+        } => format!(
+            "{}{dst} = *({} *)({})",
+            wp(size),
+            tyname(size),
+            mem(src, off)
+        ),
         Insn::LdxSx {
             size,
             dst,
@@ -241,7 +270,12 @@ pub fn llvm(insn: &Insn) -> String {
             dst,
             src,
             off,
-        } => format!("*({} *)({}) = r{src}", tyname(size), mem(dst, off)),
+        } => format!(
+            "*({} *)({}) = {}{src}",
+            tyname(size),
+            mem(dst, off),
+            wp(size)
+        ),
         Insn::Atomic {
             size,
             op,
@@ -255,7 +289,7 @@ pub fn llvm(insn: &Insn) -> String {
             // the other 32-bit forms follow its +alu32 syntax.
             let p = if size == Size::DW { 'r' } else { 'w' };
             match op {
-                AtomicOp::Add => format!("lock *({ty} *)({m}) += r{src}"),
+                AtomicOp::Add => format!("lock *({ty} *)({m}) += {}{src}", wp(size)),
                 AtomicOp::Or | AtomicOp::And | AtomicOp::Xor => {
                     let o = match op {
                         AtomicOp::Or => "|=",

@@ -182,7 +182,7 @@ fn list_section(
         })?;
         let n = n.min(end - i).max(1);
         let mut text = format_insn(&insn, opts.syntax);
-        if opts.annotate && opts.syntax == Syntax::Llvm {
+        if opts.annotate && opts.syntax != Syntax::Ubpf {
             if let Some(target) = jump_target(&insn, i) {
                 let addr = target.wrapping_mul(8) as u64;
                 write!(text, " <{}>", symbolize(&syms, &sec.name, addr)).unwrap();

@@ -1,6 +1,7 @@
 //! File test against llvm-objdump-19: `tests/data/llvm-objdump.txt` holds encodings of every
 //! instruction form with what llvm-objdump-19 prints for them (generated once by
 //! `gen_llvm_vectors.py`; no LLVM needed here). For each line:
+//! * the same with `--alu32` against `llvm-objdump --mattr=+alu32`;
 //! * bpfkit's LLVM-syntax text equals llvm-objdump's, unless the encoding is listed in
 //!   `tests/data/bpfkit-forms.txt` (where LLVM's text is ambiguous or `<unknown>`), in which
 //!   case it equals the text listed there;
@@ -9,7 +10,7 @@
 //!
 //! Adding a case needs no Rust: add a line to either data file.
 
-use bpfkit_asm::disasm::{differs_from_llvm, llvm, ubpf};
+use bpfkit_asm::disasm::{differs_from_llvm, differs_from_llvm_alu32, llvm, llvm_alu32, ubpf};
 use bpfkit_isa::{decode, parse_raw, to_bytes};
 use std::collections::HashMap;
 
@@ -87,7 +88,24 @@ fn disassembly_matches_llvm_objdump() {
                 false
             }
         };
-        let mut texts = vec![("bpfkit llvm", ours.clone()), ("ubpf", ubpf(&insn))];
+        // --alu32: equal to llvm-objdump --mattr=+alu32, or the same bpfkit form.
+        let ours32 = llvm_alu32(&insn);
+        if differs_from_llvm_alu32(&insn) {
+            if Some(&ours32) != forms.get(bytes_hex) {
+                failures.push(format!(
+                    "{bytes_hex}: alu32 bpfkit form `{ours32}` differs from bpfkit-forms.txt"
+                ));
+            }
+        } else if &ours32 != alu32 {
+            failures.push(format!(
+                "{bytes_hex}: bpfkit --alu32 `{ours32}`, llvm-objdump +alu32 `{alu32}`"
+            ));
+        }
+        let mut texts = vec![
+            ("bpfkit llvm", ours.clone()),
+            ("bpfkit alu32", ours32),
+            ("ubpf", ubpf(&insn)),
+        ];
         if !lossy {
             texts.push(("llvm-objdump", plain.clone()));
         }

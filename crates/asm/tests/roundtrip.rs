@@ -1,7 +1,7 @@
 //! Property tests: for every valid encoding, decode → encode is the identity, and
 //! disassemble → assemble gives the same bytes, in both syntaxes.
 
-use bpfkit_asm::disasm::{llvm, ubpf};
+use bpfkit_asm::disasm::{llvm, llvm_alu32, ubpf};
 use bpfkit_isa::{
     decode, decode_one, AluOp, AtomicOp, Endian, Insn, JmpCond, LdImmKind, Operand, RawInsn, Size,
 };
@@ -159,7 +159,7 @@ fn check(insn: &Insn) -> Result<(), TestCaseError> {
     let (back, n) = decode(&raw, 0).map_err(|e| TestCaseError::fail(format!("{insn:?}: {e}")))?;
     prop_assert_eq!(&back, insn);
     prop_assert_eq!(n, raw.len());
-    for text in [llvm(insn), ubpf(insn)] {
+    for text in [llvm(insn), llvm_alu32(insn), ubpf(insn)] {
         let asm = bpfkit_asm::assemble(&text)
             .map_err(|e| TestCaseError::fail(format!("`{text}`: {e}")))?;
         prop_assert_eq!(&asm, &raw, "`{}`", text);
