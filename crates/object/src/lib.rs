@@ -223,6 +223,8 @@ pub struct Object {
     pub btf_ext: Option<BtfExt>,
     /// (section index, r_offset) -> index into `relocations`.
     reloc_index: std::collections::HashMap<(usize, u64), usize>,
+    /// Section name -> indices into `btf_ext.line_info`, sorted by slot.
+    line_index: std::collections::HashMap<String, Vec<usize>>,
 }
 
 /// libbpf's object name for a path: the file name up to its first `.`.
@@ -262,11 +264,20 @@ impl Object {
             btf: None,
             btf_ext: None,
             reloc_index: Default::default(),
+            line_index: Default::default(),
         };
         for (i, r) in obj.relocations.iter().enumerate() {
             obj.reloc_index.entry((r.section, r.offset)).or_insert(i);
         }
         obj.read_special_sections()?;
+        if let Some(ext) = &obj.btf_ext {
+            for (i, l) in ext.line_info.iter().enumerate() {
+                obj.line_index.entry(l.section.clone()).or_default().push(i);
+            }
+            for v in obj.line_index.values_mut() {
+                v.sort_by_key(|&i| ext.line_info[i].insn_index);
+            }
+        }
         obj.collect_functions()?;
         obj.check_program_relocations()?;
         maps::collect(&mut obj)?;
@@ -299,18 +310,26 @@ impl Object {
 
     /// The function containing slot `slot` of section `index`.
     pub fn function_at(&self, index: usize, slot: usize) -> Option<&Function> {
-        self.functions
+        // `functions` is sorted by (section, offset).
+        let n = self
+            .functions
+            .partition_point(|f| (f.section, f.offset) <= (index, slot));
+        self.functions[..n]
             .iter()
-            .find(|f| f.section == index && f.offset <= slot && slot < f.offset + f.len)
+            .rev()
+            .take_while(|f| f.section == index)
+            .find(|f| slot < f.offset + f.len)
     }
 
     /// The line-info record that starts exactly at `slot` of section `section` (what
     /// `llvm-objdump -S` prints before that instruction).
     pub fn line_info_at(&self, section: &str, slot: usize) -> Option<SourceLine> {
         let ext = self.btf_ext.as_ref()?;
-        ext.line_info
-            .iter()
-            .find(|l| l.section == section && l.insn_index == slot)
+        let idx = self.line_index.get(section)?;
+        let n = idx.partition_point(|&i| ext.line_info[i].insn_index < slot);
+        idx.get(n)
+            .map(|&i| &ext.line_info[i])
+            .filter(|l| l.insn_index == slot)
             .map(to_source_line)
     }
 
@@ -323,11 +342,10 @@ impl Object {
             .function_at(sec_idx, slot)
             .map(|f| f.offset)
             .unwrap_or(0);
-        ext.line_info
-            .iter()
-            .filter(|l| l.section == section && l.insn_index <= slot && l.insn_index >= lo)
-            .max_by_key(|l| l.insn_index)
-            .map(to_source_line)
+        let idx = self.line_index.get(section)?;
+        let n = idx.partition_point(|&i| ext.line_info[i].insn_index <= slot);
+        let l = &ext.line_info[*idx.get(n.checked_sub(1)?)?];
+        (l.insn_index >= lo).then(|| to_source_line(l))
     }
 
     /// Links every program (see [`model`] for the conventions of the result).

@@ -926,3 +926,59 @@ fn license_and_version() {
     let obj = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/link_mix.o"));
     assert_eq!((obj.license.as_str(), obj.kernel_version), ("GPL", None));
 }
+
+/// The indexed lookups (`line_info_at`, `source_line`, `function_at`) agree with a plain
+/// scan of the records, and with the line each linked instruction carries.
+#[test]
+fn line_lookups_agree_with_a_scan() {
+    let mut checked = 0;
+    for (path, _) in objects() {
+        let obj = load(&path);
+        let ext = obj.btf_ext.as_ref().unwrap();
+        for sec in obj.sections.iter().filter(|s| s.is_executable()) {
+            for slot in 0..sec.insns.len() {
+                let want = ext
+                    .line_info
+                    .iter()
+                    .find(|l| l.section == sec.name && l.insn_index == slot);
+                let got = obj.line_info_at(&sec.name, slot);
+                assert_eq!(
+                    got.map(|l| (l.line, l.column)),
+                    want.map(|l| (l.line, l.column)),
+                    "{}",
+                    path.display()
+                );
+                let f = obj.functions.iter().find(|f| {
+                    f.section == sec.index && f.offset <= slot && slot < f.offset + f.len
+                });
+                assert_eq!(
+                    obj.function_at(sec.index, slot).map(|f| &f.name),
+                    f.map(|f| &f.name)
+                );
+                let lo = f.map_or(0, |f| f.offset);
+                let want = ext
+                    .line_info
+                    .iter()
+                    .filter(|l| l.section == sec.name && l.insn_index <= slot && l.insn_index >= lo)
+                    .max_by_key(|l| l.insn_index)
+                    .map(|l| (l.line, l.column));
+                assert_eq!(
+                    obj.source_line(&sec.name, slot).map(|l| (l.line, l.column)),
+                    want
+                );
+                checked += 1;
+            }
+        }
+        for p in obj.link().unwrap().programs {
+            for o in &p.origins {
+                assert_eq!(
+                    o.line,
+                    obj.source_line(&o.section, o.insn_index),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(checked > 0);
+}
