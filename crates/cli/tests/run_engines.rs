@@ -557,6 +557,60 @@ fn misc_cases() -> Vec<Case> {
         ));
     }
 
+    // bpf_strtol / bpf_strtoul: consumed length or errno, and the value written.
+    for (text, flags) in [
+        ("  -123abc", 0u64),
+        ("0x1fz", 0),
+        ("0777 ", 0),
+        ("0x", 0),
+        ("0x", 16),
+        ("-", 0),
+        ("99999999999999999999", 0),
+        ("-9223372036854775808", 0),
+        ("9223372036854775808", 0),
+        ("18446744073709551615", 0),
+        ("+5", 0),
+        ("ff", 16),
+        ("0xff", 16),
+        ("12", 3),
+        ("12", 0x20),
+        ("\t\n 42", 10),
+        ("089", 0),
+        (
+            "1234567890123456789012345678901234567890123456789012345678901234567890",
+            10,
+        ),
+    ] {
+        for helper in [105, 106] {
+            let bytes = text.as_bytes();
+            let mut padded = bytes.to_vec();
+            while padded.len() % 8 != 0 {
+                padded.push(b'#');
+            }
+            let n = padded.len();
+            let mut t = String::new();
+            for (i, chunk) in padded.chunks(8).enumerate() {
+                let v = u64::from_le_bytes(chunk.try_into().unwrap());
+                t.push_str(&format!(
+                    "lddw %r1, {v:#x}\nstxdw [%r10-{}], %r1\n",
+                    n + 8 - i * 8
+                ));
+            }
+            t.push_str(&format!(
+                "stdw [%r10-8], 77\nmov %r1, %r10\nadd %r1, -{}\nmov %r2, {}\nlddw %r3, {flags:#x}\nmov %r4, %r10\nadd %r4, -8\n\
+                 call {helper}\nand %r0, 0xff\nldxdw %r1, [%r10-8]\nmov %r2, %r1\nrsh %r2, 32\nxor %r1, %r2\nlsh %r1, 8\nor %r0, %r1\nexit\n",
+                n + 8,
+                bytes.len()
+            ));
+            cases.push(case(
+                &format!("helper {helper} on {text:?} flags {flags:#x}"),
+                &t,
+                vec![],
+                vec![pkt(64)],
+            ));
+        }
+    }
+
     // bpf_trace_printk's return value is the formatted length; bad formats are -EINVAL.
     for fmt in [
         "x=%d y=%x\n",

@@ -25,6 +25,9 @@ pub const REDIRECT: i32 = 23;
 pub const PERF_EVENT_OUTPUT: i32 = 25;
 pub const CSUM_DIFF: i32 = 28;
 pub const GET_NUMA_NODE_ID: i32 = 42;
+pub const STRTOL: i32 = 105;
+pub const STRTOUL: i32 = 106;
+pub const JIFFIES64: i32 = 118;
 pub const XDP_ADJUST_HEAD: i32 = 44;
 pub const REDIRECT_MAP: i32 = 51;
 pub const XDP_ADJUST_META: i32 = 54;
@@ -83,6 +86,15 @@ pub const SUPPORTED: &[(i32, &str)] = &[
         "folded to 16 bits, any sizes, as in Linux >= 6.13",
     ),
     (GET_NUMA_NODE_ID, "always 0"),
+    (
+        STRTOL,
+        "kernel parsing rules (base 0/8/10/16, leading spaces, sign, -ERANGE)",
+    ),
+    (STRTOUL, "kernel parsing rules; a minus sign is -EINVAL"),
+    (
+        JIFFIES64,
+        "INITIAL_JIFFIES + virtual clock at Config::hz (250 here)",
+    ),
     (
         XDP_ADJUST_HEAD,
         "kernel limits (xdp_frame reserve, ETH_HLEN)",
@@ -392,6 +404,13 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         GET_PRANDOM_U32 => Ok(rt.prandom_u32() as u64),
         GET_SMP_PROCESSOR_ID => Ok(rt.cpu as u64),
         GET_NUMA_NODE_ID => Ok(0),
+        STRTOL => strtox(rt, a, true),
+        STRTOUL => strtox(rt, a, false),
+        JIFFIES64 => {
+            let hz = rt.config.hz.max(1) as u64;
+            let initial = (-300i64 * hz as i64) as u32 as u64; // INITIAL_JIFFIES
+            Ok(initial.wrapping_add(rt.time_ns / (1_000_000_000 / hz)))
+        }
         REDIRECT => redirect(rt, a),
         PERF_EVENT_OUTPUT => perf_event_output(rt, a),
         CSUM_DIFF => csum_diff(rt, a),
@@ -1162,6 +1181,104 @@ fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             break;
         }
     }
+    Ok(n)
+}
+
+/// `__bpf_strtoull`: (characters consumed, value, negative) or an errno.
+fn parse_strtoull(buf: &[u8], flags: u64) -> Result<(u64, u64, bool), i64> {
+    let mut base = (flags & 0x1f) as u32;
+    if buf.is_empty() || !matches!(base, 0 | 8 | 10 | 16) || flags & !0x1f != 0 {
+        return Err(maps::EINVAL);
+    }
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let mut i = 0;
+    while i < buf.len() && is_space(buf[i]) {
+        i += 1;
+    }
+    let negative = i < buf.len() && buf[i] == b'-';
+    if negative {
+        i += 1;
+    }
+    let consumed = i;
+    if consumed == buf.len() {
+        return Err(maps::EINVAL);
+    }
+    // The kernel copies at most 63 bytes into a NUL-terminated buffer.
+    let rest = &buf[consumed..buf.len().min(consumed + 63)];
+    let str_at = |j: usize| rest.get(j).copied().unwrap_or(0);
+    let mut j = 0;
+    if base == 0 {
+        base = if str_at(0) == b'0' {
+            if str_at(1).to_ascii_lowercase() == b'x' && str_at(2).is_ascii_hexdigit() {
+                16
+            } else {
+                8
+            }
+        } else {
+            10
+        };
+    }
+    if base == 16 && str_at(0) == b'0' && str_at(1).to_ascii_lowercase() == b'x' {
+        j = 2;
+    }
+    let start = j;
+    let (mut value, mut overflow) = (0u64, false);
+    loop {
+        let c = str_at(j);
+        let d = match c {
+            b'0'..=b'9' => (c - b'0') as u32,
+            b'a'..=b'f' => (c - b'a' + 10) as u32,
+            b'A'..=b'F' => (c - b'A' + 10) as u32,
+            _ => break,
+        };
+        if d >= base {
+            break;
+        }
+        match value
+            .checked_mul(base as u64)
+            .and_then(|v| v.checked_add(d as u64))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        j += 1;
+    }
+    if overflow {
+        return Err(maps::ERANGE);
+    }
+    if j == start {
+        return Err(maps::EINVAL);
+    }
+    Ok(((consumed + j) as u64, value, negative))
+}
+
+fn strtox(rt: &mut Runtime, a: &[u64; 5], signed: bool) -> Result<u64, FaultKind> {
+    let buf = rt.regions.read_bytes(a[0], a[1])?;
+    // `res` is MEM_UNINIT: the helper always writes it, 0 on failure.
+    rt.regions.store(a[3], 8, 0)?;
+    let (n, v, neg_) = match parse_strtoull(&buf, a[2]) {
+        Ok(r) => r,
+        Err(e) => return Ok(neg(e)),
+    };
+    let v = if signed {
+        if neg_ {
+            if (v.wrapping_neg() as i64) > 0 {
+                return Ok(neg(maps::ERANGE));
+            }
+            v.wrapping_neg()
+        } else {
+            if (v as i64) < 0 {
+                return Ok(neg(maps::ERANGE));
+            }
+            v
+        }
+    } else {
+        if neg_ {
+            return Ok(neg(maps::EINVAL));
+        }
+        v
+    };
+    rt.regions.store(a[3], 8, v)?;
     Ok(n)
 }
 

@@ -103,6 +103,8 @@ pub struct Config {
     pub allow_devmap_progs: bool,
     /// `egress_ifindex` seen by devmap programs when `allow_devmap_progs` is set.
     pub egress_ifindex: u32,
+    /// `CONFIG_HZ` for `bpf_jiffies64` (250 on the kernel this project runs on).
+    pub hz: u32,
 }
 
 impl Default for Config {
@@ -116,6 +118,7 @@ impl Default for Config {
             fib: Vec::new(),
             allow_devmap_progs: false,
             egress_ifindex: 0,
+            hz: 250,
         }
     }
 }
