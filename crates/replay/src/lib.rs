@@ -82,6 +82,9 @@ pub struct Options {
     pub seed: u64,
     /// Emulated receive queues (each its own CPU); 1 = no RSS.
     pub queues: u32,
+    /// Possible CPUs of the emulated machine (per-CPU map slots); default: `queues`.
+    /// With the kernel engine it is the kernel's number of possible CPUs.
+    pub cpus: Option<u32>,
     pub out_dir: Option<PathBuf>,
     pub trace: Option<PathBuf>,
     pub maps_in: Option<PathBuf>,
@@ -105,6 +108,7 @@ impl Default for Options {
             time_offset_ns: 0,
             seed: 0x5eed,
             queues: 1,
+            cpus: None,
             out_dir: None,
             trace: None,
             maps_in: None,
@@ -598,7 +602,13 @@ pub fn replay(
         bpfkit_loader::map::possible_cpus()
             .map_err(|e| ReplayError::Bad(format!("possible CPUs: {e}")))? as u32
     } else {
-        queues
+        let c = opts.cpus.unwrap_or(queues);
+        if c < queues {
+            return Err(ReplayError::Usage(format!(
+                "--cpus {c} is less than --queues {queues}: each queue needs its own CPU"
+            )));
+        }
+        c
     };
     let settings = EngineSettings {
         ncpus,

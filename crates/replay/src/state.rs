@@ -24,11 +24,18 @@ pub fn is_percpu(def: &MapDef) -> bool {
     )
 }
 
-/// Maps that have no key/value contents to dump.
+/// Maps that have no key/value contents to dump (no keys to iterate: ring buffers,
+/// queues, stacks, bloom filters).
 pub fn is_undumpable(def: &MapDef) -> bool {
     matches!(
         def.map_type,
-        map_type::RINGBUF | map_type::PERF_EVENT_ARRAY | map_type::QUEUE | map_type::STACK
+        map_type::RINGBUF
+            | map_type::USER_RINGBUF
+            | map_type::PERF_EVENT_ARRAY
+            | map_type::QUEUE
+            | map_type::STACK
+            | map_type::BLOOM_FILTER
+            | map_type::ARENA
     )
 }
 

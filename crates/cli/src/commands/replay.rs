@@ -76,6 +76,10 @@ pub struct Args {
     /// Emulated receive queues (Toeplitz RSS over the 5-tuple); each is its own CPU.
     #[arg(long, default_value_t = 1)]
     pub queues: u32,
+    /// Possible CPUs of the emulated machine: per-CPU maps hold this many values
+    /// (default: --queues; the kernel engine uses the kernel's possible CPUs).
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// Write lcov line and branch coverage of the C source (interp engine).
     #[arg(long)]
     pub coverage: Option<PathBuf>,
@@ -119,6 +123,7 @@ pub fn run(args: Args) -> CliResult {
         time_offset_ns: args.time_offset_ns,
         seed: args.seed,
         queues: args.queues,
+        cpus: args.cpus,
         out_dir: args.out,
         trace: args.trace,
         maps_in: args.maps_in,
