@@ -121,6 +121,21 @@ fn disasm_prints_what_llvm_objdump_prints() {
 }
 
 #[test]
+fn alu32_prints_what_llvm_objdump_mattr_alu32_prints() {
+    let exp = repo().join("corpus/expected/xdp_atomics.objdump-alu32.txt");
+    let Ok(want) = std::fs::read_to_string(&exp) else {
+        panic!("{} missing", exp.display());
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_bpfkit"))
+        .current_dir(repo())
+        .args(["disasm", "corpus/obj/xdp_atomics.o", "--alu32"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
+}
+
+#[test]
 fn raw_bin_and_stdin_pipeline() {
     let tmp = TempDir::new("bin");
     let src = "mov %r0, 1\nlddw r1, 0x1122334455667788\njne r0, 1, out\ncall local f\nout: exit\nf: r0 = 2\nexit\n";
@@ -324,6 +339,12 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = bpfkit(&["asm", &obj], None);
     assert_eq!(o.status.code(), Some(2), "-o or --hex is required");
+    assert_fails(
+        &bpfkit(&["disasm", &obj, "--alu32", "--syntax", "ubpf"], None),
+        2,
+        "--alu32",
+        "alu32+ubpf",
+    );
     let h = bpfkit(&["disasm", "--help"], None);
     let h = String::from_utf8_lossy(&h.stdout);
     assert!(h.contains("Examples:") && h.contains("Exit status:"), "{h}");

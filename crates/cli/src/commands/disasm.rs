@@ -11,8 +11,11 @@ Examples:
   bpfkit disasm corpus/obj/xdp_calls.o                 # like llvm-objdump-19 -d --no-show-raw-insn
   bpfkit disasm corpus/obj/xdp_calls.o --section xdp -r  # one section, with relocations
   bpfkit disasm corpus/obj/xdp_calls.o --prog xdp_calls --source
+  bpfkit disasm corpus/obj/xdp_atomics.o --alu32        # like llvm-objdump-19 -d --mattr=+alu32
   bpfkit disasm prog.bin --syntax ubpf                  # raw little-endian slots, ubpf mnemonics
   bpfkit disasm prog.bin | bpfkit asm - -o back.bin     # the text assembles back to the same bytes
+  bpfkit disasm --jit corpus/obj/xdp_calls.o --prog xdp_calls  # x86-64 from the JIT (iced-x86)
+  bpfkit disasm --jit --jit-mode fast corpus/obj/xdp_calls.o --prog xdp_calls
 
 Input: an ELF object (detected by its magic) or raw instruction bytes (8 bytes per slot).
 Output: a `<function>:` header per function, then `INDEX:<TAB>TEXT` per instruction (lddw
@@ -49,6 +52,16 @@ pub struct Args {
     /// Instruction syntax.
     #[arg(long, value_enum, default_value = "llvm")]
     pub syntax: SyntaxArg,
+    /// LLVM syntax as `llvm-objdump --mattr=+alu32` prints it (w registers for
+    /// 8/16/32-bit loads, stores and atomics).
+    #[arg(long)]
+    pub alu32: bool,
+    /// Show the x86-64 code the JIT generates for --prog, under each eBPF instruction.
+    #[arg(long, requires = "prog")]
+    pub jit: bool,
+    /// With --jit: `checked` (the default, what `run --engine jit` executes) or `fast`.
+    #[arg(long, value_name = "MODE", default_value = "checked", requires = "jit")]
+    pub jit_mode: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -73,9 +86,13 @@ pub(crate) fn read_input(path: &PathBuf) -> Result<Vec<u8>, CliError> {
 pub fn run(args: Args) -> CliResult {
     let bytes = read_input(&args.file)?;
     let opts = Options {
-        syntax: match args.syntax {
-            SyntaxArg::Llvm => Syntax::Llvm,
-            SyntaxArg::Ubpf => Syntax::Ubpf,
+        syntax: match (args.syntax, args.alu32) {
+            (SyntaxArg::Llvm, false) => Syntax::Llvm,
+            (SyntaxArg::Llvm, true) => Syntax::LlvmAlu32,
+            (SyntaxArg::Ubpf, false) => Syntax::Ubpf,
+            (SyntaxArg::Ubpf, true) => {
+                return Err(CliError::usage("--alu32 applies to the llvm syntax only"))
+            }
         },
         raw: args.raw,
         reloc: args.reloc,
@@ -83,6 +100,10 @@ pub fn run(args: Args) -> CliResult {
         annotate: !args.no_annotations,
     };
     let name = args.file.display().to_string();
+    if args.jit {
+        let prog = args.prog.as_deref().unwrap_or_default();
+        return jit_listing(&bytes, &name, prog, &args.jit_mode);
+    }
     let text = if bytes.starts_with(b"\x7fELF") {
         let obj = bpfkit_object::Object::parse_named(
             &bytes,
@@ -113,6 +134,36 @@ pub fn run(args: Args) -> CliResult {
             bpfkit_isa::parse_raw(&bytes).map_err(|e| CliError::bad(format!("{name}: {e}")))?;
         listing::list_raw(&insns, &opts).map_err(|e| CliError::bad(format!("{name}: {e}")))?
     };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(CliError::usage(format!("writing output: {e}")));
+        }
+    }
+    Ok(Status::Ok)
+}
+
+/// `--jit`: the JIT's x86-64 code for one program of an object.
+fn jit_listing(bytes: &[u8], name: &str, prog: &str, mode: &str) -> CliResult {
+    let mode = match mode {
+        "checked" => bpfkit_jit::Mode::Checked,
+        "fast" => bpfkit_jit::Mode::Fast,
+        m => {
+            return Err(CliError::usage(format!(
+                "--jit-mode {m:?}: expected `checked` or `fast`"
+            )))
+        }
+    };
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(CliError::usage(format!(
+            "{name}: --jit needs an ELF object"
+        )));
+    }
+    let linked = bpfkit_object::Object::parse(bytes)
+        .and_then(|o| o.link())
+        .map_err(|e| CliError::bad(format!("{name}: {e}")))?;
+    let text = bpfkit_jit::listing::listing(&linked, prog, mode)
+        .map_err(|e| CliError::usage(format!("{name}: {e}")))?;
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
