@@ -611,6 +611,68 @@ fn misc_cases() -> Vec<Case> {
         }
     }
 
+    // Dynptrs over stack memory: create (size, flags), read, write, data.
+    // The kernel only takes map values (not the stack) as dynptr memory: r7 = value of
+    // map 0 (16 bytes), holding 0x11, 0x22.
+    let from_mem = |size: u32, flags: u32| {
+        format!(
+            "stw [%r10-4], 0\nlddw %r1, 0x7e570000\nmov %r2, %r10\nadd %r2, -4\ncall 1\njne %r0, 0, +2\nmov %r0, 99\nexit\nmov %r7, %r0\n\
+             stdw [%r7+0], 0x11\nstdw [%r7+8], 0x22\nmov %r1, %r7\nmov %r2, {size}\nmov %r3, {flags}\n\
+             mov %r4, %r10\nadd %r4, -48\ncall 197\nmov %r6, %r0\nand %r6, 0xff\n"
+        )
+    };
+    let mem = || vec![map("mem", mt::ARRAY, 4, 16, 1, 0)];
+    for (size, flags) in [(0, 0), (8, 0), (16, 0), (16, 1)] {
+        for off in [0, 7, 8, 9, 16] {
+            let t = format!(
+                "{}stdw [%r10-56], 0\nmov %r1, %r10\nadd %r1, -56\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -48\nmov %r4, {off}\nmov %r5, 0\n\
+                 call 201\nand %r0, 0xff\nlsh %r0, 8\nor %r6, %r0\nldxdw %r1, [%r10-56]\nlsh %r1, 16\nor %r6, %r1\nmov %r0, %r6\nexit\n",
+                from_mem(size, flags)
+            );
+            cases.push(case(
+                &format!("dynptr_read size {size} flags {flags} off {off}"),
+                &t,
+                mem(),
+                vec![pkt(64)],
+            ));
+            for wflags in [0, 1] {
+                let t = format!(
+                    "{}stdw [%r10-56], 0x3344\nmov %r1, %r10\nadd %r1, -48\nmov %r2, {off}\nmov %r3, %r10\nadd %r3, -56\nmov %r4, 8\nmov %r5, {wflags}\n\
+                     call 202\nand %r0, 0xff\nlsh %r0, 8\nor %r6, %r0\nldxdw %r1, [%r7+0]\nldxdw %r2, [%r7+8]\nlsh %r2, 4\nxor %r1, %r2\nlsh %r1, 16\nor %r6, %r1\nmov %r0, %r6\nexit\n",
+                    from_mem(size, flags)
+                );
+                cases.push(case(
+                    &format!("dynptr_write size {size} flags {flags} off {off} wflags {wflags}"),
+                    &t,
+                    mem(),
+                    vec![pkt(64)],
+                ));
+            }
+            let t = format!(
+                "{}mov %r1, %r10\nadd %r1, -48\nmov %r2, {off}\nmov %r3, 8\ncall 203\njeq %r0, 0, null\nldxdw %r0, [%r0+0]\nexit\nnull:\nmov %r0, 2\nexit\n",
+                from_mem(size, flags)
+            );
+            cases.push(case(
+                &format!("dynptr_data size {size} flags {flags} off {off}"),
+                &t,
+                mem(),
+                vec![pkt(64)],
+            ));
+        }
+    }
+    for (size, flags) in [(8, 0), (16, 1), (5000, 0), (4088, 0), (4089, 0)] {
+        let t = format!(
+            "lddw %r1, 0x7e570000\nmov %r2, {size}\nmov %r3, {flags}\nmov %r4, %r10\nadd %r4, -48\ncall 198\nmov %r6, %r0\n\
+             mov %r1, %r10\nadd %r1, -48\nmov %r2, 0\ncall 199\nmov %r0, %r6\nexit\n"
+        );
+        cases.push(case(
+            &format!("ringbuf_reserve_dynptr size {size} flags {flags}"),
+            &t,
+            rb(),
+            vec![pkt(64)],
+        ));
+    }
+
     // bpf_trace_printk's return value is the formatted length; bad formats are -EINVAL.
     for fmt in [
         "x=%d y=%x\n",

@@ -55,6 +55,13 @@ pub const XDP_GET_BUFF_LEN: i32 = 188;
 pub const XDP_LOAD_BYTES: i32 = 189;
 pub const XDP_STORE_BYTES: i32 = 190;
 pub const MAP_LOOKUP_PERCPU_ELEM: i32 = 195;
+pub const DYNPTR_FROM_MEM: i32 = 197;
+pub const RINGBUF_RESERVE_DYNPTR: i32 = 198;
+pub const RINGBUF_SUBMIT_DYNPTR: i32 = 199;
+pub const RINGBUF_DISCARD_DYNPTR: i32 = 200;
+pub const DYNPTR_READ: i32 = 201;
+pub const DYNPTR_WRITE: i32 = 202;
+pub const DYNPTR_DATA: i32 = 203;
 pub const KTIME_GET_TAI_NS: i32 = 208;
 
 /// Every helper the interpreter implements, with a one-line note (for docs and `--help`).
@@ -140,6 +147,16 @@ pub const SUPPORTED: &[(i32, &str)] = &[
     (XDP_LOAD_BYTES, "across fragments"),
     (XDP_STORE_BYTES, "across fragments"),
     (MAP_LOOKUP_PERCPU_ELEM, "any CPU below Config::ncpus"),
+    (
+        DYNPTR_FROM_MEM,
+        "local dynptrs, kernel layout (struct bpf_dynptr_kern)",
+    ),
+    (RINGBUF_RESERVE_DYNPTR, "ring buffer dynptrs"),
+    (RINGBUF_SUBMIT_DYNPTR, "captured as Event::Record"),
+    (RINGBUF_DISCARD_DYNPTR, "dropped"),
+    (DYNPTR_READ, "local and ring buffer dynptrs"),
+    (DYNPTR_WRITE, "local and ring buffer dynptrs"),
+    (DYNPTR_DATA, "local and ring buffer dynptrs"),
     (KTIME_GET_TAI_NS, "virtual clock"),
 ];
 
@@ -443,6 +460,13 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         XDP_LOAD_BYTES => xdp_load_store(rt, a, false),
         XDP_STORE_BYTES => xdp_load_store(rt, a, true),
         MAP_LOOKUP_PERCPU_ELEM => map_lookup_percpu_elem(rt, a),
+        DYNPTR_FROM_MEM => dynptr_from_mem(rt, a),
+        RINGBUF_RESERVE_DYNPTR => ringbuf_reserve_dynptr(rt, a),
+        RINGBUF_SUBMIT_DYNPTR => ringbuf_submit_dynptr(rt, a, true),
+        RINGBUF_DISCARD_DYNPTR => ringbuf_submit_dynptr(rt, a, false),
+        DYNPTR_READ => dynptr_read(rt, a),
+        DYNPTR_WRITE => dynptr_write(rt, a),
+        DYNPTR_DATA => dynptr_data(rt, a),
         _ => match name(id) {
             Some(name) => Err(FaultKind::UnsupportedHelper { id, name }),
             None => Err(FaultKind::UnknownHelper(id as i64)),
@@ -1100,6 +1124,154 @@ fn ringbuf_query(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         1 => map.def.max_entries as u64,
         2 => 0,
         3 => map.ringbuf_used(),
+        _ => 0,
+    })
+}
+
+// `struct bpf_dynptr_kern` { void *data; u32 size; u32 offset; }: size in bits 0-23, type
+// in bits 28-30, read-only flag in bit 31.
+const DYNPTR_MAX_SIZE: u64 = (1 << 24) - 1;
+const DYNPTR_TYPE_SHIFT: u32 = 28;
+const DYNPTR_RDONLY_BIT: u32 = 1 << 31;
+const DYNPTR_TYPE_LOCAL: u32 = 1;
+const DYNPTR_TYPE_RINGBUF: u32 = 2;
+
+/// (data, size, offset, type, read-only) of the dynptr at `addr`.
+fn dynptr_get(rt: &Runtime, addr: u64) -> Result<(u64, u64, u64, u32, bool), FaultKind> {
+    let data = rt.regions.load(addr, 8)?;
+    let size = rt.regions.load(addr + 8, 4)? as u32;
+    let offset = rt.regions.load(addr + 12, 4)?;
+    let ty = (size >> DYNPTR_TYPE_SHIFT) & 0x7;
+    Ok((
+        data,
+        (size & DYNPTR_MAX_SIZE as u32) as u64,
+        offset,
+        ty,
+        size & DYNPTR_RDONLY_BIT != 0,
+    ))
+}
+
+fn dynptr_set(rt: &Runtime, addr: u64, data: u64, size: u64, ty: u32) -> Result<(), FaultKind> {
+    rt.regions.store(addr, 8, data)?;
+    rt.regions
+        .store(addr + 8, 4, size | ((ty as u64) << DYNPTR_TYPE_SHIFT))?;
+    rt.regions.store(addr + 12, 4, 0)?;
+    Ok(())
+}
+
+fn dynptr_from_mem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let size = a[1] as u32 as u64;
+    let err = if a[2] != 0 {
+        maps::EINVAL
+    } else if size > DYNPTR_MAX_SIZE {
+        maps::E2BIG
+    } else {
+        rt.regions
+            .check(a[0], size, false)
+            .map(|_| ())
+            .or_else(|e| if size == 0 { Ok(()) } else { Err(e) })?;
+        dynptr_set(rt, a[3], a[0], size, DYNPTR_TYPE_LOCAL)?;
+        return Ok(0);
+    };
+    dynptr_set(rt, a[3], 0, 0, 0)?;
+    Ok(neg(err))
+}
+
+fn ringbuf_reserve_dynptr(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let m = ringbuf_map(rt, a[0], "bpf_ringbuf_reserve_dynptr")?;
+    let size = a[1] as u32 as u64;
+    let err = if a[2] != 0 {
+        maps::EINVAL
+    } else if size > DYNPTR_MAX_SIZE {
+        maps::E2BIG
+    } else if !rt.maps.maps[m].ringbuf_reserve(size) {
+        maps::EINVAL // what the kernel returns when the ring is full
+    } else {
+        let b = Buf::new(size as usize);
+        let addr = b.addr();
+        rt.regions.insert(Region::new(
+            addr,
+            size,
+            RegionKind::RingbufRecord(m as u32),
+            true,
+        ));
+        rt.reserved.insert(addr, (m, b));
+        dynptr_set(rt, a[3], addr, size, DYNPTR_TYPE_RINGBUF)?;
+        return Ok(0);
+    };
+    dynptr_set(rt, a[3], 0, 0, 0)?;
+    Ok(neg(err))
+}
+
+fn ringbuf_submit_dynptr(rt: &mut Runtime, a: &[u64; 5], submit: bool) -> Result<u64, FaultKind> {
+    let (data, ..) = dynptr_get(rt, a[0])?;
+    if data == 0 {
+        return Ok(0);
+    }
+    ringbuf_submit(rt, &[data, a[1], 0, 0, 0], submit)?;
+    dynptr_set(rt, a[0], 0, 0, 0)?;
+    Ok(0)
+}
+
+/// `bpf_dynptr_check_off_len`.
+fn dynptr_range(size: u64, offset: u64, len: u64) -> Result<(), i64> {
+    if offset > size || len > size - offset {
+        return Err(maps::E2BIG);
+    }
+    Ok(())
+}
+
+fn dynptr_read(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (dst, len, off) = (a[0], a[1] as u32 as u64, a[3] as u32 as u64);
+    let (data, size, base, ty, _) = dynptr_get(rt, a[2])?;
+    if data == 0 || a[4] != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    if let Err(e) = dynptr_range(size, off, len) {
+        return Ok(neg(e));
+    }
+    if !matches!(ty, DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF) {
+        return Err(herr(
+            "bpf_dynptr_read",
+            format!("dynptr type {ty} is not supported"),
+        ));
+    }
+    let bytes = rt.regions.read_bytes(data + base + off, len)?;
+    rt.regions.write_bytes(dst, &bytes)?;
+    Ok(0)
+}
+
+fn dynptr_write(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (off, src, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+    let (data, size, base, ty, rdonly) = dynptr_get(rt, a[0])?;
+    if data == 0 || rdonly {
+        return Ok(neg(maps::EINVAL));
+    }
+    if let Err(e) = dynptr_range(size, off, len) {
+        return Ok(neg(e));
+    }
+    if !matches!(ty, DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF) {
+        return Err(herr(
+            "bpf_dynptr_write",
+            format!("dynptr type {ty} is not supported"),
+        ));
+    }
+    if a[4] != 0 {
+        return Ok(neg(maps::EINVAL));
+    }
+    let bytes = rt.regions.read_bytes(src, len)?;
+    rt.regions.write_bytes(data + base + off, &bytes)?;
+    Ok(0)
+}
+
+fn dynptr_data(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    let (off, len) = (a[1] as u32 as u64, a[2] as u32 as u64);
+    let (data, size, base, ty, rdonly) = dynptr_get(rt, a[0])?;
+    if data == 0 || dynptr_range(size, off, len).is_err() || rdonly {
+        return Ok(0);
+    }
+    Ok(match ty {
+        DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF => data + base + off,
         _ => 0,
     })
 }

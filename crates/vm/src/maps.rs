@@ -894,8 +894,10 @@ impl Map {
         let Store::Ringbuf { used } = &mut self.store else {
             return false;
         };
+        // __bpf_ringbuf_reserve fails when the producer would get more than `mask`
+        // (size - 1) bytes ahead of the consumer: a record never fills the whole ring.
         let need = (len + 8 + 7) & !7;
-        if *used + need > cap {
+        if *used + need > cap - 1 {
             return false;
         }
         *used += need;
