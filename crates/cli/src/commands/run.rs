@@ -32,6 +32,7 @@ Examples:
   bpfkit run corpus/obj/xdp_counter.o --packet corpus/packets/00_ipv4_tcp_syn.bin --dump-maps
   bpfkit run corpus/obj/xdp_csum.o --packet p.bin --map-update nat:0a0000fe0035:0a0000051435 --json
   sudo bpfkit run corpus/obj/xdp_csum.o --packet p.bin --engine kernel
+  bpfkit run corpus/obj/xdp_csum.o --packet p.bin --engine jit   # x86-64 JIT, checked mode
 
 Exit status: 0 the program ran (raw mode: r0 printed; XDP mode: whatever the action);
 1 the input was judged bad (malformed program or object, assembler error, run-time fault:
@@ -49,7 +50,8 @@ pub struct Args {
     /// Memory for raw mode, base16: r1 points at it, r2 holds its length.
     #[arg(long, value_name = "HEX")]
     pub mem: Option<String>,
-    /// Engine: `interp` (default) or `kernel` (BPF_PROG_TEST_RUN; needs root, XDP mode only).
+    /// Engine: `interp` (default), `jit` (x86-64 JIT, checked mode) or `kernel`
+    /// (BPF_PROG_TEST_RUN; needs root, XDP mode only).
     #[arg(long, default_value = "interp")]
     pub engine: String,
     /// XDP mode: program name in the object (default: the first program).
@@ -168,26 +170,38 @@ pub fn run(args: Args) -> CliResult {
         (None, None) => Vec::new(),
     };
     match args.engine.as_str() {
-        "interp" => {}
+        "interp" | "jit" => {}
         "kernel" => {
             return Err(CliError::usage(
                 "--engine kernel runs XDP programs of an object (BPF_PROG_TEST_RUN cannot run raw-memory programs)",
             ))
         }
-        e => return Err(CliError::usage(format!("unknown engine {e:?} (available: interp, kernel)"))),
+        e => return Err(CliError::usage(format!("unknown engine {e:?} (available: interp, jit, kernel)"))),
     }
     let config = Config {
         seed: args.seed,
         ncpus: args.cpus.max(1),
         ..Config::default()
     };
-    let mut vm =
-        Interpreter::with_programs(vec![bpfkit_vm::Program::raw("prog", insns)], &[], config)
-            .map_err(|e| CliError::usage(e.to_string()))?;
-    vm.runtime_mut().time_ns = args.time_ns;
-    let out = vm
-        .run_raw(0, &mem)
-        .map_err(|e| CliError::bad(e.to_string()))?;
+    let out = if args.engine == "jit" {
+        // The checked JIT: every access is checked like the interpreter's.
+        let mut jit = bpfkit_jit::Jit::with_programs(
+            vec![bpfkit_vm::Program::raw("prog", insns)],
+            &[],
+            config,
+        )
+        .map_err(|e| CliError::usage(e.to_string()))?;
+        jit.runtime_mut().time_ns = args.time_ns;
+        jit.run_raw(0, &mem)
+            .map_err(|e| CliError::bad(e.to_string()))?
+    } else {
+        let mut vm =
+            Interpreter::with_programs(vec![bpfkit_vm::Program::raw("prog", insns)], &[], config)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+        vm.runtime_mut().time_ns = args.time_ns;
+        vm.run_raw(0, &mem)
+            .map_err(|e| CliError::bad(e.to_string()))?
+    };
     if args.json {
         let j = json!({"r0": format!("{:#x}", out.r0), "mem": to_hex(&out.mem), "events": events_json(&out.events, &[])});
         println!("{j}");
@@ -318,6 +332,20 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
                 },
             )
         }
+        "jit" => {
+            // Checked mode only: fast mode needs a verifier's approval (not wired yet).
+            let config = Config {
+                ncpus: args.cpus.max(1),
+                seed: args.seed,
+                perf_events_open: args.perf_open,
+                ..Config::default()
+            };
+            let jit =
+                bpfkit_jit::Jit::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
+            drive(jit, args, &obj, prog, &updates, &input, |_: &VmError| {
+                Status::Bad
+            })
+        }
         "kernel" => {
             if let Err(why) = bpfkit_loader::probe::kernel_available() {
                 return Err(CliError::usage(format!(
@@ -329,7 +357,7 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
             drive(k, args, &obj, prog, &updates, &input, |_| Status::Bad)
         }
         e => Err(CliError::usage(format!(
-            "unknown engine {e:?} (available: interp, kernel)"
+            "unknown engine {e:?} (available: interp, jit, kernel)"
         ))),
     }
 }
