@@ -175,7 +175,7 @@ impl<'a> V<'a> {
     fn initial_state(&self) -> State {
         let mut f = Frame::new(0, 0, 0);
         f.regs[1] = Reg::ptr(RegType::Ctx);
-        State { frames: vec![f], refs: vec![], parent: None, path: vec![] }
+        State { frames: vec![f], refs: vec![], parent: None, path: vec![], hist: vec![] }
     }
 
     fn do_check(&mut self) -> R<()> {
@@ -274,6 +274,7 @@ impl<'a> V<'a> {
                 }
             } else if self.states_equal(&e.state, st, idx, false) {
                 self.arena[ai].hit += 1;
+                self.propagate_precision(st, ai);
                 return Ok(true);
             }
             // miss: evict states that keep missing (the kernel's heuristic)
@@ -294,6 +295,15 @@ impl<'a> V<'a> {
         self.path_jumps = 0;
         let mut copy = st.clone();
         copy.path = vec![];
+        st.hist.clear();
+        for fr in st.frames.iter_mut() {
+            for r in fr.regs.iter_mut() {
+                r.precise = false;
+            }
+            for s in fr.stack.iter_mut() {
+                s.spilled.precise = false;
+            }
+        }
         self.arena.push(Explored { state: copy, branches: 1, miss: 0, hit: 0 });
         let ai = self.arena.len() - 1;
         self.explored[idx].push(ai);
@@ -302,6 +312,208 @@ impl<'a> V<'a> {
         self.max_states_per_insn = self.max_states_per_insn.max(self.explored[idx].len() as u64);
         st.parent = Some(ai);
         Ok(false)
+    }
+
+    // ---------------------------------------------------------------- precision
+    /// `mark_chain_precision`: the current values of `regs` (current frame) and of the
+    /// spilled scalars in `slots` matter. Mark them precise here and, backtracking
+    /// through the executed instructions, mark what they were computed from precise in
+    /// every ancestor checkpoint.
+    fn mark_precise(&mut self, st: &mut State, mut regs: u16, mut slots: Vec<(u8, u8)>) {
+        let frame = st.curframe();
+        for r in 0..11 {
+            if regs & (1 << r) != 0 {
+                let reg = &mut st.frames[frame].regs[r];
+                if reg.is_scalar() {
+                    reg.precise = true;
+                } else {
+                    regs &= !(1 << r);
+                }
+            }
+        }
+        for &(f, spi) in &slots {
+            if let Some(s) = st.frames.get_mut(f as usize).and_then(|fr| fr.stack.get_mut(spi as usize)) {
+                if s.is_spilled() && s.spilled.is_scalar() {
+                    s.spilled.precise = true;
+                }
+            }
+        }
+        if !self.backtrack(&st.hist, &mut regs, &mut slots) {
+            self.all_precise(st.parent);
+            return;
+        }
+        let mut parent = st.parent;
+        while let Some(p) = parent {
+            if regs == 0 && slots.is_empty() {
+                return;
+            }
+            let ps = &mut self.arena[p].state;
+            if ps.curframe() != frame {
+                self.all_precise(Some(p));
+                return;
+            }
+            for r in 0..11 {
+                if regs & (1 << r) != 0 {
+                    let reg = &mut ps.frames[frame].regs[r];
+                    if !reg.is_scalar() || reg.precise {
+                        regs &= !(1 << r);
+                    } else {
+                        reg.precise = true;
+                    }
+                }
+            }
+            slots.retain(|&(f, spi)| {
+                match ps.frames.get_mut(f as usize).and_then(|fr| fr.stack.get_mut(spi as usize)) {
+                    Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
+                        s.spilled.precise = true;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            let hist = std::mem::take(&mut self.arena[p].state.hist);
+            let ok = self.backtrack(&hist, &mut regs, &mut slots);
+            self.arena[p].state.hist = hist;
+            if !ok {
+                let gp = self.arena[p].state.parent;
+                self.all_precise(gp);
+                return;
+            }
+            parent = self.arena[p].state.parent;
+        }
+    }
+
+    /// Conservative fallback: every scalar of `p` and its ancestors becomes precise.
+    fn all_precise(&mut self, mut p: Option<usize>) {
+        while let Some(i) = p {
+            let s = &mut self.arena[i].state;
+            for fr in s.frames.iter_mut() {
+                for r in fr.regs.iter_mut() {
+                    if r.is_scalar() {
+                        r.precise = true;
+                    }
+                }
+                for sl in fr.stack.iter_mut() {
+                    if sl.is_spilled() && sl.spilled.is_scalar() {
+                        sl.spilled.precise = true;
+                    }
+                }
+            }
+            p = s.parent;
+        }
+    }
+
+    /// `backtrack_insn` over a history segment, newest first. False: cannot follow
+    /// (sub-program call or exit), the caller falls back to "everything precise".
+    fn backtrack(&self, hist: &[Hist], regs: &mut u16, slots: &mut Vec<(u8, u8)>) -> bool {
+        for h in hist.iter().rev() {
+            if *regs == 0 && slots.is_empty() {
+                return true;
+            }
+            let insn = self.insns[h.insn as usize];
+            let d = 1u16 << (insn.dst & 0xf);
+            let s = 1u16 << (insn.src & 0xf);
+            match insn.class() {
+                BPF_ALU | BPF_ALU64 => {
+                    if *regs & d == 0 {
+                        continue;
+                    }
+                    let opc = op(insn.code);
+                    let x = source(insn.code) == BPF_X;
+                    if opc == BPF_MOV {
+                        *regs &= !d;
+                        if x {
+                            *regs |= s;
+                        }
+                    } else if x && opc != BPF_NEG && opc != BPF_END {
+                        *regs |= s;
+                    }
+                }
+                BPF_LDX => {
+                    if *regs & d != 0 {
+                        *regs &= !d;
+                        if let Some(sl) = h.slot {
+                            if !slots.contains(&sl) {
+                                slots.push(sl);
+                            }
+                        }
+                    }
+                }
+                BPF_STX | BPF_ST => {
+                    if mode(insn.code) == BPF_ATOMIC {
+                        if insn.imm == BPF_CMPXCHG {
+                            *regs &= !1;
+                        } else if insn.imm & BPF_FETCH != 0 {
+                            *regs &= !s;
+                        }
+                        continue;
+                    }
+                    if let Some(sl) = h.slot {
+                        if let Some(k) = slots.iter().position(|&x| x == sl) {
+                            slots.remove(k);
+                            if insn.class() == BPF_STX {
+                                *regs |= s;
+                            }
+                        }
+                    }
+                }
+                BPF_LD => {
+                    *regs &= !d;
+                }
+                _ => match op(insn.code) {
+                    BPF_JA => {}
+                    BPF_CALL => {
+                        if insn.src == BPF_PSEUDO_CALL || insn.src == BPF_PSEUDO_KFUNC_CALL {
+                            return false;
+                        }
+                        *regs &= !0x3f;
+                    }
+                    BPF_EXIT => return false,
+                    _ => {
+                        let mut m = d | h.linked;
+                        if source(insn.code) == BPF_X {
+                            m |= s;
+                        }
+                        if *regs & m != 0 {
+                            *regs |= m;
+                        }
+                    }
+                },
+            }
+        }
+        true
+    }
+
+    /// `propagate_precision`: the explored state `ai` that pruned this path needed some
+    /// scalars precise; this path's ancestors need them too.
+    fn propagate_precision(&mut self, st: &mut State, ai: usize) {
+        let old = &self.arena[ai].state;
+        let top = old.curframe();
+        let mut regs = 0u16;
+        let mut slots = vec![];
+        let mut other_frames = false;
+        for (fi, fr) in old.frames.iter().enumerate() {
+            for (r, reg) in fr.regs.iter().enumerate() {
+                if reg.is_scalar() && reg.precise {
+                    if fi == top {
+                        regs |= 1 << r;
+                    } else {
+                        other_frames = true;
+                    }
+                }
+            }
+            for (spi, s) in fr.stack.iter().enumerate() {
+                if s.is_spilled() && s.spilled.is_scalar() && s.spilled.precise {
+                    slots.push((fi as u8, spi as u8));
+                }
+            }
+        }
+        if other_frames {
+            self.all_precise(st.parent);
+        }
+        if regs != 0 || !slots.is_empty() {
+            self.mark_precise(st, regs, slots);
+        }
     }
 
     // ---------------------------------------------------------------- equivalence
@@ -402,6 +614,7 @@ impl<'a> V<'a> {
     // ---------------------------------------------------------------- step
     fn step(&mut self, st: &mut State, idx: usize) -> R<Flow> {
         let insn = self.insns[idx];
+        st.hist.push(Hist { insn: idx as u32, slot: None, linked: 0 });
         match insn.class() {
             BPF_ALU | BPF_ALU64 => {
                 self.check_alu(st, &insn)?;
@@ -648,11 +861,15 @@ impl<'a> V<'a> {
                 ));
             }
             // scalar += pointer
+            self.mark_precise(st, 1 << insn.dst, vec![]);
             let r = self.adjust_ptr(st, insn, &src, &dst, true)?;
             st.cur_mut().regs[d] = r;
             return Ok(());
         }
         if !dst.is_scalar() {
+            if source(insn.code) == BPF_X {
+                self.mark_precise(st, 1 << insn.src, vec![]);
+            }
             let r = self.adjust_ptr(st, insn, &dst, &src, false)?;
             st.cur_mut().regs[d] = r;
             return Ok(());
@@ -913,6 +1130,9 @@ impl<'a> V<'a> {
                 if reg.b.is_const() {
                     let aoff = off + reg.b.var_off.value as i64 as i32;
                     self.grow_stack(st, fno, aoff);
+                    if let Some(h) = st.hist.last_mut() {
+                        h.slot = Some((fno as u8, ((-aoff - 1) / REG_SIZE as i32) as u8));
+                    }
                     if write {
                         self.stack_write_fixed(st, fno, aoff, size, value.as_ref(), st_imm)?;
                     } else {
@@ -1428,7 +1648,23 @@ impl<'a> V<'a> {
             Reg::konst(if is32 { insn.imm as u32 as u64 } else { insn.imm as i64 as u64 })
         };
         let target = (idx as i64 + insn.off as i64 + 1) as usize;
+        let mut linked = 0u16;
+        for (k, r) in st.cur().regs.iter().enumerate() {
+            if r.is_scalar() && r.id != 0 && ((dst.is_scalar() && r.id == dst.id) || (x && src.is_scalar() && r.id == src.id)) {
+                linked |= 1 << k;
+            }
+        }
+        if let Some(h) = st.hist.last_mut() {
+            h.linked = linked;
+        }
         let pred = is_branch_taken(&dst, &src, opc, is32);
+        if pred.is_some() && dst.is_scalar() {
+            let mut m = 1u16 << d;
+            if x && src.is_scalar() {
+                m |= 1 << s;
+            }
+            self.mark_precise(st, m, vec![]);
+        }
         match pred {
             Some(true) => {
                 push_decision(st, idx, true);
@@ -1462,10 +1698,13 @@ impl<'a> V<'a> {
             // a contradiction means the branch is dead
             let t_dead = t1.is_inconsistent() || (x && t2.is_inconsistent());
             let f_dead = f1.is_inconsistent() || (x && f2.is_inconsistent());
-            if t_dead && !f_dead {
-                return Ok(Flow::Next(idx + 1));
-            }
-            if f_dead && !t_dead {
+            if t_dead != f_dead {
+                let m = (1u16 << d) | if x { 1 << s } else { 0 };
+                if t_dead {
+                    self.mark_precise(st, m, vec![]);
+                    return Ok(Flow::Next(idx + 1));
+                }
+                self.mark_precise(&mut other, m, vec![]);
                 *st = other;
                 return Ok(Flow::Next(target));
             }
@@ -1544,6 +1783,11 @@ impl<'a> V<'a> {
                     }
                     if a == Arg::MapKey && reg.ty == RegType::Stack && reg.b.is_const() {
                         const_key = self.stack_const(st, &reg, sz as i32);
+                        if const_key.is_some() {
+                            let off = reg.off + reg.b.var_off.value as i64 as i32;
+                            let spi = ((-off - 1) / REG_SIZE as i32) as u8;
+                            self.mark_precise(st, 0, vec![(reg.frameno, spi)]);
+                        }
                     }
                     self.check_helper_mem_access(st, regno, &reg, sz as i64, write, false)?;
                 }
@@ -1569,6 +1813,7 @@ impl<'a> V<'a> {
                     let zero_ok = a == Arg::ConstSizeOrZero;
                     let prev = pr.args[i - 1];
                     let mem = st.cur().regs[i].clone();
+                    self.mark_precise(st, 1 << regno, vec![]);
                     if reg.b.smin < 0 {
                         return Err(self.err_regs(st, format!("R{} min value is negative, either use unsigned or 'var &= const'", regno), &[regno]));
                     }
@@ -1592,6 +1837,7 @@ impl<'a> V<'a> {
                         return Err(self.err_regs(st, format!("R{} is not a known constant'", regno), &[regno]));
                     }
                     alloc_size = reg.b.var_off.value as u32;
+                    self.mark_precise(st, 1 << regno, vec![]);
                 }
                 Arg::RingbufMemRelease => {
                     if reg.ty != RegType::RingbufMem {
@@ -1936,6 +2182,9 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
     }
     match old.ty {
         RegType::Scalar => {
+            if !old.precise {
+                return true;
+            }
             if !(old.b.range_within(&cur.b) && old.b.var_off.contains(cur.b.var_off)) {
                 return false;
             }

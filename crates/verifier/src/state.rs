@@ -125,6 +125,9 @@ pub struct Reg {
     pub mem_size: u32,
     /// Sub-program entry for PTR_TO_FUNC.
     pub subprog: usize,
+    /// Scalar whose exact range matters to some later check (kernel `precise`); only
+    /// precise scalars of an explored state constrain pruning.
+    pub precise: bool,
 }
 
 impl Reg {
@@ -140,6 +143,7 @@ impl Reg {
             frameno: 0,
             mem_size: 0,
             subprog: 0,
+            precise: false,
         }
     }
     pub fn unknown() -> Reg {
@@ -292,6 +296,16 @@ pub struct RefState {
     pub insn: usize,
 }
 
+/// One executed instruction, for precision backtracking.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Hist {
+    pub insn: u32,
+    /// Fixed-offset stack slot the instruction loaded or stored: (frame, slot index).
+    pub slot: Option<(u8, u8)>,
+    /// Registers linked (same scalar id) to the operands of a conditional jump.
+    pub linked: u16,
+}
+
 /// One branch decision on the path that led to a state.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize)]
 pub struct Decision {
@@ -307,6 +321,8 @@ pub struct State {
     pub parent: Option<usize>,
     /// Branch decisions along this path (most recent last).
     pub path: Vec<Decision>,
+    /// Instructions executed since the parent checkpoint.
+    pub hist: Vec<Hist>,
 }
 
 impl State {

@@ -14,7 +14,6 @@ fn root() -> PathBuf {
 /// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    ("xdp_adjust_probe", "xdp_adjust_probe", "no precision tracking yet: state pruning is weaker than the kernel's, the program exhausts the 1M budget"),
     ("xdp_helper_errors", "xdp_helper_errors", "bpf_loop callbacks not modelled (unsupported)"),
     ("xdp_loop", "xdp_bpf_loop", "bpf_loop callbacks not modelled (unsupported)"),
     ("xdp_printk", "xdp_printk", "bpf_trace_vprintk not modelled (unsupported)"),
