@@ -50,13 +50,28 @@ pub fn handle_to_func(h: u64) -> Option<(usize, usize)> {
     Some(((rest >> 24) as usize, (rest & 0xff_ffff) as usize))
 }
 
-/// A network device known to the emulator (`bpf_check_mtu`, `bpf_fib_lookup`).
+/// A network device known to the emulator (the ingress device of a run, `bpf_check_mtu`,
+/// `bpf_fib_lookup`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub ifindex: u32,
     pub mtu: u32,
     /// `hard_header_len` (14 for Ethernet and for the loopback device).
     pub hard_header_len: u32,
+    /// `real_num_rx_queues`: a run's `rx_queue_index` must be below it.
+    pub rx_queues: u32,
+}
+
+impl Device {
+    /// An Ethernet device with one receive queue.
+    pub fn ethernet(ifindex: u32, mtu: u32) -> Device {
+        Device {
+            ifindex,
+            mtu,
+            hard_header_len: 14,
+            rx_queues: 1,
+        }
+    }
 }
 
 /// One route of the user-supplied FIB table used by `bpf_fib_lookup`.
@@ -132,6 +147,7 @@ impl Config {
             ifindex: 1,
             mtu: 65536,
             hard_header_len: 14,
+            rx_queues: 1,
         })
     }
 }
@@ -407,6 +423,28 @@ impl Runtime {
                 "packet of {len} bytes is shorter than an Ethernet header ({ETH_HLEN}); the kernel rejects it with EINVAL"
             ));
         }
+        // xdp_convert_md_to_buff: without a device the run is on the loopback device's
+        // queue 0; a device must exist (ENODEV) and have the queue (EINVAL).
+        let ifindex = match (ingress_ifindex, rx_queue_index) {
+            (0, 0) => 1,
+            (0, q) => {
+                return Err(format!(
+                    "rx_queue_index {q} without ingress_ifindex; the kernel rejects it with EINVAL"
+                ))
+            }
+            (i, _) => i,
+        };
+        let Some(dev) = self.config.device(ifindex) else {
+            return Err(format!(
+                "ingress_ifindex {ifindex}: no such device (the kernel rejects it with ENODEV); declare it in Config::devices (bpfkit run --device)"
+            ));
+        };
+        if rx_queue_index >= dev.rx_queues {
+            return Err(format!(
+                "rx_queue_index {rx_queue_index}: device {ifindex} has {} receive queue(s); the kernel rejects it with EINVAL",
+                dev.rx_queues
+            ));
+        }
         let linear = len.min(MAX_LINEAR);
         let rest = &packet[linear as usize..];
         let frags: Vec<Vec<u8>> = rest
@@ -438,12 +476,7 @@ impl Runtime {
             data_end: data + linear,
             frags,
             ctx,
-            // BPF_PROG_TEST_RUN without a context runs on the loopback device, queue 0.
-            ingress_ifindex: if ingress_ifindex == 0 {
-                1
-            } else {
-                ingress_ifindex
-            },
+            ingress_ifindex: ifindex,
             rx_queue_index,
             egress_ifindex: 0,
             devmap_prog,

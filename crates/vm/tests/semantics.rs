@@ -324,3 +324,44 @@ fn instruction_limit_stops_infinite_loops() {
     let e = v.run_raw(0, &[]).unwrap_err();
     assert!(e.to_string().contains("instruction limit"), "{e}");
 }
+
+#[test]
+fn ingress_device_and_queue_are_checked_like_the_kernel() {
+    let text = "ldxw %r0, [%r1+12]\nmul %r0, 1000\nldxw %r2, [%r1+16]\nadd %r0, %r2\nexit\n";
+    let config = Config {
+        devices: vec![bpfkit_vm::Device {
+            rx_queues: 4,
+            ..bpfkit_vm::Device::ethernet(4, 1500)
+        }],
+        ..Config::default()
+    };
+    let mut v = Interpreter::with_programs(vec![xdp("p", asm(text))], &[], config).unwrap();
+    let run = |v: &mut Interpreter, ifindex: u32, q: u32| {
+        v.run_xdp(
+            0,
+            &XdpInput {
+                packet: &[0; 64],
+                ingress_ifindex: ifindex,
+                rx_queue_index: q,
+                ..XdpInput::default()
+            },
+        )
+    };
+    // Measured with bpftool prog run on 6.18: (0,0) and (1,0) run on lo; (1,1) and (0,1)
+    // are EINVAL; an unknown ifindex is ENODEV.
+    assert_eq!(run(&mut v, 0, 0).unwrap().retval, 1000);
+    assert_eq!(run(&mut v, 1, 0).unwrap().retval, 1000);
+    assert!(run(&mut v, 1, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("EINVAL"));
+    assert!(run(&mut v, 0, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("EINVAL"));
+    assert!(run(&mut v, 99, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("ENODEV"));
+    assert_eq!(run(&mut v, 4, 3).unwrap().retval, 4003);
+}

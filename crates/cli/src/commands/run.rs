@@ -88,6 +88,10 @@ pub struct Args {
     /// rx_queue_index of the context.
     #[arg(long, default_value_t = 0)]
     pub rx_queue: u32,
+    /// XDP mode: a device `IFINDEX[:MTU[:RXQUEUES]]` (default MTU 1500, 1 queue), for
+    /// --ifindex, bpf_check_mtu and bpf_fib_lookup; the loopback device (1) always exists.
+    #[arg(long, value_name = "IFINDEX[:MTU[:RXQUEUES]]")]
+    pub device: Vec<String>,
     /// Treat every PERF_EVENT_ARRAY slot as open (capture bpf_perf_event_output records).
     #[arg(long)]
     pub perf_open: bool,
@@ -313,10 +317,33 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
     };
     match args.engine.as_str() {
         "interp" => {
+            let mut devices = Vec::new();
+            for d in &args.device {
+                let parts: Vec<&str> = d.split(':').collect();
+                let num = |i: usize, default: u32| -> Result<u32, CliError> {
+                    match parts.get(i) {
+                        None => Ok(default),
+                        Some(p) => p.parse().map_err(|_| {
+                            CliError::usage(format!(
+                                "--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"
+                            ))
+                        }),
+                    }
+                };
+                if parts.len() > 3 {
+                    return Err(CliError::usage(format!(
+                        "--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"
+                    )));
+                }
+                let mut dev = bpfkit_vm::Device::ethernet(num(0, 0)?, num(1, 1500)?);
+                dev.rx_queues = num(2, 1)?.max(1);
+                devices.push(dev);
+            }
             let config = Config {
                 ncpus: args.cpus.max(1),
                 seed: args.seed,
                 perf_events_open: args.perf_open,
+                devices,
                 ..Config::default()
             };
             let vm = Interpreter::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
