@@ -23,8 +23,15 @@ pub struct Options {
 /// A listing error: the instruction that does not decode, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListingError {
-    #[error("section {section}: {error}")]
-    Decode { section: String, error: DecodeError },
+    #[error("section {section}, {location} (byte offset {offset:#x}): {error}")]
+    Decode {
+        section: String,
+        /// `function+0xoff` of the bad slot, as llvm-objdump names addresses.
+        location: String,
+        /// Byte offset of the bad slot in the section.
+        offset: u64,
+        error: DecodeError,
+    },
     #[error("no section named `{0}` with instructions")]
     NoSection(String),
     #[error("no program or function named `{0}`")]
@@ -176,9 +183,14 @@ fn list_section(
                 last_line = Some(key);
             }
         }
-        let (insn, n) = decode(insns, i).map_err(|error| ListingError::Decode {
-            section: sec.name.clone(),
-            error,
+        let (insn, n) = decode(insns, i).map_err(|error| {
+            let offset = error.index as u64 * 8;
+            ListingError::Decode {
+                section: sec.name.clone(),
+                location: symbolize(&syms, &sec.name, offset),
+                offset,
+                error,
+            }
         })?;
         let n = n.min(end - i).max(1);
         let mut text = format_insn(&insn, opts.syntax);

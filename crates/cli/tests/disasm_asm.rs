@@ -231,6 +231,19 @@ fn garbage_is_an_error_not_a_panic() {
         "exit: reserved field imm",
         "exit imm",
     );
+    // An invalid instruction inside an ELF object: section, function+offset, index.
+    let mut obj = std::fs::read(repo().join("corpus/obj/xdp_counter.o")).unwrap();
+    let parsed = bpfkit_object::Object::parse(&obj).unwrap();
+    let sec = parsed.section("xdp").unwrap();
+    let at = sec.offset as usize + 3 * 8;
+    obj[at] = 0xff;
+    let f = tmp.file("badop.o", &obj);
+    assert_fails(
+        &bpfkit(&["disasm", &f], None),
+        1,
+        "section xdp, xdp_count+0x18 (byte offset 0x18): instruction 3: unknown opcode 0xff",
+        "bad opcode in ELF",
+    );
     // Truncated ELF objects at many cut points.
     let obj = std::fs::read(repo().join("corpus/obj/xdp_counter.o")).unwrap();
     for cut in [4usize, 16, 63, 64, 100, 500, obj.len() / 2, obj.len() - 1] {
