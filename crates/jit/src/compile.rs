@@ -14,6 +14,9 @@
 //! and returns. A tail call jumps to the target program's first instruction on the same
 //! frame, like the interpreter.
 
+// `Rq(r)` operands expand to `.into()` calls on values that already have the type.
+#![allow(clippy::useless_conversion)]
+
 use crate::tramp::*;
 use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
@@ -97,7 +100,10 @@ enum Stub {
         sx: bool,
     },
     /// The prologue of a function starting at `slot`.
-    Prologue { label: DynamicLabel, body: DynamicLabel },
+    Prologue {
+        label: DynamicLabel,
+        body: DynamicLabel,
+    },
 }
 
 struct Gen<'a> {
@@ -156,7 +162,14 @@ impl Gen<'_> {
         asm!(self.ops ; mov r11, QWORD loc as i64 ; mov QWORD [r12 + OFF_LOC], r11);
     }
 
-    fn target(&mut self, prog: usize, pc: usize, rel: i64, len: usize, labels: &[DynamicLabel]) -> DynamicLabel {
+    fn target(
+        &mut self,
+        prog: usize,
+        pc: usize,
+        rel: i64,
+        len: usize,
+        labels: &[DynamicLabel],
+    ) -> DynamicLabel {
         let t = pc as i64 + rel + 1;
         if t < 0 || t as usize >= len {
             return self.static_fault(prog, pc, FaultKind::JumpOutOfRange { target: t, len });
@@ -168,7 +181,12 @@ impl Gen<'_> {
             let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
             let n = (pc - t as usize + 1) as i32;
             self.stubs.push((
-                Stub::BackEdge { label, n, target, limit_fault },
+                Stub::BackEdge {
+                    label,
+                    n,
+                    target,
+                    limit_fault,
+                },
                 format!("back edge of slot {pc}: instruction budget"),
             ));
             return label;
@@ -190,7 +208,12 @@ impl Gen<'_> {
                         ; jmp =>fe
                     );
                 }
-                Stub::BackEdge { label, n, target, limit_fault } => {
+                Stub::BackEdge {
+                    label,
+                    n,
+                    target,
+                    limit_fault,
+                } => {
                     asm!(self.ops
                         ; =>label
                         ; sub QWORD [r12 + OFF_BUDGET], n
@@ -198,8 +221,29 @@ impl Gen<'_> {
                         ; jmp =>target
                     );
                 }
-                Stub::CtxLoad { label, back, dst, loc, sx } => {
-                    asm!(self.ops ; =>label);
+                Stub::CtxLoad {
+                    label,
+                    back,
+                    dst,
+                    loc,
+                    sx,
+                } => {
+                    // r10 = offset in struct xdp_md. Aligned fields below egress_ifindex
+                    // come from the context's copy; anything else takes the checked path.
+                    let slow = self.ops.new_dynamic_label();
+                    asm!(self.ops
+                        ; =>label
+                        ; test r10d, 3
+                        ; jnz =>slow
+                        ; cmp r10d, 20
+                        ; jae =>slow
+                    );
+                    if sx {
+                        asm!(self.ops ; movsxd Rq(dst), DWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+                    } else {
+                        asm!(self.ops ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+                    }
+                    asm!(self.ops ; jmp =>back ; =>slow);
                     self.save_regs(0);
                     let meta = 4u64 | if sx { 0x100 } else { 0 };
                     asm!(self.ops
@@ -241,7 +285,11 @@ impl Gen<'_> {
         ranges
     }
 
-    fn compile_prog(&mut self, prog: usize, labels: &ProgLabelsBuilder) -> Vec<(AssemblyOffset, AssemblyOffset)> {
+    fn compile_prog(
+        &mut self,
+        prog: usize,
+        labels: &ProgLabelsBuilder,
+    ) -> Vec<(AssemblyOffset, AssemblyOffset)> {
         let insns: &[RawInsn] = &self.rt.programs[prog].insns;
         let insns = insns.to_vec();
         let len = insns.len();
@@ -268,7 +316,11 @@ impl Gen<'_> {
                 let k = slot_fault(&insns[i]);
                 let label = slots[i];
                 let idx = self.static_faults.len();
-                self.static_faults.push(StaticFault { prog, pc: i, kind: k });
+                self.static_faults.push(StaticFault {
+                    prog,
+                    pc: i,
+                    kind: k,
+                });
                 let what = format!("slot {i} (second half of lddw) as an instruction");
                 self.stubs.push((Stub::Fault { label, idx }, what));
             }
@@ -277,7 +329,13 @@ impl Gen<'_> {
     }
 
     /// Compiles one instruction; returns how many slots it used.
-    fn compile_insn(&mut self, prog: usize, pc: usize, insns: &[RawInsn], slots: &[DynamicLabel]) -> usize {
+    fn compile_insn(
+        &mut self,
+        prog: usize,
+        pc: usize,
+        insns: &[RawInsn],
+        slots: &[DynamicLabel],
+    ) -> usize {
         let insn = insns[pc];
         let len = insns.len();
         let (code, dst, src, off, imm) = (insn.code, insn.dst, insn.src, insn.off, insn.imm);
@@ -299,7 +357,9 @@ impl Gen<'_> {
         match class(code) {
             BPF_ALU | BPF_ALU64 => {
                 if dst == 10 {
-                    fail!(FaultKind::Unsupported("r10 (frame pointer) is read-only".into()));
+                    fail!(FaultKind::Unsupported(
+                        "r10 (frame pointer) is read-only".into()
+                    ));
                 }
                 let is64 = class(code) == BPF_ALU64;
                 let x = source(code) == BPF_X;
@@ -322,7 +382,10 @@ impl Gen<'_> {
                     }
                     return 1;
                 }
-                if (o == BPF_NEG && x) || (!x && src != 0) || (x && imm != 0) {
+                // The interpreter's encoding checks, in its order.
+                #[allow(clippy::nonminimal_bool)]
+                let bad = (o == BPF_NEG && x) || (!x && src != 0) || (x && imm != 0);
+                if bad {
                     fail!(FaultKind::UnknownOpcode(code));
                 }
                 let valid = if is64 {
@@ -364,7 +427,11 @@ impl Gen<'_> {
                     }
                     BPF_CALL if !is32 => {
                         if source(code) == BPF_X {
-                            let r = if imm != 0 && (imm as u32) <= 10 { imm as u8 } else { dst };
+                            let r = if imm != 0 && (imm as u32) <= 10 {
+                                imm as u8
+                            } else {
+                                dst
+                            };
                             self.callx(prog, pc, rq(r));
                             return 1;
                         }
@@ -375,8 +442,11 @@ impl Gen<'_> {
                                     fail!(FaultKind::JumpOutOfRange { target: t, len });
                                 }
                                 let pl = self.prologue_label(prog, t as usize);
-                                let depth_fault =
-                                    self.static_fault(prog, pc, FaultKind::CallDepth(MAX_CALL_FRAMES));
+                                let depth_fault = self.static_fault(
+                                    prog,
+                                    pc,
+                                    FaultKind::CallDepth(MAX_CALL_FRAMES),
+                                );
                                 asm!(self.ops
                                     ; cmp QWORD [r12 + OFF_DEPTH], (MAX_CALL_FRAMES - 1) as i32
                                     ; jae =>depth_fault
@@ -466,7 +536,11 @@ impl Gen<'_> {
                     if class(code) == BPF_ST && src != 0 {
                         fail!(FaultKind::UnknownOpcode(code));
                     }
-                    let value = if class(code) == BPF_ST { Err(imm) } else { Ok(s) };
+                    let value = if class(code) == BPF_ST {
+                        Err(imm)
+                    } else {
+                        Ok(s)
+                    };
                     self.store(prog, pc, d, off as i32, size, value);
                 } else if m == BPF_ATOMIC && class(code) == BPF_STX {
                     if imm == BPF_LOAD_ACQ {
@@ -772,7 +846,13 @@ impl Gen<'_> {
                 asm!(self.ops ; =>back);
                 let loc = ((prog as u64) << 32) | pc as u64;
                 self.stubs.push((
-                    Stub::CtxLoad { label: slow, back, dst: d, loc, sx },
+                    Stub::CtxLoad {
+                        label: slow,
+                        back,
+                        dst: d,
+                        loc,
+                        sx,
+                    },
                     format!("slot {pc}: context load"),
                 ));
             }
@@ -786,7 +866,15 @@ impl Gen<'_> {
         asm!(self.ops ; mov r10, QWORD loc as i64 ; mov QWORD [r12 + OFF_LOC], r10);
     }
 
-    fn store(&mut self, prog: usize, pc: usize, d: u8, off: i32, size: u64, value: Result<u8, i32>) {
+    fn store(
+        &mut self,
+        prog: usize,
+        pc: usize,
+        d: u8,
+        off: i32,
+        size: u64,
+        value: Result<u8, i32>,
+    ) {
         if self.mode == Mode::Checked {
             match value {
                 Ok(s) => asm!(self.ops ; mov r9, Rq(s)),
@@ -865,12 +953,48 @@ impl Gen<'_> {
             ($($t:tt)*) => { asm!(self.ops ; $($t)*) };
         }
         match imm {
-            0x00 => if is64 { w!(lock add QWORD [r9], Rq(s)) } else { w!(lock add DWORD [r9], Rd(s)) },
-            0x40 => if is64 { w!(lock or QWORD [r9], Rq(s)) } else { w!(lock or DWORD [r9], Rd(s)) },
-            0x50 => if is64 { w!(lock and QWORD [r9], Rq(s)) } else { w!(lock and DWORD [r9], Rd(s)) },
-            0xa0 => if is64 { w!(lock xor QWORD [r9], Rq(s)) } else { w!(lock xor DWORD [r9], Rd(s)) },
-            0x01 => if is64 { w!(lock xadd QWORD [r9], Rq(s)) } else { w!(lock xadd DWORD [r9], Rd(s)) },
-            BPF_XCHG => if is64 { w!(xchg QWORD [r9], Rq(s)) } else { w!(xchg DWORD [r9], Rd(s)) },
+            0x00 => {
+                if is64 {
+                    w!(lock add QWORD [r9], Rq(s))
+                } else {
+                    w!(lock add DWORD [r9], Rd(s))
+                }
+            }
+            0x40 => {
+                if is64 {
+                    w!(lock or QWORD [r9], Rq(s))
+                } else {
+                    w!(lock or DWORD [r9], Rd(s))
+                }
+            }
+            0x50 => {
+                if is64 {
+                    w!(lock and QWORD [r9], Rq(s))
+                } else {
+                    w!(lock and DWORD [r9], Rd(s))
+                }
+            }
+            0xa0 => {
+                if is64 {
+                    w!(lock xor QWORD [r9], Rq(s))
+                } else {
+                    w!(lock xor DWORD [r9], Rd(s))
+                }
+            }
+            0x01 => {
+                if is64 {
+                    w!(lock xadd QWORD [r9], Rq(s))
+                } else {
+                    w!(lock xadd DWORD [r9], Rd(s))
+                }
+            }
+            BPF_XCHG => {
+                if is64 {
+                    w!(xchg QWORD [r9], Rq(s))
+                } else {
+                    w!(xchg DWORD [r9], Rd(s))
+                }
+            }
             BPF_CMPXCHG => {
                 if is64 {
                     w!(lock cmpxchg QWORD [r9], Rq(s));
@@ -911,7 +1035,6 @@ impl Gen<'_> {
         let _ = (R9, RDX);
     }
 }
-
 
 struct ProgLabelsBuilder {
     slots: Vec<DynamicLabel>,
@@ -1009,7 +1132,9 @@ pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
     let nprogs = rt.programs.len();
     let builders: Vec<ProgLabelsBuilder> = (0..nprogs)
         .map(|p| ProgLabelsBuilder {
-            slots: (0..rt.programs[p].insns.len()).map(|_| g.ops.new_dynamic_label()).collect(),
+            slots: (0..rt.programs[p].insns.len())
+                .map(|_| g.ops.new_dynamic_label())
+                .collect(),
         })
         .collect();
     // Every program can be entered (run or tail call) and every function named by a call
@@ -1045,7 +1170,10 @@ pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
     all.sort_by_key(|(k, _)| *k);
     for ((p, t), label) in all {
         let body = builders[p].slots[t];
-        g.stubs.push((Stub::Prologue { label, body }, format!("prologue of the function at slot {t}")));
+        g.stubs.push((
+            Stub::Prologue { label, body },
+            format!("prologue of the function at slot {t}"),
+        ));
         progs[p].prologues.push((t, label));
     }
     let stubs = g.emit_stubs();
@@ -1057,4 +1185,3 @@ pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
         stubs,
     })
 }
-

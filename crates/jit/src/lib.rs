@@ -15,9 +15,9 @@
 //!
 //! Architecture notes, semantics and measured performance: `docs/performance.md`.
 
-pub mod compile;
+mod compile;
 pub mod listing;
-pub mod tramp;
+mod tramp;
 
 pub use compile::Mode;
 
@@ -47,7 +47,8 @@ pub struct Jit {
     vm: Interpreter,
     mode: Mode,
     code: ExecutableBuffer,
-    entry: usize,
+    /// The entry trampoline inside `code`.
+    entry: EntryFn,
     /// Prologue address of each program's entry function.
     prog_entry: Vec<u64>,
     /// Body address of each program (tail-call targets).
@@ -80,7 +81,10 @@ impl Jit {
         maps: &[bpfkit_object::model::MapDef],
         config: Config,
     ) -> Result<Jit, VmError> {
-        Self::from_interpreter(Interpreter::with_programs(programs, maps, config)?, Mode::Checked)
+        Self::from_interpreter(
+            Interpreter::with_programs(programs, maps, config)?,
+            Mode::Checked,
+        )
     }
 
     /// Checked-mode JIT of raw instructions (one program, no maps).
@@ -131,11 +135,15 @@ impl Jit {
                 None => 0,
             });
         }
+        // SAFETY: `entry` is the offset of the entry trampoline in `code`, generated for
+        // the SysV ABI with exactly this signature; `code` is kept in the same `Jit` as
+        // the pointer, so the pointer never outlives the mapping.
+        let entry: EntryFn = unsafe { std::mem::transmute(code.ptr(entry)) };
         Ok(Jit {
             vm,
             mode,
             code,
-            entry: entry.0,
+            entry,
             prog_entry,
             tail_table,
             prologues,
@@ -180,12 +188,9 @@ impl Jit {
 
     /// Runs program `prog` with r1, r2 after `begin_run` and the per-run memory are set up;
     /// returns r0 or the fault.
-    fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Fault> {
+    fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Box<Fault>> {
         let fast = self.mode == Mode::Fast;
         let rt = self.vm.runtime_mut();
-        if fast {
-            tramp::register_frames(rt, 0);
-        }
         let frame_below = rt.frame_top(0) - STACK_SIZE;
         let mut ctx = JitCtx::new();
         ctx.rt = rt as *mut Runtime;
@@ -196,16 +201,20 @@ impl Jit {
         ctx.tail_table = self.tail_table.as_ptr();
         ctx.fast = fast;
         ctx.prologues = &self.prologues as *const _;
-        // SAFETY: `entry` is the offset of the entry trampoline in `self.code`, which was
-        // generated for the SysV ABI with this signature and stays mapped for `self`'s
-        // lifetime. The generated code only touches memory through the runtime's regions
-        // (checked mode) or through pointers a verifier proved valid (fast mode, which
-        // only `unsafe` constructors select), and `ctx` outlives the call.
-        let f: EntryFn = unsafe { std::mem::transmute(self.code.ptr(dynasmrt::AssemblyOffset(self.entry))) };
+        tramp::sync_xdp_md(&mut ctx, rt);
+        let f = self.entry;
+        // Calling generated code: it only touches memory through the runtime's regions
+        // (checked mode) or through pointers a verifier proved valid (fast mode, which only
+        // `unsafe` constructors select), and `ctx` outlives the call.
         let r0 = f(r1, r2, &mut ctx, self.prog_entry[prog], frame_below);
         if ctx.static_fault != 0 {
             let sf = &self.static_faults[ctx.static_fault as usize - 1];
-            return Err(tramp::make_fault(self.vm.runtime(), sf.prog, sf.pc, sf.kind.clone()));
+            return Err(Box::new(tramp::make_fault(
+                self.vm.runtime(),
+                sf.prog,
+                sf.pc,
+                sf.kind.clone(),
+            )));
         }
         if let Some(f) = ctx.fault.take() {
             return Err(f);
@@ -219,6 +228,11 @@ impl Jit {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
         rt.begin_run(0, 0);
+        if self.mode == Mode::Fast {
+            // Fast mode: every frame's stack stays registered for the run (helpers check
+            // their pointer arguments against the regions).
+            tramp::register_frames(rt, 0);
+        }
         let addr = rt.set_raw_memory(mem);
         let r = self.enter(prog, addr, mem.len() as u64, 0);
         let rt = self.vm.runtime_mut();
@@ -229,8 +243,12 @@ impl Jit {
             .unwrap_or_default();
         let events = std::mem::take(&mut rt.events);
         rt.end_run();
-        let r0 = r.map_err(|f| VmError::Fault(Box::new(f)))?;
-        Ok(RawOutput { r0, mem: out, events })
+        let r0 = r.map_err(VmError::Fault)?;
+        Ok(RawOutput {
+            r0,
+            mem: out,
+            events,
+        })
     }
 
     /// Checks and sets up an XDP run (as the interpreter does); returns the context address.
@@ -260,7 +278,15 @@ impl Jit {
             )));
         }
         rt.begin_run(input.cpu, input.time_ns);
-        let ctx = match rt.set_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, devmap) {
+        if self.mode == Mode::Fast {
+            tramp::register_frames(rt, 0);
+        }
+        let ctx = match rt.set_xdp(
+            input.packet,
+            input.ingress_ifindex,
+            input.rx_queue_index,
+            devmap,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 rt.end_run();
@@ -278,12 +304,23 @@ impl Jit {
     /// does: the XDP buffer is set up once, then the program runs `repeat` times on it
     /// (without resetting the packet between runs); returns the last result and the mean
     /// time per run. Faults end the measurement with the fault.
-    pub fn bench_xdp(&mut self, prog: usize, input: &XdpInput<'_>, repeat: u32) -> Result<(u64, Duration), VmError> {
+    pub fn bench_xdp(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        repeat: u32,
+    ) -> Result<(u64, Duration), VmError> {
         let ctx = self.begin_xdp(prog, input)?;
         let repeat = repeat.max(1);
         let t = Instant::now();
         let mut r = Ok(0);
         for _ in 0..repeat {
+            // Per-run counters, as a fresh run would have them (the kernel's tail-call
+            // count is per run too).
+            let rt = self.vm.runtime_mut();
+            rt.tail_calls = 0;
+            rt.insn_count = 0;
+            rt.events.clear();
             r = self.enter(prog, ctx, 0, ctx);
             if r.is_err() {
                 break;
@@ -291,7 +328,7 @@ impl Jit {
         }
         let el = t.elapsed();
         self.vm.runtime_mut().end_run();
-        let r0 = r.map_err(|f| VmError::Fault(Box::new(f)))?;
+        let r0 = r.map_err(VmError::Fault)?;
         Ok((r0, el / repeat))
     }
 
@@ -324,16 +361,31 @@ impl Engine for Jit {
         let events = std::mem::take(&mut rt.events);
         let redirect = rt.redirect.take();
         rt.end_run();
-        let retval = r.map_err(|f| VmError::Fault(Box::new(f)))?;
-        let redirect = if retval as u32 as u64 == XDP_REDIRECT { redirect } else { None };
-        Ok(XdpOutput { retval, packet, redirect, events })
+        let retval = r.map_err(VmError::Fault)?;
+        let redirect = if retval as u32 as u64 == XDP_REDIRECT {
+            redirect
+        } else {
+            None
+        };
+        Ok(XdpOutput {
+            retval,
+            packet,
+            redirect,
+            events,
+        })
     }
 
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
         self.vm.map_entries(map)
     }
 
-    fn map_update(&mut self, map: usize, key: &[u8], value: &[u8], flags: u64) -> Result<(), VmError> {
+    fn map_update(
+        &mut self,
+        map: usize,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<(), VmError> {
         self.vm.map_update(map, key, value, flags)
     }
 }
@@ -341,5 +393,7 @@ impl Engine for Jit {
 /// Runs raw instructions on `mem` (r1 = memory, r2 = length) with the checked JIT and
 /// returns r0.
 pub fn run_raw(insns: &[bpfkit_isa::RawInsn], mem: &[u8]) -> Result<u64, VmError> {
-    Jit::from_insns(insns.to_vec())?.run_raw(0, mem).map(|o| o.r0)
+    Jit::from_insns(insns.to_vec())?
+        .run_raw(0, mem)
+        .map(|o| o.r0)
 }

@@ -58,7 +58,10 @@ pub fn listing_of(vm: &Interpreter, prog: usize, mode: Mode) -> Result<String, V
     let mut pc = 0;
     while pc < insns.len() {
         let (ebpf, width) = match bpfkit_isa::decode_one(&insns[pc], insns.get(pc + 1)) {
-            Ok((i, w)) => (bpfkit_asm::disasm::format_insn(&i, bpfkit_asm::Syntax::Llvm), w),
+            Ok((i, w)) => (
+                bpfkit_asm::disasm::format_insn(&i, bpfkit_asm::Syntax::Llvm),
+                w,
+            ),
             Err(e) => (format!("<invalid: {e}>"), 1),
         };
         let _ = writeln!(out, "{pc:>5}: {ebpf}");
@@ -66,7 +69,10 @@ pub fn listing_of(vm: &Interpreter, prog: usize, mode: Mode) -> Result<String, V
         decode_into(&mut out, bytes, s.0, e.0);
         pc += width.max(1);
     }
-    let _ = writeln!(out, "; out-of-line code (fault stubs, prologues, slow paths) of the whole object");
+    let _ = writeln!(
+        out,
+        "; out-of-line code (fault stubs, prologues, slow paths) of the whole object"
+    );
     for (s, e, what) in stubs {
         let _ = writeln!(out, "; {what}");
         decode_into(&mut out, bytes, s.0, e.0);

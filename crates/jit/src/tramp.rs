@@ -7,7 +7,7 @@
 //! fault it records the fault in the context and returns; the generated code tests
 //! `JitCtx::faulted` after the call and leaves through the fault exit.
 
-use bpfkit_isa::opcode::{BPF_CMPXCHG, BPF_W};
+use bpfkit_isa::opcode::BPF_CMPXCHG;
 use bpfkit_vm::error::{Fault, FaultKind};
 use bpfkit_vm::helpers;
 use bpfkit_vm::interp;
@@ -28,6 +28,7 @@ pub const OFF_CALLX_VALUE: i32 = 72;
 pub const OFF_CALLX_ADDR: i32 = 80;
 pub const OFF_STATIC_FAULT: i32 = 88;
 pub const OFF_SAVED: i32 = 96;
+pub const OFF_XDP_MD: i32 = 144;
 
 /// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
 /// fields at the fixed offsets above.
@@ -56,8 +57,12 @@ pub struct JitCtx {
     pub static_fault: u64,
     /// Save area for r0..r5 around trampoline calls.
     pub saved: [u64; 6],
+    /// Fast mode: what loads of `struct xdp_md` fields 0..20 return (data, data_end,
+    /// data_meta, ingress_ifindex, rx_queue_index), one u64 per 4-byte field, kept up to
+    /// date after every helper call (helpers move the packet pointers).
+    pub xdp_md: [u64; 5],
     // ---- Rust-only fields below ----
-    pub fault: Option<Fault>,
+    pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
     pub fast: bool,
     /// (prog, pc) -> address of the function prologue, for `callx`.
@@ -80,6 +85,7 @@ impl JitCtx {
             callx_addr: 0,
             static_fault: 0,
             saved: [0; 6],
+            xdp_md: [0; 5],
             fault: None,
             fast: false,
             prologues: std::ptr::null(),
@@ -118,7 +124,7 @@ fn split_loc(loc: u64) -> (usize, usize) {
 fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
     if ctx.faulted == 0 {
         let (prog, pc) = split_loc(ctx.loc);
-        ctx.fault = Some(make_fault(rt, prog, pc, kind));
+        ctx.fault = Some(Box::new(make_fault(rt, prog, pc, kind)));
         ctx.faulted = 1;
     }
 }
@@ -139,7 +145,14 @@ pub fn register_frames(rt: &mut Runtime, from: usize) {
 
 /// `call helper`: r1..r5 arrive in the SysV argument registers unchanged, the context as
 /// the sixth argument (r9); the helper id is in `ctx.helper_id`.
-pub extern "sysv64" fn tr_helper(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_helper(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
     // SAFETY: generated code passes the context it was given by `Jit::enter`, which lives
     // on the Rust stack for the whole run; `rt` points at the engine's runtime, which the
     // engine does not touch while generated code runs (it holds `&mut self`).
@@ -155,6 +168,7 @@ pub extern "sysv64" fn tr_helper(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ct
         // The callback ran on the interpreter, which removed its frame's region.
         register_frames(rt, ctx.depth as usize + 1);
     }
+    sync_xdp_md(ctx, rt);
     match r {
         Ok(v) => v,
         Err(k) => {
@@ -164,8 +178,28 @@ pub extern "sysv64" fn tr_helper(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ct
     }
 }
 
+/// Refreshes the fast-mode copy of the context fields from the runtime.
+pub fn sync_xdp_md(ctx: &mut JitCtx, rt: &Runtime) {
+    if let Some(x) = &rt.xdp {
+        ctx.xdp_md = [
+            x.data,
+            x.data_end,
+            x.data_meta,
+            x.ingress_ifindex as u64,
+            x.rx_queue_index as u64,
+        ];
+    }
+}
+
 /// `bpf_tail_call`: returns the program to continue with, or `u64::MAX` to fall through.
-pub extern "sysv64" fn tr_tail_call(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_tail_call(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -185,7 +219,7 @@ pub extern "sysv64" fn tr_tail_call(a1: u64, a2: u64, a3: u64, a4: u64, a5: u64,
 
 /// `callx`: a function handle of the running program (sets `callx_addr` to its prologue)
 /// or a helper number (calls it; r1..r5 come from the save area).
-pub extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -197,7 +231,14 @@ pub extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
         if p == prog {
             let len = rt.programs[prog].insns.len();
             if t >= len {
-                set_fault(ctx, rt, FaultKind::JumpOutOfRange { target: t as i64, len });
+                set_fault(
+                    ctx,
+                    rt,
+                    FaultKind::JumpOutOfRange {
+                        target: t as i64,
+                        len,
+                    },
+                );
                 return 0;
             }
             if ctx.depth as usize + 1 >= MAX_CALL_FRAMES {
@@ -225,7 +266,9 @@ pub extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
         set_fault(
             ctx,
             rt,
-            FaultKind::Unsupported("bpf_tail_call through callx is not supported by the JIT".into()),
+            FaultKind::Unsupported(
+                "bpf_tail_call through callx is not supported by the JIT".into(),
+            ),
         );
         return 0;
     }
@@ -238,7 +281,7 @@ pub extern "sysv64" fn tr_callx(ctx: *mut JitCtx) -> u64 {
 }
 
 /// Checked load: `meta` = size | memsx << 8.
-pub extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) -> u64 {
+pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) -> u64 {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -265,7 +308,7 @@ pub extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) -> u64 {
 }
 
 /// Checked store of the low `size` bytes of `value`.
-pub extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, size: u64) {
+pub(crate) extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, size: u64) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -277,7 +320,7 @@ pub extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, size: u
 
 /// Checked mode: the checks the interpreter makes before an atomic read-modify-write
 /// (`meta` = size | imm << 8). The operation itself then runs inline with `lock`.
-pub extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r0: u64) {
+pub(crate) extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r0: u64) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -292,7 +335,10 @@ pub extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r
         return;
     }
     if let Some(r) = rt.regions.find(addr) {
-        if matches!(r.kind, RegionKind::Context | RegionKind::Packet | RegionKind::Meta) {
+        if matches!(
+            r.kind,
+            RegionKind::Context | RegionKind::Packet | RegionKind::Meta
+        ) {
             let k = FaultKind::Unsupported(format!(
                 "atomic operation on the {} is not allowed",
                 r.kind
@@ -322,7 +368,7 @@ pub extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r
 }
 
 /// Checked mode: a new frame's stack (zeroed and registered, as the interpreter does).
-pub extern "sysv64" fn tr_enter_frame(ctx: *mut JitCtx) {
+pub(crate) extern "sysv64" fn tr_enter_frame(ctx: *mut JitCtx) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -333,16 +379,13 @@ pub extern "sysv64" fn tr_enter_frame(ctx: *mut JitCtx) {
 }
 
 /// Checked mode: the frame returned, its stack is no longer accessible.
-pub extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
+pub(crate) extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
     rt.leave_frame(ctx.depth as usize);
 }
-
-/// Width code of a 4-byte access, re-exported for the code generator.
-pub const SIZE_W: u8 = BPF_W;
 
 #[cfg(test)]
 mod tests {
@@ -363,5 +406,6 @@ mod tests {
         assert_eq!(offset_of!(JitCtx, callx_addr) as i32, OFF_CALLX_ADDR);
         assert_eq!(offset_of!(JitCtx, static_fault) as i32, OFF_STATIC_FAULT);
         assert_eq!(offset_of!(JitCtx, saved) as i32, OFF_SAVED);
+        assert_eq!(offset_of!(JitCtx, xdp_md) as i32, OFF_XDP_MD);
     }
 }

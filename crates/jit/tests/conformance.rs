@@ -111,7 +111,10 @@ fn bpf_conformance_suite_passes_on_the_jit() {
                 }
             };
             if out.r0 != want {
-                failures.push(format!("{name} [{label}]: r0 = {:#x}, expected {want:#x}", out.r0));
+                failures.push(format!(
+                    "{name} [{label}]: r0 = {:#x}, expected {want:#x}",
+                    out.r0
+                ));
                 continue;
             }
             match &interp {
@@ -134,6 +137,11 @@ fn bpf_conformance_suite_passes_on_the_jit() {
         pass[1],
         files.len()
     );
-    assert!(failures.is_empty(), "{} conformance failures (of {} files, 2 modes)", failures.len(), files.len());
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures (of {} files, 2 modes)",
+        failures.len(),
+        files.len()
+    );
     assert_eq!(pass, [files.len(), files.len()]);
 }

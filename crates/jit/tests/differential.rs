@@ -15,9 +15,11 @@
 
 use bpfkit_jit::Jit;
 use bpfkit_object::Object;
-use bpfkit_testgen::harness::{self, case_object, compare_xdp, describe_raw, describe_xdp, run_xdp};
+use bpfkit_testgen::harness::{
+    self, case_object, compare_xdp, describe_raw, describe_xdp, run_xdp,
+};
 use bpfkit_testgen::{raw_case, xdp_case, Features};
-use bpfkit_vm::{Config, Engine, Interpreter, VmError, XdpInput, XdpOutput};
+use bpfkit_vm::{Config, Engine, FaultKind, Interpreter, VmError, XdpInput, XdpOutput};
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
 use std::cell::Cell;
@@ -30,7 +32,20 @@ fn root() -> PathBuf {
 /// An error with host addresses (which differ between engines) masked.
 fn normalized(e: &VmError) -> String {
     let s = match e {
-        VmError::Fault(f) => format!("fault at {} pc {}: {}", f.prog, f.pc, f.kind),
+        VmError::Fault(f) => match &f.kind {
+            // Outside every region, the region named is the nearest one, which depends on
+            // where each engine's buffers were allocated.
+            FaultKind::Memory(m) => format!(
+                "fault at {} pc {}: {}-byte {} inside {} {:?}",
+                f.prog,
+                f.pc,
+                m.size,
+                if m.write { "write" } else { "read" },
+                m.inside,
+                m.region.filter(|_| m.inside).map(|r| r.kind)
+            ),
+            k => format!("fault at {} pc {}: {k}", f.prog, f.pc),
+        },
         other => other.to_string(),
     };
     let mut out = String::new();
@@ -54,11 +69,16 @@ fn generated_xdp_programs_agree() {
     let cases = harness::case_count(400);
     let compared = Cell::new(0u64);
     let mut runner = harness::runner(cases);
-    let config = Config { ncpus: 2, ..Config::default() };
+    let config = Config {
+        ncpus: 2,
+        ..Config::default()
+    };
     let result = runner.run(&xdp_case(Features::xdp(), 2), |case| {
         let obj = case_object(&case);
-        let mut interp = Interpreter::new(&obj, config.clone()).map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
-        let mut jit = Jit::new(&obj, config.clone()).map_err(|e| TestCaseError::fail(format!("jit setup: {e}")))?;
+        let mut interp = Interpreter::new(&obj, config.clone())
+            .map_err(|e| TestCaseError::fail(format!("setup: {e}")))?;
+        let mut jit = Jit::new(&obj, config.clone())
+            .map_err(|e| TestCaseError::fail(format!("jit setup: {e}")))?;
         // SAFETY: testgen only generates programs the kernel's verifier accepts (its
         // kernel differential test loads them), so fast mode's unchecked accesses are
         // the ones the verifier proved in bounds.
@@ -79,7 +99,10 @@ fn generated_xdp_programs_agree() {
         };
         panic!("{e}\nminimal case:\n{detail}");
     }
-    eprintln!("JIT vs interpreter: {} generated XDP programs compared (checked and fast)", compared.get());
+    eprintln!(
+        "JIT vs interpreter: {} generated XDP programs compared (checked and fast)",
+        compared.get()
+    );
     assert_eq!(compared.get(), cases as u64);
 }
 
@@ -103,11 +126,12 @@ fn generated_raw_programs_agree() {
                 )))
             }
         }
-        if a.is_ok() {
+        if let Ok(x) = &a {
             // SAFETY: the program ran to completion on the checked interpreter; testgen
             // programs are verifier-accepted for raw memory of MEM_LEN bytes.
-            let c = unsafe { Jit::from_insns_unchecked(insns) }.and_then(|mut j| j.run_raw(0, &case.mem));
-            let (x, y) = (a.as_ref().unwrap(), c.map_err(|e| TestCaseError::fail(format!("jit-fast: {e}")))?);
+            let c = unsafe { Jit::from_insns_unchecked(insns) }
+                .and_then(|mut j| j.run_raw(0, &case.mem));
+            let y = c.map_err(|e| TestCaseError::fail(format!("jit-fast: {e}")))?;
             if x.r0 != y.r0 || x.mem != y.mem {
                 return Err(TestCaseError::fail(format!(
                     "interp r0 {:#x} jit-fast r0 {:#x}\n{}",
@@ -127,7 +151,10 @@ fn generated_raw_programs_agree() {
         };
         panic!("{e}\nminimal case:\n{detail}");
     }
-    eprintln!("JIT vs interpreter: {} generated raw programs compared", compared.get());
+    eprintln!(
+        "JIT vs interpreter: {} generated raw programs compared",
+        compared.get()
+    );
     assert_eq!(compared.get(), cases as u64);
 }
 
@@ -148,27 +175,44 @@ fn same_output(a: &Result<XdpOutput, VmError>, b: &Result<XdpOutput, VmError>) -
 /// Replays one run.json on the interpreter and both JIT modes; returns the differences
 /// and the number of (packet runs, maps) compared.
 fn replay(path: &Path) -> (Vec<String>, usize, usize) {
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read run.json")).expect("json");
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read run.json")).expect("json");
     let obj_name = j["object"].as_str().expect("object");
     let prog_name = j["program"].as_str().expect("program");
-    let bytes = std::fs::read(root().join("corpus/obj").join(format!("{obj_name}.o"))).expect("object file");
+    let bytes = std::fs::read(root().join("corpus/obj").join(format!("{obj_name}.o")))
+        .expect("object file");
     let linked = Object::parse(&bytes)
         .and_then(|o| o.link())
         .unwrap_or_else(|e| panic!("{obj_name}: {e}"));
-    let prog = linked.programs.iter().position(|p| p.name == prog_name).expect("program in object");
+    let prog = linked
+        .programs
+        .iter()
+        .position(|p| p.name == prog_name)
+        .expect("program in object");
     let config = Config {
         ncpus: j["num_possible_cpus"].as_u64().unwrap_or(1) as u32,
         ..Config::default()
     };
-    let mut interp = Interpreter::new(&linked, config.clone()).unwrap_or_else(|e| panic!("{obj_name}: {e}"));
+    let mut interp =
+        Interpreter::new(&linked, config.clone()).unwrap_or_else(|e| panic!("{obj_name}: {e}"));
     let mut jit = Jit::new(&linked, config.clone()).unwrap_or_else(|e| panic!("{obj_name}: {e}"));
     // SAFETY: every corpus program with a run.json was loaded by the kernel (the corpus
     // helper recorded these runs with BPF_PROG_TEST_RUN), so its verifier accepted it.
-    let mut fast = unsafe { Jit::new_unchecked(&linked, config) }.unwrap_or_else(|e| panic!("{obj_name}: {e}"));
-    let map_idx = |name: &str| linked.maps.iter().position(|m| m.name == name).unwrap_or_else(|| panic!("{obj_name}: no map {name}"));
+    let mut fast = unsafe { Jit::new_unchecked(&linked, config) }
+        .unwrap_or_else(|e| panic!("{obj_name}: {e}"));
+    let map_idx = |name: &str| {
+        linked
+            .maps
+            .iter()
+            .position(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{obj_name}: no map {name}"))
+    };
     for s in j["map_setup"].as_array().into_iter().flatten() {
         let m = map_idx(s["map"].as_str().expect("map"));
-        let (k, v) = (hex(s["key"].as_str().unwrap()), hex(s["value"].as_str().unwrap()));
+        let (k, v) = (
+            hex(s["key"].as_str().unwrap()),
+            hex(s["value"].as_str().unwrap()),
+        );
         interp.map_update(m, &k, &v, 0).expect("map_setup");
         jit.map_update(m, &k, &v, 0).expect("map_setup");
         fast.map_update(m, &k, &v, 0).expect("map_setup");
@@ -177,7 +221,12 @@ fn replay(path: &Path) -> (Vec<String>, usize, usize) {
     let (mut diffs, mut runs) = (Vec::new(), 0);
     for p in j["packets"].as_array().expect("packets") {
         let name = p["name"].as_str().unwrap();
-        let data = std::fs::read(root().join("corpus/packets").join(p["file"].as_str().unwrap())).expect("packet");
+        let data = std::fs::read(
+            root()
+                .join("corpus/packets")
+                .join(p["file"].as_str().unwrap()),
+        )
+        .expect("packet");
         let input = XdpInput {
             packet: &data,
             ingress_ifindex: j["ingress_ifindex"].as_u64().unwrap_or(1) as u32,
@@ -191,7 +240,9 @@ fn replay(path: &Path) -> (Vec<String>, usize, usize) {
         let tag = format!("{obj_name}.{prog_name} packet {name}");
         for (label, r) in [("jit", &b), ("jit-fast", &c)] {
             if !same_output(&a, r) {
-                diffs.push(format!("{tag}: {label} differs\n  interp {a:?}\n  {label} {r:?}"));
+                diffs.push(format!(
+                    "{tag}: {label} differs\n  interp {a:?}\n  {label} {r:?}"
+                ));
             }
         }
         runs += 1;
@@ -219,7 +270,11 @@ fn corpus_programs_agree_on_their_sample_packets() {
         .filter(|p| p.to_string_lossy().ends_with(".run.json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no run.json files under {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no run.json files under {}",
+        dir.display()
+    );
     let (mut all, mut runs, mut maps) = (Vec::new(), 0, 0);
     for f in &files {
         let (d, r, m) = replay(f);
@@ -234,6 +289,10 @@ fn corpus_programs_agree_on_their_sample_packets() {
     for d in &all {
         eprintln!("{d}");
     }
-    assert!(all.is_empty(), "{} differences between the JIT and the interpreter", all.len());
+    assert!(
+        all.is_empty(),
+        "{} differences between the JIT and the interpreter",
+        all.len()
+    );
     assert!(runs > 0);
 }

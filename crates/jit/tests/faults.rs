@@ -10,7 +10,11 @@ fn asm(text: &str) -> Vec<bpfkit_isa::RawInsn> {
     bpfkit_asm::assemble(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn raw_both(text: &str, mem: &[u8], config: Config) -> (Result<u64, VmError>, Result<u64, VmError>) {
+fn raw_both(
+    text: &str,
+    mem: &[u8],
+    config: Config,
+) -> (Result<u64, VmError>, Result<u64, VmError>) {
     let insns = asm(text);
     let prog = bpfkit_vm::Program::raw("prog", insns);
     let mut i = Interpreter::with_programs(vec![prog.clone()], &[], config.clone()).unwrap();
@@ -38,7 +42,11 @@ fn same_fault(text: &str, mem: &[u8], want_pc: usize) {
     match (&ka, &kb) {
         (FaultKind::Memory(x), FaultKind::Memory(y)) => {
             assert_eq!((x.size, x.write, x.inside), (y.size, y.write, y.inside));
-            assert_eq!(x.region.map(|r| r.kind), y.region.map(|r| r.kind));
+            // The region named for an address outside every region is the nearest one,
+            // which depends on where each engine's buffers were allocated.
+            if x.inside {
+                assert_eq!(x.region.map(|r| r.kind), y.region.map(|r| r.kind));
+            }
         }
         _ => assert_eq!(ka, kb),
     }
@@ -50,7 +58,11 @@ fn memory_faults_name_the_instruction() {
     same_fault("mov %r0, 1\nstxdw [%r1+12], %r0\nexit", &[0u8; 16], 1);
     same_fault("mov %r0, 1\nstw [%r10-516], 1\nexit", &[0u8; 16], 1);
     same_fault("mov %r2, 0\nldxb %r0, [%r2]\nexit", &[], 1);
-    same_fault("mov %r0, 0\nmov %r2, 1\nlock add [%r1+0], %r2\nexit", &[0u8; 2], 2);
+    same_fault(
+        "mov %r0, 0\nmov %r2, 1\nlock add [%r1+0], %r2\nexit",
+        &[0u8; 2],
+        2,
+    );
 }
 
 #[test]
@@ -76,10 +88,19 @@ fn call_depth_and_instruction_limit() {
     // Unbounded recursion: the ninth frame is refused at the call instruction.
     same_fault("call local f\nexit\nf:\ncall local f\nexit", &[], 2);
     // An infinite loop stops with InsnLimit in both engines.
-    let config = Config { insn_limit: 10_000, ..Config::default() };
+    let config = Config {
+        insn_limit: 10_000,
+        ..Config::default()
+    };
     let (a, b) = raw_both("mov %r0, 0\nadd %r0, 1\nja -2\nexit", &[], config);
-    assert!(matches!(fault_of(&a).1, FaultKind::InsnLimit(10_000)), "{a:?}");
-    assert!(matches!(fault_of(&b).1, FaultKind::InsnLimit(10_000)), "{b:?}");
+    assert!(
+        matches!(fault_of(&a).1, FaultKind::InsnLimit(10_000)),
+        "{a:?}"
+    );
+    assert!(
+        matches!(fault_of(&b).1, FaultKind::InsnLimit(10_000)),
+        "{b:?}"
+    );
 }
 
 #[test]
@@ -92,7 +113,10 @@ fn code_memory_is_never_writable_and_executable() {
         .find(|l| {
             let range = l.split_whitespace().next().unwrap();
             let (s, e) = range.split_once('-').unwrap();
-            let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+            let (s, e) = (
+                u64::from_str_radix(s, 16).unwrap(),
+                u64::from_str_radix(e, 16).unwrap(),
+            );
             s <= addr && addr < e
         })
         .expect("the code is mapped");
@@ -103,10 +127,16 @@ fn code_memory_is_never_writable_and_executable() {
     let still = maps.lines().any(|l| {
         let range = l.split_whitespace().next().unwrap();
         let (s, e) = range.split_once('-').unwrap();
-        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let (s, e) = (
+            u64::from_str_radix(s, 16).unwrap(),
+            u64::from_str_radix(e, 16).unwrap(),
+        );
         s <= addr && addr < e && l.split_whitespace().nth(1).unwrap().contains('x')
     });
-    assert!(!still, "the code mapping is still executable after the drop");
+    assert!(
+        !still,
+        "the code mapping is still executable after the drop"
+    );
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, entries: u32) -> MapDef {
@@ -171,7 +201,10 @@ fn tail_call_limit_matches_the_interpreter() {
         kernel_version: None,
     };
     let packet = [0u8; 64];
-    let input = XdpInput { packet: &packet, ..Default::default() };
+    let input = XdpInput {
+        packet: &packet,
+        ..Default::default()
+    };
     let mut i = Interpreter::new(&obj, Config::default()).unwrap();
     let mut j = Jit::new(&obj, Config::default()).unwrap();
     // SAFETY: a verifier-valid program (map value access after a NULL check, stack key).
@@ -182,7 +215,9 @@ fn tail_call_limit_matches_the_interpreter() {
     let c = f.run_xdp(0, &input).unwrap();
     assert_eq!(a, b);
     assert_eq!(a, c);
-    let count = |e: &dyn Fn() -> Vec<(Vec<u8>, Vec<u8>)>| u64::from_le_bytes(e()[0].1[..8].try_into().unwrap());
+    let count = |e: &dyn Fn() -> Vec<(Vec<u8>, Vec<u8>)>| {
+        u64::from_le_bytes(e()[0].1[..8].try_into().unwrap())
+    };
     assert_eq!(count(&|| i.map_entries(0).unwrap()), 34);
     assert_eq!(count(&|| j.map_entries(0).unwrap()), 34);
     assert_eq!(count(&|| f.map_entries(0).unwrap()), 34);
@@ -194,7 +229,10 @@ fn listing_shows_x86_under_each_instruction() {
     let vm = Interpreter::from_insns(insns);
     let text = bpfkit_jit::listing::listing_of(&vm, 0, Mode::Fast).unwrap();
     assert!(text.contains("0: r0 = 0x1"), "{text}");
-    assert!(text.contains("mov eax,1") || text.contains("mov rax,1"), "{text}");
+    assert!(
+        text.contains("mov eax,1") || text.contains("mov rax,1"),
+        "{text}"
+    );
     assert!(text.contains("add rax,2"), "{text}");
     assert!(text.contains("ret"), "{text}");
 }
