@@ -50,6 +50,8 @@ struct V<'a> {
     /// Per sub-program max stack depth.
     stack_depth: Vec<i32>,
     max_states_per_insn: u64,
+    /// Source register of the store being checked (for scalar spill ids).
+    value_reg: Option<u8>,
     idx: usize,
     /// States currently kept in `explored` lists, and the maximum of that.
     cur_states: u64,
@@ -101,6 +103,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         prev_insns: 0,
         stack_depth: vec![0; nsub],
         max_states_per_insn: 0,
+        value_reg: None,
         idx: 0,
         cur_states: 0,
         peak_states: 0,
@@ -634,6 +637,7 @@ impl<'a> V<'a> {
                     self.check_reg_read(st, insn.src)?;
                     self.check_reg_read(st, insn.dst)?;
                     let val = st.cur().regs[insn.src as usize].clone();
+                    self.value_reg = Some(insn.src);
                     self.check_mem_access(st, insn.dst, insn.off as i32, size_bytes(insn.code), true, Some(val), None, false)?;
                 }
                 Ok(Flow::Next(idx + 1))
@@ -1113,6 +1117,7 @@ impl<'a> V<'a> {
         let reg = st.cur().regs[regno as usize].clone();
         let off = insn_off + reg.off;
         let mut out: Option<Reg> = None;
+        let value_reg = self.value_reg.take();
         match reg.ty {
             RegType::Stack => {
                 // check_ptr_alignment: stack accesses are always strict
@@ -1134,7 +1139,7 @@ impl<'a> V<'a> {
                         h.slot = Some((fno as u8, ((-aoff - 1) / REG_SIZE as i32) as u8));
                     }
                     if write {
-                        self.stack_write_fixed(st, fno, aoff, size, value.as_ref(), st_imm)?;
+                        self.stack_write_fixed(st, value_reg, fno, aoff, size, value.as_ref(), st_imm)?;
                     } else {
                         out = Some(self.stack_read_fixed(st, fno, aoff, size)?);
                     }
@@ -1419,7 +1424,8 @@ impl<'a> V<'a> {
         }
     }
 
-    fn stack_write_fixed(&self, st: &mut State, fno: usize, off: i32, size: i32, value: Option<&Reg>, st_imm: Option<i32>) -> R<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn stack_write_fixed(&mut self, st: &mut State, src_reg: Option<u8>, fno: usize, off: i32, size: i32, value: Option<&Reg>, st_imm: Option<i32>) -> R<()> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let size_u = size as usize;
@@ -1437,6 +1443,13 @@ impl<'a> V<'a> {
         if is_reg && aligned && val.is_scalar() && !self.opts.unprivileged {
             let fits = bounds::reg_width(&val.b) <= 8 * size as u32;
             let mut sp = val.clone();
+            if fits && sp.id == 0 && !sp.b.is_const() {
+                // assign_scalar_id_before_mov: the spill and the register stay linked
+                sp.id = self.new_id();
+                if let Some(r) = src_reg {
+                    st.cur_mut().regs[r as usize].id = sp.id;
+                }
+            }
             if !fits {
                 sp.id = 0;
             }
