@@ -8,9 +8,13 @@
 /// Context and input of one XDP run.
 #[derive(Debug, Clone, Default)]
 pub struct XdpInput<'a> {
-    /// Packet bytes (from the Ethernet header on).
+    /// Packet bytes (from the Ethernet header on). Fewer than 14 bytes is an error (the
+    /// kernel's EINVAL); past 3520 bytes the rest goes into fragments.
     pub packet: &'a [u8],
+    /// 0: the kernel's default, the loopback device (ifindex 1). Other values must name a
+    /// known device (ENODEV otherwise).
     pub ingress_ifindex: u32,
+    /// Must be below the device's number of receive queues (EINVAL otherwise).
     pub rx_queue_index: u32,
     /// Virtual time returned by `bpf_ktime_get_*_ns`.
     pub time_ns: u64,
@@ -39,11 +43,16 @@ pub enum Event {
 /// The result of one XDP run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdpOutput {
-    /// The raw return value (r0); the XDP action is its low 32 bits.
+    /// The raw return value (r0); the XDP action is its low 32 bits. The kernel only
+    /// reports those 32 bits: compare `retval as u32`.
     pub retval: u64,
-    /// The packet as the program left it (after head/tail adjustments).
+    /// What `BPF_PROG_TEST_RUN` returns in `data_out`: the metadata (`data_meta .. data`),
+    /// then the packet as the program left it (after head/tail adjustments), then the
+    /// fragments.
     pub packet: Vec<u8>,
+    /// Only when the action is `XDP_REDIRECT`.
     pub redirect: Option<Redirect>,
+    /// printk lines and ring buffer / perf records, in the order they happened.
     pub events: Vec<Event>,
 }
 
