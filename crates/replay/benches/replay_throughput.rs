@@ -1,1 +1,103 @@
-fn main() {}
+//! Replay throughput: 1,000,000 packets through the corpus counter program
+//! (`corpus/obj/xdp_counter.o`, program `xdp_count`) on one core, including reading the
+//! capture. Not part of `cargo test`; run with
+//!
+//!     cargo bench -p bpfkit-replay --bench replay_throughput [-- PACKETS]
+//!
+//! The capture is built from the packets of `corpus/pcap/mixed.pcap`, repeated with
+//! increasing timestamps, in a temporary file (classic pcap, microseconds).
+
+use bpfkit_object::{object_name_from_path, Object};
+use bpfkit_replay::capture::Capture;
+use bpfkit_replay::engines::EngineKind;
+use bpfkit_replay::{replay, Options};
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    let n: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Source packets.
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut cap = Capture::open(&root.join("corpus/pcap/mixed.pcap")).expect("mixed.pcap");
+    while let Some(r) = cap.next_record() {
+        frames.push(r.data.to_vec());
+    }
+    let tmp = std::env::temp_dir().join(format!("bpfkit-replay-bench-{}.pcap", std::process::id()));
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create"));
+        let mut h = Vec::new();
+        for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
+        // version is two u16 (2, 4): fix the second word.
+        h[4..8].copy_from_slice(&[2, 0, 4, 0]);
+        w.write_all(&h).unwrap();
+        for i in 0..n {
+            let f = &frames[(i as usize) % frames.len()];
+            let ts_us = 1_700_000_000_000_000u64 + i * 10;
+            for v in [
+                (ts_us / 1_000_000) as u32,
+                (ts_us % 1_000_000) as u32,
+                f.len() as u32,
+                f.len() as u32,
+            ] {
+                w.write_all(&v.to_le_bytes()).unwrap();
+            }
+            w.write_all(f).unwrap();
+        }
+    }
+    let size = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+    println!("capture: {n} packets, {size} bytes ({})", tmp.display());
+
+    // Reading alone.
+    let t = Instant::now();
+    let mut c = Capture::open(&tmp).expect("open");
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    while let Some(r) = c.next_record() {
+        count += 1;
+        bytes += r.data.len() as u64;
+    }
+    let el = t.elapsed();
+    println!(
+        "read only: {count} packets ({bytes} bytes) in {:.3} s = {:.1} Mpps",
+        el.as_secs_f64(),
+        count as f64 / el.as_secs_f64() / 1e6
+    );
+
+    if std::env::var_os("BENCH_READ_ONLY").is_some() {
+        let _ = std::fs::remove_file(&tmp);
+        return;
+    }
+    let obj_path = root.join("corpus/obj/xdp_counter.o");
+    let bytes = std::fs::read(&obj_path).expect("object");
+    let obj = Object::parse_named(&bytes, &object_name_from_path(&obj_path))
+        .and_then(|o| o.link())
+        .expect("link");
+    for engine in [EngineKind::Jit, EngineKind::Interp] {
+        let opts = Options {
+            prog: Some("xdp_count".into()),
+            engine,
+            ..Options::default()
+        };
+        let t = Instant::now();
+        let s = replay(&obj, &tmp, &opts, None).expect("replay");
+        let total = t.elapsed();
+        println!(
+            "{:<6} {} packets: loop {:.3} s = {:.0} ns/packet = {:.2} Mpps (with engine setup: {:.3} s); actions {:?}",
+            engine.name(),
+            s.packets,
+            s.elapsed.as_secs_f64(),
+            s.ns_per_packet(),
+            s.packets_per_second() / 1e6,
+            total.as_secs_f64(),
+            s.actions
+        );
+    }
+    let _ = std::fs::remove_file(&tmp);
+}

@@ -12,7 +12,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// `LINKTYPE_ETHERNET`.
@@ -99,12 +99,12 @@ struct NgIface {
 
 enum Inner {
     Pcap {
-        reader: PcapReader<BufReader<File>>,
+        reader: PcapReader<File>,
         nanos: bool,
         snaplen: u32,
     },
     Ng {
-        reader: PcapNgReader<BufReader<File>>,
+        reader: PcapNgReader<File>,
         ifaces: Vec<NgIface>,
     },
 }
@@ -183,7 +183,7 @@ impl Capture {
         }
         drop(f);
         let f = File::open(path).map_err(io)?;
-        let buf = BufReader::with_capacity(1 << 16, f);
+        let buf = f;
         let m = u32::from_le_bytes(magic);
         if got == 4 && matches!(m, 0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1) {
             let reader = PcapReader::new(buf).map_err(|e| CaptureError::BadHeader {

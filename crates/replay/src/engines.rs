@@ -81,6 +81,18 @@ pub struct EngineSettings {
     /// CPUs (per-CPU map slots, `bpf_get_smp_processor_id` range).
     pub ncpus: u32,
     pub seed: u64,
+    /// The receiving device as bpfkit's engines emulate it (its ifindex and number of
+    /// receive queues); the kernel engine uses the real device of that ifindex.
+    pub device: Option<bpfkit_vm::Device>,
+}
+
+fn vm_config(s: &EngineSettings) -> Config {
+    Config {
+        ncpus: s.ncpus,
+        seed: s.seed,
+        devices: s.device.iter().cloned().collect(),
+        ..Config::default()
+    }
 }
 
 struct InterpEngine(Interpreter);
@@ -199,30 +211,16 @@ pub fn create(
     s: &EngineSettings,
 ) -> Result<Box<dyn ReplayEngine>, String> {
     match kind {
-        EngineKind::Interp => {
-            let config = Config {
-                ncpus: s.ncpus,
-                seed: s.seed,
-                ..Config::default()
-            };
-            Interpreter::new(obj, config)
-                .map(|i| Box::new(InterpEngine(i)) as Box<dyn ReplayEngine>)
-                .map_err(|e| format!("interpreter: {e}"))
-        }
+        EngineKind::Interp => Interpreter::new(obj, vm_config(s))
+            .map(|i| Box::new(InterpEngine(i)) as Box<dyn ReplayEngine>)
+            .map_err(|e| format!("interpreter: {e}")),
         EngineKind::Kernel => bpfkit_loader::KernelEngine::new(obj)
             .map(|k| Box::new(KernelEngine(k)) as Box<dyn ReplayEngine>)
             .map_err(|e| format!("kernel: {e}")),
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
-        EngineKind::Jit => {
-            let config = Config {
-                ncpus: s.ncpus,
-                seed: s.seed,
-                ..Config::default()
-            };
-            bpfkit_jit::Jit::new(obj, config)
-                .map(|j| Box::new(JitEngine(j)) as Box<dyn ReplayEngine>)
-                .map_err(|e| format!("jit: {e}"))
-        }
+        EngineKind::Jit => bpfkit_jit::Jit::new(obj, vm_config(s))
+            .map(|j| Box::new(JitEngine(j)) as Box<dyn ReplayEngine>)
+            .map_err(|e| format!("jit: {e}")),
     }
 }

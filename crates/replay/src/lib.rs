@@ -610,9 +610,20 @@ pub fn replay(
         }
         c
     };
+    // The receiving device: the loopback device (ifindex 1, as BPF_PROG_TEST_RUN uses
+    // without a device) or the --ifindex one, with enough receive queues for the RSS
+    // queues / --rx-queue.
+    let rx_queues = queues.max(opts.rx_queue.saturating_add(1));
+    let device = (opts.ifindex != 1 || rx_queues > 1).then(|| bpfkit_vm::Device {
+        ifindex: opts.ifindex,
+        mtu: if opts.ifindex == 1 { 65536 } else { 1500 },
+        hard_header_len: 14,
+        rx_queues,
+    });
     let settings = EngineSettings {
         ncpus,
         seed: opts.seed,
+        device,
     };
     let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
     for k in &kinds {
