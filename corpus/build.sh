@@ -15,6 +15,8 @@
 #   // corpus-map-setup: <map> <key hex> <value hex>
 # and maps whose values depend on time/randomness from lines
 #   // corpus-nondeterministic: <map> <reason>
+# and maps pinned by name (removed from /sys/fs/bpf around every load) from lines
+#   // corpus-pinned-maps: <map>...
 set -euo pipefail
 
 CORPUS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --no-kernel) KERNEL=0 ;;
     --only) ONLY="$2"; shift ;;
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -157,11 +159,14 @@ if [ "$status" != 2 ]; then
   # `.values` slots (the libbpf 1.x refusal of legacy maps comes after them).
   for n in "${names[@]}"; do
     d="/sys/fs/bpf/bpfkit-corpus-log-$n"
+    pins="$(sed -n 's#^// corpus-pinned-maps: ##p' "$CORPUS/src/$n.c")"
+    for p in $pins; do rm -f "/sys/fs/bpf/$p"; done
     rm -rf "$d"
     (cd "$ROOT" && bpftool -d prog loadall "corpus/obj/$n.o" "$d" 2>&1) |
       grep -E "found (data )?map|relocated, imm|added [0-9]+ insns from sub-prog|\.maps relo #|relo #[0-9]+: <[a-z_0-9]+> \[|relo #[0-9]+: patched insn #" \
       > "$CORPUS/expected/$n.libbpf.log" || true
     rm -rf "$d"
+    for p in $pins; do rm -f "/sys/fs/bpf/$p"; done
   done
 fi
 [ "$status" = 0 ] || exit "$status"

@@ -22,6 +22,7 @@ BPF_PROG_LOAD = 5
 BPF_OBJ_PIN = 6
 BPF_OBJ_GET = 7
 BPF_PROG_TEST_RUN = 10
+BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
 
@@ -119,6 +120,11 @@ def map_keys(fd, key_size):
         keys.append(cur)
         if len(keys) > 1_000_000:
             raise BpfError(errno.ELOOP, "map iteration does not end")
+
+
+def map_fd_by_id(map_id):
+    fd, _ = bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("<III", map_id, 0, 0))
+    return fd
 
 
 def map_info(fd):

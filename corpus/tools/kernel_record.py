@@ -88,8 +88,11 @@ def write_json(path, obj):
 class Loaded:
     """An object loaded into the kernel and pinned under PIN_ROOT/NAME/{progs,maps}."""
 
-    def __init__(self, name, path, elf):
+    def __init__(self, name, path, elf, by_name_pins=()):
         self.name, self.path, self.elf = name, path, elf
+        # Maps pinned by name (LIBBPF_PIN_BY_NAME): libbpf pins them under /sys/fs/bpf
+        # itself and would reuse a stale pin, so those pins are removed around loads.
+        self.by_name_pins = list(by_name_pins)
         self.dir = os.path.join(PIN_ROOT, name)
         self.loader = None
         self.prog_fds = {}  # ELF function name -> fd
@@ -107,7 +110,10 @@ class Loaded:
 
     def _load_bpftool(self):
         self.loader = "bpftool prog loadall (libbpf)"
-        cmd = ["bpftool", "prog", "loadall", self.path, self.dir + "/progs", "pinmaps", self.dir + "/maps"]
+        cmd = ["bpftool", "prog", "loadall", self.path, self.dir + "/progs"]
+        if not self.by_name_pins:
+            # (pinmaps refuses maps libbpf already pinned by name elsewhere)
+            cmd += ["pinmaps", self.dir + "/maps"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError("%s rejected:\n%s" % (" ".join(cmd), r.stderr[-6000:]))
@@ -167,8 +173,21 @@ class Loaded:
         declared = self.elf.map_symbols()
         data_secs = self.elf.data_sections()
         mapdir = os.path.join(self.dir, "maps")
-        for pin in sorted(os.listdir(mapdir)) if os.path.isdir(mapdir) else []:
-            fd = kbpf.obj_get(os.path.join(self.dir, "maps", pin))
+        found = []  # (libbpf-ish name, fd)
+        if self.by_name_pins:
+            # No pinmaps: reach the maps through the ids the programs use.
+            ids = set()
+            for fd in self.prog_fds.values():
+                ids.update(kbpf.prog_info(fd)["map_ids"])
+            for mid in sorted(ids):
+                fd = kbpf.map_fd_by_id(mid)
+                kname = kbpf.map_info(fd)["kernel_name"]
+                full = next((d for d in declared if d[:15] == kname), kname.replace(".", "_"))
+                found.append((full, fd))
+        else:
+            for pin in sorted(os.listdir(mapdir)) if os.path.isdir(mapdir) else []:
+                found.append((pin, kbpf.obj_get(os.path.join(self.dir, "maps", pin))))
+        for pin, fd in found:
             info = kbpf.map_info(fd)
             elf_name = None
             if pin in declared:
@@ -195,6 +214,10 @@ class Loaded:
     def unpin(self):
         if os.path.isdir(self.dir):
             shutil.rmtree(self.dir)
+        for n in self.by_name_pins:
+            p = os.path.join("/sys/fs/bpf", n)
+            if os.path.exists(p):
+                os.remove(p)
 
 
 # ------------------------------------------------------------------ recording
@@ -499,7 +522,9 @@ def main():
                 raise SystemExit("src/%s.c: corpus-map-setup wants <map> <key hex> <value hex>, got %s" % (name, d))
         nondet = {d[0]: " ".join(d[1:]) for d in
                   source_directives(os.path.join(CORPUS, "src", name + ".c"), "corpus-nondeterministic")}
-        ld = Loaded(name, path, elf)
+        pins = [n for d in source_directives(os.path.join(CORPUS, "src", name + ".c"), "corpus-pinned-maps")
+                for n in d]
+        ld = Loaded(name, path, elf, pins)
         try:
             ld.load()
         except RuntimeError as e:
@@ -520,8 +545,9 @@ def main():
         except RuntimeError as e:
             print("kernel_record.py: FAIL %s" % e, file=sys.stderr)
             failures += 1
+        ld.unpin()  # libbpf_insns loaded the object again: drop its by-name pins
         for prog, _sec, _off, code in elf.programs():
-            ld = Loaded(name, path, elf)
+            ld = Loaded(name, path, elf, pins)
             ld.load()
             try:
                 run = record_run(ld, prog, setup, packets, ncpus, nondet, uses_printk(code))
