@@ -85,7 +85,13 @@ struct LineAcc {
 }
 
 /// Builds the summary and the lcov text for `programs`.
-pub fn report(obj: &LinkedObject, cov: &Coverage, programs: &[usize]) -> (CoverageSummary, String) {
+/// `resolve` turns a file name of the line info into the path written to `SF:`.
+pub fn report(
+    obj: &LinkedObject,
+    cov: &Coverage,
+    programs: &[usize],
+    resolve: &dyn Fn(&str) -> String,
+) -> (CoverageSummary, String) {
     let mut s = CoverageSummary::default();
     // file -> line -> acc
     let mut files: BTreeMap<String, BTreeMap<u32, LineAcc>> = BTreeMap::new();
@@ -145,7 +151,7 @@ pub fn report(obj: &LinkedObject, cov: &Coverage, programs: &[usize]) -> (Covera
     let mut out = String::new();
     out.push_str("TN:bpfkit_replay\n");
     for (file, lines) in &files {
-        let _ = writeln!(out, "SF:{file}");
+        let _ = writeln!(out, "SF:{}", resolve(file));
         let fns = funcs.get(file);
         if let Some(fns) = fns {
             for (name, (line, _)) in fns {

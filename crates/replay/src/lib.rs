@@ -92,6 +92,9 @@ pub struct Options {
     pub coverage: Option<PathBuf>,
     /// Compute coverage for the summary even without an lcov file.
     pub coverage_summary: bool,
+    /// Directories to resolve relative source paths of the line info in (the first one
+    /// holding the file wins; unresolved paths are written as recorded).
+    pub source_dirs: Vec<PathBuf>,
     /// Stop after this many packet records.
     pub limit: Option<u64>,
 }
@@ -115,6 +118,7 @@ impl Default for Options {
             maps_out: None,
             coverage: None,
             coverage_summary: false,
+            source_dirs: Vec::new(),
             limit: None,
         }
     }
@@ -870,7 +874,19 @@ pub fn replay(
     if want_cov {
         if let Some(cov) = engines[0].coverage() {
             let progs = coverage::programs_of_interest(cov, prog, obj.programs.len());
-            let (sum, lcov) = coverage::report(obj, cov, &progs);
+            let resolve = |f: &str| -> String {
+                if Path::new(f).is_absolute() {
+                    return f.to_string();
+                }
+                for d in &opts.source_dirs {
+                    let p = d.join(f);
+                    if p.is_file() {
+                        return p.display().to_string();
+                    }
+                }
+                f.to_string()
+            };
+            let (sum, lcov) = coverage::report(obj, cov, &progs, &resolve);
             if let Some(path) = &opts.coverage {
                 std::fs::write(path, lcov)
                     .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;

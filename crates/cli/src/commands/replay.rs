@@ -68,7 +68,11 @@ pub struct Args {
     #[arg(long = "rx-queue", default_value_t = 0)]
     pub rx_queue: u32,
     /// Added to each capture timestamp for bpf_ktime_get_ns (may be negative).
-    #[arg(long = "time-offset-ns", default_value_t = 0, allow_hyphen_values = true)]
+    #[arg(
+        long = "time-offset-ns",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
     pub time_offset_ns: i64,
     /// Seed of bpf_get_prandom_u32.
     #[arg(long, default_value_t = 0x5eed)]
@@ -86,6 +90,10 @@ pub struct Args {
     /// Print the percentage of instructions, source lines and branches reached.
     #[arg(long = "coverage-summary")]
     pub coverage_summary: bool,
+    /// Where to find the C sources named by the line info (default: the object's
+    /// directory's parent, then the object's directory); repeatable.
+    #[arg(long = "source-dir")]
+    pub source_dir: Vec<PathBuf>,
     /// Stop after this many packets.
     #[arg(long)]
     pub limit: Option<u64>,
@@ -105,7 +113,11 @@ pub fn run(args: Args) -> CliResult {
     let json = match args.format.as_str() {
         "text" => false,
         "json" => true,
-        f => return Err(CliError::usage(format!("unknown --format `{f}` (text or json)"))),
+        f => {
+            return Err(CliError::usage(format!(
+                "unknown --format `{f}` (text or json)"
+            )))
+        }
     };
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
@@ -130,10 +142,22 @@ pub fn run(args: Args) -> CliResult {
         maps_out: args.maps_out,
         coverage: args.coverage,
         coverage_summary: args.coverage_summary,
+        source_dirs: if args.source_dir.is_empty() {
+            let dir = args
+                .file
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
+            vec![dir.join(".."), dir]
+        } else {
+            args.source_dir
+        },
         limit: args.limit,
     };
     let bar = if std::io::stderr().is_terminal() {
-        let len = std::fs::metadata(&args.capture).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(&args.capture)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let b = indicatif::ProgressBar::new(len);
         b.set_style(
             indicatif::ProgressStyle::with_template(

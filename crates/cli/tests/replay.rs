@@ -1,0 +1,95 @@
+//! `bpfkit replay` end to end: exit statuses, JSON summary, outputs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bpfkit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpfkit"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run bpfkit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replay_summary_json_and_exit_statuses() {
+    let (code, out, err) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_counter.o",
+        "corpus/pcap/mixed.pcapng",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON summary");
+    assert_eq!(v["packets"], 300);
+    assert_eq!(v["actions"]["XDP_PASS"], 300);
+    assert!(v["packets_per_second"].as_f64().unwrap() > 0.0);
+
+    let (code, out, _) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_counter.o",
+        "corpus/pcap/mixed.pcap",
+        "--compare",
+        "interp,jit",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("compared interp, jit: no difference"), "{out}");
+
+    // Bad capture: 1; missing file and bad usage: 2.
+    let (code, _, err) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_counter.o",
+        "corpus/pcap/bad-magic.pcap",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a pcap or pcapng"), "{err}");
+    let (code, _, _) = bpfkit(&["replay", "corpus/obj/xdp_counter.o", "/nonexistent.pcap"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_counter.o",
+        "corpus/pcap/mixed.pcap",
+        "--engine",
+        "gpu",
+    ]);
+    assert_eq!(code, 2);
+    let (code, _, err) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_counter.o",
+        "corpus/pcap/mixed.pcap",
+        "--prog",
+        "nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no program `nope`"), "{err}");
+}
+
+#[test]
+fn replay_coverage_file_resolves_sources_for_genhtml() {
+    let dir = std::env::temp_dir().join(format!("bpfkit-cli-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let info = dir.join("cov.info");
+    let (code, out, err) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_csum.o",
+        "corpus/pcap/mixed.pcap",
+        "--coverage",
+        info.to_str().unwrap(),
+        "--coverage-summary",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("coverage: instructions"), "{out}");
+    let text = std::fs::read_to_string(&info).unwrap();
+    let sf = text.lines().find_map(|l| l.strip_prefix("SF:")).unwrap();
+    assert!(root().join(sf).is_file(), "SF:{sf} does not resolve");
+}
