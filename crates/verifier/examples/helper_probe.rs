@@ -14,7 +14,13 @@ fn main() {
             RawInsn::new(0x95, 0, 0, 0, 0),
         ];
         let v = kernel::load_xdp(&p, &[]).expect("bpf(2) usable");
-        let denied = v.log.contains("program of this type cannot use helper") || v.log.contains("invalid func");
-        println!("{} {} {}", id, bpfkit_verifier::helpers::name(id), if denied { "denied" } else { "allowed" });
+        let denied = v.log.contains("program of this type cannot use helper")
+            || v.log.contains("invalid func");
+        println!(
+            "{} {} {}",
+            id,
+            bpfkit_verifier::helpers::name(id),
+            if denied { "denied" } else { "allowed" }
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! Developer tool: assemble a case file's program, run bpfkit's verifier and the
 //! kernel's on it, print both. `cargo run -p bpfkit-verifier --example kprobe FILE`.
 
-#[path = "../tests/common/kernel.rs"]
-mod kernel;
 #[path = "../tests/common/case.rs"]
 mod case;
+#[path = "../tests/common/kernel.rs"]
+mod kernel;
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: kprobe CASE_FILE");
@@ -13,7 +13,10 @@ fn main() {
     let rep = bpfkit_verifier::verify(&prog, &c.maps, &c.options());
     println!("bpfkit: {}", serde_json::to_string_pretty(&rep).unwrap());
     match kernel::load_xdp(&prog.insns, &c.maps) {
-        Ok(v) => println!("kernel: accepted={} errno={}\n{}", v.accepted, v.errno, v.log),
+        Ok(v) => println!(
+            "kernel: accepted={} errno={}\n{}",
+            v.accepted, v.errno, v.log
+        ),
         Err(e) => println!("kernel: unavailable: {e}"),
     }
 }

@@ -96,8 +96,12 @@ impl Bounds {
 
     fn update32(&mut self) {
         let v = self.var_off.subreg();
-        self.s32_min = self.s32_min.max((v.value | (v.mask & 0x8000_0000)) as u32 as i32);
-        self.s32_max = self.s32_max.min((v.value | (v.mask & 0x7fff_ffff)) as u32 as i32);
+        self.s32_min = self
+            .s32_min
+            .max((v.value | (v.mask & 0x8000_0000)) as u32 as i32);
+        self.s32_max = self
+            .s32_max
+            .min((v.value | (v.mask & 0x7fff_ffff)) as u32 as i32);
         self.u32_min = self.u32_min.max(v.value as u32);
         self.u32_max = self.u32_max.min((v.value | v.mask) as u32);
     }
@@ -184,7 +188,9 @@ impl Bounds {
             self.smax = self.s32_max as i64;
             self.umin = self.s32_min as u64;
             self.umax = self.s32_max as u64;
-            self.var_off = self.var_off.intersect(Tnum::range(self.smin as u64, self.smax as u64));
+            self.var_off = self
+                .var_off
+                .intersect(Tnum::range(self.smin as u64, self.smax as u64));
         }
     }
     /// `__reg_deduce_bounds`.
@@ -196,7 +202,9 @@ impl Bounds {
     /// `__reg_bound_offset`.
     fn bound_offset(&mut self) {
         let v64 = self.var_off.intersect(Tnum::range(self.umin, self.umax));
-        let v32 = v64.subreg().intersect(Tnum::range(self.u32_min as u64, self.u32_max as u64));
+        let v32 = v64
+            .subreg()
+            .intersect(Tnum::range(self.u32_min as u64, self.u32_max as u64));
         self.var_off = v64.clear_subreg().or(v32);
     }
     /// `reg_bounds_sync`.
@@ -262,7 +270,10 @@ fn safe_to_compute(op: u8, src: &Bounds, is64: bool) -> bool {
 }
 
 fn add32(d: &mut Bounds, s: &Bounds) {
-    match (d.s32_min.checked_add(s.s32_min), d.s32_max.checked_add(s.s32_max)) {
+    match (
+        d.s32_min.checked_add(s.s32_min),
+        d.s32_max.checked_add(s.s32_max),
+    ) {
         (Some(a), Some(b)) => {
             d.s32_min = a;
             d.s32_max = b;
@@ -272,7 +283,10 @@ fn add32(d: &mut Bounds, s: &Bounds) {
             d.s32_max = i32::MAX;
         }
     }
-    match (d.u32_min.checked_add(s.u32_min), d.u32_max.checked_add(s.u32_max)) {
+    match (
+        d.u32_min.checked_add(s.u32_min),
+        d.u32_max.checked_add(s.u32_max),
+    ) {
         (Some(a), Some(b)) => {
             d.u32_min = a;
             d.u32_max = b;
@@ -306,7 +320,10 @@ fn add64(d: &mut Bounds, s: &Bounds) {
     }
 }
 fn sub32(d: &mut Bounds, s: &Bounds) {
-    match (d.s32_min.checked_sub(s.s32_max), d.s32_max.checked_sub(s.s32_min)) {
+    match (
+        d.s32_min.checked_sub(s.s32_max),
+        d.s32_max.checked_sub(s.s32_min),
+    ) {
         (Some(a), Some(b)) => {
             d.s32_min = a;
             d.s32_max = b;
@@ -344,7 +361,10 @@ fn sub64(d: &mut Bounds, s: &Bounds) {
     }
 }
 fn mul32(d: &mut Bounds, s: &Bounds) {
-    match (d.u32_max.checked_mul(s.u32_max), d.u32_min.checked_mul(s.u32_min)) {
+    match (
+        d.u32_max.checked_mul(s.u32_max),
+        d.u32_min.checked_mul(s.u32_min),
+    ) {
         (Some(a), Some(b)) => {
             d.u32_max = a;
             d.u32_min = b;
@@ -688,12 +708,22 @@ pub fn branch_taken(r1: &Bounds, r2: &Bounds, op: u8, is32: bool) -> Option<bool
         (r1.var_off, r2.var_off)
     };
     let (umin1, umax1, smin1, smax1) = if is32 {
-        (r1.u32_min as u64, r1.u32_max as u64, r1.s32_min as i64, r1.s32_max as i64)
+        (
+            r1.u32_min as u64,
+            r1.u32_max as u64,
+            r1.s32_min as i64,
+            r1.s32_max as i64,
+        )
     } else {
         (r1.umin, r1.umax, r1.smin, r1.smax)
     };
     let (umin2, umax2, smin2, smax2) = if is32 {
-        (r2.u32_min as u64, r2.u32_max as u64, r2.s32_min as i64, r2.s32_max as i64)
+        (
+            r2.u32_min as u64,
+            r2.u32_max as u64,
+            r2.s32_min as i64,
+            r2.s32_max as i64,
+        )
     } else {
         (r2.umin, r2.umax, r2.smin, r2.smax)
     };
@@ -836,7 +866,11 @@ pub fn refine(r1: &mut Bounds, r2: &mut Bounds, op: u8, is32: bool) {
             }
         }
         BPF_JNE | BPF_JSET | JSET_NOT => {
-            let (r1, r2) = if !r2.is_const_w(is32) { (r2, r1) } else { (r1, r2) };
+            let (r1, r2) = if !r2.is_const_w(is32) {
+                (r2, r1)
+            } else {
+                (r1, r2)
+            };
             if !r2.is_const_w(is32) {
                 return;
             }
@@ -1013,7 +1047,10 @@ mod tests {
         refine(&mut a, &mut k, rev_opcode(BPF_JGT), false);
         a.sync();
         assert_eq!((a.umin, a.umax), (0, 10));
-        assert_eq!(branch_taken(&a, &Bounds::konst(20), BPF_JGT, false), Some(false));
+        assert_eq!(
+            branch_taken(&a, &Bounds::konst(20), BPF_JGT, false),
+            Some(false)
+        );
         assert_eq!(branch_taken(&a, &Bounds::konst(5), BPF_JGT, false), None);
     }
 

@@ -42,14 +42,14 @@ pub fn opcode_known(code: u8) -> bool {
                 _ => false,
             }
         }
-        BPF_LD => {
-            code == LDDW
-                || matches!(mode(code), BPF_ABS | BPF_IND) && size(code) != BPF_DW
+        BPF_LD => code == LDDW || matches!(mode(code), BPF_ABS | BPF_IND) && size(code) != BPF_DW,
+        BPF_LDX => {
+            matches!(mode(code), BPF_MEM) || (mode(code) == BPF_MEMSX && size(code) != BPF_DW)
         }
-        BPF_LDX => matches!(mode(code), BPF_MEM) || (mode(code) == BPF_MEMSX && size(code) != BPF_DW),
         BPF_ST => mode(code) == BPF_MEM,
         BPF_STX => {
-            mode(code) == BPF_MEM || (mode(code) == BPF_ATOMIC && matches!(size(code), BPF_W | BPF_DW))
+            mode(code) == BPF_MEM
+                || (mode(code) == BPF_ATOMIC && matches!(size(code), BPF_W | BPF_DW))
         }
         _ => false,
     }
@@ -76,16 +76,17 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     // check_subprogs
     let mut subprogs = vec![0usize];
     for (i, insn) in insns.iter().enumerate() {
-        let target = if is_pseudo_call(insn) {
-            Some(i as i64 + insn.imm as i64 + 1)
-        } else if insn.code == LDDW && insn.src == BPF_PSEUDO_FUNC {
+        let target = if is_pseudo_call(insn) || (insn.code == LDDW && insn.src == BPF_PSEUDO_FUNC) {
             Some(i as i64 + insn.imm as i64 + 1)
         } else {
             None
         };
         if let Some(t) = target {
             if t < 0 || t >= n as i64 {
-                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
+                return Err(Fail::reject(
+                    i,
+                    format!("jump out of range from insn {} to {}", i, t),
+                ));
             }
             if !subprogs.contains(&(t as usize)) {
                 subprogs.push(t as usize);
@@ -95,8 +96,7 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     subprogs.sort_unstable();
     for (k, &start) in subprogs.iter().enumerate() {
         let end = subprogs.get(k + 1).copied().unwrap_or(n);
-        for i in start..end {
-            let insn = &insns[i];
+        for (i, insn) in insns.iter().enumerate().take(end).skip(start) {
             let c = class(insn.code);
             if c != BPF_JMP && c != BPF_JMP32 {
                 continue;
@@ -107,15 +107,20 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
             }
             let t = i as i64 + jump_off(insn) + 1;
             if t < start as i64 || t >= end as i64 {
-                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
+                return Err(Fail::reject(
+                    i,
+                    format!("jump out of range from insn {} to {}", i, t),
+                ));
             }
         }
         let last = &insns[end - 1];
         let lc = class(last.code);
-        let ok = (lc == BPF_JMP || lc == BPF_JMP32)
-            && matches!(op(last.code), BPF_EXIT | BPF_JA);
+        let ok = (lc == BPF_JMP || lc == BPF_JMP32) && matches!(op(last.code), BPF_EXIT | BPF_JA);
         if !ok {
-            return Err(Fail::reject(end - 1, "last insn is not an exit or jmp".into()));
+            return Err(Fail::reject(
+                end - 1,
+                "last insn is not an exit or jmp".into(),
+            ));
         }
     }
     let mut is_lddw_hi = vec![false; n];
@@ -194,10 +199,16 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
         }
         for t in succ(i) {
             if t >= n {
-                return Err(Fail::reject(i, format!("jump out of range from insn {} to {}", i, t)));
+                return Err(Fail::reject(
+                    i,
+                    format!("jump out of range from insn {} to {}", i, t),
+                ));
             }
             if is_lddw_hi[t] {
-                return Err(Fail::reject(i, format!("jump into the middle of ldimm64 insn {}", t - 1)));
+                return Err(Fail::reject(
+                    i,
+                    format!("jump into the middle of ldimm64 insn {}", t - 1),
+                ));
             }
             work.push(t);
         }
@@ -240,7 +251,12 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
         }
     }
     let live_in = liveness(insns, &is_lddw_hi, &succ);
-    Ok(Cfg { subprogs, prune_point, live_in, is_lddw_hi })
+    Ok(Cfg {
+        subprogs,
+        prune_point,
+        live_in,
+        is_lddw_hi,
+    })
 }
 
 /// Registers read and written by one instruction (bit masks).

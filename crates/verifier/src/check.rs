@@ -71,7 +71,10 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         return (
             Verdict::Unsupported {
                 insn: 0,
-                what: format!("program type {} (only XDP is modelled so far)", prog.prog_type),
+                what: format!(
+                    "program type {} (only XDP is modelled so far)",
+                    prog.prog_type
+                ),
             },
             stats,
         );
@@ -149,7 +152,10 @@ impl<'a> V<'a> {
         let dumps = regs
             .iter()
             .filter(|&&r| (r as usize) < 11)
-            .map(|&r| RegDump { reg: r, state: fr.regs[r as usize].describe(&self.maps) })
+            .map(|&r| RegDump {
+                reg: r,
+                state: fr.regs[r as usize].describe(&self.maps),
+            })
             .collect();
         Fail::Reject(Rejection {
             insn: self.idx,
@@ -166,7 +172,10 @@ impl<'a> V<'a> {
         f
     }
     fn unsupported(&self, what: impl Into<String>) -> Fail {
-        Fail::Unsupported { insn: self.idx, what: what.into() }
+        Fail::Unsupported {
+            insn: self.idx,
+            what: what.into(),
+        }
     }
 
     fn new_id(&mut self) -> u32 {
@@ -178,7 +187,13 @@ impl<'a> V<'a> {
     fn initial_state(&self) -> State {
         let mut f = Frame::new(0, 0, 0);
         f.regs[1] = Reg::ptr(RegType::Ctx);
-        State { frames: vec![f], refs: vec![], parent: None, path: vec![], hist: vec![] }
+        State {
+            frames: vec![f],
+            refs: vec![],
+            parent: None,
+            path: vec![],
+            hist: vec![],
+        }
     }
 
     fn do_check(&mut self) -> R<()> {
@@ -190,7 +205,10 @@ impl<'a> V<'a> {
             if self.processed > self.opts.insn_limit {
                 return Err(self.err(
                     &st,
-                    format!("BPF program is too large. Processed {} insn", self.processed),
+                    format!(
+                        "BPF program is too large. Processed {} insn",
+                        self.processed
+                    ),
                 ));
             }
             if self.cfg.prune_point[idx] && self.is_state_visited(&mut st, idx)? {
@@ -249,7 +267,10 @@ impl<'a> V<'a> {
         if self.pending.len() > crate::BPF_COMPLEXITY_LIMIT_JMP_SEQ {
             return Err(self.err(
                 st,
-                format!("The sequence of {} jumps is too complex.", self.pending.len()),
+                format!(
+                    "The sequence of {} jumps is too complex.",
+                    self.pending.len()
+                ),
             ));
         }
         Ok(())
@@ -307,12 +328,19 @@ impl<'a> V<'a> {
                 s.spilled.precise = false;
             }
         }
-        self.arena.push(Explored { state: copy, branches: 1, miss: 0, hit: 0 });
+        self.arena.push(Explored {
+            state: copy,
+            branches: 1,
+            miss: 0,
+            hit: 0,
+        });
         let ai = self.arena.len() - 1;
         self.explored[idx].push(ai);
         self.cur_states += 1;
         self.peak_states = self.peak_states.max(self.cur_states);
-        self.max_states_per_insn = self.max_states_per_insn.max(self.explored[idx].len() as u64);
+        self.max_states_per_insn = self
+            .max_states_per_insn
+            .max(self.explored[idx].len() as u64);
         st.parent = Some(ai);
         Ok(false)
     }
@@ -335,7 +363,11 @@ impl<'a> V<'a> {
             }
         }
         for &(f, spi) in &slots {
-            if let Some(s) = st.frames.get_mut(f as usize).and_then(|fr| fr.stack.get_mut(spi as usize)) {
+            if let Some(s) = st
+                .frames
+                .get_mut(f as usize)
+                .and_then(|fr| fr.stack.get_mut(spi as usize))
+            {
                 if s.is_spilled() && s.spilled.is_scalar() {
                     s.spilled.precise = true;
                 }
@@ -366,7 +398,11 @@ impl<'a> V<'a> {
                 }
             }
             slots.retain(|&(f, spi)| {
-                match ps.frames.get_mut(f as usize).and_then(|fr| fr.stack.get_mut(spi as usize)) {
+                match ps
+                    .frames
+                    .get_mut(f as usize)
+                    .and_then(|fr| fr.stack.get_mut(spi as usize))
+                {
                     Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
                         s.spilled.precise = true;
                         true
@@ -558,7 +594,13 @@ impl<'a> V<'a> {
         true
     }
 
-    fn stacksafe(&self, old: &Frame, cur: &Frame, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
+    fn stacksafe(
+        &self,
+        old: &Frame,
+        cur: &Frame,
+        exact: bool,
+        idmap: &mut Vec<(u32, u32)>,
+    ) -> bool {
         let allow_uninit = !self.opts.unprivileged;
         for spi in 0..SLOTS {
             let so = &old.stack[spi];
@@ -617,7 +659,11 @@ impl<'a> V<'a> {
     // ---------------------------------------------------------------- step
     fn step(&mut self, st: &mut State, idx: usize) -> R<Flow> {
         let insn = self.insns[idx];
-        st.hist.push(Hist { insn: idx as u32, slot: None, linked: 0 });
+        st.hist.push(Hist {
+            insn: idx as u32,
+            slot: None,
+            linked: 0,
+        });
         match insn.class() {
             BPF_ALU | BPF_ALU64 => {
                 self.check_alu(st, &insn)?;
@@ -638,7 +684,16 @@ impl<'a> V<'a> {
                     self.check_reg_read(st, insn.dst)?;
                     let val = st.cur().regs[insn.src as usize].clone();
                     self.value_reg = Some(insn.src);
-                    self.check_mem_access(st, insn.dst, insn.off as i32, size_bytes(insn.code), true, Some(val), None, false)?;
+                    self.check_mem_access(
+                        st,
+                        insn.dst,
+                        insn.off as i32,
+                        size_bytes(insn.code),
+                        true,
+                        Some(val),
+                        None,
+                        false,
+                    )?;
                 }
                 Ok(Flow::Next(idx + 1))
             }
@@ -648,7 +703,16 @@ impl<'a> V<'a> {
                 }
                 self.check_reg_read(st, insn.dst)?;
                 let val = Reg::konst(insn.imm as i64 as u64);
-                self.check_mem_access(st, insn.dst, insn.off as i32, size_bytes(insn.code), true, Some(val), Some(insn.imm), false)?;
+                self.check_mem_access(
+                    st,
+                    insn.dst,
+                    insn.off as i32,
+                    size_bytes(insn.code),
+                    true,
+                    Some(val),
+                    Some(insn.imm),
+                    false,
+                )?;
                 Ok(Flow::Next(idx + 1))
             }
             BPF_LD => {
@@ -679,7 +743,10 @@ impl<'a> V<'a> {
             BPF_PSEUDO_MAP_IDX | BPF_PSEUDO_MAP_FD => {
                 let m = insn.imm as usize;
                 if m >= self.maps.len() {
-                    return Err(self.err(st, format!("fd {} is not pointing to valid bpf_map", insn.imm)));
+                    return Err(self.err(
+                        st,
+                        format!("fd {} is not pointing to valid bpf_map", insn.imm),
+                    ));
                 }
                 let mut r = Reg::ptr(RegType::MapPtr);
                 r.map = Some(m);
@@ -688,7 +755,10 @@ impl<'a> V<'a> {
             BPF_PSEUDO_MAP_IDX_VALUE | BPF_PSEUDO_MAP_VALUE => {
                 let m = insn.imm as usize;
                 let Some(md) = self.maps.get(m) else {
-                    return Err(self.err(st, format!("fd {} is not pointing to valid bpf_map", insn.imm)));
+                    return Err(self.err(
+                        st,
+                        format!("fd {} is not pointing to valid bpf_map", insn.imm),
+                    ));
                 };
                 let off = hi.imm as u32;
                 if !matches!(md.map_type, mt::ARRAY) || md.max_entries != 1 {
@@ -746,7 +816,10 @@ impl<'a> V<'a> {
             if opc == BPF_NEG && d.is_scalar() {
                 let mut b = d.b;
                 bounds::alu(BPF_NEG, &mut b, &Bounds::konst(0), is64);
-                *d = Reg { b, ..Reg::unknown() };
+                *d = Reg {
+                    b,
+                    ..Reg::unknown()
+                };
             } else if opc == BPF_END && d.is_scalar() && d.b.is_const() {
                 let v = d.b.var_off.value;
                 let r = byte_swap(v, insn.imm, is64, x);
@@ -758,7 +831,11 @@ impl<'a> V<'a> {
         }
         if opc == BPF_MOV {
             if x {
-                let ok_off = if is64 { matches!(insn.off, 0 | 8 | 16 | 32) } else { matches!(insn.off, 0 | 8 | 16) };
+                let ok_off = if is64 {
+                    matches!(insn.off, 0 | 8 | 16 | 32)
+                } else {
+                    matches!(insn.off, 0 | 8 | 16)
+                };
                 if !ok_off || insn.imm != 0 {
                     return Err(self.err(st, "BPF_MOV uses reserved fields".into()));
                 }
@@ -768,7 +845,11 @@ impl<'a> V<'a> {
             }
             self.check_reg_write(st, insn.dst)?;
             if !x {
-                let v = if is64 { insn.imm as i64 as u64 } else { insn.imm as u32 as u64 };
+                let v = if is64 {
+                    insn.imm as i64 as u64
+                } else {
+                    insn.imm as u32 as u64
+                };
                 st.cur_mut().regs[insn.dst as usize] = Reg::konst(v);
                 return Ok(());
             }
@@ -783,9 +864,18 @@ impl<'a> V<'a> {
                     st.cur_mut().regs[insn.dst as usize] = s;
                 } else {
                     if self.is_pointer_value(&src) {
-                        return Err(self.err(st, format!("R{} sign-extension part of pointer", insn.src)));
+                        return Err(
+                            self.err(st, format!("R{} sign-extension part of pointer", insn.src))
+                        );
                     }
-                    let r = if src.is_scalar() { Reg { b: sext(&src.b, insn.off as u32 / 8, true), ..Reg::unknown() } } else { Reg::unknown() };
+                    let r = if src.is_scalar() {
+                        Reg {
+                            b: sext(&src.b, insn.off as u32 / 8, true),
+                            ..Reg::unknown()
+                        }
+                    } else {
+                        Reg::unknown()
+                    };
                     st.cur_mut().regs[insn.dst as usize] = r;
                 }
             } else {
@@ -805,7 +895,10 @@ impl<'a> V<'a> {
                         }
                         s
                     } else {
-                        Reg { b: sext(&src.b, insn.off as u32 / 8, false), ..Reg::unknown() }
+                        Reg {
+                            b: sext(&src.b, insn.off as u32 / 8, false),
+                            ..Reg::unknown()
+                        }
                     }
                 } else {
                     Reg::unknown()
@@ -819,7 +912,8 @@ impl<'a> V<'a> {
         if opc > BPF_END {
             return Err(self.err(st, format!("invalid BPF_ALU opcode {:x}", opc)));
         }
-        let bad_off = (insn.off != 0 && insn.off != 1) || (insn.off == 1 && opc != BPF_MOD && opc != BPF_DIV);
+        let bad_off =
+            (insn.off != 0 && insn.off != 1) || (insn.off == 1 && opc != BPF_MOD && opc != BPF_DIV);
         if x {
             if insn.imm != 0 || bad_off {
                 return Err(self.err(st, "BPF_ALU uses reserved fields".into()));
@@ -880,24 +974,41 @@ impl<'a> V<'a> {
         }
         let mut b = dst.b;
         bounds::alu(opc, &mut b, &src.b, is64);
-        st.cur_mut().regs[d] = Reg { b, ..Reg::unknown() };
+        st.cur_mut().regs[d] = Reg {
+            b,
+            ..Reg::unknown()
+        };
         Ok(())
     }
 
     /// `adjust_ptr_min_max_vals`.
-    fn adjust_ptr(&mut self, st: &State, insn: &RawInsn, ptr: &Reg, off_reg: &Reg, swapped: bool) -> R<Reg> {
+    fn adjust_ptr(
+        &mut self,
+        st: &State,
+        insn: &RawInsn,
+        ptr: &Reg,
+        off_reg: &Reg,
+        swapped: bool,
+    ) -> R<Reg> {
         let opc = op(insn.code);
         let dst = insn.dst;
         let ob = &off_reg.b;
         let known = ob.is_const();
-        if (known && (ob.smin != ob.smax || ob.umin != ob.umax)) || ob.smin > ob.smax || ob.umin > ob.umax {
+        if (known && (ob.smin != ob.smax || ob.umin != ob.umax))
+            || ob.smin > ob.smax
+            || ob.umin > ob.umax
+        {
             return Ok(Reg::unknown());
         }
         if insn.class() != BPF_ALU64 {
             if opc == BPF_SUB && self.allow_ptr_leaks {
                 return Ok(Reg::unknown());
             }
-            return Err(self.err_regs(st, format!("R{} 32-bit pointer arithmetic prohibited", dst), &[dst]));
+            return Err(self.err_regs(
+                st,
+                format!("R{} 32-bit pointer arithmetic prohibited", dst),
+                &[dst],
+            ));
         }
         if ptr.ty.may_be_null() {
             return Err(Self::hint(
@@ -914,13 +1025,23 @@ impl<'a> V<'a> {
             ));
         }
         match ptr.ty {
-            RegType::Ctx | RegType::MapValue | RegType::MapKey | RegType::Stack | RegType::PacketMeta
-            | RegType::Packet | RegType::RingbufMem | RegType::Func => {}
+            RegType::Ctx
+            | RegType::MapValue
+            | RegType::MapKey
+            | RegType::Stack
+            | RegType::PacketMeta
+            | RegType::Packet
+            | RegType::RingbufMem
+            | RegType::Func => {}
             RegType::MapPtr if known && ob.smin == 0 && opc == BPF_ADD => {}
             _ => {
                 return Err(self.err_regs(
                     st,
-                    format!("R{} pointer arithmetic on {} prohibited", dst, ptr.ty.name()),
+                    format!(
+                        "R{} pointer arithmetic on {} prohibited",
+                        dst,
+                        ptr.ty.name()
+                    ),
                     &[dst],
                 ));
             }
@@ -966,10 +1087,18 @@ impl<'a> V<'a> {
             }
             BPF_SUB => {
                 if swapped {
-                    return Err(self.err_regs(st, format!("R{} tried to subtract pointer from scalar", dst), &[dst]));
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} tried to subtract pointer from scalar", dst),
+                        &[dst],
+                    ));
                 }
                 if ptr.ty == RegType::Stack {
-                    return Err(self.err_regs(st, format!("R{} subtraction from stack pointer prohibited", dst), &[dst]));
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} subtraction from stack pointer prohibited", dst),
+                        &[dst],
+                    ));
                 }
                 let noff = ptr.off as i64 - smin_val;
                 if known && noff == noff as i32 as i64 {
@@ -1004,14 +1133,22 @@ impl<'a> V<'a> {
             BPF_AND | BPF_OR | BPF_XOR => {
                 return Err(self.err_regs(
                     st,
-                    format!("R{} bitwise operator {} on pointer prohibited", dst, alu_str(opc)),
+                    format!(
+                        "R{} bitwise operator {} on pointer prohibited",
+                        dst,
+                        alu_str(opc)
+                    ),
                     &[dst],
                 ));
             }
             _ => {
                 return Err(self.err_regs(
                     st,
-                    format!("R{} pointer arithmetic with {} operator prohibited", dst, alu_str(opc)),
+                    format!(
+                        "R{} pointer arithmetic with {} operator prohibited",
+                        dst,
+                        alu_str(opc)
+                    ),
                     &[dst],
                 ));
             }
@@ -1027,20 +1164,36 @@ impl<'a> V<'a> {
         let smin = reg.b.smin;
         let tn = ty.name();
         if known && (val >= BPF_MAX_VAR_OFF || val <= -BPF_MAX_VAR_OFF) {
-            return Err(self.err(st, format!("math between {} pointer and {} is not allowed", tn, val)));
+            return Err(self.err(
+                st,
+                format!("math between {} pointer and {} is not allowed", tn, val),
+            ));
         }
         if reg.off as i64 >= BPF_MAX_VAR_OFF || reg.off as i64 <= -BPF_MAX_VAR_OFF {
-            return Err(self.err(st, format!("{} pointer offset {} is not allowed", tn, reg.off)));
+            return Err(self.err(
+                st,
+                format!("{} pointer offset {} is not allowed", tn, reg.off),
+            ));
         }
         if smin == i64::MIN {
             let f = self.err(
                 st,
-                format!("math between {} pointer and register with unbounded min value is not allowed", tn),
+                format!(
+                    "math between {} pointer and register with unbounded min value is not allowed",
+                    tn
+                ),
             );
-            return Err(Self::hint(f, "bound the offset first, e.g. `if (off > LIMIT) return XDP_DROP;` or `off &= MASK`".into()));
+            return Err(Self::hint(
+                f,
+                "bound the offset first, e.g. `if (off > LIMIT) return XDP_DROP;` or `off &= MASK`"
+                    .into(),
+            ));
         }
         if smin >= BPF_MAX_VAR_OFF || smin <= -BPF_MAX_VAR_OFF {
-            return Err(self.err(st, format!("value {} makes {} pointer be out of bounds", smin, tn)));
+            return Err(self.err(
+                st,
+                format!("value {} makes {} pointer be out of bounds", smin, tn),
+            ));
         }
         Ok(())
     }
@@ -1053,16 +1206,30 @@ impl<'a> V<'a> {
         self.check_reg_read(st, insn.src)?;
         self.check_reg_write(st, insn.dst)?;
         let sx = mode(insn.code) == BPF_MEMSX;
-        let r = self.check_mem_access(st, insn.src, insn.off as i32, size_bytes(insn.code), false, None, None, sx)?;
+        let r = self.check_mem_access(
+            st,
+            insn.src,
+            insn.off as i32,
+            size_bytes(insn.code),
+            false,
+            None,
+            None,
+            sx,
+        )?;
         st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
         Ok(())
     }
 
     fn check_atomic(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
         let aop = insn.imm;
-        let ok = matches!(aop & !BPF_FETCH, 0x00 | 0x40 | 0x50 | 0xa0) || aop == BPF_XCHG || aop == BPF_CMPXCHG;
+        let ok = matches!(aop & !BPF_FETCH, 0x00 | 0x40 | 0x50 | 0xa0)
+            || aop == BPF_XCHG
+            || aop == BPF_CMPXCHG;
         if !ok {
-            return Err(self.err(st, format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", aop)));
+            return Err(self.err(
+                st,
+                format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", aop),
+            ));
         }
         if !matches!(size(insn.code), BPF_W | BPF_DW) {
             return Err(self.err(st, "invalid atomic operand size".into()));
@@ -1077,15 +1244,35 @@ impl<'a> V<'a> {
             return Err(self.err(st, format!("R{} leaks addr into mem", insn.src)));
         }
         let dty = st.cur().regs[insn.dst as usize].ty;
-        if matches!(dty, RegType::Ctx | RegType::Packet | RegType::PacketMeta | RegType::Socket | RegType::SockCommon) {
+        if matches!(
+            dty,
+            RegType::Ctx
+                | RegType::Packet
+                | RegType::PacketMeta
+                | RegType::Socket
+                | RegType::SockCommon
+        ) {
             return Err(self.err(
                 st,
-                format!("BPF_ATOMIC stores into R{} {} is not allowed", insn.dst, dty.name()),
+                format!(
+                    "BPF_ATOMIC stores into R{} {} is not allowed",
+                    insn.dst,
+                    dty.name()
+                ),
             ));
         }
         let sz = size_bytes(insn.code);
         self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
-        self.check_mem_access(st, insn.dst, insn.off as i32, sz, true, Some(Reg::unknown()), None, false)?;
+        self.check_mem_access(
+            st,
+            insn.dst,
+            insn.off as i32,
+            sz,
+            true,
+            Some(Reg::unknown()),
+            None,
+            false,
+        )?;
         let mut res = Reg::unknown();
         if sz == 4 {
             res.b = Bounds::unknown();
@@ -1121,12 +1308,22 @@ impl<'a> V<'a> {
         match reg.ty {
             RegType::Stack => {
                 // check_ptr_alignment: stack accesses are always strict
-                let roff = reg.b.var_off.add(Tnum::konst((reg.off + insn_off) as i64 as u64));
+                let roff = reg
+                    .b
+                    .var_off
+                    .add(Tnum::konst((reg.off + insn_off) as i64 as u64));
                 if size != 1 && !roff.is_aligned(size as u64) {
-                    let vo = if reg.b.is_const() { format!("{}", reg.b.var_off.value as i64) } else { reg.b.var_off.to_string() };
+                    let vo = if reg.b.is_const() {
+                        format!("{}", reg.b.var_off.value as i64)
+                    } else {
+                        reg.b.var_off.to_string()
+                    };
                     return Err(self.err_regs(
                         st,
-                        format!("misaligned stack access off {}+{}+{} size {}", vo, reg.off, insn_off, size),
+                        format!(
+                            "misaligned stack access off {}+{}+{} size {}",
+                            vo, reg.off, insn_off, size
+                        ),
                         &[regno],
                     ));
                 }
@@ -1139,7 +1336,15 @@ impl<'a> V<'a> {
                         h.slot = Some((fno as u8, ((-aoff - 1) / REG_SIZE as i32) as u8));
                     }
                     if write {
-                        self.stack_write_fixed(st, value_reg, fno, aoff, size, value.as_ref(), st_imm)?;
+                        self.stack_write_fixed(
+                            st,
+                            value_reg,
+                            fno,
+                            aoff,
+                            size,
+                            value.as_ref(),
+                            st_imm,
+                        )?;
                     } else {
                         out = Some(self.stack_read_fixed(st, fno, aoff, size)?);
                     }
@@ -1186,10 +1391,17 @@ impl<'a> V<'a> {
                 }
                 self.check_ptr_off_reg(st, &reg, regno)?;
                 let md_off = off;
-                let ok = md_off >= 0 && md_off < XDP_MD_SIZE && size == 4 && md_off % size == 0 && !write
+                let ok = (0..XDP_MD_SIZE).contains(&md_off)
+                    && size == 4
+                    && md_off % size == 0
+                    && !write
                     && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP));
                 if !ok {
-                    let f = self.err_regs(st, format!("invalid bpf_context access off={} size={}", md_off, size), &[regno]);
+                    let f = self.err_regs(
+                        st,
+                        format!("invalid bpf_context access off={} size={}", md_off, size),
+                        &[regno],
+                    );
                     let h = if write {
                         "the XDP context (struct xdp_md) is read-only".to_string()
                     } else {
@@ -1229,7 +1441,10 @@ impl<'a> V<'a> {
                 if write && rdonly {
                     return Err(self.err_regs(
                         st,
-                        format!("write into map forbidden, value_size={} off={} size={}", md.value_size, off, size),
+                        format!(
+                            "write into map forbidden, value_size={} off={} size={}",
+                            md.value_size, off, size
+                        ),
                         &[regno],
                     ));
                 }
@@ -1261,14 +1476,26 @@ impl<'a> V<'a> {
                 }
             }
             RegType::RingbufMem => {
-                self.check_mem_region_access(st, regno, &reg, off, size, reg.mem_size as i64, false)?;
+                self.check_mem_region_access(
+                    st,
+                    regno,
+                    &reg,
+                    off,
+                    size,
+                    reg.mem_size as i64,
+                    false,
+                )?;
                 if !write {
                     out = Some(Reg::unknown());
                 }
             }
             RegType::NotInit => return Err(self.err(st, format!("R{} !read_ok", regno))),
             t => {
-                let f = self.err_regs(st, format!("R{} invalid mem access '{}'", regno, t.name()), &[regno]);
+                let f = self.err_regs(
+                    st,
+                    format!("R{} invalid mem access '{}'", regno, t.name()),
+                    &[regno],
+                );
                 let f = match t {
                     RegType::MapValueOrNull => Self::hint(f, format!("check the map lookup result for NULL before using it: `if (!R{}) return ...;`", regno)),
                     RegType::RingbufMemOrNull => Self::hint(f, "check the bpf_ringbuf_reserve() result for NULL before writing to it".into()),
@@ -1277,7 +1504,9 @@ impl<'a> V<'a> {
                     _ => f,
                 };
                 if matches!(t, RegType::MapPtr) {
-                    return Err(self.unsupported("access to struct bpf_map fields through a map pointer (needs kernel BTF)"));
+                    return Err(self.unsupported(
+                        "access to struct bpf_map fields through a map pointer (needs kernel BTF)",
+                    ));
                 }
                 if matches!(t, RegType::Socket | RegType::SockCommon) {
                     return Err(self.unsupported("access to socket fields"));
@@ -1299,18 +1528,52 @@ impl<'a> V<'a> {
 
     fn check_ptr_off_reg(&self, st: &State, reg: &Reg, regno: u8) -> R<()> {
         if reg.off < 0 {
-            return Err(self.err_regs(st, format!("negative offset {} ptr R{} off={} disallowed", reg.ty.name(), regno, reg.off), &[regno]));
+            return Err(self.err_regs(
+                st,
+                format!(
+                    "negative offset {} ptr R{} off={} disallowed",
+                    reg.ty.name(),
+                    regno,
+                    reg.off
+                ),
+                &[regno],
+            ));
         }
         if reg.off != 0 {
-            return Err(self.err_regs(st, format!("dereference of modified {} ptr R{} off={} disallowed", reg.ty.name(), regno, reg.off), &[regno]));
+            return Err(self.err_regs(
+                st,
+                format!(
+                    "dereference of modified {} ptr R{} off={} disallowed",
+                    reg.ty.name(),
+                    regno,
+                    reg.off
+                ),
+                &[regno],
+            ));
         }
         if !reg.b.is_const() || reg.b.var_off.value != 0 {
-            return Err(self.err_regs(st, format!("variable {} access var_off={} disallowed", reg.ty.name(), reg.b.var_off), &[regno]));
+            return Err(self.err_regs(
+                st,
+                format!(
+                    "variable {} access var_off={} disallowed",
+                    reg.ty.name(),
+                    reg.b.var_off
+                ),
+                &[regno],
+            ));
         }
         Ok(())
     }
 
-    fn check_packet_access(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, zero_ok: bool) -> R<()> {
+    fn check_packet_access(
+        &self,
+        st: &State,
+        regno: u8,
+        reg: &Reg,
+        off: i32,
+        size: i32,
+        zero_ok: bool,
+    ) -> R<()> {
         if reg.b.smin < 0 {
             return Err(self.err_regs(
                 st,
@@ -1319,7 +1582,8 @@ impl<'a> V<'a> {
             ));
         }
         let size_ok = size > 0 || (size == 0 && zero_ok);
-        let ok = reg.range >= 0 && off >= 0 && size_ok && (off as i64 + size as i64) <= reg.range as i64;
+        let ok =
+            reg.range >= 0 && off >= 0 && size_ok && (off as i64 + size as i64) <= reg.range as i64;
         if !ok {
             let f = self.err_regs(
                 st,
@@ -1348,7 +1612,16 @@ impl<'a> V<'a> {
 
     /// `check_mem_region_access` (map values, ring buffer memory).
     #[allow(clippy::too_many_arguments)]
-    fn check_mem_region_access(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, mem_size: i64, zero_ok: bool) -> R<()> {
+    fn check_mem_region_access(
+        &self,
+        st: &State,
+        regno: u8,
+        reg: &Reg,
+        off: i32,
+        size: i32,
+        mem_size: i64,
+        zero_ok: bool,
+    ) -> R<()> {
         let b = &reg.b;
         if b.smin < 0
             && (b.smin == i64::MIN
@@ -1361,25 +1634,62 @@ impl<'a> V<'a> {
             ));
         }
         if let Err(m) = mem_msg(reg, b.smin + off as i64, size, mem_size, zero_ok) {
-            return Err(self.err_regs(st, format!("{}\nR{} min value is outside of the allowed memory range", m, regno), &[regno]));
+            return Err(self.err_regs(
+                st,
+                format!(
+                    "{}\nR{} min value is outside of the allowed memory range",
+                    m, regno
+                ),
+                &[regno],
+            ));
         }
         if b.umax >= BPF_MAX_VAR_OFF as u64 {
             return Err(Self::hint(
-                self.err_regs(st, format!("R{} unbounded memory access, make sure to bounds check any such access", regno), &[regno]),
-                format!("bound the index before adding it, e.g. `if (idx >= {}) return ...;`", mem_size),
+                self.err_regs(
+                    st,
+                    format!(
+                        "R{} unbounded memory access, make sure to bounds check any such access",
+                        regno
+                    ),
+                    &[regno],
+                ),
+                format!(
+                    "bound the index before adding it, e.g. `if (idx >= {}) return ...;`",
+                    mem_size
+                ),
             ));
         }
         if let Err(m) = mem_msg(reg, b.umax as i64 + off as i64, size, mem_size, zero_ok) {
             return Err(Self::hint(
-                self.err_regs(st, format!("{}\nR{} max value is outside of the allowed memory range", m, regno), &[regno]),
-                format!("the access may reach offset {} of a {}-byte object; tighten the bounds check", b.umax as i64 + off as i64 + size as i64, mem_size),
+                self.err_regs(
+                    st,
+                    format!(
+                        "{}\nR{} max value is outside of the allowed memory range",
+                        m, regno
+                    ),
+                    &[regno],
+                ),
+                format!(
+                    "the access may reach offset {} of a {}-byte object; tighten the bounds check",
+                    b.umax as i64 + off as i64 + size as i64,
+                    mem_size
+                ),
             ));
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn check_stack_access_within_bounds(&self, st: &State, regno: u8, reg: &Reg, off: i32, size: i32, write: bool, helper: bool) -> R<()> {
+    fn check_stack_access_within_bounds(
+        &self,
+        st: &State,
+        regno: u8,
+        reg: &Reg,
+        off: i32,
+        size: i32,
+        write: bool,
+        helper: bool,
+    ) -> R<()> {
         let _ = helper;
         let extra = if write { " write to" } else { " read from" };
         let (min_off, max_off) = if reg.b.is_const() {
@@ -1387,9 +1697,19 @@ impl<'a> V<'a> {
             (m, m + size as i64)
         } else {
             if reg.b.smax >= BPF_MAX_VAR_OFF || reg.b.smin <= -BPF_MAX_VAR_OFF {
-                return Err(self.err_regs(st, format!("invalid unbounded variable-offset{} stack R{}", extra, regno), &[regno]));
+                return Err(self.err_regs(
+                    st,
+                    format!(
+                        "invalid unbounded variable-offset{} stack R{}",
+                        extra, regno
+                    ),
+                    &[regno],
+                ));
             }
-            (reg.b.smin + off as i64, reg.b.smax + off as i64 + size as i64)
+            (
+                reg.b.smin + off as i64,
+                reg.b.smax + off as i64 + size as i64,
+            )
         };
         let min_valid = if write || !self.opts.unprivileged {
             -(MAX_BPF_STACK as i64)
@@ -1399,13 +1719,20 @@ impl<'a> V<'a> {
         let bad = min_off < min_valid || min_off > -1 || max_off > 0 || size < 0;
         if bad {
             let m = if reg.b.is_const() {
-                format!("invalid{} stack R{} off={} size={}", extra, regno, off, size)
+                format!(
+                    "invalid{} stack R{} off={} size={}",
+                    extra, regno, off, size
+                )
             } else {
-                format!("invalid variable-offset{} stack R{} var_off={} off={} size={}", extra, regno, reg.b.var_off, off, size)
+                format!(
+                    "invalid variable-offset{} stack R{} var_off={} off={} size={}",
+                    extra, regno, reg.b.var_off, off, size
+                )
             };
             return Err(Self::hint(
                 self.err_regs(st, m, &[regno]),
-                "the BPF stack is 512 bytes per frame: valid accesses are within [r10-512, r10-1]".into(),
+                "the BPF stack is 512 bytes per frame: valid accesses are within [r10-512, r10-1]"
+                    .into(),
             ));
         }
         Ok(())
@@ -1425,7 +1752,16 @@ impl<'a> V<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn stack_write_fixed(&mut self, st: &mut State, src_reg: Option<u8>, fno: usize, off: i32, size: i32, value: Option<&Reg>, st_imm: Option<i32>) -> R<()> {
+    fn stack_write_fixed(
+        &mut self,
+        st: &mut State,
+        src_reg: Option<u8>,
+        fno: usize,
+        off: i32,
+        size: i32,
+        value: Option<&Reg>,
+        st_imm: Option<i32>,
+    ) -> R<()> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let size_u = size as usize;
@@ -1433,7 +1769,8 @@ impl<'a> V<'a> {
         let allow_leaks = self.allow_ptr_leaks;
         {
             let slot = &st.frames[fno].stack[spi];
-            if !allow_leaks && slot.is_spilled() && !slot.spilled.is_scalar() && size_u != REG_SIZE {
+            if !allow_leaks && slot.is_spilled() && !slot.spilled.is_scalar() && size_u != REG_SIZE
+            {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
             }
         }
@@ -1462,7 +1799,10 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "invalid size of register spill".into()));
             }
             if fno != cur_frame && val.ty == RegType::Stack {
-                return Err(self.err(st, "cannot spill pointers to stack into stack frame of the caller".into()));
+                return Err(self.err(
+                    st,
+                    "cannot spill pointers to stack into stack frame of the caller".into(),
+                ));
             }
             save_register_state(&mut st.frames[fno].stack[spi], val, size_u);
         } else {
@@ -1502,7 +1842,8 @@ impl<'a> V<'a> {
                 if !sp.is_scalar() {
                     return Err(Self::hint(
                         self.err(st, "invalid size of register fill".into()),
-                        "a spilled pointer must be reloaded with an 8-byte load of the same slot".into(),
+                        "a spilled pointer must be reloaded with an 8-byte load of the same slot"
+                            .into(),
                     ));
                 }
                 // narrow fill of a spilled scalar (bpf_stack_narrow_access_ok: little-endian => off % 8 == 0)
@@ -1521,7 +1862,10 @@ impl<'a> V<'a> {
                         Slot::Zero => zero_cnt += 1,
                         Slot::Invalid if allow_uninit => {}
                         Slot::Invalid => {
-                            return Err(self.err(st, format!("invalid read from stack off {}+{} size {}", off, i, size)));
+                            return Err(self.err(
+                                st,
+                                format!("invalid read from stack off {}+{} size {}", off, i, size),
+                            ));
                         }
                     }
                 }
@@ -1540,8 +1884,12 @@ impl<'a> V<'a> {
                 Slot::Invalid if allow_uninit => {}
                 _ => {
                     return Err(Self::hint(
-                        self.err(st, format!("invalid read from stack off {}+{} size {}", off, i, size)),
-                        "initialise the stack bytes before reading them (e.g. `= {}` or memset)".into(),
+                        self.err(
+                            st,
+                            format!("invalid read from stack off {}+{} size {}", off, i, size),
+                        ),
+                        "initialise the stack bytes before reading them (e.g. `= {}` or memset)"
+                            .into(),
                     ));
                 }
             }
@@ -1559,14 +1907,22 @@ impl<'a> V<'a> {
         let x = source(insn.code) == BPF_X;
         match opc {
             BPF_JA => {
-                if insn.src != 0 || insn.dst != 0 || (!is32 && insn.imm != 0) || (is32 && insn.off != 0) {
+                if insn.src != 0
+                    || insn.dst != 0
+                    || (!is32 && insn.imm != 0)
+                    || (is32 && insn.off != 0)
+                {
                     return Err(self.err(st, "BPF_JA uses reserved fields".into()));
                 }
                 Ok(Flow::Next((idx as i64 + cfg::jump_off(insn) + 1) as usize))
             }
             BPF_CALL => {
-                if x || (insn.src != 0 && insn.src != BPF_PSEUDO_CALL && insn.src != BPF_PSEUDO_KFUNC_CALL)
-                    || insn.dst != 0 || is32 || (insn.off != 0 && insn.src != BPF_PSEUDO_KFUNC_CALL)
+                if x || (insn.src != 0
+                    && insn.src != BPF_PSEUDO_CALL
+                    && insn.src != BPF_PSEUDO_KFUNC_CALL)
+                    || insn.dst != 0
+                    || is32
+                    || (insn.off != 0 && insn.src != BPF_PSEUDO_KFUNC_CALL)
                 {
                     return Err(self.err(st, "BPF_CALL uses reserved fields".into()));
                 }
@@ -1594,7 +1950,10 @@ impl<'a> V<'a> {
         if st.curframe() == 0 && !st.refs.is_empty() {
             let mut msg = String::new();
             for r in &st.refs {
-                msg.push_str(&format!("Unreleased reference id={} alloc_insn={}\n", r.id, r.insn));
+                msg.push_str(&format!(
+                    "Unreleased reference id={} alloc_insn={}\n",
+                    r.id, r.insn
+                ));
             }
             msg.push_str("BPF_EXIT instruction in main prog would lead to reference leak");
             let f = self.err(st, msg);
@@ -1622,7 +1981,13 @@ impl<'a> V<'a> {
 
     fn check_func_call(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
         if st.frames.len() >= crate::MAX_CALL_FRAMES {
-            return Err(self.err(st, format!("the call stack of {} frames is too deep", st.frames.len() + 1)));
+            return Err(self.err(
+                st,
+                format!(
+                    "the call stack of {} frames is too deep",
+                    st.frames.len() + 1
+                ),
+            ));
         }
         let target = (idx as i64 + insn.imm as i64 + 1) as usize;
         let fno = st.frames.len() as u8;
@@ -1658,12 +2023,19 @@ impl<'a> V<'a> {
         let src = if x {
             st.cur().regs[s].clone()
         } else {
-            Reg::konst(if is32 { insn.imm as u32 as u64 } else { insn.imm as i64 as u64 })
+            Reg::konst(if is32 {
+                insn.imm as u32 as u64
+            } else {
+                insn.imm as i64 as u64
+            })
         };
         let target = (idx as i64 + insn.off as i64 + 1) as usize;
         let mut linked = 0u16;
         for (k, r) in st.cur().regs.iter().enumerate() {
-            if r.is_scalar() && r.id != 0 && ((dst.is_scalar() && r.id == dst.id) || (x && src.is_scalar() && r.id == src.id)) {
+            if r.is_scalar()
+                && r.id != 0
+                && ((dst.is_scalar() && r.id == dst.id) || (x && src.is_scalar() && r.id == src.id))
+            {
                 linked |= 1 << k;
             }
         }
@@ -1722,10 +2094,17 @@ impl<'a> V<'a> {
                 return Ok(Flow::Next(target));
             }
         }
-        if !is32 && !x && insn.imm == 0 && (opc == BPF_JEQ || opc == BPF_JNE) && dst.ty.may_be_null() {
+        if !is32
+            && !x
+            && insn.imm == 0
+            && (opc == BPF_JEQ || opc == BPF_JNE)
+            && dst.ty.may_be_null()
+        {
             mark_ptr_or_null_regs(st, d, opc == BPF_JNE);
             mark_ptr_or_null_regs(&mut other, d, opc == BPF_JEQ);
-        } else if !(x && try_match_pkt_pointers(insn, &dst, &src, st, &mut other)) && self.is_pointer_value(&dst) {
+        } else if !(x && try_match_pkt_pointers(insn, &dst, &src, st, &mut other))
+            && self.is_pointer_value(&dst)
+        {
             return Err(self.err(st, format!("R{} pointer comparison prohibited", insn.dst)));
         }
         self.push_branch(&other, target)?;
@@ -1743,12 +2122,19 @@ impl<'a> V<'a> {
             }
             return Err(self.err(
                 st,
-                format!("program of this type cannot use helper {}#{}", helpers::name(func), func),
+                format!(
+                    "program of this type cannot use helper {}#{}",
+                    helpers::name(func),
+                    func
+                ),
             ));
         };
         let fname = helpers::name(func);
         if !self.opts.gpl_compatible && helpers::GPL_ONLY.contains(&(func as u32)) {
-            return Err(self.err(st, "cannot call GPL-restricted function from non-GPL compatible program".into()));
+            return Err(self.err(
+                st,
+                "cannot call GPL-restricted function from non-GPL compatible program".into(),
+            ));
         }
         let mut map: Option<usize> = None;
         let mut release_ref: Option<u32> = None;
@@ -1766,7 +2152,9 @@ impl<'a> V<'a> {
                 Arg::DontCare => {}
                 Arg::Anything => {
                     if self.is_pointer_value(&reg) {
-                        return Err(self.err(st, format!("R{} leaks addr into helper function", regno)));
+                        return Err(
+                            self.err(st, format!("R{} leaks addr into helper function", regno))
+                        );
                     }
                 }
                 Arg::Ctx => {
@@ -1828,10 +2216,24 @@ impl<'a> V<'a> {
                     let mem = st.cur().regs[i].clone();
                     self.mark_precise(st, 1 << regno, vec![]);
                     if reg.b.smin < 0 {
-                        return Err(self.err_regs(st, format!("R{} min value is negative, either use unsigned or 'var &= const'", regno), &[regno]));
+                        return Err(self.err_regs(
+                            st,
+                            format!(
+                                "R{} min value is negative, either use unsigned or 'var &= const'",
+                                regno
+                            ),
+                            &[regno],
+                        ));
                     }
                     if reg.b.umin == 0 && !zero_ok {
-                        return Err(self.err_regs(st, format!("R{} invalid zero-sized read: u64=[{},{}]", regno, reg.b.umin as i64, reg.b.umax as i64), &[regno]));
+                        return Err(self.err_regs(
+                            st,
+                            format!(
+                                "R{} invalid zero-sized read: u64=[{},{}]",
+                                regno, reg.b.umin as i64, reg.b.umax as i64
+                            ),
+                            &[regno],
+                        ));
                     }
                     if reg.b.umax >= BPF_MAX_VAR_SIZ {
                         return Err(self.err_regs(st, format!("R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno), &[regno]));
@@ -1840,14 +2242,25 @@ impl<'a> V<'a> {
                         continue;
                     }
                     let write = prev == Arg::UninitMem;
-                    self.check_helper_mem_access(st, i as u8, &mem, reg.b.umax as i64, write, zero_ok)?;
+                    self.check_helper_mem_access(
+                        st,
+                        i as u8,
+                        &mem,
+                        reg.b.umax as i64,
+                        write,
+                        zero_ok,
+                    )?;
                 }
                 Arg::AllocSizeOrZero => {
                     if !reg.is_scalar() {
                         return Err(self.type_err(st, regno, &reg, "scalar"));
                     }
                     if !reg.b.is_const() {
-                        return Err(self.err_regs(st, format!("R{} is not a known constant'", regno), &[regno]));
+                        return Err(self.err_regs(
+                            st,
+                            format!("R{} is not a known constant'", regno),
+                            &[regno],
+                        ));
                     }
                     alloc_size = reg.b.var_off.value as u32;
                     self.mark_precise(st, 1 << regno, vec![]);
@@ -1856,19 +2269,34 @@ impl<'a> V<'a> {
                     if reg.ty != RegType::RingbufMem {
                         let f = self.type_err(st, regno, &reg, "ringbuf_mem");
                         return Err(if reg.ty == RegType::RingbufMemOrNull {
-                            Self::hint(f, "check the bpf_ringbuf_reserve() result for NULL first".into())
+                            Self::hint(
+                                f,
+                                "check the bpf_ringbuf_reserve() result for NULL first".into(),
+                            )
                         } else {
                             f
                         });
                     }
                     if reg.off != 0 || !reg.b.is_const() || reg.b.var_off.value != 0 {
-                        return Err(self.err_regs(st, format!("R{} must have zero offset when passed to release func", regno), &[regno]));
+                        return Err(self.err_regs(
+                            st,
+                            format!(
+                                "R{} must have zero offset when passed to release func",
+                                regno
+                            ),
+                            &[regno],
+                        ));
                     }
                     release_ref = Some(reg.ref_obj_id);
                 }
                 Arg::SockRelease => {
                     if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
-                        return Err(self.type_err(st, regno, &reg, "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"));
+                        return Err(self.type_err(
+                            st,
+                            regno,
+                            &reg,
+                            "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
+                        ));
                     }
                     release_ref = Some(reg.ref_obj_id);
                 }
@@ -1880,25 +2308,41 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "expected prog array map for tail call".into()));
             }
             if !helpers::map_func_compatible(t, func as u32) {
-                return Err(self.err(st, format!("cannot pass map_type {} into func {}#{}", t, fname, func)));
+                return Err(self.err(
+                    st,
+                    format!("cannot pass map_type {} into func {}#{}", t, fname, func),
+                ));
             }
         }
         if let Some(id) = release_ref {
             if id == 0 || !st.refs.iter().any(|r| r.id == id) {
-                return Err(self.err(st, format!("release kernel function {} expects refcounted PTR_TO_BTF_ID", fname)));
+                return Err(self.err(
+                    st,
+                    format!(
+                        "release kernel function {} expects refcounted PTR_TO_BTF_ID",
+                        fname
+                    ),
+                ));
             }
             st.refs.retain(|r| r.id != id);
             let allow = self.allow_ptr_leaks;
             st.for_each_reg(|r| {
                 if r.ref_obj_id == id {
-                    *r = if allow { Reg::unknown() } else { Reg::not_init() };
+                    *r = if allow {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
                 }
             });
         }
         if func == 12 && !st.refs.is_empty() {
             let mut msg = String::new();
             for r in &st.refs {
-                msg.push_str(&format!("Unreleased reference id={} alloc_insn={}\n", r.id, r.insn));
+                msg.push_str(&format!(
+                    "Unreleased reference id={} alloc_insn={}\n",
+                    r.id, r.insn
+                ));
             }
             msg.push_str("tail_call would lead to reference leak");
             return Err(self.err(st, msg));
@@ -1909,7 +2353,11 @@ impl<'a> V<'a> {
         }
         let r0 = match pr.ret {
             Ret::Integer | Ret::Void => Reg::unknown(),
-            Ret::MapValueOrNull if map.is_some_and(|m| matches!(self.maps[m].map_type, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS)) => {
+            Ret::MapValueOrNull
+                if map.is_some_and(|m| {
+                    matches!(self.maps[m].map_type, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS)
+                }) =>
+            {
                 let m = map.expect("checked");
                 let Some(inner) = self.inner_of.get(m).copied().flatten() else {
                     return Err(self.unsupported("map-in-map without an inner map template"));
@@ -1925,7 +2373,11 @@ impl<'a> V<'a> {
                 let non_null = matches!(md.map_type, mt::ARRAY | mt::PERCPU_ARRAY)
                     && func == 1
                     && const_key.is_some_and(|k| k < md.max_entries as u64);
-                let mut r = Reg::ptr(if non_null { RegType::MapValue } else { RegType::MapValueOrNull });
+                let mut r = Reg::ptr(if non_null {
+                    RegType::MapValue
+                } else {
+                    RegType::MapValueOrNull
+                });
                 r.map = Some(m);
                 if !non_null {
                     r.id = self.new_id();
@@ -1962,7 +2414,11 @@ impl<'a> V<'a> {
             let allow = self.allow_ptr_leaks;
             st.for_each_reg(|r| {
                 if r.ty.is_pkt_any() {
-                    *r = if allow { Reg::unknown() } else { Reg::not_init() };
+                    *r = if allow {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
                 }
             });
         }
@@ -1970,7 +2426,11 @@ impl<'a> V<'a> {
     }
 
     fn type_err(&self, st: &State, regno: u8, reg: &Reg, expected: &str) -> Fail {
-        self.err_regs(st, format!("R{} type={} expected={}", regno, reg.ty.name(), expected), &[regno])
+        self.err_regs(
+            st,
+            format!("R{} type={} expected={}", regno, reg.ty.name(), expected),
+            &[regno],
+        )
     }
 
     /// Value of `size` constant bytes on the stack at `reg` (for array-map keys).
@@ -1983,9 +2443,17 @@ impl<'a> V<'a> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let slot = fr.stack.get(spi)?;
-        if slot.is_spilled() && slot.spilled.is_scalar() && slot.spilled.b.is_const() && off % 8 == 0 {
+        if slot.is_spilled()
+            && slot.spilled.is_scalar()
+            && slot.spilled.b.is_const()
+            && off % 8 == 0
+        {
             let v = slot.spilled.b.var_off.value;
-            return Some(if size >= 8 { v } else { v & ((1u64 << (8 * size)) - 1) });
+            return Some(if size >= 8 {
+                v
+            } else {
+                v & ((1u64 << (8 * size)) - 1)
+            });
         }
         if (0..size as usize).all(|i| slot.ty.get((b - i) % REG_SIZE) == Some(&Slot::Zero)) {
             return Some(0);
@@ -1994,18 +2462,50 @@ impl<'a> V<'a> {
     }
 
     /// `check_helper_mem_access`.
-    fn check_helper_mem_access(&mut self, st: &mut State, regno: u8, reg: &Reg, size: i64, write: bool, zero_ok: bool) -> R<()> {
+    fn check_helper_mem_access(
+        &mut self,
+        st: &mut State,
+        regno: u8,
+        reg: &Reg,
+        size: i64,
+        write: bool,
+        zero_ok: bool,
+    ) -> R<()> {
         let size = size as i32;
         match reg.ty {
-            RegType::Packet | RegType::PacketMeta => self.check_packet_access(st, regno, reg, reg.off, size, zero_ok),
+            RegType::Packet | RegType::PacketMeta => {
+                self.check_packet_access(st, regno, reg, reg.off, size, zero_ok)
+            }
             RegType::MapValue => {
                 let md = &self.maps[reg.map.expect("map")];
                 if write && md.map_flags & BPF_F_RDONLY_PROG != 0 {
-                    return Err(self.err(st, format!("write into map forbidden, value_size={} off={} size={}", md.value_size, reg.off, size)));
+                    return Err(self.err(
+                        st,
+                        format!(
+                            "write into map forbidden, value_size={} off={} size={}",
+                            md.value_size, reg.off, size
+                        ),
+                    ));
                 }
-                self.check_mem_region_access(st, regno, reg, reg.off, size, md.value_size as i64, zero_ok)
+                self.check_mem_region_access(
+                    st,
+                    regno,
+                    reg,
+                    reg.off,
+                    size,
+                    md.value_size as i64,
+                    zero_ok,
+                )
             }
-            RegType::RingbufMem => self.check_mem_region_access(st, regno, reg, reg.off, size, reg.mem_size as i64, zero_ok),
+            RegType::RingbufMem => self.check_mem_region_access(
+                st,
+                regno,
+                reg,
+                reg.off,
+                size,
+                reg.mem_size as i64,
+                zero_ok,
+            ),
             RegType::Stack => {
                 if size == 0 && zero_ok {
                     return Ok(());
@@ -2016,7 +2516,10 @@ impl<'a> V<'a> {
                     let m = reg.off + reg.b.var_off.value as i64 as i32;
                     (m, m + size)
                 } else {
-                    ((reg.b.smin + reg.off as i64) as i32, (reg.b.smax + reg.off as i64) as i32 + size)
+                    (
+                        (reg.b.smin + reg.off as i64) as i32,
+                        (reg.b.smax + reg.off as i64) as i32 + size,
+                    )
                 };
                 self.grow_stack(st, fno, min_off);
                 let allow_uninit = !self.opts.unprivileged;
@@ -2045,9 +2548,21 @@ impl<'a> V<'a> {
                     };
                     if !ok {
                         let f = if reg.b.is_const() {
-                            format!("invalid read from stack R{} off {}+{} size {}", regno, min_off, a - min_off, size)
+                            format!(
+                                "invalid read from stack R{} off {}+{} size {}",
+                                regno,
+                                min_off,
+                                a - min_off,
+                                size
+                            )
                         } else {
-                            format!("invalid read from stack R{} var_off {}+{} size {}", regno, reg.b.var_off, a - min_off, size)
+                            format!(
+                                "invalid read from stack R{} var_off {}+{} size {}",
+                                regno,
+                                reg.b.var_off,
+                                a - min_off,
+                                size
+                            )
                         };
                         return Err(Self::hint(self.err(st, f), "initialise the whole buffer on the stack before passing it to the helper".into()));
                     }
@@ -2076,13 +2591,29 @@ impl<'a> V<'a> {
                 }
             }
         }
-        fn dfs(s: usize, depth: i32, frames: usize, calls: &[Vec<(usize, usize)>], sd: &[i32], at: usize) -> Result<(), (usize, String)> {
+        fn dfs(
+            s: usize,
+            depth: i32,
+            frames: usize,
+            calls: &[Vec<(usize, usize)>],
+            sd: &[i32],
+            at: usize,
+        ) -> Result<(), (usize, String)> {
             let d = depth + round_up(sd[s].max(1), 32);
             if frames > crate::MAX_CALL_FRAMES {
-                return Err((at, format!("the call stack of {} frames is too deep", frames)));
+                return Err((
+                    at,
+                    format!("the call stack of {} frames is too deep", frames),
+                ));
             }
             if d > MAX_BPF_STACK {
-                return Err((at, format!("combined stack size of {} calls is {}. Too large", frames, d)));
+                return Err((
+                    at,
+                    format!(
+                        "combined stack size of {} calls is {}. Too large",
+                        frames, d
+                    ),
+                ));
             }
             for &(ci, t) in &calls[s] {
                 if frames > 64 {
@@ -2099,10 +2630,19 @@ impl<'a> V<'a> {
     }
 }
 
-const MEM_TYPES: &str = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
+const MEM_TYPES: &str =
+    "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 
 fn is_mem_type(t: RegType) -> bool {
-    matches!(t, RegType::Stack | RegType::Packet | RegType::PacketMeta | RegType::MapKey | RegType::MapValue | RegType::RingbufMem)
+    matches!(
+        t,
+        RegType::Stack
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::MapKey
+            | RegType::MapValue
+            | RegType::RingbufMem
+    )
 }
 
 fn mem_msg(reg: &Reg, off: i64, size: i32, mem_size: i64, zero_ok: bool) -> Result<(), String> {
@@ -2111,9 +2651,18 @@ fn mem_msg(reg: &Reg, off: i64, size: i32, mem_size: i64, zero_ok: bool) -> Resu
         return Ok(());
     }
     Err(match reg.ty {
-        RegType::MapValue => format!("invalid access to map value, value_size={} off={} size={}", mem_size, off, size),
-        RegType::MapKey => format!("invalid access to map key, key_size={} off={} size={}", mem_size, off, size),
-        _ => format!("invalid access to memory, mem_size={} off={} size={}", mem_size, off, size),
+        RegType::MapValue => format!(
+            "invalid access to map value, value_size={} off={} size={}",
+            mem_size, off, size
+        ),
+        RegType::MapKey => format!(
+            "invalid access to map key, key_size={} off={} size={}",
+            mem_size, off, size
+        ),
+        _ => format!(
+            "invalid access to memory, mem_size={} off={} size={}",
+            mem_size, off, size
+        ),
     })
 }
 
@@ -2156,7 +2705,11 @@ fn push_decision(st: &mut State, insn: usize, taken: bool) {
 }
 
 fn same_callsites(a: &State, b: &State) -> bool {
-    a.frames.len() == b.frames.len() && a.frames.iter().zip(b.frames.iter()).all(|(x, y)| x.callsite == y.callsite)
+    a.frames.len() == b.frames.len()
+        && a.frames
+            .iter()
+            .zip(b.frames.iter())
+            .all(|(x, y)| x.callsite == y.callsite)
 }
 
 fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
@@ -2209,7 +2762,11 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
             }
             check_ids(old.id, cur.id, idmap)
         }
-        RegType::MapValue | RegType::MapValueOrNull | RegType::RingbufMem | RegType::RingbufMemOrNull | RegType::MapKey => {
+        RegType::MapValue
+        | RegType::MapValueOrNull
+        | RegType::RingbufMem
+        | RegType::RingbufMemOrNull
+        | RegType::MapKey => {
             old.off == cur.off
                 && old.map == cur.map
                 && old.mem_size == cur.mem_size
@@ -2246,7 +2803,11 @@ fn is_branch_taken(r1: &Reg, r2: &Reg, opc: u8, is32: bool) -> Option<bool> {
         return pkt_ptr_branch_taken(r1, r2, opc);
     }
     if r1.ty.is_pointer() || r2.ty.is_pointer() {
-        let (p, k, opc) = if !r2.b.is_const_w(is32) || r2.ty.is_pointer() { (r2, r1, bounds::flip_opcode(opc)) } else { (r1, r2, opc) };
+        let (p, k, opc) = if !r2.b.is_const_w(is32) || r2.ty.is_pointer() {
+            (r2, r1, bounds::flip_opcode(opc))
+        } else {
+            (r1, r2, opc)
+        };
         if k.ty.is_pointer() || !k.b.is_const_w(is32) {
             return None;
         }
@@ -2277,19 +2838,12 @@ fn pkt_ptr_branch_taken(dst: &Reg, src: &Reg, opc: u8) -> Option<bool> {
         return None;
     }
     match opc {
-        BPF_JLE | BPF_JGT => {
-            if pkt.range == BEYOND_PKT_END {
-                return Some(opc == BPF_JGT);
-            }
+        BPF_JLE | BPF_JGT if pkt.range == BEYOND_PKT_END => Some(opc == BPF_JGT),
+        BPF_JLT | BPF_JGE if pkt.range == BEYOND_PKT_END || pkt.range == AT_PKT_END => {
+            Some(opc == BPF_JGE)
         }
-        BPF_JLT | BPF_JGE => {
-            if pkt.range == BEYOND_PKT_END || pkt.range == AT_PKT_END {
-                return Some(opc == BPF_JGE);
-            }
-        }
-        _ => {}
+        _ => None,
     }
-    None
 }
 
 fn mark_ptr_or_null_regs(st: &mut State, regno: usize, is_null: bool) {
@@ -2335,7 +2889,11 @@ fn find_good_pkt_pointers(st: &mut State, dst: &Reg, ty: RegType, right_open: bo
 
 fn mark_pkt_end(st: &mut State, regno: usize, range_open: bool) {
     let r = &mut st.cur_mut().regs[regno];
-    r.range = if range_open { BEYOND_PKT_END } else { AT_PKT_END };
+    r.range = if range_open {
+        BEYOND_PKT_END
+    } else {
+        AT_PKT_END
+    };
 }
 
 fn is_init_pkt(r: &Reg) -> bool {
@@ -2343,7 +2901,13 @@ fn is_init_pkt(r: &Reg) -> bool {
 }
 
 /// `try_match_pkt_pointers`. `this` is the fall-through state, `other` the jump target.
-fn try_match_pkt_pointers(insn: &RawInsn, dst: &Reg, src: &Reg, this: &mut State, other: &mut State) -> bool {
+fn try_match_pkt_pointers(
+    insn: &RawInsn,
+    dst: &Reg,
+    src: &Reg,
+    this: &mut State,
+    other: &mut State,
+) -> bool {
     if insn.class() == BPF_JMP32 {
         return false;
     }

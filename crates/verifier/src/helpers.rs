@@ -63,7 +63,13 @@ pub const GPL_ONLY: &[u32] = &[6, 25, 35, 112, 113, 114, 115, 141, 148, 158, 165
 use Arg::*;
 
 const fn p(id: u32, args: [Arg; 5], ret: Ret) -> Proto {
-    Proto { id, args, ret, changes_pkt_data: false, acquires: false }
+    Proto {
+        id,
+        args,
+        ret,
+        changes_pkt_data: false,
+        acquires: false,
+    }
 }
 const fn pkt(mut pr: Proto) -> Proto {
     pr.changes_pkt_data = true;
@@ -78,7 +84,11 @@ const D: Arg = DontCare;
 /// Helpers that bpfkit models. Others known to the kernel are reported as unsupported.
 pub const PROTOS: &[Proto] = &[
     p(1, [ConstMapPtr, MapKey, D, D, D], Ret::MapValueOrNull),
-    p(2, [ConstMapPtr, MapKey, MapValue, Anything, D], Ret::Integer),
+    p(
+        2,
+        [ConstMapPtr, MapKey, MapValue, Anything, D],
+        Ret::Integer,
+    ),
     p(3, [ConstMapPtr, MapKey, D, D, D], Ret::Integer),
     p(5, [D; 5], Ret::Integer),
     p(6, [Mem, ConstSize, D, D, D], Ret::Integer),
@@ -86,8 +96,22 @@ pub const PROTOS: &[Proto] = &[
     p(8, [D; 5], Ret::Integer),
     p(12, [Ctx, ConstMapPtr, Anything, D, D], Ret::Void),
     p(23, [Anything, Anything, D, D, D], Ret::Integer),
-    p(25, [Ctx, ConstMapPtr, Anything, Mem, ConstSizeOrZero], Ret::Integer),
-    p(28, [MemOrNull, ConstSizeOrZero, MemOrNull, ConstSizeOrZero, Anything], Ret::Integer),
+    p(
+        25,
+        [Ctx, ConstMapPtr, Anything, Mem, ConstSizeOrZero],
+        Ret::Integer,
+    ),
+    p(
+        28,
+        [
+            MemOrNull,
+            ConstSizeOrZero,
+            MemOrNull,
+            ConstSizeOrZero,
+            Anything,
+        ],
+        Ret::Integer,
+    ),
     p(14, [D; 5], Ret::Integer),
     p(15, [D; 5], Ret::Integer),
     p(80, [D; 5], Ret::Integer),
@@ -97,34 +121,69 @@ pub const PROTOS: &[Proto] = &[
     pkt(p(54, [Ctx, Anything, D, D, D], Ret::Integer)),
     pkt(p(65, [Ctx, Anything, D, D, D], Ret::Integer)),
     p(69, [Ctx, UninitMem, ConstSize, Anything, D], Ret::Integer),
-    acq(p(84, [Ctx, Mem, ConstSize, Anything, Anything], Ret::SocketOrNull)),
-    acq(p(85, [Ctx, Mem, ConstSize, Anything, Anything], Ret::SocketOrNull)),
+    acq(p(
+        84,
+        [Ctx, Mem, ConstSize, Anything, Anything],
+        Ret::SocketOrNull,
+    )),
+    acq(p(
+        85,
+        [Ctx, Mem, ConstSize, Anything, Anything],
+        Ret::SocketOrNull,
+    )),
     p(86, [SockRelease, D, D, D, D], Ret::Integer),
     p(87, [ConstMapPtr, MapValue, Anything, D, D], Ret::Integer),
     p(88, [ConstMapPtr, UninitMapValue, D, D, D], Ret::Integer),
     p(89, [ConstMapPtr, UninitMapValue, D, D, D], Ret::Integer),
-    acq(p(99, [Ctx, Mem, ConstSize, Anything, Anything], Ret::SockCommonOrNull)),
-    p(113, [UninitMem, ConstSizeOrZero, Anything, D, D], Ret::Integer),
+    acq(p(
+        99,
+        [Ctx, Mem, ConstSize, Anything, Anything],
+        Ret::SockCommonOrNull,
+    )),
+    p(
+        113,
+        [UninitMem, ConstSizeOrZero, Anything, D, D],
+        Ret::Integer,
+    ),
     p(118, [D; 5], Ret::Integer),
     p(125, [D; 5], Ret::Integer),
-    p(130, [ConstMapPtr, Mem, ConstSizeOrZero, Anything, D], Ret::Integer),
-    acq(p(131, [ConstMapPtr, AllocSizeOrZero, Anything, D, D], Ret::RingbufMemOrNull)),
+    p(
+        130,
+        [ConstMapPtr, Mem, ConstSizeOrZero, Anything, D],
+        Ret::Integer,
+    ),
+    acq(p(
+        131,
+        [ConstMapPtr, AllocSizeOrZero, Anything, D, D],
+        Ret::RingbufMemOrNull,
+    )),
     p(132, [RingbufMemRelease, Anything, D, D, D], Ret::Void),
     p(133, [RingbufMemRelease, Anything, D, D, D], Ret::Void),
     p(134, [ConstMapPtr, Anything, D, D, D], Ret::Integer),
     p(160, [D; 5], Ret::Integer),
-    p(163, [Ctx, Anything, FixedUninitMem(4), Anything, Anything], Ret::Integer),
+    p(
+        163,
+        [Ctx, Anything, FixedUninitMem(4), Anything, Anything],
+        Ret::Integer,
+    ),
     p(188, [Ctx, D, D, D, D], Ret::Integer),
     p(189, [Ctx, Anything, UninitMem, ConstSize, D], Ret::Integer),
     p(190, [Ctx, Anything, Mem, ConstSize, D], Ret::Integer),
-    p(195, [ConstMapPtr, MapKey, Anything, D, D], Ret::MapValueOrNull),
+    p(
+        195,
+        [ConstMapPtr, MapKey, Anything, D, D],
+        Ret::MapValueOrNull,
+    ),
     p(208, [D; 5], Ret::Integer),
 ];
 
 /// Helpers the 6.18 kernel offers XDP programs (root loader; measured with
 /// `examples/helper_probe.rs`) that bpfkit does not model yet.
 pub const KNOWN_UNMODELED: &[u32] = &[
-    16, 17, 22, 35, 37, 55, 93, 94, 100, 105, 106, 109, 110, 112, 114, 115, 117, 120, 123, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207, 209, 210, 211,
+    16, 17, 22, 35, 37, 55, 93, 94, 100, 105, 106, 109, 110, 112, 114, 115, 117, 120, 123, 136,
+    137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 175,
+    176, 177, 178, 180, 181, 182, 191, 194, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206,
+    207, 209, 210, 211,
 ];
 
 /// `__BPF_FUNC_MAX_ID` of Linux 6.18.
@@ -152,10 +211,10 @@ pub fn map_func_compatible(map_type: u32, func: u32) -> bool {
         mt::DEVMAP | mt::DEVMAP_HASH => matches!(func, 51 | 1),
         mt::CPUMAP => func == 51,
         mt::XSKMAP => matches!(func, 51 | 1),
-        mt::QUEUE | mt::STACK => matches!(func, 87 | 88 | 89),
+        mt::QUEUE | mt::STACK => matches!(func, 87..=89),
         mt::BLOOM_FILTER => matches!(func, 89 | 87),
         mt::SOCKMAP | mt::SOCKHASH | mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS => {
-            matches!(func, 1 | 2 | 3)
+            matches!(func, 1..=3)
         }
         mt::USER_RINGBUF => func == 209,
         _ => true,
@@ -168,11 +227,17 @@ pub fn map_func_compatible(map_type: u32, func: u32) -> bool {
         12 => map_type == mt::PROG_ARRAY,
         25 => map_type == mt::PERF_EVENT_ARRAY,
         130 | 131 | 134 => map_type == mt::RINGBUF,
-        51 => matches!(map_type, mt::DEVMAP | mt::DEVMAP_HASH | mt::CPUMAP | mt::XSKMAP),
+        51 => matches!(
+            map_type,
+            mt::DEVMAP | mt::DEVMAP_HASH | mt::CPUMAP | mt::XSKMAP
+        ),
         87 => matches!(map_type, mt::QUEUE | mt::STACK | mt::BLOOM_FILTER),
         88 => matches!(map_type, mt::QUEUE | mt::STACK),
         89 => matches!(map_type, mt::QUEUE | mt::STACK | mt::BLOOM_FILTER),
-        195 => matches!(map_type, mt::PERCPU_ARRAY | mt::PERCPU_HASH | mt::LRU_PERCPU_HASH),
+        195 => matches!(
+            map_type,
+            mt::PERCPU_ARRAY | mt::PERCPU_HASH | mt::LRU_PERCPU_HASH
+        ),
         _ => true,
     }
 }

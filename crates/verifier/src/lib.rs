@@ -38,13 +38,22 @@ pub struct Options {
 pub fn license_is_gpl_compatible(license: &str) -> bool {
     matches!(
         license,
-        "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL"
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
     )
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { unprivileged: false, insn_limit: BPF_COMPLEXITY_LIMIT_INSNS, gpl_compatible: true }
+        Options {
+            unprivileged: false,
+            insn_limit: BPF_COMPLEXITY_LIMIT_INSNS,
+            gpl_compatible: true,
+        }
     }
 }
 
@@ -76,7 +85,10 @@ pub enum Verdict {
     Accepted,
     Rejected(Rejection),
     /// The program uses something bpfkit cannot model yet; no verdict is claimed.
-    Unsupported { insn: usize, what: String },
+    Unsupported {
+        insn: usize,
+        what: String,
+    },
 }
 
 impl Verdict {
@@ -116,7 +128,13 @@ pub(crate) enum Fail {
 
 impl Fail {
     pub(crate) fn reject(insn: usize, msg: String) -> Fail {
-        Fail::Reject(Rejection { insn, kernel_message: msg, hint: None, regs: vec![], path: vec![] })
+        Fail::Reject(Rejection {
+            insn,
+            kernel_message: msg,
+            hint: None,
+            regs: vec![],
+            path: vec![],
+        })
     }
 }
 

@@ -23,7 +23,10 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
     );
     match &rep.verdict {
         Verdict::Accepted => {
-            s.push_str(&format!("{}: program `{}` accepted ({})\n", object, rep.program, stats));
+            s.push_str(&format!(
+                "{}: program `{}` accepted ({})\n",
+                object, rep.program, stats
+            ));
         }
         Verdict::Unsupported { insn, what } => {
             s.push_str(&format!(
@@ -34,7 +37,10 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
         Verdict::Rejected(r) => {
             let mut lines = r.kernel_message.lines();
             let head = lines.next().unwrap_or("");
-            s.push_str(&format!("error: program `{}` rejected: {}\n", rep.program, head));
+            s.push_str(&format!(
+                "error: program `{}` rejected: {}\n",
+                rep.program, head
+            ));
             let origin = prog.origins.get(r.insn);
             match origin_line(prog, r.insn) {
                 Some(l) => {
@@ -47,14 +53,25 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
                 }
                 None => s.push_str(&format!("  --> {}\n", object)),
             }
-            let fun = origin.map(|o| format!(" in `{}` (section {})", o.function, o.section)).unwrap_or_default();
-            s.push_str(&format!("   = insn {}{}: {}\n", r.insn, fun, insn_text(prog, r.insn)));
+            let fun = origin
+                .map(|o| format!(" in `{}` (section {})", o.function, o.section))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "   = insn {}{}: {}\n",
+                r.insn,
+                fun,
+                insn_text(prog, r.insn)
+            ));
             s.push_str(&format!("   = kernel: {}\n", head));
             for l in lines {
                 s.push_str(&format!("             {}\n", l));
             }
             if !r.regs.is_empty() {
-                let regs: Vec<String> = r.regs.iter().map(|d| format!("R{}={}", d.reg, d.state)).collect();
+                let regs: Vec<String> = r
+                    .regs
+                    .iter()
+                    .map(|d| format!("R{}={}", d.reg, d.state))
+                    .collect();
                 s.push_str(&format!("   = state: {}\n", regs.join(" ")));
             }
             if !r.path.is_empty() {
@@ -63,7 +80,10 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
                     .iter()
                     .map(|d| format!("{}:{}", d.insn, if d.taken { "taken" } else { "not taken" }))
                     .collect();
-                s.push_str(&format!("   = path (last branch decisions): {}\n", p.join(" -> ")));
+                s.push_str(&format!(
+                    "   = path (last branch decisions): {}\n",
+                    p.join(" -> ")
+                ));
             }
             if let Some(h) = &r.hint {
                 s.push_str(&format!("   = help: {}\n", h));
@@ -80,20 +100,26 @@ pub fn json(prog: &LinkedProgram, rep: &Report, object: &str) -> Value {
     v["object"] = json!(object);
     if let Verdict::Rejected(r) = &rep.verdict {
         if let Some(l) = origin_line(prog, r.insn) {
-            v["source"] = json!({"file": l.file, "line": l.line, "column": l.column, "text": l.text});
+            v["source"] =
+                json!({"file": l.file, "line": l.line, "column": l.column, "text": l.text});
         }
     }
     v
 }
 
 /// A SARIF 2.1.0 log with one result per rejected (error) or undecided (warning) program.
-pub fn sarif(items: &[(&LinkedProgram, &Report)], object: &str) -> Value {
+/// `items` are (object path, program, report).
+pub fn sarif(items: &[(&str, &LinkedProgram, &Report)]) -> Value {
     let mut results = vec![];
-    for (prog, rep) in items {
+    for &(object, prog, rep) in items {
         let (rule, level, msg, insn) = match &rep.verdict {
             Verdict::Accepted => continue,
             Verdict::Rejected(r) => {
-                let mut m = format!("program `{}` rejected by the verifier: {}", rep.program, r.kernel_message.replace('\n', "; "));
+                let mut m = format!(
+                    "program `{}` rejected by the verifier: {}",
+                    rep.program,
+                    r.kernel_message.replace('\n', "; ")
+                );
                 if let Some(h) = &r.hint {
                     m.push_str(&format!(". Hint: {h}"));
                 }
@@ -102,7 +128,10 @@ pub fn sarif(items: &[(&LinkedProgram, &Report)], object: &str) -> Value {
             Verdict::Unsupported { insn, what } => (
                 "bpf-verifier-undecided",
                 "warning",
-                format!("program `{}` cannot be decided: bpfkit does not model {} yet", rep.program, what),
+                format!(
+                    "program `{}` cannot be decided: bpfkit does not model {} yet",
+                    rep.program, what
+                ),
                 *insn,
             ),
         };
@@ -139,7 +168,8 @@ pub fn sarif(items: &[(&LinkedProgram, &Report)], object: &str) -> Value {
 }
 
 /// veristat's CSV header.
-pub const CSV_HEADER: &str = "file_name,prog_name,verdict,duration,total_insns,total_states,peak_states";
+pub const CSV_HEADER: &str =
+    "file_name,prog_name,verdict,duration,total_insns,total_states,peak_states";
 
 /// One veristat CSV row (`verdict` is `success`/`failure`, `unknown` when undecided).
 pub fn csv_row(rep: &Report, object: &str) -> String {
@@ -150,6 +180,12 @@ pub fn csv_row(rep: &Report, object: &str) -> String {
     };
     format!(
         "{},{},{},{},{},{},{}",
-        object, rep.program, verdict, rep.stats.duration_us, rep.stats.processed_insns, rep.stats.total_states, rep.stats.peak_states
+        object,
+        rep.program,
+        verdict,
+        rep.stats.duration_us,
+        rep.stats.processed_insns,
+        rep.stats.total_states,
+        rep.stats.peak_states
     )
 }

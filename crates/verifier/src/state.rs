@@ -84,7 +84,10 @@ impl RegType {
         matches!(self, RegType::Packet | RegType::PacketMeta)
     }
     pub fn is_pkt_any(self) -> bool {
-        matches!(self, RegType::Packet | RegType::PacketMeta | RegType::PacketEnd)
+        matches!(
+            self,
+            RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+        )
     }
     /// `reg_not_null` for a register of this type.
     pub fn not_null(self) -> bool {
@@ -147,14 +150,25 @@ impl Reg {
         }
     }
     pub fn unknown() -> Reg {
-        Reg { ty: RegType::Scalar, ..Reg::not_init() }
+        Reg {
+            ty: RegType::Scalar,
+            ..Reg::not_init()
+        }
     }
     pub fn konst(v: u64) -> Reg {
-        Reg { ty: RegType::Scalar, b: Bounds::konst(v), ..Reg::not_init() }
+        Reg {
+            ty: RegType::Scalar,
+            b: Bounds::konst(v),
+            ..Reg::not_init()
+        }
     }
     /// A pointer of type `ty` with offset zero (`mark_reg_known_zero` + type).
     pub fn ptr(ty: RegType) -> Reg {
-        Reg { ty, b: Bounds::konst(0), ..Reg::not_init() }
+        Reg {
+            ty,
+            b: Bounds::konst(0),
+            ..Reg::not_init()
+        }
     }
     pub fn is_scalar(&self) -> bool {
         self.ty == RegType::Scalar
@@ -189,10 +203,8 @@ impl Reg {
                 }
                 return s;
             }
-            RegType::Stack => {
-                if self.b.is_const() && self.b.var_off.value == 0 {
-                    return format!("fp{}", self.off);
-                }
+            RegType::Stack if self.b.is_const() && self.b.var_off.value == 0 => {
+                return format!("fp{}", self.off);
             }
             _ => {}
         }
@@ -251,7 +263,10 @@ pub struct StackSlot {
 
 impl Default for StackSlot {
     fn default() -> Self {
-        StackSlot { ty: [Slot::Invalid; REG_SIZE], spilled: Reg::not_init() }
+        StackSlot {
+            ty: [Slot::Invalid; REG_SIZE],
+            spilled: Reg::not_init(),
+        }
     }
 }
 

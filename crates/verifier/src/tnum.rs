@@ -8,8 +8,13 @@ pub struct Tnum {
     pub mask: u64,
 }
 
+// Method names mirror the kernel's tnum_add/tnum_sub/... on purpose.
+#[allow(clippy::should_implement_trait)]
 impl Tnum {
-    pub const UNKNOWN: Tnum = Tnum { value: 0, mask: u64::MAX };
+    pub const UNKNOWN: Tnum = Tnum {
+        value: 0,
+        mask: u64::MAX,
+    };
 
     pub const fn new(value: u64, mask: u64) -> Tnum {
         Tnum { value, mask }
@@ -47,7 +52,10 @@ impl Tnum {
                 ((self.mask as u32 as i32) >> s) as u32 as u64,
             )
         } else {
-            Tnum::new(((self.value as i64) >> s) as u64, ((self.mask as i64) >> s) as u64)
+            Tnum::new(
+                ((self.value as i64) >> s) as u64,
+                ((self.mask as i64) >> s) as u64,
+            )
         }
     }
     pub fn add(self, b: Tnum) -> Tnum {
@@ -113,7 +121,11 @@ impl Tnum {
     }
     /// `tnum_cast` to `size` bytes (size < 8).
     pub fn cast(self, size: u32) -> Tnum {
-        let m = if size >= 8 { u64::MAX } else { (1u64 << (size * 8)) - 1 };
+        let m = if size >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (size * 8)) - 1
+        };
         Tnum::new(self.value & m, self.mask & m)
     }
     pub fn is_aligned(self, size: u64) -> bool {

@@ -4,8 +4,8 @@
 //! the text), so every case is checked against the reference.
 
 mod common;
-use common::{case::Case, kernel};
 use bpfkit_verifier::Verdict;
+use common::{case::Case, kernel};
 use std::path::{Path, PathBuf};
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -41,13 +41,20 @@ fn cases_match_expectations_and_kernel() {
                 continue;
             }
         };
-        if c.accept { n_accept += 1 } else { n_reject += 1 }
+        if c.accept {
+            n_accept += 1
+        } else {
+            n_reject += 1
+        }
         let prog = c.program();
         let t0 = std::time::Instant::now();
         let rep = bpfkit_verifier::verify(&prog, &c.maps, &c.options());
         let el = t0.elapsed();
         if el.as_millis() > 500 {
-            eprintln!("slow case {rel}: {el:?}, {} insns processed", rep.stats.processed_insns);
+            eprintln!(
+                "slow case {rel}: {el:?}, {} insns processed",
+                rep.stats.processed_insns
+            );
         }
         match (&rep.verdict, c.accept) {
             (Verdict::Accepted, true) => {}
@@ -83,5 +90,10 @@ fn cases_match_expectations_and_kernel() {
         "verifier cases: {} files ({} accept, {} reject), {} checked against the kernel, {} failures",
         files.len(), n_accept, n_reject, n_kernel, failures.len()
     );
-    assert!(failures.is_empty(), "{} case failures:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

@@ -14,14 +14,33 @@ fn root() -> PathBuf {
 /// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    ("xdp_helper_errors", "xdp_helper_errors", "bpf_loop callbacks not modelled (unsupported)"),
-    ("xdp_loop", "xdp_bpf_loop", "bpf_loop callbacks not modelled (unsupported)"),
-    ("xdp_printk", "xdp_printk", "bpf_trace_vprintk not modelled (unsupported)"),
-    ("xdp_spinlock", "xdp_spinlock", "bpf_spin_lock not modelled (unsupported)"),
+    (
+        "xdp_helper_errors",
+        "xdp_helper_errors",
+        "bpf_loop callbacks not modelled (unsupported)",
+    ),
+    (
+        "xdp_loop",
+        "xdp_bpf_loop",
+        "bpf_loop callbacks not modelled (unsupported)",
+    ),
+    (
+        "xdp_printk",
+        "xdp_printk",
+        "bpf_trace_vprintk not modelled (unsupported)",
+    ),
+    (
+        "xdp_spinlock",
+        "xdp_spinlock",
+        "bpf_spin_lock not modelled (unsupported)",
+    ),
 ];
 
 fn options(license: &str) -> Options {
-    Options { gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(license), ..Default::default() }
+    Options {
+        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(license),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -77,7 +96,9 @@ fn corpus_programs_match_kernel_verdicts() {
                     eprintln!("!!!! KNOWN GAP {stem}/{name}: kernel accepted={accepted}, bpfkit differs: {}", g.2);
                     gaps += 1;
                 }
-                (true, Some(_)) => failures.push(format!("{stem}/{name}: now agrees with the kernel; remove it from KNOWN_GAPS")),
+                (true, Some(_)) => failures.push(format!(
+                    "{stem}/{name}: now agrees with the kernel; remove it from KNOWN_GAPS"
+                )),
                 (false, None) => failures.push(format!(
                     "{stem}/{name}: kernel accepted={accepted}, bpfkit {}",
                     serde_json::to_string(&rep.verdict).unwrap()
@@ -85,7 +106,10 @@ fn corpus_programs_match_kernel_verdicts() {
             }
         }
     }
-    eprintln!("corpus: {checked} programs checked, {gaps} known gaps, {} failures", failures.len());
+    eprintln!(
+        "corpus: {checked} programs checked, {gaps} known gaps, {} failures",
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -102,7 +126,8 @@ fn corpus_rejected_samples_are_rejected_with_kernel_message() {
     let mut failures = vec![];
     for p in &names {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        let log = std::fs::read_to_string(root().join(format!("expected/rejected/{stem}.log"))).expect("kernel log");
+        let log = std::fs::read_to_string(root().join(format!("expected/rejected/{stem}.log")))
+            .expect("kernel log");
         let bytes = std::fs::read(p).unwrap();
         let obj = Object::parse_named(&bytes, &stem).expect("parses");
         let linked = obj.link().expect("links");
@@ -111,12 +136,26 @@ fn corpus_rejected_samples_are_rejected_with_kernel_message() {
             match &rep.verdict {
                 Verdict::Rejected(r) => {
                     let all_in_log = r.kernel_message.lines().all(|l| log.contains(l));
-                    eprintln!("{stem}/{}: rejected at insn {}: {}", prog.name, r.insn, r.kernel_message.replace('\n', " | "));
+                    eprintln!(
+                        "{stem}/{}: rejected at insn {}: {}",
+                        prog.name,
+                        r.insn,
+                        r.kernel_message.replace('\n', " | ")
+                    );
                     if !all_in_log {
-                        failures.push(format!("{stem}/{}: our message {:?} is not in the kernel log:\n{}", prog.name, r.kernel_message, log.lines().rev().take(3).collect::<Vec<_>>().join("\n")));
+                        failures.push(format!(
+                            "{stem}/{}: our message {:?} is not in the kernel log:\n{}",
+                            prog.name,
+                            r.kernel_message,
+                            log.lines().rev().take(3).collect::<Vec<_>>().join("\n")
+                        ));
                     }
                 }
-                v => failures.push(format!("{stem}/{}: expected a rejection, bpfkit says {}", prog.name, serde_json::to_string(v).unwrap())),
+                v => failures.push(format!(
+                    "{stem}/{}: expected a rejection, bpfkit says {}",
+                    prog.name,
+                    serde_json::to_string(v).unwrap()
+                )),
             }
         }
     }

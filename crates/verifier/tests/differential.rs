@@ -17,18 +17,46 @@ use common::kernel;
 use proptest::strategy::{Strategy, ValueTree};
 use std::fmt::Write as _;
 
-fn case_text(desc: &str, maps: &[MapDef], insns: &[bpfkit_isa::RawInsn], kernel_accepts: bool, kmsg: &str) -> String {
+fn case_text(
+    desc: &str,
+    maps: &[MapDef],
+    insns: &[bpfkit_isa::RawInsn],
+    kernel_accepts: bool,
+    kmsg: &str,
+) -> String {
     let mut s = format!("# {desc}\n-- maps\n");
     for m in maps {
-        let t = map_type::name(m.map_type).unwrap_or("BPF_MAP_TYPE_UNSPEC").trim_start_matches("BPF_MAP_TYPE_").to_lowercase();
-        let _ = writeln!(s, "{} {} key={} value={} entries={}", m.name, t, m.key_size, m.value_size, m.max_entries);
+        let t = map_type::name(m.map_type)
+            .unwrap_or("BPF_MAP_TYPE_UNSPEC")
+            .trim_start_matches("BPF_MAP_TYPE_")
+            .to_lowercase();
+        let _ = writeln!(
+            s,
+            "{} {} key={} value={} entries={}",
+            m.name, t, m.key_size, m.value_size, m.max_entries
+        );
     }
     s.push_str("-- raw\n");
     for i in insns {
         let b = i.to_bytes();
-        let _ = writeln!(s, "{}", b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "));
+        let _ = writeln!(
+            s,
+            "{}",
+            b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
-    let _ = writeln!(s, "-- expect\n{}", if kernel_accepts { "accept".to_string() } else { format!("reject {kmsg}") });
+    let _ = writeln!(
+        s,
+        "-- expect\n{}",
+        if kernel_accepts {
+            "accept".to_string()
+        } else {
+            format!("reject {kmsg}")
+        }
+    );
     s
 }
 
@@ -38,12 +66,22 @@ fn differential_against_kernel() {
         eprintln!("\n!!!! SKIPPING differential_against_kernel: {why} !!!!\n");
         return;
     }
-    let n: u32 = std::env::var("BPFKIT_VERIFIER_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let n: u32 = std::env::var("BPFKIT_VERIFIER_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strat = program(Target::Xdp, Features::xdp());
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("verifier-disagreements");
     let _ = std::fs::remove_dir_all(&out);
-    let (mut total, mut agree, mut unsupported, mut unsafe_accepts, mut false_rejects, mut wrong_message) = (0, 0, 0, 0, 0, 0);
+    let (
+        mut total,
+        mut agree,
+        mut unsupported,
+        mut unsafe_accepts,
+        mut false_rejects,
+        mut wrong_message,
+    ) = (0, 0, 0, 0, 0, 0);
     for k in 0..n {
         let p = strat.new_tree(&mut runner).expect("generator").current();
         let mut variants = vec![("original".to_string(), p.clone())];
@@ -57,7 +95,12 @@ fn differential_against_kernel() {
             let ours = verify(lp, &obj.maps, &Options::default());
             let kv = kernel::load_xdp(&lp.insns, &obj.maps).expect("bpf(2)");
             let ktext = kernel::error_text(&kv.log);
-            let klast = ktext.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+            let klast = ktext
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_string();
             let disagree = match (&ours.verdict, kv.accepted) {
                 (Verdict::Unsupported { .. }, _) => {
                     unsupported += 1;
@@ -78,7 +121,10 @@ fn differential_against_kernel() {
                 }
                 (Verdict::Rejected(r), true) => {
                     false_rejects += 1;
-                    Some(format!("bpfkit rejects ({}), kernel accepts", r.kernel_message.replace('\n', " | ")))
+                    Some(format!(
+                        "bpfkit rejects ({}), kernel accepts",
+                        r.kernel_message.replace('\n', " | ")
+                    ))
                 }
             };
             match disagree {
@@ -90,7 +136,17 @@ fn differential_against_kernel() {
                 Some(why) => {
                     std::fs::create_dir_all(&out).unwrap();
                     let f = out.join(format!("gen{k:04}_{what}.case"));
-                    std::fs::write(&f, case_text(&format!("generated #{k} {what}: {why}"), &obj.maps, &lp.insns, kv.accepted, &klast)).unwrap();
+                    std::fs::write(
+                        &f,
+                        case_text(
+                            &format!("generated #{k} {what}: {why}"),
+                            &obj.maps,
+                            &lp.insns,
+                            kv.accepted,
+                            &klast,
+                        ),
+                    )
+                    .unwrap();
                     eprintln!("DISAGREEMENT {}: {why}; kernel: {klast}", f.display());
                 }
             }
@@ -101,5 +157,10 @@ fn differential_against_kernel() {
         "differential: {total} programs, {decided} decided by bpfkit, {agree} agree with the kernel ({:.2}%), {unsupported} undecided, {false_rejects} false rejections, {wrong_message} different messages, {unsafe_accepts} UNSAFE acceptances",
         if decided > 0 { 100.0 * agree as f64 / decided as f64 } else { 0.0 }
     );
-    assert_eq!(unsafe_accepts, 0, "bpfkit accepted programs the kernel rejects; see {}", out.display());
+    assert_eq!(
+        unsafe_accepts,
+        0,
+        "bpfkit accepted programs the kernel rejects; see {}",
+        out.display()
+    );
 }

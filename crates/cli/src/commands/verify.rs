@@ -58,7 +58,11 @@ pub struct Args {
 fn insn_text(prog: &LinkedProgram, i: usize) -> String {
     match bpfkit_isa::insn::decode(&prog.insns, i) {
         Ok((insn, _)) => bpfkit_asm::disasm::llvm(&insn),
-        Err(_) => prog.insns.get(i).map(|r| format!("{r:?}")).unwrap_or_default(),
+        Err(_) => prog
+            .insns
+            .get(i)
+            .map(|r| format!("{r:?}"))
+            .unwrap_or_default(),
     }
 }
 
@@ -71,10 +75,14 @@ pub fn run(args: Args) -> CliResult {
     }
     let mut matched = vec![false; args.progs.len()];
     for file in &args.files {
-        let bytes = std::fs::read(file).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
+        let bytes =
+            std::fs::read(file).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
         let name = object_name_from_path(file);
-        let obj = Object::parse_named(&bytes, &name).map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
-        let linked = obj.link().map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
+        let obj = Object::parse_named(&bytes, &name)
+            .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
+        let linked = obj
+            .link()
+            .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
         let opts = Options {
             unprivileged: args.unprivileged,
             insn_limit: args.insn_limit,
@@ -101,14 +109,22 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     if let Some(k) = matched.iter().position(|m| !m) {
-        return Err(CliError::usage(format!("no program named `{}` in the given objects", args.progs[k])));
+        return Err(CliError::usage(format!(
+            "no program named `{}` in the given objects",
+            args.progs[k]
+        )));
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&json_out).expect("json")),
         Format::Sarif => {
-            let items: Vec<(&LinkedProgram, &Report)> = sarif_items.iter().map(|(_, p, r)| (p, r)).collect();
-            let obj = sarif_items.first().map(|x| x.0.as_str()).unwrap_or("");
-            println!("{}", serde_json::to_string_pretty(&render::sarif(&items, obj)).expect("json"));
+            let items: Vec<(&str, &LinkedProgram, &Report)> = sarif_items
+                .iter()
+                .map(|(o, p, r)| (o.as_str(), p, r))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::sarif(&items)).expect("json")
+            );
         }
         _ => {}
     }

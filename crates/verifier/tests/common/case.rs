@@ -15,7 +15,9 @@
 #![allow(dead_code)]
 
 use bpfkit_isa::RawInsn;
-use bpfkit_object::model::{map_type, prog_type, InsnOrigin, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{
+    map_type, prog_type, InsnOrigin, LinkedProgram, MapDef, MapInit, MapOrigin,
+};
 
 pub struct Case {
     pub name: String,
@@ -27,7 +29,11 @@ pub struct Case {
 }
 
 fn parse_num(s: &str) -> Result<u32, String> {
-    let r = if let Some(h) = s.strip_prefix("0x") { u32::from_str_radix(h, 16) } else { s.parse() };
+    let r = if let Some(h) = s.strip_prefix("0x") {
+        u32::from_str_radix(h, 16)
+    } else {
+        s.parse()
+    };
     r.map_err(|_| format!("bad number {s:?}"))
 }
 
@@ -36,7 +42,9 @@ fn parse_map(line: &str) -> Result<MapDef, String> {
     let name = it.next().ok_or("map line without a name")?.to_string();
     let ty = it.next().ok_or("map line without a type")?;
     let want = format!("BPF_MAP_TYPE_{}", ty.to_uppercase());
-    let map_type = (0..64).find(|&t| map_type::name(t) == Some(want.as_str())).ok_or(format!("unknown map type {ty}"))?;
+    let map_type = (0..64)
+        .find(|&t| map_type::name(t) == Some(want.as_str()))
+        .ok_or(format!("unknown map type {ty}"))?;
     let mut m = MapDef {
         name,
         map_type,
@@ -53,7 +61,9 @@ fn parse_map(line: &str) -> Result<MapDef, String> {
         btf_value_type_id: 0,
     };
     for kv in it {
-        let (k, v) = kv.split_once('=').ok_or(format!("expected key=value, got {kv:?}"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or(format!("expected key=value, got {kv:?}"))?;
         let n = parse_num(v)?;
         match k {
             "key" => m.key_size = n,
@@ -69,7 +79,8 @@ fn parse_map(line: &str) -> Result<MapDef, String> {
 impl Case {
     pub fn load(path: &std::path::Path) -> Result<Case, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Case::parse(&path.file_stem().unwrap().to_string_lossy(), &text).map_err(|e| format!("{}: {e}", path.display()))
+        Case::parse(&path.file_stem().unwrap().to_string_lossy(), &text)
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Case, String> {
@@ -82,12 +93,23 @@ impl Case {
                 body.push('\n');
             }
         }
-        let mut c = Case { name: name.into(), maps: vec![], insns: vec![], accept: true, message: String::new(), unprivileged: false };
+        let mut c = Case {
+            name: name.into(),
+            maps: vec![],
+            insns: vec![],
+            accept: true,
+            message: String::new(),
+            unprivileged: false,
+        };
         let mut have_expect = false;
         for (sec, body) in &sections {
             match sec.as_str() {
                 "maps" => {
-                    for l in body.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()) {
+                    for l in body
+                        .lines()
+                        .map(|l| l.split('#').next().unwrap().trim())
+                        .filter(|l| !l.is_empty())
+                    {
                         c.maps.push(parse_map(l)?);
                     }
                 }
@@ -136,12 +158,20 @@ impl Case {
             prog_flags: 0,
             insns: self.insns.clone(),
             origins: (0..self.insns.len())
-                .map(|i| InsnOrigin { section: "xdp".into(), function: self.name.clone(), insn_index: i, line: None })
+                .map(|i| InsnOrigin {
+                    section: "xdp".into(),
+                    function: self.name.clone(),
+                    insn_index: i,
+                    line: None,
+                })
                 .collect(),
         }
     }
 
     pub fn options(&self) -> bpfkit_verifier::Options {
-        bpfkit_verifier::Options { unprivileged: self.unprivileged, ..Default::default() }
+        bpfkit_verifier::Options {
+            unprivileged: self.unprivileged,
+            ..Default::default()
+        }
     }
 }

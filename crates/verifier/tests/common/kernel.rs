@@ -19,7 +19,14 @@ pub struct KernelVerdict {
 fn sys_bpf(cmd: libc::c_long, attr: &mut [u8]) -> i64 {
     // SAFETY: `attr` is a valid, writable buffer of `attr.len()` bytes laid out as the
     // kernel's `union bpf_attr` prefix for `cmd`; the kernel reads/writes only that much.
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as libc::c_uint) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    }
 }
 
 fn put32(b: &mut [u8], off: usize, v: u32) {
@@ -48,7 +55,11 @@ pub fn map_create(m: &MapDef) -> Result<Fd, String> {
     put32(&mut a, 16, m.map_flags);
     let r = sys_bpf(BPF_MAP_CREATE, &mut a);
     if r < 0 {
-        return Err(format!("BPF_MAP_CREATE {:?}: {}", m.name, std::io::Error::last_os_error()));
+        return Err(format!(
+            "BPF_MAP_CREATE {:?}: {}",
+            m.name,
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(Fd(r as i32))
 }
@@ -86,14 +97,22 @@ pub fn load_xdp(insns: &[RawInsn], maps: &[MapDef]) -> Result<KernelVerdict, Str
     put32(&mut a, 28, log.len() as u32);
     put64(&mut a, 32, log.as_mut_ptr() as u64);
     let r = sys_bpf(BPF_PROG_LOAD, &mut a);
-    let errno = if r < 0 { std::io::Error::last_os_error().raw_os_error().unwrap_or(0) } else { 0 };
+    let errno = if r < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    };
     let end = log.iter().position(|&b| b == 0).unwrap_or(0);
     let log = String::from_utf8_lossy(&log[..end]).into_owned();
     if r >= 0 {
         drop(Fd(r as i32));
     }
     drop(fds);
-    Ok(KernelVerdict { accepted: r >= 0, errno, log })
+    Ok(KernelVerdict {
+        accepted: r >= 0,
+        errno,
+        log,
+    })
 }
 
 /// Why the kernel cannot be used here, if it cannot.
@@ -102,10 +121,16 @@ pub fn unavailable() -> Option<String> {
         return Some("BPFKIT_NO_KERNEL is set".into());
     }
     // Probe: the smallest valid XDP program (r0 = 2; exit).
-    let p = [RawInsn::new(0xb7, 0, 0, 0, 2), RawInsn::new(0x95, 0, 0, 0, 0)];
+    let p = [
+        RawInsn::new(0xb7, 0, 0, 0, 2),
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
     match load_xdp(&p, &[]) {
         Ok(v) if v.accepted => None,
-        Ok(v) => Some(format!("BPF_PROG_LOAD failed with errno {} (need root/CAP_BPF): {}", v.errno, v.log)),
+        Ok(v) => Some(format!(
+            "BPF_PROG_LOAD failed with errno {} (need root/CAP_BPF): {}",
+            v.errno, v.log
+        )),
         Err(e) => Some(e),
     }
 }
