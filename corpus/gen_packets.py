@@ -285,6 +285,21 @@ def sample_packets():
                                             tcp(45678, 443, 77, 0, TCP_SYN, options=linux_syn_opts,
                                                 pseudo=p4("10.0.0.8", "10.0.0.2")))),
         "IPv4 TCP SYN with Linux's usual options: MSS 1460, SACK permitted, timestamps, NOP, window scale 7")
+    # Malformed but long enough to run: programs must not trust header fields.
+    good = v4_udp("10.0.0.1", "10.0.0.2", 1000, 2000, pattern(24))
+    bad_ihl = bytearray(good)
+    bad_ihl[14] = 0x43  # ihl 3: shorter than the fixed header
+    add("ipv4_bad_ihl", bytes(bad_ihl), "IPv4 UDP whose ihl field says 3 (12 bytes), checksum left as it was")
+    ihl15 = bytearray(good)
+    ihl15[14] = 0x4F  # ihl 15: 60-byte header claimed, frame holds less
+    add("ipv4_ihl15", bytes(ihl15), "IPv4 UDP whose ihl field says 15 (60 bytes) in a 66-byte frame")
+    lies = bytearray(good)
+    struct.pack_into("!H", lies, 16, 1400)  # IP total length
+    struct.pack_into("!H", lies, 38, 1380)  # UDP length
+    add("ipv4_len_lies", bytes(lies), "IPv4 UDP whose IP total length (1400) and UDP length exceed the frame")
+    add("vlan_truncated", eth(MAC_B, MAC_A, ETH_8021Q, struct.pack("!H", 100)),
+        "802.1Q frame cut inside the tag (16 bytes)")
+    add("eth_15", eth(MAC_B, MAC_A, ETH_IPV6, b"\x60"), "15 bytes: Ethernet header plus one byte of IPv6")
     return S
 
 
