@@ -71,9 +71,7 @@ impl Features {
             bpf_loop: false,
             frags: true,
             rbpf_compat: false,
-            // Off by default: the interpreter returns 0 where the kernel returns -EINVAL
-            // for BPF_F_LOCK on a map without a spin lock (see docs/loader.md).
-            odd_update_flags: false,
+            odd_update_flags: true,
             max_items: 40,
         }
     }

@@ -13,10 +13,8 @@ use proptest::test_runner::TestCaseError;
 use std::cell::Cell;
 
 /// The generator's features. `BPFKIT_DIFF_NO=a,b` turns families off while hunting
-/// several disagreements (`v4`, `atomics`, `loops`, `packet`, `maps`, `ctx`, `helpers`,
-/// `calls`, `tail_calls`, `percpu`, `frags`, `bpf_loop`); `BPFKIT_DIFF_WITH=odd_flags` turns on map update
-/// flags beyond ANY/NOEXIST/EXIST (off by default: known interpreter divergence, see
-/// `bpf_f_lock_on_a_map_without_spin_lock`).
+/// several disagreements (`odd_flags`, `v4`, `atomics`, `loops`, `packet`, `maps`,
+/// `ctx`, `helpers`, `calls`, `tail_calls`, `percpu`, `frags`).
 fn features() -> Features {
     let mut f = Features::xdp();
     for w in std::env::var("BPFKIT_DIFF_NO")
@@ -41,26 +39,14 @@ fn features() -> Features {
             other => panic!("BPFKIT_DIFF_NO: unknown family {other:?}"),
         }
     }
-    for w in std::env::var("BPFKIT_DIFF_WITH")
-        .unwrap_or_default()
-        .split(',')
-    {
-        match w.trim() {
-            "odd_flags" => f.odd_update_flags = true,
-            "" => {}
-            other => panic!("BPFKIT_DIFF_WITH: unknown family {other:?}"),
-        }
-    }
     f
 }
 
-/// Found by this generator: `bpf_map_update_elem(&array, &key, &value, BPF_F_LOCK)` on a
-/// map whose value has no `bpf_spin_lock` is `-EINVAL` in the kernel
-/// (`array_map_update_elem`, `htab_map_update_elem`); the interpreter accepts it and
-/// returns 0. Ignored until the interpreter is fixed (crates/vm, `Map::check_flags`);
-/// run with `--ignored`.
+/// Found by this generator (and since fixed in the interpreter):
+/// `bpf_map_update_elem(&map, &key, &value, BPF_F_LOCK)` on a map whose value has no
+/// `bpf_spin_lock` is `-EINVAL` in the kernel (`array_map_update_elem`,
+/// `htab_map_update_elem`); the interpreter used to accept it and return 0.
 #[test]
-#[ignore = "known interpreter divergence: BPF_F_LOCK on a map without spin lock"]
 fn bpf_f_lock_on_a_map_without_spin_lock() {
     if !kernel_or_skip("bpf_f_lock_on_a_map_without_spin_lock") {
         return;
