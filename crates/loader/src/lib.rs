@@ -5,17 +5,24 @@
 //! Every `unsafe` block is a `bpf()` call in [`sys`] or its callers; file descriptors
 //! are [`std::os::fd::OwnedFd`] and close on drop.
 
+pub mod attach;
+pub mod btf_load;
 pub mod engine;
 pub mod error;
 pub mod map;
+pub mod netlink;
+pub mod object_load;
+pub mod pin;
 pub mod probe;
 pub mod prog;
 pub mod sys;
 
+pub use attach::{attach_xdp, detach_all, AttachMethod, XdpAttachment, XdpMode};
 pub use bpfkit_vm::engine::Engine;
 pub use engine::KernelEngine;
 pub use error::{Error, Result};
 pub use map::{Map, MapInfo, MapSpec, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
+pub use object_load::{LoadOptions, LoadedObject};
 pub use probe::{kernel_available, kernel_or_skip, pin_current_thread};
 pub use prog::{ProgInfo, Program, ProgramSpec, TestRunOptions, TestRunOutput, XdpRun};
 pub use sys::XdpMd;

@@ -131,6 +131,21 @@ impl Map {
         })
     }
 
+    /// Wraps a map fd obtained elsewhere (`BPF_MAP_CREATE` with BTF in
+    /// [`crate::object_load`], `BPF_OBJ_GET` of a pin, `BPF_MAP_GET_FD_BY_ID`).
+    pub fn from_fd(fd: OwnedFd, spec: MapSpec) -> Result<Map> {
+        let value_len = if is_per_cpu(spec.map_type) {
+            (spec.value_size as usize).div_ceil(8) * 8 * possible_cpus()?
+        } else {
+            spec.value_size as usize
+        };
+        Ok(Map {
+            fd,
+            spec,
+            value_len,
+        })
+    }
+
     pub fn spec(&self) -> &MapSpec {
         &self.spec
     }

@@ -165,6 +165,17 @@ impl Program {
         }
     }
 
+    /// Wraps a program fd obtained elsewhere (e.g. `BPF_PROG_LOAD` with BTF in
+    /// [`crate::object_load`], or `BPF_OBJ_GET` of a pin).
+    pub fn from_fd(fd: OwnedFd, name: &str, prog_type: u32, log: String) -> Program {
+        Program {
+            fd,
+            name: name.to_string(),
+            prog_type,
+            log,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
