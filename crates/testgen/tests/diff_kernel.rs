@@ -147,3 +147,76 @@ fn interpreter_agrees_with_kernel() {
         panic!("{e}\nminimal case:\n{detail}");
     }
 }
+
+/// `bpf_map_update_elem` from a program with every flag combination on every generated
+/// map kind, keys in and out of range: the error the kernel picks depends on the order
+/// of its checks (`array_map_update_elem`: unknown flags → -EINVAL, index ≥ max_entries
+/// → -E2BIG, `BPF_NOEXIST` → -EEXIST, `BPF_F_LOCK` without a spin lock → -EINVAL;
+/// `htab_map_update_elem` checks `BPF_F_LOCK` first).
+///
+/// Found by the generator (seed 401): the interpreter checks `BPF_F_LOCK` before the
+/// index of an array (PERCPU_ARRAY key 3520, flags `BPF_F_LOCK`: kernel -E2BIG,
+/// interpreter -EINVAL). Ignored until the interpreter follows the kernel's order
+/// (crates/vm, `Map::check_flags` and its callers); run with `--ignored`.
+#[test]
+#[ignore = "known interpreter divergence: order of the update-flag checks on arrays"]
+fn map_update_flag_checks_follow_the_kernels_order() {
+    if !kernel_or_skip("map_update_flag_checks_follow_the_kernels_order") {
+        return;
+    }
+    use bpfkit_testgen::ir::{Item, Operand, Program, Target, MAP_ARR, MAP_HSH, MAP_PCP};
+    pin_current_thread(0).expect("pin to CPU 0");
+    let ncpus = bpfkit_loader::map::possible_cpus().unwrap() as u32;
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    for map in [MAP_ARR, MAP_HSH, MAP_PCP] {
+        for key in [0, 3, 4, 3520] {
+            for flags in 0..=8 {
+                let p = Program {
+                    target: Target::Xdp,
+                    subprogs: vec![],
+                    callbacks: vec![],
+                    init_regs: [0; 9],
+                    init_stack: [0; 8],
+                    items: vec![Item::MapUpdate {
+                        map,
+                        key: Operand::Imm(key),
+                        value: [Operand::Imm(1), Operand::Imm(2)],
+                        flags,
+                        reinit: [0; 5],
+                    }],
+                };
+                let case = bpfkit_testgen::XdpCase {
+                    programs: vec![p],
+                    frags: false,
+                    packet: vec![0; 14],
+                    map_init: vec![],
+                };
+                let obj = case_object(&case);
+                let k = run_xdp(&mut KernelEngine::new(&obj).unwrap(), &case).unwrap();
+                let mut interp = Interpreter::new(
+                    &obj,
+                    Config {
+                        ncpus,
+                        ..Config::default()
+                    },
+                )
+                .unwrap();
+                let i = run_xdp(&mut interp, &case).unwrap();
+                checked += 1;
+                if let Err(d) = compare_xdp("interp", &i, "kernel", &k) {
+                    mismatches.push(format!(
+                        "map {map} key {key} flags {flags}: kernel {} interp {}\n{d}",
+                        k.retval as i32, i.retval as i32
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {checked} differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
