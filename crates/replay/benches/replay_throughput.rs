@@ -79,7 +79,11 @@ fn main() {
     let obj = Object::parse_named(&bytes, &object_name_from_path(&obj_path))
         .and_then(|o| o.link())
         .expect("link");
-    for engine in [EngineKind::Jit, EngineKind::Interp] {
+    let only = std::env::var("BENCH_ENGINE").ok();
+    for engine in [EngineKind::JitFast, EngineKind::Jit, EngineKind::Interp] {
+        if only.as_deref().is_some_and(|o| o != engine.name()) {
+            continue;
+        }
         let opts = Options {
             prog: Some("xdp_count".into()),
             engine,

@@ -9,7 +9,11 @@ use bpfkit_vm::{Config, Interpreter, VmError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     Interp,
+    /// The JIT in checked mode: every memory access checked like the interpreter's.
     Jit,
+    /// The JIT in fast mode (direct memory accesses, like the kernel's JIT): only for
+    /// objects whose every program bpfkit's verifier accepts.
+    JitFast,
     Kernel,
 }
 
@@ -18,9 +22,10 @@ impl EngineKind {
         match s {
             "interp" | "interpreter" => Ok(EngineKind::Interp),
             "jit" => Ok(EngineKind::Jit),
+            "jit-fast" => Ok(EngineKind::JitFast),
             "kernel" => Ok(EngineKind::Kernel),
             other => Err(format!(
-                "unknown engine `{other}` (expected interp, jit or kernel)"
+                "unknown engine `{other}` (expected interp, jit, jit-fast or kernel)"
             )),
         }
     }
@@ -29,6 +34,7 @@ impl EngineKind {
         match self {
             EngineKind::Interp => "interp",
             EngineKind::Jit => "jit",
+            EngineKind::JitFast => "jit-fast",
             EngineKind::Kernel => "kernel",
         }
     }
@@ -130,11 +136,11 @@ impl ReplayEngine for InterpEngine {
     }
 }
 
-struct JitEngine(bpfkit_jit::Jit);
+struct JitEngine(bpfkit_jit::Jit, &'static str);
 
 impl ReplayEngine for JitEngine {
     fn name(&self) -> &'static str {
-        "jit"
+        self.1
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.0.run_xdp(prog, input).map_err(|e| match e {
@@ -220,7 +226,30 @@ pub fn create(
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
         EngineKind::Jit => bpfkit_jit::Jit::new(obj, vm_config(s))
-            .map(|j| Box::new(JitEngine(j)) as Box<dyn ReplayEngine>)
+            .map(|j| Box::new(JitEngine(j, "jit")) as Box<dyn ReplayEngine>)
             .map_err(|e| format!("jit: {e}")),
+        EngineKind::JitFast => {
+            let opts = bpfkit_verifier::Options {
+                gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
+                ..bpfkit_verifier::Options::default()
+            };
+            for p in &obj.programs {
+                if !bpfkit_verifier::verify(p, &obj.maps, &opts)
+                    .verdict
+                    .is_accepted()
+                {
+                    return Err(format!(
+                        "jit-fast: bpfkit's verifier rejects program `{}`, so it cannot run without memory checks; use --engine jit",
+                        p.name
+                    ));
+                }
+            }
+            // SAFETY: `Jit::new_unchecked` requires every program of `obj` to be accepted
+            // by a verifier for XDP; bpfkit's verifier (which decides as the kernel's
+            // does) accepted each one just above.
+            unsafe { bpfkit_jit::Jit::new_unchecked(obj, vm_config(s)) }
+                .map(|j| Box::new(JitEngine(j, "jit-fast")) as Box<dyn ReplayEngine>)
+                .map_err(|e| format!("jit-fast: {e}"))
+        }
     }
 }

@@ -512,6 +512,18 @@ fn compare_interp_and_jit_agree_on_the_corpus_counter() {
 }
 
 #[test]
+fn jit_fast_runs_verified_programs_like_the_interpreter() {
+    let (o, _) = obj("xdp_counter");
+    let opts = Options {
+        compare: vec![EngineKind::Interp, EngineKind::JitFast],
+        ..Options::default()
+    };
+    let s = replay(&o, &mixed(), &opts, None).unwrap();
+    assert!(s.difference.is_none(), "{:?}", s.difference);
+    assert_eq!(s.ran, 300);
+}
+
+#[test]
 fn compare_with_the_kernel_finds_time_dependent_maps() {
     if !bpfkit_loader::kernel_or_skip("compare_with_the_kernel_finds_time_dependent_maps") {
         return;

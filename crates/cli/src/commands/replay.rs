@@ -40,7 +40,8 @@ pub struct Args {
     /// Program to run (default: the first XDP program).
     #[arg(long)]
     pub prog: Option<String>,
-    /// Engine: interp, jit or kernel.
+    /// Engine: interp, jit (checked), jit-fast (unchecked memory accesses; only for
+    /// objects bpfkit's verifier accepts) or kernel (BPF_PROG_TEST_RUN, needs root).
     #[arg(long, default_value = "interp")]
     pub engine: String,
     /// Run each packet on several engines (e.g. interp,kernel) and stop at the first difference.
