@@ -103,7 +103,7 @@ pub struct Args {
 fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let s = s.strip_prefix("0x").unwrap_or(&s);
-    if s.len() % 2 != 0 {
+    if s.len() & 1 != 0 {
         return Err(CliError::usage(format!(
             "{what}: odd number of hex digits ({})",
             s.len()
@@ -147,11 +147,10 @@ pub fn run(args: Args) -> CliResult {
             "--packet/--packet-hex/--program need an ELF object",
         ));
     }
-    let is_text = args.file != "-"
-        && !Path::new(&args.file)
-            .extension()
-            .is_some_and(|e| e == "bin")
-        && std::str::from_utf8(&bytes).is_ok();
+    let is_bin = Path::new(&args.file)
+        .extension()
+        .is_some_and(|e| e == "bin");
+    let is_text = args.file != "-" && !is_bin && std::str::from_utf8(&bytes).is_ok();
     let insns: Vec<RawInsn> = if is_text {
         let text = std::str::from_utf8(&bytes).expect("checked");
         bpfkit_asm::assemble(text).map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?
@@ -428,7 +427,7 @@ fn print_xdp(
     engine: &str,
     out: &XdpOutput,
     map_names: &[String],
-    maps: &[(String, Vec<(Vec<u8>, Vec<u8>)>)],
+    maps: &[(String, bpfkit_vm::engine::MapEntries)],
 ) -> CliResult {
     let redirect = out.redirect.as_ref().map(|r| match r {
         Redirect::Ifindex(i) => format!("ifindex {i}"),
