@@ -29,6 +29,16 @@ enum Command {
     Verify(commands::verify::Args),
     /// Replay a pcap/pcapng capture through an XDP program (interp, jit or kernel).
     Replay(commands::replay::Args),
+    /// Load an object's maps and programs into the running kernel.
+    Load(commands::load::Args),
+    /// Load an object and attach an XDP program to a network interface.
+    Attach(commands::attach::Args),
+    /// Detach XDP programs from a network interface.
+    Detach(commands::detach::Args),
+    /// List the programs loaded in the kernel.
+    Prog(commands::prog::Args),
+    /// Dump, look up, update or delete entries of a kernel map.
+    Map(commands::map::Args),
 }
 
 /// Exit status of a subcommand.
@@ -69,6 +79,11 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Load(a) => commands::load::run(a),
+        Command::Attach(a) => commands::attach::run(a),
+        Command::Detach(a) => commands::detach::run(a),
+        Command::Prog(a) => commands::prog::run(a),
+        Command::Map(a) => commands::map::run(a),
     };
     match result {
         Ok(s) => code(s),

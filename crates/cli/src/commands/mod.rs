@@ -1,8 +1,13 @@
 //! One module per subcommand.
 
 pub mod asm;
+pub mod attach;
+pub mod detach;
 pub mod disasm;
 pub mod inspect;
+pub mod load;
+pub mod map;
+pub mod prog;
 pub mod replay;
 pub mod run;
 pub mod verify;

@@ -1,0 +1,226 @@
+//! `bpfkit map`: dump, look up, update and delete entries of a kernel map.
+
+use std::path::PathBuf;
+
+use bpfkit_loader::map::is_per_cpu;
+use bpfkit_loader::object_load::spec_from_info;
+use bpfkit_loader::pin::{self, ObjKind};
+use bpfkit_loader::{Map, MapSpec};
+
+use super::load::loader_error;
+use crate::{CliError, CliResult, Status};
+
+const AFTER_HELP: &str = "\
+Examples:
+  bpfkit map dump /sys/fs/bpf/fw/fw_stats
+  bpfkit map dump --id 42 --json
+  bpfkit map lookup /sys/fs/bpf/fw/blocklist --key 0a000042
+  bpfkit map update /sys/fs/bpf/fw/blocklist --key '0a 00 00 42' --value 0000000000000000
+  bpfkit map delete /sys/fs/bpf/fw/blocklist --key 0a000042
+
+The map is a pinned path (bpffs) or --id N. Keys and values are hex bytes in memory
+order (spaces optional). For per-CPU maps an update writes the value to every CPU, and
+lookups/dumps show one value per possible CPU. --json is shaped like `bpftool -j map`:
+keys and values as arrays of \"0x..\" byte strings, per-CPU values as
+{\"cpu\": N, \"value\": [..]}.
+
+Exit status: 0 done (lookup/delete: the key exists); 1 the key is absent or a key/value
+is malformed or refused by the kernel; 2 usage or I/O error (no such pin or id,
+permission).";
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    Dump,
+    Lookup,
+    Update,
+    Delete,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    #[arg(value_enum)]
+    pub action: Action,
+    /// Pinned map (path on bpffs).
+    #[arg(required_unless_present = "id", conflicts_with = "id")]
+    pub path: Option<PathBuf>,
+    /// Map id (see `bpftool map list`).
+    #[arg(long)]
+    pub id: Option<u32>,
+    /// Key, hex bytes.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Value, hex bytes (update).
+    #[arg(long)]
+    pub value: Option<String>,
+    /// JSON output (like bpftool -j).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
+    let digits: String = s
+        .split_whitespace()
+        .map(|w| w.trim_start_matches("0x"))
+        .collect();
+    if digits.len() % 2 != 0 {
+        return Err(CliError::bad(format!(
+            "{what} `{s}`: odd number of hex digits"
+        )));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
+                CliError::bad(format!(
+                    "{what} `{s}`: `{}` at digit {i} is not hex",
+                    &digits[i..i + 2]
+                ))
+            })
+        })
+        .collect()
+}
+
+fn open(a: &Args) -> Result<Map, CliError> {
+    let usage = |e: bpfkit_loader::Error| {
+        let mut e = loader_error(e);
+        e.status = Status::Usage;
+        e
+    };
+    let fd = match (&a.path, a.id) {
+        (Some(p), _) => pin::get_pinned(p).map_err(usage)?,
+        (None, Some(id)) => pin::fd_by_id(ObjKind::Map, id).map_err(usage)?,
+        (None, None) => return Err(CliError::usage("give a pinned path or --id")),
+    };
+    let dup = fd
+        .try_clone()
+        .map_err(|e| CliError::usage(format!("dup: {e}")))?;
+    let probe = Map::from_fd(dup, MapSpec::default()).map_err(usage)?;
+    let info = probe.info().map_err(usage)?;
+    Map::from_fd(fd, spec_from_info(&info)).map_err(usage)
+}
+
+fn hex_json(b: &[u8]) -> serde_json::Value {
+    b.iter().map(|x| format!("0x{x:02x}")).collect()
+}
+
+fn hex_text(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One entry as bpftool -j shows it.
+fn entry_json(m: &Map, key: &[u8], value: &[u8]) -> serde_json::Value {
+    let spec = m.spec();
+    if is_per_cpu(spec.map_type) {
+        let stride = (spec.value_size as usize).div_ceil(8) * 8;
+        let values: Vec<_> = value
+            .chunks(stride)
+            .enumerate()
+            .map(|(cpu, v)| serde_json::json!({"cpu": cpu, "value": hex_json(&v[..spec.value_size as usize])}))
+            .collect();
+        serde_json::json!({"key": hex_json(key), "values": values})
+    } else {
+        serde_json::json!({"key": hex_json(key), "value": hex_json(value)})
+    }
+}
+
+fn entry_text(m: &Map, key: &[u8], value: &[u8]) -> String {
+    let spec = m.spec();
+    if is_per_cpu(spec.map_type) {
+        let stride = (spec.value_size as usize).div_ceil(8) * 8;
+        let mut s = format!("key: {}\n", hex_text(key));
+        for (cpu, v) in value.chunks(stride).enumerate() {
+            s.push_str(&format!(
+                " value (CPU {cpu:02}): {}\n",
+                hex_text(&v[..spec.value_size as usize])
+            ));
+        }
+        s.truncate(s.trim_end().len());
+        s
+    } else {
+        format!("key: {}  value: {}", hex_text(key), hex_text(value))
+    }
+}
+
+pub fn run(a: Args) -> CliResult {
+    let m = open(&a)?;
+    let bad = |e: bpfkit_loader::Error| CliError::bad(e.to_string());
+    let key = || -> Result<Vec<u8>, CliError> {
+        let k = a
+            .key
+            .as_deref()
+            .ok_or_else(|| CliError::usage("this action needs --key"))?;
+        parse_hex(k, "key")
+    };
+    match a.action {
+        Action::Dump => {
+            let entries = m.entries().map_err(bad)?;
+            if a.json {
+                let v: Vec<_> = entries.iter().map(|(k, v)| entry_json(&m, k, v)).collect();
+                println!("{}", serde_json::to_string(&v).expect("json"));
+            } else {
+                for (k, v) in &entries {
+                    println!("{}", entry_text(&m, k, v));
+                }
+                println!("Found {} elements", entries.len());
+            }
+        }
+        Action::Lookup => {
+            let k = key()?;
+            match m.lookup(&k).map_err(bad)? {
+                Some(v) => {
+                    if a.json {
+                        println!("{}", entry_json(&m, &k, &v));
+                    } else {
+                        println!("{}", entry_text(&m, &k, &v));
+                    }
+                }
+                None => return Err(CliError::bad(format!("key {} not found", hex_text(&k)))),
+            }
+        }
+        Action::Update => {
+            let k = key()?;
+            let v = parse_hex(
+                a.value
+                    .as_deref()
+                    .ok_or_else(|| CliError::usage("update needs --value"))?,
+                "value",
+            )?;
+            let spec = m.spec();
+            if v.len() != spec.value_size as usize {
+                return Err(CliError::bad(format!(
+                    "value is {} bytes, the map's value_size is {}",
+                    v.len(),
+                    spec.value_size
+                )));
+            }
+            let full = if is_per_cpu(spec.map_type) {
+                let stride = (spec.value_size as usize).div_ceil(8) * 8;
+                let mut full = vec![0u8; m.value_len()];
+                for chunk in full.chunks_mut(stride) {
+                    chunk[..v.len()].copy_from_slice(&v);
+                }
+                full
+            } else {
+                v
+            };
+            m.update(&k, &full, 0).map_err(bad)?;
+            if a.json {
+                println!("null");
+            }
+        }
+        Action::Delete => {
+            let k = key()?;
+            if !m.delete(&k).map_err(bad)? {
+                return Err(CliError::bad(format!("key {} not found", hex_text(&k))));
+            }
+            if a.json {
+                println!("null");
+            }
+        }
+    }
+    Ok(Status::Ok)
+}

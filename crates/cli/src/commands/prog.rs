@@ -1,0 +1,128 @@
+//! `bpfkit prog list`: the programs loaded in the kernel.
+
+use bpfkit_loader::pin::{self, ObjKind};
+use bpfkit_loader::Program;
+
+use super::load::loader_error;
+use crate::{CliResult, Status};
+
+const AFTER_HELP: &str = "\
+Examples:
+  bpfkit prog list
+  bpfkit prog list --json | jq '.[] | select(.type == \"xdp\")'
+
+Lists every program the kernel has (BPF_PROG_GET_NEXT_ID), with the fields of
+`bpftool prog list`; --json is shaped like `bpftool -j prog list`.
+
+Exit status: 0 listed; 2 usage or I/O error (permission: run as root).";
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    List,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    #[arg(value_enum)]
+    pub action: Action,
+    /// JSON output (like bpftool -j).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// bpftool's name for a program type.
+pub fn prog_type_name(t: u32) -> String {
+    const NAMES: [&str; 33] = [
+        "unspec",
+        "socket_filter",
+        "kprobe",
+        "sched_cls",
+        "sched_act",
+        "tracepoint",
+        "xdp",
+        "perf_event",
+        "cgroup_skb",
+        "cgroup_sock",
+        "lwt_in",
+        "lwt_out",
+        "lwt_xmit",
+        "sock_ops",
+        "sk_skb",
+        "cgroup_device",
+        "sk_msg",
+        "raw_tracepoint",
+        "cgroup_sock_addr",
+        "lwt_seg6local",
+        "lirc_mode2",
+        "sk_reuseport",
+        "flow_dissector",
+        "cgroup_sysctl",
+        "raw_tracepoint_writable",
+        "cgroup_sockopt",
+        "tracing",
+        "struct_ops",
+        "ext",
+        "lsm",
+        "sk_lookup",
+        "syscall",
+        "netfilter",
+    ];
+    NAMES
+        .get(t as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("type {t}"))
+}
+
+pub fn run(a: Args) -> CliResult {
+    let Action::List = a.action;
+    let mut out = Vec::new();
+    let mut e_usage = |e| {
+        let mut e = loader_error(e);
+        e.status = Status::Usage;
+        e
+    };
+    for id in pin::list_ids(ObjKind::Prog).map_err(&mut e_usage)? {
+        // A program may go away between listing and opening it.
+        let Ok(fd) = pin::fd_by_id(ObjKind::Prog, id) else {
+            continue;
+        };
+        let p = Program::from_fd(fd, "", 0, String::new());
+        let Ok(info) = p.info() else { continue };
+        out.push(serde_json::json!({
+            "id": info.id,
+            "type": prog_type_name(info.prog_type),
+            "name": info.name,
+            "tag": info.tag.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "gpl_compatible": info.gpl_compatible,
+            "bytes_xlated": info.xlated_prog_len,
+            "jited": info.jited_prog_len > 0,
+            "bytes_jited": info.jited_prog_len,
+            "nr_map_ids": info.nr_map_ids,
+            "verified_insns": info.verified_insns,
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&out).expect("json"));
+    } else {
+        for p in &out {
+            println!(
+                "{}: {}  name {}  tag {}{}\n\txlated {}B  jited {}B  maps {}  verified_insns {}",
+                p["id"],
+                p["type"].as_str().unwrap_or(""),
+                p["name"].as_str().unwrap_or(""),
+                p["tag"].as_str().unwrap_or(""),
+                if p["gpl_compatible"] == true {
+                    "  gpl"
+                } else {
+                    ""
+                },
+                p["bytes_xlated"],
+                p["bytes_jited"],
+                p["nr_map_ids"],
+                p["verified_insns"]
+            );
+        }
+    }
+    Ok(Status::Ok)
+}
