@@ -61,11 +61,14 @@ impl std::fmt::Display for RunError {
     }
 }
 
+/// Map contents as `BPF_MAP_LOOKUP_ELEM` returns them: (key, value) pairs sorted by key.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// An engine as the replay uses it.
 pub trait ReplayEngine {
     fn name(&self) -> &'static str;
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError>;
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    fn map_entries(&self, map: usize) -> Result<Entries, String>;
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
     /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's
     /// engines, a program fd for the kernel).
@@ -113,7 +116,7 @@ impl ReplayEngine for InterpEngine {
             other => RunError::Fault(other.to_string()),
         })
     }
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn map_entries(&self, map: usize) -> Result<Entries, String> {
         self.0.map_entries(map).map_err(|e| e.to_string())
     }
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {
@@ -148,7 +151,7 @@ impl ReplayEngine for JitEngine {
             other => RunError::Fault(other.to_string()),
         })
     }
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn map_entries(&self, map: usize) -> Result<Entries, String> {
         self.0.map_entries(map).map_err(|e| e.to_string())
     }
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {
@@ -180,7 +183,7 @@ impl ReplayEngine for KernelEngine {
             RunError::Refused(format!("BPF_PROG_TEST_RUN: {e}{errno}"))
         })
     }
-    fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn map_entries(&self, map: usize) -> Result<Entries, String> {
         self.0.map_entries(map).map_err(|e| e.to_string())
     }
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String> {

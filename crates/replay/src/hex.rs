@@ -18,7 +18,7 @@ pub fn encode_into(b: &[u8], s: &mut String) {
 
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!(
             "hex string has an odd number of digits ({})",
             s.len()

@@ -618,7 +618,7 @@ pub fn replay(
     // without a device) or the --ifindex one, with enough receive queues for the RSS
     // queues / --rx-queue.
     let rx_queues = queues.max(opts.rx_queue.saturating_add(1));
-    let device = (opts.ifindex != 1 || rx_queues > 1).then(|| bpfkit_vm::Device {
+    let device = (opts.ifindex != 1 || rx_queues > 1).then_some(bpfkit_vm::Device {
         ifindex: opts.ifindex,
         mtu: if opts.ifindex == 1 { 65536 } else { 1500 },
         hard_header_len: 14,
@@ -702,7 +702,7 @@ pub fn replay(
             s.snapped += 1;
         }
         if let Some(p) = progress.as_mut() {
-            if s.packets % 65536 == 0 {
+            if s.packets.is_multiple_of(65536) {
                 p(s.packets, rec.offset);
             }
         }

@@ -95,7 +95,8 @@ mod tests {
     /// and addresses only).
     #[test]
     fn microsoft_ipv4_vectors() {
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32, u32); 3] = [
+        type Case = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+        let cases: [Case; 3] = [
             (
                 [66, 9, 149, 187],
                 2794,
