@@ -32,10 +32,18 @@ pub enum Mutation {
     InfiniteLoop,
     /// A call to a helper id the kernel does not have.
     UnknownHelper,
+    /// A store into the XDP context (read-only).
+    CtxWrite,
+    /// A packet pointer used after `bpf_xdp_adjust_head` invalidated it.
+    StalePacketPointer,
+    /// A jump past the end of the program.
+    JumpOutOfRange,
+    /// An opcode the ISA does not define.
+    UnknownOpcode,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 10] = [
+    pub const ALL: [Mutation; 14] = [
         Mutation::DropPacketCheck,
         Mutation::DropNullCheck,
         Mutation::MapValueOutOfBounds,
@@ -46,6 +54,10 @@ impl Mutation {
         Mutation::ReadClobberedReg,
         Mutation::InfiniteLoop,
         Mutation::UnknownHelper,
+        Mutation::CtxWrite,
+        Mutation::StalePacketPointer,
+        Mutation::JumpOutOfRange,
+        Mutation::UnknownOpcode,
     ];
 
     /// A substring of the Linux verifier log for the rejection (checked against the
@@ -62,6 +74,11 @@ impl Mutation {
             Mutation::ReadClobberedReg => "!read_ok",
             Mutation::InfiniteLoop => "infinite loop detected",
             Mutation::UnknownHelper => "invalid func unknown#999999",
+            Mutation::CtxWrite => "invalid bpf_context access",
+            // For a privileged loader the stale pointer becomes an unknown scalar.
+            Mutation::StalePacketPointer => "R7 invalid mem access 'scalar'",
+            Mutation::JumpOutOfRange => "jump out of range",
+            Mutation::UnknownOpcode => "unknown opcode e7",
         }
     }
 }
@@ -220,6 +237,37 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
             &mut p,
             Item::Raw(vec![ins(BPF_JMP | BPF_CALL, 0, 0, 0, 999_999)]),
         ),
+        Mutation::CtxWrite => insert(
+            &mut p,
+            Item::Raw(vec![ins(BPF_ST | BPF_MEM | BPF_W, CTX_REG, 0, 0, 0)]),
+        ),
+        Mutation::StalePacketPointer => insert(
+            &mut p,
+            Item::Raw(vec![
+                ins(BPF_LDX | BPF_MEM | BPF_W, 7, CTX_REG, 0, 0), // r7 = data
+                ins(BPF_LDX | BPF_MEM | BPF_W, 3, CTX_REG, 4, 0), // r3 = data_end
+                ins(BPF_ALU64 | BPF_MOV | BPF_X, 4, 7, 0, 0),
+                ins(BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, 8),
+                ins(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 4, 0), // if data + 8 > data_end skip
+                ins(BPF_ALU64 | BPF_MOV | BPF_X, 1, CTX_REG, 0, 0),
+                ins(BPF_ALU64 | BPF_MOV | BPF_K, 2, 0, 0, 0),
+                ins(
+                    BPF_JMP | BPF_CALL,
+                    0,
+                    0,
+                    0,
+                    crate::ir::helper::XDP_ADJUST_HEAD,
+                ),
+                ins(BPF_LDX | BPF_MEM | BPF_B, 0, 7, 0, 0), // stale r7
+            ]),
+        ),
+        Mutation::JumpOutOfRange => insert(
+            &mut p,
+            Item::Raw(vec![ins(BPF_JMP | BPF_JA, 0, 0, i16::MAX, 0)]),
+        ),
+        Mutation::UnknownOpcode => {
+            insert(&mut p, Item::Raw(vec![ins(BPF_ALU64 | 0xe0, 7, 0, 0, 0)]))
+        }
     }
     p
 }
