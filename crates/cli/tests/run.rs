@@ -166,3 +166,35 @@ fn xdp_mode_on_a_corpus_object() {
     let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(j["data_out"], hex);
 }
+
+#[test]
+fn programs_the_verifier_rejects_fault_at_run_time_with_their_source_line() {
+    let pkt = root().join("corpus/packets/29_eth_only_14.bin");
+    for (obj, want) in [
+        ("map_value_oob", "value of map #0"),
+        ("stack_oob_write", "stack of frame 0"),
+        ("bad_ctx_write", "context write at offset 16"),
+        ("infinite_loop", "instruction limit"),
+        ("unknown_helper", "unknown helper 999"),
+    ] {
+        let o = root().join(format!("corpus/obj/rejected/{obj}.o"));
+        let out = bpfkit()
+            .args([
+                "run",
+                o.to_str().unwrap(),
+                "--packet",
+                pkt.to_str().unwrap(),
+                "--insn-limit",
+                "100000",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{obj}: {err}");
+        assert!(err.contains(want), "{obj}: {err}");
+        assert!(
+            err.contains(&format!("rejected/{obj}.c:")),
+            "{obj}: no source line in {err}"
+        );
+    }
+}

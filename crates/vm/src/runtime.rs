@@ -127,7 +127,7 @@ impl Default for Config {
         Config {
             ncpus: 1,
             seed: 0x5eed,
-            insn_limit: 1 << 30,
+            insn_limit: 1 << 27,
             perf_events_open: false,
             devices: Vec::new(),
             fib: Vec::new(),

@@ -79,6 +79,9 @@ pub struct Args {
     /// Virtual time returned by bpf_ktime_get_*_ns.
     #[arg(long, default_value_t = 0)]
     pub time_ns: u64,
+    /// Instructions a run may execute before it is stopped as an infinite loop.
+    #[arg(long, default_value_t = 1 << 27)]
+    pub insn_limit: u64,
     /// Seed of bpf_get_prandom_u32.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
@@ -184,6 +187,7 @@ pub fn run(args: Args) -> CliResult {
     let config = Config {
         seed: args.seed,
         ncpus: args.cpus.max(1),
+        insn_limit: args.insn_limit,
         ..Config::default()
     };
     let out = if args.engine == "jit" {
@@ -307,6 +311,26 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
             parse_hex("map value", parts[2])?,
         ));
     }
+    let mut devices = Vec::new();
+    for d in &args.device {
+        let parts: Vec<&str> = d.split(':').collect();
+        let num = |i: usize, default: u32| -> Result<u32, CliError> {
+            match parts.get(i) {
+                None => Ok(default),
+                Some(p) => p.parse().map_err(|_| {
+                    CliError::usage(format!("--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"))
+                }),
+            }
+        };
+        if parts.len() > 3 {
+            return Err(CliError::usage(format!(
+                "--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"
+            )));
+        }
+        let mut dev = bpfkit_vm::Device::ethernet(num(0, 0)?, num(1, 1500)?);
+        dev.rx_queues = num(2, 1)?.max(1);
+        devices.push(dev);
+    }
     let input = XdpInput {
         packet: &packet,
         ingress_ifindex: args.ifindex,
@@ -316,31 +340,10 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
     };
     match args.engine.as_str() {
         "interp" => {
-            let mut devices = Vec::new();
-            for d in &args.device {
-                let parts: Vec<&str> = d.split(':').collect();
-                let num = |i: usize, default: u32| -> Result<u32, CliError> {
-                    match parts.get(i) {
-                        None => Ok(default),
-                        Some(p) => p.parse().map_err(|_| {
-                            CliError::usage(format!(
-                                "--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"
-                            ))
-                        }),
-                    }
-                };
-                if parts.len() > 3 {
-                    return Err(CliError::usage(format!(
-                        "--device {d:?}: expected IFINDEX[:MTU[:RXQUEUES]]"
-                    )));
-                }
-                let mut dev = bpfkit_vm::Device::ethernet(num(0, 0)?, num(1, 1500)?);
-                dev.rx_queues = num(2, 1)?.max(1);
-                devices.push(dev);
-            }
             let config = Config {
                 ncpus: args.cpus.max(1),
                 seed: args.seed,
+                insn_limit: args.insn_limit,
                 perf_events_open: args.perf_open,
                 devices,
                 ..Config::default()
@@ -363,7 +366,9 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
             let config = Config {
                 ncpus: args.cpus.max(1),
                 seed: args.seed,
+                insn_limit: args.insn_limit,
                 perf_events_open: args.perf_open,
+                devices,
                 ..Config::default()
             };
             let jit =
