@@ -271,3 +271,64 @@ pub fn apply(p: &Program, m: Mutation) -> Program {
     }
     p
 }
+
+/// What the kernel's verifier does with a [`VerifierCase`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// Rejected, with this substring in the verifier log.
+    Reject(&'static str),
+}
+
+/// A program for verifier tests, with the kernel's verdict (checked against the
+/// running kernel by `tests/mutations.rs` for the same generator).
+#[derive(Debug, Clone)]
+pub struct VerifierCase {
+    /// `gen<i>` for an accepted program, `gen<i>-<mutation>` for a mutated one.
+    pub name: String,
+    /// One XDP program (maps as in [`crate::harness::linked_object`]).
+    pub object: bpfkit_object::model::LinkedObject,
+    pub mutation: Option<Mutation>,
+    pub verdict: Verdict,
+}
+
+/// `n` generated XDP programs (deterministic for a `seed`), each followed by its
+/// [`Mutation::ALL`] variants: `n * (1 + Mutation::ALL.len())` cases, accepted ones and
+/// rejected ones with the kernel's message.
+pub fn verifier_cases(n: usize, seed: u64) -> Vec<VerifierCase> {
+    use crate::strategy::{program, Features};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    );
+    let strat = program(
+        Target::Xdp,
+        Features {
+            max_items: 12,
+            ..Features::xdp()
+        },
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        let p = strat.new_tree(&mut runner).expect("strategy").current();
+        out.push(VerifierCase {
+            name: format!("gen{i}"),
+            object: crate::harness::linked_object(vec![p.render()]),
+            mutation: None,
+            verdict: Verdict::Accept,
+        });
+        for m in Mutation::ALL {
+            out.push(VerifierCase {
+                name: format!("gen{i}-{m:?}"),
+                object: crate::harness::linked_object(vec![apply(&p, m).render()]),
+                mutation: Some(m),
+                verdict: Verdict::Reject(m.expected()),
+            });
+        }
+    }
+    out
+}
