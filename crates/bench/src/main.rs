@@ -106,6 +106,17 @@ fn cases() -> Vec<Case> {
             kernel_recorded: true,
         });
     }
+    // The empty program: each engine's fixed cost per run.
+    out.push(Case {
+        label: "bench_nop (empty)".into(),
+        object: root().join("crates/bench/progs/bench_nop.o"),
+        program: "bench_nop".into(),
+        map_setup: Vec::new(),
+        ncpus: 1,
+        packet_name: "ipv4_tcp_syn".into(),
+        packet: packet("00_ipv4_tcp_syn.bin"),
+        kernel_recorded: false,
+    });
     // Pure compute programs on three packets each.
     for prog in ["bench_csum", "bench_parse"] {
         for (name, file) in [
@@ -404,7 +415,7 @@ fn bench_case(opts: &Opts, c: &mut Case) -> Row {
                     Err(e) => M::NA(e),
                     Ok(()) => measure(opts, if fast { "jit fast" } else { "jit checked" }, |r| {
                         j.bench_xdp(prog, &input(&c.packet), r)
-                            .map(|(_, d)| d.as_nanos() as f64)
+                            .map(|(_, ns)| ns)
                             .map_err(short)
                     }),
                 }
@@ -588,7 +599,7 @@ fn main() {
         }
         if let Some(v) = k {
             r_kernel.push(v);
-            if !r.label.contains("(compute)") {
+            if !r.label.contains("(compute)") && !r.label.contains("(empty)") {
                 r_kernel_corpus.push(v);
             }
         }

@@ -517,7 +517,12 @@ impl Gen<'_> {
                         "lddw with src {s} (BTF ids) is not supported"
                     ))),
                 };
-                asm!(self.ops ; mov Rq(d), QWORD v as i64);
+                if v <= u32::MAX as u64 {
+                    // Writing the 32-bit register zero-extends.
+                    asm!(self.ops ; mov Rd(d), v as u32 as i32);
+                } else {
+                    asm!(self.ops ; mov Rq(d), QWORD v as i64);
+                }
                 2
             }
             BPF_LDX => {
@@ -609,7 +614,7 @@ impl Gen<'_> {
                 (true, true, 8) => asm!(self.ops ; movsx Rq(d), Rb(s)),
                 (true, true, 16) => asm!(self.ops ; movsx Rq(d), Rw(s)),
                 (true, true, _) => asm!(self.ops ; movsxd Rq(d), Rd(s)),
-                (true, false, _) => asm!(self.ops ; mov Rq(d), QWORD imm as i64),
+                (true, false, _) => asm!(self.ops ; mov Rq(d), imm),
                 (false, true, 0) => asm!(self.ops ; mov Rd(d), Rd(s)),
                 (false, true, 8) => asm!(self.ops ; movsx Rd(d), Rb(s)),
                 (false, true, _) => asm!(self.ops ; movsx Rd(d), Rw(s)),

@@ -28,7 +28,7 @@ use bpfkit_vm::runtime::{Config, Runtime, STACK_SIZE};
 use bpfkit_vm::{Interpreter, RawOutput};
 use dynasmrt::ExecutableBuffer;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tramp::JitCtx;
 
 /// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
@@ -56,7 +56,16 @@ pub struct Jit {
     /// (prog, slot) -> prologue address (`callx`).
     prologues: HashMap<(usize, usize), u64>,
     static_faults: Vec<compile::StaticFault>,
+    /// The run context handed to generated code (boxed: its address must not change
+    /// during a run, and reusing it keeps the per-run set-up small).
+    ctx: Box<JitCtx>,
 }
+
+// SAFETY: the raw pointers inside `ctx` (runtime, tail table, prologue table) are set at
+// the start of every run from `&mut self` and only used during that run; between runs a
+// `Jit` is plain owned data (code mapping, runtime, tables), so moving it to another
+// thread is sound.
+unsafe impl Send for Jit {}
 
 impl Jit {
     /// Compiles every program of `obj` in checked mode (safe for any input).
@@ -139,7 +148,10 @@ impl Jit {
         // the SysV ABI with exactly this signature; `code` is kept in the same `Jit` as
         // the pointer, so the pointer never outlives the mapping.
         let entry: EntryFn = unsafe { std::mem::transmute(code.ptr(entry)) };
+        let mut ctx = Box::new(JitCtx::new());
+        ctx.fast = mode == Mode::Fast;
         Ok(Jit {
+            ctx,
             vm,
             mode,
             code,
@@ -189,24 +201,26 @@ impl Jit {
     /// Runs program `prog` with r1, r2 after `begin_run` and the per-run memory are set up;
     /// returns r0 or the fault.
     fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Box<Fault>> {
-        let fast = self.mode == Mode::Fast;
         let rt = self.vm.runtime_mut();
         let frame_below = rt.frame_top(0) - STACK_SIZE;
-        let mut ctx = JitCtx::new();
+        // The context lives in `self.ctx` (allocated once); only per-run fields are set.
+        let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
         ctx.ctx_base = ctx_base;
         // The entry function's prologue increments the depth to 0.
         ctx.depth = u64::MAX;
+        ctx.faulted = 0;
+        ctx.static_fault = 0;
         ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
         ctx.tail_table = self.tail_table.as_ptr();
-        ctx.fast = fast;
         ctx.prologues = &self.prologues as *const _;
-        tramp::sync_xdp_md(&mut ctx, rt);
+        tramp::sync_xdp_md(ctx, rt);
         let f = self.entry;
         // Calling generated code: it only touches memory through the runtime's regions
         // (checked mode) or through pointers a verifier proved valid (fast mode, which only
         // `unsafe` constructors select), and `ctx` outlives the call.
-        let r0 = f(r1, r2, &mut ctx, self.prog_entry[prog], frame_below);
+        let r0 = f(r1, r2, ctx, self.prog_entry[prog], frame_below);
+        ctx.rt = std::ptr::null_mut();
         if ctx.static_fault != 0 {
             let sf = &self.static_faults[ctx.static_fault as usize - 1];
             return Err(Box::new(tramp::make_fault(
@@ -303,13 +317,13 @@ impl Jit {
     /// Measures program `prog` on one packet the way `BPF_PROG_TEST_RUN` with `repeat`
     /// does: the XDP buffer is set up once, then the program runs `repeat` times on it
     /// (without resetting the packet between runs); returns the last result and the mean
-    /// time per run. Faults end the measurement with the fault.
+    /// time per run in nanoseconds. Faults end the measurement with the fault.
     pub fn bench_xdp(
         &mut self,
         prog: usize,
         input: &XdpInput<'_>,
         repeat: u32,
-    ) -> Result<(u64, Duration), VmError> {
+    ) -> Result<(u64, f64), VmError> {
         let ctx = self.begin_xdp(prog, input)?;
         let repeat = repeat.max(1);
         let t = Instant::now();
@@ -329,7 +343,7 @@ impl Jit {
         let el = t.elapsed();
         self.vm.runtime_mut().end_run();
         let r0 = r.map_err(VmError::Fault)?;
-        Ok((r0, el / repeat))
+        Ok((r0, el.as_nanos() as f64 / repeat as f64))
     }
 
     /// `BPF_MAP_LOOKUP_ELEM` from user space (per-CPU values concatenated).

@@ -236,3 +236,13 @@ fn listing_shows_x86_under_each_instruction() {
     assert!(text.contains("add rax,2"), "{text}");
     assert!(text.contains("ret"), "{text}");
 }
+
+#[test]
+fn a_jit_can_move_to_another_thread() {
+    let mut j = Jit::from_insns(asm("mov %r0, 7\nexit")).unwrap();
+    assert_eq!(j.run_raw(0, &[]).unwrap().r0, 7);
+    let r = std::thread::spawn(move || j.run_raw(0, &[]).unwrap().r0)
+        .join()
+        .unwrap();
+    assert_eq!(r, 7);
+}
