@@ -94,6 +94,19 @@ fn pkt(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + 3) as u8).collect()
 }
 
+fn current_pid_tgid() -> u64 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+    ((std::process::id() as u64) << 32) | tid
+}
+
+fn current_comm() -> String {
+    std::fs::read_to_string("/proc/thread-self/comm")
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
 /// Runs every case on both engines; returns the differences.
 fn compare(cases: &[Case]) -> Vec<String> {
     let ncpus = bpfkit_loader::map::possible_cpus().unwrap_or(1) as u32;
@@ -109,14 +122,14 @@ fn compare(cases: &[Case]) -> Vec<String> {
                 continue;
             }
         };
-        let mut v = Interpreter::new(
-            &c.obj,
-            Config {
-                ncpus,
-                ..Config::default()
-            },
-        )
-        .expect("interpreter");
+        // BPF_PROG_TEST_RUN runs in the calling thread: that is the kernel's current task.
+        let config = Config {
+            ncpus,
+            current_pid_tgid: current_pid_tgid(),
+            current_comm: current_comm(),
+            ..Config::default()
+        };
+        let mut v = Interpreter::new(&c.obj, config).expect("interpreter");
         for (m, key, value) in &c.setup {
             k.map_update(*m, key, value, 0).expect("kernel map setup");
             v.map_update(*m, key, value, 0)
@@ -669,6 +682,32 @@ fn misc_cases() -> Vec<Case> {
             &format!("ringbuf_reserve_dynptr size {size} flags {flags}"),
             &t,
             rb(),
+            vec![pkt(64)],
+        ));
+    }
+
+    // The current task: under BPF_PROG_TEST_RUN, the calling thread (root here).
+    cases.push(case(
+        "get_current_pid_tgid",
+        "call 14\nmov %r1, %r0\nrsh %r1, 32\nxor %r0, %r1\nexit\n",
+        vec![],
+        vec![pkt(64)],
+    ));
+    cases.push(case(
+        "get_current_uid_gid",
+        "call 15\nmov %r1, %r0\nrsh %r1, 32\nxor %r0, %r1\nexit\n",
+        vec![],
+        vec![pkt(64)],
+    ));
+    for size in [1, 4, 8, 16] {
+        let t = format!(
+            "stdw [%r10-16], -1\nstdw [%r10-8], -1\nmov %r1, %r10\nadd %r1, -16\nmov %r2, {size}\ncall 16\nmov %r6, %r0\n\
+             ldxdw %r1, [%r10-16]\nldxdw %r2, [%r10-8]\nxor %r1, %r2\nmov %r2, %r1\nrsh %r2, 32\nxor %r1, %r2\nlsh %r6, 24\nxor %r1, %r6\nmov %r0, %r1\nexit\n"
+        );
+        cases.push(case(
+            &format!("get_current_comm size {size}"),
+            &t,
+            vec![],
             vec![pkt(64)],
         ));
     }

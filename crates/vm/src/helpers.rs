@@ -21,6 +21,9 @@ pub const TRACE_PRINTK: i32 = 6;
 pub const GET_PRANDOM_U32: i32 = 7;
 pub const GET_SMP_PROCESSOR_ID: i32 = 8;
 pub const TAIL_CALL: i32 = 12;
+pub const GET_CURRENT_PID_TGID: i32 = 14;
+pub const GET_CURRENT_UID_GID: i32 = 15;
+pub const GET_CURRENT_COMM: i32 = 16;
 pub const REDIRECT: i32 = 23;
 pub const PERF_EVENT_OUTPUT: i32 = 25;
 pub const CSUM_DIFF: i32 = 28;
@@ -82,6 +85,12 @@ pub const SUPPORTED: &[(i32, &str)] = &[
     (
         TAIL_CALL,
         "PROG_ARRAY, at most MAX_TAIL_CALL_CNT (33) per run",
+    ),
+    (GET_CURRENT_PID_TGID, "Config::current_pid_tgid"),
+    (GET_CURRENT_UID_GID, "Config::current_uid_gid"),
+    (
+        GET_CURRENT_COMM,
+        "Config::current_comm, NUL-padded like strscpy_pad",
     ),
     (REDIRECT, "recorded as Redirect::Ifindex"),
     (
@@ -421,6 +430,19 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         GET_PRANDOM_U32 => Ok(rt.prandom_u32() as u64),
         GET_SMP_PROCESSOR_ID => Ok(rt.cpu as u64),
         GET_NUMA_NODE_ID => Ok(0),
+        GET_CURRENT_PID_TGID => Ok(rt.config.current_pid_tgid),
+        GET_CURRENT_UID_GID => Ok(rt.config.current_uid_gid),
+        GET_CURRENT_COMM => {
+            let size = a[1] as u32 as usize;
+            rt.regions.check(a[0], size as u64, true)?;
+            let mut buf = vec![0u8; size];
+            let comm = rt.config.current_comm.as_bytes();
+            // task->comm holds at most 15 characters; strscpy_pad keeps size - 1 of them.
+            let n = comm.len().min(15).min(size.saturating_sub(1));
+            buf[..n].copy_from_slice(&comm[..n]);
+            rt.regions.write_bytes(a[0], &buf)?;
+            Ok(0)
+        }
         STRTOL => strtox(rt, a, true),
         STRTOUL => strtox(rt, a, false),
         JIFFIES64 => {

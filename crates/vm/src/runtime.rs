@@ -120,6 +120,12 @@ pub struct Config {
     pub egress_ifindex: u32,
     /// `CONFIG_HZ` for `bpf_jiffies64` (250 on the kernel this project runs on).
     pub hz: u32,
+    /// The "current task" seen by `bpf_get_current_pid_tgid` (`tgid << 32 | pid`),
+    /// `bpf_get_current_uid_gid` (`gid << 32 | uid`) and `bpf_get_current_comm`. Under
+    /// `BPF_PROG_TEST_RUN` the kernel reports the calling thread.
+    pub current_pid_tgid: u64,
+    pub current_uid_gid: u64,
+    pub current_comm: String,
 }
 
 impl Default for Config {
@@ -134,6 +140,9 @@ impl Default for Config {
             allow_devmap_progs: false,
             egress_ifindex: 0,
             hz: 250,
+            current_pid_tgid: 0,
+            current_uid_gid: 0,
+            current_comm: "bpfkit".into(),
         }
     }
 }
