@@ -1403,7 +1403,7 @@ fn parse_strtoull(buf: &[u8], flags: u64) -> Result<(u64, u64, bool), i64> {
     let mut j = 0;
     if base == 0 {
         base = if str_at(0) == b'0' {
-            if str_at(1).to_ascii_lowercase() == b'x' && str_at(2).is_ascii_hexdigit() {
+            if str_at(1).eq_ignore_ascii_case(&b'x') && str_at(2).is_ascii_hexdigit() {
                 16
             } else {
                 8
@@ -1412,7 +1412,7 @@ fn parse_strtoull(buf: &[u8], flags: u64) -> Result<(u64, u64, bool), i64> {
             10
         };
     }
-    if base == 16 && str_at(0) == b'0' && str_at(1).to_ascii_lowercase() == b'x' {
+    if base == 16 && str_at(0) == b'0' && str_at(1).eq_ignore_ascii_case(&b'x') {
         j = 2;
     }
     let start = j;

@@ -104,7 +104,7 @@ fn absurd_map_definitions_are_refused_not_allocated() {
         map("keyed_ringbuf", mt::RINGBUF, 4, 0, 4096, 0),
         map("sockmap", mt::SOCKMAP, 4, 4, 4, 0),
     ] {
-        let r = Interpreter::with_programs(vec![], &[def.clone()], Config::default());
+        let r = Interpreter::with_programs(vec![], std::slice::from_ref(&def), Config::default());
         assert!(r.is_err(), "{} should be refused", def.name);
     }
     // Huge but sparse maps cost nothing until used.
