@@ -5,7 +5,7 @@
  * Computes a signed "score" from packet fields: signed division and modulo
  * (sdiv/smod), sign-extending moves from 8/16/32-bit values (movsx),
  * sign-extending loads (ldxsb/ldxsh/ldxsw, "memsx"), unconditional byte swaps
- * (bswap16/32/64, from bpf_ntoh*), and 32-bit jumps.  The results go to an
+ * (bswap16/32/64, from bpf_ntoh*) and alu32 operations.  The results go to an
  * ARRAY so that every instruction's result is observable.  clang only emits
  * gotol (JA with a 32-bit offset in imm) for jumps beyond 32767 slots, so one
  * is written in inline assembly.
