@@ -14,6 +14,8 @@ pub struct Cfg {
     pub live_in: Vec<u16>,
     /// Second slots of `lddw`.
     pub is_lddw_hi: Vec<bool>,
+    /// Helper calls that run a synchronous callback (bpf_loop).
+    pub calls_callback: Vec<bool>,
 }
 
 /// `bpf_opcode_in_insntable`: is `code` an opcode the kernel knows?
@@ -251,11 +253,22 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
         }
     }
     let live_in = liveness(insns, &is_lddw_hi, &succ);
+    let calls_callback: Vec<bool> = insns
+        .iter()
+        .enumerate()
+        .map(|(i, x)| !is_lddw_hi[i] && x.code == BPF_JMP | BPF_CALL && x.src == 0 && x.imm == 181)
+        .collect();
+    for (i, &c) in calls_callback.iter().enumerate() {
+        if c {
+            prune_point[i] = true;
+        }
+    }
     Ok(Cfg {
         subprogs,
         prune_point,
         live_in,
         is_lddw_hi,
+        calls_callback,
     })
 }
 

@@ -278,14 +278,23 @@ impl<'a> V<'a> {
 
     /// `is_state_visited`: Ok(true) when an equivalent explored state makes this path safe.
     fn is_state_visited(&mut self, st: &mut State, idx: usize) -> R<bool> {
-        let force = self.path_jumps > 40;
+        let force = self.path_jumps > 40 || self.cfg.calls_callback[idx];
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
         let mut k = 0;
         while k < self.explored[idx].len() {
             let ai = self.explored[idx][k];
             let e = &self.arena[ai];
-            if e.branches > 0 {
+            if e.branches > 0 && self.cfg.calls_callback[idx] {
+                // a callback iteration that brings nothing new: converged
+                if same_callsites(&e.state, st)
+                    && self.states_equal_mode(&e.state, st, idx, Mode::RangeWithin)
+                {
+                    self.arena[ai].hit += 1;
+                    self.propagate_precision(st, ai);
+                    return Ok(true);
+                }
+            } else if e.branches > 0 {
                 // still being explored: only useful for loop detection
                 if same_callsites(&e.state, st) && self.states_equal(&e.state, st, idx, true) {
                     return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
@@ -383,11 +392,14 @@ impl<'a> V<'a> {
                 return;
             }
             let ps = &mut self.arena[p].state;
-            if ps.curframe() != frame {
+            if ps.curframe() != frame && regs != 0 {
                 self.all_precise(Some(p));
                 return;
             }
             for r in 0..11 {
+                if regs == 0 {
+                    break;
+                }
                 if regs & (1 << r) != 0 {
                     let reg = &mut ps.frames[frame].regs[r];
                     if !reg.is_scalar() || reg.precise {
@@ -445,11 +457,15 @@ impl<'a> V<'a> {
     /// `backtrack_insn` over a history segment, newest first. False: cannot follow
     /// (sub-program call or exit), the caller falls back to "everything precise".
     fn backtrack(&self, hist: &[Hist], regs: &mut u16, slots: &mut Vec<(u8, u8)>) -> bool {
-        for h in hist.iter().rev() {
+        for (k, h) in hist.iter().enumerate().rev() {
             if *regs == 0 && slots.is_empty() {
                 return true;
             }
             let insn = self.insns[h.insn as usize];
+            if k + 1 == hist.len() && insn.code == BPF_JMP | BPF_EXIT {
+                // the exit being checked (R0 at callback return) reads, not writes
+                continue;
+            }
             let d = 1u16 << (insn.dst & 0xf);
             let s = 1u16 << (insn.src & 0xf);
             match insn.class() {
@@ -557,6 +573,16 @@ impl<'a> V<'a> {
 
     // ---------------------------------------------------------------- equivalence
     fn states_equal(&self, old: &State, cur: &State, idx: usize, exact: bool) -> bool {
+        self.states_equal_mode(
+            old,
+            cur,
+            idx,
+            if exact { Mode::Exact } else { Mode::NotExact },
+        )
+    }
+
+    fn states_equal_mode(&self, old: &State, cur: &State, idx: usize, mode: Mode) -> bool {
+        let exact = mode == Mode::Exact;
         if old.frames.len() != cur.frames.len() {
             return false;
         }
@@ -567,6 +593,13 @@ impl<'a> V<'a> {
             }
             let live = if fi + 1 == old.frames.len() {
                 self.cfg.live_in[idx]
+            } else if old.frames[fi + 1].in_callback {
+                // the callback returns to its call instruction, which reads r1-r5 again
+                self.cfg
+                    .live_in
+                    .get(old.frames[fi + 1].callsite)
+                    .copied()
+                    .unwrap_or(0xffff)
             } else {
                 let cs = old.frames[fi + 1].callsite;
                 self.cfg.live_in.get(cs + 1).copied().unwrap_or(0xffff) & !1
@@ -575,7 +608,14 @@ impl<'a> V<'a> {
                 if !exact && live & (1 << r) == 0 {
                     continue;
                 }
-                if !regsafe(&fo.regs[r], &fc.regs[r], exact, &mut idmap) {
+                let ok = if mode == Mode::RangeWithin {
+                    let mut o = fo.regs[r].clone();
+                    o.precise = true;
+                    regsafe(&o, &fc.regs[r], false, &mut idmap)
+                } else {
+                    regsafe(&fo.regs[r], &fc.regs[r], exact, &mut idmap)
+                };
+                if !ok {
                     return false;
                 }
             }
@@ -1959,6 +1999,31 @@ impl<'a> V<'a> {
             let f = self.err(st, msg);
             return Err(Self::hint(f, "every path must release what it acquired (bpf_ringbuf_submit/discard, bpf_sk_release) before returning".into()));
         }
+        if st.curframe() > 0 && st.cur().in_callback {
+            self.check_reg_read(st, 0)?;
+            let r0 = st.cur().regs[0].clone();
+            if !r0.is_scalar() {
+                return Err(self.err(st, "R0 not a scalar value".into()));
+            }
+            self.mark_precise(st, 1, vec![]);
+            if r0.b.umax > 1 || r0.b.smin < 0 {
+                let v = if r0.b.is_const() {
+                    format!("has value {:#x}", r0.b.var_off.value)
+                } else {
+                    "has unknown scalar value".to_string()
+                };
+                return Err(self.err_regs(
+                    st,
+                    format!(
+                        "At callback return the register R0 {} should have been in [0, 1]",
+                        v
+                    ),
+                    &[0],
+                ));
+            }
+            let callee = st.frames.pop().expect("callback frame");
+            return Ok(Flow::Next(callee.callsite));
+        }
         if st.curframe() > 0 {
             // prepare_func_exit
             self.check_reg_read(st, 0)?;
@@ -2140,6 +2205,7 @@ impl<'a> V<'a> {
         let mut release_ref: Option<u32> = None;
         let mut const_key: Option<u64> = None;
         let mut alloc_size: u32 = 0;
+        let mut callback: Option<usize> = None;
         for i in 0..5 {
             let a = pr.args[i];
             let regno = (i + 1) as u8;
@@ -2289,6 +2355,17 @@ impl<'a> V<'a> {
                     }
                     release_ref = Some(reg.ref_obj_id);
                 }
+                Arg::Func => {
+                    if reg.ty != RegType::Func {
+                        return Err(self.type_err(st, regno, &reg, "func"));
+                    }
+                    callback = Some(reg.subprog);
+                }
+                Arg::StackOrNull => {
+                    if !(reg.ty == RegType::Stack || reg.is_const_zero()) {
+                        return Err(self.type_err(st, regno, &reg, "fp"));
+                    }
+                }
                 Arg::SockRelease => {
                     if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
                         return Err(self.type_err(
@@ -2346,6 +2423,28 @@ impl<'a> V<'a> {
             }
             msg.push_str("tail_call would lead to reference leak");
             return Err(self.err(st, msg));
+        }
+        if let Some(target) = callback {
+            // push_callback_call: explore the callback in a new frame as a branch; its
+            // exit returns to this call instruction, which runs it again until the
+            // states converge. This path continues as if it ran zero times.
+            if st.frames.len() >= crate::MAX_CALL_FRAMES {
+                return Err(self.err(
+                    st,
+                    format!(
+                        "the call stack of {} frames is too deep",
+                        st.frames.len() + 1
+                    ),
+                ));
+            }
+            let mut cb = st.clone();
+            let fno = cb.frames.len() as u8;
+            let mut f = Frame::new(fno, self.idx, target);
+            f.in_callback = true;
+            f.regs[1] = Reg::unknown();
+            f.regs[2] = cb.cur().regs[3].clone();
+            cb.frames.push(f);
+            self.push_branch(&cb, target)?;
         }
         // clobber caller-saved registers
         for r in 1..=5 {
@@ -2702,6 +2801,13 @@ fn push_decision(st: &mut State, insn: usize, taken: bool) {
         st.path.drain(..PATH_KEEP);
     }
     st.path.push(Decision { insn, taken });
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    NotExact,
+    RangeWithin,
+    Exact,
 }
 
 fn same_callsites(a: &State, b: &State) -> bool {

@@ -33,6 +33,10 @@ pub enum Arg {
     RingbufMemRelease,
     /// Socket reference (released by the call).
     SockRelease,
+    /// `ARG_PTR_TO_FUNC`: a static sub-program used as a callback.
+    Func,
+    /// `ARG_PTR_TO_STACK_OR_NULL`.
+    StackOrNull,
 }
 
 /// Return types (`enum bpf_return_type`).
@@ -166,6 +170,11 @@ pub const PROTOS: &[Proto] = &[
         [Ctx, Anything, FixedUninitMem(4), Anything, Anything],
         Ret::Integer,
     ),
+    p(
+        181,
+        [Anything, Func, StackOrNull, Anything, D],
+        Ret::Integer,
+    ),
     p(188, [Ctx, D, D, D, D], Ret::Integer),
     p(189, [Ctx, Anything, UninitMem, ConstSize, D], Ret::Integer),
     p(190, [Ctx, Anything, Mem, ConstSize, D], Ret::Integer),
@@ -182,8 +191,8 @@ pub const PROTOS: &[Proto] = &[
 pub const KNOWN_UNMODELED: &[u32] = &[
     16, 17, 22, 35, 37, 55, 93, 94, 100, 105, 106, 109, 110, 112, 114, 115, 117, 120, 123, 136,
     137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 175,
-    176, 177, 178, 180, 181, 182, 191, 194, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206,
-    207, 209, 210, 211,
+    176, 177, 178, 180, 182, 191, 194, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207,
+    209, 210, 211,
 ];
 
 /// `__BPF_FUNC_MAX_ID` of Linux 6.18.

@@ -287,6 +287,8 @@ pub struct Frame {
     pub frameno: u8,
     /// Sub-program index this frame executes.
     pub subprog: usize,
+    /// Frame of a synchronous callback (bpf_loop): returns to its call instruction.
+    pub in_callback: bool,
 }
 
 impl Frame {
@@ -301,6 +303,7 @@ impl Frame {
             callsite,
             frameno,
             subprog,
+            in_callback: false,
         }
     }
 }

@@ -15,16 +15,6 @@ fn root() -> PathBuf {
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[
     (
-        "xdp_helper_errors",
-        "xdp_helper_errors",
-        "bpf_loop callbacks not modelled (unsupported)",
-    ),
-    (
-        "xdp_loop",
-        "xdp_bpf_loop",
-        "bpf_loop callbacks not modelled (unsupported)",
-    ),
-    (
         "xdp_printk",
         "xdp_printk",
         "bpf_trace_vprintk not modelled (unsupported)",

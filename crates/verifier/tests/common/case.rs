@@ -10,7 +10,9 @@
 //! -- expect
 //! accept                   or   reject <substring of the kernel's error message>
 //! ```
-//! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N.
+//! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N. `-- options` may say
+//! `unprivileged`, or `needs-btf-func-info` (callbacks: not loadable without BTF by
+//! this harness, so only bpfkit's verdict is checked, with a loud note).
 
 #![allow(dead_code)]
 
@@ -26,6 +28,8 @@ pub struct Case {
     pub accept: bool,
     pub message: String,
     pub unprivileged: bool,
+    /// Why this case cannot be loaded into the kernel by the test harness (if so).
+    pub no_kernel: Option<String>,
 }
 
 fn parse_num(s: &str) -> Result<u32, String> {
@@ -100,6 +104,7 @@ impl Case {
             accept: true,
             message: String::new(),
             unprivileged: false,
+            no_kernel: None,
         };
         let mut have_expect = false;
         for (sec, body) in &sections {
@@ -136,7 +141,14 @@ impl Case {
                         return Err(format!("bad expect line {l:?}"));
                     }
                 }
-                "options" => c.unprivileged = body.contains("unprivileged"),
+                "options" => {
+                    c.unprivileged = body.contains("unprivileged");
+                    if body.contains("needs-btf-func-info") {
+                        c.no_kernel = Some(
+                            "the kernel needs BTF func_info for callbacks; the harness loads without BTF".into(),
+                        );
+                    }
+                }
                 s => return Err(format!("unknown section -- {s}")),
             }
         }
