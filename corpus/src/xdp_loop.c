@@ -7,8 +7,8 @@
  * protocol, which it counts.  xdp_bpf_loop does a byte-sum over the first
  * 64 bytes through bpf_loop() with a callback and a context on the stack.
  * Exercises: back-edges (jumps with negative offsets), variable packet
- * offsets, bpf_loop with a static callback (a pseudo function pointer,
- * ld_imm64 with src=4).
+ * offsets, bpf_loop with a static callback (an ld_imm64 of the callback's
+ * address, which the loader turns into BPF_PSEUDO_FUNC, src=4).
  */
 #include "corpus.h"
 
