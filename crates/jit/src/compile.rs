@@ -62,13 +62,13 @@ pub struct StaticFault {
 
 /// What the compiler produced for one program.
 pub struct ProgLabels {
-    /// Label of each slot (the code of the instruction; for the second slot of lddw, a
-    /// fault stub).
-    pub slots: Vec<DynamicLabel>,
     /// Start and end offsets of each slot's inline code (for listings).
     pub ranges: Vec<(AssemblyOffset, AssemblyOffset)>,
     /// Function prologues: slot -> label.
     pub prologues: Vec<(usize, DynamicLabel)>,
+    /// Where the program's code starts (tail calls jump there; for an empty program, its
+    /// "ran past the last instruction" fault).
+    pub body: DynamicLabel,
 }
 
 pub struct Compiled {
@@ -289,7 +289,9 @@ impl Gen<'_> {
         &mut self,
         prog: usize,
         labels: &ProgLabelsBuilder,
-    ) -> Vec<(AssemblyOffset, AssemblyOffset)> {
+    ) -> (DynamicLabel, Vec<(AssemblyOffset, AssemblyOffset)>) {
+        let body = self.ops.new_dynamic_label();
+        asm!(self.ops ; =>body);
         let insns: &[RawInsn] = &self.rt.programs[prog].insns;
         let insns = insns.to_vec();
         let len = insns.len();
@@ -325,7 +327,7 @@ impl Gen<'_> {
                 self.stubs.push((Stub::Fault { label, idx }, what));
             }
         }
-        ranges
+        (body, ranges)
     }
 
     /// Compiles one instruction; returns how many slots it used.
@@ -1163,11 +1165,11 @@ pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
     }
     let mut progs = Vec::new();
     for (p, b) in builders.iter().enumerate() {
-        let ranges = g.compile_prog(p, b);
+        let (body, ranges) = g.compile_prog(p, b);
         progs.push(ProgLabels {
-            slots: b.slots.clone(),
             ranges,
             prologues: Vec::new(),
+            body,
         });
     }
     let mut all: Vec<((usize, usize), DynamicLabel)> =

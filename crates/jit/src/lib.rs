@@ -139,10 +139,7 @@ impl Jit {
                 prologues.insert((p, t), addr(l)?);
             }
             prog_entry.push(prologues.get(&(p, 0)).copied().unwrap_or(0));
-            tail_table.push(match pl.slots.first() {
-                Some(&l) => addr(l)?,
-                None => 0,
-            });
+            tail_table.push(addr(pl.body)?);
         }
         // SAFETY: `entry` is the offset of the entry trampoline in `code`, generated for
         // the SysV ABI with exactly this signature; `code` is kept in the same `Jit` as

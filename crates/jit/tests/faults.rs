@@ -246,3 +246,44 @@ fn a_jit_can_move_to_another_thread() {
         .unwrap();
     assert_eq!(r, 7);
 }
+
+/// A tail call into an empty program faults like the interpreter ("ran past the last
+/// instruction" at slot 0 of the empty program) instead of jumping nowhere.
+#[test]
+fn tail_call_into_an_empty_program() {
+    use bpfkit_object::model::map_type as mt;
+    let mut insns = asm("mov %r6, %r1\nlddw %r2, 0\nmov %r3, 0\ncall 12\nmov %r0, 2\nexit");
+    insns[1].src = bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX;
+    let mut jmp = map("jmp", mt::PROG_ARRAY, 4, 4, 1);
+    jmp.init = MapInit::Programs(vec![(0, "empty".into())]);
+    let prog = |name: &str, insns| LinkedProgram {
+        name: name.into(),
+        section: "xdp".into(),
+        prog_type: prog_type::XDP,
+        expected_attach_type: None,
+        prog_flags: 0,
+        origins: Vec::new(),
+        insns,
+    };
+    let obj = LinkedObject {
+        programs: vec![prog("entry", insns), prog("empty", Vec::new())],
+        maps: vec![jmp],
+        license: "GPL".into(),
+        kernel_version: None,
+    };
+    let packet = [0u8; 64];
+    let input = XdpInput {
+        packet: &packet,
+        ..Default::default()
+    };
+    let a = Interpreter::new(&obj, Config::default())
+        .unwrap()
+        .run_xdp(0, &input);
+    let b = Jit::new(&obj, Config::default())
+        .unwrap()
+        .run_xdp(0, &input);
+    let (fa, fb) = (a.unwrap_err(), b.unwrap_err());
+    let (fa, fb) = (fa.fault().unwrap(), fb.fault().unwrap());
+    assert_eq!((&fa.prog, fa.pc, &fa.kind), (&fb.prog, fb.pc, &fb.kind));
+    assert_eq!(fb.kind, FaultKind::FellOffEnd);
+}
