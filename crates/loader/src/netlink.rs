@@ -13,6 +13,10 @@ const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const NLMSG_ERROR: u16 = 2;
 const IFLA_XDP: u16 = 43;
+const NETLINK_EXT_ACK: libc::c_int = 11;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLA_F_NESTED: u16 = 1 << 15;
 const IFLA_XDP_FD: u16 = 1;
 const IFLA_XDP_ATTACHED: u16 = 2;
@@ -24,7 +28,7 @@ fn attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(payload);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -61,7 +65,20 @@ fn socket() -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: socket() just returned this fd; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a valid c_int for the duration of the call. Extended acks carry
+    // the kernel's error message; failure to enable them is harmless.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            NETLINK_EXT_ACK,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    Ok(fd)
 }
 
 /// Sends one request and returns the reply datagrams until the ack (or error).
@@ -92,7 +109,12 @@ fn transact(req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
             if ty == NLMSG_ERROR {
                 let err = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4"));
                 if err != 0 {
-                    return Err(io::Error::from_raw_os_error(-err));
+                    let e = io::Error::from_raw_os_error(-err);
+                    let flags = u16::from_ne_bytes(buf[off + 6..off + 8].try_into().expect("2"));
+                    return Err(match ext_ack_message(&buf[off..off + len], flags) {
+                        Some(m) => io::Error::new(e.kind(), format!("{e}: kernel says: {m}")),
+                        None => e,
+                    });
                 }
                 done = true;
             } else if ty == RTM_NEWLINK {
@@ -175,4 +197,33 @@ pub fn query_xdp(ifindex: u32) -> Result<(u8, u32)> {
         }
     }
     Ok((0, 0))
+}
+
+/// The `NLMSGERR_ATTR_MSG` of an error message with extended-ack TLVs.
+fn ext_ack_message(msg: &[u8], flags: u16) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 {
+        return None;
+    }
+    // nlmsghdr (16) + error (4) + the offending request's header (16), or all of the
+    // request unless NLM_F_CAPPED.
+    let req_len = if flags & NLM_F_CAPPED != 0 {
+        16
+    } else {
+        u32::from_ne_bytes(msg.get(20..24)?.try_into().ok()?) as usize
+    };
+    let mut off = 20 + req_len.div_ceil(4) * 4;
+    while off + 4 <= msg.len() {
+        let l = u16::from_ne_bytes([msg[off], msg[off + 1]]) as usize;
+        let t = u16::from_ne_bytes([msg[off + 2], msg[off + 3]]);
+        if l < 4 || off + l > msg.len() {
+            return None;
+        }
+        if t == NLMSGERR_ATTR_MSG {
+            let s = &msg[off + 4..off + l];
+            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+            return Some(String::from_utf8_lossy(&s[..end]).into_owned());
+        }
+        off += l.div_ceil(4) * 4;
+    }
+    None
 }

@@ -231,6 +231,7 @@ pub fn map_log_to_source(p: &LinkedProgram, log: &str) -> (Option<usize>, Option
     (Some(i), at)
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; the attr's inputs, spelled out
 fn load_program(
     p: &LinkedProgram,
     insns: &[bpfkit_isa::RawInsn],

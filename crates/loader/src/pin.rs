@@ -235,3 +235,38 @@ impl KernelObjects {
         self.progs.is_empty() && self.maps.is_empty() && self.links.is_empty()
     }
 }
+
+/// The kernel name of a program or map by id (None if it is gone or has no name).
+pub fn name_of(kind: ObjKind, id: u32) -> Option<String> {
+    let fd = fd_by_id(kind, id).ok()?;
+    match kind {
+        ObjKind::Prog => crate::Program::from_fd(fd, "", 0, String::new())
+            .info()
+            .ok()
+            .map(|i| i.name),
+        ObjKind::Map => crate::Map::from_fd(fd, crate::MapSpec::default())
+            .ok()?
+            .info()
+            .ok()
+            .map(|i| i.name),
+        ObjKind::Link => None,
+    }
+}
+
+impl KernelObjects {
+    /// Keeps the programs and maps whose kernel name is in `names` (other processes
+    /// may create objects meanwhile) and every link.
+    pub fn named(&self, names: &[&str]) -> KernelObjects {
+        let keep = |kind, ids: &[u32]| {
+            ids.iter()
+                .copied()
+                .filter(|&id| name_of(kind, id).is_some_and(|n| names.contains(&n.as_str())))
+                .collect()
+        };
+        KernelObjects {
+            progs: keep(ObjKind::Prog, &self.progs),
+            maps: keep(ObjKind::Map, &self.maps),
+            links: self.links.clone(),
+        }
+    }
+}

@@ -63,7 +63,7 @@ fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
         .split_whitespace()
         .map(|w| w.trim_start_matches("0x"))
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(CliError::bad(format!(
             "{what} `{s}`: odd number of hex digits"
         )));
