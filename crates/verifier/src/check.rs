@@ -50,6 +50,8 @@ struct V<'a> {
     /// Per sub-program max stack depth.
     stack_depth: Vec<i32>,
     max_states_per_insn: u64,
+    /// Tail-call sites seen: (prog-array map index, constant slot if known).
+    tail_calls: Vec<(usize, Option<u64>)>,
     /// Source register of the store being checked (for scalar spill ids).
     value_reg: Option<u8>,
     idx: usize,
@@ -107,6 +109,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         stack_depth: vec![0; nsub],
         max_states_per_insn: 0,
         value_reg: None,
+        tail_calls: vec![],
         idx: 0,
         cur_states: 0,
         peak_states: 0,
@@ -119,6 +122,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
     stats.peak_states = v.peak_states;
     stats.max_states_per_insn = v.max_states_per_insn;
     stats.stack_depth = v.stack_depth.iter().map(|&d| d as u32).collect();
+    stats.tail_calls = v.tail_calls.clone();
     match res {
         Ok(()) => (Verdict::Accepted, stats),
         Err(f) => (to_verdict(f), stats),
@@ -2412,6 +2416,20 @@ impl<'a> V<'a> {
                     };
                 }
             });
+        }
+        if func == 12 {
+            // remember the tail-call site for the object's tail-call graph
+            let r3 = &st.cur().regs[3];
+            let idx = if r3.is_scalar() && r3.b.is_const() {
+                Some(r3.b.var_off.value)
+            } else {
+                None
+            };
+            if let Some(m) = map {
+                if !self.tail_calls.contains(&(m, idx)) {
+                    self.tail_calls.push((m, idx));
+                }
+            }
         }
         if func == 12 && !st.refs.is_empty() {
             let mut msg = String::new();

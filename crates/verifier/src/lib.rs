@@ -12,6 +12,7 @@ pub mod helper_names;
 pub mod helpers;
 pub mod render;
 pub mod state;
+pub mod tailcall;
 pub mod tnum;
 
 use bpfkit_object::model::{LinkedProgram, MapDef};
@@ -108,6 +109,8 @@ pub struct Stats {
     pub max_states_per_insn: u64,
     /// Stack depth per sub-program (bytes), as the kernel logs it.
     pub stack_depth: Vec<u32>,
+    /// Tail-call sites: (prog-array map index, constant slot if known).
+    pub tail_calls: Vec<(usize, Option<u64>)>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -15,6 +15,11 @@ Examples:
   bpfkit verify --prog xdp_dispatch --format json corpus/obj/xdp_tailcall.o
   bpfkit verify --format sarif build/*.o > verify.sarif      # for code-scanning upload
   bpfkit verify --format csv x.o                             # veristat's columns
+  bpfkit verify --deny-tail-call-lints corpus/obj/xdp_tailcall.o
+
+Tail-call graph: from the tail-call sites and the object's PROG_ARRAY contents
+(`.values`), cycles and chains longer than the kernel's limit (33 programs) are
+reported as warnings, or errors with --deny-tail-call-lints.
 
 Decides, by abstract interpretation like the kernel's, whether the Linux 6.18 verifier
 would accept each program (as loaded by root with CAP_BPF and CAP_PERFMON; see
@@ -50,6 +55,10 @@ pub struct Args {
     /// uninitialised stack reads).
     #[arg(long)]
     pub unprivileged: bool,
+    /// Make tail-call graph lints (cycles, chains longer than the kernel's 33 programs)
+    /// fatal: exit status 1.
+    #[arg(long)]
+    pub deny_tail_call_lints: bool,
     /// Processed-instruction budget (the kernel's is 1000000).
     #[arg(long, default_value_t = bpfkit_verifier::BPF_COMPLEXITY_LIMIT_INSNS)]
     pub insn_limit: u64,
@@ -66,12 +75,22 @@ fn insn_text(prog: &LinkedProgram, i: usize) -> String {
     }
 }
 
+/// Writes to stdout; false when the reader went away (e.g. `| head`), which ends the
+/// output quietly instead of panicking.
+fn emit(s: &str) -> bool {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
+}
+
 pub fn run(args: Args) -> CliResult {
     let mut all_ok = true;
     let mut json_out = vec![];
     let mut sarif_items: Vec<(String, LinkedProgram, Report)> = vec![];
-    if args.format == Format::Csv {
-        println!("{}", render::CSV_HEADER);
+    if args.format == Format::Csv && !emit(&format!("{}\n", render::CSV_HEADER)) {
+        return Ok(Status::Bad);
     }
     let mut matched = vec![false; args.progs.len()];
     for file in &args.files {
@@ -89,6 +108,7 @@ pub fn run(args: Args) -> CliResult {
             gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
         };
         let shown = file.display().to_string();
+        let mut reports = vec![];
         for prog in &linked.programs {
             if !args.progs.is_empty() {
                 match args.progs.iter().position(|p| *p == prog.name) {
@@ -100,11 +120,36 @@ pub fn run(args: Args) -> CliResult {
             if !matches!(rep.verdict, Verdict::Accepted) {
                 all_ok = false;
             }
+            let printed = match args.format {
+                Format::Text => emit(&render::text(prog, &rep, &shown, &insn_text)),
+                Format::Csv => emit(&format!("{}\n", render::csv_row(&rep, &shown))),
+                Format::Json => {
+                    json_out.push(render::json(prog, &rep, &shown));
+                    true
+                }
+                Format::Sarif => {
+                    sarif_items.push((shown.clone(), prog.clone(), rep.clone()));
+                    true
+                }
+            };
+            if !printed {
+                return Ok(Status::Bad);
+            }
+            reports.push(rep);
+        }
+        for lint in bpfkit_verifier::tailcall::lints(&linked, &reports) {
+            if args.deny_tail_call_lints {
+                all_ok = false;
+            }
+            let level = if args.deny_tail_call_lints {
+                "error"
+            } else {
+                "warning"
+            };
             match args.format {
-                Format::Text => print!("{}", render::text(prog, &rep, &shown, &insn_text)),
-                Format::Json => json_out.push(render::json(prog, &rep, &shown)),
-                Format::Csv => println!("{}", render::csv_row(&rep, &shown)),
-                Format::Sarif => sarif_items.push((shown.clone(), prog.clone(), rep)),
+                Format::Json => json_out
+                    .push(serde_json::json!({"object": shown, "lint": lint, "level": level})),
+                _ => eprintln!("{level}: {shown}: {}", lint.message),
             }
         }
     }
@@ -114,19 +159,21 @@ pub fn run(args: Args) -> CliResult {
             args.progs[k]
         )));
     }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json_out).expect("json")),
+    let doc = match args.format {
+        Format::Json => Some(serde_json::to_string_pretty(&json_out).expect("json")),
         Format::Sarif => {
             let items: Vec<(&str, &LinkedProgram, &Report)> = sarif_items
                 .iter()
                 .map(|(o, p, r)| (o.as_str(), p, r))
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render::sarif(&items)).expect("json")
-            );
+            Some(serde_json::to_string_pretty(&render::sarif(&items)).expect("json"))
         }
-        _ => {}
+        _ => None,
+    };
+    if let Some(d) = doc {
+        if !emit(&format!("{d}\n")) {
+            return Ok(Status::Bad);
+        }
     }
     Ok(if all_ok { Status::Ok } else { Status::Bad })
 }
