@@ -646,3 +646,90 @@ fn failed_load_leaves_nothing_behind() {
         assert_eq!(attached_prog_id(&lab), 0);
     }
 }
+
+#[test]
+fn link_detaches_on_drop_unless_pinned_and_replace_is_explicit() {
+    if skip("link_detaches_on_drop_unless_pinned_and_replace_is_explicit") {
+        return;
+    }
+    use bpfkit_loader::attach::{attach_xdp, AttachMethod, XdpMode};
+    use bpfkit_loader::object_load::{LoadOptions, LoadedObject};
+    use std::os::fd::AsFd;
+    let lab = Lab::new();
+    let obj = LoadedObject::open(
+        &root().join("corpus/obj/xdp_counter.o"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let prog = &obj.program("xdp_count").unwrap().program;
+    let pin = lab.pins.clone();
+    lab.inside(|| {
+        let ifindex = bpfkit_loader::attach::ifindex("vb").unwrap();
+        let attached = || bpfkit_loader::attach::attached_prog(ifindex).unwrap();
+        // Link, dropped: detached.
+        let link = attach_xdp(
+            prog.as_fd(),
+            ifindex,
+            XdpMode::Skb,
+            AttachMethod::Link,
+            false,
+        )
+        .unwrap();
+        assert!(link.link_id().is_some());
+        assert_ne!(attached(), 0);
+        // Busy: a second attach is refused, whatever the method.
+        for m in [AttachMethod::Link, AttachMethod::Netlink] {
+            let e = attach_xdp(prog.as_fd(), ifindex, XdpMode::Skb, m, false).unwrap_err();
+            assert!(e.to_string().contains("--replace"), "{e}");
+        }
+        drop(link);
+        assert_eq!(attached(), 0, "link not released on drop");
+        // Netlink, dropped: detached too; kept: stays.
+        let mut nl = attach_xdp(
+            prog.as_fd(),
+            ifindex,
+            XdpMode::Skb,
+            AttachMethod::Netlink,
+            false,
+        )
+        .unwrap();
+        assert_ne!(attached(), 0);
+        // --replace swaps it for a link.
+        let mut link = attach_xdp(
+            prog.as_fd(),
+            ifindex,
+            XdpMode::Skb,
+            AttachMethod::Link,
+            true,
+        )
+        .unwrap();
+        assert!(link.link_id().is_some());
+        nl.keep();
+        drop(nl); // already replaced; must not detach the link
+        assert_ne!(attached(), 0);
+        // Pinned link survives its handle; removing the pin releases it.
+        std::fs::create_dir_all(&pin).unwrap();
+        let path = pin.join("link");
+        link.pin(&path).unwrap();
+        drop(link);
+        assert_ne!(attached(), 0, "pinned link was detached on drop");
+        std::fs::remove_file(&path).unwrap();
+        for _ in 0..300 {
+            if attached() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(attached(), 0, "unpinned link still attached");
+        let nl = attach_xdp(
+            prog.as_fd(),
+            ifindex,
+            XdpMode::Skb,
+            AttachMethod::Netlink,
+            false,
+        )
+        .unwrap();
+        drop(nl);
+        assert_eq!(attached(), 0, "netlink attachment not removed on drop");
+    });
+}

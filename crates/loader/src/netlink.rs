@@ -81,8 +81,21 @@ fn socket() -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Sends one request and returns the reply datagrams until the ack (or error).
-fn transact(req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+/// Sends one request and returns the reply datagrams until the ack (or the error with
+/// the kernel's extended-ack message, if any).
+fn transact(req: &[u8]) -> Result<Vec<Vec<u8>>, (io::Error, Option<String>)> {
+    transact_inner(req).map_err(|e| {
+        let msg = LAST_EXT_ACK.with(|m| m.borrow_mut().take());
+        (e, msg)
+    })
+}
+
+thread_local! {
+    static LAST_EXT_ACK: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn transact_inner(req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    LAST_EXT_ACK.with(|m| m.borrow_mut().take());
     let sock = socket()?;
     // SAFETY: req is a valid buffer of req.len() bytes for the duration of the call.
     let n = unsafe { libc::send(sock.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
@@ -109,12 +122,10 @@ fn transact(req: &[u8]) -> io::Result<Vec<Vec<u8>>> {
             if ty == NLMSG_ERROR {
                 let err = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4"));
                 if err != 0 {
-                    let e = io::Error::from_raw_os_error(-err);
                     let flags = u16::from_ne_bytes(buf[off + 6..off + 8].try_into().expect("2"));
-                    return Err(match ext_ack_message(&buf[off..off + len], flags) {
-                        Some(m) => io::Error::new(e.kind(), format!("{e}: kernel says: {m}")),
-                        None => e,
-                    });
+                    let msg = ext_ack_message(&buf[off..off + len], flags);
+                    LAST_EXT_ACK.with(|m| *m.borrow_mut() = msg);
+                    return Err(io::Error::from_raw_os_error(-err));
                 }
                 done = true;
             } else if ty == RTM_NEWLINK {
@@ -140,7 +151,10 @@ pub fn set_xdp(ifindex: u32, prog_fd: i32, flags: u32) -> Result<()> {
     let mut attrs = Vec::new();
     attr(&mut attrs, IFLA_XDP | NLA_F_NESTED, &nested);
     let req = message(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, ifindex, &attrs);
-    transact(&req).map(|_| ()).map_err(|e| {
+    transact(&req).map(|_| ()).map_err(|(e, msg)| {
+        let msg = msg
+            .map(|m| format!("; kernel says: {m}"))
+            .unwrap_or_default();
         let hint = match e.raw_os_error() {
             Some(libc::EEXIST) => "; a program is already attached: pass --replace to replace it",
             Some(libc::EBUSY) => {
@@ -151,7 +165,7 @@ pub fn set_xdp(ifindex: u32, prog_fd: i32, flags: u32) -> Result<()> {
         };
         Error::Sys {
             cmd: "RTM_SETLINK IFLA_XDP",
-            what: format!("ifindex {ifindex}, fd {prog_fd}, flags {flags:#x}{hint}"),
+            what: format!("ifindex {ifindex}, fd {prog_fd}, flags {flags:#x}{msg}{hint}"),
             source: e,
         }
     })
@@ -160,7 +174,7 @@ pub fn set_xdp(ifindex: u32, prog_fd: i32, flags: u32) -> Result<()> {
 /// What `RTM_GETLINK` says is attached: (`XDP_ATTACHED_*` mode, program id).
 pub fn query_xdp(ifindex: u32) -> Result<(u8, u32)> {
     let req = message(RTM_GETLINK, NLM_F_REQUEST, ifindex, &[]);
-    let replies = transact(&req).map_err(|e| Error::Sys {
+    let replies = transact(&req).map_err(|(e, _)| Error::Sys {
         cmd: "RTM_GETLINK",
         what: format!("ifindex {ifindex}"),
         source: e,
