@@ -834,6 +834,9 @@ impl Gen<'_> {
             (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
             (1, true) => asm!(self.ops ; movsx Rq(d), BYTE [Rq(s) + off]),
             (2, true) => asm!(self.ops ; movsx Rq(d), WORD [Rq(s) + off]),
+            // r10 always points into the stack (the verifier refuses writes to it).
+            (4, false) if s == REG[10] => asm!(self.ops ; mov Rd(d), DWORD [Rq(s) + off]),
+            (4, true) if s == REG[10] => asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off]),
             (4, _) => {
                 // A 4-byte load may read the context (rewritten like the kernel does).
                 let slow = self.ops.new_dynamic_label();
