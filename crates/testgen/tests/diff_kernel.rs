@@ -156,10 +156,8 @@ fn interpreter_agrees_with_kernel() {
 ///
 /// Found by the generator (seed 401): the interpreter checks `BPF_F_LOCK` before the
 /// index of an array (PERCPU_ARRAY key 3520, flags `BPF_F_LOCK`: kernel -E2BIG,
-/// interpreter -EINVAL). Ignored until the interpreter follows the kernel's order
-/// (crates/vm, `Map::check_flags` and its callers); run with `--ignored`.
+/// interpreter -EINVAL). Fixed in crates/vm (`array_map_update_elem`'s order).
 #[test]
-#[ignore = "known interpreter divergence: order of the update-flag checks on arrays"]
 fn map_update_flag_checks_follow_the_kernels_order() {
     if !kernel_or_skip("map_update_flag_checks_follow_the_kernels_order") {
         return;

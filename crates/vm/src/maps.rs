@@ -484,7 +484,12 @@ impl Map {
         let clock = self.clock;
         match self.def.map_type {
             mt::ARRAY | mt::PERCPU_ARRAY => {
-                let f = self.check_flags(flags)?;
+                // `array_map_update_elem` checks in this order: unknown flags, index,
+                // BPF_NOEXIST, and only then BPF_F_LOCK without a spin lock.
+                let f = flags & !BPF_F_LOCK;
+                if f > BPF_EXIST {
+                    return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+                }
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
                     return Err(self.err(
@@ -495,6 +500,7 @@ impl Map {
                 if f == BPF_NOEXIST {
                     return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
                 }
+                self.check_flags(flags)?;
                 let Store::Array { cpus } = &mut self.store else {
                     unreachable!()
                 };
