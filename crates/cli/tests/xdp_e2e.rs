@@ -733,3 +733,86 @@ fn link_detaches_on_drop_unless_pinned_and_replace_is_explicit() {
         assert_eq!(attached(), 0, "netlink attachment not removed on drop");
     });
 }
+
+#[test]
+fn prog_list_and_map_by_id_agree_with_the_load() {
+    if skip("prog_list_and_map_by_id_agree_with_the_load") {
+        return;
+    }
+    let lab = Lab::new();
+    let out = json(&must(
+        Command::new(BPFKIT)
+            .args(["load", "--json"])
+            .arg(root().join("corpus/obj/xdp_global_data.o"))
+            .arg("--pin-dir")
+            .arg(&lab.pins),
+    ));
+    let expected = json(
+        &std::fs::read_to_string(root().join("corpus/expected/xdp_global_data.kernel.json"))
+            .unwrap(),
+    );
+    let listed = json(&must(Command::new(BPFKIT).args(["prog", "list", "--json"])));
+    for p in out["programs"].as_array().unwrap() {
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == p["id"])
+            .unwrap_or_else(|| panic!("prog {} not listed", p["id"]));
+        assert_eq!(row["type"], "xdp");
+        assert_eq!(row["tag"], p["tag"]);
+        let want = expected["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == p["name"])
+            .unwrap();
+        assert_eq!(row["tag"], want["tag"], "tag differs from libbpf's");
+    }
+    // .rodata by id: initial values as compiled, and frozen (updates refused).
+    let rodata = out["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str().unwrap().ends_with(".rodata"))
+        .unwrap();
+    let id = rodata["id"].to_string();
+    let dump = json(&must(
+        Command::new(BPFKIT).args(["map", "dump", "--id", &id, "--json"]),
+    ));
+    assert_eq!(dump.as_array().unwrap().len(), 1);
+    let obj = bpfkit_object::Object::parse_named(
+        &std::fs::read(root().join("corpus/obj/xdp_global_data.o")).unwrap(),
+        "xdp_global_data",
+    )
+    .unwrap();
+    let def = obj.maps.iter().find(|m| m.section == ".rodata").unwrap();
+    let bpfkit_object::MapInit::Data(init) = &def.init else {
+        panic!("no initial data")
+    };
+    let value = bytes_of(&dump[0]["value"]);
+    assert_eq!(&value[..init.len()], &init[..]);
+    let zeros = "00".repeat(value.len());
+    let upd = run(Command::new(BPFKIT).args([
+        "map", "update", "--id", &id, "--key", "00000000", "--value", &zeros,
+    ]));
+    assert_eq!(
+        upd.status.code(),
+        Some(1),
+        "frozen .rodata accepted an update"
+    );
+    // Malformed input: a clear error, exit 1, no panic.
+    let bad = run(Command::new(BPFKIT).args(["map", "lookup", "--id", &id, "--key", "0000"]));
+    assert_eq!(bad.status.code(), Some(1));
+    let garbage = std::env::temp_dir().join(format!("bpfkit-e2e-garbage-{}.o", std::process::id()));
+    std::fs::write(&garbage, b"\x7fELF garbage").unwrap();
+    let bad = run(Command::new(BPFKIT).arg("load").arg(&garbage));
+    std::fs::remove_file(&garbage).unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&bad.stderr).contains("panicked"));
+}

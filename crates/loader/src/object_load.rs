@@ -375,7 +375,7 @@ impl LoadedObject {
         let mut maps: Vec<LoadedMap> = Vec::with_capacity(linked.maps.len());
         for def in &linked.maps {
             let pin_path = match (&opts.pin_root, def.pinning) {
-                (Some(root), LIBBPF_PIN_BY_NAME) => Some(root.join(&def.name)),
+                (Some(root), LIBBPF_PIN_BY_NAME) => Some(root.join(pin::pin_name(&def.name))),
                 _ => None,
             };
             if let Some(path) = &pin_path {
@@ -547,13 +547,13 @@ impl LoadedObject {
     }
 
     /// Pins every program at `dir/<program>` and every map not pinned yet at
-    /// `dir/<map>` (creating `dir`). On error, the pins made by this call are removed.
+    /// `dir/<map>` (creating `dir`; `.` in names becomes `_`, as bpffs wants). On error, the pins made by this call are removed.
     pub fn pin_all(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", dir.display())))?;
         let mut guard = PinGuard(Vec::new());
         for p in &self.programs {
-            let path = dir.join(&p.linked.name);
+            let path = dir.join(pin::pin_name(&p.linked.name));
             pin::pin(p.program.as_fd(), &path)?;
             guard.0.push(path);
         }
@@ -561,7 +561,7 @@ impl LoadedObject {
             if m.pinned.is_some() || m.reused {
                 continue;
             }
-            let path = dir.join(&m.def.name);
+            let path = dir.join(pin::pin_name(&m.def.name));
             pin::pin(m.map.as_fd(), &path)?;
             guard.0.push(path.clone());
             m.pinned = Some(path);

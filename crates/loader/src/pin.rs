@@ -128,7 +128,11 @@ pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     };
     // SAFETY: pathname points to a NUL-terminated string that outlives the call.
     unsafe { sys::sys_bpf(BPF_OBJ_PIN, &mut attr) }.map_err(|e| {
+        let dotted = path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().contains(&b'.'));
         let hint = match e.raw_os_error() {
+            Some(libc::EPERM) if dotted => "; bpffs refuses names containing `.` (see pin_name)",
             Some(libc::EEXIST) => "; a pin already exists there: remove it first",
             Some(libc::EPERM) | Some(libc::EINVAL) => {
                 "; the directory must be on a bpffs mount (e.g. under /sys/fs/bpf)"
@@ -269,4 +273,10 @@ impl KernelObjects {
             links: self.links.clone(),
         }
     }
+}
+
+/// A pin file name for an object name: bpffs refuses names with `.`, which libbpf
+/// replaces with `_` (`sanitize_pin_path`), e.g. `xdp_glob.rodata` -> `xdp_glob_rodata`.
+pub fn pin_name(name: &str) -> String {
+    name.replace('.', "_")
 }

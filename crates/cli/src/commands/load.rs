@@ -15,8 +15,8 @@ Examples:
 Loads the object as libbpf does: BTF (sanitised for the running kernel), maps with their
 BTF types, global data with initial values (.rodata frozen), PROG_ARRAYs and map-in-maps
 filled from .values, programs with func and line info. With --pin-dir every program is
-pinned at DIR/<program> and every map at DIR/<map> (LIBBPF_PIN_BY_NAME maps found there
-are reused); without it everything is released when bpfkit exits. A rejected program
+pinned at DIR/<program> and every map at DIR/<map> (`.` becomes `_`, as bpffs wants;
+LIBBPF_PIN_BY_NAME maps found there are reused); without it everything is released when bpfkit exits. A rejected program
 prints the kernel's errno and verifier log with the C source line of the failing
 instruction; nothing is left behind (no maps, no pins).
 
@@ -89,7 +89,7 @@ pub fn run(a: Args) -> CliResult {
             "verified_insns": info.verified_insns,
             "func_info": p.func_info,
             "line_info": p.line_info,
-            "pinned": a.pin_dir.as_ref().map(|d| d.join(&p.linked.name)),
+            "pinned": a.pin_dir.as_ref().map(|d| d.join(bpfkit_loader::pin::pin_name(&p.linked.name))),
         }));
     }
     let mut maps = Vec::new();
