@@ -257,7 +257,10 @@ impl Summary {
             self.faults,
             self.skipped_total()
         );
-        for (a, n) in &self.actions {
+        // Kernel order (XDP_ABORTED .. XDP_REDIRECT), then unknown return values.
+        let mut order: Vec<(&String, &u64)> = self.actions.iter().collect();
+        order.sort_by_key(|(a, _)| ACTIONS.iter().position(|x| x == a).unwrap_or(ACTIONS.len()));
+        for (a, n) in order {
             let _ = writeln!(s, "  {a:<14} {n}");
             if a == "XDP_REDIRECT" {
                 for (t, c) in &self.redirects {
