@@ -2469,7 +2469,9 @@ impl<'a> V<'a> {
             st.cur_mut().regs[r] = Reg::not_init();
         }
         let r0 = match pr.ret {
-            Ret::Integer | Ret::Void => Reg::unknown(),
+            Ret::Integer => Reg::unknown(),
+            // RET_VOID: the kernel leaves R0 uninitialised
+            Ret::Void => Reg::not_init(),
             Ret::MapValueOrNull
                 if map.is_some_and(|m| {
                     matches!(self.maps[m].map_type, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS)
