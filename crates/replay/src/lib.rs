@@ -448,6 +448,7 @@ fn comparable_maps(obj: &LinkedObject, ignore: &[String]) -> Vec<usize> {
         .filter(|(_, m)| {
             !state::is_fd_map(m)
                 && !state::is_undumpable(m)
+                && !state::is_fifo(m)
                 && !ignore.iter().any(|n| n == m.real_name() || n == &m.name)
         })
         .map(|(i, _)| i)

@@ -25,18 +25,23 @@ pub fn is_percpu(def: &MapDef) -> bool {
 }
 
 /// Maps that have no key/value contents to dump (no keys to iterate: ring buffers,
-/// queues, stacks, bloom filters).
+/// bloom filters).
 pub fn is_undumpable(def: &MapDef) -> bool {
     matches!(
         def.map_type,
         map_type::RINGBUF
             | map_type::USER_RINGBUF
             | map_type::PERF_EVENT_ARRAY
-            | map_type::QUEUE
-            | map_type::STACK
             | map_type::BLOOM_FILTER
             | map_type::ARENA
     )
+}
+
+/// QUEUE and STACK maps: bpfkit's engines list their items (empty keys, in pop order, as
+/// the corpus recorder shows them); the kernel can only pop them, so the kernel engine
+/// leaves them out.
+pub fn is_fifo(def: &MapDef) -> bool {
+    matches!(def.map_type, map_type::QUEUE | map_type::STACK)
 }
 
 /// The contents of every map as JSON. ARRAY-like maps leave out all-zero values (every
@@ -45,7 +50,7 @@ pub fn is_undumpable(def: &MapDef) -> bool {
 pub fn dump(engine: &dyn ReplayEngine, obj: &LinkedObject) -> Result<Value, String> {
     let mut out = JsonMap::new();
     for (i, def) in obj.maps.iter().enumerate() {
-        if is_undumpable(def) {
+        if is_undumpable(def) || (is_fifo(def) && engine.name() == "kernel") {
             continue;
         }
         let entries = engine

@@ -79,6 +79,8 @@ pub fn directives(obj_path: &Path) -> (Value, Vec<String>) {
 pub struct Run {
     pub packets: Vec<Value>,
     pub maps_after: Value,
+    /// Every dumped map, QUEUE/STACK included (the kernel engine cannot list those).
+    pub all_maps: Value,
     pub damaged: Option<String>,
 }
 
@@ -133,9 +135,13 @@ pub fn run(
     let mut maps: Value =
         serde_json::from_str(&std::fs::read_to_string(&maps_out).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
+    let all_maps = maps.clone();
     if let Value::Object(m) = &mut maps {
         for def in &obj.maps {
-            if bpfkit_replay::state::is_fd_map(def) || nondet.iter().any(|n| n == def.real_name()) {
+            if bpfkit_replay::state::is_fd_map(def)
+                || bpfkit_replay::state::is_fifo(def)
+                || nondet.iter().any(|n| n == def.real_name())
+            {
                 m.remove(def.real_name());
             }
         }
@@ -143,6 +149,7 @@ pub fn run(
     Ok(Run {
         packets,
         maps_after: maps,
+        all_maps,
         damaged: s.damaged.map(rel),
     })
 }
