@@ -164,7 +164,7 @@ fn interpreter_and_jit_match_corpus_run_json_on_the_samples_capture() {
         .collect();
     files.sort();
     let mut failures = Vec::new();
-    let (mut compared, mut packets) = (0, 0);
+    let (mut compared, mut packets, mut with_events) = (0, 0, 0);
     for f in &files {
         let run: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
         let object = run["object"].as_str().unwrap();
@@ -212,6 +212,17 @@ fn interpreter_and_jit_match_corpus_run_json_on_the_samples_capture() {
                         e["name"]
                     ));
                 }
+                if let Some(ev) = e.get("events") {
+                    if ev.as_array().is_some_and(|a| !a.is_empty()) {
+                        with_events += 1;
+                    }
+                    if &r.events[i] != ev {
+                        failures.push(format!(
+                            "{what}: packet {i} ({}): kernel events {ev}, got {}",
+                            e["name"], r.events[i]
+                        ));
+                    }
+                }
             }
             if let Some(maps) = run["maps_after"].as_object() {
                 for (name, entries) in maps {
@@ -230,7 +241,11 @@ fn interpreter_and_jit_match_corpus_run_json_on_the_samples_capture() {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     eprintln!(
-        "run.json: {compared} program x engine replays of samples.pcapng, {packets} packets compared"
+        "run.json: {compared} program x engine replays of samples.pcapng, {packets} packets compared, {with_events} with printk/ring-buffer events"
+    );
+    assert!(
+        with_events > 20,
+        "too few packets with events: {with_events}"
     );
     assert!(files.len() >= 30, "only {} run.json files", files.len());
     assert!(

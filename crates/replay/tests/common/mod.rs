@@ -81,6 +81,8 @@ pub struct Run {
     pub maps_after: Value,
     /// Every dumped map, QUEUE/STACK included (the kernel engine cannot list those).
     pub all_maps: Value,
+    /// Helper side effects per packet record (`events` of the trace; empty when none).
+    pub events: Vec<Value>,
     pub damaged: Option<String>,
 }
 
@@ -118,8 +120,10 @@ pub fn run(
     let s = replay(obj, capture, &opts, None).map_err(|e| rel(e.to_string()))?;
     let text = std::fs::read_to_string(&trace).map_err(|e| e.to_string())?;
     let mut packets = Vec::new();
+    let mut events = Vec::new();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        events.push(v.get("events").cloned().unwrap_or_else(|| json!([])));
         let i = v["index"].clone();
         if v.get("retval").is_some() {
             match v.get("data_out") {
@@ -150,6 +154,7 @@ pub fn run(
         packets,
         maps_after: maps,
         all_maps,
+        events,
         damaged: s.damaged.map(rel),
     })
 }
