@@ -167,13 +167,24 @@ impl ReplayEngine for JitEngine {
     }
 }
 
-struct KernelEngine(bpfkit_loader::KernelEngine);
+/// The kernel engine; `only` is set when just one program of the object was loaded
+/// (its index in the object), see [`create`].
+struct KernelEngine(bpfkit_loader::KernelEngine, Option<usize>);
 
 impl ReplayEngine for KernelEngine {
     fn name(&self) -> &'static str {
         "kernel"
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        let prog = match self.1 {
+            None => prog,
+            Some(p) if p == prog => 0,
+            Some(p) => {
+                return Err(RunError::Refused(format!(
+                    "program #{prog} was not loaded into the kernel (only #{p} could be)"
+                )))
+            }
+        };
         // The kernel cannot fault after verification: every error is a refusal.
         self.0.run_xdp(prog, input).map_err(|e| {
             let errno = e
@@ -193,6 +204,7 @@ impl ReplayEngine for KernelEngine {
     }
     fn prog_slot_value(&self, prog: usize) -> Result<u32, String> {
         use std::os::fd::{AsFd, AsRawFd};
+        let prog = if self.1 == Some(prog) { 0 } else { prog };
         self.0
             .program(prog)
             .map(|p| p.as_fd().as_raw_fd() as u32)
@@ -213,19 +225,39 @@ pub fn kernel_available() -> Result<(), String> {
     bpfkit_loader::kernel_available()
 }
 
-/// Creates an engine for `obj`.
+/// Creates an engine for `obj`. For the kernel, when loading the whole object fails and
+/// it has no PROG_ARRAY (so no program can reach another), only program `prog` is loaded
+/// (with every map): another program the kernel refuses does not prevent replaying this
+/// one.
 pub fn create(
     kind: EngineKind,
     obj: &LinkedObject,
     s: &EngineSettings,
+    prog: usize,
 ) -> Result<Box<dyn ReplayEngine>, String> {
     match kind {
         EngineKind::Interp => Interpreter::new(obj, vm_config(s))
             .map(|i| Box::new(InterpEngine(i)) as Box<dyn ReplayEngine>)
             .map_err(|e| format!("interpreter: {e}")),
-        EngineKind::Kernel => bpfkit_loader::KernelEngine::new(obj)
-            .map(|k| Box::new(KernelEngine(k)) as Box<dyn ReplayEngine>)
-            .map_err(|e| format!("kernel: {e}")),
+        EngineKind::Kernel => match bpfkit_loader::KernelEngine::new(obj) {
+            Ok(k) => Ok(Box::new(KernelEngine(k, None)) as Box<dyn ReplayEngine>),
+            Err(e) => {
+                let no_prog_array = !obj.maps.iter().any(|m| {
+                    m.map_type == bpfkit_object::model::map_type::PROG_ARRAY
+                        || matches!(m.init, bpfkit_object::model::MapInit::Programs(_))
+                });
+                if obj.programs.len() < 2 || !no_prog_array || prog >= obj.programs.len() {
+                    return Err(format!("kernel: {e}"));
+                }
+                let one = LinkedObject {
+                    programs: vec![obj.programs[prog].clone()],
+                    ..obj.clone()
+                };
+                bpfkit_loader::KernelEngine::new(&one)
+                    .map(|k| Box::new(KernelEngine(k, Some(prog))) as Box<dyn ReplayEngine>)
+                    .map_err(|e| format!("kernel: {e}"))
+            }
+        },
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
         EngineKind::Jit => bpfkit_jit::Jit::new(obj, vm_config(s))

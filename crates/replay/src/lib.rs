@@ -635,7 +635,7 @@ pub fn replay(
     };
     let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
     for k in &kinds {
-        engines.push(engines::create(*k, obj, &settings).map_err(ReplayError::Bad)?);
+        engines.push(engines::create(*k, obj, &settings, prog).map_err(ReplayError::Bad)?);
     }
     if want_cov {
         engines[0].enable_coverage();
