@@ -9,7 +9,11 @@ use std::process::ExitCode;
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "bpfkit", version, about = "A pure-Rust eBPF toolchain for XDP programs")]
+#[command(
+    name = "bpfkit",
+    version,
+    about = "A pure-Rust eBPF toolchain for XDP programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,10 +65,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn bad(message: impl Into<String>) -> Self {
-        CliError { status: Status::Bad, message: message.into() }
+        CliError {
+            status: Status::Bad,
+            message: message.into(),
+        }
     }
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { status: Status::Usage, message: message.into() }
+        CliError {
+            status: Status::Usage,
+            message: message.into(),
+        }
     }
 }
 
