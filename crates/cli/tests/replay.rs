@@ -93,3 +93,30 @@ fn replay_coverage_file_resolves_sources_for_genhtml() {
     let sf = text.lines().find_map(|l| l.strip_prefix("SF:")).unwrap();
     assert!(root().join(sf).is_file(), "SF:{sf} does not resolve");
 }
+
+/// Programs the kernel loads only with the object's BTF (a spin lock in a map value,
+/// `bpf_loop` callbacks needing func info, a tail-call chain with global functions) are
+/// compared with the kernel too: the kernel engine falls back to the full loader.
+#[test]
+fn compare_with_the_kernel_for_objects_that_need_btf() {
+    if let Err(why) = bpfkit_loader::kernel_available() {
+        eprintln!("*** SKIPPED compare_with_the_kernel_for_objects_that_need_btf: {why} ***");
+        return;
+    }
+    for (obj, prog) in [
+        ("xdp_spinlock", "xdp_spinlock"),
+        ("xdp_loop", "xdp_bpf_loop"),
+        ("xdp_helper_errors", "xdp_helper_errors"),
+        ("xdp_tailchain", "xdp_chain_entry"),
+    ] {
+        let path = format!("corpus/obj/{obj}.o");
+        let mut args = vec!["replay", &path, "corpus/pcap/samples.pcapng"];
+        args.extend(["--compare", "interp,kernel", "--prog", prog]);
+        let (code, out, err) = bpfkit(&args);
+        assert_eq!(code, 0, "{obj}/{prog}: {out}\n{err}");
+        assert!(
+            out.contains("compared interp, kernel: no difference"),
+            "{obj}/{prog}: {out}"
+        );
+    }
+}

@@ -181,6 +181,17 @@ impl KernelEngine {
         Ok(KernelEngine { maps, programs })
     }
 
+    /// Takes over an object loaded by [`crate::LoadedObject`], which gives the kernel the
+    /// object's BTF, func info and line info as libbpf does (programs with `bpf_loop`
+    /// callbacks, spin locks in map values or global functions need them). Maps and
+    /// programs keep the order of the [`LinkedObject`] the object links to.
+    pub fn from_loaded(obj: crate::LoadedObject) -> KernelEngine {
+        KernelEngine {
+            maps: obj.maps.into_iter().map(|m| m.map).collect(),
+            programs: obj.programs.into_iter().map(|p| p.program).collect(),
+        }
+    }
+
     pub fn program(&self, i: usize) -> Option<&Program> {
         self.programs.get(i)
     }

@@ -93,6 +93,9 @@ pub struct EngineSettings {
     /// The receiving device as bpfkit's engines emulate it (its ifindex and number of
     /// receive queues); the kernel engine uses the real device of that ifindex.
     pub device: Option<bpfkit_vm::Device>,
+    /// The object file, when known: the kernel engine then loads it with BTF, func and
+    /// line info (as libbpf does) if the plain load of the linked object is refused.
+    pub object_path: Option<std::path::PathBuf>,
 }
 
 fn vm_config(s: &EngineSettings) -> Config {
@@ -239,7 +242,17 @@ pub fn create(
         EngineKind::Interp => Interpreter::new(obj, vm_config(s))
             .map(|i| Box::new(InterpEngine(i)) as Box<dyn ReplayEngine>)
             .map_err(|e| format!("interpreter: {e}")),
-        EngineKind::Kernel => match bpfkit_loader::KernelEngine::new(obj) {
+        EngineKind::Kernel => match bpfkit_loader::KernelEngine::new(obj).or_else(|e| {
+            // Some programs load only with the object's BTF (callbacks, spin locks).
+            match &s.object_path {
+                Some(path) => {
+                    bpfkit_loader::LoadedObject::open(path, &bpfkit_loader::LoadOptions::default())
+                        .map(bpfkit_loader::KernelEngine::from_loaded)
+                        .map_err(|_| e)
+                }
+                None => Err(e),
+            }
+        }) {
             Ok(k) => Ok(Box::new(KernelEngine(k, None)) as Box<dyn ReplayEngine>),
             Err(e) => {
                 let no_prog_array = !obj.maps.iter().any(|m| {

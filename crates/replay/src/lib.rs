@@ -97,6 +97,9 @@ pub struct Options {
     pub source_dirs: Vec<PathBuf>,
     /// Stop after this many packet records.
     pub limit: Option<u64>,
+    /// The object file `obj` was linked from, when known (the kernel engine loads it with
+    /// BTF when the linked object alone is refused).
+    pub object_path: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -120,6 +123,7 @@ impl Default for Options {
             coverage_summary: false,
             source_dirs: Vec::new(),
             limit: None,
+            object_path: None,
         }
     }
 }
@@ -632,6 +636,7 @@ pub fn replay(
         ncpus,
         seed: opts.seed,
         device,
+        object_path: opts.object_path.clone(),
     };
     let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
     for k in &kinds {

@@ -154,6 +154,7 @@ pub fn run(args: Args) -> CliResult {
             args.source_dir
         },
         limit: args.limit,
+        object_path: Some(args.file.clone()),
     };
     let bar = if std::io::stderr().is_terminal() {
         let len = std::fs::metadata(&args.capture)
