@@ -108,6 +108,7 @@ pub fn run(
         maps_in: Some(maps_in),
         trace: Some(trace.clone()),
         maps_out: Some(maps_out.clone()),
+        object_path: Some(obj_path.to_path_buf()),
         ..Options::default()
     };
     // Messages name the capture by file name only, so expectations do not depend on where
