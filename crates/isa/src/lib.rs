@@ -4,6 +4,7 @@
 //! Every other bpfkit crate builds on [`RawInsn`]: the object reader produces them, the
 //! VM and JIT execute them, the assembler emits them.
 
+pub mod helper;
 pub mod insn;
 pub mod opcode;
 

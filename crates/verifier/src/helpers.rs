@@ -1,7 +1,7 @@
 //! Helper prototypes (`struct bpf_func_proto`) for the helpers an XDP program may call
 //! (net/core/filter.c `xdp_func_proto` + kernel/bpf/helpers.c `bpf_base_func_proto`).
 
-use crate::helper_names::HELPER_NAMES;
+use bpfkit_isa::helper::NAMES as HELPER_NAMES;
 use bpfkit_object::model::map_type as mt;
 
 /// Argument types (`enum bpf_arg_type`).

@@ -8,7 +8,7 @@
 pub mod bounds;
 pub mod cfg;
 mod check;
-pub mod helper_names;
+pub use bpfkit_isa::helper as helper_names;
 pub mod helpers;
 pub mod render;
 pub mod state;

@@ -1,6 +1,8 @@
-//! Helper names by id (`__BPF_FUNC_MAPPER` order of include/uapi/linux/bpf.h).
+//! Helper function ids and their kernel names (`__BPF_FUNC_MAPPER` order of
+//! include/uapi/linux/bpf.h), shared by the VM, the verifier and the disassembler's users.
 
-pub const HELPER_NAMES: &[&str] = &[
+/// Kernel helper names by id, without the `bpf_` prefix.
+pub const NAMES: &[&str] = &[
     "unspec",
     "map_lookup_elem",
     "map_update_elem",
@@ -214,3 +216,8 @@ pub const HELPER_NAMES: &[&str] = &[
     "cgrp_storage_get",
     "cgrp_storage_delete",
 ];
+
+/// The kernel's name of helper `id` (without the `bpf_` prefix).
+pub fn name(id: i32) -> Option<&'static str> {
+    usize::try_from(id).ok().and_then(|i| NAMES.get(i).copied())
+}
