@@ -246,6 +246,11 @@ pub fn lookup(section: &str) -> Option<&'static SecDef> {
 
 /// Short lower-case name of a program type, as bpftool prints it (`xdp`, `sched_cls`, ...).
 pub fn prog_type_name(t: u32) -> &'static str {
+    known_prog_type_name(t).unwrap_or("unknown")
+}
+
+/// [`prog_type_name`] for the types this table knows, `None` for newer ones.
+pub fn known_prog_type_name(t: u32) -> Option<&'static str> {
     const NAMES: [&str; 33] = [
         "unspec",
         "socket_filter",
@@ -281,7 +286,7 @@ pub fn prog_type_name(t: u32) -> &'static str {
         "syscall",
         "netfilter",
     ];
-    NAMES.get(t as usize).copied().unwrap_or("unknown")
+    NAMES.get(t as usize).copied()
 }
 
 #[cfg(test)]

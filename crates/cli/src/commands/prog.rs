@@ -31,46 +31,10 @@ pub struct Args {
     pub json: bool,
 }
 
-/// bpftool's name for a program type.
+/// bpftool's name for a program type (`type N` for types newer than the table).
 pub fn prog_type_name(t: u32) -> String {
-    const NAMES: [&str; 33] = [
-        "unspec",
-        "socket_filter",
-        "kprobe",
-        "sched_cls",
-        "sched_act",
-        "tracepoint",
-        "xdp",
-        "perf_event",
-        "cgroup_skb",
-        "cgroup_sock",
-        "lwt_in",
-        "lwt_out",
-        "lwt_xmit",
-        "sock_ops",
-        "sk_skb",
-        "cgroup_device",
-        "sk_msg",
-        "raw_tracepoint",
-        "cgroup_sock_addr",
-        "lwt_seg6local",
-        "lirc_mode2",
-        "sk_reuseport",
-        "flow_dissector",
-        "cgroup_sysctl",
-        "raw_tracepoint_writable",
-        "cgroup_sockopt",
-        "tracing",
-        "struct_ops",
-        "ext",
-        "lsm",
-        "sk_lookup",
-        "syscall",
-        "netfilter",
-    ];
-    NAMES
-        .get(t as usize)
-        .map(|s| s.to_string())
+    bpfkit_object::secdef::known_prog_type_name(t)
+        .map(str::to_string)
         .unwrap_or_else(|| format!("type {t}"))
 }
 
