@@ -103,42 +103,6 @@ fn call_depth_and_instruction_limit() {
     );
 }
 
-#[test]
-fn code_memory_is_never_writable_and_executable() {
-    let j = Jit::from_insns(asm("mov %r0, 7\nexit")).unwrap();
-    let addr = j.code_addr();
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
-    let line = maps
-        .lines()
-        .find(|l| {
-            let range = l.split_whitespace().next().unwrap();
-            let (s, e) = range.split_once('-').unwrap();
-            let (s, e) = (
-                u64::from_str_radix(s, 16).unwrap(),
-                u64::from_str_radix(e, 16).unwrap(),
-            );
-            s <= addr && addr < e
-        })
-        .expect("the code is mapped");
-    let perms = line.split_whitespace().nth(1).unwrap();
-    assert!(perms.starts_with("r-x"), "code mapping is {perms}: {line}");
-    drop(j);
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let still = maps.lines().any(|l| {
-        let range = l.split_whitespace().next().unwrap();
-        let (s, e) = range.split_once('-').unwrap();
-        let (s, e) = (
-            u64::from_str_radix(s, 16).unwrap(),
-            u64::from_str_radix(e, 16).unwrap(),
-        );
-        s <= addr && addr < e && l.split_whitespace().nth(1).unwrap().contains('x')
-    });
-    assert!(
-        !still,
-        "the code mapping is still executable after the drop"
-    );
-}
-
 fn map(name: &str, t: u32, key: u32, value: u32, entries: u32) -> MapDef {
     MapDef {
         name: name.into(),
