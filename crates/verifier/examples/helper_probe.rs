@@ -1,6 +1,8 @@
 //! Developer tool: asks the running kernel which helper ids an XDP program may call
 //! (root loader). Prints `id name allowed|denied`.
 
+#[path = "../tests/common/btf.rs"]
+mod btf;
 #[path = "../tests/common/kernel.rs"]
 mod kernel;
 

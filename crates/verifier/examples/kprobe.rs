@@ -1,6 +1,8 @@
 //! Developer tool: assemble a case file's program, run bpfkit's verifier and the
 //! kernel's on it, print both. `cargo run -p bpfkit-verifier --example kprobe FILE`.
 
+#[path = "../tests/common/btf.rs"]
+mod btf;
 #[path = "../tests/common/case.rs"]
 mod case;
 #[path = "../tests/common/kernel.rs"]
@@ -12,7 +14,7 @@ fn main() {
     let prog = c.program();
     let rep = bpfkit_verifier::verify(&prog, &c.maps, &c.options());
     println!("bpfkit: {}", serde_json::to_string_pretty(&rep).unwrap());
-    match kernel::load_xdp(&prog.insns, &c.maps) {
+    match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
         Ok(v) => println!(
             "kernel: accepted={} errno={}\n{}",
             v.accepted, v.errno, v.log

@@ -256,7 +256,12 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     let calls_callback: Vec<bool> = insns
         .iter()
         .enumerate()
-        .map(|(i, x)| !is_lddw_hi[i] && x.code == BPF_JMP | BPF_CALL && x.src == 0 && x.imm == 181)
+        .map(|(i, x)| {
+            !is_lddw_hi[i]
+                && x.code == BPF_JMP | BPF_CALL
+                && x.src == 0
+                && matches!(x.imm, 164 | 180 | 181 | 209)
+        })
         .collect();
     for (i, &c) in calls_callback.iter().enumerate() {
         if c {

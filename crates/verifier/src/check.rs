@@ -10,6 +10,8 @@ use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
 use bpfkit_object::model::{map_type as mt, prog_type, LinkedProgram, MapDef, MapInit};
 
+mod ext;
+
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
 const MAX_PACKET_OFF: u64 = 0xffff;
@@ -197,6 +199,7 @@ impl<'a> V<'a> {
             parent: None,
             path: vec![],
             hist: vec![],
+            lock: None,
         }
     }
 
@@ -629,6 +632,15 @@ impl<'a> V<'a> {
         }
         if old.refs.len() != cur.refs.len() {
             return false;
+        }
+        match (old.lock, cur.lock) {
+            (None, None) => {}
+            (Some((om, oid)), Some((cm, cid))) if om == cm => {
+                if !check_ids(oid, cid, &mut idmap) {
+                    return false;
+                }
+            }
+            _ => return false,
         }
         for (a, b) in old.refs.iter().zip(cur.refs.iter()) {
             if !check_ids(a.id, b.id, &mut idmap) {
@@ -1078,6 +1090,9 @@ impl<'a> V<'a> {
             | RegType::RingbufMem
             | RegType::Func => {}
             RegType::MapPtr if known && ob.smin == 0 && opc == BPF_ADD => {}
+            RegType::BtfId(_) => {
+                return Err(self.unsupported("pointer arithmetic on a BTF-typed pointer"));
+            }
             _ => {
                 return Err(self.err_regs(
                     st,
@@ -1501,6 +1516,7 @@ impl<'a> V<'a> {
                 }
                 let vs = md.value_size as i64;
                 self.check_mem_region_access(st, regno, &reg, off, size, vs, false)?;
+                self.check_map_fields(st, &reg, off, size)?;
                 if !write {
                     // direct read of a frozen read-only map: the kernel knows the value
                     let mut r = Reg::unknown();
@@ -1532,6 +1548,28 @@ impl<'a> V<'a> {
                 if !write {
                     out = Some(Reg::unknown());
                 }
+            }
+            RegType::MapKey => {
+                if write {
+                    return Err(self.err_regs(
+                        st,
+                        format!("write to change key R{} not allowed", regno),
+                        &[regno],
+                    ));
+                }
+                self.check_mem_region_access(
+                    st,
+                    regno,
+                    &reg,
+                    off,
+                    size,
+                    reg.mem_size as i64,
+                    false,
+                )?;
+                out = Some(Reg::unknown());
+            }
+            RegType::BtfId(_) => {
+                return Err(self.unsupported("access to fields of a BTF-typed kernel object"));
             }
             RegType::NotInit => return Err(self.err(st, format!("R{} !read_ok", regno))),
             t => {
@@ -1991,6 +2029,7 @@ impl<'a> V<'a> {
     }
 
     fn check_exit(&mut self, st: &mut State) -> R<Flow> {
+        self.check_exit_in_lock(st)?;
         if st.curframe() == 0 && !st.refs.is_empty() {
             let mut msg = String::new();
             for r in &st.refs {
@@ -2010,17 +2049,12 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "R0 not a scalar value".into()));
             }
             self.mark_precise(st, 1, vec![]);
-            if r0.b.umax > 1 || r0.b.smin < 0 {
-                let v = if r0.b.is_const() {
-                    format!("has value {:#x}", r0.b.var_off.value)
-                } else {
-                    "has unknown scalar value".to_string()
-                };
+            if r0.b.smax > 1 || r0.b.smin < 0 {
                 return Err(self.err_regs(
                     st,
                     format!(
-                        "At callback return the register R0 {} should have been in [0, 1]",
-                        v
+                        "At callback return the register R0 has{} should have been in [0, 1]",
+                        ext::smin_smax(&r0.b)
                     ),
                     &[0],
                 ));
@@ -2039,6 +2073,10 @@ impl<'a> V<'a> {
             let caller = st.cur_mut();
             caller.regs[0] = r0;
             return Ok(Flow::Next(callee.callsite + 1));
+        }
+        if st.frames[0].async_cb {
+            self.check_async_exit(st)?;
+            return Ok(Flow::End);
         }
         self.check_reg_read(st, 0)?;
         let r0 = &st.cur().regs[0];
@@ -2169,8 +2207,9 @@ impl<'a> V<'a> {
             && (opc == BPF_JEQ || opc == BPF_JNE)
             && dst.ty.may_be_null()
         {
-            mark_ptr_or_null_regs(st, d, opc == BPF_JNE);
-            mark_ptr_or_null_regs(&mut other, d, opc == BPF_JEQ);
+            let keep = dst.ty == RegType::MapValueOrNull && self.map_has_lock(dst.map);
+            mark_ptr_or_null_regs(st, d, opc == BPF_JNE, keep);
+            mark_ptr_or_null_regs(&mut other, d, opc == BPF_JEQ, keep);
         } else if !(x && try_match_pkt_pointers(insn, &dst, &src, st, &mut other))
             && self.is_pointer_value(&dst)
         {
@@ -2182,6 +2221,7 @@ impl<'a> V<'a> {
 
     // ---------------------------------------------------------------- helpers
     fn check_helper_call(&mut self, st: &mut State, func: i32) -> R<()> {
+        self.check_call_in_lock(st, func)?;
         let Some(pr) = helpers::proto(func) else {
             if !(0..helpers::FUNC_MAX_ID).contains(&func) {
                 return Err(self.err(st, format!("invalid func {}#{}", helpers::name(func), func)));
@@ -2205,6 +2245,10 @@ impl<'a> V<'a> {
                 "cannot call GPL-restricted function from non-GPL compatible program".into(),
             ));
         }
+        if pr.might_sleep {
+            return Err(self.err(st, "helper call might sleep in a non-sleepable prog".into()));
+        }
+        let mut ext = ext::ExtArgs::default();
         let mut map: Option<usize> = None;
         let mut release_ref: Option<u32> = None;
         let mut const_key: Option<u64> = None;
@@ -2218,6 +2262,9 @@ impl<'a> V<'a> {
             }
             self.check_reg_read(st, regno)?;
             let reg = st.cur().regs[regno as usize].clone();
+            if self.check_ext_arg(st, func, a, regno, &reg, map, &mut ext)? {
+                continue;
+            }
             match a {
                 Arg::DontCare => {}
                 Arg::Anything => {
@@ -2262,8 +2309,12 @@ impl<'a> V<'a> {
                     }
                     self.check_helper_mem_access(st, regno, &reg, sz as i64, write, false)?;
                 }
-                Arg::Mem | Arg::MemOrNull | Arg::UninitMem => {
-                    if a == Arg::MemOrNull && reg.is_const_zero() {
+                Arg::Mem
+                | Arg::MemOrNull
+                | Arg::UninitMem
+                | Arg::MemWrite
+                | Arg::MemOrNullWrite => {
+                    if matches!(a, Arg::MemOrNull | Arg::MemOrNullWrite) && reg.is_const_zero() {
                         continue;
                     }
                     if !is_mem_type(reg.ty) {
@@ -2308,10 +2359,22 @@ impl<'a> V<'a> {
                     if reg.b.umax >= BPF_MAX_VAR_SIZ {
                         return Err(self.err_regs(st, format!("R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno), &[regno]));
                     }
-                    if prev == Arg::MemOrNull && mem.is_const_zero() {
+                    if matches!(prev, Arg::MemOrNull | Arg::MemOrNullWrite) && mem.is_const_zero() {
                         continue;
                     }
-                    let write = prev == Arg::UninitMem;
+                    let write =
+                        matches!(prev, Arg::UninitMem | Arg::MemWrite | Arg::MemOrNullWrite);
+                    if matches!(prev, Arg::MemWrite | Arg::MemOrNullWrite) {
+                        // MEM_WRITE without MEM_UNINIT: the memory must be initialised too
+                        self.check_helper_mem_access(
+                            st,
+                            i as u8,
+                            &mem,
+                            reg.b.umax as i64,
+                            false,
+                            zero_ok,
+                        )?;
+                    }
                     self.check_helper_mem_access(
                         st,
                         i as u8,
@@ -2381,7 +2444,23 @@ impl<'a> V<'a> {
                     }
                     release_ref = Some(reg.ref_obj_id);
                 }
+                // checked by `check_ext_arg`
+                Arg::MapValueOrNull
+                | Arg::ConstStr
+                | Arg::SpinLock
+                | Arg::Timer
+                | Arg::BtfIdSockCommon { .. }
+                | Arg::BtfIdTask { .. }
+                | Arg::BtfIdCgroup { .. }
+                | Arg::PercpuBtfId
+                | Arg::KptrXchgDest
+                | Arg::Dynptr
+                | Arg::FixedMem(_)
+                | Arg::FixedUninitMemAligned(_) => {}
             }
+        }
+        if func == 165 {
+            self.check_snprintf(st)?;
         }
         if let Some(m) = map {
             let t = self.maps[m].map_type;
@@ -2455,14 +2534,18 @@ impl<'a> V<'a> {
                     ),
                 ));
             }
-            let mut cb = st.clone();
-            let fno = cb.frames.len() as u8;
-            let mut f = Frame::new(fno, self.idx, target);
-            f.in_callback = true;
-            f.regs[1] = Reg::unknown();
-            f.regs[2] = cb.cur().regs[3].clone();
-            cb.frames.push(f);
-            self.push_branch(&cb, target)?;
+            if func == 170 {
+                let m = ext.timer_map.expect("timer argument checked");
+                self.push_timer_callback(st, target, m)?;
+            } else {
+                let mut cb = st.clone();
+                let fno = cb.frames.len() as u8;
+                let mut f = Frame::new(fno, self.idx, target);
+                f.in_callback = true;
+                self.callback_regs(st, func, &mut f, map)?;
+                cb.frames.push(f);
+                self.push_branch(&cb, target)?;
+            }
         }
         // clobber caller-saved registers
         for r in 1..=5 {
@@ -2498,11 +2581,19 @@ impl<'a> V<'a> {
                     RegType::MapValueOrNull
                 });
                 r.map = Some(m);
-                if !non_null {
+                if !non_null || self.map_has_lock(Some(m)) {
                     r.id = self.new_id();
                 }
                 r
             }
+            Ret::SockBtfIdOrNull => {
+                let mut r = Reg::ptr(RegType::BtfIdOrNull(BtfObj::Sock));
+                r.id = self.new_id();
+                r.ref_obj_id = ext.cast_ref;
+                r
+            }
+            Ret::TaskBtfId => Reg::ptr(RegType::BtfId(BtfObj::Task)),
+            Ret::PtRegsBtfId => Reg::ptr(RegType::BtfId(BtfObj::PtRegs)),
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::ptr(RegType::RingbufMemOrNull);
                 r.mem_size = alloc_size;
@@ -2614,6 +2705,24 @@ impl<'a> V<'a> {
                     size,
                     md.value_size as i64,
                     zero_ok,
+                )?;
+                self.check_map_fields(st, reg, reg.off, size)
+            }
+            RegType::MapKey => {
+                if write {
+                    return Err(self.err(
+                        st,
+                        format!("R{} cannot write into {}", regno, reg.ty.name()),
+                    ));
+                }
+                self.check_mem_region_access(
+                    st,
+                    regno,
+                    reg,
+                    reg.off,
+                    size,
+                    reg.mem_size as i64,
+                    false,
                 )
             }
             RegType::RingbufMem => self.check_mem_region_access(
@@ -2972,7 +3081,8 @@ fn pkt_ptr_branch_taken(dst: &Reg, src: &Reg, opc: u8) -> Option<bool> {
     }
 }
 
-fn mark_ptr_or_null_regs(st: &mut State, regno: usize, is_null: bool) {
+/// `keep_id`: the value holds a `bpf_spin_lock`, whose identity is the pointer's id.
+fn mark_ptr_or_null_regs(st: &mut State, regno: usize, is_null: bool, keep_id: bool) {
     let reg = &st.cur().regs[regno];
     let id = reg.id;
     let ref_id = reg.ref_obj_id;
@@ -2988,7 +3098,9 @@ fn mark_ptr_or_null_regs(st: &mut State, regno: usize, is_null: bool) {
                 *r = Reg::konst(0);
             } else {
                 r.ty = r.ty.non_null();
-                r.id = 0;
+                if !keep_id {
+                    r.id = 0;
+                }
             }
         }
     });

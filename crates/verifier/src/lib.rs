@@ -6,6 +6,7 @@
 //! Entry point: [`verify`]. See `docs/verifier.md` for what is covered.
 
 pub mod bounds;
+pub mod btf_fields;
 pub mod cfg;
 mod check;
 pub use bpfkit_isa::helper as helper_names;
@@ -33,6 +34,9 @@ pub struct Options {
     pub insn_limit: u64,
     /// The object's license is GPL-compatible (GPL-only helpers allowed).
     pub gpl_compatible: bool,
+    /// Special BTF fields of each map's value (`btf_fields::from_btf`), index = map index.
+    /// `None`: not known; spin locks and timers are then reported as undecided.
+    pub map_fields: Option<Vec<btf_fields::MapFields>>,
 }
 
 /// The kernel's `license_is_gpl_compatible`.
@@ -54,6 +58,7 @@ impl Default for Options {
             unprivileged: false,
             insn_limit: BPF_COMPLEXITY_LIMIT_INSNS,
             gpl_compatible: true,
+            map_fields: None,
         }
     }
 }

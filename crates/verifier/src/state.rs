@@ -3,6 +3,28 @@
 
 use crate::bounds::{fmt_scalar, Bounds};
 
+/// The kernel object a `PTR_TO_BTF_ID` register points to (only what helpers XDP may
+/// call can produce).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum BtfObj {
+    /// `struct task_struct` (trusted, from `bpf_get_current_task_btf`).
+    Task,
+    /// `struct pt_regs` (from `bpf_task_pt_regs`).
+    PtRegs,
+    /// A socket type (from the `bpf_skc_to_*` casts).
+    Sock,
+}
+
+impl BtfObj {
+    /// `reg_type_str` of a non-null pointer to this object.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            BtfObj::Task => "trusted_ptr_",
+            _ => "ptr_",
+        }
+    }
+}
+
 /// Register types (`enum bpf_reg_type`, with the `PTR_MAYBE_NULL` flag folded in).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum RegType {
@@ -30,6 +52,10 @@ pub enum RegType {
     SockCommonOrNull,
     /// `PTR_TO_FUNC` (address of a sub-program, for callbacks).
     Func,
+    /// `PTR_TO_BTF_ID` (a BTF-typed kernel object); fields are not modelled.
+    BtfId(BtfObj),
+    /// `PTR_TO_BTF_ID | PTR_MAYBE_NULL`.
+    BtfIdOrNull(BtfObj),
 }
 
 impl RegType {
@@ -55,6 +81,8 @@ impl RegType {
             RegType::SockCommon => "sock_common",
             RegType::SockCommonOrNull => "sock_common_or_null",
             RegType::Func => "func",
+            RegType::BtfId(o) => o.type_name(),
+            RegType::BtfIdOrNull(_) => "ptr_or_null_",
         }
     }
     pub fn is_pointer(self) -> bool {
@@ -68,6 +96,7 @@ impl RegType {
                 | RegType::RingbufMemOrNull
                 | RegType::SocketOrNull
                 | RegType::SockCommonOrNull
+                | RegType::BtfIdOrNull(_)
         )
     }
     pub fn non_null(self) -> RegType {
@@ -77,6 +106,7 @@ impl RegType {
             RegType::RingbufMemOrNull => RegType::RingbufMem,
             RegType::SocketOrNull => RegType::Socket,
             RegType::SockCommonOrNull => RegType::SockCommon,
+            RegType::BtfIdOrNull(o) => RegType::BtfId(o),
             t => t,
         }
     }
@@ -99,6 +129,7 @@ impl RegType {
                 | RegType::SockCommon
                 | RegType::RingbufMem
                 | RegType::MapPtr
+                | RegType::BtfId(BtfObj::Task)
         )
     }
 }
@@ -289,6 +320,8 @@ pub struct Frame {
     pub subprog: usize,
     /// Frame of a synchronous callback (bpf_loop): returns to its call instruction.
     pub in_callback: bool,
+    /// Frame 0 of an asynchronous callback (timer), verified as its own program.
+    pub async_cb: bool,
 }
 
 impl Frame {
@@ -304,6 +337,7 @@ impl Frame {
             frameno,
             subprog,
             in_callback: false,
+            async_cb: false,
         }
     }
 }
@@ -341,6 +375,8 @@ pub struct State {
     pub path: Vec<Decision>,
     /// Instructions executed since the parent checkpoint.
     pub hist: Vec<Hist>,
+    /// The `bpf_spin_lock` held: (map index, id of the map value pointer).
+    pub lock: Option<(usize, u32)>,
 }
 
 impl State {

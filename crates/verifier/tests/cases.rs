@@ -71,7 +71,7 @@ fn cases_match_expectations_and_kernel() {
         }
         if no_kernel.is_none() && !c.unprivileged && c.no_kernel.is_none() {
             n_kernel += 1;
-            match kernel::load_xdp(&prog.insns, &c.maps) {
+            match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
                 Ok(k) => {
                     let ktext = kernel::error_text(&k.log);
                     if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {

@@ -13,22 +13,15 @@ fn root() -> PathBuf {
 
 /// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    (
-        "xdp_printk",
-        "xdp_printk",
-        "bpf_trace_vprintk not modelled (unsupported)",
-    ),
-    (
-        "xdp_spinlock",
-        "xdp_spinlock",
-        "bpf_spin_lock not modelled (unsupported)",
-    ),
-];
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
-fn options(license: &str) -> Options {
+fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options {
     Options {
-        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(license),
+        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
+        map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+            obj.btf.as_ref(),
+            &linked.maps,
+        )),
         ..Default::default()
     }
 }
@@ -65,7 +58,7 @@ fn corpus_programs_match_kernel_verdicts() {
                 continue;
             };
             checked += 1;
-            let rep = verify(prog, &linked.maps, &options(&linked.license));
+            let rep = verify(prog, &linked.maps, &options(&obj, &linked));
             eprintln!(
                 "{stem}/{name}: {} processed={} (kernel verified_insns={}) states={} peak={} {}us",
                 match &rep.verdict {
@@ -122,7 +115,7 @@ fn corpus_rejected_samples_are_rejected_with_kernel_message() {
         let obj = Object::parse_named(&bytes, &stem).expect("parses");
         let linked = obj.link().expect("links");
         for prog in &linked.programs {
-            let rep = verify(prog, &linked.maps, &options(&linked.license));
+            let rep = verify(prog, &linked.maps, &options(&obj, &linked));
             match &rep.verdict {
                 Verdict::Rejected(r) => {
                     let all_in_log = r.kernel_message.lines().all(|l| log.contains(l));

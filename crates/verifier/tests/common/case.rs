@@ -11,8 +11,11 @@
 //! accept                   or   reject <substring of the kernel's error message>
 //! ```
 //! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N. `-- options` may say
-//! `unprivileged`, or `needs-btf-func-info` (callbacks: not loadable without BTF by
-//! this harness, so only bpfkit's verdict is checked, with a loud note).
+//! `unprivileged`, or `btf-func-info` (the harness gives the program BTF func_info, one
+//! FUNC per sub-program, as the kernel demands for callbacks).
+//! Map attributes beyond sizes: `lock=OFF` / `timer=OFF` (the map value gets BTF with a
+//! `struct bpf_spin_lock` / `struct bpf_timer` at OFF), `btf` (value BTF without special
+//! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen).
 
 #![allow(dead_code)]
 
@@ -30,6 +33,12 @@ pub struct Case {
     pub unprivileged: bool,
     /// Why this case cannot be loaded into the kernel by the test harness (if so).
     pub no_kernel: Option<String>,
+    /// Per map: BTF value fields (None: the map has no BTF).
+    pub fields: Vec<Option<super::btf::ValueFields>>,
+    /// Per map: initial value of key 0.
+    pub init: Vec<Option<Vec<u8>>>,
+    /// The program is loaded with BTF func_info.
+    pub func_info: bool,
 }
 
 fn parse_num(s: &str) -> Result<u32, String> {
@@ -41,7 +50,19 @@ fn parse_num(s: &str) -> Result<u32, String> {
     r.map_err(|_| format!("bad number {s:?}"))
 }
 
-fn parse_map(line: &str) -> Result<MapDef, String> {
+type MapExtra = (Option<super::btf::ValueFields>, Option<Vec<u8>>);
+
+fn parse_hex(v: &str) -> Result<Vec<u8>, String> {
+    if !v.len().is_multiple_of(2) {
+        return Err(format!("odd hex string {v:?}"));
+    }
+    (0..v.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&v[i..i + 2], 16).map_err(|e| format!("{v:?}: {e}")))
+        .collect()
+}
+
+fn parse_map(line: &str) -> Result<(MapDef, MapExtra), String> {
     let mut it = line.split_whitespace();
     let name = it.next().ok_or("map line without a name")?.to_string();
     let ty = it.next().ok_or("map line without a type")?;
@@ -64,20 +85,34 @@ fn parse_map(line: &str) -> Result<MapDef, String> {
         btf_key_type_id: 0,
         btf_value_type_id: 0,
     };
+    let mut fields: Option<super::btf::ValueFields> = None;
+    let mut init = None;
     for kv in it {
+        if kv == "btf" {
+            fields.get_or_insert_with(Default::default);
+            continue;
+        }
         let (k, v) = kv
             .split_once('=')
             .ok_or(format!("expected key=value, got {kv:?}"))?;
+        if k == "init" {
+            let b = parse_hex(v)?;
+            m.init = MapInit::Data(b.clone());
+            init = Some(b);
+            continue;
+        }
         let n = parse_num(v)?;
         match k {
             "key" => m.key_size = n,
             "value" => m.value_size = n,
             "entries" => m.max_entries = n,
             "flags" => m.map_flags = n,
+            "lock" => fields.get_or_insert_with(Default::default).lock = Some(n),
+            "timer" => fields.get_or_insert_with(Default::default).timer = Some(n),
             _ => return Err(format!("unknown map attribute {k}")),
         }
     }
-    Ok(m)
+    Ok((m, (fields, init)))
 }
 
 impl Case {
@@ -105,6 +140,9 @@ impl Case {
             message: String::new(),
             unprivileged: false,
             no_kernel: None,
+            fields: vec![],
+            init: vec![],
+            func_info: false,
         };
         let mut have_expect = false;
         for (sec, body) in &sections {
@@ -115,7 +153,10 @@ impl Case {
                         .map(|l| l.split('#').next().unwrap().trim())
                         .filter(|l| !l.is_empty())
                     {
-                        c.maps.push(parse_map(l)?);
+                        let (m, (f, init)) = parse_map(l)?;
+                        c.maps.push(m);
+                        c.fields.push(f);
+                        c.init.push(init);
                     }
                 }
                 "asm" => c.insns = bpfkit_asm::assemble(body).map_err(|e| format!("asm: {e}"))?,
@@ -143,11 +184,7 @@ impl Case {
                 }
                 "options" => {
                     c.unprivileged = body.contains("unprivileged");
-                    if body.contains("needs-btf-func-info") {
-                        c.no_kernel = Some(
-                            "the kernel needs BTF func_info for callbacks; the harness loads without BTF".into(),
-                        );
-                    }
+                    c.func_info = body.contains("btf-func-info");
                 }
                 s => return Err(format!("unknown section -- {s}")),
             }
@@ -181,9 +218,34 @@ impl Case {
     }
 
     pub fn options(&self) -> bpfkit_verifier::Options {
+        use bpfkit_verifier::btf_fields::MapFields;
         bpfkit_verifier::Options {
             unprivileged: self.unprivileged,
+            map_fields: Some(
+                self.fields
+                    .iter()
+                    .map(|f| match f {
+                        None => MapFields::default(),
+                        Some(f) => MapFields {
+                            has_btf: true,
+                            spin_lock: f.lock,
+                            timer: f.timer,
+                            unmodelled: None,
+                        },
+                    })
+                    .collect(),
+            ),
             ..Default::default()
+        }
+    }
+
+    /// What the kernel harness needs beyond instructions and maps.
+    pub fn extra(&self) -> super::kernel::Extra {
+        super::kernel::Extra {
+            license: String::new(),
+            fields: self.fields.clone(),
+            init: self.init.clone(),
+            func_info: self.func_info,
         }
     }
 }

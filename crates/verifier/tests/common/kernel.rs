@@ -47,12 +47,24 @@ impl Drop for Fd {
 }
 
 pub fn map_create(m: &MapDef) -> Result<Fd, String> {
+    map_create_btf(m, None)
+}
+
+/// Creates a map, with BTF key/value types when `btf` = (btf fd, key id, value id).
+pub fn map_create_btf(m: &MapDef, btf: Option<(i32, u32, u32)>) -> Result<Fd, String> {
     let mut a = [0u8; 128];
     put32(&mut a, 0, m.map_type);
     put32(&mut a, 4, m.key_size);
     put32(&mut a, 8, m.value_size);
     put32(&mut a, 12, m.max_entries);
     put32(&mut a, 16, m.map_flags);
+    let name = m.kernel_name().as_bytes();
+    a[28..28 + name.len()].copy_from_slice(name);
+    if let Some((fd, k, v)) = btf {
+        put32(&mut a, 48, fd as u32);
+        put32(&mut a, 52, k);
+        put32(&mut a, 56, v);
+    }
     let r = sys_bpf(BPF_MAP_CREATE, &mut a);
     if r < 0 {
         return Err(format!(
@@ -67,10 +79,164 @@ pub fn map_create(m: &MapDef) -> Result<Fd, String> {
 /// Loads `insns` (map references as bpfkit's linked form: `lddw` src 5/6 with a map index)
 /// as an XDP program. `maps` are created first.
 pub fn load_xdp(insns: &[RawInsn], maps: &[MapDef]) -> Result<KernelVerdict, String> {
-    let mut fds = vec![];
-    for m in maps {
-        fds.push(map_create(m)?);
+    load_xdp_license(insns, maps, "GPL")
+}
+
+/// Like [`load_xdp`], with the given license string.
+pub fn load_xdp_license(
+    insns: &[RawInsn],
+    maps: &[MapDef],
+    license: &str,
+) -> Result<KernelVerdict, String> {
+    load_xdp_ext(
+        insns,
+        maps,
+        &Extra {
+            license: license.into(),
+            ..Default::default()
+        },
+    )
+}
+
+/// What a test program needs beyond instructions and plain maps.
+#[derive(Default)]
+pub struct Extra {
+    /// License ("GPL" when empty).
+    pub license: String,
+    /// Per map: value BTF with these special fields (None: no BTF).
+    pub fields: Vec<Option<super::btf::ValueFields>>,
+    /// Per map: initial value of key 0 (the map is frozen when it is BPF_F_RDONLY_PROG).
+    pub init: Vec<Option<Vec<u8>>>,
+    /// Give the program BTF func_info (one FUNC per sub-program), as callbacks need.
+    pub func_info: bool,
+}
+
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_BTF_LOAD: libc::c_long = 18;
+const BPF_MAP_FREEZE: libc::c_long = 22;
+
+/// Sub-program entry points: 0, targets of bpf-to-bpf calls and of `lddw` of functions.
+pub fn subprog_starts(insns: &[RawInsn]) -> Vec<u32> {
+    let mut v = vec![0u32];
+    let mut i = 0;
+    while i < insns.len() {
+        let x = insns[i];
+        let t = i as i64 + x.imm as i64 + 1;
+        if ((x.code == 0x85 && x.src == 1) || (x.code == 0x18 && x.src == 4))
+            && t >= 0
+            && !v.contains(&(t as u32))
+        {
+            v.push(t as u32);
+        }
+        i += if x.code == 0x18 { 2 } else { 1 };
     }
+    v.sort();
+    v
+}
+
+fn btf_load(bytes: &[u8]) -> Result<Fd, String> {
+    let mut log = vec![0u8; 1 << 16];
+    let mut a = [0u8; 40];
+    put64(&mut a, 0, bytes.as_ptr() as u64);
+    put64(&mut a, 8, log.as_mut_ptr() as u64);
+    put32(&mut a, 16, bytes.len() as u32);
+    put32(&mut a, 20, log.len() as u32);
+    put32(&mut a, 24, 1);
+    let r = sys_bpf(BPF_BTF_LOAD, &mut a);
+    if r < 0 {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+        return Err(format!(
+            "BPF_BTF_LOAD: {}: {}",
+            std::io::Error::last_os_error(),
+            String::from_utf8_lossy(&log[..end])
+        ));
+    }
+    Ok(Fd(r as i32))
+}
+
+fn map_init(fd: &Fd, m: &MapDef, data: &[u8]) -> Result<(), String> {
+    let key = 0u32.to_le_bytes();
+    let mut val = data.to_vec();
+    val.resize(m.value_size as usize, 0);
+    let mut a = [0u8; 32];
+    put32(&mut a, 0, fd.0 as u32);
+    put64(&mut a, 8, key.as_ptr() as u64);
+    put64(&mut a, 16, val.as_ptr() as u64);
+    if sys_bpf(BPF_MAP_UPDATE_ELEM, &mut a) < 0 {
+        return Err(format!(
+            "BPF_MAP_UPDATE_ELEM {:?}: {}",
+            m.name,
+            std::io::Error::last_os_error()
+        ));
+    }
+    if m.map_flags & (1 << 7) != 0 {
+        let mut a = [0u8; 8];
+        put32(&mut a, 0, fd.0 as u32);
+        if sys_bpf(BPF_MAP_FREEZE, &mut a) < 0 {
+            return Err(format!(
+                "BPF_MAP_FREEZE {:?}: {}",
+                m.name,
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Loads `insns` as an XDP program with the extras (BTF for map values, initial map
+/// data, func_info).
+pub fn load_xdp_ext(
+    insns: &[RawInsn],
+    maps: &[MapDef],
+    extra: &Extra,
+) -> Result<KernelVerdict, String> {
+    let starts = subprog_starts(insns);
+    let need_btf = extra.func_info || extra.fields.iter().any(|f| f.is_some());
+    let mut btf_fd = None;
+    let mut blob = None;
+    if need_btf {
+        let spec: Vec<_> = maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                (
+                    m.key_size,
+                    m.value_size,
+                    extra.fields.get(i).copied().flatten(),
+                )
+            })
+            .collect();
+        let b = super::btf::build(&spec, if extra.func_info { starts.len() } else { 0 });
+        btf_fd = Some(btf_load(&b.bytes)?);
+        blob = Some(b);
+    }
+    let mut fds = vec![];
+    for (i, m) in maps.iter().enumerate() {
+        let bt = match (&btf_fd, &blob) {
+            (Some(fd), Some(b)) if b.map_types[i].1 != 0 => {
+                Some((fd.0, b.map_types[i].0, b.map_types[i].1))
+            }
+            _ => None,
+        };
+        let fd = map_create_btf(m, bt)?;
+        if let Some(Some(data)) = extra.init.get(i) {
+            map_init(&fd, m, data)?;
+        }
+        fds.push(fd);
+    }
+    let license = if extra.license.is_empty() {
+        "GPL"
+    } else {
+        extra.license.as_str()
+    };
+    let func_info: Vec<u32> = match (&blob, extra.func_info) {
+        (Some(b), true) => starts
+            .iter()
+            .zip(b.funcs.iter())
+            .flat_map(|(&s, &t)| [s, t])
+            .collect(),
+        _ => vec![],
+    };
     let mut prog: Vec<RawInsn> = insns.to_vec();
     let mut i = 0;
     while i < prog.len() {
@@ -86,7 +252,7 @@ pub fn load_xdp(insns: &[RawInsn], maps: &[MapDef]) -> Result<KernelVerdict, Str
         i += 1;
     }
     let bytes = bpfkit_isa::to_bytes(&prog);
-    let license = b"GPL\0";
+    let license = format!("{license}\0");
     let mut log = vec![0u8; 1 << 22];
     let mut a = [0u8; 152];
     put32(&mut a, 0, 6); // prog_type XDP
@@ -96,6 +262,14 @@ pub fn load_xdp(insns: &[RawInsn], maps: &[MapDef]) -> Result<KernelVerdict, Str
     put32(&mut a, 24, 2); // log_level: stats + errors
     put32(&mut a, 28, log.len() as u32);
     put64(&mut a, 32, log.as_mut_ptr() as u64);
+    if let Some(fd) = &btf_fd {
+        put32(&mut a, 72, fd.0 as u32);
+    }
+    if !func_info.is_empty() {
+        put32(&mut a, 76, 8);
+        put64(&mut a, 80, func_info.as_ptr() as u64);
+        put32(&mut a, 88, (func_info.len() / 2) as u32);
+    }
     let r = sys_bpf(BPF_PROG_LOAD, &mut a);
     let errno = if r < 0 {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

@@ -1,2 +1,3 @@
+pub mod btf;
 pub mod case;
 pub mod kernel;
