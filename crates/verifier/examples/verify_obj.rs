@@ -20,6 +20,10 @@ fn main() {
         }
         let opts = bpfkit_verifier::Options {
             insn_limit: limit,
+            map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+                obj.btf.as_ref(),
+                &linked.maps,
+            )),
             ..Default::default()
         };
         let rep = bpfkit_verifier::verify(p, &linked.maps, &opts);

@@ -1,10 +1,12 @@
 //! The tail-call graph of an object: which program may tail-call which, from the
 //! tail-call sites found during verification and the PROG_ARRAY contents of the object
-//! (`.values` initialisers, [`MapInit::Programs`]). Reports cycles and chains longer
-//! than the runtime limit of 33 programs (32 tail calls, `MAX_TAIL_CALL_CNT`).
+//! (`.values` initialisers, [`MapInit::Programs`]) plus, optionally, a maps file in the
+//! `bpfkit replay --maps-in` layout ([`prog_arrays_from_json`]). Reports cycles and
+//! chains longer than the runtime limit of 33 programs (32 tail calls,
+//! `MAX_TAIL_CALL_CNT`).
 
 use crate::Report;
-use bpfkit_object::model::{LinkedObject, MapInit};
+use bpfkit_object::model::{map_type, LinkedObject, MapInit};
 use serde::Serialize;
 
 /// `MAX_TAIL_CALL_CNT`.
@@ -18,17 +20,141 @@ pub struct TailCallLint {
     pub message: String,
 }
 
+/// Contents of PROG_ARRAY maps beyond the object's `.values`: per map index, the slots
+/// (slot, program name) set by a maps file, applied on top of `.values` like `BPF_ANY`
+/// updates.
+pub type ProgArrays = Vec<(usize, Vec<(u32, String)>)>;
+
+/// PROG_ARRAY slots from a maps file in the `bpfkit replay --maps-in` layout:
+/// `{"map name": [[key, value], ...]}` with `key` a hex string (little-endian u32) or an
+/// integer, and `value` `{"program": NAME}` (or `{"index": N}`, a program index).
+/// Maps of other types are skipped. Returns the slots and the names of the file's maps
+/// that this object does not have.
+pub fn prog_arrays_from_json(
+    obj: &LinkedObject,
+    doc: &serde_json::Value,
+) -> Result<(ProgArrays, Vec<String>), String> {
+    use serde_json::Value;
+    let Value::Object(maps) = doc else {
+        return Err("maps file: expected an object {\"map name\": [[key, value], ...]}".into());
+    };
+    let mut out: ProgArrays = vec![];
+    let mut missing = vec![];
+    for (name, entries) in maps {
+        let Some(idx) = obj.map_index(name) else {
+            missing.push(name.clone());
+            continue;
+        };
+        if obj.maps[idx].map_type != map_type::PROG_ARRAY {
+            continue;
+        }
+        let Value::Array(entries) = entries else {
+            return Err(format!(
+                "maps file: `{name}` must be a list of [key, value]"
+            ));
+        };
+        let mut slots = vec![];
+        for (j, e) in entries.iter().enumerate() {
+            let at = format!("maps file: `{name}` entry {j}");
+            let (k, v) = match e {
+                Value::Array(kv) if kv.len() == 2 => (&kv[0], &kv[1]),
+                Value::Object(o) if o.contains_key("key") && o.contains_key("value") => {
+                    (&o["key"], &o["value"])
+                }
+                _ => return Err(format!("{at}: expected [key, value]")),
+            };
+            let slot = match k {
+                Value::Number(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("{at}: key {n} is not a u32 index"))?,
+                Value::String(s) => {
+                    let b = decode_hex(s).ok_or_else(|| format!("{at}: key {s:?} is not hex"))?;
+                    if b.len() != 4 {
+                        return Err(format!(
+                            "{at}: a PROG_ARRAY key is 4 bytes, {s:?} has {}",
+                            b.len()
+                        ));
+                    }
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                }
+                _ => return Err(format!("{at}: key must be a hex string or an index")),
+            };
+            let prog = match v {
+                Value::Object(o) if o.get("program").is_some_and(|p| p.is_string()) => {
+                    let p = o["program"].as_str().unwrap_or_default().to_string();
+                    if obj.program(&p).is_none() {
+                        return Err(format!("{at}: the object has no program `{p}`"));
+                    }
+                    p
+                }
+                Value::Object(o) if o.get("index").is_some_and(|i| i.is_u64()) => {
+                    let i = o["index"].as_u64().unwrap_or(u64::MAX) as usize;
+                    obj.programs
+                        .get(i)
+                        .map(|p| p.name.clone())
+                        .ok_or_else(|| format!("{at}: no program with index {i}"))?
+                }
+                _ => {
+                    return Err(format!(
+                        "{at}: a PROG_ARRAY value must name a program: {{\"program\": NAME}}"
+                    ))
+                }
+            };
+            slots.retain(|(s, _)| *s != slot);
+            slots.push((slot, prog));
+        }
+        out.push((idx, slots));
+    }
+    Ok((out, missing))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The effective contents of PROG_ARRAY map `m`: `.values`, then `extra` on top.
+fn contents(obj: &LinkedObject, extra: &ProgArrays, m: usize) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = match obj.maps.get(m).map(|d| &d.init) {
+        Some(MapInit::Programs(entries)) => entries.clone(),
+        _ => vec![],
+    };
+    for (em, slots) in extra {
+        if *em == m {
+            for (s, p) in slots {
+                v.retain(|(x, _)| x != s);
+                v.push((*s, p.clone()));
+            }
+        }
+    }
+    v
+}
+
 /// Edges program -> programs it may tail-call.
 pub fn graph(obj: &LinkedObject, reports: &[Report]) -> Vec<(String, Vec<String>)> {
+    graph_with(obj, reports, &vec![])
+}
+
+/// [`graph`] with PROG_ARRAY contents from a maps file on top of `.values`.
+pub fn graph_with(
+    obj: &LinkedObject,
+    reports: &[Report],
+    extra: &ProgArrays,
+) -> Vec<(String, Vec<String>)> {
     let mut g = vec![];
     for rep in reports {
         let mut targets: Vec<String> = vec![];
         for &(m, slot) in &rep.stats.tail_calls {
-            if let Some(MapInit::Programs(entries)) = obj.maps.get(m).map(|d| &d.init) {
-                for (s, name) in entries {
-                    if slot.is_none_or(|k| k == *s as u64) && !targets.contains(name) {
-                        targets.push(name.clone());
-                    }
+            for (s, name) in contents(obj, extra, m) {
+                if slot.is_none_or(|k| k == s as u64) && !targets.contains(&name) {
+                    targets.push(name);
                 }
             }
         }
@@ -39,7 +165,12 @@ pub fn graph(obj: &LinkedObject, reports: &[Report]) -> Vec<(String, Vec<String>
 
 /// Cycles and over-long chains in the tail-call graph.
 pub fn lints(obj: &LinkedObject, reports: &[Report]) -> Vec<TailCallLint> {
-    let g = graph(obj, reports);
+    lints_with(obj, reports, &vec![])
+}
+
+/// [`lints`] with PROG_ARRAY contents from a maps file on top of `.values`.
+pub fn lints_with(obj: &LinkedObject, reports: &[Report], extra: &ProgArrays) -> Vec<TailCallLint> {
+    let g = graph_with(obj, reports, extra);
     let idx = |n: &str| g.iter().position(|(p, _)| p == n);
     let mut out = vec![];
     let mut seen_cycles: Vec<Vec<String>> = vec![];

@@ -55,3 +55,116 @@ fn self_tail_call_is_a_cycle() {
     assert_eq!(l[0].kind, "cycle");
     assert_eq!(l[0].programs, vec!["gen".to_string(), "gen".to_string()]);
 }
+
+fn corpus_tailcall() -> bpfkit_object::model::LinkedObject {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../corpus/obj/xdp_tailcall.o"
+    );
+    Object::parse(&std::fs::read(p).unwrap())
+        .unwrap()
+        .link()
+        .unwrap()
+}
+
+#[test]
+fn maps_file_slot_that_points_back_is_a_cycle() {
+    let obj = corpus_tailcall();
+    let reps: Vec<_> = obj
+        .programs
+        .iter()
+        .map(|p| verify(p, &obj.maps, &Options::default()))
+        .collect();
+    // slot 3 is empty in `.values`; the dispatcher's default case tail-calls it
+    let doc = serde_json::json!({
+        "jmp_table": [[3, {"program": "xdp_dispatch"}]],
+        "hits": [["00000000", "0100000000000000"]],
+    });
+    let (extra, missing) = tailcall::prog_arrays_from_json(&obj, &doc).unwrap();
+    assert!(missing.is_empty());
+    assert_eq!(extra.len(), 1, "only the PROG_ARRAY is taken: {extra:?}");
+    assert!(tailcall::lints(&obj, &reps).is_empty());
+    let l = tailcall::lints_with(&obj, &reps, &extra);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[0].kind, "cycle");
+    assert_eq!(l[0].programs, vec!["xdp_dispatch", "xdp_dispatch"]);
+    // the same slot as little-endian hex
+    let doc = serde_json::json!({"jmp_table": [["03000000", {"program": "xdp_dispatch"}]]});
+    let (extra2, _) = tailcall::prog_arrays_from_json(&obj, &doc).unwrap();
+    assert_eq!(extra, extra2);
+}
+
+#[test]
+fn maps_file_errors_name_the_entry() {
+    let obj = corpus_tailcall();
+    let bad = [
+        (
+            serde_json::json!({"jmp_table": [[0, {"program": "nosuch"}]]}),
+            "no program `nosuch`",
+        ),
+        (
+            serde_json::json!({"jmp_table": [["0300", {"program": "handle_arp"}]]}),
+            "4 bytes",
+        ),
+        (
+            serde_json::json!({"jmp_table": [[0, "01000000"]]}),
+            "must name a program",
+        ),
+        (serde_json::json!([1, 2]), "expected an object"),
+    ];
+    for (doc, want) in bad {
+        let e = tailcall::prog_arrays_from_json(&obj, &doc).unwrap_err();
+        assert!(e.contains(want), "{e} (wanted {want})");
+    }
+    let (_, missing) =
+        tailcall::prog_arrays_from_json(&obj, &serde_json::json!({"other": []})).unwrap();
+    assert_eq!(missing, vec!["other".to_string()]);
+}
+
+/// Program k tail-calls slot k+1 of `jmp` (map 3).
+fn chain(n: usize) -> bpfkit_object::model::LinkedObject {
+    let progs = (0..n)
+        .map(|k| {
+            vec![
+                RawInsn::new(0x18, 2, 5, 0, 3),
+                RawInsn::new(0, 0, 0, 0, 0),
+                RawInsn::new(0xb7, 3, 0, 0, k as i32 + 1),
+                RawInsn::new(0x85, 0, 0, 0, 12),
+                RawInsn::new(0xb7, 0, 0, 0, 2),
+                RawInsn::new(0x95, 0, 0, 0, 0),
+            ]
+        })
+        .collect();
+    let mut obj = bpfkit_testgen::harness::linked_object(progs);
+    // empty at load time: only the maps file fills the slots
+    obj.maps[3].init = bpfkit_object::model::MapInit::None;
+    obj
+}
+
+#[test]
+fn maps_file_chain_longer_than_33_programs() {
+    for (n, lint) in [(33usize, false), (34, true)] {
+        let obj = chain(n);
+        let reps: Vec<_> = obj
+            .programs
+            .iter()
+            .map(|p| verify(p, &obj.maps, &Options::default()))
+            .collect();
+        assert!(tailcall::lints(&obj, &reps).is_empty());
+        let slots: Vec<_> = obj
+            .programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| serde_json::json!([i, {"program": p.name}]))
+            .collect();
+        let doc = serde_json::json!({ "jmp": slots });
+        let (extra, _) = tailcall::prog_arrays_from_json(&obj, &doc).unwrap();
+        let l = tailcall::lints_with(&obj, &reps, &extra);
+        assert_eq!(
+            l.iter().any(|x| x.kind == "chain-too-long"),
+            lint,
+            "{n} programs: {l:?}"
+        );
+        assert!(l.iter().all(|x| x.kind != "cycle"), "{l:?}");
+    }
+}

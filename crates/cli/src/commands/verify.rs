@@ -16,10 +16,14 @@ Examples:
   bpfkit verify --format sarif build/*.o > verify.sarif      # for code-scanning upload
   bpfkit verify --format csv x.o                             # veristat's columns
   bpfkit verify --deny-tail-call-lints corpus/obj/xdp_tailcall.o
+  bpfkit verify --maps maps.json --deny-tail-call-lints x.o   # prog arrays filled at run time
 
 Tail-call graph: from the tail-call sites and the object's PROG_ARRAY contents
-(`.values`), cycles and chains longer than the kernel's limit (33 programs) are
-reported as warnings, or errors with --deny-tail-call-lints.
+(`.values`, then the slots of --maps on top), cycles and chains longer than the kernel's
+limit (33 programs) are reported as warnings, or errors with --deny-tail-call-lints.
+--maps takes the JSON layout of `bpfkit replay --maps-in`: {\"map\": [[key, value], ...]};
+for a PROG_ARRAY, key is the slot (integer or little-endian hex) and value
+{\"program\": NAME}; other maps in the file are ignored.
 
 Decides, by abstract interpretation like the kernel's, whether the Linux 6.18 verifier
 would accept each program (as loaded by root with CAP_BPF and CAP_PERFMON; see
@@ -59,6 +63,10 @@ pub struct Args {
     /// fatal: exit status 1.
     #[arg(long)]
     pub deny_tail_call_lints: bool,
+    /// Contents of PROG_ARRAY maps (as loaded at run time) for the tail-call graph, in
+    /// the `bpfkit replay --maps-in` layout.
+    #[arg(long = "maps", value_name = "FILE.json")]
+    pub maps: Option<PathBuf>,
     /// Processed-instruction budget (the kernel's is 1000000).
     #[arg(long, default_value_t = bpfkit_verifier::BPF_COMPLEXITY_LIMIT_INSNS)]
     pub insn_limit: u64,
@@ -93,6 +101,19 @@ pub fn run(args: Args) -> CliResult {
         return Ok(Status::Bad);
     }
     let mut matched = vec![false; args.progs.len()];
+    let maps_doc: Option<serde_json::Value> = match &args.maps {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?,
+            )
+        }
+    };
+    // map names of the maps file that no object has
+    let mut unmatched_maps: Option<Vec<String>> = None;
     for file in &args.files {
         let bytes =
             std::fs::read(file).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
@@ -106,6 +127,10 @@ pub fn run(args: Args) -> CliResult {
             unprivileged: args.unprivileged,
             insn_limit: args.insn_limit,
             gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
+            map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+                obj.btf.as_ref(),
+                &linked.maps,
+            )),
         };
         let shown = file.display().to_string();
         let mut reports = vec![];
@@ -137,7 +162,17 @@ pub fn run(args: Args) -> CliResult {
             }
             reports.push(rep);
         }
-        for lint in bpfkit_verifier::tailcall::lints(&linked, &reports) {
+        let mut extra = vec![];
+        if let (Some(doc), Some(p)) = (&maps_doc, &args.maps) {
+            let (pa, missing) = bpfkit_verifier::tailcall::prog_arrays_from_json(&linked, doc)
+                .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
+            extra = pa;
+            unmatched_maps = Some(match unmatched_maps {
+                None => missing,
+                Some(prev) => prev.into_iter().filter(|m| missing.contains(m)).collect(),
+            });
+        }
+        for lint in bpfkit_verifier::tailcall::lints_with(&linked, &reports, &extra) {
             if args.deny_tail_call_lints {
                 all_ok = false;
             }
@@ -151,6 +186,14 @@ pub fn run(args: Args) -> CliResult {
                     .push(serde_json::json!({"object": shown, "lint": lint, "level": level})),
                 _ => eprintln!("{level}: {shown}: {}", lint.message),
             }
+        }
+    }
+    if let (Some(names), Some(p)) = (&unmatched_maps, &args.maps) {
+        if let Some(n) = names.first() {
+            return Err(CliError::usage(format!(
+                "{}: no map named `{n}` in the given objects",
+                p.display()
+            )));
         }
     }
     if let Some(k) = matched.iter().position(|m| !m) {
