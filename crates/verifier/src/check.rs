@@ -314,10 +314,16 @@ impl<'a> V<'a> {
                 self.propagate_precision(st, ai);
                 return Ok(true);
             }
-            // miss: evict states that keep missing (the kernel's heuristic)
+            // miss: evict states that keep missing (the kernel's heuristic). As in
+            // the kernel, a miss only counts when a new state is going to be added,
+            // so loop iterations do not evict the states of earlier iterations.
+            let force_cp = self.cfg.calls_callback[idx];
             let e = &mut self.arena[ai];
-            e.miss += 1;
-            if e.miss > e.hit * 3 + 3 {
+            if add {
+                e.miss += 1;
+            }
+            let n = if force_cp && e.branches > 0 { 64 } else { 3 };
+            if e.miss > e.hit * n + n {
                 self.explored[idx].remove(k);
                 self.cur_states -= 1;
                 continue;
@@ -2839,8 +2845,12 @@ fn same_callsites(a: &State, b: &State) -> bool {
 }
 
 fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
+    // either both ids are set or both are zero
+    if (old == 0) != (cur == 0) {
+        return false;
+    }
     if old == 0 {
-        return cur == 0;
+        return true;
     }
     for &(o, c) in map.iter() {
         if o == old {
@@ -2853,6 +2863,10 @@ fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
     map.push((old, cur));
     true
 }
+
+/// Temporary ids handed to scalars without an id during one comparison (above any
+/// id the verifier allocates).
+const TMP_ID_BASE: u32 = 1 << 31;
 
 /// `regsafe`.
 fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
@@ -2880,13 +2894,17 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
             if !(old.b.range_within(&cur.b) && old.b.var_off.contains(cur.b.var_off)) {
                 return false;
             }
-            if old.id == 0 && cur.id == 0 {
-                return true;
-            }
+            // `check_scalar_ids`: an old id constrains; a current scalar without an
+            // id is unique, so it gets a fresh temporary id
             if old.id == 0 {
                 return true;
             }
-            check_ids(old.id, cur.id, idmap)
+            let cur_id = if cur.id != 0 {
+                cur.id
+            } else {
+                TMP_ID_BASE + idmap.len() as u32
+            };
+            check_ids(old.id, cur_id, idmap)
         }
         RegType::MapValue
         | RegType::MapValueOrNull
@@ -2902,7 +2920,15 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
                 && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap)
         }
         RegType::Packet | RegType::PacketMeta => {
-            if old.range > cur.range || old.off != cur.off {
+            if old.range < 0 || cur.range < 0 {
+                // AT_PKT_END / BEYOND_PKT_END markers must match exactly
+                if old.range != cur.range {
+                    return false;
+                }
+            } else if old.range > cur.range {
+                return false;
+            }
+            if old.off != cur.off {
                 return false;
             }
             if !check_ids(old.id, cur.id, idmap) {

@@ -24,6 +24,21 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[
         "xdp_spinlock",
         "bpf_spin_lock not modelled (unsupported)",
     ),
+    (
+        "xdp_timer",
+        "xdp_timer",
+        "bpf_timer_* not modelled (unsupported)",
+    ),
+    (
+        "xdp_timer",
+        "xdp_timer_clock",
+        "bpf_timer_* not modelled (unsupported)",
+    ),
+    (
+        "xdp_user_ringbuf",
+        "xdp_user_ringbuf",
+        "bpf_user_ringbuf_drain not modelled (unsupported)",
+    ),
 ];
 
 fn options(license: &str) -> Options {
