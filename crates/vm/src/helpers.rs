@@ -259,7 +259,7 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         XDP_ADJUST_META => xdp_adjust_meta(rt, a),
         XDP_ADJUST_TAIL => xdp_adjust_tail(rt, a),
         REDIRECT_MAP => redirect_map(rt, a),
-        FIB_LOOKUP => fib_lookup(rt, a),
+        FIB_LOOKUP => crate::fib::lookup(rt, a),
         MAP_PUSH_ELEM => map_push_elem(rt, a),
         MAP_POP_ELEM => map_pop_peek(rt, a, true),
         MAP_PEEK_ELEM => map_pop_peek(rt, a, false),
@@ -801,62 +801,6 @@ fn check_mtu(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let ret = if xdp_len > dev_len { 1 } else { 0 }; // BPF_MTU_CHK_RET_FRAG_NEEDED
     rt.regions.store(a[2], 4, dev.mtu as u64)?;
     Ok(ret)
-}
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-
-fn fib_lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
-    xdp_required(rt, "bpf_fib_lookup")?;
-    let (p, plen, flags) = (a[1], a[2] as u32, a[3] as u32);
-    if plen < 64 {
-        return Ok(neg(maps::EINVAL));
-    }
-    if flags & !0x1f != 0 {
-        return Ok(neg(maps::EINVAL));
-    }
-    let mut params = rt.regions.read_bytes(p, 64)?;
-    let family = params[0];
-    let dst: Vec<u8> = match family {
-        AF_INET => params[32..36].to_vec(),
-        AF_INET6 => params[32..48].to_vec(),
-        _ => return Ok(neg(maps::EOPNOTSUPP)),
-    };
-    let best = rt
-        .config
-        .fib
-        .iter()
-        .filter(|r| r.family == family && prefix_match(&r.prefix, r.prefix_len, &dst))
-        .max_by_key(|r| r.prefix_len)
-        .cloned();
-    let Some(route) = best else {
-        return Ok(4); // BPF_FIB_LKUP_RET_NOT_FWDED
-    };
-    if route.ret != 0 {
-        return Ok(route.ret as u64);
-    }
-    params[8..12].copy_from_slice(&route.ifindex.to_le_bytes());
-    if let Some(gw) = &route.gateway {
-        params[32..32 + gw.len()].copy_from_slice(gw);
-    }
-    params[52..58].copy_from_slice(&route.smac);
-    params[58..64].copy_from_slice(&route.dmac);
-    params[48..52].fill(0); // h_vlan_proto, h_vlan_TCI
-    if let Some(dev) = rt.config.device(route.ifindex) {
-        params[6..8].copy_from_slice(&(dev.mtu.min(0xffff) as u16).to_le_bytes());
-    }
-    rt.regions.write_bytes(p, &params)?;
-    Ok(0)
-}
-
-fn prefix_match(prefix: &[u8], plen: u32, addr: &[u8]) -> bool {
-    if prefix.len() != addr.len() || plen as usize > prefix.len() * 8 {
-        return false;
-    }
-    (0..plen as usize).all(|bit| {
-        let m = 0x80u8 >> (bit % 8);
-        prefix[bit / 8] & m == addr[bit / 8] & m
-    })
 }
 
 fn spin_lock(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {

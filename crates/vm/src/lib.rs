@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod fib;
 pub mod helpers;
 pub mod interp;
 pub mod maps;

@@ -90,7 +90,10 @@ pub struct FibRoute {
     /// Next hop (gateway) address, if the route has one (network byte order).
     pub gateway: Option<Vec<u8>>,
     pub smac: [u8; 6],
+    /// The next hop's MAC; all zeros: no resolved neighbour (`BPF_FIB_LKUP_RET_NO_NEIGH`).
     pub dmac: [u8; 6],
+    /// `rt_metric` written on success (the route's priority).
+    pub metric: u32,
 }
 
 /// Run-independent settings of an engine.
