@@ -652,9 +652,9 @@ impl<'a> V<'a> {
         idmap: &mut Vec<(u32, u32)>,
     ) -> bool {
         let allow_uninit = !self.opts.unprivileged;
-        for spi in 0..SLOTS {
-            let so = &old.stack[spi];
-            let sc = &cur.stack[spi];
+        for spi in 0..old.stack.len().max(cur.stack.len()) {
+            let so = old.slot(spi);
+            let sc = cur.slot(spi);
             for i in 0..REG_SIZE {
                 let (to, tc) = (so.ty[i], sc.ty[i]);
                 if exact {
@@ -1417,7 +1417,7 @@ impl<'a> V<'a> {
                         let b = (-a - 1) as usize;
                         let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
                         if write {
-                            let slot = &mut fr.stack[spi];
+                            let slot = fr.slot_mut(spi);
                             if slot.is_spilled() {
                                 slot.spilled = Reg::not_init();
                                 for t in slot.ty.iter_mut() {
@@ -1818,7 +1818,7 @@ impl<'a> V<'a> {
         let cur_frame = st.curframe();
         let allow_leaks = self.allow_ptr_leaks;
         {
-            let slot = &st.frames[fno].stack[spi];
+            let slot = st.frames[fno].slot(spi);
             if !allow_leaks && slot.is_spilled() && !slot.spilled.is_scalar() && size_u != REG_SIZE
             {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
@@ -1840,10 +1840,10 @@ impl<'a> V<'a> {
             if !fits {
                 sp.id = 0;
             }
-            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if !is_reg && aligned && !self.opts.unprivileged {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
-            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if is_reg && val.ty.is_pointer() {
             if size_u != REG_SIZE {
                 return Err(self.err(st, "invalid size of register spill".into()));
@@ -1854,10 +1854,10 @@ impl<'a> V<'a> {
                     "cannot spill pointers to stack into stack frame of the caller".into(),
                 ));
             }
-            save_register_state(&mut st.frames[fno].stack[spi], val, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), val, size_u);
         } else {
             let zero = (is_reg && val.is_const_zero()) || st_imm == Some(0);
-            let slot = &mut st.frames[fno].stack[spi];
+            let slot = st.frames[fno].slot_mut(spi);
             slot.spilled = Reg::not_init();
             if slot.ty.contains(&Slot::Spill) {
                 for t in slot.ty.iter_mut() {
@@ -1877,7 +1877,7 @@ impl<'a> V<'a> {
     fn stack_read_fixed(&self, st: &State, fno: usize, off: i32, size: i32) -> R<Reg> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
-        let slot = &st.frames[fno].stack[spi];
+        let slot = st.frames[fno].slot(spi);
         let allow_uninit = !self.opts.unprivileged;
         let size_u = size as usize;
         if slot.is_spilled() {
@@ -2567,7 +2567,10 @@ impl<'a> V<'a> {
         let fr = &st.frames[reg.frameno as usize];
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
-        let slot = fr.stack.get(spi)?;
+        if spi >= SLOTS {
+            return None;
+        }
+        let slot = fr.slot(spi);
         if slot.is_spilled()
             && slot.spilled.is_scalar()
             && slot.spilled.b.is_const()
@@ -2652,7 +2655,7 @@ impl<'a> V<'a> {
                 for a in min_off..max_off {
                     let b = (-a - 1) as usize;
                     let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
-                    let slot = &mut st.frames[fno].stack[spi];
+                    let slot = st.frames[fno].slot_mut(spi);
                     if write {
                         if slot.is_spilled() {
                             slot.spilled = Reg::not_init();
