@@ -44,7 +44,8 @@ PROG_TYPE_NAMES = {6: "xdp"}
 PERCPU_TYPES = {5, 6, 10, 21}
 ARRAY_TYPES = {2, 6}  # entries that are all zero are left out of maps_after
 NOT_DUMPED = {27: "RINGBUF has no keys; its records are listed per packet under events",
-              30: "BLOOM_FILTER cannot be enumerated (membership queries only)"}
+              30: "BLOOM_FILTER cannot be enumerated (membership queries only)",
+              31: "USER_RINGBUF has no keys; user space produces its samples (none here)"}
 QUEUE_STACK = (22, 23)  # dumped by popping: [["", value], ...] in pop order
 PROG_ARRAY, MAP_OF_MAPS = 3, (12, 13)  # values read back as ids: recorded by name
 

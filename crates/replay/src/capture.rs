@@ -9,7 +9,8 @@
 
 use pcap_file::pcap::{PcapParser, PcapReader, RawPcapPacket};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcapng::blocks::RawBlock;
+use pcap_file::pcapng::{Block, PcapNgParser, PcapNgReader};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use std::fs::File;
 use std::io::Read;
@@ -98,13 +99,25 @@ struct NgIface {
 }
 
 enum Inner {
-    /// Classic pcap, memory-mapped: records are parsed in place (no copy at all).
+    /// Classic pcap, memory-mapped: the 16-byte record headers are decoded in place and
+    /// the packet bytes are handed out as slices of the map (no copy at all).
     PcapMap {
         map: memmap2::Mmap,
-        parser: PcapParser,
         pos: usize,
+        big: bool,
         nanos: bool,
         snaplen: u32,
+        /// Prefetched up to this byte offset (see [`prefetch_ahead`]).
+        pf: usize,
+    },
+    /// pcapng, memory-mapped: blocks are walked in place with pcap-file's parser;
+    /// Enhanced Packet Blocks without options are decoded directly (no copy).
+    NgMap {
+        map: memmap2::Mmap,
+        parser: PcapNgParser,
+        pos: usize,
+        ifaces: Vec<NgIface>,
+        pf: usize,
     },
     Pcap {
         reader: PcapReader<File>,
@@ -226,6 +239,9 @@ impl Capture {
                 ngbuf: Vec::new(),
             })
         } else if got == 4 && m == 0x0a0d0d0a {
+            if let Some(c) = Self::open_ng_mapped(path, &p)? {
+                return Ok(c);
+            }
             let reader = PcapNgReader::new(buf).map_err(|e| CaptureError::BadHeader {
                 path: p.clone(),
                 format: "pcapng",
@@ -252,23 +268,28 @@ impl Capture {
         }
     }
 
-    /// Classic pcap through a memory map of a regular file; `None` when the file cannot
-    /// be mapped (pipes, special files), so the caller falls back to streaming reads.
-    fn open_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
-        let Ok(f) = File::open(path) else {
-            return Ok(None);
-        };
+    /// A read-only memory map of `path` when it is a regular file; `None` otherwise
+    /// (pipes, special files), so the caller falls back to streaming reads.
+    fn map_file(path: &Path) -> Option<memmap2::Mmap> {
+        let f = File::open(path).ok()?;
         if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Ok(None);
+            return None;
         }
         // SAFETY: the map is only read. If another process truncates or rewrites the file
         // while we read it, the bytes we parse may change under us (or a page fault may
         // raise SIGBUS on truncation), as with any reader of a file being rewritten; the
         // parser never trusts those bytes beyond their bounds-checked slice.
-        let Ok(map) = (unsafe { memmap2::Mmap::map(&f) }) else {
+        let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(map)
+    }
+
+    /// Classic pcap through a memory map of a regular file; `None` when the file cannot
+    /// be mapped, so the caller falls back to streaming reads.
+    fn open_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
+        let Some(map) = Self::map_file(path) else {
             return Ok(None);
         };
-        let _ = map.advise(memmap2::Advice::Sequential);
         let (rest, parser) = PcapParser::new(&map).map_err(|e| CaptureError::BadHeader {
             path: p.to_string(),
             format: "pcap",
@@ -289,11 +310,12 @@ impl Capture {
         }
         Ok(Some(Capture {
             inner: Inner::PcapMap {
+                big: h.endianness == Endianness::Big,
                 nanos: h.ts_resolution == TsResolution::NanoSecond,
                 snaplen: h.snaplen,
                 map,
-                parser,
                 pos,
+                pf: pos,
             },
             path: p.to_string(),
             format: Format::Pcap,
@@ -301,6 +323,38 @@ impl Capture {
             offset: 24,
             end: None,
             linktype,
+            ngbuf: Vec::new(),
+        }))
+    }
+
+    /// pcapng through a memory map of a regular file; `None` when it cannot be mapped.
+    fn open_ng_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
+        let Some(map) = Self::map_file(path) else {
+            return Ok(None);
+        };
+        let (rest, parser) = PcapNgParser::new(&map).map_err(|e| CaptureError::BadHeader {
+            path: p.to_string(),
+            format: "pcapng",
+            msg: match e {
+                PcapError::IncompleteBuffer => "file shorter than its section header block".into(),
+                other => other.to_string(),
+            },
+        })?;
+        let pos = map.len() - rest.len();
+        Ok(Some(Capture {
+            inner: Inner::NgMap {
+                map,
+                parser,
+                pos,
+                ifaces: Vec::new(),
+                pf: pos,
+            },
+            path: p.to_string(),
+            format: Format::PcapNg,
+            index: 0,
+            offset: pos as u64,
+            end: None,
+            linktype: LINKTYPE_ETHERNET,
             ngbuf: Vec::new(),
         }))
     }
@@ -380,41 +434,57 @@ impl Capture {
         if matches!(self.inner, Inner::Ng { .. }) {
             return self.next_ng();
         }
+        if matches!(self.inner, Inner::NgMap { .. }) {
+            return self.next_ng_mapped();
+        }
         match &mut self.inner {
             Inner::PcapMap {
                 map,
-                parser,
                 pos,
+                big,
                 nanos,
                 snaplen,
+                pf,
             } => {
-                if *pos >= map.len() {
+                let m: &[u8] = map;
+                let at = *pos;
+                if at >= m.len() {
                     self.end = Some(CaptureEnd::Clean);
                     return None;
                 }
-                let slice: &[u8] = &map[*pos..];
-                match parser.next_raw_packet(slice) {
-                    Ok((rest, p)) => {
-                        *pos = map.len() - rest.len();
-                        Some(Self::pcap_record(
-                            p,
-                            *nanos,
-                            *snaplen,
-                            &mut self.index,
-                            &mut self.offset,
-                        ))
+                prefetch_ahead(m, at, pf);
+                let Some(h) = m.get(at..at + 16) else {
+                    Self::damaged_at(&mut self.end, self.offset, truncated());
+                    return None;
+                };
+                let word = |i: usize| {
+                    let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                    if *big {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
                     }
-                    Err(e) => {
-                        let e = match e {
-                            PcapError::IncompleteBuffer => PcapError::IoError(
-                                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                            ),
-                            other => other,
-                        };
-                        Self::damaged_at(&mut self.end, self.offset, e);
-                        None
-                    }
-                }
+                };
+                let (ts_sec, ts_frac, incl_len, orig_len) = (word(0), word(4), word(8), word(12));
+                let start = at + 16;
+                let Some(data) = m.get(start..start + incl_len as usize) else {
+                    Self::damaged_at(&mut self.end, self.offset, truncated());
+                    return None;
+                };
+                *pos = start + incl_len as usize;
+                Some(Self::pcap_record(
+                    RawPcapPacket {
+                        ts_sec,
+                        ts_frac,
+                        incl_len,
+                        orig_len,
+                        data: std::borrow::Cow::Borrowed(data),
+                    },
+                    *nanos,
+                    *snaplen,
+                    &mut self.index,
+                    &mut self.offset,
+                ))
             }
             Inner::Pcap {
                 reader,
@@ -437,11 +507,126 @@ impl Capture {
                     &mut self.offset,
                 )),
             },
-            Inner::Ng { .. } => None,
+            Inner::Ng { .. } | Inner::NgMap { .. } => None,
+        }
+    }
+
+    /// pcapng from the memory map: like [`Capture::next_ng`], but packet bytes are
+    /// slices of the map.
+    fn next_ng_mapped(&mut self) -> Option<Record<'_>> {
+        let Inner::NgMap {
+            map,
+            parser,
+            pos,
+            ifaces,
+            pf,
+        } = &mut self.inner
+        else {
+            unreachable!("next_ng_mapped on another format")
+        };
+        let m: &[u8] = map;
+        loop {
+            if *pos >= m.len() {
+                self.end = Some(CaptureEnd::Clean);
+                return None;
+            }
+            prefetch_ahead(m, *pos, pf);
+            let (rest, raw) = match parser.next_raw_block(&m[*pos..]) {
+                Ok(x) => x,
+                Err(e) => {
+                    let e = match e {
+                        PcapError::IncompleteBuffer => truncated(),
+                        other => other,
+                    };
+                    Self::damaged_at(&mut self.end, self.offset, e);
+                    return None;
+                }
+            };
+            *pos = m.len() - rest.len();
+            let offset = self.offset;
+            self.offset += raw.initial_len as u64;
+            let big = parser.section().endianness == Endianness::Big;
+            let btype = raw.type_;
+            // Fast path: an Enhanced Packet Block without options, decoded in place.
+            if btype == 6 {
+                if let Some((iface, ts, data, orig_len)) = epb_in_place(&raw, big) {
+                    let (note, res) = ng_note(ifaces, iface);
+                    let index = self.index;
+                    self.index += 1;
+                    return Some(Record {
+                        index,
+                        ts_ns: ng_ts_to_ns(ts, res),
+                        orig_len,
+                        data,
+                        offset,
+                        note,
+                    });
+                }
+            }
+            let parsed = if big {
+                raw.try_into_block::<byteorder_slice::BigEndian>()
+            } else {
+                raw.try_into_block::<byteorder_slice::LittleEndian>()
+            };
+            let (ts_ns, orig_len, data, note): (u64, u32, &[u8], RecordNote) = match parsed {
+                Err(e) => {
+                    if btype != 6 && btype != 3 {
+                        continue;
+                    }
+                    (0, 0, &[], RecordNote::Malformed(e.to_string()))
+                }
+                Ok(Block::SectionHeader(_)) => {
+                    ifaces.clear();
+                    continue;
+                }
+                Ok(Block::InterfaceDescription(d)) => {
+                    if ifaces.is_empty() {
+                        self.linktype = datalink_u32(d.linktype);
+                    }
+                    ifaces.push(ng_iface(&d));
+                    continue;
+                }
+                Ok(Block::EnhancedPacket(p)) => {
+                    let (note, res) = ng_note(ifaces, p.interface_id);
+                    let data = match p.data {
+                        std::borrow::Cow::Borrowed(d) => d,
+                        // Blocks parsed from a slice borrow it.
+                        std::borrow::Cow::Owned(_) => &[],
+                    };
+                    let raw_ts = p.timestamp.as_nanos() as u64;
+                    (ng_ts_to_ns(raw_ts, res), p.original_len, data, note)
+                }
+                Ok(Block::SimplePacket(p)) => {
+                    let note = match ifaces.first() {
+                        None => RecordNote::UnknownInterface(0),
+                        Some(i) if i.linktype != LINKTYPE_ETHERNET => {
+                            RecordNote::NotEthernet(i.linktype)
+                        }
+                        Some(_) => RecordNote::None,
+                    };
+                    let data = match p.data {
+                        std::borrow::Cow::Borrowed(d) => d,
+                        std::borrow::Cow::Owned(_) => &[],
+                    };
+                    (0, p.original_len, data, note)
+                }
+                Ok(_) => continue,
+            };
+            let index = self.index;
+            self.index += 1;
+            return Some(Record {
+                index,
+                ts_ns,
+                orig_len,
+                data,
+                offset,
+                note,
+            });
         }
     }
 
     fn next_ng(&mut self) -> Option<Record<'_>> {
+        // Streaming (non-regular files): see next_ng_mapped for regular files.
         // Walk blocks until a packet; interface blocks update the table. Raw blocks first,
         // so the offset is known and a malformed block body is reported and stepped over.
         // The packet bytes are copied into a reused buffer (no allocation once it has
@@ -528,5 +713,73 @@ impl Capture {
                 note,
             });
         }
+    }
+}
+
+/// The error a record cut short by the end of the file is reported with.
+fn truncated() -> PcapError {
+    PcapError::IoError(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+}
+
+/// The record note and timestamp resolution of a pcapng packet of interface `id`.
+fn ng_note(ifaces: &[NgIface], id: u32) -> (RecordNote, u8) {
+    match ifaces.get(id as usize) {
+        None => (RecordNote::UnknownInterface(id), 6),
+        Some(i) if i.linktype != LINKTYPE_ETHERNET => {
+            (RecordNote::NotEthernet(i.linktype), i.tsresol)
+        }
+        Some(i) => (RecordNote::None, i.tsresol),
+    }
+}
+
+/// Decodes an Enhanced Packet Block body in place: (interface, raw timestamp, packet
+/// bytes, original length). `None` when the block carries options or does not parse as
+/// simply as that; pcap-file's full parser then decides (and reports errors).
+fn epb_in_place<'a>(raw: &RawBlock<'a>, big: bool) -> Option<(u32, u64, &'a [u8], u32)> {
+    let body: &'a [u8] = match &raw.body {
+        std::borrow::Cow::Borrowed(b) => b,
+        std::borrow::Cow::Owned(_) => return None,
+    };
+    let word = |i: usize| -> Option<u32> {
+        let b: [u8; 4] = body.get(i..i + 4)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let iface = word(0)?;
+    let ts = ((word(4)? as u64) << 32) | word(8)? as u64;
+    let cap = word(12)? as usize;
+    let orig = word(16)?;
+    let padded = cap.checked_add(3)? & !3;
+    // Exactly the padded packet and no options.
+    if body.len() != 20usize.checked_add(padded)? {
+        return None;
+    }
+    Some((iface, ts, &body[20..20 + cap], orig))
+}
+
+/// How far ahead of the parser the map is prefetched. Record headers form a dependent
+/// chain of loads (each length gives the next offset); without prefetching, every record
+/// waits for a cache miss (measured: 106-134 ns per 314-byte record; 31-47 ns with
+/// 1-2 KiB prefetched ahead, about the memory bandwidth of this machine).
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Prefetches the cache lines of `m` from `*pf` up to `pos + PREFETCH_AHEAD`.
+#[inline]
+fn prefetch_ahead(m: &[u8], pos: usize, pf: &mut usize) {
+    let lim = (pos + PREFETCH_AHEAD).min(m.len());
+    while *pf < lim {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `*pf < m.len()`, so the address is inside the map; a prefetch has no
+        // architectural effect besides loading a cache line.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(
+                m.as_ptr().add(*pf) as *const i8,
+                core::arch::x86_64::_MM_HINT_T0,
+            );
+        }
+        *pf += 64;
     }
 }

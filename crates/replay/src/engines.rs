@@ -68,6 +68,17 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 pub trait ReplayEngine {
     fn name(&self) -> &'static str;
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError>;
+    /// Like [`ReplayEngine::run`], into `out` (whose buffers are reused from run to run
+    /// when the engine supports it). On error `out` is unspecified.
+    fn run_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+    ) -> Result<(), RunError> {
+        *out = self.run(prog, input)?;
+        Ok(())
+    }
     fn map_entries(&self, map: usize) -> Result<Entries, String>;
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
     /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's

@@ -319,7 +319,24 @@ fn use_def(i: &RawInsn) -> (u16, u16) {
             }
         }
         BPF_JMP | BPF_JMP32 => match op(i.code) {
-            BPF_CALL => (0x3e, 0x3f),
+            BPF_CALL => {
+                // `compute_live_registers` / `get_call_summary`: a helper reads only
+                // its declared parameters; sub-program and unknown calls read r1-r5.
+                let params = if i.src == 0 {
+                    crate::helpers::proto(i.imm).map(|p| {
+                        p.args
+                            .iter()
+                            .take_while(|a| **a != crate::helpers::Arg::DontCare)
+                            .count()
+                    })
+                } else {
+                    None
+                };
+                match params {
+                    Some(n) => (((1u16 << (n + 1)) - 1) & !1, 0x3f),
+                    None => (0x3e, 0x3f),
+                }
+            }
             BPF_EXIT => (1, 0),
             BPF_JA => (0, 0),
             _ => {

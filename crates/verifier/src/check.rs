@@ -317,10 +317,16 @@ impl<'a> V<'a> {
                 self.propagate_precision(st, ai);
                 return Ok(true);
             }
-            // miss: evict states that keep missing (the kernel's heuristic)
+            // miss: evict states that keep missing (the kernel's heuristic). As in
+            // the kernel, a miss only counts when a new state is going to be added,
+            // so loop iterations do not evict the states of earlier iterations.
+            let force_cp = self.cfg.calls_callback[idx];
             let e = &mut self.arena[ai];
-            e.miss += 1;
-            if e.miss > e.hit * 3 + 3 {
+            if add {
+                e.miss += 1;
+            }
+            let n = if force_cp && e.branches > 0 { 64 } else { 3 };
+            if e.miss > e.hit * n + n {
                 self.explored[idx].remove(k);
                 self.cur_states -= 1;
                 continue;
@@ -658,9 +664,9 @@ impl<'a> V<'a> {
         idmap: &mut Vec<(u32, u32)>,
     ) -> bool {
         let allow_uninit = !self.opts.unprivileged;
-        for spi in 0..SLOTS {
-            let so = &old.stack[spi];
-            let sc = &cur.stack[spi];
+        for spi in 0..old.stack.len().max(cur.stack.len()) {
+            let so = old.slot(spi);
+            let sc = cur.slot(spi);
             for i in 0..REG_SIZE {
                 let (to, tc) = (so.ty[i], sc.ty[i]);
                 if exact {
@@ -1426,7 +1432,7 @@ impl<'a> V<'a> {
                         let b = (-a - 1) as usize;
                         let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
                         if write {
-                            let slot = &mut fr.stack[spi];
+                            let slot = fr.slot_mut(spi);
                             if slot.is_spilled() {
                                 slot.spilled = Reg::not_init();
                                 for t in slot.ty.iter_mut() {
@@ -1850,7 +1856,7 @@ impl<'a> V<'a> {
         let cur_frame = st.curframe();
         let allow_leaks = self.allow_ptr_leaks;
         {
-            let slot = &st.frames[fno].stack[spi];
+            let slot = st.frames[fno].slot(spi);
             if !allow_leaks && slot.is_spilled() && !slot.spilled.is_scalar() && size_u != REG_SIZE
             {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
@@ -1872,10 +1878,10 @@ impl<'a> V<'a> {
             if !fits {
                 sp.id = 0;
             }
-            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if !is_reg && aligned && !self.opts.unprivileged {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
-            save_register_state(&mut st.frames[fno].stack[spi], sp, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if is_reg && val.ty.is_pointer() {
             if size_u != REG_SIZE {
                 return Err(self.err(st, "invalid size of register spill".into()));
@@ -1886,10 +1892,10 @@ impl<'a> V<'a> {
                     "cannot spill pointers to stack into stack frame of the caller".into(),
                 ));
             }
-            save_register_state(&mut st.frames[fno].stack[spi], val, size_u);
+            save_register_state(st.frames[fno].slot_mut(spi), val, size_u);
         } else {
             let zero = (is_reg && val.is_const_zero()) || st_imm == Some(0);
-            let slot = &mut st.frames[fno].stack[spi];
+            let slot = st.frames[fno].slot_mut(spi);
             slot.spilled = Reg::not_init();
             if slot.ty.contains(&Slot::Spill) {
                 for t in slot.ty.iter_mut() {
@@ -1909,7 +1915,7 @@ impl<'a> V<'a> {
     fn stack_read_fixed(&self, st: &State, fno: usize, off: i32, size: i32) -> R<Reg> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
-        let slot = &st.frames[fno].stack[spi];
+        let slot = st.frames[fno].slot(spi);
         let allow_uninit = !self.opts.unprivileged;
         let size_u = size as usize;
         if slot.is_spilled() {
@@ -2652,7 +2658,10 @@ impl<'a> V<'a> {
         let fr = &st.frames[reg.frameno as usize];
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
-        let slot = fr.stack.get(spi)?;
+        if spi >= SLOTS {
+            return None;
+        }
+        let slot = fr.slot(spi);
         if slot.is_spilled()
             && slot.spilled.is_scalar()
             && slot.spilled.b.is_const()
@@ -2755,7 +2764,7 @@ impl<'a> V<'a> {
                 for a in min_off..max_off {
                     let b = (-a - 1) as usize;
                     let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
-                    let slot = &mut st.frames[fno].stack[spi];
+                    let slot = st.frames[fno].slot_mut(spi);
                     if write {
                         if slot.is_spilled() {
                             slot.spilled = Reg::not_init();
@@ -2948,8 +2957,12 @@ fn same_callsites(a: &State, b: &State) -> bool {
 }
 
 fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
+    // either both ids are set or both are zero
+    if (old == 0) != (cur == 0) {
+        return false;
+    }
     if old == 0 {
-        return cur == 0;
+        return true;
     }
     for &(o, c) in map.iter() {
         if o == old {
@@ -2962,6 +2975,10 @@ fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
     map.push((old, cur));
     true
 }
+
+/// Temporary ids handed to scalars without an id during one comparison (above any
+/// id the verifier allocates).
+const TMP_ID_BASE: u32 = 1 << 31;
 
 /// `regsafe`.
 fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
@@ -2989,13 +3006,17 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
             if !(old.b.range_within(&cur.b) && old.b.var_off.contains(cur.b.var_off)) {
                 return false;
             }
-            if old.id == 0 && cur.id == 0 {
-                return true;
-            }
+            // `check_scalar_ids`: an old id constrains; a current scalar without an
+            // id is unique, so it gets a fresh temporary id
             if old.id == 0 {
                 return true;
             }
-            check_ids(old.id, cur.id, idmap)
+            let cur_id = if cur.id != 0 {
+                cur.id
+            } else {
+                TMP_ID_BASE + idmap.len() as u32
+            };
+            check_ids(old.id, cur_id, idmap)
         }
         RegType::MapValue
         | RegType::MapValueOrNull
@@ -3011,7 +3032,15 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
                 && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap)
         }
         RegType::Packet | RegType::PacketMeta => {
-            if old.range > cur.range || old.off != cur.off {
+            if old.range < 0 || cur.range < 0 {
+                // AT_PKT_END / BEYOND_PKT_END markers must match exactly
+                if old.range != cur.range {
+                    return false;
+                }
+            } else if old.range > cur.range {
+                return false;
+            }
+            if old.off != cur.off {
                 return false;
             }
             if !check_ids(old.id, cur.id, idmap) {

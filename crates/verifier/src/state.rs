@@ -310,6 +310,8 @@ impl StackSlot {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Frame {
     pub regs: [Reg; 11],
+    /// Slots 0.. (slot `spi` covers `fp - 8*spi - 8 .. fp - 8*spi`), stored only up to
+    /// the deepest slot written; use [`Frame::slot`] / [`Frame::slot_mut`].
     pub stack: Vec<StackSlot>,
     /// Bytes of stack touched (rounded up to 8), `allocated_stack`.
     pub allocated: i32,
@@ -324,14 +326,32 @@ pub struct Frame {
     pub async_cb: bool,
 }
 
+/// An untouched stack slot (what slots past `Frame::stack`'s length hold).
+fn empty_slot() -> &'static StackSlot {
+    static EMPTY: std::sync::OnceLock<StackSlot> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(StackSlot::default)
+}
+
 impl Frame {
+    /// Slot `spi` (8 bytes at `fp - 8*spi - 8`); slots never written are invalid.
+    pub fn slot(&self, spi: usize) -> &StackSlot {
+        self.stack.get(spi).unwrap_or_else(|| empty_slot())
+    }
+    /// Slot `spi` for writing; the stored stack grows to include it. (Only the slots
+    /// up to the deepest one touched are stored, so copying a state is cheap.)
+    pub fn slot_mut(&mut self, spi: usize) -> &mut StackSlot {
+        if spi >= self.stack.len() {
+            self.stack.resize(spi + 1, StackSlot::default());
+        }
+        &mut self.stack[spi]
+    }
     pub fn new(frameno: u8, callsite: usize, subprog: usize) -> Frame {
         let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
         regs[10] = Reg::ptr(RegType::Stack);
         regs[10].frameno = frameno;
         Frame {
             regs,
-            stack: vec![StackSlot::default(); SLOTS],
+            stack: Vec::new(),
             allocated: 0,
             callsite,
             frameno,

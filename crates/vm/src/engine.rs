@@ -41,7 +41,10 @@ pub enum Event {
 }
 
 /// The result of one XDP run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Default` gives an empty output to pass to [`Engine::run_xdp_into`], which reuses its
+/// buffers from one run to the next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct XdpOutput {
     /// The raw return value (r0); the XDP action is its low 32 bits. The kernel only
     /// reports those 32 bits: compare `retval as u32`.
@@ -72,6 +75,37 @@ pub trait Engine {
 
     /// Runs program `prog` as XDP on one packet.
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, Self::Error>;
+
+    /// [`Engine::run_xdp`] writing the result into `out`, whose buffers (`packet`,
+    /// `events`) are reused: an engine that implements it allocates nothing per run, which
+    /// is what replaying millions of packets needs. On error the contents of `out` are
+    /// unspecified. The default calls `run_xdp`.
+    fn run_xdp_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+    ) -> Result<(), Self::Error> {
+        *out = self.run_xdp(prog, input)?;
+        Ok(())
+    }
+
+    /// [`Engine::run_xdp_into`], leaving `out.packet` empty when `want_packet` is false (a
+    /// caller that only counts verdicts saves the copy of the output packet). The default
+    /// calls `run_xdp_into` and clears the packet.
+    fn run_xdp_into_with(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), Self::Error> {
+        self.run_xdp_into(prog, input, out)?;
+        if !want_packet {
+            out.packet.clear();
+        }
+        Ok(())
+    }
 
     /// All entries of a map, sorted by key.
     fn map_entries(&self, map: usize) -> Result<MapEntries, Self::Error>;

@@ -167,6 +167,26 @@ pub const SUPPORTED: &[(i32, &str)] = &[
     (DYNPTR_WRITE, "local and ring buffer dynptrs"),
     (DYNPTR_DATA, "local and ring buffer dynptrs"),
     (KTIME_GET_TAI_NS, "virtual clock"),
+    (
+        crate::timer::TIMER_INIT,
+        "timer in a map value; -EBUSY/-EINVAL as the kernel",
+    ),
+    (
+        crate::timer::TIMER_SET_CALLBACK,
+        "callback run on the virtual clock",
+    ),
+    (
+        crate::timer::TIMER_START,
+        "fires before the next run at/after expiry, in expiry order",
+    ),
+    (
+        crate::timer::TIMER_CANCEL,
+        "1 if armed; drops the callback; -EDEADLK from its own callback",
+    ),
+    (
+        crate::user_ringbuf::USER_RINGBUF_DRAIN,
+        "samples from Interpreter::user_ringbuf_push, one callback each",
+    ),
 ];
 
 /// Kernel helper names by number (`__BPF_FUNC_MAPPER`), for error messages.
@@ -239,7 +259,7 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         XDP_ADJUST_META => xdp_adjust_meta(rt, a),
         XDP_ADJUST_TAIL => xdp_adjust_tail(rt, a),
         REDIRECT_MAP => redirect_map(rt, a),
-        FIB_LOOKUP => fib_lookup(rt, a),
+        FIB_LOOKUP => crate::fib::lookup(rt, a),
         MAP_PUSH_ELEM => map_push_elem(rt, a),
         MAP_POP_ELEM => map_pop_peek(rt, a, true),
         MAP_PEEK_ELEM => map_pop_peek(rt, a, false),
@@ -271,6 +291,8 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         DYNPTR_READ => dynptr_read(rt, a),
         DYNPTR_WRITE => dynptr_write(rt, a),
         DYNPTR_DATA => dynptr_data(rt, a),
+        crate::timer::TIMER_INIT..=crate::timer::TIMER_CANCEL => crate::timer::call(rt, id, a),
+        crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a),
         _ => match name(id) {
             Some(name) => Err(FaultKind::UnsupportedHelper { id, name }),
             None => Err(FaultKind::UnknownHelper(id as i64)),
@@ -295,7 +317,7 @@ fn map_lookup_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             format!("not allowed on map {:?} of this type", map.def.name),
         ));
     }
-    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let key = rt.regions.read_arg(a[1], map.def.key_size as u64)?;
     if matches!(t, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS) {
         // The value is the inner map itself.
         return Ok(match map.slot(&key) {
@@ -321,7 +343,7 @@ fn map_lookup_percpu_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKi
             format!("map {:?} is not a per-CPU map", map.def.name),
         ));
     }
-    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let key = rt.regions.read_arg(a[1], map.def.key_size as u64)?;
     let cpu = a[2] as u32;
     if a[2] >= rt.config.ncpus as u64 {
         return Ok(0);
@@ -341,27 +363,46 @@ fn map_update_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             "use bpf_map_push_elem on queue/stack maps",
         ));
     }
-    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
-    let value = rt.regions.read_bytes(a[2], map.def.value_size as u64)?;
+    let key = rt.regions.read_arg(a[1], map.def.key_size as u64)?;
+    let value = rt.regions.read_arg(a[2], map.def.value_size as u64)?;
+    Ok(map_update_bytes(rt, m, &key, &value, a[3]))
+}
+
+/// What `bpf_map_update_elem` does once its key and value are read (`key_size` and
+/// `value_size` bytes; `m` a valid map index, not a queue/stack): returns r0. Shared by
+/// the helper and the JIT's fast path.
+pub fn map_update_bytes(rt: &mut Runtime, m: usize, key: &[u8], value: &[u8], flags: u64) -> u64 {
     let cpu = rt.cpu;
     let Runtime { maps, regions, .. } = rt;
-    let r = maps.maps[m].update(&key, &value, a[3], Some(cpu), regions, &mut maps.graveyard);
-    Ok(match r {
+    let r = maps.maps[m].update(key, value, flags, Some(cpu), regions, &mut maps.graveyard);
+    if r.is_ok() {
+        crate::timer::elem_changed(rt, m, key);
+    }
+    match r {
         Ok(()) => 0,
         Err(e) => map_err_code(&e),
-    })
+    }
 }
 
 fn map_delete_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let m = map_arg(rt, a[0])?;
     let map = &rt.maps.maps[m];
-    let key = rt.regions.read_bytes(a[1], map.def.key_size as u64)?;
+    let key = rt.regions.read_arg(a[1], map.def.key_size as u64)?;
+    Ok(map_delete_bytes(rt, m, &key))
+}
+
+/// What `bpf_map_delete_elem` does once its key is read (`m` a valid map index): returns
+/// r0. Shared by the helper and the JIT's fast path.
+pub fn map_delete_bytes(rt: &mut Runtime, m: usize, key: &[u8]) -> u64 {
     let maps = &mut rt.maps;
-    let r = maps.maps[m].delete(&key, &mut maps.graveyard);
-    Ok(match r {
+    let r = maps.maps[m].delete(key, &mut maps.graveyard);
+    if r.is_ok() {
+        crate::timer::elem_changed(rt, m, key);
+    }
+    match r {
         Ok(()) => 0,
         Err(e) => map_err_code(&e),
-    })
+    }
 }
 
 fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
@@ -376,7 +417,7 @@ fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             ),
         ));
     }
-    let value = rt.regions.read_bytes(a[1], map.def.value_size as u64)?;
+    let value = rt.regions.read_arg(a[1], map.def.value_size as u64)?;
     Ok(match rt.maps.maps[m].push(&value, a[2]) {
         Ok(()) => 0,
         Err(e) => map_err_code(&e),
@@ -392,7 +433,7 @@ fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, Fau
         "bpf_map_peek_elem"
     };
     if !delete && map.map_type() == mt::BLOOM_FILTER {
-        let value = rt.regions.read_bytes(a[1], map.def.value_size as u64)?;
+        let value = rt.regions.read_arg(a[1], map.def.value_size as u64)?;
         return Ok(match map.bloom_contains(&value) {
             Some(true) => 0,
             _ => neg(maps::ENOENT),
@@ -760,62 +801,6 @@ fn check_mtu(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let ret = if xdp_len > dev_len { 1 } else { 0 }; // BPF_MTU_CHK_RET_FRAG_NEEDED
     rt.regions.store(a[2], 4, dev.mtu as u64)?;
     Ok(ret)
-}
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-
-fn fib_lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
-    xdp_required(rt, "bpf_fib_lookup")?;
-    let (p, plen, flags) = (a[1], a[2] as u32, a[3] as u32);
-    if plen < 64 {
-        return Ok(neg(maps::EINVAL));
-    }
-    if flags & !0x1f != 0 {
-        return Ok(neg(maps::EINVAL));
-    }
-    let mut params = rt.regions.read_bytes(p, 64)?;
-    let family = params[0];
-    let dst: Vec<u8> = match family {
-        AF_INET => params[32..36].to_vec(),
-        AF_INET6 => params[32..48].to_vec(),
-        _ => return Ok(neg(maps::EOPNOTSUPP)),
-    };
-    let best = rt
-        .config
-        .fib
-        .iter()
-        .filter(|r| r.family == family && prefix_match(&r.prefix, r.prefix_len, &dst))
-        .max_by_key(|r| r.prefix_len)
-        .cloned();
-    let Some(route) = best else {
-        return Ok(4); // BPF_FIB_LKUP_RET_NOT_FWDED
-    };
-    if route.ret != 0 {
-        return Ok(route.ret as u64);
-    }
-    params[8..12].copy_from_slice(&route.ifindex.to_le_bytes());
-    if let Some(gw) = &route.gateway {
-        params[32..32 + gw.len()].copy_from_slice(gw);
-    }
-    params[52..58].copy_from_slice(&route.smac);
-    params[58..64].copy_from_slice(&route.dmac);
-    params[48..52].fill(0); // h_vlan_proto, h_vlan_TCI
-    if let Some(dev) = rt.config.device(route.ifindex) {
-        params[6..8].copy_from_slice(&(dev.mtu.min(0xffff) as u16).to_le_bytes());
-    }
-    rt.regions.write_bytes(p, &params)?;
-    Ok(0)
-}
-
-fn prefix_match(prefix: &[u8], plen: u32, addr: &[u8]) -> bool {
-    if prefix.len() != addr.len() || plen as usize > prefix.len() * 8 {
-        return false;
-    }
-    (0..plen as usize).all(|bit| {
-        let m = 0x80u8 >> (bit % 8);
-        prefix[bit / 8] & m == addr[bit / 8] & m
-    })
 }
 
 fn spin_lock(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {

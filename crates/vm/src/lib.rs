@@ -11,28 +11,24 @@
 
 pub mod engine;
 pub mod error;
+pub mod fib;
 pub mod helpers;
 pub mod interp;
 pub mod maps;
 pub mod memory;
 pub mod runtime;
+pub mod timer;
+pub mod user_ringbuf;
 
 pub use engine::{Engine, Event, Redirect, XdpInput, XdpOutput};
 pub use error::{Fault, FaultKind, VmError};
 pub use runtime::{Config, Device, FibRoute, Program};
 
 use bpfkit_isa::RawInsn;
-use bpfkit_object::model::{prog_type, LinkedObject, MapDef};
+use bpfkit_object::model::{LinkedObject, MapDef};
 use maps::MapSet;
 use memory::Regions;
 use runtime::Runtime;
-
-/// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
-const BPF_XDP_DEVMAP: u32 = 33;
-/// `BPF_XDP_CPUMAP`.
-const BPF_XDP_CPUMAP: u32 = 35;
-/// `XDP_REDIRECT`.
-const XDP_REDIRECT: u64 = 4;
 
 /// The result of a raw-memory run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +156,7 @@ impl Interpreter {
         self.map(map)?;
         let set = &mut self.rt.maps;
         set.maps[map].delete(key, &mut set.graveyard)?;
+        timer::elem_changed(&mut self.rt, map, key);
         self.rt.maps.end_run(&mut self.rt.regions);
         Ok(())
     }
@@ -182,62 +179,30 @@ impl Engine for Interpreter {
     }
 
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, VmError> {
-        self.check_prog(prog)?;
-        if input.cpu >= self.rt.config.ncpus {
-            return Err(VmError::Setup(format!(
-                "CPU {} does not exist (ncpus = {})",
-                input.cpu, self.rt.config.ncpus
-            )));
-        }
-        let p = &self.rt.programs[prog];
-        if p.prog_type != prog_type::XDP && p.prog_type != prog_type::UNSPEC {
-            return Err(VmError::Setup(format!(
-                "program {:?} is not an XDP program (type {})",
-                p.name, p.prog_type
-            )));
-        }
-        let devmap = p.expected_attach_type == Some(BPF_XDP_DEVMAP);
-        let cpumap = p.expected_attach_type == Some(BPF_XDP_CPUMAP);
-        if (devmap || cpumap) && !self.rt.config.allow_devmap_progs {
-            return Err(VmError::Setup(format!(
-                "program {:?} is a {} program; BPF_PROG_TEST_RUN refuses those with EINVAL (Config::allow_devmap_progs runs them anyway)",
-                p.name,
-                if devmap { "devmap" } else { "cpumap" }
-            )));
-        }
-        self.rt.begin_run(input.cpu, input.time_ns);
-        let ctx = match self.rt.set_xdp(
-            input.packet,
-            input.ingress_ifindex,
-            input.rx_queue_index,
-            devmap,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                self.rt.end_run();
-                return Err(VmError::Setup(e));
-            }
-        };
-        if let Some(x) = self.rt.xdp.as_mut() {
-            x.egress_ifindex = self.rt.config.egress_ifindex;
-        }
+        let mut out = XdpOutput::default();
+        self.run_xdp_into(prog, input, &mut out)?;
+        Ok(out)
+    }
+
+    fn run_xdp_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+    ) -> Result<(), VmError> {
+        self.run_xdp_into_with(prog, input, out, true)
+    }
+
+    fn run_xdp_into_with(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), VmError> {
+        let ctx = self.rt.begin_xdp(prog, input)?;
         let r = interp::run_function(&mut self.rt, prog, 0, &[ctx], 0);
-        let packet = self.rt.xdp_output();
-        let events = std::mem::take(&mut self.rt.events);
-        let redirect = self.rt.redirect.take();
-        self.rt.end_run();
-        let retval = r.map_err(VmError::Fault)?;
-        let redirect = if retval as u32 as u64 == XDP_REDIRECT {
-            redirect
-        } else {
-            None
-        };
-        Ok(XdpOutput {
-            retval,
-            packet,
-            redirect,
-            events,
-        })
+        self.rt.finish_xdp_into_with(r, out, want_packet)
     }
 
     fn map_entries(&self, map: usize) -> Result<engine::MapEntries, VmError> {
@@ -254,6 +219,7 @@ impl Engine for Interpreter {
         self.map(map)?;
         let Runtime { maps, regions, .. } = &mut self.rt;
         maps.maps[map].update(key, value, flags, None, regions, &mut maps.graveyard)?;
+        timer::elem_changed(&mut self.rt, map, key);
         self.rt.maps.end_run(&mut self.rt.regions);
         Ok(())
     }

@@ -305,7 +305,7 @@ impl Map {
                     items: Default::default(),
                 }
             }
-            mt::RINGBUF => {
+            mt::RINGBUF | mt::USER_RINGBUF => {
                 let n = d.max_entries;
                 if d.key_size != 0 || d.value_size != 0 || !n.is_power_of_two() || n & 4095 != 0 {
                     return bad("RINGBUF needs key_size 0, value_size 0 and max_entries a power-of-2 multiple of the page size");
@@ -1047,7 +1047,10 @@ impl MapSet {
                 // libbpf sizes perf event arrays to the number of possible CPUs.
                 d.max_entries = ncpus;
             }
-            if d.map_type == mt::RINGBUF && d.max_entries != 0 && d.max_entries % 4096 != 0 {
+            if matches!(d.map_type, mt::RINGBUF | mt::USER_RINGBUF)
+                && d.max_entries != 0
+                && d.max_entries % 4096 != 0
+            {
                 // libbpf rounds ring buffer sizes up to a page multiple (power of two).
                 d.max_entries = d.max_entries.next_power_of_two().max(4096);
             }

@@ -9,6 +9,7 @@
 //! checked mode calls the same functions.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ptr::NonNull;
@@ -236,10 +237,56 @@ impl fmt::Display for MemFault {
     }
 }
 
-/// The live regions, keyed by start address.
+/// Number of call-frame stacks kept in fixed slots (`MAX_CALL_FRAMES`).
+const STACK_SLOTS: usize = 8;
+/// Size of one call frame's stack (`MAX_BPF_STACK`).
+const STACK_BYTES: u64 = 512;
+
+/// Fixed slot of the per-run regions other than stacks.
+fn fixed_slot(kind: RegionKind) -> Option<usize> {
+    match kind {
+        RegionKind::Packet => Some(0),
+        RegionKind::Meta => Some(1),
+        RegionKind::Context => Some(2),
+        RegionKind::Memory => Some(3),
+        _ => None,
+    }
+}
+
+/// The live regions.
+///
+/// The per-run regions (the stacks of frames 0-7, packet, metadata, context, raw-mode
+/// memory) live in fixed slots, so setting up and tearing down a run costs no tree
+/// operations, and the stacks of the active frames (contiguous in the runtime's stack
+/// area) are checked with two comparisons. Everything else (map values, ring buffer
+/// records, ...) is kept in a tree keyed by start address, which remembers the region it
+/// found last (map values are usually accessed several times in a row; this makes
+/// `Regions` not `Sync`). Regions never overlap.
 #[derive(Debug, Default, Clone)]
 pub struct Regions {
     map: BTreeMap<u64, Region>,
+    /// Copy of the tree region found last (`len` 0: none); cleared whenever the tree
+    /// changes.
+    last: Cell<Region>,
+    stacks: [Option<Region>; STACK_SLOTS],
+    fixed: [Option<Region>; 4],
+    /// Start of frame 0's stack, and the length of the run of present frames 0..n laid
+    /// out contiguously from there (`n * 512`, 0 if frame 0 is absent).
+    stack_base: u64,
+    stack_span: u64,
+    /// Regions of a fixed-slot kind that went into the tree (their slot was taken by a
+    /// region with another start); normally 0.
+    overflow: usize,
+    /// Some stack slot holds a region outside the contiguous run `stack_base ..
+    /// stack_base + stack_span`.
+    stacks_outside: bool,
+}
+
+impl Default for Region {
+    /// An empty region (contains nothing).
+    fn default() -> Region {
+        Region::new(0, 0, RegionKind::Memory, false)
+    }
 }
 
 impl Regions {
@@ -247,49 +294,251 @@ impl Regions {
         Self::default()
     }
 
+    fn recompute_stack_span(&mut self) {
+        self.update_stack_span();
+        let (base, span) = (self.stack_base, self.stack_span);
+        self.stacks_outside = self
+            .stacks
+            .iter()
+            .flatten()
+            .any(|r| r.start.wrapping_sub(base) >= span);
+    }
+
+    fn update_stack_span(&mut self) {
+        let mut n = 0u64;
+        if let Some(r0) = &self.stacks[0] {
+            self.stack_base = r0.start;
+            for s in &self.stacks {
+                match s {
+                    Some(r)
+                        if r.start == self.stack_base + n * STACK_BYTES
+                            && r.len == STACK_BYTES
+                            && r.elem == STACK_BYTES
+                            && r.writable =>
+                    {
+                        n += 1
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.stack_span = n * STACK_BYTES;
+    }
+
+    fn is_fixed_kind(kind: RegionKind) -> bool {
+        match kind {
+            RegionKind::Stack(d) => (d as usize) < STACK_SLOTS,
+            k => fixed_slot(k).is_some(),
+        }
+    }
+
     /// Adds a region (replacing one with the same start).
     pub fn insert(&mut self, r: Region) {
-        self.map.insert(r.start, r);
+        let slot = match r.kind {
+            RegionKind::Stack(d) if (d as usize) < STACK_SLOTS => &mut self.stacks[d as usize],
+            k => match fixed_slot(k) {
+                Some(i) => &mut self.fixed[i],
+                None => {
+                    self.last.set(Region::default());
+                    self.map.insert(r.start, r);
+                    return;
+                }
+            },
+        };
+        match slot {
+            Some(old) if old.start != r.start => {
+                self.overflow += 1;
+                self.last.set(Region::default());
+                self.map.insert(r.start, r);
+                return;
+            }
+            _ => *slot = Some(r),
+        }
+        if matches!(r.kind, RegionKind::Stack(_)) {
+            self.recompute_stack_span();
+        }
     }
 
     /// Removes the region starting at `start`.
     pub fn remove(&mut self, start: u64) -> Option<Region> {
-        self.map.remove(&start)
+        for (d, s) in self.stacks.iter_mut().enumerate() {
+            if s.is_some_and(|r| r.start == start) {
+                let r = s.take();
+                if (d as u64) * STACK_BYTES < self.stack_span {
+                    self.recompute_stack_span();
+                }
+                return r;
+            }
+        }
+        for s in &mut self.fixed {
+            if s.is_some_and(|r| r.start == start) {
+                return s.take();
+            }
+        }
+        if self.map.is_empty() {
+            return None;
+        }
+        self.last.set(Region::default());
+        let r = self.map.remove(&start);
+        if let Some(r) = &r {
+            if Self::is_fixed_kind(r.kind) {
+                self.overflow -= 1;
+            }
+        }
+        r
     }
 
+    /// Removes the stack region of frame `depth` if it starts at `start` (a stack region
+    /// of that frame that went to the tree is removed too).
+    pub fn remove_stack(&mut self, depth: usize, start: u64) -> Option<Region> {
+        if let Some(s) = self.stacks.get_mut(depth) {
+            if s.is_some_and(|r| r.start == start) {
+                let r = s.take();
+                if (depth as u64) * STACK_BYTES < self.stack_span {
+                    self.recompute_stack_span();
+                }
+                return r;
+            }
+        }
+        if self.overflow > 0 {
+            return self.remove(start);
+        }
+        None
+    }
+
+    /// Removes every region of the given kind (fixed slots and tree).
+    pub fn remove_kind(&mut self, kind: RegionKind) {
+        match kind {
+            RegionKind::Stack(d) if (d as usize) < STACK_SLOTS => {
+                if self.stacks[d as usize].take().is_some() {
+                    self.recompute_stack_span();
+                }
+            }
+            k => {
+                if let Some(i) = fixed_slot(k) {
+                    self.fixed[i] = None;
+                }
+            }
+        }
+        if Self::is_fixed_kind(kind) && self.overflow == 0 {
+            return;
+        }
+        let starts: Vec<u64> = self
+            .map
+            .values()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.start)
+            .collect();
+        for s in starts {
+            self.remove(s);
+        }
+    }
+
+    /// Every live region, fixed slots first, then the others by start address.
     pub fn iter(&self) -> impl Iterator<Item = &Region> {
-        self.map.values()
+        self.stacks
+            .iter()
+            .chain(self.fixed.iter())
+            .flatten()
+            .chain(self.map.values())
+    }
+
+    /// The live region containing `addr`, if any (a copy).
+    #[inline]
+    fn containing(&self, addr: u64) -> Option<Region> {
+        let off = addr.wrapping_sub(self.stack_base);
+        if off < self.stack_span {
+            return self.stacks[(off / STACK_BYTES) as usize];
+        }
+        for r in self.fixed.iter().flatten() {
+            if addr.wrapping_sub(r.start) < r.len {
+                return Some(*r);
+            }
+        }
+        if self.stacks_outside {
+            for r in self.stacks.iter().flatten() {
+                if addr.wrapping_sub(r.start) < r.len {
+                    return Some(*r);
+                }
+            }
+        }
+        if self.map.is_empty() {
+            return None;
+        }
+        let last = self.last.get();
+        if addr.wrapping_sub(last.start) < last.len {
+            return Some(last);
+        }
+        let (_, r) = self.map.range(..=addr).next_back()?;
+        if addr < r.end() {
+            self.last.set(*r);
+            Some(*r)
+        } else {
+            None
+        }
     }
 
     /// The region containing `addr`, if any.
     pub fn find(&self, addr: u64) -> Option<&Region> {
+        let off = addr.wrapping_sub(self.stack_base);
+        if off < self.stack_span {
+            return self.stacks[(off / STACK_BYTES) as usize].as_ref();
+        }
+        let fixed = self.fixed.iter().chain(self.stacks.iter()).flatten();
+        if let Some(r) = fixed
+            .into_iter()
+            .find(|r| addr.wrapping_sub(r.start) < r.len)
+        {
+            return Some(r);
+        }
         let (_, r) = self.map.range(..=addr).next_back()?;
         (addr < r.end()).then_some(r)
     }
 
     /// Checks that `[addr, addr + size)` is inside one live region (and one element of it),
     /// writable if `write`.
+    #[inline]
     pub fn check(&self, addr: u64, size: u64, write: bool) -> Result<Region, MemFault> {
-        let before = self.map.range(..=addr).next_back().map(|(_, r)| *r);
-        if let Some(r) = before {
-            if addr < r.end() {
-                if r.contains(addr, size) && (!write || r.writable) {
-                    return Ok(r);
-                }
-                return Err(MemFault {
-                    addr,
-                    size,
-                    write,
-                    region: Some(r),
-                    inside: true,
-                });
+        // Fast path: an access inside the stack of one of the active frames.
+        let off = addr.wrapping_sub(self.stack_base);
+        if off < self.stack_span && size <= STACK_BYTES - off % STACK_BYTES {
+            if let Some(r) = self.stacks[(off / STACK_BYTES) as usize] {
+                return Ok(r);
             }
         }
-        let after = self
+        self.check_slow(addr, size, write)
+    }
+
+    fn check_slow(&self, addr: u64, size: u64, write: bool) -> Result<Region, MemFault> {
+        if let Some(r) = self.containing(addr) {
+            if r.contains(addr, size) && (!write || r.writable) {
+                return Ok(r);
+            }
+            return Err(MemFault {
+                addr,
+                size,
+                write,
+                region: Some(r),
+                inside: true,
+            });
+        }
+        // The nearest region before (greatest start <= addr) and after (least start >
+        // addr), over the fixed slots and the tree.
+        let mut before: Option<Region> = self.map.range(..=addr).next_back().map(|(_, r)| *r);
+        let mut after: Option<Region> = self
             .map
             .range(addr.saturating_add(1)..)
             .next()
             .map(|(_, r)| *r);
+        for r in self.stacks.iter().chain(self.fixed.iter()).flatten() {
+            if r.start <= addr {
+                if before.is_none_or(|b| r.start > b.start) {
+                    before = Some(*r);
+                }
+            } else if after.is_none_or(|a| r.start < a.start) {
+                after = Some(*r);
+            }
+        }
         let nearest = match (before, after) {
             (Some(b), Some(a)) => Some(if addr - b.end() <= a.start - addr {
                 b
@@ -337,6 +586,31 @@ impl Regions {
         Ok(out)
     }
 
+    /// Copies `len` bytes from checked program memory without allocating when they fit in
+    /// [`ARG_INLINE`] bytes (map keys and values read by helpers).
+    #[inline]
+    pub fn read_arg(&self, addr: u64, len: u64) -> Result<ArgBytes, MemFault> {
+        let mut out = ArgBytes {
+            len: len as usize,
+            inline: [0; ARG_INLINE],
+            heap: Vec::new(),
+        };
+        if len == 0 {
+            return Ok(out);
+        }
+        self.check(addr, len, false)?;
+        let dst = if out.len <= ARG_INLINE {
+            out.inline.as_mut_ptr()
+        } else {
+            out.heap = vec![0u8; out.len];
+            out.heap.as_mut_ptr()
+        };
+        // SAFETY: `check` proved the source range lies in a live region; `dst` is a buffer
+        // of at least `len` bytes owned by `out`, which cannot overlap program memory.
+        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, dst, out.len) };
+        Ok(out)
+    }
+
     /// Copies `bytes` into checked, writable program memory.
     pub fn write_bytes(&self, addr: u64, bytes: &[u8]) -> Result<(), MemFault> {
         if bytes.is_empty() {
@@ -347,6 +621,34 @@ impl Regions {
         // (memmove) tolerates overlap in case `bytes` was itself read from program memory.
         unsafe { std::ptr::copy(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
         Ok(())
+    }
+}
+
+/// Bytes a helper argument fits in without a heap allocation ([`Regions::read_arg`]).
+pub const ARG_INLINE: usize = 128;
+
+/// A copy of helper argument bytes ([`Regions::read_arg`]); dereferences to `[u8]`.
+pub struct ArgBytes {
+    len: usize,
+    inline: [u8; ARG_INLINE],
+    heap: Vec<u8>,
+}
+
+impl std::ops::Deref for ArgBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        if self.len <= ARG_INLINE {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
+impl fmt::Debug for ArgBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -430,5 +732,63 @@ mod tests {
         assert!(r.load(b.addr() + 12, 4).is_err());
         let e = r.store(b.addr(), 1, 0).unwrap_err();
         assert!(e.to_string().contains("read-only"), "{e}");
+    }
+
+    #[test]
+    fn fixed_slots_and_tree_agree_with_one_table() {
+        // Four stack frames in one buffer, a packet, and map values in the tree.
+        let stacks = Buf::new(8 * 512);
+        let pkt = Buf::new(100);
+        let vals = Buf::new(64);
+        let mut r = Regions::new();
+        for d in 0..3u64 {
+            r.insert(Region::new(
+                stacks.addr() + d * 512,
+                512,
+                RegionKind::Stack(d as u8),
+                true,
+            ));
+        }
+        r.insert(Region::new(pkt.addr(), 100, RegionKind::Packet, true));
+        r.insert(Region::new(vals.addr(), 16, RegionKind::MapValue(0), true));
+        r.insert(Region::new(
+            vals.addr() + 32,
+            16,
+            RegionKind::MapValue(1),
+            false,
+        ));
+        // Inside a frame, at its top, across two frames, past the last active one.
+        assert!(r.check(stacks.addr() + 512 + 504, 8, true).is_ok());
+        let e = r.check(stacks.addr() + 508, 8, false).unwrap_err();
+        assert!(
+            e.inside && e.region.unwrap().kind == RegionKind::Stack(0),
+            "{e}"
+        );
+        let e = r.check(stacks.addr() + 3 * 512, 1, false).unwrap_err();
+        assert!(!e.inside, "{e}");
+        assert!(
+            e.to_string()
+                .contains("just past the end of stack of frame 2"),
+            "{e}"
+        );
+        assert!(r.check(stacks.addr() + 100, u64::MAX - 50, false).is_err());
+        // Tree regions, twice (the second time through the cache), then removed.
+        for _ in 0..2 {
+            assert!(r.check(vals.addr() + 8, 8, true).is_ok());
+            assert!(r.check(vals.addr() + 40, 8, true).is_err());
+            assert!(r.check(vals.addr() + 40, 8, false).is_ok());
+        }
+        assert_eq!(r.find(pkt.addr() + 99).unwrap().kind, RegionKind::Packet);
+        r.remove(vals.addr());
+        let e = r.check(vals.addr() + 8, 8, false).unwrap_err();
+        assert!(!e.inside, "{e}");
+        // A frame left in the middle: the frames above it are still checked.
+        r.remove_stack(1, stacks.addr() + 512);
+        assert!(r.check(stacks.addr() + 512, 8, false).is_err());
+        assert!(r.check(stacks.addr() + 1024, 8, false).is_ok());
+        assert!(r.check(stacks.addr(), 8, false).is_ok());
+        r.remove_kind(RegionKind::Packet);
+        assert!(r.check(pkt.addr(), 1, false).is_err());
+        assert_eq!(r.iter().count(), 3);
     }
 }

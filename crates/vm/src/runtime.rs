@@ -1,11 +1,12 @@
 //! The runtime state of a run (memory regions, maps, packet, clock, captured output) and
 //! the XDP packet buffer laid out as the kernel's `BPF_PROG_TEST_RUN` lays it out.
 
-use crate::engine::{Event, Redirect};
-use crate::error::FaultKind;
+use crate::engine::{Event, Redirect, XdpInput, XdpOutput};
+use crate::error::{Fault, FaultKind, VmError};
 use crate::maps::MapSet;
 use crate::memory::{Buf, Region, RegionKind, Regions};
 use bpfkit_isa::RawInsn;
+use bpfkit_object::model::prog_type;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -89,7 +90,10 @@ pub struct FibRoute {
     /// Next hop (gateway) address, if the route has one (network byte order).
     pub gateway: Option<Vec<u8>>,
     pub smac: [u8; 6],
+    /// The next hop's MAC; all zeros: no resolved neighbour (`BPF_FIB_LKUP_RET_NO_NEIGH`).
     pub dmac: [u8; 6],
+    /// `rt_metric` written on success (the route's priority).
+    pub metric: u32,
 }
 
 /// Run-independent settings of an engine.
@@ -295,7 +299,24 @@ pub struct Runtime {
     pub current_prog: usize,
     /// Instruction and branch coverage, recorded when `Some`.
     pub coverage: Option<Coverage>,
+    /// BPF timers (`timer.rs`) and user ring buffer samples (`user_ringbuf.rs`).
+    pub timers: crate::timer::Timers,
+    pub user_ringbufs: crate::user_ringbuf::UserRingbufs,
+    /// The XDP page and context buffer of the previous run, reused by the next one
+    /// (no allocation per run).
+    spare_page: Option<Buf>,
+    spare_ctx: Option<Buf>,
+    /// Byte range of the XDP page (current or spare) that may be non-zero: the union of
+    /// every packet and metadata range registered since the page was last cleared.
+    page_dirty: (u64, u64),
 }
+
+/// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
+const BPF_XDP_DEVMAP: u32 = 33;
+/// `BPF_XDP_CPUMAP`.
+const BPF_XDP_CPUMAP: u32 = 35;
+/// `XDP_REDIRECT`.
+const XDP_REDIRECT: u64 = 4;
 
 impl Runtime {
     pub fn new(programs: Vec<Program>, maps: MapSet, regions: Regions, config: Config) -> Runtime {
@@ -320,6 +341,11 @@ impl Runtime {
             locks: Vec::new(),
             current_prog: 0,
             coverage: None,
+            timers: Default::default(),
+            user_ringbufs: Default::default(),
+            spare_page: None,
+            spare_ctx: None,
+            page_dirty: (0, 0),
         }
     }
 
@@ -348,7 +374,7 @@ impl Runtime {
     /// Frame `depth` returned: its stack is no longer accessible.
     pub fn leave_frame(&mut self, depth: usize) {
         self.regions
-            .remove(self.stacks.addr() + depth as u64 * STACK_SIZE);
+            .remove_stack(depth, self.stacks.addr() + depth as u64 * STACK_SIZE);
     }
 
     /// The next value of `bpf_get_prandom_u32` (splitmix64, seeded by `Config::seed`).
@@ -381,21 +407,12 @@ impl Runtime {
         if let Some(m) = self.raw_mem.take() {
             self.regions.remove(m.addr());
         }
-        if let Some(x) = self.xdp.take() {
-            self.regions.remove(x.ctx.addr());
-            let starts: Vec<u64> = self
-                .regions
-                .iter()
-                .filter(|r| matches!(r.kind, RegionKind::Packet | RegionKind::Meta))
-                .map(|r| r.start)
-                .collect();
-            for s in starts {
-                self.regions.remove(s);
+        self.release_xdp();
+        if !self.reserved.is_empty() {
+            let reserved = std::mem::take(&mut self.reserved);
+            for addr in reserved.keys() {
+                self.regions.remove(*addr);
             }
-        }
-        let reserved = std::mem::take(&mut self.reserved);
-        for addr in reserved.keys() {
-            self.regions.remove(*addr);
         }
         self.maps.end_run(&mut self.regions);
         for m in &mut self.maps.maps {
@@ -466,11 +483,35 @@ impl Runtime {
                 frags.len()
             ));
         }
-        let mut page = Buf::new(PAGE_SIZE as usize);
+        self.release_xdp();
+        // The page of the previous run, cleared where that run may have written, is what
+        // `bpf_prog_test_run_xdp` gives: a zeroed frame with the packet at the headroom.
+        let mut page = self
+            .spare_page
+            .take()
+            .unwrap_or_else(|| Buf::new(PAGE_SIZE as usize));
         let h = XDP_PACKET_HEADROOM as usize;
-        page.as_mut_slice()[h..h + linear as usize].copy_from_slice(&packet[..linear as usize]);
+        let n = linear as usize;
+        {
+            let bytes = page.as_mut_slice();
+            let (lo, hi) = (self.page_dirty.0 as usize, self.page_dirty.1 as usize);
+            if lo < hi {
+                // Clear the dirty range except what the packet copy overwrites.
+                if lo < h {
+                    bytes[lo..h.min(hi)].fill(0);
+                }
+                if hi > h + n {
+                    bytes[(h + n).max(lo)..hi].fill(0);
+                }
+            }
+            bytes[h..h + n].copy_from_slice(&packet[..n]);
+        }
+        self.page_dirty = (h as u64, (h + n) as u64);
         let data = page.addr() + XDP_PACKET_HEADROOM;
-        let ctx = Buf::new(XDP_MD_SIZE as usize);
+        let ctx = self
+            .spare_ctx
+            .take()
+            .unwrap_or_else(|| Buf::new(XDP_MD_SIZE as usize));
         let ctx_addr = ctx.addr();
         self.regions.insert(Region::new(
             ctx_addr,
@@ -494,19 +535,37 @@ impl Runtime {
         Ok(ctx_addr)
     }
 
+    /// Ends the XDP part of a run: unregisters the context, packet and metadata and keeps
+    /// the page and context buffers for the next run.
+    fn release_xdp(&mut self) {
+        if let Some(x) = self.xdp.take() {
+            self.regions.remove(x.ctx.addr());
+            self.regions.remove_kind(RegionKind::Packet);
+            self.regions.remove_kind(RegionKind::Meta);
+            self.spare_page = Some(x.page);
+            self.spare_ctx = Some(x.ctx);
+        }
+    }
+
     /// Re-registers the packet and metadata regions after the pointers moved.
     pub fn sync_packet_regions(&mut self) {
-        let starts: Vec<u64> = self
-            .regions
-            .iter()
-            .filter(|r| matches!(r.kind, RegionKind::Packet | RegionKind::Meta))
-            .map(|r| r.start)
-            .collect();
-        for s in starts {
-            self.regions.remove(s);
-        }
+        self.regions.remove_kind(RegionKind::Packet);
+        self.regions.remove_kind(RegionKind::Meta);
         let Some(x) = &self.xdp else { return };
         let (meta, data, end) = (x.data_meta, x.data, x.data_end);
+        // Everything the program or a helper can write in the page lies in a packet or
+        // metadata range registered here: remember it for clearing before the next run.
+        let base = x.page.addr();
+        let (lo, hi) = (
+            meta.min(data).saturating_sub(base),
+            end.saturating_sub(base),
+        );
+        let d = &mut self.page_dirty;
+        *d = if d.0 < d.1 {
+            (d.0.min(lo), d.1.max(hi).min(PAGE_SIZE))
+        } else {
+            (lo, hi.min(PAGE_SIZE))
+        };
         if end > data {
             self.regions
                 .insert(Region::new(data, end - data, RegionKind::Packet, true));
@@ -543,13 +602,131 @@ impl Runtime {
     /// The packet as `BPF_PROG_TEST_RUN` returns it in `data_out`: metadata, data and
     /// fragments.
     pub fn xdp_output(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.xdp_output_into(&mut out);
+        out
+    }
+
+    /// [`Runtime::xdp_output`] into `out` (cleared first; its capacity is reused, so a
+    /// caller running many packets allocates nothing once the buffer is large enough).
+    pub fn xdp_output_into(&self, out: &mut Vec<u8>) {
+        out.clear();
         let Some(x) = &self.xdp else {
-            return Vec::new();
+            return;
         };
-        let mut out = x.linear(x.data_meta, x.data_end).to_vec();
+        out.extend_from_slice(x.linear(x.data_meta, x.data_end));
         for f in &x.frags {
             out.extend_from_slice(f);
         }
-        out
+    }
+
+    /// Checks that program `prog` can run as XDP with `input` (program index, CPU, program
+    /// type, devmap/cpumap programs; then packet length, device and queue as the kernel's
+    /// `BPF_PROG_TEST_RUN` does), fires the BPF timers due by `input.time_ns`, and starts
+    /// the run: [`Runtime::begin_run`] and the XDP buffer ([`Runtime::set_xdp`], egress
+    /// ifindex of devmap programs). Returns the address of the context (r1). On error
+    /// nothing is left set up.
+    ///
+    /// Engines run the program next, then call [`Runtime::finish_xdp_into`]. Neither
+    /// allocates in the steady state (the page, context and output buffers are reused).
+    pub fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        let Some(p) = self.programs.get(prog) else {
+            return Err(VmError::Setup(format!(
+                "program #{prog} does not exist (the object has {})",
+                self.programs.len()
+            )));
+        };
+        if input.cpu >= self.config.ncpus {
+            return Err(VmError::Setup(format!(
+                "CPU {} does not exist (ncpus = {})",
+                input.cpu, self.config.ncpus
+            )));
+        }
+        if p.prog_type != prog_type::XDP && p.prog_type != prog_type::UNSPEC {
+            return Err(VmError::Setup(format!(
+                "program {:?} is not an XDP program (type {})",
+                p.name, p.prog_type
+            )));
+        }
+        let devmap = p.expected_attach_type == Some(BPF_XDP_DEVMAP);
+        let cpumap = p.expected_attach_type == Some(BPF_XDP_CPUMAP);
+        if (devmap || cpumap) && !self.config.allow_devmap_progs {
+            return Err(VmError::Setup(format!(
+                "program {:?} is a {} program; BPF_PROG_TEST_RUN refuses those with EINVAL (Config::allow_devmap_progs runs them anyway)",
+                p.name,
+                if devmap { "devmap" } else { "cpumap" }
+            )));
+        }
+        // Timers due by this run's time fire first (their events come first).
+        let fired = if self.timers.is_empty() {
+            Vec::new()
+        } else {
+            crate::timer::fire_due(self, input.time_ns)?
+        };
+        self.begin_run(input.cpu, input.time_ns);
+        self.events.extend(fired);
+        let ctx = match self.set_xdp(
+            input.packet,
+            input.ingress_ifindex,
+            input.rx_queue_index,
+            devmap,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                self.end_run();
+                return Err(VmError::Setup(e));
+            }
+        };
+        let egress = self.config.egress_ifindex;
+        if let Some(x) = self.xdp.as_mut() {
+            x.egress_ifindex = egress;
+        }
+        Ok(ctx)
+    }
+
+    /// Ends an XDP run started with [`Runtime::begin_xdp`]: `result` is the program's r0
+    /// or its fault. On success writes the return value, the packet (as
+    /// [`Runtime::xdp_output_into`]), the redirect target (only for `XDP_REDIRECT`) and the
+    /// events into `out`, reusing its buffers (`out.events` and the runtime's event list
+    /// swap their storage). Always ends the run ([`Runtime::end_run`]).
+    pub fn finish_xdp_into(
+        &mut self,
+        result: Result<u64, Box<Fault>>,
+        out: &mut XdpOutput,
+    ) -> Result<(), VmError> {
+        self.finish_xdp_into_with(result, out, true)
+    }
+
+    /// [`Runtime::finish_xdp_into`]; with `want_packet` false, `out.packet` is left empty
+    /// (no copy of the output packet).
+    pub fn finish_xdp_into_with(
+        &mut self,
+        result: Result<u64, Box<Fault>>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), VmError> {
+        let retval = match result {
+            Ok(v) => v,
+            Err(f) => {
+                self.end_run();
+                return Err(VmError::Fault(f));
+            }
+        };
+        if want_packet {
+            self.xdp_output_into(&mut out.packet);
+        } else {
+            out.packet.clear();
+        }
+        out.events.clear();
+        std::mem::swap(&mut out.events, &mut self.events);
+        let redirect = self.redirect.take();
+        out.redirect = if retval as u32 as u64 == XDP_REDIRECT {
+            redirect
+        } else {
+            None
+        };
+        out.retval = retval;
+        self.end_run();
+        Ok(())
     }
 }

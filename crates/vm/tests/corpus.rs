@@ -65,6 +65,7 @@ fn replay(path: &Path) -> (Vec<String>, usize, usize) {
         .expect("map_setup");
     }
     let cpu = j["cpu"].as_u64().unwrap_or(0) as u32;
+    let mut out = bpfkit_vm::XdpOutput::default();
     for p in j["packets"].as_array().expect("packets") {
         let name = p["name"].as_str().unwrap();
         let data = std::fs::read(
@@ -80,7 +81,9 @@ fn replay(path: &Path) -> (Vec<String>, usize, usize) {
             time_ns: 1_000_000,
             cpu,
         };
-        let r = vm.run_xdp(prog, &input);
+        // One output reused for every packet (the replay path), so buffer reuse is
+        // compared with the kernel too.
+        let r = vm.run_xdp_into(prog, &input, &mut out).map(|()| &out);
         let tag = format!("{obj_name}.{prog_name} packet {name}");
         match (r, p.get("errno")) {
             (Err(VmError::Setup(_)), Some(_)) => continue,

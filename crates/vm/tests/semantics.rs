@@ -365,3 +365,50 @@ fn ingress_device_and_queue_are_checked_like_the_kernel() {
         .contains("ENODEV"));
     assert_eq!(run(&mut v, 4, 3).unwrap().retval, 4003);
 }
+
+/// The XDP page, context and output buffers are reused from run to run; what a run wrote
+/// (headroom, metadata, packet) must not be visible to the next one, which sees a zeroed
+/// frame as `BPF_PROG_TEST_RUN` gives it.
+#[test]
+fn reused_xdp_buffers_start_zeroed() {
+    // Moves data and data_meta down, then fills metadata + packet with 0xee.
+    let dirty = "mov %r6, %r1\nmov %r2, -180\ncall 44\nmov %r1, %r6\nmov %r2, -32\ncall 54\n\
+                 ldxw %r2, [%r6+8]\nldxw %r3, [%r6+4]\nstb [%r2+0], 238\nadd %r2, 1\n\
+                 jlt %r2, %r3, -3\nmov %r0, 2\nexit\n";
+    // Exposes the whole headroom (216 bytes) in the output.
+    let head = "mov %r2, -216\ncall 44\nmov %r0, 2\nexit\n";
+    // Exposes 100 bytes of headroom and 100 bytes of metadata.
+    let meta = "mov %r6, %r1\nmov %r2, -100\ncall 44\nmov %r1, %r6\nmov %r2, -100\ncall 54\n\
+                mov %r0, 2\nexit\n";
+    // Grows the tail by 300 bytes (zeroed by the helper).
+    let tail = "mov %r2, 300\ncall 65\nmov %r0, 2\nexit\n";
+    let progs = || {
+        vec![
+            xdp("dirty", asm(dirty)),
+            xdp("head", asm(head)),
+            xdp("meta", asm(meta)),
+            xdp("tail", asm(tail)),
+        ]
+    };
+    let long: Vec<u8> = (0..1500u32).map(|i| i as u8 | 1).collect();
+    let short = [0x5au8; 60];
+    let mut used = vm(progs(), &[]);
+    let mut out = bpfkit_vm::XdpOutput::default();
+    for probe in 1..4 {
+        for pkt in [&long[..], &short[..]] {
+            let fresh = vm(progs(), &[]).run_xdp(probe, &input(pkt)).unwrap();
+            assert_eq!(fresh.retval, 2);
+            used.run_xdp_into(0, &input(&long), &mut out).unwrap();
+            assert_eq!(out.retval, 2);
+            used.run_xdp_into(probe, &input(pkt), &mut out).unwrap();
+            assert_eq!(
+                out,
+                fresh,
+                "probe {probe}, {} bytes, run_xdp_into",
+                pkt.len()
+            );
+            used.run_xdp(0, &input(&long)).unwrap();
+            assert_eq!(used.run_xdp(probe, &input(pkt)).unwrap(), fresh, "run_xdp");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! BPF timers (`bpf_timer_init`, `bpf_timer_set_callback`, `bpf_timer_start`,
+//! `bpf_timer_cancel`) on the virtual clock.
+//!
+//! A `struct bpf_timer` lives in a map value (ARRAY, HASH, LRU_HASH); the kernel keeps a
+//! pointer to its `struct bpf_hrtimer` in those 16 bytes. Here the timer state is kept in a
+//! side table keyed by the address of the `struct bpf_timer`, and the value bytes are left
+//! alone (user space sees them as zeros in the kernel, and programs cannot read them).
+//!
+//! Time is the engine's virtual clock (`XdpInput::time_ns`). Armed timers fire **before the
+//! next run** whose time is at or past their expiry (and in [`crate::Interpreter::advance_time`]),
+//! in expiry order (ties: the order they were started), each callback with the clock set
+//! to its expiry and on the CPU that started it. A callback may re-arm its own timer; the
+//! firing loop stops with an error after [`MAX_FIRINGS`] callbacks in one step (a timer
+//! re-armed with delay 0 would otherwise fire forever).
+//!
+//! Kernel semantics (kernel/bpf/helpers.c, Linux 6.18):
+//! - `bpf_timer_init`: flags ≥ 16 or a clock other than `CLOCK_REALTIME`,
+//!   `CLOCK_MONOTONIC`, `CLOCK_BOOTTIME` → -EINVAL; already initialised → -EBUSY.
+//!   (-EPERM, for a map without user references, cannot happen: the engine holds its
+//!   maps, as the process calling `BPF_PROG_TEST_RUN` does. -EOPNOTSUPP is only returned
+//!   in NMI context, which XDP never is.)
+//! - `bpf_timer_set_callback`: not initialised → -EINVAL.
+//! - `bpf_timer_start`: flags other than `BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN` → -EINVAL
+//!   (checked first); not initialised or no callback → -EINVAL; relative expiry
+//!   saturates like `ktime_add_safe`.
+//! - `bpf_timer_cancel`: not initialised → -EINVAL; from the timer's own callback →
+//!   -EDEADLK; otherwise the callback is dropped (a later `bpf_timer_start` needs a new
+//!   `bpf_timer_set_callback`) and the result is 1 if the timer was armed, else 0.
+//! - Updating or deleting the map element (from a program or from user space, also an
+//!   LRU eviction) cancels and frees its timer: a later `bpf_timer_init` succeeds again.
+
+use crate::engine::Event;
+use crate::error::{Fault, FaultKind};
+use crate::interp;
+use crate::maps::{handle_to_index, map_handle};
+use crate::memory::{Buf, Region, RegionKind};
+use crate::runtime::{handle_to_func, Runtime};
+use crate::{Interpreter, VmError};
+use bpfkit_object::model::map_type as mt;
+use std::collections::BTreeMap;
+
+pub const TIMER_INIT: i32 = 169;
+pub const TIMER_SET_CALLBACK: i32 = 170;
+pub const TIMER_START: i32 = 171;
+pub const TIMER_CANCEL: i32 = 172;
+
+/// `BPF_F_TIMER_ABS`.
+pub const BPF_F_TIMER_ABS: u64 = 1;
+/// `BPF_F_TIMER_CPU_PIN`.
+pub const BPF_F_TIMER_CPU_PIN: u64 = 2;
+/// Most callbacks fired by one call of [`fire_due`].
+pub const MAX_FIRINGS: u64 = 1 << 16;
+
+const EINVAL: i64 = 22;
+const EBUSY: i64 = 16;
+const EDEADLK: i64 = 35;
+const CLOCK_REALTIME: u64 = 0;
+const CLOCK_MONOTONIC: u64 = 1;
+const CLOCK_BOOTTIME: u64 = 7;
+/// `KTIME_SEC_MAX * NSEC_PER_SEC`: what `ktime_add_safe` saturates to.
+const KTIME_SAT: i64 = (i64::MAX / 1_000_000_000) * 1_000_000_000;
+
+/// One initialised timer.
+#[derive(Debug, Clone)]
+struct Timer {
+    map: usize,
+    /// Address of the map value holding the timer.
+    value: u64,
+    /// Key of that element (array: the index as u32).
+    key: Vec<u8>,
+    /// Callback (program, slot), set by `bpf_timer_set_callback`.
+    callback: Option<(usize, usize)>,
+    /// Armed: (expiry on the virtual clock, start sequence number).
+    armed: Option<(i64, u64)>,
+    /// CPU that started it (its callback runs there).
+    cpu: u32,
+}
+
+/// The timers of one engine.
+#[derive(Debug, Default, Clone)]
+pub struct Timers {
+    timers: BTreeMap<u64, Timer>,
+    seq: u64,
+    /// The timer whose callback is running (the kernel's per-CPU `hrtimer_running`).
+    running: Option<u64>,
+}
+
+/// An armed timer, for inspection ([`Interpreter::pending_timers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTimer {
+    /// Map index and key of the element holding the timer.
+    pub map: usize,
+    pub key: Vec<u8>,
+    /// Expiry on the virtual clock (ns).
+    pub expires_ns: i64,
+}
+
+impl Timers {
+    /// Number of initialised timers (armed or not).
+    pub fn len(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timers.is_empty()
+    }
+
+    /// Armed timers in firing order.
+    pub fn pending(&self) -> Vec<PendingTimer> {
+        let mut v: Vec<(i64, u64, PendingTimer)> = self
+            .timers
+            .values()
+            .filter_map(|t| {
+                t.armed.map(|(e, s)| {
+                    (
+                        e,
+                        s,
+                        PendingTimer {
+                            map: t.map,
+                            key: t.key.clone(),
+                            expires_ns: e,
+                        },
+                    )
+                })
+            })
+            .collect();
+        v.sort_by_key(|(e, s, _)| (*e, *s));
+        v.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    /// The next timer to fire at or before `now`: (address, expiry).
+    fn next_due(&self, now: i64) -> Option<(u64, i64)> {
+        self.timers
+            .iter()
+            .filter_map(|(a, t)| t.armed.map(|(e, s)| (e, s, *a)))
+            .filter(|(e, _, _)| *e <= now)
+            .min_by_key(|(e, s, _)| (*e, *s))
+            .map(|(e, _, a)| (a, e))
+    }
+}
+
+fn neg(errno: i64) -> u64 {
+    (-errno) as u64
+}
+
+fn herr(helper: &'static str, msg: impl Into<String>) -> FaultKind {
+    FaultKind::Helper {
+        helper,
+        msg: msg.into(),
+    }
+}
+
+/// Dispatches the timer helpers (`id` is one of the four constants).
+pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    match id {
+        TIMER_INIT => init(rt, a),
+        TIMER_SET_CALLBACK => set_callback(rt, a),
+        TIMER_START => start(rt, a),
+        TIMER_CANCEL => cancel(rt, a),
+        _ => Err(FaultKind::UnknownHelper(id as i64)),
+    }
+}
+
+/// Checks that `addr` is a 16-byte `struct bpf_timer` inside a value of some map (what the
+/// verifier guarantees for `ARG_PTR_TO_TIMER`) and returns that map.
+fn timer_map(rt: &Runtime, addr: u64, helper: &'static str) -> Result<usize, FaultKind> {
+    let r = rt.regions.check(addr, 16, true)?;
+    match r.kind {
+        RegionKind::MapValue(m) => Ok(m as usize),
+        k => Err(herr(
+            helper,
+            format!("{addr:#x} is in the {k}, not a struct bpf_timer in a map value"),
+        )),
+    }
+}
+
+fn init(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    const H: &str = "bpf_timer_init";
+    let addr = a[0];
+    let m = match handle_to_index(a[1]) {
+        Some(i) if i < rt.maps.maps.len() => i,
+        _ => return Err(FaultKind::NotAMap(a[1])),
+    };
+    let in_map = timer_map(rt, addr, H)?;
+    let map = &rt.maps.maps[m];
+    if in_map != m {
+        return Err(herr(
+            H,
+            format!(
+                "the timer is in a value of map #{in_map}, not of map {:?} (the verifier rejects this)",
+                map.def.name
+            ),
+        ));
+    }
+    if !matches!(map.map_type(), mt::ARRAY | mt::HASH | mt::LRU_HASH) {
+        return Err(herr(
+            H,
+            format!(
+                "map {:?}: timers live in ARRAY, HASH or LRU_HASH values (the verifier rejects this map type)",
+                map.def.name
+            ),
+        ));
+    }
+    let flags = a[2];
+    let clock = flags & 15;
+    if flags >= 16 || !matches!(clock, CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME) {
+        return Ok(neg(EINVAL));
+    }
+    if rt.timers.timers.contains_key(&addr) {
+        return Ok(neg(EBUSY));
+    }
+    let vs = map.def.value_size as u64;
+    let (value, key) = if map.map_type() == mt::ARRAY {
+        let base = map
+            .direct_value_addr()
+            .ok_or_else(|| herr(H, "array without values"))?;
+        let stride = (vs + 7) & !7;
+        let idx = (addr - base) / stride;
+        (base + idx * stride, (idx as u32).to_le_bytes().to_vec())
+    } else {
+        map.iter_addrs(0)
+            .into_iter()
+            .find(|(_, v)| *v <= addr && addr < *v + vs)
+            .map(|(k, v)| (v, k))
+            .ok_or_else(|| herr(H, "the timer's map element no longer exists"))?
+    };
+    rt.timers.timers.insert(
+        addr,
+        Timer {
+            map: m,
+            value,
+            key,
+            callback: None,
+            armed: None,
+            cpu: rt.cpu,
+        },
+    );
+    Ok(0)
+}
+
+fn set_callback(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    const H: &str = "bpf_timer_set_callback";
+    timer_map(rt, a[0], H)?;
+    let cb = match handle_to_func(a[1]) {
+        Some((p, pc)) if p < rt.programs.len() && pc < rt.programs[p].insns.len() => (p, pc),
+        _ => {
+            return Err(herr(
+                H,
+                format!(
+                    "{:#x} is not a BPF function (expected lddw of a callback)",
+                    a[1]
+                ),
+            ))
+        }
+    };
+    match rt.timers.timers.get_mut(&a[0]) {
+        Some(t) => {
+            t.callback = Some(cb);
+            Ok(0)
+        }
+        None => Ok(neg(EINVAL)),
+    }
+}
+
+fn start(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    timer_map(rt, a[0], "bpf_timer_start")?;
+    let (nsecs, flags) = (a[1] as i64, a[2]);
+    if flags & !(BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN) != 0 {
+        return Ok(neg(EINVAL));
+    }
+    let now = rt.time_ns as i64;
+    let cpu = rt.cpu;
+    rt.timers.seq += 1;
+    let seq = rt.timers.seq;
+    let Some(t) = rt.timers.timers.get_mut(&a[0]) else {
+        return Ok(neg(EINVAL));
+    };
+    if t.callback.is_none() {
+        return Ok(neg(EINVAL));
+    }
+    let expires = if flags & BPF_F_TIMER_ABS != 0 {
+        nsecs
+    } else {
+        // ktime_add_safe: an overflowing or negative sum saturates.
+        let s = now.wrapping_add(nsecs);
+        if s < 0 || s < now || s < nsecs {
+            KTIME_SAT
+        } else {
+            s
+        }
+    };
+    // An expiry in the past fires at once, i.e. with the clock of the time it was started.
+    t.armed = Some((expires.max(now), seq));
+    t.cpu = cpu;
+    Ok(0)
+}
+
+fn cancel(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    timer_map(rt, a[0], "bpf_timer_cancel")?;
+    let running = rt.timers.running;
+    let Some(t) = rt.timers.timers.get_mut(&a[0]) else {
+        return Ok(neg(EINVAL));
+    };
+    if running == Some(a[0]) {
+        return Ok(neg(EDEADLK));
+    }
+    // drop_prog_refcnt, then hrtimer_cancel: 1 if the timer was queued.
+    t.callback = None;
+    Ok(t.armed.take().is_some() as u64)
+}
+
+/// Map element `key` of map `m` was updated or deleted (successfully): the kernel cancels
+/// and frees the timers of the element(s) that went away (`bpf_obj_free_fields`). Arrays
+/// free the timer of the updated element; hash maps free every timer whose element no
+/// longer exists at the same address (replaced, deleted or evicted).
+pub fn elem_changed(rt: &mut Runtime, m: usize, key: &[u8]) {
+    let ts = &mut rt.timers;
+    if !ts.timers.values().any(|t| t.map == m) {
+        return;
+    }
+    let map = &rt.maps.maps[m];
+    if map.map_type() == mt::ARRAY {
+        ts.timers.retain(|_, t| !(t.map == m && t.key == key));
+    } else {
+        let live: std::collections::HashMap<Vec<u8>, u64> = map.iter_addrs(0).into_iter().collect();
+        ts.timers
+            .retain(|_, t| t.map != m || live.get(&t.key) == Some(&t.value));
+    }
+}
+
+/// Fires, in order, every armed timer whose expiry is at or before `now` (including timers
+/// armed by the callbacks themselves). Returns the events the callbacks produced.
+pub fn fire_due(rt: &mut Runtime, now: u64) -> Result<Vec<Event>, VmError> {
+    let now = now.min(i64::MAX as u64) as i64;
+    let mut events = Vec::new();
+    let mut fired = 0u64;
+    while let Some((addr, expires)) = rt.timers.next_due(now) {
+        fired += 1;
+        if fired > MAX_FIRINGS {
+            return Err(VmError::Setup(format!(
+                "more than {MAX_FIRINGS} timer callbacks due by {now} ns (a timer keeps re-arming itself without advancing)"
+            )));
+        }
+        let t = rt.timers.timers.get_mut(&addr).expect("due timer exists");
+        t.armed = None;
+        let Some((prog, pc)) = t.callback else {
+            continue;
+        };
+        let (map, value, cpu, key) = (t.map, t.value, t.cpu, t.key.clone());
+        rt.begin_run(cpu, expires.max(0) as u64);
+        rt.current_prog = prog;
+        // bpf_timer_cb: arrays get a pointer to the index, hash maps to the element's key.
+        let kb = Buf::from_slice(&key);
+        rt.regions.insert(Region::new(
+            kb.addr(),
+            key.len() as u64,
+            RegionKind::MapValue(map as u32),
+            false,
+        ));
+        rt.timers.running = Some(addr);
+        let r = interp::run_function(rt, prog, pc, &[map_handle(map), kb.addr(), value, 0, 0], 0);
+        rt.timers.running = None;
+        rt.regions.remove(kb.addr());
+        events.append(&mut rt.events);
+        rt.end_run();
+        r.map_err(|f: Box<Fault>| VmError::Fault(f))?;
+    }
+    Ok(events)
+}
+
+impl Interpreter {
+    /// Moves the virtual clock to `now_ns` without a packet: fires every timer due by then
+    /// (see [`fire_due`]) and returns what their callbacks printed or submitted. Runs
+    /// ([`crate::Engine::run_xdp`]) do the same with their `time_ns` before the program runs.
+    pub fn advance_time(&mut self, now_ns: u64) -> Result<Vec<Event>, VmError> {
+        fire_due(&mut self.rt, now_ns)
+    }
+
+    /// Armed timers in the order they will fire.
+    pub fn pending_timers(&self) -> Vec<PendingTimer> {
+        self.rt.timers.pending()
+    }
+}
