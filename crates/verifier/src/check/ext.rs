@@ -199,6 +199,15 @@ impl V<'_> {
                 }
                 return Err(self.unsupported(format!("dynptrs ({})", helpers::name(func))));
             }
+            Arg::Func if func == 164 => {
+                // set_map_elem_callback_state runs before the map/helper compatibility check
+                if let Some(m) = map {
+                    if !for_each_ok(self.maps[m].map_type) {
+                        return Err(self.err(st, "callback function not allowed for map".into()));
+                    }
+                }
+                return Ok(false);
+            }
             Arg::ConstStr => self.check_const_str(st, regno, reg)?,
             Arg::MapValueOrNull => {
                 if reg.is_const_zero() {
@@ -242,11 +251,16 @@ impl V<'_> {
             RegType::MapValue => "value ",
             _ => return Err(self.unsupported("misaligned MEM_ALIGNED helper argument")),
         };
+        let vo = if reg.b.is_const() {
+            format!("{}", reg.b.var_off.value as i64)
+        } else {
+            reg.b.var_off.to_string()
+        };
         Err(self.err(
             st,
             format!(
                 "misaligned {}access off {}+{}+0 size {}",
-                desc, reg.b.var_off, reg.off, size
+                desc, vo, reg.off, size
             ),
         ))
     }
