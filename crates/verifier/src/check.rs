@@ -10,6 +10,7 @@ use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
 use bpfkit_object::model::{map_type as mt, prog_type, LinkedProgram, MapDef, MapInit};
 
+mod dynptr;
 mod ext;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
@@ -691,6 +692,9 @@ impl<'a> V<'a> {
             if so.is_spilled() && !regsafe(&so.spilled, &sc.spilled, exact, idmap) {
                 return false;
             }
+            if so.ty[0] == Slot::Dynptr && !dynptr::slot_safe(so, sc, idmap) {
+                return false;
+            }
         }
         true
     }
@@ -1094,6 +1098,7 @@ impl<'a> V<'a> {
             | RegType::PacketMeta
             | RegType::Packet
             | RegType::RingbufMem
+            | RegType::Mem
             | RegType::Func => {}
             RegType::MapPtr if known && ob.smin == 0 && opc == BPF_ADD => {}
             RegType::BtfId(_) => {
@@ -1427,6 +1432,9 @@ impl<'a> V<'a> {
                             &[regno],
                         ));
                     }
+                    if write {
+                        self.destroy_dynptrs_in(st, fno, min_off, max_off + size)?;
+                    }
                     let fr = &mut st.frames[fno];
                     for a in min_off..(max_off + size) {
                         let b = (-a - 1) as usize;
@@ -1541,7 +1549,7 @@ impl<'a> V<'a> {
                     out = Some(r);
                 }
             }
-            RegType::RingbufMem => {
+            RegType::RingbufMem | RegType::Mem => {
                 self.check_mem_region_access(
                     st,
                     regno,
@@ -1862,6 +1870,7 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
             }
         }
+        self.destroy_dynptr(st, fno, spi)?;
         let aligned = off % (REG_SIZE as i32) == 0;
         let is_reg = st_imm.is_none();
         let val = value.cloned().unwrap_or_else(Reg::unknown);
@@ -1949,7 +1958,7 @@ impl<'a> V<'a> {
                         Slot::Misc => {}
                         Slot::Zero => zero_cnt += 1,
                         Slot::Invalid if allow_uninit => {}
-                        Slot::Invalid => {
+                        Slot::Invalid | Slot::Dynptr => {
                             return Err(self.err(
                                 st,
                                 format!("invalid read from stack off {}+{} size {}", off, i, size),
@@ -2465,9 +2474,7 @@ impl<'a> V<'a> {
                 | Arg::FixedUninitMemAligned(_) => {}
             }
         }
-        if func == 165 {
-            self.check_snprintf(st)?;
-        }
+        self.after_ext_args(st, func, &ext)?;
         if let Some(m) = map {
             let t = self.maps[m].map_type;
             if func == 12 && t != mt::PROG_ARRAY {
@@ -2599,6 +2606,15 @@ impl<'a> V<'a> {
                 r
             }
             Ret::TaskBtfId => Reg::ptr(RegType::BtfId(BtfObj::Task)),
+            Ret::DynptrMemOrNull => {
+                let d = ext.dynptr.unwrap_or_default();
+                let mut r = Reg::ptr(RegType::MemOrNull);
+                r.mem_size = alloc_size;
+                r.id = self.new_id();
+                r.dynptr_id = d.id;
+                r.ref_obj_id = d.ref_obj_id;
+                r
+            }
             Ret::PtRegsBtfId => Reg::ptr(RegType::BtfId(BtfObj::PtRegs)),
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::ptr(RegType::RingbufMemOrNull);
@@ -2734,7 +2750,7 @@ impl<'a> V<'a> {
                     false,
                 )
             }
-            RegType::RingbufMem => self.check_mem_region_access(
+            RegType::RingbufMem | RegType::Mem => self.check_mem_region_access(
                 st,
                 regno,
                 reg,
@@ -2764,6 +2780,12 @@ impl<'a> V<'a> {
                 for a in min_off..max_off {
                     let b = (-a - 1) as usize;
                     let (spi, bi) = (b / REG_SIZE, b % REG_SIZE);
+                    if write && st.frames[fno].slot(spi).ty[bi] == Slot::Dynptr {
+                        return Err(self.err(
+                            st,
+                            format!("potential write to dynptr at off={} disallowed", a),
+                        ));
+                    }
                     let slot = st.frames[fno].slot_mut(spi);
                     if write {
                         if slot.is_spilled() {
@@ -2782,6 +2804,7 @@ impl<'a> V<'a> {
                         Slot::Misc | Slot::Zero => true,
                         Slot::Invalid => allow_uninit,
                         Slot::Spill => slot.spilled.is_scalar() || allow_leaks,
+                        Slot::Dynptr => false,
                     };
                     if !ok {
                         let f = if reg.b.is_const() {
@@ -2879,6 +2902,7 @@ fn is_mem_type(t: RegType) -> bool {
             | RegType::MapKey
             | RegType::MapValue
             | RegType::RingbufMem
+            | RegType::Mem
     )
 }
 
@@ -3022,6 +3046,8 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
         | RegType::MapValueOrNull
         | RegType::RingbufMem
         | RegType::RingbufMemOrNull
+        | RegType::Mem
+        | RegType::MemOrNull
         | RegType::MapKey => {
             old.off == cur.off
                 && old.map == cur.map

@@ -89,6 +89,8 @@ pub enum Ret {
     TaskBtfId,
     /// `RET_PTR_TO_BTF_ID` to `struct pt_regs` (`bpf_task_pt_regs`).
     PtRegsBtfId,
+    /// `RET_PTR_TO_DYNPTR_MEM_OR_NULL` (`bpf_dynptr_data`: a slice of the dynptr).
+    DynptrMemOrNull,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -467,7 +469,11 @@ pub const PROTOS: &[Proto] = &[
         [Dynptr, Anything, Mem, ConstSizeOrZero, Anything],
         Ret::Integer,
     ),
-    p(203, [Dynptr, Anything, AllocSizeOrZero, D, D], Ret::Integer),
+    p(
+        203,
+        [Dynptr, Anything, AllocSizeOrZero, D, D],
+        Ret::DynptrMemOrNull,
+    ),
     p(
         204,
         [FixedMem(20), Mem, ConstSizeOrZero, D, D],
@@ -507,23 +513,15 @@ pub const PROTOS: &[Proto] = &[
 /// not have yet; a call that gets past the argument types is reported as undecided.
 /// (id, what is missing)
 pub const NEEDS_FEATURE: &[(u32, &str)] = &[
-    (169, "bpf_timer (timer state and callback verification)"),
-    (170, "bpf_timer (timer state and callback verification)"),
-    (171, "bpf_timer (timer state and callback verification)"),
-    (172, "bpf_timer (timer state and callback verification)"),
     (
         180,
         "bpf_find_vma callbacks (BTF-typed vm_area_struct argument)",
     ),
     (194, "kptrs (BTF type tags on map value fields)"),
-    (197, "dynptrs"),
-    (198, "dynptrs"),
-    (199, "dynptrs"),
-    (200, "dynptrs"),
-    (201, "dynptrs"),
-    (202, "dynptrs"),
-    (203, "dynptrs"),
-    (209, "bpf_user_ringbuf_drain callbacks (dynptr argument)"),
+    (
+        203,
+        "bpf_dynptr_data on the read-only dynptr of a user ring buffer callback",
+    ),
 ];
 
 /// Helpers the 6.18 kernel offers XDP programs (root loader; measured with

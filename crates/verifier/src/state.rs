@@ -56,6 +56,12 @@ pub enum RegType {
     BtfId(BtfObj),
     /// `PTR_TO_BTF_ID | PTR_MAYBE_NULL`.
     BtfIdOrNull(BtfObj),
+    /// `CONST_PTR_TO_DYNPTR` (the dynptr a `bpf_user_ringbuf_drain` callback gets).
+    ConstDynptr,
+    /// `PTR_TO_MEM` (a dynptr slice from `bpf_dynptr_data`), `mem_size` bytes.
+    Mem,
+    /// `PTR_TO_MEM | PTR_MAYBE_NULL`.
+    MemOrNull,
 }
 
 impl RegType {
@@ -83,6 +89,9 @@ impl RegType {
             RegType::Func => "func",
             RegType::BtfId(o) => o.type_name(),
             RegType::BtfIdOrNull(_) => "ptr_or_null_",
+            RegType::ConstDynptr => "dynptr_ptr",
+            RegType::Mem => "mem",
+            RegType::MemOrNull => "mem_or_null",
         }
     }
     pub fn is_pointer(self) -> bool {
@@ -97,6 +106,7 @@ impl RegType {
                 | RegType::SocketOrNull
                 | RegType::SockCommonOrNull
                 | RegType::BtfIdOrNull(_)
+                | RegType::MemOrNull
         )
     }
     pub fn non_null(self) -> RegType {
@@ -107,6 +117,7 @@ impl RegType {
             RegType::SocketOrNull => RegType::Socket,
             RegType::SockCommonOrNull => RegType::SockCommon,
             RegType::BtfIdOrNull(o) => RegType::BtfId(o),
+            RegType::MemOrNull => RegType::Mem,
             t => t,
         }
     }
@@ -130,6 +141,8 @@ impl RegType {
                 | RegType::RingbufMem
                 | RegType::MapPtr
                 | RegType::BtfId(BtfObj::Task)
+                | RegType::Mem
+                | RegType::ConstDynptr
         )
     }
 }
@@ -162,6 +175,9 @@ pub struct Reg {
     /// Scalar whose exact range matters to some later check (kernel `precise`); only
     /// precise scalars of an explored state constrain pruning.
     pub precise: bool,
+    /// Dynptr a slice (`Mem`) was taken from (`dynptr_id`); for dynptr stack slots and
+    /// `ConstDynptr`, the dynptr's kind (see `check::dynptr`).
+    pub dynptr_id: u32,
 }
 
 impl Reg {
@@ -178,6 +194,7 @@ impl Reg {
             mem_size: 0,
             subprog: 0,
             precise: false,
+            dynptr_id: 0,
         }
     }
     pub fn unknown() -> Reg {
@@ -278,6 +295,8 @@ pub enum Slot {
     Spill,
     Misc,
     Zero,
+    /// `STACK_DYNPTR`: half of a 16-byte `struct bpf_dynptr` (see `check::dynptr`).
+    Dynptr,
 }
 
 pub const REG_SIZE: usize = 8;

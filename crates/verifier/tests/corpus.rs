@@ -13,11 +13,7 @@ fn root() -> PathBuf {
 
 /// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[(
-    "xdp_user_ringbuf",
-    "xdp_user_ringbuf",
-    "bpf_user_ringbuf_drain not modelled (unsupported)",
-)];
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options {
     Options {

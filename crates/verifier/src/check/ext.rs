@@ -14,6 +14,8 @@ pub(super) struct ExtArgs {
     pub timer_map: Option<usize>,
     /// `ref_obj_id` of the socket argument of a pointer-cast helper.
     pub cast_ref: u32,
+    /// The dynptr argument, if any.
+    pub dynptr: Option<super::dynptr::DynArg>,
 }
 
 /// `bpf_for_each_map_elem` callbacks are allowed on these map types.
@@ -194,10 +196,10 @@ impl V<'_> {
                 return Err(self.unsupported("bpf_kptr_xchg (kptr map value fields)"));
             }
             Arg::Dynptr => {
-                if reg.ty != RegType::Stack {
+                if !matches!(reg.ty, RegType::Stack | RegType::ConstDynptr) {
                     return Err(self.type_err(st, regno, reg, "fp, dynptr_ptr"));
                 }
-                return Err(self.unsupported(format!("dynptrs ({})", helpers::name(func))));
+                ext.dynptr = Some(self.dynptr_arg(st, func, regno, reg)?);
             }
             Arg::Func if func == 164 => {
                 // set_map_elem_callback_state runs before the map/helper compatibility check
@@ -427,6 +429,29 @@ impl V<'_> {
         Err(self.err(st, "string is not zero-terminated".into()))
     }
 
+    /// What happens after all arguments are checked: `bpf_snprintf` format checks,
+    /// release of a ring buffer dynptr.
+    pub(super) fn after_ext_args(&mut self, st: &mut State, func: i32, ext: &ExtArgs) -> R<()> {
+        if func == 165 {
+            self.check_snprintf(st)?;
+        }
+        if func == 197 && st.cur().regs[1].ty != RegType::MapValue {
+            return Err(self.err(
+                st,
+                format!(
+                    "Unsupported reg type {} for bpf_dynptr_from_mem data",
+                    st.cur().regs[1].ty.name()
+                ),
+            ));
+        }
+        if let Some(d) = ext.dynptr {
+            if d.release {
+                self.dynptr_release(st, d.ref_obj_id);
+            }
+        }
+        Ok(())
+    }
+
     /// `check_bpf_snprintf_call`: the format must be valid for the number of arguments.
     pub(super) fn check_snprintf(&self, st: &State) -> R<()> {
         let fmt_reg = &st.cur().regs[3];
@@ -452,7 +477,7 @@ impl V<'_> {
     /// Registers of a callback frame for `bpf_loop` / `bpf_for_each_map_elem`
     /// (`set_loop_callback_state`, `set_map_elem_callback_state`).
     pub(super) fn callback_regs(
-        &self,
+        &mut self,
         st: &State,
         func: i32,
         f: &mut Frame,
@@ -478,6 +503,14 @@ impl V<'_> {
             }
             181 => {
                 f.regs[1] = Reg::unknown();
+                f.regs[2] = st.cur().regs[3].clone();
+            }
+            209 => {
+                // set_user_ringbuf_callback_state: a read-only local dynptr and the context
+                let mut d = Reg::ptr(RegType::ConstDynptr);
+                d.id = self.new_id();
+                d.dynptr_id = super::dynptr::LOCAL;
+                f.regs[1] = d;
                 f.regs[2] = st.cur().regs[3].clone();
             }
             _ => {
