@@ -108,6 +108,13 @@ pub struct Proto {
     pub ptr_cast: bool,
 }
 
+/// Helpers with `pkt_access = true`: only these may take packet pointers as arguments
+/// (`may_access_direct_pkt_data`); checked on the running kernel for the ones with
+/// memory arguments (`helper access to the packet is not allowed` otherwise).
+pub const PKT_ACCESS: &[u32] = &[
+    1, 2, 3, 28, 84, 85, 87, 99, 100, 110, 195, 204, 205, 206, 207,
+];
+
 /// Helpers with `gpl_only = true` among the ones XDP may call (measured on the running
 /// 6.18 kernel with `examples/gpl_probe.rs`: `call N` from a non-GPL program).
 pub const GPL_ONLY: &[u32] = &[

@@ -112,6 +112,18 @@ impl V<'_> {
         map: Option<usize>,
         ext: &mut ExtArgs,
     ) -> R<bool> {
+        if reg.ty.is_pkt()
+            && !matches!(a, Arg::Anything | Arg::DontCare)
+            && !helpers::PKT_ACCESS.contains(&(func as u32))
+        {
+            return Err(Self::hint(
+                self.err(st, "helper access to the packet is not allowed".into()),
+                format!(
+                    "{} cannot read or write packet memory directly: copy the bytes to the stack first (or use bpf_xdp_load_bytes)",
+                    helpers::name(func)
+                ),
+            ));
+        }
         if matches!(reg.ty, RegType::BtfId(_) | RegType::BtfIdOrNull(_))
             && !matches!(
                 a,
