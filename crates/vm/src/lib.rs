@@ -92,9 +92,9 @@ impl Interpreter {
             &|n| names.iter().position(|p| p == n),
             &mut regions,
         )?;
-        let mut rt = Runtime::new(programs, set, regions, config);
-        interp::predecode(&mut rt);
-        Ok(Interpreter { rt })
+        Ok(Interpreter {
+            rt: Runtime::new(programs, set, regions, config),
+        })
     }
 
     /// An interpreter for one program without maps (raw instructions).
