@@ -18,6 +18,7 @@ pub mod interp;
 pub mod maps;
 pub mod memory;
 pub mod runtime;
+pub mod task;
 pub mod timer;
 pub mod user_ringbuf;
 

@@ -130,6 +130,16 @@ pub struct Config {
     pub current_pid_tgid: u64,
     pub current_uid_gid: u64,
     pub current_comm: String,
+    /// The current task's cgroup in the default (v2) hierarchy: cgroup ids from the root
+    /// (1) down to its own (`bpf_get_current_cgroup_id` is the last,
+    /// `bpf_get_current_ancestor_cgroup_id(level)` the one at `level`).
+    pub current_cgroup: Vec<u64>,
+    /// The current task's net_cls class id (`bpf_get_cgroup_classid`; 0 without net_cls).
+    pub current_classid: u32,
+    /// (device, inode) of the current task's pid namespace, as `stat /proc/self/ns/pid`
+    /// shows them (`bpf_get_ns_current_pid_tgid`; the pid and tgid in it are those of
+    /// `current_pid_tgid`). Default: the initial pid namespace on nsfs device 4.
+    pub current_pidns: (u64, u64),
 }
 
 impl Default for Config {
@@ -147,6 +157,9 @@ impl Default for Config {
             current_pid_tgid: 0,
             current_uid_gid: 0,
             current_comm: "bpfkit".into(),
+            current_cgroup: vec![1],
+            current_classid: 0,
+            current_pidns: (4, 0xefff_fffc),
         }
     }
 }
