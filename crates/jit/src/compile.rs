@@ -303,7 +303,7 @@ impl Gen<'_> {
                     id,
                 } => {
                     asm!(self.ops ; =>label);
-                    self.helper(prog, pc, id);
+                    self.helper_with(prog, pc, id, tr_map_dyn as *const () as u64);
                     asm!(self.ops ; jmp =>back);
                 }
                 Stub::TailCall {
@@ -828,6 +828,11 @@ impl Gen<'_> {
     }
 
     fn helper(&mut self, prog: usize, pc: usize, id: i32) {
+        self.helper_with(prog, pc, id, tr_helper as *const () as u64)
+    }
+
+    /// A helper call through trampoline `tramp` (`tr_helper`'s signature).
+    fn helper_with(&mut self, prog: usize, pc: usize, id: i32, tramp: u64) {
         self.set_loc(prog, pc);
         asm!(self.ops ; mov QWORD [r12 + OFF_HELPER_ID], id);
         if self.mode == Mode::Checked {
@@ -835,7 +840,7 @@ impl Gen<'_> {
             self.save_regs(1);
         }
         asm!(self.ops ; mov r9, r12);
-        self.call_abs(tr_helper as *const () as u64);
+        self.call_abs(tramp);
         self.check_fault();
         if self.mode == Mode::Checked {
             self.restore_regs(1, None);
@@ -857,8 +862,11 @@ impl Gen<'_> {
             id,
             helpers::MAP_LOOKUP_ELEM | helpers::MAP_UPDATE_ELEM | helpers::MAP_DELETE_ELEM
         );
-        let Some((m, fm)) = self.known_map(pc, 0).filter(|_| is_map_op) else {
+        if !is_map_op {
             return self.helper(prog, pc, id);
+        }
+        let Some((m, fm)) = self.known_map(pc, 0) else {
+            return self.helper_with(prog, pc, id, tr_map_dyn as *const () as u64);
         };
         let fm = fm.clone();
         let supported = if id == helpers::MAP_LOOKUP_ELEM {

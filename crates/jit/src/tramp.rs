@@ -433,6 +433,43 @@ pub(crate) extern "sysv64" fn tr_fast_update(
     unsafe { fastpath::map_update(rt, map as usize, key, value, flags) }
 }
 
+/// Fast mode: a map lookup, update or delete (`ctx.helper_id`) where the compiler did not
+/// know the map (e.g. an inner map of a map-in-map): the direct path when r1 is a map
+/// handle of a type it serves, else the generic helper.
+pub(crate) extern "sysv64" fn tr_map_dyn(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
+    {
+        // SAFETY: as in `tr_helper`.
+        let c = unsafe { &mut *ctx };
+        // SAFETY: as in `tr_helper`.
+        let rt = unsafe { &mut *c.rt };
+        if let Some(m) = bpfkit_vm::maps::handle_to_index(a1).filter(|&m| m < rt.maps.maps.len()) {
+            let t = rt.maps.maps[m].map_type();
+            // SAFETY (all three): fast mode only runs verifier-accepted programs, so the
+            // key (and value) pointers are valid for the map's key (and value) size.
+            match c.helper_id as i32 {
+                helpers::MAP_LOOKUP_ELEM if fastpath::lookup_supported(t) => {
+                    return unsafe { fastpath::map_lookup(rt, m, a2) };
+                }
+                helpers::MAP_UPDATE_ELEM if fastpath::update_supported(t) => {
+                    return unsafe { fastpath::map_update(rt, m, a2, a3, a4) };
+                }
+                helpers::MAP_DELETE_ELEM if fastpath::update_supported(t) => {
+                    return unsafe { fastpath::map_delete(rt, m, a2) };
+                }
+                _ => {}
+            }
+        }
+    }
+    tr_helper(a1, a2, a3, a4, a5, ctx)
+}
+
 /// Fast mode: `bpf_map_delete_elem`.
 pub(crate) extern "sysv64" fn tr_fast_delete(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
     // SAFETY: as in `tr_helper`.

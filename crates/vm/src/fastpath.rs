@@ -72,36 +72,28 @@ pub fn array_layout(rt: &mut Runtime, map: usize) -> Option<ArrayLayout> {
     })
 }
 
-/// A copy of program memory: on the stack up to [`INLINE_BYTES`], else on the heap.
-// The inline variant is the point: keys and values are copied without an allocation.
-#[allow(clippy::large_enum_variant)]
-enum Copy {
-    Inline([u8; INLINE_BYTES], usize),
-    Heap(Vec<u8>),
-}
-
-impl Copy {
-    /// Copies `len` bytes at `p`.
-    ///
-    /// # Safety
-    /// `p` must be valid for reads of `len` bytes.
-    unsafe fn of(p: u64, len: usize) -> Copy {
-        if len <= INLINE_BYTES {
-            let mut buf = [0u8; INLINE_BYTES];
-            // SAFETY: the caller guarantees `len` readable bytes at `p`; `buf` holds them.
-            unsafe { std::ptr::copy_nonoverlapping(p as *const u8, buf.as_mut_ptr(), len) };
-            Copy::Inline(buf, len)
-        } else {
-            // SAFETY: as above.
-            Copy::Heap(unsafe { std::slice::from_raw_parts(p as *const u8, len) }.to_vec())
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Copy::Inline(b, n) => &b[..*n],
-            Copy::Heap(v) => v,
-        }
+/// Calls `f` with a copy of the `len` bytes at `p`: in an uninitialised stack buffer up
+/// to [`INLINE_BYTES`] (nothing zeroed, nothing moved), else in a `Vec`.
+///
+/// # Safety
+/// `p` must be valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn with_copy<R>(p: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+    if len <= INLINE_BYTES {
+        let mut buf = std::mem::MaybeUninit::<[u8; INLINE_BYTES]>::uninit();
+        let dst = buf.as_mut_ptr() as *mut u8;
+        // SAFETY: the caller guarantees `len` readable bytes at `p`; `buf` has room for
+        // them, and the slice covers exactly the bytes just written.
+        let bytes = unsafe {
+            std::ptr::copy_nonoverlapping(p as *const u8, dst, len);
+            std::slice::from_raw_parts(dst as *const u8, len)
+        };
+        f(bytes)
+    } else {
+        // A real copy: the bytes may live in a map value the operation overwrites.
+        // SAFETY: as above.
+        #[allow(clippy::unnecessary_to_owned)]
+        f(&unsafe { std::slice::from_raw_parts(p as *const u8, len) }.to_vec())
     }
 }
 
@@ -145,8 +137,13 @@ pub unsafe fn map_update(rt: &mut Runtime, map: usize, key: u64, value: u64, fla
     // Key and value are copied first: they may point into this map's own values, which
     // the update overwrites or replaces.
     // SAFETY: the caller guarantees `ks` readable bytes at `key` and `vs` at `value`.
-    let (k, v) = unsafe { (Copy::of(key, ks), Copy::of(value, vs)) };
-    crate::helpers::map_update_bytes(rt, map, k.bytes(), v.bytes(), flags)
+    unsafe {
+        with_copy(key, ks, |k| {
+            with_copy(value, vs, |v| {
+                crate::helpers::map_update_bytes(rt, map, k, v, flags)
+            })
+        })
+    }
 }
 
 /// `bpf_map_delete_elem(map, key)` for a map whose type passes [`update_supported`].
@@ -157,8 +154,7 @@ pub unsafe fn map_update(rt: &mut Runtime, map: usize, key: u64, value: u64, fla
 pub unsafe fn map_delete(rt: &mut Runtime, map: usize, key: u64) -> u64 {
     let ks = rt.maps.maps[map].def.key_size as usize;
     // SAFETY: the caller guarantees `ks` readable bytes at `key`.
-    let k = unsafe { Copy::of(key, ks) };
-    crate::helpers::map_delete_bytes(rt, map, k.bytes())
+    unsafe { with_copy(key, ks, |k| crate::helpers::map_delete_bytes(rt, map, k)) }
 }
 
 /// Largest PROG_ARRAY [`prog_array_slots`] lists.
