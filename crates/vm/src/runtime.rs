@@ -116,6 +116,9 @@ pub struct Config {
     pub devices: Vec<Device>,
     /// Routes for `bpf_fib_lookup`.
     pub fib: Vec<FibRoute>,
+    /// Devices (ifindex) with forwarding disabled (`net.ipv{4,6}.conf.DEV.forwarding = 0`):
+    /// `bpf_fib_lookup` with that input `ifindex` returns `BPF_FIB_LKUP_RET_FWD_DISABLED`.
+    pub fib_no_forwarding: Vec<u32>,
     /// Run programs attached to DEVMAP/CPUMAP entries (`xdp/devmap`, `xdp/cpumap`), which
     /// `BPF_PROG_TEST_RUN` refuses with EINVAL. When true they run, and devmap programs may
     /// read `egress_ifindex` (then `Config::egress_ifindex`).
@@ -151,6 +154,7 @@ impl Default for Config {
             perf_events_open: false,
             devices: Vec::new(),
             fib: Vec::new(),
+            fib_no_forwarding: Vec::new(),
             allow_devmap_progs: false,
             egress_ifindex: 0,
             hz: 250,
