@@ -11,8 +11,8 @@
 
 pub mod engine;
 pub mod error;
-pub mod fib;
 pub mod fastpath;
+pub mod fib;
 pub mod helpers;
 pub mod interp;
 pub mod maps;
@@ -93,9 +93,9 @@ impl Interpreter {
             &|n| names.iter().position(|p| p == n),
             &mut regions,
         )?;
-        Ok(Interpreter {
-            rt: Runtime::new(programs, set, regions, config),
-        })
+        let mut rt = Runtime::new(programs, set, regions, config);
+        interp::predecode(&mut rt);
+        Ok(Interpreter { rt })
     }
 
     /// An interpreter for one program without maps (raw instructions).

@@ -326,6 +326,12 @@ pub struct Runtime {
     /// Byte range of the XDP page (current or spare) that may be non-zero: the union of
     /// every packet and metadata range registered since the page was last cleared.
     page_dirty: (u64, u64),
+    /// The interpreter's pre-decoded programs (built on the first run).
+    pub(crate) decoded: Option<Arc<crate::interp::Decoded>>,
+    /// Run the interpreter's exact loop only (each raw instruction decoded and counted
+    /// as it runs), as it does while coverage is recorded; for tests comparing it with
+    /// the fast loop.
+    pub exact_interp: bool,
 }
 
 /// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
@@ -363,6 +369,8 @@ impl Runtime {
             spare_page: None,
             spare_ctx: None,
             page_dirty: (0, 0),
+            decoded: None,
+            exact_interp: false,
         }
     }
 
