@@ -153,6 +153,10 @@ args=()
 [ -n "$ONLY" ] && args+=(--only "$ONLY")
 status=0
 taskset -c 0 python3 "$CORPUS/tools/kernel_record.py" "${args[@]}" || status=$?
+if [ "$status" = 0 ]; then
+  # Timer callbacks and user ring buffer samples, which per-packet runs cannot show.
+  taskset -c 0 python3 "$CORPUS/tools/async_record.py" "${args[@]}" || status=$?
+fi
 if [ "$status" != 2 ]; then
   # libbpf's own account of how it links each object: the debug lines of
   # `bpftool -d prog loadall` naming map references, sub-program placement and

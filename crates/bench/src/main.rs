@@ -35,6 +35,9 @@ struct Opts {
     json: Option<PathBuf>,
     /// Only these engines (names from ENGINES); the others print `skipped`.
     engines: Option<Vec<String>>,
+    /// `--profile N`: no table; run each selected case N times on the fast JIT only
+    /// (for `valgrind --tool=callgrind --toggle-collect=bpfkit_bench::profile_runs`).
+    profile: Option<u32>,
 }
 
 impl Opts {
@@ -508,6 +511,42 @@ fn geomean(v: &[f64]) -> Option<f64> {
     Some((v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
 }
 
+/// `--profile N`: runs the case N times on the fast JIT (map setup as in the table) and
+/// prints the time per run; nothing else runs, so a profiler sees only the JIT's runs.
+fn profile_case(c: &Case, n: u32) {
+    let run = || -> Result<f64, String> {
+        let bytes = std::fs::read(&c.object).map_err(short)?;
+        let obj = Object::parse(&bytes)
+            .and_then(|o| o.link())
+            .map_err(short)?;
+        let prog = obj
+            .programs
+            .iter()
+            .position(|p| p.name == c.program)
+            .ok_or("no such program")?;
+        // SAFETY: profiling only; the corpus programs were accepted by the kernel's
+        // verifier (their runs are recorded in corpus/expected), as were the bench programs.
+        let mut j = unsafe { Jit::new_unchecked(&obj, config(c)) }.map_err(short)?;
+        setup(&mut j, &obj, c)?;
+        profile_runs(&mut j, prog, &c.packet, n)
+    };
+    match run() {
+        Ok(ns) => println!(
+            "{} on {}: {n} runs, {ns:.1} ns per run",
+            c.label, c.packet_name
+        ),
+        Err(e) => println!("{} on {}: {e}", c.label, c.packet_name),
+    }
+}
+
+/// The measured part of `--profile` (a separate function for callgrind's toggle).
+#[inline(never)]
+fn profile_runs(j: &mut Jit, prog: usize, packet: &[u8], n: u32) -> Result<f64, String> {
+    j.bench_xdp(prog, &input(packet), n)
+        .map(|(_, ns)| ns)
+        .map_err(short)
+}
+
 fn main() {
     let mut opts = Opts {
         // Many short rounds, keeping the fastest: on a shared machine a short round has a
@@ -518,6 +557,7 @@ fn main() {
         filter: None,
         json: None,
         engines: None,
+        profile: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -533,6 +573,13 @@ fn main() {
                     .expect("--rounds N")
             }
             "--filter" => opts.filter = args.next(),
+            "--profile" => {
+                opts.profile = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--profile N"),
+                )
+            }
             "--json" => opts.json = args.next().map(PathBuf::from),
             "--engines" => {
                 let v: Vec<String> = args
@@ -553,7 +600,7 @@ fn main() {
                 opts.engines = Some(v);
             }
             "-h" | "--help" => {
-                println!("usage: bpfkit-bench [--quick] [--rounds N] [--filter TEXT] [--engines LIST] [--json FILE]\n  LIST: comma-separated from: interp, jit checked, jit fast, rbpf interp, rbpf jit, kernel\nPrints a markdown table of ns per run. See docs/performance.md.");
+                println!("usage: bpfkit-bench [--quick] [--rounds N] [--filter TEXT] [--engines LIST] [--json FILE] [--profile N]\n  LIST: comma-separated from: interp, jit checked, jit fast, rbpf interp, rbpf jit, kernel\nPrints a markdown table of ns per run. See docs/performance.md.");
                 return;
             }
             other => {
@@ -577,6 +624,10 @@ fn main() {
             }
         }
         eprintln!("{} on {}", c.label, c.packet_name);
+        if let Some(n) = opts.profile {
+            profile_case(&c, n);
+            continue;
+        }
         rows.push(bench_case(&opts, &mut c));
     }
     let mut t = String::new();

@@ -21,6 +21,7 @@ use crate::tramp::*;
 use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
 use bpfkit_vm::error::FaultKind;
+use bpfkit_vm::fastpath;
 use bpfkit_vm::helpers;
 use bpfkit_vm::interp;
 use bpfkit_vm::maps::map_handle;
@@ -104,6 +105,36 @@ enum Stub {
         label: DynamicLabel,
         body: DynamicLabel,
     },
+    /// Fast mode: the generic call of helper `id` when r1 is not the map the inline
+    /// path was compiled for; continues at `back`.
+    Helper {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        prog: usize,
+        pc: usize,
+        id: i32,
+    },
+    /// Fast mode: the generic tail call (another map in r2, or a slot the jump table
+    /// cannot serve); falls through to `back`.
+    TailCall {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        prog: usize,
+        pc: usize,
+    },
+}
+
+/// What fast mode knows about one map when it compiles a call site naming it.
+#[derive(Debug, Clone, Default)]
+pub struct FastMap {
+    pub map_type: u32,
+    /// ARRAY / PERCPU_ARRAY: the value layout, and for per-CPU arrays the address of the
+    /// per-CPU base table (owned by the `Jit`, never moved).
+    pub array: Option<(fastpath::ArrayLayout, u64)>,
+    /// PROG_ARRAY: (address of the jump table owned by the `Jit`, number of slots). Each
+    /// entry is 0 (empty slot: fall through), 1 (use the generic helper) or the address
+    /// of the target program's body.
+    pub jump_table: Option<(u64, u32)>,
 }
 
 struct Gen<'a> {
@@ -114,6 +145,11 @@ struct Gen<'a> {
     static_faults: Vec<StaticFault>,
     fault_exit: DynamicLabel,
     prologues: HashMap<(usize, usize), DynamicLabel>,
+    /// Fast mode: per map, what call sites may inline (empty in checked mode).
+    fast_maps: &'a [FastMap],
+    /// Fast mode, program being compiled: the map whose handle r1 / r2 hold before each
+    /// slot, when a straight-line `lddw` says so (a guess: generated code checks it).
+    known: Vec<[Option<usize>; 2]>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -259,6 +295,27 @@ impl Gen<'_> {
                     self.restore_regs(0, None);
                     asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
                 }
+                Stub::Helper {
+                    label,
+                    back,
+                    prog,
+                    pc,
+                    id,
+                } => {
+                    asm!(self.ops ; =>label);
+                    self.helper_with(prog, pc, id, tr_map_dyn as *const () as u64);
+                    asm!(self.ops ; jmp =>back);
+                }
+                Stub::TailCall {
+                    label,
+                    back,
+                    prog,
+                    pc,
+                } => {
+                    asm!(self.ops ; =>label);
+                    self.tail_call(prog, pc);
+                    asm!(self.ops ; jmp =>back);
+                }
                 Stub::Prologue { label, body } => {
                     asm!(self.ops
                         ; =>label
@@ -296,6 +353,11 @@ impl Gen<'_> {
         let insns = insns.to_vec();
         let len = insns.len();
         let slots = labels.slots.clone();
+        self.known = if self.mode == Mode::Fast {
+            known_maps(&insns)
+        } else {
+            Vec::new()
+        };
         let mut ranges = vec![(AssemblyOffset(0), AssemblyOffset(0)); len];
         let mut pc = 0;
         // Slots never reached as instructions (second halves of lddw) get fault stubs.
@@ -457,9 +519,9 @@ impl Gen<'_> {
                             }
                             0 => {
                                 if imm == helpers::TAIL_CALL {
-                                    self.tail_call(prog, pc);
+                                    self.tail_call_fast(prog, pc);
                                 } else {
-                                    self.helper(prog, pc, imm);
+                                    self.helper_fast(prog, pc, imm);
                                 }
                             }
                             BPF_PSEUDO_KFUNC_CALL => fail!(FaultKind::Unsupported(format!(
@@ -766,6 +828,11 @@ impl Gen<'_> {
     }
 
     fn helper(&mut self, prog: usize, pc: usize, id: i32) {
+        self.helper_with(prog, pc, id, tr_helper as *const () as u64)
+    }
+
+    /// A helper call through trampoline `tramp` (`tr_helper`'s signature).
+    fn helper_with(&mut self, prog: usize, pc: usize, id: i32, tramp: u64) {
         self.set_loc(prog, pc);
         asm!(self.ops ; mov QWORD [r12 + OFF_HELPER_ID], id);
         if self.mode == Mode::Checked {
@@ -773,11 +840,137 @@ impl Gen<'_> {
             self.save_regs(1);
         }
         asm!(self.ops ; mov r9, r12);
-        self.call_abs(tr_helper as *const () as u64);
+        self.call_abs(tramp);
         self.check_fault();
         if self.mode == Mode::Checked {
             self.restore_regs(1, None);
         }
+    }
+
+    /// The map handle in r1 (`reg` 0) or r2 (`reg` 1) before slot `pc`, if fast mode
+    /// knows which map it is and has inline information for it.
+    fn known_map(&self, pc: usize, reg: usize) -> Option<(usize, &FastMap)> {
+        let m = self.known.get(pc)?[reg]?;
+        Some((m, self.fast_maps.get(m)?))
+    }
+
+    /// A helper call; in fast mode, map lookups, updates and deletes on a map known at
+    /// this call site go straight to the map (lookups in arrays inline, as the kernel's
+    /// `array_map_gen_lookup`), after checking that r1 really holds that map.
+    fn helper_fast(&mut self, prog: usize, pc: usize, id: i32) {
+        let is_map_op = matches!(
+            id,
+            helpers::MAP_LOOKUP_ELEM | helpers::MAP_UPDATE_ELEM | helpers::MAP_DELETE_ELEM
+        );
+        if !is_map_op {
+            return self.helper(prog, pc, id);
+        }
+        let Some((m, fm)) = self.known_map(pc, 0) else {
+            return self.helper_with(prog, pc, id, tr_map_dyn as *const () as u64);
+        };
+        let fm = fm.clone();
+        let supported = if id == helpers::MAP_LOOKUP_ELEM {
+            fastpath::lookup_supported(fm.map_type)
+        } else {
+            fastpath::update_supported(fm.map_type)
+        };
+        if !supported {
+            return self.helper(prog, pc, id);
+        }
+        let generic = self.ops.new_dynamic_label();
+        let done = self.ops.new_dynamic_label();
+        asm!(self.ops
+            ; mov r11, QWORD map_handle(m) as i64
+            ; cmp rdi, r11
+            ; jne =>generic
+        );
+        match id {
+            helpers::MAP_LOOKUP_ELEM => match &fm.array {
+                Some((l, table)) if l.max_entries <= i32::MAX as u32 && l.stride <= 1 << 30 => {
+                    let null = self.ops.new_dynamic_label();
+                    asm!(self.ops
+                        ; mov eax, DWORD [rsi]
+                        ; cmp eax, l.max_entries as i32
+                        ; jae =>null
+                        ; imul rax, rax, l.stride as i32
+                    );
+                    if l.bases.len() == 1 {
+                        asm!(self.ops ; mov r11, QWORD l.bases[0] as i64 ; add rax, r11);
+                    } else {
+                        asm!(self.ops
+                            ; mov r11, QWORD *table as i64
+                            ; mov r10, QWORD [r12 + OFF_CPU]
+                            ; add rax, QWORD [r11 + r10 * 8]
+                        );
+                    }
+                    asm!(self.ops ; jmp =>done ; =>null ; xor eax, eax);
+                }
+                _ => {
+                    asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
+                    self.call_abs(tr_fast_lookup as *const () as u64);
+                }
+            },
+            helpers::MAP_UPDATE_ELEM => {
+                asm!(self.ops ; mov edi, m as i32 ; mov r8, r12);
+                self.call_abs(tr_fast_update as *const () as u64);
+            }
+            _ => {
+                asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
+                self.call_abs(tr_fast_delete as *const () as u64);
+            }
+        }
+        asm!(self.ops ; =>done);
+        self.stubs.push((
+            Stub::Helper {
+                label: generic,
+                back: done,
+                prog,
+                pc,
+                id,
+            },
+            format!("slot {pc}: generic helper call (r1 is not the expected map)"),
+        ));
+    }
+
+    /// `bpf_tail_call`; in fast mode through the PROG_ARRAY's jump table when r2 holds
+    /// the map this call site names (the kernel's direct tail call), counting in the run
+    /// context.
+    fn tail_call_fast(&mut self, prog: usize, pc: usize) {
+        let Some((m, (table, n))) = self
+            .known_map(pc, 1)
+            .and_then(|(m, fm)| fm.jump_table.map(|t| (m, t)))
+        else {
+            return self.tail_call(prog, pc);
+        };
+        let generic = self.ops.new_dynamic_label();
+        let fall = self.ops.new_dynamic_label();
+        asm!(self.ops
+            ; mov r11, QWORD map_handle(m) as i64
+            ; cmp rsi, r11
+            ; jne =>generic
+            ; cmp edx, n as i32
+            ; jae =>fall
+            ; cmp QWORD [r12 + OFF_TAIL_CALLS], fastpath::TAIL_CALL_LIMIT as i32
+            ; jae =>fall
+            ; mov r10d, edx
+            ; mov r11, QWORD table as i64
+            ; mov r11, QWORD [r11 + r10 * 8]
+            ; cmp r11, 1
+            ; jb =>fall
+            ; je =>generic
+            ; add QWORD [r12 + OFF_TAIL_CALLS], 1
+            ; jmp r11
+            ; =>fall
+        );
+        self.stubs.push((
+            Stub::TailCall {
+                label: generic,
+                back: fall,
+                prog,
+                pc,
+            },
+            format!("slot {pc}: generic tail call"),
+        ));
     }
 
     fn tail_call(&mut self, prog: usize, pc: usize) {
@@ -1046,6 +1239,75 @@ impl Gen<'_> {
     }
 }
 
+/// For each slot, the map whose handle r1 and r2 hold before it executes, when a `lddw`
+/// of a map earlier in the same straight-line run of code put it there (forgotten at every
+/// jump target and function start, and when the register is written). Only a guess for
+/// picking an inline path: the generated code compares the register with the handle.
+fn known_maps(insns: &[RawInsn]) -> Vec<[Option<usize>; 2]> {
+    let len = insns.len();
+    let mut target = vec![false; len + 1];
+    let mut mark = |t: i64| {
+        if t >= 0 && (t as usize) < len {
+            target[t as usize] = true;
+        }
+    };
+    for (pc, i) in insns.iter().enumerate() {
+        let c = class(i.code);
+        if c == BPF_JMP || c == BPF_JMP32 {
+            match op(i.code) {
+                BPF_CALL => {
+                    if i.src == BPF_PSEUDO_CALL {
+                        mark(pc as i64 + i.imm as i64 + 1);
+                    }
+                }
+                BPF_EXIT => {}
+                BPF_JA if c == BPF_JMP32 => mark(pc as i64 + i.imm as i64 + 1),
+                _ => mark(pc as i64 + i.off as i64 + 1),
+            }
+        } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
+            mark(pc as i64 + i.imm as i64 + 1);
+        }
+    }
+    let mut out = vec![[None; 2]; len];
+    let mut st: [Option<usize>; 2] = [None; 2];
+    let mut pc = 0;
+    while pc < len {
+        if target[pc] {
+            st = [None; 2];
+        }
+        out[pc] = st;
+        let i = insns[pc];
+        let mut width = 1;
+        let clobber = |r: u8, st: &mut [Option<usize>; 2]| {
+            if (1..=2).contains(&r) {
+                st[r as usize - 1] = None;
+            }
+        };
+        match class(i.code) {
+            BPF_ALU | BPF_ALU64 | BPF_LDX => clobber(i.dst, &mut st),
+            BPF_LD => {
+                clobber(i.dst, &mut st);
+                if i.code == LDDW {
+                    width = 2;
+                    let map =
+                        (i.src == BPF_PSEUDO_MAP_FD || i.src == BPF_PSEUDO_MAP_IDX) && i.imm >= 0;
+                    if map && (1..=2).contains(&i.dst) {
+                        st[i.dst as usize - 1] = Some(i.imm as usize);
+                    }
+                }
+            }
+            BPF_STX => {
+                clobber(i.dst, &mut st);
+                clobber(i.src, &mut st);
+            }
+            BPF_JMP | BPF_JMP32 if op(i.code) == BPF_CALL => st = [None; 2],
+            _ => {}
+        }
+        pc += width;
+    }
+    out
+}
+
 struct ProgLabelsBuilder {
     slots: Vec<DynamicLabel>,
 }
@@ -1085,7 +1347,7 @@ fn slot_fault(insn: &RawInsn) -> FaultKind {
 }
 
 /// Compiles every program of the runtime.
-pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
+pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compiled, String> {
     let mut ops = Assembler::new().map_err(|e| format!("mapping code memory: {e}"))?;
     let fault_exit = ops.new_dynamic_label();
     let mut g = Gen {
@@ -1096,6 +1358,8 @@ pub fn compile(rt: &Runtime, mode: Mode) -> Result<Compiled, String> {
         static_faults: Vec::new(),
         fault_exit,
         prologues: HashMap::new(),
+        fast_maps: if mode == Mode::Fast { fast_maps } else { &[] },
+        known: Vec::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

@@ -21,7 +21,7 @@ mod tramp;
 
 pub use compile::Mode;
 
-use bpfkit_object::model::{prog_type, LinkedObject};
+use bpfkit_object::model::LinkedObject;
 use bpfkit_vm::engine::{Engine, XdpInput, XdpOutput};
 use bpfkit_vm::error::{Fault, VmError};
 use bpfkit_vm::runtime::{Config, Runtime, STACK_SIZE};
@@ -30,13 +30,6 @@ use dynasmrt::ExecutableBuffer;
 use std::collections::HashMap;
 use std::time::Instant;
 use tramp::JitCtx;
-
-/// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
-const BPF_XDP_DEVMAP: u32 = 33;
-/// `BPF_XDP_CPUMAP`.
-const BPF_XDP_CPUMAP: u32 = 35;
-/// `XDP_REDIRECT`.
-const XDP_REDIRECT: u64 = 4;
 
 type EntryFn = extern "sysv64" fn(u64, u64, *mut JitCtx, u64, u64) -> u64;
 
@@ -59,6 +52,74 @@ pub struct Jit {
     /// The run context handed to generated code (boxed: its address must not change
     /// during a run, and reusing it keeps the per-run set-up small).
     ctx: Box<JitCtx>,
+    /// Fast mode: tables generated code reads (their heap addresses are compiled in).
+    tables: FastTables,
+}
+
+/// Fast mode: data the generated code addresses directly.
+#[derive(Default)]
+struct FastTables {
+    /// Per-CPU array maps: (map, layout compiled in, per-CPU base table).
+    arrays: Vec<(usize, bpfkit_vm::fastpath::ArrayLayout, Box<[u64]>)>,
+    /// PROG_ARRAY maps: (map, jump table: 0 empty, 1 generic path, else body address).
+    jump_tables: Vec<(usize, Box<[u64]>)>,
+    /// Map contents may have changed outside a run (user-space update or delete, or
+    /// `runtime_mut`): refresh the jump tables and re-check the array layouts first.
+    dirty: bool,
+}
+
+impl FastTables {
+    /// Builds the tables for the maps of `rt` and what the compiler may inline for them.
+    fn new(rt: &mut Runtime) -> (FastTables, Vec<compile::FastMap>) {
+        let mut t = FastTables {
+            dirty: true,
+            ..Default::default()
+        };
+        let mut info = Vec::new();
+        for m in 0..rt.maps.maps.len() {
+            let mut fm = compile::FastMap {
+                map_type: rt.maps.maps[m].map_type(),
+                ..Default::default()
+            };
+            if let Some(l) = bpfkit_vm::fastpath::array_layout(rt, m) {
+                let bases: Box<[u64]> = l.bases.clone().into_boxed_slice();
+                fm.array = Some((l.clone(), bases.as_ptr() as u64));
+                t.arrays.push((m, l, bases));
+            }
+            if let Some(slots) = bpfkit_vm::fastpath::prog_array_slots(rt, m) {
+                let table: Box<[u64]> = vec![1u64; slots.len()].into_boxed_slice();
+                fm.jump_table = Some((table.as_ptr() as u64, slots.len() as u32));
+                t.jump_tables.push((m, table));
+            }
+            info.push(fm);
+        }
+        (t, info)
+    }
+
+    /// Brings the jump tables up to date with the maps; fails if an array map's values
+    /// moved (the compiled code addresses them directly).
+    fn refresh(&mut self, rt: &mut Runtime, bodies: &[u64]) -> Result<(), VmError> {
+        for (m, l, _) in &self.arrays {
+            if bpfkit_vm::fastpath::array_layout(rt, *m).as_ref() != Some(l) {
+                return Err(VmError::Setup(format!(
+                    "JIT: the values of array map #{m} moved since compilation (maps replaced?); compile again"
+                )));
+            }
+        }
+        for (m, table) in &mut self.jump_tables {
+            match bpfkit_vm::fastpath::prog_array_slots(rt, *m) {
+                Some(slots) => {
+                    for (e, s) in table.iter_mut().zip(slots) {
+                        *e = s.map_or(0, |p| bodies[p]);
+                    }
+                }
+                // A slot the helper faults on: every slot takes the generic path.
+                None => table.fill(1),
+            }
+        }
+        self.dirty = false;
+        Ok(())
+    }
 }
 
 // SAFETY: the raw pointers inside `ctx` (runtime, tail table, prologue table) are set at
@@ -109,8 +170,13 @@ impl Jit {
         Self::from_interpreter(Interpreter::from_insns(insns), Mode::Fast)
     }
 
-    fn from_interpreter(vm: Interpreter, mode: Mode) -> Result<Jit, VmError> {
-        let c = compile::compile(vm.runtime(), mode).map_err(VmError::Setup)?;
+    fn from_interpreter(mut vm: Interpreter, mode: Mode) -> Result<Jit, VmError> {
+        let (tables, fast_maps) = if mode == Mode::Fast {
+            FastTables::new(vm.runtime_mut())
+        } else {
+            (FastTables::default(), Vec::new())
+        };
+        let c = compile::compile(vm.runtime(), mode, &fast_maps).map_err(VmError::Setup)?;
         let compile::Compiled {
             mut ops,
             entry,
@@ -157,6 +223,7 @@ impl Jit {
             tail_table,
             prologues,
             static_faults,
+            tables,
         })
     }
 
@@ -169,6 +236,7 @@ impl Jit {
     }
 
     pub fn runtime_mut(&mut self) -> &mut Runtime {
+        self.tables.dirty = true;
         self.vm.runtime_mut()
     }
 
@@ -199,6 +267,16 @@ impl Jit {
     /// returns r0 or the fault.
     fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Box<Fault>> {
         let rt = self.vm.runtime_mut();
+        if self.tables.dirty {
+            if let Err(e) = self.tables.refresh(rt, &self.tail_table) {
+                return Err(Box::new(tramp::make_fault(
+                    rt,
+                    prog,
+                    0,
+                    bpfkit_vm::FaultKind::Unsupported(e.to_string()),
+                )));
+            }
+        }
         let frame_below = rt.frame_top(0) - STACK_SIZE;
         // The context lives in `self.ctx` (allocated once); only per-run fields are set.
         let ctx = &mut *self.ctx;
@@ -211,6 +289,8 @@ impl Jit {
         ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
         ctx.tail_table = self.tail_table.as_ptr();
         ctx.prologues = &self.prologues as *const _;
+        ctx.cpu = rt.cpu as u64;
+        ctx.tail_calls = rt.tail_calls as u64;
         tramp::sync_xdp_md(ctx, rt);
         let f = self.entry;
         // Calling generated code: it only touches memory through the runtime's regions
@@ -218,6 +298,9 @@ impl Jit {
         // `unsafe` constructors select), and `ctx` outlives the call.
         let r0 = f(r1, r2, ctx, self.prog_entry[prog], frame_below);
         ctx.rt = std::ptr::null_mut();
+        if ctx.fast {
+            self.vm.runtime_mut().tail_calls = ctx.tail_calls as u32;
+        }
         if ctx.static_fault != 0 {
             let sf = &self.static_faults[ctx.static_fault as usize - 1];
             return Err(Box::new(tramp::make_fault(
@@ -262,51 +345,16 @@ impl Jit {
         })
     }
 
-    /// Checks and sets up an XDP run (as the interpreter does); returns the context address.
+    /// Checks and sets up an XDP run (as the interpreter does: `Runtime::begin_xdp`);
+    /// returns the context address.
     fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
-        if input.cpu >= rt.config.ncpus {
-            return Err(VmError::Setup(format!(
-                "CPU {} does not exist (ncpus = {})",
-                input.cpu, rt.config.ncpus
-            )));
-        }
-        let p = &rt.programs[prog];
-        if p.prog_type != prog_type::XDP && p.prog_type != prog_type::UNSPEC {
-            return Err(VmError::Setup(format!(
-                "program {:?} is not an XDP program (type {})",
-                p.name, p.prog_type
-            )));
-        }
-        let devmap = p.expected_attach_type == Some(BPF_XDP_DEVMAP);
-        let cpumap = p.expected_attach_type == Some(BPF_XDP_CPUMAP);
-        if (devmap || cpumap) && !rt.config.allow_devmap_progs {
-            return Err(VmError::Setup(format!(
-                "program {:?} is a {} program; BPF_PROG_TEST_RUN refuses those with EINVAL (Config::allow_devmap_progs runs them anyway)",
-                p.name,
-                if devmap { "devmap" } else { "cpumap" }
-            )));
-        }
-        rt.begin_run(input.cpu, input.time_ns);
+        let ctx = rt.begin_xdp(prog, input)?;
         if self.mode == Mode::Fast {
+            // Fast mode: every frame's stack stays registered for the run (helpers check
+            // their pointer arguments against the regions).
             tramp::register_frames(rt, 0);
-        }
-        let ctx = match rt.set_xdp(
-            input.packet,
-            input.ingress_ifindex,
-            input.rx_queue_index,
-            devmap,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                rt.end_run();
-                return Err(VmError::Setup(e));
-            }
-        };
-        let egress = rt.config.egress_ifindex;
-        if let Some(x) = rt.xdp.as_mut() {
-            x.egress_ifindex = egress;
         }
         Ok(ctx)
     }
@@ -350,6 +398,7 @@ impl Jit {
 
     /// `BPF_MAP_DELETE_ELEM` from user space.
     pub fn map_delete(&mut self, map: usize, key: &[u8]) -> Result<(), VmError> {
+        self.tables.dirty = true;
         self.vm.map_delete(map, key)
     }
 }
@@ -365,25 +414,34 @@ impl Engine for Jit {
     }
 
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, VmError> {
+        let mut out = XdpOutput::default();
+        self.run_xdp_into_with(prog, input, &mut out, true)?;
+        Ok(out)
+    }
+
+    fn run_xdp_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+    ) -> Result<(), VmError> {
+        self.run_xdp_into_with(prog, input, out, true)
+    }
+
+    /// No allocation per run in the steady state: the context, the XDP page and the
+    /// output buffers are reused.
+    fn run_xdp_into_with(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), VmError> {
         let ctx = self.begin_xdp(prog, input)?;
         let r = self.enter(prog, ctx, 0, ctx);
-        let rt = self.vm.runtime_mut();
-        let packet = rt.xdp_output();
-        let events = std::mem::take(&mut rt.events);
-        let redirect = rt.redirect.take();
-        rt.end_run();
-        let retval = r.map_err(VmError::Fault)?;
-        let redirect = if retval as u32 as u64 == XDP_REDIRECT {
-            redirect
-        } else {
-            None
-        };
-        Ok(XdpOutput {
-            retval,
-            packet,
-            redirect,
-            events,
-        })
+        self.vm
+            .runtime_mut()
+            .finish_xdp_into_with(r, out, want_packet)
     }
 
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {
@@ -397,8 +455,15 @@ impl Engine for Jit {
         value: &[u8],
         flags: u64,
     ) -> Result<(), VmError> {
+        self.tables.dirty = true;
         self.vm.map_update(map, key, value, flags)
     }
+}
+
+/// What fast mode may inline for each map of `rt` (for listings; the tables the code
+/// would address are dropped).
+pub(crate) fn fast_maps(rt: &mut Runtime) -> Vec<compile::FastMap> {
+    FastTables::new(rt).1
 }
 
 /// Runs raw instructions on `mem` (r1 = memory, r2 = length) with the checked JIT and

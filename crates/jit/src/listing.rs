@@ -23,13 +23,19 @@ pub fn listing(obj: &LinkedObject, prog_name: &str, mode: Mode) -> Result<String
                 names.join(", ")
             ))
         })?;
-    let vm = Interpreter::new(obj, Config::default())?;
-    listing_of(&vm, prog, mode)
+    let mut vm = Interpreter::new(obj, Config::default())?;
+    listing_of(&mut vm, prog, mode)
 }
 
-/// Lists the code of program `prog` compiled over the runtime of `vm`.
-pub fn listing_of(vm: &Interpreter, prog: usize, mode: Mode) -> Result<String, VmError> {
-    let c = compile::compile(vm.runtime(), mode).map_err(VmError::Setup)?;
+/// Lists the code of program `prog` compiled over the runtime of `vm` (`&mut`: fast mode
+/// reads the array maps' value addresses, as [`crate::Jit::new_unchecked`] does).
+pub fn listing_of(vm: &mut Interpreter, prog: usize, mode: Mode) -> Result<String, VmError> {
+    let fast_maps = if mode == Mode::Fast {
+        crate::fast_maps(vm.runtime_mut())
+    } else {
+        Vec::new()
+    };
+    let c = compile::compile(vm.runtime(), mode, &fast_maps).map_err(VmError::Setup)?;
     let compile::Compiled {
         mut ops,
         progs,

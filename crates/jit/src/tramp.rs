@@ -9,6 +9,7 @@
 
 use bpfkit_isa::opcode::BPF_CMPXCHG;
 use bpfkit_vm::error::{Fault, FaultKind};
+use bpfkit_vm::fastpath;
 use bpfkit_vm::helpers;
 use bpfkit_vm::interp;
 use bpfkit_vm::memory::{Region, RegionKind};
@@ -29,6 +30,8 @@ pub const OFF_CALLX_ADDR: i32 = 80;
 pub const OFF_STATIC_FAULT: i32 = 88;
 pub const OFF_SAVED: i32 = 96;
 pub const OFF_XDP_MD: i32 = 144;
+pub const OFF_CPU: i32 = 184;
+pub const OFF_TAIL_CALLS: i32 = 192;
 
 /// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
 /// fields at the fixed offsets above.
@@ -61,6 +64,11 @@ pub struct JitCtx {
     /// data_meta, ingress_ifindex, rx_queue_index), one u64 per 4-byte field, kept up to
     /// date after every helper call (helpers move the packet pointers).
     pub xdp_md: [u64; 5],
+    /// The run's CPU (fast mode: index into per-CPU array bases).
+    pub cpu: u64,
+    /// Fast mode: tail calls taken in this run (the inline tail call counts here; the
+    /// runtime's counter is synchronised around the generic path and at the end).
+    pub tail_calls: u64,
     // ---- Rust-only fields below ----
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
@@ -86,6 +94,8 @@ impl JitCtx {
             static_fault: 0,
             saved: [0; 6],
             xdp_md: [0; 5],
+            cpu: 0,
+            tail_calls: 0,
             fault: None,
             fast: false,
             prologues: std::ptr::null(),
@@ -207,7 +217,14 @@ pub(crate) extern "sysv64" fn tr_tail_call(
     let (prog, _) = split_loc(ctx.loc);
     rt.depth = ctx.depth as usize;
     rt.current_prog = prog;
-    match helpers::tail_call_target(rt, &[a1, a2, a3, a4, a5]) {
+    if ctx.fast {
+        rt.tail_calls = ctx.tail_calls as u32;
+    }
+    let r = helpers::tail_call_target(rt, &[a1, a2, a3, a4, a5]);
+    if ctx.fast {
+        ctx.tail_calls = rt.tail_calls as u64;
+    }
+    match r {
         Ok(Some(p)) => p as u64,
         Ok(None) => u64::MAX,
         Err(k) => {
@@ -387,6 +404,82 @@ pub(crate) extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
     rt.leave_frame(ctx.depth as usize);
 }
 
+/// Fast mode: `bpf_map_lookup_elem` on map `map` (a type `fastpath::lookup_supported`
+/// accepts); `key` arrives in rsi unchanged from r2.
+pub(crate) extern "sysv64" fn tr_fast_lookup(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    // SAFETY: fast mode only runs verifier-accepted programs: `key` points at `key_size`
+    // readable bytes; `map` is the index generated code compiled in for this call site
+    // after checking r1 against that map's handle.
+    unsafe { fastpath::map_lookup(rt, map as usize, key) }
+}
+
+/// Fast mode: `bpf_map_update_elem` (r1 replaced by the map index, r5 by the context).
+pub(crate) extern "sysv64" fn tr_fast_update(
+    map: u64,
+    key: u64,
+    value: u64,
+    flags: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    // SAFETY: as in `tr_fast_lookup`; `value` points at `value_size` readable bytes.
+    unsafe { fastpath::map_update(rt, map as usize, key, value, flags) }
+}
+
+/// Fast mode: a map lookup, update or delete (`ctx.helper_id`) where the compiler did not
+/// know the map (e.g. an inner map of a map-in-map): the direct path when r1 is a map
+/// handle of a type it serves, else the generic helper.
+pub(crate) extern "sysv64" fn tr_map_dyn(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
+    {
+        // SAFETY: as in `tr_helper`.
+        let c = unsafe { &mut *ctx };
+        // SAFETY: as in `tr_helper`.
+        let rt = unsafe { &mut *c.rt };
+        if let Some(m) = bpfkit_vm::maps::handle_to_index(a1).filter(|&m| m < rt.maps.maps.len()) {
+            let t = rt.maps.maps[m].map_type();
+            // SAFETY (all three): fast mode only runs verifier-accepted programs, so the
+            // key (and value) pointers are valid for the map's key (and value) size.
+            match c.helper_id as i32 {
+                helpers::MAP_LOOKUP_ELEM if fastpath::lookup_supported(t) => {
+                    return unsafe { fastpath::map_lookup(rt, m, a2) };
+                }
+                helpers::MAP_UPDATE_ELEM if fastpath::update_supported(t) => {
+                    return unsafe { fastpath::map_update(rt, m, a2, a3, a4) };
+                }
+                helpers::MAP_DELETE_ELEM if fastpath::update_supported(t) => {
+                    return unsafe { fastpath::map_delete(rt, m, a2) };
+                }
+                _ => {}
+            }
+        }
+    }
+    tr_helper(a1, a2, a3, a4, a5, ctx)
+}
+
+/// Fast mode: `bpf_map_delete_elem`.
+pub(crate) extern "sysv64" fn tr_fast_delete(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    // SAFETY: as in `tr_fast_lookup`.
+    unsafe { fastpath::map_delete(rt, map as usize, key) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +500,7 @@ mod tests {
         assert_eq!(offset_of!(JitCtx, static_fault) as i32, OFF_STATIC_FAULT);
         assert_eq!(offset_of!(JitCtx, saved) as i32, OFF_SAVED);
         assert_eq!(offset_of!(JitCtx, xdp_md) as i32, OFF_XDP_MD);
+        assert_eq!(offset_of!(JitCtx, cpu) as i32, OFF_CPU);
+        assert_eq!(offset_of!(JitCtx, tail_calls) as i32, OFF_TAIL_CALLS);
     }
 }

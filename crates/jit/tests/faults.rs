@@ -190,8 +190,8 @@ fn tail_call_limit_matches_the_interpreter() {
 #[test]
 fn listing_shows_x86_under_each_instruction() {
     let insns = asm("mov %r0, 1\nadd %r0, 2\nexit");
-    let vm = Interpreter::from_insns(insns);
-    let text = bpfkit_jit::listing::listing_of(&vm, 0, Mode::Fast).unwrap();
+    let mut vm = Interpreter::from_insns(insns);
+    let text = bpfkit_jit::listing::listing_of(&mut vm, 0, Mode::Fast).unwrap();
     assert!(text.contains("0: r0 = 0x1"), "{text}");
     assert!(
         text.contains("mov eax,1") || text.contains("mov rax,1"),

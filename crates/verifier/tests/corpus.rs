@@ -2,6 +2,8 @@
 //! recorded verdict (`corpus/expected/NAME.kernel.json`, written by `corpus/build.sh`
 //! from a real load), and every deliberately invalid sample in `corpus/obj/rejected`
 //! must be rejected with the kernel's message (`corpus/expected/rejected/NAME.log`).
+//! Each program's processed-instruction count is printed next to the kernel's
+//! `verified_insns` and must not exceed it by more than `MAX_INSN_RATIO`.
 
 use bpfkit_object::Object;
 use bpfkit_verifier::{verify, Options, Verdict};
@@ -14,6 +16,10 @@ fn root() -> PathBuf {
 /// Corpus programs where bpfkit does not (yet) reach the kernel's verdict, and why.
 /// The test fails if one of these starts agreeing (remove it here) or a new one appears.
 const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
+
+/// Largest accepted ratio of bpfkit's processed instructions to the kernel's
+/// `verified_insns` for a corpus program.
+const MAX_INSN_RATIO: f64 = 2.0;
 
 fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options {
     Options {
@@ -59,8 +65,10 @@ fn corpus_programs_match_kernel_verdicts() {
             };
             checked += 1;
             let rep = verify(prog, &linked.maps, &options(&obj, &linked));
+            let kinsns = kp["verified_insns"].as_u64().unwrap_or(0);
+            let ratio = rep.stats.processed_insns as f64 / kinsns.max(1) as f64;
             eprintln!(
-                "{stem}/{name}: {} processed={} (kernel verified_insns={}) states={} peak={} {}us",
+                "{stem}/{name}: {} processed={} (kernel verified_insns={}, ratio {ratio:.2}) states={} peak={} {}us",
                 match &rep.verdict {
                     Verdict::Accepted => "accepted".to_string(),
                     v => serde_json::to_string(v).unwrap(),
@@ -72,6 +80,14 @@ fn corpus_programs_match_kernel_verdicts() {
                 rep.stats.duration_us
             );
             let gap = KNOWN_GAPS.iter().find(|g| g.0 == stem && g.1 == name);
+            // Exploration must stay close to the kernel's (same pruning, same loop
+            // handling): at most MAX_INSN_RATIO times its processed instructions.
+            if gap.is_none() && kinsns > 0 && ratio > MAX_INSN_RATIO {
+                failures.push(format!(
+                    "{stem}/{name}: processed {} insns, {ratio:.2}x the kernel's {kinsns} (limit {MAX_INSN_RATIO}x)",
+                    rep.stats.processed_insns
+                ));
+            }
             let agrees = rep.verdict.is_accepted() == accepted;
             match (agrees, gap) {
                 (true, None) => {}

@@ -2,8 +2,9 @@
 //! stack and maps with the necessary checks) and their mutations (each dropping one
 //! check or breaking one rule) go through bpfkit's verifier and the kernel's
 //! (`BPF_PROG_LOAD` with a log). Disagreements are written as case files (raw
-//! encoding) under `$CARGO_TARGET_TMPDIR/verifier-disagreements/` so they can be
-//! copied into `tests/cases/`. Fails on any program bpfkit accepts and the kernel
+//! encoding, expecting the kernel's verdict) in
+//! `$CARGO_TARGET_TMPDIR/verifier-disagreements/diff-<unix time>/`; the test prints the
+//! `mv` command that makes that directory a case directory under `tests/cases/`. Fails on any program bpfkit accepts and the kernel
 //! rejects. `BPFKIT_VERIFIER_DIFF_CASES` sets the number of generated programs
 //! (default 60; each also yields 10 mutants).
 
@@ -72,8 +73,18 @@ fn differential_against_kernel() {
         .unwrap_or(60);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strat = program(Target::Xdp, Features::xdp());
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("verifier-disagreements");
-    let _ = std::fs::remove_dir_all(&out);
+    // Disagreements of this run go to a directory named like the case directory they
+    // should become (`tests/cases/diff-<unix time>/`), so one `mv` adds them to the suite.
+    let parent = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("verifier-disagreements");
+    let _ = std::fs::remove_dir_all(&parent);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let out = parent.join(format!("diff-{stamp}"));
+    let cases_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let cases_dir = cases_dir.canonicalize().unwrap_or(cases_dir);
+    let mut written = 0;
     let (
         mut total,
         mut agree,
@@ -147,6 +158,7 @@ fn differential_against_kernel() {
                         ),
                     )
                     .unwrap();
+                    written += 1;
                     eprintln!("DISAGREEMENT {}: {why}; kernel: {klast}", f.display());
                 }
             }
@@ -157,6 +169,13 @@ fn differential_against_kernel() {
         "differential: {total} programs, {decided} decided by bpfkit, {agree} agree with the kernel ({:.2}%), {unsupported} undecided, {false_rejects} false rejections, {wrong_message} different messages, {unsafe_accepts} UNSAFE acceptances",
         if decided > 0 { 100.0 * agree as f64 / decided as f64 } else { 0.0 }
     );
+    if written > 0 {
+        eprintln!(
+            "{written} disagreement(s) written as case files (expecting the kernel's verdict); add them to the suite with:\n  mv {} {}/",
+            out.display(),
+            cases_dir.display()
+        );
+    }
     assert_eq!(
         unsafe_accepts,
         0,

@@ -4,8 +4,9 @@
 //! a network namespace by `tests/fib_kernel.rs`:
 //!
 //! - `plen` < 64 or flags outside `DIRECT|OUTPUT|SKIP_NEIGH|TBID|SRC|MARK` → -EINVAL;
-//!   a family other than AF_INET/AF_INET6 → -EAFNOSUPPORT; `params->ifindex` not a known
-//!   device → -ENODEV (forwarding is taken as enabled on every device);
+//!   a family other than AF_INET/AF_INET6 → -EAFNOSUPPORT; IPv6 link-local, multicast or
+//!   loopback source/destination → `NOT_FWDED`; `params->ifindex` not a known device →
+//!   -ENODEV; an input device listed in `Config::fib_no_forwarding` → `FWD_DISABLED` (5);
 //! - no route → `NOT_FWDED` (4); a route with `ret` (blackhole 1, unreachable 2,
 //!   prohibit 3, ...) → that code, nothing written;
 //! - `tot_len` above the output device's MTU → `FRAG_NEEDED` (8) with `mtu_result` = MTU;
@@ -26,6 +27,7 @@ const EAFNOSUPPORT: i64 = 97;
 const FLAGS: u32 = 0x3f;
 const SKIP_NEIGH: u32 = 1 << 2;
 const RET_NOT_FWDED: u64 = 4;
+const RET_FWD_DISABLED: u64 = 5;
 const RET_NO_NEIGH: u64 = 7;
 const RET_FRAG_NEEDED: u64 = 8;
 
@@ -62,11 +64,23 @@ pub fn lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         AF_INET6 => 16,
         _ => return Ok(neg(EAFNOSUPPORT)),
     };
+    let dst = params[32..32 + alen].to_vec();
+    // rt6_need_strict: link-local, multicast and loopback addresses are never forwarded.
+    let strict = |a: &[u8]| {
+        a[0] == 0xff
+            || (a[0] == 0xfe && a[1] & 0xc0 == 0x80)
+            || a[..15].iter().all(|b| *b == 0) && a[15] == 1
+    };
+    if family == AF_INET6 && (strict(&dst) || strict(&params[16..32])) {
+        return Ok(RET_NOT_FWDED);
+    }
     let ifindex = u32::from_le_bytes(params[8..12].try_into().expect("4 bytes"));
     if rt.config.device(ifindex).is_none() {
         return Ok(neg(ENODEV));
     }
-    let dst = params[32..32 + alen].to_vec();
+    if rt.config.fib_no_forwarding.contains(&ifindex) {
+        return Ok(RET_FWD_DISABLED);
+    }
     let best = rt
         .config
         .fib

@@ -187,6 +187,22 @@ pub const SUPPORTED: &[(i32, &str)] = &[
         crate::user_ringbuf::USER_RINGBUF_DRAIN,
         "samples from Interpreter::user_ringbuf_push, one callback each",
     ),
+    (
+        crate::task::GET_CGROUP_CLASSID,
+        "Config::current_classid (the task's net_cls class)",
+    ),
+    (
+        crate::task::GET_CURRENT_CGROUP_ID,
+        "last of Config::current_cgroup",
+    ),
+    (
+        crate::task::GET_NS_CURRENT_PID_TGID,
+        "Config::current_pidns / current_pid_tgid; -EINVAL and zeroed otherwise",
+    ),
+    (
+        crate::task::GET_CURRENT_ANCESTOR_CGROUP_ID,
+        "Config::current_cgroup[level], 0 past it",
+    ),
 ];
 
 /// Kernel helper names by number (`__BPF_FUNC_MAPPER`), for error messages.
@@ -293,6 +309,10 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         DYNPTR_DATA => dynptr_data(rt, a),
         crate::timer::TIMER_INIT..=crate::timer::TIMER_CANCEL => crate::timer::call(rt, id, a),
         crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a),
+        crate::task::GET_CGROUP_CLASSID
+        | crate::task::GET_CURRENT_CGROUP_ID
+        | crate::task::GET_NS_CURRENT_PID_TGID
+        | crate::task::GET_CURRENT_ANCESTOR_CGROUP_ID => crate::task::call(rt, id, a),
         _ => match name(id) {
             Some(name) => Err(FaultKind::UnsupportedHelper { id, name }),
             None => Err(FaultKind::UnknownHelper(id as i64)),

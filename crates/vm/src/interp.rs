@@ -1,12 +1,28 @@
 //! The interpreter: executes linked instruction streams with the kernel's semantics.
+//!
+//! Two loops share one machine state:
+//!
+//! - the **fast loop** runs a pre-decoded form of each program ([`Decoded`], built once per
+//!   engine): one `match` per instruction on a compact opcode, immediates already
+//!   extended, jump targets and `lddw` constants already resolved, registers in a 16-slot
+//!   file indexed without bounds checks. The instruction budget is charged once per
+//!   straight-line run (the instructions from a jump target or call return up to the next
+//!   jump, call, exit or unusual instruction), which gives exactly the per-instruction
+//!   count as long as the budget covers the whole run;
+//! - the **exact loop** executes the raw instructions one at a time, counting each one. It
+//!   runs instructions the fast form leaves to it (atomics, `callx`, malformed or invalid
+//!   instructions: they fault exactly where and how they always did), the rest of a run
+//!   once the budget no longer covers a whole straight-line run (so `InsnLimit` stops at
+//!   the same instruction), and whole runs while coverage is recorded.
 
 use crate::error::{Fault, FaultKind};
 use crate::helpers;
 use crate::maps::map_handle;
-use crate::memory::RegionKind;
-use crate::runtime::{func_handle, Runtime, MAX_CALL_FRAMES};
+use crate::memory::{raw_load, raw_store, RegionKind};
+use crate::runtime::{func_handle, Program, Runtime, MAX_CALL_FRAMES};
 use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
+use std::sync::Arc;
 
 /// A caller's state saved across a local call.
 struct Frame {
@@ -32,6 +48,449 @@ fn fault(rt: &Runtime, prog: usize, pc: usize, kind: FaultKind) -> Box<Fault> {
     })
 }
 
+/// Compact opcodes of the fast loop. `I`: the operand is the pre-extended immediate, `R`:
+/// register `src`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[rustfmt::skip]
+enum Op {
+    Add64I, Add64R, Sub64I, Sub64R, Mul64I, Mul64R, Div64I, Div64R, SDiv64I, SDiv64R,
+    Mod64I, Mod64R, SMod64I, SMod64R, Or64I, Or64R, And64I, And64R, Xor64I, Xor64R,
+    Lsh64I, Lsh64R, Rsh64I, Rsh64R, Arsh64I, Arsh64R, Neg64, Mov64I, Mov64R,
+    MovSx64B, MovSx64H, MovSx64W,
+    Add32I, Add32R, Sub32I, Sub32R, Mul32I, Mul32R, Div32I, Div32R, SDiv32I, SDiv32R,
+    Mod32I, Mod32R, SMod32I, SMod32R, Or32I, Or32R, And32I, And32R, Xor32I, Xor32R,
+    Lsh32I, Lsh32R, Rsh32I, Rsh32R, Arsh32I, Arsh32R, Neg32, Mov32I, Mov32R,
+    MovSx32B, MovSx32H,
+    Swap16, Swap32, Swap64, Trunc16, Trunc32, Nop,
+    Ja,
+    Jeq64I, Jeq64R, Jne64I, Jne64R, Jgt64I, Jgt64R, Jge64I, Jge64R, Jlt64I, Jlt64R,
+    Jle64I, Jle64R, Jset64I, Jset64R, Jsgt64I, Jsgt64R, Jsge64I, Jsge64R, Jslt64I, Jslt64R,
+    Jsle64I, Jsle64R,
+    Jeq32I, Jeq32R, Jne32I, Jne32R, Jgt32I, Jgt32R, Jge32I, Jge32R, Jlt32I, Jlt32R,
+    Jle32I, Jle32R, Jset32I, Jset32R, Jsgt32I, Jsgt32R, Jsge32I, Jsge32R, Jslt32I, Jslt32R,
+    Jsle32I, Jsle32R,
+    Exit, Call, TailCall, CallLocal,
+    LdImm64,
+    LdxB, LdxH, LdxW, LdxDW, LdxSB, LdxSH, LdxSW,
+    StB, StH, StW, StDW, StxB, StxH, StxW, StxDW,
+    /// Executed by the exact loop's step (rare, unusual or invalid instructions).
+    Slow,
+    /// The slot after the last instruction: falling into it is `FellOffEnd`.
+    End,
+}
+
+/// One pre-decoded instruction slot.
+#[derive(Debug, Clone, Copy)]
+struct D {
+    op: Op,
+    dst: u8,
+    src: u8,
+    /// Memory offset (sign-extended), jump target slot, or helper id.
+    off: i32,
+    /// Instructions executed from this slot to the end of its straight-line run
+    /// (inclusive; an `lddw` counts once), charged when a run is entered here.
+    cost: u32,
+    /// Immediate, extended as the instruction uses it (64-bit operations: sign-extended,
+    /// 32-bit ones: zero-extended), or the `lddw` value.
+    imm: u64,
+}
+
+/// The pre-decoded form of every program of a runtime (built on first use, rebuilt if
+/// `Runtime::programs` is replaced).
+pub struct Decoded {
+    programs: Arc<Vec<Program>>,
+    code: Vec<Vec<D>>,
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Decoded({} programs)", self.code.len())
+    }
+}
+
+/// Builds the pre-decoded form of the runtime's programs now (engines call it at
+/// creation; otherwise it happens on the first run).
+pub fn predecode(rt: &mut Runtime) {
+    decoded(rt);
+}
+
+fn decoded(rt: &mut Runtime) -> Arc<Decoded> {
+    if let Some(d) = &rt.decoded {
+        if Arc::ptr_eq(&d.programs, &rt.programs) {
+            return d.clone();
+        }
+    }
+    let code = (0..rt.programs.len())
+        .map(|p| decode_program(rt, p))
+        .collect();
+    let d = Arc::new(Decoded {
+        programs: rt.programs.clone(),
+        code,
+    });
+    rt.decoded = Some(d.clone());
+    d
+}
+
+fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
+    let insns = &rt.programs[prog].insns;
+    let len = insns.len();
+    let mut code: Vec<D> = (0..len).map(|pc| decode_one(rt, prog, insns, pc)).collect();
+    code.push(D {
+        op: Op::End,
+        dst: 0,
+        src: 0,
+        off: 0,
+        cost: 0,
+        imm: 0,
+    });
+    // Straight-line run lengths, from the end backwards.
+    for pc in (0..len).rev() {
+        let d = &code[pc];
+        let cost = match d.op {
+            Op::LdImm64 => 1 + code[pc + 2].cost,
+            op if ends_run(op) => 1,
+            _ => 1 + code[pc + 1].cost,
+        };
+        code[pc].cost = cost;
+    }
+    code
+}
+
+/// Instructions after which the fast loop charges the budget of the next run.
+fn ends_run(op: Op) -> bool {
+    !matches!(
+        op,
+        Op::Add64I
+            | Op::Add64R
+            | Op::Sub64I
+            | Op::Sub64R
+            | Op::Mul64I
+            | Op::Mul64R
+            | Op::Div64I
+            | Op::Div64R
+            | Op::SDiv64I
+            | Op::SDiv64R
+            | Op::Mod64I
+            | Op::Mod64R
+            | Op::SMod64I
+            | Op::SMod64R
+            | Op::Or64I
+            | Op::Or64R
+            | Op::And64I
+            | Op::And64R
+            | Op::Xor64I
+            | Op::Xor64R
+            | Op::Lsh64I
+            | Op::Lsh64R
+            | Op::Rsh64I
+            | Op::Rsh64R
+            | Op::Arsh64I
+            | Op::Arsh64R
+            | Op::Neg64
+            | Op::Mov64I
+            | Op::Mov64R
+            | Op::MovSx64B
+            | Op::MovSx64H
+            | Op::MovSx64W
+            | Op::Add32I
+            | Op::Add32R
+            | Op::Sub32I
+            | Op::Sub32R
+            | Op::Mul32I
+            | Op::Mul32R
+            | Op::Div32I
+            | Op::Div32R
+            | Op::SDiv32I
+            | Op::SDiv32R
+            | Op::Mod32I
+            | Op::Mod32R
+            | Op::SMod32I
+            | Op::SMod32R
+            | Op::Or32I
+            | Op::Or32R
+            | Op::And32I
+            | Op::And32R
+            | Op::Xor32I
+            | Op::Xor32R
+            | Op::Lsh32I
+            | Op::Lsh32R
+            | Op::Rsh32I
+            | Op::Rsh32R
+            | Op::Arsh32I
+            | Op::Arsh32R
+            | Op::Neg32
+            | Op::Mov32I
+            | Op::Mov32R
+            | Op::MovSx32B
+            | Op::MovSx32H
+            | Op::Swap16
+            | Op::Swap32
+            | Op::Swap64
+            | Op::Trunc16
+            | Op::Trunc32
+            | Op::Nop
+            | Op::LdImm64
+            | Op::LdxB
+            | Op::LdxH
+            | Op::LdxW
+            | Op::LdxDW
+            | Op::LdxSB
+            | Op::LdxSH
+            | Op::LdxSW
+            | Op::StB
+            | Op::StH
+            | Op::StW
+            | Op::StDW
+            | Op::StxB
+            | Op::StxH
+            | Op::StxW
+            | Op::StxDW
+    )
+}
+
+/// The fast form of slot `pc`, or `Slow` for anything the exact loop must execute (it
+/// raises the same faults as always, when and if the slot runs).
+fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
+    let insn = insns[pc];
+    let slow = D {
+        op: Op::Slow,
+        dst: 0,
+        src: 0,
+        off: 0,
+        cost: 0,
+        imm: 0,
+    };
+    let (dst, src) = (insn.dst, insn.src);
+    if dst > 10 || src > 10 {
+        return slow;
+    }
+    let code = insn.code;
+    let imm = insn.imm;
+    let off = insn.off as i64;
+    let mk = |op: Op, off: i64, imm: u64| D {
+        op,
+        dst,
+        src,
+        off: off as i32,
+        cost: 0,
+        imm,
+    };
+    let len = insns.len();
+    let tgt = |rel: i64| -> Option<i64> {
+        let t = pc as i64 + rel + 1;
+        (t >= 0 && (t as usize) < len).then_some(t)
+    };
+    match class(code) {
+        BPF_ALU64 | BPF_ALU => {
+            if dst == 10 {
+                return slow;
+            }
+            let is64 = class(code) == BPF_ALU64;
+            let x = source(code) == BPF_X;
+            let o = op(code);
+            if o == BPF_END {
+                let to_be = source(code) == BPF_TO_BE;
+                if is64 && to_be {
+                    return slow;
+                }
+                let op = match (imm, is64 || to_be) {
+                    (16, false) => Op::Trunc16,
+                    (32, false) => Op::Trunc32,
+                    (64, false) => Op::Nop,
+                    (16, true) => Op::Swap16,
+                    (32, true) => Op::Swap32,
+                    (64, true) => Op::Swap64,
+                    _ => return slow,
+                };
+                return mk(op, 0, 0);
+            }
+            let reserved_set = if x { o == BPF_NEG || imm != 0 } else { src != 0 };
+            if reserved_set {
+                return slow;
+            }
+            let ext = if is64 {
+                imm as i64 as u64
+            } else {
+                imm as u32 as u64
+            };
+            macro_rules! pick {
+                ($i64:ident, $r64:ident, $i32:ident, $r32:ident) => {
+                    match (is64, x) {
+                        (true, false) => Op::$i64,
+                        (true, true) => Op::$r64,
+                        (false, false) => Op::$i32,
+                        (false, true) => Op::$r32,
+                    }
+                };
+            }
+            let op = match (o, off) {
+                (BPF_ADD, 0) => pick!(Add64I, Add64R, Add32I, Add32R),
+                (BPF_SUB, 0) => pick!(Sub64I, Sub64R, Sub32I, Sub32R),
+                (BPF_MUL, 0) => pick!(Mul64I, Mul64R, Mul32I, Mul32R),
+                (BPF_DIV, 0) => pick!(Div64I, Div64R, Div32I, Div32R),
+                (BPF_DIV, 1) => pick!(SDiv64I, SDiv64R, SDiv32I, SDiv32R),
+                (BPF_MOD, 0) => pick!(Mod64I, Mod64R, Mod32I, Mod32R),
+                (BPF_MOD, 1) => pick!(SMod64I, SMod64R, SMod32I, SMod32R),
+                (BPF_OR, 0) => pick!(Or64I, Or64R, Or32I, Or32R),
+                (BPF_AND, 0) => pick!(And64I, And64R, And32I, And32R),
+                (BPF_XOR, 0) => pick!(Xor64I, Xor64R, Xor32I, Xor32R),
+                (BPF_LSH, 0) => pick!(Lsh64I, Lsh64R, Lsh32I, Lsh32R),
+                (BPF_RSH, 0) => pick!(Rsh64I, Rsh64R, Rsh32I, Rsh32R),
+                (BPF_ARSH, 0) => pick!(Arsh64I, Arsh64R, Arsh32I, Arsh32R),
+                (BPF_NEG, 0) => pick!(Neg64, Neg64, Neg32, Neg32),
+                (BPF_MOV, 0) => pick!(Mov64I, Mov64R, Mov32I, Mov32R),
+                (BPF_MOV, 8) if x => pick!(MovSx64B, MovSx64B, MovSx32B, MovSx32B),
+                (BPF_MOV, 16) if x => pick!(MovSx64H, MovSx64H, MovSx32H, MovSx32H),
+                (BPF_MOV, 32) if x && is64 => Op::MovSx64W,
+                _ => return slow,
+            };
+            mk(op, 0, ext)
+        }
+        BPF_JMP | BPF_JMP32 => {
+            let is32 = class(code) == BPF_JMP32;
+            let x = source(code) == BPF_X;
+            let o = op(code);
+            match o {
+                BPF_JA => match tgt(if is32 { imm as i64 } else { off }) {
+                    Some(t) => mk(Op::Ja, t, 0),
+                    None => slow,
+                },
+                BPF_EXIT if code == (BPF_JMP | BPF_EXIT) => mk(Op::Exit, 0, 0),
+                BPF_CALL if code == (BPF_JMP | BPF_CALL) => match src {
+                    0 if imm == helpers::TAIL_CALL => mk(Op::TailCall, 0, 0),
+                    0 => mk(Op::Call, imm as i64, 0),
+                    BPF_PSEUDO_CALL => match tgt(imm as i64) {
+                        Some(t) => mk(Op::CallLocal, t, 0),
+                        None => slow,
+                    },
+                    _ => slow,
+                },
+                BPF_JEQ | BPF_JNE | BPF_JGT | BPF_JGE | BPF_JLT | BPF_JLE | BPF_JSET | BPF_JSGT
+                | BPF_JSGE | BPF_JSLT | BPF_JSLE => {
+                    let Some(t) = tgt(off) else { return slow };
+                    let ext = if is32 {
+                        imm as u32 as u64
+                    } else {
+                        imm as i64 as u64
+                    };
+                    macro_rules! pick {
+                        ($i64:ident, $r64:ident, $i32:ident, $r32:ident) => {
+                            match (is32, x) {
+                                (false, false) => Op::$i64,
+                                (false, true) => Op::$r64,
+                                (true, false) => Op::$i32,
+                                (true, true) => Op::$r32,
+                            }
+                        };
+                    }
+                    let op = match o {
+                        BPF_JEQ => pick!(Jeq64I, Jeq64R, Jeq32I, Jeq32R),
+                        BPF_JNE => pick!(Jne64I, Jne64R, Jne32I, Jne32R),
+                        BPF_JGT => pick!(Jgt64I, Jgt64R, Jgt32I, Jgt32R),
+                        BPF_JGE => pick!(Jge64I, Jge64R, Jge32I, Jge32R),
+                        BPF_JLT => pick!(Jlt64I, Jlt64R, Jlt32I, Jlt32R),
+                        BPF_JLE => pick!(Jle64I, Jle64R, Jle32I, Jle32R),
+                        BPF_JSET => pick!(Jset64I, Jset64R, Jset32I, Jset32R),
+                        BPF_JSGT => pick!(Jsgt64I, Jsgt64R, Jsgt32I, Jsgt32R),
+                        BPF_JSGE => pick!(Jsge64I, Jsge64R, Jsge32I, Jsge32R),
+                        BPF_JSLT => pick!(Jslt64I, Jslt64R, Jslt32I, Jslt32R),
+                        _ => pick!(Jsle64I, Jsle64R, Jsle32I, Jsle32R),
+                    };
+                    mk(op, t, ext)
+                }
+                _ => slow,
+            }
+        }
+        BPF_LD => {
+            if code != LDDW {
+                return slow;
+            }
+            let Some(hi) = insns.get(pc + 1) else {
+                return slow;
+            };
+            let lo = imm as u32 as u64;
+            let v = match src {
+                0 => lo | ((hi.imm as u32 as u64) << 32),
+                BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX => {
+                    if imm < 0 || imm as usize >= rt.maps.maps.len() {
+                        return slow;
+                    }
+                    map_handle(imm as usize)
+                }
+                BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE => {
+                    let m = rt.maps.maps.get(imm.max(0) as usize);
+                    match m.and_then(|m| m.direct_value_addr()) {
+                        Some(a) => a + hi.imm as u32 as u64,
+                        None => return slow,
+                    }
+                }
+                BPF_PSEUDO_FUNC => match tgt(imm as i64) {
+                    Some(t) => func_handle(prog, t as usize),
+                    None => return slow,
+                },
+                _ => return slow,
+            };
+            mk(Op::LdImm64, 0, v)
+        }
+        BPF_LDX => {
+            if dst == 10 {
+                return slow;
+            }
+            let op = match (mode(code), size(code)) {
+                (BPF_MEM, BPF_B) => Op::LdxB,
+                (BPF_MEM, BPF_H) => Op::LdxH,
+                (BPF_MEM, BPF_W) => Op::LdxW,
+                (BPF_MEM, BPF_DW) => Op::LdxDW,
+                (BPF_MEMSX, BPF_B) => Op::LdxSB,
+                (BPF_MEMSX, BPF_H) => Op::LdxSH,
+                (BPF_MEMSX, BPF_W) => Op::LdxSW,
+                _ => return slow,
+            };
+            mk(op, off, 0)
+        }
+        BPF_ST | BPF_STX => {
+            if mode(code) != BPF_MEM {
+                return slow;
+            }
+            let st = class(code) == BPF_ST;
+            if st && src != 0 {
+                return slow;
+            }
+            let op = match (st, size(code)) {
+                (true, BPF_B) => Op::StB,
+                (true, BPF_H) => Op::StH,
+                (true, BPF_W) => Op::StW,
+                (true, _) => Op::StDW,
+                (false, BPF_B) => Op::StxB,
+                (false, BPF_H) => Op::StxH,
+                (false, BPF_W) => Op::StxW,
+                (false, _) => Op::StxDW,
+            };
+            mk(op, off, imm as i64 as u64)
+        }
+        _ => slow,
+    }
+}
+
+/// The machine state shared by the fast and the exact loop.
+struct State<'p> {
+    /// r0..r10 (slots 11..15 unused: register numbers are masked with 15, which lets the
+    /// compiler drop bounds checks).
+    reg: [u64; 16],
+    prog: usize,
+    insns: &'p [RawInsn],
+    frames: Vec<Frame>,
+    /// Call depth of the function `run_function` was called for.
+    depth: usize,
+}
+
+/// What the exact loop's step did.
+enum Step {
+    Next(usize),
+    Return(u64),
+}
+
 /// Runs the function at slot `pc` of program `prog` with `args` in r1..r5, on a new
 /// frame at call depth `depth`, until it returns; returns r0.
 pub fn run_function(
@@ -42,18 +501,383 @@ pub fn run_function(
     depth: usize,
 ) -> Result<u64, Box<Fault>> {
     let programs = rt.programs.clone();
-    let mut reg = [0u64; 11];
-    reg[1..1 + args.len()].copy_from_slice(args);
-    reg[10] = rt.enter_frame(depth).map_err(|k| fault(rt, prog, pc, k))?;
-    let mut prog_idx = prog;
-    let mut insns: &[RawInsn] = &programs[prog].insns;
-    let mut pc = pc;
-    let mut frames: Vec<Frame> = Vec::new();
-    let limit = rt.config.insn_limit;
+    let mut st = State {
+        reg: [0u64; 16],
+        prog,
+        insns: &programs[prog].insns,
+        frames: Vec::new(),
+        depth,
+    };
+    st.reg[1..1 + args.len()].copy_from_slice(args);
+    st.reg[10] = rt.enter_frame(depth).map_err(|k| fault(rt, prog, pc, k))?;
+    if rt.coverage.is_some() || rt.exact_interp {
+        return run_exact(rt, &programs, &mut st, pc);
+    }
+    let dec = decoded(rt);
+    run_fast(rt, &programs, &dec, &mut st, pc)
+}
 
+/// The exact loop: one raw instruction at a time, each counted against the budget.
+fn run_exact<'p>(
+    rt: &mut Runtime,
+    programs: &'p [Program],
+    st: &mut State<'p>,
+    mut pc: usize,
+) -> Result<u64, Box<Fault>> {
+    let limit = rt.config.insn_limit;
+    loop {
+        if pc >= st.insns.len() {
+            return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd));
+        }
+        rt.insn_count += 1;
+        if rt.insn_count > limit {
+            return Err(fault(rt, st.prog, pc, FaultKind::InsnLimit(limit)));
+        }
+        match step(rt, programs, st, pc)? {
+            Step::Next(n) => pc = n,
+            Step::Return(r0) => return Ok(r0),
+        }
+    }
+}
+
+/// The fast loop over the pre-decoded program.
+fn run_fast<'p>(
+    rt: &mut Runtime,
+    programs: &'p [Program],
+    dec: &Decoded,
+    st: &mut State<'p>,
+    pc: usize,
+) -> Result<u64, Box<Fault>> {
+    let limit = rt.config.insn_limit;
+    let mut code: &[D] = &dec.code[st.prog];
+    let mut pc = pc;
+
+    // Enters a straight-line run at `$pc`: charges its length, or hands over to the exact
+    // loop when the budget does not cover it.
+    macro_rules! enter {
+        ($pc:expr) => {{
+            let npc: usize = $pc;
+            let c = code[npc].cost as u64;
+            rt.insn_count += c;
+            if rt.insn_count > limit {
+                rt.insn_count -= c;
+                return run_exact(rt, programs, st, npc);
+            }
+            pc = npc;
+        }};
+    }
+    // A fault at `pc` inside the current run: uncharge the rest of the run.
+    macro_rules! bail {
+        ($kind:expr) => {{
+            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+            return Err(fault(rt, st.prog, pc, $kind));
+        }};
+    }
+    macro_rules! r {
+        ($i:expr) => {
+            st.reg[($i & 15) as usize]
+        };
+    }
+    macro_rules! alu {
+        ($d:ident, $e:expr) => {{
+            r!($d.dst) = $e;
+            pc += 1;
+        }};
+    }
+    macro_rules! jmp {
+        ($d:ident, $c:expr) => {{
+            if $c {
+                enter!($d.off as usize)
+            } else {
+                enter!(pc + 1)
+            }
+        }};
+    }
+    macro_rules! ldx {
+        ($d:ident, $size:expr, $conv:expr) => {{
+            let addr = r!($d.src).wrapping_add($d.off as i64 as u64);
+            let v = match rt.regions.check(addr, $size, false) {
+                // SAFETY: `check` proved `[addr, addr + size)` is inside a live region,
+                // backed by memory the runtime owns for as long as it is registered.
+                Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
+                _ => match load(rt, addr, $size) {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
+                },
+            };
+            r!($d.dst) = $conv(v);
+            pc += 1;
+        }};
+    }
+    macro_rules! stx {
+        ($d:ident, $size:expr, $v:expr) => {{
+            let addr = r!($d.dst).wrapping_add($d.off as i64 as u64);
+            let v: u64 = $v;
+            if rt.regions.check(addr, $size, true).is_ok() {
+                // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable
+                // region (never the context, which is read-only).
+                unsafe { raw_store(addr, $size, v) };
+            } else if let Err(k) = store(rt, addr, $size, v) {
+                bail!(k);
+            }
+            pc += 1;
+        }};
+    }
+
+    enter!(pc);
+    loop {
+        let d = code[pc];
+        match d.op {
+            Op::Add64I => alu!(d, r!(d.dst).wrapping_add(d.imm)),
+            Op::Add64R => alu!(d, r!(d.dst).wrapping_add(r!(d.src))),
+            Op::Sub64I => alu!(d, r!(d.dst).wrapping_sub(d.imm)),
+            Op::Sub64R => alu!(d, r!(d.dst).wrapping_sub(r!(d.src))),
+            Op::Mul64I => alu!(d, r!(d.dst).wrapping_mul(d.imm)),
+            Op::Mul64R => alu!(d, r!(d.dst).wrapping_mul(r!(d.src))),
+            Op::Div64I => alu!(d, r!(d.dst).checked_div(d.imm).unwrap_or(0)),
+            Op::Div64R => alu!(d, r!(d.dst).checked_div(r!(d.src)).unwrap_or(0)),
+            Op::SDiv64I | Op::SDiv64R => {
+                let s = if d.op == Op::SDiv64I {
+                    d.imm
+                } else {
+                    r!(d.src)
+                };
+                alu!(d, alu64(BPF_DIV, r!(d.dst), s, 1, false).unwrap_or(0))
+            }
+            Op::Mod64I => alu!(d, r!(d.dst).checked_rem(d.imm).unwrap_or(r!(d.dst))),
+            Op::Mod64R => alu!(d, r!(d.dst).checked_rem(r!(d.src)).unwrap_or(r!(d.dst))),
+            Op::SMod64I | Op::SMod64R => {
+                let s = if d.op == Op::SMod64I {
+                    d.imm
+                } else {
+                    r!(d.src)
+                };
+                alu!(d, alu64(BPF_MOD, r!(d.dst), s, 1, false).unwrap_or(0))
+            }
+            Op::Or64I => alu!(d, r!(d.dst) | d.imm),
+            Op::Or64R => alu!(d, r!(d.dst) | r!(d.src)),
+            Op::And64I => alu!(d, r!(d.dst) & d.imm),
+            Op::And64R => alu!(d, r!(d.dst) & r!(d.src)),
+            Op::Xor64I => alu!(d, r!(d.dst) ^ d.imm),
+            Op::Xor64R => alu!(d, r!(d.dst) ^ r!(d.src)),
+            Op::Lsh64I => alu!(d, r!(d.dst).wrapping_shl(d.imm as u32 & 63)),
+            Op::Lsh64R => alu!(d, r!(d.dst).wrapping_shl(r!(d.src) as u32 & 63)),
+            Op::Rsh64I => alu!(d, r!(d.dst).wrapping_shr(d.imm as u32 & 63)),
+            Op::Rsh64R => alu!(d, r!(d.dst).wrapping_shr(r!(d.src) as u32 & 63)),
+            Op::Arsh64I => alu!(d, ((r!(d.dst) as i64) >> (d.imm & 63)) as u64),
+            Op::Arsh64R => alu!(d, ((r!(d.dst) as i64) >> (r!(d.src) & 63)) as u64),
+            Op::Neg64 => alu!(d, r!(d.dst).wrapping_neg()),
+            Op::Mov64I => alu!(d, d.imm),
+            Op::Mov64R => alu!(d, r!(d.src)),
+            Op::MovSx64B => alu!(d, r!(d.src) as u8 as i8 as i64 as u64),
+            Op::MovSx64H => alu!(d, r!(d.src) as u16 as i16 as i64 as u64),
+            Op::MovSx64W => alu!(d, r!(d.src) as u32 as i32 as i64 as u64),
+            Op::Add32I => alu!(d, (r!(d.dst) as u32).wrapping_add(d.imm as u32) as u64),
+            Op::Add32R => alu!(d, (r!(d.dst) as u32).wrapping_add(r!(d.src) as u32) as u64),
+            Op::Sub32I => alu!(d, (r!(d.dst) as u32).wrapping_sub(d.imm as u32) as u64),
+            Op::Sub32R => alu!(d, (r!(d.dst) as u32).wrapping_sub(r!(d.src) as u32) as u64),
+            Op::Mul32I => alu!(d, (r!(d.dst) as u32).wrapping_mul(d.imm as u32) as u64),
+            Op::Mul32R => alu!(d, (r!(d.dst) as u32).wrapping_mul(r!(d.src) as u32) as u64),
+            Op::Div32I
+            | Op::Div32R
+            | Op::SDiv32I
+            | Op::SDiv32R
+            | Op::Mod32I
+            | Op::Mod32R
+            | Op::SMod32I
+            | Op::SMod32R => {
+                let x = matches!(d.op, Op::Div32R | Op::SDiv32R | Op::Mod32R | Op::SMod32R);
+                let s = if x { r!(d.src) } else { d.imm };
+                let (o, signed) = match d.op {
+                    Op::Div32I | Op::Div32R => (BPF_DIV, 0),
+                    Op::SDiv32I | Op::SDiv32R => (BPF_DIV, 1),
+                    Op::Mod32I | Op::Mod32R => (BPF_MOD, 0),
+                    _ => (BPF_MOD, 1),
+                };
+                alu!(d, alu32(o, r!(d.dst), s, signed, x).unwrap_or(0))
+            }
+            Op::Or32I => alu!(d, (r!(d.dst) as u32 | d.imm as u32) as u64),
+            Op::Or32R => alu!(d, (r!(d.dst) as u32 | r!(d.src) as u32) as u64),
+            Op::And32I => alu!(d, (r!(d.dst) as u32 & d.imm as u32) as u64),
+            Op::And32R => alu!(d, (r!(d.dst) as u32 & r!(d.src) as u32) as u64),
+            Op::Xor32I => alu!(d, (r!(d.dst) as u32 ^ d.imm as u32) as u64),
+            Op::Xor32R => alu!(d, (r!(d.dst) as u32 ^ r!(d.src) as u32) as u64),
+            Op::Lsh32I => alu!(d, (r!(d.dst) as u32).wrapping_shl(d.imm as u32 & 31) as u64),
+            Op::Lsh32R => alu!(
+                d,
+                (r!(d.dst) as u32).wrapping_shl(r!(d.src) as u32 & 31) as u64
+            ),
+            Op::Rsh32I => alu!(d, (r!(d.dst) as u32).wrapping_shr(d.imm as u32 & 31) as u64),
+            Op::Rsh32R => alu!(
+                d,
+                (r!(d.dst) as u32).wrapping_shr(r!(d.src) as u32 & 31) as u64
+            ),
+            Op::Arsh32I => alu!(d, ((r!(d.dst) as i32) >> (d.imm as u32 & 31)) as u32 as u64),
+            Op::Arsh32R => alu!(
+                d,
+                ((r!(d.dst) as i32) >> (r!(d.src) as u32 & 31)) as u32 as u64
+            ),
+            Op::Neg32 => alu!(d, (r!(d.dst) as u32).wrapping_neg() as u64),
+            Op::Mov32I => alu!(d, d.imm as u32 as u64),
+            Op::Mov32R => alu!(d, r!(d.src) as u32 as u64),
+            Op::MovSx32B => alu!(d, r!(d.src) as u8 as i8 as i32 as u32 as u64),
+            Op::MovSx32H => alu!(d, r!(d.src) as u16 as i16 as i32 as u32 as u64),
+            Op::Swap16 => alu!(d, (r!(d.dst) as u16).swap_bytes() as u64),
+            Op::Swap32 => alu!(d, (r!(d.dst) as u32).swap_bytes() as u64),
+            Op::Swap64 => alu!(d, r!(d.dst).swap_bytes()),
+            Op::Trunc16 => alu!(d, r!(d.dst) as u16 as u64),
+            Op::Trunc32 => alu!(d, r!(d.dst) as u32 as u64),
+            Op::Nop => pc += 1,
+            Op::Ja => enter!(d.off as usize),
+            Op::Jeq64I => jmp!(d, r!(d.dst) == d.imm),
+            Op::Jeq64R => jmp!(d, r!(d.dst) == r!(d.src)),
+            Op::Jne64I => jmp!(d, r!(d.dst) != d.imm),
+            Op::Jne64R => jmp!(d, r!(d.dst) != r!(d.src)),
+            Op::Jgt64I => jmp!(d, r!(d.dst) > d.imm),
+            Op::Jgt64R => jmp!(d, r!(d.dst) > r!(d.src)),
+            Op::Jge64I => jmp!(d, r!(d.dst) >= d.imm),
+            Op::Jge64R => jmp!(d, r!(d.dst) >= r!(d.src)),
+            Op::Jlt64I => jmp!(d, r!(d.dst) < d.imm),
+            Op::Jlt64R => jmp!(d, r!(d.dst) < r!(d.src)),
+            Op::Jle64I => jmp!(d, r!(d.dst) <= d.imm),
+            Op::Jle64R => jmp!(d, r!(d.dst) <= r!(d.src)),
+            Op::Jset64I => jmp!(d, r!(d.dst) & d.imm != 0),
+            Op::Jset64R => jmp!(d, r!(d.dst) & r!(d.src) != 0),
+            Op::Jsgt64I => jmp!(d, (r!(d.dst) as i64) > d.imm as i64),
+            Op::Jsgt64R => jmp!(d, (r!(d.dst) as i64) > r!(d.src) as i64),
+            Op::Jsge64I => jmp!(d, (r!(d.dst) as i64) >= d.imm as i64),
+            Op::Jsge64R => jmp!(d, (r!(d.dst) as i64) >= r!(d.src) as i64),
+            Op::Jslt64I => jmp!(d, (r!(d.dst) as i64) < d.imm as i64),
+            Op::Jslt64R => jmp!(d, (r!(d.dst) as i64) < r!(d.src) as i64),
+            Op::Jsle64I => jmp!(d, (r!(d.dst) as i64) <= d.imm as i64),
+            Op::Jsle64R => jmp!(d, (r!(d.dst) as i64) <= r!(d.src) as i64),
+            Op::Jeq32I => jmp!(d, r!(d.dst) as u32 == d.imm as u32),
+            Op::Jeq32R => jmp!(d, r!(d.dst) as u32 == r!(d.src) as u32),
+            Op::Jne32I => jmp!(d, r!(d.dst) as u32 != d.imm as u32),
+            Op::Jne32R => jmp!(d, r!(d.dst) as u32 != r!(d.src) as u32),
+            Op::Jgt32I => jmp!(d, r!(d.dst) as u32 > d.imm as u32),
+            Op::Jgt32R => jmp!(d, r!(d.dst) as u32 > r!(d.src) as u32),
+            Op::Jge32I => jmp!(d, r!(d.dst) as u32 >= d.imm as u32),
+            Op::Jge32R => jmp!(d, r!(d.dst) as u32 >= r!(d.src) as u32),
+            Op::Jlt32I => jmp!(d, (r!(d.dst) as u32) < d.imm as u32),
+            Op::Jlt32R => jmp!(d, (r!(d.dst) as u32) < r!(d.src) as u32),
+            Op::Jle32I => jmp!(d, r!(d.dst) as u32 <= d.imm as u32),
+            Op::Jle32R => jmp!(d, r!(d.dst) as u32 <= r!(d.src) as u32),
+            Op::Jset32I => jmp!(d, r!(d.dst) as u32 & d.imm as u32 != 0),
+            Op::Jset32R => jmp!(d, r!(d.dst) as u32 & r!(d.src) as u32 != 0),
+            Op::Jsgt32I => jmp!(d, (r!(d.dst) as i32) > d.imm as i32),
+            Op::Jsgt32R => jmp!(d, (r!(d.dst) as i32) > r!(d.src) as i32),
+            Op::Jsge32I => jmp!(d, (r!(d.dst) as i32) >= d.imm as i32),
+            Op::Jsge32R => jmp!(d, (r!(d.dst) as i32) >= r!(d.src) as i32),
+            Op::Jslt32I => jmp!(d, (r!(d.dst) as i32) < d.imm as i32),
+            Op::Jslt32R => jmp!(d, (r!(d.dst) as i32) < r!(d.src) as i32),
+            Op::Jsle32I => jmp!(d, (r!(d.dst) as i32) <= d.imm as i32),
+            Op::Jsle32R => jmp!(d, (r!(d.dst) as i32) <= r!(d.src) as i32),
+            Op::Exit => {
+                let depth_now = st.depth + st.frames.len();
+                rt.leave_frame(depth_now);
+                match st.frames.pop() {
+                    None => return Ok(st.reg[0]),
+                    Some(f) => {
+                        st.prog = f.prog;
+                        st.insns = &programs[f.prog].insns;
+                        code = &dec.code[f.prog];
+                        st.reg[6..10].copy_from_slice(&f.saved);
+                        st.reg[10] = f.r10;
+                        rt.depth = st.depth + st.frames.len();
+                        enter!(f.ret_pc)
+                    }
+                }
+            }
+            Op::Call => {
+                rt.depth = st.depth + st.frames.len();
+                rt.current_prog = st.prog;
+                let g = &st.reg;
+                let args = [g[1], g[2], g[3], g[4], g[5]];
+                match helpers::call(rt, d.off, &args) {
+                    Ok(v) => st.reg[0] = v,
+                    Err(k) => bail!(k),
+                }
+                enter!(pc + 1)
+            }
+            Op::TailCall => {
+                rt.depth = st.depth + st.frames.len();
+                rt.current_prog = st.prog;
+                let g = &st.reg;
+                let args = [g[1], g[2], g[3], g[4], g[5]];
+                match helpers::tail_call_target(rt, &args) {
+                    Ok(Some(t)) => {
+                        st.prog = t;
+                        st.insns = &programs[t].insns;
+                        code = &dec.code[t];
+                        enter!(0)
+                    }
+                    Ok(None) => enter!(pc + 1),
+                    Err(k) => bail!(k),
+                }
+            }
+            Op::CallLocal => {
+                let depth_now = st.depth + st.frames.len();
+                if depth_now + 1 >= MAX_CALL_FRAMES {
+                    bail!(FaultKind::CallDepth(MAX_CALL_FRAMES));
+                }
+                let g = &st.reg;
+                st.frames.push(Frame {
+                    prog: st.prog,
+                    ret_pc: pc + 1,
+                    saved: [g[6], g[7], g[8], g[9]],
+                    r10: g[10],
+                });
+                match rt.enter_frame(depth_now + 1) {
+                    Ok(top) => st.reg[10] = top,
+                    Err(k) => bail!(k),
+                }
+                rt.depth = depth_now + 1;
+                enter!(d.off as usize)
+            }
+            Op::LdImm64 => {
+                r!(d.dst) = d.imm;
+                pc += 2;
+            }
+            Op::LdxB => ldx!(d, 1, |v: u64| v),
+            Op::LdxH => ldx!(d, 2, |v: u64| v),
+            Op::LdxW => ldx!(d, 4, |v: u64| v),
+            Op::LdxDW => ldx!(d, 8, |v: u64| v),
+            Op::LdxSB => ldx!(d, 1, |v: u64| v as u8 as i8 as i64 as u64),
+            Op::LdxSH => ldx!(d, 2, |v: u64| v as u16 as i16 as i64 as u64),
+            Op::LdxSW => ldx!(d, 4, |v: u64| v as u32 as i32 as i64 as u64),
+            Op::StB => stx!(d, 1, d.imm),
+            Op::StH => stx!(d, 2, d.imm),
+            Op::StW => stx!(d, 4, d.imm),
+            Op::StDW => stx!(d, 8, d.imm),
+            Op::StxB => stx!(d, 1, r!(d.src)),
+            Op::StxH => stx!(d, 2, r!(d.src)),
+            Op::StxW => stx!(d, 4, r!(d.src)),
+            Op::StxDW => stx!(d, 8, r!(d.src)),
+            Op::Slow => match step(rt, programs, st, pc)? {
+                Step::Next(n) => {
+                    code = &dec.code[st.prog];
+                    enter!(n)
+                }
+                Step::Return(r0) => return Ok(r0),
+            },
+            Op::End => return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd)),
+        }
+    }
+}
+
+/// Executes the raw instruction at `pc` (the exact loop's step; also the fast loop's
+/// `Slow` slots). Does not count it.
+fn step<'p>(
+    rt: &mut Runtime,
+    programs: &'p [Program],
+    st: &mut State<'p>,
+    pc: usize,
+) -> Result<Step, Box<Fault>> {
+    let insn = st.insns[pc];
     macro_rules! bail {
         ($kind:expr) => {
-            return Err(fault(rt, prog_idx, pc, $kind))
+            return Err(fault(rt, st.prog, pc, $kind))
         };
     }
     macro_rules! tri {
@@ -64,254 +888,246 @@ pub fn run_function(
             }
         };
     }
-
-    loop {
-        let Some(&insn) = insns.get(pc) else {
-            bail!(FaultKind::FellOffEnd);
-        };
-        rt.insn_count += 1;
-        if rt.insn_count > limit {
-            bail!(FaultKind::InsnLimit(limit));
-        }
-        let dst = insn.dst as usize;
-        let src = insn.src as usize;
-        if dst > 10 || src > 10 {
-            bail!(FaultKind::Unsupported(format!(
-                "register r{} does not exist",
-                dst.max(src)
-            )));
-        }
-        let off = insn.off as i64;
-        let imm = insn.imm;
-        let code = insn.code;
-        let mut next = pc + 1;
-        if let Some(c) = rt.coverage.as_mut() {
-            c.hit(prog_idx, pc);
-        }
-
-        match class(code) {
-            BPF_ALU64 | BPF_ALU => {
-                if dst == 10 {
-                    bail!(FaultKind::Unsupported(
-                        "r10 (frame pointer) is read-only".into()
-                    ));
-                }
-                let is64 = class(code) == BPF_ALU64;
-                let x = source(code) == BPF_X;
-                let o = op(code);
-                let v = if o == BPF_END {
-                    tri!(byteswap(code, reg[dst], imm))
-                } else {
-                    let s = if x {
-                        reg[src]
-                    } else if is64 {
-                        imm as i64 as u64
-                    } else {
-                        imm as u32 as u64
-                    };
-                    if (o == BPF_NEG && x) || (!x && src != 0) || (x && imm != 0 && o != BPF_END) {
-                        bail!(FaultKind::UnknownOpcode(code));
-                    }
-                    let r = if is64 {
-                        alu64(o, reg[dst], s, off, x)
-                    } else {
-                        alu32(o, reg[dst], s, off, x)
-                    };
-                    match r {
-                        Some(v) => v,
-                        None => bail!(FaultKind::UnknownOpcode(code)),
-                    }
-                };
-                reg[dst] = v;
-            }
-            BPF_JMP | BPF_JMP32 => {
-                let is32 = class(code) == BPF_JMP32;
-                let o = op(code);
-                match o {
-                    BPF_JA => {
-                        let rel = if is32 { imm as i64 } else { off };
-                        next = tri!(target(pc, rel, insns.len()));
-                    }
-                    BPF_EXIT if !is32 && code == (BPF_JMP | BPF_EXIT) => {
-                        let depth_now = depth + frames.len();
-                        rt.leave_frame(depth_now);
-                        match frames.pop() {
-                            None => return Ok(reg[0]),
-                            Some(f) => {
-                                prog_idx = f.prog;
-                                insns = &programs[prog_idx].insns;
-                                reg[6..10].copy_from_slice(&f.saved);
-                                reg[10] = f.r10;
-                                next = f.ret_pc;
-                                rt.depth = depth + frames.len();
-                            }
-                        }
-                    }
-                    BPF_CALL if !is32 => {
-                        let (kind, value) = if source(code) == BPF_X {
-                            // callx: the register (dst, as LLVM encodes it) holds a function or
-                            // a helper number.
-                            let r = if imm != 0 && (imm as u32) <= 10 {
-                                imm as usize
-                            } else {
-                                dst
-                            };
-                            let v = reg[r];
-                            match crate::runtime::handle_to_func(v) {
-                                Some((p, t)) if p == prog_idx => {
-                                    (BPF_PSEUDO_CALL, t as i64 - pc as i64 - 1)
-                                }
-                                _ => (0, v as i64),
-                            }
-                        } else {
-                            (src as u8, imm as i64)
-                        };
-                        match kind {
-                            BPF_PSEUDO_CALL => {
-                                let t = tri!(target(pc, value, insns.len()));
-                                let depth_now = depth + frames.len();
-                                if depth_now + 1 >= MAX_CALL_FRAMES {
-                                    bail!(FaultKind::CallDepth(MAX_CALL_FRAMES));
-                                }
-                                let saved = [reg[6], reg[7], reg[8], reg[9]];
-                                frames.push(Frame {
-                                    prog: prog_idx,
-                                    ret_pc: pc + 1,
-                                    saved,
-                                    r10: reg[10],
-                                });
-                                reg[10] = tri!(rt.enter_frame(depth_now + 1));
-                                rt.depth = depth_now + 1;
-                                next = t;
-                            }
-                            0 => {
-                                rt.depth = depth + frames.len();
-                                rt.current_prog = prog_idx;
-                                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                                if value == helpers::TAIL_CALL as i64 {
-                                    if let Some(t) = tri!(helpers::tail_call_target(rt, &args)) {
-                                        prog_idx = t;
-                                        insns = &programs[prog_idx].insns;
-                                        next = 0;
-                                    }
-                                } else {
-                                    let Ok(id) = i32::try_from(value) else {
-                                        bail!(FaultKind::UnknownHelper(value));
-                                    };
-                                    reg[0] = tri!(helpers::call(rt, id, &args));
-                                }
-                            }
-                            BPF_PSEUDO_KFUNC_CALL => {
-                                bail!(FaultKind::Unsupported(format!(
-                                    "kfunc call (BTF id {imm}) is not supported"
-                                )))
-                            }
-                            _ => bail!(FaultKind::UnknownOpcode(code)),
-                        }
-                    }
-                    _ => {
-                        let a = reg[dst];
-                        let b = if source(code) == BPF_X {
-                            reg[src]
-                        } else if is32 {
-                            imm as u32 as u64
-                        } else {
-                            imm as i64 as u64
-                        };
-                        let Some(taken) = cond(o, a, b, is32) else {
-                            bail!(FaultKind::UnknownOpcode(code));
-                        };
-                        if let Some(c) = rt.coverage.as_mut() {
-                            c.branch(prog_idx, pc, taken);
-                        }
-                        if taken {
-                            next = tri!(target(pc, off, insns.len()));
-                        }
-                    }
-                }
-            }
-            BPF_LD => {
-                if code == 0 {
-                    // Also what the second slot of an lddw looks like when jumped into.
-                    bail!(FaultKind::UnknownOpcode(code));
-                }
-                if code != LDDW {
-                    bail!(FaultKind::Unsupported(format!(
-                        "opcode {code:#04x}: legacy packet access (LD_ABS/LD_IND) is not available to XDP programs"
-                    )));
-                }
-                let Some(hi) = insns.get(pc + 1) else {
-                    bail!(FaultKind::TruncatedLddw);
-                };
-                let lo = imm as u32 as u64;
-                let v = match src as u8 {
-                    0 => lo | ((hi.imm as u32 as u64) << 32),
-                    BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX => {
-                        if imm < 0 || imm as usize >= rt.maps.maps.len() {
-                            bail!(FaultKind::Unsupported(format!(
-                                "lddw refers to map #{imm}, but the object has {} maps",
-                                rt.maps.maps.len()
-                            )));
-                        }
-                        map_handle(imm as usize)
-                    }
-                    BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE => {
-                        let m = rt.maps.maps.get(imm.max(0) as usize);
-                        match m.and_then(|m| m.direct_value_addr()) {
-                            Some(a) => a + hi.imm as u32 as u64,
-                            None => bail!(FaultKind::Unsupported(format!(
-                                "lddw takes the address of a value of map #{imm}, which is not a single-value array"
-                            ))),
-                        }
-                    }
-                    BPF_PSEUDO_FUNC => {
-                        func_handle(prog_idx, tri!(target(pc, imm as i64, insns.len())))
-                    }
-                    s => bail!(FaultKind::Unsupported(format!(
-                        "lddw with src {s} (BTF ids) is not supported"
-                    ))),
-                };
-                reg[dst] = v;
-                next = pc + 2;
-            }
-            BPF_LDX => {
-                let m = mode(code);
-                let size = size_bytes(code);
-                if (m != BPF_MEM && m != BPF_MEMSX) || (m == BPF_MEMSX && size == 8) || dst == 10 {
-                    bail!(FaultKind::UnknownOpcode(code));
-                }
-                let addr = reg[src].wrapping_add(off as u64);
-                let v = tri!(load(rt, addr, size));
-                reg[dst] = if m == BPF_MEMSX {
-                    sign_extend(v, size)
-                } else {
-                    v
-                };
-            }
-            BPF_ST | BPF_STX => {
-                let m = mode(code);
-                let size = size_bytes(code);
-                let addr = reg[dst].wrapping_add(off as u64);
-                if m == BPF_MEM {
-                    let v = if class(code) == BPF_ST {
-                        imm as i64 as u64
-                    } else {
-                        reg[src]
-                    };
-                    if class(code) == BPF_ST && src != 0 {
-                        bail!(FaultKind::UnknownOpcode(code));
-                    }
-                    tri!(store(rt, addr, size, v));
-                } else if m == BPF_ATOMIC && class(code) == BPF_STX {
-                    tri!(atomic(rt, &mut reg, dst, src, addr, size, imm));
-                } else {
-                    bail!(FaultKind::UnknownOpcode(code));
-                }
-            }
-            _ => bail!(FaultKind::UnknownOpcode(code)),
-        }
-        pc = next;
+    let dst = insn.dst as usize;
+    let src = insn.src as usize;
+    if dst > 10 || src > 10 {
+        bail!(FaultKind::Unsupported(format!(
+            "register r{} does not exist",
+            dst.max(src)
+        )));
     }
+    let off = insn.off as i64;
+    let imm = insn.imm;
+    let code = insn.code;
+    let mut next = pc + 1;
+    let prog_idx = st.prog;
+    if let Some(c) = rt.coverage.as_mut() {
+        c.hit(prog_idx, pc);
+    }
+    let insns = st.insns;
+    let reg = &mut st.reg;
+    let depth = st.depth;
+
+    match class(code) {
+        BPF_ALU64 | BPF_ALU => {
+            if dst == 10 {
+                bail!(FaultKind::Unsupported(
+                    "r10 (frame pointer) is read-only".into()
+                ));
+            }
+            let is64 = class(code) == BPF_ALU64;
+            let x = source(code) == BPF_X;
+            let o = op(code);
+            let v = if o == BPF_END {
+                tri!(byteswap(code, reg[dst], imm))
+            } else {
+                let s = if x {
+                    reg[src]
+                } else if is64 {
+                    imm as i64 as u64
+                } else {
+                    imm as u32 as u64
+                };
+                if (o == BPF_NEG && x) || (!x && src != 0) || (x && imm != 0 && o != BPF_END) {
+                    bail!(FaultKind::UnknownOpcode(code));
+                }
+                let r = if is64 {
+                    alu64(o, reg[dst], s, off, x)
+                } else {
+                    alu32(o, reg[dst], s, off, x)
+                };
+                match r {
+                    Some(v) => v,
+                    None => bail!(FaultKind::UnknownOpcode(code)),
+                }
+            };
+            reg[dst] = v;
+        }
+        BPF_JMP | BPF_JMP32 => {
+            let is32 = class(code) == BPF_JMP32;
+            let o = op(code);
+            match o {
+                BPF_JA => {
+                    let rel = if is32 { imm as i64 } else { off };
+                    next = tri!(target(pc, rel, insns.len()));
+                }
+                BPF_EXIT if !is32 && code == (BPF_JMP | BPF_EXIT) => {
+                    let depth_now = depth + st.frames.len();
+                    rt.leave_frame(depth_now);
+                    match st.frames.pop() {
+                        None => return Ok(Step::Return(reg[0])),
+                        Some(f) => {
+                            st.prog = f.prog;
+                            st.insns = &programs[f.prog].insns;
+                            reg[6..10].copy_from_slice(&f.saved);
+                            reg[10] = f.r10;
+                            next = f.ret_pc;
+                            rt.depth = depth + st.frames.len();
+                        }
+                    }
+                }
+                BPF_CALL if !is32 => {
+                    let (kind, value) = if source(code) == BPF_X {
+                        // callx: the register (dst, as LLVM encodes it) holds a function or
+                        // a helper number.
+                        let r = if imm != 0 && (imm as u32) <= 10 {
+                            imm as usize
+                        } else {
+                            dst
+                        };
+                        let v = reg[r];
+                        match crate::runtime::handle_to_func(v) {
+                            Some((p, t)) if p == prog_idx => {
+                                (BPF_PSEUDO_CALL, t as i64 - pc as i64 - 1)
+                            }
+                            _ => (0, v as i64),
+                        }
+                    } else {
+                        (src as u8, imm as i64)
+                    };
+                    match kind {
+                        BPF_PSEUDO_CALL => {
+                            let t = tri!(target(pc, value, insns.len()));
+                            let depth_now = depth + st.frames.len();
+                            if depth_now + 1 >= MAX_CALL_FRAMES {
+                                bail!(FaultKind::CallDepth(MAX_CALL_FRAMES));
+                            }
+                            let saved = [reg[6], reg[7], reg[8], reg[9]];
+                            st.frames.push(Frame {
+                                prog: prog_idx,
+                                ret_pc: pc + 1,
+                                saved,
+                                r10: reg[10],
+                            });
+                            reg[10] = tri!(rt.enter_frame(depth_now + 1));
+                            rt.depth = depth_now + 1;
+                            next = t;
+                        }
+                        0 => {
+                            rt.depth = depth + st.frames.len();
+                            rt.current_prog = prog_idx;
+                            let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                            if value == helpers::TAIL_CALL as i64 {
+                                if let Some(t) = tri!(helpers::tail_call_target(rt, &args)) {
+                                    st.prog = t;
+                                    st.insns = &programs[t].insns;
+                                    next = 0;
+                                }
+                            } else {
+                                let Ok(id) = i32::try_from(value) else {
+                                    bail!(FaultKind::UnknownHelper(value));
+                                };
+                                reg[0] = tri!(helpers::call(rt, id, &args));
+                            }
+                        }
+                        BPF_PSEUDO_KFUNC_CALL => {
+                            bail!(FaultKind::Unsupported(format!(
+                                "kfunc call (BTF id {imm}) is not supported"
+                            )))
+                        }
+                        _ => bail!(FaultKind::UnknownOpcode(code)),
+                    }
+                }
+                _ => {
+                    let a = reg[dst];
+                    let b = if source(code) == BPF_X {
+                        reg[src]
+                    } else if is32 {
+                        imm as u32 as u64
+                    } else {
+                        imm as i64 as u64
+                    };
+                    let Some(taken) = cond(o, a, b, is32) else {
+                        bail!(FaultKind::UnknownOpcode(code));
+                    };
+                    if let Some(c) = rt.coverage.as_mut() {
+                        c.branch(prog_idx, pc, taken);
+                    }
+                    if taken {
+                        next = tri!(target(pc, off, insns.len()));
+                    }
+                }
+            }
+        }
+        BPF_LD => {
+            if code == 0 {
+                // Also what the second slot of an lddw looks like when jumped into.
+                bail!(FaultKind::UnknownOpcode(code));
+            }
+            if code != LDDW {
+                bail!(FaultKind::Unsupported(format!(
+                    "opcode {code:#04x}: legacy packet access (LD_ABS/LD_IND) is not available to XDP programs"
+                )));
+            }
+            let Some(hi) = insns.get(pc + 1) else {
+                bail!(FaultKind::TruncatedLddw);
+            };
+            let lo = imm as u32 as u64;
+            let v = match src as u8 {
+                0 => lo | ((hi.imm as u32 as u64) << 32),
+                BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX => {
+                    if imm < 0 || imm as usize >= rt.maps.maps.len() {
+                        bail!(FaultKind::Unsupported(format!(
+                            "lddw refers to map #{imm}, but the object has {} maps",
+                            rt.maps.maps.len()
+                        )));
+                    }
+                    map_handle(imm as usize)
+                }
+                BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE => {
+                    let m = rt.maps.maps.get(imm.max(0) as usize);
+                    match m.and_then(|m| m.direct_value_addr()) {
+                        Some(a) => a + hi.imm as u32 as u64,
+                        None => bail!(FaultKind::Unsupported(format!(
+                            "lddw takes the address of a value of map #{imm}, which is not a single-value array"
+                        ))),
+                    }
+                }
+                BPF_PSEUDO_FUNC => func_handle(prog_idx, tri!(target(pc, imm as i64, insns.len()))),
+                s => bail!(FaultKind::Unsupported(format!(
+                    "lddw with src {s} (BTF ids) is not supported"
+                ))),
+            };
+            reg[dst] = v;
+            next = pc + 2;
+        }
+        BPF_LDX => {
+            let m = mode(code);
+            let size = size_bytes(code);
+            if (m != BPF_MEM && m != BPF_MEMSX) || (m == BPF_MEMSX && size == 8) || dst == 10 {
+                bail!(FaultKind::UnknownOpcode(code));
+            }
+            let addr = reg[src].wrapping_add(off as u64);
+            let v = tri!(load(rt, addr, size));
+            reg[dst] = if m == BPF_MEMSX {
+                sign_extend(v, size)
+            } else {
+                v
+            };
+        }
+        BPF_ST | BPF_STX => {
+            let m = mode(code);
+            let size = size_bytes(code);
+            let addr = reg[dst].wrapping_add(off as u64);
+            if m == BPF_MEM {
+                let v = if class(code) == BPF_ST {
+                    imm as i64 as u64
+                } else {
+                    reg[src]
+                };
+                if class(code) == BPF_ST && src != 0 {
+                    bail!(FaultKind::UnknownOpcode(code));
+                }
+                tri!(store(rt, addr, size, v));
+            } else if m == BPF_ATOMIC && class(code) == BPF_STX {
+                tri!(atomic(rt, reg, dst, src, addr, size, imm));
+            } else {
+                bail!(FaultKind::UnknownOpcode(code));
+            }
+        }
+        _ => bail!(FaultKind::UnknownOpcode(code)),
+    }
+    Ok(Step::Next(next))
 }
 
 fn size_bytes(code: u8) -> u64 {
@@ -374,7 +1190,7 @@ const BPF_STORE_REL: i32 = 0x110;
 
 fn atomic(
     rt: &Runtime,
-    reg: &mut [u64; 11],
+    reg: &mut [u64; 16],
     dst: usize,
     src: usize,
     addr: u64,

@@ -11,12 +11,14 @@
 
 pub mod engine;
 pub mod error;
+pub mod fastpath;
 pub mod fib;
 pub mod helpers;
 pub mod interp;
 pub mod maps;
 pub mod memory;
 pub mod runtime;
+pub mod task;
 pub mod timer;
 pub mod user_ringbuf;
 
@@ -91,9 +93,9 @@ impl Interpreter {
             &|n| names.iter().position(|p| p == n),
             &mut regions,
         )?;
-        Ok(Interpreter {
-            rt: Runtime::new(programs, set, regions, config),
-        })
+        let mut rt = Runtime::new(programs, set, regions, config);
+        interp::predecode(&mut rt);
+        Ok(Interpreter { rt })
     }
 
     /// An interpreter for one program without maps (raw instructions).

@@ -116,6 +116,9 @@ pub struct Config {
     pub devices: Vec<Device>,
     /// Routes for `bpf_fib_lookup`.
     pub fib: Vec<FibRoute>,
+    /// Devices (ifindex) with forwarding disabled (`net.ipv{4,6}.conf.DEV.forwarding = 0`):
+    /// `bpf_fib_lookup` with that input `ifindex` returns `BPF_FIB_LKUP_RET_FWD_DISABLED`.
+    pub fib_no_forwarding: Vec<u32>,
     /// Run programs attached to DEVMAP/CPUMAP entries (`xdp/devmap`, `xdp/cpumap`), which
     /// `BPF_PROG_TEST_RUN` refuses with EINVAL. When true they run, and devmap programs may
     /// read `egress_ifindex` (then `Config::egress_ifindex`).
@@ -130,6 +133,16 @@ pub struct Config {
     pub current_pid_tgid: u64,
     pub current_uid_gid: u64,
     pub current_comm: String,
+    /// The current task's cgroup in the default (v2) hierarchy: cgroup ids from the root
+    /// (1) down to its own (`bpf_get_current_cgroup_id` is the last,
+    /// `bpf_get_current_ancestor_cgroup_id(level)` the one at `level`).
+    pub current_cgroup: Vec<u64>,
+    /// The current task's net_cls class id (`bpf_get_cgroup_classid`; 0 without net_cls).
+    pub current_classid: u32,
+    /// (device, inode) of the current task's pid namespace, as `stat /proc/self/ns/pid`
+    /// shows them (`bpf_get_ns_current_pid_tgid`; the pid and tgid in it are those of
+    /// `current_pid_tgid`). Default: the initial pid namespace on nsfs device 4.
+    pub current_pidns: (u64, u64),
 }
 
 impl Default for Config {
@@ -141,12 +154,16 @@ impl Default for Config {
             perf_events_open: false,
             devices: Vec::new(),
             fib: Vec::new(),
+            fib_no_forwarding: Vec::new(),
             allow_devmap_progs: false,
             egress_ifindex: 0,
             hz: 250,
             current_pid_tgid: 0,
             current_uid_gid: 0,
             current_comm: "bpfkit".into(),
+            current_cgroup: vec![1],
+            current_classid: 0,
+            current_pidns: (4, 0xefff_fffc),
         }
     }
 }
@@ -309,6 +326,12 @@ pub struct Runtime {
     /// Byte range of the XDP page (current or spare) that may be non-zero: the union of
     /// every packet and metadata range registered since the page was last cleared.
     page_dirty: (u64, u64),
+    /// The interpreter's pre-decoded programs (built on the first run).
+    pub(crate) decoded: Option<Arc<crate::interp::Decoded>>,
+    /// Run the interpreter's exact loop only (each raw instruction decoded and counted
+    /// as it runs), as it does while coverage is recorded; for tests comparing it with
+    /// the fast loop.
+    pub exact_interp: bool,
 }
 
 /// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
@@ -346,6 +369,8 @@ impl Runtime {
             spare_page: None,
             spare_ctx: None,
             page_dirty: (0, 0),
+            decoded: None,
+            exact_interp: false,
         }
     }
 

@@ -50,115 +50,102 @@ impl Drop for Netns {
 const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const NMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
-fn setup(obj: &str) -> Result<(Netns, u32), String> {
+fn ifindex_of(ns: &str, dev: &str) -> Result<u32, String> {
+    let link = run(&["ip", "-n", ns, "-o", "link", "show", dev])?;
+    link.split(':')
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| format!("cannot read the ifindex of {dev} from {link:?}"))
+}
+
+/// The namespace: d1 (02:00:00:00:00:01, 10.1.0.1/24, 2001:db8:1::1/64) with neighbour
+/// .2 / ::2 and gateway, blackhole, unreachable and prohibit routes for both families;
+/// d2 with forwarding disabled.
+const SETUP: &str = "\
+ip -n NS link set lo up
+ip -n NS link add d1 type veth peer name d1p
+ip -n NS link set d1 address 02:00:00:00:00:01 mtu 1500 up
+ip -n NS link set d1p up
+ip -n NS addr add 10.1.0.1/24 dev d1
+ip -n NS neigh add 10.1.0.2 lladdr 02:00:00:00:00:02 dev d1 nud permanent
+ip -n NS route add 10.2.0.0/16 via 10.1.0.2
+ip -n NS route add 10.3.0.0/16 via 10.1.0.3
+ip -n NS route add 10.7.0.0/16 via 10.1.0.2 metric 7
+ip -n NS route add blackhole 10.4.0.0/16
+ip -n NS route add unreachable 10.5.0.0/16
+ip -n NS route add prohibit 10.6.0.0/16
+ip netns exec NS sysctl -qw net.ipv4.conf.all.forwarding=1
+ip netns exec NS sysctl -qw net.ipv6.conf.all.forwarding=1
+ip -n NS link add d2 type veth peer name d2p
+ip -n NS link set d2 up
+ip -n NS link set d2p up
+ip netns exec NS sysctl -qw net.ipv4.conf.d2.forwarding=0
+ip netns exec NS sysctl -qw net.ipv6.conf.d2.forwarding=0
+ip -n NS -6 addr add 2001:db8:1::1/64 dev d1 nodad
+ip -n NS -6 neigh add 2001:db8:1::2 lladdr 02:00:00:00:00:02 dev d1 nud permanent
+ip -n NS -6 route add 2001:db8:2::/48 via 2001:db8:1::2
+ip -n NS -6 route add 2001:db8:3::/48 via 2001:db8:1::3
+ip -n NS -6 route add blackhole 2001:db8:4::/48
+ip -n NS -6 route add unreachable 2001:db8:5::/48
+ip -n NS -6 route add prohibit 2001:db8:6::/48";
+
+fn setup(obj: &str) -> Result<(Netns, u32, u32), String> {
     let ns = Netns {
         name: format!("bpfkit-fib-{}", std::process::id()),
         pin: format!("/sys/fs/bpf/bpfkit_fib_{}", std::process::id()),
     };
     let n = ns.name.as_str();
     run(&["ip", "netns", "add", n])?;
-    let steps: &[&[&str]] = &[
-        &["ip", "-n", n, "link", "set", "lo", "up"],
-        &[
-            "ip", "-n", n, "link", "add", "d1", "type", "veth", "peer", "name", "d1p",
-        ],
-        &[
-            "ip",
-            "-n",
-            n,
-            "link",
-            "set",
-            "d1",
-            "address",
-            "02:00:00:00:00:01",
-            "mtu",
-            "1500",
-            "up",
-        ],
-        &["ip", "-n", n, "link", "set", "d1p", "up"],
-        &["ip", "-n", n, "addr", "add", "10.1.0.1/24", "dev", "d1"],
-        &[
-            "ip",
-            "-n",
-            n,
-            "neigh",
-            "add",
-            "10.1.0.2",
-            "lladdr",
-            "02:00:00:00:00:02",
-            "dev",
-            "d1",
-            "nud",
-            "permanent",
-        ],
-        &[
-            "ip",
-            "-n",
-            n,
-            "route",
-            "add",
-            "10.2.0.0/16",
-            "via",
-            "10.1.0.2",
-        ],
-        &[
-            "ip",
-            "-n",
-            n,
-            "route",
-            "add",
-            "10.3.0.0/16",
-            "via",
-            "10.1.0.3",
-        ],
-        &[
-            "ip",
-            "-n",
-            n,
-            "route",
-            "add",
-            "10.7.0.0/16",
-            "via",
-            "10.1.0.2",
-            "metric",
-            "7",
-        ],
-        &["ip", "-n", n, "route", "add", "blackhole", "10.4.0.0/16"],
-        &["ip", "-n", n, "route", "add", "unreachable", "10.5.0.0/16"],
-        &["ip", "-n", n, "route", "add", "prohibit", "10.6.0.0/16"],
-        &[
-            "ip",
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.all.forwarding=1",
-        ],
-    ];
-    for s in steps {
-        run(s)?;
+    for line in SETUP.lines() {
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .map(|w| if w == "NS" { n } else { w })
+            .collect();
+        run(&words)?;
     }
-    let link = run(&["ip", "-n", n, "-o", "link", "show", "d1"])?;
-    let ifindex = link
-        .split(':')
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| format!("cannot read the ifindex of d1 from {link:?}"))?;
+    let (d1, d2) = (ifindex_of(n, "d1")?, ifindex_of(n, "d2")?);
     let _ = std::fs::remove_file(&ns.pin);
     run(&["bpftool", "prog", "load", obj, &ns.pin, "type", "xdp"])?;
-    Ok((ns, ifindex))
+    Ok((ns, d1, d2))
 }
 
 /// The frame `xdp_fib` reads: Ethernet header (EtherType 0x88b6), params, flags, pad, ret.
 fn frame(dst: [u8; 4], tot_len: u16, ifindex: u32, family: u8, flags: u32) -> Vec<u8> {
+    frame_any(&dst, &[10, 1, 0, 1], tot_len, ifindex, family, flags)
+}
+
+fn v6(words: &[u16]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    for (i, w) in words.iter().enumerate() {
+        a[2 * i..2 * i + 2].copy_from_slice(&w.to_be_bytes());
+    }
+    a
+}
+
+/// 2001:db8:NET::HOST
+fn db8(net: u16, host: u16) -> [u8; 16] {
+    v6(&[0x2001, 0xdb8, net, 0, 0, 0, 0, host])
+}
+
+fn frame6(dst: [u8; 16], tot_len: u16, ifindex: u32, flags: u32) -> Vec<u8> {
+    frame_any(&dst, &db8(1, 1), tot_len, ifindex, 10, flags)
+}
+
+fn frame_any(
+    dst: &[u8],
+    src: &[u8],
+    tot_len: u16,
+    ifindex: u32,
+    family: u8,
+    flags: u32,
+) -> Vec<u8> {
     let mut p = [0u8; 64];
     p[0] = family;
     p[1] = 6;
     p[6..8].copy_from_slice(&tot_len.to_le_bytes());
     p[8..12].copy_from_slice(&ifindex.to_le_bytes());
-    p[16..20].copy_from_slice(&[10, 1, 0, 1]);
-    p[32..36].copy_from_slice(&dst);
+    p[16..16 + src.len()].copy_from_slice(src);
+    p[32..32 + dst.len()].copy_from_slice(dst);
     let mut f = vec![0u8; 12];
     f.extend_from_slice(&[0x88, 0xb6]);
     f.extend_from_slice(&p);
@@ -166,6 +153,51 @@ fn frame(dst: [u8; 4], tot_len: u16, ifindex: u32, family: u8, flags: u32) -> Ve
     f.extend_from_slice(&[0; 4]);
     f.extend_from_slice(&0x5555i64.to_le_bytes());
     f
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route_any(
+    family: u8,
+    prefix: &[u8],
+    len: u32,
+    ret: u32,
+    ifindex: u32,
+    gw: Option<&[u8]>,
+    dmac: [u8; 6],
+    metric: u32,
+) -> FibRoute {
+    FibRoute {
+        family,
+        prefix: prefix.to_vec(),
+        prefix_len: len,
+        ret,
+        ifindex,
+        gateway: gw.map(|g| g.to_vec()),
+        smac: SMAC,
+        dmac,
+        metric,
+    }
+}
+
+fn route6(
+    prefix: [u8; 16],
+    len: u32,
+    ret: u32,
+    ifindex: u32,
+    gw: Option<[u8; 16]>,
+    dmac: [u8; 6],
+    metric: u32,
+) -> FibRoute {
+    route_any(
+        10,
+        &prefix,
+        len,
+        ret,
+        ifindex,
+        gw.as_ref().map(|g| &g[..]),
+        dmac,
+        metric,
+    )
 }
 
 fn route(
@@ -177,17 +209,16 @@ fn route(
     dmac: [u8; 6],
     metric: u32,
 ) -> FibRoute {
-    FibRoute {
-        family: 2,
-        prefix: prefix.to_vec(),
-        prefix_len: len,
+    route_any(
+        2,
+        &prefix,
+        len,
         ret,
         ifindex,
-        gateway: gw.map(|g| g.to_vec()),
-        smac: SMAC,
+        gw.as_ref().map(|g| &g[..]),
         dmac,
         metric,
-    }
+    )
 }
 
 #[test]
@@ -205,7 +236,7 @@ fn fib_lookup_matches_the_kernel_in_a_network_namespace() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let obj = root.join("corpus/obj/xdp_fib.o");
     let obj_s = obj.to_string_lossy().into_owned();
-    let (ns, d1) = match setup(&obj_s) {
+    let (ns, d1, d2) = match setup(&obj_s) {
         Ok(x) => x,
         Err(e) => {
             println!("SKIPPED: cannot build the network namespace: {e}");
@@ -215,7 +246,8 @@ fn fib_lookup_matches_the_kernel_in_a_network_namespace() {
     // The interpreter's equivalent of that namespace.
     let none = [0u8; 6];
     let config = Config {
-        devices: vec![Device::ethernet(d1, 1500)],
+        devices: vec![Device::ethernet(d1, 1500), Device::ethernet(d2, 1500)],
+        fib_no_forwarding: vec![d2],
         fib: vec![
             route([10, 1, 0, 0], 24, 0, d1, None, none, 0), // connected, no neighbour
             route([10, 1, 0, 2], 32, 0, d1, None, NMAC, 0), // the neighbour
@@ -225,6 +257,13 @@ fn fib_lookup_matches_the_kernel_in_a_network_namespace() {
             route([10, 4, 0, 0], 16, 1, 0, None, none, 0),
             route([10, 5, 0, 0], 16, 2, 0, None, none, 0),
             route([10, 6, 0, 0], 16, 3, 0, None, none, 0),
+            route6(db8(1, 0), 64, 0, d1, None, none, 256),
+            route6(db8(1, 2), 128, 0, d1, None, NMAC, 256),
+            route6(db8(2, 0), 48, 0, d1, Some(db8(1, 2)), NMAC, 1024),
+            route6(db8(3, 0), 48, 0, d1, Some(db8(1, 3)), none, 1024),
+            route6(db8(4, 0), 48, 1, 0, None, none, 1024),
+            route6(db8(5, 0), 48, 2, 0, None, none, 1024),
+            route6(db8(6, 0), 48, 3, 0, None, none, 1024),
         ],
         ..Config::default()
     };
@@ -257,6 +296,27 @@ fn fib_lookup_matches_the_kernel_in_a_network_namespace() {
         ("unknown ifindex", frame([10, 2, 0, 9], 0, 777, 2, 0)),
         ("unknown family", frame([10, 2, 0, 9], 0, d1, 99, 0)),
         ("bad flags", frame([10, 2, 0, 9], 0, d1, 2, 0x40)),
+        ("forwarding disabled", frame([10, 2, 0, 9], 0, d2, 2, 0)),
+        ("v6 via gateway", frame6(db8(2, 9), 0, d1, 0)),
+        ("v6 connected neighbour", frame6(db8(1, 2), 0, d1, 0)),
+        ("v6 connected, no neighbour", frame6(db8(1, 0x77), 0, d1, 0)),
+        ("v6 gateway without neighbour", frame6(db8(3, 9), 0, d1, 0)),
+        ("v6 blackhole", frame6(db8(4, 1), 0, d1, 0)),
+        ("v6 unreachable", frame6(db8(5, 1), 0, d1, 0)),
+        ("v6 prohibit", frame6(db8(6, 1), 0, d1, 0)),
+        ("v6 MTU exceeded", frame6(db8(2, 9), 1501, d1, 0)),
+        ("v6 no route", frame6(db8(0x99, 1), 0, d1, 0)),
+        ("v6 SKIP_NEIGH", frame6(db8(3, 9), 0, d1, 4)),
+        (
+            "v6 link-local destination",
+            frame6(v6(&[0xfe80, 0, 0, 0, 0, 0, 0, 1]), 0, d1, 0),
+        ),
+        (
+            "v6 multicast, unknown ifindex",
+            frame6(v6(&[0xff02, 0, 0, 0, 0, 0, 0, 1]), 0, 777, 0),
+        ),
+        ("v6 unknown ifindex", frame6(db8(2, 9), 0, 777, 0)),
+        ("v6 forwarding disabled", frame6(db8(2, 9), 0, d2, 0)),
     ];
     let dir = std::env::temp_dir();
     let fin = dir.join(format!("bpfkit_fib_in_{}", std::process::id()));

@@ -423,3 +423,126 @@ fn user_ringbuf_space_follows_libbpf() {
         "not a user ring"
     );
 }
+
+// ---- the kernel's recordings (corpus/tools/async_record.py) ----
+
+fn expected(name: &str) -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../corpus/expected/{name}"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).expect("json")
+}
+
+fn elements(v: &Vm, map: &str) -> Vec<serde_json::Value> {
+    let m = v.map(map);
+    let mut out = Vec::new();
+    for (k, val) in v.vm.map_entries(m).expect("entries") {
+        let w = |i: usize| u64::from_le_bytes(val[16 + i * 8..24 + i * 8].try_into().unwrap());
+        let (fired, rearm) = (w(0), w(4));
+        if fired == 0 && rearm == 0 {
+            continue;
+        }
+        out.push(serde_json::json!({
+            "key": u32::from_le_bytes(k[..4].try_into().unwrap()),
+            "fired": fired, "key_seen": w(2), "self_cancel": w(3) as i64,
+            "rearm": rearm, "period": w(5),
+        }));
+    }
+    out
+}
+
+#[test]
+fn timer_callbacks_match_the_kernel_recording() {
+    let rec = expected("xdp_timer.callbacks.json");
+    let mut v = Vm::new("xdp_timer");
+    // The kernel ran the commands microseconds apart; here they all run at time 0, which
+    // keeps the expiry order (the delays are milliseconds apart).
+    let mut firings_seen = Vec::new();
+    for c in rec["commands"].as_array().expect("commands") {
+        let n = |f: &str| c[f].as_u64().expect(f);
+        let (ret, ev) = cmd(
+            &mut v,
+            0,
+            n("op") as u32,
+            n("key") as u32,
+            n("ns"),
+            n("flags"),
+        );
+        assert_eq!(ret, c["ret"].as_i64().unwrap(), "command {c}");
+        firings_seen.extend(firings(&v, &ev));
+    }
+    let wait = rec["wait_ms"].as_u64().unwrap() * 1_000_000;
+    firings_seen.extend(advance(&mut v, wait));
+    let got: Vec<[u64; 2]> = firings_seen.iter().map(|(k, _, n)| [*k, *n]).collect();
+    let want: Vec<[u64; 2]> = serde_json::from_value(rec["firings"].clone()).expect("firings");
+    assert_eq!(got, want, "callback order and counts");
+    for m in ["clock_timers", "clock_htimers"] {
+        assert_eq!(
+            serde_json::Value::Array(elements(&v, m)),
+            rec["elements"][m],
+            "{m} after the callbacks"
+        );
+    }
+}
+
+#[test]
+fn user_ringbuf_matches_the_kernel_recording() {
+    let rec = expected("xdp_user_ringbuf.samples.json");
+    let mut v = Vm::new("xdp_user_ringbuf");
+    let (urb, seen) = (v.map("urb"), v.map("seen"));
+    let prog = v.prog("xdp_user_ringbuf");
+    let mut runs = 0;
+    for s in rec["steps"].as_array().expect("steps") {
+        if let Some(stop) = s["run"].as_u64() {
+            let mut pkt = vec![0u8; 60];
+            pkt[12] = 0x88;
+            pkt[13] = 0xb5;
+            pkt[14] = stop as u8;
+            let out =
+                v.vm.run_xdp(
+                    prog,
+                    &XdpInput {
+                        packet: &pkt,
+                        ..Default::default()
+                    },
+                )
+                .expect("run");
+            assert_eq!(out.retval, s["retval"].as_u64().unwrap(), "{s}");
+            let got: Vec<String> = out
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Record { map, data } if *map == seen => {
+                        Some(data.iter().map(|b| format!("{b:02x}")).collect())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let want: Vec<String> = serde_json::from_value(s["records"].clone()).unwrap();
+            assert_eq!(got, want, "run {runs}");
+            runs += 1;
+        } else {
+            let hex = s["push"].as_str().unwrap();
+            let data: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let r = if s["discard"].as_bool().unwrap() {
+                v.vm.user_ringbuf_push_discarded(urb, &data)
+            } else {
+                v.vm.user_ringbuf_push(urb, &data)
+            };
+            let got = match r {
+                Ok(()) => "ok".to_string(),
+                Err(VmError::Map(e)) if e.errno == maps::E2BIG => "E2BIG".into(),
+                Err(VmError::Map(e)) if e.errno == 28 => "ENOSPC".into(),
+                Err(e) => e.to_string(),
+            };
+            assert_eq!(
+                got,
+                s["result"].as_str().unwrap(),
+                "push of {} bytes",
+                data.len()
+            );
+        }
+    }
+    assert!(runs >= 5);
+}

@@ -1,0 +1,189 @@
+//! Fast entry points for the JIT's fast mode (programs a verifier accepted).
+//!
+//! The kernel's verifier proves that the key and value arguments of the map helpers point
+//! at `key_size` / `value_size` readable bytes, so its helpers take raw pointers and never
+//! check them. These functions do the same for bpfkit's JIT in fast mode: they read the key
+//! and value straight from the program's memory (no region check, no `Vec`) and then call
+//! what the helpers in [`crate::helpers`] call once they have read their arguments
+//! ([`crate::maps::Map::lookup_addr`], [`crate::helpers::map_update_bytes`],
+//! [`crate::helpers::map_delete_bytes`]); the map semantics (flags, errors, LRU, per-CPU
+//! values, timers) stay in one place.
+//!
+//! Everything here is `unsafe`: the caller guarantees that the pointers are valid for the
+//! map's key/value size, which is exactly what a verifier-accepted program guarantees.
+//! The checked mode never uses this module.
+
+use crate::maps::{map_handle, Lookup};
+use crate::runtime::{Runtime, MAX_TAIL_CALL_CNT};
+use bpfkit_object::model::map_type as mt;
+
+/// Largest key or value copied into a stack buffer; longer ones go through a `Vec`.
+const INLINE_BYTES: usize = 512;
+
+/// The map types whose `bpf_map_lookup_elem` [`map_lookup`] serves (the helper refuses
+/// the others with a fault, which the JIT leaves to the generic helper call).
+pub fn lookup_supported(map_type: u32) -> bool {
+    !matches!(
+        map_type,
+        mt::PROG_ARRAY | mt::PERF_EVENT_ARRAY | mt::RINGBUF | mt::QUEUE | mt::STACK | mt::CPUMAP
+    )
+}
+
+/// The map types whose `bpf_map_update_elem` / `bpf_map_delete_elem` [`map_update`] and
+/// [`map_delete`] serve.
+pub fn update_supported(map_type: u32) -> bool {
+    !matches!(map_type, mt::QUEUE | mt::STACK)
+}
+
+/// Where the values of an ARRAY or PERCPU_ARRAY map live, for lookups inlined into
+/// generated code (the kernel's `array_map_gen_lookup`): the value of index `i` on CPU
+/// `c` is at `bases[c] + i * stride` when `i < max_entries` (one base for plain arrays).
+/// The buffers are allocated once when the map is created and never move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrayLayout {
+    pub bases: Vec<u64>,
+    pub stride: u64,
+    pub max_entries: u32,
+}
+
+/// The layout of array map `map`, or `None` for any other map type.
+pub fn array_layout(rt: &mut Runtime, map: usize) -> Option<ArrayLayout> {
+    let ncpus = rt.config.ncpus;
+    let m = rt.maps.maps.get_mut(map)?;
+    let t = m.map_type();
+    if t != mt::ARRAY && t != mt::PERCPU_ARRAY {
+        return None;
+    }
+    let max_entries = m.def.max_entries;
+    let stride = (m.def.value_size as u64 + 7) & !7;
+    let cpus = if t == mt::PERCPU_ARRAY { ncpus } else { 1 };
+    let mut bases = Vec::with_capacity(cpus as usize);
+    for c in 0..cpus {
+        // Element 0 always exists (max_entries > 0 is checked when the map is created).
+        match m.lookup_addr(&0u32.to_le_bytes(), c) {
+            Lookup::Value(a) => bases.push(a),
+            Lookup::Null => return None,
+        }
+    }
+    Some(ArrayLayout {
+        bases,
+        stride,
+        max_entries,
+    })
+}
+
+/// Calls `f` with a copy of the `len` bytes at `p`: in an uninitialised stack buffer up
+/// to [`INLINE_BYTES`] (nothing zeroed, nothing moved), else in a `Vec`.
+///
+/// # Safety
+/// `p` must be valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn with_copy<R>(p: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+    if len <= INLINE_BYTES {
+        let mut buf = std::mem::MaybeUninit::<[u8; INLINE_BYTES]>::uninit();
+        let dst = buf.as_mut_ptr() as *mut u8;
+        // SAFETY: the caller guarantees `len` readable bytes at `p`; `buf` has room for
+        // them, and the slice covers exactly the bytes just written.
+        let bytes = unsafe {
+            std::ptr::copy_nonoverlapping(p as *const u8, dst, len);
+            std::slice::from_raw_parts(dst as *const u8, len)
+        };
+        f(bytes)
+    } else {
+        // A real copy: the bytes may live in a map value the operation overwrites.
+        // SAFETY: as above.
+        #[allow(clippy::unnecessary_to_owned)]
+        f(&unsafe { std::slice::from_raw_parts(p as *const u8, len) }.to_vec())
+    }
+}
+
+/// `bpf_map_lookup_elem(map, key)` for a map whose type passes [`lookup_supported`]:
+/// same result as [`crate::helpers::call`] with `MAP_LOOKUP_ELEM`.
+///
+/// # Safety
+/// `map` must be a map index of `rt` and `key` valid for reads of the map's `key_size`
+/// bytes (what a verifier proves for the helper's argument).
+pub unsafe fn map_lookup(rt: &mut Runtime, map: usize, key: u64) -> u64 {
+    let cpu = rt.cpu;
+    let m = &mut rt.maps.maps[map];
+    let ks = m.def.key_size as usize;
+    // SAFETY: the caller guarantees `ks` readable bytes at `key`; lookups never write map
+    // buffers, so the slice stays valid while the map is borrowed.
+    let k = unsafe { std::slice::from_raw_parts(key as *const u8, ks) };
+    if matches!(m.map_type(), mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS) {
+        // The value is the inner map itself.
+        return match m.slot(k) {
+            Some(v) => map_handle(u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize),
+            None => 0,
+        };
+    }
+    match m.lookup_addr(k, cpu) {
+        Lookup::Value(a) => a,
+        Lookup::Null => 0,
+    }
+}
+
+/// `bpf_map_update_elem(map, key, value, flags)` for a map whose type passes
+/// [`update_supported`]: r0 as the helper returns it (0 or a negated errno).
+///
+/// # Safety
+/// `map` must be a map index of `rt`, `key` and `value` valid for reads of the map's
+/// `key_size` and `value_size` bytes.
+pub unsafe fn map_update(rt: &mut Runtime, map: usize, key: u64, value: u64, flags: u64) -> u64 {
+    let (ks, vs) = {
+        let d = &rt.maps.maps[map].def;
+        (d.key_size as usize, d.value_size as usize)
+    };
+    // Key and value are copied first: they may point into this map's own values, which
+    // the update overwrites or replaces.
+    // SAFETY: the caller guarantees `ks` readable bytes at `key` and `vs` at `value`.
+    unsafe {
+        with_copy(key, ks, |k| {
+            with_copy(value, vs, |v| {
+                crate::helpers::map_update_bytes(rt, map, k, v, flags)
+            })
+        })
+    }
+}
+
+/// `bpf_map_delete_elem(map, key)` for a map whose type passes [`update_supported`].
+///
+/// # Safety
+/// `map` must be a map index of `rt` and `key` valid for reads of the map's `key_size`
+/// bytes.
+pub unsafe fn map_delete(rt: &mut Runtime, map: usize, key: u64) -> u64 {
+    let ks = rt.maps.maps[map].def.key_size as usize;
+    // SAFETY: the caller guarantees `ks` readable bytes at `key`.
+    unsafe { with_copy(key, ks, |k| crate::helpers::map_delete_bytes(rt, map, k)) }
+}
+
+/// Largest PROG_ARRAY [`prog_array_slots`] lists.
+pub const MAX_JUMP_TABLE: u32 = 1 << 16;
+
+/// The program in each slot of PROG_ARRAY `map` (`None` for an empty slot), for a
+/// tail-call jump table in generated code. `None` if `map` is not a PROG_ARRAY, has more
+/// than [`MAX_JUMP_TABLE`] slots, or a slot names a program that does not exist (the
+/// helper faults on that one, so such maps stay on the generic path).
+pub fn prog_array_slots(rt: &Runtime, map: usize) -> Option<Vec<Option<usize>>> {
+    let m = rt.maps.maps.get(map)?;
+    if m.map_type() != mt::PROG_ARRAY || m.def.max_entries > MAX_JUMP_TABLE {
+        return None;
+    }
+    let mut out = Vec::with_capacity(m.def.max_entries as usize);
+    for i in 0..m.def.max_entries {
+        match m.slot(&i.to_le_bytes()) {
+            Some(s) => {
+                let p = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+                if p >= rt.programs.len() {
+                    return None;
+                }
+                out.push(Some(p));
+            }
+            None => out.push(None),
+        }
+    }
+    Some(out)
+}
+
+/// The tail-call limit the helper enforces per run (`MAX_TAIL_CALL_CNT`).
+pub const TAIL_CALL_LIMIT: u32 = MAX_TAIL_CALL_CNT;
