@@ -73,6 +73,27 @@ pub fn value_fields(btf: &Btf, value_type_id: u32) -> MapFields {
         return f;
     };
     let Some(t) = btf.get(id) else { return f };
+    if let BtfKind::Datasec { vars, .. } = &t.kind {
+        // global data (.bss/.data): the kernel looks for fields in every variable
+        for v in vars {
+            let Some(vt) = btf.get(v.type_id).and_then(|t| t.ref_type()) else {
+                continue;
+            };
+            let Some(vid) = btf.skip_mods_and_typedefs(vt) else {
+                continue;
+            };
+            if let Some(n) = special_name(btf, vid) {
+                note(&mut f, n, v.offset, true);
+            } else {
+                scan_nested(btf, vid, &mut f, 0);
+                if is_tagged_pointer(btf, vt) {
+                    f.unmodelled
+                        .get_or_insert_with(|| "kptr global variable".to_string());
+                }
+            }
+        }
+        return f;
+    }
     let members = match &t.kind {
         BtfKind::Struct { members, .. } | BtfKind::Union { members, .. } => members,
         _ => {

@@ -201,6 +201,7 @@ impl<'a> V<'a> {
             path: vec![],
             hist: vec![],
             lock: None,
+            cb_unroll: 0,
         }
     }
 
@@ -304,7 +305,10 @@ impl<'a> V<'a> {
                 }
             } else if e.branches > 0 {
                 // still being explored: only useful for loop detection
-                if same_callsites(&e.state, st) && self.states_equal(&e.state, st, idx, true) {
+                if same_callsites(&e.state, st)
+                    && e.state.cb_unroll == st.cb_unroll
+                    && self.states_equal(&e.state, st, idx, true)
+                {
                     return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
                 }
                 if !force
@@ -2552,6 +2556,7 @@ impl<'a> V<'a> {
                 self.push_timer_callback(st, target, m)?;
             } else {
                 let mut cb = st.clone();
+                cb.cb_unroll += 1;
                 let fno = cb.frames.len() as u8;
                 let mut f = Frame::new(fno, self.idx, target);
                 f.in_callback = true;

@@ -416,6 +416,9 @@ pub struct State {
     pub hist: Vec<Hist>,
     /// The `bpf_spin_lock` held: (map index, id of the map value pointer).
     pub lock: Option<(usize, u32)>,
+    /// `callback_unroll_depth`: callback iterations entered on this path; states of
+    /// different iterations are never an infinite loop.
+    pub cb_unroll: u32,
 }
 
 impl State {

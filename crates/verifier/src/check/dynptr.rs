@@ -177,8 +177,10 @@ impl V<'_> {
                     )
                 }
             };
+            // check_mem_access(..., BPF_WRITE, value_regno = -1): plain data writes,
+            // which assign no scalar ids
             for i in [0, 8] {
-                self.check_mem_access(st, regno, i, 8, true, None, None, false)?;
+                self.check_mem_access(st, regno, i, 8, true, Some(Reg::konst(0)), Some(0), false)?;
             }
             self.destroy_dynptr(st, fno, spi)?;
             self.destroy_dynptr(st, fno, spi - 1)?;

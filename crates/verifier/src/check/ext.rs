@@ -561,6 +561,7 @@ impl V<'_> {
             path: st.path.clone(),
             hist: vec![],
             lock: None,
+            cb_unroll: 0,
         };
         self.pending.push((cb, target));
         Ok(())
