@@ -520,10 +520,6 @@ pub const PROTOS: &[Proto] = &[
 /// not have yet; a call that gets past the argument types is reported as undecided.
 /// (id, what is missing)
 pub const NEEDS_FEATURE: &[(u32, &str)] = &[
-    (
-        180,
-        "bpf_find_vma callbacks (BTF-typed vm_area_struct argument)",
-    ),
     (194, "kptrs (BTF type tags on map value fields)"),
     (
         203,

@@ -13,6 +13,8 @@ pub enum BtfObj {
     PtRegs,
     /// A socket type (from the `bpf_skc_to_*` casts).
     Sock,
+    /// `struct vm_area_struct` (the `bpf_find_vma` callback's argument).
+    Vma,
 }
 
 impl BtfObj {

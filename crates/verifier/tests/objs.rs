@@ -13,7 +13,7 @@ fn kernel_usable() -> Option<String> {
     if std::env::var_os("BPFKIT_NO_KERNEL").is_some() {
         return Some("BPFKIT_NO_KERNEL is set".into());
     }
-    // the smallest program: r0 = 2; exit
+    // a small object that every kernel with CAP_BPF loads
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/objs/global_lock.o");
     match bpfkit_loader::LoadedObject::open(&p, &Default::default()) {
         Ok(_) => None,

@@ -517,6 +517,12 @@ impl V<'_> {
                 f.regs[1] = Reg::unknown();
                 f.regs[2] = st.cur().regs[3].clone();
             }
+            180 => {
+                // set_find_vma_callback_state: the task, the vma, the context
+                f.regs[1] = st.cur().regs[1].clone();
+                f.regs[2] = Reg::ptr(RegType::BtfId(BtfObj::Vma));
+                f.regs[3] = st.cur().regs[4].clone();
+            }
             209 => {
                 // set_user_ringbuf_callback_state: a read-only local dynptr and the context
                 let mut d = Reg::ptr(RegType::ConstDynptr);
