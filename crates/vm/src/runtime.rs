@@ -94,6 +94,9 @@ pub struct FibRoute {
     pub dmac: [u8; 6],
     /// `rt_metric` written on success (the route's priority).
     pub metric: u32,
+    /// Preferred source address (`ip route ... src`, else the output device's address),
+    /// written with `BPF_FIB_LOOKUP_SRC`; `None`: IPv6 gives `NO_SRC_ADDR`, IPv4 zeros.
+    pub src: Option<Vec<u8>>,
 }
 
 /// Run-independent settings of an engine.
