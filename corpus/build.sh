@@ -157,6 +157,10 @@ if [ "$status" = 0 ]; then
   # Timer callbacks and user ring buffer samples, which per-packet runs cannot show.
   taskset -c 0 python3 "$CORPUS/tools/async_record.py" "${args[@]}" || status=$?
 fi
+if [ "$status" = 0 ] && [ -z "$ONLY" ]; then
+  # Which helpers this kernel offers XDP programs (crates/vm/tests/helper_audit.rs).
+  python3 "$CORPUS/tools/helper_probe.py" || status=$?
+fi
 if [ "$status" != 2 ]; then
   # libbpf's own account of how it links each object: the debug lines of
   # `bpftool -d prog loadall` naming map references, sub-program placement and

@@ -15,7 +15,8 @@
  * drives timers in clock_timers; the callback counts firings, records the
  * time it ran, its key and the result of cancelling its own timer (-EDEADLK),
  * emits a ring buffer record and re-arms itself `rearm` times. The VM's tests
- * use it to check callbacks on the virtual clock.
+ * use it to check callbacks on the virtual clock (an element evicted from the
+ * 2-entry LRU map clock_lru loses its timer).
  * Exercises: struct bpf_timer in ARRAY/HASH values (BTF), bpf_timer_* helpers,
  * callbacks with (map, key, value), free on update/delete.
  */
@@ -64,6 +65,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct elem);
 } clock_htimers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct elem);
+} clock_lru SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -189,7 +197,7 @@ struct cmd {
 	__s64 ret;
 };
 
-enum { OP_INIT = 1, OP_START, OP_CANCEL, OP_REARM, OP_UPDATE, OP_HASH_INIT, OP_HASH_DELETE };
+enum { OP_INIT = 1, OP_START, OP_CANCEL, OP_REARM, OP_UPDATE, OP_HASH_INIT, OP_HASH_DELETE, OP_LRU_INIT };
 
 SEC("xdp")
 int xdp_timer_clock(struct xdp_md *ctx)
@@ -213,6 +221,18 @@ int xdp_timer_clock(struct xdp_md *ctx)
 		if (!e)
 			return XDP_ABORTED;
 		c->ret = bpf_timer_init(&e->t, &clock_htimers, CLOCK_MONOTONIC);
+		if (c->ret == 0)
+			c->ret = bpf_timer_set_callback(&e->t, timer_cb);
+		if (c->ret == 0)
+			c->ret = bpf_timer_start(&e->t, c->ns, c->flags);
+		return XDP_TX;
+	}
+	if (c->op == OP_LRU_INIT) {
+		bpf_map_update_elem(&clock_lru, &k, &zero, BPF_NOEXIST);
+		e = bpf_map_lookup_elem(&clock_lru, &k);
+		if (!e)
+			return XDP_ABORTED;
+		c->ret = bpf_timer_init(&e->t, &clock_lru, CLOCK_MONOTONIC);
 		if (c->ret == 0)
 			c->ret = bpf_timer_set_callback(&e->t, timer_cb);
 		if (c->ret == 0)

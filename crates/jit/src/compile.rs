@@ -150,6 +150,10 @@ struct Gen<'a> {
     /// Fast mode, program being compiled: the map whose handle r1 / r2 hold before each
     /// slot, when a straight-line `lddw` says so (a guess: generated code checks it).
     known: Vec<[Option<usize>; 2]>,
+    /// Fast mode, program being compiled: per slot, the registers (bit n = rn) that may
+    /// hold a pointer into the context before it; a 4-byte load through any other register
+    /// needs no context check (the kernel knows this from its verifier).
+    may_ctx: Vec<u16>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -353,6 +357,11 @@ impl Gen<'_> {
         let insns = insns.to_vec();
         let len = insns.len();
         let slots = labels.slots.clone();
+        self.may_ctx = if self.mode == Mode::Fast {
+            may_hold_ctx(&insns)
+        } else {
+            Vec::new()
+        };
         self.known = if self.mode == Mode::Fast {
             known_maps(&insns)
         } else {
@@ -1027,9 +1036,14 @@ impl Gen<'_> {
             (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
             (1, true) => asm!(self.ops ; movsx Rq(d), BYTE [Rq(s) + off]),
             (2, true) => asm!(self.ops ; movsx Rq(d), WORD [Rq(s) + off]),
-            // r10 always points into the stack (the verifier refuses writes to it).
-            (4, false) if s == REG[10] => asm!(self.ops ; mov Rd(d), DWORD [Rq(s) + off]),
-            (4, true) if s == REG[10] => asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off]),
+            // r10 always points into the stack (the verifier refuses writes to it), and a
+            // register that cannot hold a context pointer here reads ordinary memory.
+            (4, false) if !self.may_be_ctx(pc, s) => {
+                asm!(self.ops ; mov Rd(d), DWORD [Rq(s) + off])
+            }
+            (4, true) if !self.may_be_ctx(pc, s) => {
+                asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off])
+            }
             (4, _) => {
                 // A 4-byte load may read the context (rewritten like the kernel does).
                 let slow = self.ops.new_dynamic_label();
@@ -1061,6 +1075,15 @@ impl Gen<'_> {
             }
             _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
         }
+    }
+
+    /// Fast mode: whether x86 register `x` (an eBPF register) may hold a context pointer
+    /// before slot `pc`.
+    fn may_be_ctx(&self, pc: usize, x: u8) -> bool {
+        let Some(r) = REG.iter().position(|&q| q == x) else {
+            return true;
+        };
+        r != 10 && self.may_ctx.get(pc).is_none_or(|m| m & (1 << r) != 0)
     }
 
     /// `set_loc` without clobbering r11.
@@ -1308,6 +1331,117 @@ fn known_maps(insns: &[RawInsn]) -> Vec<[Option<usize>; 2]> {
     out
 }
 
+/// For each slot, the registers (bit n = rn) that may hold a pointer derived from the
+/// context (`struct xdp_md *`) before it executes: a forward data-flow over the
+/// program's control flow. Conservative in every unclear case: r1..r5 at every entry
+/// point (the program, each function, each callback), an 8-byte load (a spilled pointer
+/// may come back), 64-bit add/sub/other ALU with such a register, a fetching atomic, r0
+/// after a BPF-to-BPF call. What a verified program cannot do makes the rest safe: a
+/// 32-bit operation or a constant leaves a scalar, helpers return no context pointer,
+/// the context is not stored in maps or packets.
+fn may_hold_ctx(insns: &[RawInsn]) -> Vec<u16> {
+    const ARGS: u16 = 0b11_1110; // r1..r5
+    let len = insns.len();
+    let mut state: Vec<Option<u16>> = vec![None; len];
+    let mut work: Vec<usize> = Vec::new();
+    let join = |state: &mut Vec<Option<u16>>, work: &mut Vec<usize>, t: i64, m: u16| {
+        if t < 0 || t as usize >= len {
+            return;
+        }
+        let t = t as usize;
+        let new = state[t].unwrap_or(0) | m;
+        if state[t] != Some(new) {
+            state[t] = Some(new);
+            work.push(t);
+        }
+    };
+    join(&mut state, &mut work, 0, ARGS);
+    for (pc, i) in insns.iter().enumerate() {
+        let func = (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
+            || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC);
+        if func {
+            join(&mut state, &mut work, pc as i64 + i.imm as i64 + 1, ARGS);
+        }
+    }
+    while let Some(pc) = work.pop() {
+        let Some(mut m) = state[pc] else { continue };
+        let i = insns[pc];
+        let (dst, src) = (i.dst.min(15), i.src.min(15));
+        let bit = |r: u8| 1u16 << r;
+        let has = |m: u16, r: u8| m & bit(r) != 0;
+        let c = class(i.code);
+        let next = pc as i64 + 1;
+        match c {
+            BPF_ALU64 => {
+                let x = source(i.code) == BPF_X;
+                let o = op(i.code);
+                if o == BPF_MOV {
+                    m &= !bit(dst);
+                    if x && has(m | state[pc].unwrap_or(0), src) {
+                        m |= bit(dst);
+                    }
+                } else if o == BPF_END {
+                    m &= !bit(dst);
+                } else if x && has(m, src) {
+                    m |= bit(dst);
+                }
+                join(&mut state, &mut work, next, m);
+            }
+            BPF_ALU => {
+                m &= !bit(dst);
+                join(&mut state, &mut work, next, m);
+            }
+            BPF_LDX => {
+                if size(i.code) == BPF_DW {
+                    m |= bit(dst);
+                } else {
+                    m &= !bit(dst);
+                }
+                join(&mut state, &mut work, next, m);
+            }
+            BPF_LD => {
+                m &= !bit(dst);
+                let w = if i.code == LDDW { 2 } else { 1 };
+                join(&mut state, &mut work, pc as i64 + w, m);
+            }
+            BPF_ST => join(&mut state, &mut work, next, m),
+            BPF_STX => {
+                if mode(i.code) == BPF_ATOMIC {
+                    m |= bit(src) | bit(0) | bit(dst);
+                }
+                join(&mut state, &mut work, next, m);
+            }
+            BPF_JMP | BPF_JMP32 => match op(i.code) {
+                BPF_EXIT => {}
+                BPF_CALL => {
+                    m &= !ARGS;
+                    if i.src == BPF_PSEUDO_CALL || source(i.code) == BPF_X {
+                        m |= bit(0);
+                    } else {
+                        m &= !bit(0);
+                    }
+                    join(&mut state, &mut work, next, m);
+                }
+                BPF_JA => {
+                    let rel = if c == BPF_JMP32 {
+                        i.imm as i64
+                    } else {
+                        i.off as i64
+                    };
+                    join(&mut state, &mut work, next + rel, m);
+                }
+                _ => {
+                    join(&mut state, &mut work, next + i.off as i64, m);
+                    join(&mut state, &mut work, next, m);
+                }
+            },
+            _ => join(&mut state, &mut work, next, m),
+        }
+    }
+    // Slots never reached keep "anything may be the context".
+    state.into_iter().map(|s| s.unwrap_or(0x7ff)).collect()
+}
+
 struct ProgLabelsBuilder {
     slots: Vec<DynamicLabel>,
 }
@@ -1360,47 +1494,87 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         prologues: HashMap::new(),
         fast_maps: if mode == Mode::Fast { fast_maps } else { &[] },
         known: Vec::new(),
+        may_ctx: Vec::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.
     let entry = g.ops.offset();
     let exit = g.ops.new_dynamic_label();
     let fe = g.fault_exit;
-    asm!(g.ops
-        ; push rbp
-        ; push rbx
-        ; push r12
-        ; push r13
-        ; push r14
-        ; push r15
-        ; sub rsp, 8
-        ; mov r12, rdx
-        ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
-        ; mov rbp, r8
-        ; mov r11, rcx
-        ; xor eax, eax
-        ; xor edx, edx
-        ; xor ecx, ecx
-        ; xor r8d, r8d
-        ; xor ebx, ebx
-        ; xor r13d, r13d
-        ; xor r14d, r14d
-        ; xor r15d, r15d
-        ; call r11
-        ; =>exit
-        ; add rsp, 8
-        ; pop r15
-        ; pop r14
-        ; pop r13
-        ; pop r12
-        ; pop rbx
-        ; pop rbp
-        ; ret
-        ; =>fe
-        ; mov rsp, QWORD [r12 + OFF_ENTRY_RSP]
-        ; xor eax, eax
-        ; jmp =>exit
-    );
+    if mode == Mode::Checked {
+        // Every register starts at 0, as in the interpreter (unverified code may read
+        // one it never wrote).
+        asm!(g.ops
+            ; push rbp
+            ; push rbx
+            ; push r12
+            ; push r13
+            ; push r14
+            ; push r15
+            ; sub rsp, 8
+            ; mov r12, rdx
+            ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
+            ; mov rbp, r8
+            ; mov r11, rcx
+            ; xor eax, eax
+            ; xor edx, edx
+            ; xor ecx, ecx
+            ; xor r8d, r8d
+            ; xor ebx, ebx
+            ; xor r13d, r13d
+            ; xor r14d, r14d
+            ; xor r15d, r15d
+            ; call r11
+            ; =>exit
+            ; add rsp, 8
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop r12
+            ; pop rbx
+            ; pop rbp
+            ; ret
+            ; =>fe
+            ; mov rsp, QWORD [r12 + OFF_ENTRY_RSP]
+            ; xor eax, eax
+            ; jmp =>exit
+        );
+    } else {
+        // Lean entry: only rbp and r12 are saved here; the entry function's prologue
+        // pushes rbx, r13, r14, r15 while they still hold the caller's values, and its
+        // `exit` pops them back. A verified program reads no register it did not write
+        // (r1 and r10 are set), so only r0 and r3..r5 (the entry's arguments) are cleared. The
+        // fault exit skips the BPF frames, so it reloads those four from the entry
+        // function's save area right below the saved return address.
+        asm!(g.ops
+            ; push rbp
+            ; push r12
+            ; sub rsp, 8
+            ; mov r12, rdx
+            ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
+            ; mov rbp, r8
+            ; mov r11, rcx
+            ; xor eax, eax
+            ; xor edx, edx
+            ; xor ecx, ecx
+            ; xor r8d, r8d
+            ; call r11
+            ; =>exit
+            ; add rsp, 8
+            ; pop r12
+            ; pop rbp
+            ; ret
+            ; =>fe
+            ; mov r11, QWORD [r12 + OFF_ENTRY_RSP]
+            ; mov rbx, QWORD [r11 - 24]
+            ; mov r13, QWORD [r11 - 32]
+            ; mov r14, QWORD [r11 - 40]
+            ; mov r15, QWORD [r11 - 48]
+            ; mov rsp, r11
+            ; xor eax, eax
+            ; jmp =>exit
+        );
+    }
 
     // Labels first, so that calls and jumps can refer forward.
     let nprogs = rt.programs.len();

@@ -265,18 +265,12 @@ impl Jit {
 
     /// Runs program `prog` with r1, r2 after `begin_run` and the per-run memory are set up;
     /// returns r0 or the fault.
+    #[inline]
     fn enter(&mut self, prog: usize, r1: u64, r2: u64, ctx_base: u64) -> Result<u64, Box<Fault>> {
-        let rt = self.vm.runtime_mut();
         if self.tables.dirty {
-            if let Err(e) = self.tables.refresh(rt, &self.tail_table) {
-                return Err(Box::new(tramp::make_fault(
-                    rt,
-                    prog,
-                    0,
-                    bpfkit_vm::FaultKind::Unsupported(e.to_string()),
-                )));
-            }
+            self.refresh_tables(prog)?;
         }
+        let rt = self.vm.runtime_mut();
         let frame_below = rt.frame_top(0) - STACK_SIZE;
         // The context lives in `self.ctx` (allocated once); only per-run fields are set.
         let ctx = &mut *self.ctx;
@@ -299,21 +293,51 @@ impl Jit {
         let r0 = f(r1, r2, ctx, self.prog_entry[prog], frame_below);
         ctx.rt = std::ptr::null_mut();
         if ctx.fast {
-            self.vm.runtime_mut().tail_calls = ctx.tail_calls as u32;
+            rt.tail_calls = ctx.tail_calls as u32;
         }
+        if ctx.static_fault | ctx.faulted == 0 {
+            return Ok(r0);
+        }
+        Err(self.take_fault())
+    }
+
+    /// Fast mode, after a user-space map change: the jump tables and array layouts.
+    #[cold]
+    #[inline(never)]
+    fn refresh_tables(&mut self, prog: usize) -> Result<(), Box<Fault>> {
+        let rt = self.vm.runtime_mut();
+        self.tables.refresh(rt, &self.tail_table).map_err(|e| {
+            Box::new(tramp::make_fault(
+                rt,
+                prog,
+                0,
+                bpfkit_vm::FaultKind::Unsupported(e.to_string()),
+            ))
+        })
+    }
+
+    /// The fault a run ended with (a static fault stub's or a trampoline's).
+    #[cold]
+    #[inline(never)]
+    fn take_fault(&mut self) -> Box<Fault> {
+        let ctx = &mut *self.ctx;
         if ctx.static_fault != 0 {
             let sf = &self.static_faults[ctx.static_fault as usize - 1];
-            return Err(Box::new(tramp::make_fault(
+            return Box::new(tramp::make_fault(
                 self.vm.runtime(),
                 sf.prog,
                 sf.pc,
                 sf.kind.clone(),
-            )));
+            ));
         }
-        if let Some(f) = ctx.fault.take() {
-            return Err(f);
-        }
-        Ok(r0)
+        ctx.fault.take().unwrap_or_else(|| {
+            Box::new(tramp::make_fault(
+                self.vm.runtime(),
+                0,
+                0,
+                bpfkit_vm::FaultKind::Unsupported("JIT: fault flag without a fault".into()),
+            ))
+        })
     }
 
     /// Runs program `prog` with r1 = a copy of `mem`, r2 = its length (the bpf_conformance

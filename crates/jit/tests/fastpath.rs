@@ -254,3 +254,40 @@ fn jump_tables_follow_user_space_updates() {
     set(&mut e, 0, Some(2));
     assert_eq!(all(&mut e), [3, 1, 1, 3, 1, 1]);
 }
+
+/// A fault in fast mode leaves through the lean entry's fault exit, which restores the
+/// caller's callee-saved registers from the entry function's save area: the Rust caller
+/// keeps working (values live across the calls stay intact) and sees the interpreter's
+/// fault.
+#[test]
+fn fast_mode_faults_restore_the_callers_registers() {
+    let text = "
+        mov %r6, 11
+        mov %r7, 22
+        mov %r8, 33
+        mov %r9, 44
+        call 999
+        mov %r0, %r6
+        exit";
+    let insns = asm(text);
+    let mut i = Interpreter::from_insns(insns.clone());
+    // SAFETY: a raw program that touches no memory; its only problem is the unknown
+    // helper, which both engines report as a fault.
+    let mut f = unsafe { Jit::from_insns_unchecked(insns) }.unwrap();
+    let want = i.run_raw(0, &[]).unwrap_err().to_string();
+    let mut acc = [0u64; 6];
+    for n in 0..2000u64 {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = a.wrapping_mul(31).wrapping_add(n ^ k as u64);
+        }
+        let got = f.run_raw(0, &[]).unwrap_err().to_string();
+        assert_eq!(got, want);
+    }
+    let mut check = [0u64; 6];
+    for n in 0..2000u64 {
+        for (k, a) in check.iter_mut().enumerate() {
+            *a = a.wrapping_mul(31).wrapping_add(n ^ k as u64);
+        }
+    }
+    assert_eq!(acc, check);
+}

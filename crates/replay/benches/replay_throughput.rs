@@ -113,12 +113,7 @@ fn main() {
         };
         let mut e = bpfkit_replay::engines::create(engine, &obj, &settings, prog).expect("engine");
         let mut sink = 0u64;
-        let mut out = XdpOutput {
-            retval: 0,
-            packet: Vec::new(),
-            redirect: None,
-            events: Vec::new(),
-        };
+        let mut out = XdpOutput::default();
         let t = Instant::now();
         for i in 0..n {
             let input = XdpInput {
@@ -128,7 +123,7 @@ fn main() {
                 time_ns: 1_700_000_000_000_000_000 + i * 10_000,
                 cpu: 0,
             };
-            e.run_into(prog, &input, &mut out).expect("run");
+            e.run_into(prog, &input, &mut out, false).expect("run");
             sink = sink.wrapping_add(out.retval);
         }
         let run_ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;

@@ -68,14 +68,18 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 pub trait ReplayEngine {
     fn name(&self) -> &'static str;
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError>;
-    /// Like [`ReplayEngine::run`], into `out` (whose buffers are reused from run to run
-    /// when the engine supports it). On error `out` is unspecified.
+    /// Like [`ReplayEngine::run`], into `out`, whose buffers are reused from run to run
+    /// (bpfkit's engines allocate nothing per run then). With `want_packet` false the
+    /// output packet may be left empty (count-only replays skip its copy). On error `out`
+    /// is unspecified.
     fn run_into(
         &mut self,
         prog: usize,
         input: &XdpInput<'_>,
         out: &mut XdpOutput,
+        want_packet: bool,
     ) -> Result<(), RunError> {
+        let _ = want_packet;
         *out = self.run(prog, input)?;
         Ok(())
     }
@@ -118,6 +122,13 @@ fn vm_config(s: &EngineSettings) -> Config {
     }
 }
 
+fn run_error(e: VmError) -> RunError {
+    match e {
+        VmError::Setup(m) => RunError::Refused(m),
+        other => RunError::Fault(other.to_string()),
+    }
+}
+
 struct InterpEngine(Interpreter);
 
 impl ReplayEngine for InterpEngine {
@@ -129,6 +140,17 @@ impl ReplayEngine for InterpEngine {
             VmError::Setup(m) => RunError::Refused(m),
             other => RunError::Fault(other.to_string()),
         })
+    }
+    fn run_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), RunError> {
+        self.0
+            .run_xdp_into_with(prog, input, out, want_packet)
+            .map_err(run_error)
     }
     fn map_entries(&self, map: usize) -> Result<Entries, String> {
         self.0.map_entries(map).map_err(|e| e.to_string())
@@ -164,6 +186,17 @@ impl ReplayEngine for JitEngine {
             VmError::Setup(m) => RunError::Refused(m),
             other => RunError::Fault(other.to_string()),
         })
+    }
+    fn run_into(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        out: &mut XdpOutput,
+        want_packet: bool,
+    ) -> Result<(), RunError> {
+        self.0
+            .run_xdp_into_with(prog, input, out, want_packet)
+            .map_err(run_error)
     }
     fn map_entries(&self, map: usize) -> Result<Entries, String> {
         self.0.map_entries(map).map_err(|e| e.to_string())

@@ -13,6 +13,7 @@ pub mod capture;
 pub mod coverage;
 pub mod engines;
 pub mod hex;
+pub mod parallel;
 pub mod rss;
 pub mod state;
 
@@ -82,6 +83,12 @@ pub struct Options {
     pub seed: u64,
     /// Emulated receive queues (each its own CPU); 1 = no RSS.
     pub queues: u32,
+    /// Worker threads for the queues (default: the available cores, at most `queues`).
+    /// Results do not depend on it; see [`parallel`].
+    pub threads: Option<u32>,
+    /// Run the queues in capture order on one thread even when they could run on worker
+    /// threads (the reference the threaded runs are checked against).
+    pub serial: bool,
     /// Possible CPUs of the emulated machine (per-CPU map slots); default: `queues`.
     /// With the kernel engine it is the kernel's number of possible CPUs.
     pub cpus: Option<u32>,
@@ -114,6 +121,8 @@ impl Default for Options {
             time_offset_ns: 0,
             seed: 0x5eed,
             queues: 1,
+            threads: None,
+            serial: false,
             cpus: None,
             out_dir: None,
             trace: None,
@@ -171,6 +180,10 @@ pub struct Summary {
     pub difference: Option<Difference>,
     pub compared: Vec<String>,
     pub queues: u32,
+    /// Worker threads the queues ran on (1 when they ran in capture order).
+    pub threads: u32,
+    /// With `queues > 1`: why the queues ran in capture order on one thread.
+    pub serial_reason: Option<String>,
     /// Packets per queue (with `queues > 1`).
     pub per_queue: Vec<u64>,
 }
@@ -222,6 +235,10 @@ impl Summary {
         }
         if self.queues > 1 {
             v["per_queue"] = json!(self.per_queue);
+            v["threads"] = json!(self.threads);
+            if let Some(r) = &self.serial_reason {
+                v["serial_reason"] = json!(r);
+            }
         }
         if let Some(c) = &self.coverage {
             v["coverage"] = json!({
@@ -290,6 +307,14 @@ impl Summary {
         }
         if self.queues > 1 {
             let _ = writeln!(s, "queues {}: {:?}", self.queues, self.per_queue);
+            match &self.serial_reason {
+                None => {
+                    let _ = writeln!(s, "queues ran on {} worker threads", self.threads);
+                }
+                Some(r) => {
+                    let _ = writeln!(s, "queues ran in capture order on one thread: {r}");
+                }
+            }
         }
         if let Some(c) = &self.coverage {
             let _ = writeln!(
@@ -459,7 +484,7 @@ fn comparable_maps(obj: &LinkedObject, ignore: &[String]) -> Vec<usize> {
         .collect()
 }
 
-fn describe(r: &Result<XdpOutput, RunError>) -> String {
+fn describe(r: Result<&XdpOutput, &RunError>) -> String {
     match r {
         Ok(o) => format!(
             "{} (retval {}) with {} bytes",
@@ -477,9 +502,9 @@ fn compare_one(
     obj: &LinkedObject,
     maps: &[usize],
     a: &dyn ReplayEngine,
-    ra: &Result<XdpOutput, RunError>,
+    ra: Result<&XdpOutput, &RunError>,
     b: &dyn ReplayEngine,
-    rb: &Result<XdpOutput, RunError>,
+    rb: Result<&XdpOutput, &RunError>,
     index: u64,
     ts_ns: u64,
 ) -> Result<Option<Difference>, ReplayError> {
@@ -638,54 +663,32 @@ pub fn replay(
         device,
         object_path: opts.object_path.clone(),
     };
-    let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
-    for k in &kinds {
-        engines.push(engines::create(*k, obj, &settings, prog).map_err(ReplayError::Bad)?);
-    }
-    if want_cov {
-        engines[0].enable_coverage();
-    }
-    if let Some(path) = &opts.maps_in {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
-        let doc: Value = serde_json::from_str(&text)
-            .map_err(|e| ReplayError::Bad(format!("{}: not JSON: {e}", path.display())))?;
-        for e in engines.iter_mut() {
-            state::load(e.as_mut(), obj, &doc, ncpus)
+    let maps_doc: Option<Value> = match &opts.maps_in {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| ReplayError::Bad(format!("{}: not JSON: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let new_engine = |k: EngineKind| -> Result<Box<dyn ReplayEngine>, ReplayError> {
+        let mut e = engines::create(k, obj, &settings, prog).map_err(ReplayError::Bad)?;
+        if let (Some(doc), Some(path)) = (&maps_doc, &opts.maps_in) {
+            state::load(e.as_mut(), obj, doc, ncpus)
                 .map_err(|m| ReplayError::Bad(format!("{}: {m}", path.display())))?;
         }
-    }
-
-    let mut cap = Capture::open(capture_path).map_err(|e| match e {
-        capture::CaptureError::Io { .. } => ReplayError::Usage(e.to_string()),
-        other => ReplayError::Bad(other.to_string()),
-    })?;
-    let mut out_dir = match &opts.out_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)
-                .map_err(|e| ReplayError::Usage(format!("{}: {e}", d.display())))?;
-            Some(OutDir {
-                dir: d.clone(),
-                writers: BTreeMap::new(),
-            })
-        }
-        None => None,
+        Ok(e)
     };
-    let mut trace = match &opts.trace {
-        Some(p) => Some(BufWriter::with_capacity(
-            1 << 16,
-            File::create(p).map_err(|e| ReplayError::Usage(format!("{}: {e}", p.display())))?,
-        )),
-        None => None,
-    };
-    let trace_err = |e: std::io::Error| ReplayError::Usage(format!("trace: {e}"));
-    let cmp_maps = comparable_maps(obj, &opts.ignore_maps);
 
     let mut s = Summary {
         program: obj.programs[prog].name.clone(),
         engine: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
         capture: capture_path.display().to_string(),
         queues,
+        threads: 1,
         per_queue: vec![0; queues as usize],
         compared: if opts.compare.is_empty() {
             Vec::new()
@@ -697,182 +700,135 @@ pub fn replay(
     for a in ACTIONS {
         s.actions.insert(a.to_string(), 0);
     }
-    let mut action_counts = [0u64; 5];
-    let mut results: Vec<Result<XdpOutput, RunError>> = Vec::with_capacity(kinds.len());
-    let start = Instant::now();
-    while let Some(rec) = cap.next_record() {
-        if opts.limit.is_some_and(|l| s.packets >= l) {
-            break;
-        }
-        s.packets += 1;
-        let data = rec.data;
-        s.bytes += data.len() as u64;
-        if (data.len() as u64) < rec.orig_len as u64 {
-            s.snapped += 1;
-        }
-        if let Some(p) = progress.as_mut() {
-            if s.packets.is_multiple_of(65536) {
-                p(s.packets, rec.offset);
-            }
-        }
-        let skip = match &rec.note {
-            RecordNote::None | RecordNote::OverSnapLen { .. } => {
-                if data.len() < ETH_HLEN {
-                    Some(if data.is_empty() {
-                        "zero-length packet: BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header (EINVAL)".to_string()
-                    } else {
-                        "shorter than an Ethernet header (14 bytes): BPF_PROG_TEST_RUN refuses it (EINVAL)".to_string()
+
+    // Worker threads for the queues, when the object's use of shared maps allows it.
+    let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
+    let mut ran_parallel = false;
+    if queues > 1 {
+        let plan = if opts.serial {
+            Err("asked to run in capture order".to_string())
+        } else if kinds.len() > 1 {
+            Err("--compare runs every engine on each packet in capture order".to_string())
+        } else if want_cov {
+            Err("coverage is recorded on one engine".to_string())
+        } else {
+            parallel::analyze(obj)
+        };
+        match plan {
+            Ok(plan) => {
+                let threads = opts
+                    .threads
+                    .unwrap_or_else(|| {
+                        std::thread::available_parallelism()
+                            .map(|n| n.get() as u32)
+                            .unwrap_or(1)
                     })
-                } else if data.len() > MAX_XDP_FRAME {
-                    Some(format!(
-                        "larger than an XDP test-run frame ({MAX_XDP_FRAME} bytes: 3520 linear + 17 fragment pages): the kernel refuses it"
-                    ))
-                } else {
-                    None
-                }
-            }
-            RecordNote::NotEthernet(lt) => Some(format!(
-                "pcapng interface with link type {lt}, not Ethernet"
-            )),
-            RecordNote::UnknownInterface(i) => Some(format!(
-                "pcapng packet names interface {i}, which was never described"
-            )),
-            RecordNote::Malformed(m) => Some(format!("malformed pcapng packet block: {m}")),
-        };
-        let index = rec.index;
-        let ts_ns = rec.ts_ns;
-        if let Some(reason) = skip {
-            *s.skipped.entry(reason.clone()).or_insert(0) += 1;
-            if let Some(t) = trace.as_mut() {
-                let line = json!({"index": index, "ts_ns": ts_ns, "len_in": data.len(), "skipped": reason});
-                writeln!(t, "{line}").map_err(trace_err)?;
-            }
-            continue;
-        }
-        let queue = rss::queue_of(data, queues);
-        let input = XdpInput {
-            packet: data,
-            ingress_ifindex: opts.ifindex,
-            rx_queue_index: if queues > 1 { queue } else { opts.rx_queue },
-            time_ns: (ts_ns as i64).saturating_add(opts.time_offset_ns).max(0) as u64,
-            cpu: if queues > 1 { queue } else { 0 },
-        };
-        if queues > 1 {
-            s.per_queue[queue as usize] += 1;
-        }
-        results.clear();
-        for e in engines.iter_mut() {
-            results.push(e.run(prog, &input));
-        }
-        if kinds.len() > 1 {
-            for j in 1..engines.len() {
-                if let Some(d) = compare_one(
+                    .clamp(1, queues);
+                let run = Parallel {
                     obj,
-                    &cmp_maps,
-                    engines[0].as_ref(),
-                    &results[0],
-                    engines[j].as_ref(),
-                    &results[j],
-                    index,
-                    ts_ns,
-                )? {
-                    s.difference = Some(d);
-                    break;
-                }
-            }
-        }
-        match &results[0] {
-            Ok(o) => {
-                s.ran += 1;
-                let a = o.retval as u32;
-                if (a as usize) < 5 {
-                    action_counts[a as usize] += 1;
-                } else {
-                    *s.actions.entry(action_name(o.retval)).or_insert(0) += 1;
-                }
-                if let Some(r) = &o.redirect {
-                    *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
-                }
-                if let Some(od) = out_dir.as_mut() {
-                    let orig = (rec.orig_len as i64 + o.packet.len() as i64 - data.len() as i64)
-                        .max(o.packet.len() as i64) as u32;
-                    od.write(&action_name(o.retval), ts_ns, orig, &o.packet)?;
-                }
-                if let Some(t) = trace.as_mut() {
-                    let mut line = json!({
-                        "index": index,
-                        "ts_ns": ts_ns,
-                        "action": action_name(o.retval),
-                        "retval": o.retval,
-                        "len_in": data.len(),
-                        "len_out": o.packet.len(),
-                    });
-                    if queues > 1 {
-                        line["queue"] = json!(queue);
-                    }
-                    if let Some(r) = &o.redirect {
-                        line["redirect"] = redirect_json(obj, r);
-                    }
-                    if o.packet != data {
-                        line["data_out"] = json!(hex::encode(&o.packet));
-                    }
-                    if !o.events.is_empty() {
-                        line["events"] = events_json(obj, &o.events);
-                    }
-                    writeln!(t, "{line}").map_err(trace_err)?;
-                }
-            }
-            Err(e) => {
-                let (fault, msg) = match e {
-                    RunError::Fault(m) => (true, m.clone()),
-                    RunError::Refused(m) => (false, m.clone()),
+                    prog,
+                    kind: kinds[0],
+                    queues,
+                    threads,
+                    ncpus,
+                    plan: &plan,
+                    new_engine: &new_engine,
                 };
-                if fault {
-                    s.faults += 1;
-                    if s.first_fault.is_none() {
-                        s.first_fault = Some((index, msg.clone()));
+                let mut outputs = Outputs::open(opts)?;
+                let mut cap = open_capture(capture_path)?;
+                let mut s2 = s.clone();
+                match run.run(&mut cap, opts, &mut outputs, &mut s2, &mut progress)? {
+                    Ok(main) => {
+                        outputs.finish(&mut s2)?;
+                        finish_capture(&cap, &mut s2);
+                        s = s2;
+                        s.threads = threads;
+                        engines.push(main);
+                        ran_parallel = true;
                     }
-                } else {
-                    *s.skipped
-                        .entry(format!("engine refused: {msg}"))
-                        .or_insert(0) += 1;
-                }
-                if let Some(t) = trace.as_mut() {
-                    let key = if fault { "fault" } else { "skipped" };
-                    let mut line = json!({"index": index, "ts_ns": ts_ns, "len_in": data.len()});
-                    line[key] = json!(msg);
-                    writeln!(t, "{line}").map_err(trace_err)?;
+                    Err(why) => {
+                        s.serial_reason = Some(why);
+                    }
                 }
             }
-        }
-        if s.difference.is_some() {
-            break;
+            Err(why) => s.serial_reason = Some(why),
         }
     }
-    s.elapsed = start.elapsed();
-    for (i, n) in action_counts.iter().enumerate() {
-        *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
-    }
-    if let Some(CaptureEnd::Damaged { offset, reason }) = cap.end() {
-        let msg = format!("{}: at byte offset {offset}: {reason}", cap.path());
-        *s.skipped
-            .entry(format!(
-                "damaged record (the rest of the file is unreadable): {reason}"
-            ))
-            .or_insert(0) += 1;
-        s.damaged = Some(msg);
+
+    if !ran_parallel {
+        for k in &kinds {
+            engines.push(new_engine(*k)?);
+        }
+        if want_cov {
+            engines[0].enable_coverage();
+        }
+        let mut cap = open_capture(capture_path)?;
+        let mut outputs = Outputs::open(opts)?;
+        let want_packet = outputs.wants_packet() || kinds.len() > 1;
+        let cmp_maps = comparable_maps(obj, &opts.ignore_maps);
+        let mut outs: Vec<XdpOutput> = vec![XdpOutput::default(); kinds.len()];
+        let mut res: Vec<Result<(), RunError>> = Vec::with_capacity(kinds.len());
+        let start = Instant::now();
+        while let Some(rec) = cap.next_record() {
+            if opts.limit.is_some_and(|l| s.packets >= l) {
+                break;
+            }
+            let data = rec.data;
+            count_record(&mut s, data, rec.orig_len);
+            if let Some(p) = progress.as_mut() {
+                if s.packets.is_multiple_of(65536) {
+                    p(s.packets, rec.offset);
+                }
+            }
+            let (index, ts_ns) = (rec.index, rec.ts_ns);
+            if let Some(reason) = skip_reason(&rec.note, data) {
+                outputs.skipped(&mut s, index, ts_ns, data.len(), reason)?;
+                continue;
+            }
+            let queue = rss::queue_of(data, queues);
+            let input = packet_input(opts, queues, queue, data, ts_ns);
+            if queues > 1 {
+                s.per_queue[queue as usize] += 1;
+            }
+            res.clear();
+            for (e, o) in engines.iter_mut().zip(outs.iter_mut()) {
+                res.push(e.run_into(prog, &input, o, want_packet));
+            }
+            if kinds.len() > 1 {
+                for j in 1..engines.len() {
+                    if let Some(d) = compare_one(
+                        obj,
+                        &cmp_maps,
+                        engines[0].as_ref(),
+                        as_result(&res[0], &outs[0]),
+                        engines[j].as_ref(),
+                        as_result(&res[j], &outs[j]),
+                        index,
+                        ts_ns,
+                    )? {
+                        s.difference = Some(d);
+                        break;
+                    }
+                }
+            }
+            let pkt = PacketInfo {
+                index,
+                ts_ns,
+                data,
+                orig_len: rec.orig_len,
+                queue: (queues > 1).then_some(queue),
+            };
+            outputs.result(obj, &mut s, &pkt, as_result(&res[0], &outs[0]))?;
+            if s.difference.is_some() {
+                break;
+            }
+        }
+        s.elapsed = start.elapsed();
+        outputs.finish(&mut s)?;
+        finish_capture(&cap, &mut s);
     }
     if let Some(p) = progress.as_mut() {
         p(s.packets, u64::MAX);
-    }
-    if let Some(t) = trace.take() {
-        t.into_inner()
-            .map_err(|e| ReplayError::Usage(format!("trace: {e}")))?
-            .flush()
-            .map_err(trace_err)?;
-    }
-    if let Some(od) = out_dir.take() {
-        od.finish()?;
     }
     if let Some(path) = &opts.maps_out {
         let doc = state::dump(engines[0].as_ref(), obj).map_err(ReplayError::Bad)?;
@@ -904,4 +860,620 @@ pub fn replay(
         }
     }
     Ok(s)
+}
+
+fn open_capture(path: &Path) -> Result<Capture, ReplayError> {
+    Capture::open(path).map_err(|e| match e {
+        capture::CaptureError::Io { .. } => ReplayError::Usage(e.to_string()),
+        other => ReplayError::Bad(other.to_string()),
+    })
+}
+
+/// Records how the capture ended (damage) in the summary.
+fn finish_capture(cap: &Capture, s: &mut Summary) {
+    if let Some(CaptureEnd::Damaged { offset, reason }) = cap.end() {
+        let msg = format!("{}: at byte offset {offset}: {reason}", cap.path());
+        *s.skipped
+            .entry(format!(
+                "damaged record (the rest of the file is unreadable): {reason}"
+            ))
+            .or_insert(0) += 1;
+        s.damaged = Some(msg);
+    }
+}
+
+fn count_record(s: &mut Summary, data: &[u8], orig_len: u32) {
+    s.packets += 1;
+    s.bytes += data.len() as u64;
+    if (data.len() as u64) < orig_len as u64 {
+        s.snapped += 1;
+    }
+}
+
+/// Why a record is not run, if it is not.
+fn skip_reason(note: &RecordNote, data: &[u8]) -> Option<String> {
+    match note {
+        RecordNote::None | RecordNote::OverSnapLen { .. } => {
+            if data.len() < ETH_HLEN {
+                Some(if data.is_empty() {
+                    "zero-length packet: BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header (EINVAL)".to_string()
+                } else {
+                    "shorter than an Ethernet header (14 bytes): BPF_PROG_TEST_RUN refuses it (EINVAL)".to_string()
+                })
+            } else if data.len() > MAX_XDP_FRAME {
+                Some(format!(
+                    "larger than an XDP test-run frame ({MAX_XDP_FRAME} bytes: 3520 linear + 17 fragment pages): the kernel refuses it"
+                ))
+            } else {
+                None
+            }
+        }
+        RecordNote::NotEthernet(lt) => Some(format!(
+            "pcapng interface with link type {lt}, not Ethernet"
+        )),
+        RecordNote::UnknownInterface(i) => Some(format!(
+            "pcapng packet names interface {i}, which was never described"
+        )),
+        RecordNote::Malformed(m) => Some(format!("malformed pcapng packet block: {m}")),
+    }
+}
+
+fn packet_input<'a>(
+    opts: &Options,
+    queues: u32,
+    queue: u32,
+    data: &'a [u8],
+    ts_ns: u64,
+) -> XdpInput<'a> {
+    XdpInput {
+        packet: data,
+        ingress_ifindex: opts.ifindex,
+        rx_queue_index: if queues > 1 { queue } else { opts.rx_queue },
+        time_ns: (ts_ns as i64).saturating_add(opts.time_offset_ns).max(0) as u64,
+        cpu: if queues > 1 { queue } else { 0 },
+    }
+}
+
+fn as_result<'a>(
+    r: &'a Result<(), RunError>,
+    o: &'a XdpOutput,
+) -> Result<&'a XdpOutput, &'a RunError> {
+    match r {
+        Ok(()) => Ok(o),
+        Err(e) => Err(e),
+    }
+}
+
+/// The input side of one packet, for the outputs.
+struct PacketInfo<'a> {
+    index: u64,
+    ts_ns: u64,
+    data: &'a [u8],
+    orig_len: u32,
+    /// With `queues > 1`.
+    queue: Option<u32>,
+}
+
+/// Where per-packet results go: the summary counts, `--out` and `--trace`.
+struct Outputs {
+    out_dir: Option<OutDir>,
+    trace: Option<BufWriter<File>>,
+    action_counts: [u64; 5],
+}
+
+fn trace_err(e: std::io::Error) -> ReplayError {
+    ReplayError::Usage(format!("trace: {e}"))
+}
+
+impl Outputs {
+    fn open(opts: &Options) -> Result<Outputs, ReplayError> {
+        let out_dir = match &opts.out_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| ReplayError::Usage(format!("{}: {e}", d.display())))?;
+                Some(OutDir {
+                    dir: d.clone(),
+                    writers: BTreeMap::new(),
+                })
+            }
+            None => None,
+        };
+        let trace = match &opts.trace {
+            Some(p) => Some(BufWriter::with_capacity(
+                1 << 16,
+                File::create(p).map_err(|e| ReplayError::Usage(format!("{}: {e}", p.display())))?,
+            )),
+            None => None,
+        };
+        Ok(Outputs {
+            out_dir,
+            trace,
+            action_counts: [0; 5],
+        })
+    }
+
+    /// Whether any output needs the output packet bytes.
+    fn wants_packet(&self) -> bool {
+        self.out_dir.is_some() || self.trace.is_some()
+    }
+
+    fn skipped(
+        &mut self,
+        s: &mut Summary,
+        index: u64,
+        ts_ns: u64,
+        len_in: usize,
+        reason: String,
+    ) -> Result<(), ReplayError> {
+        if let Some(t) = self.trace.as_mut() {
+            let line = json!({"index": index, "ts_ns": ts_ns, "len_in": len_in, "skipped": reason});
+            writeln!(t, "{line}").map_err(trace_err)?;
+        }
+        *s.skipped.entry(reason).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn result(
+        &mut self,
+        obj: &LinkedObject,
+        s: &mut Summary,
+        p: &PacketInfo<'_>,
+        r: Result<&XdpOutput, &RunError>,
+    ) -> Result<(), ReplayError> {
+        match r {
+            Ok(o) => {
+                s.ran += 1;
+                let a = o.retval as u32;
+                if (a as usize) < 5 {
+                    self.action_counts[a as usize] += 1;
+                } else {
+                    *s.actions.entry(action_name(o.retval)).or_insert(0) += 1;
+                }
+                if let Some(r) = &o.redirect {
+                    *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
+                }
+                // The packet as the program left it.
+                let frame = &o.packet[..];
+                if let Some(od) = self.out_dir.as_mut() {
+                    let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
+                        .max(frame.len() as i64) as u32;
+                    od.write(&action_name(o.retval), p.ts_ns, orig, frame)?;
+                }
+                if let Some(t) = self.trace.as_mut() {
+                    let mut line = json!({
+                        "index": p.index,
+                        "ts_ns": p.ts_ns,
+                        "action": action_name(o.retval),
+                        "retval": o.retval,
+                        "len_in": p.data.len(),
+                        "len_out": o.packet.len(),
+                    });
+                    if let Some(q) = p.queue {
+                        line["queue"] = json!(q);
+                    }
+                    if let Some(r) = &o.redirect {
+                        line["redirect"] = redirect_json(obj, r);
+                    }
+                    if o.packet != p.data {
+                        line["data_out"] = json!(hex::encode(&o.packet));
+                    }
+                    if !o.events.is_empty() {
+                        line["events"] = events_json(obj, &o.events);
+                    }
+                    writeln!(t, "{line}").map_err(trace_err)?;
+                }
+            }
+            Err(e) => {
+                let (fault, msg) = match e {
+                    RunError::Fault(m) => (true, m.clone()),
+                    RunError::Refused(m) => (false, m.clone()),
+                };
+                if fault {
+                    s.faults += 1;
+                    if s.first_fault.is_none() {
+                        s.first_fault = Some((p.index, msg.clone()));
+                    }
+                } else {
+                    *s.skipped
+                        .entry(format!("engine refused: {msg}"))
+                        .or_insert(0) += 1;
+                }
+                if let Some(t) = self.trace.as_mut() {
+                    let key = if fault { "fault" } else { "skipped" };
+                    let mut line =
+                        json!({"index": p.index, "ts_ns": p.ts_ns, "len_in": p.data.len()});
+                    line[key] = json!(msg);
+                    writeln!(t, "{line}").map_err(trace_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the files and adds the per-action counts to the summary.
+    fn finish(&mut self, s: &mut Summary) -> Result<(), ReplayError> {
+        for (i, n) in std::mem::take(&mut self.action_counts).iter().enumerate() {
+            *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
+        }
+        if let Some(t) = self.trace.take() {
+            t.into_inner()
+                .map_err(|e| ReplayError::Usage(format!("trace: {e}")))?
+                .flush()
+                .map_err(trace_err)?;
+        }
+        if let Some(od) = self.out_dir.take() {
+            od.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// One packet handed to a worker: its bytes are `data[start..start + len]` of its chunk.
+struct Job {
+    index: u64,
+    ts_ns: u64,
+    orig_len: u32,
+    start: usize,
+    len: usize,
+    queue: u32,
+    skip: Option<String>,
+}
+
+/// Consecutive records of the capture, copied out of the reader for the workers.
+#[derive(Default)]
+struct Chunk {
+    data: Vec<u8>,
+    jobs: Vec<Job>,
+}
+
+/// Records per chunk: workers run one chunk while the main thread reads the next.
+const CHUNK: usize = 16_384;
+
+/// What a worker sends back.
+enum FromWorker {
+    Ready(Result<(), String>),
+    /// Results of one chunk: (position in the chunk, result).
+    Results(Vec<(usize, Result<XdpOutput, RunError>)>),
+    /// Final map contents per queue: (queue, entries of every map).
+    Maps(Vec<(u32, Vec<Result<engines::Entries, String>>)>),
+}
+
+type EngineFactory<'a> =
+    dyn Fn(EngineKind) -> Result<Box<dyn ReplayEngine>, ReplayError> + Sync + 'a;
+
+/// The queues of a replay on worker threads: one engine per queue (each with its own copy
+/// of the maps), queue q on worker q % threads; merged at the end (see [`parallel`]).
+struct Parallel<'a> {
+    obj: &'a LinkedObject,
+    prog: usize,
+    kind: EngineKind,
+    queues: u32,
+    threads: u32,
+    ncpus: u32,
+    plan: &'a [parallel::SharedUse],
+    new_engine: &'a EngineFactory<'a>,
+}
+
+impl Parallel<'_> {
+    /// Runs the capture. `Ok(Err(reason))`: the merge is not possible (the caller runs
+    /// the capture again in order on one thread).
+    fn run(
+        &self,
+        cap: &mut Capture,
+        opts: &Options,
+        outputs: &mut Outputs,
+        s: &mut Summary,
+        progress: &mut Option<Progress<'_>>,
+    ) -> Result<Result<Box<dyn ReplayEngine>, String>, ReplayError> {
+        use std::sync::mpsc;
+        use std::sync::Arc;
+        let want_packet = outputs.wants_packet();
+        let threads = self.threads as usize;
+        let queues = self.queues;
+        let mut start = Instant::now();
+        let dumps = std::thread::scope(|sc| -> Result<_, ReplayError> {
+            let mut to_workers = Vec::new();
+            let mut from_workers = Vec::new();
+            for w in 0..threads {
+                let (jtx, jrx) = mpsc::channel::<Arc<Chunk>>();
+                let (rtx, rrx) = mpsc::channel::<FromWorker>();
+                to_workers.push(jtx);
+                from_workers.push(rrx);
+                let (obj, prog, kind, factory) = (self.obj, self.prog, self.kind, self.new_engine);
+                sc.spawn(move || {
+                    let mine: Vec<u32> =
+                        (0..queues).filter(|q| *q as usize % threads == w).collect();
+                    let mut engines = Vec::new();
+                    for _ in &mine {
+                        match factory(kind) {
+                            Ok(e) => engines.push(e),
+                            Err(e) => {
+                                let _ = rtx.send(FromWorker::Ready(Err(e.to_string())));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = rtx.send(FromWorker::Ready(Ok(())));
+                    while let Ok(chunk) = jrx.recv() {
+                        let mut results = Vec::new();
+                        for (i, j) in chunk.jobs.iter().enumerate() {
+                            if j.skip.is_some() || j.queue as usize % threads != w {
+                                continue;
+                            }
+                            let e = &mut engines[j.queue as usize / threads];
+                            let data = &chunk.data[j.start..j.start + j.len];
+                            let input = packet_input(opts, queues, j.queue, data, j.ts_ns);
+                            let mut out = XdpOutput::default();
+                            let r = e.run_into(prog, &input, &mut out, want_packet).map(|_| out);
+                            results.push((i, r));
+                        }
+                        if rtx.send(FromWorker::Results(results)).is_err() {
+                            return;
+                        }
+                    }
+                    let maps = mine
+                        .iter()
+                        .zip(&engines)
+                        .map(|(q, e)| (*q, (0..obj.maps.len()).map(|m| e.map_entries(m)).collect()))
+                        .collect();
+                    let _ = rtx.send(FromWorker::Maps(maps));
+                });
+            }
+            for r in &from_workers {
+                match r.recv() {
+                    Ok(FromWorker::Ready(Ok(()))) => {}
+                    Ok(FromWorker::Ready(Err(e))) => return Err(ReplayError::Bad(e)),
+                    _ => return Err(ReplayError::Bad("a replay worker thread died".into())),
+                }
+            }
+            // Timing from here, like the single-thread loop (engine setup excluded).
+            start = Instant::now();
+            let mut pending: Option<Arc<Chunk>> = None;
+            let mut done = false;
+            loop {
+                // Read the next chunk while the workers run the pending one.
+                let mut next = Chunk::default();
+                while !done && next.jobs.len() < CHUNK {
+                    let Some(rec) = cap.next_record() else {
+                        done = true;
+                        break;
+                    };
+                    if opts.limit.is_some_and(|l| s.packets >= l) {
+                        done = true;
+                        break;
+                    }
+                    count_record(s, rec.data, rec.orig_len);
+                    if let Some(p) = progress.as_mut() {
+                        if s.packets.is_multiple_of(65536) {
+                            p(s.packets, rec.offset);
+                        }
+                    }
+                    let skip = skip_reason(&rec.note, rec.data);
+                    let queue = if skip.is_none() {
+                        rss::queue_of(rec.data, queues)
+                    } else {
+                        0
+                    };
+                    let start = next.data.len();
+                    next.data.extend_from_slice(rec.data);
+                    next.jobs.push(Job {
+                        index: rec.index,
+                        ts_ns: rec.ts_ns,
+                        orig_len: rec.orig_len,
+                        start,
+                        len: rec.data.len(),
+                        queue,
+                        skip,
+                    });
+                }
+                if let Some(chunk) = pending.take() {
+                    let mut slots: Vec<Option<Result<XdpOutput, RunError>>> =
+                        (0..chunk.jobs.len()).map(|_| None).collect();
+                    for r in &from_workers {
+                        match r.recv() {
+                            Ok(FromWorker::Results(v)) => {
+                                for (i, res) in v {
+                                    slots[i] = Some(res);
+                                }
+                            }
+                            _ => {
+                                return Err(ReplayError::Bad("a replay worker thread died".into()))
+                            }
+                        }
+                    }
+                    for (j, slot) in chunk.jobs.iter().zip(slots) {
+                        let data = &chunk.data[j.start..j.start + j.len];
+                        match (&j.skip, slot) {
+                            (Some(reason), _) => {
+                                outputs.skipped(s, j.index, j.ts_ns, j.len, reason.clone())?
+                            }
+                            (None, Some(res)) => {
+                                s.per_queue[j.queue as usize] += 1;
+                                let p = PacketInfo {
+                                    index: j.index,
+                                    ts_ns: j.ts_ns,
+                                    data,
+                                    orig_len: j.orig_len,
+                                    queue: Some(j.queue),
+                                };
+                                outputs.result(self.obj, s, &p, res.as_ref())?;
+                            }
+                            (None, None) => {
+                                return Err(ReplayError::Bad(format!(
+                                    "no result for packet {} from its worker",
+                                    j.index
+                                )))
+                            }
+                        }
+                    }
+                }
+                if next.jobs.is_empty() {
+                    break;
+                }
+                let chunk = Arc::new(next);
+                for t in &to_workers {
+                    t.send(chunk.clone())
+                        .map_err(|_| ReplayError::Bad("a replay worker thread died".into()))?;
+                }
+                pending = Some(chunk);
+            }
+            drop(to_workers);
+            let mut dumps: Vec<Option<Vec<Result<engines::Entries, String>>>> =
+                (0..queues).map(|_| None).collect();
+            for r in &from_workers {
+                match r.recv() {
+                    Ok(FromWorker::Maps(v)) => {
+                        for (q, m) in v {
+                            dumps[q as usize] = Some(m);
+                        }
+                    }
+                    _ => return Err(ReplayError::Bad("a replay worker thread died".into())),
+                }
+            }
+            Ok(dumps)
+        })?;
+        s.elapsed = start.elapsed();
+        let mut per_queue = Vec::with_capacity(dumps.len());
+        for d in dumps {
+            let d = d.ok_or_else(|| ReplayError::Bad("a queue's maps are missing".into()))?;
+            per_queue.push(
+                d.into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ReplayError::Bad)?,
+            );
+        }
+        let mut main = (self.new_engine)(self.kind)?;
+        match self.merge(main.as_mut(), &per_queue)? {
+            Ok(()) => Ok(Ok(main)),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Writes the merged map contents into `main` (a fresh engine with the initial maps).
+    fn merge(
+        &self,
+        main: &mut dyn ReplayEngine,
+        per_queue: &[Vec<engines::Entries>],
+    ) -> Result<Result<(), String>, ReplayError> {
+        use parallel::SharedUse;
+        for (m, u) in self.plan.iter().enumerate() {
+            let def = &self.obj.maps[m];
+            let name = def.real_name();
+            let vsize = def.value_size as usize;
+            let bad = |msg: String| ReplayError::Bad(format!("merging map `{name}`: {msg}"));
+            match u {
+                SharedUse::ReadOnly => {}
+                SharedUse::PerCpu => {
+                    // Engines leave all-zero array entries out of their listings: a key
+                    // missing on a queue is all zero there.
+                    let slot = vsize.div_ceil(8) * 8;
+                    let total = slot * self.ncpus as usize;
+                    let lookup: Vec<BTreeMap<&[u8], &[u8]>> = per_queue
+                        .iter()
+                        .map(|q| {
+                            q[m].iter()
+                                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                                .collect()
+                        })
+                        .collect();
+                    let keys: std::collections::BTreeSet<&[u8]> =
+                        lookup.iter().flat_map(|l| l.keys().copied()).collect();
+                    let zero = vec![0u8; total];
+                    for key in keys {
+                        let v0: &[u8] = lookup[0].get(key).copied().unwrap_or(&zero);
+                        let mut merged = v0.to_vec();
+                        for (q, l) in lookup.iter().enumerate().skip(1) {
+                            let vq: &[u8] = l.get(key).copied().unwrap_or(&zero);
+                            if vq.len() != total || merged.len() != total {
+                                return Err(bad(format!("per-CPU value of {} bytes", vq.len())));
+                            }
+                            merged[q * slot..(q + 1) * slot]
+                                .copy_from_slice(&vq[q * slot..(q + 1) * slot]);
+                        }
+                        main.map_update(m, key, &merged).map_err(bad)?;
+                    }
+                }
+                SharedUse::Counters { width, inserts } => {
+                    let array = def.map_type != bpfkit_object::model::map_type::HASH;
+                    let init: BTreeMap<Vec<u8>, Vec<u8>> =
+                        main.map_entries(m).map_err(bad)?.into_iter().collect();
+                    let lookup: Vec<BTreeMap<&[u8], &[u8]>> = per_queue
+                        .iter()
+                        .map(|q| {
+                            q[m].iter()
+                                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                                .collect()
+                        })
+                        .collect();
+                    let keys: std::collections::BTreeSet<&[u8]> = init
+                        .keys()
+                        .map(|k| k.as_slice())
+                        .chain(lookup.iter().flat_map(|l| l.keys().copied()))
+                        .collect();
+                    let zero = vec![0u8; vsize];
+                    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                    for k in keys {
+                        let base: &[u8] = init.get(k).map(|v| v.as_slice()).unwrap_or(&zero);
+                        let mut acc = base.to_vec();
+                        let mut present = init.contains_key(k);
+                        for l in &lookup {
+                            // In an array a missing entry is all zero; in a hash, absent.
+                            let v = match l.get(k) {
+                                Some(v) => *v,
+                                None if array => &zero[..],
+                                None => continue,
+                            };
+                            if v.len() != vsize || base.len() != vsize {
+                                return Err(bad(format!("value of {} bytes", v.len())));
+                            }
+                            add_delta(&mut acc, base, v, *width);
+                            present = true;
+                        }
+                        if present {
+                            merged.insert(k.to_vec(), acc);
+                        }
+                    }
+                    if *inserts && merged.len() > def.max_entries as usize {
+                        return Ok(Err(format!(
+                            "the queues together inserted more keys into `{name}` than its {} entries",
+                            def.max_entries
+                        )));
+                    }
+                    for (k, v) in &merged {
+                        if init.get(k) != Some(v) {
+                            main.map_update(m, k, v).map_err(bad)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// `acc += v - base`, word by word (`width` bytes, native byte order, wrapping).
+fn add_delta(acc: &mut [u8], base: &[u8], v: &[u8], width: usize) {
+    for ((a, b), x) in acc
+        .chunks_exact_mut(width)
+        .zip(base.chunks_exact(width))
+        .zip(v.chunks_exact(width))
+    {
+        let rd = |s: &[u8]| -> u64 {
+            let mut w = [0u8; 8];
+            if cfg!(target_endian = "little") {
+                w[..s.len()].copy_from_slice(s);
+                u64::from_le_bytes(w)
+            } else {
+                w[8 - s.len()..].copy_from_slice(s);
+                u64::from_be_bytes(w)
+            }
+        };
+        let sum = rd(a).wrapping_add(rd(x).wrapping_sub(rd(b)));
+        let bytes = if cfg!(target_endian = "little") {
+            sum.to_le_bytes()[..width].to_vec()
+        } else {
+            sum.to_be_bytes()[8 - width..].to_vec()
+        };
+        a.copy_from_slice(&bytes);
+    }
 }

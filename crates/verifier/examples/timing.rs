@@ -123,6 +123,10 @@ fn main() {
             }
             let vopts = bpfkit_verifier::Options {
                 gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
+                map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+                    obj.btf.as_ref(),
+                    &linked.maps,
+                )),
                 ..Default::default()
             };
             let mut ours = vec![];

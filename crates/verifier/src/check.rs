@@ -290,8 +290,10 @@ impl<'a> V<'a> {
         let force = self.path_jumps > 40 || self.cfg.calls_callback[idx];
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
-        let mut k = 0;
-        while k < self.explored[idx].len() {
+        // newest first, as the kernel keeps its list (new states at the head)
+        let mut k = self.explored[idx].len();
+        while k > 0 {
+            k -= 1;
             let ai = self.explored[idx][k];
             let e = &self.arena[ai];
             if e.branches > 0 && self.cfg.calls_callback[idx] {
@@ -334,9 +336,7 @@ impl<'a> V<'a> {
             if e.miss > e.hit * n + n {
                 self.explored[idx].remove(k);
                 self.cur_states -= 1;
-                continue;
             }
-            k += 1;
         }
         if !add {
             return Ok(false);
@@ -566,8 +566,11 @@ impl<'a> V<'a> {
         let mut slots = vec![];
         let mut other_frames = false;
         for (fi, fr) in old.frames.iter().enumerate() {
+            // as the kernel, which cleaned dead registers out of the old state before
+            // comparing: a precise register that is dead here constrains nothing
+            let live = self.frame_live(old, fi, self.idx);
             for (r, reg) in fr.regs.iter().enumerate() {
-                if reg.is_scalar() && reg.precise {
+                if reg.is_scalar() && reg.precise && live & (1 << r) != 0 {
                     if fi == top {
                         regs |= 1 << r;
                     } else {
@@ -599,6 +602,24 @@ impl<'a> V<'a> {
         )
     }
 
+    /// Registers of frame `fi` of `st` that are live when the top frame is at `idx`
+    /// (a caller frame: live after its call returns).
+    fn frame_live(&self, st: &State, fi: usize, idx: usize) -> u16 {
+        if fi + 1 == st.frames.len() {
+            self.cfg.live_in[idx]
+        } else if st.frames[fi + 1].in_callback {
+            // the callback returns to its call instruction, which reads r1-r5 again
+            self.cfg
+                .live_in
+                .get(st.frames[fi + 1].callsite)
+                .copied()
+                .unwrap_or(0xffff)
+        } else {
+            let cs = st.frames[fi + 1].callsite;
+            self.cfg.live_in.get(cs + 1).copied().unwrap_or(0xffff) & !1
+        }
+    }
+
     fn states_equal_mode(&self, old: &State, cur: &State, idx: usize, mode: Mode) -> bool {
         let exact = mode == Mode::Exact;
         if old.frames.len() != cur.frames.len() {
@@ -609,19 +630,7 @@ impl<'a> V<'a> {
             if fo.callsite != fc.callsite {
                 return false;
             }
-            let live = if fi + 1 == old.frames.len() {
-                self.cfg.live_in[idx]
-            } else if old.frames[fi + 1].in_callback {
-                // the callback returns to its call instruction, which reads r1-r5 again
-                self.cfg
-                    .live_in
-                    .get(old.frames[fi + 1].callsite)
-                    .copied()
-                    .unwrap_or(0xffff)
-            } else {
-                let cs = old.frames[fi + 1].callsite;
-                self.cfg.live_in.get(cs + 1).copied().unwrap_or(0xffff) & !1
-            };
+            let live = self.frame_live(old, fi, idx);
             for r in 0..11 {
                 if !exact && live & (1 << r) == 0 {
                     continue;

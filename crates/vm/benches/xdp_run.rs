@@ -46,6 +46,10 @@ fn main() {
         ("xdp_firewall", "xdp_firewall", "00_ipv4_tcp_syn"),
         ("xdp_tailcall", "xdp_dispatch", "00_ipv4_tcp_syn"),
         ("xdp_adjust_probe", "xdp_adjust_probe", "00_ipv4_tcp_syn"),
+        // The compute programs of bpfkit-bench (crates/bench/progs).
+        ("bench:bench_csum", "bench_csum", "32_ipv4_udp_1500"),
+        ("bench:bench_parse", "bench_parse", "00_ipv4_tcp_syn"),
+        ("bench:bench_nop", "bench_nop", "00_ipv4_tcp_syn"),
     ];
     println!(
         "{:<40} {:<16} {:>10} {:>14} {:>16}",
@@ -56,7 +60,11 @@ fn main() {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let Ok(bytes) = std::fs::read(root().join(format!("corpus/obj/{obj}.o"))) else {
+        let path = match obj.strip_prefix("bench:") {
+            Some(b) => root().join(format!("crates/bench/progs/{b}.o")),
+            None => root().join(format!("corpus/obj/{obj}.o")),
+        };
+        let Ok(bytes) = std::fs::read(path) else {
             println!("{name}: object missing, skipped");
             continue;
         };

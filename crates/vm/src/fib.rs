@@ -10,8 +10,11 @@
 //! - no route → `NOT_FWDED` (4); a route with `ret` (blackhole 1, unreachable 2,
 //!   prohibit 3, ...) → that code, nothing written;
 //! - `tot_len` above the output device's MTU → `FRAG_NEEDED` (8) with `mtu_result` = MTU;
-//! - then `rt_metric`, `ifindex` and (for a gateway route) the destination = gateway are
-//!   written; with `BPF_FIB_LOOKUP_SKIP_NEIGH` it succeeds without MACs; a route whose
+//! - `DIRECT|TBID`: `tbid` is zeroed; a table other than main (254, the only one
+//!   emulated) → `NOT_FWDED`;
+//! - then `rt_metric`, `ifindex`, (for a gateway route) the destination = gateway and, with
+//!   `BPF_FIB_LOOKUP_SRC`, the source = the route's `src` (IPv6 without one →
+//!   `NO_SRC_ADDR` (9)) are written; with `BPF_FIB_LOOKUP_SKIP_NEIGH` it succeeds without MACs; a route whose
 //!   `dmac` is all zeros has no resolved neighbour → `NO_NEIGH` (7) (fields above written);
 //! - success: `smac`, `dmac`, VLAN fields zeroed, `mtu_result` = MTU, 0.
 
@@ -25,11 +28,17 @@ const ENODEV: i64 = 19;
 const EAFNOSUPPORT: i64 = 97;
 /// `BPF_FIB_LOOKUP_DIRECT | OUTPUT | SKIP_NEIGH | TBID | SRC | MARK`.
 const FLAGS: u32 = 0x3f;
+const DIRECT: u32 = 1 << 0;
 const SKIP_NEIGH: u32 = 1 << 2;
+const TBID: u32 = 1 << 3;
+const SRC: u32 = 1 << 4;
+/// `RT_TABLE_MAIN`: the table `Config::fib` stands for.
+const RT_TABLE_MAIN: u32 = 254;
 const RET_NOT_FWDED: u64 = 4;
 const RET_FWD_DISABLED: u64 = 5;
 const RET_NO_NEIGH: u64 = 7;
 const RET_FRAG_NEEDED: u64 = 8;
+const RET_NO_SRC_ADDR: u64 = 9;
 
 fn neg(errno: i64) -> u64 {
     (-errno) as u64
@@ -81,6 +90,15 @@ pub fn lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     if rt.config.fib_no_forwarding.contains(&ifindex) {
         return Ok(RET_FWD_DISABLED);
     }
+    // DIRECT|TBID looks up table `params->tbid` only; the emulated table is the main one.
+    let tbid = u32::from_le_bytes(params[48..52].try_into().expect("4 bytes"));
+    if flags & (DIRECT | TBID) == DIRECT | TBID {
+        params[48..52].fill(0); // "zero out for vlan output"
+        if tbid != RT_TABLE_MAIN {
+            rt.regions.write_bytes(p, &params)?;
+            return Ok(RET_NOT_FWDED);
+        }
+    }
     let best = rt
         .config
         .fib
@@ -110,7 +128,23 @@ pub fn lookup(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             let n = gw.len().min(alen);
             params[32..32 + n].copy_from_slice(&gw[..n]);
         }
-        if flags & SKIP_NEIGH == 0 && route.dmac == [0; 6] {
+        let no_src = flags & SRC != 0
+            && match &route.src {
+                Some(a) => {
+                    let n = a.len().min(alen);
+                    params[16..16 + alen].fill(0);
+                    params[16..16 + n].copy_from_slice(&a[..n]);
+                    false
+                }
+                None => {
+                    params[16..16 + alen].fill(0);
+                    family == AF_INET6
+                }
+            };
+        if no_src {
+            // IPv6 without a source address for the output device (IPv4 gets 0.0.0.0).
+            RET_NO_SRC_ADDR
+        } else if flags & SKIP_NEIGH == 0 && route.dmac == [0; 6] {
             RET_NO_NEIGH
         } else {
             if flags & SKIP_NEIGH == 0 {

@@ -115,10 +115,13 @@ pub fn predecode(rt: &mut Runtime) {
     decoded(rt);
 }
 
-fn decoded(rt: &mut Runtime) -> Arc<Decoded> {
+/// The pre-decoded programs, as a pointer that stays valid as long as `rt` lives: a
+/// `Decoded` replaced because `rt.programs` changed is kept in `rt.decoded_retired`, never
+/// dropped before the runtime, and never mutated.
+fn decoded(rt: &mut Runtime) -> *const Decoded {
     if let Some(d) = &rt.decoded {
         if Arc::ptr_eq(&d.programs, &rt.programs) {
-            return d.clone();
+            return Arc::as_ptr(d);
         }
     }
     let code = (0..rt.programs.len())
@@ -128,8 +131,11 @@ fn decoded(rt: &mut Runtime) -> Arc<Decoded> {
         programs: rt.programs.clone(),
         code,
     });
-    rt.decoded = Some(d.clone());
-    d
+    let ptr = Arc::as_ptr(&d);
+    if let Some(old) = rt.decoded.replace(d) {
+        rt.decoded_retired.push(old);
+    }
+    ptr
 }
 
 fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
@@ -305,7 +311,11 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
                 };
                 return mk(op, 0, 0);
             }
-            let reserved_set = if x { o == BPF_NEG || imm != 0 } else { src != 0 };
+            let reserved_set = if x {
+                o == BPF_NEG || imm != 0
+            } else {
+                src != 0
+            };
             if reserved_set {
                 return slow;
             }
@@ -500,7 +510,11 @@ pub fn run_function(
     args: &[u64],
     depth: usize,
 ) -> Result<u64, Box<Fault>> {
-    let programs = rt.programs.clone();
+    // SAFETY: `decoded` returns a pointer to a `Decoded` the runtime keeps alive and
+    // unchanged until it is dropped (see there), and `rt` outlives this call; no Arc
+    // reference count is touched per run.
+    let dec: &Decoded = unsafe { &*decoded(rt) };
+    let programs: &[Program] = &dec.programs;
     let mut st = State {
         reg: [0u64; 16],
         prog,
@@ -511,10 +525,9 @@ pub fn run_function(
     st.reg[1..1 + args.len()].copy_from_slice(args);
     st.reg[10] = rt.enter_frame(depth).map_err(|k| fault(rt, prog, pc, k))?;
     if rt.coverage.is_some() || rt.exact_interp {
-        return run_exact(rt, &programs, &mut st, pc);
+        return run_exact(rt, programs, &mut st, pc);
     }
-    let dec = decoded(rt);
-    run_fast(rt, &programs, &dec, &mut st, pc)
+    run_fast(rt, programs, dec, &mut st, pc)
 }
 
 /// The exact loop: one raw instruction at a time, each counted against the budget.
@@ -596,14 +609,20 @@ fn run_fast<'p>(
     macro_rules! ldx {
         ($d:ident, $size:expr, $conv:expr) => {{
             let addr = r!($d.src).wrapping_add($d.off as i64 as u64);
-            let v = match rt.regions.check(addr, $size, false) {
-                // SAFETY: `check` proved `[addr, addr + size)` is inside a live region,
-                // backed by memory the runtime owns for as long as it is registered.
-                Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
-                _ => match load(rt, addr, $size) {
-                    Ok(v) => v,
-                    Err(k) => bail!(k),
-                },
+            let v = if rt.regions.check_fast(addr, $size, false) {
+                // SAFETY: `check_fast` proved `[addr, addr + size)` is inside a live region
+                // (not the context), backed by memory the runtime owns while it is
+                // registered.
+                unsafe { raw_load(addr, $size) }
+            } else {
+                match rt.regions.check(addr, $size, false) {
+                    // SAFETY: as above, proved by `check`.
+                    Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
+                    _ => match load(rt, addr, $size) {
+                        Ok(v) => v,
+                        Err(k) => bail!(k),
+                    },
+                }
             };
             r!($d.dst) = $conv(v);
             pc += 1;
@@ -613,7 +632,9 @@ fn run_fast<'p>(
         ($d:ident, $size:expr, $v:expr) => {{
             let addr = r!($d.dst).wrapping_add($d.off as i64 as u64);
             let v: u64 = $v;
-            if rt.regions.check(addr, $size, true).is_ok() {
+            if rt.regions.check_fast(addr, $size, true)
+                || rt.regions.check(addr, $size, true).is_ok()
+            {
                 // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable
                 // region (never the context, which is read-only).
                 unsafe { raw_store(addr, $size, v) };
@@ -626,7 +647,7 @@ fn run_fast<'p>(
 
     enter!(pc);
     loop {
-        let d = code[pc];
+        let d: &D = &code[pc];
         match d.op {
             Op::Add64I => alu!(d, r!(d.dst).wrapping_add(d.imm)),
             Op::Add64R => alu!(d, r!(d.dst).wrapping_add(r!(d.src))),

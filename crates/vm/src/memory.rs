@@ -354,8 +354,21 @@ impl Regions {
             }
             _ => *slot = Some(r),
         }
-        if matches!(r.kind, RegionKind::Stack(_)) {
-            self.recompute_stack_span();
+        if let RegionKind::Stack(d) = r.kind {
+            // Usually the next frame on top of the contiguous ones.
+            let d = d as u64;
+            if !self.stacks_outside
+                && d * STACK_BYTES == self.stack_span
+                && (d == 0 || r.start == self.stack_base + self.stack_span)
+                && r.len == STACK_BYTES
+                && r.elem == STACK_BYTES
+                && r.writable
+            {
+                self.stack_base = r.start - self.stack_span;
+                self.stack_span += STACK_BYTES;
+            } else {
+                self.recompute_stack_span();
+            }
         }
     }
 
@@ -394,7 +407,11 @@ impl Regions {
         if let Some(s) = self.stacks.get_mut(depth) {
             if s.is_some_and(|r| r.start == start) {
                 let r = s.take();
-                if (depth as u64) * STACK_BYTES < self.stack_span {
+                let d = depth as u64;
+                if !self.stacks_outside && (d + 1) * STACK_BYTES == self.stack_span {
+                    // The top frame of the contiguous ones.
+                    self.stack_span -= STACK_BYTES;
+                } else if d * STACK_BYTES < self.stack_span || self.stacks_outside {
                     self.recompute_stack_span();
                 }
                 return r;
@@ -404,6 +421,26 @@ impl Regions {
             return self.remove(start);
         }
         None
+    }
+
+    /// Removes the stack regions of frames `0..frames` laid out from `base` (the
+    /// runtime's stack area) at the end of a run.
+    pub fn clear_stacks(&mut self, base: u64, frames: usize) {
+        let mut any = false;
+        for (d, s) in self.stacks.iter_mut().enumerate().take(frames) {
+            if s.is_some_and(|r| r.start == base + d as u64 * STACK_BYTES) {
+                *s = None;
+                any = true;
+            }
+        }
+        if any {
+            self.recompute_stack_span();
+        }
+        if self.overflow > 0 {
+            for d in 0..frames {
+                self.remove(base + d as u64 * STACK_BYTES);
+            }
+        }
     }
 
     /// Removes every region of the given kind (fixed slots and tree).
@@ -493,6 +530,35 @@ impl Regions {
         }
         let (_, r) = self.map.range(..=addr).next_back()?;
         (addr < r.end()).then_some(r)
+    }
+
+    /// The common cases of [`Regions::check`] without building a result: true when
+    /// `[addr, addr + size)` lies in an active stack frame, in the packet, or in the tree
+    /// region found last, and is writable if `write`. False means "ask `check`" (which
+    /// may still succeed, or names the fault). Never true for the context.
+    #[inline(always)]
+    pub fn check_fast(&self, addr: u64, size: u64, write: bool) -> bool {
+        let off = addr.wrapping_sub(self.stack_base);
+        if off < self.stack_span {
+            return size <= STACK_BYTES - off % STACK_BYTES;
+        }
+        if let Some(p) = &self.fixed[0] {
+            let off = addr.wrapping_sub(p.start);
+            if off < p.len {
+                return size <= p.len - off && (!write || p.writable);
+            }
+        }
+        let l = self.last.get();
+        let off = addr.wrapping_sub(l.start);
+        if off < l.len {
+            let in_elem = if l.stride == l.len {
+                off
+            } else {
+                off % l.stride
+            };
+            return size <= l.elem.saturating_sub(in_elem) && (!write || l.writable);
+        }
+        false
     }
 
     /// Checks that `[addr, addr + size)` is inside one live region (and one element of it),

@@ -94,6 +94,9 @@ pub struct FibRoute {
     pub dmac: [u8; 6],
     /// `rt_metric` written on success (the route's priority).
     pub metric: u32,
+    /// Preferred source address (`ip route ... src`, else the output device's address),
+    /// written with `BPF_FIB_LOOKUP_SRC`; `None`: IPv6 gives `NO_SRC_ADDR`, IPv4 zeros.
+    pub src: Option<Vec<u8>>,
 }
 
 /// Run-independent settings of an engine.
@@ -328,6 +331,8 @@ pub struct Runtime {
     page_dirty: (u64, u64),
     /// The interpreter's pre-decoded programs (built on the first run).
     pub(crate) decoded: Option<Arc<crate::interp::Decoded>>,
+    /// Pre-decoded programs replaced since (kept: a run may still use them).
+    pub(crate) decoded_retired: Vec<Arc<crate::interp::Decoded>>,
     /// Run the interpreter's exact loop only (each raw instruction decoded and counted
     /// as it runs), as it does while coverage is recorded; for tests comparing it with
     /// the fast loop.
@@ -370,6 +375,7 @@ impl Runtime {
             spare_ctx: None,
             page_dirty: (0, 0),
             decoded: None,
+            decoded_retired: Vec::new(),
             exact_interp: false,
         }
     }
@@ -426,9 +432,8 @@ impl Runtime {
     /// Releases per-run memory after a run (raw memory, packet, records never submitted,
     /// values of deleted map elements).
     pub fn end_run(&mut self) {
-        for d in 0..MAX_CALL_FRAMES {
-            self.leave_frame(d);
-        }
+        self.regions
+            .clear_stacks(self.stacks.addr(), MAX_CALL_FRAMES);
         if let Some(m) = self.raw_mem.take() {
             self.regions.remove(m.addr());
         }
@@ -683,13 +688,13 @@ impl Runtime {
             )));
         }
         // Timers due by this run's time fire first (their events come first).
-        let fired = if self.timers.is_empty() {
-            Vec::new()
+        if self.timers.is_empty() {
+            self.begin_run(input.cpu, input.time_ns);
         } else {
-            crate::timer::fire_due(self, input.time_ns)?
-        };
-        self.begin_run(input.cpu, input.time_ns);
-        self.events.extend(fired);
+            let fired = crate::timer::fire_due(self, input.time_ns)?;
+            self.begin_run(input.cpu, input.time_ns);
+            self.events.extend(fired);
+        }
         let ctx = match self.set_xdp(
             input.packet,
             input.ingress_ifindex,

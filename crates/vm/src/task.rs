@@ -43,6 +43,8 @@ fn ns_current_pid_tgid(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind>
     let (dev, ino, p, size) = (a[0], a[1], a[2], a[3] as u32 as u64);
     let ok = size == 8 && dev as u32 as u64 == dev && (dev, ino) == rt.config.current_pidns;
     if !ok {
+        // Checked before allocating: `size` comes from the program (up to 4 GiB).
+        rt.regions.check(p, size, true)?;
         rt.regions.write_bytes(p, &vec![0; size as usize])?;
         return Ok((-EINVAL) as u64);
     }

@@ -32,12 +32,12 @@
 use crate::engine::Event;
 use crate::error::{Fault, FaultKind};
 use crate::interp;
-use crate::maps::{handle_to_index, map_handle};
+use crate::maps::{handle_to_index, map_handle, MapSet};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime};
 use crate::{Interpreter, VmError};
 use bpfkit_object::model::map_type as mt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const TIMER_INIT: i32 = 169;
 pub const TIMER_SET_CALLBACK: i32 = 170;
@@ -66,8 +66,9 @@ struct Timer {
     map: usize,
     /// Address of the map value holding the timer.
     value: u64,
-    /// Key of that element (array: the index as u32).
-    key: Vec<u8>,
+    /// Key of that element: the index (u32) for arrays; for hash maps found when needed
+    /// (callback, inspection), as the kernel finds it in front of the value.
+    key: Option<Vec<u8>>,
     /// Callback (program, slot), set by `bpf_timer_set_callback`.
     callback: Option<(usize, usize)>,
     /// Armed: (expiry on the virtual clock, start sequence number).
@@ -80,6 +81,10 @@ struct Timer {
 #[derive(Debug, Default, Clone)]
 pub struct Timers {
     timers: BTreeMap<u64, Timer>,
+    /// Armed timers in firing order: (expiry, start sequence, timer address).
+    queue: BTreeSet<(i64, u64, u64)>,
+    /// Map value address -> timer address (a value holds at most one `struct bpf_timer`).
+    by_value: HashMap<u64, u64>,
     seq: u64,
     /// The timer whose callback is running (the kernel's per-CPU `hrtimer_running`).
     running: Option<u64>,
@@ -106,7 +111,7 @@ impl Timers {
     }
 
     /// Armed timers in firing order.
-    pub fn pending(&self) -> Vec<PendingTimer> {
+    pub fn pending(&self, maps: &MapSet) -> Vec<PendingTimer> {
         let mut v: Vec<(i64, u64, PendingTimer)> = self
             .timers
             .values()
@@ -117,7 +122,7 @@ impl Timers {
                         s,
                         PendingTimer {
                             map: t.map,
-                            key: t.key.clone(),
+                            key: key_of(maps, t).unwrap_or_default(),
                             expires_ns: e,
                         },
                     )
@@ -130,13 +135,45 @@ impl Timers {
 
     /// The next timer to fire at or before `now`: (address, expiry).
     fn next_due(&self, now: i64) -> Option<(u64, i64)> {
-        self.timers
-            .iter()
-            .filter_map(|(a, t)| t.armed.map(|(e, s)| (e, s, *a)))
-            .filter(|(e, _, _)| *e <= now)
-            .min_by_key(|(e, s, _)| (*e, *s))
-            .map(|(e, _, a)| (a, e))
+        let &(e, _, a) = self.queue.first()?;
+        (e <= now).then_some((a, e))
     }
+
+    /// Arms (or re-arms) timer `addr`; `None` disarms it. Returns whether it was armed.
+    fn set_armed(&mut self, addr: u64, armed: Option<(i64, u64)>) -> bool {
+        let Some(t) = self.timers.get_mut(&addr) else {
+            return false;
+        };
+        let was = t.armed.take();
+        if let Some((e, s)) = was {
+            self.queue.remove(&(e, s, addr));
+        }
+        if let Some((e, s)) = armed {
+            self.queue.insert((e, s, addr));
+        }
+        t.armed = armed;
+        was.is_some()
+    }
+
+    /// Cancels and frees timer `addr` (`bpf_timer_cancel_and_free`).
+    fn free(&mut self, addr: u64) {
+        self.set_armed(addr, None);
+        if let Some(t) = self.timers.remove(&addr) {
+            self.by_value.remove(&t.value);
+        }
+    }
+}
+
+/// The key of the element holding timer `t` (hash maps: a scan for its value).
+fn key_of(maps: &MapSet, t: &Timer) -> Option<Vec<u8>> {
+    if let Some(k) = &t.key {
+        return Some(k.clone());
+    }
+    maps.maps[t.map]
+        .iter_addrs(0)
+        .into_iter()
+        .find(|(_, v)| *v == t.value)
+        .map(|(k, _)| k)
 }
 
 fn neg(errno: i64) -> u64 {
@@ -162,11 +199,12 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
 }
 
 /// Checks that `addr` is a 16-byte `struct bpf_timer` inside a value of some map (what the
-/// verifier guarantees for `ARG_PTR_TO_TIMER`) and returns that map.
-fn timer_map(rt: &Runtime, addr: u64, helper: &'static str) -> Result<usize, FaultKind> {
+/// verifier guarantees for `ARG_PTR_TO_TIMER`) and returns that map and the region's start
+/// (a hash value's own start; an array's first element).
+fn timer_map(rt: &Runtime, addr: u64, helper: &'static str) -> Result<(usize, u64), FaultKind> {
     let r = rt.regions.check(addr, 16, true)?;
     match r.kind {
-        RegionKind::MapValue(m) => Ok(m as usize),
+        RegionKind::MapValue(m) => Ok((m as usize, r.start)),
         k => Err(herr(
             helper,
             format!("{addr:#x} is in the {k}, not a struct bpf_timer in a map value"),
@@ -181,7 +219,7 @@ fn init(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         Some(i) if i < rt.maps.maps.len() => i,
         _ => return Err(FaultKind::NotAMap(a[1])),
     };
-    let in_map = timer_map(rt, addr, H)?;
+    let (in_map, start) = timer_map(rt, addr, H)?;
     let map = &rt.maps.maps[m];
     if in_map != m {
         return Err(herr(
@@ -216,14 +254,14 @@ fn init(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             .ok_or_else(|| herr(H, "array without values"))?;
         let stride = (vs + 7) & !7;
         let idx = (addr - base) / stride;
-        (base + idx * stride, (idx as u32).to_le_bytes().to_vec())
+        (
+            base + idx * stride,
+            Some((idx as u32).to_le_bytes().to_vec()),
+        )
     } else {
-        map.iter_addrs(0)
-            .into_iter()
-            .find(|(_, v)| *v <= addr && addr < *v + vs)
-            .map(|(k, v)| (v, k))
-            .ok_or_else(|| herr(H, "the timer's map element no longer exists"))?
+        (start, None)
     };
+    rt.timers.by_value.insert(value, addr);
     rt.timers.timers.insert(
         addr,
         Timer {
@@ -289,9 +327,9 @@ fn start(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             s
         }
     };
-    // An expiry in the past fires at once, i.e. with the clock of the time it was started.
-    t.armed = Some((expires.max(now), seq));
     t.cpu = cpu;
+    // An expiry in the past fires at once, i.e. with the clock of the time it was started.
+    rt.timers.set_armed(a[0], Some((expires.max(now), seq)));
     Ok(0)
 }
 
@@ -306,25 +344,35 @@ fn cancel(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     }
     // drop_prog_refcnt, then hrtimer_cancel: 1 if the timer was queued.
     t.callback = None;
-    Ok(t.armed.take().is_some() as u64)
+    Ok(rt.timers.set_armed(a[0], None) as u64)
 }
 
 /// Map element `key` of map `m` was updated or deleted (successfully): the kernel cancels
-/// and frees the timers of the element(s) that went away (`bpf_obj_free_fields`). Arrays
-/// free the timer of the updated element; hash maps free every timer whose element no
-/// longer exists at the same address (replaced, deleted or evicted).
+/// and frees the timers of the values that went away (`bpf_obj_free_fields`). Arrays free
+/// the timer of the updated element (values are overwritten in place); hash maps move every
+/// replaced, deleted or evicted value to the run's graveyard, whose timers are freed.
 pub fn elem_changed(rt: &mut Runtime, m: usize, key: &[u8]) {
     let ts = &mut rt.timers;
-    if !ts.timers.values().any(|t| t.map == m) {
+    if ts.timers.is_empty() {
         return;
     }
     let map = &rt.maps.maps[m];
-    if map.map_type() == mt::ARRAY {
-        ts.timers.retain(|_, t| !(t.map == m && t.key == key));
-    } else {
-        let live: std::collections::HashMap<Vec<u8>, u64> = map.iter_addrs(0).into_iter().collect();
-        ts.timers
-            .retain(|_, t| t.map != m || live.get(&t.key) == Some(&t.value));
+    let mut gone = Vec::new();
+    if map.map_type() == mt::ARRAY && key.len() == 4 {
+        if let Some(base) = map.direct_value_addr() {
+            let stride = (map.def.value_size as u64 + 7) & !7;
+            let idx = u32::from_le_bytes(key.try_into().expect("4 bytes")) as u64;
+            gone.extend(ts.by_value.get(&(base + idx * stride)));
+        }
+    }
+    gone.extend(
+        rt.maps
+            .graveyard
+            .iter()
+            .filter_map(|b| ts.by_value.get(&b.addr())),
+    );
+    for t in gone {
+        ts.free(t);
     }
 }
 
@@ -341,12 +389,17 @@ pub fn fire_due(rt: &mut Runtime, now: u64) -> Result<Vec<Event>, VmError> {
                 "more than {MAX_FIRINGS} timer callbacks due by {now} ns (a timer keeps re-arming itself without advancing)"
             )));
         }
-        let t = rt.timers.timers.get_mut(&addr).expect("due timer exists");
-        t.armed = None;
+        rt.timers.set_armed(addr, None);
+        let t = &rt.timers.timers[&addr];
         let Some((prog, pc)) = t.callback else {
             continue;
         };
-        let (map, value, cpu, key) = (t.map, t.value, t.cpu, t.key.clone());
+        let (map, value, cpu) = (t.map, t.value, t.cpu);
+        let Some(key) = key_of(&rt.maps, t) else {
+            // The element is gone (it would have freed the timer): nothing to call.
+            rt.timers.free(addr);
+            continue;
+        };
         rt.begin_run(cpu, expires.max(0) as u64);
         rt.current_prog = prog;
         // bpf_timer_cb: arrays get a pointer to the index, hash maps to the element's key.
@@ -378,6 +431,6 @@ impl Interpreter {
 
     /// Armed timers in the order they will fire.
     pub fn pending_timers(&self) -> Vec<PendingTimer> {
-        self.rt.timers.pending()
+        self.rt.timers.pending(&self.rt.maps)
     }
 }

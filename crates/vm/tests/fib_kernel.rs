@@ -127,6 +127,12 @@ fn db8(net: u16, host: u16) -> [u8; 16] {
     v6(&[0x2001, 0xdb8, net, 0, 0, 0, 0, host])
 }
 
+/// Sets `params->tbid` (offset 48).
+fn tbid(mut f: Vec<u8>, id: u32) -> Vec<u8> {
+    f[14 + 48..14 + 52].copy_from_slice(&id.to_le_bytes());
+    f
+}
+
 fn frame6(dst: [u8; 16], tot_len: u16, ifindex: u32, flags: u32) -> Vec<u8> {
     frame_any(&dst, &db8(1, 1), tot_len, ifindex, 10, flags)
 }
@@ -176,6 +182,14 @@ fn route_any(
         smac: SMAC,
         dmac,
         metric,
+        // The output device's address (d1's; the reject routes have no device).
+        src: (ifindex != 0).then(|| {
+            if family == 2 {
+                vec![10, 1, 0, 1]
+            } else {
+                db8(1, 1).to_vec()
+            }
+        }),
     }
 }
 
@@ -317,6 +331,29 @@ fn fib_lookup_matches_the_kernel_in_a_network_namespace() {
         ),
         ("v6 unknown ifindex", frame6(db8(2, 9), 0, 777, 0)),
         ("v6 forwarding disabled", frame6(db8(2, 9), 0, d2, 0)),
+        (
+            "SRC flag",
+            frame_any(&[10, 2, 0, 9], &[0; 4], 0, d1, 2, 0x10),
+        ),
+        (
+            "v6 SRC flag",
+            frame_any(&db8(2, 9), &[0; 16], 0, d1, 10, 0x10),
+        ),
+        ("DIRECT", frame([10, 2, 0, 9], 0, d1, 2, 1)),
+        (
+            "DIRECT|TBID main",
+            tbid(frame([10, 2, 0, 9], 0, d1, 2, 9), 254),
+        ),
+        (
+            "DIRECT|TBID 100",
+            tbid(frame([10, 2, 0, 9], 0, d1, 2, 9), 100),
+        ),
+        (
+            "TBID without DIRECT",
+            tbid(frame([10, 2, 0, 9], 0, d1, 2, 8), 100),
+        ),
+        ("v6 DIRECT|TBID 100", tbid(frame6(db8(2, 9), 0, d1, 9), 100)),
+        ("MARK", frame([10, 2, 0, 9], 0, d1, 2, 0x20)),
     ];
     let dir = std::env::temp_dir();
     let fin = dir.join(format!("bpfkit_fib_in_{}", std::process::id()));

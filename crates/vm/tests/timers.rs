@@ -546,3 +546,25 @@ fn user_ringbuf_matches_the_kernel_recording() {
     }
     assert!(runs >= 5);
 }
+
+#[test]
+fn an_element_evicted_from_an_lru_map_loses_its_timer() {
+    const OP_LRU_INIT: u32 = 8;
+    let mut v = Vm::new("xdp_timer");
+    // clock_lru holds 2 elements; the third key evicts the least recently used (key 1).
+    assert_eq!(cmd(&mut v, 0, OP_LRU_INIT, 1, 100, 0).0, 0);
+    assert_eq!(cmd(&mut v, 0, OP_LRU_INIT, 2, 200, 0).0, 0);
+    assert_eq!(cmd(&mut v, 0, OP_LRU_INIT, 3, 300, 0).0, 0);
+    let lru = v.map("clock_lru");
+    let keys: Vec<Vec<u8>> =
+        v.vm.pending_timers()
+            .iter()
+            .map(|p| p.key.clone())
+            .collect();
+    assert_eq!(
+        keys,
+        vec![2u32.to_le_bytes().to_vec(), 3u32.to_le_bytes().to_vec()]
+    );
+    assert!(v.vm.pending_timers().iter().all(|p| p.map == lru));
+    assert_eq!(tick(&mut v, 1000), vec![(2, 200, 1), (3, 300, 1)]);
+}

@@ -16,6 +16,7 @@ Examples:
   bpfkit replay x.o cap.pcap --maps-in maps.json --maps-out after.json --seed 7
   bpfkit replay x.o cap.pcap --compare interp,kernel      # stops at the first difference
   bpfkit replay x.o cap.pcap --queues 4                   # RSS over 4 emulated queues/CPUs
+  bpfkit replay x.o cap.pcap --queues 8 --threads 2       # same results on 2 worker threads
   bpfkit replay x.o cap.pcap --coverage cov.info && genhtml -o html cov.info
   bpfkit replay x.o cap.pcap --coverage-summary --format json
 
@@ -81,6 +82,11 @@ pub struct Args {
     /// Emulated receive queues (Toeplitz RSS over the 5-tuple); each is its own CPU.
     #[arg(long, default_value_t = 1)]
     pub queues: u32,
+    /// Worker threads for the queues (default: the available cores, at most --queues).
+    /// Results are the same for any thread count; programs whose shared maps are not
+    /// plain counters run in capture order on one thread (the summary says why).
+    #[arg(long)]
+    pub threads: Option<u32>,
     /// Possible CPUs of the emulated machine: per-CPU maps hold this many values
     /// (default: --queues; the kernel engine uses the kernel's possible CPUs).
     #[arg(long)]
@@ -136,6 +142,8 @@ pub fn run(args: Args) -> CliResult {
         time_offset_ns: args.time_offset_ns,
         seed: args.seed,
         queues: args.queues,
+        threads: args.threads,
+        serial: false,
         cpus: args.cpus,
         out_dir: args.out,
         trace: args.trace,

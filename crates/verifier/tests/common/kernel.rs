@@ -259,7 +259,7 @@ pub fn load_xdp_ext(
     put32(&mut a, 4, prog.len() as u32);
     put64(&mut a, 8, bytes.as_ptr() as u64);
     put64(&mut a, 16, license.as_ptr() as u64);
-    put32(&mut a, 24, 2); // log_level: stats + errors
+    put32(&mut a, 24, 2); // log_level: BPF_LOG_LEVEL2 (full trace)
     put32(&mut a, 28, log.len() as u32);
     put64(&mut a, 32, log.as_mut_ptr() as u64);
     if let Some(fd) = &btf_fd {
@@ -270,12 +270,24 @@ pub fn load_xdp_ext(
         put64(&mut a, 80, func_info.as_ptr() as u64);
         put32(&mut a, 88, (func_info.len() / 2) as u32);
     }
-    let r = sys_bpf(BPF_PROG_LOAD, &mut a);
-    let errno = if r < 0 {
+    let mut r = sys_bpf(BPF_PROG_LOAD, &mut a);
+    let mut errno = if r < 0 {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
     } else {
         0
     };
+    if errno == libc::ENOSPC {
+        // The full trace of a long (looping) program does not fit: load again with
+        // BPF_LOG_STATS only, which still prints the error lines and the statistics.
+        log.iter_mut().for_each(|b| *b = 0);
+        put32(&mut a, 24, 4);
+        r = sys_bpf(BPF_PROG_LOAD, &mut a);
+        errno = if r < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        } else {
+            0
+        };
+    }
     let end = log.iter().position(|&b| b == 0).unwrap_or(0);
     let log = String::from_utf8_lossy(&log[..end]).into_owned();
     if r >= 0 {
