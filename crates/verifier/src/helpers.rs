@@ -519,13 +519,7 @@ pub const PROTOS: &[Proto] = &[
 /// Helpers whose prototype is modelled but whose semantics need a feature bpfkit does
 /// not have yet; a call that gets past the argument types is reported as undecided.
 /// (id, what is missing)
-pub const NEEDS_FEATURE: &[(u32, &str)] = &[
-    (194, "kptrs (BTF type tags on map value fields)"),
-    (
-        203,
-        "bpf_dynptr_data on the read-only dynptr of a user ring buffer callback",
-    ),
-];
+pub const NEEDS_FEATURE: &[(u32, &str)] = &[(194, "kptrs (BTF type tags on map value fields)")];
 
 /// Helpers the 6.18 kernel offers XDP programs (root loader; measured with
 /// `examples/helper_probe.rs`) that bpfkit does not model yet.

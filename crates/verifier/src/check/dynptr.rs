@@ -147,9 +147,6 @@ impl V<'_> {
                     ),
                 ));
             }
-            if func == 203 {
-                return Err(self.unsupported("bpf_dynptr_data on a read-only callback dynptr"));
-            }
             return Ok(DynArg {
                 id: reg.id,
                 ..Default::default()
