@@ -3033,6 +3033,7 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
             && old.map == cur.map
             && old.frameno == cur.frameno
             && old.mem_size == cur.mem_size
+            && old.dynptr_id == cur.dynptr_id
             && check_ids(old.id, cur.id, idmap)
             && check_ids(old.ref_obj_id, cur.ref_obj_id, idmap);
     }
@@ -3066,6 +3067,7 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
             old.off == cur.off
                 && old.map == cur.map
                 && old.mem_size == cur.mem_size
+                && old.dynptr_id == cur.dynptr_id
                 && old.b.range_within(&cur.b)
                 && old.b.var_off.contains(cur.b.var_off)
                 && check_ids(old.id, cur.id, idmap)
