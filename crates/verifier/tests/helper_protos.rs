@@ -1,7 +1,7 @@
 //! Every helper prototype against the running kernel: each helper XDP may call is called
 //! with its argument registers filled in several ways (left uninitialised, all the
 //! context, all a stack pointer to 64 initialised bytes, all the constant 8, all a map
-//! pointer) and bpfkit's verdict and message must equal the kernel's. This exercises
+//! pointer, all a packet pointer with 64 checked bytes, all a 64-byte map value) and bpfkit's verdict and message must equal the kernel's. This exercises
 //! the first argument type each prototype refuses, the order of the checks (GPL,
 //! might_sleep, argument by argument) and the expected-type lists the kernel prints.
 
@@ -77,6 +77,35 @@ fn helper_prototypes_match_the_kernel() {
         (
             "map",
             fill(|r| vec![RawInsn::new(0x18, r, 5, 0, 0), RawInsn::new(0, 0, 0, 0, 0)]),
+        ),
+        (
+            "pkt",
+            [
+                RawInsn::new(0x61, 2, 1, 0, 0),
+                RawInsn::new(0x61, 3, 1, 4, 0),
+                RawInsn::new(0xbf, 4, 2, 0, 0),
+                RawInsn::new(0x07, 4, 0, 0, 64),
+                // if r4 > r3 goto the `r0 = 2` after the call
+                RawInsn::new(0x2d, 4, 3, 6, 0),
+            ]
+            .into_iter()
+            .chain(fill(|r| vec![RawInsn::new(0xbf, r, 2, 0, 0)]))
+            .collect(),
+        ),
+        (
+            "mapval",
+            [
+                RawInsn::new(0xb7, 1, 0, 0, 0),
+                RawInsn::new(0x63, 10, 1, -72, 0),
+                RawInsn::new(0xbf, 2, 10, 0, 0),
+                RawInsn::new(0x07, 2, 0, 0, -72),
+                RawInsn::new(0x18, 1, 5, 0, 0),
+                RawInsn::new(0, 0, 0, 0, 0),
+                RawInsn::new(0x85, 0, 0, 0, 1),
+            ]
+            .into_iter()
+            .chain(fill(|r| vec![RawInsn::new(0xbf, r, 0, 0, 0)]))
+            .collect(),
         ),
     ];
     let opts = bpfkit_verifier::Options {
