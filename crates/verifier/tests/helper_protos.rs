@@ -170,3 +170,142 @@ fn helper_prototypes_match_the_kernel() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+fn map(name: &str, t: u32, key: u32, value: u32, entries: u32, flags: u32) -> MapDef {
+    MapDef {
+        name: name.into(),
+        map_type: t,
+        key_size: key,
+        value_size: value,
+        max_entries: entries,
+        map_flags: flags,
+        pinning: 0,
+        inner: None,
+        init: MapInit::None,
+        origin: MapOrigin::Btf,
+        section: ".maps".into(),
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+    }
+}
+
+/// The map a helper's ARG_CONST_MAP_PTR gets, and whether it needs value BTF.
+fn map_for(id: u32) -> (MapDef, bool) {
+    use map_type as t;
+    match id {
+        12 => (map("p", t::PROG_ARRAY, 4, 4, 4, 0), false),
+        22 | 25 | 55 => (map("pe", t::PERF_EVENT_ARRAY, 4, 4, 4, 0), false),
+        37 => (map("cg", t::CGROUP_ARRAY, 4, 4, 1, 0), false),
+        51 => (map("dm", t::DEVMAP, 4, 4, 4, 0), false),
+        87..=89 => (map("q", t::QUEUE, 0, 64, 4, 0), false),
+        130 | 131 | 134 | 198 => (map("rb", t::RINGBUF, 0, 0, 4096, 0), false),
+        156 | 157 => (map("ts", t::TASK_STORAGE, 4, 64, 0, 1), true),
+        195 => (map("pa", t::PERCPU_ARRAY, 4, 64, 4, 0), false),
+        _ => (map("a", t::ARRAY, 4, 64, 4, 0), false),
+    }
+}
+
+/// Every helper called with arguments that fit its prototype as bpfkit models it (a
+/// map of a compatible type, 64 initialised stack bytes for memory, 8 for sizes, the
+/// context, the current task): bpfkit and the kernel must agree (most are accepted;
+/// where the kernel refuses, bpfkit must refuse the same way). Helpers whose arguments
+/// cannot be made this way (callbacks, const strings, locks, timers, dynptrs, released
+/// references, per-CPU and cgroup pointers) are covered by the case files.
+#[test]
+fn helpers_called_as_modelled_match_the_kernel() {
+    use bpfkit_verifier::helpers::Arg;
+    if let Some(why) = kernel::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut failures = vec![];
+    let (mut n, mut accepted, mut skipped) = (0, 0, vec![]);
+    'helper: for pr in helpers::PROTOS {
+        let (m, needs_btf) = map_for(pr.id);
+        let mut setup = vec![RawInsn::new(0xbf, 6, 1, 0, 0)];
+        if pr.args.iter().any(|a| matches!(a, Arg::BtfIdTask { .. })) {
+            setup.push(RawInsn::new(0x85, 0, 0, 0, 158));
+            setup.push(RawInsn::new(0xbf, 7, 0, 0, 0));
+        }
+        for (i, a) in pr.args.iter().enumerate() {
+            let r = (i + 1) as u8;
+            let mut ins = match a {
+                Arg::DontCare => vec![],
+                Arg::Anything | Arg::StackOrNull | Arg::MapValueOrNull => {
+                    vec![RawInsn::new(0xb7, r, 0, 0, 0)]
+                }
+                Arg::Ctx => vec![RawInsn::new(0xbf, r, 6, 0, 0)],
+                Arg::ConstMapPtr => {
+                    vec![RawInsn::new(0x18, r, 5, 0, 0), RawInsn::new(0, 0, 0, 0, 0)]
+                }
+                Arg::MapKey
+                | Arg::MapValue
+                | Arg::UninitMapValue
+                | Arg::Mem
+                | Arg::MemOrNull
+                | Arg::UninitMem
+                | Arg::MemWrite
+                | Arg::MemOrNullWrite
+                | Arg::FixedMem(_)
+                | Arg::FixedUninitMem(_)
+                | Arg::FixedUninitMemAligned(_) => vec![
+                    RawInsn::new(0xbf, r, 10, 0, 0),
+                    RawInsn::new(0x07, r, 0, 0, -64),
+                ],
+                Arg::ConstSize | Arg::ConstSizeOrZero | Arg::AllocSizeOrZero => {
+                    vec![RawInsn::new(0xb7, r, 0, 0, 8)]
+                }
+                Arg::BtfIdTask { .. } => vec![RawInsn::new(0xbf, r, 7, 0, 0)],
+                _ => {
+                    skipped.push(helpers::name(pr.id as i32));
+                    continue 'helper;
+                }
+            };
+            setup.append(&mut ins);
+        }
+        let insns = prog(&setup, pr.id as i32);
+        let maps = vec![m];
+        let case = common::case::Case {
+            name: "h".into(),
+            maps: maps.clone(),
+            insns: insns.clone(),
+            accept: true,
+            message: String::new(),
+            unprivileged: false,
+            no_kernel: None,
+            fields: vec![needs_btf.then(Default::default)],
+            init: vec![None],
+            func_info: false,
+        };
+        let rep = bpfkit_verifier::verify(&case.program(), &maps, &case.options());
+        let k = kernel::load_xdp_ext(&insns, &maps, &case.extra()).expect("bpf(2) usable");
+        n += 1;
+        if k.accepted {
+            accepted += 1;
+        }
+        let ktext = kernel::error_text(&k.log);
+        let ok = match &rep.verdict {
+            Verdict::Accepted => k.accepted,
+            Verdict::Rejected(r) => {
+                !k.accepted && r.kernel_message.lines().all(|l| ktext.contains(l))
+            }
+            Verdict::Unsupported { .. } => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{}#{}: bpfkit {}, kernel accepted={} last lines:\n{}",
+                helpers::name(pr.id as i32),
+                pr.id,
+                serde_json::to_string(&rep.verdict).unwrap(),
+                k.accepted,
+                ktext.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
+            ));
+        }
+    }
+    eprintln!(
+        "helpers called as modelled: {n} helpers ({accepted} accepted by the kernel), {} differ; not callable this way: {}",
+        failures.len(),
+        skipped.join(", ")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
