@@ -541,9 +541,18 @@ fn redirect_map(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         return Ok(XDP_ABORTED);
     }
     let key = a[1] as u32;
-    let mut k = key.to_le_bytes().to_vec();
-    k.resize(map.def.key_size as usize, 0);
-    let found = map.slot(&k).is_some();
+    // The key as the map's key size (4 for every type but DEVMAP_HASH's wider keys),
+    // without allocating.
+    let ks = map.def.key_size as usize;
+    let found = if ks <= 16 {
+        let mut k = [0u8; 16];
+        k[..4.min(ks)].copy_from_slice(&key.to_le_bytes()[..4.min(ks)]);
+        map.slot(&k[..ks]).is_some()
+    } else {
+        let mut k = key.to_le_bytes().to_vec();
+        k.resize(ks, 0);
+        map.slot(&k).is_some()
+    };
     if !found && flags & BPF_F_BROADCAST == 0 {
         rt.redirect = None;
         return Ok(flags & action_mask);

@@ -337,6 +337,9 @@ pub struct Runtime {
     /// as it runs), as it does while coverage is recorded; for tests comparing it with
     /// the fast loop.
     pub exact_interp: bool,
+    /// Metadata bytes at the front of the output of the last XDP run finished with
+    /// [`Runtime::finish_xdp_into_with`] (see `Engine::last_xdp_meta_len`).
+    pub last_xdp_meta_len: usize,
 }
 
 /// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
@@ -377,6 +380,7 @@ impl Runtime {
             decoded: None,
             decoded_retired: Vec::new(),
             exact_interp: false,
+            last_xdp_meta_len: 0,
         }
     }
 
@@ -742,6 +746,10 @@ impl Runtime {
                 return Err(VmError::Fault(f));
             }
         };
+        self.last_xdp_meta_len = self
+            .xdp
+            .as_ref()
+            .map_or(0, |x| (x.data - x.data_meta) as usize);
         if want_packet {
             self.xdp_output_into(&mut out.packet);
         } else {

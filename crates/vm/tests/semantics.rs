@@ -407,6 +407,9 @@ fn reused_xdp_buffers_start_zeroed() {
                 "probe {probe}, {} bytes, run_xdp_into",
                 pkt.len()
             );
+            // Where the frame starts in the output (metadata in front of it).
+            let meta = if probe == 2 { 100 } else { 0 };
+            assert_eq!(used.last_xdp_meta_len(), meta);
             used.run_xdp(0, &input(&long)).unwrap();
             assert_eq!(used.run_xdp(probe, &input(pkt)).unwrap(), fresh, "run_xdp");
         }
