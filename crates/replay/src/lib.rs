@@ -177,6 +177,8 @@ pub struct Summary {
     pub damaged: Option<String>,
     pub elapsed: Duration,
     pub coverage: Option<coverage::CoverageSummary>,
+    /// How coverage was recorded, when not by the replay's own engine.
+    pub coverage_note: Option<String>,
     pub difference: Option<Difference>,
     pub compared: Vec<String>,
     pub queues: u32,
@@ -246,6 +248,9 @@ impl Summary {
                 "lines": c.lines, "lines_hit": c.lines_hit, "line_percent": c.line_pct(),
                 "branches": c.branches, "branches_hit": c.branches_hit, "branch_percent": c.branch_pct(),
             });
+            if let Some(n) = &self.coverage_note {
+                v["coverage"]["note"] = json!(n);
+            }
         }
         if !self.compared.is_empty() {
             v["compared"] = json!(self.compared);
@@ -324,6 +329,9 @@ impl Summary {
                 c.line_pct(), c.lines_hit, c.lines,
                 c.branch_pct(), c.branches_hit, c.branches
             );
+            if let Some(n) = &self.coverage_note {
+                let _ = writeln!(s, "coverage {n}");
+            }
         }
         if !self.compared.is_empty() {
             match &self.difference {
@@ -625,11 +633,6 @@ pub fn replay(
         ));
     }
     let want_cov = opts.coverage.is_some() || opts.coverage_summary;
-    if want_cov && kinds[0] != EngineKind::Interp {
-        return Err(ReplayError::Usage(
-            "coverage is recorded by the interpreter: use --engine interp (or put interp first in --compare)".into(),
-        ));
-    }
     let ncpus = if uses_kernel {
         // Per-CPU values as the kernel returns them: one slot per possible CPU; runs are
         // pinned to CPU 0 so they land in slot 0, as in the corpus recordings.
@@ -759,9 +762,23 @@ pub fn replay(
         for k in &kinds {
             engines.push(new_engine(*k)?);
         }
+        // Coverage is recorded by the interpreter: on another engine, an interpreter with
+        // its own maps runs every packet alongside it.
+        let mut cov_engine = None;
         if want_cov {
-            engines[0].enable_coverage();
+            if kinds[0] == EngineKind::Interp {
+                engines[0].enable_coverage();
+            } else {
+                let mut e = new_engine(EngineKind::Interp)?;
+                e.enable_coverage();
+                cov_engine = Some(e);
+                s.coverage_note = Some(format!(
+                    "recorded by the interpreter running each packet alongside {}",
+                    kinds[0].name()
+                ));
+            }
         }
+        let mut cov_out = XdpOutput::default();
         let mut cap = open_capture(capture_path)?;
         let mut outputs = Outputs::open(opts)?;
         let want_packet = outputs.wants_packet() || kinds.len() > 1;
@@ -793,6 +810,11 @@ pub fn replay(
             res.clear();
             for (e, o) in engines.iter_mut().zip(outs.iter_mut()) {
                 res.push(e.run_into(prog, &input, o, want_packet));
+            }
+            if let Some(c) = cov_engine.as_mut() {
+                // Only its coverage is used; a fault there shows in the coverage as the
+                // path taken.
+                let _ = c.run_into(prog, &input, &mut cov_out, false);
             }
             if kinds.len() > 1 {
                 for j in 1..engines.len() {
@@ -826,6 +848,9 @@ pub fn replay(
         s.elapsed = start.elapsed();
         outputs.finish(&mut s)?;
         finish_capture(&cap, &mut s);
+        if let Some(c) = cov_engine {
+            engines.push(c);
+        }
     }
     if let Some(p) = progress.as_mut() {
         p(s.packets, u64::MAX);
@@ -837,7 +862,13 @@ pub fn replay(
             .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
     }
     if want_cov {
-        if let Some(cov) = engines[0].coverage() {
+        // The interpreter alongside, when there is one, was pushed last.
+        let cov_from = if s.coverage_note.is_some() {
+            engines.last()
+        } else {
+            engines.first()
+        };
+        if let Some(cov) = cov_from.and_then(|e| e.coverage()) {
             let progs = coverage::programs_of_interest(cov, prog, obj.programs.len());
             let resolve = |f: &str| -> String {
                 if Path::new(f).is_absolute() {

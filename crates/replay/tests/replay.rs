@@ -616,15 +616,47 @@ fn coverage_lines_point_at_the_c_source() {
 }
 
 #[test]
-fn coverage_needs_the_interpreter() {
+fn coverage_on_another_engine_comes_from_an_interpreter_alongside() {
+    let d = tmpdir("cov-jit");
     let (o, _) = obj("xdp_counter");
-    let opts = Options {
-        engine: EngineKind::Jit,
-        coverage_summary: true,
+    let interp = Options {
+        coverage: Some(d.join("interp.info")),
+        maps_out: Some(d.join("interp-maps.json")),
         ..Options::default()
     };
-    assert!(matches!(
-        replay(&o, &mixed(), &opts, None),
-        Err(ReplayError::Usage(_))
-    ));
+    let si = replay(&o, &mixed(), &interp, None).unwrap();
+    assert_eq!(si.coverage_note, None);
+    for engine in [EngineKind::Jit, EngineKind::JitFast] {
+        let opts = Options {
+            engine,
+            coverage: Some(d.join("jit.info")),
+            maps_out: Some(d.join("jit-maps.json")),
+            ..Options::default()
+        };
+        let sj = replay(&o, &mixed(), &opts, None).unwrap();
+        let note = sj
+            .coverage_note
+            .clone()
+            .expect("says how coverage was recorded");
+        assert!(
+            note.contains("interpreter") && note.contains(engine.name()),
+            "{note}"
+        );
+        assert!(sj.to_text().contains(&note));
+        // Same packets, same paths: the same lcov file and coverage figures.
+        assert_eq!(
+            read_all(&d.join("interp.info")),
+            read_all(&d.join("jit.info"))
+        );
+        let (a, b) = (si.coverage.clone().unwrap(), sj.coverage.clone().unwrap());
+        assert_eq!(
+            (a.insns_hit, a.lines_hit, a.branches_hit),
+            (b.insns_hit, b.lines_hit, b.branches_hit)
+        );
+        // The maps written are the JIT's own (equal here, as the engines agree).
+        assert_eq!(
+            read_all(&d.join("interp-maps.json")),
+            read_all(&d.join("jit-maps.json"))
+        );
+    }
 }
