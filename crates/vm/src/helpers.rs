@@ -979,10 +979,11 @@ fn dynptr_set(rt: &Runtime, addr: u64, data: u64, size: u64, ty: u32) -> Result<
 
 fn dynptr_from_mem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let size = a[1] as u32 as u64;
-    let err = if a[2] != 0 {
-        maps::EINVAL
-    } else if size > DYNPTR_MAX_SIZE {
+    // The kernel checks the size before the flags (ringbuf_reserve_dynptr: the reverse).
+    let err = if size > DYNPTR_MAX_SIZE {
         maps::E2BIG
+    } else if a[2] != 0 {
+        maps::EINVAL
     } else {
         rt.regions
             .check(a[0], size, false)
