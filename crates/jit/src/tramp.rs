@@ -73,6 +73,10 @@ pub struct JitCtx {
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
     pub fast: bool,
+    /// Fast mode: the stack regions of this run are registered. Only generic helpers
+    /// (which check their pointer arguments against the regions) and the out-of-line
+    /// checked paths need them, so the first such call of a run registers them.
+    pub frames_ready: bool,
     /// (prog, pc) -> address of the function prologue, for `callx`.
     pub prologues: *const HashMap<(usize, usize), u64>,
 }
@@ -98,6 +102,7 @@ impl JitCtx {
             tail_calls: 0,
             fault: None,
             fast: false,
+            frames_ready: false,
             prologues: std::ptr::null(),
         }
     }
@@ -173,8 +178,9 @@ pub(crate) extern "sysv64" fn tr_helper(
     rt.depth = ctx.depth as usize;
     rt.current_prog = prog;
     let id = ctx.helper_id as i32;
+    ensure_frames(ctx, rt);
     let r = helpers::call(rt, id, &[a1, a2, a3, a4, a5]);
-    if ctx.fast && (id == helpers::LOOP || id == helpers::FOR_EACH_MAP_ELEM) {
+    if ctx.fast && helpers::runs_callbacks(id) {
         // The callback ran on the interpreter, which removed its frame's region.
         register_frames(rt, ctx.depth as usize + 1);
     }
@@ -198,6 +204,16 @@ pub fn sync_xdp_md(ctx: &mut JitCtx, rt: &Runtime) {
             x.ingress_ifindex as u64,
             x.rx_queue_index as u64,
         ];
+    }
+}
+
+/// Fast mode: registers the run's stack regions before the first call that checks
+/// memory against them.
+#[inline]
+pub fn ensure_frames(ctx: &mut JitCtx, rt: &mut Runtime) {
+    if ctx.fast && !ctx.frames_ready {
+        register_frames(rt, 0);
+        ctx.frames_ready = true;
     }
 }
 
@@ -304,6 +320,7 @@ pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) ->
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
     let size = meta & 0xff;
+    ensure_frames(ctx, rt);
     match interp::load(rt, addr, size) {
         Ok(v) => {
             if meta & 0x100 != 0 {
@@ -330,6 +347,7 @@ pub(crate) extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, 
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
+    ensure_frames(ctx, rt);
     if let Err(k) = interp::store(rt, addr, size, value) {
         set_fault(ctx, rt, k);
     }
@@ -344,6 +362,7 @@ pub(crate) extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta:
     let rt = unsafe { &mut *ctx.rt };
     let size = meta & 0xff;
     let imm = (meta >> 8) as u32 as i32;
+    ensure_frames(ctx, rt);
     if size != 4 && size != 8 {
         let k = FaultKind::Unsupported(format!(
             "atomic operation {imm:#x} on {size} bytes (only 4 and 8)"
