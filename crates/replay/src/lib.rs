@@ -839,6 +839,11 @@ pub fn replay(
                 data,
                 orig_len: rec.orig_len,
                 queue: (queues > 1).then_some(queue),
+                meta_len: if res[0].is_ok() {
+                    engines[0].meta_len()
+                } else {
+                    0
+                },
             };
             outputs.result(obj, &mut s, &pkt, as_result(&res[0], &outs[0]))?;
             if s.difference.is_some() {
@@ -983,6 +988,8 @@ struct PacketInfo<'a> {
     orig_len: u32,
     /// With `queues > 1`.
     queue: Option<u32>,
+    /// XDP metadata bytes at the front of the output packet.
+    meta_len: usize,
 }
 
 /// Where per-packet results go: the summary counts, `--out` and `--trace`.
@@ -1063,8 +1070,9 @@ impl Outputs {
                 if let Some(r) = &o.redirect {
                     *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
                 }
-                // The packet as the program left it.
-                let frame = &o.packet[..];
+                // The frame as the program left it (data .. data_end, then the
+                // fragments), without the XDP metadata in front of it.
+                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
                 if let Some(od) = self.out_dir.as_mut() {
                     let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
                         .max(frame.len() as i64) as u32;
@@ -1081,6 +1089,9 @@ impl Outputs {
                     });
                     if let Some(q) = p.queue {
                         line["queue"] = json!(q);
+                    }
+                    if p.meta_len > 0 {
+                        line["meta_len"] = json!(p.meta_len);
                     }
                     if let Some(r) = &o.redirect {
                         line["redirect"] = redirect_json(obj, r);
@@ -1160,11 +1171,14 @@ struct Chunk {
 /// Records per chunk: workers run one chunk while the main thread reads the next.
 const CHUNK: usize = 16_384;
 
+/// A worker's result for one packet: the output and its metadata length.
+type WorkerResult = Result<(XdpOutput, usize), RunError>;
+
 /// What a worker sends back.
 enum FromWorker {
     Ready(Result<(), String>),
-    /// Results of one chunk: (position in the chunk, result).
-    Results(Vec<(usize, Result<XdpOutput, RunError>)>),
+    /// Results of one chunk: (position in the chunk, result and metadata length).
+    Results(Vec<(usize, WorkerResult)>),
     /// Final map contents per queue: (queue, entries of every map).
     Maps(Vec<(u32, Vec<Result<engines::Entries, String>>)>),
 }
@@ -1235,7 +1249,9 @@ impl Parallel<'_> {
                             let data = &chunk.data[j.start..j.start + j.len];
                             let input = packet_input(opts, queues, j.queue, data, j.ts_ns);
                             let mut out = XdpOutput::default();
-                            let r = e.run_into(prog, &input, &mut out, want_packet).map(|_| out);
+                            let r = e
+                                .run_into(prog, &input, &mut out, want_packet)
+                                .map(|_| (out, e.meta_len()));
                             results.push((i, r));
                         }
                         if rtx.send(FromWorker::Results(results)).is_err() {
@@ -1298,7 +1314,7 @@ impl Parallel<'_> {
                     });
                 }
                 if let Some(chunk) = pending.take() {
-                    let mut slots: Vec<Option<Result<XdpOutput, RunError>>> =
+                    let mut slots: Vec<Option<WorkerResult>> =
                         (0..chunk.jobs.len()).map(|_| None).collect();
                     for r in &from_workers {
                         match r.recv() {
@@ -1326,8 +1342,9 @@ impl Parallel<'_> {
                                     data,
                                     orig_len: j.orig_len,
                                     queue: Some(j.queue),
+                                    meta_len: res.as_ref().map_or(0, |r| r.1),
                                 };
-                                outputs.result(self.obj, s, &p, res.as_ref())?;
+                                outputs.result(self.obj, s, &p, res.as_ref().map(|r| &r.0))?;
                             }
                             (None, None) => {
                                 return Err(ReplayError::Bad(format!(
