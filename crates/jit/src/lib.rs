@@ -348,7 +348,7 @@ impl Jit {
         rt.begin_run(0, 0);
         // Fast mode: the frames' stacks are registered for the whole run by the first
         // call that checks memory against the regions (`tramp::ensure_frames`).
-        self.ctx.frames_ready = false;
+        self.ctx.frames = 0;
         let addr = rt.set_raw_memory(mem);
         let r = self.enter(prog, addr, mem.len() as u64, 0);
         let rt = self.vm.runtime_mut();
@@ -375,7 +375,7 @@ impl Jit {
         let ctx = rt.begin_xdp(prog, input)?;
         // Fast mode: the frames' stacks are registered for the whole run by the first
         // call that checks memory against the regions (`tramp::ensure_frames`).
-        self.ctx.frames_ready = false;
+        self.ctx.frames = 0;
         Ok(ctx)
     }
 

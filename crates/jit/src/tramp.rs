@@ -73,10 +73,11 @@ pub struct JitCtx {
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
     pub fast: bool,
-    /// Fast mode: the stack regions of this run are registered. Only generic helpers
-    /// (which check their pointer arguments against the regions) and the out-of-line
-    /// checked paths need them, so the first such call of a run registers them.
-    pub frames_ready: bool,
+    /// Fast mode: frames `0..frames` have their stack regions registered in this run.
+    /// Only generic helpers (which check their pointer arguments against the regions)
+    /// and the out-of-line checked paths need them, and only up to the current depth, so
+    /// such a call registers what is missing.
+    pub frames: usize,
     /// (prog, pc) -> address of the function prologue, for `callx`.
     pub prologues: *const HashMap<(usize, usize), u64>,
 }
@@ -102,7 +103,7 @@ impl JitCtx {
             tail_calls: 0,
             fault: None,
             fast: false,
-            frames_ready: false,
+            frames: 0,
             prologues: std::ptr::null(),
         }
     }
@@ -144,10 +145,10 @@ fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
     }
 }
 
-/// Registers the stack regions of frames `from..MAX_CALL_FRAMES` (fast mode keeps every
-/// frame accessible for the whole run; the verifier already proved the accesses).
-pub fn register_frames(rt: &mut Runtime, from: usize) {
-    for d in from..MAX_CALL_FRAMES {
+/// Registers the stack regions of frames `from..to` (fast mode keeps them accessible for
+/// the rest of the run; the verifier already proved the accesses).
+pub fn register_frames(rt: &mut Runtime, from: usize, to: usize) {
+    for d in from..to {
         let top = rt.frame_top(d);
         rt.regions.insert(Region::new(
             top - STACK_SIZE,
@@ -181,8 +182,8 @@ pub(crate) extern "sysv64" fn tr_helper(
     ensure_frames(ctx, rt);
     let r = helpers::call(rt, id, &[a1, a2, a3, a4, a5]);
     if ctx.fast && helpers::runs_callbacks(id) {
-        // The callback ran on the interpreter, which removed its frame's region.
-        register_frames(rt, ctx.depth as usize + 1);
+        // The callback ran on the interpreter in the next frame and removed its region.
+        ctx.frames = ctx.frames.min(ctx.depth as usize + 1);
     }
     sync_xdp_md(ctx, rt);
     match r {
@@ -207,13 +208,14 @@ pub fn sync_xdp_md(ctx: &mut JitCtx, rt: &Runtime) {
     }
 }
 
-/// Fast mode: registers the run's stack regions before the first call that checks
-/// memory against them.
+/// Fast mode: registers the stack regions of frames up to the current depth that are not
+/// registered yet, before a call that checks memory against them.
 #[inline]
 pub fn ensure_frames(ctx: &mut JitCtx, rt: &mut Runtime) {
-    if ctx.fast && !ctx.frames_ready {
-        register_frames(rt, 0);
-        ctx.frames_ready = true;
+    let want = (ctx.depth as usize + 1).min(MAX_CALL_FRAMES);
+    if ctx.fast && ctx.frames < want {
+        register_frames(rt, ctx.frames, want);
+        ctx.frames = want;
     }
 }
 
