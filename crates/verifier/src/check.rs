@@ -2349,7 +2349,13 @@ impl<'a> V<'a> {
                     if !is_mem_type(reg.ty) {
                         return Err(self.type_err(st, regno, &reg, MEM_TYPES));
                     }
-                    if a == Arg::MapKey && reg.ty == RegType::Stack && reg.b.is_const() {
+                    // `get_constant_map_key`, only where a constant key can elide the
+                    // NULL check (`can_elide_value_nullness`): the key becomes precise
+                    if a == Arg::MapKey
+                        && reg.ty == RegType::Stack
+                        && reg.b.is_const()
+                        && matches!(md.map_type, mt::ARRAY | mt::PERCPU_ARRAY)
+                    {
                         let koff = reg.off + reg.b.var_off.value as i64 as i32;
                         self.note_stack_read(reg.frameno as usize, koff, koff + sz as i32);
                         const_key = self.stack_const(st, &reg, sz as i32);
