@@ -240,7 +240,10 @@ fn xdp_required(rt: &Runtime, helper: &'static str) -> Result<(), FaultKind> {
 /// Helpers that run BPF callbacks on the interpreter in a new frame (the JIT's fast mode
 /// re-registers its frames after them).
 pub fn runs_callbacks(id: i32) -> bool {
-    matches!(id, LOOP | FOR_EACH_MAP_ELEM | crate::user_ringbuf::USER_RINGBUF_DRAIN)
+    matches!(
+        id,
+        LOOP | FOR_EACH_MAP_ELEM | crate::user_ringbuf::USER_RINGBUF_DRAIN
+    )
 }
 
 /// Calls helper `id` with r1..r5.
