@@ -100,6 +100,17 @@ enum Stub {
         loc: u64,
         sx: bool,
     },
+    /// Fast mode: the general 4-byte load (memory or context) behind an inline read of
+    /// a context field, for when `base` is not the context's address.
+    Load4 {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        base: u8,
+        off: i32,
+        loc: u64,
+        sx: bool,
+    },
     /// The prologue of a function starting at `slot`.
     Prologue {
         label: DynamicLabel,
@@ -267,37 +278,33 @@ impl Gen<'_> {
                     dst,
                     loc,
                     sx,
+                } => self.ctx_load_stub(label, back, dst, loc, sx),
+                Stub::Load4 {
+                    label,
+                    back,
+                    dst,
+                    base,
+                    off,
+                    loc,
+                    sx,
                 } => {
-                    // r10 = offset in struct xdp_md. Aligned fields below egress_ifindex
-                    // come from the context's copy; anything else takes the checked path.
-                    let slow = self.ops.new_dynamic_label();
+                    // The general 4-byte load: memory, or the context at another offset.
+                    let ctx = self.ops.new_dynamic_label();
                     asm!(self.ops
                         ; =>label
-                        ; test r10d, 3
-                        ; jnz =>slow
-                        ; cmp r10d, 20
-                        ; jae =>slow
+                        ; lea r11, [Rq(base) + off]
+                        ; mov r10, r11
+                        ; sub r10, QWORD [r12 + OFF_CTX_BASE]
+                        ; cmp r10, 24
+                        ; jb =>ctx
                     );
                     if sx {
-                        asm!(self.ops ; movsxd Rq(dst), DWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+                        asm!(self.ops ; movsxd Rq(dst), DWORD [r11]);
                     } else {
-                        asm!(self.ops ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+                        asm!(self.ops ; mov Rd(dst), DWORD [r11]);
                     }
-                    asm!(self.ops ; jmp =>back ; =>slow);
-                    self.save_regs(0);
-                    let meta = 4u64 | if sx { 0x100 } else { 0 };
-                    asm!(self.ops
-                        ; mov r10, QWORD loc as i64
-                        ; mov QWORD [r12 + OFF_LOC], r10
-                        ; mov rdi, r12
-                        ; mov rsi, r11
-                        ; mov edx, meta as i32
-                    );
-                    self.call_abs(tr_load as *const () as u64);
-                    self.check_fault();
-                    asm!(self.ops ; mov r11, rax);
-                    self.restore_regs(0, None);
-                    asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
+                    asm!(self.ops ; jmp =>back);
+                    self.ctx_load_stub(ctx, back, dst, loc, sx);
                 }
                 Stub::Helper {
                     label,
@@ -344,6 +351,47 @@ impl Gen<'_> {
             ranges.push((start, self.ops.offset(), what));
         }
         ranges
+    }
+
+    /// Fast mode: a 4-byte load whose address `r11` fell into the context (`r10` = offset).
+    fn ctx_load_stub(
+        &mut self,
+        label: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        loc: u64,
+        sx: bool,
+    ) {
+        // Aligned fields below egress_ifindex come from the context's copy; anything
+        // else takes the checked path.
+        let slow = self.ops.new_dynamic_label();
+        asm!(self.ops
+            ; =>label
+            ; test r10d, 3
+            ; jnz =>slow
+            ; cmp r10d, 20
+            ; jae =>slow
+        );
+        if sx {
+            asm!(self.ops ; movsxd Rq(dst), DWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+        } else {
+            asm!(self.ops ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+        }
+        asm!(self.ops ; jmp =>back ; =>slow);
+        self.save_regs(0);
+        let meta = 4u64 | if sx { 0x100 } else { 0 };
+        asm!(self.ops
+            ; mov r10, QWORD loc as i64
+            ; mov QWORD [r12 + OFF_LOC], r10
+            ; mov rdi, r12
+            ; mov rsi, r11
+            ; mov edx, meta as i32
+        );
+        self.call_abs(tr_load as *const () as u64);
+        self.check_fault();
+        asm!(self.ops ; mov r11, rax);
+        self.restore_regs(0, None);
+        asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
     }
 
     fn compile_prog(
@@ -797,8 +845,11 @@ impl Gen<'_> {
             }
             asm!(self.ops ; mov rcx, r11);
         }
-        if !is64 {
-            // A 32-bit shift by 0 leaves the upper half as it was: zero-extend explicitly.
+        let nonzero_imm = !x && imm as u32 & 31 != 0;
+        if !is64 && !nonzero_imm {
+            // A 32-bit shift by 0 (or by cl, which may be 0) leaves the upper half as it
+            // was: zero-extend explicitly. A shift by a non-zero constant writes the
+            // 32-bit register, which zero-extends.
             asm!(self.ops ; mov Rd(d), Rd(d));
         }
     }
@@ -1043,6 +1094,37 @@ impl Gen<'_> {
             }
             (4, true) if !self.may_be_ctx(pc, s) => {
                 asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off])
+            }
+            (4, _) if off % 4 == 0 && (0..20).contains(&off) => {
+                // Probably a context field (the kernel rewrites these loads): read the
+                // context's copy when the base is the context's address, otherwise take
+                // the general path out of line.
+                let other = self.ops.new_dynamic_label();
+                let back = self.ops.new_dynamic_label();
+                let field = OFF_XDP_MD + off * 2;
+                asm!(self.ops
+                    ; cmp Rq(s), QWORD [r12 + OFF_CTX_BASE]
+                    ; jne =>other
+                );
+                if sx {
+                    asm!(self.ops ; movsxd Rq(d), DWORD [r12 + field]);
+                } else {
+                    asm!(self.ops ; mov Rq(d), QWORD [r12 + field]);
+                }
+                asm!(self.ops ; =>back);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                self.stubs.push((
+                    Stub::Load4 {
+                        label: other,
+                        back,
+                        dst: d,
+                        base: s,
+                        off,
+                        loc,
+                        sx,
+                    },
+                    format!("slot {pc}: 4-byte load, not from the context's address"),
+                ));
             }
             (4, _) => {
                 // A 4-byte load may read the context (rewritten like the kernel does).

@@ -346,11 +346,9 @@ impl Jit {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
         rt.begin_run(0, 0);
-        if self.mode == Mode::Fast {
-            // Fast mode: every frame's stack stays registered for the run (helpers check
-            // their pointer arguments against the regions).
-            tramp::register_frames(rt, 0);
-        }
+        // Fast mode: the frames' stacks are registered for the whole run by the first
+        // call that checks memory against the regions (`tramp::ensure_frames`).
+        self.ctx.frames = 0;
         let addr = rt.set_raw_memory(mem);
         let r = self.enter(prog, addr, mem.len() as u64, 0);
         let rt = self.vm.runtime_mut();
@@ -375,11 +373,9 @@ impl Jit {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
         let ctx = rt.begin_xdp(prog, input)?;
-        if self.mode == Mode::Fast {
-            // Fast mode: every frame's stack stays registered for the run (helpers check
-            // their pointer arguments against the regions).
-            tramp::register_frames(rt, 0);
-        }
+        // Fast mode: the frames' stacks are registered for the whole run by the first
+        // call that checks memory against the regions (`tramp::ensure_frames`).
+        self.ctx.frames = 0;
         Ok(ctx)
     }
 
@@ -418,6 +414,20 @@ impl Jit {
     /// `BPF_MAP_LOOKUP_ELEM` from user space (per-CPU values concatenated).
     pub fn map_lookup(&self, map: usize, key: &[u8]) -> Result<Option<Vec<u8>>, VmError> {
         self.vm.map_lookup(map, key)
+    }
+
+    /// Moves the virtual clock to `now_ns` without a packet: fires the BPF timers due by
+    /// then (their callbacks run on the interpreter, as during a run) and returns their
+    /// events, like [`Interpreter::advance_time`].
+    pub fn advance_time(&mut self, now_ns: u64) -> Result<Vec<bpfkit_vm::Event>, VmError> {
+        // Callbacks may change map contents the fast tables mirror.
+        self.tables.dirty = true;
+        bpfkit_vm::timer::fire_due(self.vm.runtime_mut(), now_ns)
+    }
+
+    /// Armed timers in the order they will fire.
+    pub fn pending_timers(&self) -> Vec<bpfkit_vm::timer::PendingTimer> {
+        self.vm.pending_timers()
     }
 
     /// `BPF_MAP_DELETE_ELEM` from user space.
@@ -466,6 +476,10 @@ impl Engine for Jit {
         self.vm
             .runtime_mut()
             .finish_xdp_into_with(r, out, want_packet)
+    }
+
+    fn last_xdp_meta_len(&self) -> usize {
+        self.vm.runtime().last_xdp_meta_len
     }
 
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VmError> {

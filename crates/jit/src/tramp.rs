@@ -73,6 +73,11 @@ pub struct JitCtx {
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
     pub fast: bool,
+    /// Fast mode: frames `0..frames` have their stack regions registered in this run.
+    /// Only generic helpers (which check their pointer arguments against the regions)
+    /// and the out-of-line checked paths need them, and only up to the current depth, so
+    /// such a call registers what is missing.
+    pub frames: usize,
     /// (prog, pc) -> address of the function prologue, for `callx`.
     pub prologues: *const HashMap<(usize, usize), u64>,
 }
@@ -98,6 +103,7 @@ impl JitCtx {
             tail_calls: 0,
             fault: None,
             fast: false,
+            frames: 0,
             prologues: std::ptr::null(),
         }
     }
@@ -139,10 +145,10 @@ fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
     }
 }
 
-/// Registers the stack regions of frames `from..MAX_CALL_FRAMES` (fast mode keeps every
-/// frame accessible for the whole run; the verifier already proved the accesses).
-pub fn register_frames(rt: &mut Runtime, from: usize) {
-    for d in from..MAX_CALL_FRAMES {
+/// Registers the stack regions of frames `from..to` (fast mode keeps them accessible for
+/// the rest of the run; the verifier already proved the accesses).
+pub fn register_frames(rt: &mut Runtime, from: usize, to: usize) {
+    for d in from..to {
         let top = rt.frame_top(d);
         rt.regions.insert(Region::new(
             top - STACK_SIZE,
@@ -173,10 +179,11 @@ pub(crate) extern "sysv64" fn tr_helper(
     rt.depth = ctx.depth as usize;
     rt.current_prog = prog;
     let id = ctx.helper_id as i32;
+    ensure_frames(ctx, rt);
     let r = helpers::call(rt, id, &[a1, a2, a3, a4, a5]);
-    if ctx.fast && (id == helpers::LOOP || id == helpers::FOR_EACH_MAP_ELEM) {
-        // The callback ran on the interpreter, which removed its frame's region.
-        register_frames(rt, ctx.depth as usize + 1);
+    if ctx.fast && helpers::runs_callbacks(id) {
+        // The callback ran on the interpreter in the next frame and removed its region.
+        ctx.frames = ctx.frames.min(ctx.depth as usize + 1);
     }
     sync_xdp_md(ctx, rt);
     match r {
@@ -198,6 +205,17 @@ pub fn sync_xdp_md(ctx: &mut JitCtx, rt: &Runtime) {
             x.ingress_ifindex as u64,
             x.rx_queue_index as u64,
         ];
+    }
+}
+
+/// Fast mode: registers the stack regions of frames up to the current depth that are not
+/// registered yet, before a call that checks memory against them.
+#[inline]
+pub fn ensure_frames(ctx: &mut JitCtx, rt: &mut Runtime) {
+    let want = (ctx.depth as usize + 1).min(MAX_CALL_FRAMES);
+    if ctx.fast && ctx.frames < want {
+        register_frames(rt, ctx.frames, want);
+        ctx.frames = want;
     }
 }
 
@@ -304,6 +322,7 @@ pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) ->
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
     let size = meta & 0xff;
+    ensure_frames(ctx, rt);
     match interp::load(rt, addr, size) {
         Ok(v) => {
             if meta & 0x100 != 0 {
@@ -330,6 +349,7 @@ pub(crate) extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, 
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
+    ensure_frames(ctx, rt);
     if let Err(k) = interp::store(rt, addr, size, value) {
         set_fault(ctx, rt, k);
     }
@@ -344,6 +364,7 @@ pub(crate) extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta:
     let rt = unsafe { &mut *ctx.rt };
     let size = meta & 0xff;
     let imm = (meta >> 8) as u32 as i32;
+    ensure_frames(ctx, rt);
     if size != 4 && size != 8 {
         let k = FaultKind::Unsupported(format!(
             "atomic operation {imm:#x} on {size} bytes (only 4 and 8)"

@@ -291,3 +291,49 @@ fn fast_mode_faults_restore_the_callers_registers() {
     }
     assert_eq!(acc, check);
 }
+
+/// `Jit::advance_time` fires the same BPF timers as the interpreter's (corpus xdp_timer:
+/// timers armed during a run fire when the clock moves without a packet).
+#[test]
+fn advance_time_fires_the_interpreters_timers() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/obj/xdp_timer.o");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let obj = bpfkit_object::Object::parse(&bytes)
+        .and_then(|o| o.link())
+        .unwrap();
+    let prog = obj
+        .programs
+        .iter()
+        .position(|p| p.name == "xdp_timer")
+        .expect("xdp_timer program");
+    let mut e = engines(&obj, &Config::default());
+    let packet = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../corpus/packets/00_ipv4_tcp_syn.bin"),
+    )
+    .unwrap();
+    let input = XdpInput {
+        packet: &packet,
+        time_ns: 1_000,
+        ..Default::default()
+    };
+    let a = e.0.run_xdp(prog, &input).unwrap();
+    assert_eq!(a, e.1.run_xdp(prog, &input).unwrap());
+    assert_eq!(a, e.2.run_xdp(prog, &input).unwrap());
+    let pending = e.0.pending_timers().len();
+    assert!(pending > 0, "the program arms timers");
+    assert_eq!(e.1.pending_timers().len(), pending);
+    assert_eq!(e.2.pending_timers().len(), pending);
+    let later = 1u64 << 63;
+    let x = e.0.advance_time(later).unwrap();
+    assert_eq!(x, e.1.advance_time(later).unwrap());
+    assert_eq!(x, e.2.advance_time(later).unwrap());
+    for m in 0..obj.maps.len() {
+        let want = e.0.map_entries(m);
+        if let Ok(want) = want {
+            assert_eq!(want, e.1.map_entries(m).unwrap(), "map {m}");
+            assert_eq!(want, e.2.map_entries(m).unwrap(), "map {m}");
+        }
+    }
+}

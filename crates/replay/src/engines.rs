@@ -83,6 +83,11 @@ pub trait ReplayEngine {
         *out = self.run(prog, input)?;
         Ok(())
     }
+    /// Bytes of XDP metadata at the front of the last successful run's output packet
+    /// (where the frame itself starts); 0 when the engine cannot tell (the kernel).
+    fn meta_len(&self) -> usize {
+        0
+    }
     fn map_entries(&self, map: usize) -> Result<Entries, String>;
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
     /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's
@@ -135,6 +140,9 @@ impl ReplayEngine for InterpEngine {
     fn name(&self) -> &'static str {
         "interp"
     }
+    fn meta_len(&self) -> usize {
+        self.0.last_xdp_meta_len()
+    }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.0.run_xdp(prog, input).map_err(|e| match e {
             VmError::Setup(m) => RunError::Refused(m),
@@ -180,6 +188,10 @@ struct JitEngine(bpfkit_jit::Jit, &'static str);
 impl ReplayEngine for JitEngine {
     fn name(&self) -> &'static str {
         self.1
+    }
+    fn meta_len(&self) -> usize {
+        // Set by the runtime's finish_xdp_into_with, which run_into goes through.
+        self.0.runtime().last_xdp_meta_len
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.0.run_xdp(prog, input).map_err(|e| match e {

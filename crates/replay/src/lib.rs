@@ -177,6 +177,8 @@ pub struct Summary {
     pub damaged: Option<String>,
     pub elapsed: Duration,
     pub coverage: Option<coverage::CoverageSummary>,
+    /// How coverage was recorded, when not by the replay's own engine.
+    pub coverage_note: Option<String>,
     pub difference: Option<Difference>,
     pub compared: Vec<String>,
     pub queues: u32,
@@ -246,6 +248,9 @@ impl Summary {
                 "lines": c.lines, "lines_hit": c.lines_hit, "line_percent": c.line_pct(),
                 "branches": c.branches, "branches_hit": c.branches_hit, "branch_percent": c.branch_pct(),
             });
+            if let Some(n) = &self.coverage_note {
+                v["coverage"]["note"] = json!(n);
+            }
         }
         if !self.compared.is_empty() {
             v["compared"] = json!(self.compared);
@@ -324,6 +329,9 @@ impl Summary {
                 c.line_pct(), c.lines_hit, c.lines,
                 c.branch_pct(), c.branches_hit, c.branches
             );
+            if let Some(n) = &self.coverage_note {
+                let _ = writeln!(s, "coverage {n}");
+            }
         }
         if !self.compared.is_empty() {
             match &self.difference {
@@ -625,11 +633,6 @@ pub fn replay(
         ));
     }
     let want_cov = opts.coverage.is_some() || opts.coverage_summary;
-    if want_cov && kinds[0] != EngineKind::Interp {
-        return Err(ReplayError::Usage(
-            "coverage is recorded by the interpreter: use --engine interp (or put interp first in --compare)".into(),
-        ));
-    }
     let ncpus = if uses_kernel {
         // Per-CPU values as the kernel returns them: one slot per possible CPU; runs are
         // pinned to CPU 0 so they land in slot 0, as in the corpus recordings.
@@ -759,9 +762,23 @@ pub fn replay(
         for k in &kinds {
             engines.push(new_engine(*k)?);
         }
+        // Coverage is recorded by the interpreter: on another engine, an interpreter with
+        // its own maps runs every packet alongside it.
+        let mut cov_engine = None;
         if want_cov {
-            engines[0].enable_coverage();
+            if kinds[0] == EngineKind::Interp {
+                engines[0].enable_coverage();
+            } else {
+                let mut e = new_engine(EngineKind::Interp)?;
+                e.enable_coverage();
+                cov_engine = Some(e);
+                s.coverage_note = Some(format!(
+                    "recorded by the interpreter running each packet alongside {}",
+                    kinds[0].name()
+                ));
+            }
         }
+        let mut cov_out = XdpOutput::default();
         let mut cap = open_capture(capture_path)?;
         let mut outputs = Outputs::open(opts)?;
         let want_packet = outputs.wants_packet() || kinds.len() > 1;
@@ -794,6 +811,11 @@ pub fn replay(
             for (e, o) in engines.iter_mut().zip(outs.iter_mut()) {
                 res.push(e.run_into(prog, &input, o, want_packet));
             }
+            if let Some(c) = cov_engine.as_mut() {
+                // Only its coverage is used; a fault there shows in the coverage as the
+                // path taken.
+                let _ = c.run_into(prog, &input, &mut cov_out, false);
+            }
             if kinds.len() > 1 {
                 for j in 1..engines.len() {
                     if let Some(d) = compare_one(
@@ -817,6 +839,11 @@ pub fn replay(
                 data,
                 orig_len: rec.orig_len,
                 queue: (queues > 1).then_some(queue),
+                meta_len: if res[0].is_ok() {
+                    engines[0].meta_len()
+                } else {
+                    0
+                },
             };
             outputs.result(obj, &mut s, &pkt, as_result(&res[0], &outs[0]))?;
             if s.difference.is_some() {
@@ -826,6 +853,9 @@ pub fn replay(
         s.elapsed = start.elapsed();
         outputs.finish(&mut s)?;
         finish_capture(&cap, &mut s);
+        if let Some(c) = cov_engine {
+            engines.push(c);
+        }
     }
     if let Some(p) = progress.as_mut() {
         p(s.packets, u64::MAX);
@@ -837,7 +867,13 @@ pub fn replay(
             .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
     }
     if want_cov {
-        if let Some(cov) = engines[0].coverage() {
+        // The interpreter alongside, when there is one, was pushed last.
+        let cov_from = if s.coverage_note.is_some() {
+            engines.last()
+        } else {
+            engines.first()
+        };
+        if let Some(cov) = cov_from.and_then(|e| e.coverage()) {
             let progs = coverage::programs_of_interest(cov, prog, obj.programs.len());
             let resolve = |f: &str| -> String {
                 if Path::new(f).is_absolute() {
@@ -952,6 +988,8 @@ struct PacketInfo<'a> {
     orig_len: u32,
     /// With `queues > 1`.
     queue: Option<u32>,
+    /// XDP metadata bytes at the front of the output packet.
+    meta_len: usize,
 }
 
 /// Where per-packet results go: the summary counts, `--out` and `--trace`.
@@ -1032,8 +1070,9 @@ impl Outputs {
                 if let Some(r) = &o.redirect {
                     *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
                 }
-                // The packet as the program left it.
-                let frame = &o.packet[..];
+                // The frame as the program left it (data .. data_end, then the
+                // fragments), without the XDP metadata in front of it.
+                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
                 if let Some(od) = self.out_dir.as_mut() {
                     let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
                         .max(frame.len() as i64) as u32;
@@ -1050,6 +1089,9 @@ impl Outputs {
                     });
                     if let Some(q) = p.queue {
                         line["queue"] = json!(q);
+                    }
+                    if p.meta_len > 0 {
+                        line["meta_len"] = json!(p.meta_len);
                     }
                     if let Some(r) = &o.redirect {
                         line["redirect"] = redirect_json(obj, r);
@@ -1129,11 +1171,14 @@ struct Chunk {
 /// Records per chunk: workers run one chunk while the main thread reads the next.
 const CHUNK: usize = 16_384;
 
+/// A worker's result for one packet: the output and its metadata length.
+type WorkerResult = Result<(XdpOutput, usize), RunError>;
+
 /// What a worker sends back.
 enum FromWorker {
     Ready(Result<(), String>),
-    /// Results of one chunk: (position in the chunk, result).
-    Results(Vec<(usize, Result<XdpOutput, RunError>)>),
+    /// Results of one chunk: (position in the chunk, result and metadata length).
+    Results(Vec<(usize, WorkerResult)>),
     /// Final map contents per queue: (queue, entries of every map).
     Maps(Vec<(u32, Vec<Result<engines::Entries, String>>)>),
 }
@@ -1204,7 +1249,9 @@ impl Parallel<'_> {
                             let data = &chunk.data[j.start..j.start + j.len];
                             let input = packet_input(opts, queues, j.queue, data, j.ts_ns);
                             let mut out = XdpOutput::default();
-                            let r = e.run_into(prog, &input, &mut out, want_packet).map(|_| out);
+                            let r = e
+                                .run_into(prog, &input, &mut out, want_packet)
+                                .map(|_| (out, e.meta_len()));
                             results.push((i, r));
                         }
                         if rtx.send(FromWorker::Results(results)).is_err() {
@@ -1267,7 +1314,7 @@ impl Parallel<'_> {
                     });
                 }
                 if let Some(chunk) = pending.take() {
-                    let mut slots: Vec<Option<Result<XdpOutput, RunError>>> =
+                    let mut slots: Vec<Option<WorkerResult>> =
                         (0..chunk.jobs.len()).map(|_| None).collect();
                     for r in &from_workers {
                         match r.recv() {
@@ -1295,8 +1342,9 @@ impl Parallel<'_> {
                                     data,
                                     orig_len: j.orig_len,
                                     queue: Some(j.queue),
+                                    meta_len: res.as_ref().map_or(0, |r| r.1),
                                 };
-                                outputs.result(self.obj, s, &p, res.as_ref())?;
+                                outputs.result(self.obj, s, &p, res.as_ref().map(|r| &r.0))?;
                             }
                             (None, None) => {
                                 return Err(ReplayError::Bad(format!(

@@ -616,15 +616,105 @@ fn coverage_lines_point_at_the_c_source() {
 }
 
 #[test]
-fn coverage_needs_the_interpreter() {
+fn coverage_on_another_engine_comes_from_an_interpreter_alongside() {
+    let d = tmpdir("cov-jit");
     let (o, _) = obj("xdp_counter");
-    let opts = Options {
-        engine: EngineKind::Jit,
-        coverage_summary: true,
+    let interp = Options {
+        coverage: Some(d.join("interp.info")),
+        maps_out: Some(d.join("interp-maps.json")),
         ..Options::default()
     };
-    assert!(matches!(
-        replay(&o, &mixed(), &opts, None),
-        Err(ReplayError::Usage(_))
-    ));
+    let si = replay(&o, &mixed(), &interp, None).unwrap();
+    assert_eq!(si.coverage_note, None);
+    for engine in [EngineKind::Jit, EngineKind::JitFast] {
+        let opts = Options {
+            engine,
+            coverage: Some(d.join("jit.info")),
+            maps_out: Some(d.join("jit-maps.json")),
+            ..Options::default()
+        };
+        let sj = replay(&o, &mixed(), &opts, None).unwrap();
+        let note = sj
+            .coverage_note
+            .clone()
+            .expect("says how coverage was recorded");
+        assert!(
+            note.contains("interpreter") && note.contains(engine.name()),
+            "{note}"
+        );
+        assert!(sj.to_text().contains(&note));
+        // Same packets, same paths: the same lcov file and coverage figures.
+        assert_eq!(
+            read_all(&d.join("interp.info")),
+            read_all(&d.join("jit.info"))
+        );
+        let (a, b) = (si.coverage.clone().unwrap(), sj.coverage.clone().unwrap());
+        assert_eq!(
+            (a.insns_hit, a.lines_hit, a.branches_hit),
+            (b.insns_hit, b.lines_hit, b.branches_hit)
+        );
+        // The maps written are the JIT's own (equal here, as the engines agree).
+        assert_eq!(
+            read_all(&d.join("interp-maps.json")),
+            read_all(&d.join("jit-maps.json"))
+        );
+    }
+}
+
+#[test]
+fn out_pcaps_hold_the_frame_without_the_xdp_metadata() {
+    // xdp_meta writes 8 bytes of metadata in front of the frame with bpf_xdp_adjust_meta.
+    for engine in [EngineKind::Interp, EngineKind::Jit] {
+        let d = tmpdir(&format!("meta-{}", engine.name()));
+        let (o, _) = obj("xdp_meta");
+        let opts = Options {
+            engine,
+            out_dir: Some(d.join("out")),
+            trace: Some(d.join("trace.jsonl")),
+            ..Options::default()
+        };
+        let s = replay(&o, &mixed(), &opts, None).unwrap();
+        assert!(s.ran > 0);
+        // Expected frames: the trace's output bytes (BPF_PROG_TEST_RUN's data_out, which
+        // starts with the metadata) without their first meta_len bytes.
+        let mut expected: std::collections::BTreeMap<String, Vec<Vec<u8>>> =
+            std::collections::BTreeMap::new();
+        let mut with_meta = 0;
+        let mut input = Capture::open(&mixed()).unwrap();
+        for line in std::fs::read_to_string(d.join("trace.jsonl"))
+            .unwrap()
+            .lines()
+        {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let rec = input.next_record().unwrap();
+            let Some(action) = v["action"].as_str() else {
+                continue;
+            };
+            let out = match v["data_out"].as_str() {
+                Some(h) => bpfkit_replay::hex::decode(h).unwrap(),
+                None => rec.data.to_vec(),
+            };
+            let meta = v["meta_len"].as_u64().unwrap_or(0) as usize;
+            if meta > 0 {
+                with_meta += 1;
+            }
+            expected
+                .entry(action.to_string())
+                .or_default()
+                .push(out[meta..].to_vec());
+        }
+        assert!(
+            with_meta > 0,
+            "{}: no packet carried metadata",
+            engine.name()
+        );
+        for (action, frames) in expected {
+            let mut c = Capture::open(&d.join(format!("out/{action}.pcap"))).unwrap();
+            let mut got = Vec::new();
+            while let Some(r) = c.next_record() {
+                got.push(r.data.to_vec());
+            }
+            assert_eq!(got, frames, "{} {action}", engine.name());
+        }
+    }
 }

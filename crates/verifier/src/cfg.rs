@@ -16,6 +16,11 @@ pub struct Cfg {
     pub is_lddw_hi: Vec<bool>,
     /// Helper calls that run a synchronous callback (bpf_loop).
     pub calls_callback: Vec<bool>,
+    /// Successors of each instruction (a sub-program call: the next instruction and
+    /// the callee's entry); empty for `lddw` second slots and exits.
+    pub succ: Vec<Vec<usize>>,
+    /// The program takes the address of a sub-program (`lddw src=4`: callbacks).
+    pub has_func_ptr: bool,
 }
 
 /// `bpf_opcode_in_insntable`: is `code` an opcode the kernel knows?
@@ -268,12 +273,27 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
             prune_point[i] = true;
         }
     }
+    let succs: Vec<Vec<usize>> = (0..n)
+        .map(|i| {
+            if is_lddw_hi[i] {
+                vec![]
+            } else {
+                succ(i).into_iter().filter(|&t| t < n).collect()
+            }
+        })
+        .collect();
+    let has_func_ptr = insns
+        .iter()
+        .enumerate()
+        .any(|(i, x)| !is_lddw_hi[i] && x.code == LDDW && x.src == BPF_PSEUDO_FUNC);
     Ok(Cfg {
         subprogs,
         prune_point,
         live_in,
         is_lddw_hi,
         calls_callback,
+        succ: succs,
+        has_func_ptr,
     })
 }
 

@@ -64,6 +64,17 @@ struct V<'a> {
     /// Jumps since this path's last checkpoint.
     path_jumps: u32,
     allow_ptr_leaks: bool,
+    /// Stack liveness of the main frame (6.18's `liveness.c`, simplified): per
+    /// instruction, the frame-0 stack slots (bit = spi) some explored execution of it
+    /// read; `stack_live` is the backward closure over the CFG (a slot is live at an
+    /// instruction when some path from it may read the slot). Only used where it is
+    /// sound without per-callchain bookkeeping: single-frame states, no callbacks, root.
+    stack_reads: Vec<u64>,
+    stack_live: Vec<u64>,
+    stack_live_dirty: bool,
+    use_stack_liveness: bool,
+    /// `live_stack` of the instruction being checked in `is_state_visited`.
+    cur_stack_live: u64,
 }
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
@@ -118,7 +129,14 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         peak_states: 0,
         path_jumps: 0,
         allow_ptr_leaks: !opts.unprivileged,
+        stack_reads: vec![0; n],
+        stack_live: vec![0; n],
+        stack_live_dirty: false,
+        use_stack_liveness: false,
+        cur_stack_live: u64::MAX,
     };
+    v.use_stack_liveness =
+        !opts.unprivileged && !v.cfg.has_func_ptr && !v.cfg.calls_callback.iter().any(|&c| c);
     let res = v.do_check().and_then(|_| v.check_max_stack_depth());
     stats.processed_insns = v.processed;
     stats.total_states = v.arena.len() as u64;
@@ -287,6 +305,11 @@ impl<'a> V<'a> {
 
     /// `is_state_visited`: Ok(true) when an equivalent explored state makes this path safe.
     fn is_state_visited(&mut self, st: &mut State, idx: usize) -> R<bool> {
+        self.cur_stack_live = if self.use_stack_liveness && st.frames.len() == 1 {
+            self.live_stack(idx)
+        } else {
+            u64::MAX
+        };
         let force = self.path_jumps > 40 || self.cfg.calls_callback[idx];
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
@@ -579,7 +602,8 @@ impl<'a> V<'a> {
                 }
             }
             for (spi, s) in fr.stack.iter().enumerate() {
-                if s.is_spilled() && s.spilled.is_scalar() && s.spilled.precise {
+                let live = old.frames.len() > 1 || self.cur_stack_live & (1u64 << spi) != 0;
+                if s.is_spilled() && s.spilled.is_scalar() && s.spilled.precise && live {
                     slots.push((fi as u8, spi as u8));
                 }
             }
@@ -646,7 +670,12 @@ impl<'a> V<'a> {
                     return false;
                 }
             }
-            if !self.stacksafe(fo, fc, exact, &mut idmap) {
+            let live_slots = if mode == Mode::NotExact && old.frames.len() == 1 {
+                self.cur_stack_live
+            } else {
+                u64::MAX
+            };
+            if !self.stacksafe(fo, fc, exact, live_slots, &mut idmap) {
                 return false;
             }
         }
@@ -675,10 +704,15 @@ impl<'a> V<'a> {
         old: &Frame,
         cur: &Frame,
         exact: bool,
+        live_slots: u64,
         idmap: &mut Vec<(u32, u32)>,
     ) -> bool {
         let allow_uninit = !self.opts.unprivileged;
         for spi in 0..old.stack.len().max(cur.stack.len()) {
+            if live_slots & (1u64 << spi) == 0 {
+                // no path from here reads this slot (as clean_live_states leaves it)
+                continue;
+            }
             let so = old.slot(spi);
             let sc = cur.slot(spi);
             for i in 0..REG_SIZE {
@@ -1429,6 +1463,7 @@ impl<'a> V<'a> {
                             st_imm,
                         )?;
                     } else {
+                        self.note_stack_read(fno, aoff, aoff + size);
                         out = Some(self.stack_read_fixed(st, fno, aoff, size)?);
                     }
                 } else {
@@ -1467,6 +1502,7 @@ impl<'a> V<'a> {
                         }
                     }
                     if !write {
+                        self.note_stack_read(fno, min_off, max_off + size);
                         out = Some(Reg::unknown());
                     }
                 }
@@ -1845,6 +1881,52 @@ impl<'a> V<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Records that the current instruction reads bytes `[lo, hi)` (negative offsets
+    /// from the frame pointer) of frame `fno`.
+    fn note_stack_read(&mut self, fno: usize, lo: i32, hi: i32) {
+        if fno != 0 || !self.use_stack_liveness {
+            return;
+        }
+        let mut mask = 0u64;
+        for a in lo.max(-MAX_BPF_STACK)..hi.min(0) {
+            mask |= 1u64 << ((-a - 1) as usize / REG_SIZE);
+        }
+        if lo < -MAX_BPF_STACK || hi > 0 || lo >= hi {
+            // out of the frame (rejected right after) or empty: nothing to refine
+            mask |= if lo >= hi { 0 } else { u64::MAX };
+        }
+        let r = &mut self.stack_reads[self.idx];
+        if *r | mask != *r {
+            *r |= mask;
+            self.stack_live_dirty = true;
+        }
+    }
+
+    /// Frame-0 stack slots live at `idx` (recomputed after new reads were recorded).
+    fn live_stack(&mut self, idx: usize) -> u64 {
+        if self.stack_live_dirty {
+            self.stack_live_dirty = false;
+            let n = self.insns.len();
+            let mut live = self.stack_reads.clone();
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for i in (0..n).rev() {
+                    let mut v = self.stack_reads[i];
+                    for &t in &self.cfg.succ[i] {
+                        v |= live[t];
+                    }
+                    if v != live[i] {
+                        live[i] = v;
+                        changed = true;
+                    }
+                }
+            }
+            self.stack_live = live;
+        }
+        self.stack_live[idx]
     }
 
     fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
@@ -2327,7 +2409,15 @@ impl<'a> V<'a> {
                     if !is_mem_type(reg.ty) {
                         return Err(self.type_err(st, regno, &reg, MEM_TYPES));
                     }
-                    if a == Arg::MapKey && reg.ty == RegType::Stack && reg.b.is_const() {
+                    // `get_constant_map_key`, only where a constant key can elide the
+                    // NULL check (`can_elide_value_nullness`): the key becomes precise
+                    if a == Arg::MapKey
+                        && reg.ty == RegType::Stack
+                        && reg.b.is_const()
+                        && matches!(md.map_type, mt::ARRAY | mt::PERCPU_ARRAY)
+                    {
+                        let koff = reg.off + reg.b.var_off.value as i64 as i32;
+                        self.note_stack_read(reg.frameno as usize, koff, koff + sz as i32);
                         const_key = self.stack_const(st, &reg, sz as i32);
                         if const_key.is_some() {
                             let off = reg.off + reg.b.var_off.value as i64 as i32;
@@ -2789,6 +2879,9 @@ impl<'a> V<'a> {
                     )
                 };
                 self.grow_stack(st, fno, min_off);
+                if !write {
+                    self.note_stack_read(fno, min_off, max_off);
+                }
                 let allow_uninit = !self.opts.unprivileged;
                 let allow_leaks = self.allow_ptr_leaks;
                 for a in min_off..max_off {

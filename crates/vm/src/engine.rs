@@ -107,6 +107,13 @@ pub trait Engine {
         Ok(())
     }
 
+    /// Bytes of XDP metadata (`data_meta .. data`) at the front of `XdpOutput::packet` of
+    /// the last successful XDP run, i.e. where the frame itself starts in that output. The
+    /// default (engines that cannot tell) is 0.
+    fn last_xdp_meta_len(&self) -> usize {
+        0
+    }
+
     /// All entries of a map, sorted by key.
     fn map_entries(&self, map: usize) -> Result<MapEntries, Self::Error>;
 

@@ -237,6 +237,15 @@ fn xdp_required(rt: &Runtime, helper: &'static str) -> Result<(), FaultKind> {
     Ok(())
 }
 
+/// Helpers that run BPF callbacks on the interpreter in a new frame (the JIT's fast mode
+/// re-registers its frames after them).
+pub fn runs_callbacks(id: i32) -> bool {
+    matches!(
+        id,
+        LOOP | FOR_EACH_MAP_ELEM | crate::user_ringbuf::USER_RINGBUF_DRAIN
+    )
+}
+
 /// Calls helper `id` with r1..r5.
 pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match id {
@@ -541,9 +550,18 @@ fn redirect_map(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         return Ok(XDP_ABORTED);
     }
     let key = a[1] as u32;
-    let mut k = key.to_le_bytes().to_vec();
-    k.resize(map.def.key_size as usize, 0);
-    let found = map.slot(&k).is_some();
+    // The key as the map's key size (4 for every type but DEVMAP_HASH's wider keys),
+    // without allocating.
+    let ks = map.def.key_size as usize;
+    let found = if ks <= 16 {
+        let mut k = [0u8; 16];
+        k[..4.min(ks)].copy_from_slice(&key.to_le_bytes()[..4.min(ks)]);
+        map.slot(&k[..ks]).is_some()
+    } else {
+        let mut k = key.to_le_bytes().to_vec();
+        k.resize(ks, 0);
+        map.slot(&k).is_some()
+    };
     if !found && flags & BPF_F_BROADCAST == 0 {
         rt.redirect = None;
         return Ok(flags & action_mask);
@@ -970,10 +988,11 @@ fn dynptr_set(rt: &Runtime, addr: u64, data: u64, size: u64, ty: u32) -> Result<
 
 fn dynptr_from_mem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let size = a[1] as u32 as u64;
-    let err = if a[2] != 0 {
-        maps::EINVAL
-    } else if size > DYNPTR_MAX_SIZE {
+    // The kernel checks the size before the flags (ringbuf_reserve_dynptr: the reverse).
+    let err = if size > DYNPTR_MAX_SIZE {
         maps::E2BIG
+    } else if a[2] != 0 {
+        maps::EINVAL
     } else {
         rt.regions
             .check(a[0], size, false)

@@ -208,6 +208,10 @@ impl Engine for Interpreter {
         self.rt.finish_xdp_into_with(r, out, want_packet)
     }
 
+    fn last_xdp_meta_len(&self) -> usize {
+        self.rt.last_xdp_meta_len
+    }
+
     fn map_entries(&self, map: usize) -> Result<engine::MapEntries, VmError> {
         Ok(self.map(map)?.entries())
     }

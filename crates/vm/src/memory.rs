@@ -280,6 +280,18 @@ pub struct Regions {
     /// Some stack slot holds a region outside the contiguous run `stack_base ..
     /// stack_base + stack_span`.
     stacks_outside: bool,
+    /// Per stack slot: the lowest offset written through a checked access since the
+    /// frame was last cleared (512: clean), so that `Runtime::enter_frame` clears only
+    /// what was written ([`Regions::stack_dirty_from`], [`Regions::insert_cleared_stack`]).
+    /// Code that writes a stack frame registered by `enter_frame` without
+    /// [`Regions::check`] / [`Regions::check_fast`] must call
+    /// [`Regions::mark_stack_dirty`]; stacks registered with [`Regions::insert`] turn the
+    /// tracking off (`stacks_unchecked`).
+    stack_dirty: [Cell<u16>; STACK_SLOTS],
+    /// A stack region was registered with [`Regions::insert`] (by code that may write
+    /// stacks without checks, e.g. the JIT's fast mode): from then on every frame counts
+    /// as entirely dirty.
+    stacks_unchecked: bool,
 }
 
 impl Default for Region {
@@ -334,6 +346,23 @@ impl Regions {
 
     /// Adds a region (replacing one with the same start).
     pub fn insert(&mut self, r: Region) {
+        if let RegionKind::Stack(_) = r.kind {
+            // Unknown writers may use stacks from now on (see `stack_dirty`).
+            self.stacks_unchecked = true;
+        }
+        self.insert_region(r);
+    }
+
+    /// Registers the stack of frame `depth` for `Runtime::enter_frame`, which has just
+    /// cleared its dirty part; its writers go through the checks.
+    pub fn insert_cleared_stack(&mut self, r: Region, depth: usize) {
+        self.insert_region(r);
+        if let Some(c) = self.stack_dirty.get(depth) {
+            c.set(STACK_BYTES as u16);
+        }
+    }
+
+    fn insert_region(&mut self, r: Region) {
         let slot = match r.kind {
             RegionKind::Stack(d) if (d as usize) < STACK_SLOTS => &mut self.stacks[d as usize],
             k => match fixed_slot(k) {
@@ -540,6 +569,9 @@ impl Regions {
     pub fn check_fast(&self, addr: u64, size: u64, write: bool) -> bool {
         let off = addr.wrapping_sub(self.stack_base);
         if off < self.stack_span {
+            if write {
+                self.note_stack_write(off);
+            }
             return size <= STACK_BYTES - off % STACK_BYTES;
         }
         if let Some(p) = &self.fixed[0] {
@@ -569,15 +601,47 @@ impl Regions {
         let off = addr.wrapping_sub(self.stack_base);
         if off < self.stack_span && size <= STACK_BYTES - off % STACK_BYTES {
             if let Some(r) = self.stacks[(off / STACK_BYTES) as usize] {
+                if write {
+                    self.note_stack_write(off);
+                }
                 return Ok(r);
             }
         }
         self.check_slow(addr, size, write)
     }
 
+    /// A checked write at offset `off` from `stack_base`, inside the contiguous frames.
+    #[inline(always)]
+    fn note_stack_write(&self, off: u64) {
+        let c = &self.stack_dirty[(off / STACK_BYTES) as usize];
+        let o = (off % STACK_BYTES) as u16;
+        if o < c.get() {
+            c.set(o);
+        }
+    }
+
+    /// Records that frame `depth`'s stack may have been written from offset `off` (from
+    /// the frame's lowest address) up, by code that did not go through `check`.
+    pub fn mark_stack_dirty(&self, depth: usize, off: u64) {
+        if let Some(c) = self.stack_dirty.get(depth) {
+            c.set(c.get().min(off.min(STACK_BYTES) as u16));
+        }
+    }
+
+    /// The lowest offset of frame `depth`'s stack that may be non-zero (512: none).
+    pub fn stack_dirty_from(&self, depth: usize) -> u64 {
+        if self.stacks_unchecked {
+            return 0;
+        }
+        self.stack_dirty.get(depth).map_or(0, |c| c.get() as u64)
+    }
+
     fn check_slow(&self, addr: u64, size: u64, write: bool) -> Result<Region, MemFault> {
         if let Some(r) = self.containing(addr) {
             if r.contains(addr, size) && (!write || r.writable) {
+                if let (true, RegionKind::Stack(d)) = (write, r.kind) {
+                    self.mark_stack_dirty(d as usize, addr - r.start);
+                }
                 return Ok(r);
             }
             return Err(MemFault {

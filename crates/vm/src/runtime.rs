@@ -337,6 +337,9 @@ pub struct Runtime {
     /// as it runs), as it does while coverage is recorded; for tests comparing it with
     /// the fast loop.
     pub exact_interp: bool,
+    /// Metadata bytes at the front of the output of the last XDP run finished with
+    /// [`Runtime::finish_xdp_into_with`] (see `Engine::last_xdp_meta_len`).
+    pub last_xdp_meta_len: usize,
 }
 
 /// `BPF_XDP_DEVMAP` (`enum bpf_attach_type`).
@@ -377,6 +380,7 @@ impl Runtime {
             decoded: None,
             decoded_retired: Vec::new(),
             exact_interp: false,
+            last_xdp_meta_len: 0,
         }
     }
 
@@ -391,14 +395,15 @@ impl Runtime {
             return Err(FaultKind::CallDepth(MAX_CALL_FRAMES));
         }
         let start = depth * STACK_SIZE as usize;
-        self.stacks.as_mut_slice()[start..start + STACK_SIZE as usize].fill(0);
+        // Only what checked writes touched since the frame was last cleared (every write
+        // to a frame registered here goes through `Regions::check`/`check_fast`).
+        let dirty = self.regions.stack_dirty_from(depth) as usize;
+        self.stacks.as_mut_slice()[start + dirty..start + STACK_SIZE as usize].fill(0);
         let base = self.stacks.addr() + start as u64;
-        self.regions.insert(Region::new(
-            base,
-            STACK_SIZE,
-            RegionKind::Stack(depth as u8),
-            true,
-        ));
+        self.regions.insert_cleared_stack(
+            Region::new(base, STACK_SIZE, RegionKind::Stack(depth as u8), true),
+            depth,
+        );
         Ok(base + STACK_SIZE)
     }
 
@@ -742,6 +747,10 @@ impl Runtime {
                 return Err(VmError::Fault(f));
             }
         };
+        self.last_xdp_meta_len = self
+            .xdp
+            .as_ref()
+            .map_or(0, |x| (x.data - x.data_meta) as usize);
         if want_packet {
             self.xdp_output_into(&mut out.packet);
         } else {

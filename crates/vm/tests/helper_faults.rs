@@ -1,6 +1,6 @@
 //! Bad arguments to the timer, user ring buffer and task helpers stop the run with an
 //! error naming the problem (what the verifier would have rejected), never a panic or a
-//! huge allocation.
+//! huge allocation; and the order of the dynptr helpers' argument checks.
 
 use bpfkit_isa::{opcode, RawInsn};
 use bpfkit_object::model::{map_type as mt, MapDef, MapInit, MapOrigin};
@@ -105,4 +105,40 @@ fn ns_pid_tgid_with_a_huge_size_faults_without_allocating() {
         &[],
     );
     assert!(e.contains("invalid") && e.contains("write"), "{e}");
+}
+
+/// Runs `text` without maps and returns r0.
+fn r0(text: &str) -> u64 {
+    let prog = Program {
+        name: "p".into(),
+        insns: asm(text),
+        origins: Vec::new(),
+        prog_type: 6,
+        expected_attach_type: None,
+    };
+    let mut vm = Interpreter::with_programs(vec![prog], &[], Config::default()).expect("vm");
+    vm.run_xdp(
+        0,
+        &XdpInput {
+            packet: &[0; 64],
+            ..Default::default()
+        },
+    )
+    .expect("run")
+    .retval
+}
+
+#[test]
+fn dynptr_from_mem_checks_the_size_before_the_flags() {
+    // bpf_dynptr_from_mem(r10 - 16, size, flags, r10 - 32): kernel/bpf/helpers.c checks
+    // bpf_dynptr_check_size (-E2BIG) first, then flags (-EINVAL); both null the dynptr.
+    let call = |size: &str, flags: u32| {
+        r0(&format!(
+            "mov %r1, %r10\nadd %r1, -16\n{size}\nmov %r3, {flags}\nmov %r4, %r10\nadd %r4, -32\ncall 197\nexit\n"
+        )) as i64
+    };
+    assert_eq!(call("lddw %r2, 0x1000000", 1), -7);
+    assert_eq!(call("lddw %r2, 0x1000000", 0), -7);
+    assert_eq!(call("mov %r2, 8", 1), -22);
+    assert_eq!(call("mov %r2, 8", 0), 0);
 }

@@ -407,8 +407,55 @@ fn reused_xdp_buffers_start_zeroed() {
                 "probe {probe}, {} bytes, run_xdp_into",
                 pkt.len()
             );
+            // Where the frame starts in the output (metadata in front of it).
+            let meta = if probe == 2 { 100 } else { 0 };
+            assert_eq!(used.last_xdp_meta_len(), meta);
             used.run_xdp(0, &input(&long)).unwrap();
             assert_eq!(used.run_xdp(probe, &input(pkt)).unwrap(), fresh, "run_xdp");
         }
     }
+}
+
+/// Stacks are cleared lazily (only what checked writes touched); every frame must still
+/// start zeroed: the next run, the next call at the same depth, after a helper wrote it.
+#[test]
+fn stack_frames_start_zeroed() {
+    let w = "mov %r1, -1\nstxdw [%r10-16], %r1\nstdw [%r10-512], 7\nmov %r0, 0\nexit\n";
+    let h = "mov %r1, %r10\nadd %r1, -64\nmov %r2, 16\ncall 16\nmov %r0, 0\nexit\n";
+    let r = "ldxdw %r0, [%r10-16]\nldxdw %r1, [%r10-512]\nor %r0, %r1\nldxdw %r1, [%r10-64]\n\
+             or %r0, %r1\nexit\n";
+    // Frame 1 written by f, then read by g at the same depth.
+    let calls = "call local f\ncall local g\nexit\n\
+                 f:\nmov %r1, -1\nstxdw [%r10-16], %r1\nstxdw [%r10-64], %r1\nexit\n\
+                 g:\nldxdw %r0, [%r10-16]\nldxdw %r1, [%r10-64]\nor %r0, %r1\nexit\n";
+    let mut v = vm(
+        vec![
+            xdp("w", asm(w)),
+            xdp("h", asm(h)),
+            xdp("r", asm(r)),
+            xdp("calls", asm(calls)),
+        ],
+        &[],
+    );
+    for writer in [0, 1] {
+        assert_eq!(v.run_raw(writer, &[]).unwrap().r0, 0);
+        assert_eq!(v.run_raw(2, &[]).unwrap().r0, 0, "after writer {writer}");
+        assert_eq!(v.run_xdp(writer, &input(&[0; 64])).unwrap().retval, 0);
+        assert_eq!(v.run_xdp(2, &input(&[0; 64])).unwrap().retval, 0);
+    }
+    assert_eq!(v.run_raw(3, &[]).unwrap().r0, 0);
+    // A stack registered from outside (the JIT's fast mode does) may be written without
+    // checks: from then on frames are cleared entirely.
+    let rt = v.runtime_mut();
+    let top = rt.frame_top(1);
+    rt.regions.insert(bpfkit_vm::memory::Region::new(
+        top - 512,
+        512,
+        bpfkit_vm::memory::RegionKind::Stack(1),
+        true,
+    ));
+    // SAFETY: frame 1's stack is 512 bytes of the runtime's stack area below `top`.
+    unsafe { bpfkit_vm::memory::raw_store(top - 16, 8, u64::MAX) };
+    rt.regions.remove(top - 512);
+    assert_eq!(v.run_raw(3, &[]).unwrap().r0, 0, "after an unchecked write");
 }

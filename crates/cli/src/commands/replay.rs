@@ -91,7 +91,8 @@ pub struct Args {
     /// (default: --queues; the kernel engine uses the kernel's possible CPUs).
     #[arg(long)]
     pub cpus: Option<u32>,
-    /// Write lcov line and branch coverage of the C source (interp engine).
+    /// Write lcov line and branch coverage of the C source (recorded by the interpreter; with
+    /// another engine an interpreter runs each packet alongside it, and the summary says so).
     #[arg(long)]
     pub coverage: Option<PathBuf>,
     /// Print the percentage of instructions, source lines and branches reached.
