@@ -508,10 +508,13 @@ impl Runtime {
         }
         let linear = len.min(MAX_LINEAR);
         let rest = &packet[linear as usize..];
-        let frags: Vec<Vec<u8>> = rest
-            .chunks(PAGE_SIZE as usize)
-            .map(|c| c.to_vec())
-            .collect();
+        let frags: Vec<Vec<u8>> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.chunks(PAGE_SIZE as usize)
+                .map(|c| c.to_vec())
+                .collect()
+        };
         if frags.len() > MAX_SKB_FRAGS {
             return Err(format!(
                 "packet of {len} bytes needs {} fragments, more than MAX_SKB_FRAGS ({MAX_SKB_FRAGS}); the kernel rejects it with ENOMEM",
