@@ -120,3 +120,67 @@ fn compare_with_the_kernel_for_objects_that_need_btf() {
         );
     }
 }
+
+#[test]
+fn replay_threads_give_the_same_files() {
+    let dir =
+        std::env::temp_dir().join(format!("bpfkit-cli-replay-threads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for threads in ["1", "2"] {
+        let trace = dir.join(format!("t{threads}.jsonl"));
+        let maps = dir.join(format!("m{threads}.json"));
+        let (code, out, err) = bpfkit(&[
+            "replay",
+            "corpus/obj/xdp_counter.o",
+            "corpus/pcap/mixed.pcap",
+            "--engine",
+            "jit",
+            "--queues",
+            "4",
+            "--threads",
+            threads,
+            "--trace",
+            trace.to_str().unwrap(),
+            "--maps-out",
+            maps.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(&format!("queues ran on {threads} worker threads")),
+            "{out}"
+        );
+        files.push((
+            std::fs::read(&trace).unwrap(),
+            std::fs::read(&maps).unwrap(),
+        ));
+    }
+    assert!(
+        files[0] == files[1],
+        "trace or maps differ between 1 and 2 threads"
+    );
+    // A program that reads and writes shared state runs in order and says why.
+    let (code, out, err) = bpfkit(&[
+        "replay",
+        "corpus/obj/xdp_time.o",
+        "corpus/pcap/mixed.pcap",
+        "--queues",
+        "4",
+        "--threads",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON summary");
+    assert_eq!(v["threads"], 1);
+    assert!(
+        v["serial_reason"]
+            .as_str()
+            .unwrap()
+            .contains("bpf_get_prandom_u32"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -150,5 +150,36 @@ fn main() {
             s.actions
         );
     }
+    // Optional: the same capture on RSS queues and worker threads
+    // (BENCH_QUEUES=N [BENCH_THREADS=a,b,..]).
+    if let Some(queues) = std::env::var("BENCH_QUEUES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let threads: Vec<u32> = std::env::var("BENCH_THREADS")
+            .unwrap_or_else(|_| "1,2".into())
+            .split(',')
+            .filter_map(|t| t.trim().parse().ok())
+            .collect();
+        for t in threads {
+            let opts = Options {
+                prog: Some("xdp_count".into()),
+                engine: EngineKind::JitFast,
+                queues,
+                threads: Some(t),
+                ..Options::default()
+            };
+            let s = replay(&obj, &tmp, &opts, None).expect("replay");
+            println!(
+                "jit-fast, {queues} queues on {} threads: {:.1} ns/packet = {:.2} Mpps{}",
+                s.threads,
+                s.ns_per_packet(),
+                s.packets_per_second() / 1e6,
+                s.serial_reason
+                    .map(|r| format!(" (in order: {r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     let _ = std::fs::remove_file(&tmp);
 }

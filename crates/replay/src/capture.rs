@@ -359,6 +359,7 @@ impl Capture {
         }))
     }
 
+    #[inline]
     fn pcap_record<'a>(
         p: RawPcapPacket<'a>,
         nanos: bool,
@@ -457,12 +458,13 @@ impl Capture {
                     Self::damaged_at(&mut self.end, self.offset, truncated());
                     return None;
                 };
+                let h: &[u8; 16] = h.try_into().expect("16 bytes");
                 let word = |i: usize| {
-                    let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                    let w = u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
                     if *big {
-                        u32::from_be_bytes(b)
+                        w.swap_bytes()
                     } else {
-                        u32::from_le_bytes(b)
+                        w
                     }
                 };
                 let (ts_sec, ts_frac, incl_len, orig_len) = (word(0), word(4), word(8), word(12));

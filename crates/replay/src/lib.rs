@@ -1240,13 +1240,15 @@ impl Parallel<'_> {
                     }
                     let _ = rtx.send(FromWorker::Ready(Ok(())));
                     while let Ok(chunk) = jrx.recv() {
-                        let mut results = Vec::new();
+                        let mut results = Vec::with_capacity(chunk.jobs.len() / threads + 1);
                         for (i, j) in chunk.jobs.iter().enumerate() {
                             if j.skip.is_some() || j.queue as usize % threads != w {
                                 continue;
                             }
                             let e = &mut engines[j.queue as usize / threads];
                             let data = &chunk.data[j.start..j.start + j.len];
+                            // (An XdpOutput per packet allocates nothing when no output
+                            // needs the packet bytes: empty vectors.)
                             let input = packet_input(opts, queues, j.queue, data, j.ts_ns);
                             let mut out = XdpOutput::default();
                             let r = e
@@ -1276,10 +1278,17 @@ impl Parallel<'_> {
             // Timing from here, like the single-thread loop (engine setup excluded).
             start = Instant::now();
             let mut pending: Option<Arc<Chunk>> = None;
+            let mut spare: Option<Chunk> = None;
             let mut done = false;
             loop {
-                // Read the next chunk while the workers run the pending one.
-                let mut next = Chunk::default();
+                // Read the next chunk while the workers run the pending one (into the
+                // buffers of an earlier chunk when the workers have let go of it).
+                let mut next = spare.take().unwrap_or_else(|| Chunk {
+                    data: Vec::with_capacity(CHUNK * 512),
+                    jobs: Vec::with_capacity(CHUNK),
+                });
+                next.data.clear();
+                next.jobs.clear();
                 while !done && next.jobs.len() < CHUNK {
                     let Some(rec) = cap.next_record() else {
                         done = true;
@@ -1354,6 +1363,7 @@ impl Parallel<'_> {
                             }
                         }
                     }
+                    spare = Arc::try_unwrap(chunk).ok();
                 }
                 if next.jobs.is_empty() {
                     break;

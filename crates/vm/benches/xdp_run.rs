@@ -23,6 +23,15 @@ fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
+/// Whether column `c` (1-3) runs: all, or only `XDP_RUN_COLUMN` (for instruction counts
+/// of one entry point).
+fn column(c: u32) -> bool {
+    std::env::var("XDP_RUN_COLUMN")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_none_or(|only| only == c)
+}
+
 /// Fastest time per call of `f` over `ROUNDS` rounds of `n` calls, in ns.
 fn time(mut f: impl FnMut()) -> f64 {
     let (rounds, n) = rounds_and_n();
@@ -57,7 +66,10 @@ fn main() {
     );
     for (obj, prog, pkt) in cases {
         let name = format!("{obj}.{prog}");
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+        if filter
+            .as_deref()
+            .is_some_and(|f| !format!("{name} {pkt}").contains(f))
+        {
             continue;
         }
         let path = match obj.strip_prefix("bench:") {
@@ -89,18 +101,23 @@ fn main() {
             println!("{name}: {e}");
             continue;
         }
+        let (c1, c2, c3) = (column(1), column(2), column(3));
         let a = time(|| {
-            black_box(vm.run_xdp(p, black_box(&input)).ok());
+            if c1 {
+                black_box(vm.run_xdp(p, black_box(&input)).ok());
+            }
         });
         let mut out = XdpOutput::default();
         let b = time(|| {
-            black_box(vm.run_xdp_into(p, black_box(&input), &mut out).ok());
+            if c2 {
+                black_box(vm.run_xdp_into(p, black_box(&input), &mut out).ok());
+            }
         });
         let c = time(|| {
-            black_box(
-                vm.run_xdp_into_with(p, black_box(&input), &mut out, false)
-                    .ok(),
-            );
+            if c3 {
+                let r = vm.run_xdp_into_with(p, black_box(&input), &mut out, false);
+                black_box(r.ok());
+            }
         });
         println!("{name:<40} {pkt:<16} {a:>10.1} {b:>14.1} {c:>16.1}");
     }

@@ -74,6 +74,8 @@ enum Op {
     LdImm64,
     LdxB, LdxH, LdxW, LdxDW, LdxSB, LdxSH, LdxSW,
     StB, StH, StW, StDW, StxB, StxH, StxW, StxDW,
+    /// Atomic read-modify-write of 4 / 8 bytes; `imm` is the operation.
+    AtomicW, AtomicDW,
     /// Executed by the exact loop's step (rare, unusual or invalid instructions).
     Slow,
     /// The slot after the last instruction: falling into it is `FellOffEnd`.
@@ -252,6 +254,8 @@ fn ends_run(op: Op) -> bool {
             | Op::StxH
             | Op::StxW
             | Op::StxDW
+            | Op::AtomicW
+            | Op::AtomicDW
     )
 }
 
@@ -459,6 +463,17 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
             };
             mk(op, off, 0)
         }
+        BPF_STX if mode(code) == BPF_ATOMIC => {
+            let known = matches!(
+                imm,
+                0x00 | 0x01 | 0x40 | 0x41 | 0x50 | 0x51 | 0xa0 | 0xa1 | 0xe1 | 0xf1
+            );
+            match size(code) {
+                BPF_W if known => mk(Op::AtomicW, off, imm as u64),
+                BPF_DW if known => mk(Op::AtomicDW, off, imm as u64),
+                _ => slow,
+            }
+        }
         BPF_ST | BPF_STX => {
             if mode(code) != BPF_MEM {
                 return slow;
@@ -618,6 +633,11 @@ fn run_fast<'p>(
                 match rt.regions.check(addr, $size, false) {
                     // SAFETY: as above, proved by `check`.
                     Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
+                    // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
+                    Ok(reg) => match rt.ctx_load(addr - reg.start, $size) {
+                        Ok(v) => v,
+                        Err(k) => bail!(k),
+                    },
                     _ => match load(rt, addr, $size) {
                         Ok(v) => v,
                         Err(k) => bail!(k),
@@ -875,6 +895,49 @@ fn run_fast<'p>(
             Op::StxH => stx!(d, 2, r!(d.src)),
             Op::StxW => stx!(d, 4, r!(d.src)),
             Op::StxDW => stx!(d, 8, r!(d.src)),
+            Op::AtomicW | Op::AtomicDW => {
+                let size = if d.op == Op::AtomicW { 4 } else { 8 };
+                let addr = r!(d.dst).wrapping_add(d.off as i64 as u64);
+                let ok = matches!(
+                    rt.regions.check(addr, size, true),
+                    Ok(reg) if !matches!(reg.kind, RegionKind::Context | RegionKind::Packet | RegionKind::Meta)
+                );
+                if ok {
+                    let mask = if size == 4 { 0xffff_ffffu64 } else { u64::MAX };
+                    // SAFETY: `check` proved `[addr, addr + size)` is inside a live
+                    // writable region (a map value or a stack: atomics on the packet,
+                    // metadata and context go to the exact step, which refuses them).
+                    let old = unsafe { raw_load(addr, size) };
+                    let sv = r!(d.src) & mask;
+                    let (new, fetch) = match d.imm {
+                        0x00 | 0x01 => (old.wrapping_add(sv), d.imm == 0x01),
+                        0x40 | 0x41 => (old | sv, d.imm == 0x41),
+                        0x50 | 0x51 => (old & sv, d.imm == 0x51),
+                        0xa0 | 0xa1 => (old ^ sv, d.imm == 0xa1),
+                        0xe1 => (sv, true),
+                        // 0xf1: cmpxchg, r0 = old, written only when equal.
+                        _ => (if old == st.reg[0] & mask { sv } else { old }, false),
+                    };
+                    // SAFETY: as above.
+                    unsafe { raw_store(addr, size, new & mask) };
+                    if d.imm == 0xf1 {
+                        st.reg[0] = old;
+                    } else if fetch {
+                        r!(d.src) = old;
+                    }
+                    pc += 1;
+                } else {
+                    // Faults (or a cmpxchg that does not write a read-only value) exactly
+                    // as the exact loop has them.
+                    match step(rt, programs, st, pc) {
+                        Ok(_) => pc += 1,
+                        Err(f) => {
+                            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+                            return Err(f);
+                        }
+                    }
+                }
+            }
             Op::Slow => match step(rt, programs, st, pc)? {
                 Step::Next(n) => {
                     code = &dec.code[st.prog];

@@ -1123,6 +1123,9 @@ impl MapSet {
 
     /// Ends a run: values removed during it become unreachable.
     pub fn end_run(&mut self, regions: &mut Regions) {
+        if self.graveyard.is_empty() {
+            return;
+        }
         for b in self.graveyard.drain(..) {
             regions.remove(b.addr());
         }

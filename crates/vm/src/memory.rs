@@ -452,9 +452,53 @@ impl Regions {
         None
     }
 
+    /// Sets the packet and metadata regions (`None`: no such region) in place, as
+    /// `remove_kind(Packet)`, `remove_kind(Meta)` and `insert` of the new ones would.
+    pub fn set_packet(&mut self, packet: Option<Region>, meta: Option<Region>) {
+        if self.overflow == 0 {
+            self.fixed[0] = packet.filter(|r| r.kind == RegionKind::Packet);
+            self.fixed[1] = meta.filter(|r| r.kind == RegionKind::Meta);
+            if packet.is_some_and(|r| r.kind == RegionKind::Packet)
+                && meta.is_none_or(|r| r.kind == RegionKind::Meta)
+            {
+                return;
+            }
+        }
+        self.remove_kind(RegionKind::Packet);
+        self.remove_kind(RegionKind::Meta);
+        for r in [packet, meta].into_iter().flatten() {
+            self.insert(r);
+        }
+    }
+
+    /// Removes the context, packet and metadata regions (the end of an XDP run).
+    pub fn clear_xdp(&mut self) {
+        self.fixed[0] = None;
+        self.fixed[1] = None;
+        self.fixed[2] = None;
+        if self.overflow > 0 {
+            self.remove_kind(RegionKind::Packet);
+            self.remove_kind(RegionKind::Meta);
+            self.remove_kind(RegionKind::Context);
+        }
+    }
+
     /// Removes the stack regions of frames `0..frames` laid out from `base` (the
     /// runtime's stack area) at the end of a run.
     pub fn clear_stacks(&mut self, base: u64, frames: usize) {
+        if !self.stacks_outside
+            && self.overflow == 0
+            && (self.stack_span == 0 || self.stack_base == base)
+            && self.stack_span <= frames as u64 * STACK_BYTES
+        {
+            // Only the contiguous frames from `base` are registered.
+            let n = (self.stack_span / STACK_BYTES) as usize;
+            for s in &mut self.stacks[..n] {
+                *s = None;
+            }
+            self.stack_span = 0;
+            return;
+        }
         let mut any = false;
         for (d, s) in self.stacks.iter_mut().enumerate().take(frames) {
             if s.is_some_and(|r| r.start == base + d as u64 * STACK_BYTES) {

@@ -508,10 +508,13 @@ impl Runtime {
         }
         let linear = len.min(MAX_LINEAR);
         let rest = &packet[linear as usize..];
-        let frags: Vec<Vec<u8>> = rest
-            .chunks(PAGE_SIZE as usize)
-            .map(|c| c.to_vec())
-            .collect();
+        let frags: Vec<Vec<u8>> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.chunks(PAGE_SIZE as usize)
+                .map(|c| c.to_vec())
+                .collect()
+        };
         if frags.len() > MAX_SKB_FRAGS {
             return Err(format!(
                 "packet of {len} bytes needs {} fragments, more than MAX_SKB_FRAGS ({MAX_SKB_FRAGS}); the kernel rejects it with ENOMEM",
@@ -574,9 +577,17 @@ impl Runtime {
     /// the page and context buffers for the next run.
     fn release_xdp(&mut self) {
         if let Some(x) = self.xdp.take() {
-            self.regions.remove(x.ctx.addr());
-            self.regions.remove_kind(RegionKind::Packet);
-            self.regions.remove_kind(RegionKind::Meta);
+            if self
+                .regions
+                .find(x.ctx.addr())
+                .is_some_and(|r| r.kind == RegionKind::Context && r.start == x.ctx.addr())
+            {
+                self.regions.clear_xdp();
+            } else {
+                self.regions.remove(x.ctx.addr());
+                self.regions.remove_kind(RegionKind::Packet);
+                self.regions.remove_kind(RegionKind::Meta);
+            }
             self.spare_page = Some(x.page);
             self.spare_ctx = Some(x.ctx);
         }
@@ -584,9 +595,10 @@ impl Runtime {
 
     /// Re-registers the packet and metadata regions after the pointers moved.
     pub fn sync_packet_regions(&mut self) {
-        self.regions.remove_kind(RegionKind::Packet);
-        self.regions.remove_kind(RegionKind::Meta);
-        let Some(x) = &self.xdp else { return };
+        let Some(x) = &self.xdp else {
+            self.regions.set_packet(None, None);
+            return;
+        };
         let (meta, data, end) = (x.data_meta, x.data, x.data_end);
         // Everything the program or a helper can write in the page lies in a packet or
         // metadata range registered here: remember it for clearing before the next run.
@@ -601,14 +613,10 @@ impl Runtime {
         } else {
             (lo, hi.min(PAGE_SIZE))
         };
-        if end > data {
-            self.regions
-                .insert(Region::new(data, end - data, RegionKind::Packet, true));
-        }
-        if data > meta {
-            self.regions
-                .insert(Region::new(meta, data - meta, RegionKind::Meta, true));
-        }
+        let packet = (end > data).then(|| Region::new(data, end - data, RegionKind::Packet, true));
+        let metadata =
+            (data > meta).then(|| Region::new(meta, data - meta, RegionKind::Meta, true));
+        self.regions.set_packet(packet, metadata);
     }
 
     /// A load from the context: the kernel rewrites `struct xdp_md` field loads into loads
