@@ -333,8 +333,21 @@ pub fn create(
             .map(|j| Box::new(JitEngine(j, "jit")) as Box<dyn ReplayEngine>)
             .map_err(|e| format!("jit: {e}")),
         EngineKind::JitFast => {
+            // Spin lock / timer fields of map values come from the object's BTF; the
+            // linked object does not carry it, so it is read again from the file when
+            // its path is known (without it, programs using such fields are undecided
+            // and refused here, which is safe).
+            let map_fields = s.object_path.as_ref().and_then(|path| {
+                let bytes = std::fs::read(path).ok()?;
+                let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
+                Some(bpfkit_verifier::btf_fields::from_btf(
+                    parsed.btf.as_ref(),
+                    &obj.maps,
+                ))
+            });
             let opts = bpfkit_verifier::Options {
                 gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
+                map_fields,
                 ..bpfkit_verifier::Options::default()
             };
             for p in &obj.programs {
