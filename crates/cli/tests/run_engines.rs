@@ -8,9 +8,7 @@
 
 use bpfkit_isa::{opcode, RawInsn};
 use bpfkit_loader::engine::KernelEngine;
-use bpfkit_object::model::{
-    map_type as mt, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin,
-};
+use bpfkit_object::model::{map_type as mt, LinkedObject, LinkedProgram, MapDef, MapInit};
 use bpfkit_vm::{Config, Engine, Interpreter, XdpInput};
 
 fn kernel_or_skip() -> bool {
@@ -28,21 +26,7 @@ fn kernel_or_skip() -> bool {
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, max: u32, flags: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: max,
-        map_flags: flags,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, max, flags)
 }
 
 /// Assembles `text`; the n-th `lddw` whose immediate is `0x7e5700nn` becomes a reference

@@ -6,7 +6,7 @@
 use bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX;
 use bpfkit_jit::Jit;
 use bpfkit_object::model::map_type as mt;
-use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef};
 use bpfkit_vm::{Config, Engine, Interpreter, XdpInput};
 
 fn asm(text: &str) -> Vec<bpfkit_isa::RawInsn> {
@@ -14,21 +14,7 @@ fn asm(text: &str) -> Vec<bpfkit_isa::RawInsn> {
 }
 
 fn map(name: &str, map_type: u32, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type,
-        key_size,
-        value_size,
-        max_entries,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, map_type, key_size, value_size, max_entries, 0)
 }
 
 /// Assembles `text` and points every `lddw %rN, M` (M a small number) at map #M.

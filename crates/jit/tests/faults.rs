@@ -3,7 +3,7 @@
 //! interpreter's.
 
 use bpfkit_jit::{Jit, Mode};
-use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef, MapInit};
 use bpfkit_vm::{Config, Engine, FaultKind, Interpreter, VmError, XdpInput};
 
 fn asm(text: &str) -> Vec<bpfkit_isa::RawInsn> {
@@ -104,21 +104,7 @@ fn call_depth_and_instruction_limit() {
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, entries: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: entries,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, entries, 0)
 }
 
 /// A program that tail-calls itself forever, counting in an array map: both engines stop

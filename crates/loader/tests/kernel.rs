@@ -49,21 +49,7 @@ fn program(name: &str, insns: Vec<RawInsn>) -> LinkedProgram {
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, entries: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: entries,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, entries, 0)
 }
 
 #[test]

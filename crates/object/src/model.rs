@@ -153,6 +153,33 @@ pub struct MapDef {
 }
 
 impl MapDef {
+    /// A map as a plain `.maps` declaration without BTF ids, initial contents or an inner
+    /// map: what tests and generated programs define.
+    pub fn plain(
+        name: &str,
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    ) -> MapDef {
+        MapDef {
+            name: name.into(),
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+            pinning: 0,
+            inner: None,
+            init: MapInit::None,
+            origin: MapOrigin::Btf,
+            section: ".maps".into(),
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+        }
+    }
+
     /// The name the kernel reports (`BPF_OBJ_NAME_LEN` - 1 = 15 bytes at most); pass this
     /// as `map_name` to `BPF_MAP_CREATE`.
     pub fn kernel_name(&self) -> &str {

@@ -4,7 +4,7 @@ use crate::ir::*;
 use crate::strategy::{RawCase, XdpCase};
 use bpfkit_isa::RawInsn;
 use bpfkit_object::model::{
-    map_type, prog_type, InsnOrigin, LinkedObject, LinkedProgram, MapDef, MapInit, MapOrigin,
+    map_type, prog_type, InsnOrigin, LinkedObject, LinkedProgram, MapDef, MapInit,
 };
 use bpfkit_vm::engine::{Engine, XdpInput};
 use std::fmt::Write as _;
@@ -14,21 +14,7 @@ use std::fmt::Write as _;
 pub const INGRESS_IFINDEX: u32 = 1;
 
 fn map(name: &str, t: u32, value: i16, entries: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: 4,
-        value_size: value as u32,
-        max_entries: entries,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, 4, value as u32, entries, 0)
 }
 
 /// The object generated XDP programs run in: the programs (`gen`, `tail1`, ...) and

@@ -7,7 +7,7 @@
 
 mod common;
 use bpfkit_isa::RawInsn;
-use bpfkit_object::model::{map_type, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{map_type, MapDef};
 use bpfkit_verifier::{helpers, Verdict};
 use common::kernel;
 
@@ -36,21 +36,7 @@ fn helper_prototypes_match_the_kernel() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let array = MapDef {
-        name: "a".into(),
-        map_type: map_type::ARRAY,
-        key_size: 4,
-        value_size: 64,
-        max_entries: 4,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    };
+    let array = MapDef::plain("a", map_type::ARRAY, 4, 64, 4, 0);
     let maps = vec![array];
     let fillings: Vec<(&str, Vec<RawInsn>)> = vec![
         ("uninit", vec![]),
@@ -172,21 +158,7 @@ fn helper_prototypes_match_the_kernel() {
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, entries: u32, flags: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: entries,
-        map_flags: flags,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, entries, flags)
 }
 
 /// The map a helper's ARG_CONST_MAP_PTR gets, and whether it needs value BTF.

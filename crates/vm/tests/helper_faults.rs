@@ -3,7 +3,7 @@
 //! huge allocation; and the order of the dynptr helpers' argument checks.
 
 use bpfkit_isa::{opcode, RawInsn};
-use bpfkit_object::model::{map_type as mt, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{map_type as mt, MapDef};
 use bpfkit_vm::{Config, Engine, Interpreter, Program, XdpInput};
 
 fn asm(text: &str) -> Vec<RawInsn> {
@@ -11,21 +11,7 @@ fn asm(text: &str) -> Vec<RawInsn> {
 }
 
 fn map(t: u32, key: u32, value: u32, max: u32) -> MapDef {
-    MapDef {
-        name: "m".into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: max,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain("m", t, key, value, max, 0)
 }
 
 /// Runs `text` (every `lddw` becomes a reference to map 0) and returns the error text.

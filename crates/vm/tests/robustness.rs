@@ -3,26 +3,12 @@
 //! completion or stop with an error, never a panic. Absurd map definitions are refused.
 
 use bpfkit_isa::RawInsn;
-use bpfkit_object::model::{map_type as mt, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{map_type as mt, MapDef};
 use bpfkit_vm::{Config, Engine, Interpreter, Program, XdpInput};
 use proptest::prelude::*;
 
 fn map(name: &str, t: u32, key: u32, value: u32, max: u32, flags: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: max,
-        map_flags: flags,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, max, flags)
 }
 
 fn maps() -> Vec<MapDef> {

@@ -3,7 +3,7 @@
 //! map update flags and errors, memory-safety faults.
 
 use bpfkit_isa::{opcode, RawInsn};
-use bpfkit_object::model::{map_type as mt, MapDef, MapInit, MapOrigin};
+use bpfkit_object::model::{map_type as mt, MapDef, MapInit};
 use bpfkit_vm::maps;
 use bpfkit_vm::{Config, Engine, Interpreter, Program, Redirect, VmError, XdpInput};
 
@@ -25,21 +25,7 @@ fn map_ref(insns: &mut [RawInsn], n: usize, map: i32) {
 }
 
 fn map(name: &str, t: u32, key: u32, value: u32, max: u32) -> MapDef {
-    MapDef {
-        name: name.into(),
-        map_type: t,
-        key_size: key,
-        value_size: value,
-        max_entries: max,
-        map_flags: 0,
-        pinning: 0,
-        inner: None,
-        init: MapInit::None,
-        origin: MapOrigin::Btf,
-        section: ".maps".into(),
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-    }
+    MapDef::plain(name, t, key, value, max, 0)
 }
 
 fn xdp(name: &str, insns: Vec<RawInsn>) -> Program {
