@@ -105,19 +105,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let mut read_ns = f64::MAX;
+    let (mut read_ns, mut read_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..passes.max(1) {
         let (t, cpu) = (Instant::now(), cpu_ns());
         let (count, bytes) = read_pass(&tmp);
         let el = t.elapsed();
         let ns = el.as_nanos() as f64 / count.max(1) as f64;
+        let cpu = on_cpu(cpu, count);
         println!(
             "read only: {count} packets in {:.3} s = {ns:.1} ns/packet = {:.2} Mpps{} (checksum {bytes})",
             el.as_secs_f64(),
             count as f64 / el.as_secs_f64() / 1e6,
-            on_cpu(cpu, count)
+            cpu.map(|c| format!(", on CPU {c:.1} ns/packet"))
+                .unwrap_or_default()
         );
         read_ns = read_ns.min(ns);
+        read_cpu = read_cpu.min(cpu.unwrap_or(f64::NAN));
     }
 
     if std::env::var_os("BENCH_READ_ONLY").is_some() {
@@ -154,7 +157,7 @@ fn main() {
         let mut e = bpfkit_replay::engines::create(engine, &obj, &settings, prog).expect("engine");
         let mut sink = 0u64;
         let mut out = XdpOutput::default();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_ns());
         for i in 0..n {
             let input = XdpInput {
                 packet: &frames[(i as usize) % frames.len()],
@@ -167,6 +170,7 @@ fn main() {
             sink = sink.wrapping_add(out.retval);
         }
         let run_ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+        let run_cpu = on_cpu(cpu, n);
         drop(e);
 
         let opts = Options {
@@ -174,9 +178,10 @@ fn main() {
             engine,
             ..Options::default()
         };
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_ns());
         let s = replay(&obj, &tmp, &opts, None).expect("replay");
         let total = t.elapsed();
+        let loop_cpu = on_cpu(cpu, s.packets);
         let loop_ns = s.ns_per_packet();
         println!(
             "{:<9} {:>9.1} {:>9.2} {:>9.1} {:>9.1} {:>9.1}   (with engine setup {:.3} s; actions {:?}; {sink})",
@@ -189,6 +194,16 @@ fn main() {
             total.as_secs_f64(),
             s.actions
         );
+        // The same split in time on a CPU (this thread's), which time spent waiting for a
+        // CPU on a loaded machine does not inflate. The loop's includes the engine set-up.
+        if let (Some(l), Some(r)) = (loop_cpu, run_cpu) {
+            println!(
+                "{:<9} {l:>9.1} {:>9.2} {read_cpu:>9.1} {r:>9.1} {:>9.1}   (on CPU)",
+                "",
+                1e3 / l,
+                l - read_cpu - r
+            );
+        }
     }
     // Optional: the same capture on RSS queues and worker threads
     // (BENCH_QUEUES=N [BENCH_THREADS=a,b,..]).
@@ -249,13 +264,7 @@ fn cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// ", on CPU X ns/packet" since `start` (from [`cpu_ns`]), or nothing when unknown.
-fn on_cpu(start: Option<u64>, packets: u64) -> String {
-    match (start, cpu_ns()) {
-        (Some(a), Some(b)) => format!(
-            ", on CPU {:.1} ns/packet",
-            b.saturating_sub(a) as f64 / packets.max(1) as f64
-        ),
-        _ => String::new(),
-    }
+/// Nanoseconds on a CPU per packet since `start` (from [`cpu_ns`]), when known.
+fn on_cpu(start: Option<u64>, packets: u64) -> Option<f64> {
+    Some(cpu_ns()?.saturating_sub(start?) as f64 / packets.max(1) as f64)
 }
