@@ -52,8 +52,11 @@ pub enum Format {
 }
 
 /// Something about a record the replay must report instead of (or besides) running it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordNote {
+///
+/// It borrows from the reader like the record (a malformed block's message is kept in the
+/// reader), so a record has nothing to drop and moves through the replay loop in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordNote<'a> {
     /// The record is fine.
     None,
     /// pcapng: the packet's interface is not Ethernet (its link type).
@@ -64,7 +67,7 @@ pub enum RecordNote {
     OverSnapLen { incl_len: u32, snaplen: u32 },
     /// pcapng: a packet block whose body cannot be parsed (the reader skips to the next
     /// block using the block length).
-    Malformed(String),
+    Malformed(&'a str),
 }
 
 /// One captured frame, borrowed from the reader.
@@ -79,7 +82,7 @@ pub struct Record<'a> {
     pub data: &'a [u8],
     /// Byte offset of the record in the file.
     pub offset: u64,
-    pub note: RecordNote,
+    pub note: RecordNote<'a>,
 }
 
 /// Why the capture ended.
@@ -152,6 +155,8 @@ pub struct Capture {
     linktype: u32,
     /// pcapng: the current packet's bytes.
     ngbuf: Vec<u8>,
+    /// pcapng: the message of the current malformed packet block.
+    ngmsg: String,
 }
 
 fn datalink_u32(d: DataLink) -> u32 {
@@ -247,6 +252,7 @@ impl Capture {
                 end: None,
                 linktype,
                 ngbuf: Vec::new(),
+                ngmsg: String::new(),
             })
         } else if got == 4 && m == 0x0a0d0d0a {
             if let Some(c) = Self::open_ng_mapped(path, &p)? {
@@ -269,6 +275,7 @@ impl Capture {
                 end: None,
                 linktype: LINKTYPE_ETHERNET,
                 ngbuf: Vec::new(),
+                ngmsg: String::new(),
             })
         } else {
             Err(CaptureError::UnknownFormat {
@@ -339,6 +346,7 @@ impl Capture {
             end: None,
             linktype,
             ngbuf: Vec::new(),
+            ngmsg: String::new(),
         }))
     }
 
@@ -371,6 +379,7 @@ impl Capture {
             end: None,
             linktype: LINKTYPE_ETHERNET,
             ngbuf: Vec::new(),
+            ngmsg: String::new(),
         }))
     }
 
@@ -614,12 +623,13 @@ impl Capture {
             } else {
                 raw.try_into_block::<byteorder_slice::LittleEndian>()
             };
-            let (ts_ns, orig_len, data, note): (u64, u32, &[u8], RecordNote) = match parsed {
+            let (ts_ns, orig_len, data, note): (u64, u32, &[u8], RecordNote<'_>) = match parsed {
                 Err(e) => {
                     if btype != 6 && btype != 3 {
                         continue;
                     }
-                    (0, 0, &[], RecordNote::Malformed(e.to_string()))
+                    self.ngmsg = e.to_string();
+                    (0, 0, &[], RecordNote::Malformed(&self.ngmsg))
                 }
                 Ok(Block::SectionHeader(_)) => {
                     ifaces.clear();
@@ -707,7 +717,8 @@ impl Capture {
                         continue;
                     }
                     self.ngbuf.clear();
-                    (0, 0, RecordNote::Malformed(e.to_string()))
+                    self.ngmsg = e.to_string();
+                    (0, 0, RecordNote::Malformed(&self.ngmsg))
                 }
                 Ok(Block::SectionHeader(_)) => {
                     ifaces.clear();
@@ -768,7 +779,7 @@ fn truncated() -> PcapError {
 }
 
 /// The record note and timestamp resolution of a pcapng packet of interface `id`.
-fn ng_note(ifaces: &[NgIface], id: u32) -> (RecordNote, u8) {
+fn ng_note(ifaces: &[NgIface], id: u32) -> (RecordNote<'static>, u8) {
     match ifaces.get(id as usize) {
         None => (RecordNote::UnknownInterface(id), 6),
         Some(i) if i.linktype != LINKTYPE_ETHERNET => {
