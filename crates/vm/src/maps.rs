@@ -8,7 +8,6 @@
 
 use crate::memory::{Buf, Region, RegionKind, Regions};
 use bpfkit_object::model::{map_type as mt, MapDef, MapInit};
-use hashbrown::HashTable;
 use std::collections::{BTreeMap, VecDeque};
 
 // errno values, as the kernel returns them (negated) to programs and the syscall.
@@ -69,9 +68,7 @@ fn round8(n: u32) -> u64 {
 struct Elem {
     /// The key (`key_size` bytes).
     key: Box<[u8]>,
-    /// [`key_head`] of `key`: all of it for keys of at most 8 bytes.
-    head: u64,
-    /// [`HashElems::hash`] of `key`, kept so that growing the table does not rehash keys.
+    /// [`HashElems::hash`] of `key`, kept so that growing the index does not rehash keys.
     hash: u64,
     /// Never replaced while the element lives: programs hold pointers into it (an update
     /// puts a new buffer in and the old one in the graveyard).
@@ -81,23 +78,36 @@ struct Elem {
 }
 
 /// Up to the first 8 bytes of a key as one integer. For keys of one length `n <= 8` it is
-/// injective (the two loads below cover every byte), so equal heads mean equal keys; longer
+/// injective (the loads below cover every byte), so equal heads mean equal keys; longer
 /// keys also compare the bytes after the eighth.
-#[inline(always)]
 fn key_head(k: &[u8]) -> u64 {
-    let n = k.len();
+    if let Some(h) = key_head_common(k) {
+        return h;
+    }
     let r2 = |i: usize| u16::from_le_bytes([k[i], k[i + 1]]) as u64;
     let r4 = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]) as u64;
-    if n >= 8 {
-        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
-    } else if n >= 4 {
-        r4(0) | r4(n - 4) << 32
-    } else if n >= 2 {
-        r2(0) | r2(n - 2) << 16
-    } else if n == 1 {
-        k[0] as u64
+    match k.len() {
+        0 => 0,
+        1 => k[0] as u64,
+        2 => r2(0),
+        3 => r2(0) | (k[2] as u64) << 16,
+        n if n < 8 => r4(0) | r4(n - 4) << 32,
+        _ => u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
+    }
+}
+
+/// [`key_head`] of a key of the common sizes (__u16, __u32, __u64 keys), a compare each
+/// (where a `match` on every size would become a jump table); `None` for other sizes.
+#[inline(always)]
+fn key_head_common(k: &[u8]) -> Option<u64> {
+    if let Ok(b) = <[u8; 2]>::try_from(k) {
+        Some(u16::from_le_bytes(b) as u64)
+    } else if let Ok(b) = <[u8; 4]>::try_from(k) {
+        Some(u32::from_le_bytes(b) as u64)
+    } else if let Ok(b) = <[u8; 8]>::try_from(k) {
+        Some(u64::from_le_bytes(b))
     } else {
-        0
+        None
     }
 }
 
@@ -111,14 +121,40 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     p as u64 ^ (p >> 64) as u64
 }
 
-/// The elements of a HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH map, in a hash
-/// table with a per-map random seed (keys come from packets: a fixed hash would let a
-/// capture pile keys into one probe chain). The table's order is never observable:
-/// everything that lists elements (dumps, `bpf_for_each_map_elem`, LRU ties) goes by key
-/// bytes, as with the B-tree this replaced.
+/// One slot of [`HashElems`]'s index.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// [`key_head`] of the element's key.
+    head: u64,
+    /// The low 32 bits of the element's hash (its home slot is `hash & mask`).
+    hash: u32,
+    /// Position of the element in `elems`, or [`EMPTY`].
+    idx: u32,
+}
+
+const EMPTY: u32 = u32::MAX;
+const FREE: Slot = Slot {
+    head: 0,
+    hash: 0,
+    idx: EMPTY,
+};
+
+/// The elements of a HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH map.
+///
+/// `elems` holds the elements densely (a delete moves the last one into the gap); `slots`
+/// is an open-addressing index over them (linear probing, at most half full, deletion by
+/// backward shift, so no tombstones) keyed by a hash with a per-map random seed (keys come
+/// from packets: a fixed hash would let a capture pile keys into one probe chain). Each
+/// slot carries the key's first 8 bytes, so keys of up to 8 bytes are found with one
+/// integer compare and no access to the element. Neither order is observable: everything
+/// that lists elements (dumps, `bpf_for_each_map_elem`, LRU ties) goes by key bytes, as
+/// with the B-tree this replaced.
 #[derive(Debug)]
 struct HashElems {
-    table: HashTable<Elem>,
+    slots: Box<[Slot]>,
+    /// `slots.len() - 1` (a power of two minus one).
+    mask: usize,
+    elems: Vec<Elem>,
     seed: u64,
     /// Distance between two CPUs' values in a value buffer; 0 for maps that are not
     /// per-CPU (every CPU sees the one value).
@@ -126,10 +162,14 @@ struct HashElems {
 }
 
 impl HashElems {
+    const MIN_SLOTS: usize = 8;
+
     fn new(cpu_stride: u64, index: usize) -> HashElems {
         use std::hash::BuildHasher;
         HashElems {
-            table: HashTable::new(),
+            slots: vec![FREE; Self::MIN_SLOTS].into_boxed_slice(),
+            mask: Self::MIN_SLOTS - 1,
+            elems: Vec::new(),
             // Odd, so that no seed turns the first multiply into a constant.
             seed: std::hash::RandomState::new().hash_one(index) | 1,
             cpu_stride,
@@ -137,7 +177,7 @@ impl HashElems {
     }
 
     fn len(&self) -> usize {
-        self.table.len()
+        self.elems.len()
     }
 
     /// The key's hash (`head` is its [`key_head`]).
@@ -152,40 +192,103 @@ impl HashElems {
         h
     }
 
-    /// The element with key `key` (of `key_size` bytes, which the caller checked).
+    /// Slot `i & mask`.
     #[inline(always)]
-    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Elem> {
-        if key.len() <= 8 {
-            // The head is the whole key: one integer compare per candidate.
-            let head = key_head(key);
-            let h = fold_mul(head ^ self.seed, HASH_K);
-            self.table.find_mut(h, |e| e.head == head)
-        } else {
-            self.find_mut_long(key)
+    fn slot(&self, i: usize) -> Slot {
+        let i = i & self.mask;
+        debug_assert_eq!(self.slots.len(), self.mask + 1);
+        // SAFETY: `slots` always has `mask + 1` entries (`new` and `insert_new` set both
+        // together), so `i & mask` is in bounds.
+        unsafe { *self.slots.get_unchecked(i) }
+    }
+
+    /// The slot holding key `key` (of the map's `key_size`, which the caller checked) and
+    /// the position of its element.
+    fn find(&self, key: &[u8]) -> Option<(usize, usize)> {
+        if key.len() > 8 {
+            return self.find_slot_long(key);
+        }
+        self.find_short(key_head(key))
+    }
+
+    /// [`HashElems::find`] for a key of at most 8 bytes, whose [`key_head`] is `head`.
+    #[inline(always)]
+    fn find_short(&self, head: u64) -> Option<(usize, usize)> {
+        // The head is the whole key: one integer compare per occupied slot.
+        let mut i = fold_mul(head ^ self.seed, HASH_K) as usize;
+        loop {
+            let s = self.slot(i);
+            if s.idx == EMPTY {
+                return None;
+            }
+            if s.head == head {
+                return Some((i & self.mask, s.idx as usize));
+            }
+            i = (i & self.mask) + 1;
         }
     }
 
-    /// [`HashElems::find_mut`] for keys longer than 8 bytes, out of line so that the
+    /// [`HashElems::find`] for keys longer than 8 bytes, out of line so that the
     /// short-key path stays small.
     #[inline(never)]
-    fn find_mut_long(&mut self, key: &[u8]) -> Option<&mut Elem> {
+    fn find_slot_long(&self, key: &[u8]) -> Option<(usize, usize)> {
         let head = key_head(key);
         let h = self.hash(key, head);
-        self.table
-            .find_mut(h, |e| e.head == head && e.key[8..] == key[8..])
+        let mut i = h as usize;
+        loop {
+            let s = self.slot(i);
+            if s.idx == EMPTY {
+                return None;
+            }
+            if s.head == head
+                && s.hash == h as u32
+                && self.elems[s.idx as usize].key[8..] == key[8..]
+            {
+                return Some((i & self.mask, s.idx as usize));
+            }
+            i = (i & self.mask) + 1;
+        }
     }
 
-    fn contains(&mut self, key: &[u8]) -> bool {
-        self.find_mut(key).is_some()
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Elem> {
+        let (_, idx) = self.find(key)?;
+        Some(&mut self.elems[idx])
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.find(key).is_some()
     }
 
     /// A program's lookup: the value's address for `cpu` (0 if absent), stamping the
     /// element with `clock`. `key` has `key_size` bytes (the caller checked).
     #[inline(always)]
     fn lookup(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
-        let stride = self.cpu_stride;
-        match self.find_mut(key) {
-            Some(e) => {
+        // The common key sizes inline; the others through a tail call, so that nothing
+        // stays live across a call and this path needs no saved registers.
+        match key_head_common(key) {
+            Some(head) => self.lookup_found(self.find_short(head), cpu, clock),
+            None => self.lookup_any(key, cpu, clock),
+        }
+    }
+
+    /// [`HashElems::lookup`] for keys of any size.
+    #[inline(never)]
+    fn lookup_any(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
+        self.lookup_found(self.find(key), cpu, clock)
+    }
+
+    #[inline(always)]
+    fn lookup_found(&mut self, found: Option<(usize, usize)>, cpu: u32, clock: u64) -> u64 {
+        match found {
+            Some((_, idx)) => {
+                let stride = self.cpu_stride;
+                debug_assert!(idx < self.elems.len());
+                // SAFETY: `idx` comes from an occupied slot, and occupied slots always
+                // hold positions below `elems.len()`: `insert_new` stores the position the
+                // element is pushed at, `remove_slot` empties the removed element's slot
+                // and repoints the slot of the element `swap_remove` moves, and growing
+                // copies the positions as they are.
+                let e = unsafe { self.elems.get_unchecked_mut(idx) };
                 e.used = clock;
                 e.value.addr() + cpu as u64 * stride
             }
@@ -193,41 +296,87 @@ impl HashElems {
         }
     }
 
-    /// Adds an element whose key is not in the table.
+    /// Puts element `idx` into the index (its key is not there yet).
+    fn place(slots: &mut [Slot], mask: usize, head: u64, hash: u64, idx: u32) {
+        let mut i = hash as usize & mask;
+        while slots[i].idx != EMPTY {
+            i = (i + 1) & mask;
+        }
+        slots[i] = Slot {
+            head,
+            hash: hash as u32,
+            idx,
+        };
+    }
+
+    /// Adds an element whose key is not in the map.
     fn insert_new(&mut self, key: &[u8], value: Buf, used: u64) {
+        if (self.elems.len() + 1) * 2 > self.slots.len() {
+            let n = self.slots.len() * 2;
+            let mut slots = vec![FREE; n].into_boxed_slice();
+            for (i, e) in self.elems.iter().enumerate() {
+                Self::place(&mut slots, n - 1, key_head(&e.key), e.hash, i as u32);
+            }
+            self.slots = slots;
+            self.mask = n - 1;
+        }
         let head = key_head(key);
         let hash = self.hash(key, head);
-        self.table.insert_unique(
+        let idx = u32::try_from(self.elems.len()).expect("fewer than 2^32 - 1 elements");
+        Self::place(&mut self.slots, self.mask, head, hash, idx);
+        self.elems.push(Elem {
+            key: key.into(),
             hash,
-            Elem {
-                key: key.into(),
-                head,
-                hash,
-                value,
-                used,
-            },
-            |e| e.hash,
-        );
+            value,
+            used,
+        });
+    }
+
+    /// Removes the element in slot `at`: the slots after it in its probe run move back
+    /// (so that every key stays reachable from its home slot without tombstones), and the
+    /// last element moves into its place in `elems`.
+    fn remove_slot(&mut self, at: usize) -> Elem {
+        let mask = self.mask;
+        let idx = self.slots[at].idx as usize;
+        let mut hole = at;
+        let mut j = at;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s.idx == EMPTY {
+                break;
+            }
+            // `s` may fill the hole if the hole lies between its home slot and `j`.
+            let home = s.hash as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = FREE;
+        let e = self.elems.swap_remove(idx);
+        if idx < self.elems.len() {
+            // The former last element now lives at `idx`: repoint its slot.
+            let last = self.elems.len() as u32;
+            let mut i = self.elems[idx].hash as usize & mask;
+            while self.slots[i].idx != last {
+                i = (i + 1) & mask;
+            }
+            self.slots[i].idx = idx as u32;
+        }
+        e
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Elem> {
-        let head = key_head(key);
-        let h = self.hash(key, head);
-        let long = key.len() > 8;
-        match self
-            .table
-            .find_entry(h, |e| e.head == head && (!long || e.key[8..] == key[8..]))
-        {
-            Ok(entry) => Some(entry.remove().0),
-            Err(_) => None,
-        }
+        let (at, _) = self.find(key)?;
+        Some(self.remove_slot(at))
     }
 
     /// Removes the least recently used element (the smallest key among equal stamps,
     /// which the unique stamps never produce, as the key-ordered scan it replaced).
     fn evict_lru(&mut self) -> Option<Elem> {
         let victim = self
-            .table
+            .elems
             .iter()
             .min_by(|a, b| a.used.cmp(&b.used).then_with(|| a.key.cmp(&b.key)))?;
         let key = victim.key.clone();
@@ -236,7 +385,7 @@ impl HashElems {
 
     /// Every element, sorted by key bytes.
     fn sorted(&self) -> Vec<&Elem> {
-        let mut v: Vec<&Elem> = self.table.iter().collect();
+        let mut v: Vec<&Elem> = self.elems.iter().collect();
         v.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         v
     }
@@ -1196,6 +1345,23 @@ impl Map {
         }
     }
 
+    /// The key of the element whose value (CPU 0's for per-CPU maps) is at `addr`, as
+    /// `iter_addrs(0)` would find it, without sorting hash maps' keys (timer callbacks).
+    pub fn key_of_value(&self, addr: u64) -> Option<Vec<u8>> {
+        match &self.store {
+            Store::Hash(h) => h
+                .elems
+                .iter()
+                .find(|e| e.value.addr() == addr)
+                .map(|e| e.key.to_vec()),
+            _ => self
+                .iter_addrs(0)
+                .into_iter()
+                .find(|(_, v)| *v == addr)
+                .map(|(k, _)| k),
+        }
+    }
+
     /// Address of element 0's value (global data, `BPF_PSEUDO_MAP_VALUE`).
     pub fn direct_value_addr(&self) -> Option<u64> {
         match &self.store {
@@ -1310,6 +1476,129 @@ impl MapSet {
         }
         for b in self.graveyard.drain(..) {
             regions.remove(b.addr());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    impl HashElems {
+        /// The index's invariants: every element in exactly one slot, every occupied slot
+        /// reachable from its home slot without crossing an empty one, at most half full.
+        fn check(&self) {
+            assert_eq!(self.slots.len(), self.mask + 1);
+            assert!(self.slots.len().is_power_of_two());
+            assert!(self.elems.len() * 2 <= self.slots.len());
+            let mut seen = vec![false; self.elems.len()];
+            for (i, s) in self.slots.iter().enumerate() {
+                if s.idx == EMPTY {
+                    continue;
+                }
+                let e = &self.elems[s.idx as usize];
+                assert!(!seen[s.idx as usize], "element {} in two slots", s.idx);
+                seen[s.idx as usize] = true;
+                assert_eq!(s.head, key_head(&e.key));
+                assert_eq!(s.hash, e.hash as u32);
+                assert_eq!(e.hash, self.hash(&e.key, s.head));
+                let mut j = e.hash as usize & self.mask;
+                while j != i {
+                    assert_ne!(self.slots[j].idx, EMPTY, "slot {i} cut off from its home");
+                    j = (j + 1) & self.mask;
+                }
+                assert_eq!(self.find(&e.key), Some((i, s.idx as usize)));
+            }
+            assert!(seen.iter().all(|&s| s), "an element without a slot");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn index_invariants_hold(
+            ks in prop_oneof![Just(1usize), Just(2), Just(3), Just(4), Just(6), Just(8), Just(9), Just(20)],
+            ops in proptest::collection::vec((any::<bool>(), 0u16..40), 1..200),
+        ) {
+            let mut h = HashElems::new(0, 0);
+            let mut model = std::collections::BTreeSet::new();
+            for (insert, k) in ops {
+                let mut key = vec![0u8; ks];
+                let kb = k.to_le_bytes();
+                key[0] = kb[0];
+                key[ks - 1] ^= kb[1] | (kb[0] >> 3) << 2;
+                if insert {
+                    if h.contains(&key) {
+                        prop_assert!(model.contains(&key));
+                    } else {
+                        prop_assert!(model.insert(key.clone()));
+                        h.insert_new(&key, Buf::new(8), 0);
+                    }
+                } else {
+                    prop_assert_eq!(h.remove(&key).is_some(), model.remove(&key));
+                }
+                h.check();
+                let keys: Vec<&[u8]> = h.sorted().into_iter().map(|e| &e.key[..]).collect();
+                let want: Vec<&[u8]> = model.iter().map(|k| &k[..]).collect();
+                prop_assert_eq!(keys, want);
+            }
+        }
+    }
+
+    /// Four keys with the same home slot in the smallest index (the last slot, so the run
+    /// wraps around), then every deletion order: backward shifts across the wrap and
+    /// elements moving in `elems`.
+    #[test]
+    fn colliding_keys_wrap_around() {
+        let h0 = HashElems::new(0, 0);
+        let last = HashElems::MIN_SLOTS - 1;
+        let keys: Vec<[u8; 4]> = (0u32..)
+            .map(u32::to_le_bytes)
+            .filter(|k| h0.hash(k, key_head(k)) as usize & h0.mask == last)
+            .take(4)
+            .collect();
+        let orders: Vec<[usize; 4]> = (0..256usize)
+            .map(|n| [n & 3, n >> 2 & 3, n >> 4 & 3, n >> 6])
+            .filter(|o| (0..4).all(|i| o.contains(&i)))
+            .collect();
+        assert_eq!(orders.len(), 24);
+        for order in orders {
+            let mut h = HashElems::new(0, 0);
+            h.seed = h0.seed;
+            for k in &keys {
+                h.insert_new(k, Buf::new(8), 0);
+            }
+            assert_eq!(h.slots.len(), HashElems::MIN_SLOTS, "no growth yet");
+            h.check();
+            for (n, &i) in order.iter().enumerate() {
+                assert!(h.remove(&keys[i]).is_some());
+                h.check();
+                for (j, k) in keys.iter().enumerate() {
+                    assert_eq!(h.contains(k), !order[..=n].contains(&j));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_head_is_injective_per_length() {
+        for n in 1..=8usize {
+            let mut seen = std::collections::HashMap::new();
+            // Every key of up to two distinct non-zero bytes at any two positions.
+            for i in 0..n {
+                for j in 0..n {
+                    for (a, b) in [(1u8, 2u8), (0x80, 1), (0xff, 0xfe)] {
+                        let mut k = vec![0u8; n];
+                        k[i] = a;
+                        k[j] = b;
+                        if let Some(prev) = seen.insert(key_head(&k), k.clone()) {
+                            assert_eq!(prev, k, "two keys of {n} bytes with one head");
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -169,11 +169,7 @@ fn key_of(maps: &MapSet, t: &Timer) -> Option<Vec<u8>> {
     if let Some(k) = &t.key {
         return Some(k.clone());
     }
-    maps.maps[t.map]
-        .iter_addrs(0)
-        .into_iter()
-        .find(|(_, v)| *v == t.value)
-        .map(|(k, _)| k)
+    maps.maps[t.map].key_of_value(t.value)
 }
 
 fn neg(errno: i64) -> u64 {
