@@ -819,11 +819,11 @@ fn epb_in_place<'a>(raw: &RawBlock<'a>, big: bool) -> Option<(u32, u64, &'a [u8]
 
 /// How far ahead of the parser the map is prefetched. Record headers form a dependent
 /// chain of loads (each length gives the next offset); without prefetching, every record
-/// waits for a cache miss. Measured on a 330 MB capture (avg 330-byte records, large
-/// page-cache folios), read only: 125 ns/record without software prefetch, 62-80 ns with
-/// one prefetch per record, 38-43 ns with every other cache line, 24-28 ns with every
-/// line 2 KiB ahead (about the memory bandwidth of this machine); unrolling the loop by
-/// four lines saved instructions but measured 3-5 ns/record slower on CPU.
+/// waits for a cache miss. Measured on a 330 MB capture (330-byte records, large
+/// page-cache folios), read only, each variant in alternation with this loop (ns/record):
+/// no software prefetch 121-148 against 34-48; one prefetch per record 62-92 against
+/// 24-41; every other line 38-48 against 24-44; this loop unrolled by four lines (fewer
+/// instructions) 27-33 against 23-30 on CPU. See docs/performance.md.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Prefetches the cache lines of `m` from `*pf` up to `pos + PREFETCH_AHEAD`.
