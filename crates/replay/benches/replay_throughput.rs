@@ -6,6 +6,21 @@
 //!
 //! The capture is built from the packets of `corpus/pcap/mixed.pcap`, repeated with
 //! increasing timestamps, in a temporary file (classic pcap, microseconds).
+//!
+//! How the file sits in the page cache decides what mapping it costs (see the "Replay
+//! throughput" section of docs/performance.md): a file written in small pieces lies in
+//! 4 KiB folios, and mapping those is page-table work per 4 KiB page; a capture at rest
+//! (read back from disk, where readahead builds large folios) or written in large pieces
+//! lies in large folios, which map in a few operations. By default the capture is written
+//! in 4 MiB pieces. Environment:
+//!
+//! - `BENCH_WRITE_BUF=BYTES`: write buffer size (8192 reproduces a file freshly written
+//!   through a default `BufWriter`, 4 KiB folios).
+//! - `BENCH_EVICT=1`: after writing, flush the file to disk and drop it from the page
+//!   cache (`dd iflag=nocache count=0`, i.e. `POSIX_FADV_DONTNEED`), so the first read pass
+//!   reads it from disk, as with a capture recorded long ago.
+//! - `BENCH_READ_PASSES=N` (3), `BENCH_READ_ONLY=1`, `BENCH_ENGINE=jit-fast|jit|interp`,
+//!   `BENCH_QUEUES=N` / `BENCH_THREADS=a,b`.
 
 use bpfkit_object::{object_name_from_path, Object};
 use bpfkit_replay::capture::Capture;
@@ -29,8 +44,15 @@ fn main() {
         frames.push(r.data.to_vec());
     }
     let tmp = std::env::temp_dir().join(format!("bpfkit-replay-bench-{}.pcap", std::process::id()));
+    let write_buf: usize = std::env::var("BENCH_WRITE_BUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4 << 20);
     {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).expect("create"));
+        let mut w = std::io::BufWriter::with_capacity(
+            write_buf.max(1),
+            std::fs::File::create(&tmp).expect("create"),
+        );
         let mut h = Vec::new();
         for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
             h.extend_from_slice(&v.to_le_bytes());
@@ -51,33 +73,54 @@ fn main() {
             }
             w.write_all(f).unwrap();
         }
+        let f = w.into_inner().expect("flush");
+        if std::env::var_os("BENCH_EVICT").is_some() {
+            f.sync_all().expect("fsync");
+        }
     }
     let size = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-    println!("capture: {n} packets, {size} bytes ({})", tmp.display());
+    println!(
+        "capture: {n} packets, {size} bytes ({}), written in {write_buf}-byte pieces",
+        tmp.display()
+    );
+    if std::env::var_os("BENCH_EVICT").is_some() {
+        // POSIX_FADV_DONTNEED over the whole (clean) file, through GNU dd.
+        let ok = std::process::Command::new("dd")
+            .arg(format!("if={}", tmp.display()))
+            .args(["iflag=nocache", "count=0", "status=none"])
+            .status()
+            .is_ok_and(|s| s.success());
+        println!(
+            "page cache: {}",
+            if ok {
+                "dropped (the first read pass reads the file from disk)"
+            } else {
+                "could not be dropped (dd iflag=nocache failed)"
+            }
+        );
+    }
 
     // Reading alone (best of a few passes: the first one also maps the page cache in).
     let passes: usize = std::env::var("BENCH_READ_PASSES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let mut read_ns = f64::MAX;
+    let (mut read_ns, mut read_cpu) = (f64::MAX, f64::MAX);
     for _ in 0..passes.max(1) {
-        let t = Instant::now();
-        let mut c = Capture::open(&tmp).expect("open");
-        let mut count = 0u64;
-        let mut bytes = 0u64;
-        while let Some(r) = c.next_record() {
-            count += 1;
-            bytes += r.data.len() as u64 + r.ts_ns;
-        }
+        let (t, cpu) = (Instant::now(), cpu_ns());
+        let (count, bytes) = read_pass(&tmp);
         let el = t.elapsed();
         let ns = el.as_nanos() as f64 / count.max(1) as f64;
+        let cpu = on_cpu(cpu, count);
         println!(
-            "read only: {count} packets in {:.3} s = {ns:.1} ns/packet = {:.2} Mpps (checksum {bytes})",
+            "read only: {count} packets in {:.3} s = {ns:.1} ns/packet = {:.2} Mpps{} (checksum {bytes})",
             el.as_secs_f64(),
-            count as f64 / el.as_secs_f64() / 1e6
+            count as f64 / el.as_secs_f64() / 1e6,
+            cpu.map(|c| format!(", on CPU {c:.1} ns/packet"))
+                .unwrap_or_default()
         );
         read_ns = read_ns.min(ns);
+        read_cpu = read_cpu.min(cpu.unwrap_or(f64::NAN));
     }
 
     if std::env::var_os("BENCH_READ_ONLY").is_some() {
@@ -114,7 +157,7 @@ fn main() {
         let mut e = bpfkit_replay::engines::create(engine, &obj, &settings, prog).expect("engine");
         let mut sink = 0u64;
         let mut out = XdpOutput::default();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_ns());
         for i in 0..n {
             let input = XdpInput {
                 packet: &frames[(i as usize) % frames.len()],
@@ -127,6 +170,7 @@ fn main() {
             sink = sink.wrapping_add(out.retval);
         }
         let run_ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+        let run_cpu = on_cpu(cpu, n);
         drop(e);
 
         let opts = Options {
@@ -134,9 +178,10 @@ fn main() {
             engine,
             ..Options::default()
         };
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_ns());
         let s = replay(&obj, &tmp, &opts, None).expect("replay");
         let total = t.elapsed();
+        let loop_cpu = on_cpu(cpu, s.packets);
         let loop_ns = s.ns_per_packet();
         println!(
             "{:<9} {:>9.1} {:>9.2} {:>9.1} {:>9.1} {:>9.1}   (with engine setup {:.3} s; actions {:?}; {sink})",
@@ -149,6 +194,16 @@ fn main() {
             total.as_secs_f64(),
             s.actions
         );
+        // The same split in time on a CPU (this thread's), which time spent waiting for a
+        // CPU on a loaded machine does not inflate. The loop's includes the engine set-up.
+        if let (Some(l), Some(r)) = (loop_cpu, run_cpu) {
+            println!(
+                "{:<9} {l:>9.1} {:>9.2} {read_cpu:>9.1} {r:>9.1} {:>9.1}   (on CPU)",
+                "",
+                1e3 / l,
+                l - read_cpu - r
+            );
+        }
     }
     // Optional: the same capture on RSS queues and worker threads
     // (BENCH_QUEUES=N [BENCH_THREADS=a,b,..]).
@@ -182,4 +237,34 @@ fn main() {
         }
     }
     let _ = std::fs::remove_file(&tmp);
+}
+
+/// One pass over the capture: open (map), read every record, close (unmap). Out of line so
+/// a profile shows its cost per record.
+#[inline(never)]
+fn read_pass(path: &Path) -> (u64, u64) {
+    let mut c = Capture::open(path).expect("open");
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    while let Some(r) = c.next_record() {
+        count += 1;
+        sum = sum.wrapping_add(r.data.len() as u64 + r.ts_ns);
+    }
+    (count, sum)
+}
+
+/// Nanoseconds this thread has spent on a CPU (`/proc/thread-self/schedstat`), to tell the
+/// work itself from time spent waiting for a CPU on a loaded machine.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Nanoseconds on a CPU per packet since `start` (from [`cpu_ns`]), when known.
+fn on_cpu(start: Option<u64>, packets: u64) -> Option<f64> {
+    Some(cpu_ns()?.saturating_sub(start?) as f64 / packets.max(1) as f64)
 }

@@ -99,17 +99,8 @@ struct NgIface {
 }
 
 enum Inner {
-    /// Classic pcap, memory-mapped: the 16-byte record headers are decoded in place and
-    /// the packet bytes are handed out as slices of the map (no copy at all).
-    PcapMap {
-        map: memmap2::Mmap,
-        pos: usize,
-        big: bool,
-        nanos: bool,
-        snaplen: u32,
-        /// Prefetched up to this byte offset (see [`prefetch_ahead`]).
-        pf: usize,
-    },
+    /// Classic pcap, memory-mapped: see [`PcapMap`].
+    PcapMap(PcapMap),
     /// pcapng, memory-mapped: blocks are walked in place with pcap-file's parser;
     /// Enhanced Packet Blocks without options are decoded directly (no copy).
     NgMap {
@@ -128,6 +119,25 @@ enum Inner {
         reader: PcapNgReader<File>,
         ifaces: Vec<NgIface>,
     },
+}
+
+/// Classic pcap, memory-mapped: the 16-byte record headers are decoded in place and the
+/// packet bytes are handed out as slices of the map (no copy at all). The record at `pos`
+/// starts at file offset `pos` (the map is the whole file), so no separate offset is kept.
+struct PcapMap {
+    map: memmap2::Mmap,
+    pos: usize,
+    /// Big-endian file (magic `a1 b2 c3 d4` / `a1 b2 3c 4d` as written).
+    big: bool,
+    /// Nanoseconds per unit of the timestamp fraction: 1 (nanosecond magic) or 1000.
+    frac_ns: u64,
+    /// The header's snap length (for [`RecordNote::OverSnapLen`]).
+    snaplen: u32,
+    /// `incl_len` above this is over the snap length (`u32::MAX` when the snap length is 0,
+    /// i.e. not given).
+    snap_limit: u32,
+    /// Prefetched up to this byte offset (see [`prefetch_ahead`]).
+    pf: usize,
 }
 
 /// A streaming reader over a pcap or pcapng file.
@@ -309,14 +319,19 @@ impl Capture {
             });
         }
         Ok(Some(Capture {
-            inner: Inner::PcapMap {
+            inner: Inner::PcapMap(PcapMap {
                 big: h.endianness == Endianness::Big,
-                nanos: h.ts_resolution == TsResolution::NanoSecond,
+                frac_ns: if h.ts_resolution == TsResolution::NanoSecond {
+                    1
+                } else {
+                    1000
+                },
                 snaplen: h.snaplen,
+                snap_limit: if h.snaplen == 0 { u32::MAX } else { h.snaplen },
                 map,
                 pos,
                 pf: pos,
-            },
+            }),
             path: p.to_string(),
             format: Format::Pcap,
             index: 0,
@@ -428,7 +443,85 @@ impl Capture {
     }
 
     /// The next frame, or `None` at the end (see [`Capture::end`]).
+    #[inline(always)]
     pub fn next_record(&mut self) -> Option<Record<'_>> {
+        // Classic pcap from a map, the common case: a record that lies wholly inside the
+        // file is decoded here, inline in the caller's loop (one copy of the code per byte
+        // order, so neither pays for the other's byte swaps). Anything else (the end of the
+        // file, a record cut short, the other formats) goes to the out-of-line paths.
+        match &self.inner {
+            Inner::PcapMap(p) if p.big => self.next_pcap_map::<true>(),
+            Inner::PcapMap(_) => self.next_pcap_map::<false>(),
+            _ => self.next_other(),
+        }
+    }
+
+    /// [`Capture::next_record`] for a mapped classic pcap of byte order `BIG`.
+    #[inline(always)]
+    fn next_pcap_map<const BIG: bool>(&mut self) -> Option<Record<'_>> {
+        let Inner::PcapMap(p) = &mut self.inner else {
+            return None;
+        };
+        let m: &[u8] = &p.map;
+        let at = p.pos;
+        if let Some(h) = m.get(at..).and_then(|r| r.first_chunk::<16>()) {
+            let word = |i: usize| {
+                let w = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                if BIG {
+                    u32::from_be_bytes(w)
+                } else {
+                    u32::from_le_bytes(w)
+                }
+            };
+            let incl_len = word(8);
+            let start = at + 16;
+            // `start <= m.len()` and `incl_len < 2^32`: no overflow on 64-bit targets, and
+            // `get` refuses a record running past the end of the file.
+            if let Some(data) = m.get(start..start + incl_len as usize) {
+                let next = start + incl_len as usize;
+                p.pos = next;
+                prefetch_ahead(m, next, &mut p.pf);
+                let note = if incl_len > p.snap_limit {
+                    RecordNote::OverSnapLen {
+                        incl_len,
+                        snaplen: p.snaplen,
+                    }
+                } else {
+                    RecordNote::None
+                };
+                let index = self.index;
+                self.index += 1;
+                return Some(Record {
+                    index,
+                    ts_ns: word(0) as u64 * 1_000_000_000 + word(4) as u64 * p.frac_ns,
+                    orig_len: word(12),
+                    data,
+                    offset: at as u64,
+                    note,
+                });
+            }
+        }
+        Self::pcap_map_stop(&mut self.end, at, m.len());
+        None
+    }
+
+    /// The end of a mapped classic pcap: clean at the end of the file, damaged when the
+    /// record at `at` runs past it (its header or its data).
+    #[cold]
+    fn pcap_map_stop(end: &mut Option<CaptureEnd>, at: usize, len: usize) {
+        if end.is_some() {
+            return;
+        }
+        if at >= len {
+            *end = Some(CaptureEnd::Clean);
+        } else {
+            Self::damaged_at(end, at as u64, truncated());
+        }
+    }
+
+    /// [`Capture::next_record`] for everything but a mapped classic pcap.
+    #[inline(never)]
+    fn next_other(&mut self) -> Option<Record<'_>> {
         if self.end.is_some() {
             return None;
         }
@@ -439,55 +532,6 @@ impl Capture {
             return self.next_ng_mapped();
         }
         match &mut self.inner {
-            Inner::PcapMap {
-                map,
-                pos,
-                big,
-                nanos,
-                snaplen,
-                pf,
-            } => {
-                let m: &[u8] = map;
-                let at = *pos;
-                if at >= m.len() {
-                    self.end = Some(CaptureEnd::Clean);
-                    return None;
-                }
-                prefetch_ahead(m, at, pf);
-                let Some(h) = m.get(at..at + 16) else {
-                    Self::damaged_at(&mut self.end, self.offset, truncated());
-                    return None;
-                };
-                let h: &[u8; 16] = h.try_into().expect("16 bytes");
-                let word = |i: usize| {
-                    let w = u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-                    if *big {
-                        w.swap_bytes()
-                    } else {
-                        w
-                    }
-                };
-                let (ts_sec, ts_frac, incl_len, orig_len) = (word(0), word(4), word(8), word(12));
-                let start = at + 16;
-                let Some(data) = m.get(start..start + incl_len as usize) else {
-                    Self::damaged_at(&mut self.end, self.offset, truncated());
-                    return None;
-                };
-                *pos = start + incl_len as usize;
-                Some(Self::pcap_record(
-                    RawPcapPacket {
-                        ts_sec,
-                        ts_frac,
-                        incl_len,
-                        orig_len,
-                        data: std::borrow::Cow::Borrowed(data),
-                    },
-                    *nanos,
-                    *snaplen,
-                    &mut self.index,
-                    &mut self.offset,
-                ))
-            }
             Inner::Pcap {
                 reader,
                 nanos,
@@ -509,7 +553,7 @@ impl Capture {
                     &mut self.offset,
                 )),
             },
-            Inner::Ng { .. } | Inner::NgMap { .. } => None,
+            Inner::PcapMap(_) | Inner::Ng { .. } | Inner::NgMap { .. } => None,
         }
     }
 
@@ -764,8 +808,11 @@ fn epb_in_place<'a>(raw: &RawBlock<'a>, big: bool) -> Option<(u32, u64, &'a [u8]
 
 /// How far ahead of the parser the map is prefetched. Record headers form a dependent
 /// chain of loads (each length gives the next offset); without prefetching, every record
-/// waits for a cache miss (measured: 106-134 ns per 314-byte record; 31-47 ns with
-/// 1-2 KiB prefetched ahead, about the memory bandwidth of this machine).
+/// waits for a cache miss. Measured on a 330 MB capture (avg 330-byte records, large
+/// page-cache folios), read only: 125 ns/record without software prefetch, 62-80 ns with
+/// one prefetch per record, 38-43 ns with every other cache line, 24-28 ns with every
+/// line 2 KiB ahead (about the memory bandwidth of this machine); unrolling the loop by
+/// four lines saved instructions but measured 3-5 ns/record slower on CPU.
 const PREFETCH_AHEAD: usize = 2048;
 
 /// Prefetches the cache lines of `m` from `*pf` up to `pos + PREFETCH_AHEAD`.
@@ -783,5 +830,170 @@ fn prefetch_ahead(m: &[u8], pos: usize, pf: &mut usize) {
             );
         }
         *pf += 64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (ts_sec, ts_frac, incl_len as written, orig_len, data).
+    type Rec = (u32, u32, u32, u32, Vec<u8>);
+
+    fn records() -> Vec<Rec> {
+        let bytes = |n: usize, seed: u8| (0..n).map(|i| seed.wrapping_add(i as u8)).collect();
+        vec![
+            (1_700_000_000, 999_999, 60, 60, bytes(60, 1)),
+            (1_700_000_001, 0, 0, 0, vec![]),
+            // Snapped: fewer bytes than on the wire.
+            (1_700_000_002, 5, 40, 1514, bytes(40, 7)),
+            // More bytes than the snap length (100).
+            (4_000_000_000, 123_456, 130, 130, bytes(130, 9)),
+            (7, 1, 3, 3, bytes(3, 200)),
+        ]
+    }
+
+    /// A classic pcap of `recs` in the given byte order and timestamp resolution.
+    fn pcap(recs: &[Rec], big: bool, nanos: bool, snaplen: u32) -> Vec<u8> {
+        let w32 = |b: &mut Vec<u8>, v: u32| {
+            b.extend_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
+        let w16 = |b: &mut Vec<u8>, v: u16| {
+            b.extend_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
+        let mut b = Vec::new();
+        w32(&mut b, if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
+        w16(&mut b, 2);
+        w16(&mut b, 4);
+        w32(&mut b, 0);
+        w32(&mut b, 0);
+        w32(&mut b, snaplen);
+        w32(&mut b, LINKTYPE_ETHERNET);
+        for (sec, frac, incl, orig, data) in recs {
+            for v in [*sec, *frac, *incl, *orig] {
+                w32(&mut b, v);
+            }
+            b.extend_from_slice(data);
+        }
+        b
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("bpfkit-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d.join(name)
+    }
+
+    /// Every prefix of a small file, in both byte orders and both timestamp resolutions:
+    /// the whole records in it come back exactly, and the capture ends clean at a record
+    /// boundary or damaged at the offset of the record the cut falls in.
+    #[test]
+    fn every_truncation_of_a_small_pcap() {
+        let recs = records();
+        for big in [false, true] {
+            for nanos in [false, true] {
+                let full = pcap(&recs, big, nanos, 100);
+                let path = tmp(&format!("cut-{big}-{nanos}.pcap"));
+                for cut in 0..=full.len() {
+                    std::fs::write(&path, &full[..cut]).unwrap();
+                    let what = format!("big {big}, nanos {nanos}, {cut} of {} bytes", full.len());
+                    let c = Capture::open(&path);
+                    if cut < 24 {
+                        assert!(c.is_err(), "{what}: header cut short must not open");
+                        continue;
+                    }
+                    let mut c = c.unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(c.format(), Format::Pcap);
+                    let mut off = 24usize;
+                    let mut got = 0;
+                    let mut damaged_at = None;
+                    for (i, (sec, frac, incl, orig, data)) in recs.iter().enumerate() {
+                        let end = off + 16 + data.len();
+                        if end > cut {
+                            if off < cut {
+                                damaged_at = Some(off as u64);
+                            }
+                            break;
+                        }
+                        let r = c
+                            .next_record()
+                            .unwrap_or_else(|| panic!("{what}: record {i}"));
+                        assert_eq!(r.index, i as u64, "{what}");
+                        assert_eq!(r.offset, off as u64, "{what}");
+                        let ns = *frac as u64 * if nanos { 1 } else { 1000 };
+                        assert_eq!(r.ts_ns, *sec as u64 * 1_000_000_000 + ns, "{what}");
+                        assert_eq!(r.orig_len, *orig, "{what}");
+                        assert_eq!(r.data, &data[..], "{what}");
+                        let note = if *incl > 100 {
+                            RecordNote::OverSnapLen {
+                                incl_len: *incl,
+                                snaplen: 100,
+                            }
+                        } else {
+                            RecordNote::None
+                        };
+                        assert_eq!(r.note, note, "{what}");
+                        off = end;
+                        got += 1;
+                    }
+                    assert!(c.next_record().is_none(), "{what}: after {got} records");
+                    // Asking again changes nothing.
+                    assert!(c.next_record().is_none(), "{what}");
+                    match (damaged_at, c.end()) {
+                        (None, Some(CaptureEnd::Clean)) => {}
+                        (Some(at), Some(CaptureEnd::Damaged { offset, reason })) => {
+                            assert_eq!(*offset, at, "{what}");
+                            assert!(reason.contains("truncated"), "{what}: {reason}");
+                        }
+                        (want, end) => panic!("{what}: want damage at {want:?}, got {end:?}"),
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// A snap length of 0 means none: no record is over it.
+    #[test]
+    fn snaplen_zero_puts_no_limit() {
+        let path = tmp("snap0.pcap");
+        std::fs::write(&path, pcap(&records(), false, false, 0)).unwrap();
+        let mut c = Capture::open(&path).unwrap();
+        let mut n = 0;
+        while let Some(r) = c.next_record() {
+            assert_eq!(r.note, RecordNote::None);
+            n += 1;
+        }
+        assert_eq!((n, c.end()), (5, Some(&CaptureEnd::Clean)));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A record length near 2^32 is damage at that record, not an overflow or allocation.
+    #[test]
+    fn huge_incl_len_is_damage() {
+        for incl in [u32::MAX, u32::MAX - 15, 0x8000_0000] {
+            let mut recs = records();
+            recs.truncate(1);
+            recs.push((1, 2, incl, incl, vec![0; 20]));
+            let path = tmp("huge.pcap");
+            std::fs::write(&path, pcap(&recs, true, false, 65535)).unwrap();
+            let mut c = Capture::open(&path).unwrap();
+            assert!(c.next_record().is_some());
+            assert!(c.next_record().is_none());
+            assert!(
+                matches!(c.end(), Some(CaptureEnd::Damaged { offset: 100, .. })),
+                "{:?}",
+                c.end()
+            );
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }

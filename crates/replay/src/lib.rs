@@ -784,7 +784,10 @@ pub fn replay(
         let want_packet = outputs.wants_packet() || kinds.len() > 1;
         let cmp_maps = comparable_maps(obj, &opts.ignore_maps);
         let mut outs: Vec<XdpOutput> = vec![XdpOutput::default(); kinds.len()];
+        // Results of the compared engines after the first (with --compare).
         let mut res: Vec<Result<(), RunError>> = Vec::with_capacity(kinds.len());
+        // The XDP metadata length is only written to --out and --trace.
+        let want_meta = outputs.wants_packet();
         let start = Instant::now();
         while let Some(rec) = cap.next_record() {
             if opts.limit.is_some_and(|l| s.packets >= l) {
@@ -807,9 +810,12 @@ pub fn replay(
             if queues > 1 {
                 s.per_queue[queue as usize] += 1;
             }
-            res.clear();
-            for (e, o) in engines.iter_mut().zip(outs.iter_mut()) {
-                res.push(e.run_into(prog, &input, o, want_packet));
+            let r0 = engines[0].run_into(prog, &input, &mut outs[0], want_packet);
+            if kinds.len() > 1 {
+                res.clear();
+                for (e, o) in engines[1..].iter_mut().zip(outs[1..].iter_mut()) {
+                    res.push(e.run_into(prog, &input, o, want_packet));
+                }
             }
             if let Some(c) = cov_engine.as_mut() {
                 // Only its coverage is used; a fault there shows in the coverage as the
@@ -822,9 +828,9 @@ pub fn replay(
                         obj,
                         &cmp_maps,
                         engines[0].as_ref(),
-                        as_result(&res[0], &outs[0]),
+                        as_result(&r0, &outs[0]),
                         engines[j].as_ref(),
-                        as_result(&res[j], &outs[j]),
+                        as_result(&res[j - 1], &outs[j]),
                         index,
                         ts_ns,
                     )? {
@@ -833,19 +839,23 @@ pub fn replay(
                     }
                 }
             }
-            let pkt = PacketInfo {
-                index,
-                ts_ns,
-                data,
-                orig_len: rec.orig_len,
-                queue: (queues > 1).then_some(queue),
-                meta_len: if res[0].is_ok() {
-                    engines[0].meta_len()
-                } else {
-                    0
-                },
-            };
-            outputs.result(obj, &mut s, &pkt, as_result(&res[0], &outs[0]))?;
+            // The common case (one of the five actions, nothing to write) is only counted;
+            // everything else goes through Outputs::result with the packet's details.
+            if r0.is_err() || !outputs.count_plain(&mut s, &outs[0]) {
+                let pkt = PacketInfo {
+                    index,
+                    ts_ns,
+                    data,
+                    orig_len: rec.orig_len,
+                    queue: (queues > 1).then_some(queue),
+                    meta_len: if want_meta && r0.is_ok() {
+                        engines[0].meta_len()
+                    } else {
+                        0
+                    },
+                };
+                outputs.result(obj, &mut s, &pkt, as_result(&r0, &outs[0]))?;
+            }
             if s.difference.is_some() {
                 break;
             }
@@ -927,7 +937,19 @@ fn count_record(s: &mut Summary, data: &[u8], orig_len: u32) {
 }
 
 /// Why a record is not run, if it is not.
+#[inline]
 fn skip_reason(note: &RecordNote, data: &[u8]) -> Option<String> {
+    if matches!(note, RecordNote::None | RecordNote::OverSnapLen { .. })
+        && (ETH_HLEN..=MAX_XDP_FRAME).contains(&data.len())
+    {
+        return None;
+    }
+    skip_reason_text(note, data)
+}
+
+/// [`skip_reason`] once the record is known not to be a plain runnable frame.
+#[cold]
+fn skip_reason_text(note: &RecordNote, data: &[u8]) -> Option<String> {
     match note {
         RecordNote::None | RecordNote::OverSnapLen { .. } => {
             if data.len() < ETH_HLEN {
@@ -1051,7 +1073,41 @@ impl Outputs {
         Ok(())
     }
 
+    /// Counts a packet's result in the summary and writes it to the outputs.
+    #[inline]
     fn result(
+        &mut self,
+        obj: &LinkedObject,
+        s: &mut Summary,
+        p: &PacketInfo<'_>,
+        r: Result<&XdpOutput, &RunError>,
+    ) -> Result<(), ReplayError> {
+        if let Ok(o) = r {
+            if self.count_plain(s, o) {
+                return Ok(());
+            }
+        }
+        self.result_written(obj, s, p, r)
+    }
+
+    /// The common case of [`Outputs::result`], inline: a run ending in one of the five
+    /// actions, no redirect target to label, nothing to write. Counts it and returns true;
+    /// false (nothing counted) for anything else.
+    #[inline(always)]
+    fn count_plain(&mut self, s: &mut Summary, o: &XdpOutput) -> bool {
+        let a = o.retval as u32 as usize;
+        if a < 5 && o.redirect.is_none() && self.out_dir.is_none() && self.trace.is_none() {
+            s.ran += 1;
+            self.action_counts[a] += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// [`Outputs::result`] for everything but its inline common case.
+    #[inline(never)]
+    fn result_written(
         &mut self,
         obj: &LinkedObject,
         s: &mut Summary,

@@ -110,6 +110,10 @@ pub unsafe fn map_lookup(rt: &mut Runtime, map: usize, key: u64) -> u64 {
     // SAFETY: the caller guarantees `ks` readable bytes at `key`; lookups never write map
     // buffers, so the slice stays valid while the map is borrowed.
     let k = unsafe { std::slice::from_raw_parts(key as *const u8, ks) };
+    // Hash maps first: the key is read in place, no copy.
+    if let Some(a) = m.hash_lookup_addr(k, cpu) {
+        return a;
+    }
     if matches!(m.map_type(), mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS) {
         // The value is the inner map itself.
         return match m.slot(k) {

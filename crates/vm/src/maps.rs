@@ -8,6 +8,7 @@
 
 use crate::memory::{Buf, Region, RegionKind, Regions};
 use bpfkit_object::model::{map_type as mt, MapDef, MapInit};
+use hashbrown::HashTable;
 use std::collections::{BTreeMap, VecDeque};
 
 // errno values, as the kernel returns them (negated) to programs and the syscall.
@@ -63,12 +64,182 @@ fn round8(n: u32) -> u64 {
     (n as u64 + 7) & !7
 }
 
-/// A hash-like element: key bytes, value buffer (one value per CPU for per-CPU maps).
+/// A hash map element: key bytes, value buffer (one value per CPU for per-CPU maps).
 #[derive(Debug)]
 struct Elem {
+    /// The key (`key_size` bytes).
+    key: Box<[u8]>,
+    /// [`key_head`] of `key`: all of it for keys of at most 8 bytes.
+    head: u64,
+    /// [`HashElems::hash`] of `key`, kept so that growing the table does not rehash keys.
+    hash: u64,
+    /// Never replaced while the element lives: programs hold pointers into it (an update
+    /// puts a new buffer in and the old one in the graveyard).
     value: Buf,
-    /// LRU recency stamp.
+    /// LRU recency stamp (the map's clock at the last lookup or update); unique per map.
     used: u64,
+}
+
+/// Up to the first 8 bytes of a key as one integer. For keys of one length `n <= 8` it is
+/// injective (the two loads below cover every byte), so equal heads mean equal keys; longer
+/// keys also compare the bytes after the eighth.
+#[inline(always)]
+fn key_head(k: &[u8]) -> u64 {
+    let n = k.len();
+    let r2 = |i: usize| u16::from_le_bytes([k[i], k[i + 1]]) as u64;
+    let r4 = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]) as u64;
+    if n >= 8 {
+        u64::from_le_bytes(k[..8].try_into().expect("8 bytes"))
+    } else if n >= 4 {
+        r4(0) | r4(n - 4) << 32
+    } else if n >= 2 {
+        r2(0) | r2(n - 2) << 16
+    } else if n == 1 {
+        k[0] as u64
+    } else {
+        0
+    }
+}
+
+/// An odd constant with well spread bits (2^64 / the golden ratio).
+const HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// 64x64 -> 128-bit multiply, halves xored: the mixing step of foldhash and wyhash.
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    p as u64 ^ (p >> 64) as u64
+}
+
+/// The elements of a HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH map, in a hash
+/// table with a per-map random seed (keys come from packets: a fixed hash would let a
+/// capture pile keys into one probe chain). The table's order is never observable:
+/// everything that lists elements (dumps, `bpf_for_each_map_elem`, LRU ties) goes by key
+/// bytes, as with the B-tree this replaced.
+#[derive(Debug)]
+struct HashElems {
+    table: HashTable<Elem>,
+    seed: u64,
+    /// Distance between two CPUs' values in a value buffer; 0 for maps that are not
+    /// per-CPU (every CPU sees the one value).
+    cpu_stride: u64,
+}
+
+impl HashElems {
+    fn new(cpu_stride: u64, index: usize) -> HashElems {
+        use std::hash::BuildHasher;
+        HashElems {
+            table: HashTable::new(),
+            // Odd, so that no seed turns the first multiply into a constant.
+            seed: std::hash::RandomState::new().hash_one(index) | 1,
+            cpu_stride,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The key's hash (`head` is its [`key_head`]).
+    #[inline(always)]
+    fn hash(&self, key: &[u8], head: u64) -> u64 {
+        let mut h = fold_mul(head ^ self.seed, HASH_K);
+        if key.len() > 8 {
+            for c in key[8..].chunks(8) {
+                h = fold_mul(h ^ key_head(c) ^ self.seed.rotate_left(32), HASH_K);
+            }
+        }
+        h
+    }
+
+    /// The element with key `key` (of `key_size` bytes, which the caller checked).
+    #[inline(always)]
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Elem> {
+        if key.len() <= 8 {
+            // The head is the whole key: one integer compare per candidate.
+            let head = key_head(key);
+            let h = fold_mul(head ^ self.seed, HASH_K);
+            self.table.find_mut(h, |e| e.head == head)
+        } else {
+            self.find_mut_long(key)
+        }
+    }
+
+    /// [`HashElems::find_mut`] for keys longer than 8 bytes, out of line so that the
+    /// short-key path stays small.
+    #[inline(never)]
+    fn find_mut_long(&mut self, key: &[u8]) -> Option<&mut Elem> {
+        let head = key_head(key);
+        let h = self.hash(key, head);
+        self.table
+            .find_mut(h, |e| e.head == head && e.key[8..] == key[8..])
+    }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.find_mut(key).is_some()
+    }
+
+    /// A program's lookup: the value's address for `cpu` (0 if absent), stamping the
+    /// element with `clock`. `key` has `key_size` bytes (the caller checked).
+    #[inline(always)]
+    fn lookup(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
+        let stride = self.cpu_stride;
+        match self.find_mut(key) {
+            Some(e) => {
+                e.used = clock;
+                e.value.addr() + cpu as u64 * stride
+            }
+            None => 0,
+        }
+    }
+
+    /// Adds an element whose key is not in the table.
+    fn insert_new(&mut self, key: &[u8], value: Buf, used: u64) {
+        let head = key_head(key);
+        let hash = self.hash(key, head);
+        self.table.insert_unique(
+            hash,
+            Elem {
+                key: key.into(),
+                head,
+                hash,
+                value,
+                used,
+            },
+            |e| e.hash,
+        );
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Elem> {
+        let head = key_head(key);
+        let h = self.hash(key, head);
+        let long = key.len() > 8;
+        match self
+            .table
+            .find_entry(h, |e| e.head == head && (!long || e.key[8..] == key[8..]))
+        {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    /// Removes the least recently used element (the smallest key among equal stamps,
+    /// which the unique stamps never produce, as the key-ordered scan it replaced).
+    fn evict_lru(&mut self) -> Option<Elem> {
+        let victim = self
+            .table
+            .iter()
+            .min_by(|a, b| a.used.cmp(&b.used).then_with(|| a.key.cmp(&b.key)))?;
+        let key = victim.key.clone();
+        self.remove(&key)
+    }
+
+    /// Every element, sorted by key bytes.
+    fn sorted(&self) -> Vec<&Elem> {
+        let mut v: Vec<&Elem> = self.table.iter().collect();
+        v.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
 }
 
 #[derive(Debug)]
@@ -77,7 +248,7 @@ enum Store {
     /// elements of `round8(value_size)` bytes.
     Array { cpus: Vec<Buf> },
     /// HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH.
-    Hash { elems: BTreeMap<Vec<u8>, Elem> },
+    Hash(HashElems),
     /// LPM_TRIE: keyed by (prefixlen, masked data); stores the key as first inserted.
     Lpm {
         elems: BTreeMap<(u32, Vec<u8>), (Vec<u8>, Buf)>,
@@ -245,9 +416,12 @@ impl Map {
                 if d.key_size == 0 || d.value_size == 0 || d.max_entries == 0 {
                     return bad("hash maps need key_size > 0, value_size > 0, max_entries > 0");
                 }
-                Store::Hash {
-                    elems: BTreeMap::new(),
-                }
+                let cpu_stride = if m.is_percpu() {
+                    round8(d.value_size)
+                } else {
+                    0
+                };
+                Store::Hash(HashElems::new(cpu_stride, index))
             }
             mt::LPM_TRIE => {
                 if d.key_size <= 4
@@ -400,12 +574,35 @@ impl Map {
         Ok(f)
     }
 
+    /// For a hash map, the address a program sees for key `key` on `cpu` (0 if absent),
+    /// as [`Map::lookup_addr`]; `None` for other map types (nothing done). The JIT's fast
+    /// path calls this first.
+    #[inline(always)]
+    pub fn hash_lookup_addr(&mut self, key: &[u8], cpu: u32) -> Option<u64> {
+        match &mut self.store {
+            Store::Hash(h) => {
+                self.clock += 1;
+                if key.len() != self.def.key_size as usize {
+                    return Some(0);
+                }
+                Some(h.lookup(key, cpu, self.clock))
+            }
+            _ => None,
+        }
+    }
+
     /// The address a program sees for key `key`, on `cpu`.
     pub fn lookup_addr(&mut self, key: &[u8], cpu: u32) -> Lookup {
+        if let Some(a) = self.hash_lookup_addr(key, cpu) {
+            return if a == 0 {
+                Lookup::Null
+            } else {
+                Lookup::Value(a)
+            };
+        }
         self.clock += 1;
         let stride = self.stride();
         let percpu = self.is_percpu();
-        let clock = self.clock;
         match &mut self.store {
             Store::Array { cpus } => {
                 let i = Self::index_of(key);
@@ -415,13 +612,7 @@ impl Map {
                 let b = &cpus[if percpu { cpu as usize } else { 0 }];
                 Lookup::Value(b.addr() + i as u64 * stride)
             }
-            Store::Hash { elems } => match elems.get_mut(key) {
-                Some(e) => {
-                    e.used = clock;
-                    Lookup::Value(e.value.addr() + if percpu { cpu as u64 * stride } else { 0 })
-                }
-                None => Lookup::Null,
-            },
+            Store::Hash(_) => unreachable!("served by hash_lookup_addr"),
             Store::Lpm { .. } => match self.lpm_match(key) {
                 Some((_, b)) => Lookup::Value(b.addr()),
                 None => Lookup::Null,
@@ -523,10 +714,10 @@ impl Map {
                 let f = self.check_flags(flags)?;
                 let ncpus = self.ncpus as usize;
                 let buf_len = self.value_buf_len();
-                let Store::Hash { elems } = &mut self.store else {
+                let Store::Hash(elems) = &mut self.store else {
                     unreachable!()
                 };
-                let exists = elems.contains_key(key);
+                let exists = elems.contains(key);
                 if exists && f == BPF_NOEXIST {
                     return Err(MapError {
                         map: self.def.name.clone(),
@@ -543,12 +734,7 @@ impl Map {
                 }
                 if !exists && elems.len() >= max {
                     if lru {
-                        let victim = elems
-                            .iter()
-                            .min_by_key(|(_, e)| e.used)
-                            .map(|(k, _)| k.clone());
-                        if let Some(k) = victim {
-                            let e = elems.remove(&k).expect("victim exists");
+                        if let Some(e) = elems.evict_lru() {
                             graveyard.push(e.value);
                         }
                     } else {
@@ -560,7 +746,8 @@ impl Map {
                     }
                 }
                 // Per-CPU update from a program on an existing element only touches this CPU.
-                if let (true, Some(cpu), Some(e)) = (percpu, from_prog, elems.get_mut(key)) {
+                if let (true, Some(cpu), true) = (percpu, from_prog, exists) {
+                    let e = elems.find_mut(key).expect("the element exists");
                     let off = cpu as usize * stride;
                     e.value.as_mut_slice()[off..off + vs].copy_from_slice(value);
                     e.used = clock;
@@ -581,21 +768,19 @@ impl Map {
                     }
                     (false, _) => nb.as_mut_slice().copy_from_slice(value),
                 }
-                if let Some(old) = elems.remove(key) {
-                    graveyard.push(old.value);
-                }
                 let region = self.value_region(&nb);
-                regions.insert(region);
-                let Store::Hash { elems } = &mut self.store else {
+                let Store::Hash(elems) = &mut self.store else {
                     unreachable!()
                 };
-                elems.insert(
-                    key.to_vec(),
-                    Elem {
-                        value: nb,
-                        used: clock,
-                    },
-                );
+                match elems.find_mut(key) {
+                    // Same key, new buffer: the old one stays readable until the run ends.
+                    Some(e) => {
+                        graveyard.push(std::mem::replace(&mut e.value, nb));
+                        e.used = clock;
+                    }
+                    None => elems.insert_new(key, nb, clock),
+                }
+                regions.insert(region);
                 Ok(())
             }
             mt::LPM_TRIE => {
@@ -771,7 +956,7 @@ impl Map {
         };
         match &mut self.store {
             Store::Array { .. } => Err(self.err(EINVAL, "array elements cannot be deleted")),
-            Store::Hash { elems } => match elems.remove(key) {
+            Store::Hash(elems) => match elems.remove(key) {
                 Some(e) => {
                     graveyard.push(e.value);
                     Ok(())
@@ -947,9 +1132,10 @@ impl Map {
                     (i.to_le_bytes().to_vec(), v)
                 })
                 .collect(),
-            Store::Hash { elems } => elems
-                .iter()
-                .map(|(k, e)| (k.clone(), e.value.as_slice().to_vec()))
+            Store::Hash(elems) => elems
+                .sorted()
+                .into_iter()
+                .map(|e| (e.key.to_vec(), e.value.as_slice().to_vec()))
                 .collect(),
             Store::Lpm { elems } => {
                 let mut v: Vec<_> = elems
@@ -996,17 +1182,13 @@ impl Map {
                     .map(|i| (i.to_le_bytes().to_vec(), b.addr() + i as u64 * stride))
                     .collect()
             }
-            Store::Hash { elems } => elems
-                .iter()
-                .map(|(k, e)| {
+            Store::Hash(elems) => elems
+                .sorted()
+                .into_iter()
+                .map(|e| {
                     (
-                        k.clone(),
-                        e.value.addr()
-                            + if self.is_percpu() {
-                                cpu as u64 * stride
-                            } else {
-                                0
-                            },
+                        e.key.to_vec(),
+                        e.value.addr() + cpu as u64 * elems.cpu_stride,
                     )
                 })
                 .collect(),
