@@ -1256,6 +1256,13 @@ impl Gen<'_> {
         }
         let is64 = size == 8;
         // r9 = address (dst may be rax, which cmpxchg uses).
+        //
+        // No `lock` prefixes: the memory a program reaches (its maps' values, the packet,
+        // its stack) belongs to one engine, and an engine runs on one thread at a time
+        // (`Jit` is `Send`, not `Sync`; replay's worker threads each own an engine with
+        // its own maps), so a plain read-modify-write gives exactly the result the
+        // kernel's locked one gives, without a full memory barrier per instruction.
+        // (`xchg` with memory is always locked by the CPU; it is rare in XDP code.)
         asm!(self.ops ; lea r9, [Rq(d) + off]);
         macro_rules! w {
             ($($t:tt)*) => { asm!(self.ops ; $($t)*) };
@@ -1263,37 +1270,37 @@ impl Gen<'_> {
         match imm {
             0x00 => {
                 if is64 {
-                    w!(lock add QWORD [r9], Rq(s))
+                    w!(add QWORD [r9], Rq(s))
                 } else {
-                    w!(lock add DWORD [r9], Rd(s))
+                    w!(add DWORD [r9], Rd(s))
                 }
             }
             0x40 => {
                 if is64 {
-                    w!(lock or QWORD [r9], Rq(s))
+                    w!(or QWORD [r9], Rq(s))
                 } else {
-                    w!(lock or DWORD [r9], Rd(s))
+                    w!(or DWORD [r9], Rd(s))
                 }
             }
             0x50 => {
                 if is64 {
-                    w!(lock and QWORD [r9], Rq(s))
+                    w!(and QWORD [r9], Rq(s))
                 } else {
-                    w!(lock and DWORD [r9], Rd(s))
+                    w!(and DWORD [r9], Rd(s))
                 }
             }
             0xa0 => {
                 if is64 {
-                    w!(lock xor QWORD [r9], Rq(s))
+                    w!(xor QWORD [r9], Rq(s))
                 } else {
-                    w!(lock xor DWORD [r9], Rd(s))
+                    w!(xor DWORD [r9], Rd(s))
                 }
             }
             0x01 => {
                 if is64 {
-                    w!(lock xadd QWORD [r9], Rq(s))
+                    w!(xadd QWORD [r9], Rq(s))
                 } else {
-                    w!(lock xadd DWORD [r9], Rd(s))
+                    w!(xadd DWORD [r9], Rd(s))
                 }
             }
             BPF_XCHG => {
@@ -1305,10 +1312,10 @@ impl Gen<'_> {
             }
             BPF_CMPXCHG => {
                 if is64 {
-                    w!(lock cmpxchg QWORD [r9], Rq(s));
+                    w!(cmpxchg QWORD [r9], Rq(s));
                 } else {
                     // On success cmpxchg r32 leaves rax's upper half alone: zero-extend.
-                    w!(lock cmpxchg DWORD [r9], Rd(s) ; mov eax, eax);
+                    w!(cmpxchg DWORD [r9], Rd(s) ; mov eax, eax);
                 }
             }
             _ => {
@@ -1332,9 +1339,9 @@ impl Gen<'_> {
                     (_, false) => w!(xor r11d, Rd(src)),
                 }
                 if is64 {
-                    w!(lock cmpxchg QWORD [r9], r11 ; jne =>again ; mov Rq(src), rax);
+                    w!(cmpxchg QWORD [r9], r11 ; jne =>again ; mov Rq(src), rax);
                 } else {
-                    w!(lock cmpxchg DWORD [r9], r11d ; jne =>again ; mov Rd(src), eax);
+                    w!(cmpxchg DWORD [r9], r11d ; jne =>again ; mov Rd(src), eax);
                 }
                 // src == r0: the fetched value went to r10 and now becomes r0.
                 w!(mov rax, r10);

@@ -369,6 +369,7 @@ impl Jit {
 
     /// Checks and sets up an XDP run (as the interpreter does: `Runtime::begin_xdp`);
     /// returns the context address.
+    #[inline]
     fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();

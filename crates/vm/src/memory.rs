@@ -145,6 +145,7 @@ pub struct Region {
 }
 
 impl Region {
+    #[inline]
     pub fn new(start: u64, len: u64, kind: RegionKind, writable: bool) -> Region {
         Region {
             start,
@@ -471,6 +472,89 @@ impl Regions {
         }
     }
 
+    /// Registers the regions of a new XDP run: the `ctx_len`-byte read-only context at
+    /// `ctx` and the writable `len`-byte packet at `data` (no metadata yet), as
+    /// `insert(ctx)` and `set_packet(Some(packet), None)` would, but written straight into
+    /// the fixed slots when they are free (the common case: the previous run's were
+    /// removed by [`Regions::clear_xdp_at`]).
+    #[inline]
+    pub fn set_xdp(&mut self, ctx: u64, ctx_len: u64, data: u64, len: u64) {
+        if self.overflow == 0 && self.fixed[2].is_none() {
+            // Built in place: a region built elsewhere and copied in costs a
+            // store-forwarding stall per run (scalar stores read back as vectors).
+            self.fixed[2] = Some(Region {
+                start: ctx,
+                len: ctx_len,
+                stride: ctx_len.max(1),
+                elem: ctx_len,
+                kind: RegionKind::Context,
+                writable: false,
+            });
+            self.fixed[0] = Some(Region {
+                start: data,
+                len,
+                stride: len.max(1),
+                elem: len,
+                kind: RegionKind::Packet,
+                writable: true,
+            });
+            self.fixed[1] = None;
+            return;
+        }
+        self.insert(Region::new(ctx, ctx_len, RegionKind::Context, false));
+        self.set_packet(Some(Region::new(data, len, RegionKind::Packet, true)), None);
+    }
+
+    /// Starts another XDP run on the regions the previous one left registered (see
+    /// `Runtime::end_run`): when the context region at `ctx` is still in its fixed slot,
+    /// sets the packet region to the `len` bytes at `data` and removes the metadata
+    /// region, and returns true. Otherwise changes nothing and returns false.
+    #[inline]
+    pub fn reuse_xdp(&mut self, ctx: u64, data: u64, len: u64) -> bool {
+        if self.overflow != 0 || !self.fixed[2].is_some_and(|r| r.start == ctx) {
+            return false;
+        }
+        match &mut self.fixed[0] {
+            Some(p) if p.start == data => {
+                p.len = len;
+                p.stride = len.max(1);
+                p.elem = len;
+            }
+            slot => {
+                *slot = Some(Region {
+                    start: data,
+                    len,
+                    stride: len.max(1),
+                    elem: len,
+                    kind: RegionKind::Packet,
+                    writable: true,
+                })
+            }
+        }
+        if self.fixed[1].is_some() {
+            self.fixed[1] = None;
+        }
+        true
+    }
+
+    /// Removes the context region starting at `ctx` together with the packet and
+    /// metadata regions (the end of an XDP run), as `remove(ctx)`,
+    /// `remove_kind(Packet)` and `remove_kind(Meta)` would.
+    #[inline]
+    pub fn clear_xdp_at(&mut self, ctx: u64) {
+        if self.overflow == 0 && self.fixed[2].is_some_and(|r| r.start == ctx) {
+            self.fixed = [None, None, None, self.fixed[3]];
+            return;
+        }
+        if self.fixed[2].is_some_and(|r| r.start == ctx) {
+            self.clear_xdp();
+        } else {
+            self.remove(ctx);
+            self.remove_kind(RegionKind::Packet);
+            self.remove_kind(RegionKind::Meta);
+        }
+    }
+
     /// Removes the context, packet and metadata regions (the end of an XDP run).
     pub fn clear_xdp(&mut self) {
         self.fixed[0] = None;
@@ -485,6 +569,7 @@ impl Regions {
 
     /// Removes the stack regions of frames `0..frames` laid out from `base` (the
     /// runtime's stack area) at the end of a run.
+    #[inline]
     pub fn clear_stacks(&mut self, base: u64, frames: usize) {
         if !self.stacks_outside
             && self.overflow == 0

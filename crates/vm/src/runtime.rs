@@ -172,6 +172,7 @@ impl Default for Config {
 }
 
 impl Config {
+    #[inline]
     pub fn device(&self, ifindex: u32) -> Option<Device> {
         if let Some(d) = self.devices.iter().find(|d| d.ifindex == ifindex) {
             return Some(d.clone());
@@ -298,7 +299,8 @@ pub struct Runtime {
     pub config: Config,
     /// `MAX_CALL_FRAMES` stacks of `STACK_SIZE` bytes.
     stacks: Buf,
-    pub xdp: Option<XdpState>,
+    /// Boxed so that starting and ending a run moves a pointer, not the state.
+    pub xdp: Option<Box<XdpState>>,
     /// Raw-mode memory (r1).
     pub raw_mem: Option<Buf>,
     pub cpu: u32,
@@ -322,10 +324,14 @@ pub struct Runtime {
     /// BPF timers (`timer.rs`) and user ring buffer samples (`user_ringbuf.rs`).
     pub timers: crate::timer::Timers,
     pub user_ringbufs: crate::user_ringbuf::UserRingbufs,
-    /// The XDP page and context buffer of the previous run, reused by the next one
-    /// (no allocation per run).
-    spare_page: Option<Buf>,
-    spare_ctx: Option<Buf>,
+    /// The XDP state of the previous run (page, context buffer, fragment list), reused by
+    /// the next one (no allocation per run).
+    spare_xdp: Option<Box<XdpState>>,
+    /// `xdp` holds the state of a finished run, kept set up for the next XDP run (its
+    /// context and packet regions stay registered; see `end_run`).
+    xdp_parked: bool,
+    /// (number of maps, whether one of them is a ring buffer), for `end_run`.
+    ringbuf_maps: (usize, bool),
     /// Byte range of the XDP page (current or spare) that may be non-zero: the union of
     /// every packet and metadata range registered since the page was last cleared.
     page_dirty: (u64, u64),
@@ -374,8 +380,9 @@ impl Runtime {
             coverage: None,
             timers: Default::default(),
             user_ringbufs: Default::default(),
-            spare_page: None,
-            spare_ctx: None,
+            spare_xdp: None,
+            ringbuf_maps: (usize::MAX, true),
+            xdp_parked: false,
             page_dirty: (0, 0),
             decoded: None,
             decoded_retired: Vec::new(),
@@ -423,6 +430,7 @@ impl Runtime {
     }
 
     /// Clears per-run state before a run.
+    #[inline]
     pub fn begin_run(&mut self, cpu: u32, time_ns: u64) {
         self.cpu = cpu;
         self.time_ns = time_ns;
@@ -436,27 +444,64 @@ impl Runtime {
 
     /// Releases per-run memory after a run (raw memory, packet, records never submitted,
     /// values of deleted map elements).
+    #[inline]
     pub fn end_run(&mut self) {
         self.regions
             .clear_stacks(self.stacks.addr(), MAX_CALL_FRAMES);
         if let Some(m) = self.raw_mem.take() {
             self.regions.remove(m.addr());
         }
-        self.release_xdp();
+        // The XDP frame stays set up for the next run ("parked"), which then only rewrites
+        // what differs; anything else that runs code first releases it
+        // (`release_parked_xdp`). Fragments are released now (rare, and each run builds
+        // its own).
+        if let Some(x) = &self.xdp {
+            if x.frags.is_empty() {
+                self.xdp_parked = true;
+            } else {
+                self.release_xdp();
+            }
+        }
         if !self.reserved.is_empty() {
             let reserved = std::mem::take(&mut self.reserved);
             for addr in reserved.keys() {
                 self.regions.remove(*addr);
             }
         }
-        self.maps.end_run(&mut self.regions);
-        for m in &mut self.maps.maps {
-            m.ringbuf_drain();
+        if !self.maps.graveyard.is_empty() {
+            self.maps.end_run(&mut self.regions);
+        }
+        // Ring buffers: every record was captured as an event, so the rings are empty
+        // again. Which maps are ring buffers is remembered per map count (maps are only
+        // ever added, and never change type).
+        if self.ringbuf_maps.0 != self.maps.maps.len() {
+            self.ringbuf_maps = (
+                self.maps.maps.len(),
+                self.maps.maps.iter().any(|m| {
+                    use bpfkit_object::model::map_type as mt;
+                    matches!(m.map_type(), mt::RINGBUF | mt::USER_RINGBUF)
+                }),
+            );
+        }
+        if self.ringbuf_maps.1 {
+            for m in &mut self.maps.maps {
+                m.ringbuf_drain();
+            }
+        }
+    }
+
+    /// Releases the XDP frame a finished run left set up (see `end_run`), before code runs
+    /// that is not part of an XDP run (raw-mode runs, timer callbacks).
+    #[inline]
+    pub fn release_parked_xdp(&mut self) {
+        if self.xdp_parked {
+            self.release_xdp();
         }
     }
 
     /// Installs raw-mode memory and returns its address.
     pub fn set_raw_memory(&mut self, mem: &[u8]) -> u64 {
+        self.release_parked_xdp();
         let b = Buf::from_slice(mem);
         let addr = b.addr();
         self.regions.insert(Region::new(
@@ -471,6 +516,7 @@ impl Runtime {
 
     /// Builds the XDP buffer for `packet` the way `bpf_prog_test_run_xdp` does, and returns
     /// the context address.
+    #[inline]
     pub fn set_xdp(
         &mut self,
         packet: &[u8],
@@ -508,88 +554,105 @@ impl Runtime {
         }
         let linear = len.min(MAX_LINEAR);
         let rest = &packet[linear as usize..];
-        let frags: Vec<Vec<u8>> = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.chunks(PAGE_SIZE as usize)
-                .map(|c| c.to_vec())
-                .collect()
-        };
-        if frags.len() > MAX_SKB_FRAGS {
+        let nfrags = rest.len().div_ceil(PAGE_SIZE as usize);
+        if nfrags > MAX_SKB_FRAGS {
             return Err(format!(
-                "packet of {len} bytes needs {} fragments, more than MAX_SKB_FRAGS ({MAX_SKB_FRAGS}); the kernel rejects it with ENOMEM",
-                frags.len()
+                "packet of {len} bytes needs {nfrags} fragments, more than MAX_SKB_FRAGS ({MAX_SKB_FRAGS}); the kernel rejects it with ENOMEM"
             ));
         }
-        self.release_xdp();
-        // The page of the previous run, cleared where that run may have written, is what
-        // `bpf_prog_test_run_xdp` gives: a zeroed frame with the packet at the headroom.
-        let mut page = self
-            .spare_page
-            .take()
-            .unwrap_or_else(|| Buf::new(PAGE_SIZE as usize));
-        let h = XDP_PACKET_HEADROOM as usize;
-        let n = linear as usize;
-        {
-            let bytes = page.as_mut_slice();
-            let (lo, hi) = (self.page_dirty.0 as usize, self.page_dirty.1 as usize);
-            if lo < hi {
-                // Clear the dirty range except what the packet copy overwrites.
-                if lo < h {
-                    bytes[lo..h.min(hi)].fill(0);
-                }
-                if hi > h + n {
-                    bytes[(h + n).max(lo)..hi].fill(0);
+        if self.xdp_parked && rest.is_empty() {
+            // The previous run's frame, still set up: rewrite what differs.
+            self.xdp_parked = false;
+            if let Some(x) = self.xdp.as_mut() {
+                let data = x.page.addr() + XDP_PACKET_HEADROOM;
+                if x.frags.is_empty() && self.regions.reuse_xdp(x.ctx.addr(), data, linear) {
+                    Self::load_page(&mut x.page, &mut self.page_dirty, packet);
+                    x.data_meta = data;
+                    x.data = data;
+                    x.data_end = data + linear;
+                    x.ingress_ifindex = ifindex;
+                    x.rx_queue_index = rx_queue_index;
+                    x.egress_ifindex = 0;
+                    x.devmap_prog = devmap_prog;
+                    return Ok(x.ctx.addr());
                 }
             }
-            bytes[h..h + n].copy_from_slice(&packet[..n]);
         }
-        self.page_dirty = (h as u64, (h + n) as u64);
-        let data = page.addr() + XDP_PACKET_HEADROOM;
-        let ctx = self
-            .spare_ctx
-            .take()
-            .unwrap_or_else(|| Buf::new(XDP_MD_SIZE as usize));
-        let ctx_addr = ctx.addr();
-        self.regions.insert(Region::new(
-            ctx_addr,
-            XDP_MD_SIZE,
-            RegionKind::Context,
-            false,
-        ));
-        self.xdp = Some(XdpState {
-            page,
-            data_meta: data,
-            data,
-            data_end: data + linear,
-            frags,
-            ctx,
-            ingress_ifindex: ifindex,
-            rx_queue_index,
-            egress_ifindex: 0,
-            devmap_prog,
+        self.release_xdp();
+        // The state of the previous run: its page, cleared where that run may have
+        // written, is what `bpf_prog_test_run_xdp` gives: a zeroed frame with the packet
+        // at the headroom.
+        let mut x = self.spare_xdp.take().unwrap_or_else(|| {
+            Box::new(XdpState {
+                page: Buf::new(PAGE_SIZE as usize),
+                data_meta: 0,
+                data: 0,
+                data_end: 0,
+                frags: Vec::new(),
+                ctx: Buf::new(XDP_MD_SIZE as usize),
+                ingress_ifindex: 0,
+                rx_queue_index: 0,
+                egress_ifindex: 0,
+                devmap_prog: false,
+            })
         });
-        self.sync_packet_regions();
+        x.frags.clear();
+        for c in rest.chunks(PAGE_SIZE as usize) {
+            x.frags.push(c.to_vec());
+        }
+        Self::load_page(
+            &mut x.page,
+            &mut self.page_dirty,
+            &packet[..linear as usize],
+        );
+        let data = x.page.addr() + XDP_PACKET_HEADROOM;
+        let ctx_addr = x.ctx.addr();
+        x.data_meta = data;
+        x.data = data;
+        x.data_end = data + linear;
+        x.ingress_ifindex = ifindex;
+        x.rx_queue_index = rx_queue_index;
+        x.egress_ifindex = 0;
+        x.devmap_prog = devmap_prog;
+        // No metadata yet (data_meta == data); the packet is `linear` > 0 bytes.
+        self.regions.set_xdp(ctx_addr, XDP_MD_SIZE, data, linear);
+        self.xdp = Some(x);
         Ok(ctx_addr)
+    }
+
+    /// Puts the linear part of a packet at the headroom of the XDP page and zeroes what the
+    /// previous run may have written elsewhere (`dirty`, a byte range of the page), so the
+    /// page is what `bpf_prog_test_run_xdp` gives: a zeroed frame with the packet at the
+    /// headroom. Then `dirty` is the packet: what the program or a helper may write from
+    /// now on lies in the packet and metadata ranges, which `sync_packet_regions` adds as
+    /// they move.
+    #[inline(always)]
+    fn load_page(page: &mut Buf, dirty: &mut (u64, u64), linear: &[u8]) {
+        let h = XDP_PACKET_HEADROOM as usize;
+        let n = linear.len();
+        let bytes = page.as_mut_slice();
+        let (lo, hi) = (dirty.0 as usize, dirty.1 as usize);
+        if lo < hi {
+            // Clear the dirty range except what the packet copy overwrites.
+            if lo < h {
+                bytes[lo..h.min(hi)].fill(0);
+            }
+            if hi > h + n {
+                bytes[(h + n).max(lo)..hi].fill(0);
+            }
+        }
+        bytes[h..h + n].copy_from_slice(linear);
+        *dirty = (h as u64, (h + n) as u64);
     }
 
     /// Ends the XDP part of a run: unregisters the context, packet and metadata and keeps
     /// the page and context buffers for the next run.
+    #[inline(always)]
     fn release_xdp(&mut self) {
+        self.xdp_parked = false;
         if let Some(x) = self.xdp.take() {
-            if self
-                .regions
-                .find(x.ctx.addr())
-                .is_some_and(|r| r.kind == RegionKind::Context && r.start == x.ctx.addr())
-            {
-                self.regions.clear_xdp();
-            } else {
-                self.regions.remove(x.ctx.addr());
-                self.regions.remove_kind(RegionKind::Packet);
-                self.regions.remove_kind(RegionKind::Meta);
-            }
-            self.spare_page = Some(x.page);
-            self.spare_ctx = Some(x.ctx);
+            self.regions.clear_xdp_at(x.ctx.addr());
+            self.spare_xdp = Some(x);
         }
     }
 
@@ -672,6 +735,7 @@ impl Runtime {
     ///
     /// Engines run the program next, then call [`Runtime::finish_xdp_into`]. Neither
     /// allocates in the steady state (the page, context and output buffers are reused).
+    #[inline]
     pub fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
         let Some(p) = self.programs.get(prog) else {
             return Err(VmError::Setup(format!(
@@ -742,6 +806,7 @@ impl Runtime {
 
     /// [`Runtime::finish_xdp_into`]; with `want_packet` false, `out.packet` is left empty
     /// (no copy of the output packet).
+    #[inline]
     pub fn finish_xdp_into_with(
         &mut self,
         result: Result<u64, Box<Fault>>,

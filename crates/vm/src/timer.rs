@@ -375,6 +375,8 @@ pub fn elem_changed(rt: &mut Runtime, m: usize, key: &[u8]) {
 /// Fires, in order, every armed timer whose expiry is at or before `now` (including timers
 /// armed by the callbacks themselves). Returns the events the callbacks produced.
 pub fn fire_due(rt: &mut Runtime, now: u64) -> Result<Vec<Event>, VmError> {
+    // Callbacks run outside any XDP run: the previous run's frame must not be visible.
+    rt.release_parked_xdp();
     let now = now.min(i64::MAX as u64) as i64;
     let mut events = Vec::new();
     let mut fired = 0u64;
