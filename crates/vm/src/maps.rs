@@ -1469,11 +1469,18 @@ impl MapSet {
         Ok(set)
     }
 
-    /// Ends a run: values removed during it become unreachable.
+    /// Ends a run: values removed during it become unreachable. Inline, so that the
+    /// common case (no map value removed) costs a compare per run.
+    #[inline]
     pub fn end_run(&mut self, regions: &mut Regions) {
-        if self.graveyard.is_empty() {
-            return;
+        if !self.graveyard.is_empty() {
+            self.bury(regions);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bury(&mut self, regions: &mut Regions) {
         for b in self.graveyard.drain(..) {
             regions.remove(b.addr());
         }
