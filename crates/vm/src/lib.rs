@@ -147,11 +147,7 @@ impl Interpreter {
 
     /// `BPF_MAP_LOOKUP_ELEM` from user space (per-CPU values concatenated).
     pub fn map_lookup(&self, map: usize, key: &[u8]) -> Result<Option<Vec<u8>>, VmError> {
-        let m = self.map(map)?;
-        Ok(m.entries()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v))
+        Ok(self.map(map)?.user_lookup(key))
     }
 
     /// `BPF_MAP_DELETE_ELEM` from user space.

@@ -1345,6 +1345,25 @@ impl Map {
         }
     }
 
+    /// `BPF_MAP_LOOKUP_ELEM` from user space: the value as [`Map::entries`] lists it (no
+    /// LRU refresh). Hash maps answer from their index, other types from `entries()`.
+    pub fn user_lookup(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match &self.store {
+            Store::Hash(h) => {
+                if key.len() != self.def.key_size as usize {
+                    return None;
+                }
+                let (_, idx) = h.find(key)?;
+                Some(h.elems[idx].value.as_slice().to_vec())
+            }
+            _ => self
+                .entries()
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v),
+        }
+    }
+
     /// The key of the element whose value (CPU 0's for per-CPU maps) is at `addr`, as
     /// `iter_addrs(0)` would find it, without sorting hash maps' keys (timer callbacks).
     pub fn key_of_value(&self, addr: u64) -> Option<Vec<u8>> {

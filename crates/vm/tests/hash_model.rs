@@ -260,14 +260,17 @@ fn run(map_type: u32, ks: usize, vs: usize, max: u32, ncpus: u32, ops: &[Op]) {
                     (Lookup::Null, Some(_)) => panic!("step {step}: {op:?} missed"),
                     (Lookup::Value(_), None) => panic!("step {step}: {op:?} found a ghost"),
                 }
-                // The user-space lookup does not refresh the LRU stamp.
+                // The user-space lookup (no LRU refresh) sees what a dump sees.
                 let m = &set.maps[0];
-                let user = m
+                let want = model.elems.get(&k).map(|e| e.value.clone());
+                assert_eq!(m.user_lookup(&k), want, "step {step}: user lookup");
+                let dumped = m
                     .entries()
                     .into_iter()
                     .find(|(key, _)| *key == k)
                     .map(|(_, v)| v);
-                assert_eq!(user, model.elems.get(&k).map(|e| e.value.clone()));
+                assert_eq!(dumped, want, "step {step}: dump");
+                assert_eq!(m.user_lookup(&k[1..]), None, "short key");
             }
             Op::Dump { cpu } => check_dump(&set.maps[0], &model, &regions, cpu % ncpus),
         }
