@@ -718,3 +718,75 @@ fn out_pcaps_hold_the_frame_without_the_xdp_metadata() {
         }
     }
 }
+
+/// The replay loop counts a plain result (one of the five actions, no redirect, nothing to
+/// write) inline and sends everything else through the full result path: both must give
+/// the same summary. Every corpus program on two captures, without outputs and with a
+/// trace (which sends every packet through the full path).
+#[test]
+fn summary_is_the_same_with_and_without_outputs() {
+    let d = tmpdir("plain-vs-written");
+    let captures = [mixed(), common::root().join("corpus/pcap/samples.pcapng")];
+    let (mut compared, mut redirects, mut other_actions, mut faults) = (0, 0, 0, 0);
+    for obj_path in common::objects() {
+        let o = common::load(&obj_path);
+        for p in &o.programs {
+            for cap in &captures {
+                for engine in [EngineKind::Interp, EngineKind::Jit] {
+                    let what = format!(
+                        "{} {} {} {}",
+                        obj_path.display(),
+                        p.name,
+                        cap.display(),
+                        engine.name()
+                    );
+                    let plain = Options {
+                        prog: Some(p.name.clone()),
+                        engine,
+                        ..Options::default()
+                    };
+                    let written = Options {
+                        trace: Some(d.join("trace.jsonl")),
+                        ..plain.clone()
+                    };
+                    let (a, b) = (
+                        replay(&o, cap, &plain, None),
+                        replay(&o, cap, &written, None),
+                    );
+                    let (a, b) = match (a, b) {
+                        (Ok(a), Ok(b)) => (a, b),
+                        (Err(a), Err(b)) => {
+                            assert_eq!(a.to_string(), b.to_string(), "{what}");
+                            continue;
+                        }
+                        (a, b) => panic!("{what}: {:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
+                    };
+                    assert_eq!(
+                        (a.packets, a.bytes, a.ran, a.snapped, a.faults),
+                        (b.packets, b.bytes, b.ran, b.snapped, b.faults),
+                        "{what}"
+                    );
+                    assert_eq!(a.actions, b.actions, "{what}");
+                    assert_eq!(a.redirects, b.redirects, "{what}");
+                    assert_eq!(a.first_fault, b.first_fault, "{what}");
+                    assert_eq!(a.skipped, b.skipped, "{what}");
+                    assert_eq!(a.damaged, b.damaged, "{what}");
+                    compared += 1;
+                    redirects += a.redirects.values().sum::<u64>();
+                    other_actions += a
+                        .actions
+                        .iter()
+                        .filter(|(k, _)| !bpfkit_replay::ACTIONS.contains(&k.as_str()))
+                        .map(|(_, n)| n)
+                        .sum::<u64>();
+                    faults += a.faults;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    eprintln!("{compared} replays compared; {redirects} redirects, {other_actions} other return values, {faults} faults");
+    // The corpus has redirecting programs; the comparison must have covered them.
+    assert!(compared >= 100, "{compared}");
+    assert!(redirects > 0);
+}
