@@ -19,6 +19,8 @@
 //! - `BENCH_EVICT=1`: after writing, flush the file to disk and drop it from the page
 //!   cache (`dd iflag=nocache count=0`, i.e. `POSIX_FADV_DONTNEED`), so the first read pass
 //!   reads it from disk, as with a capture recorded long ago.
+//! - `BENCH_FORMAT=pcapng`: the same packets as pcapng (one Ethernet interface with
+//!   microsecond timestamps, Enhanced Packet Blocks without options).
 //! - `BENCH_READ_PASSES=N` (3), `BENCH_READ_ONLY=1`, `BENCH_ENGINE=jit-fast|jit|interp`,
 //!   `BENCH_QUEUES=N` / `BENCH_THREADS=a,b`.
 
@@ -43,7 +45,12 @@ fn main() {
     while let Some(r) = cap.next_record() {
         frames.push(r.data.to_vec());
     }
-    let tmp = std::env::temp_dir().join(format!("bpfkit-replay-bench-{}.pcap", std::process::id()));
+    let ng = std::env::var("BENCH_FORMAT").is_ok_and(|f| f == "pcapng");
+    let tmp = std::env::temp_dir().join(format!(
+        "bpfkit-replay-bench-{}.{}",
+        std::process::id(),
+        if ng { "pcapng" } else { "pcap" }
+    ));
     let write_buf: usize = std::env::var("BENCH_WRITE_BUF")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -53,25 +60,29 @@ fn main() {
             write_buf.max(1),
             std::fs::File::create(&tmp).expect("create"),
         );
-        let mut h = Vec::new();
-        for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
-            h.extend_from_slice(&v.to_le_bytes());
-        }
-        // version is two u16 (2, 4): fix the second word.
-        h[4..8].copy_from_slice(&[2, 0, 4, 0]);
-        w.write_all(&h).unwrap();
-        for i in 0..n {
-            let f = &frames[(i as usize) % frames.len()];
-            let ts_us = 1_700_000_000_000_000u64 + i * 10;
-            for v in [
-                (ts_us / 1_000_000) as u32,
-                (ts_us % 1_000_000) as u32,
-                f.len() as u32,
-                f.len() as u32,
-            ] {
-                w.write_all(&v.to_le_bytes()).unwrap();
+        if ng {
+            write_pcapng(&mut w, &frames, n);
+        } else {
+            let mut h = Vec::new();
+            for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+                h.extend_from_slice(&v.to_le_bytes());
             }
-            w.write_all(f).unwrap();
+            // version is two u16 (2, 4): fix the second word.
+            h[4..8].copy_from_slice(&[2, 0, 4, 0]);
+            w.write_all(&h).unwrap();
+            for i in 0..n {
+                let f = &frames[(i as usize) % frames.len()];
+                let ts_us = 1_700_000_000_000_000u64 + i * 10;
+                for v in [
+                    (ts_us / 1_000_000) as u32,
+                    (ts_us % 1_000_000) as u32,
+                    f.len() as u32,
+                    f.len() as u32,
+                ] {
+                    w.write_all(&v.to_le_bytes()).unwrap();
+                }
+                w.write_all(f).unwrap();
+            }
         }
         let f = w.into_inner().expect("flush");
         if std::env::var_os("BENCH_EVICT").is_some() {
@@ -267,4 +278,46 @@ fn cpu_ns() -> Option<u64> {
 /// Nanoseconds on a CPU per packet since `start` (from [`cpu_ns`]), when known.
 fn on_cpu(start: Option<u64>, packets: u64) -> Option<f64> {
     Some(cpu_ns()?.saturating_sub(start?) as f64 / packets.max(1) as f64)
+}
+
+/// The capture as pcapng: a Section Header Block, one Interface Description Block
+/// (Ethernet, default microsecond resolution) and an Enhanced Packet Block per packet.
+fn write_pcapng(w: &mut impl Write, frames: &[Vec<u8>], n: u64) {
+    let block = |w: &mut dyn Write, btype: u32, body: &[u8]| {
+        let len = (12 + body.len().next_multiple_of(4)) as u32;
+        w.write_all(&btype.to_le_bytes()).unwrap();
+        w.write_all(&len.to_le_bytes()).unwrap();
+        w.write_all(body).unwrap();
+        w.write_all(&[0u8; 3][..body.len().next_multiple_of(4) - body.len()])
+            .unwrap();
+        w.write_all(&len.to_le_bytes()).unwrap();
+    };
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(w, 0x0a0d_0d0a, &shb);
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&1u16.to_le_bytes());
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    block(w, 1, &idb);
+    let mut epb = Vec::with_capacity(20 + 65536);
+    for i in 0..n {
+        let f = &frames[(i as usize) % frames.len()];
+        let ts_us = 1_700_000_000_000_000u64 + i * 10;
+        epb.clear();
+        for v in [
+            0u32,
+            (ts_us >> 32) as u32,
+            ts_us as u32,
+            f.len() as u32,
+            f.len() as u32,
+        ] {
+            epb.extend_from_slice(&v.to_le_bytes());
+        }
+        epb.extend_from_slice(f);
+        block(w, 6, &epb);
+    }
 }

@@ -9,7 +9,6 @@
 
 use pcap_file::pcap::{PcapParser, PcapReader, RawPcapPacket};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::blocks::RawBlock;
 use pcap_file::pcapng::{Block, PcapNgParser, PcapNgReader};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use std::fs::File;
@@ -165,6 +164,13 @@ fn datalink_u32(d: DataLink) -> u32 {
 
 /// Nanoseconds for a pcapng timestamp of `raw` units at `if_tsresol` = `res`.
 pub fn ng_ts_to_ns(raw: u64, res: u8) -> u64 {
+    // The usual resolutions first (microseconds, the default, and nanoseconds), without
+    // the general path's power of ten.
+    match res {
+        6 => return raw.saturating_mul(1000),
+        9 => return raw,
+        _ => {}
+    }
     if res & 0x80 != 0 {
         let shift = (res & 0x7f) as u32;
         if shift >= 64 {
@@ -586,6 +592,30 @@ impl Capture {
                 return None;
             }
             prefetch_ahead(m, *pos, pf);
+            // Fast path: an Enhanced Packet Block without options, checked and decoded in
+            // place without pcap-file's block parser.
+            let big = parser.section().endianness == Endianness::Big;
+            let epb = if big {
+                epb_at::<true>(m, *pos)
+            } else {
+                epb_at::<false>(m, *pos)
+            };
+            if let Some((len, iface, ts, data, orig_len)) = epb {
+                *pos += len;
+                let offset = self.offset;
+                self.offset += len as u64;
+                let (note, res) = ng_note(ifaces, iface);
+                let index = self.index;
+                self.index += 1;
+                return Some(Record {
+                    index,
+                    ts_ns: ng_ts_to_ns(ts, res),
+                    orig_len,
+                    data,
+                    offset,
+                    note,
+                });
+            }
             let (rest, raw) = match parser.next_raw_block(&m[*pos..]) {
                 Ok(x) => x,
                 Err(e) => {
@@ -602,22 +632,6 @@ impl Capture {
             self.offset += raw.initial_len as u64;
             let big = parser.section().endianness == Endianness::Big;
             let btype = raw.type_;
-            // Fast path: an Enhanced Packet Block without options, decoded in place.
-            if btype == 6 {
-                if let Some((iface, ts, data, orig_len)) = epb_in_place(&raw, big) {
-                    let (note, res) = ng_note(ifaces, iface);
-                    let index = self.index;
-                    self.index += 1;
-                    return Some(Record {
-                        index,
-                        ts_ns: ng_ts_to_ns(ts, res),
-                        orig_len,
-                        data,
-                        offset,
-                        note,
-                    });
-                }
-            }
             let parsed = if big {
                 raw.try_into_block::<byteorder_slice::BigEndian>()
             } else {
@@ -789,32 +803,41 @@ fn ng_note(ifaces: &[NgIface], id: u32) -> (RecordNote<'static>, u8) {
     }
 }
 
-/// Decodes an Enhanced Packet Block body in place: (interface, raw timestamp, packet
-/// bytes, original length). `None` when the block carries options or does not parse as
-/// simply as that; pcap-file's full parser then decides (and reports errors).
-fn epb_in_place<'a>(raw: &RawBlock<'a>, big: bool) -> Option<(u32, u64, &'a [u8], u32)> {
-    let body: &'a [u8] = match &raw.body {
-        std::borrow::Cow::Borrowed(b) => b,
-        std::borrow::Cow::Owned(_) => return None,
-    };
+/// The Enhanced Packet Block without options at byte `at` of `m`, checked as pcap-file's
+/// block parser checks a block (length a multiple of 4, inside the file, trailing length
+/// equal to the leading one): (block length, interface, raw timestamp, packet bytes,
+/// original length). `None` for anything else (another block type, options, damage):
+/// pcap-file's parser then decides and words the errors.
+#[inline]
+fn epb_at<const BIG: bool>(m: &[u8], at: usize) -> Option<(usize, u32, u64, &[u8], u32)> {
     let word = |i: usize| -> Option<u32> {
-        let b: [u8; 4] = body.get(i..i + 4)?.try_into().ok()?;
-        Some(if big {
+        let b: [u8; 4] = m.get(i..i.checked_add(4)?)?.try_into().ok()?;
+        Some(if BIG {
             u32::from_be_bytes(b)
         } else {
             u32::from_le_bytes(b)
         })
     };
-    let iface = word(0)?;
-    let ts = ((word(4)? as u64) << 32) | word(8)? as u64;
-    let cap = word(12)? as usize;
-    let orig = word(16)?;
-    let padded = cap.checked_add(3)? & !3;
-    // Exactly the padded packet and no options.
-    if body.len() != 20usize.checked_add(padded)? {
+    if word(at)? != 6 {
         return None;
     }
-    Some((iface, ts, &body[20..20 + cap], orig))
+    let len = word(at + 4)? as usize;
+    // Type, length, 20 bytes of fields, the padded packet, the trailing length.
+    if !len.is_multiple_of(4) || len < 32 || word(at.checked_add(len)? - 4)? as usize != len {
+        return None;
+    }
+    let cap = word(at + 20)? as usize;
+    if len != 32 + (cap.checked_add(3)? & !3) {
+        return None;
+    }
+    let ts = ((word(at + 12)? as u64) << 32) | word(at + 16)? as u64;
+    Some((
+        len,
+        word(at + 8)?,
+        ts,
+        m.get(at + 28..at + 28 + cap)?,
+        word(at + 24)?,
+    ))
 }
 
 /// How far ahead of the parser the map is prefetched. Record headers form a dependent
@@ -1006,5 +1029,142 @@ mod tests {
             );
             let _ = std::fs::remove_file(&path);
         }
+    }
+
+    /// A pcapng of an SHB, one Ethernet IDB (`if_tsresol` 9 when `nanos`) and EPBs for
+    /// `recs` (one with an option, which the block parser must handle).
+    fn pcapng(recs: &[Rec], big: bool, nanos: bool) -> (Vec<u8>, Vec<usize>) {
+        let w32 = |b: &mut Vec<u8>, v: u32| {
+            b.extend_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
+        let w16 = |b: &mut Vec<u8>, v: u16| {
+            b.extend_from_slice(&if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
+        let block = |out: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let len = 12 + body.len().next_multiple_of(4) as u32;
+            w32(out, t);
+            w32(out, len);
+            out.extend_from_slice(body);
+            out.resize(out.len() + body.len().next_multiple_of(4) - body.len(), 0);
+            w32(out, len);
+        };
+        let mut b = Vec::new();
+        let mut shb = Vec::new();
+        w32(&mut shb, 0x1a2b_3c4d);
+        w16(&mut shb, 1);
+        w16(&mut shb, 0);
+        shb.extend_from_slice(&[0xff; 8]);
+        block(&mut b, 0x0a0d_0d0a, &shb);
+        let mut idb = Vec::new();
+        w16(&mut idb, 1);
+        w16(&mut idb, 0);
+        w32(&mut idb, 0);
+        if nanos {
+            w16(&mut idb, 9); // if_tsresol
+            w16(&mut idb, 1);
+            idb.extend_from_slice(&[9, 0, 0, 0]);
+            w16(&mut idb, 0); // opt_endofopt
+            w16(&mut idb, 0);
+        }
+        block(&mut b, 1, &idb);
+        let mut starts = Vec::new();
+        for (i, (sec, frac, _, orig, data)) in recs.iter().enumerate() {
+            let units = if nanos { 1_000_000_000 } else { 1_000_000 };
+            let ts = *sec as u64 * units + *frac as u64;
+            let mut epb = Vec::new();
+            w32(&mut epb, 0);
+            w32(&mut epb, (ts >> 32) as u32);
+            w32(&mut epb, ts as u32);
+            w32(&mut epb, data.len() as u32);
+            w32(&mut epb, *orig);
+            epb.extend_from_slice(data);
+            epb.resize(epb.len().next_multiple_of(4), 0);
+            if i == 2 {
+                // opt_comment "hi", then opt_endofopt.
+                w16(&mut epb, 1);
+                w16(&mut epb, 2);
+                epb.extend_from_slice(b"hi\0\0");
+                w32(&mut epb, 0);
+            }
+            starts.push(b.len());
+            block(&mut b, 6, &epb);
+        }
+        (b, starts)
+    }
+
+    /// Every prefix of a small pcapng, both byte orders, micro- and nanosecond interfaces:
+    /// whole blocks come back exactly (the in-place EPB path and the block parser's for
+    /// the one with an option), and a cut block is damage at its offset.
+    #[test]
+    fn every_truncation_of_a_small_pcapng() {
+        let recs = records();
+        for big in [false, true] {
+            for nanos in [false, true] {
+                let (full, starts) = pcapng(&recs, big, nanos);
+                let path = tmp(&format!("cut-{big}-{nanos}.pcapng"));
+                for cut in starts[0]..=full.len() {
+                    std::fs::write(&path, &full[..cut]).unwrap();
+                    let what = format!("big {big}, nanos {nanos}, {cut} of {} bytes", full.len());
+                    let mut c = Capture::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(c.format(), Format::PcapNg);
+                    let mut damaged_at = None;
+                    for (i, (sec, frac, _, orig, data)) in recs.iter().enumerate() {
+                        let end = starts.get(i + 1).copied().unwrap_or(full.len());
+                        if end > cut {
+                            if starts[i] < cut {
+                                damaged_at = Some(starts[i] as u64);
+                            }
+                            break;
+                        }
+                        let r = c
+                            .next_record()
+                            .unwrap_or_else(|| panic!("{what}: record {i}"));
+                        assert_eq!((r.index, r.offset), (i as u64, starts[i] as u64), "{what}");
+                        let ns = *frac as u64 * if nanos { 1 } else { 1000 };
+                        assert_eq!(r.ts_ns, *sec as u64 * 1_000_000_000 + ns, "{what}");
+                        assert_eq!((r.orig_len, r.data), (*orig, &data[..]), "{what}");
+                        assert_eq!(r.note, RecordNote::None, "{what}");
+                    }
+                    assert!(c.next_record().is_none(), "{what}");
+                    match (damaged_at, c.end()) {
+                        (None, Some(CaptureEnd::Clean)) => {}
+                        (Some(at), Some(CaptureEnd::Damaged { offset, .. })) => {
+                            assert_eq!(*offset, at, "{what}")
+                        }
+                        (want, end) => panic!("{what}: want damage at {want:?}, got {end:?}"),
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// An EPB whose trailing length disagrees with its leading one is damage (the block
+    /// parser's error), not a record read by the in-place path.
+    #[test]
+    fn pcapng_epb_with_a_wrong_trailing_length_is_damage() {
+        let (mut b, starts) = pcapng(&records(), false, false);
+        let end = starts[1];
+        b[end - 4] ^= 4;
+        let path = tmp("trailer.pcapng");
+        std::fs::write(&path, &b).unwrap();
+        let mut c = Capture::open(&path).unwrap();
+        assert!(c.next_record().is_none());
+        match c.end() {
+            Some(CaptureEnd::Damaged { offset, reason }) => {
+                assert_eq!(*offset, starts[0] as u64);
+                assert!(reason.contains("trailer"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }
