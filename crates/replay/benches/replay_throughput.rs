@@ -153,7 +153,11 @@ fn main() {
         "{:<9} {:>9} {:>9} {:>9} {:>9} {:>9}   (ns/packet; loop = bpfkit_replay::replay incl. reading; run = engine alone on packets in memory; rest = loop - read - run)",
         "engine", "loop", "Mpps", "read", "run", "rest"
     );
-    for engine in [EngineKind::JitFast, EngineKind::Jit, EngineKind::Interp] {
+    for engine in [
+        EngineKind::JitFast,
+        EngineKind::JitChecked,
+        EngineKind::Interp,
+    ] {
         if only.as_deref().is_some_and(|o| o != engine.name()) {
             continue;
         }

@@ -24,7 +24,9 @@ fn thread_cpu_ns() -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
-        eprintln!("usage: engine_loop OBJECT.o PROGRAM CAPTURE [RUNS] [interp|jit|jit-fast]");
+        eprintln!(
+            "usage: engine_loop OBJECT.o PROGRAM CAPTURE [RUNS] [interp|jit|jit-checked|jit-fast]"
+        );
         std::process::exit(2);
     }
     let runs: u64 = args
@@ -34,6 +36,7 @@ fn main() {
     let kind = match args.get(4).map(String::as_str).unwrap_or("jit-fast") {
         "interp" => EngineKind::Interp,
         "jit" => EngineKind::Jit,
+        "jit-checked" => EngineKind::JitChecked,
         "jit-fast" => EngineKind::JitFast,
         other => {
             eprintln!("unknown engine {other:?}");

@@ -9,10 +9,14 @@ use bpfkit_vm::{Config, Interpreter, VmError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     Interp,
-    /// The JIT in checked mode: every memory access checked like the interpreter's.
+    /// The JIT as a user wants it: fast mode when bpfkit's verifier accepts every program
+    /// of the object (as the kernel would load it), else checked mode; the engine says
+    /// which ([`ReplayEngine::mode`]).
     Jit,
+    /// The JIT in checked mode: every memory access checked like the interpreter's.
+    JitChecked,
     /// The JIT in fast mode (direct memory accesses, like the kernel's JIT): only for
-    /// objects whose every program bpfkit's verifier accepts.
+    /// objects whose every program bpfkit's verifier accepts; refused otherwise.
     JitFast,
     Kernel,
 }
@@ -22,10 +26,11 @@ impl EngineKind {
         match s {
             "interp" | "interpreter" => Ok(EngineKind::Interp),
             "jit" => Ok(EngineKind::Jit),
+            "jit-checked" => Ok(EngineKind::JitChecked),
             "jit-fast" => Ok(EngineKind::JitFast),
             "kernel" => Ok(EngineKind::Kernel),
             other => Err(format!(
-                "unknown engine `{other}` (expected interp, jit, jit-fast or kernel)"
+                "unknown engine `{other}` (expected interp, jit, jit-checked, jit-fast or kernel)"
             )),
         }
     }
@@ -34,6 +39,7 @@ impl EngineKind {
         match self {
             EngineKind::Interp => "interp",
             EngineKind::Jit => "jit",
+            EngineKind::JitChecked => "jit-checked",
             EngineKind::JitFast => "jit-fast",
             EngineKind::Kernel => "kernel",
         }
@@ -100,6 +106,11 @@ pub trait ReplayEngine {
         false
     }
     fn coverage(&self) -> Option<&Coverage> {
+        None
+    }
+    /// How the engine runs programs when its kind leaves a choice (`jit`: fast or checked
+    /// mode, and why).
+    fn mode(&self) -> Option<&str> {
         None
     }
 }
@@ -183,7 +194,8 @@ impl ReplayEngine for InterpEngine {
     }
 }
 
-struct JitEngine(bpfkit_jit::Jit, &'static str);
+/// A JIT, its engine name, and for `jit` the mode it chose and why.
+struct JitEngine(bpfkit_jit::Jit, &'static str, Option<String>);
 
 impl ReplayEngine for JitEngine {
     fn name(&self) -> &'static str {
@@ -223,6 +235,9 @@ impl ReplayEngine for JitEngine {
     }
     fn map_slot_value(&self, map: usize) -> Result<u32, String> {
         Ok(map as u32)
+    }
+    fn mode(&self) -> Option<&str> {
+        self.2.as_deref()
     }
 }
 
@@ -329,44 +344,90 @@ pub fn create(
         },
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
-        EngineKind::Jit => bpfkit_jit::Jit::new(obj, vm_config(s))
-            .map(|j| Box::new(JitEngine(j, "jit")) as Box<dyn ReplayEngine>)
-            .map_err(|e| format!("jit: {e}")),
-        EngineKind::JitFast => {
-            // Spin lock / timer fields of map values come from the object's BTF; the
-            // linked object does not carry it, so it is read again from the file when
-            // its path is known (without it, programs using such fields are undecided
-            // and refused here, which is safe).
-            let map_fields = s.object_path.as_ref().and_then(|path| {
-                let bytes = std::fs::read(path).ok()?;
-                let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
-                Some(bpfkit_verifier::btf_fields::from_btf(
-                    parsed.btf.as_ref(),
-                    &obj.maps,
-                ))
-            });
-            let opts = bpfkit_verifier::Options {
-                gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
-                map_fields,
-                ..bpfkit_verifier::Options::default()
-            };
-            for p in &obj.programs {
-                if !bpfkit_verifier::verify(p, &obj.maps, &opts)
-                    .verdict
-                    .is_accepted()
-                {
-                    return Err(format!(
-                        "jit-fast: bpfkit's verifier rejects program `{}`, so it cannot run without memory checks; use --engine jit",
-                        p.name
-                    ));
-                }
-            }
-            // SAFETY: `Jit::new_unchecked` requires every program of `obj` to be accepted
-            // by a verifier for XDP; bpfkit's verifier (which decides as the kernel's
-            // does) accepted each one just above.
-            unsafe { bpfkit_jit::Jit::new_unchecked(obj, vm_config(s)) }
-                .map(|j| Box::new(JitEngine(j, "jit-fast")) as Box<dyn ReplayEngine>)
-                .map_err(|e| format!("jit-fast: {e}"))
-        }
+        EngineKind::JitChecked => checked_jit(obj, s, "jit-checked", None),
+        EngineKind::JitFast => match fast_gate(obj, s) {
+            Ok(()) => fast_jit(obj, s, "jit-fast", None),
+            Err(why) => Err(format!(
+                "jit-fast: {why}, so it cannot run without memory checks; use --engine jit or jit-checked"
+            )),
+        },
+        EngineKind::Jit => match fast_gate(obj, s) {
+            Ok(()) => fast_jit(
+                obj,
+                s,
+                "jit",
+                Some("fast mode: bpfkit's verifier accepts every program of the object".into()),
+            ),
+            Err(why) => checked_jit(
+                obj,
+                s,
+                "jit",
+                Some(format!("checked mode, every memory access checked: {why}")),
+            ),
+        },
     }
+}
+
+fn checked_jit(
+    obj: &LinkedObject,
+    s: &EngineSettings,
+    name: &'static str,
+    mode: Option<String>,
+) -> Result<Box<dyn ReplayEngine>, String> {
+    bpfkit_jit::Jit::new(obj, vm_config(s))
+        .map(|j| Box::new(JitEngine(j, name, mode)) as Box<dyn ReplayEngine>)
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// The JIT in fast mode; only after [`fast_gate`] accepted `obj`.
+fn fast_jit(
+    obj: &LinkedObject,
+    s: &EngineSettings,
+    name: &'static str,
+    mode: Option<String>,
+) -> Result<Box<dyn ReplayEngine>, String> {
+    // SAFETY: `Jit::new_unchecked` requires every program of `obj` to be accepted by a
+    // verifier for XDP; both callers call this only after `fast_gate(obj, s)` returned
+    // Ok, i.e. after bpfkit's verifier (which decides as the kernel's does) accepted
+    // each one.
+    unsafe { bpfkit_jit::Jit::new_unchecked(obj, vm_config(s)) }
+        .map(|j| Box::new(JitEngine(j, name, mode)) as Box<dyn ReplayEngine>)
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// `Ok` when bpfkit's verifier accepts every program of `obj`, so the fast JIT may run
+/// them without memory checks; else which program it does not accept.
+fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
+    // Spin lock / timer fields of map values come from the object's BTF; the linked
+    // object does not carry it, so it is read again from the file when its path is known
+    // (without it, programs using such fields are undecided and refused here, which is
+    // safe).
+    let map_fields = s.object_path.as_ref().and_then(|path| {
+        let bytes = std::fs::read(path).ok()?;
+        let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
+        Some(bpfkit_verifier::btf_fields::from_btf(
+            parsed.btf.as_ref(),
+            &obj.maps,
+        ))
+    });
+    let opts = bpfkit_verifier::Options {
+        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
+        map_fields,
+        ..bpfkit_verifier::Options::default()
+    };
+    for p in &obj.programs {
+        let name = &p.name;
+        return Err(match bpfkit_verifier::verify(p, &obj.maps, &opts).verdict {
+            bpfkit_verifier::Verdict::Accepted => continue,
+            bpfkit_verifier::Verdict::Rejected(r) => format!(
+                "bpfkit's verifier rejects program `{name}` at instruction {} ({})",
+                r.insn,
+                r.kernel_message.trim().replace('\n', "; ")
+            ),
+            bpfkit_verifier::Verdict::Unsupported { insn, what } => format!(
+                "bpfkit's verifier cannot decide program `{name}` (instruction {insn}: {what})"
+            ),
+        });
+    }
+    Ok(())
 }

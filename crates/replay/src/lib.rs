@@ -155,6 +155,9 @@ pub struct Difference {
 pub struct Summary {
     pub program: String,
     pub engine: String,
+    /// How the (first) engine runs the program when its kind leaves a choice (`jit`: fast
+    /// or checked mode, and why).
+    pub engine_mode: Option<String>,
     pub capture: String,
     /// Packet records read.
     pub packets: u64,
@@ -229,6 +232,9 @@ impl Summary {
             "ns_per_packet": self.ns_per_packet(),
             "packets_per_second": self.packets_per_second(),
         });
+        if let Some(m) = &self.engine_mode {
+            v["engine_mode"] = json!(m);
+        }
         if let Some((i, m)) = &self.first_fault {
             v["first_fault"] = json!({"index": i, "message": m});
         }
@@ -274,6 +280,9 @@ impl Summary {
             "{}: program {} on {}",
             self.capture, self.program, self.engine
         );
+        if let Some(m) = &self.engine_mode {
+            let _ = writeln!(s, "  ({}: {m})", self.engine);
+        }
         let _ = writeln!(
             s,
             "packets {}  bytes {}  ran {}  faults {}  skipped {}",
@@ -870,6 +879,7 @@ pub fn replay(
     if let Some(p) = progress.as_mut() {
         p(s.packets, u64::MAX);
     }
+    s.engine_mode = engines.first().and_then(|e| e.mode()).map(str::to_string);
     if let Some(path) = &opts.maps_out {
         let doc = state::dump(engines[0].as_ref(), obj).map_err(ReplayError::Bad)?;
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");

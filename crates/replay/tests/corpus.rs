@@ -133,9 +133,15 @@ fn interpreter_matches_recorded_kernel_results() {
     check_engine(EngineKind::Interp);
 }
 
+/// `jit` runs the fast JIT here: bpfkit's verifier accepts every corpus object.
 #[test]
 fn jit_matches_recorded_kernel_results() {
     check_engine(EngineKind::Jit);
+}
+
+#[test]
+fn checked_jit_matches_recorded_kernel_results() {
+    check_engine(EngineKind::JitChecked);
 }
 
 #[test]
@@ -177,7 +183,7 @@ fn interpreter_and_jit_match_corpus_run_json_on_the_samples_capture() {
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        for engine in [EngineKind::Interp, EngineKind::Jit] {
+        for engine in [EngineKind::Interp, EngineKind::Jit, EngineKind::JitChecked] {
             let what = format!("{object}.{prog} on {}", engine.name());
             let r = match common::run(&obj, &obj_path, prog, &cap, engine, cpus, &tmp) {
                 Ok(r) => r,

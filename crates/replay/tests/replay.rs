@@ -789,4 +789,64 @@ fn summary_is_the_same_with_and_without_outputs() {
     // The corpus has redirecting programs; the comparison must have covered them.
     assert!(compared >= 100, "{compared}");
     assert!(redirects > 0);
+
+/// `--engine jit` runs the fast JIT when bpfkit's verifier accepts the object and the
+/// checked JIT otherwise, says which in the summary, and gives the same results either
+/// way; `jit-fast` refuses what the verifier does not accept.
+#[test]
+fn jit_engine_picks_fast_mode_only_for_verified_objects() {
+    let (o, p) = obj("xdp_counter");
+    let run = |engine| {
+        let opts = Options {
+            engine,
+            object_path: Some(p.clone()),
+            ..Options::default()
+        };
+        replay(&o, &mixed(), &opts, None).unwrap()
+    };
+    let auto = run(EngineKind::Jit);
+    let mode = auto
+        .engine_mode
+        .clone()
+        .expect("jit says which mode it chose");
+    assert!(mode.starts_with("fast mode"), "{mode}");
+    assert!(auto.to_text().contains(&mode));
+    assert_eq!(auto.to_json()["engine_mode"], serde_json::json!(mode));
+    for forced in [
+        EngineKind::JitChecked,
+        EngineKind::JitFast,
+        EngineKind::Interp,
+    ] {
+        let s = run(forced);
+        assert_eq!(s.engine_mode, None, "{}", forced.name());
+        assert_eq!((s.actions.clone(), s.ran), (auto.actions.clone(), auto.ran));
+    }
+
+    // A program the kernel's verifier rejects (an unchecked packet access): `jit` falls
+    // back to checked mode and says why, `jit-fast` refuses.
+    let bad_path = common::root().join("corpus/obj/rejected/unchecked_access.o");
+    let bad = common::load(&bad_path);
+    let opts = |engine| Options {
+        engine,
+        object_path: Some(bad_path.clone()),
+        ..Options::default()
+    };
+    let s = replay(&bad, &mixed(), &opts(EngineKind::Jit), None).unwrap();
+    let mode = s.engine_mode.clone().expect("mode");
+    assert!(
+        mode.starts_with("checked mode") && mode.contains("rejects"),
+        "{mode}"
+    );
+    let checked = replay(&bad, &mixed(), &opts(EngineKind::JitChecked), None).unwrap();
+    assert_eq!(
+        (s.actions.clone(), s.faults, s.ran),
+        (checked.actions, checked.faults, checked.ran)
+    );
+    let refused = replay(&bad, &mixed(), &opts(EngineKind::JitFast), None)
+        .expect_err("jit-fast refuses an object the verifier rejects")
+        .to_string();
+    assert!(
+        refused.contains("jit-fast") && refused.contains("rejects"),
+        "{refused}"
+    );
 }

@@ -511,7 +511,7 @@ impl Regions {
     /// region, and returns true. Otherwise changes nothing and returns false.
     #[inline]
     pub fn reuse_xdp(&mut self, ctx: u64, data: u64, len: u64) -> bool {
-        if self.overflow != 0 || !self.fixed[2].is_some_and(|r| r.start == ctx) {
+        if self.overflow != 0 || self.fixed[2].is_none_or(|r| r.start != ctx) {
             return false;
         }
         match &mut self.fixed[0] {

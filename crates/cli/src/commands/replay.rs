@@ -14,6 +14,7 @@ Examples:
   bpfkit replay corpus/obj/xdp_counter.o corpus/pcap/mixed.pcap
   bpfkit replay corpus/obj/xdp_csum.o corpus/pcap/mixed.pcapng --out out/ --trace t.jsonl
   bpfkit replay x.o cap.pcap --maps-in maps.json --maps-out after.json --seed 7
+  bpfkit replay x.o cap.pcap --engine jit                 # x86-64 JIT (fast when verified)
   bpfkit replay x.o cap.pcap --compare interp,kernel      # stops at the first difference
   bpfkit replay x.o cap.pcap --queues 4                   # RSS over 4 emulated queues/CPUs
   bpfkit replay x.o cap.pcap --queues 8 --threads 2       # same results on 2 worker threads
@@ -41,8 +42,11 @@ pub struct Args {
     /// Program to run (default: the first XDP program).
     #[arg(long)]
     pub prog: Option<String>,
-    /// Engine: interp, jit (checked), jit-fast (unchecked memory accesses; only for
-    /// objects bpfkit's verifier accepts) or kernel (BPF_PROG_TEST_RUN, needs root).
+    /// Engine: interp; jit (x86-64: fast mode, memory accesses unchecked like the
+    /// kernel's JIT, when bpfkit's verifier accepts every program of the object, else
+    /// checked mode; the summary says which and why); jit-checked or jit-fast to force a
+    /// mode (jit-fast refuses objects the verifier does not accept); or kernel
+    /// (BPF_PROG_TEST_RUN, needs root).
     #[arg(long, default_value = "interp")]
     pub engine: String,
     /// Run each packet on several engines (e.g. interp,kernel) and stop at the first difference.
