@@ -789,6 +789,7 @@ fn summary_is_the_same_with_and_without_outputs() {
     // The corpus has redirecting programs; the comparison must have covered them.
     assert!(compared >= 100, "{compared}");
     assert!(redirects > 0);
+}
 
 /// `--engine jit` runs the fast JIT when bpfkit's verifier accepts the object and the
 /// checked JIT otherwise, says which in the summary, and gives the same results either
