@@ -465,15 +465,32 @@ impl Capture {
         // order, so neither pays for the other's byte swaps). Anything else (the end of the
         // file, a record cut short, the other formats) goes to the out-of-line paths.
         match &self.inner {
-            Inner::PcapMap(p) if p.big => self.next_pcap_map::<true>(),
-            Inner::PcapMap(_) => self.next_pcap_map::<false>(),
+            Inner::PcapMap(p) if p.big => self.next_pcap_map::<true, true>(),
+            Inner::PcapMap(_) => self.next_pcap_map::<false, true>(),
             _ => self.next_other(),
         }
     }
 
-    /// [`Capture::next_record`] for a mapped classic pcap of byte order `BIG`.
+    /// The next record of a mapped classic pcap when it lies wholly in the file, else
+    /// `None` (at the end of the file, a record cut short, other formats), leaving
+    /// everything else, [`Capture::end`] included, to a [`Capture::next_record`] loop after
+    /// it, which then sees exactly the records that loop alone would have seen from there.
+    /// A loop over this one keeps the record in registers: only the in-place path returns
+    /// records here, where `next_record` merges them with the out-of-line paths' in memory.
     #[inline(always)]
-    fn next_pcap_map<const BIG: bool>(&mut self) -> Option<Record<'_>> {
+    pub fn next_whole_pcap_record(&mut self) -> Option<Record<'_>> {
+        match &self.inner {
+            Inner::PcapMap(p) if p.big => self.next_pcap_map::<true, false>(),
+            Inner::PcapMap(_) => self.next_pcap_map::<false, false>(),
+            _ => None,
+        }
+    }
+
+    /// [`Capture::next_record`] for a mapped classic pcap of byte order `BIG`; without
+    /// `STOP`, `None` when the next record does not lie wholly in the file, leaving the
+    /// end (clean or damaged) to a later `next_record`.
+    #[inline(always)]
+    fn next_pcap_map<const BIG: bool, const STOP: bool>(&mut self) -> Option<Record<'_>> {
         let Inner::PcapMap(p) = &mut self.inner else {
             return None;
         };
@@ -516,7 +533,9 @@ impl Capture {
                 });
             }
         }
-        Self::pcap_map_stop(&mut self.end, at, m.len());
+        if STOP {
+            Self::pcap_map_stop(&mut self.end, at, m.len());
+        }
         None
     }
 

@@ -797,7 +797,44 @@ pub fn replay(
         let mut res: Vec<Result<(), RunError>> = Vec::with_capacity(kinds.len());
         // The XDP metadata length is only written to --out and --trace.
         let want_meta = outputs.wants_packet();
+        // The common case: one engine, one queue, nothing written, no coverage or limit,
+        // classic pcap. The loop below does the same per packet with every option, and
+        // takes over at the end of the file, at damage and for other formats.
+        let lean = kinds.len() == 1
+            && queues == 1
+            && cov_engine.is_none()
+            && !want_packet
+            && opts.limit.is_none();
         let start = Instant::now();
+        if lean {
+            let (e, o) = (&mut engines[0], &mut outs[0]);
+            while let Some(rec) = cap.next_whole_pcap_record() {
+                let data = rec.data;
+                count_record(&mut s, data, rec.orig_len);
+                if let Some(p) = progress.as_mut() {
+                    if s.packets.is_multiple_of(65536) {
+                        p(s.packets, rec.offset);
+                    }
+                }
+                if let Some(reason) = skip_reason(&rec.note, data) {
+                    outputs.skipped(&mut s, rec.index, rec.ts_ns, data.len(), reason)?;
+                    continue;
+                }
+                let input = packet_input(opts, 1, 0, data, rec.ts_ns);
+                let r0 = e.run_into(prog, &input, o, false);
+                if r0.is_err() || !outputs.count_plain(&mut s, o) {
+                    let pkt = PacketInfo {
+                        index: rec.index,
+                        ts_ns: rec.ts_ns,
+                        data,
+                        orig_len: rec.orig_len,
+                        queue: None,
+                        meta_len: 0,
+                    };
+                    outputs.result_written(obj, &mut s, &pkt, as_result(&r0, o))?;
+                }
+            }
+        }
         while let Some(rec) = cap.next_record() {
             if opts.limit.is_some_and(|l| s.packets >= l) {
                 break;
@@ -947,7 +984,7 @@ fn count_record(s: &mut Summary, data: &[u8], orig_len: u32) {
 }
 
 /// Why a record is not run, if it is not.
-#[inline]
+#[inline(always)]
 fn skip_reason(note: &RecordNote, data: &[u8]) -> Option<String> {
     if matches!(note, RecordNote::None | RecordNote::OverSnapLen { .. })
         && (ETH_HLEN..=MAX_XDP_FRAME).contains(&data.len())
@@ -1067,6 +1104,7 @@ impl Outputs {
         self.out_dir.is_some() || self.trace.is_some()
     }
 
+    #[inline(never)]
     fn skipped(
         &mut self,
         s: &mut Summary,
