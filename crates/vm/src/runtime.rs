@@ -676,6 +676,9 @@ impl Runtime {
         } else {
             (lo, hi.min(PAGE_SIZE))
         };
+        if self.regions.set_packet_bounds(meta, data, end) {
+            return;
+        }
         let packet = (end > data).then(|| Region::new(data, end - data, RegionKind::Packet, true));
         let metadata =
             (data > meta).then(|| Region::new(meta, data - meta, RegionKind::Meta, true));
