@@ -285,7 +285,8 @@ impl Jit {
         ctx.prologues = &self.prologues as *const _;
         ctx.cpu = rt.cpu as u64;
         ctx.tail_calls = rt.tail_calls as u64;
-        tramp::sync_xdp_md(ctx, rt);
+        // `ctx.xdp_md` was set up with the XDP buffer (`begin_xdp`); raw-mode runs have no
+        // context (`ctx_base` 0).
         let f = self.entry;
         // Calling generated code: it only touches memory through the runtime's regions
         // (checked mode) or through pointers a verifier proved valid (fast mode, which only
@@ -373,7 +374,7 @@ impl Jit {
     fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
-        let ctx = rt.begin_xdp(prog, input)?;
+        let ctx = rt.begin_xdp_md(prog, input, &mut self.ctx.xdp_md)?;
         // Fast mode: the frames' stacks are registered for the whole run by the first
         // call that checks memory against the regions (`tramp::ensure_frames`).
         self.ctx.frames = 0;

@@ -18,6 +18,9 @@ use std::os::fd::{AsFd, AsRawFd};
 pub struct KernelEngine {
     maps: Vec<Map>,
     programs: Vec<Program>,
+    /// Metadata bytes in front of the last run's output packet (the kernel reports
+    /// `data - data_meta` in the `xdp_md` it writes back).
+    last_meta_len: usize,
 }
 
 /// True for a global-data map that libbpf freezes after writing its initial value.
@@ -178,7 +181,11 @@ impl KernelEngine {
                 map.update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes(), 0)?;
             }
         }
-        Ok(KernelEngine { maps, programs })
+        Ok(KernelEngine {
+            maps,
+            programs,
+            last_meta_len: 0,
+        })
     }
 
     /// Takes over an object loaded by [`crate::LoadedObject`], which gives the kernel the
@@ -189,6 +196,7 @@ impl KernelEngine {
         KernelEngine {
             maps: obj.maps.into_iter().map(|m| m.map).collect(),
             programs: obj.programs.into_iter().map(|p| p.program).collect(),
+            last_meta_len: 0,
         }
     }
 
@@ -225,12 +233,19 @@ impl Engine for KernelEngine {
             ))
         })?;
         let run = p.test_run_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, 1)?;
+        // `xdp_convert_buff_to_md`: the returned `data` is the metadata length (the output
+        // starts at data_meta); clamped to what was returned.
+        self.last_meta_len = (run.ctx.data as usize).min(run.packet.len());
         Ok(XdpOutput {
             retval: run.retval as u64,
             packet: run.packet,
             redirect: None,
             events: Vec::new(),
         })
+    }
+
+    fn last_xdp_meta_len(&self) -> usize {
+        self.last_meta_len
     }
 
     fn map_entries(&self, map: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

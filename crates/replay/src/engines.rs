@@ -249,6 +249,10 @@ impl ReplayEngine for KernelEngine {
     fn name(&self) -> &'static str {
         "kernel"
     }
+    fn meta_len(&self) -> usize {
+        use bpfkit_vm::engine::Engine as _;
+        self.0.last_xdp_meta_len()
+    }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         let prog = match self.1 {
             None => prog,

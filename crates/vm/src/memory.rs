@@ -555,6 +555,36 @@ impl Regions {
         }
     }
 
+    /// The packet (`data .. end`) and metadata (`meta .. data`) regions after a helper
+    /// moved the pointers, written in place (an empty range: no region), as
+    /// [`Regions::set_packet`] would set them. Returns false, changing nothing, when
+    /// regions overflowed into the tree (then `set_packet` must do it).
+    #[inline]
+    pub fn set_packet_bounds(&mut self, meta: u64, data: u64, end: u64) -> bool {
+        if self.overflow != 0 {
+            return false;
+        }
+        let set = |slot: &mut Option<Region>, start: u64, stop: u64, kind| {
+            if stop > start {
+                let len = stop - start;
+                *slot = Some(Region {
+                    start,
+                    len,
+                    stride: len,
+                    elem: len,
+                    kind,
+                    writable: true,
+                });
+            } else {
+                *slot = None;
+            }
+        };
+        let [p, m, ..] = &mut self.fixed;
+        set(p, data, end, RegionKind::Packet);
+        set(m, meta, data, RegionKind::Meta);
+        true
+    }
+
     /// Removes the context, packet and metadata regions (the end of an XDP run).
     pub fn clear_xdp(&mut self) {
         self.fixed[0] = None;

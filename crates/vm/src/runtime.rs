@@ -516,13 +516,35 @@ impl Runtime {
 
     /// Builds the XDP buffer for `packet` the way `bpf_prog_test_run_xdp` does, and returns
     /// the context address.
-    #[inline]
     pub fn set_xdp(
         &mut self,
         packet: &[u8],
         ingress_ifindex: u32,
         rx_queue_index: u32,
         devmap_prog: bool,
+    ) -> Result<u64, String> {
+        let mut md = [0; 5];
+        self.set_xdp_md(
+            packet,
+            ingress_ifindex,
+            rx_queue_index,
+            devmap_prog,
+            &mut md,
+        )
+    }
+
+    /// [`Runtime::set_xdp`], also writing what loads of `struct xdp_md` fields 0..20 give
+    /// (data, data_end, data_meta, ingress_ifindex, rx_queue_index) into `md` as it sets
+    /// them (the JIT's copy of those fields; reading them back from the state just written
+    /// would stall on store forwarding).
+    #[inline]
+    fn set_xdp_md(
+        &mut self,
+        packet: &[u8],
+        ingress_ifindex: u32,
+        rx_queue_index: u32,
+        devmap_prog: bool,
+        md: &mut [u64; 5],
     ) -> Result<u64, String> {
         let len = packet.len() as u64;
         if len < ETH_HLEN {
@@ -574,6 +596,13 @@ impl Runtime {
                     x.rx_queue_index = rx_queue_index;
                     x.egress_ifindex = 0;
                     x.devmap_prog = devmap_prog;
+                    *md = [
+                        data,
+                        data + linear,
+                        data,
+                        ifindex as u64,
+                        rx_queue_index as u64,
+                    ];
                     return Ok(x.ctx.addr());
                 }
             }
@@ -617,6 +646,13 @@ impl Runtime {
         // No metadata yet (data_meta == data); the packet is `linear` > 0 bytes.
         self.regions.set_xdp(ctx_addr, XDP_MD_SIZE, data, linear);
         self.xdp = Some(x);
+        *md = [
+            data,
+            data + linear,
+            data,
+            ifindex as u64,
+            rx_queue_index as u64,
+        ];
         Ok(ctx_addr)
     }
 
@@ -676,6 +712,9 @@ impl Runtime {
         } else {
             (lo, hi.min(PAGE_SIZE))
         };
+        if self.regions.set_packet_bounds(meta, data, end) {
+            return;
+        }
         let packet = (end > data).then(|| Region::new(data, end - data, RegionKind::Packet, true));
         let metadata =
             (data > meta).then(|| Region::new(meta, data - meta, RegionKind::Meta, true));
@@ -737,6 +776,19 @@ impl Runtime {
     /// allocates in the steady state (the page, context and output buffers are reused).
     #[inline]
     pub fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        let mut md = [0; 5];
+        self.begin_xdp_md(prog, input, &mut md)
+    }
+
+    /// [`Runtime::begin_xdp`], also writing the values of `struct xdp_md` fields 0..20 into
+    /// `md` (see `set_xdp_md`).
+    #[inline]
+    pub fn begin_xdp_md(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        md: &mut [u64; 5],
+    ) -> Result<u64, VmError> {
         let Some(p) = self.programs.get(prog) else {
             return Err(VmError::Setup(format!(
                 "program #{prog} does not exist (the object has {})",
@@ -772,11 +824,12 @@ impl Runtime {
             self.begin_run(input.cpu, input.time_ns);
             self.events.extend(fired);
         }
-        let ctx = match self.set_xdp(
+        let ctx = match self.set_xdp_md(
             input.packet,
             input.ingress_ifindex,
             input.rx_queue_index,
             devmap,
+            md,
         ) {
             Ok(c) => c,
             Err(e) => {
