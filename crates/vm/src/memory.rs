@@ -480,24 +480,11 @@ impl Regions {
     #[inline]
     pub fn set_xdp(&mut self, ctx: u64, ctx_len: u64, data: u64, len: u64) {
         if self.overflow == 0 && self.fixed[2].is_none() {
-            // Built in place: a region built elsewhere and copied in costs a
-            // store-forwarding stall per run (scalar stores read back as vectors).
-            self.fixed[2] = Some(Region {
-                start: ctx,
-                len: ctx_len,
-                stride: ctx_len.max(1),
-                elem: ctx_len,
-                kind: RegionKind::Context,
-                writable: false,
-            });
-            self.fixed[0] = Some(Region {
-                start: data,
-                len,
-                stride: len.max(1),
-                elem: len,
-                kind: RegionKind::Packet,
-                writable: true,
-            });
+            // Built in place (`Region::new` is inlined): a region built by an out-of-line
+            // call and copied in costs a store-forwarding stall (scalar stores read back
+            // as vectors).
+            self.fixed[2] = Some(Region::new(ctx, ctx_len, RegionKind::Context, false));
+            self.fixed[0] = Some(Region::new(data, len, RegionKind::Packet, true));
             self.fixed[1] = None;
             return;
         }
@@ -520,16 +507,7 @@ impl Regions {
                 p.stride = len.max(1);
                 p.elem = len;
             }
-            slot => {
-                *slot = Some(Region {
-                    start: data,
-                    len,
-                    stride: len.max(1),
-                    elem: len,
-                    kind: RegionKind::Packet,
-                    writable: true,
-                })
-            }
+            slot => *slot = Some(Region::new(data, len, RegionKind::Packet, true)),
         }
         if self.fixed[1].is_some() {
             self.fixed[1] = None;

@@ -230,6 +230,33 @@ pub struct XdpState {
 }
 
 impl XdpState {
+    /// Points the state at a fresh packet of `linear` bytes at the headroom (no metadata,
+    /// no egress device) and returns what loads of `struct xdp_md` fields 0..20 give.
+    #[inline(always)]
+    fn start(
+        &mut self,
+        linear: u64,
+        ifindex: u32,
+        rx_queue_index: u32,
+        devmap_prog: bool,
+    ) -> [u64; 5] {
+        let data = self.page.addr() + XDP_PACKET_HEADROOM;
+        self.data_meta = data;
+        self.data = data;
+        self.data_end = data + linear;
+        self.ingress_ifindex = ifindex;
+        self.rx_queue_index = rx_queue_index;
+        self.egress_ifindex = 0;
+        self.devmap_prog = devmap_prog;
+        [
+            data,
+            data + linear,
+            data,
+            ifindex as u64,
+            rx_queue_index as u64,
+        ]
+    }
+
     pub fn hard_start(&self) -> u64 {
         self.page.addr()
     }
@@ -589,20 +616,7 @@ impl Runtime {
                 let data = x.page.addr() + XDP_PACKET_HEADROOM;
                 if x.frags.is_empty() && self.regions.reuse_xdp(x.ctx.addr(), data, linear) {
                     Self::load_page(&mut x.page, &mut self.page_dirty, packet);
-                    x.data_meta = data;
-                    x.data = data;
-                    x.data_end = data + linear;
-                    x.ingress_ifindex = ifindex;
-                    x.rx_queue_index = rx_queue_index;
-                    x.egress_ifindex = 0;
-                    x.devmap_prog = devmap_prog;
-                    *md = [
-                        data,
-                        data + linear,
-                        data,
-                        ifindex as u64,
-                        rx_queue_index as u64,
-                    ];
+                    *md = x.start(linear, ifindex, rx_queue_index, devmap_prog);
                     return Ok(x.ctx.addr());
                 }
             }
@@ -634,25 +648,11 @@ impl Runtime {
             &mut self.page_dirty,
             &packet[..linear as usize],
         );
-        let data = x.page.addr() + XDP_PACKET_HEADROOM;
         let ctx_addr = x.ctx.addr();
-        x.data_meta = data;
-        x.data = data;
-        x.data_end = data + linear;
-        x.ingress_ifindex = ifindex;
-        x.rx_queue_index = rx_queue_index;
-        x.egress_ifindex = 0;
-        x.devmap_prog = devmap_prog;
+        *md = x.start(linear, ifindex, rx_queue_index, devmap_prog);
         // No metadata yet (data_meta == data); the packet is `linear` > 0 bytes.
-        self.regions.set_xdp(ctx_addr, XDP_MD_SIZE, data, linear);
+        self.regions.set_xdp(ctx_addr, XDP_MD_SIZE, x.data, linear);
         self.xdp = Some(x);
-        *md = [
-            data,
-            data + linear,
-            data,
-            ifindex as u64,
-            rx_queue_index as u64,
-        ];
         Ok(ctx_addr)
     }
 
