@@ -53,6 +53,7 @@ fn c_objects_match_expectations_and_kernel() {
         let opts = Options {
             gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
             map_fields: Some(btf_fields::from_btf(obj.btf.as_ref(), &linked.maps)),
+            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             ..Default::default()
         };
         assert_eq!(linked.programs.len(), 1, "{stem}: one program per object");
