@@ -323,7 +323,16 @@ pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) ->
     let rt = unsafe { &mut *ctx.rt };
     let size = meta & 0xff;
     ensure_frames(ctx, rt);
-    match interp::load(rt, addr, size) {
+    // The interpreter's inline check first (active stack frames, the packet, the map
+    // value accessed last); anything else, and every fault, takes the full check.
+    let fast = if rt.regions.check_fast(addr, size, false) {
+        // SAFETY: `check_fast` proved `[addr, addr + size)` lies inside a live region,
+        // backed by memory the runtime owns while the region is registered.
+        Ok(unsafe { bpfkit_vm::memory::raw_load(addr, size) })
+    } else {
+        interp::load(rt, addr, size)
+    };
+    match fast {
         Ok(v) => {
             if meta & 0x100 != 0 {
                 match size {
@@ -350,13 +359,20 @@ pub(crate) extern "sysv64" fn tr_store(ctx: *mut JitCtx, addr: u64, value: u64, 
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
     ensure_frames(ctx, rt);
+    if rt.regions.check_fast(addr, size, true) {
+        // SAFETY: `check_fast` proved `[addr, addr + size)` lies inside a live writable
+        // region (never the context), backed by memory the runtime owns.
+        unsafe { bpfkit_vm::memory::raw_store(addr, size, value) };
+        return;
+    }
     if let Err(k) = interp::store(rt, addr, size, value) {
         set_fault(ctx, rt, k);
     }
 }
 
 /// Checked mode: the checks the interpreter makes before an atomic read-modify-write
-/// (`meta` = size | imm << 8). The operation itself then runs inline with `lock`.
+/// (`meta` = size | imm << 8). The operation itself then runs inline (see `compile.rs`
+/// on why without `lock`).
 pub(crate) extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta: u64, r0: u64) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
@@ -370,6 +386,12 @@ pub(crate) extern "sysv64" fn tr_atomic_check(ctx: *mut JitCtx, addr: u64, meta:
             "atomic operation {imm:#x} on {size} bytes (only 4 and 8)"
         ));
         set_fault(ctx, rt, k);
+        return;
+    }
+    // The common case (a counter in a map value or on the stack): the interpreter's
+    // inline check for a writable region that is not the packet (`check_fast` never
+    // answers for the context or the metadata) proves both the read and the write.
+    if rt.regions.check_fast(addr, size, true) && !rt.regions.in_packet(addr) {
         return;
     }
     if let Some(r) = rt.regions.find(addr) {

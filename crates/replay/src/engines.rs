@@ -402,23 +402,7 @@ fn fast_jit(
 /// `Ok` when bpfkit's verifier accepts every program of `obj`, so the fast JIT may run
 /// them without memory checks; else which program it does not accept.
 fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
-    // Spin lock / timer fields of map values come from the object's BTF; the linked
-    // object does not carry it, so it is read again from the file when its path is known
-    // (without it, programs using such fields are undecided and refused here, which is
-    // safe).
-    let map_fields = s.object_path.as_ref().and_then(|path| {
-        let bytes = std::fs::read(path).ok()?;
-        let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
-        Some(bpfkit_verifier::btf_fields::from_btf(
-            parsed.btf.as_ref(),
-            &obj.maps,
-        ))
-    });
-    let opts = bpfkit_verifier::Options {
-        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
-        map_fields,
-        ..bpfkit_verifier::Options::default()
-    };
+    let opts = verifier_options(obj, s.object_path.as_deref());
     for p in &obj.programs {
         let name = &p.name;
         return Err(match bpfkit_verifier::verify(p, &obj.maps, &opts).verdict {
@@ -434,4 +418,27 @@ fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// The verifier options for `obj`: GPL compatibility from its license, and the spin lock /
+/// timer fields of map values from the object's BTF. The linked object does not carry the
+/// BTF, so it is read again from the file when its path is known (without it, programs
+/// using such fields are undecided, which callers treat as not accepted: safe).
+pub fn verifier_options(
+    obj: &LinkedObject,
+    object_path: Option<&std::path::Path>,
+) -> bpfkit_verifier::Options {
+    let map_fields = object_path.and_then(|path| {
+        let bytes = std::fs::read(path).ok()?;
+        let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
+        Some(bpfkit_verifier::btf_fields::from_btf(
+            parsed.btf.as_ref(),
+            &obj.maps,
+        ))
+    });
+    bpfkit_verifier::Options {
+        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
+        map_fields,
+        ..bpfkit_verifier::Options::default()
+    }
 }

@@ -724,7 +724,7 @@ pub fn replay(
         } else if want_cov {
             Err("coverage is recorded on one engine".to_string())
         } else {
-            parallel::analyze(obj)
+            parallel::analyze(obj, opts.object_path.as_deref())
         };
         match plan {
             Ok(plan) => {

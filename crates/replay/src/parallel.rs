@@ -186,11 +186,10 @@ impl Analysis<'_> {
 const BPF_NOEXIST: u64 = 1;
 
 /// Decides whether queues may run on worker threads; see the module documentation.
-pub fn analyze(obj: &LinkedObject) -> Plan {
-    let opts = bpfkit_verifier::Options {
-        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
-        ..bpfkit_verifier::Options::default()
-    };
+/// `object_path` (the file `obj` was linked from, when known) lets the verifier see the
+/// spin lock / timer fields of map values.
+pub fn analyze(obj: &LinkedObject, object_path: Option<&std::path::Path>) -> Plan {
+    let opts = crate::engines::verifier_options(obj, object_path);
     for p in &obj.programs {
         if !bpfkit_verifier::verify(p, &obj.maps, &opts)
             .verdict
@@ -716,7 +715,7 @@ mod tests {
     #[test]
     fn counter_program_runs_on_threads() {
         let o = obj("xdp_counter");
-        let plan = analyze(&o).expect("xdp_counter's maps are counters");
+        let plan = analyze(&o, None).expect("xdp_counter's maps are counters");
         let by_name =
             |n: &str| plan[o.maps.iter().position(|m| m.real_name() == n).expect("map")].clone();
         assert_eq!(by_name("proto_stats"), SharedUse::PerCpu);
@@ -739,7 +738,7 @@ mod tests {
     #[test]
     fn programs_that_read_shared_state_stay_on_one_thread() {
         // xdp_time stores the time, random numbers and the CPU into shared maps.
-        let why = analyze(&obj("xdp_time")).expect_err("xdp_time must run in order");
+        let why = analyze(&obj("xdp_time"), None).expect_err("xdp_time must run in order");
         assert!(!why.is_empty());
     }
 }

@@ -110,17 +110,20 @@ pub unsafe fn map_lookup(rt: &mut Runtime, map: usize, key: u64) -> u64 {
     // SAFETY: the caller guarantees `ks` readable bytes at `key`; lookups never write map
     // buffers, so the slice stays valid while the map is borrowed.
     let k = unsafe { std::slice::from_raw_parts(key as *const u8, ks) };
-    // Hash maps first, in this small function (the key read in place, no copy); the other
-    // types out of line.
-    match m.hash_lookup_addr(k, cpu) {
+    // HASH / PERCPU_HASH maps first, in this small function (the key read in place, no
+    // copy); the other types, LRU maps included, out of line.
+    match m.plain_hash_lookup_addr(k, cpu) {
         Some(a) => a,
         None => lookup_other(m, k, cpu),
     }
 }
 
-/// [`map_lookup`] for the map types that are not hash maps.
+/// [`map_lookup`] for the map types that are not HASH / PERCPU_HASH.
 #[inline(never)]
 fn lookup_other(m: &mut crate::maps::Map, k: &[u8], cpu: u32) -> u64 {
+    if let Some(a) = m.hash_lookup_addr(k, cpu) {
+        return a;
+    }
     if matches!(m.map_type(), mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS) {
         // The value is the inner map itself.
         return match m.slot(k) {

@@ -1252,7 +1252,9 @@ pub fn load(rt: &Runtime, addr: u64, size: u64) -> Result<u64, FaultKind> {
     if r.kind == RegionKind::Context {
         return rt.ctx_load(addr - r.start, size);
     }
-    Ok(rt.regions.load(addr, size)?)
+    // SAFETY: `check` just proved `[addr, addr + size)` lies inside the live region `r`,
+    // backed by memory the runtime owns while it is registered.
+    Ok(unsafe { crate::memory::raw_load(addr, size) })
 }
 
 /// A checked store; the context is read-only for XDP programs.

@@ -75,7 +75,14 @@ struct Elem {
     value: Buf,
     /// LRU recency stamp (the map's clock at the last lookup or update); unique per map.
     used: u64,
+    /// LRU maps: the elements stamped just before and just after this one ([`NIL`] at
+    /// the ends), so that the list runs in `used` order. Unused ([`NIL`]) otherwise.
+    prev: u32,
+    next: u32,
 }
+
+/// No element (LRU list ends).
+const NIL: u32 = u32::MAX;
 
 /// Up to the first 8 bytes of a key as one integer. For keys of one length `n <= 8` it is
 /// injective (the loads below cover every byte), so equal heads mean equal keys; longer
@@ -159,12 +166,18 @@ struct HashElems {
     /// Distance between two CPUs' values in a value buffer; 0 for maps that are not
     /// per-CPU (every CPU sees the one value).
     cpu_stride: u64,
+    /// LRU maps keep `elems` in a doubly linked list in `used` order (every stamp moves
+    /// its element to the tail), so the victim is the head, without a scan.
+    lru: bool,
+    /// Least and most recently used elements ([`NIL`] when empty or not an LRU map).
+    lru_head: u32,
+    lru_tail: u32,
 }
 
 impl HashElems {
     const MIN_SLOTS: usize = 8;
 
-    fn new(cpu_stride: u64, index: usize) -> HashElems {
+    fn new(cpu_stride: u64, lru: bool, index: usize) -> HashElems {
         use std::hash::BuildHasher;
         HashElems {
             slots: vec![FREE; Self::MIN_SLOTS].into_boxed_slice(),
@@ -173,6 +186,44 @@ impl HashElems {
             // Odd, so that no seed turns the first multiply into a constant.
             seed: std::hash::RandomState::new().hash_one(index) | 1,
             cpu_stride,
+            lru,
+            lru_head: NIL,
+            lru_tail: NIL,
+        }
+    }
+
+    /// Takes element `idx` out of the LRU list.
+    fn unlink(&mut self, idx: usize) {
+        let (p, n) = (self.elems[idx].prev, self.elems[idx].next);
+        match p {
+            NIL => self.lru_head = n,
+            p => self.elems[p as usize].next = n,
+        }
+        match n {
+            NIL => self.lru_tail = p,
+            n => self.elems[n as usize].prev = p,
+        }
+    }
+
+    /// Appends element `idx` (not in the list) at the most recently used end.
+    fn link_tail(&mut self, idx: usize) {
+        let t = self.lru_tail;
+        self.elems[idx].prev = t;
+        self.elems[idx].next = NIL;
+        match t {
+            NIL => self.lru_head = idx as u32,
+            t => self.elems[t as usize].next = idx as u32,
+        }
+        self.lru_tail = idx as u32;
+    }
+
+    /// Stamps element `idx` with `clock` (the newest stamp): for LRU maps it moves to the
+    /// tail of the list.
+    fn stamp(&mut self, idx: usize, clock: u64) {
+        self.elems[idx].used = clock;
+        if self.lru && self.lru_tail != idx as u32 {
+            self.unlink(idx);
+            self.link_tail(idx);
         }
     }
 
@@ -250,11 +301,6 @@ impl HashElems {
         }
     }
 
-    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Elem> {
-        let (_, idx) = self.find(key)?;
-        Some(&mut self.elems[idx])
-    }
-
     fn contains(&self, key: &[u8]) -> bool {
         self.find(key).is_some()
     }
@@ -262,23 +308,31 @@ impl HashElems {
     /// A program's lookup: the value's address for `cpu` (0 if absent), stamping the
     /// element with `clock`. `key` has `key_size` bytes (the caller checked).
     #[inline(always)]
-    fn lookup(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
+    /// `LRU`: this is an LRU map (`self.lru`), known where the map's variant is matched
+    /// so that plain hash maps do not test it on every lookup.
+    fn lookup<const LRU: bool>(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
+        debug_assert_eq!(LRU, self.lru);
         // The common key sizes inline; the others through a tail call, so that nothing
         // stays live across a call and this path needs no saved registers.
         match key_head_common(key) {
-            Some(head) => self.lookup_found(self.find_short(head), cpu, clock),
-            None => self.lookup_any(key, cpu, clock),
+            Some(head) => self.lookup_found::<LRU>(self.find_short(head), cpu, clock),
+            None => self.lookup_any::<LRU>(key, cpu, clock),
         }
     }
 
     /// [`HashElems::lookup`] for keys of any size.
     #[inline(never)]
-    fn lookup_any(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
-        self.lookup_found(self.find(key), cpu, clock)
+    fn lookup_any<const LRU: bool>(&mut self, key: &[u8], cpu: u32, clock: u64) -> u64 {
+        self.lookup_found::<LRU>(self.find(key), cpu, clock)
     }
 
     #[inline(always)]
-    fn lookup_found(&mut self, found: Option<(usize, usize)>, cpu: u32, clock: u64) -> u64 {
+    fn lookup_found<const LRU: bool>(
+        &mut self,
+        found: Option<(usize, usize)>,
+        cpu: u32,
+        clock: u64,
+    ) -> u64 {
         match found {
             Some((_, idx)) => {
                 let stride = self.cpu_stride;
@@ -290,10 +344,21 @@ impl HashElems {
                 // copies the positions as they are.
                 let e = unsafe { self.elems.get_unchecked_mut(idx) };
                 e.used = clock;
-                e.value.addr() + cpu as u64 * stride
+                let addr = e.value.addr() + cpu as u64 * stride;
+                if LRU && self.lru_tail != idx as u32 {
+                    self.touch_slow(idx);
+                }
+                addr
             }
             None => 0,
         }
+    }
+
+    /// [`HashElems::stamp`]'s list move, out of the lookup path.
+    #[inline(never)]
+    fn touch_slow(&mut self, idx: usize) {
+        self.unlink(idx);
+        self.link_tail(idx);
     }
 
     /// Puts element `idx` into the index (its key is not there yet).
@@ -329,7 +394,12 @@ impl HashElems {
             hash,
             value,
             used,
+            prev: NIL,
+            next: NIL,
         });
+        if self.lru {
+            self.link_tail(idx as usize);
+        }
     }
 
     /// Removes the element in slot `at`: the slots after it in its probe run move back
@@ -354,6 +424,9 @@ impl HashElems {
             }
         }
         self.slots[hole] = FREE;
+        if self.lru {
+            self.unlink(idx);
+        }
         let e = self.elems.swap_remove(idx);
         if idx < self.elems.len() {
             // The former last element now lives at `idx`: repoint its slot.
@@ -363,6 +436,18 @@ impl HashElems {
                 i = (i + 1) & mask;
             }
             self.slots[i].idx = idx as u32;
+            if self.lru {
+                // ... and its neighbours in the LRU list.
+                let (p, n) = (self.elems[idx].prev, self.elems[idx].next);
+                match p {
+                    NIL => self.lru_head = idx as u32,
+                    p => self.elems[p as usize].next = idx as u32,
+                }
+                match n {
+                    NIL => self.lru_tail = idx as u32,
+                    n => self.elems[n as usize].prev = idx as u32,
+                }
+            }
         }
         e
     }
@@ -372,13 +457,20 @@ impl HashElems {
         Some(self.remove_slot(at))
     }
 
-    /// Removes the least recently used element (the smallest key among equal stamps,
-    /// which the unique stamps never produce, as the key-ordered scan it replaced).
+    /// Removes the least recently used element of an LRU map: the head of its list,
+    /// which is the element with the smallest stamp (stamps are unique, so this is the
+    /// victim of the key-ordered scan for the smallest stamp it replaced).
     fn evict_lru(&mut self) -> Option<Elem> {
-        let victim = self
-            .elems
-            .iter()
-            .min_by(|a, b| a.used.cmp(&b.used).then_with(|| a.key.cmp(&b.key)))?;
+        debug_assert!(self.lru);
+        if self.lru_head == NIL {
+            return None;
+        }
+        let victim = &self.elems[self.lru_head as usize];
+        debug_assert_eq!(
+            Some(victim.used),
+            self.elems.iter().map(|e| e.used).min(),
+            "the LRU list is in stamp order"
+        );
         let key = victim.key.clone();
         self.remove(&key)
     }
@@ -398,6 +490,9 @@ enum Store {
     Array { cpus: Vec<Buf> },
     /// HASH / PERCPU_HASH / LRU_HASH / LRU_PERCPU_HASH.
     Hash(HashElems),
+    /// LRU_HASH / LRU_PERCPU_HASH: the same, with the LRU list kept (a variant of its
+    /// own so that the lookup path knows it from the match it makes anyway).
+    LruHash(HashElems),
     /// LPM_TRIE: keyed by (prefixlen, masked data); stores the key as first inserted.
     Lpm {
         elems: BTreeMap<(u32, Vec<u8>), (Vec<u8>, Buf)>,
@@ -570,7 +665,13 @@ impl Map {
                 } else {
                     0
                 };
-                Store::Hash(HashElems::new(cpu_stride, index))
+                let lru = matches!(d.map_type, mt::LRU_HASH | mt::LRU_PERCPU_HASH);
+                let h = HashElems::new(cpu_stride, lru, index);
+                if lru {
+                    Store::LruHash(h)
+                } else {
+                    Store::Hash(h)
+                }
             }
             mt::LPM_TRIE => {
                 if d.key_size <= 4
@@ -723,21 +824,38 @@ impl Map {
         Ok(f)
     }
 
-    /// For a hash map, the address a program sees for key `key` on `cpu` (0 if absent),
-    /// as [`Map::lookup_addr`]; `None` for other map types (nothing done). The JIT's fast
-    /// path calls this first.
+    /// For a HASH or PERCPU_HASH map, the address a program sees for key `key` on `cpu`
+    /// (0 if absent), as [`Map::lookup_addr`]; `None` for other map types, LRU maps
+    /// included (nothing done). The JIT's fast path calls this first: it makes no call, so
+    /// it stays small.
     #[inline(always)]
-    pub fn hash_lookup_addr(&mut self, key: &[u8], cpu: u32) -> Option<u64> {
-        match &mut self.store {
-            Store::Hash(h) => {
-                self.clock += 1;
-                if key.len() != self.def.key_size as usize {
-                    return Some(0);
-                }
-                Some(h.lookup(key, cpu, self.clock))
-            }
-            _ => None,
+    pub fn plain_hash_lookup_addr(&mut self, key: &[u8], cpu: u32) -> Option<u64> {
+        let Store::Hash(h) = &mut self.store else {
+            return None;
+        };
+        self.clock += 1;
+        if key.len() != self.def.key_size as usize {
+            return Some(0);
         }
+        Some(h.lookup::<false>(key, cpu, self.clock))
+    }
+
+    /// For any hash map (LRU ones included), the address a program sees for key `key` on
+    /// `cpu` (0 if absent), as [`Map::lookup_addr`]; `None` for other map types (nothing
+    /// done).
+    #[inline]
+    pub fn hash_lookup_addr(&mut self, key: &[u8], cpu: u32) -> Option<u64> {
+        if let Some(a) = self.plain_hash_lookup_addr(key, cpu) {
+            return Some(a);
+        }
+        let Store::LruHash(h) = &mut self.store else {
+            return None;
+        };
+        self.clock += 1;
+        if key.len() != self.def.key_size as usize {
+            return Some(0);
+        }
+        Some(h.lookup::<true>(key, cpu, self.clock))
     }
 
     /// The address a program sees for key `key`, on `cpu`.
@@ -761,7 +879,7 @@ impl Map {
                 let b = &cpus[if percpu { cpu as usize } else { 0 }];
                 Lookup::Value(b.addr() + i as u64 * stride)
             }
-            Store::Hash(_) => unreachable!("served by hash_lookup_addr"),
+            Store::Hash(_) | Store::LruHash(_) => unreachable!("served by hash_lookup_addr"),
             Store::Lpm { .. } => match self.lpm_match(key) {
                 Some((_, b)) => Lookup::Value(b.addr()),
                 None => Lookup::Null,
@@ -863,7 +981,7 @@ impl Map {
                 let f = self.check_flags(flags)?;
                 let ncpus = self.ncpus as usize;
                 let buf_len = self.value_buf_len();
-                let Store::Hash(elems) = &mut self.store else {
+                let (Store::Hash(elems) | Store::LruHash(elems)) = &mut self.store else {
                     unreachable!()
                 };
                 let exists = elems.contains(key);
@@ -896,10 +1014,10 @@ impl Map {
                 }
                 // Per-CPU update from a program on an existing element only touches this CPU.
                 if let (true, Some(cpu), true) = (percpu, from_prog, exists) {
-                    let e = elems.find_mut(key).expect("the element exists");
+                    let (_, idx) = elems.find(key).expect("the element exists");
                     let off = cpu as usize * stride;
-                    e.value.as_mut_slice()[off..off + vs].copy_from_slice(value);
-                    e.used = clock;
+                    elems.elems[idx].value.as_mut_slice()[off..off + vs].copy_from_slice(value);
+                    elems.stamp(idx, clock);
                     return Ok(());
                 }
                 // The kernel allocates a new element and frees the old one after a grace period.
@@ -918,14 +1036,14 @@ impl Map {
                     (false, _) => nb.as_mut_slice().copy_from_slice(value),
                 }
                 let region = self.value_region(&nb);
-                let Store::Hash(elems) = &mut self.store else {
+                let (Store::Hash(elems) | Store::LruHash(elems)) = &mut self.store else {
                     unreachable!()
                 };
-                match elems.find_mut(key) {
+                match elems.find(key) {
                     // Same key, new buffer: the old one stays readable until the run ends.
-                    Some(e) => {
-                        graveyard.push(std::mem::replace(&mut e.value, nb));
-                        e.used = clock;
+                    Some((_, idx)) => {
+                        graveyard.push(std::mem::replace(&mut elems.elems[idx].value, nb));
+                        elems.stamp(idx, clock);
                     }
                     None => elems.insert_new(key, nb, clock),
                 }
@@ -1105,7 +1223,7 @@ impl Map {
         };
         match &mut self.store {
             Store::Array { .. } => Err(self.err(EINVAL, "array elements cannot be deleted")),
-            Store::Hash(elems) => match elems.remove(key) {
+            Store::Hash(elems) | Store::LruHash(elems) => match elems.remove(key) {
                 Some(e) => {
                     graveyard.push(e.value);
                     Ok(())
@@ -1281,7 +1399,7 @@ impl Map {
                     (i.to_le_bytes().to_vec(), v)
                 })
                 .collect(),
-            Store::Hash(elems) => elems
+            Store::Hash(elems) | Store::LruHash(elems) => elems
                 .sorted()
                 .into_iter()
                 .map(|e| (e.key.to_vec(), e.value.as_slice().to_vec()))
@@ -1331,7 +1449,7 @@ impl Map {
                     .map(|i| (i.to_le_bytes().to_vec(), b.addr() + i as u64 * stride))
                     .collect()
             }
-            Store::Hash(elems) => elems
+            Store::Hash(elems) | Store::LruHash(elems) => elems
                 .sorted()
                 .into_iter()
                 .map(|e| {
@@ -1349,7 +1467,7 @@ impl Map {
     /// LRU refresh). Hash maps answer from their index, other types from `entries()`.
     pub fn user_lookup(&self, key: &[u8]) -> Option<Vec<u8>> {
         match &self.store {
-            Store::Hash(h) => {
+            Store::Hash(h) | Store::LruHash(h) => {
                 if key.len() != self.def.key_size as usize {
                     return None;
                 }
@@ -1368,7 +1486,7 @@ impl Map {
     /// `iter_addrs(0)` would find it, without sorting hash maps' keys (timer callbacks).
     pub fn key_of_value(&self, addr: u64) -> Option<Vec<u8>> {
         match &self.store {
-            Store::Hash(h) => h
+            Store::Hash(h) | Store::LruHash(h) => h
                 .elems
                 .iter()
                 .find(|e| e.value.addr() == addr)
@@ -1537,6 +1655,28 @@ mod tests {
                 assert_eq!(self.find(&e.key), Some((i, s.idx as usize)));
             }
             assert!(seen.iter().all(|&s| s), "an element without a slot");
+            // The LRU list: every element once, in increasing stamp order.
+            if !self.lru {
+                assert_eq!((self.lru_head, self.lru_tail), (NIL, NIL));
+                assert!(self.elems.iter().all(|e| e.prev == NIL && e.next == NIL));
+                return;
+            }
+            let mut order = Vec::new();
+            let (mut i, mut prev) = (self.lru_head, NIL);
+            while i != NIL {
+                assert!(order.len() < self.elems.len(), "the LRU list has a cycle");
+                let e = &self.elems[i as usize];
+                assert_eq!(e.prev, prev);
+                order.push(e.used);
+                prev = i;
+                i = e.next;
+            }
+            assert_eq!(self.lru_tail, prev);
+            assert_eq!(order.len(), self.elems.len());
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "LRU list out of order"
+            );
         }
     }
 
@@ -1545,22 +1685,35 @@ mod tests {
 
         #[test]
         fn index_invariants_hold(
+            lru in any::<bool>(),
             ks in prop_oneof![Just(1usize), Just(2), Just(3), Just(4), Just(6), Just(8), Just(9), Just(20)],
             ops in proptest::collection::vec((any::<bool>(), 0u16..40), 1..200),
         ) {
-            let mut h = HashElems::new(0, 0);
+            let mut h = HashElems::new(0, lru, 0);
             let mut model = std::collections::BTreeSet::new();
+            let mut clock = 0;
             for (insert, k) in ops {
                 let mut key = vec![0u8; ks];
                 let kb = k.to_le_bytes();
                 key[0] = kb[0];
                 key[ks - 1] ^= kb[1] | (kb[0] >> 3) << 2;
+                clock += 1;
                 if insert {
-                    if h.contains(&key) {
+                    // A present key gets a new stamp (a lookup or an update).
+                    if let Some((_, idx)) = h.find(&key) {
                         prop_assert!(model.contains(&key));
+                        h.stamp(idx, clock);
                     } else {
                         prop_assert!(model.insert(key.clone()));
-                        h.insert_new(&key, Buf::new(8), 0);
+                        h.insert_new(&key, Buf::new(8), clock);
+                    }
+                } else if lru && k % 5 == 0 {
+                    // An eviction takes the element with the smallest stamp.
+                    let oldest = h.elems.iter().min_by_key(|e| e.used).map(|e| e.key.clone());
+                    let evicted = h.evict_lru().map(|e| e.key);
+                    prop_assert_eq!(&evicted, &oldest);
+                    if let Some(k) = evicted {
+                        model.remove(&k[..]);
                     }
                 } else {
                     prop_assert_eq!(h.remove(&key).is_some(), model.remove(&key));
@@ -1578,7 +1731,7 @@ mod tests {
     /// elements moving in `elems`.
     #[test]
     fn colliding_keys_wrap_around() {
-        let h0 = HashElems::new(0, 0);
+        let h0 = HashElems::new(0, false, 0);
         let last = HashElems::MIN_SLOTS - 1;
         let keys: Vec<[u8; 4]> = (0u32..)
             .map(u32::to_le_bytes)
@@ -1591,10 +1744,10 @@ mod tests {
             .collect();
         assert_eq!(orders.len(), 24);
         for order in orders {
-            let mut h = HashElems::new(0, 0);
+            let mut h = HashElems::new(0, true, 0);
             h.seed = h0.seed;
-            for k in &keys {
-                h.insert_new(k, Buf::new(8), 0);
+            for (used, k) in (1..).zip(&keys) {
+                h.insert_new(k, Buf::new(8), used);
             }
             assert_eq!(h.slots.len(), HashElems::MIN_SLOTS, "no growth yet");
             h.check();

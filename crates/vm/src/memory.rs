@@ -752,6 +752,17 @@ impl Regions {
         false
     }
 
+    /// Whether `addr` lies in the packet region (`data .. data_end`).
+    #[inline]
+    pub fn in_packet(&self, addr: u64) -> bool {
+        let in_slot = self.fixed[0].is_some_and(|p| addr.wrapping_sub(p.start) < p.len);
+        in_slot
+            || (self.overflow > 0
+                && self
+                    .find(addr)
+                    .is_some_and(|r| r.kind == RegionKind::Packet))
+    }
+
     /// Checks that `[addr, addr + size)` is inside one live region (and one element of it),
     /// writable if `write`.
     #[inline]

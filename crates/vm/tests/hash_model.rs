@@ -347,6 +347,18 @@ proptest! {
     ) {
         run(t, ks, 8, max, 2, &ops);
     }
+
+    /// LRU maps with far more keys than room: evictions on most inserts, lookups
+    /// refreshing elements in between.
+    #[test]
+    fn lru_churn_matches_the_model(
+        t in prop_oneof![Just(mt::LRU_HASH), Just(mt::LRU_PERCPU_HASH)],
+        ks in prop_oneof![Just(2usize), Just(4), Just(8), Just(12)],
+        max in 8u32..48,
+        ops in proptest::collection::vec(op(200), 100..500),
+    ) {
+        run(t, ks, 8, max, 2, &ops);
+    }
 }
 
 /// Every key of a map with 16-bit keys, inserted in a scrambled order and then half of

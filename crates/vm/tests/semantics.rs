@@ -445,3 +445,45 @@ fn stack_frames_start_zeroed() {
     rt.regions.remove(top - 512);
     assert_eq!(v.run_raw(3, &[]).unwrap().r0, 0, "after an unchecked write");
 }
+
+/// The XDP frame of a finished run stays set up for the next XDP run (see `end_run`), but
+/// code that runs outside an XDP run must not see it: a raw-mode run after an XDP run
+/// cannot read the old packet and gets the raw-mode answer from XDP helpers, exactly as on
+/// a fresh engine.
+#[test]
+fn a_raw_run_after_an_xdp_run_sees_no_xdp_frame() {
+    // XDP: returns the packet's address (r0 = data).
+    let leak = "ldxw %r0, [%r1+0]\nexit\n";
+    // Raw: reads a byte at the address held in the first 8 bytes of its memory.
+    let peek = "ldxdw %r2, [%r1+0]\nldxb %r0, [%r2+0]\nexit\n";
+    // Raw: calls bpf_xdp_adjust_head(r1, 0).
+    let adjust = "mov %r2, 0\ncall 44\nexit\n";
+    let progs = || {
+        vec![
+            xdp("leak", asm(leak)),
+            Program::raw("peek", asm(peek)),
+            Program::raw("adjust", asm(adjust)),
+        ]
+    };
+    let mut used = vm(progs(), &[]);
+    let data = used
+        .run_xdp(0, &input(&[0x77; 64]))
+        .expect("xdp run")
+        .retval;
+    assert_ne!(data, 0);
+    let peeked = used
+        .run_raw(1, &data.to_le_bytes())
+        .map(|o| o.r0)
+        .expect_err("read the old packet")
+        .to_string();
+    assert!(
+        peeked.contains("outside every region") && !peeked.contains("packet"),
+        "{peeked}"
+    );
+    let adjusted = used.run_raw(2, &[0u8; 8]).map(|o| o.r0);
+    let fresh = vm(progs(), &[]).run_raw(2, &[0u8; 8]).map(|o| o.r0);
+    assert_eq!(format!("{adjusted:?}"), format!("{fresh:?}"));
+    // And the next XDP run starts from a zeroed frame again.
+    let again = used.run_xdp(0, &input(&[0x77; 64])).expect("xdp run");
+    assert_eq!(again.packet, vec![0x77; 64]);
+}
