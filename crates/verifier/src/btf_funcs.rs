@@ -208,6 +208,27 @@ impl ObjectFuncs {
                     size: size as u32,
                     nullable: !nonnull,
                 }),
+                // __btf_resolve_size: -EINVAL for types without a size
+                _ if matches!(
+                    target_t.map(|t| &t.kind),
+                    Some(
+                        BtfKind::Void
+                            | BtfKind::Fwd { .. }
+                            | BtfKind::Func { .. }
+                            | BtfKind::FuncProto { .. }
+                    )
+                ) =>
+                {
+                    let t = target_t.expect("matched");
+                    let kind = match t.kind {
+                        BtfKind::Void => "UNKNOWN",
+                        _ => t.kind_name(),
+                    };
+                    return rej(format!(
+                        "arg#{i} reference type('{kind} {}') size cannot be determined: -22",
+                        t.name
+                    ));
+                }
                 _ => {
                     return Err(PrepError::Unsupported(format!(
                         "global function {}() argument #{i}: size of `{}` (the kernel's \
