@@ -13,6 +13,28 @@ pub type FuncInfoRecord = [u32; 2];
 /// One `struct bpf_line_info` (insn index, file_name_off, line_off, line << 10 | col).
 pub type LineInfoRecord = [u32; 4];
 
+/// `BTF_FUNC_*` linkage of a BTF FUNC (`enum btf_func_linkage`).
+pub const FUNC_STATIC: u32 = 0;
+pub const FUNC_GLOBAL: u32 = 1;
+pub const FUNC_EXTERN: u32 = 2;
+
+/// One function (sub-program) of a linked program as its `func_info` describes it: what
+/// the kernel's verifier knows of it (`subprog_aux(env, i)->linkage`, the FUNC_PROTO
+/// `btf_prepare_func_args` reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedFunc {
+    /// Linked index of the function's first instruction.
+    pub insn: usize,
+    /// Name of the BTF FUNC.
+    pub name: String,
+    /// BTF id of the FUNC type (in the object's `.BTF`).
+    pub func_type_id: u32,
+    /// [`FUNC_STATIC`], [`FUNC_GLOBAL`] or [`FUNC_EXTERN`].
+    pub linkage: u32,
+    /// BTF id of the FUNC's FUNC_PROTO (its parameters and return type).
+    pub proto_type_id: u32,
+}
+
 impl Object {
     /// The `.BTF` section as the kernel should get it: clang leaves DATASEC sizes and the
     /// offsets of global variables 0, so, as libbpf's `btf_fixup_datasec` does, a DATASEC
@@ -124,6 +146,31 @@ impl Object {
             }
         }
         out
+    }
+
+    /// The functions of a linked program with their BTF linkage and prototype, in
+    /// instruction order (one per [`Object::linked_func_info`] record whose type is a
+    /// BTF FUNC). Empty when the object has no `.BTF`/`.BTF.ext`.
+    pub fn linked_funcs(&self, prog: &LinkedProgram) -> Vec<LinkedFunc> {
+        let Some(btf) = &self.btf else {
+            return Vec::new();
+        };
+        self.linked_func_info(prog)
+            .into_iter()
+            .filter_map(|[insn, type_id]| {
+                let t = btf.get(type_id)?;
+                let BtfKind::Func { proto, linkage } = t.kind else {
+                    return None;
+                };
+                Some(LinkedFunc {
+                    insn: insn as usize,
+                    name: t.name.clone(),
+                    func_type_id: type_id,
+                    linkage,
+                    proto_type_id: proto,
+                })
+            })
+            .collect()
     }
 
     /// `line_info` for `BPF_PROG_LOAD`: every record of every function in the linked

@@ -161,3 +161,35 @@ fn linked_func_and_line_info_have_the_kernel_shape() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn linked_funcs_carry_linkage_and_prototype() {
+    // corpus/src/xdp_calls.c: `static __noinline` parse_eth/fold_ports/parse_l4 and the
+    // global `__noinline int tuple_bucket(struct tuple *t, __u32 port_hash)`.
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/obj/xdp_calls.o");
+    let obj = Object::parse_named(&std::fs::read(&p).unwrap(), "xdp_calls").unwrap();
+    let linked = obj.link().unwrap();
+    let btf = obj.btf.as_ref().unwrap();
+    let prog = &linked.programs[0];
+    let funcs = obj.linked_funcs(prog);
+    let fi = obj.linked_func_info(prog);
+    assert_eq!(funcs.len(), fi.len());
+    assert_eq!(funcs[0].insn, 0);
+    assert_eq!(funcs[0].linkage, bpfkit_object::kernel_btf::FUNC_GLOBAL);
+    let by_name = |n: &str| funcs.iter().find(|f| f.name == n).unwrap();
+    assert_eq!(
+        by_name("parse_eth").linkage,
+        bpfkit_object::kernel_btf::FUNC_STATIC
+    );
+    let tb = by_name("tuple_bucket");
+    assert_eq!(tb.linkage, bpfkit_object::kernel_btf::FUNC_GLOBAL);
+    assert_eq!(prog.origins[tb.insn].function, "tuple_bucket");
+    let bpfkit_object::btf::BtfKind::FuncProto { params, .. } =
+        &btf.get(tb.proto_type_id).unwrap().kind
+    else {
+        panic!("tuple_bucket's type is not a FUNC_PROTO");
+    };
+    let names: Vec<_> = params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["t", "port_hash"]);
+    assert_eq!(btf.type_name(params[0].type_id), "struct tuple *");
+}

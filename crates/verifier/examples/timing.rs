@@ -127,6 +127,7 @@ fn main() {
                     obj.btf.as_ref(),
                     &linked.maps,
                 )),
+                funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
                 ..Default::default()
             };
             let mut ours = vec![];

@@ -24,6 +24,7 @@ fn main() {
                 obj.btf.as_ref(),
                 &linked.maps,
             )),
+            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             ..Default::default()
         };
         let rep = bpfkit_verifier::verify(p, &linked.maps, &opts);

@@ -9,9 +9,11 @@ use crate::{Fail, Options, RegDump, Rejection, Stats, Verdict};
 use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
 use bpfkit_object::model::{map_type as mt, prog_type, LinkedProgram, MapDef, MapInit};
+use std::collections::HashMap;
 
 mod dynptr;
 mod ext;
+mod global;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
@@ -75,6 +77,17 @@ struct V<'a> {
     use_stack_liveness: bool,
     /// `live_stack` of the instruction being checked in `is_state_visited`.
     cur_stack_live: u64,
+    /// Global sub-programs (BTF linkage global, not the entry) by first instruction,
+    /// when `opts.funcs` describes this program.
+    globals: HashMap<usize, crate::btf_funcs::GlobalFunc>,
+    /// Global sub-programs some verified path called (`subprog_aux->called`), and the
+    /// ones already verified on their own.
+    globals_called: Vec<usize>,
+    globals_verified: Vec<usize>,
+    /// Per sub-program: it or something it calls changes packet data.
+    changes_pkt: Vec<bool>,
+    /// The global function being verified on its own (its first instruction).
+    cur_global: Option<usize>,
 }
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
@@ -134,10 +147,24 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         stack_live_dirty: false,
         use_stack_liveness: false,
         cur_stack_live: u64::MAX,
+        globals: HashMap::new(),
+        globals_called: vec![],
+        globals_verified: vec![],
+        changes_pkt: vec![],
+        cur_global: None,
     };
+    if let Some(funcs) = &opts.funcs {
+        v.globals = funcs
+            .globals(&prog.name, &v.cfg.subprogs)
+            .unwrap_or_default();
+    }
+    v.changes_pkt = v.subprogs_changing_pkt();
     v.use_stack_liveness =
         !opts.unprivileged && !v.cfg.has_func_ptr && !v.cfg.calls_callback.iter().any(|&c| c);
-    let res = v.do_check().and_then(|_| v.check_max_stack_depth());
+    let res = v
+        .do_check(None)
+        .and_then(|_| v.check_globals())
+        .and_then(|_| v.check_max_stack_depth());
     stats.processed_insns = v.processed;
     stats.total_states = v.arena.len() as u64;
     stats.peak_states = v.peak_states;
@@ -223,9 +250,13 @@ impl<'a> V<'a> {
         }
     }
 
-    fn do_check(&mut self) -> R<()> {
-        let mut st = self.initial_state();
-        let mut idx = 0usize;
+    /// Verifies the program from its entry (`global` None) or the global function
+    /// starting at `global`, on its own with BTF-typed arguments (`do_check_common`).
+    fn do_check(&mut self, global: Option<usize>) -> R<()> {
+        let (mut st, mut idx) = match global {
+            None => (self.initial_state(), 0usize),
+            Some(start) => (self.global_initial_state(start), start),
+        };
         loop {
             self.idx = idx;
             self.processed += 1;
@@ -559,7 +590,13 @@ impl<'a> V<'a> {
                 _ => match op(insn.code) {
                     BPF_JA => {}
                     BPF_CALL => {
-                        if insn.src == BPF_PSEUDO_CALL || insn.src == BPF_PSEUDO_KFUNC_CALL {
+                        let global = insn.src == BPF_PSEUDO_CALL
+                            && self
+                                .globals
+                                .contains_key(&((h.insn as i64 + insn.imm as i64 + 1) as usize));
+                        if (insn.src == BPF_PSEUDO_CALL && !global)
+                            || insn.src == BPF_PSEUDO_KFUNC_CALL
+                        {
                             return false;
                         }
                         *regs &= !0x3f;
@@ -2193,6 +2230,17 @@ impl<'a> V<'a> {
         if self.is_pointer_value(r0) {
             return Err(self.err(st, "R0 leaks addr as return value".into()));
         }
+        if self.cur_global.is_some() && !r0.is_scalar() {
+            // check_return_code of a (global) sub-program
+            return Err(self.err_regs(
+                st,
+                format!(
+                    "At subprogram exit the register R0 is not a scalar value ({})",
+                    r0.ty.name()
+                ),
+                &[0],
+            ));
+        }
         Ok(Flow::End)
     }
 
@@ -2207,6 +2255,9 @@ impl<'a> V<'a> {
             ));
         }
         let target = (idx as i64 + insn.imm as i64 + 1) as usize;
+        if self.globals.contains_key(&target) {
+            return self.check_global_call(st, idx, target);
+        }
         let fno = st.frames.len() as u8;
         let mut callee = Frame::new(fno, idx, target);
         for r in 1..=5 {

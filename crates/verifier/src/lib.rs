@@ -7,6 +7,7 @@
 
 pub mod bounds;
 pub mod btf_fields;
+pub mod btf_funcs;
 pub mod cfg;
 mod check;
 pub use bpfkit_isa::helper as helper_names;
@@ -37,6 +38,11 @@ pub struct Options {
     /// Special BTF fields of each map's value (`btf_fields::from_btf`), index = map index.
     /// `None`: not known; spin locks and timers are then reported as undecided.
     pub map_fields: Option<Vec<btf_fields::MapFields>>,
+    /// The object's functions with their BTF linkage and prototypes
+    /// (`btf_funcs::from_object`). With it, global functions are verified on their own
+    /// as the kernel does; `None`: every function is verified inline (as the kernel does
+    /// for a program loaded without `func_info`).
+    pub funcs: Option<std::sync::Arc<btf_funcs::ObjectFuncs>>,
 }
 
 /// The kernel's `license_is_gpl_compatible`.
@@ -59,6 +65,7 @@ impl Default for Options {
             insn_limit: BPF_COMPLEXITY_LIMIT_INSNS,
             gpl_compatible: true,
             map_fields: None,
+            funcs: None,
         }
     }
 }

@@ -29,6 +29,7 @@ fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options
             obj.btf.as_ref(),
             &linked.maps,
         )),
+        funcs: bpfkit_verifier::btf_funcs::from_object(obj, linked),
         ..Default::default()
     }
 }

@@ -53,6 +53,7 @@ fn c_objects_match_expectations_and_kernel() {
         let opts = Options {
             gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
             map_fields: Some(btf_fields::from_btf(obj.btf.as_ref(), &linked.maps)),
+            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             ..Default::default()
         };
         assert_eq!(linked.programs.len(), 1, "{stem}: one program per object");
@@ -76,7 +77,21 @@ fn c_objects_match_expectations_and_kernel() {
             continue;
         }
         match bpfkit_loader::LoadedObject::open(o, &Default::default()) {
-            Ok(_) if accept => {}
+            Ok(lo) if accept => {
+                // the processed-instruction count, as the corpus test bounds it
+                match lo.programs[0].program.info() {
+                    Ok(info) => {
+                        let (ours, kernel) = (rep.stats.processed_insns, info.verified_insns);
+                        eprintln!("{stem}: processed {ours}, kernel verified_insns {kernel}");
+                        if kernel > 0 && (ours as f64 / kernel as f64) > 2.0 {
+                            failures.push(format!(
+                                "{stem}: bpfkit processed {ours} instructions, over twice the kernel's {kernel}"
+                            ));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{stem}: BPF_OBJ_GET_INFO_BY_FD: {e}")),
+                }
+            }
             Err(e) if !accept => {
                 let log = e.verifier_log().unwrap_or_default();
                 if !log.contains(&msg) {

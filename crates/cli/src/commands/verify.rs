@@ -131,6 +131,7 @@ pub fn run(args: Args) -> CliResult {
                 obj.btf.as_ref(),
                 &linked.maps,
             )),
+            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
         };
         let shown = file.display().to_string();
         let mut reports = vec![];
