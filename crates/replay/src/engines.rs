@@ -420,25 +420,29 @@ fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
     Ok(())
 }
 
-/// The verifier options for `obj`: GPL compatibility from its license, and the spin lock /
-/// timer fields of map values from the object's BTF. The linked object does not carry the
-/// BTF, so it is read again from the file when its path is known (without it, programs
-/// using such fields are undecided, which callers treat as not accepted: safe).
+/// The verifier options for `obj`, as `bpfkit verify` sets them: GPL compatibility from
+/// its license, the spin lock / timer fields of map values and the global functions'
+/// prototypes from the object's BTF. The linked object does not carry the BTF, so it is
+/// read again from the file when its path is known (without it, programs using such
+/// fields are undecided, which callers treat as not accepted, and global functions are
+/// verified inline: both sound for running the program, only less like the kernel).
 pub fn verifier_options(
     obj: &LinkedObject,
     object_path: Option<&std::path::Path>,
 ) -> bpfkit_verifier::Options {
-    let map_fields = object_path.and_then(|path| {
+    let parsed = object_path.and_then(|path| {
         let bytes = std::fs::read(path).ok()?;
-        let parsed = bpfkit_object::Object::parse(&bytes).ok()?;
-        Some(bpfkit_verifier::btf_fields::from_btf(
-            parsed.btf.as_ref(),
-            &obj.maps,
-        ))
+        bpfkit_object::Object::parse(&bytes).ok()
     });
     bpfkit_verifier::Options {
         gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
-        map_fields,
+        map_fields: parsed
+            .as_ref()
+            .map(|p| bpfkit_verifier::btf_fields::from_btf(p.btf.as_ref(), &obj.maps)),
+        // Global functions verified on their own, as `bpfkit verify` and the kernel do.
+        funcs: parsed
+            .as_ref()
+            .and_then(|p| bpfkit_verifier::btf_funcs::from_object(p, obj)),
         ..bpfkit_verifier::Options::default()
     }
 }

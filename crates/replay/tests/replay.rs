@@ -866,4 +866,24 @@ fn jit_engine_picks_fast_mode_only_for_verified_objects() {
         refused.contains("jit-fast") && refused.contains("rejects"),
         "{refused}"
     );
+
+    // The gate verifies global functions on their own, as the kernel does: this one
+    // dereferences a pointer argument without a NULL check (fine for its only caller,
+    // rejected by the kernel).
+    let global = common::root().join("crates/verifier/tests/objs/global_null_deref.o");
+    let g = common::load(&global);
+    let s = replay(&g, &mixed(), &opts_for(&global, EngineKind::Jit), None).unwrap();
+    let mode = s.engine_mode.clone().expect("mode");
+    assert!(
+        mode.starts_with("checked mode") && mode.contains("mem_or_null"),
+        "{mode}"
+    );
+}
+
+fn opts_for(path: &std::path::Path, engine: EngineKind) -> Options {
+    Options {
+        engine,
+        object_path: Some(path.to_path_buf()),
+        ..Options::default()
+    }
 }
