@@ -98,18 +98,10 @@ impl ObjectFuncs {
         Some(out)
     }
 
-    fn skip_mods(&self, mut id: u32) -> u32 {
-        while let Some(t) = self.btf.get(id) {
-            match t.kind {
-                BtfKind::Typedef { type_id }
-                | BtfKind::Volatile { type_id }
-                | BtfKind::Const { type_id }
-                | BtfKind::Restrict { type_id }
-                | BtfKind::TypeTag { type_id } => id = type_id,
-                _ => break,
-            }
-        }
-        id
+    /// The type under typedefs and modifiers (the object crate's walk, which also stops
+    /// on a cycle of typedefs in a malformed BTF); `id` itself when it cannot be resolved.
+    fn skip_mods(&self, id: u32) -> u32 {
+        self.btf.skip_mods_and_typedefs(id).unwrap_or(id)
     }
 
     /// `btf_prepare_func_args` for a global function of an XDP program.

@@ -239,15 +239,7 @@ impl<'a> V<'a> {
     fn initial_state(&self) -> State {
         let mut f = Frame::new(0, 0, 0);
         f.regs[1] = Reg::ptr(RegType::Ctx);
-        State {
-            frames: vec![f],
-            refs: vec![],
-            parent: None,
-            path: vec![],
-            hist: vec![],
-            lock: None,
-            cb_unroll: 0,
-        }
+        State::entry(f)
     }
 
     /// Verifies the program from its entry (`global` None) or the global function

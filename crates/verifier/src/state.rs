@@ -424,6 +424,20 @@ pub struct State {
 }
 
 impl State {
+    /// The state at the start of a verified function (the program or a global function
+    /// verified on its own): one frame, nothing held, no history.
+    pub fn entry(frame: Frame) -> State {
+        State {
+            frames: vec![frame],
+            refs: vec![],
+            parent: None,
+            path: vec![],
+            hist: vec![],
+            lock: None,
+            cb_unroll: 0,
+        }
+    }
+
     pub fn cur(&self) -> &Frame {
         self.frames.last().expect("at least one frame")
     }

@@ -75,15 +75,7 @@ impl V<'_> {
                 }
             };
         }
-        State {
-            frames: vec![f],
-            refs: vec![],
-            parent: None,
-            path: vec![],
-            hist: vec![],
-            lock: None,
-            cb_unroll: 0,
-        }
+        State::entry(f)
     }
 
     /// `do_check_subprogs`: every global function some verified path called, in
