@@ -155,10 +155,7 @@ impl ReplayEngine for InterpEngine {
         self.0.last_xdp_meta_len()
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
-        self.0.run_xdp(prog, input).map_err(|e| match e {
-            VmError::Setup(m) => RunError::Refused(m),
-            other => RunError::Fault(other.to_string()),
-        })
+        self.0.run_xdp(prog, input).map_err(run_error)
     }
     fn run_into(
         &mut self,
@@ -206,10 +203,7 @@ impl ReplayEngine for JitEngine {
         self.0.runtime().last_xdp_meta_len
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
-        self.0.run_xdp(prog, input).map_err(|e| match e {
-            VmError::Setup(m) => RunError::Refused(m),
-            other => RunError::Fault(other.to_string()),
-        })
+        self.0.run_xdp(prog, input).map_err(run_error)
     }
     fn run_into(
         &mut self,

@@ -1523,6 +1523,15 @@ impl Parallel<'_> {
             let name = def.real_name();
             let vsize = def.value_size as usize;
             let bad = |msg: String| ReplayError::Bad(format!("merging map `{name}`: {msg}"));
+            // Each queue's final entries of this map, by key.
+            let lookup: Vec<BTreeMap<&[u8], &[u8]>> = per_queue
+                .iter()
+                .map(|q| {
+                    q[m].iter()
+                        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                        .collect()
+                })
+                .collect();
             match u {
                 SharedUse::ReadOnly => {}
                 SharedUse::PerCpu => {
@@ -1530,14 +1539,6 @@ impl Parallel<'_> {
                     // missing on a queue is all zero there.
                     let slot = vsize.div_ceil(8) * 8;
                     let total = slot * self.ncpus as usize;
-                    let lookup: Vec<BTreeMap<&[u8], &[u8]>> = per_queue
-                        .iter()
-                        .map(|q| {
-                            q[m].iter()
-                                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                                .collect()
-                        })
-                        .collect();
                     let keys: std::collections::BTreeSet<&[u8]> =
                         lookup.iter().flat_map(|l| l.keys().copied()).collect();
                     let zero = vec![0u8; total];
@@ -1559,14 +1560,6 @@ impl Parallel<'_> {
                     let array = def.map_type != bpfkit_object::model::map_type::HASH;
                     let init: BTreeMap<Vec<u8>, Vec<u8>> =
                         main.map_entries(m).map_err(bad)?.into_iter().collect();
-                    let lookup: Vec<BTreeMap<&[u8], &[u8]>> = per_queue
-                        .iter()
-                        .map(|q| {
-                            q[m].iter()
-                                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                                .collect()
-                        })
-                        .collect();
                     let keys: std::collections::BTreeSet<&[u8]> = init
                         .keys()
                         .map(|k| k.as_slice())

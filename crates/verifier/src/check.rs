@@ -2790,18 +2790,25 @@ impl<'a> V<'a> {
         }
         st.cur_mut().regs[0] = r0;
         if pr.changes_pkt_data {
-            let allow = self.allow_ptr_leaks;
-            st.for_each_reg(|r| {
-                if r.ty.is_pkt_any() {
-                    *r = if allow {
-                        Reg::unknown()
-                    } else {
-                        Reg::not_init()
-                    };
-                }
-            });
+            self.clear_all_pkt_pointers(st);
         }
         Ok(())
+    }
+
+    /// `clear_all_pkt_pointers`: after a call that may move the packet (a helper or a
+    /// global function that changes packet data), no register or spilled slot of any
+    /// frame may keep a packet pointer (unknown scalars when pointer leaks are allowed).
+    pub(crate) fn clear_all_pkt_pointers(&self, st: &mut State) {
+        let allow = self.allow_ptr_leaks;
+        st.for_each_reg(|r| {
+            if r.ty.is_pkt_any() {
+                *r = if allow {
+                    Reg::unknown()
+                } else {
+                    Reg::not_init()
+                };
+            }
+        });
     }
 
     fn type_err(&self, st: &State, regno: u8, reg: &Reg, expected: &str) -> Fail {

@@ -167,16 +167,7 @@ impl V<'_> {
             ));
         }
         if self.changes_pkt.get(no).copied().unwrap_or(false) {
-            let allow = self.allow_ptr_leaks;
-            st.for_each_reg(|r| {
-                if r.ty.is_pkt_any() {
-                    *r = if allow {
-                        Reg::unknown()
-                    } else {
-                        Reg::not_init()
-                    };
-                }
-            });
+            self.clear_all_pkt_pointers(st);
         }
         if !self.globals_called.contains(&target) {
             self.globals_called.push(target);
