@@ -278,7 +278,7 @@ fn load_program(
         // SAFETY: insns, license, func_info, line_info point to buffers of the stated
         // counts and record sizes, log_buf (if set) to log_size writable bytes; all
         // outlive the call.
-        let r = unsafe { sys::sys_bpf(sys::BPF_PROG_LOAD, &mut attr) };
+        let r = unsafe { sys::prog_load(&mut attr) };
         (r, attr.log_true_size)
     };
     let mut result = if log_level == 0 {

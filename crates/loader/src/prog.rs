@@ -112,7 +112,7 @@ impl Program {
             }
             // SAFETY: insns points to insn_cnt * 8 bytes, license to a NUL-terminated
             // string, log_buf (if set) to log_size writable bytes; all outlive the call.
-            let r = unsafe { sys::sys_bpf(sys::BPF_PROG_LOAD, &mut attr) };
+            let r = unsafe { sys::prog_load(&mut attr) };
             (r, attr.log_true_size)
         };
 

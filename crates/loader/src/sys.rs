@@ -240,6 +240,88 @@ pub unsafe fn sys_bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
     }
 }
 
+/// Environment variable that makes the loader behave like a kernel build that refuses
+/// some helpers (as one `6.18.44` build refuses `bpf_xdp_adjust_meta` in XDP programs):
+/// a comma-separated list of helper names (`bpf_xdp_adjust_meta`, `xdp_adjust_meta`) or
+/// ids (`54`). Every `BPF_PROG_LOAD` whose instructions call one of them fails with
+/// `EINVAL` and the kernel's message, before the syscall. Tests and `bpfkit probe` then
+/// see exactly what such a kernel shows them.
+pub const DENY_HELPERS_ENV: &str = "BPFKIT_KERNEL_DENY_HELPERS";
+
+/// Helper ids denied by [`DENY_HELPERS_ENV`] (read once per process).
+pub fn denied_helpers() -> &'static [i32] {
+    static DENIED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    DENIED.get_or_init(|| {
+        let Ok(v) = std::env::var(DENY_HELPERS_ENV) else {
+            return Vec::new();
+        };
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| {
+                s.parse::<i32>().ok().or_else(|| {
+                    let n = s.strip_prefix("bpf_").unwrap_or(s);
+                    bpfkit_isa::helper::NAMES
+                        .iter()
+                        .position(|&h| h == n)
+                        .map(|i| i as i32)
+                })
+            })
+            .collect()
+    })
+}
+
+/// The refusal [`DENY_HELPERS_ENV`] asks for, if `insns` (raw bytes) call a denied helper:
+/// the verifier log the kernel would write.
+fn emulated_refusal(insns: &[u8]) -> Option<String> {
+    let denied = denied_helpers();
+    if denied.is_empty() {
+        return None;
+    }
+    insns.chunks_exact(8).enumerate().find_map(|(i, b)| {
+        let imm = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        // `call imm` with src_reg 0: a helper call.
+        (b[0] == 0x85 && b[1] >> 4 == 0 && denied.contains(&imm)).then(|| {
+            let name = bpfkit_isa::helper::name(imm).unwrap_or("unknown");
+            format!(
+                "{i}: (85) call bpf_{name}#{imm}\n\
+                 program of this type cannot use helper bpf_{name}#{imm}\n\
+                 processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n"
+            )
+        })
+    })
+}
+
+/// `BPF_PROG_LOAD`, through [`DENY_HELPERS_ENV`]'s emulation of a kernel build that
+/// refuses some helpers.
+///
+/// # Safety
+/// As [`sys_bpf`]: `attr.insns` points to `insn_cnt * 8` readable bytes, `attr.log_buf`
+/// (if non-zero) to `log_size` writable bytes, and every other pointer is valid.
+pub unsafe fn prog_load(attr: &mut ProgLoadAttr) -> io::Result<i64> {
+    if !denied_helpers().is_empty() && attr.insns != 0 {
+        // SAFETY: the caller guarantees insns points to insn_cnt * 8 readable bytes.
+        let insns = unsafe {
+            std::slice::from_raw_parts(attr.insns as *const u8, attr.insn_cnt as usize * 8)
+        };
+        if let Some(log) = emulated_refusal(insns) {
+            if attr.log_buf != 0 && attr.log_size > 0 {
+                let n = log.len().min(attr.log_size as usize - 1);
+                // SAFETY: the caller guarantees log_buf points to log_size writable bytes;
+                // n + 1 <= log_size.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(log.as_ptr(), attr.log_buf as *mut u8, n);
+                    *(attr.log_buf as *mut u8).add(n) = 0;
+                }
+            }
+            attr.log_true_size = log.len() as u32 + 1;
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { sys_bpf(BPF_PROG_LOAD, attr) }
+}
+
 /// Copies `name` into a kernel object name: at most 15 bytes of `[A-Za-z0-9_.]`, other
 /// bytes replaced by `_`, NUL-terminated.
 pub fn obj_name(name: &str) -> [u8; BPF_OBJ_NAME_LEN] {
