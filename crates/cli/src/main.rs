@@ -43,6 +43,8 @@ enum Command {
     Prog(commands::prog::Args),
     /// Dump, look up, update or delete entries of a kernel map.
     Map(commands::map::Args),
+    /// Probe what the running kernel offers XDP programs (a probe file for --kernel).
+    Probe(commands::probe::Args),
 }
 
 /// Exit status of a subcommand.
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Detach(a) => commands::detach::run(a),
         Command::Prog(a) => commands::prog::run(a),
         Command::Map(a) => commands::map::run(a),
+        Command::Probe(a) => commands::probe::run(a),
     };
     match result {
         Ok(s) => code(s),

@@ -262,10 +262,7 @@ impl KernelTarget {
     /// Parses a `--kernel` argument other than `live`: a release (`6.1`) or the path of a
     /// probe file.
     pub fn parse_arg(arg: &str) -> Result<KernelTarget, TargetError> {
-        let looks_like_release = arg
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
+        let looks_like_release = arg.chars().next().is_some_and(|c| c.is_ascii_digit())
             && !std::path::Path::new(arg).exists();
         if looks_like_release {
             return match Version::parse(arg) {
@@ -328,7 +325,10 @@ impl KernelTarget {
         // A profile knows only the kfuncs in its data file; a probe knows them all.
         match self.source {
             Source::Probe => Some(false),
-            Source::Profile => data::kfuncs().iter().any(|k| k.name == name).then_some(false),
+            Source::Profile => data::kfuncs()
+                .iter()
+                .any(|k| k.name == name)
+                .then_some(false),
         }
     }
 
@@ -475,12 +475,21 @@ mod tests {
                 .kfunc_allowed("xdp", "bpf_dynptr_from_xdp"),
             Some(true)
         );
-        assert_eq!(KernelTarget::parse_arg("5.16").unwrap().limits.tail_calls, 32);
-        assert_eq!(KernelTarget::parse_arg("5.17").unwrap().limits.tail_calls, 33);
+        assert_eq!(
+            KernelTarget::parse_arg("5.16").unwrap().limits.tail_calls,
+            32
+        );
+        assert_eq!(
+            KernelTarget::parse_arg("5.17").unwrap().limits.tail_calls,
+            33
+        );
         // A helper the 6.1 kernel knows but does not give XDP, with 6.1's words.
         let t = KernelTarget::parse_arg("6.1").unwrap();
         assert_eq!(t.helper_allowed("xdp", 14), HelperAnswer::NotForProgType);
-        assert_eq!(t.helper_refusal(14), "unknown func bpf_get_current_pid_tgid#14");
+        assert_eq!(
+            t.helper_refusal(14),
+            "unknown func bpf_get_current_pid_tgid#14"
+        );
         let t = KernelTarget::parse_arg("6.12").unwrap();
         assert_eq!(t.helper_allowed("xdp", 14), HelperAnswer::Allowed);
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod disasm;
 pub mod inspect;
 pub mod load;
 pub mod map;
+pub mod probe;
 pub mod prog;
 pub mod replay;
 pub mod run;
