@@ -549,6 +549,16 @@ fn every_accepted_corpus_xdp_program_attaches() {
             {
                 continue;
             }
+            let linked = obj.link().ok();
+            if let Some(p) = linked.as_ref().and_then(|l| l.program(name)) {
+                if !bpfkit_loader::program_or_skip(
+                    "every_accepted_corpus_xdp_program_attaches",
+                    &format!("{stem}/{name}"),
+                    &p.insns,
+                ) {
+                    continue;
+                }
+            }
             let out = run(lab
                 .bpfkit()
                 .arg("attach")

@@ -390,3 +390,59 @@ pub fn xdp_helpers_or_skip(test: &str, helpers: &[&str]) -> bool {
     }
     true
 }
+
+/// Helpers that `insns` call (helper-call instructions) and that the running kernel
+/// refuses in XDP programs, each with the kernel's reason. Empty when it offers them all,
+/// or when this process cannot load programs (the caller skips on that separately).
+pub fn refused_xdp_helpers(insns: &[RawInsn]) -> Vec<String> {
+    let mut ids: Vec<i32> = insns
+        .iter()
+        .filter(|i| i.code == 0x85 && i.src == 0)
+        .map(|i| i.imm)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| {
+            let name = format!("bpf_{}", bpfkit_isa::helper::name(id)?);
+            match xdp_helper_available(&name) {
+                Err(why) if why.starts_with("this kernel refuses") => Some(why),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// For tests that compare a program with the running kernel: `true` when the kernel
+/// offers XDP every helper `insns` call; otherwise prints
+/// `SKIPPED: <test>: <what>: <reason>` and returns `false`.
+pub fn program_or_skip(test: &str, what: &str, insns: &[RawInsn]) -> bool {
+    let refused = refused_xdp_helpers(insns);
+    if refused.is_empty() {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIPPED: {test}: {what}: {} (the recorded results assume upstream 6.18) ***\n",
+        refused.join("; ")
+    );
+    false
+}
+
+/// [`program_or_skip`] for every program of a linked object.
+pub fn object_or_skip(test: &str, what: &str, obj: &bpfkit_object::model::LinkedObject) -> bool {
+    let refused: Vec<String> = obj
+        .programs
+        .iter()
+        .flat_map(|p| refused_xdp_helpers(&p.insns))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if refused.is_empty() {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIPPED: {test}: {what}: {} (the recorded results assume upstream 6.18) ***\n",
+        refused.join("; ")
+    );
+    false
+}

@@ -22,7 +22,10 @@ pub use attach::{attach_xdp, detach_all, AttachMethod, XdpAttachment, XdpMode};
 pub use bpfkit_vm::engine::Engine;
 pub use engine::KernelEngine;
 pub use error::{Error, Result};
-pub use features::{probe_kernel, xdp_helper_available, xdp_helpers_or_skip};
+pub use features::{
+    object_or_skip, probe_kernel, program_or_skip, refused_xdp_helpers, xdp_helper_available,
+    xdp_helpers_or_skip,
+};
 pub use map::{Map, MapInfo, MapSpec, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 pub use object_load::{LoadOptions, LoadedObject};
 pub use probe::{kernel_available, kernel_or_skip, pin_current_thread};

@@ -47,6 +47,9 @@ fn corpus_objects_load_like_libbpf() {
                 continue;
             }
         };
+        if !bpfkit_loader::object_or_skip("corpus_objects_load_like_libbpf", &name, &obj) {
+            continue;
+        }
         let engine = match KernelEngine::new(&obj) {
             Ok(k) => k,
             Err(e) => {

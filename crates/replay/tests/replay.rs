@@ -668,6 +668,9 @@ fn out_pcaps_hold_the_frame_without_the_xdp_metadata() {
     let mut engines = vec![EngineKind::Interp, EngineKind::Jit];
     if bpfkit_loader::kernel_or_skip(
         "out_pcaps_hold_the_frame_without_the_xdp_metadata (kernel engine)",
+    ) && bpfkit_loader::xdp_helpers_or_skip(
+        "out_pcaps_hold_the_frame_without_the_xdp_metadata (kernel engine)",
+        &["bpf_xdp_adjust_meta"],
     ) {
         engines.push(EngineKind::Kernel);
     }

@@ -92,10 +92,23 @@ struct V<'a> {
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
     let mut stats = Stats::default();
+    if let Some(t) = opts.target.as_deref() {
+        if let Some(f) = crate::target::map_refusal(t, maps) {
+            return (to_verdict(f), stats);
+        }
+        if let Err(f) = crate::target::check_insns(t, &prog.insns) {
+            return (to_verdict(f), stats);
+        }
+    }
     let cfg = match cfg::analyze(&prog.insns) {
         Ok(c) => c,
         Err(f) => return (to_verdict(f), stats),
     };
+    if let Some(t) = opts.target.as_deref() {
+        if let Err(f) = crate::target::check_loops(t, &prog.insns, &cfg.succ) {
+            return (to_verdict(f), stats);
+        }
+    }
     if prog.prog_type != prog_type::XDP {
         return (
             Verdict::Unsupported {
@@ -2374,6 +2387,11 @@ impl<'a> V<'a> {
 
     // ---------------------------------------------------------------- helpers
     fn check_helper_call(&mut self, st: &mut State, func: i32) -> R<()> {
+        if let Some(t) = self.opts.target.as_deref() {
+            if let Some((msg, h)) = crate::target::helper_refusal(t, func) {
+                return Err(Self::hint(self.err(st, msg), h));
+            }
+        }
         self.check_call_in_lock(st, func)?;
         let Some(pr) = helpers::proto(func) else {
             if !(0..helpers::FUNC_MAX_ID).contains(&func) {

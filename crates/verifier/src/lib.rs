@@ -15,6 +15,7 @@ pub mod helpers;
 pub mod render;
 pub mod state;
 pub mod tailcall;
+mod target;
 pub mod tnum;
 
 use bpfkit_object::model::{LinkedProgram, MapDef};
@@ -43,6 +44,10 @@ pub struct Options {
     /// as the kernel does; `None`: every function is verified inline (as the kernel does
     /// for a program loaded without `func_info`).
     pub funcs: Option<std::sync::Arc<btf_funcs::ObjectFuncs>>,
+    /// The kernel to answer for (`--kernel`): what it lacks (helpers per program type,
+    /// map types, ISA groups, bounded loops, size limits) is refused with its words.
+    /// `None`: upstream 6.18, the release the analysis models.
+    pub target: Option<std::sync::Arc<bpfkit_target::KernelTarget>>,
 }
 
 /// The kernel's `license_is_gpl_compatible`.
@@ -66,6 +71,7 @@ impl Default for Options {
             gpl_compatible: true,
             map_fields: None,
             funcs: None,
+            target: None,
         }
     }
 }
@@ -132,6 +138,9 @@ pub struct Report {
     #[serde(flatten)]
     pub verdict: Verdict,
     pub stats: Stats,
+    /// What the verdict does not cover (e.g. verifier rules of an older target).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Internal failure: a rejection or "cannot model".
@@ -161,6 +170,12 @@ pub fn verify(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> Report {
     Report {
         program: prog.name.clone(),
         section: prog.section.clone(),
+        notes: opts
+            .target
+            .as_deref()
+            .and_then(target::caveat)
+            .into_iter()
+            .collect(),
         verdict,
         stats,
     }

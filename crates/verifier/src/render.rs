@@ -27,6 +27,9 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
                 "{}: program `{}` accepted ({})\n",
                 object, rep.program, stats
             ));
+            for n in &rep.notes {
+                s.push_str(&format!("   = note: {n}\n"));
+            }
         }
         Verdict::Unsupported { insn, what } => {
             s.push_str(&format!(
@@ -89,6 +92,9 @@ pub fn text(prog: &LinkedProgram, rep: &Report, object: &str, insn_text: InsnTex
                 s.push_str(&format!("   = help: {}\n", h));
             }
             s.push_str(&format!("   = note: {}\n", stats));
+            for n in &rep.notes {
+                s.push_str(&format!("   = note: {n}\n"));
+            }
         }
     }
     s

@@ -17,6 +17,9 @@ Examples:
   bpfkit verify --format csv x.o                             # veristat's columns
   bpfkit verify --deny-tail-call-lints corpus/obj/xdp_tailcall.o
   bpfkit verify --maps maps.json --deny-tail-call-lints x.o   # prog arrays filled at run time
+  bpfkit verify --kernel 5.15 corpus/obj/xdp_bpf_loop.o       # will it load on 5.15?
+  bpfkit verify --kernel live corpus/obj/xdp_meta.o           # on this machine's kernel
+  bpfkit verify --kernel prod.json x.o                        # probe file (bpfkit probe)
 
 Tail-call graph: from the tail-call sites and the object's PROG_ARRAY contents
 (`.values`, then the slots of --maps on top), cycles and chains longer than the kernel's
@@ -31,6 +34,11 @@ would accept each program (as loaded by root with CAP_BPF and CAP_PERFMON; see
 line, the register state and the branch decisions that led there, plus a hint. A program
 using something bpfkit does not model yet is reported as undecided, never as accepted.
 See docs/verifier.md for what is checked.
+
+--kernel answers for another kernel: what it lacks (helpers per program type, kfuncs,
+map types, ISA groups, bounded loops, size and tail-call limits) is refused with that
+kernel's own words and a hint naming the release that brought it. For a release older
+than 6.18 the rest of the analysis is still 6.18's; the verdict says so in a note.
 
 Exit status: 0 every selected program is accepted; 1 a program is rejected or cannot be
 decided, or an object is malformed; 2 usage or I/O error.";
@@ -70,6 +78,11 @@ pub struct Args {
     /// Processed-instruction budget (the kernel's is 1000000).
     #[arg(long, default_value_t = bpfkit_verifier::BPF_COMPLEXITY_LIMIT_INSNS)]
     pub insn_limit: u64,
+    /// Answer for this kernel: a release (`5.15`, `6.1`, `6.6`, `6.12`, `6.18`: its
+    /// version profile), `live` (probe the running kernel now) or a probe file written by
+    /// `bpfkit probe --format json`. Default: upstream 6.18.
+    #[arg(long, value_name = "TARGET")]
+    pub kernel: Option<String>,
 }
 
 fn insn_text(prog: &LinkedProgram, i: usize) -> String {
@@ -112,6 +125,10 @@ pub fn run(args: Args) -> CliResult {
             )
         }
     };
+    let target = match &args.kernel {
+        Some(k) => Some(std::sync::Arc::new(super::probe::resolve_target(k)?)),
+        None => None,
+    };
     // map names of the maps file that no object has
     let mut unmatched_maps: Option<Vec<String>> = None;
     for file in &args.files {
@@ -132,6 +149,7 @@ pub fn run(args: Args) -> CliResult {
                 &linked.maps,
             )),
             funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
+            target: target.clone(),
         };
         let shown = file.display().to_string();
         let mut reports = vec![];
@@ -173,7 +191,13 @@ pub fn run(args: Args) -> CliResult {
                 Some(prev) => prev.into_iter().filter(|m| missing.contains(m)).collect(),
             });
         }
-        for lint in bpfkit_verifier::tailcall::lints_with(&linked, &reports, &extra) {
+        let max_programs = target
+            .as_ref()
+            .map_or(bpfkit_verifier::tailcall::MAX_TAIL_CALL_CNT, |t| {
+                t.limits.tail_calls as usize
+            });
+        for lint in bpfkit_verifier::tailcall::lints_limit(&linked, &reports, &extra, max_programs)
+        {
             if args.deny_tail_call_lints {
                 all_ok = false;
             }
