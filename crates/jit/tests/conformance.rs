@@ -12,7 +12,9 @@ use conformance_file::parse;
 
 #[test]
 fn bpf_conformance_suite_passes_on_the_jit() {
-    let files = conformance_file::files();
+    let Some(files) = conformance_file::files() else {
+        return;
+    };
     let (mut pass, mut failures) = ([0usize; 2], Vec::new());
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();

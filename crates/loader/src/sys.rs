@@ -273,7 +273,7 @@ pub fn denied_helpers() -> &'static [i32] {
 
 /// The refusal [`DENY_HELPERS_ENV`] asks for, if `insns` (raw bytes) call a denied helper:
 /// the verifier log the kernel would write.
-fn emulated_refusal(insns: &[u8]) -> Option<String> {
+pub fn emulated_refusal(insns: &[u8]) -> Option<String> {
     let denied = denied_helpers();
     if denied.is_empty() {
         return None;

@@ -281,3 +281,19 @@ pub fn runner(cases: u32) -> proptest::test_runner::TestRunner {
     };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
+
+/// `f` limited to what the running kernel offers XDP programs: helpers it refuses (as one
+/// 6.18 build refuses `bpf_xdp_adjust_meta`) are left out of generated programs, with a
+/// printed `SKIPPED:` line saying so.
+pub fn for_running_kernel(
+    test: &str,
+    mut f: crate::strategy::Features,
+) -> crate::strategy::Features {
+    if f.adjust_meta {
+        if let Err(why) = bpfkit_loader::xdp_helper_available("bpf_xdp_adjust_meta") {
+            eprintln!("\n*** SKIPPED: {test}: generated programs leave out bpf_xdp_adjust_meta: {why} ***\n");
+            f.adjust_meta = false;
+        }
+    }
+    f
+}

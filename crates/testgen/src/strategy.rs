@@ -28,6 +28,9 @@ pub struct Features {
     pub mem: bool,
     /// XDP only: `bpf_xdp_adjust_head/tail/meta`, `bpf_xdp_load_bytes/store_bytes`.
     pub xdp_helpers: bool,
+    /// With `xdp_helpers`: `bpf_xdp_adjust_meta` too (some kernel builds refuse it in XDP
+    /// programs; tests turn it off when the running kernel does).
+    pub adjust_meta: bool,
     /// bpf-to-bpf calls of generated callees.
     pub calls: bool,
     /// XDP only: tail calls through the PROG_ARRAY (self, the second program, an empty
@@ -63,6 +66,7 @@ impl Features {
             maps: true,
             mem: false,
             xdp_helpers: true,
+            adjust_meta: true,
             calls: true,
             tail_calls: true,
             percpu: true,
@@ -87,6 +91,7 @@ impl Features {
             maps: false,
             mem: true,
             xdp_helpers: false,
+            adjust_meta: false,
             calls: true,
             tail_calls: false,
             percpu: false,
@@ -598,7 +603,10 @@ fn ctx_helper(f: Features) -> BoxedStrategy<Item> {
             -300i32..300
         },
     ];
-    let mut adjusters = vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_ADJUST_META];
+    let mut adjusters = vec![XDP_ADJUST_HEAD, XDP_ADJUST_TAIL];
+    if f.adjust_meta {
+        adjusters.push(XDP_ADJUST_META);
+    }
     if f.frags {
         adjusters.extend([XDP_ADJUST_TAIL, XDP_GET_BUFF_LEN]);
     }

@@ -39,7 +39,7 @@ fn features() -> Features {
             other => panic!("BPFKIT_DIFF_NO: unknown family {other:?}"),
         }
     }
-    f
+    bpfkit_testgen::harness::for_running_kernel("diff_kernel", f)
 }
 
 /// Found by this generator (and since fixed in the interpreter):

@@ -16,10 +16,13 @@ fn mutations_are_rejected_by_the_kernel() {
     let mut runner = harness::runner(1);
     let strat = program(
         Target::Xdp,
-        Features {
-            max_items: 12,
-            ..Features::xdp()
-        },
+        bpfkit_testgen::harness::for_running_kernel(
+            "mutations_are_rejected_by_the_kernel",
+            Features {
+                max_items: 12,
+                ..Features::xdp()
+            },
+        ),
     );
     let mut checked = 0;
     for _ in 0..harness::case_count(20).min(200) {

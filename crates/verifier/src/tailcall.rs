@@ -170,17 +170,6 @@ pub fn lints(obj: &LinkedObject, reports: &[Report]) -> Vec<TailCallLint> {
 
 /// [`lints`] with PROG_ARRAY contents from a maps file on top of `.values`.
 pub fn lints_with(obj: &LinkedObject, reports: &[Report], extra: &ProgArrays) -> Vec<TailCallLint> {
-    lints_limit(obj, reports, extra, MAX_TAIL_CALL_CNT)
-}
-
-/// [`lints_with`] for a kernel whose chains stop at `max_programs` programs (33 from
-/// Linux 5.17 on, 32 before: `MAX_TAIL_CALL_CNT` changed from 32 to 33).
-pub fn lints_limit(
-    obj: &LinkedObject,
-    reports: &[Report],
-    extra: &ProgArrays,
-    max_programs: usize,
-) -> Vec<TailCallLint> {
     let g = graph_with(obj, reports, extra);
     let idx = |n: &str| g.iter().position(|(p, _)| p == n);
     let mut out = vec![];
@@ -235,7 +224,7 @@ pub fn lints_limit(
     let mut best = vec![0usize; g.len()];
     for v in 0..g.len() {
         let l = dfs(v, &g, &idx, &mut vec![], &mut seen_cycles, &mut best);
-        if l != usize::MAX && l > max_programs {
+        if l != usize::MAX && l > MAX_TAIL_CALL_CNT {
             out.push(TailCallLint {
                 kind: "chain-too-long",
                 programs: vec![g[v].0.clone()],
@@ -243,7 +232,7 @@ pub fn lints_limit(
                     "a tail-call chain starting at `{}` runs {} programs; the kernel stops after {} tail calls",
                     g[v].0,
                     l,
-                    max_programs - 1
+                    MAX_TAIL_CALL_CNT - 1
                 ),
             });
         }
@@ -254,7 +243,7 @@ pub fn lints_limit(
             message: format!(
                 "tail-call cycle {}: at run time it stops after {} tail calls",
                 c.join(" -> "),
-                max_programs - 1
+                MAX_TAIL_CALL_CNT - 1
             ),
             programs: c,
         });

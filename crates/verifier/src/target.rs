@@ -196,11 +196,13 @@ pub(crate) fn helper_refusal(t: &KernelTarget, func: i32) -> Option<(String, Str
         Some((v, documented)) if v > t.version => {
             h += &format!("; it reached XDP programs in Linux {v}");
             if !documented {
-                h += " (derived from its introduction, not checked)";
+                h += " (not checked against that release)";
             }
         }
-        Some(_) if t.source == Source::Probe => {
-            h += "; upstream Linux offers it to XDP from that release on, so this kernel build leaves it out";
+        Some((v, _)) if t.source == Source::Probe => {
+            h += &format!(
+                "; upstream Linux offers it to XDP programs since {v}, so this kernel build leaves it out"
+            );
         }
         Some(_) => {}
         None => {
@@ -247,7 +249,7 @@ pub(crate) fn caveat(t: &KernelTarget) -> Option<String> {
         return None;
     }
     Some(format!(
-        "answered for {}: helpers, kfuncs, map types, ISA level, bounded loops and size limits are checked for it; the rest of the analysis is the Linux {} verifier's, and differences in its rules are not modelled per release",
+        "answered for {}: helpers, map types, ISA level, bounded loops and program size are checked for it; the rest of the analysis is the Linux {} verifier's, and differences in its rules are not modelled per release",
         who(t),
         Version::to_string(&bpfkit_target::MODELLED)
     ))

@@ -69,7 +69,15 @@ fn cases_match_expectations_and_kernel() {
         if let Some(why) = &c.no_kernel {
             eprintln!("!!!! {rel}: NOT checked against the kernel: {why}");
         }
-        if no_kernel.is_none() && !c.unprivileged && c.no_kernel.is_none() {
+        if no_kernel.is_none()
+            && !c.unprivileged
+            && c.no_kernel.is_none()
+            && bpfkit_loader::program_or_skip(
+                "cases_match_expectations_and_kernel",
+                &rel,
+                &prog.insns,
+            )
+        {
             n_kernel += 1;
             match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
                 Ok(k) => {

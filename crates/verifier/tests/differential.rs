@@ -103,7 +103,14 @@ fn differential_against_kernel() {
             let obj = linked_object(vec![prog.render()]);
             let lp = &obj.programs[0];
             total += 1;
-            let ours = verify(lp, &obj.maps, &Options::default());
+            let ours = verify(
+                lp,
+                &obj.maps,
+                &Options {
+                    target: Some(kernel::live_target()),
+                    ..Options::default()
+                },
+            );
             let kv = kernel::load_xdp(&lp.insns, &obj.maps).expect("bpf(2)");
             let ktext = kernel::error_text(&kv.log);
             let klast = ktext

@@ -96,6 +96,7 @@ fn helper_prototypes_match_the_kernel() {
     ];
     let opts = bpfkit_verifier::Options {
         map_fields: Some(vec![Default::default()]),
+        target: Some(kernel::live_target()),
         ..Default::default()
     };
     let mut failures = vec![];
@@ -249,7 +250,14 @@ fn helpers_called_as_modelled_match_the_kernel() {
             init: vec![None],
             func_info: false,
         };
-        let rep = bpfkit_verifier::verify(&case.program(), &maps, &case.options());
+        let rep = bpfkit_verifier::verify(
+            &case.program(),
+            &maps,
+            &bpfkit_verifier::Options {
+                target: Some(kernel::live_target()),
+                ..case.options()
+            },
+        );
         let k = kernel::load_xdp_ext(&insns, &maps, &case.extra()).expect("bpf(2) usable");
         n += 1;
         if k.accepted {

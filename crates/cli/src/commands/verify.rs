@@ -36,7 +36,7 @@ using something bpfkit does not model yet is reported as undecided, never as acc
 See docs/verifier.md for what is checked.
 
 --kernel answers for another kernel: what it lacks (helpers per program type, kfuncs,
-map types, ISA groups, bounded loops, size and tail-call limits) is refused with that
+map types, ISA groups, bounded loops, program size) is refused with that
 kernel's own words and a hint naming the release that brought it. For a release older
 than 6.18 the rest of the analysis is still 6.18's; the verdict says so in a note.
 
@@ -191,13 +191,9 @@ pub fn run(args: Args) -> CliResult {
                 Some(prev) => prev.into_iter().filter(|m| missing.contains(m)).collect(),
             });
         }
-        let max_programs = target
-            .as_ref()
-            .map_or(bpfkit_verifier::tailcall::MAX_TAIL_CALL_CNT, |t| {
-                t.limits.tail_calls as usize
-            });
-        for lint in bpfkit_verifier::tailcall::lints_limit(&linked, &reports, &extra, max_programs)
-        {
+        // The tail-call limit is the same in every release on x86-64 (see
+        // crates/target/data/features.tsv), so the lint needs no target.
+        for lint in bpfkit_verifier::tailcall::lints_with(&linked, &reports, &extra) {
             if args.deny_tail_call_lints {
                 all_ok = false;
             }

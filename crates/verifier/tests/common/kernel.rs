@@ -252,6 +252,14 @@ pub fn load_xdp_ext(
         i += 1;
     }
     let bytes = bpfkit_isa::to_bytes(&prog);
+    // A kernel build emulated by BPFKIT_KERNEL_DENY_HELPERS refuses here, as the loader does.
+    if let Some(log) = bpfkit_loader::sys::emulated_refusal(&bytes) {
+        return Ok(KernelVerdict {
+            accepted: false,
+            errno: libc::EINVAL,
+            log,
+        });
+    }
     let license = format!("{license}\0");
     let mut log = vec![0u8; 1 << 22];
     let mut a = [0u8; 152];
@@ -327,4 +335,14 @@ pub fn error_text(log: &str) -> String {
         .filter(|l| !l.starts_with("processed ") && !l.starts_with("verification time"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The running kernel as a verifier target (`--kernel live`), probed once: comparisons
+/// with the kernel verify for it, so a helper this kernel build refuses is expected to be
+/// refused.
+pub fn live_target() -> std::sync::Arc<bpfkit_target::KernelTarget> {
+    static T: std::sync::OnceLock<std::sync::Arc<bpfkit_target::KernelTarget>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| std::sync::Arc::new(bpfkit_loader::probe_kernel()))
+        .clone()
 }
