@@ -373,3 +373,41 @@ fn probe_without_privilege_says_what_it_could_not_probe() {
     // The facts still come from the running release's profile.
     assert!(!v["helpers"]["xdp"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn replay_and_run_refuse_what_the_target_lacks() {
+    let o = bpfkit()
+        .args(["replay", "--kernel", "5.16", "--prog", "xdp_bpf_loop"])
+        .arg(corpus("obj/xdp_loop.o"))
+        .arg(corpus("pcap/mixed.pcap"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("would not load on Linux 5.16: invalid func unknown#181"),
+        "{t}"
+    );
+    let o = bpfkit()
+        .args(["replay", "--kernel", "5.17", "--prog", "xdp_bpf_loop"])
+        .arg(corpus("obj/xdp_loop.o"))
+        .arg(corpus("pcap/mixed.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = bpfkit()
+        .args(["run", "--kernel", "6.5"])
+        .arg(corpus("obj/xdp_v4.o"))
+        .args([
+            "--packet",
+            "000000000000000000000000080045000014000000004006000000000000000000000000",
+        ])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("would not load on Linux 6.5: unknown opcode"),
+        "{t}"
+    );
+}

@@ -265,7 +265,14 @@ impl<'a> V<'a> {
         loop {
             self.idx = idx;
             self.processed += 1;
-            if self.processed > self.opts.insn_limit {
+            let limit = self
+                .opts
+                .target
+                .as_deref()
+                .map_or(self.opts.insn_limit, |t| {
+                    self.opts.insn_limit.min(t.limits.complexity_insns)
+                });
+            if self.processed > limit {
                 return Err(self.err(
                     &st,
                     format!(

@@ -154,3 +154,44 @@ fn render_text(t: &KernelTarget) -> String {
     }
     s
 }
+
+/// For `replay`/`run --kernel TARGET`: the first program of `obj` that the target would
+/// refuse to load although the 6.18 model takes it (a helper, map type, ISA group, loop or
+/// size the target lacks), as an error naming the target, the kernel's words and the hint.
+pub fn target_refusal(
+    obj: &bpfkit_object::model::LinkedObject,
+    target: &KernelTarget,
+) -> Option<CliError> {
+    use bpfkit_verifier::{Options, Verdict};
+    let base = Options {
+        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&obj.license),
+        ..Options::default()
+    };
+    let with = Options {
+        target: Some(std::sync::Arc::new(target.clone())),
+        ..base.clone()
+    };
+    for p in &obj.programs {
+        let t = bpfkit_verifier::verify(p, &obj.maps, &with);
+        let Verdict::Rejected(r) = &t.verdict else {
+            continue;
+        };
+        if matches!(
+            bpfkit_verifier::verify(p, &obj.maps, &base).verdict,
+            Verdict::Rejected(_)
+        ) {
+            continue; // rejected on 6.18 too: not a question of the target
+        }
+        let mut m = format!(
+            "program `{}` would not load on {}: {}",
+            p.name,
+            target.describe(),
+            r.kernel_message.lines().next().unwrap_or("")
+        );
+        if let Some(h) = &r.hint {
+            m += &format!("\n  help: {h}");
+        }
+        return Some(CliError::bad(m));
+    }
+    None
+}

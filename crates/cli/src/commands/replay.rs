@@ -112,6 +112,10 @@ pub struct Args {
     /// Summary format: text or json.
     #[arg(long, default_value = "text")]
     pub format: String,
+    /// Replay as the kernel TARGET would run it (`6.1`, `live`, a probe file): refuse
+    /// (exit 1) when a program uses something that kernel lacks.
+    #[arg(long, value_name = "TARGET")]
+    pub kernel: Option<String>,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -137,6 +141,12 @@ pub fn run(args: Args) -> CliResult {
     let obj = Object::parse_named(&bytes, &name)
         .and_then(|o| o.link())
         .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
+    if let Some(k) = &args.kernel {
+        let target = super::probe::resolve_target(k)?;
+        if let Some(e) = super::probe::target_refusal(&obj, &target) {
+            return Err(e);
+        }
+    }
     let opts = Options {
         prog: args.prog,
         engine,

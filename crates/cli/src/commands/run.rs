@@ -101,6 +101,10 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run as the kernel TARGET would (`6.1`, `live`, a probe file): refuse (exit 1) an
+    /// object that uses something that kernel lacks.
+    #[arg(long, value_name = "TARGET")]
+    pub kernel: Option<String>,
 }
 
 fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
@@ -258,6 +262,12 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
     )
     .and_then(|o| o.link())
     .map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?;
+    if let Some(k) = &args.kernel {
+        let target = super::probe::resolve_target(k)?;
+        if let Some(e) = super::probe::target_refusal(&obj, &target) {
+            return Err(e);
+        }
+    }
     if obj.programs.is_empty() {
         return Err(CliError::bad(format!(
             "{}: the object has no programs",
