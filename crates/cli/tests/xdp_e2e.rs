@@ -826,3 +826,42 @@ fn prog_list_and_map_by_id_agree_with_the_load() {
     );
     assert!(!String::from_utf8_lossy(&bad.stderr).contains("panicked"));
 }
+
+/// `detach` in one network namespace leaves another namespace's XDP link alone, although
+/// both interfaces have the same ifindex (XDP links name only the ifindex).
+#[test]
+fn detach_stays_in_its_network_namespace() {
+    if skip("detach_stays_in_its_network_namespace") {
+        return;
+    }
+    let (a, b) = (Lab::new(), Lab::new());
+    let ifindex = |lab: &Lab| lab.inside(|| bpfkit_loader::attach::ifindex("vb").unwrap());
+    assert_eq!(ifindex(&a), ifindex(&b), "fresh namespaces number vb alike");
+    for lab in [&a, &b] {
+        must(
+            lab.bpfkit()
+                .arg("attach")
+                .arg(root().join("corpus/obj/xdp_counter.o"))
+                .args([
+                    "--prog",
+                    "xdp_count",
+                    "--iface",
+                    "vb",
+                    "--mode",
+                    "skb",
+                    "--pin-dir",
+                ])
+                .arg(&lab.pins),
+        );
+        assert_ne!(attached_prog_id(lab), 0);
+    }
+    let out = must(b.bpfkit().args(["detach", "--iface", "vb"]));
+    assert!(out.contains("detached"), "{out}");
+    assert_eq!(attached_prog_id(&b), 0, "detached where asked");
+    assert_ne!(
+        attached_prog_id(&a),
+        0,
+        "the other namespace's link was detached"
+    );
+    must(a.bpfkit().args(["detach", "--iface", "vb"]));
+}

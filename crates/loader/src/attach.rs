@@ -256,7 +256,14 @@ pub fn detach_all(ifindex: u32) -> Result<Detached> {
         let Ok(info) = pin::link_info(fd.as_fd()) else {
             continue;
         };
-        if info.link_type == BPF_LINK_TYPE_XDP && info.ifindex == ifindex {
+        // An XDP link names only an ifindex, and ifindexes repeat across network
+        // namespaces: the link is this interface's only when its program is the one
+        // netlink reports attached here (in this process's namespace).
+        if info.link_type == BPF_LINK_TYPE_XDP
+            && info.ifindex == ifindex
+            && prog_id != 0
+            && info.prog_id == prog_id
+        {
             link_detach(fd.as_fd())?;
             out.links.push(id);
         }

@@ -477,7 +477,7 @@ mod tests {
         );
         assert_eq!(
             KernelTarget::parse_arg("5.16").unwrap().limits.tail_calls,
-            32
+            33
         );
         assert_eq!(
             KernelTarget::parse_arg("5.17").unwrap().limits.tail_calls,
