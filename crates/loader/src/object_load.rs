@@ -347,6 +347,12 @@ impl LoadedObject {
 
     /// Loads a parsed object.
     pub fn load(obj: &Object, opts: &LoadOptions) -> Result<LoadedObject> {
+        if let Some((map, e)) = obj.elf_map_extra.iter().next() {
+            return Err(Error::Invalid(format!(
+                "map `{map}` uses iproute2's {}-byte struct bpf_elf_map (id {}, pinning {}, inner_id {}, inner_idx {}): bpfkit load, like libbpf, does not load that layout (pinning into iproute2's namespaces, maps linked by id); load it with iproute2 (`ip link set dev IF xdp obj FILE sec SEC`) or Cilium's loader",
+                e.def_size, e.id, e.pinning, e.inner_id, e.inner_idx
+            )));
+        }
         let linked: LinkedObject = obj
             .link()
             .map_err(|e| Error::Invalid(format!("object `{}`: {e}", obj.name)))?;

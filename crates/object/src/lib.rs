@@ -221,10 +221,29 @@ pub struct Object {
     pub kernel_version: Option<u32>,
     pub btf: Option<Btf>,
     pub btf_ext: Option<BtfExt>,
+    /// What bpfkit read although libbpf would refuse or read it differently (iproute2 and
+    /// Cilium map definitions, pinning values, static programs), each saying what libbpf
+    /// would do.
+    pub warnings: Vec<String>,
+    /// iproute2's `struct bpf_elf_map` fields beyond libbpf's 20-byte `bpf_map_def`, by
+    /// map name, for legacy definitions longer than 20 bytes.
+    pub elf_map_extra: std::collections::BTreeMap<String, ElfMapExtra>,
     /// (section index, r_offset) -> index into `relocations`.
     reloc_index: std::collections::HashMap<(usize, u64), usize>,
     /// Section name -> indices into `btf_ext.line_info`, sorted by slot.
     line_index: std::collections::HashMap<String, Vec<usize>>,
+}
+
+/// The fields iproute2's (and Cilium's) `struct bpf_elf_map` adds after libbpf's
+/// `bpf_map_def`: `id`, `pinning` (`PIN_NONE` 0, `PIN_OBJECT_NS` 1, `PIN_GLOBAL_NS` 2),
+/// `inner_id`, `inner_idx`. Absent fields (a 28-byte definition has no `inner_*`) are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ElfMapExtra {
+    pub def_size: u32,
+    pub id: u32,
+    pub pinning: u32,
+    pub inner_id: u32,
+    pub inner_idx: u32,
 }
 
 /// libbpf's object name for a path: the file name up to its first `.`.
@@ -263,6 +282,8 @@ impl Object {
             kernel_version: None,
             btf: None,
             btf_ext: None,
+            warnings: Vec::new(),
+            elf_map_extra: Default::default(),
             reloc_index: Default::default(),
             line_index: Default::default(),
         };
@@ -517,15 +538,9 @@ impl Object {
                 continue;
             }
             if !f.global {
-                return Err(ObjectError::section(
-                    &sec.name,
-                    sec.index,
-                    (f.offset * 8) as u64,
-                    "st_info",
-                    format!(
-                        "program `{}` is static; libbpf only accepts global programs outside .text",
-                        f.name
-                    ),
+                self.warnings.push(format!(
+                    "program `{}` in section `{}` is static: libbpf refuses it (it only accepts global programs outside .text); iproute2 and Cilium's loader load it",
+                    f.name, sec.name
                 ));
             }
             let def = secdef::lookup(&sec.name);

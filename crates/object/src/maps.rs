@@ -56,6 +56,8 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
     }
     let def_sz = size / n;
     let mut found = Vec::new();
+    let mut extra_warnings = Vec::new();
+    let mut extras = Vec::new();
     for s in syms {
         let err = |field: &str, reason: String| ObjectError::Map {
             section: sec.name.clone(),
@@ -85,13 +87,31 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
         }
         if def_sz > LEGACY_DEF_SIZE {
             if let Some(p) = def[LEGACY_DEF_SIZE..].iter().position(|&b| b != 0) {
-                return Err(err(
-                    "bpf_map_def",
-                    format!(
-                        "definition is {def_sz} bytes and has unrecognised non-zero data at byte {} (libbpf knows 20)",
-                        LEGACY_DEF_SIZE + p
-                    ),
+                // iproute2's and Cilium's `struct bpf_elf_map`: id, pinning, inner_id,
+                // inner_idx after libbpf's five fields.
+                let word = |i: usize| {
+                    def.get(i..i + 4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .unwrap_or(0)
+                };
+                let extra = crate::ElfMapExtra {
+                    def_size: def_sz as u32,
+                    id: word(20),
+                    pinning: word(24),
+                    inner_id: word(28),
+                    inner_idx: word(32),
+                };
+                extra_warnings.push(format!(
+                    "map `{}` in section `{}`: {def_sz}-byte iproute2/Cilium definition (struct bpf_elf_map: id {}, pinning {}, inner_id {}, inner_idx {}); libbpf refuses it (non-zero data at byte {} beyond its 20-byte bpf_map_def); iproute2 and Cilium's loader read it",
+                    s.name,
+                    sec.name,
+                    extra.id,
+                    extra.pinning,
+                    extra.inner_id,
+                    extra.inner_idx,
+                    LEGACY_DEF_SIZE + p
                 ));
+                extras.push((s.name.clone(), extra));
             }
         }
         found.push((
@@ -117,6 +137,8 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
         obj.maps.push(m);
         obj.map_locations.push(loc);
     }
+    obj.warnings.extend(extra_warnings);
+    obj.elf_map_extra.extend(extras);
     Ok(())
 }
 
@@ -315,9 +337,7 @@ fn parse_map_def(
                     ));
                 }
                 let v = int_field("pinning", mem.type_id)?;
-                if v > 1 {
-                    return Err(err("pinning", format!("invalid pinning value {v}")));
-                }
+                // Values other than 0 and 1 (Cilium writes 16): see btf_maps.
                 m.pinning = v;
             }
             other => return Err(err(other, "unknown field".into())),
@@ -438,6 +458,13 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
             });
         }
         let (mut m, values_off) = parse_map_def(btf, &vname, &sec_name, type_id, false)?;
+        if m.pinning > 1 {
+            obj.warnings.push(format!(
+                "map `{vname}`: pinning value {} is not one libbpf knows (0 LIBBPF_PIN_NONE, 1 LIBBPF_PIN_BY_NAME): libbpf refuses the object; Cilium's loader reads it; bpfkit does not pin it",
+                m.pinning
+            ));
+            m.pinning = 0;
+        }
         // `.values` initialisers come from relocations in `.rel.maps`.
         if let Some(voff) = values_off {
             let mut slots: Vec<(u32, String)> = Vec::new();
@@ -465,9 +492,10 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
                     symbol: r.symbol.clone(),
                     reason,
                 };
-                if r.r_type != reloc_type::R_BPF_64_ABS64 {
+                // Older clang writes R_BPF_64_64 here; libbpf takes both.
+                if r.r_type != reloc_type::R_BPF_64_ABS64 && r.r_type != reloc_type::R_BPF_64_64 {
                     return Err(err(format!(
-                        "`.values` of map `{vname}` needs R_BPF_64_ABS64, found {}",
+                        "`.values` of map `{vname}` needs R_BPF_64_ABS64 (or older clang's R_BPF_64_64), found {}",
                         r.type_name()
                     )));
                 }
@@ -506,8 +534,11 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
         obj.maps.push(m);
         obj.map_locations.push(loc);
     }
-    // Check `.values` targets exist.
-    for m in &obj.maps {
+    // Check `.values` targets exist. A program slot naming a function that is not a
+    // program (e.g. one in .text) is dropped with a warning: libbpf refuses such an
+    // object, the map is then loaded with that slot empty.
+    let mut dropped = Vec::new();
+    for (mi, m) in obj.maps.iter().enumerate() {
         let (targets, want_prog) = match &m.init {
             MapInit::Programs(v) => (v, true),
             MapInit::Maps(v) => (v, false),
@@ -523,22 +554,38 @@ fn btf_maps(obj: &mut Object) -> Result<()> {
                     .iter()
                     .any(|x| &x.name == t && x.origin == MapOrigin::Btf)
             };
-            if !ok {
-                return Err(ObjectError::Map {
-                    section: m.section.clone(),
-                    map: m.name.clone(),
-                    field: format!("values[{slot}]"),
-                    reason: format!(
-                        "`{t}` is not a {}",
-                        if want_prog {
-                            "program of this object"
-                        } else {
-                            "BTF-defined map of this object"
-                        }
-                    ),
-                });
+            if ok {
+                continue;
             }
+            let is_func = obj.functions.iter().any(|f| &f.name == t);
+            if want_prog && is_func {
+                dropped.push((mi, *slot, t.clone()));
+                continue;
+            }
+            return Err(ObjectError::Map {
+                section: m.section.clone(),
+                map: m.name.clone(),
+                field: format!("values[{slot}]"),
+                reason: format!(
+                    "`{t}` is not a {}",
+                    if want_prog {
+                        "program of this object"
+                    } else {
+                        "BTF-defined map of this object"
+                    }
+                ),
+            });
         }
+    }
+    for (mi, slot, t) in dropped {
+        let m = &mut obj.maps[mi];
+        if let MapInit::Programs(v) = &mut m.init {
+            v.retain(|(s, _)| *s != slot);
+        }
+        obj.warnings.push(format!(
+            "map `{}`: slot {slot} names `{t}`, a function that is not a program (it is not in a program section): libbpf refuses the object; bpfkit leaves the slot empty",
+            m.name
+        ));
     }
     Ok(())
 }

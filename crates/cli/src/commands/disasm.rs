@@ -110,6 +110,9 @@ pub fn run(args: Args) -> CliResult {
             &bpfkit_object::object_name_from_path(&args.file),
         )
         .map_err(|e| CliError::bad(format!("{name}: {e}")))?;
+        for w in &obj.warnings {
+            eprintln!("warning: {name}: {w}");
+        }
         let select = match (&args.prog, &args.section) {
             (Some(p), _) => Select::Function(p.clone()),
             (None, Some(s)) => Select::Section(s.clone()),

@@ -162,6 +162,9 @@ pub fn run(args: Args) -> CliResult {
     let name = object_name_from_path(&args.file);
     let obj = Object::parse_named(&bytes, &name)
         .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
+    for w in &obj.warnings {
+        eprintln!("warning: {}: {w}", args.file.display());
+    }
     let linked = obj.link();
     let linked_len = |p: &str| {
         linked
@@ -234,6 +237,23 @@ pub fn run(args: Args) -> CliResult {
         });
         if let Err(e) = &linked {
             out["link_error"] = json!(e.to_string());
+        }
+        if !obj.warnings.is_empty() {
+            out["warnings"] = json!(obj.warnings);
+        }
+        if !obj.elf_map_extra.is_empty() {
+            out["bpf_elf_map"] = obj
+                .elf_map_extra
+                .iter()
+                .map(|(n, e)| {
+                    (
+                        n.clone(),
+                        json!({"def_size": e.def_size, "id": e.id, "pinning": e.pinning,
+                               "inner_id": e.inner_id, "inner_idx": e.inner_idx}),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into();
         }
         if args.btf {
             out["btf_dump"] = json!(obj.btf.as_ref().map(|b| b.dump()));

@@ -137,6 +137,9 @@ pub fn run(args: Args) -> CliResult {
         let name = object_name_from_path(file);
         let obj = Object::parse_named(&bytes, &name)
             .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
+        for w in &obj.warnings {
+            eprintln!("warning: {}: {w}", file.display());
+        }
         let linked = obj
             .link()
             .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
