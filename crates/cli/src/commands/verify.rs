@@ -55,8 +55,19 @@ pub enum Format {
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// eBPF ELF objects.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "compare")]
     pub files: Vec<PathBuf>,
+    /// Compare two veristat-style CSV files (bpfkit's `--format csv` or `veristat -o csv`)
+    /// as `veristat -C` does; exit status 1 when a program that succeeded in OLD fails or
+    /// is missing in NEW.
+    #[arg(long, num_args = 2, value_names = ["OLD.csv", "NEW.csv"], conflicts_with_all = ["files"])]
+    pub compare: Option<Vec<PathBuf>>,
+    /// Exit 0 when programs are only undecided (bpfkit cannot model them), none rejected.
+    #[arg(long)]
+    pub allow_undecided: bool,
+    /// Repository root for SARIF: source paths from the line info are made relative to it.
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
     /// Only these programs (by function name); may be repeated.
     #[arg(long = "prog", value_name = "NAME")]
     pub progs: Vec<String>,
@@ -106,8 +117,27 @@ fn emit(s: &str) -> bool {
         .is_ok()
 }
 
+fn compare(files: &[PathBuf]) -> CliResult {
+    let read = |p: &PathBuf| -> Result<Vec<render::CsvRow>, CliError> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?;
+        render::parse_csv(&text).map_err(|e| CliError::bad(format!("{}: {e}", p.display())))
+    };
+    let (a, b) = (read(&files[0])?, read(&files[1])?);
+    let (table, regressed) = render::compare_csv(&a, &b);
+    if !emit(&table) {
+        return Ok(Status::Ok);
+    }
+    Ok(if regressed { Status::Bad } else { Status::Ok })
+}
+
 pub fn run(args: Args) -> CliResult {
+    if let Some(files) = &args.compare {
+        return compare(files);
+    }
     let mut all_ok = true;
+    let mut undecided_only = true;
+    let mut errors: Vec<(String, String)> = vec![];
     let mut json_out = vec![];
     let mut sarif_items: Vec<(String, LinkedProgram, Report)> = vec![];
     if args.format == Format::Csv && !emit(&format!("{}\n", render::CSV_HEADER)) {
@@ -132,17 +162,45 @@ pub fn run(args: Args) -> CliResult {
     // map names of the maps file that no object has
     let mut unmatched_maps: Option<Vec<String>> = None;
     for file in &args.files {
-        let bytes =
-            std::fs::read(file).map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
-        let name = object_name_from_path(file);
-        let obj = Object::parse_named(&bytes, &name)
-            .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
+        let shown = file.display().to_string();
+        // An object that cannot be read is an error entry; the other files go on and
+        // every output format stays complete.
+        let read = std::fs::read(file)
+            .map_err(|e| format!("{shown}: {e}"))
+            .and_then(|bytes| {
+                let name = object_name_from_path(file);
+                let obj =
+                    Object::parse_named(&bytes, &name).map_err(|e| format!("{shown}: {e}"))?;
+                let linked = obj.link().map_err(|e| format!("{shown}: {e}"))?;
+                Ok((obj, linked))
+            });
+        let (obj, linked) = match read {
+            Ok(x) => x,
+            Err(message) => {
+                all_ok = false;
+                undecided_only = false;
+                let printed = match args.format {
+                    Format::Text => {
+                        eprintln!("error: {message}");
+                        true
+                    }
+                    Format::Csv => emit(&format!("{}\n", render::csv_error_row(&shown))),
+                    Format::Json => {
+                        json_out.push(serde_json::json!({"object": shown, "error": message}));
+                        true
+                    }
+                    Format::Sarif => true,
+                };
+                errors.push((shown, message));
+                if !printed {
+                    return Ok(Status::Bad);
+                }
+                continue;
+            }
+        };
         for w in &obj.warnings {
             eprintln!("warning: {}: {w}", file.display());
         }
-        let linked = obj
-            .link()
-            .map_err(|e| CliError::bad(format!("{}: {e}", file.display())))?;
         let opts = Options {
             unprivileged: args.unprivileged,
             insn_limit: args.insn_limit,
@@ -154,7 +212,6 @@ pub fn run(args: Args) -> CliResult {
             funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             target: target.clone(),
         };
-        let shown = file.display().to_string();
         let mut reports = vec![];
         for prog in &linked.programs {
             if !args.progs.is_empty() {
@@ -164,12 +221,25 @@ pub fn run(args: Args) -> CliResult {
                 }
             }
             let rep = bpfkit_verifier::verify(prog, &linked.maps, &opts);
-            if !matches!(rep.verdict, Verdict::Accepted) {
-                all_ok = false;
+            match rep.verdict {
+                Verdict::Accepted => {}
+                Verdict::Unsupported { .. } => {
+                    all_ok = false;
+                    if args.format == Format::Csv {
+                        eprintln!(
+                            "note: {shown}: program `{}` is undecided; veristat's CSV has no such verdict, written as failure",
+                            rep.program
+                        );
+                    }
+                }
+                Verdict::Rejected(_) => {
+                    all_ok = false;
+                    undecided_only = false;
+                }
             }
             let printed = match args.format {
                 Format::Text => emit(&render::text(prog, &rep, &shown, &insn_text)),
-                Format::Csv => emit(&format!("{}\n", render::csv_row(&rep, &shown))),
+                Format::Csv => emit(&format!("{}\n", render::csv_row(prog, &rep, &shown))),
                 Format::Json => {
                     json_out.push(render::json(prog, &rep, &shown));
                     true
@@ -199,6 +269,7 @@ pub fn run(args: Args) -> CliResult {
         for lint in bpfkit_verifier::tailcall::lints_with(&linked, &reports, &extra) {
             if args.deny_tail_call_lints {
                 all_ok = false;
+                undecided_only = false;
             }
             let level = if args.deny_tail_call_lints {
                 "error"
@@ -233,7 +304,15 @@ pub fn run(args: Args) -> CliResult {
                 .iter()
                 .map(|(o, p, r)| (o.as_str(), p, r))
                 .collect();
-            Some(serde_json::to_string_pretty(&render::sarif(&items)).expect("json"))
+            let errs: Vec<(&str, &str)> = errors
+                .iter()
+                .map(|(o, m)| (o.as_str(), m.as_str()))
+                .collect();
+            let opts = render::SarifOptions {
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                source_root: args.source_root.clone(),
+            };
+            Some(serde_json::to_string_pretty(&render::sarif(&items, &errs, &opts)).expect("json"))
         }
         _ => None,
     };
@@ -242,5 +321,9 @@ pub fn run(args: Args) -> CliResult {
             return Ok(Status::Bad);
         }
     }
-    Ok(if all_ok { Status::Ok } else { Status::Bad })
+    Ok(if all_ok || (args.allow_undecided && undecided_only) {
+        Status::Ok
+    } else {
+        Status::Bad
+    })
 }
