@@ -165,3 +165,68 @@ fn compare_reads_veristat_csv_and_fails_on_a_regression() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `SEC("xdp_stats")` and a map sized at load time, as xdp-tutorial and xdp-bench write
+/// them: `--prog-type xdp` and `--map-max-entries` do what their loaders do.
+#[test]
+fn old_style_sections_and_load_time_map_sizes() {
+    let obj = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xdp_old_style.o");
+    let o = bpfkit().arg("verify").arg(&obj).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "undecided without --prog-type");
+    let o = bpfkit()
+        .args(["verify", "--prog-type", "xdp"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("section `xdp_stats`, which libbpf does not recognise"));
+    let pcap = root().join("corpus/pcap/mixed.pcap");
+    let o = bpfkit()
+        .args(["replay", "--prog-type", "xdp"])
+        .arg(&obj)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "a 0-entry array cannot be created"
+    );
+    let out = tmp("old_style_maps.json");
+    let o = bpfkit()
+        .args([
+            "replay",
+            "--prog-type",
+            "xdp",
+            "--map-max-entries",
+            "rx_count=4",
+            "--maps-out",
+        ])
+        .arg(&out)
+        .arg(&obj)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let maps = std::fs::read_to_string(&out).unwrap();
+    assert!(maps.contains("rx_count"), "{maps}");
+    for bad in ["rx_count", "rx_count=x", "nosuch=4", "rx_count=0"] {
+        let o = bpfkit()
+            .args(["verify", "--prog-type", "xdp", "--map-max-entries", bad])
+            .arg(&obj)
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(0), "--map-max-entries {bad}");
+    }
+}

@@ -306,6 +306,40 @@ impl Object {
         Ok(obj)
     }
 
+    /// Gives programs in sections libbpf does not recognise (type 0) type `prog_type`, as
+    /// libxdp-based loaders and `bpftool prog load ... type xdp` do for
+    /// `SEC("xdp_foo")`. Returns one warning per program so typed.
+    pub fn set_unknown_prog_type(&mut self, prog_type: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in self.programs.iter_mut().filter(|p| p.prog_type == 0) {
+            p.prog_type = prog_type;
+            out.push(format!(
+                "program `{}` in section `{}`, which libbpf does not recognise, is loaded as type {} (--prog-type)",
+                p.name,
+                p.section,
+                secdef::prog_type_name(prog_type)
+            ));
+        }
+        out
+    }
+
+    /// Sets a map's `max_entries` before linking, as libbpf's `bpf_map__set_max_entries`
+    /// does before load (maps declared with `max_entries = 0` and sized at load time).
+    /// `name` is the map's name (libbpf's or the real one).
+    pub fn set_max_entries(&mut self, name: &str, max_entries: u32) -> Result<(), String> {
+        let obj_name = self.name.clone();
+        let m = self
+            .maps
+            .iter_mut()
+            .find(|m| m.name == name || maps::internal_map_name(&obj_name, &m.name) == name)
+            .ok_or_else(|| format!("no map named `{name}`"))?;
+        if max_entries == 0 {
+            return Err(format!("map `{name}`: max_entries must be at least 1"));
+        }
+        m.max_entries = max_entries;
+        Ok(())
+    }
+
     /// Section by name.
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)

@@ -48,6 +48,8 @@ pub struct Args {
     /// Pin programs, maps and the link here (bpffs).
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub object: super::ObjectArgs,
     /// Replace a program already attached to the interface.
     #[arg(long)]
     pub replace: bool,
@@ -55,7 +57,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> CliResult {
     let ifindex = attach::ifindex(&a.iface).map_err(|e| CliError::usage(e.to_string()))?;
-    let mut obj = load_object(&a.file, a.pin_dir.as_deref())?;
+    let mut obj = load_object(&a.file, a.pin_dir.as_deref(), &a.object)?;
     let result = (|| {
         let p = obj.program(&a.prog).ok_or_else(|| {
             CliError::usage(format!(

@@ -36,6 +36,8 @@ pub struct Args {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub object: super::ObjectArgs,
 }
 
 /// Exit status for a loader error: environment problems are usage errors (2), a
@@ -55,6 +57,7 @@ pub fn loader_error(e: bpfkit_loader::Error) -> CliError {
 pub fn load_object(
     file: &std::path::Path,
     pin_dir: Option<&std::path::Path>,
+    object: &super::ObjectArgs,
 ) -> Result<LoadedObject, CliError> {
     if !file.exists() {
         return Err(CliError::usage(format!("{}: no such file", file.display())));
@@ -67,7 +70,17 @@ pub fn load_object(
         pin_root: pin_dir.map(|d| d.to_path_buf()),
         ..Default::default()
     };
-    let mut obj = LoadedObject::open(file, &opts).map_err(loader_error)?;
+    let mut obj = if object.is_empty() {
+        LoadedObject::open(file, &opts).map_err(loader_error)?
+    } else {
+        let shown = file.display().to_string();
+        let bytes = std::fs::read(file).map_err(|e| CliError::usage(format!("{shown}: {e}")))?;
+        let mut o =
+            bpfkit_object::Object::parse_named(&bytes, &bpfkit_object::object_name_from_path(file))
+                .map_err(|e| CliError::bad(format!("{shown}: {e}")))?;
+        object.apply(&mut o, &shown)?;
+        LoadedObject::load(&o, &opts).map_err(loader_error)?
+    };
     if let Some(d) = pin_dir {
         obj.pin_all(d).map_err(|e| {
             obj.unpin_all();
@@ -78,7 +91,7 @@ pub fn load_object(
 }
 
 pub fn run(a: Args) -> CliResult {
-    let obj = load_object(&a.file, a.pin_dir.as_deref())?;
+    let obj = load_object(&a.file, a.pin_dir.as_deref(), &a.object)?;
     let mut progs = Vec::new();
     for p in &obj.programs {
         let info = p.program.info().map_err(loader_error)?;

@@ -116,6 +116,8 @@ pub struct Args {
     /// (exit 1) when a program uses something that kernel lacks.
     #[arg(long, value_name = "TARGET")]
     pub kernel: Option<String>,
+    #[command(flatten)]
+    pub object: super::ObjectArgs,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -138,8 +140,12 @@ pub fn run(args: Args) -> CliResult {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
     let name = object_name_from_path(&args.file);
-    let obj = Object::parse_named(&bytes, &name)
-        .and_then(|o| o.link())
+    let mut obj = Object::parse_named(&bytes, &name)
+        .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
+    args.object
+        .apply(&mut obj, &args.file.display().to_string())?;
+    let obj = obj
+        .link()
         .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
     if let Some(k) = &args.kernel {
         let target = super::probe::resolve_target(k)?;

@@ -105,6 +105,8 @@ pub struct Args {
     /// object that uses something that kernel lacks.
     #[arg(long, value_name = "TARGET")]
     pub kernel: Option<String>,
+    #[command(flatten)]
+    pub object: super::ObjectArgs,
 }
 
 fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
@@ -256,12 +258,15 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
             "--mem is for raw programs; give an object a --packet",
         ));
     }
-    let obj = Object::parse_named(
+    let mut obj = Object::parse_named(
         bytes,
         &bpfkit_object::object_name_from_path(Path::new(&args.file)),
     )
-    .and_then(|o| o.link())
     .map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?;
+    args.object.apply(&mut obj, &args.file)?;
+    let obj = obj
+        .link()
+        .map_err(|e| CliError::bad(format!("{}: {e}", args.file)))?;
     if let Some(k) = &args.kernel {
         let target = super::probe::resolve_target(k)?;
         if let Some(e) = super::probe::target_refusal(&obj, &target) {

@@ -68,6 +68,8 @@ pub struct Args {
     /// Repository root for SARIF: source paths from the line info are made relative to it.
     #[arg(long, value_name = "DIR")]
     pub source_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub object: super::ObjectArgs,
     /// Only these programs (by function name); may be repeated.
     #[arg(long = "prog", value_name = "NAME")]
     pub progs: Vec<String>,
@@ -169,8 +171,11 @@ pub fn run(args: Args) -> CliResult {
             .map_err(|e| format!("{shown}: {e}"))
             .and_then(|bytes| {
                 let name = object_name_from_path(file);
-                let obj =
+                let mut obj =
                     Object::parse_named(&bytes, &name).map_err(|e| format!("{shown}: {e}"))?;
+                args.object
+                    .apply(&mut obj, &shown)
+                    .map_err(|e| format!("{shown}: {}", e.message))?;
                 let linked = obj.link().map_err(|e| format!("{shown}: {e}"))?;
                 Ok((obj, linked))
             });
