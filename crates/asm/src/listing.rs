@@ -57,12 +57,21 @@ fn insn_line(out: &mut String, index: usize, raw: &[RawInsn], text: &str, opts: 
     }
 }
 
+/// What llvm-objdump prints for an instruction it cannot decode.
+pub const UNKNOWN: &str = "<unknown>";
+
 /// Lists raw instruction slots (a `.bin` file): one `INDEX:\tTEXT` line per instruction.
 pub fn list_raw(insns: &[RawInsn], opts: &Options) -> Result<String, DecodeError> {
     let mut out = String::new();
     let mut i = 0;
     while i < insns.len() {
-        let (insn, n) = decode(insns, i)?;
+        // As llvm-objdump does, a slot that does not decode is `<unknown>` and the listing
+        // goes on with the next slot.
+        let Ok((insn, n)) = decode(insns, i) else {
+            insn_line(&mut out, i, &insns[i..i + 1], UNKNOWN, opts);
+            i += 1;
+            continue;
+        };
         insn_line(
             &mut out,
             i,
@@ -183,15 +192,12 @@ fn list_section(
                 last_line = Some(key);
             }
         }
-        let (insn, n) = decode(insns, i).map_err(|error| {
-            let offset = error.index as u64 * 8;
-            ListingError::Decode {
-                section: sec.name.clone(),
-                location: symbolize(&syms, &sec.name, offset),
-                offset,
-                error,
-            }
-        })?;
+        let Ok((insn, n)) = decode(insns, i) else {
+            // llvm-objdump prints the slot's bytes and `<unknown>`, and goes on.
+            insn_line(out, i, &insns[i..i + 1], UNKNOWN, opts);
+            i += 1;
+            continue;
+        };
         let n = n.min(end - i).max(1);
         let mut text = format_insn(&insn, opts.syntax);
         if opts.annotate && opts.syntax != Syntax::Ubpf {
@@ -237,5 +243,28 @@ fn symbolize(syms: &[(u64, String)], section: &str, addr: u64) -> String {
         Some((v, name)) => format!("{name}+{:#x}", addr - v),
         None if addr == 0 => section.to_string(),
         None => format!("{section}+{addr:#x}"),
+    }
+}
+
+#[cfg(test)]
+mod unknown_tests {
+    use super::*;
+
+    /// An instruction that does not decode is listed as llvm-objdump lists it, and the
+    /// listing goes on.
+    #[test]
+    fn bad_instructions_are_unknown_and_the_listing_goes_on() {
+        let insns = [
+            RawInsn::new(0xb7, 0, 0, 0, 0),
+            RawInsn::new(0x18, 15, 15, -1, -1), // lddw with r15
+            RawInsn::new(0xff, 0, 0, 0, 0),     // no such opcode
+            RawInsn::new(0x95, 0, 0, 0, 0),
+        ];
+        let out = list_raw(&insns, &Options::default()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[1].ends_with("<unknown>"), "{out}");
+        assert!(lines[2].ends_with("<unknown>"), "{out}");
+        assert!(lines[3].ends_with("exit"), "{out}");
     }
 }

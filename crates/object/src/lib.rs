@@ -566,16 +566,14 @@ impl Object {
 
     fn collect_programs(&mut self) -> Result<(), ObjectError> {
         let mut progs = Vec::new();
+        let mut static_progs = Vec::new();
         for (fi, f) in self.functions.iter().enumerate() {
             let sec = &self.sections[f.section];
             if sec.kind != SectionKind::Program {
                 continue;
             }
             if !f.global {
-                self.warnings.push(format!(
-                    "program `{}` in section `{}` is static: libbpf refuses it (it only accepts global programs outside .text); iproute2 and Cilium's loader load it",
-                    f.name, sec.name
-                ));
+                static_progs.push(format!("`{}` (section `{}`)", f.name, sec.name));
             }
             let def = secdef::lookup(&sec.name);
             progs.push(Program {
@@ -592,6 +590,16 @@ impl Object {
             });
         }
         self.programs = progs;
+        if !static_progs.is_empty() {
+            let n = static_progs.len();
+            let shown: Vec<&str> = static_progs.iter().take(5).map(String::as_str).collect();
+            self.warnings.push(format!(
+                "{n} static program{} outside .text ({}{}): libbpf refuses them (it only accepts global programs there); iproute2 and Cilium's loader load them",
+                if n == 1 { "" } else { "s" },
+                shown.join(", "),
+                if n > 5 { format!(" and {} more", n - 5) } else { String::new() }
+            ));
+        }
         for i in 0..self.programs.len() {
             // The call graph as the linker walks it; errors show up again in `link`.
             let subs = link::subprogram_order(self, self.programs[i].function).unwrap_or_default();

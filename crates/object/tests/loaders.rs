@@ -39,7 +39,7 @@ fn cilium_pinning_static_programs_and_text_slots_are_warnings() {
     let w = o.warnings.join("\n");
     assert!(w.contains("pinning value 16"), "{w}");
     assert!(
-        w.contains("program `xdp_static` in section `xdp` is static"),
+        w.contains("1 static program outside .text (`xdp_static` (section `xdp`))"),
         "{w}"
     );
     assert!(w.contains("slot 1 names `in_text`"), "{w}");
