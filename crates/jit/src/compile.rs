@@ -111,6 +111,13 @@ enum Stub {
         loc: u64,
         sx: bool,
     },
+    /// Fast mode: a load, store or atomic outside the engines' memory (`r11` = its
+    /// address minus the range's base): report the fault.
+    Confine {
+        label: DynamicLabel,
+        loc: u64,
+        meta: u32,
+    },
     /// The prologue of a function starting at `slot`.
     Prologue {
         label: DynamicLabel,
@@ -201,6 +208,44 @@ impl Gen<'_> {
 
     fn call_abs(&mut self, f: u64) {
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+        if self.mode == Mode::Fast {
+            // Rust may have allocated (map updates, ring buffer records): reload the
+            // confinement limit. r10 is caller-saved scratch.
+            let l = bpfkit_vm::arena::limit_addr();
+            asm!(self.ops
+                ; mov r10, QWORD l as i64
+                ; mov r10, QWORD [r10]
+                ; mov QWORD [r12 + OFF_ARENA_LIMIT], r10
+            );
+        }
+    }
+
+    /// Fast mode: confines the `size`-byte access at `[base + off]` to the engines' address
+    /// range ([`bpfkit_vm::arena`]) with one comparison; outside it, the access faults
+    /// (the interpreter's fault for that address). Clobbers r11.
+    ///
+    /// r10-relative accesses inside the current frame need no comparison: r10 is only
+    /// ever written by the prologue and `exit` (fast mode refuses every instruction that
+    /// writes r10), the call depth stays below `MAX_CALL_FRAMES`, and the frames lie
+    /// back to back in one buffer of `MAX_CALL_FRAMES * 512` bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn confine(&mut self, prog: usize, pc: usize, base: u8, off: i32, size: u64, write: bool) {
+        if base == REG[10] && off >= -512 && off <= -(size as i32) {
+            return;
+        }
+        let label = self.ops.new_dynamic_label();
+        asm!(self.ops
+            ; lea r11, [Rq(base) + off]
+            ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+            ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+            ; jae =>label
+        );
+        let loc = ((prog as u64) << 32) | pc as u64;
+        let meta = size as u32 | if write { 0x100 } else { 0 };
+        self.stubs.push((
+            Stub::Confine { label, loc, meta },
+            format!("slot {pc}: access outside the engines' memory"),
+        ));
     }
 
     fn check_fault(&mut self) {
@@ -247,7 +292,19 @@ impl Gen<'_> {
 
     fn emit_stubs(&mut self) -> Vec<(AssemblyOffset, AssemblyOffset, String)> {
         let mut ranges = Vec::new();
-        let stubs = std::mem::take(&mut self.stubs);
+        // Stubs may add stubs (a confined load inside a stub): until none is left.
+        while !self.stubs.is_empty() {
+            let stubs = std::mem::take(&mut self.stubs);
+            ranges.extend(self.emit_stub_batch(stubs));
+        }
+        ranges
+    }
+
+    fn emit_stub_batch(
+        &mut self,
+        stubs: Vec<(Stub, String)>,
+    ) -> Vec<(AssemblyOffset, AssemblyOffset, String)> {
+        let mut ranges = Vec::new();
         for (s, what) in stubs {
             let start = self.ops.offset();
             match s {
@@ -298,10 +355,12 @@ impl Gen<'_> {
                         ; cmp r10, 24
                         ; jb =>ctx
                     );
+                    let (prog, pc) = ((loc >> 32) as usize, (loc & 0xffff_ffff) as usize);
+                    self.confine(prog, pc, base, off, 4, false);
                     if sx {
-                        asm!(self.ops ; movsxd Rq(dst), DWORD [r11]);
+                        asm!(self.ops ; movsxd Rq(dst), DWORD [Rq(base) + off]);
                     } else {
-                        asm!(self.ops ; mov Rd(dst), DWORD [r11]);
+                        asm!(self.ops ; mov Rd(dst), DWORD [Rq(base) + off]);
                     }
                     asm!(self.ops ; jmp =>back);
                     self.ctx_load_stub(ctx, back, dst, loc, sx);
@@ -326,6 +385,20 @@ impl Gen<'_> {
                     asm!(self.ops ; =>label);
                     self.tail_call(prog, pc);
                     asm!(self.ops ; jmp =>back);
+                }
+                Stub::Confine { label, loc, meta } => {
+                    let fe = self.fault_exit;
+                    asm!(self.ops
+                        ; =>label
+                        ; add r11, QWORD [r12 + OFF_ARENA_BASE]
+                        ; mov r10, QWORD loc as i64
+                        ; mov QWORD [r12 + OFF_LOC], r10
+                        ; mov rdi, r12
+                        ; mov rsi, r11
+                        ; mov edx, meta as i32
+                    );
+                    self.call_abs(tr_confine_fault as *const () as u64);
+                    asm!(self.ops ; jmp =>fe);
                 }
                 Stub::Prologue { label, body } => {
                     asm!(self.ops
@@ -472,6 +545,12 @@ impl Gen<'_> {
                 "register r{} does not exist",
                 dst.max(src)
             )));
+        }
+        if self.mode == Mode::Fast && writes_r10(&insn) {
+            // The confinement of r10-relative accesses relies on it (see `confine`).
+            fail!(FaultKind::Unsupported(
+                "r10 (frame pointer) is read-only".into()
+            ));
         }
         let d = rq(dst);
         let s = rq(src);
@@ -948,7 +1027,13 @@ impl Gen<'_> {
             helpers::MAP_LOOKUP_ELEM => match &fm.array {
                 Some((l, table)) if l.max_entries <= i32::MAX as u32 && l.stride <= 1 << 30 => {
                     let null = self.ops.new_dynamic_label();
+                    // The key pointer comes from the program: outside the engines' memory
+                    // the generic helper reports the fault.
                     asm!(self.ops
+                        ; mov r11, rsi
+                        ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+                        ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+                        ; jae =>generic
                         ; mov eax, DWORD [rsi]
                         ; cmp eax, l.max_entries as i32
                         ; jae =>null
@@ -966,17 +1051,23 @@ impl Gen<'_> {
                     asm!(self.ops ; jmp =>done ; =>null ; xor eax, eax);
                 }
                 _ => {
+                    self.set_loc(prog, pc);
                     asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
                     self.call_abs(tr_fast_lookup as *const () as u64);
+                    self.check_fault();
                 }
             },
             helpers::MAP_UPDATE_ELEM => {
+                self.set_loc(prog, pc);
                 asm!(self.ops ; mov edi, m as i32 ; mov r8, r12);
                 self.call_abs(tr_fast_update as *const () as u64);
+                self.check_fault();
             }
             _ => {
+                self.set_loc(prog, pc);
                 asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
                 self.call_abs(tr_fast_delete as *const () as u64);
+                self.check_fault();
             }
         }
         asm!(self.ops ; =>done);
@@ -1082,6 +1173,10 @@ impl Gen<'_> {
             asm!(self.ops ; mov Rq(d), r11);
             return;
         }
+        let ctx_field = size == 4 && self.may_be_ctx(pc, s);
+        if !ctx_field {
+            self.confine(prog, pc, s, off, size, false);
+        }
         match (size, sx) {
             (1, false) => asm!(self.ops ; movzx Rd(d), BYTE [Rq(s) + off]),
             (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
@@ -1137,10 +1232,11 @@ impl Gen<'_> {
                     ; cmp r10, 24
                     ; jb =>slow
                 );
+                self.confine(prog, pc, s, off, 4, false);
                 if sx {
-                    asm!(self.ops ; movsxd Rq(d), DWORD [r11]);
+                    asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off]);
                 } else {
-                    asm!(self.ops ; mov Rd(d), DWORD [r11]);
+                    asm!(self.ops ; mov Rd(d), DWORD [Rq(s) + off]);
                 }
                 asm!(self.ops ; =>back);
                 let loc = ((prog as u64) << 32) | pc as u64;
@@ -1197,6 +1293,7 @@ impl Gen<'_> {
             self.restore_regs(0, None);
             return;
         }
+        self.confine(prog, pc, d, off, size, true);
         match (size, value) {
             (1, Ok(s)) => asm!(self.ops ; mov BYTE [Rq(d) + off], Rb(s)),
             (2, Ok(s)) => asm!(self.ops ; mov WORD [Rq(d) + off], Rw(s)),
@@ -1263,6 +1360,9 @@ impl Gen<'_> {
         // its own maps), so a plain read-modify-write gives exactly the result the
         // kernel's locked one gives, without a full memory barrier per instruction.
         // (`xchg` with memory is always locked by the CPU; it is rare in XDP code.)
+        if self.mode == Mode::Fast {
+            self.confine(prog, pc, d, off, size, true);
+        }
         asm!(self.ops ; lea r9, [Rq(d) + off]);
         macro_rules! w {
             ($($t:tt)*) => { asm!(self.ops ; $($t)*) };
@@ -1537,6 +1637,22 @@ struct ProgLabelsBuilder {
 
 const BPF_LOAD_ACQ: i32 = 0x100;
 const BPF_STORE_REL: i32 = 0x110;
+
+/// Whether `insn` writes r10 other than through an ALU operation (which both modes
+/// refuse): `lddw`, load-acquire into r10, or a fetching atomic returning into r10.
+fn writes_r10(insn: &RawInsn) -> bool {
+    if insn.code == LDDW {
+        return insn.dst == 10;
+    }
+    if insn.code & 0x07 == BPF_STX && insn.code & 0xe0 == BPF_ATOMIC {
+        return match insn.imm {
+            BPF_LOAD_ACQ => insn.dst == 10,
+            BPF_CMPXCHG => false,
+            i => (i & BPF_FETCH != 0 || i == BPF_XCHG) && insn.src == 10,
+        };
+    }
+    false
+}
 
 fn size_bytes(code: u8) -> u64 {
     match size(code) {

@@ -9,6 +9,7 @@
 //! See `docs/vm.md` for the memory model, supported maps and helpers, and the known
 //! differences from the kernel.
 
+pub mod arena;
 pub mod audit;
 pub mod engine;
 pub mod error;
