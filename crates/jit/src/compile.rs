@@ -172,6 +172,11 @@ struct Gen<'a> {
     /// hold a pointer into the context before it; a 4-byte load through any other register
     /// needs no context check (the kernel knows this from its verifier).
     may_ctx: Vec<u16>,
+    /// Fast mode, code being compiled: per x86 register, the offsets `[lo, hi)` around its
+    /// current value already proved inside the engines' memory since the last jump target
+    /// (the range is one interval and never shrinks, so every byte between two checked
+    /// accesses is inside it too): an access within needs no second comparison.
+    confined: [Option<(i64, i64)>; 16],
 }
 
 fn rq(r: u8) -> u8 {
@@ -232,6 +237,13 @@ impl Gen<'_> {
     fn confine(&mut self, prog: usize, pc: usize, base: u8, off: i32, size: u64, write: bool) {
         if base == REG[10] && off >= -512 && off <= -(size as i32) {
             return;
+        }
+        let (lo, hi) = (off as i64, off as i64 + size as i64);
+        let slot = &mut self.confined[base as usize & 15];
+        match *slot {
+            Some((a, b)) if a <= lo && hi <= b => return,
+            Some((a, b)) => *slot = Some((a.min(lo), b.max(hi))),
+            None => *slot = Some((lo, hi)),
         }
         let label = self.ops.new_dynamic_label();
         asm!(self.ops
@@ -294,6 +306,7 @@ impl Gen<'_> {
         let mut ranges = Vec::new();
         // Stubs may add stubs (a confined load inside a stub): until none is left.
         while !self.stubs.is_empty() {
+            self.confined = [None; 16];
             let stubs = std::mem::take(&mut self.stubs);
             ranges.extend(self.emit_stub_batch(stubs));
         }
@@ -356,6 +369,7 @@ impl Gen<'_> {
                         ; jb =>ctx
                     );
                     let (prog, pc) = ((loc >> 32) as usize, (loc & 0xffff_ffff) as usize);
+                    self.confined = [None; 16];
                     self.confine(prog, pc, base, off, 4, false);
                     if sx {
                         asm!(self.ops ; movsxd Rq(dst), DWORD [Rq(base) + off]);
@@ -492,12 +506,23 @@ impl Gen<'_> {
         let mut pc = 0;
         // Slots never reached as instructions (second halves of lddw) get fault stubs.
         let mut covered = vec![false; len];
+        let targets = jump_targets(&insns);
+        self.confined = [None; 16];
         while pc < len {
             let start = self.ops.offset();
             let l = slots[pc];
             asm!(self.ops ; =>l);
             covered[pc] = true;
+            if targets[pc] {
+                self.confined = [None; 16];
+            }
             let width = self.compile_insn(prog, pc, &insns, &slots);
+            let w = written_regs(&insns[pc]);
+            for (r, &x) in REG.iter().enumerate() {
+                if w & (1 << r) != 0 {
+                    self.confined[x as usize] = None;
+                }
+            }
             ranges[pc] = (start, self.ops.offset());
             pc += width;
         }
@@ -1638,6 +1663,61 @@ struct ProgLabelsBuilder {
 const BPF_LOAD_ACQ: i32 = 0x100;
 const BPF_STORE_REL: i32 = 0x110;
 
+/// Slots control may reach other than from the slot before: jump and call targets and
+/// functions named by `lddw` (conservative: any slot a jump, call or `lddw` of a function
+/// could name, and slot 0).
+fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
+    let mut t = vec![false; insns.len() + 1];
+    t[0] = true;
+    for (pc, i) in insns.iter().enumerate() {
+        let c = i.code & 0x07;
+        let rel = if c == BPF_JMP || c == BPF_JMP32 {
+            match i.code & 0xf0 {
+                BPF_EXIT => None,
+                BPF_CALL => (i.src == BPF_PSEUDO_CALL).then_some(i.imm as i64),
+                BPF_JA if c == BPF_JMP32 => Some(i.imm as i64),
+                _ => Some(i.off as i64),
+            }
+        } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
+            Some(i.imm as i64)
+        } else {
+            None
+        };
+        if let Some(rel) = rel {
+            let d = pc as i64 + rel + 1;
+            if d >= 0 && (d as usize) < t.len() {
+                t[d as usize] = true;
+            }
+        }
+    }
+    t
+}
+
+/// The eBPF registers (bit n = rn) `insn` may write; calls write r0..r5, anything not
+/// understood writes all.
+fn written_regs(insn: &RawInsn) -> u16 {
+    let dst = 1u16 << (insn.dst & 15);
+    match insn.code & 0x07 {
+        BPF_ALU | BPF_ALU64 | BPF_LDX => dst,
+        BPF_LD => dst,
+        BPF_ST => 0,
+        BPF_STX => match insn.code & 0xe0 {
+            BPF_ATOMIC => match insn.imm {
+                BPF_LOAD_ACQ => dst,
+                BPF_CMPXCHG => 1,
+                i if i & BPF_FETCH != 0 || i == BPF_XCHG => 1u16 << (insn.src & 15),
+                _ => 0,
+            },
+            _ => 0,
+        },
+        BPF_JMP | BPF_JMP32 => match insn.code & 0xf0 {
+            BPF_CALL => 0x3f,
+            _ => 0,
+        },
+        _ => 0xffff,
+    }
+}
+
 /// Whether `insn` writes r10 other than through an ALU operation (which both modes
 /// refuse): `lddw`, load-acquire into r10, or a fetching atomic returning into r10.
 fn writes_r10(insn: &RawInsn) -> bool {
@@ -1700,6 +1780,7 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         fast_maps: if mode == Mode::Fast { fast_maps } else { &[] },
         known: Vec::new(),
         may_ctx: Vec::new(),
+        confined: [None; 16],
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

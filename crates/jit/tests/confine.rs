@@ -161,6 +161,8 @@ const CASES: &[&str] = &[
     "helper_arg_host",
     "ctx_ldsx_as_pointer",
     "ctx_store_then_load",
+    "checked_register_then_moved",
+    "checked_register_in_a_loop",
 ];
 
 fn run_case(case: &str) {
@@ -337,6 +339,21 @@ fn run_case(case: &str) {
             &format!("lddw %r2, {h:#x}\nstxdw [%r1+0], %r2\nldxw %r3, [%r1+0]\nldxdw %r0, [%r3+0]\nexit"),
             vec![],
             Either,
+            &host,
+        ),
+        // An access through a register already checked at this offset needs no second
+        // comparison, but only until the register is written ...
+        "checked_register_then_moved" => raw(
+            case,
+            "ldxdw %r0, [%r1+0]\nmov %r3, 1\nlsh %r3, 44\nadd %r1, %r3\nldxdw %r0, [%r1+0]\nstdw [%r1+0], 1\nexit",
+            Fault,
+            &host,
+        ),
+        // ... or control arrives from elsewhere (a loop moving the pointer 256 MiB a turn).
+        "checked_register_in_a_loop" => raw(
+            case,
+            "mov %r3, 0\nldxb %r0, [%r1+0]\nstb [%r1+0], 1\nadd %r1, 0x10000000\nadd %r3, 1\njlt %r3, 100000, -5\nexit",
+            Fault,
             &host,
         ),
         other => panic!("unknown case {other}"),
