@@ -1,0 +1,237 @@
+//! `--maps-in` refuses what the kernel refuses on `BPF_MAP_UPDATE_ELEM` (issue 14 item 6),
+//! on every engine alike, with the map, the entry and the field in the message: wrong key
+//! and value sizes, a map-in-map value that does not match the inner-map template (the
+//! kernel's -EINVAL; before, a verified program then wrote past a 1-byte value), a
+//! PROG_ARRAY program incompatible with the map's owner, an ifindex that does not fit.
+
+mod common;
+
+use bpfkit_replay::engines::EngineKind;
+use bpfkit_replay::{replay, Options, ReplayError};
+use std::path::PathBuf;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bpfkit-mapsin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn obj(name: &str) -> bpfkit_object::model::LinkedObject {
+    common::load(&common::root().join(format!("corpus/obj/{name}.o")))
+}
+
+fn mixed() -> PathBuf {
+    common::root().join("corpus/pcap/mixed.pcap")
+}
+
+/// Replays with `doc` as the maps file on `engine`; the error message if refused.
+fn try_doc(
+    o: &bpfkit_object::model::LinkedObject,
+    doc: &str,
+    engine: EngineKind,
+    prog: Option<&str>,
+) -> Result<(), String> {
+    let d = tmpdir(&format!("{}-{}", engine.name(), doc.len()));
+    std::fs::write(d.join("in.json"), doc).unwrap();
+    let opts = Options {
+        engine,
+        prog: prog.map(String::from),
+        maps_in: Some(d.join("in.json")),
+        ..Options::default()
+    };
+    match replay(o, &mixed(), &opts, None) {
+        Ok(_) => Ok(()),
+        Err(ReplayError::Bad(m)) => Err(m),
+        Err(other) => panic!("expected an input error (exit 1), got {other:?}"),
+    }
+}
+
+/// Refused on the interpreter and both JIT modes (fast mode forced) with a message
+/// containing every part of `want`.
+fn refused(o: &bpfkit_object::model::LinkedObject, doc: &str, prog: Option<&str>, want: &[&str]) {
+    for e in [
+        EngineKind::Interp,
+        EngineKind::JitChecked,
+        EngineKind::JitFastUnverified,
+        EngineKind::Jit,
+    ] {
+        match try_doc(o, doc, e, prog) {
+            Ok(()) => panic!("{}: accepted {doc}", e.name()),
+            Err(m) => {
+                for w in want {
+                    assert!(m.contains(w), "{}: `{w}` not in: {m}", e.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn map_in_map_value_must_match_the_template() {
+    let o = obj("xdp_map_in_map");
+    // The issue's reproducer: a HASH of 1-byte values where the template is an ARRAY of
+    // u64 counters.
+    refused(
+        &o,
+        r#"{"per_vlan": [["00000000", {"map": "tenant_a_ports"}]]}"#,
+        None,
+        &[
+            "`per_vlan` entry 0",
+            "field `map`",
+            "`tenant_a_ports` does not match the inner-map template",
+            "map type 1 differs from the inner-map template's 2",
+            "EINVAL",
+        ],
+    );
+    // The other direction, and an entry that is not the first.
+    refused(
+        &o,
+        r#"{"tenants": [["00000000", {"map": "tenant_b_ports"}], ["01000000", {"map": "untagged_counters"}]]}"#,
+        None,
+        &["`tenants` entry 1", "untagged_counters"],
+    );
+    // A matching map is fine, also at a new key.
+    try_doc(
+        &o,
+        r#"{"per_vlan": [["07000000", {"map": "vlan100_counters"}]], "tenants": [["00000000", {"map": "tenant_b_ports"}]]}"#,
+        EngineKind::Jit,
+        None,
+    )
+    .unwrap();
+    // References only as names: a hex value could name any map.
+    refused(
+        &o,
+        r#"{"per_vlan": [["00000000", "02000000"]]}"#,
+        None,
+        &["`per_vlan` entry 0", "{\"map\": NAME}"],
+    );
+}
+
+#[test]
+fn keys_and_values_have_the_map_sizes() {
+    let o = obj("xdp_map_in_map");
+    refused(
+        &o,
+        r#"{"tenant_a_ports": [["0050", "01"], ["00", "01"]]}"#,
+        None,
+        &["`tenant_a_ports` entry 1", "key: 1 bytes, the map's keys are 2 bytes"],
+    );
+    refused(
+        &o,
+        r#"{"tenant_a_ports": [["0050", "0101"]]}"#,
+        None,
+        &["entry 0", "value: 2 bytes, the map's values are 1 bytes"],
+    );
+    refused(
+        &o,
+        r#"{"untagged_counters": [[4294967296, "0100000000000000"]]}"#,
+        None,
+        &["entry 0", "key: 4294967296 is not an index"],
+    );
+    refused(
+        &o,
+        r#"{"tenant_a_ports": [[1, "01"]]}"#,
+        None,
+        &["entry 0", "an index needs 4-byte keys"],
+    );
+    try_doc(
+        &o,
+        r#"{"tenant_a_ports": [["0050", "01"]], "untagged_counters": [[3, "0100000000000000"]]}"#,
+        EngineKind::Interp,
+        None,
+    )
+    .unwrap();
+}
+
+#[test]
+fn ifindex_fits_its_field() {
+    let o = obj("xdp_redirect");
+    refused(
+        &o,
+        r#"{"tx_port": [["00000000", {"ifindex": 4294967296}]]}"#,
+        None,
+        &["`tx_port` entry 0", "field `ifindex`: 4294967296 does not fit in its 32 bits"],
+    );
+    refused(
+        &o,
+        r#"{"tx_port": [["00000000", {"ifindex": 0}]]}"#,
+        None,
+        &["field `ifindex`: 0 is no device"],
+    );
+    refused(
+        &o,
+        r#"{"tx_port": [["00000000", {"ifindex": -1}]]}"#,
+        None,
+        &["field `ifindex`: -1 is not an interface index"],
+    );
+    refused(
+        &o,
+        r#"{"next_hop": [["0a000001", {"ifindex": 1}]]}"#,
+        None,
+        &["field `ifindex`: only DEVMAP/DEVMAP_HASH values"],
+    );
+    try_doc(
+        &o,
+        r#"{"tx_port": [["00000000", {"ifindex": 1}]]}"#,
+        EngineKind::Interp,
+        None,
+    )
+    .unwrap();
+}
+
+#[test]
+fn prog_array_programs_are_compatible_with_the_owner() {
+    let mut o = obj("xdp_tailcall");
+    // handle_arp as an `xdp.frags` program: the kernel refuses it in a PROG_ARRAY that
+    // the plain XDP dispatcher owns.
+    let p = o.programs.iter_mut().find(|p| p.name == "handle_arp").unwrap();
+    p.prog_flags |= 1 << 5;
+    refused(
+        &o,
+        r#"{"jmp_table": [["00000000", {"program": "handle_ipv4"}], ["01000000", {"program": "handle_arp"}]]}"#,
+        Some("xdp_dispatch"),
+        &[
+            "`jmp_table` entry 1",
+            "field `program`: `handle_arp`",
+            "not compatible with `xdp_dispatch`",
+            "xdp.frags",
+        ],
+    );
+    refused(
+        &o,
+        r#"{"jmp_table": [["00000000", {"program": "nosuch"}]]}"#,
+        Some("xdp_dispatch"),
+        &["field `program`: no program named `nosuch`"],
+    );
+    try_doc(
+        &o,
+        r#"{"jmp_table": [["00000000", {"program": "handle_ipv4"}]]}"#,
+        EngineKind::Interp,
+        Some("xdp_dispatch"),
+    )
+    .unwrap();
+}
+
+/// The engines themselves refuse a mismatching inner map from user space (the replay
+/// check above is not the only line).
+#[test]
+fn engine_map_update_refuses_a_mismatching_inner_map() {
+    use bpfkit_vm::Engine;
+    let o = obj("xdp_map_in_map");
+    let outer = o.map_index("per_vlan").unwrap();
+    let bad = o.map_index("tenant_a_ports").unwrap() as u32;
+    let good = o.map_index("vlan100_counters").unwrap() as u32;
+    let mut i = bpfkit_vm::Interpreter::new(&o, bpfkit_vm::Config::default()).unwrap();
+    let e = i
+        .map_update(outer, &0u32.to_le_bytes(), &bad.to_le_bytes(), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inner-map template"), "{e}");
+    i.map_update(outer, &0u32.to_le_bytes(), &good.to_le_bytes(), 0)
+        .unwrap();
+    let mut j = bpfkit_jit::Jit::new_fast(&o, bpfkit_vm::Config::default()).unwrap();
+    assert!(j
+        .map_update(outer, &0u32.to_le_bytes(), &bad.to_le_bytes(), 0)
+        .is_err());
+}
