@@ -118,6 +118,15 @@ enum Stub {
         loc: u64,
         meta: u32,
     },
+    /// Fast mode: a 1-, 2- or 8-byte load whose address `r11` fell into the context:
+    /// the checked load (which faults as the interpreter does).
+    CtxOther {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        loc: u64,
+        meta: u32,
+    },
     /// The prologue of a function starting at `slot`.
     Prologue {
         label: DynamicLabel,
@@ -414,6 +423,28 @@ impl Gen<'_> {
                     self.call_abs(tr_confine_fault as *const () as u64);
                     asm!(self.ops ; jmp =>fe);
                 }
+                Stub::CtxOther {
+                    label,
+                    back,
+                    dst,
+                    loc,
+                    meta,
+                } => {
+                    asm!(self.ops ; =>label);
+                    self.save_regs(0);
+                    asm!(self.ops
+                        ; mov r10, QWORD loc as i64
+                        ; mov QWORD [r12 + OFF_LOC], r10
+                        ; mov rdi, r12
+                        ; mov rsi, r11
+                        ; mov edx, meta as i32
+                    );
+                    self.call_abs(tr_load as *const () as u64);
+                    self.check_fault();
+                    asm!(self.ops ; mov r11, rax);
+                    self.restore_regs(0, None);
+                    asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
+                }
                 Stub::Prologue { label, body } => {
                     asm!(self.ops
                         ; =>label
@@ -450,21 +481,21 @@ impl Gen<'_> {
         sx: bool,
     ) {
         // Aligned fields below egress_ifindex come from the context's copy; anything
-        // else takes the checked path.
+        // else, and every sign-extending load (an invalid context access, as the
+        // interpreter reports it), takes the checked path.
         let slow = self.ops.new_dynamic_label();
-        asm!(self.ops
-            ; =>label
-            ; test r10d, 3
-            ; jnz =>slow
-            ; cmp r10d, 20
-            ; jae =>slow
-        );
-        if sx {
-            asm!(self.ops ; movsxd Rq(dst), DWORD [r12 + r10 * 2 + OFF_XDP_MD]);
-        } else {
-            asm!(self.ops ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+        asm!(self.ops ; =>label);
+        if !sx {
+            asm!(self.ops
+                ; test r10d, 3
+                ; jnz =>slow
+                ; cmp r10d, 20
+                ; jae =>slow
+                ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]
+                ; jmp =>back
+            );
         }
-        asm!(self.ops ; jmp =>back ; =>slow);
+        asm!(self.ops ; =>slow);
         self.save_regs(0);
         let meta = 4u64 | if sx { 0x100 } else { 0 };
         asm!(self.ops
@@ -1199,6 +1230,35 @@ impl Gen<'_> {
             return;
         }
         let ctx_field = size == 4 && self.may_be_ctx(pc, s);
+        if size != 4 && self.may_be_ctx(pc, s) {
+            // The kernel only allows aligned 4-byte context reads: any other load that
+            // may read the context takes the checked load there (which faults).
+            let slow = self.ops.new_dynamic_label();
+            let back = self.ops.new_dynamic_label();
+            asm!(self.ops
+                ; lea r11, [Rq(s) + off]
+                ; mov r10, r11
+                ; sub r10, QWORD [r12 + OFF_CTX_BASE]
+                ; cmp r10, 24
+                ; jb =>slow
+            );
+            let loc = ((prog as u64) << 32) | pc as u64;
+            let meta = size as u32 | if sx { 0x100 } else { 0 };
+            self.stubs.push((
+                Stub::CtxOther {
+                    label: slow,
+                    back,
+                    dst: d,
+                    loc,
+                    meta,
+                },
+                format!("slot {pc}: {size}-byte load from the context"),
+            ));
+            self.confine(prog, pc, s, off, size, false);
+            self.load_plain(d, s, off, size, sx);
+            asm!(self.ops ; =>back);
+            return;
+        }
         if !ctx_field {
             self.confine(prog, pc, s, off, size, false);
         }
@@ -1215,7 +1275,7 @@ impl Gen<'_> {
             (4, true) if !self.may_be_ctx(pc, s) => {
                 asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off])
             }
-            (4, _) if off % 4 == 0 && (0..20).contains(&off) => {
+            (4, false) if off % 4 == 0 && (0..20).contains(&off) => {
                 // Probably a context field (the kernel rewrites these loads): read the
                 // context's copy when the base is the context's address, otherwise take
                 // the general path out of line.
@@ -1276,6 +1336,17 @@ impl Gen<'_> {
                     format!("slot {pc}: context load"),
                 ));
             }
+            _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
+        }
+    }
+
+    /// A plain 1-, 2- or 8-byte load (fast mode, after its checks).
+    fn load_plain(&mut self, d: u8, s: u8, off: i32, size: u64, sx: bool) {
+        match (size, sx) {
+            (1, false) => asm!(self.ops ; movzx Rd(d), BYTE [Rq(s) + off]),
+            (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
+            (1, true) => asm!(self.ops ; movsx Rq(d), BYTE [Rq(s) + off]),
+            (2, true) => asm!(self.ops ; movsx Rq(d), WORD [Rq(s) + off]),
             _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
         }
     }

@@ -340,7 +340,7 @@ pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) ->
         // backed by memory the runtime owns while the region is registered.
         Ok(unsafe { bpfkit_vm::memory::raw_load(addr, size) })
     } else {
-        interp::load(rt, addr, size)
+        interp::load_ext(rt, addr, size, meta & 0x100 != 0)
     };
     match fast {
         Ok(v) => {
