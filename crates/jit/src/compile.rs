@@ -117,6 +117,8 @@ enum Stub {
         label: DynamicLabel,
         loc: u64,
         meta: u32,
+        base: u8,
+        off: i32,
     },
     /// Fast mode: a 1-, 2- or 8-byte load whose address `r11` fell into the context:
     /// the checked load (which faults as the interpreter does).
@@ -186,6 +188,10 @@ struct Gen<'a> {
     /// (the range is one interval and never shrinks, so every byte between two checked
     /// accesses is inside it too): an access within needs no second comparison.
     confined: [Option<(i64, i64)>; 16],
+    /// Fast mode, program being compiled: its slots and which are jump targets (for
+    /// [`Gen::group_span`]; `None` while stubs are emitted).
+    cur_insns: Option<Vec<RawInsn>>,
+    cur_targets: Vec<bool>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -226,37 +232,111 @@ impl Gen<'_> {
             // Rust may have allocated (map updates, ring buffer records): reload the
             // confinement limit. r10 is caller-saved scratch.
             let l = bpfkit_vm::arena::limit_addr();
+            let pad = bpfkit_vm::arena::jit_limit_offset() as i32;
             asm!(self.ops
                 ; mov r10, QWORD l as i64
                 ; mov r10, QWORD [r10]
+                ; add r10, pad
                 ; mov QWORD [r12 + OFF_ARENA_LIMIT], r10
             );
         }
+    }
+
+    /// Fast mode: what a proved span becomes through `insn` when it moves a pointer
+    /// instead of forgetting it: `rX += K` / `rX -= K` shift rX's span, `rX = rY` copies
+    /// rY's (r10's: any 16-bit offset, see [`Gen::confine`]). Returns false when `insn`
+    /// is none of these (the caller then forgets what it writes).
+    fn carry_confined(&mut self, insn: &RawInsn) -> bool {
+        if self.mode != Mode::Fast || insn.code & 0x07 != BPF_ALU64 || insn.dst >= 10 {
+            return false;
+        }
+        let d = REG[insn.dst as usize] as usize;
+        let o = insn.code & 0xf0;
+        let k = insn.code & 0x08 == 0;
+        match (o, k) {
+            (BPF_ADD, true) | (BPF_SUB, true) if insn.src == 0 && insn.off == 0 => {
+                let sh = if o == BPF_ADD {
+                    insn.imm as i64
+                } else {
+                    -(insn.imm as i64)
+                };
+                self.confined[d] = self.confined[d].map(|(a, b)| (a - sh, b - sh));
+                true
+            }
+            (BPF_MOV, false) if insn.off == 0 && insn.imm == 0 && insn.src <= 10 => {
+                self.confined[d] = if insn.src == 10 {
+                    Some((-(1 << 15), (1 << 15) + 8))
+                } else {
+                    self.confined[REG[insn.src as usize] as usize]
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether slot `pc` is an `lddw` of the address of a global-data value (map value
+    /// pseudo source) inside that value: its register then points into an allocated
+    /// buffer that lives as long as the engine.
+    fn points_into_a_value(&self, insns: &[RawInsn], pc: usize) -> bool {
+        let i = insns[pc];
+        if i.code != LDDW || !matches!(i.src, BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE) {
+            return false;
+        }
+        let Some(hi) = insns.get(pc + 1) else {
+            return false;
+        };
+        let m = self.rt.maps.maps.get(i.imm.max(0) as usize);
+        m.is_some_and(|m| {
+            m.direct_value_addr().is_some() && (hi.imm as u32) < m.def.value_size.max(1)
+        })
+    }
+
+    /// A call into Rust that allocates nothing (fast mode keeps its confinement limit).
+    fn call_abs_no_reload(&mut self, f: u64) {
+        asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
     }
 
     /// Fast mode: confines the `size`-byte access at `[base + off]` to the engines' address
     /// range ([`bpfkit_vm::arena`]) with one comparison; outside it, the access faults
     /// (the interpreter's fault for that address). Clobbers r11.
     ///
-    /// r10-relative accesses inside the current frame need no comparison: r10 is only
-    /// ever written by the prologue and `exit` (fast mode refuses every instruction that
-    /// writes r10), the call depth stays below `MAX_CALL_FRAMES`, and the frames lie
-    /// back to back in one buffer of `MAX_CALL_FRAMES * 512` bytes.
+    /// The comparison covers the *group* of accesses through `base` from this slot on
+    /// while `base` keeps its value and no other code joins in ([`Gen::group_span`]): it
+    /// checks the group's highest 8-byte window against [`bpfkit_vm::arena::jit_limit`],
+    /// and the read-write pad and slack around the range (`arena::jit_base`) make every
+    /// byte of the group safe to touch. For a valid program this never faults (its first
+    /// access is inside a buffer, so the window stays inside the slack); for a wrong one,
+    /// it faults here or leaves the accesses inside the range. Later accesses within a
+    /// proved span need no comparison.
+    ///
+    /// A register known to point into an allocated buffer needs no comparison at all for
+    /// any 16-bit offset (the pad and slack again): r10, which only the prologue and
+    /// `exit` write (fast mode refuses every instruction that writes r10; the call depth
+    /// stays below `MAX_CALL_FRAMES`; the frames lie back to back in one buffer), and a
+    /// register loaded by `lddw` with the address of a global-data value (see
+    /// `compile_prog`, which records it in `confined`).
     #[allow(clippy::too_many_arguments)]
     fn confine(&mut self, prog: usize, pc: usize, base: u8, off: i32, size: u64, write: bool) {
-        if base == REG[10] && off >= -512 && off <= -(size as i32) {
+        if base == REG[10] {
             return;
         }
         let (lo, hi) = (off as i64, off as i64 + size as i64);
-        let slot = &mut self.confined[base as usize & 15];
-        match *slot {
-            Some((a, b)) if a <= lo && hi <= b => return,
-            Some((a, b)) => *slot = Some((a.min(lo), b.max(hi))),
-            None => *slot = Some((lo, hi)),
+        if let Some((a, b)) = self.confined[base as usize & 15] {
+            if a <= lo && hi <= b {
+                return;
+            }
         }
+        let (glo, ghi) = self.group_span(pc, base, lo, hi);
+        let slot = &mut self.confined[base as usize & 15];
+        *slot = Some(match *slot {
+            Some((a, b)) => (a.min(glo), b.max(ghi)),
+            None => (glo, ghi),
+        });
         let label = self.ops.new_dynamic_label();
+        let window = (ghi - 8) as i32;
         asm!(self.ops
-            ; lea r11, [Rq(base) + off]
+            ; lea r11, [Rq(base) + window]
             ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
             ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
             ; jae =>label
@@ -264,9 +344,56 @@ impl Gen<'_> {
         let loc = ((prog as u64) << 32) | pc as u64;
         let meta = size as u32 | if write { 0x100 } else { 0 };
         self.stubs.push((
-            Stub::Confine { label, loc, meta },
+            Stub::Confine {
+                label,
+                loc,
+                meta,
+                base,
+                off,
+            },
             format!("slot {pc}: access outside the engines' memory"),
         ));
+    }
+
+    /// Fast mode: `[lo, hi)` widened by the accesses through x86 register `x` in the
+    /// slots after `pc` that run only after slot `pc` did and see the same value of `x`
+    /// (up to the next jump target, `exit`, `ja`, or the instruction that writes `x`),
+    /// as long as the whole span stays within what one register can reach (16-bit offsets).
+    fn group_span(&self, pc: usize, x: u8, mut lo: i64, mut hi: i64) -> (i64, i64) {
+        const MAX_SPAN: i64 = (1 << 16) + 8;
+        let (Some(r), Some(insns)) = (REG.iter().position(|&q| q == x), self.cur_insns.as_ref())
+        else {
+            return (lo, hi);
+        };
+        let mut k = pc;
+        loop {
+            if k >= insns.len() {
+                break;
+            }
+            let i = insns[k];
+            if k > pc {
+                if self.cur_targets.get(k).copied().unwrap_or(true) {
+                    break;
+                }
+                if let Some((b, o, sz)) = access_of(&i) {
+                    if b as usize == r && r != 10 {
+                        let (nl, nh) = (lo.min(o), hi.max(o + sz));
+                        if nh - nl <= MAX_SPAN {
+                            (lo, hi) = (nl, nh);
+                        }
+                    }
+                }
+            }
+            if written_regs(&i) & (1 << r) != 0 {
+                break;
+            }
+            let c = i.code & 0x07;
+            if (c == BPF_JMP || c == BPF_JMP32) && matches!(i.code & 0xf0, BPF_JA | BPF_EXIT) {
+                break;
+            }
+            k += if i.code == LDDW { 2 } else { 1 };
+        }
+        (lo, hi)
     }
 
     fn check_fault(&mut self) {
@@ -409,11 +536,17 @@ impl Gen<'_> {
                     self.tail_call(prog, pc);
                     asm!(self.ops ; jmp =>back);
                 }
-                Stub::Confine { label, loc, meta } => {
+                Stub::Confine {
+                    label,
+                    loc,
+                    meta,
+                    base,
+                    off,
+                } => {
                     let fe = self.fault_exit;
                     asm!(self.ops
                         ; =>label
-                        ; add r11, QWORD [r12 + OFF_ARENA_BASE]
+                        ; lea r11, [Rq(base) + off]
                         ; mov r10, QWORD loc as i64
                         ; mov QWORD [r12 + OFF_LOC], r10
                         ; mov rdi, r12
@@ -539,6 +672,8 @@ impl Gen<'_> {
         let mut covered = vec![false; len];
         let targets = jump_targets(&insns);
         self.confined = [None; 16];
+        self.cur_insns = Some(insns.clone());
+        self.cur_targets = targets.clone();
         while pc < len {
             let start = self.ops.offset();
             let l = slots[pc];
@@ -548,15 +683,24 @@ impl Gen<'_> {
                 self.confined = [None; 16];
             }
             let width = self.compile_insn(prog, pc, &insns, &slots);
-            let w = written_regs(&insns[pc]);
-            for (r, &x) in REG.iter().enumerate() {
-                if w & (1 << r) != 0 {
-                    self.confined[x as usize] = None;
+            if !self.carry_confined(&insns[pc]) {
+                let w = written_regs(&insns[pc]);
+                for (r, &x) in REG.iter().enumerate() {
+                    if w & (1 << r) != 0 {
+                        self.confined[x as usize] = None;
+                    }
                 }
+            }
+            if self.mode == Mode::Fast && self.points_into_a_value(&insns, pc) {
+                // Every byte within a 16-bit offset of an allocated buffer is read-write
+                // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
+                let d = insns[pc].dst.min(10);
+                self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
             }
             ranges[pc] = (start, self.ops.offset());
             pc += width;
         }
+        self.cur_insns = None;
         // Falling off the end.
         let f = self.static_fault(prog, len, FaultKind::FellOffEnd);
         asm!(self.ops ; jmp =>f);
@@ -1085,11 +1229,17 @@ impl Gen<'_> {
                     let null = self.ops.new_dynamic_label();
                     // The key pointer comes from the program: outside the engines' memory
                     // the generic helper reports the fault.
+                    let proved =
+                        self.confined[REG[2] as usize].is_some_and(|(a, b)| a <= 0 && 4 <= b);
+                    if !proved {
+                        asm!(self.ops
+                            ; mov r11, rsi
+                            ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+                            ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+                            ; jae =>generic
+                        );
+                    }
                     asm!(self.ops
-                        ; mov r11, rsi
-                        ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
-                        ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
-                        ; jae =>generic
                         ; mov eax, DWORD [rsi]
                         ; cmp eax, l.max_entries as i32
                         ; jae =>null
@@ -1107,22 +1257,25 @@ impl Gen<'_> {
                     asm!(self.ops ; jmp =>done ; =>null ; xor eax, eax);
                 }
                 _ => {
-                    self.set_loc(prog, pc);
-                    asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
-                    self.call_abs(tr_fast_lookup as *const () as u64);
+                    // The location travels in rcx (r4, free here): only the fallback to
+                    // the generic helper needs it. Lookups allocate nothing, so the
+                    // confinement limit needs no reload (a stale one is only stricter).
+                    let loc = ((prog as u64) << 32) | pc as u64;
+                    asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12 ; mov rcx, QWORD loc as i64);
+                    self.call_abs_no_reload(tr_fast_lookup as *const () as u64);
                     self.check_fault();
                 }
             },
             helpers::MAP_UPDATE_ELEM => {
-                self.set_loc(prog, pc);
-                asm!(self.ops ; mov edi, m as i32 ; mov r8, r12);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                asm!(self.ops ; mov edi, m as i32 ; mov r8, r12 ; mov r9, QWORD loc as i64);
                 self.call_abs(tr_fast_update as *const () as u64);
                 self.check_fault();
             }
             _ => {
-                self.set_loc(prog, pc);
-                asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
-                self.call_abs(tr_fast_delete as *const () as u64);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12 ; mov rcx, QWORD loc as i64);
+                self.call_abs_no_reload(tr_fast_delete as *const () as u64);
                 self.check_fault();
             }
         }
@@ -1764,6 +1917,23 @@ fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
     t
 }
 
+/// The memory access `insn` makes as (address register, offset, size), if any.
+fn access_of(insn: &RawInsn) -> Option<(u8, i64, i64)> {
+    let size = size_bytes(insn.code) as i64;
+    let off = insn.off as i64;
+    match insn.code & 0x07 {
+        BPF_LDX if matches!(insn.code & 0xe0, BPF_MEM | BPF_MEMSX) => Some((insn.src, off, size)),
+        BPF_ST if insn.code & 0xe0 == BPF_MEM => Some((insn.dst, off, size)),
+        BPF_STX => match insn.code & 0xe0 {
+            BPF_MEM => Some((insn.dst, off, size)),
+            BPF_ATOMIC if insn.imm == BPF_LOAD_ACQ => Some((insn.src, off, size)),
+            BPF_ATOMIC => Some((insn.dst, off, size)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The eBPF registers (bit n = rn) `insn` may write; calls write r0..r5, anything not
 /// understood writes all.
 fn written_regs(insn: &RawInsn) -> u16 {
@@ -1852,6 +2022,8 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         known: Vec::new(),
         may_ctx: Vec::new(),
         confined: [None; 16],
+        cur_insns: None,
+        cur_targets: Vec::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

@@ -314,7 +314,7 @@ impl Jit {
         ctx.prologues = &self.prologues as *const _;
         ctx.cpu = rt.cpu as u64;
         ctx.tail_calls = rt.tail_calls as u64;
-        ctx.arena_limit = bpfkit_vm::arena::limit();
+        ctx.arena_limit = bpfkit_vm::arena::jit_limit();
         // `ctx.xdp_md` was set up with the XDP buffer (`begin_xdp`); raw-mode runs have no
         // context (`ctx_base` 0).
         let f = self.entry;

@@ -71,11 +71,11 @@ pub struct JitCtx {
     /// Fast mode: tail calls taken in this run (the inline tail call counts here; the
     /// runtime's counter is synchronised around the generic path and at the end).
     pub tail_calls: u64,
-    /// Fast mode: start of the engines' address range ([`bpfkit_vm::arena::base`]).
+    /// Fast mode: where the confinement span starts ([`bpfkit_vm::arena::jit_base`]).
     pub arena_base: u64,
-    /// Fast mode: [`bpfkit_vm::arena::limit`], reloaded at the start of every run and
+    /// Fast mode: [`bpfkit_vm::arena::jit_limit`], reloaded at the start of every run and
     /// after every call into Rust (allocations only make it grow, so a stale copy can
-    /// only refuse an access, never allow one outside committed memory).
+    /// only refuse an access, never allow one outside read-write memory).
     pub arena_limit: u64,
     // ---- Rust-only fields below ----
     pub fault: Option<Box<Fault>>,
@@ -109,7 +109,7 @@ impl JitCtx {
             xdp_md: [0; 5],
             cpu: 0,
             tail_calls: 0,
-            arena_base: bpfkit_vm::arena::base(),
+            arena_base: bpfkit_vm::arena::jit_base(),
             arena_limit: 0,
             fault: None,
             fast: false,
@@ -460,7 +460,12 @@ pub(crate) extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
 /// Fast mode: `bpf_map_lookup_elem` on map `map` (a type `fastpath::lookup_supported`
 /// accepts); `key` arrives in rsi unchanged from r2. A key pointer outside the engines'
 /// memory takes the generic helper, which reports the fault (`ctx.loc` is set).
-pub(crate) extern "sysv64" fn tr_fast_lookup(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_fast_lookup(
+    map: u64,
+    key: u64,
+    ctx: *mut JitCtx,
+    loc: u64,
+) -> u64 {
     // SAFETY: as in `tr_helper`.
     let c = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
@@ -469,17 +474,22 @@ pub(crate) extern "sysv64" fn tr_fast_lookup(map: u64, key: u64, ctx: *mut JitCt
     // r1 against that map's handle.
     match fastpath::map_lookup(rt, map as usize, key) {
         Some(r) => r,
-        None => generic_map_op(ctx, helpers::MAP_LOOKUP_ELEM, map, key, 0, 0),
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_LOOKUP_ELEM, map, key, 0, 0)
+        }
     }
 }
 
-/// Fast mode: `bpf_map_update_elem` (r1 replaced by the map index, r5 by the context).
+/// Fast mode: `bpf_map_update_elem` (r1 replaced by the map index, r5 by the context;
+/// the location in the sixth argument).
 pub(crate) extern "sysv64" fn tr_fast_update(
     map: u64,
     key: u64,
     value: u64,
     flags: u64,
     ctx: *mut JitCtx,
+    loc: u64,
 ) -> u64 {
     // SAFETY: as in `tr_helper`.
     let c = unsafe { &mut *ctx };
@@ -487,7 +497,10 @@ pub(crate) extern "sysv64" fn tr_fast_update(
     let rt = unsafe { &mut *c.rt };
     match fastpath::map_update(rt, map as usize, key, value, flags) {
         Some(r) => r,
-        None => generic_map_op(ctx, helpers::MAP_UPDATE_ELEM, map, key, value, flags),
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_UPDATE_ELEM, map, key, value, flags)
+        }
     }
 }
 
@@ -548,14 +561,22 @@ pub(crate) extern "sysv64" fn tr_map_dyn(
 }
 
 /// Fast mode: `bpf_map_delete_elem`.
-pub(crate) extern "sysv64" fn tr_fast_delete(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_fast_delete(
+    map: u64,
+    key: u64,
+    ctx: *mut JitCtx,
+    loc: u64,
+) -> u64 {
     // SAFETY: as in `tr_helper`.
     let c = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *c.rt };
     match fastpath::map_delete(rt, map as usize, key) {
         Some(r) => r,
-        None => generic_map_op(ctx, helpers::MAP_DELETE_ELEM, map, key, 0, 0),
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_DELETE_ELEM, map, key, 0, 0)
+        }
     }
 }
 
@@ -572,10 +593,10 @@ pub(crate) extern "sysv64" fn tr_confine_fault(ctx: *mut JitCtx, addr: u64, meta
     let write = meta & 0x100 != 0;
     let k = match rt.regions.check(addr, size, write) {
         Err(e) => FaultKind::Memory(e),
-        // Cannot happen (every region lies inside the range); still a fault, never an
-        // access.
+        // The compare covered this access and later ones through the same register (see
+        // `compile::Gen::confine`): one of those leaves the engine's memory.
         Ok(_) => FaultKind::Unsupported(format!(
-            "{size}-byte access at {addr:#x} outside the engine's memory"
+            "an access after the {size}-byte access at {addr:#x} through the same register leaves the engine's memory"
         )),
     };
     set_fault(ctx, rt, k);

@@ -148,7 +148,10 @@ const CASES: &[&str] = &[
     "stack_far_below",
     "r10_large_offsets",
     "lddw_into_r10",
+    "pad_before",
     "guard_before",
+    "group_below_the_range",
+    "group_above_the_range",
     "reserved_after",
     "last_committed_bytes",
     "map_value_plus_2_32",
@@ -161,6 +164,8 @@ const CASES: &[&str] = &[
     "helper_arg_host",
     "ctx_ldsx_as_pointer",
     "ctx_store_then_load",
+    "global_value_far_offsets",
+    "global_value_wild_lddw_offset",
     "checked_register_then_moved",
     "checked_register_in_a_loop",
 ];
@@ -237,9 +242,41 @@ fn run_case(case: &str) {
             Fault,
             &host,
         ),
+        // The pad below the range is read-write and never handed out: in range.
+        "pad_before" => raw(
+            case,
+            &format!("lddw %r1, {:#x}\nstdw [%r1+0], 1\nldxdw %r0, [%r1+0]\nexit", base - 8),
+            Either,
+            &host,
+        ),
+        // The guard below the pad is never accessible: a fault, not SIGSEGV.
         "guard_before" => raw(
             case,
-            &format!("lddw %r1, {:#x}\nstdw [%r1+0], 1\nexit", base - 8),
+            &format!(
+                "lddw %r1, {:#x}\nstdw [%r1+0], 1\nexit",
+                base - bpfkit_vm::arena::PAD as u64 - 8
+            ),
+            Fault,
+            &host,
+        ),
+        // A group of accesses through one register is checked at its highest window;
+        // its lowest byte, 32 KiB below, must still be safe (the pad).
+        "group_below_the_range" => raw(
+            case,
+            &format!(
+                "lddw %r1, {:#x}\nstdw [%r1-32768], 1\nstdw [%r1+32000], 2\nldxdw %r0, [%r1-32768]\nexit",
+                base - bpfkit_vm::arena::PAD as u64 / 2 + 8
+            ),
+            Either,
+            &host,
+        ),
+        // ... and a group whose highest window is outside faults before any access.
+        "group_above_the_range" => raw(
+            case,
+            &format!(
+                "lddw %r1, {:#x}\nstdw [%r1-32768], 1\nstdw [%r1+32000], 2\nexit",
+                base + reserved - 32000
+            ),
             Fault,
             &host,
         ),
@@ -341,6 +378,21 @@ fn run_case(case: &str) {
             Either,
             &host,
         ),
+        // A register loaded with a global-data value's address needs no compare for any
+        // 16-bit offset: the bytes around every buffer are the range's pad and slack.
+        "global_value_far_offsets" => {
+            let mut insns = asm("lddw %r1, 0\nstdw [%r1+32000], 1\nstdw [%r1-32768], 1\nldxdw %r0, [%r1+32760]\nexit");
+            insns[0].src = bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX_VALUE;
+            insns[1].imm = 4;
+            xdp_insns(case, insns, vec![array()], Either, &host)
+        }
+        // ... but not when the lddw's offset points far outside the value.
+        "global_value_wild_lddw_offset" => {
+            let mut insns = asm("lddw %r1, 0\nstdw [%r1+0], 1\nldxdw %r0, [%r1+0]\nexit");
+            insns[0].src = bpfkit_isa::opcode::BPF_PSEUDO_MAP_IDX_VALUE;
+            insns[1].imm = 0x7fff_fff0;
+            xdp_insns(case, insns, vec![array()], Fault, &host)
+        }
         // An access through a register already checked at this offset needs no second
         // comparison, but only until the register is written ...
         "checked_register_then_moved" => raw(
@@ -376,7 +428,12 @@ fn fast_mode_never_touches_host_memory() {
     let mut failures = Vec::new();
     for case in CASES {
         let out = Command::new(&exe)
-            .args(["confine_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "confine_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("BPFKIT_CONFINE_CASE", case)
             .output()
             .unwrap();

@@ -49,23 +49,39 @@ fn ldsx_from_the_context_faults_on_every_engine() {
         // differently).
         for text in [
             format!("mov %r0, 2\n{load}\nexit"),
-            format!("mov %r0, 2\nmov %r3, %r1\n{}\nexit", load.replace("%r1", "%r3")),
+            format!(
+                "mov %r0, 2\nmov %r3, %r1\n{}\nexit",
+                load.replace("%r1", "%r3")
+            ),
         ] {
             let o = object(&text);
             let pc = text.lines().count() - 2;
             let want = (pc, FaultKind::ContextSx { off, size });
             let mut i = Interpreter::new(&o, Config::default()).unwrap();
-            assert_eq!(fault(i.run_xdp(0, &input), &format!("interp: {text}")), want);
+            assert_eq!(
+                fault(i.run_xdp(0, &input), &format!("interp: {text}")),
+                want
+            );
             let mut c = Jit::new(&o, Config::default()).unwrap();
-            assert_eq!(fault(c.run_xdp(0, &input), &format!("checked JIT: {text}")), want);
+            assert_eq!(
+                fault(c.run_xdp(0, &input), &format!("checked JIT: {text}")),
+                want
+            );
             let mut f = Jit::new_fast(&o, Config::default()).unwrap();
-            assert_eq!(fault(f.run_xdp(0, &input), &format!("fast JIT: {text}")), want);
+            assert_eq!(
+                fault(f.run_xdp(0, &input), &format!("fast JIT: {text}")),
+                want
+            );
             // The plain load of 4 bytes reads the field; of 1 or 2 bytes it faults too.
             let plain = text.replace("ldxs", "ldx");
             let o = object(&plain);
-            let a = Interpreter::new(&o, Config::default()).unwrap().run_xdp(0, &input);
+            let a = Interpreter::new(&o, Config::default())
+                .unwrap()
+                .run_xdp(0, &input);
             let b = Jit::new(&o, Config::default()).unwrap().run_xdp(0, &input);
-            let c = Jit::new_fast(&o, Config::default()).unwrap().run_xdp(0, &input);
+            let c = Jit::new_fast(&o, Config::default())
+                .unwrap()
+                .run_xdp(0, &input);
             if size == 4 {
                 let a = a.unwrap();
                 assert_eq!(a, b.unwrap(), "{plain}");

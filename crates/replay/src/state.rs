@@ -320,9 +320,7 @@ fn value_bytes(
                         .map_index(m)
                         .ok_or_else(|| format!("field `map`: no map named `{m}`"))?;
                     if let Some(t) = &def.inner {
-                        if let Some(why) =
-                            bpfkit_vm::maps::inner_map_mismatch(t, &obj.maps[i])
-                        {
+                        if let Some(why) = bpfkit_vm::maps::inner_map_mismatch(t, &obj.maps[i]) {
                             return Err(format!(
                                 "field `map`: `{m}` does not match the inner-map template: {why}; the kernel refuses it (EINVAL)"
                             ));
@@ -337,22 +335,21 @@ fn value_bytes(
                             def.map_type
                         ));
                     }
-                    let ifx = match f.as_u64() {
-                        Some(0) => {
-                            return Err(
+                    let ifx =
+                        match f.as_u64() {
+                            Some(0) => return Err(
                                 "field `ifindex`: 0 is no device; the kernel refuses it (EINVAL)"
                                     .into(),
-                            )
-                        }
-                        Some(x) => u32::try_from(x).map_err(|_| {
-                            format!("field `ifindex`: {x} does not fit in its 32 bits")
-                        })?,
-                        None => {
-                            return Err(format!(
+                            ),
+                            Some(x) => u32::try_from(x).map_err(|_| {
+                                format!("field `ifindex`: {x} does not fit in its 32 bits")
+                            })?,
+                            None => {
+                                return Err(format!(
                                 "field `ifindex`: {f} is not an interface index (1 to 4294967295)"
                             ))
-                        }
-                    };
+                            }
+                        };
                     let mut b = ifx.to_le_bytes().to_vec();
                     b.resize(def.value_size.max(4) as usize, 0);
                     Ok(b)

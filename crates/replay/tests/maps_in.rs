@@ -115,7 +115,10 @@ fn keys_and_values_have_the_map_sizes() {
         &o,
         r#"{"tenant_a_ports": [["0050", "01"], ["00", "01"]]}"#,
         None,
-        &["`tenant_a_ports` entry 1", "key: 1 bytes, the map's keys are 2 bytes"],
+        &[
+            "`tenant_a_ports` entry 1",
+            "key: 1 bytes, the map's keys are 2 bytes",
+        ],
     );
     refused(
         &o,
@@ -151,7 +154,10 @@ fn ifindex_fits_its_field() {
         &o,
         r#"{"tx_port": [["00000000", {"ifindex": 4294967296}]]}"#,
         None,
-        &["`tx_port` entry 0", "field `ifindex`: 4294967296 does not fit in its 32 bits"],
+        &[
+            "`tx_port` entry 0",
+            "field `ifindex`: 4294967296 does not fit in its 32 bits",
+        ],
     );
     refused(
         &o,
@@ -185,7 +191,11 @@ fn prog_array_programs_are_compatible_with_the_owner() {
     let mut o = obj("xdp_tailcall");
     // handle_arp as an `xdp.frags` program: the kernel refuses it in a PROG_ARRAY that
     // the plain XDP dispatcher owns.
-    let p = o.programs.iter_mut().find(|p| p.name == "handle_arp").unwrap();
+    let p = o
+        .programs
+        .iter_mut()
+        .find(|p| p.name == "handle_arp")
+        .unwrap();
     p.prog_flags |= 1 << 5;
     refused(
         &o,

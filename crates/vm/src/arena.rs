@@ -7,20 +7,22 @@
 //! reserves the first time it needs one:
 //!
 //! ```text
-//!   guard (PROT_NONE) | committed: read-write, handed out as Bufs | reserved (PROT_NONE) | guard
-//!   ^ base - GUARD      ^ base                     ^ base + committed        ^ base + size
+//!  guard     | pad (rw, never | committed: rw, handed out as Bufs, | reserved    | guard
+//!  PROT_NONE | handed out)    | then JIT_SLACK never handed out   | PROT_NONE   | PROT_NONE
+//!            ^ base - PAD     ^ base                     base + committed ^     ^ base + size
 //! ```
 //!
 //! The range is committed (made read-write) from its start as allocations need it and never
-//! shrinks, and no allocation ends within [`SLACK`] bytes of the committed end. So an access
-//! of at most 8 bytes whose offset from [`base`] is below [`limit`] lies entirely in
+//! shrinks, and no allocation ends within [`JIT_SLACK`] bytes of the committed end. So an
+//! access of at most 8 bytes whose offset from [`base`] is below [`limit`] lies entirely in
 //! committed, read-write memory of the range: a single unsigned comparison confines a
 //! load, store or atomic whatever address a program computed. The JIT's fast mode emits
-//! exactly that comparison before every memory access, and the fast paths of
-//! [`crate::fastpath`] check their raw key and value pointers with [`contains`]. A wrong
-//! access then faults, or at worst reads or writes bytes of another buffer inside the
-//! range; it never reaches the host's own memory (Rust heap, stacks, code, the JIT's
-//! tables). The guard pages at both ends are never committed.
+//! such a comparison before memory accesses (against [`jit_base`] / [`jit_limit`], which
+//! also admit the pad; see there), and the fast paths of [`crate::fastpath`] check their
+//! raw key and value pointers with [`contains`]. A wrong access then faults, or at worst
+//! reads or writes bytes of another buffer inside the range; it never reaches the host's
+//! own memory (Rust heap, stacks, code, the JIT's tables). The guard pages at both ends are
+//! never made accessible.
 //!
 //! Allocation: sizes up to 2048 bytes use power-of-two size classes with free lists (a
 //! freed buffer is zeroed when handed out again); larger ones are whole pages with free
@@ -34,9 +36,14 @@ use std::sync::{Mutex, OnceLock};
 
 /// Size of each guard area at the ends of the range.
 pub const GUARD: usize = 1 << 16;
+/// Read-write bytes below `base` that are never handed out (see [`jit_base`]).
+pub const PAD: usize = 1 << 18;
 /// Bytes kept free between the last allocation and the committed end: the largest single
 /// access (8 bytes), so that one comparison of the start offset covers the whole access.
 pub const SLACK: usize = 8;
+/// What the commit keeps free above the last allocation (see [`jit_limit`]): the span of
+/// offsets an instruction can reach from one register (16-bit offsets, 8-byte access).
+pub const JIT_SLACK: usize = (1 << 16) + 16;
 /// Commit granularity.
 const COMMIT_STEP: usize = 1 << 20;
 /// Largest size served from the small size classes.
@@ -76,7 +83,7 @@ fn reserve() -> Arena {
     // a small address-space limit gets a smaller range.
     let mut size: usize = 64 << 30;
     loop {
-        let total = size + 2 * GUARD;
+        let total = size + 2 * GUARD + PAD;
         // SAFETY: an anonymous private mapping at an address the kernel picks; nothing
         // else refers to it.
         let p = unsafe {
@@ -90,8 +97,24 @@ fn reserve() -> Arena {
             )
         };
         if p != libc::MAP_FAILED {
+            let pad = p as usize + GUARD;
+            // SAFETY: the pad lies inside the reservation just made.
+            let r = unsafe {
+                libc::mprotect(
+                    pad as *mut libc::c_void,
+                    PAD,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if r != 0 {
+                eprintln!(
+                    "bpfkit: cannot map the engines' memory: {}",
+                    std::io::Error::last_os_error()
+                );
+                std::process::abort();
+            }
             return Arena {
-                base: p as u64 + GUARD as u64,
+                base: (pad + PAD) as u64,
                 size,
                 alloc: Mutex::new(Alloc {
                     top: 0,
@@ -129,9 +152,36 @@ pub fn limit() -> u64 {
     LIMIT.load(Ordering::Acquire)
 }
 
-/// Address of the limit, for generated code that reloads it after calls into Rust.
+/// Start of the span the JIT's fast mode confines to: `base - PAD / 2`.
+///
+/// An access of at most 8 bytes at `addr` lies in read-write memory of the range iff
+/// `addr.wrapping_sub(jit_base()) < jit_limit()`; moreover every byte from `PAD / 2`
+/// below such an address up to its end is read-write too (the pad), and so is every byte
+/// up to [`JIT_SLACK`] above any allocated byte. That lets the JIT check a whole group of
+/// accesses through one register (offsets within a 16-bit span) with one comparison at the
+/// group's highest 8-byte window: a valid access in the group keeps that window within
+/// the slack above it, and the group's lowest byte within the pad below it.
+pub fn jit_base() -> u64 {
+    arena().base - (PAD / 2) as u64
+}
+
+/// The JIT's confinement limit, relative to [`jit_base`]: [`limit`] + `PAD / 2` (grows as
+/// [`limit`] does; before anything is committed it admits only the pad, which is
+/// read-write).
+#[inline]
+pub fn jit_limit() -> u64 {
+    LIMIT.load(Ordering::Acquire) + jit_limit_offset()
+}
+
+/// Address of [`limit`]'s value, for generated code that reloads it after calls into Rust
+/// (and adds [`jit_limit_offset`]).
 pub fn limit_addr() -> u64 {
     &LIMIT as *const AtomicU64 as u64
+}
+
+/// [`jit_limit`] minus [`limit`].
+pub const fn jit_limit_offset() -> u64 {
+    (PAD / 2) as u64
 }
 
 /// Whether `[addr, addr + len)` lies in committed memory of the range (so reading or
@@ -161,14 +211,17 @@ fn large_size(len: usize) -> usize {
 impl Arena {
     /// Makes `[0, end + SLACK)` committed.
     fn commit(&self, a: &mut Alloc, end: usize) -> bool {
-        let need = end + SLACK;
+        let need = end + JIT_SLACK;
         if need <= a.committed {
             return true;
         }
         if need > self.size {
             return false;
         }
-        let new = need.div_ceil(COMMIT_STEP).saturating_mul(COMMIT_STEP).min(self.size);
+        let new = need
+            .div_ceil(COMMIT_STEP)
+            .saturating_mul(COMMIT_STEP)
+            .min(self.size);
         // SAFETY: `[base + committed, base + new)` lies inside the reservation made in
         // `reserve`, which this arena owns and never unmaps.
         let r = unsafe {
@@ -236,9 +289,7 @@ impl Arena {
                 if size >= RELEASE_MIN {
                     // SAFETY: the block belongs to the range and nothing refers to it any
                     // more; afterwards it reads as zeros and stays read-write.
-                    unsafe {
-                        libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED)
-                    };
+                    unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED) };
                 }
                 let mut a = self.alloc.lock().unwrap_or_else(|e| e.into_inner());
                 a.large.entry(size / PAGE).or_default().push(off);
@@ -281,6 +332,10 @@ mod tests {
         assert!(!contains(base() - 1, 1));
         assert!(!contains(base() + limit() + 7, 2));
         assert!(!contains(0x1000, 8));
+        // The JIT's span: the pad below base, and the slack above the last allocation.
+        let top = big + (3 << 20);
+        assert!(jit_limit() > (top + JIT_SLACK as u64 - 16) - jit_base());
+        assert!(base() - jit_base() == (PAD / 2) as u64);
         let host = Box::new(0u64);
         assert!(!contains(&*host as *const u64 as u64, 8));
     }

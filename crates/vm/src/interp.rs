@@ -1262,10 +1262,13 @@ pub fn load_ext(rt: &Runtime, addr: u64, size: u64, sx: bool) -> Result<u64, Fau
     if !sx {
         return load(rt, addr, size);
     }
-    let r = rt.regions.check(addr, size, false).or_else(|e| match e.region {
-        Some(r) if e.inside && r.kind == RegionKind::Context => Ok(r),
-        _ => Err(e),
-    })?;
+    let r = rt
+        .regions
+        .check(addr, size, false)
+        .or_else(|e| match e.region {
+            Some(r) if e.inside && r.kind == RegionKind::Context => Ok(r),
+            _ => Err(e),
+        })?;
     if r.kind == RegionKind::Context {
         return ctx_load_ext(rt, addr - r.start, size, true);
     }
