@@ -245,3 +245,78 @@ fn engine_map_update_refuses_a_mismatching_inner_map() {
         .map_update(outer, &0u32.to_le_bytes(), &bad.to_le_bytes(), 0)
         .is_err());
 }
+
+/// `inner_map_mismatch` gives the kernel's verdict: each pair is tried as template and
+/// inner map of an ARRAY_OF_MAPS and a HASH_OF_MAPS in the running kernel (EINVAL
+/// exactly when bpfkit finds a mismatch). Skipped without a usable kernel.
+#[test]
+fn inner_map_template_check_agrees_with_the_kernel() {
+    use bpfkit_loader::map::{Map, MapSpec};
+    use bpfkit_object::model::map_type as mt;
+    use bpfkit_object::model::MapDef;
+    use std::os::fd::{AsFd, AsRawFd};
+    if !bpfkit_loader::probe::kernel_or_skip("inner_map_template_check_agrees_with_the_kernel") {
+        return;
+    }
+    const NO_PREALLOC: u32 = 1;
+    const INNER_MAP: u32 = 1 << 12;
+    let d = |t: u32, k: u32, v: u32, n: u32, f: u32| MapDef::plain("m", t, k, v, n, f);
+    let pairs = [
+        (d(mt::ARRAY, 4, 8, 4, 0), d(mt::ARRAY, 4, 8, 4, 0)),
+        (d(mt::ARRAY, 4, 8, 4, 0), d(mt::HASH, 4, 8, 4, 0)),
+        (d(mt::HASH, 2, 1, 64, 0), d(mt::ARRAY, 4, 8, 4, 0)),
+        (d(mt::HASH, 4, 8, 64, 0), d(mt::HASH, 4, 16, 64, 0)),
+        (d(mt::HASH, 4, 8, 64, 0), d(mt::HASH, 8, 8, 64, 0)),
+        (d(mt::HASH, 4, 8, 64, 0), d(mt::HASH, 4, 8, 64, NO_PREALLOC)),
+        (d(mt::HASH, 4, 8, 64, 0), d(mt::HASH, 4, 8, 1000, 0)),
+        (d(mt::ARRAY, 4, 8, 4, 0), d(mt::ARRAY, 4, 8, 8, 0)),
+        (
+            d(mt::ARRAY, 4, 8, 4, INNER_MAP),
+            d(mt::ARRAY, 4, 8, 8, INNER_MAP),
+        ),
+        (
+            d(mt::PERCPU_ARRAY, 4, 8, 4, 0),
+            d(mt::PERCPU_ARRAY, 4, 8, 8, 0),
+        ),
+        (
+            d(mt::PERCPU_HASH, 4, 8, 4, 0),
+            d(mt::PERCPU_HASH, 4, 8, 8, 0),
+        ),
+        (d(mt::LRU_HASH, 4, 8, 16, 0), d(mt::HASH, 4, 8, 16, 0)),
+    ];
+    let mut checked = 0;
+    for (template, inner) in &pairs {
+        let t = Map::create(&MapSpec::from(template), None).unwrap();
+        let i = Map::create(&MapSpec::from(inner), None).unwrap();
+        let fd = (i.as_fd().as_raw_fd() as u32).to_le_bytes();
+        let ours = bpfkit_vm::maps::inner_map_mismatch(template, inner);
+        for outer_type in [mt::ARRAY_OF_MAPS, mt::HASH_OF_MAPS] {
+            let outer = Map::create(
+                &MapSpec {
+                    name: "outer".into(),
+                    map_type: outer_type,
+                    key_size: 4,
+                    value_size: 4,
+                    max_entries: 4,
+                    map_flags: 0,
+                },
+                Some(t.as_fd()),
+            )
+            .unwrap();
+            let kernel = outer.update(&0u32.to_le_bytes(), &fd, 0);
+            match (&ours, &kernel) {
+                (None, Ok(())) => {}
+                (Some(_), Err(e)) if e.errno() == Some(libc_einval()) => {}
+                _ => panic!(
+                    "template {template:?}, inner {inner:?}, outer type {outer_type}: bpfkit says {ours:?}, the kernel {kernel:?}"
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * pairs.len());
+}
+
+fn libc_einval() -> i32 {
+    22
+}
