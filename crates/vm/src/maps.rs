@@ -690,6 +690,16 @@ impl Map {
                         format!("array of {len} bytes is too large for the emulator"),
                     ));
                 }
+                let total = len.saturating_mul(n as usize);
+                if total > crate::arena::reserved() / 2 {
+                    return Err(m.err(
+                        ENOMEM,
+                        format!(
+                            "array of {total} bytes ({n} CPUs) does not fit the engines' memory ({} bytes reserved)",
+                            crate::arena::reserved()
+                        ),
+                    ));
+                }
                 let cpus: Vec<Buf> = (0..n).map(|_| Buf::new(len)).collect();
                 for b in &cpus {
                     regions.insert(Region::strided(
