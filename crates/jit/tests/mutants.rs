@@ -81,7 +81,7 @@ fn mutate(insns: &mut [RawInsn], rng: &mut Rng) {
 
 /// Whether control may go backwards (fast mode would loop without a budget).
 fn goes_back(insns: &[RawInsn]) -> bool {
-    insns.iter().enumerate().any(|(pc, i)| {
+    insns.iter().any(|i| {
         let c = i.code & 0x07;
         if c != BPF_JMP && c != BPF_JMP32 {
             return i.code == LDDW && i.src == BPF_PSEUDO_FUNC;
@@ -103,7 +103,7 @@ fn goes_back(insns: &[RawInsn]) -> bool {
 fn run_object(name: &str, per_prog: u64) -> usize {
     let bytes = std::fs::read(root().join("corpus/obj").join(name)).unwrap();
     let obj: LinkedObject = Object::parse(&bytes).unwrap().link().unwrap();
-    let mut packet = vec![0u8; 128];
+    let mut packet = [0u8; 128];
     // An Ethernet + IPv4 + UDP frame, so parsers get past their first checks.
     packet[12] = 0x08;
     packet[14] = 0x45;
