@@ -320,3 +320,70 @@ fn inner_map_template_check_agrees_with_the_kernel() {
 fn libc_einval() -> i32 {
     22
 }
+
+/// The PROG_ARRAY rule `--maps-in` applies (program type, expected attach type and
+/// `xdp.frags` equal to the owner's) is the kernel's: an XDP program using a PROG_ARRAY
+/// is loaded, then programs differing in one of the three are put into the array.
+/// Skipped without a usable kernel.
+#[test]
+fn prog_array_compatibility_agrees_with_the_kernel() {
+    use bpfkit_isa::opcode::BPF_PSEUDO_MAP_FD;
+    use bpfkit_loader::map::{Map, MapSpec};
+    use bpfkit_loader::prog::{Program, ProgramSpec};
+    use bpfkit_object::model::{map_type as mt, prog_type};
+    use bpfkit_object::secdef::{attach_type as at, BPF_F_XDP_HAS_FRAGS};
+    use std::os::fd::{AsFd, AsRawFd};
+    if !bpfkit_loader::probe::kernel_or_skip("prog_array_compatibility_agrees_with_the_kernel") {
+        return;
+    }
+    let pa = Map::create(
+        &MapSpec {
+            name: "jmp".into(),
+            map_type: mt::PROG_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 4,
+            map_flags: 0,
+        },
+        None,
+    )
+    .unwrap();
+    use bpfkit_isa::RawInsn;
+    // lddw r2, jmp; r3 = 0; call bpf_tail_call; r0 = XDP_PASS; exit
+    let owner_insns = [
+        RawInsn::new(0x18, 2, BPF_PSEUDO_MAP_FD, 0, pa.as_fd().as_raw_fd()),
+        RawInsn::new(0, 0, 0, 0, 0),
+        RawInsn::new(0xb7, 3, 0, 0, 0),
+        RawInsn::new(0x85, 0, 0, 0, 12),
+        RawInsn::new(0xb7, 0, 0, 0, 2),
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    let owner = Program::load(&ProgramSpec::new("owner", prog_type::XDP, &owner_insns)).unwrap();
+    let plain = [
+        RawInsn::new(0xb7, 0, 0, 0, 2),
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ];
+    // (expected attach type, flags, does bpfkit's rule call it compatible)
+    let cases = [
+        (0, 0, true),
+        (0, BPF_F_XDP_HAS_FRAGS, false),
+        (at::XDP_DEVMAP, 0, false),
+        (at::XDP, 0, false),
+    ];
+    for (eat, flags, ours) in cases {
+        let mut spec = ProgramSpec::new("cand", prog_type::XDP, &plain);
+        spec.expected_attach_type = eat;
+        spec.prog_flags = flags;
+        let p = Program::load(&spec).unwrap();
+        let fd = (p.as_fd().as_raw_fd() as u32).to_le_bytes();
+        let kernel = pa.update(&1u32.to_le_bytes(), &fd, 0);
+        match (ours, &kernel) {
+            (true, Ok(())) => {}
+            (false, Err(e)) if e.errno() == Some(22) => {}
+            _ => panic!(
+                "expected attach type {eat}, flags {flags:#x}: bpfkit says compatible = {ours}, the kernel {kernel:?}"
+            ),
+        }
+    }
+    drop(owner);
+}
