@@ -111,6 +111,24 @@ enum Stub {
         loc: u64,
         sx: bool,
     },
+    /// Fast mode: a load, store or atomic outside the engines' memory (`r11` = its
+    /// address minus the range's base): report the fault.
+    Confine {
+        label: DynamicLabel,
+        loc: u64,
+        meta: u32,
+        base: u8,
+        off: i32,
+    },
+    /// Fast mode: a 1-, 2- or 8-byte load whose address `r11` fell into the context:
+    /// the checked load (which faults as the interpreter does).
+    CtxOther {
+        label: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        loc: u64,
+        meta: u32,
+    },
     /// The prologue of a function starting at `slot`.
     Prologue {
         label: DynamicLabel,
@@ -165,6 +183,15 @@ struct Gen<'a> {
     /// hold a pointer into the context before it; a 4-byte load through any other register
     /// needs no context check (the kernel knows this from its verifier).
     may_ctx: Vec<u16>,
+    /// Fast mode, code being compiled: per x86 register, the offsets `[lo, hi)` around its
+    /// current value already proved inside the engines' memory since the last jump target
+    /// (the range is one interval and never shrinks, so every byte between two checked
+    /// accesses is inside it too): an access within needs no second comparison.
+    confined: [Option<(i64, i64)>; 16],
+    /// Fast mode, program being compiled: its slots and which are jump targets (for
+    /// [`Gen::group_span`]; `None` while stubs are emitted).
+    cur_insns: Option<Vec<RawInsn>>,
+    cur_targets: Vec<bool>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -201,6 +228,172 @@ impl Gen<'_> {
 
     fn call_abs(&mut self, f: u64) {
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+        if self.mode == Mode::Fast {
+            // Rust may have allocated (map updates, ring buffer records): reload the
+            // confinement limit. r10 is caller-saved scratch.
+            let l = bpfkit_vm::arena::limit_addr();
+            let pad = bpfkit_vm::arena::jit_limit_offset() as i32;
+            asm!(self.ops
+                ; mov r10, QWORD l as i64
+                ; mov r10, QWORD [r10]
+                ; add r10, pad
+                ; mov QWORD [r12 + OFF_ARENA_LIMIT], r10
+            );
+        }
+    }
+
+    /// Fast mode: what a proved span becomes through `insn` when it moves a pointer
+    /// instead of forgetting it: `rX += K` / `rX -= K` shift rX's span, `rX = rY` copies
+    /// rY's (r10's: any 16-bit offset, see [`Gen::confine`]). Returns false when `insn`
+    /// is none of these (the caller then forgets what it writes).
+    fn carry_confined(&mut self, insn: &RawInsn) -> bool {
+        if self.mode != Mode::Fast || insn.code & 0x07 != BPF_ALU64 || insn.dst >= 10 {
+            return false;
+        }
+        let d = REG[insn.dst as usize] as usize;
+        let o = insn.code & 0xf0;
+        let k = insn.code & 0x08 == 0;
+        match (o, k) {
+            (BPF_ADD, true) | (BPF_SUB, true) if insn.src == 0 && insn.off == 0 => {
+                let sh = if o == BPF_ADD {
+                    insn.imm as i64
+                } else {
+                    -(insn.imm as i64)
+                };
+                self.confined[d] = self.confined[d].map(|(a, b)| (a - sh, b - sh));
+                true
+            }
+            (BPF_MOV, false) if insn.off == 0 && insn.imm == 0 && insn.src <= 10 => {
+                self.confined[d] = if insn.src == 10 {
+                    Some((-(1 << 15), (1 << 15) + 8))
+                } else {
+                    self.confined[REG[insn.src as usize] as usize]
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether slot `pc` is an `lddw` of the address of a global-data value (map value
+    /// pseudo source) inside that value: its register then points into an allocated
+    /// buffer that lives as long as the engine.
+    fn points_into_a_value(&self, insns: &[RawInsn], pc: usize) -> bool {
+        let i = insns[pc];
+        if i.code != LDDW || !matches!(i.src, BPF_PSEUDO_MAP_VALUE | BPF_PSEUDO_MAP_IDX_VALUE) {
+            return false;
+        }
+        let Some(hi) = insns.get(pc + 1) else {
+            return false;
+        };
+        let m = self.rt.maps.maps.get(i.imm.max(0) as usize);
+        m.is_some_and(|m| {
+            m.direct_value_addr().is_some() && (hi.imm as u32) < m.def.value_size.max(1)
+        })
+    }
+
+    /// A call into Rust that allocates nothing (fast mode keeps its confinement limit).
+    fn call_abs_no_reload(&mut self, f: u64) {
+        asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+    }
+
+    /// Fast mode: confines the `size`-byte access at `[base + off]` to the engines' address
+    /// range ([`bpfkit_vm::arena`]) with one comparison; outside it, the access faults
+    /// (the interpreter's fault for that address). Clobbers r11.
+    ///
+    /// The comparison covers the *group* of accesses through `base` from this slot on
+    /// while `base` keeps its value and no other code joins in ([`Gen::group_span`]): it
+    /// checks the group's highest 8-byte window against [`bpfkit_vm::arena::jit_limit`],
+    /// and the read-write pad and slack around the range (`arena::jit_base`) make every
+    /// byte of the group safe to touch. For a valid program this never faults (its first
+    /// access is inside a buffer, so the window stays inside the slack); for a wrong one,
+    /// it faults here or leaves the accesses inside the range. Later accesses within a
+    /// proved span need no comparison.
+    ///
+    /// A register known to point into an allocated buffer needs no comparison at all for
+    /// any 16-bit offset (the pad and slack again): r10, which only the prologue and
+    /// `exit` write (fast mode refuses every instruction that writes r10; the call depth
+    /// stays below `MAX_CALL_FRAMES`; the frames lie back to back in one buffer), and a
+    /// register loaded by `lddw` with the address of a global-data value (see
+    /// `compile_prog`, which records it in `confined`).
+    #[allow(clippy::too_many_arguments)]
+    fn confine(&mut self, prog: usize, pc: usize, base: u8, off: i32, size: u64, write: bool) {
+        if base == REG[10] {
+            return;
+        }
+        let (lo, hi) = (off as i64, off as i64 + size as i64);
+        if let Some((a, b)) = self.confined[base as usize & 15] {
+            if a <= lo && hi <= b {
+                return;
+            }
+        }
+        let (glo, ghi) = self.group_span(pc, base, lo, hi);
+        let slot = &mut self.confined[base as usize & 15];
+        *slot = Some(match *slot {
+            Some((a, b)) => (a.min(glo), b.max(ghi)),
+            None => (glo, ghi),
+        });
+        let label = self.ops.new_dynamic_label();
+        let window = (ghi - 8) as i32;
+        asm!(self.ops
+            ; lea r11, [Rq(base) + window]
+            ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+            ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+            ; jae =>label
+        );
+        let loc = ((prog as u64) << 32) | pc as u64;
+        let meta = size as u32 | if write { 0x100 } else { 0 };
+        self.stubs.push((
+            Stub::Confine {
+                label,
+                loc,
+                meta,
+                base,
+                off,
+            },
+            format!("slot {pc}: access outside the engines' memory"),
+        ));
+    }
+
+    /// Fast mode: `[lo, hi)` widened by the accesses through x86 register `x` in the
+    /// slots after `pc` that run only after slot `pc` did and see the same value of `x`
+    /// (up to the next jump target, `exit`, `ja`, or the instruction that writes `x`),
+    /// as long as the whole span stays within what one register can reach (16-bit offsets).
+    fn group_span(&self, pc: usize, x: u8, mut lo: i64, mut hi: i64) -> (i64, i64) {
+        const MAX_SPAN: i64 = (1 << 16) + 8;
+        let (Some(r), Some(insns)) = (REG.iter().position(|&q| q == x), self.cur_insns.as_ref())
+        else {
+            return (lo, hi);
+        };
+        let mut k = pc;
+        loop {
+            if k >= insns.len() {
+                break;
+            }
+            let i = insns[k];
+            if k > pc {
+                if self.cur_targets.get(k).copied().unwrap_or(true) {
+                    break;
+                }
+                if let Some((b, o, sz)) = access_of(&i) {
+                    if b as usize == r && r != 10 {
+                        let (nl, nh) = (lo.min(o), hi.max(o + sz));
+                        if nh - nl <= MAX_SPAN {
+                            (lo, hi) = (nl, nh);
+                        }
+                    }
+                }
+            }
+            if written_regs(&i) & (1 << r) != 0 {
+                break;
+            }
+            let c = i.code & 0x07;
+            if (c == BPF_JMP || c == BPF_JMP32) && matches!(i.code & 0xf0, BPF_JA | BPF_EXIT) {
+                break;
+            }
+            k += if i.code == LDDW { 2 } else { 1 };
+        }
+        (lo, hi)
     }
 
     fn check_fault(&mut self) {
@@ -247,7 +440,20 @@ impl Gen<'_> {
 
     fn emit_stubs(&mut self) -> Vec<(AssemblyOffset, AssemblyOffset, String)> {
         let mut ranges = Vec::new();
-        let stubs = std::mem::take(&mut self.stubs);
+        // Stubs may add stubs (a confined load inside a stub): until none is left.
+        while !self.stubs.is_empty() {
+            self.confined = [None; 16];
+            let stubs = std::mem::take(&mut self.stubs);
+            ranges.extend(self.emit_stub_batch(stubs));
+        }
+        ranges
+    }
+
+    fn emit_stub_batch(
+        &mut self,
+        stubs: Vec<(Stub, String)>,
+    ) -> Vec<(AssemblyOffset, AssemblyOffset, String)> {
+        let mut ranges = Vec::new();
         for (s, what) in stubs {
             let start = self.ops.offset();
             match s {
@@ -298,10 +504,13 @@ impl Gen<'_> {
                         ; cmp r10, 24
                         ; jb =>ctx
                     );
+                    let (prog, pc) = ((loc >> 32) as usize, (loc & 0xffff_ffff) as usize);
+                    self.confined = [None; 16];
+                    self.confine(prog, pc, base, off, 4, false);
                     if sx {
-                        asm!(self.ops ; movsxd Rq(dst), DWORD [r11]);
+                        asm!(self.ops ; movsxd Rq(dst), DWORD [Rq(base) + off]);
                     } else {
-                        asm!(self.ops ; mov Rd(dst), DWORD [r11]);
+                        asm!(self.ops ; mov Rd(dst), DWORD [Rq(base) + off]);
                     }
                     asm!(self.ops ; jmp =>back);
                     self.ctx_load_stub(ctx, back, dst, loc, sx);
@@ -326,6 +535,48 @@ impl Gen<'_> {
                     asm!(self.ops ; =>label);
                     self.tail_call(prog, pc);
                     asm!(self.ops ; jmp =>back);
+                }
+                Stub::Confine {
+                    label,
+                    loc,
+                    meta,
+                    base,
+                    off,
+                } => {
+                    let fe = self.fault_exit;
+                    asm!(self.ops
+                        ; =>label
+                        ; lea r11, [Rq(base) + off]
+                        ; mov r10, QWORD loc as i64
+                        ; mov QWORD [r12 + OFF_LOC], r10
+                        ; mov rdi, r12
+                        ; mov rsi, r11
+                        ; mov edx, meta as i32
+                    );
+                    self.call_abs(tr_confine_fault as *const () as u64);
+                    asm!(self.ops ; jmp =>fe);
+                }
+                Stub::CtxOther {
+                    label,
+                    back,
+                    dst,
+                    loc,
+                    meta,
+                } => {
+                    asm!(self.ops ; =>label);
+                    self.save_regs(0);
+                    asm!(self.ops
+                        ; mov r10, QWORD loc as i64
+                        ; mov QWORD [r12 + OFF_LOC], r10
+                        ; mov rdi, r12
+                        ; mov rsi, r11
+                        ; mov edx, meta as i32
+                    );
+                    self.call_abs(tr_load as *const () as u64);
+                    self.check_fault();
+                    asm!(self.ops ; mov r11, rax);
+                    self.restore_regs(0, None);
+                    asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
                 }
                 Stub::Prologue { label, body } => {
                     asm!(self.ops
@@ -363,21 +614,21 @@ impl Gen<'_> {
         sx: bool,
     ) {
         // Aligned fields below egress_ifindex come from the context's copy; anything
-        // else takes the checked path.
+        // else, and every sign-extending load (an invalid context access, as the
+        // interpreter reports it), takes the checked path.
         let slow = self.ops.new_dynamic_label();
-        asm!(self.ops
-            ; =>label
-            ; test r10d, 3
-            ; jnz =>slow
-            ; cmp r10d, 20
-            ; jae =>slow
-        );
-        if sx {
-            asm!(self.ops ; movsxd Rq(dst), DWORD [r12 + r10 * 2 + OFF_XDP_MD]);
-        } else {
-            asm!(self.ops ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]);
+        asm!(self.ops ; =>label);
+        if !sx {
+            asm!(self.ops
+                ; test r10d, 3
+                ; jnz =>slow
+                ; cmp r10d, 20
+                ; jae =>slow
+                ; mov Rq(dst), QWORD [r12 + r10 * 2 + OFF_XDP_MD]
+                ; jmp =>back
+            );
         }
-        asm!(self.ops ; jmp =>back ; =>slow);
+        asm!(self.ops ; =>slow);
         self.save_regs(0);
         let meta = 4u64 | if sx { 0x100 } else { 0 };
         asm!(self.ops
@@ -419,15 +670,37 @@ impl Gen<'_> {
         let mut pc = 0;
         // Slots never reached as instructions (second halves of lddw) get fault stubs.
         let mut covered = vec![false; len];
+        let targets = jump_targets(&insns);
+        self.confined = [None; 16];
+        self.cur_insns = Some(insns.clone());
+        self.cur_targets = targets.clone();
         while pc < len {
             let start = self.ops.offset();
             let l = slots[pc];
             asm!(self.ops ; =>l);
             covered[pc] = true;
+            if targets[pc] {
+                self.confined = [None; 16];
+            }
             let width = self.compile_insn(prog, pc, &insns, &slots);
+            if !self.carry_confined(&insns[pc]) {
+                let w = written_regs(&insns[pc]);
+                for (r, &x) in REG.iter().enumerate() {
+                    if w & (1 << r) != 0 {
+                        self.confined[x as usize] = None;
+                    }
+                }
+            }
+            if self.mode == Mode::Fast && self.points_into_a_value(&insns, pc) {
+                // Every byte within a 16-bit offset of an allocated buffer is read-write
+                // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
+                let d = insns[pc].dst.min(10);
+                self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
+            }
             ranges[pc] = (start, self.ops.offset());
             pc += width;
         }
+        self.cur_insns = None;
         // Falling off the end.
         let f = self.static_fault(prog, len, FaultKind::FellOffEnd);
         asm!(self.ops ; jmp =>f);
@@ -472,6 +745,12 @@ impl Gen<'_> {
                 "register r{} does not exist",
                 dst.max(src)
             )));
+        }
+        if self.mode == Mode::Fast && writes_r10(&insn) {
+            // The confinement of r10-relative accesses relies on it (see `confine`).
+            fail!(FaultKind::Unsupported(
+                "r10 (frame pointer) is read-only".into()
+            ));
         }
         let d = rq(dst);
         let s = rq(src);
@@ -948,6 +1227,18 @@ impl Gen<'_> {
             helpers::MAP_LOOKUP_ELEM => match &fm.array {
                 Some((l, table)) if l.max_entries <= i32::MAX as u32 && l.stride <= 1 << 30 => {
                     let null = self.ops.new_dynamic_label();
+                    // The key pointer comes from the program: outside the engines' memory
+                    // the generic helper reports the fault.
+                    let proved =
+                        self.confined[REG[2] as usize].is_some_and(|(a, b)| a <= 0 && 4 <= b);
+                    if !proved {
+                        asm!(self.ops
+                            ; mov r11, rsi
+                            ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+                            ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+                            ; jae =>generic
+                        );
+                    }
                     asm!(self.ops
                         ; mov eax, DWORD [rsi]
                         ; cmp eax, l.max_entries as i32
@@ -966,17 +1257,26 @@ impl Gen<'_> {
                     asm!(self.ops ; jmp =>done ; =>null ; xor eax, eax);
                 }
                 _ => {
-                    asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
-                    self.call_abs(tr_fast_lookup as *const () as u64);
+                    // The location travels in rcx (r4, free here): only the fallback to
+                    // the generic helper needs it. Lookups allocate nothing, so the
+                    // confinement limit needs no reload (a stale one is only stricter).
+                    let loc = ((prog as u64) << 32) | pc as u64;
+                    asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12 ; mov rcx, QWORD loc as i64);
+                    self.call_abs_no_reload(tr_fast_lookup as *const () as u64);
+                    self.check_fault();
                 }
             },
             helpers::MAP_UPDATE_ELEM => {
-                asm!(self.ops ; mov edi, m as i32 ; mov r8, r12);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                asm!(self.ops ; mov edi, m as i32 ; mov r8, r12 ; mov r9, QWORD loc as i64);
                 self.call_abs(tr_fast_update as *const () as u64);
+                self.check_fault();
             }
             _ => {
-                asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12);
-                self.call_abs(tr_fast_delete as *const () as u64);
+                let loc = ((prog as u64) << 32) | pc as u64;
+                asm!(self.ops ; mov edi, m as i32 ; mov rdx, r12 ; mov rcx, QWORD loc as i64);
+                self.call_abs_no_reload(tr_fast_delete as *const () as u64);
+                self.check_fault();
             }
         }
         asm!(self.ops ; =>done);
@@ -1082,6 +1382,39 @@ impl Gen<'_> {
             asm!(self.ops ; mov Rq(d), r11);
             return;
         }
+        let ctx_field = size == 4 && self.may_be_ctx(pc, s);
+        if size != 4 && self.may_be_ctx(pc, s) {
+            // The kernel only allows aligned 4-byte context reads: any other load that
+            // may read the context takes the checked load there (which faults).
+            let slow = self.ops.new_dynamic_label();
+            let back = self.ops.new_dynamic_label();
+            asm!(self.ops
+                ; lea r11, [Rq(s) + off]
+                ; mov r10, r11
+                ; sub r10, QWORD [r12 + OFF_CTX_BASE]
+                ; cmp r10, 24
+                ; jb =>slow
+            );
+            let loc = ((prog as u64) << 32) | pc as u64;
+            let meta = size as u32 | if sx { 0x100 } else { 0 };
+            self.stubs.push((
+                Stub::CtxOther {
+                    label: slow,
+                    back,
+                    dst: d,
+                    loc,
+                    meta,
+                },
+                format!("slot {pc}: {size}-byte load from the context"),
+            ));
+            self.confine(prog, pc, s, off, size, false);
+            self.load_plain(d, s, off, size, sx);
+            asm!(self.ops ; =>back);
+            return;
+        }
+        if !ctx_field {
+            self.confine(prog, pc, s, off, size, false);
+        }
         match (size, sx) {
             (1, false) => asm!(self.ops ; movzx Rd(d), BYTE [Rq(s) + off]),
             (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
@@ -1095,7 +1428,7 @@ impl Gen<'_> {
             (4, true) if !self.may_be_ctx(pc, s) => {
                 asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off])
             }
-            (4, _) if off % 4 == 0 && (0..20).contains(&off) => {
+            (4, false) if off % 4 == 0 && (0..20).contains(&off) => {
                 // Probably a context field (the kernel rewrites these loads): read the
                 // context's copy when the base is the context's address, otherwise take
                 // the general path out of line.
@@ -1137,10 +1470,11 @@ impl Gen<'_> {
                     ; cmp r10, 24
                     ; jb =>slow
                 );
+                self.confine(prog, pc, s, off, 4, false);
                 if sx {
-                    asm!(self.ops ; movsxd Rq(d), DWORD [r11]);
+                    asm!(self.ops ; movsxd Rq(d), DWORD [Rq(s) + off]);
                 } else {
-                    asm!(self.ops ; mov Rd(d), DWORD [r11]);
+                    asm!(self.ops ; mov Rd(d), DWORD [Rq(s) + off]);
                 }
                 asm!(self.ops ; =>back);
                 let loc = ((prog as u64) << 32) | pc as u64;
@@ -1155,6 +1489,17 @@ impl Gen<'_> {
                     format!("slot {pc}: context load"),
                 ));
             }
+            _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
+        }
+    }
+
+    /// A plain 1-, 2- or 8-byte load (fast mode, after its checks).
+    fn load_plain(&mut self, d: u8, s: u8, off: i32, size: u64, sx: bool) {
+        match (size, sx) {
+            (1, false) => asm!(self.ops ; movzx Rd(d), BYTE [Rq(s) + off]),
+            (2, false) => asm!(self.ops ; movzx Rd(d), WORD [Rq(s) + off]),
+            (1, true) => asm!(self.ops ; movsx Rq(d), BYTE [Rq(s) + off]),
+            (2, true) => asm!(self.ops ; movsx Rq(d), WORD [Rq(s) + off]),
             _ => asm!(self.ops ; mov Rq(d), QWORD [Rq(s) + off]),
         }
     }
@@ -1197,6 +1542,7 @@ impl Gen<'_> {
             self.restore_regs(0, None);
             return;
         }
+        self.confine(prog, pc, d, off, size, true);
         match (size, value) {
             (1, Ok(s)) => asm!(self.ops ; mov BYTE [Rq(d) + off], Rb(s)),
             (2, Ok(s)) => asm!(self.ops ; mov WORD [Rq(d) + off], Rw(s)),
@@ -1263,6 +1609,9 @@ impl Gen<'_> {
         // its own maps), so a plain read-modify-write gives exactly the result the
         // kernel's locked one gives, without a full memory barrier per instruction.
         // (`xchg` with memory is always locked by the CPU; it is rare in XDP code.)
+        if self.mode == Mode::Fast {
+            self.confine(prog, pc, d, off, size, true);
+        }
         asm!(self.ops ; lea r9, [Rq(d) + off]);
         macro_rules! w {
             ($($t:tt)*) => { asm!(self.ops ; $($t)*) };
@@ -1538,6 +1887,94 @@ struct ProgLabelsBuilder {
 const BPF_LOAD_ACQ: i32 = 0x100;
 const BPF_STORE_REL: i32 = 0x110;
 
+/// Slots control may reach other than from the slot before: jump and call targets and
+/// functions named by `lddw` (conservative: any slot a jump, call or `lddw` of a function
+/// could name, and slot 0).
+fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
+    let mut t = vec![false; insns.len() + 1];
+    t[0] = true;
+    for (pc, i) in insns.iter().enumerate() {
+        let c = i.code & 0x07;
+        let rel = if c == BPF_JMP || c == BPF_JMP32 {
+            match i.code & 0xf0 {
+                BPF_EXIT => None,
+                BPF_CALL => (i.src == BPF_PSEUDO_CALL).then_some(i.imm as i64),
+                BPF_JA if c == BPF_JMP32 => Some(i.imm as i64),
+                _ => Some(i.off as i64),
+            }
+        } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
+            Some(i.imm as i64)
+        } else {
+            None
+        };
+        if let Some(rel) = rel {
+            let d = pc as i64 + rel + 1;
+            if d >= 0 && (d as usize) < t.len() {
+                t[d as usize] = true;
+            }
+        }
+    }
+    t
+}
+
+/// The memory access `insn` makes as (address register, offset, size), if any.
+fn access_of(insn: &RawInsn) -> Option<(u8, i64, i64)> {
+    let size = size_bytes(insn.code) as i64;
+    let off = insn.off as i64;
+    match insn.code & 0x07 {
+        BPF_LDX if matches!(insn.code & 0xe0, BPF_MEM | BPF_MEMSX) => Some((insn.src, off, size)),
+        BPF_ST if insn.code & 0xe0 == BPF_MEM => Some((insn.dst, off, size)),
+        BPF_STX => match insn.code & 0xe0 {
+            BPF_MEM => Some((insn.dst, off, size)),
+            BPF_ATOMIC if insn.imm == BPF_LOAD_ACQ => Some((insn.src, off, size)),
+            BPF_ATOMIC => Some((insn.dst, off, size)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The eBPF registers (bit n = rn) `insn` may write; calls write r0..r5, anything not
+/// understood writes all.
+fn written_regs(insn: &RawInsn) -> u16 {
+    let dst = 1u16 << (insn.dst & 15);
+    match insn.code & 0x07 {
+        BPF_ALU | BPF_ALU64 | BPF_LDX => dst,
+        BPF_LD => dst,
+        BPF_ST => 0,
+        BPF_STX => match insn.code & 0xe0 {
+            BPF_ATOMIC => match insn.imm {
+                BPF_LOAD_ACQ => dst,
+                BPF_CMPXCHG => 1,
+                i if i & BPF_FETCH != 0 || i == BPF_XCHG => 1u16 << (insn.src & 15),
+                _ => 0,
+            },
+            _ => 0,
+        },
+        BPF_JMP | BPF_JMP32 => match insn.code & 0xf0 {
+            BPF_CALL => 0x3f,
+            _ => 0,
+        },
+        _ => 0xffff,
+    }
+}
+
+/// Whether `insn` writes r10 other than through an ALU operation (which both modes
+/// refuse): `lddw`, load-acquire into r10, or a fetching atomic returning into r10.
+fn writes_r10(insn: &RawInsn) -> bool {
+    if insn.code == LDDW {
+        return insn.dst == 10;
+    }
+    if insn.code & 0x07 == BPF_STX && insn.code & 0xe0 == BPF_ATOMIC {
+        return match insn.imm {
+            BPF_LOAD_ACQ => insn.dst == 10,
+            BPF_CMPXCHG => false,
+            i => (i & BPF_FETCH != 0 || i == BPF_XCHG) && insn.src == 10,
+        };
+    }
+    false
+}
+
 fn size_bytes(code: u8) -> u64 {
     match size(code) {
         BPF_B => 1,
@@ -1584,6 +2021,9 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         fast_maps: if mode == Mode::Fast { fast_maps } else { &[] },
         known: Vec::new(),
         may_ctx: Vec::new(),
+        confined: [None; 16],
+        cur_insns: None,
+        cur_targets: Vec::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

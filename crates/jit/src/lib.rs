@@ -7,8 +7,10 @@
 //!   (see [`tramp`]); there is no second copy of any helper.
 //! - Two modes ([`Mode`]): **checked** (every load, store and atomic is checked against the
 //!   interpreter's region table, faults carry the instruction index; safe for any input)
-//!   and **fast** (direct memory accesses like the kernel's JIT; only for programs a
-//!   verifier accepted, hence [`Jit::new_unchecked`] is `unsafe`).
+//!   and **fast** (direct memory accesses like the kernel's JIT, each confined to the
+//!   engines' address range by one comparison, [`bpfkit_vm::arena`]; results equal the
+//!   interpreter's for programs a verifier accepted, and a wrong program faults or at
+//!   worst gets wrong values from that range, never host memory: [`Jit::new_fast`]).
 //! - Code memory comes from `dynasmrt::Assembler`: it is written while mapped read-write
 //!   and remapped read+execute (`mprotect`) before it runs, never writable and executable
 //!   at once; the `ExecutableBuffer` unmaps it when the [`Jit`] is dropped.
@@ -134,14 +136,23 @@ impl Jit {
         Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Checked)
     }
 
-    /// Compiles every program of `obj` in fast mode: no per-access checks.
+    /// Compiles every program of `obj` in fast mode: no per-region checks, only the
+    /// confinement of every access to the engines' memory ([`bpfkit_vm::arena`]), so a
+    /// wrong program faults or at worst reads or writes wrong bytes of that memory; it
+    /// never touches the host's. Results equal the interpreter's for programs a verifier
+    /// (the kernel's or bpfkit's) accepts for XDP; for others a fault may come later or
+    /// not at all (e.g. a store into another map's value).
+    pub fn new_fast(obj: &LinkedObject, config: Config) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Fast)
+    }
+
+    /// [`Jit::new_fast`] under its former name.
     ///
     /// # Safety
-    /// Every program of `obj` must have been accepted by a verifier (the kernel's or
-    /// bpfkit's) for the XDP program type: generated code reads and writes wherever the
-    /// program's pointers point.
+    /// None beyond [`Jit::new_fast`]'s (fast mode is confined since issue 14); kept
+    /// `unsafe` so existing callers compile unchanged.
     pub unsafe fn new_unchecked(obj: &LinkedObject, config: Config) -> Result<Jit, VmError> {
-        Self::from_interpreter(Interpreter::new(obj, config)?, Mode::Fast)
+        Self::new_fast(obj, config)
     }
 
     /// Checked-mode JIT over explicit programs and map definitions (as
@@ -162,12 +173,30 @@ impl Jit {
         Self::from_interpreter(Interpreter::from_insns(insns), Mode::Checked)
     }
 
-    /// Fast-mode JIT of raw instructions.
+    /// Fast-mode JIT of raw instructions (confined as [`Jit::new_fast`]).
+    pub fn from_insns_fast(insns: Vec<bpfkit_isa::RawInsn>) -> Result<Jit, VmError> {
+        Self::from_interpreter(Interpreter::from_insns(insns), Mode::Fast)
+    }
+
+    /// Fast-mode JIT over explicit programs and map definitions (as
+    /// [`Jit::with_programs`], confined as [`Jit::new_fast`]).
+    pub fn with_programs_fast(
+        programs: Vec<bpfkit_vm::Program>,
+        maps: &[bpfkit_object::model::MapDef],
+        config: Config,
+    ) -> Result<Jit, VmError> {
+        Self::from_interpreter(
+            Interpreter::with_programs(programs, maps, config)?,
+            Mode::Fast,
+        )
+    }
+
+    /// [`Jit::from_insns_fast`] under its former name.
     ///
     /// # Safety
-    /// As [`Jit::new_unchecked`]: the program must be verifier-accepted for raw memory.
+    /// None beyond [`Jit::from_insns_fast`]'s; kept `unsafe` for existing callers.
     pub unsafe fn from_insns_unchecked(insns: Vec<bpfkit_isa::RawInsn>) -> Result<Jit, VmError> {
-        Self::from_interpreter(Interpreter::from_insns(insns), Mode::Fast)
+        Self::from_insns_fast(insns)
     }
 
     fn from_interpreter(mut vm: Interpreter, mode: Mode) -> Result<Jit, VmError> {
@@ -285,12 +314,13 @@ impl Jit {
         ctx.prologues = &self.prologues as *const _;
         ctx.cpu = rt.cpu as u64;
         ctx.tail_calls = rt.tail_calls as u64;
+        ctx.arena_limit = bpfkit_vm::arena::jit_limit();
         // `ctx.xdp_md` was set up with the XDP buffer (`begin_xdp`); raw-mode runs have no
         // context (`ctx_base` 0).
         let f = self.entry;
         // Calling generated code: it only touches memory through the runtime's regions
-        // (checked mode) or through pointers a verifier proved valid (fast mode, which only
-        // `unsafe` constructors select), and `ctx` outlives the call.
+        // (checked mode) or inside the engines' committed address range (fast mode: every
+        // access compared with `ctx.arena_limit`), and `ctx` outlives the call.
         let r0 = f(r1, r2, ctx, self.prog_entry[prog], frame_below);
         ctx.rt = std::ptr::null_mut();
         if ctx.fast {

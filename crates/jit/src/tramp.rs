@@ -32,6 +32,8 @@ pub const OFF_SAVED: i32 = 96;
 pub const OFF_XDP_MD: i32 = 144;
 pub const OFF_CPU: i32 = 184;
 pub const OFF_TAIL_CALLS: i32 = 192;
+pub const OFF_ARENA_BASE: i32 = 200;
+pub const OFF_ARENA_LIMIT: i32 = 208;
 
 /// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
 /// fields at the fixed offsets above.
@@ -69,6 +71,12 @@ pub struct JitCtx {
     /// Fast mode: tail calls taken in this run (the inline tail call counts here; the
     /// runtime's counter is synchronised around the generic path and at the end).
     pub tail_calls: u64,
+    /// Fast mode: where the confinement span starts ([`bpfkit_vm::arena::jit_base`]).
+    pub arena_base: u64,
+    /// Fast mode: [`bpfkit_vm::arena::jit_limit`], reloaded at the start of every run and
+    /// after every call into Rust (allocations only make it grow, so a stale copy can
+    /// only refuse an access, never allow one outside read-write memory).
+    pub arena_limit: u64,
     // ---- Rust-only fields below ----
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
@@ -101,6 +109,8 @@ impl JitCtx {
             xdp_md: [0; 5],
             cpu: 0,
             tail_calls: 0,
+            arena_base: bpfkit_vm::arena::jit_base(),
+            arena_limit: 0,
             fault: None,
             fast: false,
             frames: 0,
@@ -330,7 +340,7 @@ pub(crate) extern "sysv64" fn tr_load(ctx: *mut JitCtx, addr: u64, meta: u64) ->
         // backed by memory the runtime owns while the region is registered.
         Ok(unsafe { bpfkit_vm::memory::raw_load(addr, size) })
     } else {
-        interp::load(rt, addr, size)
+        interp::load_ext(rt, addr, size, meta & 0x100 != 0)
     };
     match fast {
         Ok(v) => {
@@ -448,37 +458,73 @@ pub(crate) extern "sysv64" fn tr_leave_frame(ctx: *mut JitCtx) {
 }
 
 /// Fast mode: `bpf_map_lookup_elem` on map `map` (a type `fastpath::lookup_supported`
-/// accepts); `key` arrives in rsi unchanged from r2.
-pub(crate) extern "sysv64" fn tr_fast_lookup(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+/// accepts); `key` arrives in rsi unchanged from r2. A key pointer outside the engines'
+/// memory takes the generic helper, which reports the fault (`ctx.loc` is set).
+pub(crate) extern "sysv64" fn tr_fast_lookup(
+    map: u64,
+    key: u64,
+    ctx: *mut JitCtx,
+    loc: u64,
+) -> u64 {
     // SAFETY: as in `tr_helper`.
-    let ctx = unsafe { &mut *ctx };
+    let c = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
-    let rt = unsafe { &mut *ctx.rt };
-    // SAFETY: fast mode only runs verifier-accepted programs: `key` points at `key_size`
-    // readable bytes; `map` is the index generated code compiled in for this call site
-    // after checking r1 against that map's handle.
-    unsafe { fastpath::map_lookup(rt, map as usize, key) }
+    let rt = unsafe { &mut *c.rt };
+    // `map` is the index generated code compiled in for this call site after checking
+    // r1 against that map's handle.
+    match fastpath::map_lookup(rt, map as usize, key) {
+        Some(r) => r,
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_LOOKUP_ELEM, map, key, 0, 0)
+        }
+    }
 }
 
-/// Fast mode: `bpf_map_update_elem` (r1 replaced by the map index, r5 by the context).
+/// Fast mode: `bpf_map_update_elem` (r1 replaced by the map index, r5 by the context;
+/// the location in the sixth argument).
 pub(crate) extern "sysv64" fn tr_fast_update(
     map: u64,
     key: u64,
     value: u64,
     flags: u64,
     ctx: *mut JitCtx,
+    loc: u64,
 ) -> u64 {
     // SAFETY: as in `tr_helper`.
-    let ctx = unsafe { &mut *ctx };
+    let c = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
-    let rt = unsafe { &mut *ctx.rt };
-    // SAFETY: as in `tr_fast_lookup`; `value` points at `value_size` readable bytes.
-    unsafe { fastpath::map_update(rt, map as usize, key, value, flags) }
+    let rt = unsafe { &mut *c.rt };
+    match fastpath::map_update(rt, map as usize, key, value, flags) {
+        Some(r) => r,
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_UPDATE_ELEM, map, key, value, flags)
+        }
+    }
+}
+
+/// A fast map operation whose pointers were not inside the engines' memory: the generic
+/// helper, with the region checks and faults of the interpreter.
+#[cold]
+#[inline(never)]
+fn generic_map_op(ctx: *mut JitCtx, id: i32, map: u64, a2: u64, a3: u64, a4: u64) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    unsafe { (*ctx).helper_id = id as u64 };
+    tr_helper(
+        bpfkit_vm::maps::map_handle(map as usize),
+        a2,
+        a3,
+        a4,
+        0,
+        ctx,
+    )
 }
 
 /// Fast mode: a map lookup, update or delete (`ctx.helper_id`) where the compiler did not
 /// know the map (e.g. an inner map of a map-in-map): the direct path when r1 is a map
-/// handle of a type it serves, else the generic helper.
+/// handle of a type it serves and the pointers are inside the engines' memory, else the
+/// generic helper.
 pub(crate) extern "sysv64" fn tr_map_dyn(
     a1: u64,
     a2: u64,
@@ -494,19 +540,20 @@ pub(crate) extern "sysv64" fn tr_map_dyn(
         let rt = unsafe { &mut *c.rt };
         if let Some(m) = bpfkit_vm::maps::handle_to_index(a1).filter(|&m| m < rt.maps.maps.len()) {
             let t = rt.maps.maps[m].map_type();
-            // SAFETY (all three): fast mode only runs verifier-accepted programs, so the
-            // key (and value) pointers are valid for the map's key (and value) size.
-            match c.helper_id as i32 {
+            let direct = match c.helper_id as i32 {
                 helpers::MAP_LOOKUP_ELEM if fastpath::lookup_supported(t) => {
-                    return unsafe { fastpath::map_lookup(rt, m, a2) };
+                    fastpath::map_lookup(rt, m, a2)
                 }
                 helpers::MAP_UPDATE_ELEM if fastpath::update_supported(t) => {
-                    return unsafe { fastpath::map_update(rt, m, a2, a3, a4) };
+                    fastpath::map_update(rt, m, a2, a3, a4)
                 }
                 helpers::MAP_DELETE_ELEM if fastpath::update_supported(t) => {
-                    return unsafe { fastpath::map_delete(rt, m, a2) };
+                    fastpath::map_delete(rt, m, a2)
                 }
-                _ => {}
+                _ => None,
+            };
+            if let Some(r) = direct {
+                return r;
             }
         }
     }
@@ -514,13 +561,45 @@ pub(crate) extern "sysv64" fn tr_map_dyn(
 }
 
 /// Fast mode: `bpf_map_delete_elem`.
-pub(crate) extern "sysv64" fn tr_fast_delete(map: u64, key: u64, ctx: *mut JitCtx) -> u64 {
+pub(crate) extern "sysv64" fn tr_fast_delete(
+    map: u64,
+    key: u64,
+    ctx: *mut JitCtx,
+    loc: u64,
+) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let c = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *c.rt };
+    match fastpath::map_delete(rt, map as usize, key) {
+        Some(r) => r,
+        None => {
+            c.loc = loc;
+            generic_map_op(ctx, helpers::MAP_DELETE_ELEM, map, key, 0, 0)
+        }
+    }
+}
+
+/// Fast mode: a load, store or atomic whose address is outside the engines' memory
+/// (`meta` = size | write << 8). Records the fault the interpreter reports for that
+/// address (no region contains it); generated code then leaves through the fault exit.
+pub(crate) extern "sysv64" fn tr_confine_fault(ctx: *mut JitCtx, addr: u64, meta: u64) {
     // SAFETY: as in `tr_helper`.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
-    // SAFETY: as in `tr_fast_lookup`.
-    unsafe { fastpath::map_delete(rt, map as usize, key) }
+    ensure_frames(ctx, rt);
+    let size = meta & 0xff;
+    let write = meta & 0x100 != 0;
+    let k = match rt.regions.check(addr, size, write) {
+        Err(e) => FaultKind::Memory(e),
+        // The compare covered this access and later ones through the same register (see
+        // `compile::Gen::confine`): one of those leaves the engine's memory.
+        Ok(_) => FaultKind::Unsupported(format!(
+            "an access after the {size}-byte access at {addr:#x} through the same register leaves the engine's memory"
+        )),
+    };
+    set_fault(ctx, rt, k);
 }
 
 #[cfg(test)]
@@ -545,5 +624,7 @@ mod tests {
         assert_eq!(offset_of!(JitCtx, xdp_md) as i32, OFF_XDP_MD);
         assert_eq!(offset_of!(JitCtx, cpu) as i32, OFF_CPU);
         assert_eq!(offset_of!(JitCtx, tail_calls) as i32, OFF_TAIL_CALLS);
+        assert_eq!(offset_of!(JitCtx, arena_base) as i32, OFF_ARENA_BASE);
+        assert_eq!(offset_of!(JitCtx, arena_limit) as i32, OFF_ARENA_LIMIT);
     }
 }

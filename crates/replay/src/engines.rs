@@ -18,6 +18,11 @@ pub enum EngineKind {
     /// The JIT in fast mode (direct memory accesses, like the kernel's JIT): only for
     /// objects whose every program bpfkit's verifier accepts; refused otherwise.
     JitFast,
+    /// The JIT in fast mode without asking the verifier (`jit-fast-unverified`): for
+    /// reproducing what a wrongly accepted program does under fast mode, and for testing
+    /// that fast mode stays confined to the engine's memory (`docs/vm.md`). Results of a
+    /// program the kernel would reject mean nothing; a wild access is a fault.
+    JitFastUnverified,
     Kernel,
 }
 
@@ -28,9 +33,10 @@ impl EngineKind {
             "jit" => Ok(EngineKind::Jit),
             "jit-checked" => Ok(EngineKind::JitChecked),
             "jit-fast" => Ok(EngineKind::JitFast),
+            "jit-fast-unverified" => Ok(EngineKind::JitFastUnverified),
             "kernel" => Ok(EngineKind::Kernel),
             other => Err(format!(
-                "unknown engine `{other}` (expected interp, jit, jit-checked, jit-fast or kernel)"
+                "unknown engine `{other}` (expected interp, jit, jit-checked, jit-fast, jit-fast-unverified or kernel)"
             )),
         }
     }
@@ -41,6 +47,7 @@ impl EngineKind {
             EngineKind::Jit => "jit",
             EngineKind::JitChecked => "jit-checked",
             EngineKind::JitFast => "jit-fast",
+            EngineKind::JitFastUnverified => "jit-fast-unverified",
             EngineKind::Kernel => "kernel",
         }
     }
@@ -349,6 +356,7 @@ pub fn create(
                 "jit-fast: {why}, so it cannot run without memory checks; use --engine jit or jit-checked"
             )),
         },
+        EngineKind::JitFastUnverified => fast_jit(obj, s, "jit-fast-unverified", None),
         EngineKind::Jit => match fast_gate(obj, s) {
             Ok(()) => fast_jit(
                 obj,
@@ -384,11 +392,10 @@ fn fast_jit(
     name: &'static str,
     mode: Option<String>,
 ) -> Result<Box<dyn ReplayEngine>, String> {
-    // SAFETY: `Jit::new_unchecked` requires every program of `obj` to be accepted by a
-    // verifier for XDP; both callers call this only after `fast_gate(obj, s)` returned
-    // Ok, i.e. after bpfkit's verifier (which decides as the kernel's does) accepted
-    // each one.
-    unsafe { bpfkit_jit::Jit::new_unchecked(obj, vm_config(s)) }
+    // Fast mode confines every access to the engines' memory, so any program is safe to
+    // run; its results only equal the interpreter's for programs a verifier accepts,
+    // which is why `jit` and `jit-fast` ask `fast_gate` first.
+    bpfkit_jit::Jit::new_fast(obj, vm_config(s))
         .map(|j| Box::new(JitEngine(j, name, mode)) as Box<dyn ReplayEngine>)
         .map_err(|e| format!("{name}: {e}"))
 }

@@ -89,6 +89,16 @@ pub fn dump(engine: &dyn ReplayEngine, obj: &LinkedObject) -> Result<Value, Stri
 
 /// Fills maps from a `--maps-in` document (`BPF_ANY` updates, in document order).
 /// `ncpus` expands a single per-CPU value to every CPU.
+///
+/// Every entry is first checked the way the kernel checks `BPF_MAP_UPDATE_ELEM`, for every
+/// engine alike (the kernel engine would refuse the same entries with an errno): the key
+/// is `key_size` bytes (a number key needs `key_size` 4 and must fit in 32 bits), the
+/// value `value_size` bytes (per-CPU maps: one value, or one 8-byte-rounded value per
+/// CPU); PROG_ARRAY values name programs compatible with the programs using the map
+/// (`bpf_prog_map_compatible`: program type, expected attach type, `xdp.frags`);
+/// map-in-map values name maps that match the inner-map template (`bpf_map_meta_equal`:
+/// -EINVAL otherwise); DEVMAP `ifindex` fits its 32-bit field and is not 0. Errors name
+/// the map, the entry and the field.
 pub fn load(
     engine: &mut dyn ReplayEngine,
     obj: &LinkedObject,
@@ -109,6 +119,9 @@ pub fn load(
                 "maps file: `{name}` must be a list of [key, value]"
             ));
         };
+        // PROG_ARRAY: the programs already in it or using it fix the type of the others
+        // (the kernel's map "owner").
+        let mut owner = prog_array_owner(obj, idx);
         for (j, e) in entries.iter().enumerate() {
             let at = format!("maps file: `{name}` entry {j}");
             let (k, v) = match e {
@@ -118,16 +131,9 @@ pub fn load(
                 }
                 _ => return Err(format!("{at}: expected [key, value]")),
             };
-            let key = match k {
-                Value::String(s) => hex::decode(s).map_err(|m| format!("{at}: key: {m}"))?,
-                Value::Number(num) if num.as_u64().is_some() => {
-                    let v = num.as_u64().unwrap_or(0) as u32;
-                    v.to_le_bytes().to_vec()
-                }
-                _ => return Err(format!("{at}: key must be a hex string or an index")),
-            };
-            let value =
-                value_bytes(engine, obj, def, v, ncpus).map_err(|m| format!("{at}: {m}"))?;
+            let key = key_bytes(def, k).map_err(|m| format!("{at}: key: {m}"))?;
+            let value = value_bytes(engine, obj, def, v, ncpus, &mut owner)
+                .map_err(|m| format!("{at}: {m}"))?;
             engine
                 .map_update(idx, &key, &value)
                 .map_err(|m| format!("{at}: update failed: {m}"))?;
@@ -137,50 +143,218 @@ pub fn load(
     Ok(n)
 }
 
+/// The key of an entry, `key_size` bytes.
+fn key_bytes(def: &MapDef, k: &Value) -> Result<Vec<u8>, String> {
+    let key = match k {
+        Value::String(s) => hex::decode(s)?,
+        Value::Number(num) => {
+            let Some(v) = num.as_u64().and_then(|v| u32::try_from(v).ok()) else {
+                return Err(format!("{num} is not an index (0 to 4294967295)"));
+            };
+            if def.key_size != 4 {
+                return Err(format!(
+                    "an index needs 4-byte keys; this map's keys are {} bytes (give them in hex)",
+                    def.key_size
+                ));
+            }
+            v.to_le_bytes().to_vec()
+        }
+        _ => return Err("must be a hex string or an index".into()),
+    };
+    if key.len() != def.key_size as usize {
+        return Err(format!(
+            "{} bytes, the map's keys are {} bytes",
+            key.len(),
+            def.key_size
+        ));
+    }
+    Ok(key)
+}
+
+/// (program type, expected attach type, `xdp.frags`) of a program, as
+/// `bpf_prog_map_compatible` compares them.
+type ProgKind = (u32, Option<u32>, bool);
+
+fn prog_kind(p: &bpfkit_object::model::LinkedProgram) -> ProgKind {
+    const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+    (
+        p.prog_type,
+        p.expected_attach_type,
+        p.prog_flags & BPF_F_XDP_HAS_FRAGS != 0,
+    )
+}
+
+/// The kind of the first program of `obj` that uses map `idx` (an `lddw` of it), which
+/// the kernel makes the PROG_ARRAY's owner when it loads the object.
+fn prog_array_owner(obj: &LinkedObject, idx: usize) -> Option<(ProgKind, String)> {
+    use bpfkit_isa::opcode::{BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, LDDW};
+    if obj.maps[idx].map_type != map_type::PROG_ARRAY {
+        return None;
+    }
+    obj.programs
+        .iter()
+        .find(|p| {
+            p.insns.iter().any(|i| {
+                i.code == LDDW
+                    && matches!(i.src, BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX)
+                    && i.imm as usize == idx
+            })
+        })
+        .map(|p| (prog_kind(p), p.name.clone()))
+}
+
+fn kind_text(k: &ProgKind) -> String {
+    format!(
+        "program type {}, expected attach type {}, {}",
+        k.0,
+        k.1.map_or("none".to_string(), |a| a.to_string()),
+        if k.2 { "xdp.frags" } else { "no xdp.frags" }
+    )
+}
+
 fn value_bytes(
     engine: &dyn ReplayEngine,
     obj: &LinkedObject,
     def: &MapDef,
     v: &Value,
     ncpus: u32,
+    owner: &mut Option<(ProgKind, String)>,
 ) -> Result<Vec<u8>, String> {
     match v {
         Value::String(s) => {
+            if is_fd_map(def) {
+                let want = if def.map_type == map_type::PROG_ARRAY {
+                    "{\"program\": NAME}"
+                } else {
+                    "{\"map\": NAME}"
+                };
+                return Err(format!(
+                    "value: this map holds references; give the value as {want}"
+                ));
+            }
             let b = hex::decode(s).map_err(|m| format!("value: {m}"))?;
-            if is_percpu(def) && b.len() == def.value_size as usize && ncpus > 1 {
-                let stride = (def.value_size as usize).div_ceil(8) * 8;
-                let mut all = vec![0u8; stride * ncpus as usize];
-                for c in 0..ncpus as usize {
-                    all[c * stride..c * stride + b.len()].copy_from_slice(&b);
+            let vs = def.value_size as usize;
+            if is_percpu(def) {
+                let stride = vs.div_ceil(8) * 8;
+                if b.len() == vs && ncpus <= 1 {
+                    return Ok(b);
                 }
-                return Ok(all);
+                if b.len() == vs {
+                    let mut all = vec![0u8; stride * ncpus.max(1) as usize];
+                    for c in 0..ncpus.max(1) as usize {
+                        all[c * stride..c * stride + b.len()].copy_from_slice(&b);
+                    }
+                    return Ok(all);
+                }
+                if b.len() != stride * ncpus.max(1) as usize {
+                    return Err(format!(
+                        "value: {} bytes; a per-CPU value is {vs} bytes (for every CPU) or {} ({} CPUs x {stride})",
+                        b.len(),
+                        stride * ncpus.max(1) as usize,
+                        ncpus.max(1)
+                    ));
+                }
+                return Ok(b);
+            }
+            if b.len() != vs {
+                return Err(format!(
+                    "value: {} bytes, the map's values are {vs} bytes",
+                    b.len()
+                ));
             }
             Ok(b)
         }
         Value::Object(o) => {
-            if let Some(Value::String(p)) = o.get("program") {
-                let i = obj
-                    .programs
-                    .iter()
-                    .position(|q| &q.name == p)
-                    .ok_or_else(|| format!("no program named `{p}`"))?;
-                return Ok(engine.prog_slot_value(i)?.to_le_bytes().to_vec());
+            let field = o.keys().next().map(String::as_str).unwrap_or("");
+            if o.len() != 1 || !matches!(field, "program" | "map" | "ifindex") {
+                return Err(
+                    "value object must be {\"program\": NAME}, {\"map\": NAME} or {\"ifindex\": N}"
+                        .into(),
+                );
             }
-            if let Some(Value::String(m)) = o.get("map") {
-                let i = obj
-                    .map_index(m)
-                    .ok_or_else(|| format!("no map named `{m}`"))?;
-                return Ok(engine.map_slot_value(i)?.to_le_bytes().to_vec());
+            let f = &o[field];
+            match field {
+                "program" => {
+                    let Value::String(p) = f else {
+                        return Err("field `program`: must be a program name".into());
+                    };
+                    if def.map_type != map_type::PROG_ARRAY {
+                        return Err(format!(
+                            "field `program`: only PROG_ARRAY values name programs (this map's type is {})",
+                            def.map_type
+                        ));
+                    }
+                    let i = obj
+                        .programs
+                        .iter()
+                        .position(|q| &q.name == p)
+                        .ok_or_else(|| format!("field `program`: no program named `{p}`"))?;
+                    let kind = prog_kind(&obj.programs[i]);
+                    match owner {
+                        Some((k, by)) if *k != kind => {
+                            return Err(format!(
+                                "field `program`: `{p}` ({}) is not compatible with `{by}` ({}), which owns this PROG_ARRAY; the kernel refuses it (EINVAL)",
+                                kind_text(&kind),
+                                kind_text(k)
+                            ));
+                        }
+                        Some(_) => {}
+                        None => *owner = Some((kind, p.clone())),
+                    }
+                    Ok(engine.prog_slot_value(i)?.to_le_bytes().to_vec())
+                }
+                "map" => {
+                    let Value::String(m) = f else {
+                        return Err("field `map`: must be a map name".into());
+                    };
+                    if !matches!(
+                        def.map_type,
+                        map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS
+                    ) {
+                        return Err(format!(
+                            "field `map`: only ARRAY_OF_MAPS/HASH_OF_MAPS values name maps (this map's type is {})",
+                            def.map_type
+                        ));
+                    }
+                    let i = obj
+                        .map_index(m)
+                        .ok_or_else(|| format!("field `map`: no map named `{m}`"))?;
+                    if let Some(t) = &def.inner {
+                        if let Some(why) = bpfkit_vm::maps::inner_map_mismatch(t, &obj.maps[i]) {
+                            return Err(format!(
+                                "field `map`: `{m}` does not match the inner-map template: {why}; the kernel refuses it (EINVAL)"
+                            ));
+                        }
+                    }
+                    Ok(engine.map_slot_value(i)?.to_le_bytes().to_vec())
+                }
+                _ => {
+                    if !matches!(def.map_type, map_type::DEVMAP | map_type::DEVMAP_HASH) {
+                        return Err(format!(
+                            "field `ifindex`: only DEVMAP/DEVMAP_HASH values hold an ifindex (this map's type is {})",
+                            def.map_type
+                        ));
+                    }
+                    let ifx =
+                        match f.as_u64() {
+                            Some(0) => return Err(
+                                "field `ifindex`: 0 is no device; the kernel refuses it (EINVAL)"
+                                    .into(),
+                            ),
+                            Some(x) => u32::try_from(x).map_err(|_| {
+                                format!("field `ifindex`: {x} does not fit in its 32 bits")
+                            })?,
+                            None => {
+                                return Err(format!(
+                                "field `ifindex`: {f} is not an interface index (1 to 4294967295)"
+                            ))
+                            }
+                        };
+                    let mut b = ifx.to_le_bytes().to_vec();
+                    b.resize(def.value_size.max(4) as usize, 0);
+                    Ok(b)
+                }
             }
-            if let Some(ifx) = o.get("ifindex").and_then(Value::as_u64) {
-                let mut b = (ifx as u32).to_le_bytes().to_vec();
-                b.resize(def.value_size.max(4) as usize, 0);
-                return Ok(b);
-            }
-            Err(
-                "value object must be {\"program\": NAME}, {\"map\": NAME} or {\"ifindex\": N}"
-                    .into(),
-            )
         }
         _ => Err("value must be a hex string or an object".into()),
     }

@@ -31,6 +31,10 @@ pub enum FaultKind {
     InsnLimit(u64),
     #[error("invalid {size}-byte context {} at offset {off} (struct xdp_md allows aligned 4-byte reads{})", if *.write { "write" } else { "read" }, if *.off == 20 { " and egress_ifindex only in devmap programs" } else { "" })]
     Context { off: i64, size: u64, write: bool },
+    /// A sign-extending load (`ldsx`) from the context: its rewrite would truncate a
+    /// pointer; the kernel's verifier refuses it.
+    #[error("invalid sign-extending {size}-byte context read at offset {off} (the kernel refuses it: invalid bpf_context access off={off} size={size})")]
+    ContextSx { off: i64, size: u64 },
     #[error("{helper}: {msg}")]
     Helper { helper: &'static str, msg: String },
     #[error("{0:#x} is not a map (expected a map reference loaded by lddw)")]

@@ -9,9 +9,13 @@
 //! [`crate::helpers::map_delete_bytes`]); the map semantics (flags, errors, LRU, per-CPU
 //! values, timers) stay in one place.
 //!
-//! Everything here is `unsafe`: the caller guarantees that the pointers are valid for the
-//! map's key/value size, which is exactly what a verifier-accepted program guarantees.
-//! The checked mode never uses this module.
+//! The pointers come from a program, and the verifier that let it run may be wrong, so
+//! each one is first confined: unless `[ptr, ptr + size)` lies inside the engines' address
+//! range ([`crate::arena::contains`]), the function answers `None` and the caller takes the
+//! generic helper, which checks the pointer against the live regions and reports the
+//! fault as the interpreter does. Inside the range the bytes are always mapped memory of
+//! some buffer (at worst not the one the program meant), so a wrong pointer can never make
+//! these functions read host memory. The checked mode never uses this module.
 
 use crate::maps::{map_handle, Lookup};
 use crate::runtime::{Runtime, MAX_TAIL_CALL_CNT};
@@ -76,7 +80,7 @@ pub fn array_layout(rt: &mut Runtime, map: usize) -> Option<ArrayLayout> {
 /// to [`INLINE_BYTES`] (nothing zeroed, nothing moved), else in a `Vec`.
 ///
 /// # Safety
-/// `p` must be valid for reads of `len` bytes.
+/// `p` must be valid for reads of `len` bytes (checked with [`crate::arena::contains`]).
 #[inline(always)]
 unsafe fn with_copy<R>(p: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
     if len <= INLINE_BYTES {
@@ -98,24 +102,28 @@ unsafe fn with_copy<R>(p: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
 }
 
 /// `bpf_map_lookup_elem(map, key)` for a map whose type passes [`lookup_supported`]:
-/// same result as [`crate::helpers::call`] with `MAP_LOOKUP_ELEM`.
+/// same result as [`crate::helpers::call`] with `MAP_LOOKUP_ELEM`; `None` when the key
+/// pointer is not inside the engines' address range (take the generic helper).
 ///
-/// # Safety
-/// `map` must be a map index of `rt` and `key` valid for reads of the map's `key_size`
-/// bytes (what a verifier proves for the helper's argument).
-pub unsafe fn map_lookup(rt: &mut Runtime, map: usize, key: u64) -> u64 {
+/// `map` must be a map index of `rt` (panics otherwise).
+#[inline]
+pub fn map_lookup(rt: &mut Runtime, map: usize, key: u64) -> Option<u64> {
     let cpu = rt.cpu;
     let m = &mut rt.maps.maps[map];
     let ks = m.def.key_size as usize;
-    // SAFETY: the caller guarantees `ks` readable bytes at `key`; lookups never write map
-    // buffers, so the slice stays valid while the map is borrowed.
+    if !crate::arena::contains(key, ks as u64) {
+        return None;
+    }
+    // SAFETY: `[key, key + ks)` is committed read-write memory of the engines' range
+    // (checked just above; the range never shrinks); lookups never write map buffers, so
+    // the bytes do not change while the slice is used.
     let k = unsafe { std::slice::from_raw_parts(key as *const u8, ks) };
     // HASH / PERCPU_HASH maps first, in this small function (the key read in place, no
     // copy); the other types, LRU maps included, out of line.
-    match m.plain_hash_lookup_addr(k, cpu) {
+    Some(match m.plain_hash_lookup_addr(k, cpu) {
         Some(a) => a,
         None => lookup_other(m, k, cpu),
-    }
+    })
 }
 
 /// [`map_lookup`] for the map types that are not HASH / PERCPU_HASH.
@@ -138,37 +146,41 @@ fn lookup_other(m: &mut crate::maps::Map, k: &[u8], cpu: u32) -> u64 {
 }
 
 /// `bpf_map_update_elem(map, key, value, flags)` for a map whose type passes
-/// [`update_supported`]: r0 as the helper returns it (0 or a negated errno).
+/// [`update_supported`]: r0 as the helper returns it (0 or a negated errno); `None` when
+/// the key or value pointer is not inside the engines' address range.
 ///
-/// # Safety
-/// `map` must be a map index of `rt`, `key` and `value` valid for reads of the map's
-/// `key_size` and `value_size` bytes.
-pub unsafe fn map_update(rt: &mut Runtime, map: usize, key: u64, value: u64, flags: u64) -> u64 {
+/// `map` must be a map index of `rt` (panics otherwise).
+pub fn map_update(rt: &mut Runtime, map: usize, key: u64, value: u64, flags: u64) -> Option<u64> {
     let (ks, vs) = {
         let d = &rt.maps.maps[map].def;
         (d.key_size as usize, d.value_size as usize)
     };
+    if !crate::arena::contains(key, ks as u64) || !crate::arena::contains(value, vs as u64) {
+        return None;
+    }
     // Key and value are copied first: they may point into this map's own values, which
     // the update overwrites or replaces.
-    // SAFETY: the caller guarantees `ks` readable bytes at `key` and `vs` at `value`.
-    unsafe {
+    // SAFETY: both ranges are committed memory of the engines' range (checked above).
+    Some(unsafe {
         with_copy(key, ks, |k| {
             with_copy(value, vs, |v| {
                 crate::helpers::map_update_bytes(rt, map, k, v, flags)
             })
         })
-    }
+    })
 }
 
-/// `bpf_map_delete_elem(map, key)` for a map whose type passes [`update_supported`].
+/// `bpf_map_delete_elem(map, key)` for a map whose type passes [`update_supported`];
+/// `None` when the key pointer is not inside the engines' address range.
 ///
-/// # Safety
-/// `map` must be a map index of `rt` and `key` valid for reads of the map's `key_size`
-/// bytes.
-pub unsafe fn map_delete(rt: &mut Runtime, map: usize, key: u64) -> u64 {
+/// `map` must be a map index of `rt` (panics otherwise).
+pub fn map_delete(rt: &mut Runtime, map: usize, key: u64) -> Option<u64> {
     let ks = rt.maps.maps[map].def.key_size as usize;
-    // SAFETY: the caller guarantees `ks` readable bytes at `key`.
-    unsafe { with_copy(key, ks, |k| crate::helpers::map_delete_bytes(rt, map, k)) }
+    if !crate::arena::contains(key, ks as u64) {
+        return None;
+    }
+    // SAFETY: committed memory of the engines' range (checked above).
+    Some(unsafe { with_copy(key, ks, |k| crate::helpers::map_delete_bytes(rt, map, k)) })
 }
 
 /// Largest PROG_ARRAY [`prog_array_slots`] lists.

@@ -622,7 +622,10 @@ fn run_fast<'p>(
         }};
     }
     macro_rules! ldx {
-        ($d:ident, $size:expr, $conv:expr) => {{
+        ($d:ident, $size:expr, $conv:expr) => {
+            ldx!($d, $size, $conv, false)
+        };
+        ($d:ident, $size:expr, $conv:expr, $sx:expr) => {{
             let addr = r!($d.src).wrapping_add($d.off as i64 as u64);
             let v = if rt.regions.check_fast(addr, $size, false) {
                 // SAFETY: `check_fast` proved `[addr, addr + size)` is inside a live region
@@ -634,11 +637,11 @@ fn run_fast<'p>(
                     // SAFETY: as above, proved by `check`.
                     Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
                     // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
-                    Ok(reg) => match rt.ctx_load(addr - reg.start, $size) {
+                    Ok(reg) => match ctx_load_ext(rt, addr - reg.start, $size, $sx) {
                         Ok(v) => v,
                         Err(k) => bail!(k),
                     },
-                    _ => match load(rt, addr, $size) {
+                    _ => match load_ext(rt, addr, $size, $sx) {
                         Ok(v) => v,
                         Err(k) => bail!(k),
                     },
@@ -884,9 +887,9 @@ fn run_fast<'p>(
             Op::LdxH => ldx!(d, 2, |v: u64| v),
             Op::LdxW => ldx!(d, 4, |v: u64| v),
             Op::LdxDW => ldx!(d, 8, |v: u64| v),
-            Op::LdxSB => ldx!(d, 1, |v: u64| v as u8 as i8 as i64 as u64),
-            Op::LdxSH => ldx!(d, 2, |v: u64| v as u16 as i16 as i64 as u64),
-            Op::LdxSW => ldx!(d, 4, |v: u64| v as u32 as i32 as i64 as u64),
+            Op::LdxSB => ldx!(d, 1, |v: u64| v as u8 as i8 as i64 as u64, true),
+            Op::LdxSH => ldx!(d, 2, |v: u64| v as u16 as i16 as i64 as u64, true),
+            Op::LdxSW => ldx!(d, 4, |v: u64| v as u32 as i32 as i64 as u64, true),
             Op::StB => stx!(d, 1, d.imm),
             Op::StH => stx!(d, 2, d.imm),
             Op::StW => stx!(d, 4, d.imm),
@@ -1182,7 +1185,7 @@ fn step<'p>(
                 bail!(FaultKind::UnknownOpcode(code));
             }
             let addr = reg[src].wrapping_add(off as u64);
-            let v = tri!(load(rt, addr, size));
+            let v = tri!(load_ext(rt, addr, size, m == BPF_MEMSX));
             reg[dst] = if m == BPF_MEMSX {
                 sign_extend(v, size)
             } else {
@@ -1238,6 +1241,40 @@ fn target(pc: usize, rel: i64, len: usize) -> Result<usize, FaultKind> {
         return Err(FaultKind::JumpOutOfRange { target: t, len });
     }
     Ok(t as usize)
+}
+
+/// A context load: rewritten as the kernel does; a sign-extending one (`ldsx`) is an
+/// invalid context access, as the kernel's verifier says (`invalid bpf_context access`):
+/// its rewrite would truncate a pointer.
+fn ctx_load_ext(rt: &Runtime, off: u64, size: u64, sx: bool) -> Result<u64, FaultKind> {
+    if sx {
+        return Err(FaultKind::ContextSx {
+            off: off as i64,
+            size,
+        });
+    }
+    rt.ctx_load(off, size)
+}
+
+/// [`load`] for a plain (`sx` false) or sign-extending load (the caller extends the
+/// value); a sign-extending load from the context faults (see `ctx_load_ext`).
+pub fn load_ext(rt: &Runtime, addr: u64, size: u64, sx: bool) -> Result<u64, FaultKind> {
+    if !sx {
+        return load(rt, addr, size);
+    }
+    let r = rt
+        .regions
+        .check(addr, size, false)
+        .or_else(|e| match e.region {
+            Some(r) if e.inside && r.kind == RegionKind::Context => Ok(r),
+            _ => Err(e),
+        })?;
+    if r.kind == RegionKind::Context {
+        return ctx_load_ext(rt, addr - r.start, size, true);
+    }
+    // SAFETY: `check` just proved `[addr, addr + size)` lies inside the live region `r`,
+    // backed by memory the runtime owns while it is registered.
+    Ok(unsafe { crate::memory::raw_load(addr, size) })
 }
 
 /// A checked load; context loads are rewritten as the kernel does.

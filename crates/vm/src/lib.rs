@@ -9,6 +9,7 @@
 //! See `docs/vm.md` for the memory model, supported maps and helpers, and the known
 //! differences from the kernel.
 
+pub mod arena;
 pub mod audit;
 pub mod engine;
 pub mod error;
@@ -160,6 +161,48 @@ impl Interpreter {
         Ok(())
     }
 
+    /// What `BPF_MAP_UPDATE_ELEM` checks of a map-in-map or PROG_ARRAY value before the
+    /// map stores it (values here are indices): the inner map exists and matches the
+    /// outer map's inner-map template (else -EINVAL, as `bpf_map_fd_get_ptr`), the
+    /// program exists.
+    fn check_fd_value(&self, map: usize, value: &[u8]) -> Result<(), VmError> {
+        use bpfkit_object::model::map_type as mt;
+        let m = &self.rt.maps.maps[map];
+        let t = m.map_type();
+        let in_maps = matches!(t, mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS);
+        let Ok(v) = <[u8; 4]>::try_from(value) else {
+            // The map's own size check reports it.
+            return Ok(());
+        };
+        let v = u32::from_le_bytes(v) as usize;
+        let err = |msg: String| {
+            VmError::from(maps::MapError {
+                map: m.def.name.clone(),
+                errno: maps::EINVAL,
+                msg,
+            })
+        };
+        if in_maps {
+            let Some(inner) = self.rt.maps.maps.get(v) else {
+                return Err(err(format!("map #{v} does not exist")));
+            };
+            if let Some(why) = m
+                .def
+                .inner
+                .as_deref()
+                .and_then(|tpl| maps::inner_map_mismatch(tpl, &inner.def))
+            {
+                return Err(err(format!("map #{v} ({}): {why}", inner.def.name)));
+            }
+        } else if t == mt::PROG_ARRAY && v >= self.rt.programs.len() {
+            return Err(err(format!(
+                "program #{v} does not exist (the object has {})",
+                self.rt.programs.len()
+            )));
+        }
+        Ok(())
+    }
+
     fn map(&self, map: usize) -> Result<&maps::Map, VmError> {
         self.rt.maps.maps.get(map).ok_or_else(|| {
             VmError::Setup(format!(
@@ -220,6 +263,7 @@ impl Engine for Interpreter {
         flags: u64,
     ) -> Result<(), VmError> {
         self.map(map)?;
+        self.check_fd_value(map, value)?;
         let Runtime { maps, regions, .. } = &mut self.rt;
         maps.maps[map].update(key, value, flags, None, regions, &mut maps.graveyard)?;
         timer::elem_changed(&mut self.rt, map, key);

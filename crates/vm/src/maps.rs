@@ -37,6 +37,53 @@ pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 
 /// Base of the fake kernel addresses that stand for maps (`lddw r1, map`).
 pub const MAP_HANDLE_BASE: u64 = 0xffff_a000_0000_0000;
+
+/// `BPF_F_INNER_MAP`: an inner-map template whose arrays may differ in `max_entries`.
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+
+/// Why the kernel refuses `inner` as a value of a map-in-map whose inner-map template is
+/// `template` (`bpf_map_fd_get_ptr`: the template's `map_meta_equal`, else -EINVAL), or
+/// `None` when it accepts it. Compares what `bpf_map_meta_equal` compares (type, key and
+/// value size, flags; the BTF record of spin locks and timers is not compared here) and,
+/// for arrays, `max_entries` unless the template has `BPF_F_INNER_MAP`
+/// (`array_map_meta_equal`); map-in-maps and the other types without `map_meta_equal`
+/// cannot be inner maps at all.
+pub fn inner_map_mismatch(template: &MapDef, inner: &MapDef) -> Option<String> {
+    let no_meta_equal = matches!(
+        inner.map_type,
+        mt::PROG_ARRAY | mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS | mt::PERF_EVENT_ARRAY
+    );
+    if no_meta_equal {
+        return Some(format!(
+            "map type {} cannot be an inner map",
+            inner.map_type
+        ));
+    }
+    let fields = [
+        ("map type", template.map_type, inner.map_type),
+        ("key size", template.key_size, inner.key_size),
+        ("value size", template.value_size, inner.value_size),
+        ("map flags", template.map_flags, inner.map_flags),
+    ];
+    for (what, want, got) in fields {
+        if want != got {
+            return Some(format!(
+                "{what} {got} differs from the inner-map template's {want}"
+            ));
+        }
+    }
+    let array = matches!(template.map_type, mt::ARRAY | mt::PERCPU_ARRAY);
+    if array
+        && template.map_flags & BPF_F_INNER_MAP == 0
+        && template.max_entries != inner.max_entries
+    {
+        return Some(format!(
+            "max_entries {} differs from the inner-map template's {} (the template has no BPF_F_INNER_MAP)",
+            inner.max_entries, template.max_entries
+        ));
+    }
+    None
+}
 const MAP_HANDLE_STRIDE: u64 = 0x1_0000;
 
 /// The value a program sees for map `idx`.
@@ -641,6 +688,16 @@ impl Map {
                     return Err(m.err(
                         ENOMEM,
                         format!("array of {len} bytes is too large for the emulator"),
+                    ));
+                }
+                let total = len.saturating_mul(n as usize);
+                if total > crate::arena::reserved() / 2 {
+                    return Err(m.err(
+                        ENOMEM,
+                        format!(
+                            "array of {total} bytes ({n} CPUs) does not fit the engines' memory ({} bytes reserved)",
+                            crate::arena::reserved()
+                        ),
                     ));
                 }
                 let cpus: Vec<Buf> = (0..n).map(|_| Buf::new(len)).collect();
@@ -1586,6 +1643,15 @@ impl MapSet {
                                     errno: ENOENT,
                                     msg: format!("slot {slot}: no map named {inner:?}"),
                                 })?;
+                        if let Some(t) = &set.maps[i].def.inner {
+                            if let Some(why) = inner_map_mismatch(t, &set.maps[j].def) {
+                                return Err(MapError {
+                                    map: name.clone(),
+                                    errno: EINVAL,
+                                    msg: format!("slot {slot}: map {inner:?}: {why}"),
+                                });
+                            }
+                        }
                         let mut g = Vec::new();
                         let key = slot.to_le_bytes();
                         let ks = set.maps[i].def.key_size as usize;

@@ -8,13 +8,13 @@
 //! Only after that check does [`Regions::load`]/[`Regions::store`] touch memory. The JIT's
 //! checked mode calls the same functions.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ptr::NonNull;
 
-/// A zero-initialised, 8-byte aligned heap buffer whose address never changes.
+/// A zero-initialised, 8-byte aligned buffer whose address never changes, allocated in the
+/// engines' one address range ([`crate::arena`]).
 ///
 /// Unlike `Box<[u8]>`, the bytes are only ever accessed through the raw pointer (slices are
 /// created on demand and never kept), so a program writing through a region pointer while
@@ -30,17 +30,20 @@ unsafe impl Send for Buf {}
 unsafe impl Sync for Buf {}
 
 impl Buf {
-    fn layout(len: usize) -> Layout {
-        // At least 8 bytes so that a zero-length buffer still has a unique address.
-        Layout::from_size_align(len.max(8), 8).expect("buffer size fits a Layout")
-    }
-
-    /// A zeroed buffer of `len` bytes.
+    /// A zeroed buffer of `len` bytes, inside the engines' address range
+    /// ([`crate::arena`]).
     pub fn new(len: usize) -> Buf {
-        let layout = Self::layout(len);
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc_zeroed(layout) };
-        let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        // At least 8 bytes so that a zero-length buffer still has a unique address.
+        let n = len.max(8);
+        let Some(a) = crate::arena::alloc_zeroed(n) else {
+            eprintln!(
+                "bpfkit: the engines' memory ({} bytes reserved) cannot hold {n} more bytes",
+                crate::arena::reserved()
+            );
+            std::process::abort();
+        };
+        // `alloc_zeroed` never returns 0 (the range starts after a guard area).
+        let ptr = NonNull::new(a as *mut u8).expect("arena blocks are not null");
         Buf { ptr, len }
     }
 
@@ -64,7 +67,7 @@ impl Buf {
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` is a live allocation of at least `len` initialised bytes owned by
+        // SAFETY: `ptr` is a live block of at least `len` initialised bytes owned by
         // `self`; the only other writers are program stores, which cannot run while the
         // caller holds this borrow (the interpreter is single-threaded and does not keep
         // slices across instructions).
@@ -79,8 +82,7 @@ impl Buf {
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with the same layout.
-        unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+        crate::arena::free(self.addr(), self.len.max(8));
     }
 }
 
