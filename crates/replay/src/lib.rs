@@ -9,6 +9,7 @@
 //! 5-tuple ([`rss`]). The same inputs therefore give byte-identical traces, output
 //! captures and map dumps.
 
+pub mod btf_value;
 pub mod capture;
 pub mod coverage;
 pub mod engines;
@@ -96,6 +97,9 @@ pub struct Options {
     pub trace: Option<PathBuf>,
     pub maps_in: Option<PathBuf>,
     pub maps_out: Option<PathBuf>,
+    /// The object's BTF: `--maps-out` then shows decoded keys and values beside the hex,
+    /// and `--maps-in` accepts them decoded.
+    pub btf: Option<std::sync::Arc<bpfkit_object::btf::Btf>>,
     pub coverage: Option<PathBuf>,
     /// Compute coverage for the summary even without an lcov file.
     pub coverage_summary: bool,
@@ -128,6 +132,7 @@ impl Default for Options {
             trace: None,
             maps_in: None,
             maps_out: None,
+            btf: None,
             coverage: None,
             coverage_summary: false,
             source_dirs: Vec::new(),
@@ -689,7 +694,7 @@ pub fn replay(
     let new_engine = |k: EngineKind| -> Result<Box<dyn ReplayEngine>, ReplayError> {
         let mut e = engines::create(k, obj, &settings, prog).map_err(ReplayError::Bad)?;
         if let (Some(doc), Some(path)) = (&maps_doc, &opts.maps_in) {
-            state::load(e.as_mut(), obj, doc, ncpus)
+            state::load(e.as_mut(), obj, doc, ncpus, opts.btf.as_deref())
                 .map_err(|m| ReplayError::Bad(format!("{}: {m}", path.display())))?;
         }
         Ok(e)
@@ -918,7 +923,8 @@ pub fn replay(
     }
     s.engine_mode = engines.first().and_then(|e| e.mode()).map(str::to_string);
     if let Some(path) = &opts.maps_out {
-        let doc = state::dump(engines[0].as_ref(), obj).map_err(ReplayError::Bad)?;
+        let doc =
+            state::dump(engines[0].as_ref(), obj, opts.btf.as_deref()).map_err(ReplayError::Bad)?;
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
         std::fs::write(path, text + "\n")
             .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;

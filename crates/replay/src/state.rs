@@ -47,7 +47,14 @@ pub fn is_fifo(def: &MapDef) -> bool {
 /// The contents of every map as JSON. ARRAY-like maps leave out all-zero values (every
 /// index exists), as the corpus's `maps_after` does. `fd_value` names program/map slots
 /// (bpfkit engines store indices; kernel ids are shown as `{"id": N}`).
-pub fn dump(engine: &dyn ReplayEngine, obj: &LinkedObject) -> Result<Value, String> {
+/// With `btf` (the object's BTF), each entry of a map whose key and value types are known
+/// is `{"key": HEX, "value": HEX, "formatted": {"key": .., "value": ..}}`, the decoded form
+/// beside the hex as `bpftool map dump` shows it; otherwise `[HEX, HEX]`.
+pub fn dump(
+    engine: &dyn ReplayEngine,
+    obj: &LinkedObject,
+    btf: Option<&bpfkit_object::btf::Btf>,
+) -> Result<Value, String> {
     let mut out = JsonMap::new();
     for (i, def) in obj.maps.iter().enumerate() {
         if is_undumpable(def) || (is_fifo(def) && engine.name() == "kernel") {
@@ -80,11 +87,76 @@ pub fn dump(engine: &dyn ReplayEngine, obj: &LinkedObject) -> Result<Value, Stri
             } else {
                 Value::String(hex::encode(&v))
             };
-            list.push(json!([hex::encode(&k), value]));
+            match btf.and_then(|b| formatted(b, def, &k, &v)) {
+                Some(f) if !is_fd_map(def) => list.push(json!({
+                    "key": hex::encode(&k),
+                    "value": value,
+                    "formatted": f,
+                })),
+                _ => list.push(json!([hex::encode(&k), value])),
+            }
         }
         out.insert(def.real_name().to_string(), Value::Array(list));
     }
     Ok(Value::Object(out))
+}
+
+/// The decoded key and value of one entry (per-CPU values: one per CPU), when the map's
+/// BTF types are known.
+fn formatted(btf: &bpfkit_object::btf::Btf, def: &MapDef, k: &[u8], v: &[u8]) -> Option<Value> {
+    if def.btf_key_type_id == 0 || def.btf_value_type_id == 0 {
+        return None;
+    }
+    let key = crate::btf_value::decode(btf, def.btf_key_type_id, k)?;
+    let value = if is_percpu(def) {
+        let stride = (def.value_size as usize).div_ceil(8) * 8;
+        let mut cpus = Vec::new();
+        for (cpu, chunk) in v.chunks(stride.max(1)).enumerate() {
+            cpus.push(json!({"cpu": cpu, "value": crate::btf_value::decode(btf, def.btf_value_type_id, chunk)?}));
+        }
+        Value::Array(cpus)
+    } else {
+        crate::btf_value::decode(btf, def.btf_value_type_id, v)?
+    };
+    Some(json!({"key": key, "value": value}))
+}
+
+/// A decoded (`formatted`) key or value turned into hex with the map's BTF type, so the
+/// checks below apply to it as to hex.
+fn decoded_to_hex(
+    btf: Option<&bpfkit_object::btf::Btf>,
+    def: &MapDef,
+    is_key: bool,
+    v: &Value,
+) -> Result<Value, String> {
+    let what = if is_key { "key" } else { "value" };
+    let id = if is_key {
+        def.btf_key_type_id
+    } else {
+        def.btf_value_type_id
+    };
+    let Some(btf) = btf.filter(|_| id != 0) else {
+        return Err(format!(
+            "{what}: a decoded {what} needs the map's BTF types (the object has none for `{}`); give hex",
+            def.real_name()
+        ));
+    };
+    if !is_key && is_percpu(def) {
+        if let Value::Array(cpus) = v {
+            let stride = (def.value_size as usize).div_ceil(8) * 8;
+            let mut all = Vec::new();
+            for (i, c) in cpus.iter().enumerate() {
+                let inner = c.get("value").unwrap_or(c);
+                let mut b = crate::btf_value::encode(btf, id, inner)
+                    .map_err(|e| format!("value (CPU {i}): {e}"))?;
+                b.resize(stride, 0);
+                all.extend(b);
+            }
+            return Ok(Value::String(hex::encode(&all)));
+        }
+    }
+    let b = crate::btf_value::encode(btf, id, v).map_err(|e| format!("{what}: {e}"))?;
+    Ok(Value::String(hex::encode(&b)))
 }
 
 /// Fills maps from a `--maps-in` document (`BPF_ANY` updates, in document order).
@@ -99,11 +171,16 @@ pub fn dump(engine: &dyn ReplayEngine, obj: &LinkedObject) -> Result<Value, Stri
 /// map-in-map values name maps that match the inner-map template (`bpf_map_meta_equal`:
 /// -EINVAL otherwise); DEVMAP `ifindex` fits its 32-bit field and is not 0. Errors name
 /// the map, the entry and the field.
+///
+/// Keys and values may also be given decoded, as `dump` writes them under `formatted`
+/// (`{"formatted": {"key": 6, "value": {"packets": 1, "bytes": 64}}}`, or decoded values
+/// in place of the hex), encoded with the map's BTF types from `btf`.
 pub fn load(
     engine: &mut dyn ReplayEngine,
     obj: &LinkedObject,
     doc: &Value,
     ncpus: u32,
+    btf: Option<&bpfkit_object::btf::Btf>,
 ) -> Result<usize, String> {
     let Value::Object(maps) = doc else {
         return Err("maps file: expected an object {\"map name\": [[key, value], ...]}".into());
@@ -125,12 +202,44 @@ pub fn load(
         for (j, e) in entries.iter().enumerate() {
             let at = format!("maps file: `{name}` entry {j}");
             let (k, v) = match e {
-                Value::Array(kv) if kv.len() == 2 => (&kv[0], &kv[1]),
+                Value::Array(kv) if kv.len() == 2 => (kv[0].clone(), kv[1].clone()),
                 Value::Object(o) if o.contains_key("key") && o.contains_key("value") => {
-                    (&o["key"], &o["value"])
+                    (o["key"].clone(), o["value"].clone())
+                }
+                Value::Object(o)
+                    if o.get("formatted")
+                        .is_some_and(|f| f.get("key").is_some() && f.get("value").is_some()) =>
+                {
+                    let f = &o["formatted"];
+                    (
+                        decoded_to_hex(btf, def, true, &f["key"])
+                            .map_err(|m| format!("{at}: {m}"))?,
+                        decoded_to_hex(btf, def, false, &f["value"])
+                            .map_err(|m| format!("{at}: {m}"))?,
+                    )
                 }
                 _ => return Err(format!("{at}: expected [key, value]")),
             };
+            // Decoded forms in place of hex: objects, lists and booleans as keys; the same
+            // and numbers as values of data maps.
+            let k = match &k {
+                Value::Object(_) | Value::Array(_) | Value::Bool(_) => {
+                    decoded_to_hex(btf, def, true, &k).map_err(|m| format!("{at}: {m}"))?
+                }
+                _ => k,
+            };
+            let decoded_value = !is_fd_map(def)
+                && match &v {
+                    Value::Object(o) => !(o.len() == 1 && o.contains_key("ifindex")),
+                    Value::Array(_) | Value::Bool(_) | Value::Number(_) => true,
+                    _ => false,
+                };
+            let v = if decoded_value {
+                decoded_to_hex(btf, def, false, &v).map_err(|m| format!("{at}: {m}"))?
+            } else {
+                v
+            };
+            let (k, v) = (&k, &v);
             let key = key_bytes(def, k).map_err(|m| format!("{at}: key: {m}"))?;
             let value = value_bytes(engine, obj, def, v, ncpus, &mut owner)
                 .map_err(|m| format!("{at}: {m}"))?;

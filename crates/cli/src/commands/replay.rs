@@ -144,6 +144,7 @@ pub fn run(args: Args) -> CliResult {
         .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
     args.object
         .apply(&mut obj, &args.file.display().to_string())?;
+    let btf = obj.btf.clone().map(std::sync::Arc::new);
     let obj = obj
         .link()
         .map_err(|e| CliError::bad(format!("{}: {e}", args.file.display())))?;
@@ -170,6 +171,7 @@ pub fn run(args: Args) -> CliResult {
         trace: args.trace,
         maps_in: args.maps_in,
         maps_out: args.maps_out,
+        btf,
         coverage: args.coverage,
         coverage_summary: args.coverage_summary,
         source_dirs: if args.source_dir.is_empty() {
