@@ -62,15 +62,29 @@ pub const UNKNOWN: &str = "<unknown>";
 
 /// Lists raw instruction slots (a `.bin` file): one `INDEX:\tTEXT` line per instruction.
 pub fn list_raw(insns: &[RawInsn], opts: &Options) -> Result<String, DecodeError> {
+    let (out, errors) = list_raw_lossy(insns, opts);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// [`list_raw`] that never refuses: a slot that does not decode is listed as
+/// `<unknown>`, as llvm-objdump does, the listing goes on, and the decode errors are
+/// returned beside it.
+pub fn list_raw_lossy(insns: &[RawInsn], opts: &Options) -> (String, Vec<DecodeError>) {
     let mut out = String::new();
+    let mut errors = Vec::new();
     let mut i = 0;
     while i < insns.len() {
-        // As llvm-objdump does, a slot that does not decode is `<unknown>` and the listing
-        // goes on with the next slot.
-        let Ok((insn, n)) = decode(insns, i) else {
-            insn_line(&mut out, i, &insns[i..i + 1], UNKNOWN, opts);
-            i += 1;
-            continue;
+        let (insn, n) = match decode(insns, i) {
+            Ok(x) => x,
+            Err(e) => {
+                insn_line(&mut out, i, &insns[i..i + 1], UNKNOWN, opts);
+                errors.push(e);
+                i += 1;
+                continue;
+            }
         };
         insn_line(
             &mut out,
@@ -81,7 +95,7 @@ pub fn list_raw(insns: &[RawInsn], opts: &Options) -> Result<String, DecodeError
         );
         i += n;
     }
-    Ok(out)
+    (out, errors)
 }
 
 /// Symbols that label code in a section, as llvm-objdump uses them: (slot, name).
@@ -120,6 +134,23 @@ pub fn list_object(
     select: &Select,
     opts: &Options,
 ) -> Result<String, ListingError> {
+    let (out, errors) = list_object_lossy(obj, path, select, opts)?;
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// [`list_object`] that never refuses an instruction stream: slots that do not decode
+/// are listed as `<unknown>` (as llvm-objdump does) and returned as errors beside the
+/// listing. Only a selection that names nothing is an error.
+pub fn list_object_lossy(
+    obj: &Object,
+    path: &str,
+    select: &Select,
+    opts: &Options,
+) -> Result<(String, Vec<ListingError>), ListingError> {
+    let mut errors = Vec::new();
     let mut out = String::new();
     write!(out, "\n{path}:\tfile format elf64-bpf\n\n").unwrap();
     let sections: Vec<&Section> = match select {
@@ -157,9 +188,9 @@ pub fn list_object(
             out.push('\n');
         }
         first = false;
-        list_section(&mut out, obj, sec, range, opts)?;
+        list_section(&mut out, obj, sec, range, opts, &mut errors);
     }
-    Ok(out)
+    Ok((out, errors))
 }
 
 fn list_section(
@@ -168,7 +199,8 @@ fn list_section(
     sec: &Section,
     range: Option<(usize, usize)>,
     opts: &Options,
-) -> Result<(), ListingError> {
+    errors: &mut Vec<ListingError>,
+) {
     writeln!(out, "Disassembly of section {}:", sec.name).unwrap();
     let syms = code_symbols(obj, sec);
     let insns = &sec.insns;
@@ -192,11 +224,21 @@ fn list_section(
                 last_line = Some(key);
             }
         }
-        let Ok((insn, n)) = decode(insns, i) else {
-            // llvm-objdump prints the slot's bytes and `<unknown>`, and goes on.
-            insn_line(out, i, &insns[i..i + 1], UNKNOWN, opts);
-            i += 1;
-            continue;
+        let (insn, n) = match decode(insns, i) {
+            Ok(x) => x,
+            Err(error) => {
+                // llvm-objdump prints the slot's bytes and `<unknown>`, and goes on.
+                let offset = error.index as u64 * 8;
+                errors.push(ListingError::Decode {
+                    section: sec.name.clone(),
+                    location: symbolize(&syms, &sec.name, offset),
+                    offset,
+                    error,
+                });
+                insn_line(out, i, &insns[i..i + 1], UNKNOWN, opts);
+                i += 1;
+                continue;
+            }
         };
         let n = n.min(end - i).max(1);
         let mut text = format_insn(&insn, opts.syntax);
@@ -223,7 +265,6 @@ fn list_section(
         }
         i += n;
     }
-    Ok(())
 }
 
 /// Slot a jump lands on (`None` for non-jumps).

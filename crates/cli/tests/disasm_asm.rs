@@ -365,3 +365,26 @@ fn usage_and_io_errors_exit_2() {
     let h = String::from_utf8_lossy(&h.stdout);
     assert!(h.contains("Examples:") && h.contains("Exit status:"), "{h}");
 }
+
+/// An instruction that does not decode does not stop the listing: it is `<unknown>`, as
+/// llvm-objdump prints it, the rest is listed, and stderr names the slot (exit 1).
+#[test]
+fn disasm_lists_everything_around_a_bad_instruction() {
+    let tmp = TempDir::new("unknown");
+    let f = tmp.file(
+        "mid.bin",
+        &[
+            0xb7, 0, 0, 0, 0, 0, 0, 0, // r0 = 0
+            0xff, 0, 0, 0, 0, 0, 0, 0, // no such opcode
+            0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+        ],
+    );
+    let o = bpfkit(&["disasm", &f], None);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].ends_with("<unknown>"), "{out}");
+    assert!(lines[2].ends_with("exit"), "{out}");
+    assert!(stderr(&o).contains("instruction 1: unknown opcode 0xff (listed as <unknown>)"));
+}

@@ -104,6 +104,9 @@ pub fn run(args: Args) -> CliResult {
         let prog = args.prog.as_deref().unwrap_or_default();
         return jit_listing(&bytes, &name, prog, &args.jit_mode);
     }
+    // Slots that do not decode: listed as `<unknown>` (as llvm-objdump does), reported
+    // on stderr, and the exit status says the input was bad.
+    let undecoded: Vec<String>;
     let text = if bytes.starts_with(b"\x7fELF") {
         let obj = bpfkit_object::Object::parse_named(
             &bytes,
@@ -118,10 +121,10 @@ pub fn run(args: Args) -> CliResult {
             (None, Some(s)) => Select::Section(s.clone()),
             (None, None) => Select::All,
         };
-        listing::list_object(&obj, &name, &select, &opts).map_err(|e| match e {
-            listing::ListingError::Decode { .. } => CliError::bad(format!("{name}: {e}")),
-            _ => CliError::usage(format!("{name}: {e}")),
-        })?
+        let (text, errors) = listing::list_object_lossy(&obj, &name, &select, &opts)
+            .map_err(|e| CliError::usage(format!("{name}: {e}")))?;
+        undecoded = errors.iter().map(|e| format!("{name}: {e}")).collect();
+        text
     } else {
         if args.prog.is_some() || args.section.is_some() {
             return Err(CliError::usage(format!(
@@ -135,7 +138,9 @@ pub fn run(args: Args) -> CliResult {
         }
         let insns =
             bpfkit_isa::parse_raw(&bytes).map_err(|e| CliError::bad(format!("{name}: {e}")))?;
-        listing::list_raw(&insns, &opts).map_err(|e| CliError::bad(format!("{name}: {e}")))?
+        let (text, errors) = listing::list_raw_lossy(&insns, &opts);
+        undecoded = errors.iter().map(|e| format!("{name}: {e}")).collect();
+        text
     };
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -143,7 +148,14 @@ pub fn run(args: Args) -> CliResult {
             return Err(CliError::usage(format!("writing output: {e}")));
         }
     }
-    Ok(Status::Ok)
+    for u in &undecoded {
+        eprintln!("error: {u} (listed as <unknown>)");
+    }
+    Ok(if undecoded.is_empty() {
+        Status::Ok
+    } else {
+        Status::Bad
+    })
 }
 
 /// `--jit`: the JIT's x86-64 code for one program of an object.
