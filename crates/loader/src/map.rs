@@ -335,6 +335,9 @@ impl Map {
             value_size: info.value_size,
             max_entries: info.max_entries,
             map_flags: info.map_flags,
+            btf_id: info.btf_id,
+            btf_key_type_id: info.btf_key_type_id,
+            btf_value_type_id: info.btf_value_type_id,
         })
     }
 }
@@ -355,6 +358,10 @@ pub struct MapInfo {
     pub value_size: u32,
     pub max_entries: u32,
     pub map_flags: u32,
+    /// The map's BTF object (0: none) and its key and value types in it.
+    pub btf_id: u32,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {

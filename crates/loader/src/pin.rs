@@ -280,3 +280,62 @@ impl KernelObjects {
 pub fn pin_name(name: &str) -> String {
     name.replace('.', "_")
 }
+
+/// `BPF_BTF_GET_FD_BY_ID`.
+pub const BPF_BTF_GET_FD_BY_ID: u32 = 19;
+
+/// `struct bpf_btf_info`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfBtfInfo {
+    btf: u64,
+    btf_size: u32,
+    id: u32,
+    name: u64,
+    name_len: u32,
+    kernel_btf: u32,
+}
+
+/// The raw BTF (header, types, strings) of the kernel BTF object `id` (a map's or
+/// program's `btf_id`), as `bpftool btf dump id N` reads it.
+pub fn btf_data_by_id(id: u32) -> Result<Vec<u8>> {
+    let mut attr = IdAttr {
+        id,
+        ..Default::default()
+    };
+    // SAFETY: IdAttr carries no pointers.
+    let fd = unsafe { sys::sys_bpf(BPF_BTF_GET_FD_BY_ID, &mut attr) }.map_err(|e| Error::Sys {
+        cmd: "BPF_BTF_GET_FD_BY_ID",
+        what: format!("BTF id {id}"),
+        source: e,
+    })?;
+    // SAFETY: the kernel just returned this fd; nobody else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let info_of = |buf: &mut Vec<u8>| -> Result<u32> {
+        let mut info = BpfBtfInfo {
+            btf: if buf.is_empty() {
+                0
+            } else {
+                buf.as_mut_ptr() as u64
+            },
+            btf_size: buf.len() as u32,
+            ..Default::default()
+        };
+        let mut attr = sys::InfoAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: std::mem::size_of::<BpfBtfInfo>() as u32,
+            info: &mut info as *mut BpfBtfInfo as u64,
+        };
+        // SAFETY: info points to a writable BpfBtfInfo of info_len bytes, and info.btf
+        // (when non-zero) to btf_size writable bytes of `buf`.
+        unsafe { sys::sys_bpf(sys::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }
+            .map_err(|e| Error::sys(sys::BPF_OBJ_GET_INFO_BY_FD, format!("BTF id {id}"), e))?;
+        Ok(info.btf_size)
+    };
+    let size = info_of(&mut Vec::new())?;
+    let mut buf = vec![0u8; size as usize];
+    if size > 0 {
+        info_of(&mut buf)?;
+    }
+    Ok(buf)
+}

@@ -100,6 +100,47 @@ fn open(a: &Args) -> Result<Map, CliError> {
     Map::from_fd(fd, spec_from_info(&info)).map_err(usage)
 }
 
+/// The map's BTF and its key and value types, when the map has BTF (as every map a
+/// modern object creates does): entries then also show decoded, as bpftool's
+/// `formatted`.
+struct Types {
+    btf: bpfkit_object::btf::Btf,
+    key: u32,
+    value: u32,
+}
+
+fn types(m: &Map) -> Option<Types> {
+    let info = m.info().ok()?;
+    if info.btf_id == 0 || info.btf_key_type_id == 0 || info.btf_value_type_id == 0 {
+        return None;
+    }
+    let data = pin::btf_data_by_id(info.btf_id).ok()?;
+    let btf = bpfkit_object::btf::Btf::parse(&data, 0).ok()?;
+    Some(Types {
+        btf,
+        key: info.btf_key_type_id,
+        value: info.btf_value_type_id,
+    })
+}
+
+/// `{"key": .., "value": ..}` decoded with the map's BTF (per-CPU values: one per CPU).
+fn formatted(m: &Map, t: &Types, key: &[u8], value: &[u8]) -> Option<serde_json::Value> {
+    use bpfkit_replay::btf_value::decode;
+    let spec = m.spec();
+    let k = decode(&t.btf, t.key, key)?;
+    let v = if is_per_cpu(spec.map_type) {
+        let stride = (spec.value_size as usize).div_ceil(8) * 8;
+        let mut cpus = Vec::new();
+        for (cpu, c) in value.chunks(stride).enumerate() {
+            cpus.push(serde_json::json!({"cpu": cpu, "value": decode(&t.btf, t.value, c)?}));
+        }
+        serde_json::Value::Array(cpus)
+    } else {
+        decode(&t.btf, t.value, value)?
+    };
+    Some(serde_json::json!({"key": k, "value": v}))
+}
+
 fn hex_json(b: &[u8]) -> serde_json::Value {
     b.iter().map(|x| format!("0x{x:02x}")).collect()
 }
@@ -158,12 +199,25 @@ pub fn run(a: Args) -> CliResult {
     match a.action {
         Action::Dump => {
             let entries = m.entries().map_err(bad)?;
+            let t = types(&m);
             if a.json {
-                let v: Vec<_> = entries.iter().map(|(k, v)| entry_json(&m, k, v)).collect();
+                let v: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut e = entry_json(&m, k, v);
+                        if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
+                            e["formatted"] = f;
+                        }
+                        e
+                    })
+                    .collect();
                 println!("{}", serde_json::to_string(&v).expect("json"));
             } else {
                 for (k, v) in &entries {
                     println!("{}", entry_text(&m, k, v));
+                    if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
+                        println!("  = {}", serde_json::to_string(&f).expect("json"));
+                    }
                 }
                 println!("Found {} elements", entries.len());
             }
@@ -172,10 +226,18 @@ pub fn run(a: Args) -> CliResult {
             let k = key()?;
             match m.lookup(&k).map_err(bad)? {
                 Some(v) => {
+                    let f = types(&m).and_then(|t| formatted(&m, &t, &k, &v));
                     if a.json {
-                        println!("{}", entry_json(&m, &k, &v));
+                        let mut e = entry_json(&m, &k, &v);
+                        if let Some(f) = f {
+                            e["formatted"] = f;
+                        }
+                        println!("{e}");
                     } else {
                         println!("{}", entry_text(&m, &k, &v));
+                        if let Some(f) = f {
+                            println!("  = {}", serde_json::to_string(&f).expect("json"));
+                        }
                     }
                 }
                 None => return Err(CliError::bad(format!("key {} not found", hex_text(&k)))),
