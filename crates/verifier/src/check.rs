@@ -1546,7 +1546,10 @@ impl<'a> V<'a> {
                     && size == 4
                     && md_off % size == 0
                     && !write
-                    && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP));
+                    && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP))
+                    // the kernel refuses sign-extending loads of the fields it turns
+                    // into pointers (data, data_end, data_meta), same message
+                    && !(sx && matches!(md_off, 0 | 4 | 8));
                 if !ok {
                     let f = self.err_regs(
                         st,
@@ -1555,6 +1558,8 @@ impl<'a> V<'a> {
                     );
                     let h = if write {
                         "the XDP context (struct xdp_md) is read-only".to_string()
+                    } else if sx && size == 4 {
+                        "data, data_end and data_meta become pointers: read them with an unsigned 4-byte load (`*(u32 *)`), not a sign-extending one".to_string()
                     } else {
                         "struct xdp_md fields are __u32: read them with 4-byte loads at offsets 0 (data), 4 (data_end), 8 (data_meta), 12, 16 (and 20 for devmap programs)".to_string()
                     };
