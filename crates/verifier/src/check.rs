@@ -19,6 +19,7 @@ const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
 const MAX_PACKET_OFF: u64 = 0xffff;
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+const BPF_F_WRONLY_PROG: u32 = 1 << 8;
 /// `sizeof(struct xdp_md)`.
 const XDP_MD_SIZE: i32 = 24;
 /// `BPF_XDP_DEVMAP` in `enum bpf_attach_type`.
@@ -1604,6 +1605,16 @@ impl<'a> V<'a> {
                         &[regno],
                     ));
                 }
+                if !write && md.map_flags & BPF_F_WRONLY_PROG != 0 {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "read from map forbidden, value_size={} off={} size={}",
+                            md.value_size, off, size
+                        ),
+                        &[regno],
+                    ));
+                }
                 if write {
                     if let Some(v) = &value {
                         if self.is_pointer_value(v) {
@@ -2530,8 +2541,12 @@ impl<'a> V<'a> {
                     }
                     let write =
                         matches!(prev, Arg::UninitMem | Arg::MemWrite | Arg::MemOrNullWrite);
-                    if matches!(prev, Arg::MemWrite | Arg::MemOrNullWrite) {
+                    if matches!(prev, Arg::MemWrite | Arg::MemOrNullWrite)
+                        && mem.ty != RegType::MapValue
+                    {
                         // MEM_WRITE without MEM_UNINIT: the memory must be initialised too
+                        // (the kernel checks such an argument as a BPF_WRITE only, so a
+                        // map value of a BPF_F_WRONLY_PROG map is fine)
                         self.check_helper_mem_access(
                             st,
                             i as u8,
@@ -2877,6 +2892,17 @@ impl<'a> V<'a> {
                         st,
                         format!(
                             "write into map forbidden, value_size={} off={} size={}",
+                            md.value_size, reg.off, size
+                        ),
+                    ));
+                }
+                // check_map_access_type: helpers that read the value (every memory
+                // argument without MEM_WRITE) may not take a BPF_F_WRONLY_PROG value
+                if !write && md.map_flags & BPF_F_WRONLY_PROG != 0 {
+                    return Err(self.err(
+                        st,
+                        format!(
+                            "read from map forbidden, value_size={} off={} size={}",
                             md.value_size, reg.off, size
                         ),
                     ));
