@@ -2460,6 +2460,26 @@ impl<'a> V<'a> {
                         return Err(self.err(st, "invalid map_ptr to access map->key".into()));
                     };
                     let md = &self.maps[m];
+                    // resolve_map_arg_type: a sockmap/sockhash update takes a socket,
+                    // not memory (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
+                    if a == Arg::MapValue && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH) {
+                        match reg.ty {
+                            RegType::Socket | RegType::SockCommon => continue,
+                            RegType::BtfId(_) => {
+                                return Err(self.unsupported(
+                                    "a BTF-typed socket as the value of a sockmap update",
+                                ))
+                            }
+                            _ => {
+                                return Err(self.type_err(
+                                    st,
+                                    regno,
+                                    &reg,
+                                    "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
+                                ))
+                            }
+                        }
+                    }
                     let (sz, write) = match a {
                         Arg::MapKey => (md.key_size, false),
                         Arg::MapValue => (md.value_size, false),
