@@ -1409,6 +1409,7 @@ impl<'a> V<'a> {
             ));
         }
         let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
         self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
         self.check_mem_access(
             st,
@@ -1433,6 +1434,43 @@ impl<'a> V<'a> {
             st.cur_mut().regs[insn.src as usize] = res;
         }
         Ok(())
+    }
+
+    /// `check_ptr_alignment` with `strict_alignment_once`, as atomics call
+    /// `check_mem_access`: every pointer type is checked as if the architecture
+    /// demanded alignment (stack accesses are strict anyway, in `check_mem_access`).
+    fn check_atomic_alignment(&self, st: &State, regno: u8, insn_off: i32, size: i32) -> R<()> {
+        let reg = &st.cur().regs[regno as usize];
+        let desc = match reg.ty {
+            RegType::MapValue => "value ",
+            RegType::MapKey => "key ",
+            RegType::Socket => "sock ",
+            RegType::SockCommon => "sock_common ",
+            // stack: strict in check_mem_access; ctx/packet/sockets refused before
+            RegType::Stack | RegType::Ctx | RegType::Packet | RegType::PacketMeta => return Ok(()),
+            RegType::RingbufMem | RegType::Mem => "",
+            _ => return Ok(()),
+        };
+        let roff = reg
+            .b
+            .var_off
+            .add(Tnum::konst((reg.off + insn_off) as i64 as u64));
+        if size == 1 || roff.is_aligned(size as u64) {
+            return Ok(());
+        }
+        let vo = if reg.b.is_const() {
+            format!("{}", reg.b.var_off.value as i64)
+        } else {
+            reg.b.var_off.to_string()
+        };
+        Err(self.err_regs(
+            st,
+            format!(
+                "misaligned {}access off {}+{}+{} size {}",
+                desc, vo, reg.off, insn_off, size
+            ),
+            &[regno],
+        ))
     }
 
     /// `check_mem_access`. For reads returns the loaded value's register state.
