@@ -2595,7 +2595,11 @@ impl<'a> V<'a> {
                         return Err(self.err_regs(st, format!("R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno), &[regno]));
                     }
                     if matches!(prev, Arg::MemOrNull | Arg::MemOrNullWrite) && mem.is_const_zero() {
-                        continue;
+                        // check_helper_mem_access: only a zero-byte access may use NULL
+                        if zero_ok && reg.b.umax == 0 {
+                            continue;
+                        }
+                        return Err(self.type_err(st, i as u8, &mem, "fp"));
                     }
                     let write =
                         matches!(prev, Arg::UninitMem | Arg::MemWrite | Arg::MemOrNullWrite);
