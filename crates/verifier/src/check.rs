@@ -2903,33 +2903,36 @@ impl<'a> V<'a> {
 
     /// Value of `size` constant bytes on the stack at `reg` (for array-map keys).
     fn stack_const(&self, st: &State, reg: &Reg, size: i32) -> Option<u64> {
+        // `get_constant_map_key`, to the byte: only bytes of the key's first 8-byte
+        // slot count (from the key's lowest byte up to the slot's top), zeros first,
+        // then a scalar spill that starts at the slot's bottom and whose spilled
+        // bytes from the key up number exactly the key size. The key is then the
+        // whole spilled register value, as the kernel takes it.
+        if self.opts.unprivileged {
+            return None; // !env->bpf_capable
+        }
         let off = reg.off + reg.b.var_off.value as i64 as i32;
-        if off % 8 != 0 && size == 8 {
+        if off >= 0 {
             return None;
         }
         let fr = &st.frames[reg.frameno as usize];
         let b = (-off - 1) as usize;
-        let spi = b / REG_SIZE;
+        let (spi, boff) = (b / REG_SIZE, b % REG_SIZE);
         if spi >= SLOTS {
             return None;
         }
         let slot = fr.slot(spi);
-        if slot.is_spilled()
-            && slot.spilled.is_scalar()
-            && slot.spilled.b.is_const()
-            && off % 8 == 0
-        {
-            let v = slot.spilled.b.var_off.value;
-            return Some(if size >= 8 {
-                v
-            } else {
-                v & ((1u64 << (8 * size)) - 1)
-            });
-        }
-        if (0..size as usize).all(|i| slot.ty.get((b - i) % REG_SIZE) == Some(&Slot::Zero)) {
+        let run = |t: Slot| (0..=boff).rev().take_while(|&i| slot.ty[i] == t).count() as i32;
+        if run(Slot::Zero) >= size {
             return Some(0);
         }
-        None
+        if !(slot.is_spilled() && slot.spilled.is_scalar()) {
+            return None;
+        }
+        if run(Slot::Spill) != size || !slot.spilled.b.is_const() {
+            return None;
+        }
+        Some(slot.spilled.b.var_off.value)
     }
 
     /// `check_helper_mem_access`.

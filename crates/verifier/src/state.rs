@@ -133,6 +133,8 @@ impl RegType {
         )
     }
     /// `reg_not_null` for a register of this type.
+    /// The kernel's `reg_not_null` (CONST_PTR_TO_DYNPTR, ctx, stack and packet
+    /// pointers are not in it: a comparison of them with 0 explores both branches).
     pub fn not_null(self) -> bool {
         matches!(
             self,
@@ -144,7 +146,6 @@ impl RegType {
                 | RegType::MapPtr
                 | RegType::BtfId(BtfObj::Task)
                 | RegType::Mem
-                | RegType::ConstDynptr
         )
     }
 }
