@@ -1398,6 +1398,7 @@ impl<'a> V<'a> {
                 | RegType::PacketMeta
                 | RegType::Socket
                 | RegType::SockCommon
+                | RegType::XdpSock
         ) {
             return Err(self.err(
                 st,
@@ -1713,6 +1714,37 @@ impl<'a> V<'a> {
                     false,
                 )?;
                 out = Some(Reg::unknown());
+            }
+            RegType::XdpSock => {
+                // check_sock_access with bpf_xdp_sock_is_valid_access: only the u32
+                // queue_id at offset 0 may be read
+                if write {
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} cannot write into xdp_sock", regno),
+                        &[regno],
+                    ));
+                }
+                if reg.b.smin < 0 {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "R{} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                            regno
+                        ),
+                        &[regno],
+                    ));
+                }
+                if !(off == 0 && size == 4) {
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} invalid xdp_sock access off={} size={}", regno, off, size),
+                        &[regno],
+                    ));
+                }
+                let mut r = Reg::unknown();
+                coerce_to_size(&mut r.b, 4);
+                out = Some(r);
             }
             RegType::BtfId(_) => {
                 return Err(self.unsupported("access to fields of a BTF-typed kernel object"));
@@ -2677,6 +2709,9 @@ impl<'a> V<'a> {
                     }
                 }
                 Arg::SockRelease => {
+                    if reg.ty == RegType::XdpSock {
+                        return Err(self.unsupported("bpf_sk_release of an XDP socket"));
+                    }
                     if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
                         return Err(self.type_err(
                             st,
@@ -2809,6 +2844,36 @@ impl<'a> V<'a> {
                 let mut r = Reg::ptr(RegType::MapPtrOrNull);
                 r.map = Some(inner);
                 r.id = self.new_id();
+                r
+            }
+            Ret::MapValueOrNull
+                if func == 1
+                    && map.is_some_and(|m| {
+                        matches!(
+                            self.maps[m].map_type,
+                            mt::SOCKMAP | mt::SOCKHASH | mt::XSKMAP
+                        )
+                    }) =>
+            {
+                // a sockmap/sockhash lookup is `sock_or_null` and acquires a reference
+                // (is_acquire_function); an XSKMAP one becomes an XDP socket after the
+                // NULL check (mark_ptr_not_null_reg)
+                let m = map.expect("checked");
+                let sock = self.maps[m].map_type != mt::XSKMAP;
+                let mut r = Reg::ptr(if sock {
+                    RegType::SocketOrNull
+                } else {
+                    RegType::MapXskOrNull
+                });
+                r.map = Some(m);
+                if sock {
+                    let id = self.new_id();
+                    r.id = id;
+                    r.ref_obj_id = id;
+                    st.refs.push(RefState { id, insn: self.idx });
+                } else {
+                    r.id = self.new_id();
+                }
                 r
             }
             Ret::MapValueOrNull => {
