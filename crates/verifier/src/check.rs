@@ -119,6 +119,12 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
             inner_of[i] = Some(all.len() - 1);
         }
     }
+    // dev_map_alloc sets BPF_F_RDONLY_PROG itself: programs never write devmap values
+    for m in all.iter_mut() {
+        if matches!(m.map_type, mt::DEVMAP | mt::DEVMAP_HASH) {
+            m.map_flags |= BPF_F_RDONLY_PROG;
+        }
+    }
     let mut v = V {
         insns: &prog.insns,
         maps: all,
@@ -1667,7 +1673,7 @@ impl<'a> V<'a> {
                 if !write {
                     // direct read of a frozen read-only map: the kernel knows the value
                     let mut r = Reg::unknown();
-                    if rdonly && reg.b.is_const() {
+                    if rdonly && reg.b.is_const() && md.map_type == mt::ARRAY {
                         if let MapInit::Data(bytes) = &md.init {
                             let a = (off as i64 + reg.b.var_off.value as i64) as usize;
                             if a + size as usize <= bytes.len() {
