@@ -2446,6 +2446,22 @@ impl<'a> V<'a> {
                 return Ok(Flow::Next(target));
             }
         }
+        // Pointer equality with a non-NULL pointer: in the equal branch the maybe-NULL
+        // side is not NULL either (only that register: mark_ptr_not_null_reg).
+        if !is32
+            && x
+            && (opc == BPF_JEQ || opc == BPF_JNE)
+            && dst.ty.is_pointer()
+            && src.ty.is_pointer()
+            && dst.ty.may_be_null() != src.ty.may_be_null()
+            && !matches!(dst.ty, RegType::BtfId(_) | RegType::BtfIdOrNull(_))
+            && !matches!(src.ty, RegType::BtfId(_) | RegType::BtfIdOrNull(_))
+        {
+            let eq = if opc == BPF_JEQ { &mut other } else { &mut *st };
+            let r = if src.ty.may_be_null() { s } else { d };
+            let reg = &mut eq.cur_mut().regs[r];
+            reg.ty = reg.ty.non_null();
+        }
         if !is32
             && !x
             && insn.imm == 0
