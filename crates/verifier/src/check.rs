@@ -2274,7 +2274,7 @@ impl<'a> V<'a> {
             return Err(Self::hint(f, "every path must release what it acquired (bpf_ringbuf_submit/discard, bpf_sk_release) before returning".into()));
         }
         if st.curframe() > 0 && st.cur().in_callback {
-            self.check_reg_read(st, 0)?;
+            // prepare_func_exit: an unset R0 is "not a scalar value" (no read check)
             let r0 = st.cur().regs[0].clone();
             if !r0.is_scalar() {
                 return Err(self.err(st, "R0 not a scalar value".into()));
@@ -2294,8 +2294,8 @@ impl<'a> V<'a> {
             return Ok(Flow::Next(callee.callsite));
         }
         if st.curframe() > 0 {
-            // prepare_func_exit
-            self.check_reg_read(st, 0)?;
+            // prepare_func_exit: R0 goes back to the caller as it is, even NOT_INIT
+            // (the caller fails only if it reads it)
             let r0 = st.cur().regs[0].clone();
             if r0.ty == RegType::Stack {
                 return Err(self.err(st, "cannot return stack pointer to the caller".into()));
