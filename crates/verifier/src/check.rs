@@ -2120,9 +2120,25 @@ impl<'a> V<'a> {
             save_register_state(st.frames[fno].slot_mut(spi), val, size_u);
         } else {
             let zero = (is_reg && val.is_const_zero()) || st_imm == Some(0);
+            if zero && is_reg {
+                // the STACK_ZERO bytes stand for the register's value: the kernel
+                // makes it precise (mark_chain_precision(value_regno)), so a path
+                // with another value there is not pruned against this one
+                if let Some(r) = src_reg {
+                    self.mark_precise(st, 1 << r, vec![]);
+                }
+            }
             let slot = st.frames[fno].slot_mut(spi);
             slot.spilled = Reg::not_init();
-            if slot.ty.contains(&Slot::Spill) {
+            if slot.is_spilled() {
+                // is_stack_slot_special + scrub_spilled_slot: every initialised byte
+                // of a slot holding a spill becomes STACK_MISC (zeros too)
+                for t in slot.ty.iter_mut() {
+                    if *t != Slot::Invalid {
+                        *t = Slot::Misc;
+                    }
+                }
+            } else if slot.ty.contains(&Slot::Spill) {
                 for t in slot.ty.iter_mut() {
                     if *t == Slot::Spill {
                         *t = Slot::Misc;
