@@ -156,6 +156,15 @@ impl Bounds {
         if (self.s32_min as u32) <= (self.s32_max as u32) {
             self.u32_min = self.u32_min.max(self.s32_min as u32);
             self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if self.u32_max < self.s32_min as u32 {
+            // the s32 range wraps (crosses the sign boundary) and the u32 range lies
+            // in its non-negative part: intersect them (6.18)
+            self.s32_min = self.u32_min as i32;
+            self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if (self.s32_max as u32) < self.u32_min {
+            // ... or in its negative part
+            self.s32_max = self.u32_max as i32;
+            self.u32_min = self.u32_min.max(self.s32_min as u32);
         }
     }
     fn deduce64(&mut self) {

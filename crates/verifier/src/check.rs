@@ -1018,10 +1018,18 @@ impl<'a> V<'a> {
                         );
                     }
                     let r = if src.is_scalar() {
-                        Reg {
-                            b: sext(&src.b, insn.off as u32 / 8, true),
-                            ..Reg::unknown()
+                        // no_sext: the value cannot change, dst and src stay linked
+                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
+                        let mut s = src.clone();
+                        if no_sext && s.id == 0 && !s.b.is_const() {
+                            s.id = self.new_id();
+                            st.cur_mut().regs[insn.src as usize].id = s.id;
                         }
+                        if !no_sext {
+                            s.id = 0;
+                        }
+                        s.b = sext(&src.b, insn.off as u32 / 8, true);
+                        s
                     } else {
                         Reg::unknown()
                     };
@@ -1044,10 +1052,17 @@ impl<'a> V<'a> {
                         }
                         s
                     } else {
-                        Reg {
-                            b: sext(&src.b, insn.off as u32 / 8, false),
-                            ..Reg::unknown()
+                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
+                        let mut s = src.clone();
+                        if no_sext && s.id == 0 && !s.b.is_const() {
+                            s.id = self.new_id();
+                            st.cur_mut().regs[insn.src as usize].id = s.id;
                         }
+                        if !no_sext {
+                            s.id = 0;
+                        }
+                        s.b = sext(&src.b, insn.off as u32 / 8, false);
+                        s
                     }
                 } else {
                     Reg::unknown()
@@ -3666,31 +3681,81 @@ fn coerce_to_size(b: &mut Bounds, size: u32) {
 
 /// Sign extension of the low `size` bytes (a sound simplification of
 /// `coerce_reg_to_size_sx`: exact for constants, otherwise the full signed range).
+/// `coerce_reg_to_size_sx` (is64, BPF_MOVSX / BPF_MEMSX) or `coerce_subreg_to_size_sx`
+/// (32-bit BPF_MOVSX; the caller then zero-extends and syncs), as in 6.18.
 fn sext(b: &Bounds, size: u32, is64: bool) -> Bounds {
     let bits = size * 8;
-    if b.is_const() || (bits == 32 && b.var_off.subreg_is_const()) {
-        let v = b.var_off.value;
-        let s = ((v << (64 - bits)) as i64) >> (64 - bits);
-        let v = if is64 { s as u64 } else { s as u32 as u64 };
-        return Bounds::konst(v);
-    }
-    let half = 1i64 << (bits - 1);
-    // values that fit without sign change keep their range
-    if b.umax < half as u64 {
-        let mut r = *b;
-        r.sync();
+    let sx = |v: u64| -> i64 { ((v << (64 - bits)) as i64) >> (64 - bits) };
+    let mut r = *b;
+    if b.var_off.is_const() {
+        let v = sx(b.var_off.value) as u64;
+        r.var_off = Tnum::konst(v);
+        if is64 {
+            r.smin = v as i64;
+            r.smax = v as i64;
+            r.umin = v;
+            r.umax = v;
+        }
+        r.s32_min = v as i32;
+        r.s32_max = v as i32;
+        r.u32_min = v as u32;
+        r.u32_max = v as u32;
         return r;
     }
-    let mut r = Bounds::unknown();
     if is64 {
+        let top_max = ((b.smax as u64) >> bits) << bits;
+        let top_min = ((b.smin as u64) >> bits) << bits;
+        if top_max == top_min {
+            let (a, c) = (sx(b.smax as u64), sx(b.smin as u64));
+            let (hi, lo) = (a.max(c), a.min(c));
+            if (hi >= 0) == (lo >= 0) {
+                r.smin = lo;
+                r.smax = hi;
+                r.s32_min = lo as i32;
+                r.s32_max = hi as i32;
+                r.umin = lo as u64;
+                r.umax = hi as u64;
+                r.u32_min = lo as u32;
+                r.u32_max = hi as u32;
+                r.var_off = Tnum::range(lo as u64, hi as u64);
+                return r;
+            }
+        }
+        // set_sext64_default_val
+        let half = 1i64 << (bits - 1);
         r.smin = -half;
         r.smax = half - 1;
-    } else {
         r.s32_min = (-half) as i32;
         r.s32_max = (half - 1) as i32;
-        r.zext_32_to_64();
+        r.umin = 0;
+        r.u32_min = 0;
+        r.umax = u64::MAX;
+        r.u32_max = u32::MAX;
+        r.var_off = Tnum::UNKNOWN;
+        return r;
     }
-    r.sync();
+    let top_max = ((b.s32_max as u32) >> bits) << bits;
+    let top_min = ((b.s32_min as u32) >> bits) << bits;
+    if top_max == top_min {
+        let sx32 = |v: i32| -> i32 { sx(v as u32 as u64) as i32 };
+        let (a, c) = (sx32(b.s32_max), sx32(b.s32_min));
+        let (hi, lo) = (a.max(c), a.min(c));
+        if (lo >= 0) == (hi >= 0) {
+            r.s32_min = lo;
+            r.s32_max = hi;
+            r.u32_min = lo as u32;
+            r.u32_max = hi as u32;
+            r.var_off = Tnum::range(lo as i64 as u64, hi as i64 as u64).subreg();
+            return r;
+        }
+    }
+    // set_sext32_default_val
+    let half = 1i32 << (bits - 1);
+    r.s32_min = -half;
+    r.s32_max = half - 1;
+    r.u32_min = 0;
+    r.u32_max = u32::MAX;
+    r.var_off = Tnum::UNKNOWN.subreg();
     r
 }
 
