@@ -2272,7 +2272,17 @@ impl<'a> V<'a> {
                 }
                 match insn.src {
                     BPF_PSEUDO_CALL => self.check_func_call(st, idx, insn),
-                    BPF_PSEUDO_KFUNC_CALL => Err(self.unsupported("kfunc calls")),
+                    BPF_PSEUDO_KFUNC_CALL => {
+                        let name = self
+                            .opts
+                            .funcs
+                            .as_ref()
+                            .and_then(|f| f.kfunc_name(&self.prog.name, idx));
+                        Err(self.unsupported(match name {
+                            Some(n) => format!("kfunc call `{n}`"),
+                            None => "kfunc calls".to_string(),
+                        }))
+                    }
                     _ => {
                         self.check_helper_call(st, insn.imm)?;
                         Ok(Flow::Next(idx + 1))
