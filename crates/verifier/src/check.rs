@@ -973,6 +973,35 @@ impl<'a> V<'a> {
                 let v = d.b.var_off.value;
                 let r = byte_swap(v, insn.imm, is64, x);
                 *d = Reg::konst(r);
+            } else if opc == BPF_END && d.is_scalar() {
+                // scalar_byte_swap (6.18): swap the tnum when the bytes move (bswap,
+                // or to_be on this little-endian machine), truncate for 16/32 bits,
+                // then derive the ranges again; no zero extension afterwards
+                let need_bswap = is64 || x;
+                let mut b = d.b;
+                if need_bswap || insn.imm != 64 {
+                    d.id = 0;
+                }
+                if need_bswap {
+                    let (v, m) = (b.var_off.value, b.var_off.mask);
+                    b = Bounds::unknown();
+                    b.var_off = match insn.imm {
+                        16 => Tnum::new(
+                            (v as u16).swap_bytes() as u64,
+                            (m as u16).swap_bytes() as u64,
+                        ),
+                        32 => Tnum::new(
+                            (v as u32).swap_bytes() as u64,
+                            (m as u32).swap_bytes() as u64,
+                        ),
+                        _ => Tnum::new(v.swap_bytes(), m.swap_bytes()),
+                    };
+                }
+                if insn.imm != 64 {
+                    coerce_to_size(&mut b, insn.imm as u32 / 8);
+                }
+                b.sync();
+                d.b = b;
             } else {
                 *d = Reg::unknown();
             }
