@@ -201,7 +201,9 @@ fn parse_map_def(
                 // an array) or `__ulong(map_extra, v)` (an enum with one value, 64-bit
                 // for an arena's address hint). Parsed and checked, not kept:
                 // `MapDef` has no field for it (0 lets the kernel choose the address).
-                let t = btf.skip_mods_and_typedefs(mem.type_id).and_then(|i| btf.get(i));
+                let t = btf
+                    .skip_mods_and_typedefs(mem.type_id)
+                    .and_then(|i| btf.get(i));
                 match t.map(|t| &t.kind) {
                     Some(BtfKind::Ptr { .. }) => {
                         int_field("map_extra", mem.type_id)?;

@@ -321,8 +321,14 @@ mod tests {
         );
         assert!(lookup("xdp_foo").is_none());
         let q = lookup("?xdp").unwrap();
-        assert_eq!((q.prog_type, q.expected_attach_type), (pt::XDP, Some(at::XDP)));
-        assert_eq!(lookup("?xdp.frags").unwrap().prog_flags, BPF_F_XDP_HAS_FRAGS);
+        assert_eq!(
+            (q.prog_type, q.expected_attach_type),
+            (pt::XDP, Some(at::XDP))
+        );
+        assert_eq!(
+            lookup("?xdp.frags").unwrap().prog_flags,
+            BPF_F_XDP_HAS_FRAGS
+        );
         assert!(!autoload("?xdp") && autoload("xdp"));
         assert!(lookup("??xdp").is_none());
         assert!(lookup("xdp/foo").is_none());

@@ -19,7 +19,10 @@ impl Rng {
 fn bpfkit(obj: &Object) -> Option<(bool, String)> {
     let linked = obj.link().ok()?;
     let opts = bpfkit_verifier::Options {
-        map_fields: Some(bpfkit_verifier::btf_fields::from_btf(obj.btf.as_ref(), &linked.maps)),
+        map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+            obj.btf.as_ref(),
+            &linked.maps,
+        )),
         funcs: bpfkit_verifier::btf_funcs::from_object(obj, &linked),
         ..Default::default()
     };
@@ -30,7 +33,11 @@ fn bpfkit(obj: &Object) -> Option<(bool, String)> {
             Verdict::Accepted => {}
             Verdict::Rejected(r) => {
                 all = false;
-                msg = format!("{}: {}", p.name, r.kernel_message.lines().last().unwrap_or(""));
+                msg = format!(
+                    "{}: {}",
+                    p.name,
+                    r.kernel_message.lines().last().unwrap_or("")
+                );
             }
             Verdict::Unsupported { .. } => return None,
         }
@@ -43,7 +50,14 @@ fn kernel(obj: &Object) -> (bool, String) {
         Ok(_) => (true, String::new()),
         Err(e) => {
             let log = e.verifier_log().unwrap_or("").to_string();
-            let v: Vec<&str> = log.lines().filter(|l| !l.starts_with("processed") && !l.trim().is_empty() && !l.starts_with("mark_precise")).collect();
+            let v: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    !l.starts_with("processed")
+                        && !l.trim().is_empty()
+                        && !l.starts_with("mark_precise")
+                })
+                .collect();
             let last = v[v.len().saturating_sub(4)..].join(" // ");
             (false, if last.is_empty() { e.to_string() } else { last })
         }
@@ -54,8 +68,16 @@ fn mutate(r: &mut Rng, i: &mut RawInsn) {
     match r.below(8) {
         0 => i.dst = r.below(11) as u8,
         1 => i.src = r.below(11) as u8,
-        2 => i.off = i.off.wrapping_add([-8i16, -4, -2, -1, 1, 2, 4, 8][r.below(8) as usize]),
-        3 => i.imm = i.imm.wrapping_add([-8, -4, -1, 1, 4, 8, 64, 4096][r.below(8) as usize]),
+        2 => {
+            i.off = i
+                .off
+                .wrapping_add([-8i16, -4, -2, -1, 1, 2, 4, 8][r.below(8) as usize])
+        }
+        3 => {
+            i.imm = i
+                .imm
+                .wrapping_add([-8, -4, -1, 1, 4, 8, 64, 4096][r.below(8) as usize])
+        }
         4 => i.code = (i.code & !0x18) | ((r.below(4) as u8) << 3), // size bits / src bit
         5 => i.code = (i.code & !0xe0) | ((r.below(8) as u8) << 5), // op / mode
         6 => i.code = (i.code & !0x07) | (r.below(8) as u8),        // class
@@ -72,8 +94,13 @@ fn main() {
     let (mut tot, mut agree, mut unsafe_, mut falsrej, mut skip) = (0, 0, 0, 0, 0);
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        let Ok(base) = Object::parse(&bytes) else { continue };
-        let Some((true, _)) = bpfkit(&base) else { eprintln!("skip {f}: base not accepted/decided"); continue };
+        let Ok(base) = Object::parse(&bytes) else {
+            continue;
+        };
+        let Some((true, _)) = bpfkit(&base) else {
+            eprintln!("skip {f}: base not accepted/decided");
+            continue;
+        };
         if !kernel(&base).0 {
             eprintln!("skip {f}: kernel rejects base");
             continue;
@@ -82,7 +109,9 @@ fn main() {
             .sections
             .iter()
             .enumerate()
-            .filter(|(_, s)| matches!(s.kind, SectionKind::Program | SectionKind::Text) && !s.insns.is_empty())
+            .filter(|(_, s)| {
+                matches!(s.kind, SectionKind::Program | SectionKind::Text) && !s.insns.is_empty()
+            })
             .map(|(i, _)| i)
             .collect();
         for _ in 0..n {
@@ -99,7 +128,10 @@ fn main() {
                 continue;
             }
             tot += 1;
-            let Some((b, bmsg)) = bpfkit(&obj) else { skip += 1; continue };
+            let Some((b, bmsg)) = bpfkit(&obj) else {
+                skip += 1;
+                continue;
+            };
             let (kv, kmsg) = kernel(&obj);
             if b == kv {
                 agree += 1;

@@ -1788,7 +1788,10 @@ impl<'a> V<'a> {
                 if !(off == 0 && size == 4) {
                     return Err(self.err_regs(
                         st,
-                        format!("R{} invalid xdp_sock access off={} size={}", regno, off, size),
+                        format!(
+                            "R{} invalid xdp_sock access off={} size={}",
+                            regno, off, size
+                        ),
                         &[regno],
                     ));
                 }

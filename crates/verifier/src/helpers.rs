@@ -593,10 +593,7 @@ pub fn map_func_compatible(map_type: u32, func: u32) -> bool {
         ),
         52 | 53 | 60 => map_type == mt::SOCKMAP,
         70..=72 => map_type == mt::SOCKHASH,
-        81 => matches!(
-            map_type,
-            mt::CGROUP_STORAGE | mt::PERCPU_CGROUP_STORAGE
-        ),
+        81 => matches!(map_type, mt::CGROUP_STORAGE | mt::PERCPU_CGROUP_STORAGE),
         82 => matches!(
             map_type,
             mt::REUSEPORT_SOCKARRAY | mt::SOCKMAP | mt::SOCKHASH
