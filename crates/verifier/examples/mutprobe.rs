@@ -1,4 +1,10 @@
-//! Scratch: mutate corpus objects, compare bpfkit's verdict with the kernel's.
+//! Developer tool: mutate the instructions of objects (one instruction per mutant:
+//! registers, offsets, immediates, size/mode/op/class bits, deleted instructions,
+//! inverted conditions), verify every mutant with bpfkit and load it into the kernel
+//! (whole object, as libbpf would), and print each disagreement: `UNSAFE` (bpfkit
+//! accepts, the kernel rejects) or `FALSEREJ`. Needs root (CAP_BPF).
+//! `cargo run --release -p bpfkit-verifier --example mutprobe -- N SEED FILE.o...`
+//! (N mutants per object). Not a test: the issue-14 campaign (item 7) is its own tool.
 use bpfkit_isa::RawInsn;
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
@@ -65,6 +71,30 @@ fn kernel(obj: &Object) -> (bool, String) {
 }
 
 fn mutate(r: &mut Rng, i: &mut RawInsn) {
+    let is_cond_jmp = matches!(i.code & 7, 5 | 6) && !matches!(i.code & 0xf0, 0x00 | 0x80 | 0x90);
+    if is_cond_jmp && r.below(3) == 0 {
+        // invert the condition (swap the branches)
+        let inv = |op: u8| match op {
+            0x10 => 0x50,
+            0x50 => 0x10, // jeq <-> jne
+            0x20 => 0xb0,
+            0xb0 => 0x20, // jgt <-> jle
+            0x30 => 0xa0,
+            0xa0 => 0x30, // jge <-> jlt
+            0x60 => 0xd0,
+            0xd0 => 0x60, // jsgt <-> jsle
+            0x70 => 0xc0,
+            0xc0 => 0x70, // jsge <-> jslt
+            o => o,
+        };
+        i.code = (i.code & 0x0f) | inv(i.code & 0xf0);
+        return;
+    }
+    if r.below(12) == 0 {
+        // delete: a `ja +0` in its place
+        *i = RawInsn::new(0x05, 0, 0, 0, 0);
+        return;
+    }
     match r.below(8) {
         0 => i.dst = r.below(11) as u8,
         1 => i.src = r.below(11) as u8,
