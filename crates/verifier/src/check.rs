@@ -2626,7 +2626,12 @@ impl<'a> V<'a> {
                     };
                     let md = &self.maps[m];
                     // resolve_map_arg_type: a sockmap/sockhash update takes a socket,
-                    // not memory (ARG_PTR_TO_BTF_ID_SOCK_COMMON)
+                    // not memory (ARG_PTR_TO_BTF_ID_SOCK_COMMON); pop/peek make no sense
+                    if a == Arg::UninitMapValue
+                        && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH)
+                    {
+                        return Err(self.err(st, "invalid arg_type for sockmap/sockhash".into()));
+                    }
                     if a == Arg::MapValue && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH) {
                         match reg.ty {
                             RegType::Socket | RegType::SockCommon => continue,
@@ -2668,6 +2673,11 @@ impl<'a> V<'a> {
                             let spi = ((-off - 1) / REG_SIZE as i32) as u8;
                             self.mark_precise(st, 0, vec![(reg.frameno, spi)]);
                         }
+                    }
+                    if sz == 0 && reg.ty == RegType::Stack {
+                        // check_helper_mem_access without zero_size_allowed (maps whose
+                        // key or value size is 0: queues, stacks, ring buffers, ...)
+                        return Err(self.err(st, "invalid zero-sized read".into()));
                     }
                     self.check_helper_mem_access(st, regno, &reg, sz as i64, write, false)?;
                 }
@@ -2830,6 +2840,13 @@ impl<'a> V<'a> {
                 | Arg::Dynptr
                 | Arg::FixedMem(_)
                 | Arg::FixedUninitMemAligned(_) => {}
+            }
+        }
+        // record_func_map: a BPF_F_RDONLY_PROG map (and devmaps) may not be changed
+        // through the map helpers
+        if let Some(m) = map {
+            if self.maps[m].map_flags & BPF_F_RDONLY_PROG != 0 && matches!(func, 2 | 3 | 87 | 88) {
+                return Err(self.err(st, "write into map forbidden".into()));
             }
         }
         self.after_ext_args(st, func, &ext)?;
