@@ -2627,8 +2627,7 @@ impl<'a> V<'a> {
                     let md = &self.maps[m];
                     // resolve_map_arg_type: a sockmap/sockhash update takes a socket,
                     // not memory (ARG_PTR_TO_BTF_ID_SOCK_COMMON); pop/peek make no sense
-                    if a == Arg::UninitMapValue
-                        && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH)
+                    if a == Arg::UninitMapValue && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH)
                     {
                         return Err(self.err(st, "invalid arg_type for sockmap/sockhash".into()));
                     }
