@@ -4,7 +4,8 @@
 //! (whole object, as libbpf would), and print each disagreement: `UNSAFE` (bpfkit
 //! accepts, the kernel rejects) or `FALSEREJ`. Needs root (CAP_BPF).
 //! `cargo run --release -p bpfkit-verifier --example mutprobe -- N SEED FILE.o...`
-//! (N mutants per object). Not a test: the issue-14 campaign (item 7) is its own tool.
+//! (N mutants per object; `MUTPROBE_EXTRA=K` adds K more mutations per mutant). Not a
+//! test: the issue-14 campaign (item 7) is its own tool.
 use bpfkit_isa::RawInsn;
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
@@ -156,6 +157,17 @@ fn main() {
             mutate(&mut r, &mut insns[k]);
             if insns[k] == before {
                 continue;
+            }
+            // MUTPROBE_EXTRA=N: N more mutations elsewhere in the same section
+            let extra: u64 = std::env::var("MUTPROBE_EXTRA")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            for _ in 0..extra {
+                let j = r.below(insns.len() as u64) as usize;
+                if j != k && insns[j].code != 0x18 && !(j > 0 && insns[j - 1].code == 0x18) {
+                    mutate(&mut r, &mut insns[j]);
+                }
             }
             tot += 1;
             let Some((b, bmsg)) = bpfkit(&obj) else {
