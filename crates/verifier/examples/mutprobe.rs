@@ -163,10 +163,17 @@ fn main() {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
+            let mut more = String::new();
             for _ in 0..extra {
                 let j = r.below(insns.len() as u64) as usize;
                 if j != k && insns[j].code != 0x18 && !(j > 0 && insns[j - 1].code == 0x18) {
+                    let b = insns[j];
                     mutate(&mut r, &mut insns[j]);
+                    let a = insns[j];
+                    more.push_str(&format!(
+                        " + insn {j}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}",
+                        b.code, b.dst, b.src, b.off, b.imm, a.code, a.dst, a.src, a.off, a.imm
+                    ));
                 }
             }
             tot += 1;
@@ -185,7 +192,7 @@ fn main() {
                 falsrej += 1;
             }
             println!(
-                "{} {f} sec {} insn {k}: {:02x} {} {} {} {} -> {:02x} {} {} {} {} | bpfkit {} {bmsg} | kernel {} {kmsg}",
+                "{} {f} sec {} insn {k}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}{more} | bpfkit {} {bmsg} | kernel {} {kmsg}",
                 if b { "UNSAFE" } else { "FALSEREJ" },
                 obj.sections[si].name, before.code, before.dst, before.src, before.off, before.imm,
                 insns_at(&obj, si, k).code, insns_at(&obj, si, k).dst, insns_at(&obj, si, k).src, insns_at(&obj, si, k).off, insns_at(&obj, si, k).imm,

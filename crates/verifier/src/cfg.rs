@@ -135,6 +135,12 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     let mut i = 0;
     while i < n {
         let insn = &insns[i];
+        // resolve_pseudo_ldimm64 checks every LDX first, reachable or not
+        if class(insn.code) == BPF_LDX
+            && (!matches!(mode(insn.code), BPF_MEM | BPF_MEMSX) || insn.imm != 0)
+        {
+            return Err(Fail::reject(i, "BPF_LDX uses reserved fields".into()));
+        }
         if !opcode_known(insn.code) {
             return Err(Fail::reject(i, format!("unknown opcode {:02x}", insn.code)));
         }
