@@ -408,6 +408,30 @@ impl Object {
         link::link(self)
     }
 
+    /// The kfunc calls of a linked program: (linked index, extern function name) of
+    /// every `call` the linker emitted as `BPF_PSEUDO_KFUNC_CALL` (a call to an
+    /// extern function, whose BTF id only the kernel's BTF can give).
+    pub fn kfunc_calls(&self, prog: &LinkedProgram) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, insn) in prog.insns.iter().enumerate() {
+            if insn.code != link::CALL_OPCODE || insn.src != link::KFUNC_CALL {
+                continue;
+            }
+            let Some(o) = prog.origins.get(i) else {
+                continue;
+            };
+            let name = self
+                .sections
+                .iter()
+                .find(|s| s.name == o.section)
+                .and_then(|s| self.relocation_at(s.index, o.insn_index))
+                .map(|r| r.symbol.clone())
+                .unwrap_or_default();
+            out.push((i, name));
+        }
+        out
+    }
+
     fn read_special_sections(&mut self) -> Result<(), ObjectError> {
         let mut btf_idx = None;
         let mut ext_idx = None;

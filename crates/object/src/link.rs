@@ -15,6 +15,8 @@ pub const PSEUDO_CALL: u8 = 1;
 /// `BPF_JMP | BPF_CALL`.
 pub const CALL_OPCODE: u8 = opcode::BPF_JMP | opcode::BPF_CALL;
 pub const PSEUDO_FUNC: u8 = 4;
+/// `BPF_PSEUDO_KFUNC_CALL`: the linker's form of a call to an extern function.
+pub const KFUNC_CALL: u8 = opcode::BPF_PSEUDO_KFUNC_CALL;
 pub const PSEUDO_MAP_IDX: u8 = 5;
 pub const PSEUDO_MAP_IDX_VALUE: u8 = 6;
 
@@ -158,6 +160,17 @@ fn link_program(
             .is_some_and(|s| s.is_executable());
         let is_func_ref =
             insn.is_lddw() && (insn.src == PSEUDO_FUNC || (relo.is_some() && sym_in_exec));
+        if is_call && relo.is_some_and(|r| r.symbol_section == 0) {
+            // A call to an extern function: a kfunc (libbpf resolves it against the
+            // kernel's BTF). Emit BPF_PSEUDO_KFUNC_CALL with an unresolved BTF id (0);
+            // `Object::kfunc_calls` names it. The verifier answers "undecided" for what
+            // it cannot check, and the other programs of the object are unaffected.
+            let o = &mut insns[out];
+            o.src = KFUNC_CALL;
+            o.imm = 0;
+            o.off = 0;
+            continue;
+        }
         if is_call || is_func_ref {
             // Target slot in some section, as libbpf computes `sub_insn_idx`.
             let (tsec, tslot): (usize, i64) = match relo {

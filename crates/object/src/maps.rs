@@ -219,7 +219,32 @@ fn parse_map_def(
                 int_field("numa_node", mem.type_id)?;
             }
             "map_extra" => {
-                int_field("map_extra", mem.type_id)?;
+                // libbpf's get_map_field_long: `__uint(map_extra, v)` (a pointer to
+                // an array) or `__ulong(map_extra, v)` (an enum with one value, 64-bit
+                // for an arena's address hint). Parsed and checked, not kept:
+                // `MapDef` has no field for it (0 lets the kernel choose the address).
+                let t = btf
+                    .skip_mods_and_typedefs(mem.type_id)
+                    .and_then(|i| btf.get(i));
+                match t.map(|t| &t.kind) {
+                    Some(BtfKind::Ptr { .. }) => {
+                        int_field("map_extra", mem.type_id)?;
+                    }
+                    Some(BtfKind::Enum { values, .. } | BtfKind::Enum64 { values, .. }) => {
+                        if values.len() != 1 {
+                            return Err(err(
+                                "map_extra",
+                                format!("invalid __ulong: {} enum values", values.len()),
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(err(
+                            "map_extra",
+                            "expected __uint() or __ulong() (an enum)".into(),
+                        ))
+                    }
+                }
             }
             "key_size" => {
                 let v = int_field("key_size", mem.type_id)?;

@@ -239,9 +239,18 @@ fn matches(pattern: &str, sec: &str) -> bool {
     }
 }
 
-/// The table entry matching a section name, if any.
+/// The table entry matching a section name, if any. A leading `?` (libbpf's mark for
+/// a program that is not loaded automatically, e.g. `SEC("?xdp")`) does not change
+/// the program type: libbpf strips it before matching.
 pub fn lookup(section: &str) -> Option<&'static SecDef> {
+    let section = section.strip_prefix('?').unwrap_or(section);
     SECTION_DEFS.iter().find(|d| matches(d.pattern, section))
+}
+
+/// Whether libbpf loads the programs of this section by default (`SEC("?...")`
+/// sections are not auto-loaded).
+pub fn autoload(section: &str) -> bool {
+    !section.starts_with('?')
 }
 
 /// Short lower-case name of a program type, as bpftool prints it (`xdp`, `sched_cls`, ...).
@@ -311,6 +320,17 @@ mod tests {
             Some(at::XDP_CPUMAP)
         );
         assert!(lookup("xdp_foo").is_none());
+        let q = lookup("?xdp").unwrap();
+        assert_eq!(
+            (q.prog_type, q.expected_attach_type),
+            (pt::XDP, Some(at::XDP))
+        );
+        assert_eq!(
+            lookup("?xdp.frags").unwrap().prog_flags,
+            BPF_F_XDP_HAS_FRAGS
+        );
+        assert!(!autoload("?xdp") && autoload("xdp"));
+        assert!(lookup("??xdp").is_none());
         assert!(lookup("xdp/foo").is_none());
     }
 

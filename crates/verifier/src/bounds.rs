@@ -156,6 +156,15 @@ impl Bounds {
         if (self.s32_min as u32) <= (self.s32_max as u32) {
             self.u32_min = self.u32_min.max(self.s32_min as u32);
             self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if self.u32_max < self.s32_min as u32 {
+            // the s32 range wraps (crosses the sign boundary) and the u32 range lies
+            // in its non-negative part: intersect them (6.18)
+            self.s32_min = self.u32_min as i32;
+            self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if (self.s32_max as u32) < self.u32_min {
+            // ... or in its negative part
+            self.s32_max = self.u32_max as i32;
+            self.u32_min = self.u32_min.max(self.s32_min as u32);
         }
     }
     fn deduce64(&mut self) {
@@ -733,10 +742,18 @@ pub fn branch_taken(r1: &Bounds, r2: &Bounds, op: u8, is32: bool) -> Option<bool
             || a.s32_min > b.s32_max
             || a.s32_max < b.s32_min
     };
+    // tnum_overlap (6.18): do the bits both sides know agree?
+    let overlap = {
+        let mu = !t1.mask & !t2.mask;
+        (t1.value & mu) == (t2.value & mu)
+    };
     match op {
         BPF_JEQ => {
             if t1.is_const() && t2.is_const() {
                 return Some(t1.value == t2.value);
+            }
+            if !overlap {
+                return Some(false);
             }
             if umin1 > umax2 || umax1 < umin2 || smin1 > smax2 || smax1 < smin2 {
                 return Some(false);
@@ -748,6 +765,9 @@ pub fn branch_taken(r1: &Bounds, r2: &Bounds, op: u8, is32: bool) -> Option<bool
         BPF_JNE => {
             if t1.is_const() && t2.is_const() {
                 return Some(t1.value != t2.value);
+            }
+            if !overlap {
+                return Some(true);
             }
             if umin1 > umax2 || umax1 < umin2 || smin1 > smax2 || smax1 < smin2 {
                 return Some(true);

@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub struct ObjectFuncs {
     btf: Btf,
     programs: HashMap<String, Vec<LinkedFunc>>,
+    /// Per program: (linked index, name) of its kfunc calls (`Object::kfunc_calls`).
+    kfuncs: HashMap<String, Vec<(usize, String)>>,
 }
 
 /// The function table of an object (`None` when it has no BTF / `.BTF.ext` func_info).
@@ -30,7 +32,16 @@ pub fn from_object(obj: &Object, linked: &LinkedObject) -> Option<Arc<ObjectFunc
         .iter()
         .map(|p| (p.name.clone(), obj.linked_funcs(p)))
         .collect();
-    Some(Arc::new(ObjectFuncs { btf, programs }))
+    let kfuncs = linked
+        .programs
+        .iter()
+        .map(|p| (p.name.clone(), obj.kfunc_calls(p)))
+        .collect();
+    Some(Arc::new(ObjectFuncs {
+        btf,
+        programs,
+        kfuncs,
+    }))
 }
 
 /// How the verifier types an argument of a global function (`bpf_subprog_arg_info`).
@@ -63,6 +74,15 @@ pub(crate) struct GlobalFunc {
 }
 
 impl ObjectFuncs {
+    /// The extern function a `BPF_PSEUDO_KFUNC_CALL` at `insn` of `prog` calls.
+    pub fn kfunc_name(&self, prog: &str, insn: usize) -> Option<&str> {
+        self.kfuncs
+            .get(prog)?
+            .iter()
+            .find(|(i, _)| *i == insn)
+            .map(|(_, n)| n.as_str())
+    }
+
     /// The global functions of `prog` other than its entry, by first instruction; `None`
     /// when the table does not describe exactly the sub-programs `subprogs` (then every
     /// function is verified inline).

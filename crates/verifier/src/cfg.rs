@@ -135,6 +135,12 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
     let mut i = 0;
     while i < n {
         let insn = &insns[i];
+        // resolve_pseudo_ldimm64 checks every LDX first, reachable or not
+        if class(insn.code) == BPF_LDX
+            && (!matches!(mode(insn.code), BPF_MEM | BPF_MEMSX) || insn.imm != 0)
+        {
+            return Err(Fail::reject(i, "BPF_LDX uses reserved fields".into()));
+        }
         if !opcode_known(insn.code) {
             return Err(Fail::reject(i, format!("unknown opcode {:02x}", insn.code)));
         }
@@ -149,6 +155,19 @@ pub(crate) fn analyze(insns: &[RawInsn]) -> Result<Cfg, Fail> {
             }
             if insn.src == 0 {
                 // plain 64-bit constant
+            } else if matches!(insn.src, BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_IDX)
+                && insns[i + 1].imm != 0
+            {
+                // a map pointer has no offset (the kernel's `insn[1].imm == 0` rule)
+                return Err(Fail::reject(i, "unrecognized bpf_ld_imm64 insn".into()));
+            } else if matches!(insn.src, BPF_PSEUDO_MAP_FD | BPF_PSEUDO_MAP_VALUE) {
+                // A linked program names maps by index (src 5/6); a raw file descriptor
+                // is never relocated, so the kernel would resolve whatever the loading
+                // process has open at that number: never a map of this object.
+                return Err(Fail::reject(
+                    i,
+                    format!("fd {} is not pointing to valid bpf_map", insn.imm),
+                ));
             } else if matches!(
                 insn.src,
                 BPF_PSEUDO_MAP_FD

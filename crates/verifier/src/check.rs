@@ -19,6 +19,7 @@ const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
 const MAX_PACKET_OFF: u64 = 0xffff;
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+const BPF_F_WRONLY_PROG: u32 = 1 << 8;
 /// `sizeof(struct xdp_md)`.
 const XDP_MD_SIZE: i32 = 24;
 /// `BPF_XDP_DEVMAP` in `enum bpf_attach_type`.
@@ -129,6 +130,12 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         if let Some(inner) = &m.inner {
             all.push((**inner).clone());
             inner_of[i] = Some(all.len() - 1);
+        }
+    }
+    // dev_map_alloc sets BPF_F_RDONLY_PROG itself: programs never write devmap values
+    for m in all.iter_mut() {
+        if matches!(m.map_type, mt::DEVMAP | mt::DEVMAP_HASH) {
+            m.map_flags |= BPF_F_RDONLY_PROG;
         }
     }
     let mut v = V {
@@ -986,6 +993,35 @@ impl<'a> V<'a> {
                 let v = d.b.var_off.value;
                 let r = byte_swap(v, insn.imm, is64, x);
                 *d = Reg::konst(r);
+            } else if opc == BPF_END && d.is_scalar() {
+                // scalar_byte_swap (6.18): swap the tnum when the bytes move (bswap,
+                // or to_be on this little-endian machine), truncate for 16/32 bits,
+                // then derive the ranges again; no zero extension afterwards
+                let need_bswap = is64 || x;
+                let mut b = d.b;
+                if need_bswap || insn.imm != 64 {
+                    d.id = 0;
+                }
+                if need_bswap {
+                    let (v, m) = (b.var_off.value, b.var_off.mask);
+                    b = Bounds::unknown();
+                    b.var_off = match insn.imm {
+                        16 => Tnum::new(
+                            (v as u16).swap_bytes() as u64,
+                            (m as u16).swap_bytes() as u64,
+                        ),
+                        32 => Tnum::new(
+                            (v as u32).swap_bytes() as u64,
+                            (m as u32).swap_bytes() as u64,
+                        ),
+                        _ => Tnum::new(v.swap_bytes(), m.swap_bytes()),
+                    };
+                }
+                if insn.imm != 64 {
+                    coerce_to_size(&mut b, insn.imm as u32 / 8);
+                }
+                b.sync();
+                d.b = b;
             } else {
                 *d = Reg::unknown();
             }
@@ -1031,10 +1067,18 @@ impl<'a> V<'a> {
                         );
                     }
                     let r = if src.is_scalar() {
-                        Reg {
-                            b: sext(&src.b, insn.off as u32 / 8, true),
-                            ..Reg::unknown()
+                        // no_sext: the value cannot change, dst and src stay linked
+                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
+                        let mut s = src.clone();
+                        if no_sext && s.id == 0 && !s.b.is_const() {
+                            s.id = self.new_id();
+                            st.cur_mut().regs[insn.src as usize].id = s.id;
                         }
+                        if !no_sext {
+                            s.id = 0;
+                        }
+                        s.b = sext(&src.b, insn.off as u32 / 8, true);
+                        s
                     } else {
                         Reg::unknown()
                     };
@@ -1057,10 +1101,17 @@ impl<'a> V<'a> {
                         }
                         s
                     } else {
-                        Reg {
-                            b: sext(&src.b, insn.off as u32 / 8, false),
-                            ..Reg::unknown()
+                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
+                        let mut s = src.clone();
+                        if no_sext && s.id == 0 && !s.b.is_const() {
+                            s.id = self.new_id();
+                            st.cur_mut().regs[insn.src as usize].id = s.id;
                         }
+                        if !no_sext {
+                            s.id = 0;
+                        }
+                        s.b = sext(&src.b, insn.off as u32 / 8, false);
+                        s
                     }
                 } else {
                     Reg::unknown()
@@ -1417,6 +1468,7 @@ impl<'a> V<'a> {
                 | RegType::PacketMeta
                 | RegType::Socket
                 | RegType::SockCommon
+                | RegType::XdpSock
         ) {
             return Err(self.err(
                 st,
@@ -1428,6 +1480,7 @@ impl<'a> V<'a> {
             ));
         }
         let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
         self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
         self.check_mem_access(
             st,
@@ -1452,6 +1505,43 @@ impl<'a> V<'a> {
             st.cur_mut().regs[insn.src as usize] = res;
         }
         Ok(())
+    }
+
+    /// `check_ptr_alignment` with `strict_alignment_once`, as atomics call
+    /// `check_mem_access`: every pointer type is checked as if the architecture
+    /// demanded alignment (stack accesses are strict anyway, in `check_mem_access`).
+    fn check_atomic_alignment(&self, st: &State, regno: u8, insn_off: i32, size: i32) -> R<()> {
+        let reg = &st.cur().regs[regno as usize];
+        let desc = match reg.ty {
+            RegType::MapValue => "value ",
+            RegType::MapKey => "key ",
+            RegType::Socket => "sock ",
+            RegType::SockCommon => "sock_common ",
+            // stack: strict in check_mem_access; ctx/packet/sockets refused before
+            RegType::Stack | RegType::Ctx | RegType::Packet | RegType::PacketMeta => return Ok(()),
+            RegType::RingbufMem | RegType::Mem => "",
+            _ => return Ok(()),
+        };
+        let roff = reg
+            .b
+            .var_off
+            .add(Tnum::konst((reg.off + insn_off) as i64 as u64));
+        if size == 1 || roff.is_aligned(size as u64) {
+            return Ok(());
+        }
+        let vo = if reg.b.is_const() {
+            format!("{}", reg.b.var_off.value as i64)
+        } else {
+            reg.b.var_off.to_string()
+        };
+        Err(self.err_regs(
+            st,
+            format!(
+                "misaligned {}access off {}+{}+{} size {}",
+                desc, vo, reg.off, insn_off, size
+            ),
+            &[regno],
+        ))
     }
 
     /// `check_mem_access`. For reads returns the loaded value's register state.
@@ -1566,7 +1656,10 @@ impl<'a> V<'a> {
                     && size == 4
                     && md_off % size == 0
                     && !write
-                    && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP));
+                    && !(md_off == 20 && self.prog.expected_attach_type != Some(BPF_XDP_DEVMAP))
+                    // the kernel refuses sign-extending loads of the fields it turns
+                    // into pointers (data, data_end, data_meta), same message
+                    && !(sx && matches!(md_off, 0 | 4 | 8));
                 if !ok {
                     let f = self.err_regs(
                         st,
@@ -1575,6 +1668,8 @@ impl<'a> V<'a> {
                     );
                     let h = if write {
                         "the XDP context (struct xdp_md) is read-only".to_string()
+                    } else if sx && size == 4 {
+                        "data, data_end and data_meta become pointers: read them with an unsigned 4-byte load (`*(u32 *)`), not a sign-extending one".to_string()
                     } else {
                         "struct xdp_md fields are __u32: read them with 4-byte loads at offsets 0 (data), 4 (data_end), 8 (data_meta), 12, 16 (and 20 for devmap programs)".to_string()
                     };
@@ -1619,6 +1714,16 @@ impl<'a> V<'a> {
                         &[regno],
                     ));
                 }
+                if !write && md.map_flags & BPF_F_WRONLY_PROG != 0 {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "read from map forbidden, value_size={} off={} size={}",
+                            md.value_size, off, size
+                        ),
+                        &[regno],
+                    ));
+                }
                 if write {
                     if let Some(v) = &value {
                         if self.is_pointer_value(v) {
@@ -1632,7 +1737,7 @@ impl<'a> V<'a> {
                 if !write {
                     // direct read of a frozen read-only map: the kernel knows the value
                     let mut r = Reg::unknown();
-                    if rdonly && reg.b.is_const() {
+                    if rdonly && reg.b.is_const() && md.map_type == mt::ARRAY {
                         if let MapInit::Data(bytes) = &md.init {
                             let a = (off as i64 + reg.b.var_off.value as i64) as usize;
                             if a + size as usize <= bytes.len() {
@@ -1679,6 +1784,40 @@ impl<'a> V<'a> {
                     false,
                 )?;
                 out = Some(Reg::unknown());
+            }
+            RegType::XdpSock => {
+                // check_sock_access with bpf_xdp_sock_is_valid_access: only the u32
+                // queue_id at offset 0 may be read
+                if write {
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} cannot write into xdp_sock", regno),
+                        &[regno],
+                    ));
+                }
+                if reg.b.smin < 0 {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "R{} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                            regno
+                        ),
+                        &[regno],
+                    ));
+                }
+                if !(off == 0 && size == 4) {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "R{} invalid xdp_sock access off={} size={}",
+                            regno, off, size
+                        ),
+                        &[regno],
+                    ));
+                }
+                let mut r = Reg::unknown();
+                coerce_to_size(&mut r.b, 4);
+                out = Some(r);
             }
             RegType::BtfId(_) => {
                 return Err(self.unsupported("access to fields of a BTF-typed kernel object"));
@@ -2048,9 +2187,25 @@ impl<'a> V<'a> {
             save_register_state(st.frames[fno].slot_mut(spi), val, size_u);
         } else {
             let zero = (is_reg && val.is_const_zero()) || st_imm == Some(0);
+            if zero && is_reg {
+                // the STACK_ZERO bytes stand for the register's value: the kernel
+                // makes it precise (mark_chain_precision(value_regno)), so a path
+                // with another value there is not pruned against this one
+                if let Some(r) = src_reg {
+                    self.mark_precise(st, 1 << r, vec![]);
+                }
+            }
             let slot = st.frames[fno].slot_mut(spi);
             slot.spilled = Reg::not_init();
-            if slot.ty.contains(&Slot::Spill) {
+            if slot.is_spilled() {
+                // is_stack_slot_special + scrub_spilled_slot: every initialised byte
+                // of a slot holding a spill becomes STACK_MISC (zeros too)
+                for t in slot.ty.iter_mut() {
+                    if *t != Slot::Invalid {
+                        *t = Slot::Misc;
+                    }
+                }
+            } else if slot.ty.contains(&Slot::Spill) {
                 for t in slot.ty.iter_mut() {
                     if *t == Slot::Spill {
                         *t = Slot::Misc;
@@ -2169,7 +2324,17 @@ impl<'a> V<'a> {
                 }
                 match insn.src {
                     BPF_PSEUDO_CALL => self.check_func_call(st, idx, insn),
-                    BPF_PSEUDO_KFUNC_CALL => Err(self.unsupported("kfunc calls")),
+                    BPF_PSEUDO_KFUNC_CALL => {
+                        let name = self
+                            .opts
+                            .funcs
+                            .as_ref()
+                            .and_then(|f| f.kfunc_name(&self.prog.name, idx));
+                        Err(self.unsupported(match name {
+                            Some(n) => format!("kfunc call `{n}`"),
+                            None => "kfunc calls".to_string(),
+                        }))
+                    }
                     _ => {
                         self.check_helper_call(st, insn.imm)?;
                         Ok(Flow::Next(idx + 1))
@@ -2202,7 +2367,7 @@ impl<'a> V<'a> {
             return Err(Self::hint(f, "every path must release what it acquired (bpf_ringbuf_submit/discard, bpf_sk_release) before returning".into()));
         }
         if st.curframe() > 0 && st.cur().in_callback {
-            self.check_reg_read(st, 0)?;
+            // prepare_func_exit: an unset R0 is "not a scalar value" (no read check)
             let r0 = st.cur().regs[0].clone();
             if !r0.is_scalar() {
                 return Err(self.err(st, "R0 not a scalar value".into()));
@@ -2222,8 +2387,8 @@ impl<'a> V<'a> {
             return Ok(Flow::Next(callee.callsite));
         }
         if st.curframe() > 0 {
-            // prepare_func_exit
-            self.check_reg_read(st, 0)?;
+            // prepare_func_exit: R0 goes back to the caller as it is, even NOT_INIT
+            // (the caller fails only if it reads it)
             let r0 = st.cur().regs[0].clone();
             if r0.ty == RegType::Stack {
                 return Err(self.err(st, "cannot return stack pointer to the caller".into()));
@@ -2374,6 +2539,22 @@ impl<'a> V<'a> {
                 return Ok(Flow::Next(target));
             }
         }
+        // Pointer equality with a non-NULL pointer: in the equal branch the maybe-NULL
+        // side is not NULL either (only that register: mark_ptr_not_null_reg).
+        if !is32
+            && x
+            && (opc == BPF_JEQ || opc == BPF_JNE)
+            && dst.ty.is_pointer()
+            && src.ty.is_pointer()
+            && dst.ty.may_be_null() != src.ty.may_be_null()
+            && !matches!(dst.ty, RegType::BtfId(_) | RegType::BtfIdOrNull(_))
+            && !matches!(src.ty, RegType::BtfId(_) | RegType::BtfIdOrNull(_))
+        {
+            let eq = if opc == BPF_JEQ { &mut other } else { &mut *st };
+            let r = if src.ty.may_be_null() { s } else { d };
+            let reg = &mut eq.cur_mut().regs[r];
+            reg.ty = reg.ty.non_null();
+        }
         if !is32
             && !x
             && insn.imm == 0
@@ -2469,6 +2650,30 @@ impl<'a> V<'a> {
                         return Err(self.err(st, "invalid map_ptr to access map->key".into()));
                     };
                     let md = &self.maps[m];
+                    // resolve_map_arg_type: a sockmap/sockhash update takes a socket,
+                    // not memory (ARG_PTR_TO_BTF_ID_SOCK_COMMON); pop/peek make no sense
+                    if a == Arg::UninitMapValue && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH)
+                    {
+                        return Err(self.err(st, "invalid arg_type for sockmap/sockhash".into()));
+                    }
+                    if a == Arg::MapValue && matches!(md.map_type, mt::SOCKMAP | mt::SOCKHASH) {
+                        match reg.ty {
+                            RegType::Socket | RegType::SockCommon => continue,
+                            RegType::BtfId(_) => {
+                                return Err(self.unsupported(
+                                    "a BTF-typed socket as the value of a sockmap update",
+                                ))
+                            }
+                            _ => {
+                                return Err(self.type_err(
+                                    st,
+                                    regno,
+                                    &reg,
+                                    "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
+                                ))
+                            }
+                        }
+                    }
                     let (sz, write) = match a {
                         Arg::MapKey => (md.key_size, false),
                         Arg::MapValue => (md.value_size, false),
@@ -2492,6 +2697,11 @@ impl<'a> V<'a> {
                             let spi = ((-off - 1) / REG_SIZE as i32) as u8;
                             self.mark_precise(st, 0, vec![(reg.frameno, spi)]);
                         }
+                    }
+                    if sz == 0 && reg.ty == RegType::Stack {
+                        // check_helper_mem_access without zero_size_allowed (maps whose
+                        // key or value size is 0: queues, stacks, ring buffers, ...)
+                        return Err(self.err(st, "invalid zero-sized read".into()));
                     }
                     self.check_helper_mem_access(st, regno, &reg, sz as i64, write, false)?;
                 }
@@ -2546,12 +2756,20 @@ impl<'a> V<'a> {
                         return Err(self.err_regs(st, format!("R{} unbounded memory access, use 'var &= const' or 'if (var < const)'", regno), &[regno]));
                     }
                     if matches!(prev, Arg::MemOrNull | Arg::MemOrNullWrite) && mem.is_const_zero() {
-                        continue;
+                        // check_helper_mem_access: only a zero-byte access may use NULL
+                        if zero_ok && reg.b.umax == 0 {
+                            continue;
+                        }
+                        return Err(self.type_err(st, i as u8, &mem, "fp"));
                     }
                     let write =
                         matches!(prev, Arg::UninitMem | Arg::MemWrite | Arg::MemOrNullWrite);
-                    if matches!(prev, Arg::MemWrite | Arg::MemOrNullWrite) {
+                    if matches!(prev, Arg::MemWrite | Arg::MemOrNullWrite)
+                        && mem.ty != RegType::MapValue
+                    {
                         // MEM_WRITE without MEM_UNINIT: the memory must be initialised too
+                        // (the kernel checks such an argument as a BPF_WRITE only, so a
+                        // map value of a BPF_F_WRONLY_PROG map is fine)
                         self.check_helper_mem_access(
                             st,
                             i as u8,
@@ -2620,6 +2838,9 @@ impl<'a> V<'a> {
                     }
                 }
                 Arg::SockRelease => {
+                    if reg.ty == RegType::XdpSock {
+                        return Err(self.unsupported("bpf_sk_release of an XDP socket"));
+                    }
                     if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
                         return Err(self.type_err(
                             st,
@@ -2643,6 +2864,13 @@ impl<'a> V<'a> {
                 | Arg::Dynptr
                 | Arg::FixedMem(_)
                 | Arg::FixedUninitMemAligned(_) => {}
+            }
+        }
+        // record_func_map: a BPF_F_RDONLY_PROG map (and devmaps) may not be changed
+        // through the map helpers
+        if let Some(m) = map {
+            if self.maps[m].map_flags & BPF_F_RDONLY_PROG != 0 && matches!(func, 2 | 3 | 87 | 88) {
+                return Err(self.err(st, "write into map forbidden".into()));
             }
         }
         self.after_ext_args(st, func, &ext)?;
@@ -2754,6 +2982,36 @@ impl<'a> V<'a> {
                 r.id = self.new_id();
                 r
             }
+            Ret::MapValueOrNull
+                if func == 1
+                    && map.is_some_and(|m| {
+                        matches!(
+                            self.maps[m].map_type,
+                            mt::SOCKMAP | mt::SOCKHASH | mt::XSKMAP
+                        )
+                    }) =>
+            {
+                // a sockmap/sockhash lookup is `sock_or_null` and acquires a reference
+                // (is_acquire_function); an XSKMAP one becomes an XDP socket after the
+                // NULL check (mark_ptr_not_null_reg)
+                let m = map.expect("checked");
+                let sock = self.maps[m].map_type != mt::XSKMAP;
+                let mut r = Reg::ptr(if sock {
+                    RegType::SocketOrNull
+                } else {
+                    RegType::MapXskOrNull
+                });
+                r.map = Some(m);
+                if sock {
+                    let id = self.new_id();
+                    r.id = id;
+                    r.ref_obj_id = id;
+                    st.refs.push(RefState { id, insn: self.idx });
+                } else {
+                    r.id = self.new_id();
+                }
+                r
+            }
             Ret::MapValueOrNull => {
                 let m = map.expect("map helper has a map argument");
                 let md = &self.maps[m];
@@ -2846,33 +3104,36 @@ impl<'a> V<'a> {
 
     /// Value of `size` constant bytes on the stack at `reg` (for array-map keys).
     fn stack_const(&self, st: &State, reg: &Reg, size: i32) -> Option<u64> {
+        // `get_constant_map_key`, to the byte: only bytes of the key's first 8-byte
+        // slot count (from the key's lowest byte up to the slot's top), zeros first,
+        // then a scalar spill that starts at the slot's bottom and whose spilled
+        // bytes from the key up number exactly the key size. The key is then the
+        // whole spilled register value, as the kernel takes it.
+        if self.opts.unprivileged {
+            return None; // !env->bpf_capable
+        }
         let off = reg.off + reg.b.var_off.value as i64 as i32;
-        if off % 8 != 0 && size == 8 {
+        if off >= 0 {
             return None;
         }
         let fr = &st.frames[reg.frameno as usize];
         let b = (-off - 1) as usize;
-        let spi = b / REG_SIZE;
+        let (spi, boff) = (b / REG_SIZE, b % REG_SIZE);
         if spi >= SLOTS {
             return None;
         }
         let slot = fr.slot(spi);
-        if slot.is_spilled()
-            && slot.spilled.is_scalar()
-            && slot.spilled.b.is_const()
-            && off % 8 == 0
-        {
-            let v = slot.spilled.b.var_off.value;
-            return Some(if size >= 8 {
-                v
-            } else {
-                v & ((1u64 << (8 * size)) - 1)
-            });
-        }
-        if (0..size as usize).all(|i| slot.ty.get((b - i) % REG_SIZE) == Some(&Slot::Zero)) {
+        let run = |t: Slot| (0..=boff).rev().take_while(|&i| slot.ty[i] == t).count() as i32;
+        if run(Slot::Zero) >= size {
             return Some(0);
         }
-        None
+        if !(slot.is_spilled() && slot.spilled.is_scalar()) {
+            return None;
+        }
+        if run(Slot::Spill) != size || !slot.spilled.b.is_const() {
+            return None;
+        }
+        Some(slot.spilled.b.var_off.value)
     }
 
     /// `check_helper_mem_access`.
@@ -2897,6 +3158,17 @@ impl<'a> V<'a> {
                         st,
                         format!(
                             "write into map forbidden, value_size={} off={} size={}",
+                            md.value_size, reg.off, size
+                        ),
+                    ));
+                }
+                // check_map_access_type: helpers that read the value (every memory
+                // argument without MEM_WRITE) may not take a BPF_F_WRONLY_PROG value
+                if !write && md.map_flags & BPF_F_WRONLY_PROG != 0 {
+                    return Err(self.err(
+                        st,
+                        format!(
+                            "read from map forbidden, value_size={} off={} size={}",
                             md.value_size, reg.off, size
                         ),
                     ));
@@ -3492,31 +3764,81 @@ fn coerce_to_size(b: &mut Bounds, size: u32) {
 
 /// Sign extension of the low `size` bytes (a sound simplification of
 /// `coerce_reg_to_size_sx`: exact for constants, otherwise the full signed range).
+/// `coerce_reg_to_size_sx` (is64, BPF_MOVSX / BPF_MEMSX) or `coerce_subreg_to_size_sx`
+/// (32-bit BPF_MOVSX; the caller then zero-extends and syncs), as in 6.18.
 fn sext(b: &Bounds, size: u32, is64: bool) -> Bounds {
     let bits = size * 8;
-    if b.is_const() || (bits == 32 && b.var_off.subreg_is_const()) {
-        let v = b.var_off.value;
-        let s = ((v << (64 - bits)) as i64) >> (64 - bits);
-        let v = if is64 { s as u64 } else { s as u32 as u64 };
-        return Bounds::konst(v);
-    }
-    let half = 1i64 << (bits - 1);
-    // values that fit without sign change keep their range
-    if b.umax < half as u64 {
-        let mut r = *b;
-        r.sync();
+    let sx = |v: u64| -> i64 { ((v << (64 - bits)) as i64) >> (64 - bits) };
+    let mut r = *b;
+    if b.var_off.is_const() {
+        let v = sx(b.var_off.value) as u64;
+        r.var_off = Tnum::konst(v);
+        if is64 {
+            r.smin = v as i64;
+            r.smax = v as i64;
+            r.umin = v;
+            r.umax = v;
+        }
+        r.s32_min = v as i32;
+        r.s32_max = v as i32;
+        r.u32_min = v as u32;
+        r.u32_max = v as u32;
         return r;
     }
-    let mut r = Bounds::unknown();
     if is64 {
+        let top_max = ((b.smax as u64) >> bits) << bits;
+        let top_min = ((b.smin as u64) >> bits) << bits;
+        if top_max == top_min {
+            let (a, c) = (sx(b.smax as u64), sx(b.smin as u64));
+            let (hi, lo) = (a.max(c), a.min(c));
+            if (hi >= 0) == (lo >= 0) {
+                r.smin = lo;
+                r.smax = hi;
+                r.s32_min = lo as i32;
+                r.s32_max = hi as i32;
+                r.umin = lo as u64;
+                r.umax = hi as u64;
+                r.u32_min = lo as u32;
+                r.u32_max = hi as u32;
+                r.var_off = Tnum::range(lo as u64, hi as u64);
+                return r;
+            }
+        }
+        // set_sext64_default_val
+        let half = 1i64 << (bits - 1);
         r.smin = -half;
         r.smax = half - 1;
-    } else {
         r.s32_min = (-half) as i32;
         r.s32_max = (half - 1) as i32;
-        r.zext_32_to_64();
+        r.umin = 0;
+        r.u32_min = 0;
+        r.umax = u64::MAX;
+        r.u32_max = u32::MAX;
+        r.var_off = Tnum::UNKNOWN;
+        return r;
     }
-    r.sync();
+    let top_max = ((b.s32_max as u32) >> bits) << bits;
+    let top_min = ((b.s32_min as u32) >> bits) << bits;
+    if top_max == top_min {
+        let sx32 = |v: i32| -> i32 { sx(v as u32 as u64) as i32 };
+        let (a, c) = (sx32(b.s32_max), sx32(b.s32_min));
+        let (hi, lo) = (a.max(c), a.min(c));
+        if (lo >= 0) == (hi >= 0) {
+            r.s32_min = lo;
+            r.s32_max = hi;
+            r.u32_min = lo as u32;
+            r.u32_max = hi as u32;
+            r.var_off = Tnum::range(lo as i64 as u64, hi as i64 as u64).subreg();
+            return r;
+        }
+    }
+    // set_sext32_default_val
+    let half = 1i32 << (bits - 1);
+    r.s32_min = -half;
+    r.s32_max = half - 1;
+    r.u32_min = 0;
+    r.u32_max = u32::MAX;
+    r.var_off = Tnum::UNKNOWN.subreg();
     r
 }
 

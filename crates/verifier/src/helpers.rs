@@ -543,50 +543,71 @@ pub fn name(id: i32) -> String {
 }
 
 /// `check_map_func_compatibility`: may helper `func` take a map of type `map_type`?
+/// Both switches of the kernel's function, in its order: the helpers each map type
+/// allows, then the map types each helper allows. Helper ids: 1 lookup, 2 update,
+/// 3 delete, 12 tail_call, 22/25/55 perf_event_read/output/read_value, 27 get_stackid,
+/// 37/79 current_task_under_cgroup/skb_under_cgroup, 51 redirect_map, 52/53
+/// sk_redirect_map/sock_map_update, 60 msg_redirect_map, 70-72 sock_hash_update,
+/// msg_redirect_hash, sk_redirect_hash, 81 get_local_storage, 82 sk_select_reuseport,
+/// 87-89 push/pop/peek, 107/108 sk_storage, 111 skb_output, 121 xdp_output, 130/131/134
+/// ringbuf output/reserve/query, 145/146 inode_storage, 156/157 task_storage, 194
+/// kptr_xchg, 195 map_lookup_percpu_elem, 198 ringbuf_reserve_dynptr, 209
+/// user_ringbuf_drain, 210/211 cgrp_storage. (`may_update_sockmap` is true for XDP.)
 pub fn map_func_compatible(map_type: u32, func: u32) -> bool {
-    // Map type -> helpers allowed on it.
     let by_map = match map_type {
         mt::PROG_ARRAY => func == 12,
-        mt::PERF_EVENT_ARRAY => matches!(func, 25 | 22 | 55 | 41),
+        mt::PERF_EVENT_ARRAY => matches!(func, 22 | 25 | 55 | 111 | 121),
         mt::RINGBUF => matches!(func, 130 | 131 | 134 | 198),
+        mt::USER_RINGBUF => func == 209,
+        mt::STACK_TRACE => func == 27,
         mt::CGROUP_ARRAY => matches!(func, 37 | 79),
-        mt::TASK_STORAGE => matches!(func, 156 | 157),
-        mt::CGRP_STORAGE => matches!(func, 210 | 211),
+        mt::CGROUP_STORAGE | mt::PERCPU_CGROUP_STORAGE => func == 81,
         mt::DEVMAP | mt::DEVMAP_HASH => matches!(func, 51 | 1),
         mt::CPUMAP => func == 51,
         mt::XSKMAP => matches!(func, 51 | 1),
+        mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS => func == 1,
+        mt::SOCKMAP => matches!(func, 52 | 53 | 60 | 82 | 1 | 2 | 3),
+        mt::SOCKHASH => matches!(func, 72 | 70 | 71 | 82 | 1 | 2 | 3),
+        mt::REUSEPORT_SOCKARRAY => func == 82,
         mt::QUEUE | mt::STACK => matches!(func, 87..=89),
+        mt::SK_STORAGE => matches!(func, 107 | 108 | 194),
+        mt::INODE_STORAGE => matches!(func, 145 | 146 | 194),
+        mt::TASK_STORAGE => matches!(func, 156 | 157 | 194),
+        mt::CGRP_STORAGE => matches!(func, 210 | 211 | 194),
         mt::BLOOM_FILTER => matches!(func, 89 | 87),
-        mt::SOCKMAP | mt::SOCKHASH | mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS => {
-            matches!(func, 1..=3)
-        }
-        mt::USER_RINGBUF => func == 209,
-        mt::SK_STORAGE | mt::INODE_STORAGE => false,
         _ => true,
     };
     if !by_map {
         return false;
     }
-    // Helper -> map types it accepts.
     match func {
         12 => map_type == mt::PROG_ARRAY,
-        25 | 22 | 55 => map_type == mt::PERF_EVENT_ARRAY,
-        37 => map_type == mt::CGROUP_ARRAY,
+        22 | 25 | 55 | 111 | 121 => map_type == mt::PERF_EVENT_ARRAY,
         130 | 131 | 134 | 198 => map_type == mt::RINGBUF,
-        156 | 157 => map_type == mt::TASK_STORAGE,
-        210 | 211 => map_type == mt::CGRP_STORAGE,
         209 => map_type == mt::USER_RINGBUF,
+        27 => map_type == mt::STACK_TRACE,
+        37 | 79 => map_type == mt::CGROUP_ARRAY,
         51 => matches!(
             map_type,
             mt::DEVMAP | mt::DEVMAP_HASH | mt::CPUMAP | mt::XSKMAP
         ),
-        87 => matches!(map_type, mt::QUEUE | mt::STACK | mt::BLOOM_FILTER),
+        52 | 53 | 60 => map_type == mt::SOCKMAP,
+        70..=72 => map_type == mt::SOCKHASH,
+        81 => matches!(map_type, mt::CGROUP_STORAGE | mt::PERCPU_CGROUP_STORAGE),
+        82 => matches!(
+            map_type,
+            mt::REUSEPORT_SOCKARRAY | mt::SOCKMAP | mt::SOCKHASH
+        ),
         88 => matches!(map_type, mt::QUEUE | mt::STACK),
-        89 => matches!(map_type, mt::QUEUE | mt::STACK | mt::BLOOM_FILTER),
+        87 | 89 => matches!(map_type, mt::QUEUE | mt::STACK | mt::BLOOM_FILTER),
         195 => matches!(
             map_type,
             mt::PERCPU_ARRAY | mt::PERCPU_HASH | mt::LRU_PERCPU_HASH
         ),
+        107 | 108 => map_type == mt::SK_STORAGE,
+        145 | 146 => map_type == mt::INODE_STORAGE,
+        156 | 157 => map_type == mt::TASK_STORAGE,
+        210 | 211 => map_type == mt::CGRP_STORAGE,
         _ => true,
     }
 }

@@ -166,6 +166,12 @@ impl V<'_> {
                 return Ok(false);
             }
             Arg::BtfIdSockCommon { btf } => {
+                if reg.ty == RegType::XdpSock {
+                    return Err(self.unsupported(format!(
+                        "an XDP socket as an argument of {}",
+                        helpers::name(func)
+                    )));
+                }
                 if !matches!(reg.ty, RegType::Socket | RegType::SockCommon) {
                     let exp = if btf {
                         "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"

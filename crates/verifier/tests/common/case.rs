@@ -15,7 +15,8 @@
 //! FUNC per sub-program, as the kernel demands for callbacks).
 //! Map attributes beyond sizes: `lock=OFF` / `timer=OFF` (the map value gets BTF with a
 //! `struct bpf_spin_lock` / `struct bpf_timer` at OFF), `btf` (value BTF without special
-//! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen).
+//! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen),
+//! `inner=TYPE/KEY/VALUE/ENTRIES` (the inner map template of a map-in-map).
 
 #![allow(dead_code)]
 
@@ -95,6 +96,19 @@ fn parse_map(line: &str) -> Result<(MapDef, MapExtra), String> {
         let (k, v) = kv
             .split_once('=')
             .ok_or(format!("expected key=value, got {kv:?}"))?;
+        if k == "inner" {
+            // inner=TYPE/KEY/VALUE/ENTRIES: the template of a map-in-map
+            let f: Vec<&str> = v.split('/').collect();
+            if f.len() != 4 {
+                return Err(format!("inner= wants TYPE/KEY/VALUE/ENTRIES, got {v:?}"));
+            }
+            let (inner, _) = parse_map(&format!(
+                "{}_inner {} key={} value={} entries={}",
+                m.name, f[0], f[1], f[2], f[3]
+            ))?;
+            m.inner = Some(Box::new(inner));
+            continue;
+        }
         if k == "init" {
             let b = parse_hex(v)?;
             m.init = MapInit::Data(b.clone());

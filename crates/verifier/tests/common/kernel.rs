@@ -60,6 +60,15 @@ pub fn map_create_btf(m: &MapDef, btf: Option<(i32, u32, u32)>) -> Result<Fd, St
     put32(&mut a, 16, m.map_flags);
     let name = m.kernel_name().as_bytes();
     a[28..28 + name.len()].copy_from_slice(name);
+    // map-in-map: the template inner map only needs to live until the outer one exists
+    let _inner = match &m.inner {
+        Some(inner) => {
+            let fd = map_create(inner)?;
+            put32(&mut a, 20, fd.0 as u32);
+            Some(fd)
+        }
+        None => None,
+    };
     if let Some((fd, k, v)) = btf {
         put32(&mut a, 48, fd as u32);
         put32(&mut a, 52, k);
