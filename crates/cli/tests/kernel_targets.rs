@@ -411,3 +411,32 @@ fn replay_and_run_refuse_what_the_target_lacks() {
         "{t}"
     );
 }
+
+/// The kfunc `bpf_dynptr_from_xdp` came in 6.4: below, libbpf cannot resolve it; from
+/// 6.4 on it is not refused for availability (bpfkit does not model kfunc arguments yet,
+/// so the program is undecided there, never accepted unchecked).
+#[test]
+fn kfuncs_follow_their_first_release() {
+    let obj = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xdp_dynptr_kfunc.o");
+    let run = |v: &str| {
+        let o = bpfkit()
+            .args(["verify", "--kernel", v, "--format", "json"])
+            .arg(&obj)
+            .output()
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), r[0].clone())
+    };
+    let (code, r) = run("6.3");
+    assert_eq!(code, Some(1));
+    assert_eq!(r["verdict"], "rejected", "{r}");
+    assert!(r["kernel_message"]
+        .as_str()
+        .unwrap()
+        .contains("'bpf_dynptr_from_xdp': not found in kernel or module BTFs"));
+    assert!(r["hint"].as_str().unwrap().contains("Linux 6.4"), "{r}");
+    for v in ["6.4", "6.18"] {
+        let (_, r) = run(v);
+        assert_eq!(r["verdict"], "unsupported", "{v}: {r}");
+    }
+}

@@ -2330,6 +2330,11 @@ impl<'a> V<'a> {
                             .funcs
                             .as_ref()
                             .and_then(|f| f.kfunc_name(&self.prog.name, idx));
+                        if let (Some(t), Some(n)) = (self.opts.target.as_deref(), name.as_deref()) {
+                            if let Some((msg, h)) = crate::target::kfunc_refusal(t, n) {
+                                return Err(Self::hint(self.err(st, msg), h));
+                            }
+                        }
                         Err(self.unsupported(match name {
                             Some(n) => format!("kfunc call `{n}`"),
                             None => "kfunc calls".to_string(),

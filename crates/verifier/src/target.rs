@@ -214,6 +214,29 @@ pub(crate) fn helper_refusal(t: &KernelTarget, func: i32) -> Option<(String, Str
     Some((msg, h))
 }
 
+/// At a kfunc call: the refusal when the target does not offer kfunc `name` to XDP
+/// programs. A kfunc the target's release does not have at all is refused by libbpf
+/// before load (its extern cannot be resolved); one the kernel has but does not register
+/// for XDP is refused by the verifier.
+pub(crate) fn kfunc_refusal(t: &KernelTarget, name: &str) -> Option<(String, String)> {
+    if t.kfunc_allowed("xdp", name) != Some(false) {
+        return None;
+    }
+    match bpfkit_target::kfunc_since(name) {
+        Some(v) if v > t.version => Some((
+            format!("libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs"),
+            format!(
+                "the kfunc {name} came to XDP programs in Linux {v}; {} does not have it",
+                who(t)
+            ),
+        )),
+        _ => Some((
+            format!("calling kernel function {name} is not allowed"),
+            format!("{} does not offer the kfunc {name} to XDP programs", who(t)),
+        )),
+    }
+}
+
 /// Map types of the object the target cannot create: the loader's refusal, before any
 /// program is loaded.
 pub(crate) fn map_refusal(t: &KernelTarget, maps: &[bpfkit_object::model::MapDef]) -> Option<Fail> {
@@ -249,7 +272,7 @@ pub(crate) fn caveat(t: &KernelTarget) -> Option<String> {
         return None;
     }
     Some(format!(
-        "answered for {}: helpers, map types, ISA level, bounded loops and program size are checked for it; the rest of the analysis is the Linux {} verifier's, and differences in its rules are not modelled per release",
+        "answered for {}: helpers, kfuncs, map types, ISA level, bounded loops and program size are checked for it; the rest of the analysis is the Linux {} verifier's, and differences in its rules are not modelled per release",
         who(t),
         Version::to_string(&bpfkit_target::MODELLED)
     ))
