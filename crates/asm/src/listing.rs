@@ -301,7 +301,8 @@ mod unknown_tests {
             RawInsn::new(0xff, 0, 0, 0, 0),     // no such opcode
             RawInsn::new(0x95, 0, 0, 0, 0),
         ];
-        let out = list_raw(&insns, &Options::default()).unwrap();
+        let (out, errors) = list_raw_lossy(&insns, &Options::default());
+        assert_eq!(errors.len(), 2);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 4, "{out}");
         assert!(lines[1].ends_with("<unknown>"), "{out}");

@@ -42,5 +42,11 @@ fn bench_produces_a_figure_for_every_user_space_engine() {
         "jit fast: {:?}",
         cells[5]
     );
-    assert_eq!(cells[8], "skipped");
+    // The kernel was not asked for: "skipped", or the reason it could not be used at all
+    // (as non-root).
+    assert!(
+        cells[8] == "skipped" || cells[8].starts_with("no kernel"),
+        "kernel: {:?}",
+        cells[8]
+    );
 }
