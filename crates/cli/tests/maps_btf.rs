@@ -44,8 +44,7 @@ fn maps_out_decodes_with_btf_and_maps_in_takes_it_back() {
     let rec = &ip["formatted"]["value"];
     let hexv = ip["value"].as_str().unwrap();
     let packets = u64::from_str_radix(
-        &hexv[0..16]
-            .as_bytes()
+        &hexv.as_bytes()[0..16]
             .chunks(2)
             .rev()
             .map(|c| std::str::from_utf8(c).unwrap())

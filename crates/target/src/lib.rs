@@ -304,7 +304,7 @@ impl KernelTarget {
             None => return HelperAnswer::UnknownId,
         };
         match self.helpers.get(prog_type) {
-            Some(list) if list.iter().any(|h| *h == name) => HelperAnswer::Allowed,
+            Some(list) if list.contains(&name) => HelperAnswer::Allowed,
             Some(_) => HelperAnswer::NotForProgType,
             None => HelperAnswer::Unknown,
         }

@@ -2330,7 +2330,7 @@ impl<'a> V<'a> {
                             .funcs
                             .as_ref()
                             .and_then(|f| f.kfunc_name(&self.prog.name, idx));
-                        if let (Some(t), Some(n)) = (self.opts.target.as_deref(), name.as_deref()) {
+                        if let (Some(t), Some(n)) = (self.opts.target.as_deref(), name) {
                             if let Some((msg, h)) = crate::target::kfunc_refusal(t, n) {
                                 return Err(Self::hint(self.err(st, msg), h));
                             }

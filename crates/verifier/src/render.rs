@@ -130,10 +130,9 @@ pub fn rule_id(kernel_message: &str) -> String {
     let head = head.split([',', ':', '(', '=']).next().unwrap_or(head);
     let words: Vec<String> = head
         .split_whitespace()
+        // Registers (`R2`), numbers, helper names and quoted names vary per program.
         .filter(|w| {
-            let w = w.trim_start_matches('!');
-            !(w.starts_with('R') && w[1..].chars().all(|c| c.is_ascii_digit()) && w.len() > 1)
-                && !w.contains('#')
+            !w.contains('#')
                 && !w.chars().any(|c| c.is_ascii_digit())
                 && !w.starts_with("bpf_")
                 && !w.starts_with('`')
