@@ -127,6 +127,24 @@ pub struct EngineSettings {
     /// The object file, when known: the kernel engine then loads it with BTF, func and
     /// line info (as libbpf does) if the plain load of the linked object is refused.
     pub object_path: Option<std::path::PathBuf>,
+    /// Instructions one run may execute (bpfkit's engines).
+    pub insn_limit: u64,
+    /// [`fast_gate`]'s answer for this object when the replay already has it (it runs
+    /// the verifier). Crate-private: the fast JIT's safety rests on it.
+    pub(crate) gate: Option<Result<(), String>>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            ncpus: 1,
+            seed: 0x5eed,
+            device: None,
+            object_path: None,
+            insn_limit: Config::default().insn_limit,
+            gate: None,
+        }
+    }
 }
 
 fn vm_config(s: &EngineSettings) -> Config {
@@ -134,6 +152,7 @@ fn vm_config(s: &EngineSettings) -> Config {
         ncpus: s.ncpus,
         seed: s.seed,
         devices: s.device.iter().cloned().collect(),
+        insn_limit: s.insn_limit,
         ..Config::default()
     }
 }
@@ -203,6 +222,7 @@ impl ReplayEngine for JitEngine {
         self.0.runtime().last_xdp_meta_len
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        self.empty_program(prog)?;
         self.0.run_xdp(prog, input).map_err(run_error)
     }
     fn run_into(
@@ -212,6 +232,7 @@ impl ReplayEngine for JitEngine {
         out: &mut XdpOutput,
         want_packet: bool,
     ) -> Result<(), RunError> {
+        self.empty_program(prog)?;
         self.0
             .run_xdp_into_with(prog, input, out, want_packet)
             .map_err(run_error)
@@ -233,6 +254,34 @@ impl ReplayEngine for JitEngine {
     fn mode(&self) -> Option<&str> {
         self.2.as_deref()
     }
+}
+
+impl JitEngine {
+    /// A program of 0 instructions: the JIT has no code for it; the interpreter runs past
+    /// its (absent) last instruction. Both report the interpreter's fault, so every engine
+    /// of bpfkit answers the same (the kernel refuses to load such a program).
+    #[inline(always)]
+    fn empty_program(&self, prog: usize) -> Result<(), RunError> {
+        match self.0.runtime().programs.get(prog) {
+            Some(p) if p.insns.is_empty() => Err(empty_program_fault(&p.name)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The interpreter's fault for a program of 0 instructions (it runs past the last one).
+#[cold]
+pub fn empty_program_fault(name: &str) -> RunError {
+    // The interpreter shows the absent slot as an all-zero instruction, which does not
+    // decode (opcode 0x00), so without text.
+    run_error(VmError::Fault(Box::new(bpfkit_vm::Fault {
+        prog: name.to_string(),
+        pc: 0,
+        insn: bpfkit_isa::RawInsn::default(),
+        text: None,
+        origin: None,
+        kind: bpfkit_vm::FaultKind::FellOffEnd,
+    })))
 }
 
 /// The kernel engine; `only` is set when just one program of the object was loaded
@@ -343,13 +392,13 @@ pub fn create(
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
         EngineKind::JitChecked => checked_jit(obj, s, "jit-checked", None),
-        EngineKind::JitFast => match fast_gate(obj, s) {
+        EngineKind::JitFast => match gate(obj, s) {
             Ok(()) => fast_jit(obj, s, "jit-fast", None),
             Err(why) => Err(format!(
                 "jit-fast: {why}, so it cannot run without memory checks; use --engine jit or jit-checked"
             )),
         },
-        EngineKind::Jit => match fast_gate(obj, s) {
+        EngineKind::Jit => match gate(obj, s) {
             Ok(()) => fast_jit(
                 obj,
                 s,
@@ -385,7 +434,7 @@ fn fast_jit(
     mode: Option<String>,
 ) -> Result<Box<dyn ReplayEngine>, String> {
     // SAFETY: `Jit::new_unchecked` requires every program of `obj` to be accepted by a
-    // verifier for XDP; both callers call this only after `fast_gate(obj, s)` returned
+    // verifier for XDP; both callers call this only after `gate(obj, s)` returned
     // Ok, i.e. after bpfkit's verifier (which decides as the kernel's does) accepted
     // each one.
     unsafe { bpfkit_jit::Jit::new_unchecked(obj, vm_config(s)) }
@@ -393,10 +442,19 @@ fn fast_jit(
         .map_err(|e| format!("{name}: {e}"))
 }
 
-/// `Ok` when bpfkit's verifier accepts every program of `obj`, so the fast JIT may run
-/// them without memory checks; else which program it does not accept.
-fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
-    let opts = verifier_options(obj, s.object_path.as_deref());
+/// [`fast_gate`], or its answer computed earlier by this crate for the same object.
+fn gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
+    match &s.gate {
+        Some(g) => g.clone(),
+        None => fast_gate(obj, s.object_path.as_deref()),
+    }
+}
+
+/// `Ok` when bpfkit's verifier accepts every program of `obj` (as the kernel loads the
+/// whole object), so the fast JIT may run them without memory checks; else which program
+/// it does not accept and why.
+pub fn fast_gate(obj: &LinkedObject, object_path: Option<&std::path::Path>) -> Result<(), String> {
+    let opts = verifier_options(obj, object_path);
     for p in &obj.programs {
         let name = &p.name;
         return Err(match bpfkit_verifier::verify(p, &obj.maps, &opts).verdict {

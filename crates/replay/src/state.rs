@@ -120,10 +120,15 @@ pub fn load(
             };
             let key = match k {
                 Value::String(s) => hex::decode(s).map_err(|m| format!("{at}: key: {m}"))?,
-                Value::Number(num) if num.as_u64().is_some() => {
-                    let v = num.as_u64().unwrap_or(0) as u32;
-                    v.to_le_bytes().to_vec()
-                }
+                Value::Number(num) => match num.as_u64().map(u32::try_from) {
+                    Some(Ok(v)) => v.to_le_bytes().to_vec(),
+                    _ => {
+                        return Err(format!(
+                            "{at}: key: {num} is not an index (0 to {})",
+                            u32::MAX
+                        ))
+                    }
+                },
                 _ => return Err(format!("{at}: key must be a hex string or an index")),
             };
             let value =
@@ -172,8 +177,17 @@ fn value_bytes(
                     .ok_or_else(|| format!("no map named `{m}`"))?;
                 return Ok(engine.map_slot_value(i)?.to_le_bytes().to_vec());
             }
-            if let Some(ifx) = o.get("ifindex").and_then(Value::as_u64) {
-                let mut b = (ifx as u32).to_le_bytes().to_vec();
+            if let Some(ifx) = o.get("ifindex") {
+                let ifx = ifx
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "value: ifindex {ifx} is not a number from 0 to {}",
+                            u32::MAX
+                        )
+                    })?;
+                let mut b = ifx.to_le_bytes().to_vec();
                 b.resize(def.value_size.max(4) as usize, 0);
                 return Ok(b);
             }

@@ -103,7 +103,7 @@ pub fn run(a: Args) -> CliResult {
             }
         };
         let id = p.program.info().map(|i| i.id).unwrap_or(0);
-        println!(
+        crate::outln!(
             "attached {} (prog id {id}) to {} (ifindex {ifindex}) in {} mode via {how}",
             a.prog,
             a.iface,

@@ -112,9 +112,9 @@ pub fn run(a: Args) -> CliResult {
             "programs": progs,
             "maps": maps,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        crate::outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!(
+        crate::outln!(
             "loaded {} ({} programs, {} maps, BTF {})",
             a.file.display(),
             progs.len(),
@@ -126,7 +126,7 @@ pub fn run(a: Args) -> CliResult {
             }
         );
         for p in &progs {
-            println!(
+            crate::outln!(
                 "  prog {} id {} tag {} ({} insns verified){}",
                 p["name"].as_str().unwrap_or(""),
                 p["id"],
@@ -139,7 +139,7 @@ pub fn run(a: Args) -> CliResult {
             );
         }
         for m in &maps {
-            println!(
+            crate::outln!(
                 "  map {} id {} {}{}{}",
                 m["name"].as_str().unwrap_or(""),
                 m["id"],
@@ -156,7 +156,7 @@ pub fn run(a: Args) -> CliResult {
             );
         }
         if a.pin_dir.is_none() {
-            println!("(not pinned: released when bpfkit exits; use --pin-dir to keep it)");
+            crate::outln!("(not pinned: released when bpfkit exits; use --pin-dir to keep it)");
         }
     }
     Ok(Status::Ok)

@@ -160,12 +160,12 @@ pub fn run(a: Args) -> CliResult {
             let entries = m.entries().map_err(bad)?;
             if a.json {
                 let v: Vec<_> = entries.iter().map(|(k, v)| entry_json(&m, k, v)).collect();
-                println!("{}", serde_json::to_string(&v).expect("json"));
+                crate::outln!("{}", serde_json::to_string(&v).expect("json"));
             } else {
                 for (k, v) in &entries {
-                    println!("{}", entry_text(&m, k, v));
+                    crate::outln!("{}", entry_text(&m, k, v));
                 }
-                println!("Found {} elements", entries.len());
+                crate::outln!("Found {} elements", entries.len());
             }
         }
         Action::Lookup => {
@@ -173,9 +173,9 @@ pub fn run(a: Args) -> CliResult {
             match m.lookup(&k).map_err(bad)? {
                 Some(v) => {
                     if a.json {
-                        println!("{}", entry_json(&m, &k, &v));
+                        crate::outln!("{}", entry_json(&m, &k, &v));
                     } else {
-                        println!("{}", entry_text(&m, &k, &v));
+                        crate::outln!("{}", entry_text(&m, &k, &v));
                     }
                 }
                 None => return Err(CliError::bad(format!("key {} not found", hex_text(&k)))),
@@ -209,7 +209,7 @@ pub fn run(a: Args) -> CliResult {
             };
             m.update(&k, &full, 0).map_err(bad)?;
             if a.json {
-                println!("null");
+                crate::outln!("null");
             }
         }
         Action::Delete => {
@@ -218,7 +218,7 @@ pub fn run(a: Args) -> CliResult {
                 return Err(CliError::bad(format!("key {} not found", hex_text(&k))));
             }
             if a.json {
-                println!("null");
+                crate::outln!("null");
             }
         }
     }

@@ -67,10 +67,10 @@ pub fn run(a: Args) -> CliResult {
         }));
     }
     if a.json {
-        println!("{}", serde_json::to_string(&out).expect("json"));
+        crate::outln!("{}", serde_json::to_string(&out).expect("json"));
     } else {
         for p in &out {
-            println!(
+            crate::outln!(
                 "{}: {}  name {}  tag {}{}\n\txlated {}B  jited {}B  maps {}  verified_insns {}",
                 p["id"],
                 p["type"].as_str().unwrap_or(""),
