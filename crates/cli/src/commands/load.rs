@@ -59,20 +59,36 @@ pub fn load_object(
     if !file.exists() {
         return Err(CliError::usage(format!("{}: no such file", file.display())));
     }
+    // The directories this call creates, deepest first: removed again (when still empty)
+    // if the load fails, so a failed load leaves nothing behind.
+    let mut created = Vec::new();
     if let Some(d) = pin_dir {
+        let mut p = Some(d);
+        while let Some(q) = p.filter(|q| !q.as_os_str().is_empty() && !q.exists()) {
+            created.push(q.to_path_buf());
+            p = q.parent();
+        }
         std::fs::create_dir_all(d)
             .map_err(|e| CliError::usage(format!("cannot create {}: {e}", d.display())))?;
     }
+    let cleanup = |e: CliError| {
+        for c in &created {
+            let _ = std::fs::remove_dir(c);
+        }
+        e
+    };
     let opts = LoadOptions {
         pin_root: pin_dir.map(|d| d.to_path_buf()),
         ..Default::default()
     };
-    let mut obj = LoadedObject::open(file, &opts).map_err(loader_error)?;
+    let mut obj = LoadedObject::open(file, &opts)
+        .map_err(loader_error)
+        .map_err(cleanup)?;
     if let Some(d) = pin_dir {
-        obj.pin_all(d).map_err(|e| {
+        if let Err(e) = obj.pin_all(d) {
             obj.unpin_all();
-            CliError::usage(e.to_string())
-        })?;
+            return Err(cleanup(CliError::usage(e.to_string())));
+        }
     }
     Ok(obj)
 }
