@@ -94,8 +94,8 @@ pub enum CaptureEnd {
     Damaged { offset: u64, reason: String },
 }
 
-/// A capture read as a stream: the magic number already read, then the rest of the file.
-type Stream = std::io::Chain<std::io::Cursor<Vec<u8>>, File>;
+/// A capture read as a stream: the magic number already read, then the rest of the input.
+type Stream = std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read>>;
 
 /// The format a capture's first bytes announce.
 fn magic_format(magic: &[u8]) -> Option<Format> {
@@ -235,7 +235,7 @@ impl Capture {
             path: p.clone(),
             source,
         };
-        let mut f = if stdin {
+        let f = if stdin {
             use std::os::fd::AsFd;
             File::from(std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?)
         } else {
@@ -252,6 +252,17 @@ impl Capture {
                 };
             }
         }
+        Self::from_reader(&p, Box::new(f))
+    }
+
+    /// A capture read as a stream from `r` (a pipe, standard input, bytes in memory);
+    /// `name` is how messages name it.
+    pub fn from_reader(name: &str, mut f: Box<dyn Read>) -> Result<Capture, CaptureError> {
+        let p = name.to_string();
+        let io = |source| CaptureError::Io {
+            path: p.clone(),
+            source,
+        };
         let mut magic = [0u8; 4];
         let mut got = 0;
         while got < 4 {

@@ -130,9 +130,13 @@ pub struct EngineSettings {
     /// Instructions one run may execute (bpfkit's engines).
     pub insn_limit: u64,
     /// [`fast_gate`]'s answer for this object when the replay already has it (it runs
-    /// the verifier). Crate-private: the fast JIT's safety rests on it.
-    pub(crate) gate: Option<Result<(), String>>,
+    /// the verifier). Only this crate can fill it: the fast JIT's safety rests on it.
+    pub gate: Gate,
 }
+
+/// A verdict of [`fast_gate`] computed by this crate, or none (the default).
+#[derive(Debug, Clone, Default)]
+pub struct Gate(pub(crate) Option<Result<(), String>>);
 
 impl Default for EngineSettings {
     fn default() -> Self {
@@ -142,7 +146,7 @@ impl Default for EngineSettings {
             device: None,
             object_path: None,
             insn_limit: Config::default().insn_limit,
-            gate: None,
+            gate: Gate::default(),
         }
     }
 }
@@ -444,7 +448,7 @@ fn fast_jit(
 
 /// [`fast_gate`], or its answer computed earlier by this crate for the same object.
 fn gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
-    match &s.gate {
+    match &s.gate.0 {
         Some(g) => g.clone(),
         None => fast_gate(obj, s.object_path.as_deref()),
     }

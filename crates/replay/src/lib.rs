@@ -845,7 +845,7 @@ pub fn replay(
         device,
         object_path: opts.object_path.clone(),
         insn_limit,
-        gate: Some(gate.clone()),
+        gate: engines::Gate(Some(gate.clone())),
     };
     let maps_doc: Option<Value> = match &opts.maps_in {
         Some(path) => {

@@ -169,7 +169,11 @@ fn maps_file_chain_longer_than_34_programs() {
         );
         assert!(l.iter().all(|x| x.kind != "cycle"), "{l:?}");
         if lint {
-            let m = &l.iter().find(|x| x.kind == "chain-too-long").unwrap().message;
+            let m = &l
+                .iter()
+                .find(|x| x.kind == "chain-too-long")
+                .unwrap()
+                .message;
             assert!(m.contains("stops after 33 tail calls (34 programs)"), "{m}");
         }
     }

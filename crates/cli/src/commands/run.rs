@@ -25,7 +25,7 @@ first), the redirect target and captured events (printk lines, ring buffer and p
 records).
 
 Examples:
-  printf 'mov %%r0, 42\nexit\n' > t.s && bpfkit run t.s    # prints 2a
+  printf 'mov %%r0, 42\\nexit\\n' > t.s && bpfkit run t.s  # prints 2a
   bpfkit asm t.s -o t.bin && bpfkit run t.bin
   printf '\\xb7\\x00\\x00\\x00\\x07\\x00\\x00\\x00\\x95\\x00\\x00\\x00\\x00\\x00\\x00\\x00' | bpfkit run - --mem 0011
   bpfkit run - 0102030405 < prog.bin                      # memory as second argument
