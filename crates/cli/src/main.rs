@@ -135,6 +135,10 @@ enum Command {
     Attach(commands::attach::Args),
     /// Detach XDP programs from a network interface.
     Detach(commands::detach::Args),
+    /// Show the XDP programs attached to network interfaces (like xdp-loader status).
+    Status(commands::status::Args),
+    /// Remove the XDP programs of an interface (like xdp-loader unload).
+    Unload(commands::unload::Args),
     /// List the programs loaded in the kernel.
     Prog(commands::prog::Args),
     /// Dump, look up, update or delete entries of a kernel map.
@@ -191,6 +195,8 @@ fn main() -> ExitCode {
         Command::Load(a) => commands::load::run(a),
         Command::Attach(a) => commands::attach::run(a),
         Command::Detach(a) => commands::detach::run(a),
+        Command::Status(a) => commands::status::run(a),
+        Command::Unload(a) => commands::unload::run(a),
         Command::Prog(a) => commands::prog::run(a),
         Command::Map(a) => commands::map::run(a),
     };

@@ -10,4 +10,6 @@ pub mod map;
 pub mod prog;
 pub mod replay;
 pub mod run;
+pub mod status;
+pub mod unload;
 pub mod verify;
