@@ -31,8 +31,9 @@ two packets: every output is closed on a whole record, the summary starts with
 INTERRUPTED and the number of records each output holds, and the exit status is 130/143.
 
 Instruction limit: when bpfkit's verifier does not accept the object, replay warns once
-and stops each packet after 1048576 instructions (a fault), so an endless loop costs about
-a millisecond per packet; accepted objects keep the 2^27 run limit; --insn-limit N sets it.
+and stops each packet after 1048576 instructions (a fault), so an endless loop costs
+milliseconds per packet, not a second; accepted objects keep the 2^27 run limit;
+--insn-limit N sets it.
 
 Outputs: --out DIR writes DIR/XDP_PASS.pcap, DIR/XDP_TX.pcap, ... (one per action seen)
 with the packets as the program left them and their original timestamps; --pcapng FILE
