@@ -276,16 +276,21 @@ impl JitEngine {
 /// The interpreter's fault for a program of 0 instructions (it runs past the last one).
 #[cold]
 pub fn empty_program_fault(name: &str) -> RunError {
+    run_error(empty_program_error(name))
+}
+
+/// [`empty_program_fault`] as the vm reports it.
+pub fn empty_program_error(name: &str) -> VmError {
     // The interpreter shows the absent slot as an all-zero instruction, which does not
     // decode (opcode 0x00), so without text.
-    run_error(VmError::Fault(Box::new(bpfkit_vm::Fault {
+    VmError::Fault(Box::new(bpfkit_vm::Fault {
         prog: name.to_string(),
         pc: 0,
         insn: bpfkit_isa::RawInsn::default(),
         text: None,
         origin: None,
         kind: bpfkit_vm::FaultKind::FellOffEnd,
-    })))
+    }))
 }
 
 /// The kernel engine; `only` is set when just one program of the object was loaded

@@ -932,6 +932,15 @@ pub fn replay(
                         ran_parallel = true;
                     }
                     Err(why) => {
+                        // The capture is read again in order on one thread: a pipe or
+                        // standard input cannot be.
+                        let rereadable = capture_path.as_os_str() != "-"
+                            && std::fs::metadata(capture_path).is_ok_and(|m| m.is_file());
+                        if !rereadable {
+                            return Err(ReplayError::Usage(format!(
+                                "the queues' results cannot be merged ({why}), and a capture from a pipe cannot be read again in capture order: replay it from a file"
+                            )));
+                        }
                         s.serial_reason = Some(why);
                     }
                 }

@@ -378,6 +378,14 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
                 devices,
                 ..Config::default()
             };
+            // A program of 0 instructions: the JIT has no code for it; report the fault the
+            // interpreter reports (it runs past the absent last instruction).
+            if obj.programs[prog].insns.is_empty() {
+                return Err(CliError::bad(
+                    bpfkit_replay::engines::empty_program_error(&obj.programs[prog].name)
+                        .to_string(),
+                ));
+            }
             let jit =
                 bpfkit_jit::Jit::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
             drive(jit, args, &obj, prog, &updates, &input, |_: &VmError| {
