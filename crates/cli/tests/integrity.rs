@@ -809,3 +809,43 @@ fn exit_status_contract_of_every_subcommand() {
         assert!(help.contains(s), "{s}: {help}");
     }
 }
+
+/// `map update --key` with non-ASCII hex used to panic (slicing inside a character).
+#[test]
+fn map_key_hex_errors_are_usage_errors() {
+    if let Err(why) = bpfkit_loader::probe::kernel_available() {
+        println!("SKIPPED: map_key_hex_errors_are_usage_errors: {why}");
+        return;
+    }
+    if !Path::new("/sys/fs/bpf").is_dir() {
+        println!("SKIPPED: map_key_hex_errors_are_usage_errors: no bpffs at /sys/fs/bpf");
+        return;
+    }
+    let pins = format!("/sys/fs/bpf/bpfkit-integrity-{}", std::process::id());
+    let o = run(&["load", &corpus("obj/xdp_firewall.o"), "--pin-dir", &pins]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let map = format!("{pins}/blocklist");
+    let cases = [
+        ("aé0", Some(2), "--key `aé0`: 'é' at digit 1 is not hex"),
+        ("zz", Some(2), "'z' at digit 0 is not hex"),
+        ("0a0000", Some(1), "key_size is 4"),
+        ("0a000014", Some(0), ""),
+    ];
+    for (key, code, msg) in cases {
+        let o = run(&[
+            "map",
+            "update",
+            &map,
+            "--key",
+            key,
+            "--value",
+            "0000000000000000",
+        ]);
+        assert_eq!(o.code, code, "{key}: {}", o.stderr);
+        assert!(o.stderr.contains(msg), "{key}: {}", o.stderr);
+    }
+    for e in std::fs::read_dir(&pins).unwrap() {
+        let _ = std::fs::remove_file(e.unwrap().path());
+    }
+    let _ = std::fs::remove_dir(&pins);
+}
