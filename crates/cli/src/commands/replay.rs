@@ -20,7 +20,6 @@ Examples:
   bpfkit replay x.o cap.pcap --queues 8 --threads 2       # same results on 2 worker threads
   bpfkit replay x.o cap.pcap --coverage cov.info && genhtml -o html cov.info
   bpfkit replay x.o cap.pcap --coverage-summary --format json
-
   tcpdump -w - -i eth0 | bpfkit replay x.o - --pcapng - | wireshark -k -i -   # pipes
 
 Inputs: the capture may be `-` (standard input), a pipe, a FIFO or /dev/stdin, pcap or
