@@ -36,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
     let mapped = Capture::open(&path).map(drain).map_err(|e| e.to_string());
     let _ = std::fs::remove_file(&path);
     if let (Ok((a, _)), Ok((b, _))) = (&streamed, &mapped) {
-        assert_eq!(a, b, "streamed and mapped readers disagree on the record count");
+        assert_eq!(
+            a, b,
+            "streamed and mapped readers disagree on the record count"
+        );
     }
 });

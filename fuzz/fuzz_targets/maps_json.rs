@@ -35,9 +35,13 @@ fuzz_target!(|data: &[u8]| {
         ncpus,
         ..Default::default()
     };
-    let mut e =
-        bpfkit_replay::engines::create(bpfkit_replay::engines::EngineKind::Interp, obj, &settings, 0)
-            .expect("interpreter");
+    let mut e = bpfkit_replay::engines::create(
+        bpfkit_replay::engines::EngineKind::Interp,
+        obj,
+        &settings,
+        0,
+    )
+    .expect("interpreter");
     match bpfkit_replay::state::load(e.as_mut(), obj, &doc, ncpus) {
         Ok(_) => {
             let _ = bpfkit_replay::state::dump(e.as_ref(), obj);
