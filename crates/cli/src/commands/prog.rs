@@ -117,7 +117,7 @@ pub fn run(a: Args) -> CliResult {
                 p["uid"],
                 p["bytes_xlated"],
                 p["bytes_jited"],
-                p["bytes_memlock"],
+                p["bytes_memlock"].as_u64().map_or("?".to_string(), |m| m.to_string()),
                 match p["map_ids"].as_array() {
                     Some(ids) => format!(
                         "  map_ids {}",
