@@ -31,9 +31,13 @@ fuzz_target!(|data: &[u8]| {
     // every result is defined and must be equal. (Privileged, the kernel lets a program
     // return a pointer, e.g. the context through the stack, whose value differs between
     // engines by design: the first finding, fuzz/regressions/interp_vs_jit/.)
+    // A budget of 200,000 processed instructions, as in the verifier target: programs
+    // that exhaust the kernel's 1,000,000 are rejected either way, only later (the
+    // second finding, a timeout, fuzz/regressions/interp_vs_jit/).
     let opts = bpfkit_verifier::Options {
         gpl_compatible: true,
         unprivileged: true,
+        insn_limit: 200_000,
         ..Default::default()
     };
     let rep = bpfkit_verifier::verify(&obj.programs[0], &obj.maps, &opts);

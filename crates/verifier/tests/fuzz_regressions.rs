@@ -77,3 +77,28 @@ fn pointer_return_is_accepted_only_with_pointer_leaks_allowed() {
     let m = message(&unpriv.verdict);
     assert!(m.contains("R0 leaks addr as return value"), "{m}");
 }
+
+/// `interp_vs_jit` target, a timeout: `w3 += 0x82` until `w3 == 4`, starting at 1,
+/// never ends (an even step cannot reach an odd difference). The verifier walks it until
+/// the 1,000,000-instruction budget and rejects it; with the JIT's and interpreter's set-up
+/// under AddressSanitizer that exceeded the 10 s limit (the target now gives the verifier
+/// 200,000 instructions).
+#[test]
+fn endless_32_bit_loop_is_the_complexity_limit() {
+    let data = std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "../../fuzz/regressions/interp_vs_jit/timeout-eef976e05b8e068022807ce58c5d3087b8c41c75",
+    ))
+    .unwrap();
+    let plen = (data[0] as usize).max(14).min(data.len() - 1);
+    let insns = program(
+        "interp_vs_jit/timeout-eef976e05b8e068022807ce58c5d3087b8c41c75",
+        1 + plen,
+    );
+    let obj = bpfkit_testgen::harness::linked_object(vec![insns]);
+    let rep = verify(&obj.programs[0], &obj.maps, &Options::default());
+    let m = message(&rep.verdict);
+    assert!(
+        m.starts_with("BPF program is too large. Processed 1000001 insn"),
+        "{m}"
+    );
+}
