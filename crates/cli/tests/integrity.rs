@@ -821,8 +821,24 @@ fn map_key_hex_errors_are_usage_errors() {
         println!("SKIPPED: map_key_hex_errors_are_usage_errors: no bpffs at /sys/fs/bpf");
         return;
     }
-    let pins = format!("/sys/fs/bpf/bpfkit-integrity-{}", std::process::id());
-    let o = run(&["load", &corpus("obj/xdp_firewall.o"), "--pin-dir", &pins]);
+    /// Removes the pins even when an assertion fails.
+    struct Pins(String);
+    impl Drop for Pins {
+        fn drop(&mut self) {
+            if let Ok(rd) = std::fs::read_dir(&self.0) {
+                for e in rd.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let pins = Pins(format!(
+        "/sys/fs/bpf/bpfkit-integrity-{}",
+        std::process::id()
+    ));
+    let pins = &pins.0;
+    let o = run(&["load", &corpus("obj/xdp_firewall.o"), "--pin-dir", pins]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let map = format!("{pins}/blocklist");
     let cases = [
@@ -844,8 +860,4 @@ fn map_key_hex_errors_are_usage_errors() {
         assert_eq!(o.code, code, "{key}: {}", o.stderr);
         assert!(o.stderr.contains(msg), "{key}: {}", o.stderr);
     }
-    for e in std::fs::read_dir(&pins).unwrap() {
-        let _ = std::fs::remove_file(e.unwrap().path());
-    }
-    let _ = std::fs::remove_dir(&pins);
 }
