@@ -865,3 +865,76 @@ fn detach_stays_in_its_network_namespace() {
     );
     must(a.bpfkit().args(["detach", "--iface", "vb"]));
 }
+
+/// xdp-loader's habits: `attach -m skb|native` (native the default), `status [IFACE]`
+/// with the mode, id, name and tag of what is attached, `unload IFACE`; and bpftool's
+/// fields in `prog list --json` (map_ids, btf_id, loaded_at, uid, bytes_memlock).
+#[test]
+fn attach_modes_status_unload_and_bpftool_fields() {
+    if skip("attach_modes_status_unload_and_bpftool_fields") {
+        return;
+    }
+    let lab = Lab::new();
+    let obj = root().join("corpus/obj/xdp_counter.o");
+    let status = |lab: &Lab| json(&must(lab.bpfkit().args(["status", "vb", "--json"])))[0].clone();
+    assert!(status(&lab)["id"].is_null());
+    for (args, mode) in [(vec!["-m", "skb"], "skb"), (vec![], "native")] {
+        let out = run(lab
+            .bpfkit()
+            .arg("attach")
+            .arg(&obj)
+            .args(["--prog", "xdp_count", "--iface", "vb"])
+            .args(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        if mode == "native" && !out.status.success() && err.contains("no native XDP") {
+            eprintln!("note: veth without native XDP on this kernel: {err}");
+            continue;
+        }
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("in {mode} mode")));
+        let s = status(&lab);
+        assert_eq!(s["mode"], mode, "{s}");
+        assert_eq!(s["id"], attached_prog_id(&lab), "{s}");
+        assert_eq!(s["name"], "xdp_count", "{s}");
+        assert_eq!(s["tag"].as_str().unwrap().len(), 16, "{s}");
+        let text = must(lab.bpfkit().args(["status"]));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("vb ") && l.contains(mode)),
+            "{text}"
+        );
+        // bpftool's fields for the attached program
+        let listed = json(&must(Command::new(BPFKIT).args(["prog", "list", "--json"])));
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == s["id"])
+            .unwrap()
+            .clone();
+        assert_eq!(
+            row["map_ids"].as_array().unwrap().len() as u64,
+            row["nr_map_ids"].as_u64().unwrap(),
+            "{row}"
+        );
+        assert!(row["nr_map_ids"].as_u64().unwrap() >= 1, "{row}");
+        assert!(row["btf_id"].as_u64().unwrap() > 0, "{row}");
+        let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        assert_eq!(row["uid"], uid, "{row}");
+        assert!(row["bytes_memlock"].as_u64().unwrap() >= 4096, "{row}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let at = row["loaded_at"].as_u64().unwrap();
+        assert!(
+            at <= now + 1 && at + 3600 > now,
+            "loaded_at {at}, now {now}"
+        );
+        must(lab.bpfkit().args(["unload", "vb", "--all"]));
+        assert_eq!(attached_prog_id(&lab), 0);
+        assert!(status(&lab)["id"].is_null());
+    }
+    let o = run(lab.bpfkit().args(["status", "nosuchif0"]));
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -17,12 +17,14 @@ pub const BPF_XDP: u32 = 37;
 pub const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1;
 pub const XDP_FLAGS_SKB_MODE: u32 = 2;
 pub const XDP_FLAGS_DRV_MODE: u32 = 4;
+pub const XDP_FLAGS_HW_MODE: u32 = 8;
 
-/// Generic (`skb`) or native (`drv`) XDP.
+/// Generic (`skb`), native (`drv`) or offloaded (`hw`) XDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XdpMode {
     Skb,
     Drv,
+    Hw,
 }
 
 impl XdpMode {
@@ -30,6 +32,7 @@ impl XdpMode {
         match self {
             XdpMode::Skb => XDP_FLAGS_SKB_MODE,
             XdpMode::Drv => XDP_FLAGS_DRV_MODE,
+            XdpMode::Hw => XDP_FLAGS_HW_MODE,
         }
     }
 }

@@ -328,7 +328,34 @@ impl Program {
             verified_insns: info.verified_insns,
             nr_map_ids: info.nr_map_ids,
             gpl_compatible: info.gpl_compatible & 1 != 0,
+            load_time_ns: info.load_time,
+            created_by_uid: info.created_by_uid,
+            btf_id: info.btf_id,
         })
+    }
+
+    /// The ids of the maps the program uses (`map_ids`, as `bpftool prog show` lists).
+    pub fn map_ids(&self) -> Result<Vec<u32>> {
+        let n = self.info()?.nr_map_ids as usize;
+        let mut ids = vec![0u32; n];
+        let mut info = BpfProgInfo {
+            nr_map_ids: n as u32,
+            map_ids: ids.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        self.raw_info(&mut info)?;
+        ids.truncate((info.nr_map_ids as usize).min(n));
+        Ok(ids)
+    }
+
+    /// `memlock` of `/proc/self/fdinfo/FD`: the bytes the kernel charges for the program
+    /// (bpftool's `bytes_memlock`); `None` when fdinfo cannot be read.
+    pub fn bytes_memlock(&self) -> Option<u64> {
+        let text =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd())).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// The program as the kernel rewrote it (`xlated_prog_insns`). Empty when the
@@ -375,6 +402,11 @@ pub struct ProgInfo {
     pub verified_insns: u32,
     pub nr_map_ids: u32,
     pub gpl_compatible: bool,
+    /// When it was loaded, in nanoseconds since boot (`load_time`).
+    pub load_time_ns: u64,
+    pub created_by_uid: u32,
+    /// The program's BTF object id (0: loaded without BTF).
+    pub btf_id: u32,
 }
 
 fn xdp_md_bytes(md: &XdpMd) -> Vec<u8> {

@@ -172,6 +172,7 @@ fn main() {
             seed: 0x5eed,
             device: None,
             object_path: None,
+            ..Default::default()
         };
         let mut e = bpfkit_replay::engines::create(engine, &obj, &settings, prog).expect("engine");
         let mut sink = 0u64;

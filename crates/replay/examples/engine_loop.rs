@@ -84,6 +84,7 @@ fn main() {
         seed: 0x5eed,
         device: None,
         object_path: None,
+        ..Default::default()
     };
     let mut e = match bpfkit_replay::engines::create(kind, &obj, &settings, prog) {
         Ok(e) => e,

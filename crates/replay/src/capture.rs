@@ -94,6 +94,19 @@ pub enum CaptureEnd {
     Damaged { offset: u64, reason: String },
 }
 
+/// A capture read as a stream: the magic number already read, then the rest of the input.
+type Stream = std::io::Chain<std::io::Cursor<Vec<u8>>, Box<dyn Read>>;
+
+/// The format a capture's first bytes announce.
+fn magic_format(magic: &[u8]) -> Option<Format> {
+    let m: [u8; 4] = magic.try_into().ok()?;
+    match u32::from_le_bytes(m) {
+        0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 => Some(Format::Pcap),
+        0x0a0d0d0a => Some(Format::PcapNg),
+        _ => None,
+    }
+}
+
 struct NgIface {
     linktype: u32,
     /// Timestamp units per second as a (multiplier, divisor) to nanoseconds.
@@ -113,12 +126,12 @@ enum Inner {
         pf: usize,
     },
     Pcap {
-        reader: PcapReader<File>,
+        reader: PcapReader<Stream>,
         nanos: bool,
         snaplen: u32,
     },
     Ng {
-        reader: PcapNgReader<File>,
+        reader: PcapNgReader<Stream>,
         ifaces: Vec<NgIface>,
     },
 }
@@ -207,112 +220,153 @@ fn ng_iface(
 impl Capture {
     /// Opens a capture, detecting the format from its magic number. A classic pcap whose
     /// link type is not Ethernet is refused here; pcapng interfaces are checked per packet.
+    ///
+    /// `-` is standard input. The path is opened once: a regular file is memory-mapped,
+    /// anything else (a pipe, a FIFO, `/dev/stdin`, a character device) is read as a
+    /// stream, with the magic number already read put back in front of the rest.
     pub fn open(path: &Path) -> Result<Capture, CaptureError> {
-        let p = path.display().to_string();
+        let stdin = path.as_os_str() == "-";
+        let p = if stdin {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
         let io = |source| CaptureError::Io {
             path: p.clone(),
             source,
         };
-        let mut f = File::open(path).map_err(io)?;
+        let f = if stdin {
+            use std::os::fd::AsFd;
+            File::from(std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?)
+        } else {
+            File::open(path).map_err(io)?
+        };
+        let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+        if regular {
+            if let Some(map) = Self::map_file(&f) {
+                let magic: Vec<u8> = map.iter().take(4).copied().collect();
+                return match magic_format(&magic) {
+                    Some(Format::Pcap) => Self::open_mapped(map, &p),
+                    Some(Format::PcapNg) => Self::open_ng_mapped(map, &p),
+                    None => Err(CaptureError::UnknownFormat { path: p, magic }),
+                };
+            }
+        }
+        Self::from_reader(&p, Box::new(f))
+    }
+
+    /// A capture read as a stream from `r` (a pipe, standard input, bytes in memory);
+    /// `name` is how messages name it.
+    pub fn from_reader(name: &str, mut f: Box<dyn Read>) -> Result<Capture, CaptureError> {
+        let p = name.to_string();
+        let io = |source| CaptureError::Io {
+            path: p.clone(),
+            source,
+        };
         let mut magic = [0u8; 4];
         let mut got = 0;
         while got < 4 {
-            let n = f.read(&mut magic[got..]).map_err(io)?;
+            let n = match f.read(&mut magic[got..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            };
             if n == 0 {
                 break;
             }
             got += n;
         }
-        drop(f);
-        let f = File::open(path).map_err(io)?;
-        let buf = f;
-        let m = u32::from_le_bytes(magic);
-        if got == 4 && matches!(m, 0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1) {
-            if let Some(c) = Self::open_mapped(path, &p)? {
-                return Ok(c);
-            }
-            let reader = PcapReader::new(buf).map_err(|e| CaptureError::BadHeader {
-                path: p.clone(),
-                format: "pcap",
-                msg: e.to_string(),
-            })?;
-            let h = reader.header();
-            let linktype = datalink_u32(h.datalink);
-            if linktype != LINKTYPE_ETHERNET {
-                return Err(CaptureError::LinkType {
+        let buf: Stream = std::io::Cursor::new(magic[..got].to_vec()).chain(f);
+        match magic_format(&magic[..got]) {
+            Some(Format::Pcap) => {
+                let reader = PcapReader::new(buf).map_err(|e| CaptureError::BadHeader {
+                    path: p.clone(),
+                    format: "pcap",
+                    msg: match e {
+                        PcapError::IncompleteBuffer => {
+                            "file shorter than the 24-byte header".into()
+                        }
+                        PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            "file shorter than the 24-byte header".into()
+                        }
+                        other => other.to_string(),
+                    },
+                })?;
+                let h = reader.header();
+                let linktype = datalink_u32(h.datalink);
+                if linktype != LINKTYPE_ETHERNET {
+                    return Err(CaptureError::LinkType {
+                        path: p,
+                        linktype,
+                        name: format!("{:?}", h.datalink),
+                    });
+                }
+                Ok(Capture {
+                    inner: Inner::Pcap {
+                        reader,
+                        nanos: h.ts_resolution == TsResolution::NanoSecond,
+                        snaplen: h.snaplen,
+                    },
                     path: p,
+                    format: Format::Pcap,
+                    index: 0,
+                    offset: 24,
+                    end: None,
                     linktype,
-                    name: format!("{:?}", h.datalink),
-                });
+                    ngbuf: Vec::new(),
+                    ngmsg: String::new(),
+                })
             }
-            Ok(Capture {
-                inner: Inner::Pcap {
-                    reader,
-                    nanos: h.ts_resolution == TsResolution::NanoSecond,
-                    snaplen: h.snaplen,
-                },
-                path: p,
-                format: Format::Pcap,
-                index: 0,
-                offset: 24,
-                end: None,
-                linktype,
-                ngbuf: Vec::new(),
-                ngmsg: String::new(),
-            })
-        } else if got == 4 && m == 0x0a0d0d0a {
-            if let Some(c) = Self::open_ng_mapped(path, &p)? {
-                return Ok(c);
+            Some(Format::PcapNg) => {
+                let reader = PcapNgReader::new(buf).map_err(|e| CaptureError::BadHeader {
+                    path: p.clone(),
+                    format: "pcapng",
+                    msg: match e {
+                        PcapError::IncompleteBuffer => {
+                            "file shorter than its section header block".into()
+                        }
+                        PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            "file shorter than its section header block".into()
+                        }
+                        other => other.to_string(),
+                    },
+                })?;
+                Ok(Capture {
+                    inner: Inner::Ng {
+                        reader,
+                        ifaces: Vec::new(),
+                    },
+                    path: p,
+                    format: Format::PcapNg,
+                    index: 0,
+                    offset: 0,
+                    end: None,
+                    linktype: LINKTYPE_ETHERNET,
+                    ngbuf: Vec::new(),
+                    ngmsg: String::new(),
+                })
             }
-            let reader = PcapNgReader::new(buf).map_err(|e| CaptureError::BadHeader {
-                path: p.clone(),
-                format: "pcapng",
-                msg: e.to_string(),
-            })?;
-            Ok(Capture {
-                inner: Inner::Ng {
-                    reader,
-                    ifaces: Vec::new(),
-                },
-                path: p,
-                format: Format::PcapNg,
-                index: 0,
-                offset: 0,
-                end: None,
-                linktype: LINKTYPE_ETHERNET,
-                ngbuf: Vec::new(),
-                ngmsg: String::new(),
-            })
-        } else {
-            Err(CaptureError::UnknownFormat {
+            None => Err(CaptureError::UnknownFormat {
                 path: p,
                 magic: magic[..got].to_vec(),
-            })
+            }),
         }
     }
 
-    /// A read-only memory map of `path` when it is a regular file; `None` otherwise
-    /// (pipes, special files), so the caller falls back to streaming reads.
-    fn map_file(path: &Path) -> Option<memmap2::Mmap> {
-        let f = File::open(path).ok()?;
-        if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return None;
-        }
+    /// A read-only memory map of the regular file `f`; `None` when it cannot be mapped
+    /// (the caller falls back to streaming reads).
+    fn map_file(f: &File) -> Option<memmap2::Mmap> {
         // SAFETY: the map is only read. If another process truncates or rewrites the file
         // while we read it, the bytes we parse may change under us (or a page fault may
         // raise SIGBUS on truncation), as with any reader of a file being rewritten; the
         // parser never trusts those bytes beyond their bounds-checked slice.
-        let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+        let map = unsafe { memmap2::Mmap::map(f) }.ok()?;
         let _ = map.advise(memmap2::Advice::Sequential);
         Some(map)
     }
 
-    /// Classic pcap through a memory map of a regular file; `None` when the file cannot
-    /// be mapped, so the caller falls back to streaming reads.
-    fn open_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
-        let Some(map) = Self::map_file(path) else {
-            return Ok(None);
-        };
+    /// Classic pcap through a memory map of a regular file.
+    fn open_mapped(map: memmap2::Mmap, p: &str) -> Result<Capture, CaptureError> {
         let (rest, parser) = PcapParser::new(&map).map_err(|e| CaptureError::BadHeader {
             path: p.to_string(),
             format: "pcap",
@@ -331,7 +385,7 @@ impl Capture {
                 name: format!("{:?}", h.datalink),
             });
         }
-        Ok(Some(Capture {
+        Ok(Capture {
             inner: Inner::PcapMap(PcapMap {
                 big: h.endianness == Endianness::Big,
                 frac_ns: if h.ts_resolution == TsResolution::NanoSecond {
@@ -353,14 +407,11 @@ impl Capture {
             linktype,
             ngbuf: Vec::new(),
             ngmsg: String::new(),
-        }))
+        })
     }
 
-    /// pcapng through a memory map of a regular file; `None` when it cannot be mapped.
-    fn open_ng_mapped(path: &Path, p: &str) -> Result<Option<Capture>, CaptureError> {
-        let Some(map) = Self::map_file(path) else {
-            return Ok(None);
-        };
+    /// pcapng through a memory map of a regular file.
+    fn open_ng_mapped(map: memmap2::Mmap, p: &str) -> Result<Capture, CaptureError> {
         let (rest, parser) = PcapNgParser::new(&map).map_err(|e| CaptureError::BadHeader {
             path: p.to_string(),
             format: "pcapng",
@@ -370,7 +421,7 @@ impl Capture {
             },
         })?;
         let pos = map.len() - rest.len();
-        Ok(Some(Capture {
+        Ok(Capture {
             inner: Inner::NgMap {
                 map,
                 parser,
@@ -386,7 +437,7 @@ impl Capture {
             linktype: LINKTYPE_ETHERNET,
             ngbuf: Vec::new(),
             ngmsg: String::new(),
-        }))
+        })
     }
 
     #[inline]

@@ -134,6 +134,28 @@ pub struct EngineSettings {
     /// The object file, when known: the kernel engine then loads it with BTF, func and
     /// line info (as libbpf does) if the plain load of the linked object is refused.
     pub object_path: Option<std::path::PathBuf>,
+    /// Instructions one run may execute (bpfkit's engines).
+    pub insn_limit: u64,
+    /// [`fast_gate`]'s answer for this object when the replay already has it (it runs
+    /// the verifier). Only this crate can fill it: the fast JIT's safety rests on it.
+    pub gate: Gate,
+}
+
+/// A verdict of [`fast_gate`] computed by this crate, or none (the default).
+#[derive(Debug, Clone, Default)]
+pub struct Gate(pub(crate) Option<Result<(), String>>);
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            ncpus: 1,
+            seed: 0x5eed,
+            device: None,
+            object_path: None,
+            insn_limit: Config::default().insn_limit,
+            gate: Gate::default(),
+        }
+    }
 }
 
 fn vm_config(s: &EngineSettings) -> Config {
@@ -141,6 +163,7 @@ fn vm_config(s: &EngineSettings) -> Config {
         ncpus: s.ncpus,
         seed: s.seed,
         devices: s.device.iter().cloned().collect(),
+        insn_limit: s.insn_limit,
         ..Config::default()
     }
 }
@@ -210,6 +233,7 @@ impl ReplayEngine for JitEngine {
         self.0.runtime().last_xdp_meta_len
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
+        self.empty_program(prog)?;
         self.0.run_xdp(prog, input).map_err(run_error)
     }
     fn run_into(
@@ -219,6 +243,7 @@ impl ReplayEngine for JitEngine {
         out: &mut XdpOutput,
         want_packet: bool,
     ) -> Result<(), RunError> {
+        self.empty_program(prog)?;
         self.0
             .run_xdp_into_with(prog, input, out, want_packet)
             .map_err(run_error)
@@ -240,6 +265,39 @@ impl ReplayEngine for JitEngine {
     fn mode(&self) -> Option<&str> {
         self.2.as_deref()
     }
+}
+
+impl JitEngine {
+    /// A program of 0 instructions: the JIT has no code for it; the interpreter runs past
+    /// its (absent) last instruction. Both report the interpreter's fault, so every engine
+    /// of bpfkit answers the same (the kernel refuses to load such a program).
+    #[inline(always)]
+    fn empty_program(&self, prog: usize) -> Result<(), RunError> {
+        match self.0.runtime().programs.get(prog) {
+            Some(p) if p.insns.is_empty() => Err(empty_program_fault(&p.name)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The interpreter's fault for a program of 0 instructions (it runs past the last one).
+#[cold]
+pub fn empty_program_fault(name: &str) -> RunError {
+    run_error(empty_program_error(name))
+}
+
+/// [`empty_program_fault`] as the vm reports it.
+pub fn empty_program_error(name: &str) -> VmError {
+    // The interpreter shows the absent slot as an all-zero instruction, which does not
+    // decode (opcode 0x00), so without text.
+    VmError::Fault(Box::new(bpfkit_vm::Fault {
+        prog: name.to_string(),
+        pc: 0,
+        insn: bpfkit_isa::RawInsn::default(),
+        text: None,
+        origin: None,
+        kind: bpfkit_vm::FaultKind::FellOffEnd,
+    }))
 }
 
 /// The kernel engine; `only` is set when just one program of the object was loaded
@@ -350,14 +408,14 @@ pub fn create(
         // Checked mode: every memory access is checked like the interpreter's, so any
         // program is safe to run without a verifier's verdict.
         EngineKind::JitChecked => checked_jit(obj, s, "jit-checked", None),
-        EngineKind::JitFast => match fast_gate(obj, s) {
+        EngineKind::JitFast => match gate(obj, s) {
             Ok(()) => fast_jit(obj, s, "jit-fast", None),
             Err(why) => Err(format!(
                 "jit-fast: {why}, so it cannot run without memory checks; use --engine jit or jit-checked"
             )),
         },
         EngineKind::JitFastUnverified => fast_jit(obj, s, "jit-fast-unverified", None),
-        EngineKind::Jit => match fast_gate(obj, s) {
+        EngineKind::Jit => match gate(obj, s) {
             Ok(()) => fast_jit(
                 obj,
                 s,
@@ -394,16 +452,25 @@ fn fast_jit(
 ) -> Result<Box<dyn ReplayEngine>, String> {
     // Fast mode confines every access to the engines' memory, so any program is safe to
     // run; its results only equal the interpreter's for programs a verifier accepts,
-    // which is why `jit` and `jit-fast` ask `fast_gate` first.
+    // which is why `jit` and `jit-fast` ask `gate` first.
     bpfkit_jit::Jit::new_fast(obj, vm_config(s))
         .map(|j| Box::new(JitEngine(j, name, mode)) as Box<dyn ReplayEngine>)
         .map_err(|e| format!("{name}: {e}"))
 }
 
-/// `Ok` when bpfkit's verifier accepts every program of `obj`, so the fast JIT may run
-/// them without memory checks; else which program it does not accept.
-fn fast_gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
-    let opts = verifier_options(obj, s.object_path.as_deref());
+/// [`fast_gate`], or its answer computed earlier by this crate for the same object.
+fn gate(obj: &LinkedObject, s: &EngineSettings) -> Result<(), String> {
+    match &s.gate.0 {
+        Some(g) => g.clone(),
+        None => fast_gate(obj, s.object_path.as_deref()),
+    }
+}
+
+/// `Ok` when bpfkit's verifier accepts every program of `obj` (as the kernel loads the
+/// whole object), so the fast JIT may run them without memory checks; else which program
+/// it does not accept and why.
+pub fn fast_gate(obj: &LinkedObject, object_path: Option<&std::path::Path>) -> Result<(), String> {
+    let opts = verifier_options(obj, object_path);
     for p in &obj.programs {
         let name = &p.name;
         return Err(match bpfkit_verifier::verify(p, &obj.maps, &opts).verdict {

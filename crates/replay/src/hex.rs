@@ -16,21 +16,27 @@ pub fn encode_into(b: &[u8], s: &mut String) {
     }
 }
 
+/// Base16 (surrounding whitespace ignored). The error names the first character that is
+/// not a hex digit by its character position; never panics on any text.
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("{c:?} at character {i} is not a hex digit"));
+    }
+    // Only ASCII hex digits from here: bytes are characters.
     if !s.len().is_multiple_of(2) {
         return Err(format!(
             "hex string has an odd number of digits ({})",
             s.len()
         ));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16)
-                .map_err(|_| format!("invalid hex digits {:?} at character {i}", &s[i..i + 2]))
+    Ok(s.as_bytes()
+        .chunks(2)
+        .map(|p| {
+            let d = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            d(p[0]) << 4 | d(p[1])
         })
-        .collect()
+        .collect())
 }
 
 /// Rows of 16 bytes where `a` and `b` differ: `offset  a-bytes | b-bytes`, with `^^`

@@ -14,6 +14,7 @@ pub mod capture;
 pub mod coverage;
 pub mod engines;
 pub mod hex;
+pub mod output;
 pub mod parallel;
 pub mod rss;
 pub mod state;
@@ -22,13 +23,12 @@ use bpfkit_object::model::LinkedObject;
 use bpfkit_vm::engine::{Event, Redirect, XdpInput, XdpOutput};
 use capture::{Capture, CaptureEnd, RecordNote};
 use engines::{EngineKind, EngineSettings, ReplayEngine, RunError};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::{DataLink, TsResolution};
+use output::{NgFrame, OutFile, PcapNgOut, PcapOut};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Largest frame `BPF_PROG_TEST_RUN` accepts for XDP: the linear part (3520 bytes on
@@ -65,6 +65,33 @@ pub enum ReplayError {
     /// Bad usage or an I/O error (writing outputs, opening files).
     #[error("{0}")]
     Usage(String),
+    /// An output went to a pipe whose reader went away (`EPIPE`): the caller ends quietly.
+    #[error("{0}: broken pipe")]
+    BrokenPipe(String),
+}
+
+/// The error for a failed write to output `what`.
+fn out_err(what: &str, e: std::io::Error) -> ReplayError {
+    if output::is_broken_pipe(&e) {
+        ReplayError::BrokenPipe(what.to_string())
+    } else {
+        ReplayError::Usage(format!("{what}: {e}"))
+    }
+}
+
+/// Instructions a packet may run when the user gives no `--insn-limit` and bpfkit's
+/// verifier does not accept the object: an endless loop then costs milliseconds per
+/// packet (about 15 on the interpreter) instead of the 2^27-instruction run limit's second.
+pub const UNVERIFIED_INSN_LIMIT: u64 = 1 << 20;
+
+/// The name of a signal number bpfkit stops on.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        1 => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
 }
 
 /// What to replay and where to write results.
@@ -111,6 +138,42 @@ pub struct Options {
     /// The object file `obj` was linked from, when known (the kernel engine loads it with
     /// BTF when the linked object alone is refused).
     pub object_path: Option<PathBuf>,
+    /// One pcapng of every output frame with the verdict in each packet's comment.
+    pub pcapng: Option<PathBuf>,
+    /// Instructions one packet may run (bpfkit's engines). Default: the vm's run limit
+    /// (2^27) when bpfkit's verifier accepts every program of the object, else
+    /// [`UNVERIFIED_INSN_LIMIT`].
+    pub insn_limit: Option<u64>,
+    /// Set (to the signal number) by a signal handler: the replay stops between two
+    /// packets, completes its outputs and marks the summary interrupted.
+    pub stop: Option<&'static AtomicI32>,
+    /// Called once, before the first packet, with a warning the user must see (the
+    /// verifier rejects the object).
+    pub warn: Option<fn(&str)>,
+}
+
+impl Options {
+    /// The outputs that are standard output (`-` or the file stdout is open on). At most
+    /// one may be; the summary then goes to stderr.
+    pub fn stdout_outputs(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (name, p) in [
+            ("--trace", &self.trace),
+            ("--maps-out", &self.maps_out),
+            ("--coverage", &self.coverage),
+            ("--pcapng", &self.pcapng),
+        ] {
+            if p.as_deref().is_some_and(output::is_stdout) {
+                v.push(name);
+            }
+        }
+        v
+    }
+
+    #[inline(always)]
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|f| f.load(Ordering::Relaxed) != 0)
+    }
 }
 
 impl Default for Options {
@@ -138,6 +201,10 @@ impl Default for Options {
             source_dirs: Vec::new(),
             limit: None,
             object_path: None,
+            pcapng: None,
+            insn_limit: None,
+            stop: None,
+            warn: None,
         }
     }
 }
@@ -196,6 +263,46 @@ pub struct Summary {
     pub serial_reason: Option<String>,
     /// Packets per queue (with `queues > 1`).
     pub per_queue: Vec<u64>,
+    /// The replay was stopped by this signal before the end of the capture.
+    pub interrupted: Option<String>,
+    /// Records written to each output file (trace lines, pcap frames over all `--out`
+    /// files, pcapng frames), for the outputs asked for.
+    pub written: Written,
+    /// Frames whose timestamp does not fit a classic pcap record (after 2106): written to
+    /// `--out` with its largest timestamp (the trace and `--pcapng` carry them exactly).
+    pub ts_clamped: u64,
+    /// Why bpfkit's verifier does not accept the object, when it does not.
+    pub unverified: Option<String>,
+    /// Instructions a packet could run.
+    pub insn_limit: u64,
+}
+
+/// Records written per output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub trace: Option<u64>,
+    pub pcaps: Option<u64>,
+    pub pcapng: Option<u64>,
+}
+
+impl Written {
+    fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.trace {
+            parts.push(format!("{n} trace records"));
+        }
+        if let Some(n) = self.pcaps {
+            parts.push(format!("{n} frames in --out pcaps"));
+        }
+        if let Some(n) = self.pcapng {
+            parts.push(format!("{n} frames in --pcapng"));
+        }
+        if parts.is_empty() {
+            "no output files".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 impl Summary {
@@ -240,6 +347,29 @@ impl Summary {
         if let Some(m) = &self.engine_mode {
             v["engine_mode"] = json!(m);
         }
+        v["insn_limit"] = json!(self.insn_limit);
+        if let Some(u) = &self.unverified {
+            v["unverified"] = json!(u);
+        }
+        if let Some(sig) = &self.interrupted {
+            v["interrupted"] = json!(sig);
+        }
+        let mut w = serde_json::Map::new();
+        if let Some(n) = self.written.trace {
+            w.insert("trace".into(), json!(n));
+        }
+        if let Some(n) = self.written.pcaps {
+            w.insert("pcaps".into(), json!(n));
+        }
+        if let Some(n) = self.written.pcapng {
+            w.insert("pcapng".into(), json!(n));
+        }
+        if !w.is_empty() {
+            v["written"] = Value::Object(w);
+        }
+        if self.ts_clamped > 0 {
+            v["ts_clamped"] = json!(self.ts_clamped);
+        }
         if let Some((i, m)) = &self.first_fault {
             v["first_fault"] = json!({"index": i, "message": m});
         }
@@ -280,11 +410,26 @@ impl Summary {
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
+        if let Some(sig) = &self.interrupted {
+            let _ = writeln!(
+                s,
+                "INTERRUPTED by {sig} after {} packets; outputs are complete up to there: {}",
+                self.packets,
+                self.written.text()
+            );
+        }
         let _ = writeln!(
             s,
             "{}: program {} on {}",
             self.capture, self.program, self.engine
         );
+        if let Some(u) = &self.unverified {
+            let _ = writeln!(
+                s,
+                "  (NOT VERIFIED: {u}; each packet was stopped after {} instructions)",
+                self.insn_limit
+            );
+        }
         if let Some(m) = &self.engine_mode {
             let _ = writeln!(s, "  ({}: {m})", self.engine);
         }
@@ -323,6 +468,13 @@ impl Summary {
         }
         if let Some(d) = &self.damaged {
             let _ = writeln!(s, "capture damaged: {d}");
+        }
+        if self.ts_clamped > 0 {
+            let _ = writeln!(
+                s,
+                "{} frames have timestamps after 2106, which a classic pcap cannot hold: --out wrote them at 4294967295.999999999 (the trace and --pcapng carry them exactly)",
+                self.ts_clamped
+            );
         }
         if self.queues > 1 {
             let _ = writeln!(s, "queues {}: {:?}", self.queues, self.per_queue);
@@ -437,7 +589,7 @@ fn events_json(obj: &LinkedObject, events: &[Event]) -> Value {
 /// Per-action pcap writers for `--out DIR`, opened on first use.
 struct OutDir {
     dir: PathBuf,
-    writers: BTreeMap<String, PcapWriter<BufWriter<File>>>,
+    writers: BTreeMap<String, PcapOut>,
 }
 
 impl OutDir {
@@ -450,41 +602,25 @@ impl OutDir {
     ) -> Result<(), ReplayError> {
         if !self.writers.contains_key(action) {
             let path = self.dir.join(format!("{action}.pcap"));
-            let f = File::create(&path)
-                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
-            let header = PcapHeader {
-                version_major: 2,
-                version_minor: 4,
-                ts_correction: 0,
-                ts_accuracy: 0,
-                snaplen: 262_144,
-                datalink: DataLink::ETHERNET,
-                ts_resolution: TsResolution::NanoSecond,
-                endianness: pcap_file::Endianness::Little,
-            };
-            let w = PcapWriter::with_header(BufWriter::new(f), header)
-                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            let w = PcapOut::create(&path).map_err(|e| out_err(&path.display().to_string(), e))?;
             self.writers.insert(action.to_string(), w);
         }
         let w = self.writers.get_mut(action).expect("inserted above");
-        let pkt = PcapPacket::new(
-            Duration::from_nanos(ts_ns),
-            orig_len.max(data.len() as u32),
-            data,
-        );
-        w.write_packet(&pkt).map_err(|e| {
-            ReplayError::Usage(format!("{}/{action}.pcap: {e}", self.dir.display()))
-        })?;
-        Ok(())
+        w.write(ts_ns, orig_len, data)
+            .map_err(|e| out_err(&format!("{}/{action}.pcap", self.dir.display()), e))
     }
 
-    fn finish(self) -> Result<(), ReplayError> {
+    /// Commits every file; returns (frames written, timestamps clamped).
+    fn finish(self) -> Result<(u64, u64), ReplayError> {
+        let (mut n, mut clamped) = (0, 0);
         for (a, w) in self.writers {
-            w.into_writer()
-                .flush()
-                .map_err(|e| ReplayError::Usage(format!("{}/{a}.pcap: {e}", self.dir.display())))?;
+            n += w.records;
+            clamped += w.clamped;
+            w.file
+                .commit()
+                .map_err(|e| out_err(&format!("{}/{a}.pcap", self.dir.display()), e))?;
         }
-        Ok(())
+        Ok((n, clamped))
     }
 }
 
@@ -674,16 +810,51 @@ pub fn replay(
         hard_header_len: 14,
         rx_queues,
     });
+    let on_stdout = opts.stdout_outputs();
+    if on_stdout.len() > 1 {
+        return Err(ReplayError::Usage(format!(
+            "{} write to standard output; at most one output can be `-`",
+            on_stdout.join(" and ")
+        )));
+    }
+    if opts
+        .out_dir
+        .as_deref()
+        .is_some_and(|d| d.as_os_str() == "-")
+    {
+        return Err(ReplayError::Usage(
+            "--out takes a directory (one pcap per action); for one capture on standard output use --pcapng -".into(),
+        ));
+    }
+    // The verifier's verdict on the whole object (as the kernel loads it): the fast JIT
+    // needs it, and a program it does not accept gets a low per-packet instruction limit
+    // and a warning.
+    let gate = engines::fast_gate(obj, opts.object_path.as_deref());
+    let insn_limit = match (opts.insn_limit, &gate) {
+        (Some(0), _) => return Err(ReplayError::Usage("--insn-limit must be at least 1".into())),
+        (Some(n), _) => n,
+        (None, Ok(())) => bpfkit_vm::Config::default().insn_limit,
+        (None, Err(_)) => UNVERIFIED_INSN_LIMIT,
+    };
+    if let (Err(why), Some(warn)) = (&gate, opts.warn) {
+        if !uses_kernel {
+            warn(&format!(
+                "{why}: the kernel would refuse to load this object. Replaying it anyway; each packet is stopped after {insn_limit} instructions{}",
+                if opts.insn_limit.is_none() { " (--insn-limit to change)" } else { "" }
+            ));
+        }
+    }
     let settings = EngineSettings {
         ncpus,
         seed: opts.seed,
         device,
         object_path: opts.object_path.clone(),
+        insn_limit,
+        gate: engines::Gate(Some(gate.clone())),
     };
     let maps_doc: Option<Value> = match &opts.maps_in {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+            let text = read_text(path)?;
             Some(
                 serde_json::from_str(&text)
                     .map_err(|e| ReplayError::Bad(format!("{}: not JSON: {e}", path.display())))?,
@@ -701,6 +872,8 @@ pub fn replay(
     };
 
     let mut s = Summary {
+        unverified: gate.err(),
+        insn_limit,
         program: obj.programs[prog].name.clone(),
         engine: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
         capture: capture_path.display().to_string(),
@@ -756,7 +929,7 @@ pub fn replay(
                 let mut s2 = s.clone();
                 match run.run(&mut cap, opts, &mut outputs, &mut s2, &mut progress)? {
                     Ok(main) => {
-                        outputs.finish(&mut s2)?;
+                        outputs.finish(opts, &mut s2)?;
                         finish_capture(&cap, &mut s2);
                         s = s2;
                         s.threads = threads;
@@ -764,6 +937,15 @@ pub fn replay(
                         ran_parallel = true;
                     }
                     Err(why) => {
+                        // The capture is read again in order on one thread: a pipe or
+                        // standard input cannot be.
+                        let rereadable = capture_path.as_os_str() != "-"
+                            && std::fs::metadata(capture_path).is_ok_and(|m| m.is_file());
+                        if !rereadable {
+                            return Err(ReplayError::Usage(format!(
+                                "the queues' results cannot be merged ({why}), and a capture from a pipe cannot be read again in capture order: replay it from a file"
+                            )));
+                        }
                         s.serial_reason = Some(why);
                     }
                 }
@@ -814,6 +996,9 @@ pub fn replay(
         if lean {
             let (e, o) = (&mut engines[0], &mut outs[0]);
             while let Some(rec) = cap.next_whole_pcap_record() {
+                if opts.stopped() {
+                    break;
+                }
                 let data = rec.data;
                 count_record(&mut s, data, rec.orig_len);
                 if let Some(p) = progress.as_mut() {
@@ -841,7 +1026,7 @@ pub fn replay(
             }
         }
         while let Some(rec) = cap.next_record() {
-            if opts.limit.is_some_and(|l| s.packets >= l) {
+            if opts.limit.is_some_and(|l| s.packets >= l) || opts.stopped() {
                 break;
             }
             let data = rec.data;
@@ -912,7 +1097,7 @@ pub fn replay(
             }
         }
         s.elapsed = start.elapsed();
-        outputs.finish(&mut s)?;
+        outputs.finish(opts, &mut s)?;
         finish_capture(&cap, &mut s);
         if let Some(c) = cov_engine {
             engines.push(c);
@@ -926,8 +1111,8 @@ pub fn replay(
         let doc =
             state::dump(engines[0].as_ref(), obj, opts.btf.as_deref()).map_err(ReplayError::Bad)?;
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
-        std::fs::write(path, text + "\n")
-            .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+        output::write_whole(path, (text + "\n").as_bytes())
+            .map_err(|e| out_err(&output::shown(path), e))?;
     }
     if want_cov {
         // The interpreter alongside, when there is one, was pushed last.
@@ -952,13 +1137,32 @@ pub fn replay(
             };
             let (sum, lcov) = coverage::report(obj, cov, &progs, &resolve);
             if let Some(path) = &opts.coverage {
-                std::fs::write(path, lcov)
-                    .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
+                output::write_whole(path, lcov.as_bytes())
+                    .map_err(|e| out_err(&output::shown(path), e))?;
             }
             s.coverage = Some(sum);
         }
     }
     Ok(s)
+}
+
+/// A text input (`-` is standard input), with the path in the error.
+fn read_text(path: &Path) -> Result<String, ReplayError> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| ReplayError::Usage(format!("<stdin>: {e}")))?;
+        b
+    } else {
+        std::fs::read(path).map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        ReplayError::Bad(format!(
+            "{}: not UTF-8 text (byte offset {})",
+            output::shown(path),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 fn open_capture(path: &Path) -> Result<Capture, ReplayError> {
@@ -1070,12 +1274,14 @@ struct PacketInfo<'a> {
 /// Where per-packet results go: the summary counts, `--out` and `--trace`.
 struct Outputs {
     out_dir: Option<OutDir>,
-    trace: Option<BufWriter<File>>,
+    trace: Option<OutFile>,
+    trace_lines: u64,
+    pcapng: Option<PcapNgOut>,
     action_counts: [u64; 5],
 }
 
 fn trace_err(e: std::io::Error) -> ReplayError {
-    ReplayError::Usage(format!("trace: {e}"))
+    out_err("trace", e)
 }
 
 impl Outputs {
@@ -1092,22 +1298,28 @@ impl Outputs {
             None => None,
         };
         let trace = match &opts.trace {
-            Some(p) => Some(BufWriter::with_capacity(
-                1 << 16,
-                File::create(p).map_err(|e| ReplayError::Usage(format!("{}: {e}", p.display())))?,
-            )),
+            Some(p) => Some(OutFile::create(p).map_err(|e| out_err(&output::shown(p), e))?),
+            None => None,
+        };
+        let pcapng = match &opts.pcapng {
+            Some(p) => Some(
+                PcapNgOut::create(p, concat!("bpfkit replay ", env!("CARGO_PKG_VERSION")))
+                    .map_err(|e| out_err(&output::shown(p), e))?,
+            ),
             None => None,
         };
         Ok(Outputs {
             out_dir,
             trace,
+            trace_lines: 0,
+            pcapng,
             action_counts: [0; 5],
         })
     }
 
     /// Whether any output needs the output packet bytes.
     fn wants_packet(&self) -> bool {
-        self.out_dir.is_some() || self.trace.is_some()
+        self.out_dir.is_some() || self.trace.is_some() || self.pcapng.is_some()
     }
 
     #[inline(never)]
@@ -1122,6 +1334,7 @@ impl Outputs {
         if let Some(t) = self.trace.as_mut() {
             let line = json!({"index": index, "ts_ns": ts_ns, "len_in": len_in, "skipped": reason});
             writeln!(t, "{line}").map_err(trace_err)?;
+            self.trace_lines += 1;
         }
         *s.skipped.entry(reason).or_insert(0) += 1;
         Ok(())
@@ -1150,7 +1363,12 @@ impl Outputs {
     #[inline(always)]
     fn count_plain(&mut self, s: &mut Summary, o: &XdpOutput) -> bool {
         let a = o.retval as u32 as usize;
-        if a < 5 && o.redirect.is_none() && self.out_dir.is_none() && self.trace.is_none() {
+        if a < 5
+            && o.redirect.is_none()
+            && self.out_dir.is_none()
+            && self.trace.is_none()
+            && self.pcapng.is_none()
+        {
             s.ran += 1;
             self.action_counts[a] += 1;
             true
@@ -1188,6 +1406,28 @@ impl Outputs {
                         .max(frame.len() as i64) as u32;
                     od.write(&action_name(o.retval), p.ts_ns, orig, frame)?;
                 }
+                if let Some(ng) = self.pcapng.as_mut() {
+                    use std::fmt::Write as _;
+                    let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
+                        .max(frame.len() as i64) as u32;
+                    let mut comment = format!("{} packet {}", action_name(o.retval), p.index);
+                    if let Some(r) = &o.redirect {
+                        let _ = write!(comment, " redirect {}", redirect_label(obj, r));
+                    }
+                    if let Some(q) = p.queue {
+                        let _ = write!(comment, " queue {q}");
+                    }
+                    ng.write(&NgFrame {
+                        ts_ns: p.ts_ns,
+                        orig_len: orig,
+                        data: frame,
+                        index: p.index,
+                        queue: p.queue.unwrap_or(0),
+                        retval: o.retval,
+                        comment: &comment,
+                    })
+                    .map_err(|e| out_err("--pcapng", e))?;
+                }
                 if let Some(t) = self.trace.as_mut() {
                     let mut line = json!({
                         "index": p.index,
@@ -1213,6 +1453,7 @@ impl Outputs {
                         line["events"] = events_json(obj, &o.events);
                     }
                     writeln!(t, "{line}").map_err(trace_err)?;
+                    self.trace_lines += 1;
                 }
             }
             Err(e) => {
@@ -1236,25 +1477,37 @@ impl Outputs {
                         json!({"index": p.index, "ts_ns": p.ts_ns, "len_in": p.data.len()});
                     line[key] = json!(msg);
                     writeln!(t, "{line}").map_err(trace_err)?;
+                    self.trace_lines += 1;
                 }
             }
         }
         Ok(())
     }
 
-    /// Flushes the files and adds the per-action counts to the summary.
-    fn finish(&mut self, s: &mut Summary) -> Result<(), ReplayError> {
+    /// Completes the files (each ends on a whole record: records are written whole
+    /// between packets), adds the per-action counts and what was written to the summary,
+    /// and marks it interrupted when a signal stopped the replay.
+    fn finish(&mut self, opts: &Options, s: &mut Summary) -> Result<(), ReplayError> {
         for (i, n) in std::mem::take(&mut self.action_counts).iter().enumerate() {
             *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
         }
         if let Some(t) = self.trace.take() {
-            t.into_inner()
-                .map_err(|e| ReplayError::Usage(format!("trace: {e}")))?
-                .flush()
-                .map_err(trace_err)?;
+            t.commit().map_err(trace_err)?;
+            s.written.trace = Some(self.trace_lines);
         }
         if let Some(od) = self.out_dir.take() {
-            od.finish()?;
+            let (n, clamped) = od.finish()?;
+            s.written.pcaps = Some(n);
+            s.ts_clamped += clamped;
+        }
+        if let Some(ng) = self.pcapng.take() {
+            s.written.pcapng = Some(ng.records);
+            ng.file.commit().map_err(|e| out_err("--pcapng", e))?;
+        }
+        if let Some(sig) = opts.stop.map(|f| f.load(Ordering::Relaxed)) {
+            if sig != 0 {
+                s.interrupted = Some(signal_name(sig));
+            }
         }
         Ok(())
     }
@@ -1404,7 +1657,7 @@ impl Parallel<'_> {
                         done = true;
                         break;
                     };
-                    if opts.limit.is_some_and(|l| s.packets >= l) {
+                    if opts.limit.is_some_and(|l| s.packets >= l) || opts.stopped() {
                         done = true;
                         break;
                     }

@@ -2,8 +2,9 @@
 //! tail-call sites found during verification and the PROG_ARRAY contents of the object
 //! (`.values` initialisers, [`MapInit::Programs`]) plus, optionally, a maps file in the
 //! `bpfkit replay --maps-in` layout ([`prog_arrays_from_json`]). Reports cycles and
-//! chains longer than the runtime limit of 33 programs (32 tail calls,
-//! `MAX_TAIL_CALL_CNT`).
+//! chains longer than the runtime limit of 34 programs (the first plus
+//! `MAX_TAIL_CALL_CNT` = 33 tail calls; a program tail-calling itself runs 34 times, as
+//! measured on the kernel, see docs/loader.md).
 
 use crate::Report;
 use bpfkit_object::model::{map_type, LinkedObject, MapInit};
@@ -224,15 +225,17 @@ pub fn lints_with(obj: &LinkedObject, reports: &[Report], extra: &ProgArrays) ->
     let mut best = vec![0usize; g.len()];
     for v in 0..g.len() {
         let l = dfs(v, &g, &idx, &mut vec![], &mut seen_cycles, &mut best);
-        if l != usize::MAX && l > MAX_TAIL_CALL_CNT {
+        // The first program plus MAX_TAIL_CALL_CNT tail calls run; more are not reached.
+        if l != usize::MAX && l > MAX_TAIL_CALL_CNT + 1 {
             out.push(TailCallLint {
                 kind: "chain-too-long",
                 programs: vec![g[v].0.clone()],
                 message: format!(
-                    "a tail-call chain starting at `{}` runs {} programs; the kernel stops after {} tail calls",
+                    "a tail-call chain starting at `{}` runs {} programs; the kernel stops after {} tail calls ({} programs)",
                     g[v].0,
                     l,
-                    MAX_TAIL_CALL_CNT - 1
+                    MAX_TAIL_CALL_CNT,
+                    MAX_TAIL_CALL_CNT + 1
                 ),
             });
         }
@@ -243,7 +246,7 @@ pub fn lints_with(obj: &LinkedObject, reports: &[Report], extra: &ProgArrays) ->
             message: format!(
                 "tail-call cycle {}: at run time it stops after {} tail calls",
                 c.join(" -> "),
-                MAX_TAIL_CALL_CNT - 1
+                MAX_TAIL_CALL_CNT
             ),
             programs: c,
         });

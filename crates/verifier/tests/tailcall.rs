@@ -142,8 +142,10 @@ fn chain(n: usize) -> bpfkit_object::model::LinkedObject {
 }
 
 #[test]
-fn maps_file_chain_longer_than_33_programs() {
-    for (n, lint) in [(33usize, false), (34, true)] {
+fn maps_file_chain_longer_than_34_programs() {
+    // The kernel runs the first program and 33 tail calls (MAX_TAIL_CALL_CNT): a chain of
+    // 34 programs runs whole, the 35th is not reached.
+    for (n, lint) in [(34usize, false), (35, true)] {
         let obj = chain(n);
         let reps: Vec<_> = obj
             .programs
@@ -166,5 +168,13 @@ fn maps_file_chain_longer_than_33_programs() {
             "{n} programs: {l:?}"
         );
         assert!(l.iter().all(|x| x.kind != "cycle"), "{l:?}");
+        if lint {
+            let m = &l
+                .iter()
+                .find(|x| x.kind == "chain-too-long")
+                .unwrap()
+                .message;
+            assert!(m.contains("stops after 33 tail calls (34 programs)"), "{m}");
+        }
     }
 }

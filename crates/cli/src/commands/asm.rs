@@ -1,7 +1,6 @@
 //! `bpfkit asm`: assembler text → raw instruction bytes.
 
 use crate::{CliError, CliResult, Status};
-use std::io::Write;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -58,9 +57,9 @@ pub fn run(args: Args) -> CliResult {
             write_stdout(s.as_bytes())
         }
         (Some(p), false) if p.as_os_str() == "-" => write_stdout(&out_bytes),
-        (Some(p), false) => {
-            std::fs::write(p, &out_bytes).map_err(|e| format!("{}: {e}", p.display()))
-        }
+        // Written under a temporary name and renamed when complete.
+        (Some(p), false) => bpfkit_replay::output::write_whole(p, &out_bytes)
+            .map_err(|e| format!("{}: {e}", p.display())),
         (None, false) => unreachable!("clap requires --output or --hex"),
     };
     result.map_err(CliError::usage)?;
@@ -68,9 +67,6 @@ pub fn run(args: Args) -> CliResult {
 }
 
 fn write_stdout(b: &[u8]) -> Result<(), String> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(b).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
-        _ => Ok(()),
-    }
+    crate::out_bytes(b);
+    Ok(())
 }

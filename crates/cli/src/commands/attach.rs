@@ -10,25 +10,43 @@ use crate::{CliError, CliResult, Status};
 const AFTER_HELP: &str = "\
 Examples:
   bpfkit attach corpus/obj/xdp_firewall.o --prog xdp_firewall --iface veth0
-  bpfkit attach fw.o --prog xdp_firewall --iface eth0 --mode drv --pin-dir /sys/fs/bpf/fw
+  bpfkit attach fw.o --prog xdp_firewall --iface veth0 -m skb --pin-dir /sys/fs/bpf/fw
   bpfkit attach fw.o --prog xdp_firewall --iface eth0 --replace
 
 With --pin-dir the program is attached through a BPF link (BPF_LINK_CREATE) pinned at
 DIR/link, next to the pinned programs and maps; removing the link pin (or `bpfkit
 detach`) detaches it. Without --pin-dir it is attached through netlink (IFLA_XDP), as
 `ip link set dev IF xdp` does, and stays attached after bpfkit exits. An interface that
-already has an XDP program is refused unless --replace is given. --mode skb is generic
-XDP (any interface); drv is native XDP (driver support needed).
+already has an XDP program is refused unless --replace is given. -m/--mode takes
+xdp-loader's words: native (the default, as xdp-loader's: the driver runs the program;
+`drv` is accepted too), skb (generic XDP, any interface) or hw (offloaded to the NIC).
+`bpfkit status` shows what is attached, `bpfkit unload IFACE` removes it.
 
 Needs root (CAP_BPF, CAP_NET_ADMIN).
 
 Exit status: 0 attached; 1 the kernel rejected the object or it is malformed, or the
 interface already has a program; 2 usage or I/O error (no such interface, permission).";
 
+/// xdp-loader's attach modes.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
+    /// Native XDP in the driver (xdp-loader's default).
+    #[value(alias = "drv")]
+    Native,
+    /// Generic XDP (any interface).
     Skb,
-    Drv,
+    /// Offloaded to the NIC.
+    Hw,
+}
+
+impl Mode {
+    pub fn word(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+            Mode::Hw => "hw",
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -42,8 +60,8 @@ pub struct Args {
     /// Network interface.
     #[arg(long, value_name = "IF")]
     pub iface: String,
-    /// Generic (skb) or native (drv) XDP.
-    #[arg(long, value_enum, default_value = "skb")]
+    /// Attach mode, as xdp-loader: native, skb or hw.
+    #[arg(short = 'm', long, value_enum, default_value = "native")]
     pub mode: Mode,
     /// Pin programs, maps and the link here (bpffs).
     #[arg(long, value_name = "DIR")]
@@ -79,7 +97,8 @@ pub fn run(a: Args) -> CliResult {
         }
         let mode = match a.mode {
             Mode::Skb => XdpMode::Skb,
-            Mode::Drv => XdpMode::Drv,
+            Mode::Native => XdpMode::Drv,
+            Mode::Hw => XdpMode::Hw,
         };
         let method = if a.pin_dir.is_some() {
             AttachMethod::Link
@@ -105,14 +124,11 @@ pub fn run(a: Args) -> CliResult {
             }
         };
         let id = p.program.info().map(|i| i.id).unwrap_or(0);
-        println!(
+        crate::outln!(
             "attached {} (prog id {id}) to {} (ifindex {ifindex}) in {} mode via {how}",
             a.prog,
             a.iface,
-            match a.mode {
-                Mode::Skb => "skb",
-                Mode::Drv => "drv",
-            }
+            a.mode.word()
         );
         Ok(())
     })();

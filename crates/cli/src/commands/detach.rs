@@ -30,9 +30,9 @@ pub fn run(a: Args) -> CliResult {
         e
     })?;
     if d.prog_id == 0 && d.links.is_empty() {
-        println!("{}: no XDP program was attached", a.iface);
+        crate::outln!("{}: no XDP program was attached", a.iface);
     } else {
-        println!(
+        crate::outln!(
             "{}: detached prog id {}{}",
             a.iface,
             d.prog_id,

@@ -3,7 +3,6 @@
 use crate::{CliError, CliResult, Status};
 use bpfkit_asm::listing::{self, Options, Select};
 use bpfkit_asm::Syntax;
-use std::io::Write;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -142,12 +141,7 @@ pub fn run(args: Args) -> CliResult {
         undecoded = errors.iter().map(|e| format!("{name}: {e}")).collect();
         text
     };
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(CliError::usage(format!("writing output: {e}")));
-        }
-    }
+    crate::out_bytes(text.as_bytes());
     for u in &undecoded {
         eprintln!("error: {u} (listed as <unknown>)");
     }
@@ -179,11 +173,6 @@ fn jit_listing(bytes: &[u8], name: &str, prog: &str, mode: &str) -> CliResult {
         .map_err(|e| CliError::bad(format!("{name}: {e}")))?;
     let text = bpfkit_jit::listing::listing(&linked, prog, mode)
         .map_err(|e| CliError::usage(format!("{name}: {e}")))?;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(CliError::usage(format!("writing output: {e}")));
-        }
-    }
+    crate::out_bytes(text.as_bytes());
     Ok(Status::Ok)
 }

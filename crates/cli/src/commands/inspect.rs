@@ -258,12 +258,12 @@ pub fn run(args: Args) -> CliResult {
         if args.btf {
             out["btf_dump"] = json!(obj.btf.as_ref().map(|b| b.dump()));
         }
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| CliError::usage(e.to_string()))?
         );
     } else {
-        print!("{}", text(&obj, &args, &linked_len, &shown_reloc));
+        crate::out!("{}", text(&obj, &args, &linked_len, &shown_reloc));
     }
     match linked {
         Ok(_) => Ok(Status::Ok),

@@ -62,30 +62,51 @@ pub fn load_object(
     if !file.exists() {
         return Err(CliError::usage(format!("{}: no such file", file.display())));
     }
+    // The directories this call creates, deepest first: removed again (when still empty)
+    // if the load fails, so a failed load leaves nothing behind.
+    let mut created = Vec::new();
     if let Some(d) = pin_dir {
+        let mut p = Some(d);
+        while let Some(q) = p.filter(|q| !q.as_os_str().is_empty() && !q.exists()) {
+            created.push(q.to_path_buf());
+            p = q.parent();
+        }
         std::fs::create_dir_all(d)
             .map_err(|e| CliError::usage(format!("cannot create {}: {e}", d.display())))?;
     }
+    let cleanup = |e: CliError| {
+        for c in &created {
+            let _ = std::fs::remove_dir(c);
+        }
+        e
+    };
     let opts = LoadOptions {
         pin_root: pin_dir.map(|d| d.to_path_buf()),
         ..Default::default()
     };
     let mut obj = if object.is_empty() {
-        LoadedObject::open(file, &opts).map_err(loader_error)?
+        LoadedObject::open(file, &opts)
+            .map_err(loader_error)
+            .map_err(cleanup)?
     } else {
         let shown = file.display().to_string();
-        let bytes = std::fs::read(file).map_err(|e| CliError::usage(format!("{shown}: {e}")))?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| CliError::usage(format!("{shown}: {e}")))
+            .map_err(cleanup)?;
         let mut o =
             bpfkit_object::Object::parse_named(&bytes, &bpfkit_object::object_name_from_path(file))
-                .map_err(|e| CliError::bad(format!("{shown}: {e}")))?;
-        object.apply(&mut o, &shown)?;
-        LoadedObject::load(&o, &opts).map_err(loader_error)?
+                .map_err(|e| CliError::bad(format!("{shown}: {e}")))
+                .map_err(cleanup)?;
+        object.apply(&mut o, &shown).map_err(cleanup)?;
+        LoadedObject::load(&o, &opts)
+            .map_err(loader_error)
+            .map_err(cleanup)?
     };
     if let Some(d) = pin_dir {
-        obj.pin_all(d).map_err(|e| {
+        if let Err(e) = obj.pin_all(d) {
             obj.unpin_all();
-            CliError::usage(e.to_string())
-        })?;
+            return Err(cleanup(CliError::usage(e.to_string())));
+        }
     }
     Ok(obj)
 }
@@ -125,9 +146,9 @@ pub fn run(a: Args) -> CliResult {
             "programs": progs,
             "maps": maps,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        crate::outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        println!(
+        crate::outln!(
             "loaded {} ({} programs, {} maps, BTF {})",
             a.file.display(),
             progs.len(),
@@ -139,7 +160,7 @@ pub fn run(a: Args) -> CliResult {
             }
         );
         for p in &progs {
-            println!(
+            crate::outln!(
                 "  prog {} id {} tag {} ({} insns verified){}",
                 p["name"].as_str().unwrap_or(""),
                 p["id"],
@@ -152,7 +173,7 @@ pub fn run(a: Args) -> CliResult {
             );
         }
         for m in &maps {
-            println!(
+            crate::outln!(
                 "  map {} id {} {}{}{}",
                 m["name"].as_str().unwrap_or(""),
                 m["id"],
@@ -169,7 +190,7 @@ pub fn run(a: Args) -> CliResult {
             );
         }
         if a.pin_dir.is_none() {
-            println!("(not pinned: released when bpfkit exits; use --pin-dir to keep it)");
+            crate::outln!("(not pinned: released when bpfkit exits; use --pin-dir to keep it)");
         }
     }
     Ok(Status::Ok)

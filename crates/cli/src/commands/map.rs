@@ -24,9 +24,9 @@ lookups/dumps show one value per possible CPU. --json is shaped like `bpftool -j
 keys and values as arrays of \"0x..\" byte strings, per-CPU values as
 {\"cpu\": N, \"value\": [..]}.
 
-Exit status: 0 done (lookup/delete: the key exists); 1 the key is absent or a key/value
-is malformed or refused by the kernel; 2 usage or I/O error (no such pin or id,
-permission).";
+Exit status: 0 done (lookup/delete: the key exists); 1 the key is absent, or a key/value
+of the wrong size or refused by the kernel; 2 usage or I/O error (--key/--value not hex,
+no such pin or id, permission).";
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Action {
@@ -58,27 +58,28 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Hex bytes of `--key`/`--value` (whitespace and `0x` prefixes ignored). A syntax error
+/// is a usage error (2) naming the option and the first character that is not hex.
 fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
-    let digits: String = s
+    let digits: Vec<char> = s
         .split_whitespace()
-        .map(|w| w.trim_start_matches("0x"))
+        .flat_map(|w| w.trim_start_matches("0x").chars())
         .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(CliError::bad(format!(
-            "{what} `{s}`: odd number of hex digits"
+    if let Some(i) = digits.iter().position(|c| !c.is_ascii_hexdigit()) {
+        return Err(CliError::usage(format!(
+            "--{what} `{s}`: {:?} at digit {i} is not hex",
+            digits[i]
         )));
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
-                CliError::bad(format!(
-                    "{what} `{s}`: `{}` at digit {i} is not hex",
-                    &digits[i..i + 2]
-                ))
-            })
-        })
-        .collect()
+    if !digits.len().is_multiple_of(2) {
+        return Err(CliError::usage(format!(
+            "--{what} `{s}`: odd number of hex digits"
+        )));
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|p| (p[0].to_digit(16).unwrap_or(0) << 4 | p[1].to_digit(16).unwrap_or(0)) as u8)
+        .collect())
 }
 
 fn open(a: &Args) -> Result<Map, CliError> {
@@ -211,15 +212,15 @@ pub fn run(a: Args) -> CliResult {
                         e
                     })
                     .collect();
-                println!("{}", serde_json::to_string(&v).expect("json"));
+                crate::outln!("{}", serde_json::to_string(&v).expect("json"));
             } else {
                 for (k, v) in &entries {
-                    println!("{}", entry_text(&m, k, v));
+                    crate::outln!("{}", entry_text(&m, k, v));
                     if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
-                        println!("  = {}", serde_json::to_string(&f).expect("json"));
+                        crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
                     }
                 }
-                println!("Found {} elements", entries.len());
+                crate::outln!("Found {} elements", entries.len());
             }
         }
         Action::Lookup => {
@@ -232,11 +233,11 @@ pub fn run(a: Args) -> CliResult {
                         if let Some(f) = f {
                             e["formatted"] = f;
                         }
-                        println!("{e}");
+                        crate::outln!("{e}");
                     } else {
-                        println!("{}", entry_text(&m, &k, &v));
+                        crate::outln!("{}", entry_text(&m, &k, &v));
                         if let Some(f) = f {
-                            println!("  = {}", serde_json::to_string(&f).expect("json"));
+                            crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
                         }
                     }
                 }
@@ -271,7 +272,7 @@ pub fn run(a: Args) -> CliResult {
             };
             m.update(&k, &full, 0).map_err(bad)?;
             if a.json {
-                println!("null");
+                crate::outln!("null");
             }
         }
         Action::Delete => {
@@ -280,7 +281,7 @@ pub fn run(a: Args) -> CliResult {
                 return Err(CliError::bad(format!("key {} not found", hex_text(&k))));
             }
             if a.json {
-                println!("null");
+                crate::outln!("null");
             }
         }
     }

@@ -11,6 +11,8 @@ pub mod probe;
 pub mod prog;
 pub mod replay;
 pub mod run;
+pub mod status;
+pub mod unload;
 pub mod verify;
 
 /// Options that change an object before it is linked, as a loader would: program type

@@ -20,9 +20,25 @@ Examples:
   bpfkit replay x.o cap.pcap --queues 8 --threads 2       # same results on 2 worker threads
   bpfkit replay x.o cap.pcap --coverage cov.info && genhtml -o html cov.info
   bpfkit replay x.o cap.pcap --coverage-summary --format json
+  tcpdump -w - -i eth0 | bpfkit replay x.o - --pcapng - | wireshark -k -i -   # pipes
+
+Inputs: the capture may be `-` (standard input), a pipe, a FIFO or /dev/stdin, pcap or
+pcapng. Outputs: `-` is standard output for --trace, --maps-out, --coverage and --pcapng
+(at most one of them); the summary then goes to standard error. Output files are written
+under a temporary name and renamed when complete. SIGINT/SIGTERM stop the replay between
+two packets: every output is closed on a whole record, the summary starts with
+INTERRUPTED and the number of records each output holds, and the exit status is 130/143.
+
+Instruction limit: when bpfkit's verifier does not accept the object, replay warns once
+and stops each packet after 1048576 instructions (a fault), so an endless loop costs
+milliseconds per packet, not a second; accepted objects keep the 2^27 run limit;
+--insn-limit N sets it.
 
 Outputs: --out DIR writes DIR/XDP_PASS.pcap, DIR/XDP_TX.pcap, ... (one per action seen)
-with the packets as the program left them and their original timestamps; --trace writes
+with the packets as the program left them and their original timestamps; --pcapng FILE
+writes every output frame to one pcapng, like xdpdump, each packet's comment giving the
+action, input packet index, redirect target and queue (also as epb_packetid, epb_queue and
+an eBPF epb_verdict); --trace writes
 one JSON object per packet (index, ts_ns, action, retval, redirect, len_in, len_out,
 data_out when the packet changed, events); --maps-out/--maps-in use
 {\"map\": [[\"keyhex\", \"valuehex\" | {\"program\": NAME} | {\"map\": NAME} | {\"ifindex\": N}], ...]}.
@@ -30,14 +46,15 @@ bpf_ktime_get_ns returns the capture timestamp plus --time-offset-ns; bpf_get_pr
 follows --seed. The same inputs give byte-identical outputs.
 
 Exit status: 0 replay done; 1 bad input (object, capture, maps file), a program fault,
-or a difference found by --compare; 2 usage or I/O error.";
+or a difference found by --compare; 2 usage or I/O error; 141 standard output closed by
+its reader; 130/143 interrupted by SIGINT/SIGTERM (outputs complete up to there).";
 
 #[derive(clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// The eBPF ELF object.
     pub file: PathBuf,
-    /// The capture (pcap or pcapng, Ethernet link type).
+    /// The capture (pcap or pcapng, Ethernet link type); `-` for standard input.
     pub capture: PathBuf,
     /// Program to run (default: the first XDP program).
     #[arg(long)]
@@ -47,7 +64,7 @@ pub struct Args {
     /// checked mode; the summary says which and why); jit-checked or jit-fast to force a
     /// mode (jit-fast refuses objects the verifier does not accept); or kernel
     /// (BPF_PROG_TEST_RUN, needs root).
-    #[arg(long, default_value = "interp")]
+    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "jit-checked", "jit-fast", "kernel"])]
     pub engine: String,
     /// Run each packet on several engines (e.g. interp,kernel) and stop at the first difference.
     #[arg(long, value_delimiter = ',')]
@@ -58,13 +75,18 @@ pub struct Args {
     /// Write one pcap per action into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write one JSON object per packet to this file.
+    /// Write one JSON object per packet to this file (`-`: standard output).
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Fill maps from this JSON file before the run.
+    /// Write every output frame to one pcapng (`-`: standard output), with the action,
+    /// input packet index, redirect target and queue in each packet's comment (xdpdump's
+    /// habit).
+    #[arg(long, value_name = "FILE")]
+    pub pcapng: Option<PathBuf>,
+    /// Fill maps from this JSON file before the run (`-`: standard input).
     #[arg(long = "maps-in")]
     pub maps_in: Option<PathBuf>,
-    /// Write the final contents of every map to this JSON file.
+    /// Write the final contents of every map to this JSON file (`-`: standard output).
     #[arg(long = "maps-out")]
     pub maps_out: Option<PathBuf>,
     /// xdp_md.ingress_ifindex.
@@ -109,8 +131,12 @@ pub struct Args {
     /// Stop after this many packets.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Instructions one packet may run before it is stopped as a fault (default: 2^27
+    /// when bpfkit's verifier accepts the object, else 1048576).
+    #[arg(long = "insn-limit", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub insn_limit: Option<u64>,
     /// Summary format: text or json.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// Replay as the kernel TARGET would run it (`6.1`, `live`, a probe file): refuse
     /// (exit 1) when a program uses something that kernel lacks.
@@ -137,6 +163,16 @@ pub fn run(args: Args) -> CliResult {
             )))
         }
     };
+    if args.capture.as_os_str() == "-"
+        && args
+            .maps_in
+            .as_deref()
+            .is_some_and(|m| m.as_os_str() == "-")
+    {
+        return Err(CliError::usage(
+            "the capture and --maps-in cannot both be standard input",
+        ));
+    }
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
     let name = object_name_from_path(&args.file);
@@ -186,7 +222,13 @@ pub fn run(args: Args) -> CliResult {
         },
         limit: args.limit,
         object_path: Some(args.file.clone()),
+        pcapng: args.pcapng,
+        insn_limit: args.insn_limit,
+        stop: Some(&crate::STOP),
+        warn: Some(warn),
     };
+    // Summaries go to stderr whenever stdout carries data.
+    let summary_to_stderr = !opts.stdout_outputs().is_empty();
     let bar = if std::io::stderr().is_terminal() {
         let len = std::fs::metadata(&args.capture)
             .map(|m| m.len())
@@ -212,26 +254,42 @@ pub fn run(args: Args) -> CliResult {
             }
         }
     };
-    let summary = replay(
+    // From here a signal stops the replay between two packets (see Options::stop).
+    crate::POLLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = replay(
         &obj,
         &args.capture,
         &opts,
         if bar.is_some() { Some(&mut tick) } else { None },
-    )
-    .map_err(|e| match e {
+    );
+    crate::POLLED.store(false, std::sync::atomic::Ordering::SeqCst);
+    let summary = result.map_err(|e| match e {
         ReplayError::Bad(m) => CliError::bad(m),
         ReplayError::Usage(m) => CliError::usage(m),
+        ReplayError::BrokenPipe(_) => crate::stdout_failed(std::io::ErrorKind::BrokenPipe.into()),
     })?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary.to_json()).expect("JSON values serialize")
-        );
+    let text = if json {
+        serde_json::to_string_pretty(&summary.to_json()).expect("JSON values serialize") + "\n"
     } else {
-        print!("{}", summary.to_text());
+        summary.to_text()
+    };
+    if summary_to_stderr {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        crate::out!("{text}");
+    }
+    if summary.interrupted.is_some() {
+        let sig = crate::STOP.load(std::sync::atomic::Ordering::SeqCst);
+        return Ok(Status::Interrupted(sig));
     }
     if summary.difference.is_some() || summary.faults > 0 {
         return Ok(Status::Bad);
     }
     Ok(Status::Ok)
+}
+
+/// The verifier warning: once, before the first packet, on stderr, set apart.
+fn warn(msg: &str) {
+    crate::errln!("\n*** WARNING: NOT VERIFIED ***\n{msg}\n");
 }

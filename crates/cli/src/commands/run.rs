@@ -25,7 +25,7 @@ first), the redirect target and captured events (printk lines, ring buffer and p
 records).
 
 Examples:
-  echo 'mov %r0, 42' > t.s && bpfkit run t.s                 # prints 2a
+  printf 'mov %%r0, 42\\nexit\\n' > t.s && bpfkit run t.s  # prints 2a
   bpfkit asm t.s -o t.bin && bpfkit run t.bin
   printf '\\xb7\\x00\\x00\\x00\\x07\\x00\\x00\\x00\\x95\\x00\\x00\\x00\\x00\\x00\\x00\\x00' | bpfkit run - --mem 0011
   bpfkit run - 0102030405 < prog.bin                      # memory as second argument
@@ -52,7 +52,7 @@ pub struct Args {
     pub mem: Option<String>,
     /// Engine: `interp` (default), `jit` (x86-64 JIT, checked mode) or `kernel`
     /// (BPF_PROG_TEST_RUN; needs root, XDP mode only).
-    #[arg(long, default_value = "interp")]
+    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "kernel"])]
     pub engine: String,
     /// XDP mode: program name in the object (default: the first program).
     #[arg(long)]
@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub time_ns: u64,
     /// Instructions a run may execute before it is stopped as an infinite loop.
-    #[arg(long, default_value_t = 1 << 27)]
+    #[arg(long, default_value_t = 1 << 27, value_parser = clap::value_parser!(u64).range(1..))]
     pub insn_limit: u64,
     /// Seed of bpf_get_prandom_u32.
     #[arg(long, default_value_t = 0x5eed)]
@@ -109,26 +109,32 @@ pub struct Args {
     pub object: super::ObjectArgs,
 }
 
+/// Base16 of option `what` (whitespace ignored, optional `0x`); the error names the
+/// option and the first character that is not a hex digit (by character position).
 fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let s = s.strip_prefix("0x").unwrap_or(&s);
+    let s: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let s = match s.as_slice() {
+        ['0', 'x' | 'X', rest @ ..] => rest,
+        all => all,
+    };
+    if let Some(i) = s.iter().position(|c| !c.is_ascii_hexdigit()) {
+        return Err(CliError::usage(format!(
+            "{what}: {:?} at character {i} is not a hex digit",
+            s[i]
+        )));
+    }
     if s.len() & 1 != 0 {
         return Err(CliError::usage(format!(
             "{what}: odd number of hex digits ({})",
             s.len()
         )));
     }
-    (0..s.len() / 2)
-        .map(|i| {
-            u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| {
-                CliError::usage(format!(
-                    "{what}: invalid hex digits {:?} at offset {}",
-                    &s[2 * i..2 * i + 2],
-                    2 * i
-                ))
-            })
+    Ok(s.chunks(2)
+        .map(|p| {
+            let d = |c: char| c.to_digit(16).unwrap_or(0) as u8;
+            d(p[0]) << 4 | d(p[1])
         })
-        .collect()
+        .collect())
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -178,7 +184,8 @@ pub fn run(args: Args) -> CliResult {
                 "memory given twice (--mem and as an argument)",
             ))
         }
-        (Some(m), None) | (None, Some(m)) => parse_hex("memory", m)?,
+        (Some(m), None) => parse_hex("--mem", m)?,
+        (None, Some(m)) => parse_hex("MEM", m)?,
         (None, None) => Vec::new(),
     };
     match args.engine.as_str() {
@@ -217,14 +224,14 @@ pub fn run(args: Args) -> CliResult {
     };
     if args.json {
         let j = json!({"r0": format!("{:#x}", out.r0), "mem": to_hex(&out.mem), "events": events_json(&out.events, &[])});
-        println!("{j}");
+        crate::outln!("{j}");
     } else {
         for e in &out.events {
             if let Event::Printk(s) = e {
-                eprintln!("printk: {s}");
+                crate::errln!("printk: {s}");
             }
         }
-        println!("{:x}", out.r0);
+        crate::outln!("{:x}", out.r0);
     }
     Ok(Status::Ok)
 }
@@ -298,7 +305,7 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
         (Some(p), None) => {
             std::fs::read(p).map_err(|e| CliError::usage(format!("{}: {e}", p.display())))?
         }
-        (None, Some(h)) => parse_hex("packet", h)?,
+        (None, Some(h)) => parse_hex("--packet-hex", h)?,
         (None, None) => {
             return Err(CliError::usage(
                 "XDP mode needs --packet FILE or --packet-hex HEX",
@@ -322,8 +329,8 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
         })?;
         updates.push((
             m,
-            parse_hex("map key", parts[1])?,
-            parse_hex("map value", parts[2])?,
+            parse_hex(&format!("--map-update {u:?}: key"), parts[1])?,
+            parse_hex(&format!("--map-update {u:?}: value"), parts[2])?,
         ));
     }
     let mut devices = Vec::new();
@@ -386,6 +393,14 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
                 devices,
                 ..Config::default()
             };
+            // A program of 0 instructions: the JIT has no code for it; report the fault the
+            // interpreter reports (it runs past the absent last instruction).
+            if obj.programs[prog].insns.is_empty() {
+                return Err(CliError::bad(
+                    bpfkit_replay::engines::empty_program_error(&obj.programs[prog].name)
+                        .to_string(),
+                ));
+            }
             let jit =
                 bpfkit_jit::Jit::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
             drive(jit, args, &obj, prog, &updates, &input, |_: &VmError| {
@@ -458,7 +473,7 @@ fn print_xdp(
     });
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    let io = |e: std::io::Error| CliError::usage(format!("writing output: {e}"));
+    let io = |e: std::io::Error| -> CliError { crate::stdout_failed(e) };
     if args.json {
         let maps_json: serde_json::Map<String, serde_json::Value> = maps
             .iter()

@@ -109,14 +109,11 @@ fn insn_text(prog: &LinkedProgram, i: usize) -> String {
     }
 }
 
-/// Writes to stdout; false when the reader went away (e.g. `| head`), which ends the
-/// output quietly instead of panicking.
+/// Writes to stdout. A reader that went away (e.g. `| head`) ends bpfkit quietly with
+/// status 141, another write error with status 2 (see `crate::stdout_failed`).
 fn emit(s: &str) -> bool {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes())
-        .and_then(|_| out.flush())
-        .is_ok()
+    crate::out_bytes(s.as_bytes());
+    true
 }
 
 fn compare(files: &[PathBuf]) -> CliResult {
@@ -284,7 +281,7 @@ pub fn run(args: Args) -> CliResult {
             match args.format {
                 Format::Json => json_out
                     .push(serde_json::json!({"object": shown, "lint": lint, "level": level})),
-                _ => eprintln!("{level}: {shown}: {}", lint.message),
+                _ => crate::errln!("{level}: {shown}: {}", lint.message),
             }
         }
     }

@@ -1,0 +1,403 @@
+//! Output files that are never left half-written.
+//!
+//! An [`OutFile`] is standard output when its path is `-` or names the file standard output
+//! already is (`/dev/stdout`, or the file stdout is redirected to), so a redirect is never
+//! opened a second time at offset 0 over what stdout writes. Any other regular file is
+//! written under a temporary name in the same directory and renamed over the destination
+//! by [`OutFile::commit`]; dropped without a commit (an error, a panic), the temporary
+//! file is removed and the destination is untouched. Special files (FIFOs, `/dev/null`,
+//! terminals) are written in place.
+//!
+//! Writers also map a closed reader (`EPIPE`) to [`is_broken_pipe`], so callers can end
+//! quietly instead of reporting an error.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Where an output goes.
+enum Target {
+    Stdout(std::io::Stdout),
+    /// A regular file written as `tmp`, renamed to `dest` on commit.
+    Temp {
+        file: File,
+        tmp: PathBuf,
+    },
+    /// A special file (FIFO, device) written in place.
+    Direct(File),
+}
+
+impl Write for Target {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Target::Stdout(s) => s.write(buf),
+            Target::Temp { file, .. } | Target::Direct(file) => file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Target::Stdout(s) => s.flush(),
+            Target::Temp { file, .. } | Target::Direct(file) => file.flush(),
+        }
+    }
+}
+
+/// A buffered output file; see the module documentation.
+pub struct OutFile {
+    w: Option<BufWriter<Target>>,
+    dest: PathBuf,
+    /// How the path is shown in messages (`<stdout>` for standard output).
+    shown: String,
+}
+
+/// Whether `path` means standard output: `-`, or the very file (device and inode) that
+/// standard output is open on.
+pub fn is_stdout(path: &Path) -> bool {
+    if path.as_os_str() == "-" {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+            return false;
+        };
+        let Ok(out) = File::from(fd).metadata() else {
+            return false;
+        };
+        match std::fs::metadata(path) {
+            Ok(m) => m.dev() == out.dev() && m.ino() == out.ino(),
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// How an output path is shown in messages.
+pub fn shown(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdout>".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Whether `e` is a write to a reader that went away (`EPIPE`).
+pub fn is_broken_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+impl OutFile {
+    /// Opens `path` for writing (see the module documentation).
+    pub fn create(path: &Path) -> std::io::Result<OutFile> {
+        OutFile::create_with_capacity(path, 1 << 16)
+    }
+
+    pub fn create_with_capacity(path: &Path, capacity: usize) -> std::io::Result<OutFile> {
+        let target = if is_stdout(path) {
+            Target::Stdout(std::io::stdout())
+        } else {
+            let special = std::fs::metadata(path)
+                .map(|m| !m.is_file())
+                .unwrap_or(false);
+            if special {
+                Target::Direct(std::fs::OpenOptions::new().write(true).open(path)?)
+            } else {
+                let tmp = temp_name(path);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)?;
+                Target::Temp { file, tmp }
+            }
+        };
+        Ok(OutFile {
+            w: Some(BufWriter::with_capacity(capacity, target)),
+            dest: path.to_path_buf(),
+            shown: shown(path),
+        })
+    }
+
+    /// Whether this output is standard output.
+    pub fn is_stdout(&self) -> bool {
+        matches!(
+            self.w.as_ref().map(|w| w.get_ref()),
+            Some(Target::Stdout(_))
+        )
+    }
+
+    /// The path as shown in messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Flushes everything and gives the file its final name.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let Some(w) = self.w.take() else {
+            return Ok(());
+        };
+        let target = w.into_inner().map_err(|e| e.into_error())?;
+        match target {
+            Target::Stdout(mut s) => s.flush(),
+            Target::Direct(mut f) => f.flush(),
+            Target::Temp { mut file, tmp } => {
+                let done = file.flush().and_then(|_| {
+                    drop(file);
+                    std::fs::rename(&tmp, &self.dest)
+                });
+                if done.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                done
+            }
+        }
+    }
+}
+
+impl Write for OutFile {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.w.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(std::io::Error::other("output already committed")),
+        }
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self.w.as_mut() {
+            Some(w) => w.write_all(buf),
+            None => Err(std::io::Error::other("output already committed")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.w.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        // Not committed: the temporary file goes, the destination stays as it was.
+        if let Some(w) = self.w.take() {
+            let (target, _) = w.into_parts();
+            if let Target::Temp { file, tmp } = target {
+                drop(file);
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+    }
+}
+
+/// `.NAME.PID.N.tmp` beside `path` (same directory, so the rename is atomic).
+fn temp_name(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path` as a whole (stdout for `-`), committed when complete.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OutFile::create(path)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
+/// Classic pcap (nanosecond magic, little-endian, Ethernet) written record by record.
+/// Each record is written whole with one `write_all` into the buffer, so the file ends on
+/// a record boundary whenever it is committed.
+pub struct PcapOut {
+    pub file: OutFile,
+    /// Records written.
+    pub records: u64,
+    /// Records whose timestamp was beyond what the format holds (32-bit seconds, i.e.
+    /// after 2106-02-07): written with the largest timestamp it can hold.
+    pub clamped: u64,
+}
+
+/// The largest `ts_ns` a classic pcap record can hold.
+pub const PCAP_MAX_TS_NS: u64 = u32::MAX as u64 * 1_000_000_000 + 999_999_999;
+
+impl PcapOut {
+    pub fn create(path: &Path) -> std::io::Result<PcapOut> {
+        let mut file = OutFile::create(path)?;
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&262_144u32.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        file.write_all(&h)?;
+        Ok(PcapOut {
+            file,
+            records: 0,
+            clamped: 0,
+        })
+    }
+
+    pub fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
+        let ts = if ts_ns > PCAP_MAX_TS_NS {
+            self.clamped += 1;
+            PCAP_MAX_TS_NS
+        } else {
+            ts_ns
+        };
+        let incl = u32::try_from(data.len())
+            .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
+        let mut rec = Vec::with_capacity(16 + data.len());
+        rec.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+        rec.extend_from_slice(&incl.to_le_bytes());
+        rec.extend_from_slice(&orig_len.max(incl).to_le_bytes());
+        rec.extend_from_slice(data);
+        self.file.write_all(&rec)?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+/// One pcapng of every output frame, as xdpdump writes them: a section header, one
+/// Ethernet interface with nanosecond timestamps, and an Enhanced Packet Block per frame
+/// whose comment says what the program did (`opt_comment`), with the input packet index
+/// (`epb_packetid`), the receive queue (`epb_queue`) and the XDP action as an eBPF
+/// verdict (`epb_verdict`, type 2).
+pub struct PcapNgOut {
+    pub file: OutFile,
+    pub records: u64,
+}
+
+fn ng_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
+    out.extend_from_slice(&code.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(value);
+    out.resize(out.len().div_ceil(4) * 4, 0);
+}
+
+fn ng_block(btype: u32, body: &[u8]) -> Vec<u8> {
+    let len = (12 + body.len().div_ceil(4) * 4) as u32;
+    let mut b = Vec::with_capacity(len as usize);
+    b.extend_from_slice(&btype.to_le_bytes());
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(body);
+    b.resize(len as usize - 4, 0);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+/// What [`PcapNgOut::write`] records about one frame.
+pub struct NgFrame<'a> {
+    pub ts_ns: u64,
+    pub orig_len: u32,
+    pub data: &'a [u8],
+    /// Input packet index (0-based position in the capture).
+    pub index: u64,
+    pub queue: u32,
+    pub retval: u64,
+    /// The packet comment.
+    pub comment: &'a str,
+}
+
+impl PcapNgOut {
+    pub fn create(path: &Path, tool: &str) -> std::io::Result<PcapNgOut> {
+        let mut file = OutFile::create(path)?;
+        // Section header: byte-order magic, version 1.0, section length unknown.
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        ng_option(&mut shb, 4, tool.as_bytes()); // shb_userappl
+        ng_option(&mut shb, 0, &[]);
+        file.write_all(&ng_block(0x0a0d_0d0a, &shb))?;
+        // Interface: Ethernet, no snap length, nanosecond timestamps.
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        ng_option(&mut idb, 2, b"bpfkit-replay"); // if_name
+        ng_option(&mut idb, 9, &[9]); // if_tsresol: 10^-9
+        ng_option(&mut idb, 0, &[]);
+        file.write_all(&ng_block(1, &idb))?;
+        Ok(PcapNgOut { file, records: 0 })
+    }
+
+    pub fn write(&mut self, f: &NgFrame<'_>) -> std::io::Result<()> {
+        let incl = u32::try_from(f.data.len())
+            .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
+        let mut epb = Vec::with_capacity(64 + f.data.len() + f.comment.len());
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((f.ts_ns >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.ts_ns as u32).to_le_bytes());
+        epb.extend_from_slice(&incl.to_le_bytes());
+        epb.extend_from_slice(&f.orig_len.max(incl).to_le_bytes());
+        epb.extend_from_slice(f.data);
+        epb.resize(epb.len().div_ceil(4) * 4, 0);
+        ng_option(&mut epb, 1, f.comment.as_bytes()); // opt_comment
+        ng_option(&mut epb, 5, &f.index.to_le_bytes()); // epb_packetid
+        ng_option(&mut epb, 6, &f.queue.to_le_bytes()); // epb_queue
+        let mut verdict = vec![2u8]; // eBPF XDP verdict
+        verdict.extend_from_slice(&f.retval.to_le_bytes());
+        ng_option(&mut epb, 7, &verdict); // epb_verdict
+        ng_option(&mut epb, 0, &[]);
+        self.file.write_all(&ng_block(6, &epb))?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bpfkit-out-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn committed_file_replaces_the_destination_only_at_commit() {
+        let d = dir("commit");
+        let p = d.join("a.json");
+        std::fs::write(&p, b"old").unwrap();
+        let mut f = OutFile::create(&p).unwrap();
+        f.write_all(b"new contents").unwrap();
+        f.flush().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new contents");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn dropped_file_leaves_nothing() {
+        let d = dir("drop");
+        let p = d.join("b.json");
+        let mut f = OutFile::create(&p).unwrap();
+        f.write_all(b"partial").unwrap();
+        drop(f);
+        assert!(!p.exists());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dash_is_stdout() {
+        assert!(is_stdout(Path::new("-")));
+        let f = OutFile::create(Path::new("-")).unwrap();
+        assert!(f.is_stdout());
+        assert_eq!(f.shown(), "<stdout>");
+    }
+}
