@@ -65,6 +65,14 @@ const FIRST_RELEASES: &[(&str, &str, &str, &str, &str, &str)] = &[
         "5.18",
     ),
     (
+        "programs for devmap entries",
+        "obj/xdp_devmap_prog.o",
+        "xdp_egress",
+        "5.7",
+        "expected attach type xdp_devmap does not exist",
+        "5.8",
+    ),
+    (
         "bounded loop",
         "obj/xdp_loop.o",
         "xdp_vlan_depth",

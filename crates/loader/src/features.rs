@@ -188,6 +188,13 @@ pub fn probe_kernel() -> KernelTarget {
         t.prog_types.insert(k, v);
     }
 
+    t.not_probed.push(NotProbed {
+        what: "attach types".into(),
+        why: format!(
+            "the kernel accepts any expected_attach_type when loading an XDP program; taken from the {profile_version} profile"
+        ),
+    });
+
     // Map types.
     for row in bpfkit_target::map_type_rows() {
         let Some((key, value, entries, flags)) = map_type_setup(&row.name) else {

@@ -93,6 +93,11 @@ pub(crate) fn map_types() -> &'static [TypeRow] {
     D.get_or_init(|| type_rows("map_types.tsv", include_str!("../data/map_types.tsv")))
 }
 
+pub(crate) fn attach_types() -> &'static [TypeRow] {
+    static D: OnceLock<Vec<TypeRow>> = OnceLock::new();
+    D.get_or_init(|| type_rows("attach_types.tsv", include_str!("../data/attach_types.tsv")))
+}
+
 pub(crate) fn prog_types() -> &'static [TypeRow] {
     static D: OnceLock<Vec<TypeRow>> = OnceLock::new();
     D.get_or_init(|| type_rows("prog_types.tsv", include_str!("../data/prog_types.tsv")))

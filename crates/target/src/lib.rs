@@ -141,6 +141,10 @@ pub struct KernelTarget {
     pub prog_types: BTreeMap<String, bool>,
     /// Map types that can be created, by name.
     pub map_types: BTreeMap<String, bool>,
+    /// Attach types an XDP program can be loaded with (`xdp`, `xdp_devmap`,
+    /// `xdp_cpumap`), by name.
+    #[serde(default)]
+    pub attach_types: BTreeMap<String, bool>,
     /// Helpers per program type: program type name → helper names (`bpf_map_lookup_elem`).
     pub helpers: BTreeMap<String, Vec<String>>,
     /// The highest helper id this kernel knows (`__BPF_FUNC_MAX_ID - 1`).
@@ -187,6 +191,10 @@ impl KernelTarget {
             .iter()
             .map(|r| (r.name.clone(), has(r.since)))
             .collect();
+        let attach_types = data::attach_types()
+            .iter()
+            .map(|r| (r.name.clone(), has(r.since)))
+            .collect();
         let xdp: Vec<String> = data::xdp_helpers()
             .iter()
             .filter(|r| has(r.since))
@@ -218,6 +226,7 @@ impl KernelTarget {
             btf_vmlinux: None,
             prog_types,
             map_types,
+            attach_types,
             helpers: BTreeMap::from([("xdp".to_string(), xdp)]),
             helper_max_id,
             kfuncs: BTreeMap::from([("xdp".to_string(), xdp_kfuncs)]),
@@ -374,6 +383,14 @@ pub fn helper_since(id: u32) -> Option<Version> {
 /// The release that introduced map type `id`, and its name.
 pub fn map_type_since(id: u32) -> Option<(Version, &'static str)> {
     data::map_types()
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| (r.since, r.name.as_str()))
+}
+
+/// The release that introduced attach type `id` for XDP programs, and its name.
+pub fn attach_type_since(id: u32) -> Option<(Version, &'static str)> {
+    data::attach_types()
         .iter()
         .find(|r| r.id == id)
         .map(|r| (r.since, r.name.as_str()))

@@ -97,7 +97,9 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         if let Some(f) = crate::target::map_refusal(t, maps) {
             return (to_verdict(f), stats);
         }
-        if let Err(f) = crate::target::check_insns(t, &prog.insns) {
+        if let Err(f) = crate::target::check_attach_type(t, prog.expected_attach_type)
+            .and_then(|_| crate::target::check_insns(t, &prog.insns))
+        {
             return (to_verdict(f), stats);
         }
     }

@@ -306,7 +306,7 @@ pub fn csv_file_name(object: &str) -> &str {
 /// libbpf's name of an XDP program's attach type.
 fn attach_type_name(prog: &LinkedProgram) -> &'static str {
     match prog.expected_attach_type {
-        Some(38) => "xdp_devmap",
+        Some(33) => "xdp_devmap",
         Some(35) => "xdp_cpumap",
         _ => "xdp",
     }

@@ -61,6 +61,32 @@ fn gap_hint(t: &KernelTarget, what: &str, feature: &str) -> String {
 /// then instructions whose fields it reserves (`BPF_MOV uses reserved fields` for
 /// sign-extending moves, `BPF_ALU uses reserved fields` for signed division,
 /// `BPF_XADD uses reserved fields` for atomics other than add).
+pub(crate) fn check_attach_type(t: &KernelTarget, attach: Option<u32>) -> Result<(), Fail> {
+    // SEC("xdp") asks for BPF_XDP only where the kernel has it (libbpf's optional
+    // expected attach type); programs for devmap and cpumap entries need theirs.
+    let Some((since, name)) = attach
+        .filter(|&a| a != 37)
+        .and_then(bpfkit_target::attach_type_since)
+    else {
+        return Ok(());
+    };
+    if t.attach_types.get(name) == Some(&false) {
+        let mut f = Fail::reject(
+            0,
+            format!("expected attach type {name} does not exist in this kernel (programs for {name} entries cannot be loaded)"),
+        );
+        hint(
+            &mut f,
+            format!(
+                "XDP programs for {name} came in Linux {since}; {} does not have them",
+                who(t)
+            ),
+        );
+        return Err(f);
+    }
+    Ok(())
+}
+
 pub(crate) fn check_insns(t: &KernelTarget, insns: &[RawInsn]) -> Result<(), Fail> {
     if insns.len() > t.limits.max_insns as usize {
         let mut f = Fail::reject(
