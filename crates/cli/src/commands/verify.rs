@@ -137,6 +137,7 @@ pub fn run(args: Args) -> CliResult {
     let mut all_ok = true;
     let mut undecided_only = true;
     let mut errors: Vec<(String, String)> = vec![];
+    let mut io_error = false;
     let mut json_out = vec![];
     let mut sarif_items: Vec<(String, LinkedProgram, Report)> = vec![];
     if args.format == Format::Csv && !emit(&format!("{}\n", render::CSV_HEADER)) {
@@ -165,7 +166,11 @@ pub fn run(args: Args) -> CliResult {
         // An object that cannot be read is an error entry; the other files go on and
         // every output format stays complete.
         let read = std::fs::read(file)
-            .map_err(|e| format!("{shown}: {e}"))
+            .map_err(|e| {
+                // A file that cannot be read is an I/O error (exit status 2 at the end).
+                io_error = true;
+                format!("{shown}: {e}")
+            })
             .and_then(|bytes| {
                 let name = object_name_from_path(file);
                 let mut obj =
@@ -323,7 +328,9 @@ pub fn run(args: Args) -> CliResult {
             return Ok(Status::Bad);
         }
     }
-    Ok(if all_ok || (args.allow_undecided && undecided_only) {
+    Ok(if io_error {
+        Status::Usage
+    } else if all_ok || (args.allow_undecided && undecided_only) {
         Status::Ok
     } else {
         Status::Bad
