@@ -424,26 +424,20 @@ pub fn refused_xdp_helpers(insns: &[RawInsn]) -> Vec<String> {
 /// offers XDP every helper `insns` call; otherwise prints
 /// `SKIPPED: <test>: <what>: <reason>` and returns `false`.
 pub fn program_or_skip(test: &str, what: &str, insns: &[RawInsn]) -> bool {
-    let refused = refused_xdp_helpers(insns);
-    if refused.is_empty() {
-        return true;
-    }
-    eprintln!(
-        "\n*** SKIPPED: {test}: {what}: {} (the recorded results assume upstream 6.18) ***\n",
-        refused.join("; ")
-    );
-    false
+    skip_unless_empty(test, what, refused_xdp_helpers(insns))
 }
 
 /// [`program_or_skip`] for every program of a linked object.
 pub fn object_or_skip(test: &str, what: &str, obj: &bpfkit_object::model::LinkedObject) -> bool {
-    let refused: Vec<String> = obj
+    let refused: std::collections::BTreeSet<String> = obj
         .programs
         .iter()
         .flat_map(|p| refused_xdp_helpers(&p.insns))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
         .collect();
+    skip_unless_empty(test, what, refused.into_iter().collect())
+}
+
+fn skip_unless_empty(test: &str, what: &str, refused: Vec<String>) -> bool {
     if refused.is_empty() {
         return true;
     }
