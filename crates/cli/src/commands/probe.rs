@@ -3,7 +3,6 @@
 
 use crate::{CliError, CliResult, Status};
 use bpfkit_target::KernelTarget;
-use std::io::Write;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -65,15 +64,7 @@ pub fn run(a: Args) -> CliResult {
         Format::Text => render_text(&t),
     };
     match a.output.as_deref() {
-        None | Some("-") => {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(Status::Ok);
-                }
-                return Err(CliError::usage(format!("stdout: {e}")));
-            }
-        }
+        None | Some("-") => crate::out_bytes(text.as_bytes()),
         Some(path) => {
             let tmp = format!("{path}.tmp{}", std::process::id());
             std::fs::write(&tmp, &text)
