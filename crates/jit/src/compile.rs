@@ -169,6 +169,8 @@ pub struct FastMap {
 struct Gen<'a> {
     ops: Assembler,
     mode: Mode,
+    /// The host has BMI2 (`shlx`/`shrx`/`sarx`: shifts by a register without rcx).
+    bmi2: bool,
     rt: &'a Runtime,
     stubs: Vec<(Stub, String)>,
     static_faults: Vec<StaticFault>,
@@ -1014,6 +1016,11 @@ impl Gen<'_> {
                 (true, true, 8) => asm!(self.ops ; movsx Rq(d), Rb(s)),
                 (true, true, 16) => asm!(self.ops ; movsx Rq(d), Rw(s)),
                 (true, true, _) => asm!(self.ops ; movsxd Rq(d), Rd(s)),
+                // Shorter encodings of the same result: `xor r32, r32` for 0 (a BPF
+                // instruction never leaves flags for the next one), a 32-bit `mov` (which
+                // zero-extends) for a non-negative constant.
+                (_, false, _) if imm == 0 => asm!(self.ops ; xor Rd(d), Rd(d)),
+                (true, false, _) if imm > 0 => asm!(self.ops ; mov Rd(d), imm),
                 (true, false, _) => asm!(self.ops ; mov Rq(d), imm),
                 (false, true, 0) => asm!(self.ops ; mov Rd(d), Rd(s)),
                 (false, true, 8) => asm!(self.ops ; movsx Rd(d), Rb(s)),
@@ -1107,6 +1114,19 @@ impl Gen<'_> {
                     _ => sh!(sar, d, n),
                 }
             }
+        } else if self.bmi2 {
+            // BMI2: the count in any register, rcx untouched; the count is masked
+            // (63/31) like `shl`, and the 32-bit forms always write the whole register
+            // (VEX), so no explicit zero-extension is needed even for a count of 0.
+            match (o, is64) {
+                (BPF_LSH, true) => asm!(self.ops ; shlx Rq(d), Rq(d), Rq(s)),
+                (BPF_RSH, true) => asm!(self.ops ; shrx Rq(d), Rq(d), Rq(s)),
+                (_, true) => asm!(self.ops ; sarx Rq(d), Rq(d), Rq(s)),
+                (BPF_LSH, false) => asm!(self.ops ; shlx Rd(d), Rd(d), Rd(s)),
+                (BPF_RSH, false) => asm!(self.ops ; shrx Rd(d), Rd(d), Rd(s)),
+                (_, false) => asm!(self.ops ; sarx Rd(d), Rd(d), Rd(s)),
+            }
+            return;
         } else if s == RCX {
             match o {
                 BPF_LSH => sh!(shl, d, cl),
@@ -1146,6 +1166,10 @@ impl Gen<'_> {
             return;
         }
         match (is32, x) {
+            // `test r, r` sets every flag a jump reads exactly as `cmp r, 0` does (CF and
+            // OF clear, ZF and SF from the value), in fewer bytes.
+            (false, false) if imm == 0 => asm!(self.ops ; test Rq(d), Rq(d)),
+            (true, false) if imm == 0 => asm!(self.ops ; test Rd(d), Rd(d)),
             (false, true) => asm!(self.ops ; cmp Rq(d), Rq(s)),
             (false, false) => asm!(self.ops ; cmp Rq(d), imm),
             (true, true) => asm!(self.ops ; cmp Rd(d), Rd(s)),
@@ -2013,6 +2037,7 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
     let mut g = Gen {
         ops,
         mode,
+        bmi2: std::arch::is_x86_feature_detected!("bmi2"),
         rt,
         stubs: Vec::new(),
         static_faults: Vec::new(),
