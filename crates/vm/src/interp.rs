@@ -76,6 +76,9 @@ enum Op {
     StB, StH, StW, StDW, StxB, StxH, StxW, StxDW,
     /// Atomic read-modify-write of 4 / 8 bytes; `imm` is the operation.
     AtomicW, AtomicDW,
+    /// Superinstructions (see [`fuse`]): `dst = src; dst += imm` and
+    /// `dst = src; dst += r[off]` in one dispatch; the slot after keeps its own form.
+    MovAdd64I, MovAdd64R,
     /// Executed by the exact loop's step (rare, unusual or invalid instructions).
     Slow,
     /// The slot after the last instruction: falling into it is `FellOffEnd`.
@@ -162,7 +165,43 @@ fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
         };
         code[pc].cost = cost;
     }
+    fuse(&mut code);
     code
+}
+
+/// Replaces the two-instruction sequences clang emits for pointer arithmetic (`rX = rY;
+/// rX += K` and `rX = rY; rX += rZ`, e.g. before every packet bounds check) by one
+/// superinstruction at the first slot. Only sequential execution takes it: the second
+/// slot keeps its own form, so a jump to it still runs that instruction alone. Both
+/// instructions belong to the same straight-line run (a `mov` never ends one), the run's
+/// cost stays on the first slot, and neither can fault, so the instruction count and
+/// every fault are those of the unfused code.
+fn fuse(code: &mut [D]) {
+    for pc in 0..code.len().saturating_sub(1) {
+        let (a, b) = (code[pc], code[pc + 1]);
+        if a.op != Op::Mov64R || b.dst != a.dst {
+            continue;
+        }
+        match b.op {
+            Op::Add64I => {
+                code[pc] = D {
+                    op: Op::MovAdd64I,
+                    imm: b.imm,
+                    ..a
+                }
+            }
+            // `rX = rY; rX += rX` doubles rY: the fused form reads rZ before writing rX,
+            // so it takes only a third register.
+            Op::Add64R if b.src != a.dst => {
+                code[pc] = D {
+                    op: Op::MovAdd64R,
+                    off: b.src as i32,
+                    ..a
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Instructions after which the fast loop charges the budget of the next run.
@@ -198,6 +237,8 @@ fn ends_run(op: Op) -> bool {
             | Op::Neg64
             | Op::Mov64I
             | Op::Mov64R
+            | Op::MovAdd64I
+            | Op::MovAdd64R
             | Op::MovSx64B
             | Op::MovSx64H
             | Op::MovSx64W
@@ -881,6 +922,14 @@ fn run_fast<'p>(
             }
             Op::LdImm64 => {
                 r!(d.dst) = d.imm;
+                pc += 2;
+            }
+            Op::MovAdd64I => {
+                r!(d.dst) = r!(d.src).wrapping_add(d.imm);
+                pc += 2;
+            }
+            Op::MovAdd64R => {
+                r!(d.dst) = r!(d.src).wrapping_add(r!(d.off));
                 pc += 2;
             }
             Op::LdxB => ldx!(d, 1, |v: u64| v),
