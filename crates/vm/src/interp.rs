@@ -79,6 +79,10 @@ enum Op {
     /// Superinstructions (see [`fuse`]): `dst = src; dst += imm` and
     /// `dst = src; dst += r[off]` in one dispatch; the slot after keeps its own form.
     MovAdd64I, MovAdd64R,
+    /// `dst = src; dst += imm; if dst > r[aux] goto off` (a packet bounds check).
+    MovAddJgt64R,
+    /// `dst += imm; if dst != aux goto off` (a loop counter).
+    AddJne64I,
     /// Executed by the exact loop's step (rare, unusual or invalid instructions).
     Slow,
     /// The slot after the last instruction: falling into it is `FellOffEnd`.
@@ -96,6 +100,8 @@ struct D {
     /// Instructions executed from this slot to the end of its straight-line run
     /// (inclusive; an `lddw` counts once), charged when a run is entered here.
     cost: u32,
+    /// Superinstructions only: a second operand (a register or a 32-bit constant).
+    aux: i32,
     /// Immediate, extended as the instruction uses it (64-bit operations: sign-extended,
     /// 32-bit ones: zero-extended), or the `lddw` value.
     imm: u64,
@@ -153,6 +159,7 @@ fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
         src: 0,
         off: 0,
         cost: 0,
+        aux: 0,
         imm: 0,
     });
     // Straight-line run lengths, from the end backwards.
@@ -179,6 +186,39 @@ fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
 fn fuse(code: &mut [D]) {
     for pc in 0..code.len().saturating_sub(1) {
         let (a, b) = (code[pc], code[pc + 1]);
+        // Three slots, `rX = rY; rX += K; if rX > rZ goto T`: the bounds check clang emits
+        // before a packet access. The jump ends the run, so all three are in one.
+        if let Some(&c) = code.get(pc + 2) {
+            if a.op == Op::Mov64R
+                && b.op == Op::Add64I
+                && b.dst == a.dst
+                && c.op == Op::Jgt64R
+                && c.dst == a.dst
+            {
+                code[pc] = D {
+                    op: Op::MovAddJgt64R,
+                    imm: b.imm,
+                    aux: c.src as i32,
+                    off: c.off,
+                    ..a
+                };
+                continue;
+            }
+            // `rX += K; if rX != C goto T` with C the jump's sign-extended 32-bit constant.
+            if a.op == Op::Add64I
+                && b.op == Op::Jne64I
+                && b.dst == a.dst
+                && b.imm as i64 == b.imm as i32 as i64
+            {
+                code[pc] = D {
+                    op: Op::AddJne64I,
+                    aux: b.imm as i32,
+                    off: b.off,
+                    ..a
+                };
+                continue;
+            }
+        }
         if a.op != Op::Mov64R || b.dst != a.dst {
             continue;
         }
@@ -310,6 +350,7 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
         src: 0,
         off: 0,
         cost: 0,
+        aux: 0,
         imm: 0,
     };
     let (dst, src) = (insn.dst, insn.src);
@@ -325,6 +366,7 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
         src,
         off: off as i32,
         cost: 0,
+        aux: 0,
         imm,
     };
     let len = insns.len();
@@ -931,6 +973,24 @@ fn run_fast<'p>(
             Op::MovAdd64R => {
                 r!(d.dst) = r!(d.src).wrapping_add(r!(d.off));
                 pc += 2;
+            }
+            Op::MovAddJgt64R => {
+                let v = r!(d.src).wrapping_add(d.imm);
+                r!(d.dst) = v;
+                if v > r!(d.aux) {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 3)
+                }
+            }
+            Op::AddJne64I => {
+                let v = r!(d.dst).wrapping_add(d.imm);
+                r!(d.dst) = v;
+                if v != d.aux as i64 as u64 {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 2)
+                }
             }
             Op::LdxB => ldx!(d, 1, |v: u64| v),
             Op::LdxH => ldx!(d, 2, |v: u64| v),
