@@ -676,6 +676,7 @@ impl Gen<'_> {
         self.confined = [None; 16];
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
+        let mut fused_next = false;
         while pc < len {
             let start = self.ops.offset();
             let l = slots[pc];
@@ -684,7 +685,16 @@ impl Gen<'_> {
             if targets[pc] {
                 self.confined = [None; 16];
             }
-            let width = self.compile_insn(prog, pc, &insns, &slots);
+            let width = if fused_next {
+                // Already emitted with the slot before (`fuse_mov_add`).
+                fused_next = false;
+                1
+            } else if self.fuse_mov_add(&insns, pc, &targets) {
+                fused_next = true;
+                1
+            } else {
+                self.compile_insn(prog, pc, &insns, &slots)
+            };
             if !self.carry_confined(&insns[pc]) {
                 let w = written_regs(&insns[pc]);
                 for (r, &x) in REG.iter().enumerate() {
@@ -722,6 +732,44 @@ impl Gen<'_> {
             }
         }
         (body, ranges)
+    }
+
+    /// `rX = rY; rX += K` or `rX = rY; rX += rZ` (Z != X) at `pc`, `pc + 1` as one `lea`
+    /// (clang's pointer arithmetic before a bounds check): emits it and returns true, and
+    /// the caller emits nothing for `pc + 1`. Only when `pc + 1` is no jump, call or
+    /// function target, so nothing can start there; `lea` computes the same 64-bit sum
+    /// (K sign-extended) and flags carry nothing between BPF instructions. The
+    /// confinement bookkeeping still runs per slot, in order, as no access lies between.
+    fn fuse_mov_add(&mut self, insns: &[RawInsn], pc: usize, targets: &[bool]) -> bool {
+        let (Some(&a), Some(&b)) = (insns.get(pc), insns.get(pc + 1)) else {
+            return false;
+        };
+        if targets.get(pc + 1).copied().unwrap_or(true)
+            || a.code != (BPF_ALU64 | BPF_MOV | BPF_X)
+            || a.off != 0
+            || a.imm != 0
+            || a.dst >= 10
+            || a.src > 10
+            || b.dst != a.dst
+            || b.off != 0
+        {
+            return false;
+        }
+        let (x, y) = (rq(a.dst), rq(a.src));
+        if b.code == (BPF_ALU64 | BPF_ADD | BPF_K) && b.src == 0 {
+            asm!(self.ops ; lea Rq(x), [Rq(y) + b.imm]);
+            true
+        } else if b.code == (BPF_ALU64 | BPF_ADD | BPF_X)
+            && b.imm == 0
+            && b.src <= 10
+            && b.src != a.dst
+        {
+            let z = rq(b.src);
+            asm!(self.ops ; lea Rq(x), [Rq(y) + Rq(z)]);
+            true
+        } else {
+            false
+        }
     }
 
     /// Compiles one instruction; returns how many slots it used.
