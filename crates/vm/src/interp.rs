@@ -83,6 +83,10 @@ enum Op {
     MovAddJgt64R,
     /// `dst += imm; if dst != aux goto off` (a loop counter).
     AddJne64I,
+    /// `dst = src; dst += K; rW = C; if dst > rZ goto off`: the bounds check with the
+    /// return value set in between, as clang often schedules it. `imm`: K (low 32 bits,
+    /// sign-extended) and C (high 32 bits); `aux`: Z | W << 8 | 64-bit mov << 16.
+    MovAddMovJgt64R,
     /// Executed by the exact loop's step (rare, unusual or invalid instructions).
     Slow,
     /// The slot after the last instruction: falling into it is `FellOffEnd`.
@@ -188,6 +192,31 @@ fn fuse(code: &mut [D]) {
         let (a, b) = (code[pc], code[pc + 1]);
         // Three slots, `rX = rY; rX += K; if rX > rZ goto T`: the bounds check clang emits
         // before a packet access. The jump ends the run, so all three are in one.
+        if let (Some(&c), Some(&j)) = (code.get(pc + 2), code.get(pc + 3)) {
+            let mov = matches!(c.op, Op::Mov32I | Op::Mov64I);
+            if a.op == Op::Mov64R
+                && b.op == Op::Add64I
+                && b.dst == a.dst
+                && mov
+                && c.dst != a.dst
+                && j.op == Op::Jgt64R
+                && j.dst == a.dst
+                && c.dst != j.src
+            {
+                let k = b.imm as u32 as u64;
+                let cv = c.imm as u32 as u64;
+                code[pc] = D {
+                    op: Op::MovAddMovJgt64R,
+                    imm: k | cv << 32,
+                    aux: j.src as i32
+                        | (c.dst as i32) << 8
+                        | if c.op == Op::Mov64I { 1 << 16 } else { 0 },
+                    off: j.off,
+                    ..a
+                };
+                continue;
+            }
+        }
         if let Some(&c) = code.get(pc + 2) {
             if a.op == Op::Mov64R
                 && b.op == Op::Add64I
@@ -981,6 +1010,21 @@ fn run_fast<'p>(
                     enter!(d.off as usize)
                 } else {
                     enter!(pc + 3)
+                }
+            }
+            Op::MovAddMovJgt64R => {
+                let v = r!(d.src).wrapping_add(d.imm as u32 as i32 as i64 as u64);
+                r!(d.dst) = v;
+                let c = (d.imm >> 32) as u32;
+                r!(d.aux >> 8) = if d.aux & (1 << 16) != 0 {
+                    c as i32 as i64 as u64
+                } else {
+                    c as u64
+                };
+                if v > r!(d.aux) {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 4)
                 }
             }
             Op::AddJne64I => {
