@@ -38,8 +38,11 @@ def main():
     print(f"{n_old} old runs, {n_new} new runs, column {column!r}")
     for name, keys in (
         ("corpus rows", [k for k in rows if not k[0].startswith("bench_")]),
+        ("compute rows", [k for k in rows if "(compute)" in k[0]]),
         ("all rows", rows),
     ):
+        if not keys:
+            continue
         g = math.exp(sum(math.log(new[k] / old[k]) for k in keys) / len(keys))
         print(f"{name}: {len(keys)}, geometric mean new/old = {g:.3f}")
     if "--rows" in sys.argv:

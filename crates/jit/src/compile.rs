@@ -169,6 +169,8 @@ pub struct FastMap {
 struct Gen<'a> {
     ops: Assembler,
     mode: Mode,
+    /// The host has BMI2 (`shlx`/`shrx`/`sarx`: shifts by a register without rcx).
+    bmi2: bool,
     rt: &'a Runtime,
     stubs: Vec<(Stub, String)>,
     static_faults: Vec<StaticFault>,
@@ -674,6 +676,7 @@ impl Gen<'_> {
         self.confined = [None; 16];
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
+        let mut fused_next = false;
         while pc < len {
             let start = self.ops.offset();
             let l = slots[pc];
@@ -682,7 +685,16 @@ impl Gen<'_> {
             if targets[pc] {
                 self.confined = [None; 16];
             }
-            let width = self.compile_insn(prog, pc, &insns, &slots);
+            let width = if fused_next {
+                // Already emitted with the slot before (`fuse_mov_add`).
+                fused_next = false;
+                1
+            } else if self.fuse_mov_add(&insns, pc, &targets) {
+                fused_next = true;
+                1
+            } else {
+                self.compile_insn(prog, pc, &insns, &slots)
+            };
             if !self.carry_confined(&insns[pc]) {
                 let w = written_regs(&insns[pc]);
                 for (r, &x) in REG.iter().enumerate() {
@@ -720,6 +732,44 @@ impl Gen<'_> {
             }
         }
         (body, ranges)
+    }
+
+    /// `rX = rY; rX += K` or `rX = rY; rX += rZ` (Z != X) at `pc`, `pc + 1` as one `lea`
+    /// (clang's pointer arithmetic before a bounds check): emits it and returns true, and
+    /// the caller emits nothing for `pc + 1`. Only when `pc + 1` is no jump, call or
+    /// function target, so nothing can start there; `lea` computes the same 64-bit sum
+    /// (K sign-extended) and flags carry nothing between BPF instructions. The
+    /// confinement bookkeeping still runs per slot, in order, as no access lies between.
+    fn fuse_mov_add(&mut self, insns: &[RawInsn], pc: usize, targets: &[bool]) -> bool {
+        let (Some(&a), Some(&b)) = (insns.get(pc), insns.get(pc + 1)) else {
+            return false;
+        };
+        if targets.get(pc + 1).copied().unwrap_or(true)
+            || a.code != (BPF_ALU64 | BPF_MOV | BPF_X)
+            || a.off != 0
+            || a.imm != 0
+            || a.dst >= 10
+            || a.src > 10
+            || b.dst != a.dst
+            || b.off != 0
+        {
+            return false;
+        }
+        let (x, y) = (rq(a.dst), rq(a.src));
+        if b.code == (BPF_ALU64 | BPF_ADD | BPF_K) && b.src == 0 {
+            asm!(self.ops ; lea Rq(x), [Rq(y) + b.imm]);
+            true
+        } else if b.code == (BPF_ALU64 | BPF_ADD | BPF_X)
+            && b.imm == 0
+            && b.src <= 10
+            && b.src != a.dst
+        {
+            let z = rq(b.src);
+            asm!(self.ops ; lea Rq(x), [Rq(y) + Rq(z)]);
+            true
+        } else {
+            false
+        }
     }
 
     /// Compiles one instruction; returns how many slots it used.
@@ -1014,6 +1064,11 @@ impl Gen<'_> {
                 (true, true, 8) => asm!(self.ops ; movsx Rq(d), Rb(s)),
                 (true, true, 16) => asm!(self.ops ; movsx Rq(d), Rw(s)),
                 (true, true, _) => asm!(self.ops ; movsxd Rq(d), Rd(s)),
+                // Shorter encodings of the same result: `xor r32, r32` for 0 (a BPF
+                // instruction never leaves flags for the next one), a 32-bit `mov` (which
+                // zero-extends) for a non-negative constant.
+                (_, false, _) if imm == 0 => asm!(self.ops ; xor Rd(d), Rd(d)),
+                (true, false, _) if imm > 0 => asm!(self.ops ; mov Rd(d), imm),
                 (true, false, _) => asm!(self.ops ; mov Rq(d), imm),
                 (false, true, 0) => asm!(self.ops ; mov Rd(d), Rd(s)),
                 (false, true, 8) => asm!(self.ops ; movsx Rd(d), Rb(s)),
@@ -1107,6 +1162,19 @@ impl Gen<'_> {
                     _ => sh!(sar, d, n),
                 }
             }
+        } else if self.bmi2 {
+            // BMI2: the count in any register, rcx untouched; the count is masked
+            // (63/31) like `shl`, and the 32-bit forms always write the whole register
+            // (VEX), so no explicit zero-extension is needed even for a count of 0.
+            match (o, is64) {
+                (BPF_LSH, true) => asm!(self.ops ; shlx Rq(d), Rq(d), Rq(s)),
+                (BPF_RSH, true) => asm!(self.ops ; shrx Rq(d), Rq(d), Rq(s)),
+                (_, true) => asm!(self.ops ; sarx Rq(d), Rq(d), Rq(s)),
+                (BPF_LSH, false) => asm!(self.ops ; shlx Rd(d), Rd(d), Rd(s)),
+                (BPF_RSH, false) => asm!(self.ops ; shrx Rd(d), Rd(d), Rd(s)),
+                (_, false) => asm!(self.ops ; sarx Rd(d), Rd(d), Rd(s)),
+            }
+            return;
         } else if s == RCX {
             match o {
                 BPF_LSH => sh!(shl, d, cl),
@@ -1146,6 +1214,10 @@ impl Gen<'_> {
             return;
         }
         match (is32, x) {
+            // `test r, r` sets every flag a jump reads exactly as `cmp r, 0` does (CF and
+            // OF clear, ZF and SF from the value), in fewer bytes.
+            (false, false) if imm == 0 => asm!(self.ops ; test Rq(d), Rq(d)),
+            (true, false) if imm == 0 => asm!(self.ops ; test Rd(d), Rd(d)),
             (false, true) => asm!(self.ops ; cmp Rq(d), Rq(s)),
             (false, false) => asm!(self.ops ; cmp Rq(d), imm),
             (true, true) => asm!(self.ops ; cmp Rd(d), Rd(s)),
@@ -2013,6 +2085,7 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
     let mut g = Gen {
         ops,
         mode,
+        bmi2: std::arch::is_x86_feature_detected!("bmi2"),
         rt,
         stubs: Vec::new(),
         static_faults: Vec::new(),

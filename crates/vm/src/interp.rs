@@ -76,6 +76,17 @@ enum Op {
     StB, StH, StW, StDW, StxB, StxH, StxW, StxDW,
     /// Atomic read-modify-write of 4 / 8 bytes; `imm` is the operation.
     AtomicW, AtomicDW,
+    /// Superinstructions (see [`fuse`]): `dst = src; dst += imm` and
+    /// `dst = src; dst += r[off]` in one dispatch; the slot after keeps its own form.
+    MovAdd64I, MovAdd64R,
+    /// `dst = src; dst += imm; if dst > r[aux] goto off` (a packet bounds check).
+    MovAddJgt64R,
+    /// `dst += imm; if dst != aux goto off` (a loop counter).
+    AddJne64I,
+    /// `dst = src; dst += K; rW = C; if dst > rZ goto off`: the bounds check with the
+    /// return value set in between, as clang often schedules it. `imm`: K (low 32 bits,
+    /// sign-extended) and C (high 32 bits); `aux`: Z | W << 8 | 64-bit mov << 16.
+    MovAddMovJgt64R,
     /// Executed by the exact loop's step (rare, unusual or invalid instructions).
     Slow,
     /// The slot after the last instruction: falling into it is `FellOffEnd`.
@@ -93,6 +104,8 @@ struct D {
     /// Instructions executed from this slot to the end of its straight-line run
     /// (inclusive; an `lddw` counts once), charged when a run is entered here.
     cost: u32,
+    /// Superinstructions only: a second operand (a register or a 32-bit constant).
+    aux: i32,
     /// Immediate, extended as the instruction uses it (64-bit operations: sign-extended,
     /// 32-bit ones: zero-extended), or the `lddw` value.
     imm: u64,
@@ -150,6 +163,7 @@ fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
         src: 0,
         off: 0,
         cost: 0,
+        aux: 0,
         imm: 0,
     });
     // Straight-line run lengths, from the end backwards.
@@ -162,7 +176,101 @@ fn decode_program(rt: &Runtime, prog: usize) -> Vec<D> {
         };
         code[pc].cost = cost;
     }
+    fuse(&mut code);
     code
+}
+
+/// Replaces the two-instruction sequences clang emits for pointer arithmetic (`rX = rY;
+/// rX += K` and `rX = rY; rX += rZ`, e.g. before every packet bounds check) by one
+/// superinstruction at the first slot. Only sequential execution takes it: the second
+/// slot keeps its own form, so a jump to it still runs that instruction alone. Both
+/// instructions belong to the same straight-line run (a `mov` never ends one), the run's
+/// cost stays on the first slot, and neither can fault, so the instruction count and
+/// every fault are those of the unfused code.
+fn fuse(code: &mut [D]) {
+    for pc in 0..code.len().saturating_sub(1) {
+        let (a, b) = (code[pc], code[pc + 1]);
+        // Three slots, `rX = rY; rX += K; if rX > rZ goto T`: the bounds check clang emits
+        // before a packet access. The jump ends the run, so all three are in one.
+        if let (Some(&c), Some(&j)) = (code.get(pc + 2), code.get(pc + 3)) {
+            let mov = matches!(c.op, Op::Mov32I | Op::Mov64I);
+            if a.op == Op::Mov64R
+                && b.op == Op::Add64I
+                && b.dst == a.dst
+                && mov
+                && c.dst != a.dst
+                && j.op == Op::Jgt64R
+                && j.dst == a.dst
+                && c.dst != j.src
+            {
+                let k = b.imm as u32 as u64;
+                let cv = c.imm as u32 as u64;
+                code[pc] = D {
+                    op: Op::MovAddMovJgt64R,
+                    imm: k | cv << 32,
+                    aux: j.src as i32
+                        | (c.dst as i32) << 8
+                        | if c.op == Op::Mov64I { 1 << 16 } else { 0 },
+                    off: j.off,
+                    ..a
+                };
+                continue;
+            }
+        }
+        if let Some(&c) = code.get(pc + 2) {
+            if a.op == Op::Mov64R
+                && b.op == Op::Add64I
+                && b.dst == a.dst
+                && c.op == Op::Jgt64R
+                && c.dst == a.dst
+            {
+                code[pc] = D {
+                    op: Op::MovAddJgt64R,
+                    imm: b.imm,
+                    aux: c.src as i32,
+                    off: c.off,
+                    ..a
+                };
+                continue;
+            }
+            // `rX += K; if rX != C goto T` with C the jump's sign-extended 32-bit constant.
+            if a.op == Op::Add64I
+                && b.op == Op::Jne64I
+                && b.dst == a.dst
+                && b.imm as i64 == b.imm as i32 as i64
+            {
+                code[pc] = D {
+                    op: Op::AddJne64I,
+                    aux: b.imm as i32,
+                    off: b.off,
+                    ..a
+                };
+                continue;
+            }
+        }
+        if a.op != Op::Mov64R || b.dst != a.dst {
+            continue;
+        }
+        match b.op {
+            Op::Add64I => {
+                code[pc] = D {
+                    op: Op::MovAdd64I,
+                    imm: b.imm,
+                    ..a
+                }
+            }
+            // `rX = rY; rX += rX` doubles rY: the fused form reads rZ before writing rX,
+            // so it takes only a third register.
+            Op::Add64R if b.src != a.dst => {
+                code[pc] = D {
+                    op: Op::MovAdd64R,
+                    off: b.src as i32,
+                    ..a
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Instructions after which the fast loop charges the budget of the next run.
@@ -198,6 +306,8 @@ fn ends_run(op: Op) -> bool {
             | Op::Neg64
             | Op::Mov64I
             | Op::Mov64R
+            | Op::MovAdd64I
+            | Op::MovAdd64R
             | Op::MovSx64B
             | Op::MovSx64H
             | Op::MovSx64W
@@ -269,6 +379,7 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
         src: 0,
         off: 0,
         cost: 0,
+        aux: 0,
         imm: 0,
     };
     let (dst, src) = (insn.dst, insn.src);
@@ -284,6 +395,7 @@ fn decode_one(rt: &Runtime, prog: usize, insns: &[RawInsn], pc: usize) -> D {
         src,
         off: off as i32,
         cost: 0,
+        aux: 0,
         imm,
     };
     let len = insns.len();
@@ -882,6 +994,47 @@ fn run_fast<'p>(
             Op::LdImm64 => {
                 r!(d.dst) = d.imm;
                 pc += 2;
+            }
+            Op::MovAdd64I => {
+                r!(d.dst) = r!(d.src).wrapping_add(d.imm);
+                pc += 2;
+            }
+            Op::MovAdd64R => {
+                r!(d.dst) = r!(d.src).wrapping_add(r!(d.off));
+                pc += 2;
+            }
+            Op::MovAddJgt64R => {
+                let v = r!(d.src).wrapping_add(d.imm);
+                r!(d.dst) = v;
+                if v > r!(d.aux) {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 3)
+                }
+            }
+            Op::MovAddMovJgt64R => {
+                let v = r!(d.src).wrapping_add(d.imm as u32 as i32 as i64 as u64);
+                r!(d.dst) = v;
+                let c = (d.imm >> 32) as u32;
+                r!(d.aux >> 8) = if d.aux & (1 << 16) != 0 {
+                    c as i32 as i64 as u64
+                } else {
+                    c as u64
+                };
+                if v > r!(d.aux) {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 4)
+                }
+            }
+            Op::AddJne64I => {
+                let v = r!(d.dst).wrapping_add(d.imm);
+                r!(d.dst) = v;
+                if v != d.aux as i64 as u64 {
+                    enter!(d.off as usize)
+                } else {
+                    enter!(pc + 2)
+                }
             }
             Op::LdxB => ldx!(d, 1, |v: u64| v),
             Op::LdxH => ldx!(d, 2, |v: u64| v),
