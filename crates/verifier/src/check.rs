@@ -271,16 +271,17 @@ impl<'a> V<'a> {
             None => (self.initial_state(), 0usize),
             Some(start) => (self.global_initial_state(start), start),
         };
+        // The processed-instruction budget: ours, or the target's when smaller.
+        let limit = self
+            .opts
+            .target
+            .as_deref()
+            .map_or(self.opts.insn_limit, |t| {
+                self.opts.insn_limit.min(t.limits.complexity_insns)
+            });
         loop {
             self.idx = idx;
             self.processed += 1;
-            let limit = self
-                .opts
-                .target
-                .as_deref()
-                .map_or(self.opts.insn_limit, |t| {
-                    self.opts.insn_limit.min(t.limits.complexity_insns)
-                });
             if self.processed > limit {
                 return Err(self.err(
                     &st,
@@ -1069,18 +1070,7 @@ impl<'a> V<'a> {
                         );
                     }
                     let r = if src.is_scalar() {
-                        // no_sext: the value cannot change, dst and src stay linked
-                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
-                        let mut s = src.clone();
-                        if no_sext && s.id == 0 && !s.b.is_const() {
-                            s.id = self.new_id();
-                            st.cur_mut().regs[insn.src as usize].id = s.id;
-                        }
-                        if !no_sext {
-                            s.id = 0;
-                        }
-                        s.b = sext(&src.b, insn.off as u32 / 8, true);
-                        s
+                        self.movsx_scalar(st, insn, &src, true)
                     } else {
                         Reg::unknown()
                     };
@@ -1103,17 +1093,7 @@ impl<'a> V<'a> {
                         }
                         s
                     } else {
-                        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
-                        let mut s = src.clone();
-                        if no_sext && s.id == 0 && !s.b.is_const() {
-                            s.id = self.new_id();
-                            st.cur_mut().regs[insn.src as usize].id = s.id;
-                        }
-                        if !no_sext {
-                            s.id = 0;
-                        }
-                        s.b = sext(&src.b, insn.off as u32 / 8, false);
-                        s
+                        self.movsx_scalar(st, insn, &src, false)
                     }
                 } else {
                     Reg::unknown()
@@ -2581,6 +2561,22 @@ impl<'a> V<'a> {
     }
 
     // ---------------------------------------------------------------- helpers
+    /// `movsx` of a scalar (`insn.off` = 8, 16 or 32 bits), 64-bit or 32-bit: when the
+    /// value cannot change (no sign bit reachable), dst and src stay linked by id.
+    fn movsx_scalar(&mut self, st: &mut State, insn: &RawInsn, src: &Reg, is64: bool) -> Reg {
+        let no_sext = src.b.umax < (1u64 << (insn.off - 1));
+        let mut s = src.clone();
+        if no_sext && s.id == 0 && !s.b.is_const() {
+            s.id = self.new_id();
+            st.cur_mut().regs[insn.src as usize].id = s.id;
+        }
+        if !no_sext {
+            s.id = 0;
+        }
+        s.b = sext(&src.b, insn.off as u32 / 8, is64);
+        s
+    }
+
     fn check_helper_call(&mut self, st: &mut State, func: i32) -> R<()> {
         if let Some(t) = self.opts.target.as_deref() {
             if let Some((msg, h)) = crate::target::helper_refusal(t, func) {
