@@ -421,8 +421,8 @@ fn replay_and_run_refuse_what_the_target_lacks() {
 }
 
 /// The kfunc `bpf_dynptr_from_xdp` came in 6.4: below, libbpf cannot resolve it; from
-/// 6.4 on it is not refused for availability (bpfkit does not model kfunc arguments yet,
-/// so the program is undecided there, never accepted unchecked).
+/// 6.4 on the program (an XDP dynptr and a NULL-checked `bpf_dynptr_slice`) is accepted,
+/// as the kernel accepts it; `--kernel live` equals `bpfkit load` on this machine.
 #[test]
 fn kfuncs_follow_their_first_release() {
     let obj = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xdp_dynptr_kfunc.o");
@@ -443,8 +443,39 @@ fn kfuncs_follow_their_first_release() {
         .unwrap()
         .contains("'bpf_dynptr_from_xdp': not found in kernel or module BTFs"));
     assert!(r["hint"].as_str().unwrap().contains("Linux 6.4"), "{r}");
+    for v in ["6.4", "6.6", "6.18"] {
+        let (code, r) = run(v);
+        assert_eq!(r["verdict"], "accepted", "{v}: {r}");
+        assert_eq!(code, Some(0), "{v}");
+    }
+    if !bpfkit_loader::probe::kernel_or_skip("kfuncs_follow_their_first_release") {
+        return;
+    }
+    // A writable slice: upstream 6.18 accepts it; some kernel builds refuse the kfunc
+    // to XDP programs, which `--kernel live` learns from the probe.
+    let rdwr = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xdp_dynptr_rdwr.o");
     for v in ["6.4", "6.18"] {
-        let (_, r) = run(v);
-        assert_eq!(r["verdict"], "unsupported", "{v}: {r}");
+        let o = bpfkit()
+            .args(["verify", "--kernel", v])
+            .arg(&rdwr)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{v}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    for o in [&obj, &rdwr] {
+        let live = bpfkit()
+            .args(["verify", "--kernel", "live"])
+            .arg(o)
+            .output()
+            .unwrap();
+        let load = bpfkit().arg("load").arg(o).output().unwrap();
+        assert_eq!(
+            live.status.code() == Some(0),
+            load.status.success(),
+            "{}: verify --kernel live: {}\nload: {}",
+            o.display(),
+            String::from_utf8_lossy(&live.stderr),
+            String::from_utf8_lossy(&load.stderr)
+        );
     }
 }

@@ -447,9 +447,14 @@ impl RawBtf {
     /// Appends an INT type (placed at the end of the type section) and returns its id.
     fn append_int(&mut self, name: &str, size: u32) -> u32 {
         let name_off = self.append_string(name);
+        self.append_type(&[name_off, info(kind::INT, false, 0), size, size * 8])
+    }
+
+    /// Appends a type record (words) at the end of the type section; returns its id.
+    fn append_type(&mut self, words: &[u32]) -> u32 {
         let at = self.hdr_len + self.type_off + self.type_len;
         let mut rec = Vec::new();
-        for w in [name_off, info(kind::INT, false, 0), size, size * 8] {
+        for w in words {
             rec.extend_from_slice(&w.to_le_bytes());
         }
         self.data.splice(at..at, rec.iter().copied());
@@ -462,6 +467,76 @@ impl RawBtf {
         }
         self.offsets.push(at);
         self.type_count() - 1
+    }
+
+    /// libbpf's treatment of the `.ksyms` DATASEC (`bpf_object__collect_externs`): the
+    /// kernel accepts only allocated VARs in a DATASEC and no extern FUNC, so each extern
+    /// becomes a 4-byte slot. A variable gets `int` type and global-allocated linkage; a
+    /// function becomes global and its slot points at a dummy `int` VAR (`dummy_ksym`),
+    /// whose name also fills unnamed parameters. Returns whether there was a `.ksyms`.
+    pub fn fixup_ksyms(&mut self) -> Result<bool> {
+        let Some(sec) = (1..self.type_count())
+            .find(|&id| self.kind(id) == kind::DATASEC && self.name(id) == ".ksyms")
+        else {
+            return Ok(false);
+        };
+        let int_id = match (1..self.type_count()).find(|&id| {
+            self.kind(id) == kind::INT && self.rd(self.offsets[id as usize - 1] + 8) == 4
+        }) {
+            Some(id) => id,
+            None => self.append_int("int", 4),
+        };
+        let dummy_name = self.append_string("dummy_ksym");
+        let dummy = self.append_type(&[dummy_name, info(kind::VAR, false, 0), int_id, 1]);
+        let n = self.vlen(sec);
+        for i in 0..n {
+            let voff = self.offsets[sec as usize - 1] + 12 + 12 * i;
+            let t = self.rd(voff);
+            if t == 0 || t >= self.type_count() {
+                return Err(bad(
+                    voff,
+                    ".ksyms var type",
+                    format!("type id {t} out of range"),
+                ));
+            }
+            let toff = self.offsets[t as usize - 1];
+            match self.kind(t) {
+                kind::FUNC => {
+                    let proto = self.rd(toff + 8);
+                    if proto != 0
+                        && proto < self.type_count()
+                        && self.kind(proto) == kind::FUNC_PROTO
+                    {
+                        let poff = self.offsets[proto as usize - 1];
+                        for j in 0..self.vlen(proto) {
+                            let a = poff + 12 + 8 * j;
+                            if self.rd(a + 4) != 0 && self.rd(a) == 0 {
+                                self.wr(a, dummy_name);
+                            }
+                        }
+                    }
+                    self.wr(voff, dummy);
+                    let inf = self.rd(toff + 4);
+                    self.wr(toff + 4, (inf & !0xffff) | 1); // BTF_FUNC_GLOBAL
+                }
+                kind::VAR => {
+                    self.wr(toff + 8, int_id);
+                    self.wr(toff + 12, 1); // BTF_VAR_GLOBAL_ALLOCATED
+                }
+                k => {
+                    return Err(bad(
+                        voff,
+                        ".ksyms var type",
+                        format!("kind {k}, not a VAR or FUNC"),
+                    ));
+                }
+            }
+            self.wr(voff + 4, (i * 4) as u32);
+            self.wr(voff + 8, 4);
+        }
+        let soff = self.offsets[sec as usize - 1];
+        self.wr(soff + 8, (n * 4) as u32);
+        Ok(true)
     }
 
     /// libbpf's `bpf_object__sanitize_btf`: rewrites kinds `feats` says the kernel lacks.

@@ -58,6 +58,43 @@ fn one_call(src: u8, imm: i32) -> Vec<RawInsn> {
     v
 }
 
+/// `bpf_dynptr_from_xdp(ctx, 0, fp-16)`, then kfunc `name` (BTF id `id`) called on that
+/// dynptr with valid arguments, for the dynptr kfuncs; None for other kfuncs.
+fn dynptr_call(from_xdp: u32, name: &str, id: u32) -> Option<Vec<RawInsn>> {
+    let fp = |r: u8, off: i32| {
+        [
+            RawInsn::new(0xbf, r, 10, 0, 0),  // rR = r10
+            RawInsn::new(0x07, r, 0, 0, off), // rR += off
+        ]
+    };
+    let args: Vec<RawInsn> = match name {
+        "bpf_dynptr_slice" | "bpf_dynptr_slice_rdwr" => vec![
+            RawInsn::new(0xb7, 2, 0, 0, 0),
+            RawInsn::new(0xb7, 3, 0, 0, 0),
+            RawInsn::new(0xb7, 4, 0, 0, 8),
+        ],
+        "bpf_dynptr_adjust" => vec![
+            RawInsn::new(0xb7, 2, 0, 0, 0),
+            RawInsn::new(0xb7, 3, 0, 0, 0),
+        ],
+        "bpf_dynptr_is_null" | "bpf_dynptr_is_rdonly" | "bpf_dynptr_size" => vec![],
+        "bpf_dynptr_clone" => fp(2, -32).to_vec(),
+        _ => return None,
+    };
+    let mut v = vec![RawInsn::new(0xbf, 6, 1, 0, 0)]; // r6 = r1
+    v.extend([
+        RawInsn::new(0xbf, 1, 6, 0, 0),
+        RawInsn::new(0xb7, 2, 0, 0, 0),
+    ]);
+    v.extend(fp(3, -16));
+    v.push(RawInsn::new(0x85, 0, 2, 0, from_xdp as i32));
+    v.extend(fp(1, -16));
+    v.extend(args);
+    v.push(RawInsn::new(0x85, 0, 2, 0, id as i32));
+    v.extend(exit0());
+    Some(v)
+}
+
 fn release() -> String {
     // SAFETY: utsname is plain data; uname fills it and cannot fail with a valid pointer.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -258,7 +295,8 @@ pub fn probe_kernel() -> KernelTarget {
     match vmlinux_kfuncs() {
         Ok(kfuncs) => {
             let mut ok = Vec::new();
-            for (name, id) in kfuncs {
+            let from_xdp = kfuncs.get("bpf_dynptr_from_xdp").copied();
+            for (name, &id) in &kfuncs {
                 let log = match load(XDP, 0, 0, &one_call(2, id as i32), kver) {
                     Load::Ok => String::new(),
                     Load::Refused(log) | Load::NoPermission(log) => log,
@@ -267,8 +305,20 @@ pub fn probe_kernel() -> KernelTarget {
                     || log.contains("kernel function calls are not supported")
                     || log.contains("cannot call kernel function")
                     || log.contains("invalid kernel function");
+                // Some refusals come only after the arguments are checked (a kernel
+                // build that filters a dynptr kfunc: "bpf_dynptr_slice_rdwr() is not
+                // allowed"), so dynptr kfuncs are tried again with a real XDP dynptr.
+                let refused = refused
+                    || from_xdp.is_some_and(|fx| {
+                        dynptr_call(fx, name, id).is_some_and(|p| match load(XDP, 0, 0, &p, kver) {
+                            Load::Ok => false,
+                            Load::Refused(log) | Load::NoPermission(log) => {
+                                log.contains("is not allowed")
+                            }
+                        })
+                    });
                 if !refused {
-                    ok.push(name);
+                    ok.push(name.clone());
                 }
             }
             t.kfuncs.insert("xdp".into(), ok);
@@ -323,8 +373,15 @@ pub fn probe_kernel() -> KernelTarget {
     t
 }
 
-/// The kfuncs of vmlinux BTF (FUNCs tagged `bpf_kfunc`), name → BTF id, sorted by name.
-fn vmlinux_kfuncs() -> Result<BTreeMap<String, u32>, String> {
+/// The kfuncs of the running kernel's vmlinux BTF (FUNCs tagged `bpf_kfunc`), name →
+/// BTF id, sorted by name. Read once per process.
+pub fn vmlinux_kfuncs() -> Result<BTreeMap<String, u32>, String> {
+    use std::sync::OnceLock;
+    static CACHE: OnceLock<Result<BTreeMap<String, u32>, String>> = OnceLock::new();
+    CACHE.get_or_init(read_vmlinux_kfuncs).clone()
+}
+
+fn read_vmlinux_kfuncs() -> Result<BTreeMap<String, u32>, String> {
     let path = "/sys/kernel/btf/vmlinux";
     let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
     let btf = Btf::parse(&data, 0).map_err(|e| format!("{path}: {e}"))?;

@@ -108,6 +108,7 @@ pub fn prepare_btf(obj: &Object, feats: &BtfFeatures) -> Result<Option<(Vec<u8>,
         .map(|s| (s.name.clone(), s.value))
         .collect();
     raw.fixup_datasecs(&sizes, &syms)?;
+    raw.fixup_ksyms()?;
     let n = raw.sanitize(feats)?;
     Ok(Some((raw.data, n)))
 }
@@ -229,6 +230,39 @@ pub fn map_log_to_source(p: &LinkedProgram, log: &str) -> (Option<usize>, Option
             .map(|l| format!("{}:{}:{}: {}", l.file, l.line, l.column, l.text.trim()))
     });
     (Some(i), at)
+}
+
+/// libbpf's `bpf_object__resolve_ksym_func_btf_id`: each kfunc call takes the BTF id
+/// its extern has in the running kernel's vmlinux BTF (module kfuncs are not looked
+/// up).
+fn resolve_kfuncs(
+    obj: &Object,
+    p: &LinkedProgram,
+    insns: &mut [bpfkit_isa::RawInsn],
+) -> Result<()> {
+    let calls = obj.kfunc_calls(p);
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let ids = crate::features::vmlinux_kfuncs().map_err(|e| {
+        Error::Invalid(format!(
+            "program `{}` calls kfuncs, but their BTF ids are unknown: {e}",
+            p.name
+        ))
+    })?;
+    for (at, name) in calls {
+        let id = ids.get(&name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "program `{}`: libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs",
+                p.name
+            ))
+        })?;
+        if let Some(insn) = insns.get_mut(at) {
+            insn.imm = *id as i32;
+            insn.off = 0;
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; the attr's inputs, spelled out
@@ -466,7 +500,8 @@ impl LoadedObject {
         };
         let mut programs = Vec::with_capacity(linked.programs.len());
         for p in &linked.programs {
-            let insns = resolve_map_refs(p, &fds)?;
+            let mut insns = resolve_map_refs(p, &fds)?;
+            resolve_kfuncs(obj, p, &mut insns)?;
             // Without BTF_KIND_FUNC support libbpf passes no func/line info either.
             let (fi, li) = if btf.is_some() && feats.func {
                 ext_records(obj, p)

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 mod dynptr;
 mod ext;
 mod global;
+mod kfunc;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
@@ -89,6 +90,10 @@ struct V<'a> {
     changes_pkt: Vec<bool>,
     /// The global function being verified on its own (its first instruction).
     cur_global: Option<usize>,
+}
+
+pub(crate) fn kfunc_models() -> Vec<crate::KfuncModel> {
+    kfunc::models()
 }
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
@@ -1212,7 +1217,7 @@ impl<'a> V<'a> {
                     format!(
                         "R{} pointer arithmetic on {} prohibited, null-check it first",
                         dst,
-                        ptr.ty.name()
+                        ptr.type_str()
                     ),
                     &[dst],
                 ),
@@ -1239,7 +1244,7 @@ impl<'a> V<'a> {
                     format!(
                         "R{} pointer arithmetic on {} prohibited",
                         dst,
-                        ptr.ty.name()
+                        ptr.type_str()
                     ),
                     &[dst],
                 ));
@@ -1735,6 +1740,13 @@ impl<'a> V<'a> {
                 }
             }
             RegType::RingbufMem | RegType::Mem => {
+                if write && reg.mem_flags & MEM_RDONLY != 0 {
+                    return Err(self.err_regs(
+                        st,
+                        format!("R{} cannot write into {}", regno, reg.type_str()),
+                        &[regno],
+                    ));
+                }
                 self.check_mem_region_access(
                     st,
                     regno,
@@ -1808,7 +1820,7 @@ impl<'a> V<'a> {
             t => {
                 let f = self.err_regs(
                     st,
-                    format!("R{} invalid mem access '{}'", regno, t.name()),
+                    format!("R{} invalid mem access '{}'", regno, reg.type_str()),
                     &[regno],
                 );
                 let f = match t {
@@ -1847,7 +1859,7 @@ impl<'a> V<'a> {
                 st,
                 format!(
                     "negative offset {} ptr R{} off={} disallowed",
-                    reg.ty.name(),
+                    reg.type_str(),
                     regno,
                     reg.off
                 ),
@@ -1859,7 +1871,7 @@ impl<'a> V<'a> {
                 st,
                 format!(
                     "dereference of modified {} ptr R{} off={} disallowed",
-                    reg.ty.name(),
+                    reg.type_str(),
                     regno,
                     reg.off
                 ),
@@ -1871,7 +1883,7 @@ impl<'a> V<'a> {
                 st,
                 format!(
                     "variable {} access var_off={} disallowed",
-                    reg.ty.name(),
+                    reg.type_str(),
                     reg.b.var_off
                 ),
                 &[regno],
@@ -2307,20 +2319,8 @@ impl<'a> V<'a> {
                 match insn.src {
                     BPF_PSEUDO_CALL => self.check_func_call(st, idx, insn),
                     BPF_PSEUDO_KFUNC_CALL => {
-                        let name = self
-                            .opts
-                            .funcs
-                            .as_ref()
-                            .and_then(|f| f.kfunc_name(&self.prog.name, idx));
-                        if let (Some(t), Some(n)) = (self.opts.target.as_deref(), name) {
-                            if let Some((msg, h)) = crate::target::kfunc_refusal(t, n) {
-                                return Err(Self::hint(self.err(st, msg), h));
-                            }
-                        }
-                        Err(self.unsupported(match name {
-                            Some(n) => format!("kfunc call `{n}`"),
-                            None => "kfunc calls".to_string(),
-                        }))
+                        self.check_kfunc_call(st, idx, insn)?;
+                        Ok(Flow::Next(idx + 1))
                     }
                     _ => {
                         self.check_helper_call(st, insn.imm)?;
@@ -2400,7 +2400,7 @@ impl<'a> V<'a> {
                 st,
                 format!(
                     "At subprogram exit the register R0 is not a scalar value ({})",
-                    r0.ty.name()
+                    r0.type_str()
                 ),
                 &[0],
             ));
@@ -3087,7 +3087,9 @@ impl<'a> V<'a> {
     pub(crate) fn clear_all_pkt_pointers(&self, st: &mut State) {
         let allow = self.allow_ptr_leaks;
         st.for_each_reg(|r| {
-            if r.ty.is_pkt_any() {
+            if r.ty.is_pkt_any()
+                || (matches!(r.ty, RegType::Mem | RegType::MemOrNull) && r.mem_flags & MEM_PKT != 0)
+            {
                 *r = if allow {
                     Reg::unknown()
                 } else {
@@ -3100,7 +3102,7 @@ impl<'a> V<'a> {
     fn type_err(&self, st: &State, regno: u8, reg: &Reg, expected: &str) -> Fail {
         self.err_regs(
             st,
-            format!("R{} type={} expected={}", regno, reg.ty.name(), expected),
+            format!("R{} type={} expected={}", regno, reg.type_str(), expected),
             &[regno],
         )
     }
@@ -3191,7 +3193,7 @@ impl<'a> V<'a> {
                 if write {
                     return Err(self.err(
                         st,
-                        format!("R{} cannot write into {}", regno, reg.ty.name()),
+                        format!("R{} cannot write into {}", regno, reg.type_str()),
                     ));
                 }
                 self.check_mem_region_access(
@@ -3466,7 +3468,7 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
     if old.ty == RegType::NotInit && (!exact || cur.ty == RegType::NotInit) {
         return true;
     }
-    if old.ty != cur.ty {
+    if old.ty != cur.ty || old.mem_flags != cur.mem_flags {
         return false;
     }
     if exact {

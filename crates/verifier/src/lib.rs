@@ -48,6 +48,24 @@ pub struct Options {
     /// map types, ISA groups, bounded loops, size limits) is refused with its words.
     /// `None`: upstream 6.18, the release the analysis models.
     pub target: Option<std::sync::Arc<bpfkit_target::KernelTarget>>,
+    /// Names of the program's kfunc calls by instruction, for programs without an object
+    /// (`funcs` gives them for objects): (instruction index, kfunc name).
+    pub kfuncs: Vec<(usize, String)>,
+}
+
+/// A kfunc bpfkit models, as its vmlinux prototype should read: parameter kinds
+/// (`ctx`, `scalar`, `dynptr`, `dynptr__uninit`, `mem__opt`, `size__szk`) and the
+/// return kind (`int`, `ptr`).
+#[derive(Debug, Clone)]
+pub struct KfuncModel {
+    pub name: &'static str,
+    pub params: Vec<&'static str>,
+    pub ret: &'static str,
+}
+
+/// The kfuncs the verifier models (see docs/verifier.md).
+pub fn modelled_kfuncs() -> Vec<KfuncModel> {
+    check::kfunc_models()
 }
 
 /// The kernel's `license_is_gpl_compatible`.
@@ -72,6 +90,7 @@ impl Default for Options {
             map_fields: None,
             funcs: None,
             target: None,
+            kfuncs: vec![],
         }
     }
 }

@@ -191,7 +191,19 @@ pub struct Reg {
     /// Dynptr a slice (`Mem`) was taken from (`dynptr_id`); for dynptr stack slots and
     /// `ConstDynptr`, the dynptr's kind (see `check::dynptr`).
     pub dynptr_id: u32,
+    /// Type flags of `Mem`/`MemOrNull` ([`MEM_RDONLY`], [`MEM_PKT`]).
+    pub mem_flags: u8,
 }
+
+/// `MEM_RDONLY`: a slice from `bpf_dynptr_slice` may not be written.
+pub const MEM_RDONLY: u8 = 1;
+/// `DYNPTR_TYPE_XDP` on a `PTR_TO_MEM`: a slice of the packet, which dies with packet
+/// pointers when a call changes packet data (`reg_is_dynptr_slice_pkt`).
+pub const MEM_PKT: u8 = 2;
+/// A dynptr-typed `PTR_TO_MEM` (`DYNPTR_TYPE_*`: a kfunc slice). The kernel's
+/// `destroy_if_dynptr_stack_slot` only invalidates plain `PTR_TO_MEM` slices
+/// (`bpf_dynptr_data`), so overwriting the dynptr leaves these alive.
+pub const MEM_DYNPTR_TYPED: u8 = 4;
 
 impl Reg {
     pub fn not_init() -> Reg {
@@ -208,6 +220,7 @@ impl Reg {
             subprog: 0,
             precise: false,
             dynptr_id: 0,
+            mem_flags: 0,
         }
     }
     pub fn unknown() -> Reg {
@@ -229,6 +242,14 @@ impl Reg {
             ty,
             b: Bounds::konst(0),
             ..Reg::not_init()
+        }
+    }
+    /// The kernel's `reg_type_str` of this register (type flags included).
+    pub fn type_str(&self) -> String {
+        if self.mem_flags & MEM_RDONLY != 0 {
+            format!("rdonly_{}", self.ty.name())
+        } else {
+            self.ty.name().to_string()
         }
     }
     pub fn is_scalar(&self) -> bool {
@@ -297,7 +318,7 @@ impl Reg {
         } else if self.b.var_off.value != 0 {
             extra.push(format!("var={}", self.b.var_off.value as i64));
         }
-        format!("{}({})", self.ty.name(), extra.join(","))
+        format!("{}({})", self.type_str(), extra.join(","))
     }
 }
 

@@ -69,9 +69,18 @@ fn cases_match_expectations_and_kernel() {
         if let Some(why) = &c.no_kernel {
             eprintln!("!!!! {rel}: NOT checked against the kernel: {why}");
         }
+        let kfunc_gap = if no_kernel.is_none() {
+            kernel::kfuncs_unavailable(&c.kfuncs)
+        } else {
+            None
+        };
+        if let Some(why) = &kfunc_gap {
+            eprintln!("SKIPPED: {rel}: kernel half: {why}");
+        }
         if no_kernel.is_none()
             && !c.unprivileged
             && c.no_kernel.is_none()
+            && kfunc_gap.is_none()
             && bpfkit_loader::program_or_skip(
                 "cases_match_expectations_and_kernel",
                 &rel,
@@ -82,6 +91,10 @@ fn cases_match_expectations_and_kernel() {
             match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
                 Ok(k) => {
                     let ktext = kernel::error_text(&k.log);
+                    if let Some(why) = kernel::kfunc_refused(&k, &c.kfuncs) {
+                        eprintln!("SKIPPED: {rel}: kernel half: {why}");
+                        continue;
+                    }
                     if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {
                         failures.push(format!(
                             "{rel}: KERNEL says {} (errno {}), case expects {} {:?}; kernel log tail:\n{}",

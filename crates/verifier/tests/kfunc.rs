@@ -1,7 +1,8 @@
 //! Objects with kfunc calls (`tests/kfunc/*.c`, built by `tests/objs/build.sh`): the
-//! linker emits a kfunc call as `BPF_PSEUDO_KFUNC_CALL`, the program that makes it is
-//! undecided with the kfunc's name, and the object's other programs are verified as
-//! usual (before, the whole object failed to link and no program was checked).
+//! linker emits a kfunc call as `BPF_PSEUDO_KFUNC_CALL`; a modelled kfunc is verified
+//! (`bpf_dynptr_from_xdp`), an unmodelled one leaves its program undecided with the
+//! kfunc's name, and the object's other programs are verified as usual. The modelled
+//! prototypes are compared with the running kernel's vmlinux BTF.
 
 mod common;
 use bpfkit_object::Object;
@@ -29,11 +30,19 @@ fn kfunc_call_does_not_hide_the_other_programs() {
             .collect::<Vec<_>>(),
         ["bpf_dynptr_from_xdp"]
     );
-    match verify(k, &linked.maps, &opts).verdict {
+    let rep = verify(k, &linked.maps, &opts);
+    assert!(
+        matches!(rep.verdict, Verdict::Accepted),
+        "uses_kfunc: {:?}",
+        rep.verdict
+    );
+
+    let rcu = prog("uses_rcu");
+    match verify(rcu, &linked.maps, &opts).verdict {
         Verdict::Unsupported { what, .. } => {
-            assert!(what.contains("kfunc call `bpf_dynptr_from_xdp`"), "{what}")
+            assert!(what.contains("kfunc call `bpf_rcu_read_lock`"), "{what}")
         }
-        v => panic!("uses_kfunc: expected undecided, got {v:?}"),
+        v => panic!("uses_rcu: expected undecided, got {v:?}"),
     }
 
     let plain = prog("plain");
@@ -44,12 +53,92 @@ fn kfunc_call_does_not_hide_the_other_programs() {
         "plain: {:?}",
         rep.verdict
     );
-    // the kernel agrees on `plain` (loaded on its own: the kfunc program needs
-    // libbpf's BTF id resolution, which the test harness does not do)
+    // the kernel agrees on `plain` (loaded on its own; the kfunc programs are loaded by
+    // the loader's kfunc resolution in the CLI's kernel_targets test)
     if let Some(why) = common::kernel::unavailable() {
         eprintln!("SKIPPED: kernel half: {why}");
         return;
     }
     let kv = common::kernel::load_xdp(&plain.insns, &linked.maps).expect("load runs");
     assert!(kv.accepted, "kernel rejects plain:\n{}", kv.log);
+}
+
+/// Each modelled kfunc's prototype (parameter kinds and annotations, return kind) equals
+/// the one in the running kernel's vmlinux BTF, for the kfuncs that kernel has.
+#[test]
+fn modelled_kfuncs_match_vmlinux_btf() {
+    use bpfkit_object::btf::{Btf, BtfKind};
+    let path = "/sys/kernel/btf/vmlinux";
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIPPED: modelled_kfuncs_match_vmlinux_btf: {path}: {e}");
+            return;
+        }
+    };
+    let btf = Btf::parse(&data, 0).expect("vmlinux BTF parses");
+    let strip = |mut id: u32| loop {
+        match btf.get(id).map(|t| &t.kind) {
+            Some(BtfKind::Typedef { type_id })
+            | Some(BtfKind::Const { type_id })
+            | Some(BtfKind::Volatile { type_id })
+            | Some(BtfKind::Restrict { type_id }) => id = *type_id,
+            _ => return id,
+        }
+    };
+    let kind_of = |id: u32, pname: &str| -> String {
+        let t = btf.get(strip(id));
+        match t.map(|t| &t.kind) {
+            Some(BtfKind::Int { .. })
+            | Some(BtfKind::Enum { .. })
+            | Some(BtfKind::Enum64 { .. }) => {
+                if pname.ends_with("__szk") {
+                    "size__szk".into()
+                } else {
+                    "scalar".into()
+                }
+            }
+            Some(BtfKind::Ptr { type_id }) => {
+                let to = btf.get(strip(*type_id));
+                match to.map(|t| (t.name.as_str(), &t.kind)) {
+                    Some(("xdp_md", _)) => "ctx".into(),
+                    Some(("bpf_dynptr", _)) if pname.ends_with("__uninit") => {
+                        "dynptr__uninit".into()
+                    }
+                    Some(("bpf_dynptr", _)) => "dynptr".into(),
+                    Some((_, BtfKind::Void)) | None if pname.ends_with("__opt") => {
+                        "mem__opt".into()
+                    }
+                    Some((_, BtfKind::Void)) | None => "ptr".into(),
+                    Some((n, _)) => format!("ptr to {n}"),
+                }
+            }
+            Some(BtfKind::Void) | None => "void".into(),
+            Some(k) => format!("{k:?}"),
+        }
+    };
+    let mut checked = 0;
+    let mut absent = vec![];
+    for m in bpfkit_verifier::modelled_kfuncs() {
+        let Some(f) = btf.find(m.name, "FUNC") else {
+            absent.push(m.name);
+            continue;
+        };
+        let BtfKind::Func { proto, .. } = f.kind else {
+            unreachable!()
+        };
+        let Some(BtfKind::FuncProto { ret, params }) = btf.get(proto).map(|t| &t.kind) else {
+            panic!("{}: FUNC without FUNC_PROTO", m.name);
+        };
+        let got: Vec<String> = params.iter().map(|p| kind_of(p.type_id, &p.name)).collect();
+        assert_eq!(got, m.params, "{}: parameters", m.name);
+        let r = match kind_of(*ret, "").as_str() {
+            "scalar" => "int".to_string(),
+            k => k.to_string(),
+        };
+        assert_eq!(r, m.ret, "{}: return", m.name);
+        checked += 1;
+    }
+    eprintln!("kfunc prototypes: {checked} checked against {path}; not in this kernel: {absent:?}");
+    assert!(checked > 0 || !absent.is_empty());
 }

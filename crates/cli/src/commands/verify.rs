@@ -218,6 +218,7 @@ pub fn run(args: Args) -> CliResult {
             )),
             funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             target: target.clone(),
+            ..Default::default()
         };
         let mut reports = vec![];
         for prog in &linked.programs {

@@ -13,18 +13,23 @@ use super::*;
 /// `BPF_DYNPTR_TYPE_LOCAL`, `BPF_DYNPTR_TYPE_RINGBUF` (as stored in `Reg::dynptr_id`).
 pub(super) const LOCAL: u32 = 1;
 pub(super) const RINGBUF: u32 = 2;
+/// `BPF_DYNPTR_TYPE_XDP` (from the kfunc `bpf_dynptr_from_xdp`).
+pub(super) const XDP: u32 = 3;
 
 fn kind_name(k: u32) -> &'static str {
     match k {
         LOCAL => "local",
         RINGBUF => "ringbuf",
+        XDP => "xdp",
         _ => "?",
     }
 }
 
 /// What a helper's dynptr argument is: (MEM_UNINIT: creates one, OBJ_RELEASE, the
 /// dynptr kind it requires or creates).
-fn flavour(func: i32) -> (bool, bool, Option<u32>) {
+pub(super) type Flavour = (bool, bool, Option<u32>);
+
+fn flavour(func: i32) -> Flavour {
     match func {
         197 => (true, false, Some(LOCAL)),
         198 => (true, false, Some(RINGBUF)),
@@ -39,6 +44,8 @@ pub(super) struct DynArg {
     pub id: u32,
     pub ref_obj_id: u32,
     pub release: bool,
+    /// The dynptr's kind ([`LOCAL`], [`RINGBUF`], [`XDP`]).
+    pub kind: u32,
 }
 
 /// `stacksafe` for `STACK_DYNPTR` slots.
@@ -93,7 +100,11 @@ impl V<'_> {
         }
         let allow = self.allow_ptr_leaks;
         st.for_each_reg(|r| {
-            if matches!(r.ty, RegType::Mem | RegType::MemOrNull) && r.dynptr_id == meta.id {
+            // only plain PTR_TO_MEM (`bpf_dynptr_data`); kfunc slices carry type flags
+            if matches!(r.ty, RegType::Mem | RegType::MemOrNull)
+                && r.mem_flags == 0
+                && r.dynptr_id == meta.id
+            {
                 *r = if allow {
                     Reg::unknown()
                 } else {
@@ -128,7 +139,17 @@ impl V<'_> {
         regno: u8,
         reg: &Reg,
     ) -> R<DynArg> {
-        let (uninit, release, want) = flavour(func);
+        self.dynptr_arg_as(st, flavour(func), regno, reg)
+    }
+
+    /// `process_dynptr_func` for an argument of the given flavour (helpers and kfuncs).
+    pub(super) fn dynptr_arg_as(
+        &mut self,
+        st: &mut State,
+        (uninit, release, want): Flavour,
+        regno: u8,
+        reg: &Reg,
+    ) -> R<DynArg> {
         let argno = regno - 1;
         if reg.ty == RegType::ConstDynptr {
             if release {
@@ -149,6 +170,7 @@ impl V<'_> {
             }
             return Ok(DynArg {
                 id: reg.id,
+                kind: reg.dynptr_id,
                 ..Default::default()
             });
         }
@@ -208,6 +230,7 @@ impl V<'_> {
                 id,
                 ref_obj_id,
                 release: false,
+                kind,
             });
         }
         let valid = match &spi {
@@ -242,6 +265,7 @@ impl V<'_> {
             id: meta.id,
             ref_obj_id: meta.ref_obj_id,
             release,
+            kind: meta.dynptr_id,
         })
     }
 

@@ -132,7 +132,7 @@ impl V<'_> {
         {
             return Err(self.unsupported(format!(
                 "a BTF-typed pointer ({}) as argument {} of {}",
-                reg.ty.name(),
+                reg.type_str(),
                 regno,
                 helpers::name(func)
             )));
@@ -192,7 +192,7 @@ impl V<'_> {
                     RegType::BtfId(_) | RegType::BtfIdOrNull(_) => {
                         return Err(self.unsupported(format!(
                             "{} as a BTF-typed argument of {}",
-                            reg.ty.name(),
+                            reg.type_str(),
                             helpers::name(func)
                         )))
                     }
@@ -458,7 +458,7 @@ impl V<'_> {
                 st,
                 format!(
                     "Unsupported reg type {} for bpf_dynptr_from_mem data",
-                    st.cur().regs[1].ty.name()
+                    st.cur().regs[1].type_str()
                 ),
             ));
         }
@@ -588,7 +588,7 @@ impl V<'_> {
                 st,
                 format!(
                     "At async callback return the register R0 is not a known value ({})",
-                    r0.ty.name()
+                    r0.type_str()
                 ),
             ));
         }

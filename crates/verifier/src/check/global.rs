@@ -31,7 +31,12 @@ impl V<'_> {
                 if t < self.insns.len() {
                     calls.push((sub_of(i), sub_of(t)));
                 }
-            } else if insn.src == 0 && helpers::proto(insn.imm).is_some_and(|p| p.changes_pkt_data)
+            } else if (insn.src == 0
+                && helpers::proto(insn.imm).is_some_and(|p| p.changes_pkt_data))
+                || (insn.src == BPF_PSEUDO_KFUNC_CALL
+                    && self
+                        .kfunc_name(i)
+                        .is_some_and(super::kfunc::changes_pkt_data))
             {
                 changes[sub_of(i)] = true;
             }

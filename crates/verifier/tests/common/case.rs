@@ -13,6 +13,8 @@
 //! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N. `-- options` may say
 //! `unprivileged`, or `btf-func-info` (the harness gives the program BTF func_info, one
 //! FUNC per sub-program, as the kernel demands for callbacks).
+//! `call kfunc NAME` calls the kernel function NAME (`BPF_PSEUDO_KFUNC_CALL`): bpfkit
+//! gets the name, the kernel harness the BTF id NAME has in the running vmlinux.
 //! Map attributes beyond sizes: `lock=OFF` / `timer=OFF` (the map value gets BTF with a
 //! `struct bpf_spin_lock` / `struct bpf_timer` at OFF), `btf` (value BTF without special
 //! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen),
@@ -40,6 +42,44 @@ pub struct Case {
     pub init: Vec<Option<Vec<u8>>>,
     /// The program is loaded with BTF func_info.
     pub func_info: bool,
+    /// (instruction, name) of each `call kfunc NAME`.
+    pub kfuncs: Vec<(usize, String)>,
+}
+
+/// Placeholder immediates for `call kfunc NAME` (resolved after assembling).
+const KFUNC_PLACEHOLDER: i32 = 0x7ff0_0000;
+
+/// Rewrites `call kfunc NAME` into `call kfunc PLACEHOLDER+k`; returns the names.
+fn kfunc_names(body: &str) -> (String, Vec<String>) {
+    let mut names = vec![];
+    let mut out = String::new();
+    for line in body.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        let (label, rest) = match code.split_once(':') {
+            Some((l, r)) if !l.contains(' ') => (Some(l), r),
+            _ => (None, code),
+        };
+        let toks: Vec<&str> = rest.split_whitespace().collect();
+        if toks.len() == 3
+            && toks[0] == "call"
+            && toks[1] == "kfunc"
+            && toks[2].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        {
+            if let Some(l) = label {
+                out.push_str(l);
+                out.push_str(": ");
+            }
+            out.push_str(&format!(
+                "call kfunc {}\n",
+                KFUNC_PLACEHOLDER + names.len() as i32
+            ));
+            names.push(toks[2].to_string());
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, names)
 }
 
 fn parse_num(s: &str) -> Result<u32, String> {
@@ -157,6 +197,7 @@ impl Case {
             fields: vec![],
             init: vec![],
             func_info: false,
+            kfuncs: vec![],
         };
         let mut have_expect = false;
         for (sec, body) in &sections {
@@ -173,7 +214,20 @@ impl Case {
                         c.init.push(init);
                     }
                 }
-                "asm" => c.insns = bpfkit_asm::assemble(body).map_err(|e| format!("asm: {e}"))?,
+                "asm" => {
+                    let (text, names) = kfunc_names(body);
+                    c.insns = bpfkit_asm::assemble(&text).map_err(|e| format!("asm: {e}"))?;
+                    for (i, insn) in c.insns.iter_mut().enumerate() {
+                        let k = insn.imm.wrapping_sub(KFUNC_PLACEHOLDER);
+                        if insn.code == 0x85
+                            && insn.src == 2
+                            && (0..names.len() as i32).contains(&k)
+                        {
+                            insn.imm = 0;
+                            c.kfuncs.push((i, names[k as usize].clone()));
+                        }
+                    }
+                }
                 "raw" => {
                     let bytes: Result<Vec<u8>, _> = body
                         .lines()
@@ -249,6 +303,7 @@ impl Case {
                     })
                     .collect(),
             ),
+            kfuncs: self.kfuncs.clone(),
             ..Default::default()
         }
     }
@@ -260,6 +315,7 @@ impl Case {
             fields: self.fields.clone(),
             init: self.init.clone(),
             func_info: self.func_info,
+            kfuncs: self.kfuncs.clone(),
         }
     }
 }

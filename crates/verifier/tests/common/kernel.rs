@@ -118,6 +118,38 @@ pub struct Extra {
     pub init: Vec<Option<Vec<u8>>>,
     /// Give the program BTF func_info (one FUNC per sub-program), as callbacks need.
     pub func_info: bool,
+    /// (instruction, name) of kfunc calls: their `imm` becomes the running kernel's
+    /// vmlinux BTF id for the name.
+    pub kfuncs: Vec<(usize, String)>,
+}
+
+/// When the running kernel build refused one of the program's kfuncs to XDP programs
+/// (`NAME() is not allowed`, `calling kernel function NAME is not allowed`): a fact of
+/// this build, not of the case, so the kernel half is skipped with this reason.
+pub fn kfunc_refused(k: &KernelVerdict, kfuncs: &[(usize, String)]) -> Option<String> {
+    if k.accepted {
+        return None;
+    }
+    let text = error_text(&k.log);
+    kfuncs.iter().find_map(|(_, n)| {
+        (text.contains(&format!("{n}() is not allowed"))
+            || text.contains(&format!("calling kernel function {n} is not allowed")))
+        .then(|| format!("this kernel build refuses the kfunc {n} to XDP programs"))
+    })
+}
+
+/// Why the running kernel cannot run a program calling these kfuncs (None: it can).
+pub fn kfuncs_unavailable(kfuncs: &[(usize, String)]) -> Option<String> {
+    if kfuncs.is_empty() {
+        return None;
+    }
+    match bpfkit_loader::features::vmlinux_kfuncs() {
+        Err(e) => Some(format!("no vmlinux kfunc ids: {e}")),
+        Ok(ids) => kfuncs
+            .iter()
+            .find(|(_, n)| !ids.contains_key(n))
+            .map(|(_, n)| format!("the running kernel has no kfunc `{n}`")),
+    }
 }
 
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -247,6 +279,15 @@ pub fn load_xdp_ext(
         _ => vec![],
     };
     let mut prog: Vec<RawInsn> = insns.to_vec();
+    if !extra.kfuncs.is_empty() {
+        let ids = bpfkit_loader::features::vmlinux_kfuncs()?;
+        for (at, name) in &extra.kfuncs {
+            let id = ids
+                .get(name)
+                .ok_or_else(|| format!("the running kernel has no kfunc `{name}`"))?;
+            prog[*at].imm = *id as i32;
+        }
+    }
     let mut i = 0;
     while i < prog.len() {
         if prog[i].code == 0x18 && (prog[i].src == 5 || prog[i].src == 6) {
