@@ -460,7 +460,12 @@ fn kfuncs_follow_their_first_release() {
             .arg(&rdwr)
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{v}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{v}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     for o in [&obj, &rdwr] {
         let live = bpfkit()

@@ -6,6 +6,7 @@
 
 pub mod helper;
 pub mod insn;
+pub mod kfunc;
 pub mod opcode;
 
 pub use insn::{

@@ -910,9 +910,12 @@ impl Gen<'_> {
                                     self.helper_fast(prog, pc, imm);
                                 }
                             }
-                            BPF_PSEUDO_KFUNC_CALL => fail!(FaultKind::Unsupported(format!(
-                                "kfunc call (BTF id {imm}) is not supported"
-                            ))),
+                            BPF_PSEUDO_KFUNC_CALL => match bpfkit_vm::kfunc::helper_id(imm) {
+                                Some(id) => self.helper(prog, pc, id),
+                                None => fail!(FaultKind::Unsupported(format!(
+                                    "kfunc call (BTF id {imm}) is not supported"
+                                ))),
+                            },
                             _ => fail!(FaultKind::UnknownOpcode(code)),
                         }
                     }

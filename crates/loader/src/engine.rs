@@ -44,6 +44,32 @@ pub fn map_spec(def: &MapDef) -> MapSpec {
 
 /// Rewrites the linked stream's map references (`lddw` with src 5/6 and a map index) to
 /// the kernel's (`BPF_PSEUDO_MAP_FD`/`BPF_PSEUDO_MAP_VALUE` with the map's fd).
+/// Kfunc calls of a linked program carry bpfkit's kfunc number (`bpfkit_isa::kfunc`);
+/// the kernel wants the kfunc's BTF id in the running vmlinux.
+fn resolve_kfunc_numbers(prog: &LinkedProgram, insns: &mut [RawInsn]) -> Result<()> {
+    for insn in insns.iter_mut() {
+        if insn.code != 0x85 || insn.src != bpfkit_isa::opcode::BPF_PSEUDO_KFUNC_CALL {
+            continue;
+        }
+        let name = bpfkit_isa::kfunc::name(insn.imm).ok_or_else(|| {
+            Error::Invalid(format!(
+                "program `{}` calls a kfunc bpfkit does not know by number; load the object (with its BTF) instead",
+                prog.name
+            ))
+        })?;
+        let ids = crate::features::vmlinux_kfuncs().map_err(Error::Invalid)?;
+        let id = ids.get(name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "program `{}`: libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs",
+                prog.name
+            ))
+        })?;
+        insn.imm = *id as i32;
+        insn.off = 0;
+    }
+    Ok(())
+}
+
 pub fn resolve_map_refs(prog: &LinkedProgram, map_fds: &[i32]) -> Result<Vec<RawInsn>> {
     let mut insns = prog.insns.clone();
     let mut i = 0;
@@ -131,7 +157,8 @@ impl KernelEngine {
         };
         let mut programs = Vec::with_capacity(obj.programs.len());
         for p in &obj.programs {
-            let insns = resolve_map_refs(p, &fds)?;
+            let mut insns = resolve_map_refs(p, &fds)?;
+            resolve_kfunc_numbers(p, &mut insns)?;
             let spec = ProgramSpec {
                 name: &p.name,
                 prog_type: p.prog_type,

@@ -17,7 +17,7 @@ pub enum Error {
     },
     /// `BPF_PROG_LOAD` was refused; `log` is the verifier log (may be empty when the
     /// kernel refused before verification).
-    #[error("kernel rejected program `{prog}`: {source}{}{}", hint(.source), log_tail(.log))]
+    #[error("kernel rejected program `{prog}`: {source}{}{}", rejected_hint(.source, .log), log_tail(.log))]
     Rejected {
         prog: String,
         #[source]
@@ -67,6 +67,16 @@ pub fn hint(e: &io::Error) -> &'static str {
         }
         Some(libc::ENOMEM) => "; out of memory or locked-memory limit (RLIMIT_MEMLOCK) too low",
         _ => "",
+    }
+}
+
+/// [`hint`], unless the verifier ran and said why (an EPERM from the verifier, e.g. a
+/// kfunc this kernel build refuses, is not a missing capability).
+fn rejected_hint(e: &io::Error, log: &str) -> &'static str {
+    if log.contains("processed ") {
+        ""
+    } else {
+        hint(e)
     }
 }
 

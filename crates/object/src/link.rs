@@ -162,12 +162,15 @@ fn link_program(
             insn.is_lddw() && (insn.src == PSEUDO_FUNC || (relo.is_some() && sym_in_exec));
         if is_call && relo.is_some_and(|r| r.symbol_section == 0) {
             // A call to an extern function: a kfunc (libbpf resolves it against the
-            // kernel's BTF). Emit BPF_PSEUDO_KFUNC_CALL with an unresolved BTF id (0);
-            // `Object::kfunc_calls` names it. The verifier answers "undecided" for what
-            // it cannot check, and the other programs of the object are unaffected.
+            // kernel's BTF). Emit BPF_PSEUDO_KFUNC_CALL with bpfkit's number for the
+            // kfunc (`bpfkit_isa::kfunc`, 0 when unknown) in place of the BTF id the
+            // loader puts in; `Object::kfunc_calls` names it. The verifier answers
+            // "undecided" for what it cannot check, and the other programs of the
+            // object are unaffected.
+            let name = relo.map(|r| r.symbol.as_str()).unwrap_or("");
             let o = &mut insns[out];
             o.src = KFUNC_CALL;
-            o.imm = 0;
+            o.imm = bpfkit_isa::kfunc::number(name);
             o.off = 0;
             continue;
         }

@@ -212,11 +212,11 @@ pub use bpfkit_isa::helper::{name, NAMES};
 const XDP_ABORTED: u64 = 0;
 const XDP_REDIRECT: u64 = 4;
 
-fn neg(errno: i64) -> u64 {
+pub(crate) fn neg(errno: i64) -> u64 {
     (-errno) as u64
 }
 
-fn herr(helper: &'static str, msg: impl Into<String>) -> FaultKind {
+pub(crate) fn herr(helper: &'static str, msg: impl Into<String>) -> FaultKind {
     FaultKind::Helper {
         helper,
         msg: msg.into(),
@@ -230,7 +230,7 @@ fn map_arg(rt: &Runtime, v: u64) -> Result<usize, FaultKind> {
     }
 }
 
-fn xdp_required(rt: &Runtime, helper: &'static str) -> Result<(), FaultKind> {
+pub(crate) fn xdp_required(rt: &Runtime, helper: &'static str) -> Result<(), FaultKind> {
     if rt.xdp.is_none() {
         return Err(herr(helper, "needs an XDP context (this run has none)"));
     }
@@ -318,6 +318,9 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         DYNPTR_DATA => dynptr_data(rt, a),
         crate::timer::TIMER_INIT..=crate::timer::TIMER_CANCEL => crate::timer::call(rt, id, a),
         crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a),
+        id if id > crate::kfunc::HELPER_BASE => {
+            crate::kfunc::call(rt, id - crate::kfunc::HELPER_BASE, a)
+        }
         crate::task::GET_CGROUP_CLASSID
         | crate::task::GET_CURRENT_CGROUP_ID
         | crate::task::GET_NS_CURRENT_PID_TGID
@@ -622,7 +625,7 @@ fn perf_event_output(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 
 /// Copies `len` bytes at `off` from the start of packet data, across fragments (the caller
 /// checked the bounds).
-fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
+pub(crate) fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
     let Some(x) = &rt.xdp else { return };
     let mut all = x.linear(x.data, x.data_end).to_vec();
     for f in &x.frags {
@@ -769,7 +772,11 @@ fn xdp_adjust_tail(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     Ok(0)
 }
 
-fn xdp_load_store(rt: &mut Runtime, a: &[u64; 5], store: bool) -> Result<u64, FaultKind> {
+pub(crate) fn xdp_load_store(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    store: bool,
+) -> Result<u64, FaultKind> {
     let helper = if store {
         "bpf_xdp_store_bytes"
     } else {
@@ -958,13 +965,16 @@ fn ringbuf_query(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 // `struct bpf_dynptr_kern` { void *data; u32 size; u32 offset; }: size in bits 0-23, type
 // in bits 28-30, read-only flag in bit 31.
 const DYNPTR_MAX_SIZE: u64 = (1 << 24) - 1;
-const DYNPTR_TYPE_SHIFT: u32 = 28;
+pub(crate) const DYNPTR_TYPE_SHIFT: u32 = 28;
 const DYNPTR_RDONLY_BIT: u32 = 1 << 31;
 const DYNPTR_TYPE_LOCAL: u32 = 1;
 const DYNPTR_TYPE_RINGBUF: u32 = 2;
+/// `BPF_DYNPTR_TYPE_XDP` (from the kfunc `bpf_dynptr_from_xdp`): `data` holds the
+/// context's address (the kernel's holds the `xdp_buff`), bytes are the packet's.
+pub(crate) const DYNPTR_TYPE_XDP: u32 = 4;
 
 /// (data, size, offset, type, read-only) of the dynptr at `addr`.
-fn dynptr_get(rt: &Runtime, addr: u64) -> Result<(u64, u64, u64, u32, bool), FaultKind> {
+pub(crate) fn dynptr_get(rt: &Runtime, addr: u64) -> Result<(u64, u64, u64, u32, bool), FaultKind> {
     let data = rt.regions.load(addr, 8)?;
     let size = rt.regions.load(addr + 8, 4)? as u32;
     let offset = rt.regions.load(addr + 12, 4)?;
@@ -1042,7 +1052,7 @@ fn ringbuf_submit_dynptr(rt: &mut Runtime, a: &[u64; 5], submit: bool) -> Result
 }
 
 /// `bpf_dynptr_check_off_len`.
-fn dynptr_range(size: u64, offset: u64, len: u64) -> Result<(), i64> {
+pub(crate) fn dynptr_range(size: u64, offset: u64, len: u64) -> Result<(), i64> {
     if offset > size || len > size - offset {
         return Err(maps::E2BIG);
     }
@@ -1057,6 +1067,14 @@ fn dynptr_read(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     }
     if let Err(e) = dynptr_range(size, off, len) {
         return Ok(neg(e));
+    }
+    if ty == DYNPTR_TYPE_XDP {
+        // __bpf_xdp_load_bytes
+        rt.regions.check(dst, len, true)?;
+        let mut out = Vec::new();
+        read_packet(rt, base + off, len, &mut out);
+        rt.regions.write_bytes(dst, &out)?;
+        return Ok(0);
     }
     if !matches!(ty, DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF) {
         return Err(herr(
@@ -1077,6 +1095,10 @@ fn dynptr_write(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     }
     if let Err(e) = dynptr_range(size, off, len) {
         return Ok(neg(e));
+    }
+    if ty == DYNPTR_TYPE_XDP {
+        // __bpf_xdp_store_bytes (flags are not checked for XDP dynptrs)
+        return xdp_load_store(rt, &[0, base + off, src, len, 0], true);
     }
     if !matches!(ty, DYNPTR_TYPE_LOCAL | DYNPTR_TYPE_RINGBUF) {
         return Err(herr(

@@ -1260,11 +1260,17 @@ fn step<'p>(
                                 reg[0] = tri!(helpers::call(rt, id, &args));
                             }
                         }
-                        BPF_PSEUDO_KFUNC_CALL => {
-                            bail!(FaultKind::Unsupported(format!(
+                        BPF_PSEUDO_KFUNC_CALL => match crate::kfunc::helper_id(imm) {
+                            Some(id) => {
+                                rt.depth = depth + st.frames.len();
+                                rt.current_prog = prog_idx;
+                                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                                reg[0] = tri!(helpers::call(rt, id, &args));
+                            }
+                            None => bail!(FaultKind::Unsupported(format!(
                                 "kfunc call (BTF id {imm}) is not supported"
-                            )))
-                        }
+                            ))),
+                        },
                         _ => bail!(FaultKind::UnknownOpcode(code)),
                     }
                 }

@@ -17,6 +17,7 @@ pub mod fastpath;
 pub mod fib;
 pub mod helpers;
 pub mod interp;
+pub mod kfunc;
 pub mod maps;
 pub mod memory;
 pub mod runtime;

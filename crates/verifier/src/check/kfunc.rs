@@ -156,7 +156,8 @@ fn is_dev_bound(name: &str) -> bool {
 
 impl V<'_> {
     /// The kfunc a `BPF_PSEUDO_KFUNC_CALL` at `idx` calls: from the object's BTF
-    /// (`Options::funcs`) or from `Options::kfuncs`.
+    /// (`Options::funcs`), from `Options::kfuncs`, or from bpfkit's kfunc number in the
+    /// call's `imm` (`bpfkit_isa::kfunc`, as `link()` sets it).
     pub(super) fn kfunc_name(&self, idx: usize) -> Option<&str> {
         self.opts
             .funcs
@@ -169,6 +170,7 @@ impl V<'_> {
                     .find(|(i, _)| *i == idx)
                     .map(|(_, n)| n.as_str())
             })
+            .or_else(|| bpfkit_isa::kfunc::name(self.insns.get(idx)?.imm))
     }
 
     /// `check_kfunc_call` for a modelled kfunc; the others are undecided.
