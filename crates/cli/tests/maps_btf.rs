@@ -238,3 +238,46 @@ fn a_kernel_map_dump_is_a_maps_in_file() {
         assert_eq!(by_key(&back, name), by_key(&doc, name), "{name}");
     }
 }
+
+/// The kernel engine's `--maps-out` names what PROG_ARRAY slots hold (the kernel keeps
+/// program ids there), so it is a `--maps-in` file for any engine.
+#[test]
+fn kernel_engine_maps_out_names_prog_array_slots() {
+    if let Err(why) = bpfkit_loader::probe::kernel_available() {
+        println!("SKIPPED: kernel_engine_maps_out_names_prog_array_slots: {why}");
+        return;
+    }
+    let path = root().join("corpus/obj/xdp_tailcall.o");
+    let obj =
+        bpfkit_object::Object::parse_named(&std::fs::read(&path).unwrap(), "xdp_tailcall").unwrap();
+    if bpfkit_loader::object_or_skip(
+        "kernel_engine_maps_out_names_prog_array_slots",
+        "xdp_tailcall",
+        &obj.link().unwrap(),
+    ) {
+        return;
+    }
+    let run = |extra: &[&str], out: &Path| {
+        let o = bpfkit()
+            .arg("replay")
+            .arg(&path)
+            .arg(root().join("corpus/pcap/mixed.pcap"))
+            .arg("--maps-out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_json(out)
+    };
+    let a = run(&["--engine", "kernel"], &tmp("kernel_tail.json"));
+    let slots = by_key(&a, "jmp_table");
+    assert_eq!(slots["00000000"][1]["program"], "handle_ipv4", "{a}");
+    assert_eq!(slots.len(), 3, "{a}");
+    let input = tmp("kernel_tail.json");
+    let b = run(
+        &["--maps-in", input.to_str().unwrap(), "--limit", "0"],
+        &tmp("kernel_tail_back.json"),
+    );
+    assert_eq!(by_key(&b, "jmp_table"), slots);
+}

@@ -46,8 +46,9 @@ pub fn is_fifo(def: &MapDef) -> bool {
 
 /// The contents of every map as JSON, in the layout of [`crate::maps_json`] (shared with
 /// `bpfkit map dump --json`): ARRAY-like maps leave out all-zero values (every index
-/// exists), as the corpus's `maps_after` does. `fd_value` names program/map slots
-/// (bpfkit engines store indices; kernel ids are shown as `{"id": N}`).
+/// exists), as the corpus's `maps_after` does. Program/map slots are named
+/// (`{"program": NAME}`, `{"map": NAME}`: bpfkit engines store indices, the kernel ids,
+/// shown as `{"id": N}` when the id is none of the object's).
 /// With `btf` (the object's BTF), each entry of a map whose key and value types are known
 /// is `{"key": HEX, "value": HEX, "formatted": {"key": .., "value": ..}}`, the decoded form
 /// beside the hex as `bpftool map dump` shows it; otherwise `[HEX, HEX]`.
@@ -73,7 +74,7 @@ pub fn dump(
             if is_fd_map(def) && v.len() >= 4 {
                 let n = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
                 let value = if engine.name() == "kernel" {
-                    json!({ "id": n })
+                    kernel_slot(obj, def, n as u32)
                 } else if def.map_type == map_type::PROG_ARRAY {
                     match obj.programs.get(n) {
                         Some(p) => json!({ "program": p.name }),
@@ -93,6 +94,22 @@ pub fn dump(
         out.insert(def.real_name().to_string(), Value::Array(list));
     }
     Ok(Value::Object(out))
+}
+
+/// A PROG_ARRAY or map-in-map slot of the kernel engine, which holds a kernel id: named by
+/// the object's program or map that the kernel object with that id is (its kernel name,
+/// cut to 15 bytes, stands for one name), so `--maps-in` takes it back; `{"id": N}` when
+/// it is none of the object's.
+fn kernel_slot(obj: &LinkedObject, def: &MapDef, id: u32) -> Value {
+    use bpfkit_loader::pin::{name_of, ObjKind};
+    if def.map_type == map_type::PROG_ARRAY {
+        if let Some(i) = name_of(ObjKind::Prog, id).and_then(|n| program_named(obj, &n)) {
+            return json!({ "program": obj.programs[i].name });
+        }
+    } else if let Some(i) = name_of(ObjKind::Map, id).and_then(|n| map_named(obj, &n)) {
+        return json!({ "map": obj.maps[i].real_name() });
+    }
+    json!({ "id": id })
 }
 
 /// A decoded (`formatted`) key or value turned into hex with the map's BTF type, so the
