@@ -59,7 +59,10 @@ fn a_malformed_object_is_an_entry_in_every_format() {
         lines[1].starts_with("xdp_counter.o,xdp_count,success,"),
         "{csv}"
     );
-    assert!(lines[2].starts_with("garbage.o,,failure,"), "{csv}");
+    assert!(
+        lines[2].starts_with("garbage.o,<unreadable>,failure,"),
+        "{csv}"
+    );
     assert!(
         lines[3].starts_with("unchecked_access.o,unchecked_access,failure,"),
         "{csv}"
@@ -514,6 +517,29 @@ fn veristat_reads_our_csv_and_we_read_its() {
     };
     let old = ours(&objs[..2], "vs_old.csv");
     let new = ours(&objs, "vs_new.csv");
+    // With a malformed object: its row, too, is one veristat reads.
+    let bad = tmp("vs_garbage.o");
+    std::fs::write(&bad, b"not an ELF file").unwrap();
+    let with_bad = tmp("vs_with_bad.csv");
+    let o = bpfkit()
+        .args(["verify", "--format", "csv"])
+        .args(&objs)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    std::fs::write(&with_bad, &o.stdout).unwrap();
+    let o = Command::new(&v)
+        .arg("-C")
+        .arg(&new)
+        .arg(&with_bad)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "veristat -C refused a CSV with an unreadable object's row: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("vs_garbage.o"));
     let o = Command::new(&v)
         .arg("-C")
         .arg(&old)

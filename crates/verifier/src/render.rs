@@ -387,11 +387,16 @@ pub fn csv_row(prog: &LinkedProgram, rep: &Report, object: &str) -> String {
     )
 }
 
+/// The program name of the CSV row of an object that could not be read.
+pub const CSV_UNREADABLE: &str = "<unreadable>";
+
 /// A CSV row for an object that could not be read: veristat's columns, verdict `failure`,
-/// no program name.
+/// program [`CSV_UNREADABLE`]. No field is empty: veristat splits lines with `strtok_r`,
+/// which runs adjacent commas together, so an empty field shifts the columns after it
+/// and `veristat -C` refuses the file ("Unrecognized verification verdict").
 pub fn csv_error_row(object: &str) -> String {
     format!(
-        "{},,failure,0,0,0,0,0,0,0,0,unspec,xdp,0,0",
+        "{},{CSV_UNREADABLE},failure,0,0,0,0,0,0,0,0,unspec,xdp,0,0",
         csv_file_name(object)
     )
 }
