@@ -14,6 +14,7 @@ pub mod capture;
 pub mod coverage;
 pub mod engines;
 pub mod hex;
+pub mod maps_json;
 pub mod output;
 pub mod parallel;
 pub mod rss;

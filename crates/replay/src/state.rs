@@ -4,7 +4,7 @@
 //! `{"ifindex": N}` (DEVMAP, `--maps-in` only).
 
 use crate::engines::ReplayEngine;
-use crate::hex;
+use crate::{hex, maps_json};
 use bpfkit_object::model::{map_type, LinkedObject, MapDef};
 use serde_json::{json, Map as JsonMap, Value};
 
@@ -44,9 +44,11 @@ pub fn is_fifo(def: &MapDef) -> bool {
     matches!(def.map_type, map_type::QUEUE | map_type::STACK)
 }
 
-/// The contents of every map as JSON. ARRAY-like maps leave out all-zero values (every
-/// index exists), as the corpus's `maps_after` does. `fd_value` names program/map slots
-/// (bpfkit engines store indices; kernel ids are shown as `{"id": N}`).
+/// The contents of every map as JSON, in the layout of [`crate::maps_json`] (shared with
+/// `bpfkit map dump --json`): ARRAY-like maps leave out all-zero values (every index
+/// exists), as the corpus's `maps_after` does. Program/map slots are named
+/// (`{"program": NAME}`, `{"map": NAME}`: bpfkit engines store indices, the kernel ids,
+/// shown as `{"id": N}` when the id is none of the object's).
 /// With `btf` (the object's BTF), each entry of a map whose key and value types are known
 /// is `{"key": HEX, "value": HEX, "formatted": {"key": .., "value": ..}}`, the decoded form
 /// beside the hex as `bpftool map dump` shows it; otherwise `[HEX, HEX]`.
@@ -63,16 +65,16 @@ pub fn dump(
         let entries = engine
             .map_entries(i)
             .map_err(|e| format!("map `{}`: {e}", def.real_name()))?;
-        let arrayish = matches!(def.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY);
+        let shape = maps_json::Shape::of(def);
         let mut list = Vec::with_capacity(entries.len());
         for (k, v) in entries {
-            if arrayish && v.iter().all(|b| *b == 0) {
+            if maps_json::left_out(&shape, &v) {
                 continue;
             }
-            let value = if is_fd_map(def) && v.len() >= 4 {
+            if is_fd_map(def) && v.len() >= 4 {
                 let n = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
-                if engine.name() == "kernel" {
-                    json!({ "id": n })
+                let value = if engine.name() == "kernel" {
+                    kernel_slot(obj, def, n as u32)
                 } else if def.map_type == map_type::PROG_ARRAY {
                     match obj.programs.get(n) {
                         Some(p) => json!({ "program": p.name }),
@@ -83,17 +85,10 @@ pub fn dump(
                         Some(m) => json!({ "map": m.real_name() }),
                         None => json!({ "index": n }),
                     }
-                }
+                };
+                list.push(maps_json::entry(&k, value, None));
             } else {
-                Value::String(hex::encode(&v))
-            };
-            match btf.and_then(|b| formatted(b, def, &k, &v)) {
-                Some(f) if !is_fd_map(def) => list.push(json!({
-                    "key": hex::encode(&k),
-                    "value": value,
-                    "formatted": f,
-                })),
-                _ => list.push(json!([hex::encode(&k), value])),
+                list.push(maps_json::data_entry(btf, &shape, &k, &v));
             }
         }
         out.insert(def.real_name().to_string(), Value::Array(list));
@@ -101,24 +96,20 @@ pub fn dump(
     Ok(Value::Object(out))
 }
 
-/// The decoded key and value of one entry (per-CPU values: one per CPU), when the map's
-/// BTF types are known.
-fn formatted(btf: &bpfkit_object::btf::Btf, def: &MapDef, k: &[u8], v: &[u8]) -> Option<Value> {
-    if def.btf_key_type_id == 0 || def.btf_value_type_id == 0 {
-        return None;
-    }
-    let key = crate::btf_value::decode(btf, def.btf_key_type_id, k)?;
-    let value = if is_percpu(def) {
-        let stride = (def.value_size as usize).div_ceil(8) * 8;
-        let mut cpus = Vec::new();
-        for (cpu, chunk) in v.chunks(stride.max(1)).enumerate() {
-            cpus.push(json!({"cpu": cpu, "value": crate::btf_value::decode(btf, def.btf_value_type_id, chunk)?}));
+/// A PROG_ARRAY or map-in-map slot of the kernel engine, which holds a kernel id: named by
+/// the object's program or map that the kernel object with that id is (its kernel name,
+/// cut to 15 bytes, stands for one name), so `--maps-in` takes it back; `{"id": N}` when
+/// it is none of the object's.
+fn kernel_slot(obj: &LinkedObject, def: &MapDef, id: u32) -> Value {
+    use bpfkit_loader::pin::{name_of, ObjKind};
+    if def.map_type == map_type::PROG_ARRAY {
+        if let Some(i) = name_of(ObjKind::Prog, id).and_then(|n| program_named(obj, &n)) {
+            return json!({ "program": obj.programs[i].name });
         }
-        Value::Array(cpus)
-    } else {
-        crate::btf_value::decode(btf, def.btf_value_type_id, v)?
-    };
-    Some(json!({"key": key, "value": value}))
+    } else if let Some(i) = name_of(ObjKind::Map, id).and_then(|n| map_named(obj, &n)) {
+        return json!({ "map": obj.maps[i].real_name() });
+    }
+    json!({ "id": id })
 }
 
 /// A decoded (`formatted`) key or value turned into hex with the map's BTF type, so the
@@ -187,8 +178,7 @@ pub fn load(
     };
     let mut n = 0;
     for (name, entries) in maps {
-        let idx = obj
-            .map_index(name)
+        let idx = map_named(obj, name)
             .ok_or_else(|| format!("maps file: the object has no map `{name}`"))?;
         let def = &obj.maps[idx];
         let Value::Array(entries) = entries else {
@@ -250,6 +240,44 @@ pub fn load(
         }
     }
     Ok(n)
+}
+
+/// The kernel keeps `BPF_OBJ_NAME_LEN` - 1 = 15 bytes of a map's or program's name, so
+/// `bpfkit map dump` of a loaded map shows names cut there: a name of exactly 15 bytes
+/// that matches nothing else stands for the one name it begins.
+const KERNEL_NAME_LEN: usize = 15;
+
+fn truncated_match<'a>(
+    name: &str,
+    mut names: impl Iterator<Item = (usize, &'a str)>,
+) -> Option<usize> {
+    if name.len() != KERNEL_NAME_LEN {
+        return None;
+    }
+    let first = names.find(|(_, n)| n.starts_with(name))?;
+    match names.find(|(_, n)| n.starts_with(name)) {
+        Some(_) => None,
+        None => Some(first.0),
+    }
+}
+
+/// The map named `name` (libbpf's name, its "real name", or the kernel's 15-byte cut).
+pub fn map_named(obj: &LinkedObject, name: &str) -> Option<usize> {
+    obj.map_index(name)
+        .or_else(|| truncated_match(name, obj.maps.iter().map(|m| m.name.as_str()).enumerate()))
+}
+
+/// The program named `name` (or the kernel's 15-byte cut of it).
+pub fn program_named(obj: &LinkedObject, name: &str) -> Option<usize> {
+    obj.programs
+        .iter()
+        .position(|q| q.name == name)
+        .or_else(|| {
+            truncated_match(
+                name,
+                obj.programs.iter().map(|p| p.name.as_str()).enumerate(),
+            )
+        })
 }
 
 /// The key of an entry, `key_size` bytes.
@@ -393,10 +421,7 @@ fn value_bytes(
                             def.map_type
                         ));
                     }
-                    let i = obj
-                        .programs
-                        .iter()
-                        .position(|q| &q.name == p)
+                    let i = program_named(obj, p)
                         .ok_or_else(|| format!("field `program`: no program named `{p}`"))?;
                     let kind = prog_kind(&obj.programs[i]);
                     match owner {
@@ -425,8 +450,7 @@ fn value_bytes(
                             def.map_type
                         ));
                     }
-                    let i = obj
-                        .map_index(m)
+                    let i = map_named(obj, m)
                         .ok_or_else(|| format!("field `map`: no map named `{m}`"))?;
                     if let Some(t) = &def.inner {
                         if let Some(why) = bpfkit_vm::maps::inner_map_mismatch(t, &obj.maps[i]) {

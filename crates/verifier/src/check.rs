@@ -373,6 +373,10 @@ impl<'a> V<'a> {
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
         // newest first, as the kernel keeps its list (new states at the head)
         let mut k = self.explored[idx].len();
+        // The kernel's `max_states_per_insn` is the number of states it walked without
+        // finding an equal one (`states_cnt`), counted before a new state is added: 0
+        // while no instruction ever held two states.
+        let walked = k as u64;
         while k > 0 {
             k -= 1;
             let ai = self.explored[idx][k];
@@ -419,6 +423,7 @@ impl<'a> V<'a> {
                 self.cur_states -= 1;
             }
         }
+        self.max_states_per_insn = self.max_states_per_insn.max(walked);
         if !add {
             return Ok(false);
         }
@@ -446,9 +451,6 @@ impl<'a> V<'a> {
         self.explored[idx].push(ai);
         self.cur_states += 1;
         self.peak_states = self.peak_states.max(self.cur_states);
-        self.max_states_per_insn = self
-            .max_states_per_insn
-            .max(self.explored[idx].len() as u64);
         st.parent = Some(ai);
         Ok(false)
     }

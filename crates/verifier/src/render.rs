@@ -121,6 +121,25 @@ pub struct SarifOptions {
     /// Repository root: source paths from the line info are made relative to it (and
     /// given the `SRCROOT` base), so code scanning finds them in the repository.
     pub source_root: Option<std::path::PathBuf>,
+    /// Only results for problems (rejected, undecided, unreadable): accepted programs get
+    /// no `pass` result. GitHub code scanning shows every result as an alert, whatever
+    /// its `kind`.
+    pub problems_only: bool,
+}
+
+/// `path` as a SARIF URI reference (`uri-reference`): characters outside RFC 3986's
+/// unreserved, sub-delims, `:`, `@` and `/` are percent-encoded (a space, `%`, `#`,
+/// `?`, non-ASCII bytes).
+pub fn uri_reference(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
 }
 
 /// A stable rule id for a kernel message: its leading words, without numbers, registers
@@ -187,9 +206,25 @@ fn source_uri(file: &str, object: &str, root: Option<&std::path::Path>) -> (Stri
     (file.trim_start_matches("./").to_string(), false)
 }
 
-/// A SARIF 2.1.0 log with one result per rejected (error) or undecided (warning) program,
-/// and one per object that could not be read (`errors`: object path, message). `items`
-/// are (object path, program, report).
+/// The location of an object file itself: relative to the source root (with the `SRCROOT`
+/// base) when it lies below it.
+fn object_location(object: &str, opts: &SarifOptions) -> Value {
+    let rel = opts.source_root.as_ref().and_then(|r| {
+        let root = r.canonicalize().ok()?;
+        let abs = std::path::Path::new(object).canonicalize().ok()?;
+        Some(abs.strip_prefix(&root).ok()?.to_string_lossy().into_owned())
+    });
+    let art = match rel {
+        Some(rel) => json!({"uri": uri_reference(&rel), "uriBaseId": "SRCROOT"}),
+        None => json!({"uri": uri_reference(object)}),
+    };
+    json!({"physicalLocation": {"artifactLocation": art}})
+}
+
+/// A SARIF 2.1.0 log with one result per program: rejected (`error`), undecided
+/// (`warning`) or accepted (`kind: "pass"`, unless `opts.problems_only`), and one per
+/// object that could not be read (`errors`: object path, message). `items` are (object
+/// path, program, report).
 pub fn sarif(
     items: &[(&str, &LinkedProgram, &Report)],
     errors: &[(&str, &str)],
@@ -198,8 +233,20 @@ pub fn sarif(
     let mut results = vec![];
     let mut rules: std::collections::BTreeMap<String, String> = Default::default();
     for &(object, prog, rep) in items {
-        let (rule, level, msg, insn) = match &rep.verdict {
-            Verdict::Accepted => continue,
+        let (rule, kind, level, msg, insn) = match &rep.verdict {
+            Verdict::Accepted if opts.problems_only => continue,
+            Verdict::Accepted => {
+                rules
+                    .entry("bpf-verifier/accepted".into())
+                    .or_insert_with(|| "The Linux verifier would accept the program".into());
+                (
+                    "bpf-verifier/accepted".to_string(),
+                    "pass",
+                    "none",
+                    format!("program `{}` accepted by the verifier", rep.program),
+                    0,
+                )
+            }
             Verdict::Rejected(r) => {
                 let mut m = format!(
                     "program `{}` rejected by the verifier: {}",
@@ -216,7 +263,7 @@ pub fn sarif(
                         r.kernel_message.lines().next().unwrap_or("")
                     )
                 });
-                (id, "error", m, r.insn)
+                (id, "fail", "error", m, r.insn)
             }
             Verdict::Unsupported { insn, what } => {
                 rules
@@ -224,6 +271,7 @@ pub fn sarif(
                     .or_insert_with(|| "bpfkit cannot decide this program yet".into());
                 (
                     "bpf-verifier/undecided".to_string(),
+                    "fail",
                     "warning",
                     format!(
                         "program `{}` cannot be decided: bpfkit does not model {} yet",
@@ -236,7 +284,7 @@ pub fn sarif(
         let loc = match origin_line(prog, insn) {
             Some(l) => {
                 let (uri, rooted) = source_uri(&l.file, object, opts.source_root.as_deref());
-                let mut art = json!({"uri": uri});
+                let mut art = json!({"uri": uri_reference(&uri)});
                 if rooted {
                     art["uriBaseId"] = json!("SRCROOT");
                 }
@@ -245,10 +293,11 @@ pub fn sarif(
                     "region": {"startLine": l.line.max(1), "startColumn": l.column.max(1), "snippet": {"text": l.text}}
                 }})
             }
-            None => json!({"physicalLocation": {"artifactLocation": {"uri": object}}}),
+            None => object_location(object, opts),
         };
         results.push(json!({
             "ruleId": rule,
+            "kind": kind,
             "level": level,
             "message": {"text": msg},
             "locations": [loc],
@@ -263,9 +312,10 @@ pub fn sarif(
             });
         results.push(json!({
             "ruleId": "bpf-object/unreadable",
+            "kind": "fail",
             "level": "error",
             "message": {"text": message},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": object}}}],
+            "locations": [object_location(object, opts)],
             "properties": {"object": object}
         }));
     }
@@ -284,8 +334,7 @@ pub fn sarif(
         .as_ref()
         .and_then(|r| r.canonicalize().ok())
     {
-        run["originalUriBaseIds"] =
-            json!({"SRCROOT": {"uri": format!("file://{}/", root.display())}});
+        run["originalUriBaseIds"] = json!({"SRCROOT": {"uri": format!("file://{}/", uri_reference(&root.to_string_lossy()))}});
     }
     json!({
         "version": "2.1.0",
@@ -338,11 +387,16 @@ pub fn csv_row(prog: &LinkedProgram, rep: &Report, object: &str) -> String {
     )
 }
 
+/// The program name of the CSV row of an object that could not be read.
+pub const CSV_UNREADABLE: &str = "<unreadable>";
+
 /// A CSV row for an object that could not be read: veristat's columns, verdict `failure`,
-/// no program name.
+/// program [`CSV_UNREADABLE`]. No field is empty: veristat splits lines with `strtok_r`,
+/// which runs adjacent commas together, so an empty field shifts the columns after it
+/// and `veristat -C` refuses the file ("Unrecognized verification verdict").
 pub fn csv_error_row(object: &str) -> String {
     format!(
-        "{},,failure,0,0,0,0,0,0,0,0,unspec,xdp,0,0",
+        "{},{CSV_UNREADABLE},failure,0,0,0,0,0,0,0,0,unspec,xdp,0,0",
         csv_file_name(object)
     )
 }

@@ -7,22 +7,34 @@ use bpfkit_loader::object_load::spec_from_info;
 use bpfkit_loader::pin::{self, ObjKind};
 use bpfkit_loader::{Map, MapSpec};
 
+use bpfkit_replay::maps_json::{self, Shape};
+
 use super::load::loader_error;
 use crate::{CliError, CliResult, Status};
 
 const AFTER_HELP: &str = "\
 Examples:
   bpfkit map dump /sys/fs/bpf/fw/fw_stats
-  bpfkit map dump --id 42 --json
+  bpfkit map dump --id 42 --json > maps.json   # then: bpfkit replay --maps-in maps.json ...
+  bpfkit map dump --id 42 --format bpftool
   bpfkit map lookup /sys/fs/bpf/fw/blocklist --key 0a000042
   bpfkit map update /sys/fs/bpf/fw/blocklist --key '0a 00 00 42' --value 0000000000000000
   bpfkit map delete /sys/fs/bpf/fw/blocklist --key 0a000042
 
 The map is a pinned path (bpffs) or --id N. Keys and values are hex bytes in memory
 order (spaces optional). For per-CPU maps an update writes the value to every CPU, and
-lookups/dumps show one value per possible CPU. --json is shaped like `bpftool -j map`:
-keys and values as arrays of \"0x..\" byte strings, per-CPU values as
-{\"cpu\": N, \"value\": [..]}.
+lookups/dumps show one value per possible CPU.
+
+--json (= --format json) writes the layout of `bpfkit replay --maps-in`/`--maps-out`, so
+a dump is directly a maps file: {\"MAP NAME\": [ENTRY, ...]}, each entry
+{\"key\": HEX, \"value\": HEX, \"formatted\": {\"key\": .., \"value\": ..}} when the map has
+BTF (decoded as bpftool's `formatted`), else [HEX, HEX]; per-CPU values are the values of
+every CPU, each padded to 8 bytes, in one hex string (`formatted`: one per CPU); program
+arrays and map-in-maps name what their slots hold ({\"program\": NAME}, {\"map\": NAME},
+kernel names); all-zero entries of ARRAY/PERCPU_ARRAY maps are left out. The map is
+named by its kernel name (15 bytes at most), or --name. --format bpftool is shaped like
+`bpftool -j map dump`: a list of entries, keys and values as arrays of \"0x..\" byte
+strings, per-CPU values as {\"cpu\": N, \"value\": [..]}, every entry, plus `formatted`.
 
 Exit status: 0 done (lookup/delete: the key exists); 1 the key is absent, or a key/value
 of the wrong size or refused by the kernel; 2 usage or I/O error (--key/--value not hex,
@@ -53,9 +65,24 @@ pub struct Args {
     /// Value, hex bytes (update).
     #[arg(long)]
     pub value: Option<String>,
-    /// JSON output (like bpftool -j).
-    #[arg(long)]
+    /// JSON output in the `replay --maps-in` layout (= --format json).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output: text, json (the `replay --maps-in`/`--maps-out` layout) or bpftool
+    /// (`bpftool -j map dump`'s layout).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The map's name in the JSON layout (default: its kernel name), e.g. the object's
+    /// name for it when the kernel cut it to 15 bytes.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Bpftool,
 }
 
 /// Hex bytes of `--key`/`--value` (whitespace and `0x` prefixes ignored). A syntax error
@@ -142,6 +169,38 @@ fn formatted(m: &Map, t: &Types, key: &[u8], value: &[u8]) -> Option<serde_json:
     Some(serde_json::json!({"key": k, "value": v}))
 }
 
+/// The map as the shared JSON layout sees it (`bpfkit_replay::maps_json`).
+fn shape(m: &Map, t: Option<&Types>) -> Shape {
+    let spec = m.spec();
+    Shape {
+        map_type: spec.map_type,
+        value_size: spec.value_size,
+        btf_key_type_id: t.map_or(0, |t| t.key),
+        btf_value_type_id: t.map_or(0, |t| t.value),
+    }
+}
+
+/// One entry in the `replay --maps-in` layout: program-array and map-in-map slots name
+/// the program or map whose id they hold (by its kernel name; `{"id": N}` when it has
+/// none or is gone).
+fn layout_entry(shape: &Shape, t: Option<&Types>, key: &[u8], value: &[u8]) -> serde_json::Value {
+    if shape.is_fd_map() && value.len() >= 4 {
+        use bpfkit_object::model::map_type::PROG_ARRAY;
+        let id = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+        let (kind, field) = if shape.map_type == PROG_ARRAY {
+            (ObjKind::Prog, "program")
+        } else {
+            (ObjKind::Map, "map")
+        };
+        let v = match pin::name_of(kind, id).filter(|n| !n.is_empty()) {
+            Some(n) => serde_json::json!({ field: n }),
+            None => serde_json::json!({ "id": id }),
+        };
+        return maps_json::entry(key, v, None);
+    }
+    maps_json::data_entry(t.map(|t| &t.btf), shape, key, value)
+}
+
 fn hex_json(b: &[u8]) -> serde_json::Value {
     b.iter().map(|x| format!("0x{x:02x}")).collect()
 }
@@ -188,6 +247,11 @@ fn entry_text(m: &Map, key: &[u8], value: &[u8]) -> String {
 }
 
 pub fn run(a: Args) -> CliResult {
+    let format = match (a.format, a.json) {
+        (Some(f), _) => f,
+        (None, true) => Format::Json,
+        (None, false) => Format::Text,
+    };
     let m = open(&a)?;
     let bad = |e: bpfkit_loader::Error| CliError::bad(e.to_string());
     let key = || -> Result<Vec<u8>, CliError> {
@@ -201,43 +265,66 @@ pub fn run(a: Args) -> CliResult {
         Action::Dump => {
             let entries = m.entries().map_err(bad)?;
             let t = types(&m);
-            if a.json {
-                let v: Vec<_> = entries
-                    .iter()
-                    .map(|(k, v)| {
-                        let mut e = entry_json(&m, k, v);
-                        if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
-                            e["formatted"] = f;
-                        }
-                        e
-                    })
-                    .collect();
-                crate::outln!("{}", serde_json::to_string(&v).expect("json"));
-            } else {
-                for (k, v) in &entries {
-                    crate::outln!("{}", entry_text(&m, k, v));
-                    if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
-                        crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
-                    }
+            match format {
+                Format::Json => {
+                    let sh = shape(&m, t.as_ref());
+                    let list: Vec<_> = entries
+                        .iter()
+                        .filter(|(_, v)| !maps_json::left_out(&sh, v))
+                        .map(|(k, v)| layout_entry(&sh, t.as_ref(), k, v))
+                        .collect();
+                    let name = a.name.clone().unwrap_or_else(|| m.name().to_string());
+                    let mut doc = serde_json::Map::new();
+                    doc.insert(name, serde_json::Value::Array(list));
+                    crate::outln!("{}", serde_json::to_string_pretty(&doc).expect("json"));
                 }
-                crate::outln!("Found {} elements", entries.len());
+                Format::Bpftool => {
+                    let v: Vec<_> = entries
+                        .iter()
+                        .map(|(k, v)| {
+                            let mut e = entry_json(&m, k, v);
+                            if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
+                                e["formatted"] = f;
+                            }
+                            e
+                        })
+                        .collect();
+                    crate::outln!("{}", serde_json::to_string(&v).expect("json"));
+                }
+                Format::Text => {
+                    for (k, v) in &entries {
+                        crate::outln!("{}", entry_text(&m, k, v));
+                        if let Some(f) = t.as_ref().and_then(|t| formatted(&m, t, k, v)) {
+                            crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
+                        }
+                    }
+                    crate::outln!("Found {} elements", entries.len());
+                }
             }
         }
         Action::Lookup => {
             let k = key()?;
             match m.lookup(&k).map_err(bad)? {
                 Some(v) => {
-                    let f = types(&m).and_then(|t| formatted(&m, &t, &k, &v));
-                    if a.json {
-                        let mut e = entry_json(&m, &k, &v);
-                        if let Some(f) = f {
-                            e["formatted"] = f;
+                    let t = types(&m);
+                    let f = t.as_ref().and_then(|t| formatted(&m, t, &k, &v));
+                    match format {
+                        Format::Json => {
+                            let sh = shape(&m, t.as_ref());
+                            crate::outln!("{}", layout_entry(&sh, t.as_ref(), &k, &v));
                         }
-                        crate::outln!("{e}");
-                    } else {
-                        crate::outln!("{}", entry_text(&m, &k, &v));
-                        if let Some(f) = f {
-                            crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
+                        Format::Bpftool => {
+                            let mut e = entry_json(&m, &k, &v);
+                            if let Some(f) = f {
+                                e["formatted"] = f;
+                            }
+                            crate::outln!("{e}");
+                        }
+                        Format::Text => {
+                            crate::outln!("{}", entry_text(&m, &k, &v));
+                            if let Some(f) = f {
+                                crate::outln!("  = {}", serde_json::to_string(&f).expect("json"));
+                            }
                         }
                     }
                 }
@@ -271,7 +358,7 @@ pub fn run(a: Args) -> CliResult {
                 v
             };
             m.update(&k, &full, 0).map_err(bad)?;
-            if a.json {
+            if format != Format::Text {
                 crate::outln!("null");
             }
         }
@@ -280,7 +367,7 @@ pub fn run(a: Args) -> CliResult {
             if !m.delete(&k).map_err(bad)? {
                 return Err(CliError::bad(format!("key {} not found", hex_text(&k))));
             }
-            if a.json {
+            if format != Format::Text {
                 crate::outln!("null");
             }
         }

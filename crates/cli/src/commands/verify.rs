@@ -13,7 +13,8 @@ Examples:
   bpfkit verify corpus/obj/xdp_firewall.o
   bpfkit verify corpus/obj/rejected/unchecked_access.o      # shows why, with the C line
   bpfkit verify --prog xdp_dispatch --format json corpus/obj/xdp_tailcall.o
-  bpfkit verify --format sarif build/*.o > verify.sarif      # for code-scanning upload
+  bpfkit verify --format sarif build/*.o > verify.sarif      # one result per program
+  bpfkit verify --format sarif --sarif-problems-only build/*.o  # for code-scanning upload
   bpfkit verify --format csv x.o                             # veristat's columns
   bpfkit verify --deny-tail-call-lints corpus/obj/xdp_tailcall.o
   bpfkit verify --maps maps.json --deny-tail-call-lints x.o   # prog arrays filled at run time
@@ -68,6 +69,10 @@ pub struct Args {
     /// Repository root for SARIF: source paths from the line info are made relative to it.
     #[arg(long, value_name = "DIR")]
     pub source_root: Option<PathBuf>,
+    /// SARIF: results for problems only (rejected, undecided, unreadable), no `pass`
+    /// result per accepted program. GitHub code scanning shows every result as an alert.
+    #[arg(long)]
+    pub sarif_problems_only: bool,
     #[command(flatten)]
     pub object: super::ObjectArgs,
     /// Only these programs (by function name); may be repeated.
@@ -319,6 +324,7 @@ pub fn run(args: Args) -> CliResult {
             let opts = render::SarifOptions {
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 source_root: args.source_root.clone(),
+                problems_only: args.sarif_problems_only,
             };
             Some(serde_json::to_string_pretty(&render::sarif(&items, &errs, &opts)).expect("json"))
         }
