@@ -336,30 +336,55 @@ fn push_action(out: &mut String, retval: u64) {
     }
 }
 
-/// Appends the decimal digits of `v`, written in place two at a time (no call to
-/// `memcpy`, which costs more than the digits for such short copies).
-#[inline]
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
-    let start = out.len();
-    out.resize(start + n, 0);
-    let d = &mut out[start..];
-    let mut i = n;
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Writes `w` as exactly `d.len()` digits (zero-padded) into `d`, two at a time.
+#[inline(always)]
+fn put_digits(d: &mut [u8], mut w: u32) {
+    let mut i = d.len();
     while i >= 2 {
-        let p = (v % 100) as usize * 2;
-        v /= 100;
+        let p = (w % 100) as usize * 2;
+        w /= 100;
         d[i - 2] = PAIRS[p];
         d[i - 1] = PAIRS[p + 1];
         i -= 2;
     }
     if i == 1 {
-        d[0] = b'0' + v as u8;
+        d[0] = b'0' + (w % 10) as u8;
     }
+}
+
+/// Appends `w` (below 10^9) in decimal.
+#[inline(always)]
+fn push_u32(out: &mut Vec<u8>, w: u32) {
+    let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
+    // A constant-size fill, the digits written in place, the rest cut off: no call to
+    // `memcpy`/`memset` (they cost more than the digits for such short strings) and no
+    // stack buffer read back right after its bytes were stored.
+    let len = out.len();
+    out.extend_from_slice(&[0u8; 12]);
+    put_digits(&mut out[len..len + n], w);
+    out.truncate(len + n);
+}
+
+/// Appends the decimal digits of `v`, in 32-bit arithmetic: nine digits at a time from
+/// the right (the 19-digit timestamp on every trace line is two such groups and one
+/// digit).
+#[inline]
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    const E9: u64 = 1_000_000_000;
+    if v < E9 {
+        return push_u32(out, v as u32);
+    }
+    push_u64(out, v / E9);
+    let len = out.len();
+    out.extend_from_slice(&[0u8; 12]);
+    put_digits(&mut out[len..len + 9], (v % E9) as u32);
+    out.truncate(len + 9);
 }
 
 /// Appends `,"key":` (`key` needs no escaping).
@@ -480,7 +505,14 @@ mod tests {
             9_999_999_999_999_999_999,
             10_000_000_000_000_000_000,
             u64::MAX,
-        ] {
+        ]
+        .into_iter()
+        .chain((0..20).flat_map(|e| {
+            let p = 10u64.pow(e);
+            [p - 1, p, p + 1, p.wrapping_mul(7) / 3, u64::MAX / p]
+        }))
+        .chain((0..64).map(|b| 1u64 << b))
+        {
             let mut b = b"x".to_vec();
             push_u64(&mut b, v);
             assert_eq!(String::from_utf8(b).unwrap(), format!("x{v}"));
