@@ -996,7 +996,7 @@ impl<'a> Setup<'a> {
         let mut s2 = s.clone();
         match run.run(&mut cap, opts, &mut outputs, &mut s2, progress)? {
             Ok(main) => {
-                outputs.finish(opts, &mut s2)?;
+                outputs.finish(self.obj, opts, &mut s2)?;
                 finish_capture(&cap, &mut s2);
                 *s = s2;
                 s.threads = threads;
@@ -1079,7 +1079,7 @@ impl<'a> Setup<'a> {
         }
         r.general_loop(s, progress)?;
         s.elapsed = start.elapsed();
-        r.run.outputs.finish(self.opts, s)?;
+        r.run.outputs.finish(self.obj, self.opts, s)?;
         finish_capture(&r.cap, s);
         let mut engines = r.run.engines;
         engines.extend(r.run.cov_engine);

@@ -14,7 +14,7 @@ use crate::{
     ReplayError, Summary, ACTIONS,
 };
 use bpfkit_object::model::LinkedObject;
-use bpfkit_vm::engine::XdpOutput;
+use bpfkit_vm::engine::{Redirect, XdpOutput};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +101,10 @@ pub(crate) struct Outputs {
     trace_lines: u64,
     pcapng: Option<PcapNgOut>,
     action_counts: [u64; 5],
+    /// Other return values (low 32 bits) and their counts.
+    other_actions: BTreeMap<u32, u64>,
+    /// Redirect targets (0 and the ifindex, or 1, the map and the key) and their counts.
+    redirects: BTreeMap<(u8, usize, u32), u64>,
     /// The trace line being written, reused from packet to packet.
     line: Vec<u8>,
     /// The pcapng comment being written, reused from packet to packet.
@@ -142,6 +146,8 @@ impl Outputs {
             trace_lines: 0,
             pcapng,
             action_counts: [0; 5],
+            other_actions: BTreeMap::new(),
+            redirects: BTreeMap::new(),
             line: Vec::new(),
             comment: String::new(),
         })
@@ -224,10 +230,15 @@ impl Outputs {
                 if (a as usize) < 5 {
                     self.action_counts[a as usize] += 1;
                 } else {
-                    *s.actions.entry(action_name(o.retval)).or_insert(0) += 1;
+                    // Named once, at the end: no string per packet.
+                    *self.other_actions.entry(a).or_insert(0) += 1;
                 }
                 if let Some(r) = &o.redirect {
-                    *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
+                    let k = match r {
+                        Redirect::Ifindex(i) => (0, 0, *i),
+                        Redirect::Map { map, key } => (1, *map, *key),
+                    };
+                    *self.redirects.entry(k).or_insert(0) += 1;
                 }
                 // The frame as the program left it (data .. data_end, then the
                 // fragments), without the XDP metadata in front of it.
@@ -298,9 +309,25 @@ impl Outputs {
     /// Completes the files (each ends on a whole record: records are written whole
     /// between packets), adds the per-action counts and what was written to the summary,
     /// and marks it interrupted when a signal stopped the replay.
-    pub(crate) fn finish(&mut self, opts: &Options, s: &mut Summary) -> Result<(), ReplayError> {
+    pub(crate) fn finish(
+        &mut self,
+        obj: &LinkedObject,
+        opts: &Options,
+        s: &mut Summary,
+    ) -> Result<(), ReplayError> {
         for (i, n) in std::mem::take(&mut self.action_counts).iter().enumerate() {
             *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
+        }
+        for (a, n) in std::mem::take(&mut self.other_actions) {
+            *s.actions.entry(action_name(a.into())).or_insert(0) += n;
+        }
+        for ((kind, map, key), n) in std::mem::take(&mut self.redirects) {
+            let r = if kind == 0 {
+                Redirect::Ifindex(key)
+            } else {
+                Redirect::Map { map, key }
+            };
+            *s.redirects.entry(redirect_label(obj, &r)).or_insert(0) += n;
         }
         if let Some(t) = self.trace.take() {
             t.commit().map_err(trace_err)?;
