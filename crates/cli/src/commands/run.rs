@@ -480,7 +480,18 @@ fn run_engine(
                     "--engine kernel: the kernel cannot be used here: {why}"
                 )));
             }
+            // Some programs load only with the object's BTF, func and line info (callbacks
+            // of bpf_loop, spin locks, global functions): then the whole file is loaded
+            // as libbpf does (as replay's kernel engine does).
             let k = bpfkit_loader::engine::KernelEngine::new(obj)
+                .or_else(|e| {
+                    bpfkit_loader::LoadedObject::open(
+                        Path::new(&args.file),
+                        &bpfkit_loader::LoadOptions::default(),
+                    )
+                    .map(bpfkit_loader::engine::KernelEngine::from_loaded)
+                    .map_err(|_| e)
+                })
                 .map_err(|e| CliError::bad(e.to_string()))?;
             drive(k, args, obj, prog, updates, input, |_| Status::Bad)
         }
