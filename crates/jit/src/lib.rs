@@ -510,6 +510,40 @@ impl Engine for Jit {
             .finish_xdp_into_with(r, out, want_packet)
     }
 
+    /// One XDP buffer for all runs, as the kernel's `BPF_PROG_TEST_RUN` with `repeat`
+    /// (see [`Jit::bench_xdp`]); `out` gets the last run's result.
+    fn run_xdp_repeat(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        repeat: u32,
+        out: &mut XdpOutput,
+    ) -> Result<f64, VmError> {
+        let repeat = repeat.max(1);
+        let ctx = self.begin_xdp(prog, input)?;
+        let t = Instant::now();
+        let mut r = Ok(0);
+        for i in 0..repeat {
+            if i > 0 {
+                // Per-run state, as a fresh run has it (the kernel's tail-call count is
+                // per run too).
+                let rt = self.vm.runtime_mut();
+                rt.tail_calls = 0;
+                rt.insn_count = 0;
+                rt.events.clear();
+                rt.redirect = None;
+                self.ctx.frames = 0;
+            }
+            r = self.enter(prog, ctx, 0, ctx);
+            if r.is_err() {
+                break;
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / f64::from(repeat);
+        self.vm.runtime_mut().finish_xdp_into_with(r, out, true)?;
+        Ok(ns)
+    }
+
     fn last_xdp_meta_len(&self) -> usize {
         self.vm.runtime().last_xdp_meta_len
     }

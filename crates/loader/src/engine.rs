@@ -245,6 +245,42 @@ impl KernelEngine {
     }
 }
 
+impl KernelEngine {
+    /// One `BPF_PROG_TEST_RUN` of program `prog` with `repeat`; the output and the
+    /// kernel's `duration` (mean ns per run).
+    fn run_xdp_timed(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        repeat: u32,
+    ) -> Result<(XdpOutput, u32)> {
+        let p = self.programs.get(prog).ok_or_else(|| {
+            Error::Invalid(format!(
+                "program index {prog} out of range ({} programs)",
+                self.programs.len()
+            ))
+        })?;
+        let run = p.test_run_xdp(
+            input.packet,
+            input.ingress_ifindex,
+            input.rx_queue_index,
+            repeat,
+        )?;
+        // `xdp_convert_buff_to_md`: the returned `data` is the metadata length (the output
+        // starts at data_meta); clamped to what was returned.
+        self.last_meta_len = (run.ctx.data as usize).min(run.packet.len());
+        Ok((
+            XdpOutput {
+                retval: run.retval as u64,
+                packet: run.packet,
+                redirect: None,
+                events: Vec::new(),
+            },
+            run.duration_ns,
+        ))
+    }
+}
+
 impl Engine for KernelEngine {
     type Error = Error;
 
@@ -253,22 +289,21 @@ impl Engine for KernelEngine {
     }
 
     fn run_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput> {
-        let p = self.programs.get(prog).ok_or_else(|| {
-            Error::Invalid(format!(
-                "program index {prog} out of range ({} programs)",
-                self.programs.len()
-            ))
-        })?;
-        let run = p.test_run_xdp(input.packet, input.ingress_ifindex, input.rx_queue_index, 1)?;
-        // `xdp_convert_buff_to_md`: the returned `data` is the metadata length (the output
-        // starts at data_meta); clamped to what was returned.
-        self.last_meta_len = (run.ctx.data as usize).min(run.packet.len());
-        Ok(XdpOutput {
-            retval: run.retval as u64,
-            packet: run.packet,
-            redirect: None,
-            events: Vec::new(),
-        })
+        Ok(self.run_xdp_timed(prog, input, 1)?.0)
+    }
+
+    /// `BPF_PROG_TEST_RUN` with `repeat`: the kernel's own `duration` (mean ns per run,
+    /// an integer).
+    fn run_xdp_repeat(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        repeat: u32,
+        out: &mut XdpOutput,
+    ) -> Result<f64> {
+        let (o, duration) = self.run_xdp_timed(prog, input, repeat.max(1))?;
+        *out = o;
+        Ok(f64::from(duration))
     }
 
     fn last_xdp_meta_len(&self) -> usize {

@@ -18,16 +18,16 @@ pub mod maps_json;
 pub mod output;
 pub mod parallel;
 pub mod rss;
+mod sink;
 pub mod state;
 
 use bpfkit_object::model::LinkedObject;
 use bpfkit_vm::engine::{Event, Redirect, XdpInput, XdpOutput};
 use capture::{Capture, CaptureEnd, RecordNote};
 use engines::{EngineKind, EngineSettings, ReplayEngine, RunError};
-use output::{NgFrame, OutFile, PcapNgOut, PcapOut};
 use serde_json::{json, Value};
+use sink::{Outputs, PacketInfo};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -587,44 +587,6 @@ fn events_json(obj: &LinkedObject, events: &[Event]) -> Value {
     )
 }
 
-/// Per-action pcap writers for `--out DIR`, opened on first use.
-struct OutDir {
-    dir: PathBuf,
-    writers: BTreeMap<String, PcapOut>,
-}
-
-impl OutDir {
-    fn write(
-        &mut self,
-        action: &str,
-        ts_ns: u64,
-        orig_len: u32,
-        data: &[u8],
-    ) -> Result<(), ReplayError> {
-        if !self.writers.contains_key(action) {
-            let path = self.dir.join(format!("{action}.pcap"));
-            let w = PcapOut::create(&path).map_err(|e| out_err(&path.display().to_string(), e))?;
-            self.writers.insert(action.to_string(), w);
-        }
-        let w = self.writers.get_mut(action).expect("inserted above");
-        w.write(ts_ns, orig_len, data)
-            .map_err(|e| out_err(&format!("{}/{action}.pcap", self.dir.display()), e))
-    }
-
-    /// Commits every file; returns (frames written, timestamps clamped).
-    fn finish(self) -> Result<(u64, u64), ReplayError> {
-        let (mut n, mut clamped) = (0, 0);
-        for (a, w) in self.writers {
-            n += w.records;
-            clamped += w.clamped;
-            w.file
-                .commit()
-                .map_err(|e| out_err(&format!("{}/{a}.pcap", self.dir.display()), e))?;
-        }
-        Ok((n, clamped))
-    }
-}
-
 /// Progress reports: called with (packets so far, capture bytes consumed).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
@@ -759,279 +721,504 @@ fn compare_one(
 
 /// Replays `capture_path` through program `opts.prog` of `obj`. Returns the summary; the
 /// outputs named in `opts` are written as it goes.
+///
+/// The parts, in order: [`Setup::new`] checks the options and prepares what every engine
+/// shares; [`Setup::run_parallel`] runs the queues on worker threads when the object
+/// allows it; otherwise [`Setup::run_in_order`] runs every packet in capture order
+/// ([`InOrder::lean_loop`] for the common case, [`InOrder::general_loop`] for the rest);
+/// then the final maps ([`Setup::write_maps`]) and coverage ([`Setup::write_coverage`]).
 pub fn replay(
     obj: &LinkedObject,
     capture_path: &Path,
     opts: &Options,
     mut progress: Option<Progress<'_>>,
 ) -> Result<Summary, ReplayError> {
-    let prog = select_program(obj, opts.prog.as_deref())?;
-    let kinds: Vec<EngineKind> = if opts.compare.is_empty() {
-        vec![opts.engine]
-    } else {
-        opts.compare.clone()
+    let setup = Setup::new(obj, capture_path, opts)?;
+    let mut s = setup.summary();
+    let mut engines = match setup.run_parallel(&mut s, &mut progress)? {
+        Some(main) => vec![main],
+        None => setup.run_in_order(&mut s, &mut progress)?,
     };
-    if kinds.len() == 1 && !opts.compare.is_empty() {
-        return Err(ReplayError::Usage(
-            "--compare needs at least two engines (e.g. interp,kernel)".into(),
-        ));
+    if let Some(p) = progress.as_mut() {
+        p(s.packets, u64::MAX);
     }
-    let uses_kernel = kinds.contains(&EngineKind::Kernel);
-    let queues = opts.queues.max(1);
-    if uses_kernel && queues > 1 {
-        return Err(ReplayError::Usage(
-            "--queues needs emulated CPUs; the kernel engine runs on a real CPU (use interp or jit)".into(),
-        ));
-    }
-    let want_cov = opts.coverage.is_some() || opts.coverage_summary;
-    let ncpus = if uses_kernel {
-        // Per-CPU values as the kernel returns them: one slot per possible CPU; runs are
-        // pinned to CPU 0 so they land in slot 0, as in the corpus recordings.
-        engines::kernel_available()
-            .map_err(|e| ReplayError::Bad(format!("kernel engine not usable: {e}")))?;
-        bpfkit_loader::pin_current_thread(0).map_err(ReplayError::Bad)?;
-        bpfkit_loader::map::possible_cpus()
-            .map_err(|e| ReplayError::Bad(format!("possible CPUs: {e}")))? as u32
+    s.engine_mode = engines.first().and_then(|e| e.mode()).map(str::to_string);
+    setup.write_maps(engines[0].as_ref())?;
+    // The interpreter alongside, when there is one, was pushed last.
+    let cov_from = if s.coverage_note.is_some() {
+        engines.pop()
     } else {
+        engines.into_iter().next()
+    };
+    setup.write_coverage(cov_from.as_deref(), &mut s)?;
+    Ok(s)
+}
+
+/// What a replay decided before its first packet: the program, engines, CPUs, the
+/// verifier's verdict and the settings every engine shares.
+struct Setup<'a> {
+    obj: &'a LinkedObject,
+    capture_path: &'a Path,
+    opts: &'a Options,
+    prog: usize,
+    kinds: Vec<EngineKind>,
+    queues: u32,
+    want_cov: bool,
+    ncpus: u32,
+    /// Why bpfkit's verifier does not accept the object, when it does not.
+    unverified: Option<String>,
+    settings: EngineSettings,
+    /// `--maps-in`, parsed.
+    maps_doc: Option<Value>,
+}
+
+impl<'a> Setup<'a> {
+    /// Checks the options against each other and the object (usage errors first, before
+    /// anything is written), asks the verifier, and reads `--maps-in`.
+    fn new(
+        obj: &'a LinkedObject,
+        capture_path: &'a Path,
+        opts: &'a Options,
+    ) -> Result<Setup<'a>, ReplayError> {
+        let prog = select_program(obj, opts.prog.as_deref())?;
+        let kinds: Vec<EngineKind> = if opts.compare.is_empty() {
+            vec![opts.engine]
+        } else {
+            opts.compare.clone()
+        };
+        if kinds.len() == 1 && !opts.compare.is_empty() {
+            return Err(ReplayError::Usage(
+                "--compare needs at least two engines (e.g. interp,kernel)".into(),
+            ));
+        }
+        let uses_kernel = kinds.contains(&EngineKind::Kernel);
+        let queues = opts.queues.max(1);
+        if uses_kernel && queues > 1 {
+            return Err(ReplayError::Usage(
+                "--queues needs emulated CPUs; the kernel engine runs on a real CPU (use interp or jit)".into(),
+            ));
+        }
+        let ncpus = Self::cpus(opts, uses_kernel, queues)?;
+        let on_stdout = opts.stdout_outputs();
+        if on_stdout.len() > 1 {
+            return Err(ReplayError::Usage(format!(
+                "{} write to standard output; at most one output can be `-`",
+                on_stdout.join(" and ")
+            )));
+        }
+        if opts
+            .out_dir
+            .as_deref()
+            .is_some_and(|d| d.as_os_str() == "-")
+        {
+            return Err(ReplayError::Usage(
+                "--out takes a directory (one pcap per action); for one capture on standard output use --pcapng -".into(),
+            ));
+        }
+        // The verifier's verdict on the whole object (as the kernel loads it): the fast
+        // JIT needs it, and a program it does not accept gets a low per-packet
+        // instruction limit and a warning.
+        let gate = engines::fast_gate(obj, opts.object_path.as_deref());
+        let insn_limit = match (opts.insn_limit, &gate) {
+            (Some(0), _) => {
+                return Err(ReplayError::Usage("--insn-limit must be at least 1".into()))
+            }
+            (Some(n), _) => n,
+            (None, Ok(())) => bpfkit_vm::Config::default().insn_limit,
+            (None, Err(_)) => UNVERIFIED_INSN_LIMIT,
+        };
+        if let (Err(why), Some(warn)) = (&gate, opts.warn) {
+            if !uses_kernel {
+                warn(&format!(
+                    "{why}: the kernel would refuse to load this object. Replaying it anyway; each packet is stopped after {insn_limit} instructions{}",
+                    if opts.insn_limit.is_none() { " (--insn-limit to change)" } else { "" }
+                ));
+            }
+        }
+        // The receiving device: the loopback device (ifindex 1, as BPF_PROG_TEST_RUN uses
+        // without a device) or the --ifindex one, with enough receive queues for the RSS
+        // queues / --rx-queue.
+        let rx_queues = queues.max(opts.rx_queue.saturating_add(1));
+        let device = (opts.ifindex != 1 || rx_queues > 1).then_some(bpfkit_vm::Device {
+            ifindex: opts.ifindex,
+            mtu: if opts.ifindex == 1 { 65536 } else { 1500 },
+            hard_header_len: 14,
+            rx_queues,
+        });
+        let settings = EngineSettings {
+            ncpus,
+            seed: opts.seed,
+            device,
+            object_path: opts.object_path.clone(),
+            insn_limit,
+            gate: engines::Gate(Some(gate.clone())),
+        };
+        let maps_doc: Option<Value> =
+            match &opts.maps_in {
+                Some(path) => {
+                    let text = read_text(path)?;
+                    Some(serde_json::from_str(&text).map_err(|e| {
+                        ReplayError::Bad(format!("{}: not JSON: {e}", path.display()))
+                    })?)
+                }
+                None => None,
+            };
+        Ok(Setup {
+            obj,
+            capture_path,
+            opts,
+            prog,
+            kinds,
+            queues,
+            want_cov: opts.coverage.is_some() || opts.coverage_summary,
+            ncpus,
+            unverified: gate.err(),
+            settings,
+            maps_doc,
+        })
+    }
+
+    /// Possible CPUs of the run.
+    fn cpus(opts: &Options, uses_kernel: bool, queues: u32) -> Result<u32, ReplayError> {
+        if uses_kernel {
+            // Per-CPU values as the kernel returns them: one slot per possible CPU; runs
+            // are pinned to CPU 0 so they land in slot 0, as in the corpus recordings.
+            engines::kernel_available()
+                .map_err(|e| ReplayError::Bad(format!("kernel engine not usable: {e}")))?;
+            bpfkit_loader::pin_current_thread(0).map_err(ReplayError::Bad)?;
+            return Ok(bpfkit_loader::map::possible_cpus()
+                .map_err(|e| ReplayError::Bad(format!("possible CPUs: {e}")))?
+                as u32);
+        }
         let c = opts.cpus.unwrap_or(queues);
         if c < queues {
             return Err(ReplayError::Usage(format!(
                 "--cpus {c} is less than --queues {queues}: each queue needs its own CPU"
             )));
         }
-        c
-    };
-    // The receiving device: the loopback device (ifindex 1, as BPF_PROG_TEST_RUN uses
-    // without a device) or the --ifindex one, with enough receive queues for the RSS
-    // queues / --rx-queue.
-    let rx_queues = queues.max(opts.rx_queue.saturating_add(1));
-    let device = (opts.ifindex != 1 || rx_queues > 1).then_some(bpfkit_vm::Device {
-        ifindex: opts.ifindex,
-        mtu: if opts.ifindex == 1 { 65536 } else { 1500 },
-        hard_header_len: 14,
-        rx_queues,
-    });
-    let on_stdout = opts.stdout_outputs();
-    if on_stdout.len() > 1 {
-        return Err(ReplayError::Usage(format!(
-            "{} write to standard output; at most one output can be `-`",
-            on_stdout.join(" and ")
-        )));
+        Ok(c)
     }
-    if opts
-        .out_dir
-        .as_deref()
-        .is_some_and(|d| d.as_os_str() == "-")
-    {
-        return Err(ReplayError::Usage(
-            "--out takes a directory (one pcap per action); for one capture on standard output use --pcapng -".into(),
-        ));
-    }
-    // The verifier's verdict on the whole object (as the kernel loads it): the fast JIT
-    // needs it, and a program it does not accept gets a low per-packet instruction limit
-    // and a warning.
-    let gate = engines::fast_gate(obj, opts.object_path.as_deref());
-    let insn_limit = match (opts.insn_limit, &gate) {
-        (Some(0), _) => return Err(ReplayError::Usage("--insn-limit must be at least 1".into())),
-        (Some(n), _) => n,
-        (None, Ok(())) => bpfkit_vm::Config::default().insn_limit,
-        (None, Err(_)) => UNVERIFIED_INSN_LIMIT,
-    };
-    if let (Err(why), Some(warn)) = (&gate, opts.warn) {
-        if !uses_kernel {
-            warn(&format!(
-                "{why}: the kernel would refuse to load this object. Replaying it anyway; each packet is stopped after {insn_limit} instructions{}",
-                if opts.insn_limit.is_none() { " (--insn-limit to change)" } else { "" }
-            ));
-        }
-    }
-    let settings = EngineSettings {
-        ncpus,
-        seed: opts.seed,
-        device,
-        object_path: opts.object_path.clone(),
-        insn_limit,
-        gate: engines::Gate(Some(gate.clone())),
-    };
-    let maps_doc: Option<Value> = match &opts.maps_in {
-        Some(path) => {
-            let text = read_text(path)?;
-            Some(
-                serde_json::from_str(&text)
-                    .map_err(|e| ReplayError::Bad(format!("{}: not JSON: {e}", path.display())))?,
+
+    /// A new engine of kind `k`, its maps filled from `--maps-in`.
+    fn new_engine(&self, k: EngineKind) -> Result<Box<dyn ReplayEngine>, ReplayError> {
+        let mut e =
+            engines::create(k, self.obj, &self.settings, self.prog).map_err(ReplayError::Bad)?;
+        if let (Some(doc), Some(path)) = (&self.maps_doc, &self.opts.maps_in) {
+            state::load(
+                e.as_mut(),
+                self.obj,
+                doc,
+                self.ncpus,
+                self.opts.btf.as_deref(),
             )
-        }
-        None => None,
-    };
-    let new_engine = |k: EngineKind| -> Result<Box<dyn ReplayEngine>, ReplayError> {
-        let mut e = engines::create(k, obj, &settings, prog).map_err(ReplayError::Bad)?;
-        if let (Some(doc), Some(path)) = (&maps_doc, &opts.maps_in) {
-            state::load(e.as_mut(), obj, doc, ncpus, opts.btf.as_deref())
-                .map_err(|m| ReplayError::Bad(format!("{}: {m}", path.display())))?;
+            .map_err(|m| ReplayError::Bad(format!("{}: {m}", path.display())))?;
         }
         Ok(e)
-    };
-
-    let mut s = Summary {
-        unverified: gate.err(),
-        insn_limit,
-        program: obj.programs[prog].name.clone(),
-        engine: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
-        capture: capture_path.display().to_string(),
-        queues,
-        threads: 1,
-        per_queue: vec![0; queues as usize],
-        compared: if opts.compare.is_empty() {
-            Vec::new()
-        } else {
-            kinds.iter().map(|k| k.name().to_string()).collect()
-        },
-        ..Default::default()
-    };
-    for a in ACTIONS {
-        s.actions.insert(a.to_string(), 0);
     }
 
-    // Worker threads for the queues, when the object's use of shared maps allows it.
-    let mut engines: Vec<Box<dyn ReplayEngine>> = Vec::new();
-    let mut ran_parallel = false;
-    if queues > 1 {
+    /// The summary before the first packet.
+    fn summary(&self) -> Summary {
+        let mut s = Summary {
+            unverified: self.unverified.clone(),
+            insn_limit: self.settings.insn_limit,
+            program: self.obj.programs[self.prog].name.clone(),
+            engine: self
+                .kinds
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(","),
+            capture: self.capture_path.display().to_string(),
+            queues: self.queues,
+            threads: 1,
+            per_queue: vec![0; self.queues as usize],
+            compared: if self.opts.compare.is_empty() {
+                Vec::new()
+            } else {
+                self.kinds.iter().map(|k| k.name().to_string()).collect()
+            },
+            ..Default::default()
+        };
+        for a in ACTIONS {
+            s.actions.insert(a.to_string(), 0);
+        }
+        s
+    }
+
+    /// With several queues: runs them on worker threads when the object's use of shared
+    /// maps allows it, and returns the engine holding the merged maps. `None` when the
+    /// packets must run in capture order instead (the reason goes into the summary).
+    fn run_parallel(
+        &self,
+        s: &mut Summary,
+        progress: &mut Option<Progress<'_>>,
+    ) -> Result<Option<Box<dyn ReplayEngine>>, ReplayError> {
+        let (opts, queues) = (self.opts, self.queues);
+        if queues <= 1 {
+            return Ok(None);
+        }
         let plan = if opts.serial {
             Err("asked to run in capture order".to_string())
-        } else if kinds.len() > 1 {
+        } else if self.kinds.len() > 1 {
             Err("--compare runs every engine on each packet in capture order".to_string())
-        } else if want_cov {
+        } else if self.want_cov {
             Err("coverage is recorded on one engine".to_string())
         } else {
-            parallel::analyze(obj, opts.object_path.as_deref())
+            parallel::analyze(self.obj, opts.object_path.as_deref())
         };
-        match plan {
-            Ok(plan) => {
-                let threads = opts
-                    .threads
-                    .unwrap_or_else(|| {
-                        std::thread::available_parallelism()
-                            .map(|n| n.get() as u32)
-                            .unwrap_or(1)
-                    })
-                    .clamp(1, queues);
-                let run = Parallel {
-                    obj,
-                    prog,
-                    kind: kinds[0],
-                    queues,
-                    threads,
-                    ncpus,
-                    plan: &plan,
-                    new_engine: &new_engine,
-                };
-                let mut outputs = Outputs::open(opts)?;
-                let mut cap = open_capture(capture_path)?;
-                let mut s2 = s.clone();
-                match run.run(&mut cap, opts, &mut outputs, &mut s2, &mut progress)? {
-                    Ok(main) => {
-                        outputs.finish(opts, &mut s2)?;
-                        finish_capture(&cap, &mut s2);
-                        s = s2;
-                        s.threads = threads;
-                        engines.push(main);
-                        ran_parallel = true;
-                    }
-                    Err(why) => {
-                        // The capture is read again in order on one thread: a pipe or
-                        // standard input cannot be.
-                        let rereadable = capture_path.as_os_str() != "-"
-                            && std::fs::metadata(capture_path).is_ok_and(|m| m.is_file());
-                        if !rereadable {
-                            return Err(ReplayError::Usage(format!(
-                                "the queues' results cannot be merged ({why}), and a capture from a pipe cannot be read again in capture order: replay it from a file"
-                            )));
-                        }
-                        s.serial_reason = Some(why);
-                    }
-                }
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(why) => {
+                s.serial_reason = Some(why);
+                return Ok(None);
             }
-            Err(why) => s.serial_reason = Some(why),
+        };
+        let threads = opts
+            .threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(1)
+            })
+            .clamp(1, queues);
+        let new_engine = |k: EngineKind| self.new_engine(k);
+        let run = Parallel {
+            obj: self.obj,
+            prog: self.prog,
+            kind: self.kinds[0],
+            queues,
+            threads,
+            ncpus: self.ncpus,
+            plan: &plan,
+            new_engine: &new_engine,
+        };
+        let mut outputs = Outputs::open(opts)?;
+        let mut cap = open_capture(self.capture_path)?;
+        let mut s2 = s.clone();
+        match run.run(&mut cap, opts, &mut outputs, &mut s2, progress)? {
+            Ok(main) => {
+                outputs.finish(self.obj, opts, &mut s2)?;
+                finish_capture(&cap, &mut s2);
+                *s = s2;
+                s.threads = threads;
+                Ok(Some(main))
+            }
+            Err(why) => {
+                // The capture is read again in order on one thread: a pipe or standard
+                // input cannot be.
+                let rereadable = self.capture_path.as_os_str() != "-"
+                    && std::fs::metadata(self.capture_path).is_ok_and(|m| m.is_file());
+                if !rereadable {
+                    return Err(ReplayError::Usage(format!(
+                        "the queues' results cannot be merged ({why}), and a capture from a pipe cannot be read again in capture order: replay it from a file"
+                    )));
+                }
+                s.serial_reason = Some(why);
+                Ok(None)
+            }
         }
     }
 
-    if !ran_parallel {
-        for k in &kinds {
-            engines.push(new_engine(*k)?);
+    /// Runs every packet in capture order on one thread; returns the engines (the
+    /// coverage interpreter last, when one ran alongside another engine).
+    fn run_in_order(
+        &self,
+        s: &mut Summary,
+        progress: &mut Option<Progress<'_>>,
+    ) -> Result<Vec<Box<dyn ReplayEngine>>, ReplayError> {
+        let mut engines = Vec::with_capacity(self.kinds.len() + 1);
+        for k in &self.kinds {
+            engines.push(self.new_engine(*k)?);
         }
         // Coverage is recorded by the interpreter: on another engine, an interpreter with
         // its own maps runs every packet alongside it.
         let mut cov_engine = None;
-        if want_cov {
-            if kinds[0] == EngineKind::Interp {
+        if self.want_cov {
+            if self.kinds[0] == EngineKind::Interp {
                 engines[0].enable_coverage();
             } else {
-                let mut e = new_engine(EngineKind::Interp)?;
+                let mut e = self.new_engine(EngineKind::Interp)?;
                 e.enable_coverage();
                 cov_engine = Some(e);
                 s.coverage_note = Some(format!(
                     "recorded by the interpreter running each packet alongside {}",
-                    kinds[0].name()
+                    self.kinds[0].name()
                 ));
             }
         }
-        let mut cov_out = XdpOutput::default();
-        let mut cap = open_capture(capture_path)?;
-        let mut outputs = Outputs::open(opts)?;
-        let want_packet = outputs.wants_packet() || kinds.len() > 1;
-        let cmp_maps = comparable_maps(obj, &opts.ignore_maps);
-        let mut outs: Vec<XdpOutput> = vec![XdpOutput::default(); kinds.len()];
-        // Results of the compared engines after the first (with --compare).
-        let mut res: Vec<Result<(), RunError>> = Vec::with_capacity(kinds.len());
-        // The XDP metadata length is only written to --out and --trace.
-        let want_meta = outputs.wants_packet();
+        // The capture first: an unreadable capture leaves no output behind.
+        let cap = open_capture(self.capture_path)?;
+        let outputs = Outputs::open(self.opts)?;
+        let want_packet = outputs.wants_packet() || self.kinds.len() > 1;
+        let mut r = InOrder {
+            cap,
+            run: Runs {
+                setup: self,
+                // The XDP metadata length is only written to --out and --trace.
+                want_meta: outputs.wants_packet(),
+                outputs,
+                want_packet,
+                cmp_maps: comparable_maps(self.obj, &self.opts.ignore_maps),
+                outs: vec![XdpOutput::default(); self.kinds.len()],
+                res: Vec::with_capacity(self.kinds.len()),
+                engines,
+                cov_engine,
+                cov_out: XdpOutput::default(),
+            },
+        };
         // The common case: one engine, one queue, nothing written, no coverage or limit,
-        // classic pcap. The loop below does the same per packet with every option, and
+        // classic pcap. The general loop does the same per packet with every option, and
         // takes over at the end of the file, at damage and for other formats.
-        let lean = kinds.len() == 1
-            && queues == 1
-            && cov_engine.is_none()
-            && !want_packet
-            && opts.limit.is_none();
+        let lean = r.run.engines.len() == 1
+            && self.queues == 1
+            && r.run.cov_engine.is_none()
+            && !r.run.want_packet
+            && self.opts.limit.is_none();
         let start = Instant::now();
         if lean {
-            let (e, o) = (&mut engines[0], &mut outs[0]);
-            while let Some(rec) = cap.next_whole_pcap_record() {
-                if opts.stopped() {
-                    break;
-                }
-                let data = rec.data;
-                count_record(&mut s, data, rec.orig_len);
-                if let Some(p) = progress.as_mut() {
-                    if s.packets.is_multiple_of(65536) {
-                        p(s.packets, rec.offset);
-                    }
-                }
-                if let Some(reason) = skip_reason(&rec.note, data) {
-                    outputs.skipped(&mut s, rec.index, rec.ts_ns, data.len(), reason)?;
-                    continue;
-                }
-                let input = packet_input(opts, 1, 0, data, rec.ts_ns);
-                let r0 = e.run_into(prog, &input, o, false);
-                if r0.is_err() || !outputs.count_plain(&mut s, o) {
-                    let pkt = PacketInfo {
-                        index: rec.index,
-                        ts_ns: rec.ts_ns,
-                        data,
-                        orig_len: rec.orig_len,
-                        queue: None,
-                        meta_len: 0,
-                    };
-                    outputs.result_written(obj, &mut s, &pkt, as_result(&r0, o))?;
+            r.lean_loop(s, progress)?;
+        }
+        r.general_loop(s, progress)?;
+        s.elapsed = start.elapsed();
+        r.run.outputs.finish(self.obj, self.opts, s)?;
+        finish_capture(&r.cap, s);
+        let mut engines = r.run.engines;
+        engines.extend(r.run.cov_engine);
+        Ok(engines)
+    }
+
+    /// `--maps-out`: the final contents of every map of `engine`.
+    fn write_maps(&self, engine: &dyn ReplayEngine) -> Result<(), ReplayError> {
+        let Some(path) = &self.opts.maps_out else {
+            return Ok(());
+        };
+        let doc =
+            state::dump(engine, self.obj, self.opts.btf.as_deref()).map_err(ReplayError::Bad)?;
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+        output::write_whole(path, (text + "\n").as_bytes())
+            .map_err(|e| out_err(&output::shown(path), e))
+    }
+
+    /// `--coverage` / `--coverage-summary` from the engine that recorded it.
+    fn write_coverage(
+        &self,
+        from: Option<&dyn ReplayEngine>,
+        s: &mut Summary,
+    ) -> Result<(), ReplayError> {
+        if !self.want_cov {
+            return Ok(());
+        }
+        let Some(cov) = from.and_then(|e| e.coverage()) else {
+            return Ok(());
+        };
+        let opts = self.opts;
+        let progs = coverage::programs_of_interest(cov, self.prog, self.obj.programs.len());
+        let resolve = |f: &str| -> String {
+            if Path::new(f).is_absolute() {
+                return f.to_string();
+            }
+            for d in &opts.source_dirs {
+                let p = d.join(f);
+                if p.is_file() {
+                    return p.display().to_string();
                 }
             }
+            f.to_string()
+        };
+        let (sum, lcov) = coverage::report(self.obj, cov, &progs, &resolve);
+        if let Some(path) = &opts.coverage {
+            output::write_whole(path, lcov.as_bytes())
+                .map_err(|e| out_err(&output::shown(path), e))?;
         }
-        while let Some(rec) = cap.next_record() {
+        s.coverage = Some(sum);
+        Ok(())
+    }
+}
+
+/// A replay in capture order on one thread: the capture, the engines (several with
+/// `--compare`), their outputs and where the results go.
+struct InOrder<'s, 'a> {
+    cap: Capture,
+    run: Runs<'s, 'a>,
+}
+
+/// The per-packet side of [`InOrder`] (what a packet's run touches besides the capture).
+struct Runs<'s, 'a> {
+    setup: &'s Setup<'a>,
+    outputs: Outputs,
+    /// Whether the engines copy the output packet (outputs, comparisons).
+    want_packet: bool,
+    want_meta: bool,
+    cmp_maps: Vec<usize>,
+    engines: Vec<Box<dyn ReplayEngine>>,
+    outs: Vec<XdpOutput>,
+    /// Results of the compared engines after the first (with --compare).
+    res: Vec<Result<(), RunError>>,
+    /// The interpreter recording coverage alongside another engine.
+    cov_engine: Option<Box<dyn ReplayEngine>>,
+    cov_out: XdpOutput,
+}
+
+impl InOrder<'_, '_> {
+    /// The common case in a loop of its own over records decoded in place: one engine,
+    /// nothing written; a result other than one of the five actions goes to the outputs.
+    /// Ends at the end of the file, at damage, for other formats (the general loop goes
+    /// on from there) and when a signal stops the replay.
+    fn lean_loop(
+        &mut self,
+        s: &mut Summary,
+        progress: &mut Option<Progress<'_>>,
+    ) -> Result<(), ReplayError> {
+        let run = &mut self.run;
+        let (opts, prog, obj) = (run.setup.opts, run.setup.prog, run.setup.obj);
+        let (e, o) = (&mut run.engines[0], &mut run.outs[0]);
+        while let Some(rec) = self.cap.next_whole_pcap_record() {
+            if opts.stopped() {
+                break;
+            }
+            let data = rec.data;
+            count_record(s, data, rec.orig_len);
+            if let Some(p) = progress.as_mut() {
+                if s.packets.is_multiple_of(65536) {
+                    p(s.packets, rec.offset);
+                }
+            }
+            if let Some(reason) = skip_reason(&rec.note, data) {
+                run.outputs
+                    .skipped(s, rec.index, rec.ts_ns, data.len(), reason)?;
+                continue;
+            }
+            let input = packet_input(opts, 1, 0, data, rec.ts_ns);
+            let r0 = e.run_into(prog, &input, o, false);
+            if r0.is_err() || !run.outputs.count_plain(s, o) {
+                let pkt = PacketInfo {
+                    index: rec.index,
+                    ts_ns: rec.ts_ns,
+                    data,
+                    orig_len: rec.orig_len,
+                    queue: None,
+                    meta_len: 0,
+                };
+                run.outputs
+                    .result_written(obj, s, &pkt, as_result(&r0, o))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every packet with every option: `--limit`, queues, `--compare`, coverage, outputs.
+    fn general_loop(
+        &mut self,
+        s: &mut Summary,
+        progress: &mut Option<Progress<'_>>,
+    ) -> Result<(), ReplayError> {
+        let (opts, queues) = (self.run.setup.opts, self.run.setup.queues);
+        while let Some(rec) = self.cap.next_record() {
             if opts.limit.is_some_and(|l| s.packets >= l) || opts.stopped() {
                 break;
             }
             let data = rec.data;
-            count_record(&mut s, data, rec.orig_len);
+            count_record(s, data, rec.orig_len);
             if let Some(p) = progress.as_mut() {
                 if s.packets.is_multiple_of(65536) {
                     p(s.packets, rec.offset);
@@ -1039,7 +1226,9 @@ pub fn replay(
             }
             let (index, ts_ns) = (rec.index, rec.ts_ns);
             if let Some(reason) = skip_reason(&rec.note, data) {
-                outputs.skipped(&mut s, index, ts_ns, data.len(), reason)?;
+                self.run
+                    .outputs
+                    .skipped(s, index, ts_ns, data.len(), reason)?;
                 continue;
             }
             let queue = rss::queue_of(data, queues);
@@ -1047,104 +1236,74 @@ pub fn replay(
             if queues > 1 {
                 s.per_queue[queue as usize] += 1;
             }
-            let r0 = engines[0].run_into(prog, &input, &mut outs[0], want_packet);
-            if kinds.len() > 1 {
-                res.clear();
-                for (e, o) in engines[1..].iter_mut().zip(outs[1..].iter_mut()) {
-                    res.push(e.run_into(prog, &input, o, want_packet));
-                }
-            }
-            if let Some(c) = cov_engine.as_mut() {
-                // Only its coverage is used; a fault there shows in the coverage as the
-                // path taken.
-                let _ = c.run_into(prog, &input, &mut cov_out, false);
-            }
-            if kinds.len() > 1 {
-                for j in 1..engines.len() {
-                    if let Some(d) = compare_one(
-                        obj,
-                        &cmp_maps,
-                        engines[0].as_ref(),
-                        as_result(&r0, &outs[0]),
-                        engines[j].as_ref(),
-                        as_result(&res[j - 1], &outs[j]),
-                        index,
-                        ts_ns,
-                    )? {
-                        s.difference = Some(d);
-                        break;
-                    }
-                }
-            }
-            // The common case (one of the five actions, nothing to write) is only counted;
-            // everything else goes through Outputs::result with the packet's details.
-            if r0.is_err() || !outputs.count_plain(&mut s, &outs[0]) {
-                let pkt = PacketInfo {
-                    index,
-                    ts_ns,
-                    data,
-                    orig_len: rec.orig_len,
-                    queue: (queues > 1).then_some(queue),
-                    meta_len: if want_meta && r0.is_ok() {
-                        engines[0].meta_len()
-                    } else {
-                        0
-                    },
-                };
-                outputs.result(obj, &mut s, &pkt, as_result(&r0, &outs[0]))?;
-            }
-            if s.difference.is_some() {
+            let pkt = PacketInfo {
+                index,
+                ts_ns,
+                data,
+                orig_len: rec.orig_len,
+                queue: (queues > 1).then_some(queue),
+                meta_len: 0,
+            };
+            if self.run.packet(s, &input, pkt)? {
                 break;
             }
         }
-        s.elapsed = start.elapsed();
-        outputs.finish(opts, &mut s)?;
-        finish_capture(&cap, &mut s);
-        if let Some(c) = cov_engine {
-            engines.push(c);
-        }
+        Ok(())
     }
-    if let Some(p) = progress.as_mut() {
-        p(s.packets, u64::MAX);
-    }
-    s.engine_mode = engines.first().and_then(|e| e.mode()).map(str::to_string);
-    if let Some(path) = &opts.maps_out {
-        let doc =
-            state::dump(engines[0].as_ref(), obj, opts.btf.as_deref()).map_err(ReplayError::Bad)?;
-        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
-        output::write_whole(path, (text + "\n").as_bytes())
-            .map_err(|e| out_err(&output::shown(path), e))?;
-    }
-    if want_cov {
-        // The interpreter alongside, when there is one, was pushed last.
-        let cov_from = if s.coverage_note.is_some() {
-            engines.last()
-        } else {
-            engines.first()
-        };
-        if let Some(cov) = cov_from.and_then(|e| e.coverage()) {
-            let progs = coverage::programs_of_interest(cov, prog, obj.programs.len());
-            let resolve = |f: &str| -> String {
-                if Path::new(f).is_absolute() {
-                    return f.to_string();
-                }
-                for d in &opts.source_dirs {
-                    let p = d.join(f);
-                    if p.is_file() {
-                        return p.display().to_string();
-                    }
-                }
-                f.to_string()
-            };
-            let (sum, lcov) = coverage::report(obj, cov, &progs, &resolve);
-            if let Some(path) = &opts.coverage {
-                output::write_whole(path, lcov.as_bytes())
-                    .map_err(|e| out_err(&output::shown(path), e))?;
+}
+
+impl Runs<'_, '_> {
+    /// Runs one packet on every engine (and the coverage interpreter), compares the
+    /// results with `--compare` and hands them to the outputs. True when the engines
+    /// differ (the replay stops there).
+    #[inline]
+    fn packet(
+        &mut self,
+        s: &mut Summary,
+        input: &XdpInput<'_>,
+        mut pkt: PacketInfo<'_>,
+    ) -> Result<bool, ReplayError> {
+        let (obj, prog) = (self.setup.obj, self.setup.prog);
+        let r0 = self.engines[0].run_into(prog, input, &mut self.outs[0], self.want_packet);
+        if self.engines.len() > 1 {
+            self.res.clear();
+            for (e, o) in self.engines[1..].iter_mut().zip(self.outs[1..].iter_mut()) {
+                self.res.push(e.run_into(prog, input, o, self.want_packet));
             }
-            s.coverage = Some(sum);
         }
+        if let Some(c) = self.cov_engine.as_mut() {
+            // Only its coverage is used; a fault there shows in the coverage as the path
+            // taken.
+            let _ = c.run_into(prog, input, &mut self.cov_out, false);
+        }
+        if self.engines.len() > 1 {
+            for j in 1..self.engines.len() {
+                if let Some(d) = compare_one(
+                    obj,
+                    &self.cmp_maps,
+                    self.engines[0].as_ref(),
+                    as_result(&r0, &self.outs[0]),
+                    self.engines[j].as_ref(),
+                    as_result(&self.res[j - 1], &self.outs[j]),
+                    pkt.index,
+                    pkt.ts_ns,
+                )? {
+                    s.difference = Some(d);
+                    break;
+                }
+            }
+        }
+        // The common case (one of the five actions, nothing to write) is only counted;
+        // everything else goes through Outputs::result_written with the packet's details.
+        if r0.is_err() || !self.outputs.count_plain(s, &self.outs[0]) {
+            if self.want_meta && r0.is_ok() {
+                pkt.meta_len = self.engines[0].meta_len();
+            }
+            self.outputs
+                .result_written(obj, s, &pkt, as_result(&r0, &self.outs[0]))?;
+        }
+        Ok(s.difference.is_some())
     }
-    Ok(s)
 }
 
 /// A text input (`-` is standard input), with the path in the error.
@@ -1257,260 +1416,6 @@ fn as_result<'a>(
     match r {
         Ok(()) => Ok(o),
         Err(e) => Err(e),
-    }
-}
-
-/// The input side of one packet, for the outputs.
-struct PacketInfo<'a> {
-    index: u64,
-    ts_ns: u64,
-    data: &'a [u8],
-    orig_len: u32,
-    /// With `queues > 1`.
-    queue: Option<u32>,
-    /// XDP metadata bytes at the front of the output packet.
-    meta_len: usize,
-}
-
-/// Where per-packet results go: the summary counts, `--out` and `--trace`.
-struct Outputs {
-    out_dir: Option<OutDir>,
-    trace: Option<OutFile>,
-    trace_lines: u64,
-    pcapng: Option<PcapNgOut>,
-    action_counts: [u64; 5],
-}
-
-fn trace_err(e: std::io::Error) -> ReplayError {
-    out_err("trace", e)
-}
-
-impl Outputs {
-    fn open(opts: &Options) -> Result<Outputs, ReplayError> {
-        let out_dir = match &opts.out_dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| ReplayError::Usage(format!("{}: {e}", d.display())))?;
-                Some(OutDir {
-                    dir: d.clone(),
-                    writers: BTreeMap::new(),
-                })
-            }
-            None => None,
-        };
-        let trace = match &opts.trace {
-            Some(p) => Some(OutFile::create(p).map_err(|e| out_err(&output::shown(p), e))?),
-            None => None,
-        };
-        let pcapng = match &opts.pcapng {
-            Some(p) => Some(
-                PcapNgOut::create(p, concat!("bpfkit replay ", env!("CARGO_PKG_VERSION")))
-                    .map_err(|e| out_err(&output::shown(p), e))?,
-            ),
-            None => None,
-        };
-        Ok(Outputs {
-            out_dir,
-            trace,
-            trace_lines: 0,
-            pcapng,
-            action_counts: [0; 5],
-        })
-    }
-
-    /// Whether any output needs the output packet bytes.
-    fn wants_packet(&self) -> bool {
-        self.out_dir.is_some() || self.trace.is_some() || self.pcapng.is_some()
-    }
-
-    #[inline(never)]
-    fn skipped(
-        &mut self,
-        s: &mut Summary,
-        index: u64,
-        ts_ns: u64,
-        len_in: usize,
-        reason: String,
-    ) -> Result<(), ReplayError> {
-        if let Some(t) = self.trace.as_mut() {
-            let line = json!({"index": index, "ts_ns": ts_ns, "len_in": len_in, "skipped": reason});
-            writeln!(t, "{line}").map_err(trace_err)?;
-            self.trace_lines += 1;
-        }
-        *s.skipped.entry(reason).or_insert(0) += 1;
-        Ok(())
-    }
-
-    /// Counts a packet's result in the summary and writes it to the outputs.
-    #[inline]
-    fn result(
-        &mut self,
-        obj: &LinkedObject,
-        s: &mut Summary,
-        p: &PacketInfo<'_>,
-        r: Result<&XdpOutput, &RunError>,
-    ) -> Result<(), ReplayError> {
-        if let Ok(o) = r {
-            if self.count_plain(s, o) {
-                return Ok(());
-            }
-        }
-        self.result_written(obj, s, p, r)
-    }
-
-    /// The common case of [`Outputs::result`], inline: a run ending in one of the five
-    /// actions, no redirect target to label, nothing to write. Counts it and returns true;
-    /// false (nothing counted) for anything else.
-    #[inline(always)]
-    fn count_plain(&mut self, s: &mut Summary, o: &XdpOutput) -> bool {
-        let a = o.retval as u32 as usize;
-        if a < 5
-            && o.redirect.is_none()
-            && self.out_dir.is_none()
-            && self.trace.is_none()
-            && self.pcapng.is_none()
-        {
-            s.ran += 1;
-            self.action_counts[a] += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// [`Outputs::result`] for everything but its inline common case.
-    #[inline(never)]
-    fn result_written(
-        &mut self,
-        obj: &LinkedObject,
-        s: &mut Summary,
-        p: &PacketInfo<'_>,
-        r: Result<&XdpOutput, &RunError>,
-    ) -> Result<(), ReplayError> {
-        match r {
-            Ok(o) => {
-                s.ran += 1;
-                let a = o.retval as u32;
-                if (a as usize) < 5 {
-                    self.action_counts[a as usize] += 1;
-                } else {
-                    *s.actions.entry(action_name(o.retval)).or_insert(0) += 1;
-                }
-                if let Some(r) = &o.redirect {
-                    *s.redirects.entry(redirect_label(obj, r)).or_insert(0) += 1;
-                }
-                // The frame as the program left it (data .. data_end, then the
-                // fragments), without the XDP metadata in front of it.
-                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
-                if let Some(od) = self.out_dir.as_mut() {
-                    let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
-                        .max(frame.len() as i64) as u32;
-                    od.write(&action_name(o.retval), p.ts_ns, orig, frame)?;
-                }
-                if let Some(ng) = self.pcapng.as_mut() {
-                    use std::fmt::Write as _;
-                    let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
-                        .max(frame.len() as i64) as u32;
-                    let mut comment = format!("{} packet {}", action_name(o.retval), p.index);
-                    if let Some(r) = &o.redirect {
-                        let _ = write!(comment, " redirect {}", redirect_label(obj, r));
-                    }
-                    if let Some(q) = p.queue {
-                        let _ = write!(comment, " queue {q}");
-                    }
-                    ng.write(&NgFrame {
-                        ts_ns: p.ts_ns,
-                        orig_len: orig,
-                        data: frame,
-                        index: p.index,
-                        queue: p.queue.unwrap_or(0),
-                        retval: o.retval,
-                        comment: &comment,
-                    })
-                    .map_err(|e| out_err("--pcapng", e))?;
-                }
-                if let Some(t) = self.trace.as_mut() {
-                    let mut line = json!({
-                        "index": p.index,
-                        "ts_ns": p.ts_ns,
-                        "action": action_name(o.retval),
-                        "retval": o.retval,
-                        "len_in": p.data.len(),
-                        "len_out": o.packet.len(),
-                    });
-                    if let Some(q) = p.queue {
-                        line["queue"] = json!(q);
-                    }
-                    if p.meta_len > 0 {
-                        line["meta_len"] = json!(p.meta_len);
-                    }
-                    if let Some(r) = &o.redirect {
-                        line["redirect"] = redirect_json(obj, r);
-                    }
-                    if o.packet != p.data {
-                        line["data_out"] = json!(hex::encode(&o.packet));
-                    }
-                    if !o.events.is_empty() {
-                        line["events"] = events_json(obj, &o.events);
-                    }
-                    writeln!(t, "{line}").map_err(trace_err)?;
-                    self.trace_lines += 1;
-                }
-            }
-            Err(e) => {
-                let (fault, msg) = match e {
-                    RunError::Fault(m) => (true, m.clone()),
-                    RunError::Refused(m) => (false, m.clone()),
-                };
-                if fault {
-                    s.faults += 1;
-                    if s.first_fault.is_none() {
-                        s.first_fault = Some((p.index, msg.clone()));
-                    }
-                } else {
-                    *s.skipped
-                        .entry(format!("engine refused: {msg}"))
-                        .or_insert(0) += 1;
-                }
-                if let Some(t) = self.trace.as_mut() {
-                    let key = if fault { "fault" } else { "skipped" };
-                    let mut line =
-                        json!({"index": p.index, "ts_ns": p.ts_ns, "len_in": p.data.len()});
-                    line[key] = json!(msg);
-                    writeln!(t, "{line}").map_err(trace_err)?;
-                    self.trace_lines += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Completes the files (each ends on a whole record: records are written whole
-    /// between packets), adds the per-action counts and what was written to the summary,
-    /// and marks it interrupted when a signal stopped the replay.
-    fn finish(&mut self, opts: &Options, s: &mut Summary) -> Result<(), ReplayError> {
-        for (i, n) in std::mem::take(&mut self.action_counts).iter().enumerate() {
-            *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
-        }
-        if let Some(t) = self.trace.take() {
-            t.commit().map_err(trace_err)?;
-            s.written.trace = Some(self.trace_lines);
-        }
-        if let Some(od) = self.out_dir.take() {
-            let (n, clamped) = od.finish()?;
-            s.written.pcaps = Some(n);
-            s.ts_clamped += clamped;
-        }
-        if let Some(ng) = self.pcapng.take() {
-            s.written.pcapng = Some(ng.records);
-            ng.file.commit().map_err(|e| out_err("--pcapng", e))?;
-        }
-        if let Some(sig) = opts.stop.map(|f| f.load(Ordering::Relaxed)) {
-            if sig != 0 {
-                s.interrupted = Some(signal_name(sig));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -50,6 +50,9 @@ pub struct OutFile {
     shown: String,
 }
 
+/// The buffer of files written packet by packet ([`OutFile::create_batched`]).
+pub const BATCH: usize = 1 << 20;
+
 /// Whether `path` means standard output: `-`, or the very file (device and inode) that
 /// standard output is open on.
 pub fn is_stdout(path: &Path) -> bool {
@@ -95,6 +98,12 @@ impl OutFile {
         OutFile::create_with_capacity(path, 1 << 16)
     }
 
+    /// For files written packet by packet (per-action pcaps, the trace, the pcapng):
+    /// batches of 1 MiB, i.e. one `write` per ~1 MiB of records.
+    pub fn create_batched(path: &Path) -> std::io::Result<OutFile> {
+        OutFile::create_with_capacity(path, BATCH)
+    }
+
     pub fn create_with_capacity(path: &Path, capacity: usize) -> std::io::Result<OutFile> {
         let target = if is_stdout(path) {
             Target::Stdout(std::io::stdout())
@@ -118,6 +127,29 @@ impl OutFile {
             dest: path.to_path_buf(),
             shown: shown(path),
         })
+    }
+
+    /// Writes one record made of `parts` so that it is never split by a flush of the
+    /// buffer: the buffer is flushed first when the record does not fit in what is left
+    /// of it, then the parts are copied in (no allocation, one copy); a record larger than
+    /// the whole buffer is written at once. So the file always ends on a record boundary,
+    /// and the writes to the file are batches of whole records of about the buffer's size.
+    #[inline]
+    pub fn write_record(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let Some(w) = self.w.as_mut() else {
+            return Err(std::io::Error::other("output already committed"));
+        };
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if w.capacity() - w.buffer().len() < total {
+            w.flush()?;
+            if total > w.capacity() {
+                return w.get_mut().write_all(&parts.concat());
+            }
+        }
+        for p in parts {
+            w.write_all(p)?;
+        }
+        Ok(())
     }
 
     /// Whether this output is standard output.
@@ -228,7 +260,7 @@ pub const PCAP_MAX_TS_NS: u64 = u32::MAX as u64 * 1_000_000_000 + 999_999_999;
 
 impl PcapOut {
     pub fn create(path: &Path) -> std::io::Result<PcapOut> {
-        let mut file = OutFile::create(path)?;
+        let mut file = OutFile::create_batched(path)?;
         let mut h = [0u8; 24];
         h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
         h[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -252,13 +284,12 @@ impl PcapOut {
         };
         let incl = u32::try_from(data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        let mut rec = Vec::with_capacity(16 + data.len());
-        rec.extend_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
-        rec.extend_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
-        rec.extend_from_slice(&incl.to_le_bytes());
-        rec.extend_from_slice(&orig_len.max(incl).to_le_bytes());
-        rec.extend_from_slice(data);
-        self.file.write_all(&rec)?;
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&incl.to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.max(incl).to_le_bytes());
+        self.file.write_record(&[&h, data])?;
         self.records += 1;
         Ok(())
     }
@@ -272,6 +303,7 @@ impl PcapOut {
 pub struct PcapNgOut {
     pub file: OutFile,
     pub records: u64,
+    scratch: Vec<u8>,
 }
 
 fn ng_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
@@ -307,7 +339,7 @@ pub struct NgFrame<'a> {
 
 impl PcapNgOut {
     pub fn create(path: &Path, tool: &str) -> std::io::Result<PcapNgOut> {
-        let mut file = OutFile::create(path)?;
+        let mut file = OutFile::create_batched(path)?;
         // Section header: byte-order magic, version 1.0, section length unknown.
         let mut shb = Vec::new();
         shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
@@ -326,13 +358,22 @@ impl PcapNgOut {
         ng_option(&mut idb, 9, &[9]); // if_tsresol: 10^-9
         ng_option(&mut idb, 0, &[]);
         file.write_all(&ng_block(1, &idb))?;
-        Ok(PcapNgOut { file, records: 0 })
+        Ok(PcapNgOut {
+            file,
+            records: 0,
+            scratch: Vec::new(),
+        })
     }
 
     pub fn write(&mut self, f: &NgFrame<'_>) -> std::io::Result<()> {
         let incl = u32::try_from(f.data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        let mut epb = Vec::with_capacity(64 + f.data.len() + f.comment.len());
+        // The block is built in a buffer reused from record to record (no allocation in
+        // the steady state): type, length (patched below), body, length.
+        let mut epb = std::mem::take(&mut self.scratch);
+        epb.clear();
+        epb.extend_from_slice(&6u32.to_le_bytes());
+        epb.extend_from_slice(&0u32.to_le_bytes());
         epb.extend_from_slice(&0u32.to_le_bytes());
         epb.extend_from_slice(&((f.ts_ns >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(f.ts_ns as u32).to_le_bytes());
@@ -343,11 +384,16 @@ impl PcapNgOut {
         ng_option(&mut epb, 1, f.comment.as_bytes()); // opt_comment
         ng_option(&mut epb, 5, &f.index.to_le_bytes()); // epb_packetid
         ng_option(&mut epb, 6, &f.queue.to_le_bytes()); // epb_queue
-        let mut verdict = vec![2u8]; // eBPF XDP verdict
-        verdict.extend_from_slice(&f.retval.to_le_bytes());
+        let mut verdict = [2u8; 9]; // eBPF XDP verdict
+        verdict[1..].copy_from_slice(&f.retval.to_le_bytes());
         ng_option(&mut epb, 7, &verdict); // epb_verdict
         ng_option(&mut epb, 0, &[]);
-        self.file.write_all(&ng_block(6, &epb))?;
+        let len = (epb.len() + 4) as u32;
+        epb[4..8].copy_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        let r = self.file.write_record(&[&epb]);
+        self.scratch = epb;
+        r?;
         self.records += 1;
         Ok(())
     }

@@ -248,6 +248,36 @@ impl Engine for Interpreter {
         self.rt.finish_xdp_into_with(r, out, want_packet)
     }
 
+    /// One XDP buffer for all runs (as the kernel's `BPF_PROG_TEST_RUN` with `repeat`);
+    /// per-run counters (tail calls, instruction budget) and events start afresh each run.
+    fn run_xdp_repeat(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        repeat: u32,
+        out: &mut XdpOutput,
+    ) -> Result<f64, VmError> {
+        let repeat = repeat.max(1);
+        let ctx = self.rt.begin_xdp(prog, input)?;
+        let t = std::time::Instant::now();
+        let mut r = Ok(0);
+        for i in 0..repeat {
+            if i > 0 {
+                self.rt.tail_calls = 0;
+                self.rt.insn_count = 0;
+                self.rt.events.clear();
+                self.rt.redirect = None;
+            }
+            r = interp::run_function(&mut self.rt, prog, 0, &[ctx], 0);
+            if r.is_err() {
+                break;
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / f64::from(repeat);
+        self.rt.finish_xdp_into_with(r, out, true)?;
+        Ok(ns)
+    }
+
     fn last_xdp_meta_len(&self) -> usize {
         self.rt.last_xdp_meta_len
     }

@@ -33,6 +33,8 @@ Examples:
   bpfkit run corpus/obj/xdp_csum.o --packet p.bin --map-update nat:0a0000fe0035:0a0000051435 --json
   sudo bpfkit run corpus/obj/xdp_csum.o --packet p.bin --engine kernel
   bpfkit run corpus/obj/xdp_csum.o --packet p.bin --engine jit   # x86-64 JIT, checked mode
+  sudo bpfkit run corpus/obj/xdp_counter.o --packet p.bin --engine interp,jit-fast,kernel --repeat 100000
+                                    # mean ns per run on each engine, as bpftool's repeat
 
 Exit status: 0 the program ran (raw mode: r0 printed; XDP mode: whatever the action);
 1 the input was judged bad (malformed program or object, assembler error, run-time fault:
@@ -50,10 +52,18 @@ pub struct Args {
     /// Memory for raw mode, base16: r1 points at it, r2 holds its length.
     #[arg(long, value_name = "HEX")]
     pub mem: Option<String>,
-    /// Engine: `interp` (default), `jit` (x86-64 JIT, checked mode) or `kernel`
-    /// (BPF_PROG_TEST_RUN; needs root, XDP mode only).
-    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "kernel"])]
-    pub engine: String,
+    /// Engine: `interp` (default), `jit` (x86-64 JIT, checked mode), `jit-fast` (XDP
+    /// mode: the JIT's fast mode, for objects bpfkit's verifier accepts) or `kernel`
+    /// (BPF_PROG_TEST_RUN; needs root, XDP mode only). XDP mode takes a comma-separated
+    /// list (`interp,jit-fast,kernel`): each engine runs in turn on its own maps.
+    #[arg(long, default_value = "interp", value_parser = parse_engines)]
+    pub engine: Engines,
+    /// XDP mode: run the program N times on one packet buffer, as `BPF_PROG_TEST_RUN` with
+    /// `repeat` (and `bpftool prog run ... repeat N`) does, and print the mean duration per
+    /// run in nanoseconds (the kernel's own figure for `kernel`). The output is the last
+    /// run's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
     /// XDP mode: program name in the object (default: the first program).
     #[arg(long)]
     pub program: Option<String>,
@@ -107,6 +117,29 @@ pub struct Args {
     pub kernel: Option<String>,
     #[command(flatten)]
     pub object: super::ObjectArgs,
+}
+
+/// The engines of `--engine`, in the order given.
+#[derive(Clone, Debug)]
+pub struct Engines(pub Vec<String>);
+
+const ENGINE_NAMES: [&str; 4] = ["interp", "jit", "jit-fast", "kernel"];
+
+fn parse_engines(s: &str) -> Result<Engines, String> {
+    let mut v: Vec<String> = Vec::new();
+    for e in s.split(',').map(str::trim) {
+        if !ENGINE_NAMES.contains(&e) {
+            return Err(format!(
+                "unknown engine {e:?} (available: {})",
+                ENGINE_NAMES.join(", ")
+            ));
+        }
+        if v.iter().any(|x| x == e) {
+            return Err(format!("engine {e:?} given twice"));
+        }
+        v.push(e.to_string());
+    }
+    Ok(Engines(v))
 }
 
 /// Base16 of option `what` (whitespace ignored, optional `0x`); the error names the
@@ -188,14 +221,28 @@ pub fn run(args: Args) -> CliResult {
         (None, Some(m)) => parse_hex("MEM", m)?,
         (None, None) => Vec::new(),
     };
-    match args.engine.as_str() {
-        "interp" | "jit" => {}
-        "kernel" => {
+    let engine = match args.engine.0.as_slice() {
+        [e] if e == "interp" || e == "jit" => e.as_str(),
+        [e] if e == "kernel" => {
             return Err(CliError::usage(
                 "--engine kernel runs XDP programs of an object (BPF_PROG_TEST_RUN cannot run raw-memory programs)",
             ))
         }
-        e => return Err(CliError::usage(format!("unknown engine {e:?} (available: interp, jit, kernel)"))),
+        [e] => {
+            return Err(CliError::usage(format!(
+                "--engine {e} runs XDP programs of an object; raw programs run on interp or jit"
+            )))
+        }
+        _ => {
+            return Err(CliError::usage(
+                "raw programs run on one engine (interp or jit), not a list",
+            ))
+        }
+    };
+    if args.repeat.is_some() {
+        return Err(CliError::usage(
+            "--repeat runs XDP programs of an object (give an ELF object and --packet)",
+        ));
     }
     let config = Config {
         seed: args.seed,
@@ -203,7 +250,7 @@ pub fn run(args: Args) -> CliResult {
         insn_limit: args.insn_limit,
         ..Config::default()
     };
-    let out = if args.engine == "jit" {
+    let out = if engine == "jit" {
         // The checked JIT: every access is checked like the interpreter's.
         let mut jit = bpfkit_jit::Jit::with_programs(
             vec![bpfkit_vm::Program::raw("prog", insns)],
@@ -360,39 +407,46 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
         time_ns: args.time_ns,
         cpu: args.cpu,
     };
-    match args.engine.as_str() {
-        "interp" => {
-            let config = Config {
-                ncpus: args.cpus.max(1),
-                seed: args.seed,
-                insn_limit: args.insn_limit,
-                perf_events_open: args.perf_open,
-                devices,
-                ..Config::default()
-            };
-            let vm = Interpreter::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
-            drive(
-                vm,
-                args,
-                &obj,
-                prog,
-                &updates,
-                &input,
-                |e: &VmError| match e {
-                    VmError::Setup(_) | VmError::Map(_) | VmError::Fault(_) => Status::Bad,
-                },
-            )
+    let engines = &args.engine.0;
+    for (i, name) in engines.iter().enumerate() {
+        // Every engine starts from the object's own map contents.
+        let status = run_engine(args, &obj, prog, name, &updates, &devices, &input)?;
+        if status != Status::Ok || i + 1 == engines.len() {
+            return Ok(status);
         }
-        "jit" => {
-            // Checked mode only: fast mode needs a verifier's approval (not wired yet).
-            let config = Config {
-                ncpus: args.cpus.max(1),
-                seed: args.seed,
-                insn_limit: args.insn_limit,
-                perf_events_open: args.perf_open,
-                devices,
-                ..Config::default()
-            };
+        if !args.json {
+            crate::outln!();
+        }
+    }
+    Ok(Status::Ok)
+}
+
+/// Runs program `prog` on engine `name` and prints its result.
+fn run_engine(
+    args: &Args,
+    obj: &LinkedObject,
+    prog: usize,
+    name: &str,
+    updates: &[Update],
+    devices: &[bpfkit_vm::Device],
+    input: &XdpInput<'_>,
+) -> CliResult {
+    let config = || Config {
+        ncpus: args.cpus.max(1),
+        seed: args.seed,
+        insn_limit: args.insn_limit,
+        perf_events_open: args.perf_open,
+        devices: devices.to_vec(),
+        ..Config::default()
+    };
+    match name {
+        "interp" => {
+            let vm = Interpreter::new(obj, config()).map_err(|e| CliError::bad(e.to_string()))?;
+            drive(vm, args, obj, prog, updates, input, |e: &VmError| match e {
+                VmError::Setup(_) | VmError::Map(_) | VmError::Fault(_) => Status::Bad,
+            })
+        }
+        "jit" | "jit-fast" => {
             // A program of 0 instructions: the JIT has no code for it; report the fault the
             // interpreter reports (it runs past the absent last instruction).
             if obj.programs[prog].insns.is_empty() {
@@ -401,9 +455,22 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
                         .to_string(),
                 ));
             }
-            let jit =
-                bpfkit_jit::Jit::new(&obj, config).map_err(|e| CliError::bad(e.to_string()))?;
-            drive(jit, args, &obj, prog, &updates, &input, |_: &VmError| {
+            let jit = if name == "jit" {
+                // Checked mode: every access checked like the interpreter's.
+                bpfkit_jit::Jit::new(obj, config())
+            } else {
+                // Fast mode only for what a verifier accepts (as replay's `jit-fast`).
+                bpfkit_replay::engines::fast_gate(obj, Some(Path::new(&args.file))).map_err(
+                    |why| {
+                        CliError::bad(format!(
+                            "--engine jit-fast: {why}, so it cannot run without memory checks; use --engine jit"
+                        ))
+                    },
+                )?;
+                bpfkit_jit::Jit::new_fast(obj, config())
+            }
+            .map_err(|e| CliError::bad(e.to_string()))?;
+            drive(jit, args, obj, prog, updates, input, |_: &VmError| {
                 Status::Bad
             })
         }
@@ -413,12 +480,24 @@ fn run_object(args: &Args, bytes: &[u8]) -> CliResult {
                     "--engine kernel: the kernel cannot be used here: {why}"
                 )));
             }
-            let k = bpfkit_loader::engine::KernelEngine::new(&obj)
+            // Some programs load only with the object's BTF, func and line info (callbacks
+            // of bpf_loop, spin locks, global functions): then the whole file is loaded
+            // as libbpf does (as replay's kernel engine does).
+            let k = bpfkit_loader::engine::KernelEngine::new(obj)
+                .or_else(|e| {
+                    bpfkit_loader::LoadedObject::open(
+                        Path::new(&args.file),
+                        &bpfkit_loader::LoadOptions::default(),
+                    )
+                    .map(bpfkit_loader::engine::KernelEngine::from_loaded)
+                    .map_err(|_| e)
+                })
                 .map_err(|e| CliError::bad(e.to_string()))?;
-            drive(k, args, &obj, prog, &updates, &input, |_| Status::Bad)
+            drive(k, args, obj, prog, updates, input, |_| Status::Bad)
         }
         e => Err(CliError::usage(format!(
-            "unknown engine {e:?} (available: interp, jit, kernel)"
+            "unknown engine {e:?} (available: {})",
+            ENGINE_NAMES.join(", ")
         ))),
     }
 }
@@ -441,8 +520,18 @@ fn drive<E: Engine>(
     for (m, k, v) in updates {
         engine.map_update(*m, k, v, 0).map_err(fail)?;
     }
-    let out = engine.run_xdp(prog, input).map_err(fail)?;
-    let map_names: Vec<String> = obj.maps.iter().map(|m| m.name.clone()).collect();
+    let mut out = XdpOutput::default();
+    let duration = match args.repeat {
+        Some(n) => Some(
+            engine
+                .run_xdp_repeat(prog, input, n, &mut out)
+                .map_err(fail)?,
+        ),
+        None => {
+            out = engine.run_xdp(prog, input).map_err(fail)?;
+            None
+        }
+    };
     let mut maps = Vec::new();
     if args.dump_maps {
         for (i, m) in obj.maps.iter().enumerate() {
@@ -452,7 +541,8 @@ fn drive<E: Engine>(
             }
         }
     }
-    print_xdp(args, obj, prog, engine.name(), &out, &map_names, &maps)
+    let timing = duration.map(|d| (args.repeat.unwrap_or(1), d));
+    print_xdp(args, obj, prog, engine.name(), &out, timing, &maps)
 }
 
 fn print_xdp(
@@ -461,9 +551,11 @@ fn print_xdp(
     prog: usize,
     engine: &str,
     out: &XdpOutput,
-    map_names: &[String],
+    timing: Option<(u32, f64)>,
     maps: &[(String, bpfkit_vm::engine::MapEntries)],
 ) -> CliResult {
+    let map_names: Vec<String> = obj.maps.iter().map(|m| m.name.clone()).collect();
+    let map_names = map_names.as_slice();
     let redirect = out.redirect.as_ref().map(|r| match r {
         Redirect::Ifindex(i) => format!("ifindex {i}"),
         Redirect::Map { map, key } => format!(
@@ -496,6 +588,11 @@ fn print_xdp(
             "events": events_json(&out.events, map_names),
             "maps": maps_json,
         });
+        let mut j = j;
+        if let Some((repeat, ns)) = timing {
+            j["repeat"] = json!(repeat);
+            j["duration_ns"] = json!(ns);
+        }
         writeln!(w, "{j}").map_err(io)?;
         return Ok(Status::Ok);
     }
@@ -510,6 +607,9 @@ fn print_xdp(
     .map_err(io)?;
     if let Some(r) = redirect {
         writeln!(w, "redirect: {r}").map_err(io)?;
+    }
+    if let Some((repeat, ns)) = timing {
+        writeln!(w, "duration: {ns:.1} ns per run (mean of {repeat} runs)").map_err(io)?;
     }
     for e in &out.events {
         match e {

@@ -1,0 +1,605 @@
+//! Where each packet's result goes: the summary's counts, the per-action pcaps of
+//! `--out`, the JSONL trace and the pcapng of `--pcapng`.
+//!
+//! Written for millions of packets: the common result (one of the five actions, nothing
+//! to write) is only counted, inline; writers are found by the return value; records are
+//! built in buffers reused from packet to packet and handed whole to the batched
+//! [`OutFile`]s (1 MiB buffers, see [`OutFile::write_record`]), and trace lines are
+//! formatted directly, without building JSON values, as serde_json would print them.
+
+use crate::engines::RunError;
+use crate::output::{self, NgFrame, OutFile, PcapNgOut, PcapOut};
+use crate::{
+    action_name, events_json, out_err, redirect_json, redirect_label, signal_name, Options,
+    ReplayError, Summary, ACTIONS,
+};
+use bpfkit_object::model::LinkedObject;
+use bpfkit_vm::engine::{Redirect, XdpOutput};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// Per-action pcap writers for `--out DIR`, opened on first use; found by the return
+/// value, so a packet costs no name or map lookup.
+struct OutDir {
+    dir: PathBuf,
+    /// `XDP_ABORTED` .. `XDP_REDIRECT`, by return value.
+    actions: [Option<PcapOut>; 5],
+    /// Other return values (`XDP_UNKNOWN_<n>`), by their low 32 bits.
+    others: BTreeMap<u32, PcapOut>,
+}
+
+impl OutDir {
+    #[inline]
+    fn write(
+        &mut self,
+        retval: u64,
+        ts_ns: u64,
+        orig_len: u32,
+        data: &[u8],
+    ) -> Result<(), ReplayError> {
+        let a = retval as u32;
+        let w = match self.actions.get_mut(a as usize) {
+            Some(Some(w)) => w,
+            Some(slot) => slot.insert(Self::create(&self.dir, retval)?),
+            None => match self.others.entry(a) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Self::create(&self.dir, retval)?)
+                }
+            },
+        };
+        w.write(ts_ns, orig_len, data).map_err(|e| {
+            out_err(
+                &format!("{}/{}.pcap", self.dir.display(), action_name(retval)),
+                e,
+            )
+        })
+    }
+
+    #[cold]
+    fn create(dir: &Path, retval: u64) -> Result<PcapOut, ReplayError> {
+        let path = dir.join(format!("{}.pcap", action_name(retval)));
+        PcapOut::create(&path).map_err(|e| out_err(&path.display().to_string(), e))
+    }
+
+    /// Commits every file; returns (frames written, timestamps clamped).
+    fn finish(self) -> Result<(u64, u64), ReplayError> {
+        let (mut n, mut clamped) = (0, 0);
+        let all = self
+            .actions
+            .into_iter()
+            .flatten()
+            .chain(self.others.into_values());
+        for w in all {
+            n += w.records;
+            clamped += w.clamped;
+            let shown = w.file.shown().to_string();
+            w.file.commit().map_err(|e| out_err(&shown, e))?;
+        }
+        Ok((n, clamped))
+    }
+}
+
+/// The input side of one packet, for the outputs.
+pub(crate) struct PacketInfo<'a> {
+    pub(crate) index: u64,
+    pub(crate) ts_ns: u64,
+    pub(crate) data: &'a [u8],
+    pub(crate) orig_len: u32,
+    /// With `queues > 1`.
+    pub(crate) queue: Option<u32>,
+    /// XDP metadata bytes at the front of the output packet.
+    pub(crate) meta_len: usize,
+}
+
+/// Where per-packet results go: the summary counts, `--out` and `--trace`.
+pub(crate) struct Outputs {
+    out_dir: Option<OutDir>,
+    trace: Option<OutFile>,
+    trace_lines: u64,
+    pcapng: Option<PcapNgOut>,
+    action_counts: [u64; 5],
+    /// Other return values (low 32 bits) and their counts.
+    other_actions: BTreeMap<u32, u64>,
+    /// Redirect targets (0 and the ifindex, or 1, the map and the key) and their counts.
+    redirects: BTreeMap<(u8, usize, u32), u64>,
+    /// The trace line being written, reused from packet to packet.
+    line: Vec<u8>,
+    /// The pcapng comment being written, reused from packet to packet.
+    comment: String,
+}
+
+fn trace_err(e: std::io::Error) -> ReplayError {
+    out_err("trace", e)
+}
+
+impl Outputs {
+    pub(crate) fn open(opts: &Options) -> Result<Outputs, ReplayError> {
+        let out_dir = match &opts.out_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| ReplayError::Usage(format!("{}: {e}", d.display())))?;
+                Some(OutDir {
+                    dir: d.clone(),
+                    actions: Default::default(),
+                    others: BTreeMap::new(),
+                })
+            }
+            None => None,
+        };
+        let trace = match &opts.trace {
+            Some(p) => Some(OutFile::create_batched(p).map_err(|e| out_err(&output::shown(p), e))?),
+            None => None,
+        };
+        let pcapng = match &opts.pcapng {
+            Some(p) => Some(
+                PcapNgOut::create(p, concat!("bpfkit replay ", env!("CARGO_PKG_VERSION")))
+                    .map_err(|e| out_err(&output::shown(p), e))?,
+            ),
+            None => None,
+        };
+        Ok(Outputs {
+            out_dir,
+            trace,
+            trace_lines: 0,
+            pcapng,
+            action_counts: [0; 5],
+            other_actions: BTreeMap::new(),
+            redirects: BTreeMap::new(),
+            line: Vec::new(),
+            comment: String::new(),
+        })
+    }
+
+    /// Whether any output needs the output packet bytes.
+    pub(crate) fn wants_packet(&self) -> bool {
+        self.out_dir.is_some() || self.trace.is_some() || self.pcapng.is_some()
+    }
+
+    #[inline(never)]
+    pub(crate) fn skipped(
+        &mut self,
+        s: &mut Summary,
+        index: u64,
+        ts_ns: u64,
+        len_in: usize,
+        reason: String,
+    ) -> Result<(), ReplayError> {
+        if let Some(t) = self.trace.as_mut() {
+            let line = json!({"index": index, "ts_ns": ts_ns, "len_in": len_in, "skipped": reason});
+            t.write_record(&[format!("{line}\n").as_bytes()])
+                .map_err(trace_err)?;
+            self.trace_lines += 1;
+        }
+        *s.skipped.entry(reason).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// Counts a packet's result in the summary and writes it to the outputs.
+    #[inline]
+    pub(crate) fn result(
+        &mut self,
+        obj: &LinkedObject,
+        s: &mut Summary,
+        p: &PacketInfo<'_>,
+        r: Result<&XdpOutput, &RunError>,
+    ) -> Result<(), ReplayError> {
+        if let Ok(o) = r {
+            if self.count_plain(s, o) {
+                return Ok(());
+            }
+        }
+        self.result_written(obj, s, p, r)
+    }
+
+    /// The common case of [`Outputs::result`], inline: a run ending in one of the five
+    /// actions, no redirect target to label, nothing to write. Counts it and returns true;
+    /// false (nothing counted) for anything else.
+    #[inline(always)]
+    pub(crate) fn count_plain(&mut self, s: &mut Summary, o: &XdpOutput) -> bool {
+        let a = o.retval as u32 as usize;
+        if a < 5
+            && o.redirect.is_none()
+            && self.out_dir.is_none()
+            && self.trace.is_none()
+            && self.pcapng.is_none()
+        {
+            s.ran += 1;
+            self.action_counts[a] += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// [`Outputs::result`] for everything but its inline common case.
+    #[inline(never)]
+    pub(crate) fn result_written(
+        &mut self,
+        obj: &LinkedObject,
+        s: &mut Summary,
+        p: &PacketInfo<'_>,
+        r: Result<&XdpOutput, &RunError>,
+    ) -> Result<(), ReplayError> {
+        match r {
+            Ok(o) => {
+                s.ran += 1;
+                let a = o.retval as u32;
+                if (a as usize) < 5 {
+                    self.action_counts[a as usize] += 1;
+                } else {
+                    // Named once, at the end: no string per packet.
+                    *self.other_actions.entry(a).or_insert(0) += 1;
+                }
+                if let Some(r) = &o.redirect {
+                    let k = match r {
+                        Redirect::Ifindex(i) => (0, 0, *i),
+                        Redirect::Map { map, key } => (1, *map, *key),
+                    };
+                    *self.redirects.entry(k).or_insert(0) += 1;
+                }
+                // The frame as the program left it (data .. data_end, then the
+                // fragments), without the XDP metadata in front of it.
+                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
+                let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
+                    .max(frame.len() as i64) as u32;
+                if let Some(od) = self.out_dir.as_mut() {
+                    od.write(o.retval, p.ts_ns, orig, frame)?;
+                }
+                if let Some(ng) = self.pcapng.as_mut() {
+                    use std::fmt::Write as _;
+                    let comment = &mut self.comment;
+                    comment.clear();
+                    push_action(comment, o.retval);
+                    let _ = write!(comment, " packet {}", p.index);
+                    if let Some(r) = &o.redirect {
+                        let _ = write!(comment, " redirect {}", redirect_label(obj, r));
+                    }
+                    if let Some(q) = p.queue {
+                        let _ = write!(comment, " queue {q}");
+                    }
+                    ng.write(&NgFrame {
+                        ts_ns: p.ts_ns,
+                        orig_len: orig,
+                        data: frame,
+                        index: p.index,
+                        queue: p.queue.unwrap_or(0),
+                        retval: o.retval,
+                        comment,
+                    })
+                    .map_err(|e| out_err("--pcapng", e))?;
+                }
+                if let Some(t) = self.trace.as_mut() {
+                    trace_line(&mut self.line, obj, p, o);
+                    t.write_record(&[&self.line]).map_err(trace_err)?;
+                    self.trace_lines += 1;
+                }
+            }
+            Err(e) => {
+                let (fault, msg) = match e {
+                    RunError::Fault(m) => (true, m.clone()),
+                    RunError::Refused(m) => (false, m.clone()),
+                };
+                if fault {
+                    s.faults += 1;
+                    if s.first_fault.is_none() {
+                        s.first_fault = Some((p.index, msg.clone()));
+                    }
+                } else {
+                    *s.skipped
+                        .entry(format!("engine refused: {msg}"))
+                        .or_insert(0) += 1;
+                }
+                if let Some(t) = self.trace.as_mut() {
+                    let key = if fault { "fault" } else { "skipped" };
+                    let mut line =
+                        json!({"index": p.index, "ts_ns": p.ts_ns, "len_in": p.data.len()});
+                    line[key] = json!(msg);
+                    t.write_record(&[format!("{line}\n").as_bytes()])
+                        .map_err(trace_err)?;
+                    self.trace_lines += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the files (each ends on a whole record: records are written whole
+    /// between packets), adds the per-action counts and what was written to the summary,
+    /// and marks it interrupted when a signal stopped the replay.
+    pub(crate) fn finish(
+        &mut self,
+        obj: &LinkedObject,
+        opts: &Options,
+        s: &mut Summary,
+    ) -> Result<(), ReplayError> {
+        for (i, n) in std::mem::take(&mut self.action_counts).iter().enumerate() {
+            *s.actions.get_mut(ACTIONS[i]).expect("all actions inserted") += n;
+        }
+        for (a, n) in std::mem::take(&mut self.other_actions) {
+            *s.actions.entry(action_name(a.into())).or_insert(0) += n;
+        }
+        for ((kind, map, key), n) in std::mem::take(&mut self.redirects) {
+            let r = if kind == 0 {
+                Redirect::Ifindex(key)
+            } else {
+                Redirect::Map { map, key }
+            };
+            *s.redirects.entry(redirect_label(obj, &r)).or_insert(0) += n;
+        }
+        if let Some(t) = self.trace.take() {
+            t.commit().map_err(trace_err)?;
+            s.written.trace = Some(self.trace_lines);
+        }
+        if let Some(od) = self.out_dir.take() {
+            let (n, clamped) = od.finish()?;
+            s.written.pcaps = Some(n);
+            s.ts_clamped += clamped;
+        }
+        if let Some(ng) = self.pcapng.take() {
+            s.written.pcapng = Some(ng.records);
+            ng.file.commit().map_err(|e| out_err("--pcapng", e))?;
+        }
+        if let Some(sig) = opts.stop.map(|f| f.load(Ordering::Relaxed)) {
+            if sig != 0 {
+                s.interrupted = Some(signal_name(sig));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name of a return value ([`action_name`]) appended to `out`, without allocating.
+fn push_action(out: &mut String, retval: u64) {
+    let a = retval as u32;
+    match ACTIONS.get(a as usize) {
+        Some(n) => out.push_str(n),
+        None => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "XDP_UNKNOWN_{a}");
+        }
+    }
+}
+
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Writes `w` as exactly `d.len()` digits (zero-padded) into `d`, two at a time.
+#[inline(always)]
+fn put_digits(d: &mut [u8], mut w: u32) {
+    let mut i = d.len();
+    while i >= 2 {
+        let p = (w % 100) as usize * 2;
+        w /= 100;
+        d[i - 2] = PAIRS[p];
+        d[i - 1] = PAIRS[p + 1];
+        i -= 2;
+    }
+    if i == 1 {
+        d[0] = b'0' + (w % 10) as u8;
+    }
+}
+
+/// Appends `w` (below 10^9) in decimal.
+#[inline(always)]
+fn push_u32(out: &mut Vec<u8>, w: u32) {
+    let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
+    // A constant-size fill, the digits written in place, the rest cut off: no call to
+    // `memcpy`/`memset` (they cost more than the digits for such short strings) and no
+    // stack buffer read back right after its bytes were stored.
+    let len = out.len();
+    out.extend_from_slice(&[0u8; 12]);
+    put_digits(&mut out[len..len + n], w);
+    out.truncate(len + n);
+}
+
+/// Appends the decimal digits of `v`, in 32-bit arithmetic: nine digits at a time from
+/// the right (the 19-digit timestamp on every trace line is two such groups and one
+/// digit).
+#[inline]
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    const E9: u64 = 1_000_000_000;
+    if v < E9 {
+        return push_u32(out, v as u32);
+    }
+    push_u64(out, v / E9);
+    let len = out.len();
+    out.extend_from_slice(&[0u8; 12]);
+    put_digits(&mut out[len..len + 9], (v % E9) as u32);
+    out.truncate(len + 9);
+}
+
+/// Appends `,"key":` (`key` needs no escaping).
+#[inline]
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// The trace line (JSON and a newline) of a packet the program ran on, written into
+/// `line` without building a JSON value: the same text as serializing the object with
+/// serde_json (keys in sorted order, compact, numbers in decimal); only the rare
+/// `redirect` and `events` go through serde_json.
+fn trace_line(line: &mut Vec<u8>, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    line.clear();
+    line.extend_from_slice(b"{\"action\":\"");
+    let a = o.retval as u32;
+    match ACTIONS.get(a as usize) {
+        Some(n) => line.extend_from_slice(n.as_bytes()),
+        None => {
+            line.extend_from_slice(b"XDP_UNKNOWN_");
+            push_u64(line, a.into());
+        }
+    }
+    line.push(b'"');
+    if o.packet != p.data {
+        push_key(line, "data_out");
+        line.push(b'"');
+        let start = line.len();
+        line.resize(start + o.packet.len() * 2, 0);
+        for (d, &b) in line[start..].chunks_exact_mut(2).zip(&o.packet) {
+            d[0] = HEX[(b >> 4) as usize];
+            d[1] = HEX[(b & 15) as usize];
+        }
+        line.push(b'"');
+    }
+    if !o.events.is_empty() {
+        push_key(line, "events");
+        serde_json::to_writer(&mut *line, &events_json(obj, &o.events))
+            .expect("JSON values serialize");
+    }
+    push_key(line, "index");
+    push_u64(line, p.index);
+    push_key(line, "len_in");
+    push_u64(line, p.data.len() as u64);
+    push_key(line, "len_out");
+    push_u64(line, o.packet.len() as u64);
+    if p.meta_len > 0 {
+        push_key(line, "meta_len");
+        push_u64(line, p.meta_len as u64);
+    }
+    if let Some(q) = p.queue {
+        push_key(line, "queue");
+        push_u64(line, q.into());
+    }
+    if let Some(r) = &o.redirect {
+        push_key(line, "redirect");
+        serde_json::to_writer(&mut *line, &redirect_json(obj, r)).expect("JSON values serialize");
+    }
+    push_key(line, "retval");
+    push_u64(line, o.retval);
+    push_key(line, "ts_ns");
+    push_u64(line, p.ts_ns);
+    line.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpfkit_vm::engine::{Event, Redirect};
+    use serde_json::Value;
+
+    /// The line as the JSON value it replaced would print it.
+    fn with_serde(obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> String {
+        let mut line = json!({
+            "index": p.index,
+            "ts_ns": p.ts_ns,
+            "action": action_name(o.retval),
+            "retval": o.retval,
+            "len_in": p.data.len(),
+            "len_out": o.packet.len(),
+        });
+        if let Some(q) = p.queue {
+            line["queue"] = json!(q);
+        }
+        if p.meta_len > 0 {
+            line["meta_len"] = json!(p.meta_len);
+        }
+        if let Some(r) = &o.redirect {
+            line["redirect"] = redirect_json(obj, r);
+        }
+        if o.packet != p.data {
+            line["data_out"] = json!(crate::hex::encode(&o.packet));
+        }
+        if !o.events.is_empty() {
+            line["events"] = events_json(obj, &o.events);
+        }
+        format!("{line}\n")
+    }
+
+    #[test]
+    fn numbers_are_decimal() {
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12345,
+            u32::MAX as u64,
+            1_700_000_000_000_000_000,
+            9_999_999_999_999_999_999,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ]
+        .into_iter()
+        .chain((0..20).flat_map(|e| {
+            let p = 10u64.pow(e);
+            [p - 1, p, p + 1, p.wrapping_mul(7) / 3, u64::MAX / p]
+        }))
+        .chain((0..64).map(|b| 1u64 << b))
+        {
+            let mut b = b"x".to_vec();
+            push_u64(&mut b, v);
+            assert_eq!(String::from_utf8(b).unwrap(), format!("x{v}"));
+        }
+    }
+
+    #[test]
+    fn trace_lines_are_what_serde_json_prints() {
+        let obj = LinkedObject::default();
+        let data = [0x45u8, 0, 0xff, 0x10];
+        let mut line = Vec::new();
+        let outs = [
+            XdpOutput {
+                retval: 2,
+                packet: data.to_vec(),
+                ..Default::default()
+            },
+            XdpOutput {
+                retval: 1000,
+                packet: vec![0, 1, 0xab, 0xcd, 0xef],
+                ..Default::default()
+            },
+            XdpOutput {
+                retval: 0xffff_ffff_0000_0004,
+                packet: Vec::new(),
+                redirect: Some(Redirect::Ifindex(7)),
+                events: vec![
+                    Event::Printk("a \"quoted\" \\ line\n".into()),
+                    Event::Record {
+                        map: 3,
+                        data: vec![1, 2],
+                    },
+                ],
+            },
+            XdpOutput {
+                retval: 4,
+                packet: data.to_vec(),
+                redirect: Some(Redirect::Map { map: 0, key: 12 }),
+                ..Default::default()
+            },
+        ];
+        for o in &outs {
+            for (queue, meta_len, index, ts_ns) in [
+                (None, 0, 0, 0),
+                (Some(3), 8, 123_456, 1_700_000_000_123_456_789),
+                (Some(0), 1, u64::MAX, u64::MAX),
+            ] {
+                let p = PacketInfo {
+                    index,
+                    ts_ns,
+                    data: &data,
+                    orig_len: 60,
+                    queue,
+                    meta_len,
+                };
+                trace_line(&mut line, &obj, &p, o);
+                let mine = String::from_utf8(line.clone()).unwrap();
+                assert_eq!(mine, with_serde(&obj, &p, o));
+                let _: Value = serde_json::from_str(&mine).unwrap();
+            }
+        }
+    }
+}
