@@ -31,10 +31,7 @@ fn bpfkit(args: &[&str]) -> (i32, String, String) {
 
 /// A pcap of three Ethernet frames: EtherType 0x0800, 0x86dd and 0x0000.
 fn capture() -> PathBuf {
-    let mut b = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
     b.extend_from_slice(&2u16.to_le_bytes());
     b.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65535, 1] {

@@ -347,8 +347,7 @@ fn main() {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         eprintln!(
-            "object {f}: {} mutants so far, {:.0} s",
-            tot,
+            "object {f}: so far: mutants {tot}: agree {agree}, unsafe accepts {unsafe_}, false rejects {falsrej}, undecided {skip}, rejected by bpfkit and not loaded {rejected_unasked}; jit-fast runs {jit_runs}, crashes {crashes}; {:.0} s",
             start.elapsed().as_secs_f64()
         );
         let mut made = 0usize;
