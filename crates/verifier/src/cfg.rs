@@ -56,7 +56,8 @@ pub fn opcode_known(code: u8) -> bool {
         BPF_ST => mode(code) == BPF_MEM,
         BPF_STX => {
             mode(code) == BPF_MEM
-                || (mode(code) == BPF_ATOMIC && matches!(size(code), BPF_W | BPF_DW))
+                // B and H too since 6.15 (load-acquire and store-release)
+                || mode(code) == BPF_ATOMIC
         }
         _ => false,
     }
