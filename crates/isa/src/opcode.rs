@@ -63,6 +63,12 @@ pub const BPF_JLT: u8 = 0xa0;
 pub const BPF_JLE: u8 = 0xb0;
 pub const BPF_JSLT: u8 = 0xc0;
 pub const BPF_JSLE: u8 = 0xd0;
+/// `BPF_JCOND` (6.9): with `src_reg = BPF_MAY_GOTO` (0), `may_goto +off`.
+pub const BPF_JCOND: u8 = 0xe0;
+/// `src_reg` of `BPF_JCOND` for `may_goto`.
+pub const BPF_MAY_GOTO: u8 = 0;
+/// `BPF_MAX_LOOPS`: the per-frame budget the kernel gives may_goto loops (8M).
+pub const BPF_MAX_LOOPS: u64 = 8 * 1024 * 1024;
 
 // Atomic operations (in `imm` of `BPF_STX | BPF_ATOMIC`).
 pub const BPF_FETCH: i32 = 0x01;

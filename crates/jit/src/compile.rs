@@ -194,6 +194,9 @@ struct Gen<'a> {
     /// [`Gen::group_span`]; `None` while stubs are emitted).
     cur_insns: Option<Vec<RawInsn>>,
     cur_targets: Vec<bool>,
+    /// Some program uses `may_goto`: function entries and tail calls set the frame's
+    /// counter.
+    has_may_goto: bool,
 }
 
 fn rq(r: u8) -> u8 {
@@ -403,6 +406,18 @@ impl Gen<'_> {
         asm!(self.ops ; cmp QWORD [r12 + OFF_FAULTED], 0 ; jne =>fe);
     }
 
+    /// Sets the current frame's may_goto counter to `BPF_MAX_LOOPS` (the kernel's
+    /// per-subprogram initialisation of its hidden stack slot).
+    fn reset_may_goto(&mut self) {
+        if self.has_may_goto {
+            asm!(self.ops
+                ; mov r11, QWORD [r12 + OFF_DEPTH]
+                ; and r11d, 7
+                ; mov QWORD [r12 + r11 * 8 + OFF_MAY_GOTO], BPF_MAX_LOOPS as i32
+            );
+        }
+    }
+
     fn set_loc(&mut self, prog: usize, pc: usize) {
         let loc = ((prog as u64) << 32) | pc as u64;
         asm!(self.ops ; mov r11, QWORD loc as i64 ; mov QWORD [r12 + OFF_LOC], r11);
@@ -421,7 +436,9 @@ impl Gen<'_> {
             return self.static_fault(prog, pc, FaultKind::JumpOutOfRange { target: t, len });
         }
         let target = labels[t as usize];
-        if self.mode == Mode::Checked && t as usize <= pc {
+        // Both modes charge back edges against the budget (`Config::insn_limit`): a
+        // loop the verifier wrongly accepted ends in `InsnLimit`, not a hang.
+        if t as usize <= pc {
             let label = self.ops.new_dynamic_label();
             let limit = self.rt.config.insn_limit;
             let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
@@ -591,6 +608,7 @@ impl Gen<'_> {
                         ; add QWORD [r12 + OFF_DEPTH], 1
                         ; add rbp, 512
                     );
+                    self.reset_may_goto();
                     if self.mode == Mode::Checked {
                         self.save_regs(0);
                         asm!(self.ops ; mov rdi, r12);
@@ -654,6 +672,8 @@ impl Gen<'_> {
     ) -> (DynamicLabel, Vec<(AssemblyOffset, AssemblyOffset)>) {
         let body = self.ops.new_dynamic_label();
         asm!(self.ops ; =>body);
+        // a tail call enters here: the program starts with a full may_goto budget
+        self.reset_may_goto();
         let insns: &[RawInsn] = &self.rt.programs[prog].insns;
         let insns = insns.to_vec();
         let len = insns.len();
@@ -857,6 +877,22 @@ impl Gen<'_> {
                         let rel = if is32 { imm as i64 } else { off as i64 };
                         let t = self.target(prog, pc, rel, len, slots);
                         asm!(self.ops ; jmp =>t);
+                    }
+                    BPF_JCOND
+                        if code == BPF_JMP | BPF_JCOND
+                            && insn.src == BPF_MAY_GOTO
+                            && insn.dst == 0
+                            && imm == 0 =>
+                    {
+                        // may_goto: taken once the frame's counter is exhausted
+                        let t = self.target(prog, pc, off as i64, len, slots);
+                        asm!(self.ops
+                            ; mov r11, QWORD [r12 + OFF_DEPTH]
+                            ; and r11d, 7
+                            ; cmp QWORD [r12 + r11 * 8 + OFF_MAY_GOTO], 0
+                            ; je =>t
+                            ; sub QWORD [r12 + r11 * 8 + OFF_MAY_GOTO], 1
+                        );
                     }
                     BPF_EXIT if !is32 && code == (BPF_JMP | BPF_EXIT) => {
                         if self.mode == Mode::Checked {
@@ -2100,6 +2136,10 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         confined: [None; 16],
         cur_insns: None,
         cur_targets: Vec::new(),
+        has_may_goto: rt
+            .programs
+            .iter()
+            .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

@@ -34,6 +34,7 @@ pub const OFF_CPU: i32 = 184;
 pub const OFF_TAIL_CALLS: i32 = 192;
 pub const OFF_ARENA_BASE: i32 = 200;
 pub const OFF_ARENA_LIMIT: i32 = 208;
+pub const OFF_MAY_GOTO: i32 = 216;
 
 /// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
 /// fields at the fixed offsets above.
@@ -77,6 +78,9 @@ pub struct JitCtx {
     /// after every call into Rust (allocations only make it grow, so a stale copy can
     /// only refuse an access, never allow one outside read-write memory).
     pub arena_limit: u64,
+    /// Per call depth (masked with 7): `may_goto` iterations left in that frame, set to
+    /// `BPF_MAX_LOOPS` on function entry and when a tail call enters a program.
+    pub may_goto: [u64; 8],
     // ---- Rust-only fields below ----
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
@@ -111,6 +115,7 @@ impl JitCtx {
             tail_calls: 0,
             arena_base: bpfkit_vm::arena::jit_base(),
             arena_limit: 0,
+            may_goto: [0; 8],
             fault: None,
             fast: false,
             frames: 0,
@@ -626,5 +631,6 @@ mod tests {
         assert_eq!(offset_of!(JitCtx, tail_calls) as i32, OFF_TAIL_CALLS);
         assert_eq!(offset_of!(JitCtx, arena_base) as i32, OFF_ARENA_BASE);
         assert_eq!(offset_of!(JitCtx, arena_limit) as i32, OFF_ARENA_LIMIT);
+        assert_eq!(offset_of!(JitCtx, may_goto) as i32, OFF_MAY_GOTO);
     }
 }

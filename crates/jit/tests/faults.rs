@@ -237,3 +237,52 @@ fn tail_call_into_an_empty_program() {
     assert_eq!((&fa.prog, fa.pc, &fa.kind), (&fb.prog, fb.pc, &fb.kind));
     assert_eq!(fb.kind, FaultKind::FellOffEnd);
 }
+
+/// Fast mode has the same instruction budget on back edges: an endless loop (which a
+/// wrong verifier could accept) ends in `InsnLimit`, never a hang. Conditional back edges
+/// and loops through a local call are charged too.
+#[test]
+fn fast_mode_endless_loops_end_with_insn_limit() {
+    let config = Config {
+        insn_limit: 100_000,
+        ..Config::default()
+    };
+    for text in [
+        "mov %r0, 0\nadd %r0, 1\nja -2\nexit",
+        "mov %r0, 0\nadd %r0, 1\njne %r0, 0, -2\nexit",
+        "mov %r0, 0\ncall local f\nja -2\nexit\nf:\nadd %r0, 1\nexit",
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(text));
+        let mut j = Jit::with_programs_fast(vec![prog], &[], config.clone()).unwrap();
+        let r = j.run_raw(0, &[]).map(|o| o.r0);
+        assert!(
+            matches!(fault_of(&r).1, FaultKind::InsnLimit(100_000)),
+            "{text}: {r:?}"
+        );
+    }
+}
+
+/// may_goto: the frame's counter allows `BPF_MAX_LOOPS` fallthroughs, then the jump is
+/// taken; every engine and mode counts the same, and a sub-program's frame has its own
+/// counter, set again on each call.
+#[test]
+fn may_goto_counts_bpf_max_loops_per_frame() {
+    let max = bpfkit_isa::opcode::BPF_MAX_LOOPS;
+    let one = "r0 = 0\nl: may_goto out\nr0 += 1\ngoto l\nout: exit";
+    let two = "call f\nr6 = r0\ncall f\nr0 += r6\nexit\nf: r0 = 0\nl: may_goto out\nr0 += 1\ngoto l\nout: exit";
+    for (text, want) in [(one, max), (two, 2 * max)] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(text));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        assert_eq!(i.run_raw(0, &[]).unwrap().r0, want, "interp: {text}");
+        let mut c = Jit::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        assert_eq!(c.run_raw(0, &[]).unwrap().r0, want, "jit checked: {text}");
+        let mut f = Jit::with_programs_fast(vec![prog], &[], Config::default()).unwrap();
+        assert_eq!(f.run_raw(0, &[]).unwrap().r0, want, "jit fast: {text}");
+        // a second run starts with a full budget again
+        assert_eq!(
+            f.run_raw(0, &[]).unwrap().r0,
+            want,
+            "jit fast, run 2: {text}"
+        );
+    }
+}

@@ -4,12 +4,11 @@
 //! object's mutants run in a child process (this binary re-run with
 //! `BPFKIT_MUTANTS_OBJ`), so a crash names the object and the mutant's seed.
 //!
-//! Fast mode has no instruction budget (a verified program terminates), so mutants with a
-//! backward jump or call are left out; everything else is kept: opcodes, registers,
-//! offsets and immediates, including ones the interpreter refuses.
+//! Fast mode charges back edges against the instruction budget, so mutants that loop for
+//! ever end in `InsnLimit`; every mutant is kept: opcodes, registers, offsets and
+//! immediates, including ones the interpreter refuses, backward jumps and calls.
 //! `BPFKIT_MUTANTS=N` sets mutants per program (default 40).
 
-use bpfkit_isa::opcode::*;
 use bpfkit_isa::RawInsn;
 use bpfkit_jit::Jit;
 use bpfkit_object::model::LinkedObject;
@@ -79,27 +78,6 @@ fn mutate(insns: &mut [RawInsn], rng: &mut Rng) {
     }
 }
 
-/// Whether control may go backwards (fast mode would loop without a budget).
-fn goes_back(insns: &[RawInsn]) -> bool {
-    insns.iter().any(|i| {
-        let c = i.code & 0x07;
-        if c != BPF_JMP && c != BPF_JMP32 {
-            return i.code == LDDW && i.src == BPF_PSEUDO_FUNC;
-        }
-        match i.code & 0xf0 {
-            BPF_EXIT => false,
-            // Local calls (recursion), callx, and helpers that run callbacks.
-            BPF_CALL => {
-                i.src == BPF_PSEUDO_CALL
-                    || i.code & 0x08 != 0
-                    || matches!(i.imm, 164 | 181 | 209 | 170)
-            }
-            BPF_JA if c == BPF_JMP32 => i.imm < 0,
-            _ => i.off < 0,
-        }
-    }) || insns.len() > 4000
-}
-
 fn run_object(name: &str, per_prog: u64) -> usize {
     let bytes = std::fs::read(root().join("corpus/obj").join(name)).unwrap();
     let obj: LinkedObject = Object::parse(&bytes).unwrap().link().unwrap();
@@ -118,11 +96,14 @@ fn run_object(name: &str, per_prog: u64) -> usize {
             for _ in 0..1 + rng.below(3) {
                 mutate(insns, &mut rng);
             }
-            if o.programs.iter().any(|q| goes_back(&q.insns)) {
-                continue;
-            }
             eprintln!("{name} prog {p} mutant {m} (seed {seed:#x})");
-            let Ok(mut j) = Jit::new_fast(&o, Config::default()) else {
+            // Back edges are charged against the budget in fast mode too: a mutant
+            // that loops for ever ends in InsnLimit after 2^20 instructions.
+            let config = Config {
+                insn_limit: 1 << 20,
+                ..Config::default()
+            };
+            let Ok(mut j) = Jit::new_fast(&o, config) else {
                 continue;
             };
             for len in [64usize, 128] {

@@ -350,6 +350,14 @@ pub fn probe_kernel() -> KernelTarget {
         RawInsn::new(0x95, 0, 0, 0, 0),
     ]);
 
+    // may_goto (6.9): r0 = 0; may_goto +1; r0 = 1; exit.
+    t.isa.may_goto = Some(isa_prog(vec![
+        RawInsn::new(0xb7, 0, 0, 0, 0),
+        RawInsn::new(0xe5, 0, 0, 1, 0),
+        RawInsn::new(0xb7, 0, 0, 0, 1),
+        RawInsn::new(0x95, 0, 0, 0, 0),
+    ]));
+
     // Bounded loops: r0 = 0; r0 += 1; if r0 < 4 goto -2; r0 = 0; exit.
     t.bounded_loops = isa_prog(vec![
         RawInsn::new(0xb7, 0, 0, 0, 0),

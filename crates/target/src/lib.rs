@@ -91,6 +91,11 @@ pub struct Isa {
     /// v4: sign-extending loads and moves, signed division/modulo, unconditional byte
     /// swap, `gotol`.
     pub v4: bool,
+    /// `may_goto` (`BPF_JMP | BPF_JCOND`, 6.9; not part of a conformance level). None in
+    /// probe files written before bpfkit probed it: then the release decides
+    /// ([`KernelTarget::has_may_goto`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_goto: Option<bool>,
 }
 
 impl Isa {
@@ -234,6 +239,7 @@ impl KernelTarget {
                 jmp32: feature("isa_v2_jmp32"),
                 atomics: feature("isa_v3_atomics"),
                 v4: feature("isa_v4"),
+                may_goto: Some(feature("may_goto")),
             },
             bounded_loops: feature("bounded_loops"),
             limits: Limits {
@@ -287,6 +293,21 @@ impl KernelTarget {
             path: arg.into(),
             why,
         })
+    }
+
+    /// Whether the target knows `may_goto` (probed, or from the release).
+    pub fn has_may_goto(&self) -> bool {
+        self.isa.may_goto.unwrap_or_else(|| self.since("may_goto"))
+    }
+
+    /// Whether the target accepts `may_goto +0` (6.14: "bpf: Allow 'may_goto 0'
+    /// instruction in verifier"); before, `invalid may_goto off 0 imm 0`.
+    pub fn allows_may_goto_zero(&self) -> bool {
+        self.has_may_goto() && self.since("may_goto_zero")
+    }
+
+    fn since(&self, feature: &str) -> bool {
+        data::feature(feature).is_none_or(|f| f.since <= self.version)
     }
 
     /// Whether bpfkit's verifier models this target's verifier rules (not only its

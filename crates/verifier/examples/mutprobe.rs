@@ -1,38 +1,66 @@
-//! Developer tool: mutate the instructions of objects (one instruction per mutant:
-//! registers, offsets, immediates, size/mode/op/class bits, deleted instructions,
-//! inverted conditions), verify every mutant with bpfkit and load it into the kernel
-//! (whole object, as libbpf would), and print each disagreement: `UNSAFE` (bpfkit
-//! accepts, the kernel rejects) or `FALSEREJ`. Needs root (CAP_BPF).
+//! Developer tool, the issue-14 mutation campaign (item 7): mutate the instructions of
+//! objects, verify every mutant with bpfkit and load it into the kernel (whole object, as
+//! libbpf would), and print each disagreement: `UNSAFE` (bpfkit accepts, the kernel
+//! rejects) or `FALSEREJ`. Needs root (CAP_BPF).
+//!
 //! `cargo run --release -p bpfkit-verifier --example mutprobe -- N SEED FILE.o...`
-//! (N mutants per object; `MUTPROBE_EXTRA=K` adds K more mutations per mutant). Not a
-//! test: the issue-14 campaign (item 7) is its own tool.
-use bpfkit_isa::RawInsn;
+//! (N mutants per object).
+//!
+//! Mutations, one per mutant (`MUTPROBE_EXTRA=K` adds K more elsewhere in the section):
+//! registers, offsets, immediates, size/mode/op/class bits (`point`); a conditional jump
+//! inverted (`swap`, the branches exchanged), deleted (`delcheck`, a `ja +0` in its
+//! place: a bounds or NULL check removed), made unconditional (`always`), retargeted
+//! (`retarget`); a check moved one or two instructions later (`movecheck`: swapped with
+//! the instruction after it, so the access it guarded comes first); any instruction
+//! deleted (`delete`).
+//!
+//! - `MUTPROBE_JIT=1`: every mutant bpfkit accepts also runs on the fast JIT (compiled
+//!   with `Jit::new_fast`, two packets) in a forked child; a child killed by a signal is
+//!   printed as `CRASH` (SIGALRM after 20 s as `HANG`).
+//! - `MUTPROBE_CASES=DIR`: every disagreement is retried program by program as a
+//!   verifier data-file case (maps and raw instructions of the linked program, loaded by
+//!   the case harness); when the case alone shows the same disagreement it is written to
+//!   `DIR/<object>-<seed>-<n>.case` with the kernel's verdict and message, else the
+//!   output says `nocase` and why.
+//! - `MUTPROBE_REJECTED_EVERY=K`: only every K-th mutant bpfkit rejects is loaded into
+//!   the kernel (false rejections sampled, for speed); accepted ones always are.
+//! - Programs in sections libbpf does not recognise are XDP (as `--prog-type xdp`);
+//!   programs of other types are dropped from the object before mutation.
+//!
+//! The last line (stderr) gives the counts and the time. Not a test: the suite keeps a
+//! small seeded sample (`tests/mutants.rs`).
+
+#[path = "../tests/common/btf.rs"]
+mod btf;
+#[path = "../tests/common/case.rs"]
+mod case;
+#[path = "../tests/common/kernel.rs"]
+mod kernel;
+#[path = "../tests/common/mutate.rs"]
+mod mutate;
+
+use bpfkit_object::model::{map_type, prog_type, LinkedObject, MapDef, MapInit};
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
+use mutate::{is_cond_jmp, is_lddw, mutate, Rng};
+use std::fmt::Write as _;
+use std::time::Instant;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn bpfkit(obj: &Object) -> Option<(bool, String)> {
-    let linked = obj.link().ok()?;
-    let opts = bpfkit_verifier::Options {
+fn options(obj: &Object, linked: &LinkedObject) -> bpfkit_verifier::Options {
+    bpfkit_verifier::Options {
         map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
             obj.btf.as_ref(),
             &linked.maps,
         )),
-        funcs: bpfkit_verifier::btf_funcs::from_object(obj, &linked),
+        funcs: bpfkit_verifier::btf_funcs::from_object(obj, linked),
         ..Default::default()
-    };
+    }
+}
+
+/// bpfkit's verdict on the whole object: None when undecided or not linkable.
+fn bpfkit(obj: &Object) -> Option<(bool, String)> {
+    let linked = obj.link().ok()?;
+    let opts = options(obj, &linked);
     let mut all = true;
     let mut msg = String::new();
     for p in &linked.programs {
@@ -52,68 +80,200 @@ fn bpfkit(obj: &Object) -> Option<(bool, String)> {
     Some((all, msg))
 }
 
+fn last_lines(log: &str, n: usize) -> String {
+    let v: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            !l.starts_with("processed")
+                && !l.trim().is_empty()
+                && !l.starts_with("mark_precise")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+        })
+        .collect();
+    v[v.len().saturating_sub(n)..].join(" // ")
+}
+
 fn kernel(obj: &Object) -> (bool, String) {
     match bpfkit_loader::LoadedObject::load(obj, &Default::default()) {
         Ok(_) => (true, String::new()),
         Err(e) => {
             let log = e.verifier_log().unwrap_or("").to_string();
-            let v: Vec<&str> = log
-                .lines()
-                .filter(|l| {
-                    !l.starts_with("processed")
-                        && !l.trim().is_empty()
-                        && !l.starts_with("mark_precise")
-                })
-                .collect();
-            let last = v[v.len().saturating_sub(4)..].join(" // ");
+            let last = last_lines(&log, 4);
             (false, if last.is_empty() { e.to_string() } else { last })
         }
     }
 }
 
-fn mutate(r: &mut Rng, i: &mut RawInsn) {
-    let is_cond_jmp = matches!(i.code & 7, 5 | 6) && !matches!(i.code & 0xf0, 0x00 | 0x80 | 0x90);
-    if is_cond_jmp && r.below(3) == 0 {
-        // invert the condition (swap the branches)
-        let inv = |op: u8| match op {
-            0x10 => 0x50,
-            0x50 => 0x10, // jeq <-> jne
-            0x20 => 0xb0,
-            0xb0 => 0x20, // jgt <-> jle
-            0x30 => 0xa0,
-            0xa0 => 0x30, // jge <-> jlt
-            0x60 => 0xd0,
-            0xd0 => 0x60, // jsgt <-> jsle
-            0x70 => 0xc0,
-            0xc0 => 0x70, // jsge <-> jslt
-            o => o,
+/// Runs every program of `linked` on the fast JIT in a forked child (two packets).
+/// Returns None when the child ended normally, else what killed it.
+fn jit_fast_child(linked: &LinkedObject) -> Option<String> {
+    use bpfkit_vm::{Config, Engine, XdpInput};
+    // SAFETY: this tool is single-threaded, so the child may run any code after fork;
+    // it only compiles and runs the mutant and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Some("fork failed".into());
+    }
+    if pid == 0 {
+        // SAFETY: alarm only arms a timer for this (child) process.
+        unsafe { libc::alarm(20) };
+        let mut packet = [0u8; 128];
+        packet[12] = 0x08;
+        packet[14] = 0x45;
+        packet[23] = 17;
+        if let Ok(mut j) = bpfkit_jit::Jit::new_fast(linked, Config::default()) {
+            for p in 0..linked.programs.len() {
+                for len in [64usize, 128] {
+                    let _ = j.run_xdp(
+                        p,
+                        &XdpInput {
+                            packet: &packet[..len],
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+        // SAFETY: leaves the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child we just forked; `status` is a valid out pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFSIGNALED(status) {
+        let s = libc::WTERMSIG(status);
+        return Some(if s == libc::SIGALRM {
+            "HANG (20 s)".into()
+        } else {
+            format!("signal {s}")
+        });
+    }
+    None
+}
+
+/// The `-- maps` line of a map, or None when the case format cannot express it.
+fn map_line(m: &MapDef, f: &bpfkit_verifier::btf_fields::MapFields) -> Option<String> {
+    let ty = map_type::name(m.map_type)?
+        .strip_prefix("BPF_MAP_TYPE_")?
+        .to_lowercase();
+    let mut s = format!(
+        "{} {ty} key={} value={} entries={}",
+        m.name
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_"),
+        m.key_size,
+        m.value_size,
+        m.max_entries
+    );
+    if m.map_flags != 0 {
+        write!(s, " flags={:#x}", m.map_flags).unwrap();
+    }
+    if let Some(o) = f.spin_lock {
+        write!(s, " lock={o}").unwrap();
+    }
+    if let Some(o) = f.timer {
+        write!(s, " timer={o}").unwrap();
+    }
+    if f.unmodelled.is_some() {
+        return None;
+    }
+    if f.has_btf && f.spin_lock.is_none() && f.timer.is_none() {
+        s.push_str(" btf");
+    }
+    match &m.init {
+        MapInit::None => {}
+        MapInit::Data(d) => {
+            s.push_str(" init=");
+            for b in d {
+                write!(s, "{b:02x}").unwrap();
+            }
+        }
+        // PROG_ARRAY / map-in-map contents do not change verdicts
+        _ => {}
+    }
+    if let Some(inner) = &m.inner {
+        let t = map_type::name(inner.map_type)?
+            .strip_prefix("BPF_MAP_TYPE_")?
+            .to_lowercase();
+        write!(
+            s,
+            " inner={t}/{}/{}/{}",
+            inner.key_size, inner.value_size, inner.max_entries
+        )
+        .unwrap();
+    }
+    Some(s)
+}
+
+/// Tries each program of the mutant as a stand-alone case; returns the case text of the
+/// first that shows the disagreement (bpfkit's verdict `b` against the kernel's).
+fn as_case(obj: &Object, header: &str, b: bool) -> Result<String, String> {
+    let linked = obj.link().map_err(|e| e.to_string())?;
+    let opts = options(obj, &linked);
+    let fields = opts.map_fields.clone().unwrap_or_default();
+    let mut maps = String::new();
+    for (i, m) in linked.maps.iter().enumerate() {
+        let f = fields.get(i).cloned().unwrap_or_default();
+        maps.push_str(&map_line(m, &f).ok_or(format!("map {} not expressible", m.name))?);
+        maps.push('\n');
+    }
+    let mut why = String::from("no single program disagrees");
+    for p in &linked.programs {
+        let mut raw = String::new();
+        for i in &p.insns {
+            let b = i.to_bytes();
+            for x in b {
+                write!(raw, "{x:02x} ").unwrap();
+            }
+            raw.pop();
+            raw.push('\n');
+        }
+        let needs_funcs = p.insns.iter().any(|i| i.code == 0x18 && i.src == 4);
+        let text = format!(
+            "{header}\n-- maps\n{maps}-- raw\n{raw}{}-- expect\naccept\n",
+            if needs_funcs {
+                "-- options\nbtf-func-info\n"
+            } else {
+                ""
+            }
+        );
+        let c = match case::Case::parse(&p.name, &text) {
+            Ok(c) => c,
+            Err(e) => {
+                why = format!("case does not parse: {e}");
+                continue;
+            }
         };
-        i.code = (i.code & 0x0f) | inv(i.code & 0xf0);
-        return;
-    }
-    if r.below(12) == 0 {
-        // delete: a `ja +0` in its place
-        *i = RawInsn::new(0x05, 0, 0, 0, 0);
-        return;
-    }
-    match r.below(8) {
-        0 => i.dst = r.below(11) as u8,
-        1 => i.src = r.below(11) as u8,
-        2 => {
-            i.off = i
-                .off
-                .wrapping_add([-8i16, -4, -2, -1, 1, 2, 4, 8][r.below(8) as usize])
+        let prog = c.program();
+        let cb = match bpfkit_verifier::verify(&prog, &c.maps, &c.options()).verdict {
+            Verdict::Accepted => true,
+            Verdict::Rejected(_) => false,
+            Verdict::Unsupported { .. } => continue,
+        };
+        let k = match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
+            Ok(v) => v,
+            Err(e) => {
+                why = format!("kernel harness: {e}");
+                continue;
+            }
+        };
+        if cb == b && k.accepted != b {
+            let expect = if k.accepted {
+                "accept".to_string()
+            } else {
+                format!(
+                    "reject {}",
+                    last_lines(&k.log, 1)
+                        .split(" // ")
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                )
+            };
+            return Ok(text.replace("-- expect\naccept\n", &format!("-- expect\n{expect}\n")));
         }
-        3 => {
-            i.imm = i
-                .imm
-                .wrapping_add([-8, -4, -1, 1, 4, 8, 64, 4096][r.below(8) as usize])
-        }
-        4 => i.code = (i.code & !0x18) | ((r.below(4) as u8) << 3), // size bits / src bit
-        5 => i.code = (i.code & !0xe0) | ((r.below(8) as u8) << 5), // op / mode
-        6 => i.code = (i.code & !0x07) | (r.below(8) as u8),        // class
-        _ => i.imm = [0, 1, -1, 255, 65535, i32::MIN, i32::MAX][r.below(7) as usize],
     }
+    Err(why)
 }
 
 fn main() {
@@ -121,66 +281,156 @@ fn main() {
     let n: usize = a.next().and_then(|x| x.parse().ok()).unwrap_or(200);
     let seed: u64 = a.next().and_then(|x| x.parse().ok()).unwrap_or(1);
     let files: Vec<String> = a.collect();
+    let extra: u64 = std::env::var("MUTPROBE_EXTRA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let run_jit = std::env::var("MUTPROBE_JIT").is_ok_and(|v| v == "1");
+    let cases_dir = std::env::var("MUTPROBE_CASES").ok();
+    // MUTPROBE_REJECTED_EVERY=K: only every K-th mutant bpfkit rejects is loaded into
+    // the kernel (false rejections are sampled; every accepted mutant is always loaded)
+    let rejected_every: u64 = std::env::var("MUTPROBE_REJECTED_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&k| k > 0)
+        .unwrap_or(1);
+    let (mut rejected_seen, mut rejected_unasked) = (0u64, 0u64);
+    if let Some(d) = &cases_dir {
+        std::fs::create_dir_all(d).expect("MUTPROBE_CASES directory");
+    }
+    let start = Instant::now();
     let mut r = Rng(seed | 1);
     let (mut tot, mut agree, mut unsafe_, mut falsrej, mut skip) = (0, 0, 0, 0, 0);
+    let (mut jit_runs, mut crashes, mut objects) = (0, 0, 0);
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
     for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        let Ok(base) = Object::parse(&bytes) else {
+        let Ok(bytes) = std::fs::read(f) else {
+            eprintln!("skip {f}: unreadable");
             continue;
         };
-        let Some((true, _)) = bpfkit(&base) else {
-            eprintln!("skip {f}: base not accepted/decided");
+        let Ok(mut base) = Object::parse(&bytes) else {
+            eprintln!("skip {f}: does not parse");
             continue;
         };
+        base.set_unknown_prog_type(prog_type::XDP);
+        base.programs.retain(|p| p.prog_type == prog_type::XDP);
+        if base.programs.is_empty() {
+            eprintln!("skip {f}: no XDP program");
+            continue;
+        }
+        match bpfkit(&base) {
+            Some((true, _)) => {}
+            other => {
+                eprintln!("skip {f}: base not accepted/decided by bpfkit ({other:?})");
+                continue;
+            }
+        }
         if !kernel(&base).0 {
             eprintln!("skip {f}: kernel rejects base");
             continue;
         }
+        objects += 1;
+        let xdp_secs: Vec<String> = base.programs.iter().map(|p| p.section.clone()).collect();
         let secs: Vec<usize> = base
             .sections
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                matches!(s.kind, SectionKind::Program | SectionKind::Text) && !s.insns.is_empty()
+                !s.insns.is_empty()
+                    && (s.kind == SectionKind::Text
+                        || (s.kind == SectionKind::Program && xdp_secs.contains(&s.name)))
             })
             .map(|(i, _)| i)
             .collect();
-        for _ in 0..n {
+        let stem = std::path::Path::new(f)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        eprintln!(
+            "object {f}: so far: mutants {tot}: agree {agree}, unsafe accepts {unsafe_}, false rejects {falsrej}, undecided {skip}, rejected by bpfkit and not loaded {rejected_unasked}; jit-fast runs {jit_runs}, crashes {crashes}; {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+        let mut made = 0usize;
+        let mut attempts = 0usize;
+        while made < n && attempts < n * 20 {
+            attempts += 1;
             let mut obj = base.clone();
             let si = secs[r.below(secs.len() as u64) as usize];
             let insns = &mut obj.sections[si].insns;
-            let k = r.below(insns.len() as u64) as usize;
-            if insns[k].code == 0x18 || (k > 0 && insns[k - 1].code == 0x18) {
-                continue;
-            }
-            let before = insns[k];
-            mutate(&mut r, &mut insns[k]);
-            if insns[k] == before {
-                continue;
-            }
-            // MUTPROBE_EXTRA=N: N more mutations elsewhere in the same section
-            let extra: u64 = std::env::var("MUTPROBE_EXTRA")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut more = String::new();
-            for _ in 0..extra {
-                let j = r.below(insns.len() as u64) as usize;
-                if j != k && insns[j].code != 0x18 && !(j > 0 && insns[j - 1].code == 0x18) {
-                    let b = insns[j];
-                    mutate(&mut r, &mut insns[j]);
-                    let a = insns[j];
-                    more.push_str(&format!(
-                        " + insn {j}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}",
-                        b.code, b.dst, b.src, b.off, b.imm, a.code, a.dst, a.src, a.off, a.imm
-                    ));
+            let mut k = r.below(insns.len() as u64) as usize;
+            // one mutant in three goes to a conditional jump (the wider mutations)
+            if r.below(3) == 0 {
+                let jumps: Vec<usize> = (0..insns.len())
+                    .filter(|&j| !is_lddw(insns, j) && is_cond_jmp(&insns[j]))
+                    .collect();
+                if !jumps.is_empty() {
+                    k = jumps[r.below(jumps.len() as u64) as usize];
                 }
             }
+            if is_lddw(insns, k) {
+                continue;
+            }
+            let before = insns.clone();
+            let Some(kind) = mutate(&mut r, insns, k) else {
+                continue;
+            };
+            if *insns == before {
+                continue;
+            }
+            let mut desc = format!(
+                "{kind} insn {k}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}",
+                before[k].code,
+                before[k].dst,
+                before[k].src,
+                before[k].off,
+                before[k].imm,
+                insns[k].code,
+                insns[k].dst,
+                insns[k].src,
+                insns[k].off,
+                insns[k].imm
+            );
+            for _ in 0..extra {
+                let j = r.below(insns.len() as u64) as usize;
+                if j != k && !is_lddw(insns, j) {
+                    let b = insns[j];
+                    if let Some(kd) = mutate(&mut r, insns, j) {
+                        let a = insns[j];
+                        write!(
+                            desc,
+                            " + {kd} insn {j}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}",
+                            b.code, b.dst, b.src, b.off, b.imm, a.code, a.dst, a.src, a.off, a.imm
+                        )
+                        .unwrap();
+                    }
+                }
+            }
+            made += 1;
             tot += 1;
+            *kinds.entry(kind).or_default() += 1;
             let Some((b, bmsg)) = bpfkit(&obj) else {
                 skip += 1;
                 continue;
             };
+            if b && run_jit {
+                if let Ok(linked) = obj.link() {
+                    jit_runs += 1;
+                    if let Some(sig) = jit_fast_child(&linked) {
+                        crashes += 1;
+                        println!(
+                            "CRASH {f} sec {} {desc} | jit-fast {sig}",
+                            obj.sections[si].name
+                        );
+                    }
+                }
+            }
+            if !b {
+                rejected_seen += 1;
+                if rejected_seen % rejected_every != 0 {
+                    rejected_unasked += 1;
+                    continue;
+                }
+            }
             let (kv, kmsg) = kernel(&obj);
             if b == kv {
                 agree += 1;
@@ -191,18 +441,34 @@ fn main() {
             } else {
                 falsrej += 1;
             }
-            println!(
-                "{} {f} sec {} insn {k}: {:02x} {} {} {} {} -> {:02x} {} {} {} {}{more} | bpfkit {} {bmsg} | kernel {} {kmsg}",
-                if b { "UNSAFE" } else { "FALSEREJ" },
-                obj.sections[si].name, before.code, before.dst, before.src, before.off, before.imm,
-                insns_at(&obj, si, k).code, insns_at(&obj, si, k).dst, insns_at(&obj, si, k).src, insns_at(&obj, si, k).off, insns_at(&obj, si, k).imm,
-                if b { "accept" } else { "reject" }, if kv { "accept" } else { "reject" }
+            let verdict = if b { "UNSAFE" } else { "FALSEREJ" };
+            let mut line = format!(
+                "{verdict} {f} sec {} {desc} | bpfkit {} {bmsg} | kernel {} {kmsg}",
+                obj.sections[si].name,
+                if b { "accept" } else { "reject" },
+                if kv { "accept" } else { "reject" }
             );
+            if let Some(d) = &cases_dir {
+                let header = format!(
+                    "# mutprobe {verdict}: {stem} (seed {seed}), section {}: {desc}\n# bpfkit {} ; kernel {}",
+                    obj.sections[si].name,
+                    if b { "accepts" } else { "rejects" },
+                    if kv { "accepts" } else { "rejects" }
+                );
+                match as_case(&obj, &header, b) {
+                    Ok(text) => {
+                        let path = format!("{d}/{stem}-{seed}-{made}.case");
+                        std::fs::write(&path, text).expect("write case");
+                        write!(line, " | case {path}").unwrap();
+                    }
+                    Err(e) => write!(line, " | nocase: {e}").unwrap(),
+                }
+            }
+            println!("{line}");
         }
     }
-    eprintln!("mutants {tot}: agree {agree}, unsafe accepts {unsafe_}, false rejects {falsrej}, undecided {skip}");
-}
-
-fn insns_at(o: &Object, si: usize, k: usize) -> RawInsn {
-    o.sections[si].insns[k]
+    eprintln!(
+        "objects {objects}, mutants {tot} ({kinds:?}): agree {agree}, unsafe accepts {unsafe_}, false rejects {falsrej}, undecided {skip}, rejected by bpfkit and not loaded {rejected_unasked}; jit-fast runs {jit_runs}, crashes {crashes}; {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -43,7 +43,7 @@ pub fn opcode_known(code: u8) -> bool {
                 BPF_JA => source(code) == BPF_K,
                 BPF_CALL => class == BPF_JMP,
                 BPF_EXIT => class == BPF_JMP && source(code) == BPF_K,
-                0xe0 => class == BPF_JMP && source(code) == BPF_X, // may_goto (JCOND)
+                BPF_JCOND => class == BPF_JMP && source(code) == BPF_K, // may_goto (6.9)
                 BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JSET | BPF_JNE | BPF_JSGT | BPF_JSGE
                 | BPF_JLT | BPF_JLE | BPF_JSLT | BPF_JSLE => true,
                 _ => false,
@@ -56,7 +56,8 @@ pub fn opcode_known(code: u8) -> bool {
         BPF_ST => mode(code) == BPF_MEM,
         BPF_STX => {
             mode(code) == BPF_MEM
-                || (mode(code) == BPF_ATOMIC && matches!(size(code), BPF_W | BPF_DW))
+                // B and H too since 6.15 (load-acquire and store-release)
+                || mode(code) == BPF_ATOMIC
         }
         _ => false,
     }
@@ -377,7 +378,8 @@ fn use_def(i: &RawInsn) -> (u16, u16) {
                 }
             }
             BPF_EXIT => (1, 0),
-            BPF_JA => (0, 0),
+            // may_goto reads no register (`compute_insn_live_regs`)
+            BPF_JA | BPF_JCOND => (0, 0),
             _ => {
                 let mut u = b(i.dst);
                 if source(i.code) == BPF_X {

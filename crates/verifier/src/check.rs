@@ -368,7 +368,9 @@ impl<'a> V<'a> {
         } else {
             u64::MAX
         };
-        let force = self.path_jumps > 40 || self.cfg.calls_callback[idx];
+        let may_goto = self.insns[idx].code == BPF_JMP | BPF_JCOND;
+        // `is_force_checkpoint`: callback calls and may_goto (`mark_force_checkpoint`)
+        let force = self.path_jumps > 40 || self.cfg.calls_callback[idx] || may_goto;
         let mut add = force
             || (self.jmps_processed - self.prev_jmps >= 2 && self.processed - self.prev_insns >= 8);
         // newest first, as the kernel keeps its list (new states at the head)
@@ -381,7 +383,23 @@ impl<'a> V<'a> {
             k -= 1;
             let ai = self.explored[idx][k];
             let e = &self.arena[ai];
-            if e.branches > 0 && self.cfg.calls_callback[idx] {
+            if e.branches > 0
+                && may_goto
+                && e.state.may_goto_depth != st.may_goto_depth
+                && same_callsites(&e.state, st)
+                && self.states_equal_mode(&e.state, st, idx, Mode::RangeWithin)
+            {
+                // a may_goto iteration within the range of an earlier one on this path:
+                // the loop converged. The kernel then re-propagates the precision its
+                // loop (SCC) finds later over this backedge; bpfkit makes every scalar
+                // of the checkpoints of this iteration (newer than `ai`) precise instead
+                // (sound, prunes less; `ai` and older keep widening their imprecise
+                // scalars, so other visits of the loop still converge).
+                self.arena[ai].hit += 1;
+                self.propagate_precision(st, ai);
+                self.all_precise_until(st.parent, ai);
+                return Ok(true);
+            } else if e.branches > 0 && self.cfg.calls_callback[idx] {
                 // a callback iteration that brings nothing new: converged
                 if same_callsites(&e.state, st)
                     && self.states_equal_mode(&e.state, st, idx, Mode::RangeWithin)
@@ -394,6 +412,7 @@ impl<'a> V<'a> {
                 // still being explored: only useful for loop detection
                 if same_callsites(&e.state, st)
                     && e.state.cb_unroll == st.cb_unroll
+                    && e.state.may_goto_depth == st.may_goto_depth
                     && self.states_equal(&e.state, st, idx, true)
                 {
                     return Err(self.err(st, format!("infinite loop detected at insn {}", idx)));
@@ -536,8 +555,13 @@ impl<'a> V<'a> {
     }
 
     /// Conservative fallback: every scalar of `p` and its ancestors becomes precise.
-    fn all_precise(&mut self, mut p: Option<usize>) {
-        while let Some(i) = p {
+    fn all_precise(&mut self, p: Option<usize>) {
+        self.all_precise_until(p, usize::MAX)
+    }
+
+    /// [`Self::all_precise`] for `p` and its ancestors newer than checkpoint `stop`.
+    fn all_precise_until(&mut self, mut p: Option<usize>, stop: usize) {
+        while let Some(i) = p.filter(|&i| i != stop) {
             let s = &mut self.arena[i].state;
             for fr in s.frames.iter_mut() {
                 for r in fr.regs.iter_mut() {
@@ -1468,6 +1492,14 @@ impl<'a> V<'a> {
                 ),
             ));
         }
+        // `check_reg_arg(load_reg, DST_OP)` comes before the memory checks: the register
+        // that receives the old value is unknown from here on, so a fetch into the
+        // pointer register itself is checked as an access through a scalar
+        if aop == BPF_CMPXCHG || aop & BPF_FETCH != 0 {
+            let load_reg = if aop == BPF_CMPXCHG { 0 } else { insn.src };
+            self.check_reg_write(st, load_reg)?;
+            st.cur_mut().regs[load_reg as usize] = Reg::unknown();
+        }
         let sz = size_bytes(insn.code);
         self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
         self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
@@ -1508,7 +1540,9 @@ impl<'a> V<'a> {
             RegType::SockCommon => "sock_common ",
             // stack: strict in check_mem_access; ctx/packet/sockets refused before
             RegType::Stack | RegType::Ctx | RegType::Packet | RegType::PacketMeta => return Ok(()),
-            RegType::RingbufMem | RegType::Mem => "",
+            // a scalar (e.g. the fetch's own destination register, already clobbered)
+            // goes to check_generic_ptr_alignment with no description
+            RegType::RingbufMem | RegType::Mem | RegType::Scalar => "",
             _ => return Ok(()),
         };
         let roff = reg
@@ -2336,9 +2370,62 @@ impl<'a> V<'a> {
                 }
                 self.check_exit(st)
             }
-            0xe0 => Err(self.unsupported("may_goto")),
+            BPF_JCOND => self.check_may_goto(st, idx, insn),
             _ => self.check_cond_jmp(st, idx, insn),
         }
+    }
+
+    /// `may_goto +off` (`check_cond_jmp_op`, BPF_JCOND): this path takes the jump (the
+    /// budget is exhausted), the fallthrough (one more iteration) is pushed with
+    /// `may_goto_depth + 1` and its imprecise scalars that changed since the previous
+    /// visit of this instruction on the path widened to unknown
+    /// (`widen_imprecise_scalars`).
+    fn check_may_goto(&mut self, st: &mut State, idx: usize, insn: &RawInsn) -> R<Flow> {
+        if insn.code != BPF_JMP | BPF_JCOND
+            || insn.src != BPF_MAY_GOTO
+            || insn.dst != 0
+            || insn.imm != 0
+        {
+            return Err(self.err(st, format!("invalid may_goto imm {}", insn.imm)));
+        }
+        if let Some(t) = self.opts.target.as_deref() {
+            if insn.off == 0 && !t.allows_may_goto_zero() {
+                return Err(Self::hint(
+                    self.err(st, "invalid may_goto off 0 imm 0".into()),
+                    format!(
+                        "`may_goto +0` is accepted from Linux {} on; {} refuses it",
+                        bpfkit_target::feature_since("may_goto_zero")
+                            .map_or("?".into(), |v| v.to_string()),
+                        t.describe()
+                    ),
+                ));
+            }
+        }
+        let prev = self.find_prev_entry(st, idx);
+        let mut other = st.clone();
+        push_decision(&mut other, idx, false);
+        push_decision(st, idx, true);
+        other.may_goto_depth += 1;
+        if let Some(p) = prev {
+            widen_imprecise_scalars(&self.arena[p].state, &mut other);
+        }
+        self.push_branch(&other, idx + 1)?;
+        Ok(Flow::Next((idx as i64 + insn.off as i64 + 1) as usize))
+    }
+
+    /// `find_prev_entry`: the newest checkpoint at `idx` still being explored on this
+    /// path before the current one (the previous iteration of a loop).
+    fn find_prev_entry(&self, st: &State, idx: usize) -> Option<usize> {
+        // the checkpoint this visit just added (force checkpoint) is the parent
+        let mut p = st.parent.and_then(|a| self.arena[a].state.parent);
+        while let Some(a) = p {
+            let e = &self.arena[a];
+            if e.branches > 0 && self.explored[idx].contains(&a) && same_callsites(&e.state, st) {
+                return Some(a);
+            }
+            p = e.state.parent;
+        }
+        None
     }
 
     fn check_exit(&mut self, st: &mut State) -> R<Flow> {
@@ -3418,6 +3505,33 @@ fn set_bounds(st: &mut State, r: usize, b: Bounds) {
 
 /// Branch decisions kept per path (the most recent ones).
 const PATH_KEEP: usize = 48;
+
+/// `widen_imprecise_scalars` / `maybe_widen_reg`: a scalar that is imprecise in both
+/// states and differs becomes unknown in `cur`, so loop iterations converge.
+fn widen_imprecise_scalars(old: &State, cur: &mut State) {
+    let mut idmap = vec![];
+    let top = old.curframe().min(cur.curframe());
+    for fr in (0..=top).rev() {
+        let (fo, fc) = (&old.frames[fr], &mut cur.frames[fr]);
+        let widen = |o: &Reg, c: &mut Reg, idmap: &mut Vec<(u32, u32)>| {
+            if !o.is_scalar() || !c.is_scalar() || o.precise || c.precise {
+                return;
+            }
+            if regsafe(o, c, true, idmap) {
+                return;
+            }
+            *c = Reg::unknown();
+        };
+        for r in 0..11 {
+            widen(&fo.regs[r], &mut fc.regs[r], &mut idmap);
+        }
+        for (so, sc) in fo.stack.iter().zip(fc.stack.iter_mut()) {
+            if so.is_spilled() && sc.is_spilled() {
+                widen(&so.spilled, &mut sc.spilled, &mut idmap);
+            }
+        }
+    }
+}
 
 fn push_decision(st: &mut State, insn: usize, taken: bool) {
     if st.path.len() >= 2 * PATH_KEEP {

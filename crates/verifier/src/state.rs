@@ -453,6 +453,9 @@ pub struct State {
     /// `callback_unroll_depth`: callback iterations entered on this path; states of
     /// different iterations are never an infinite loop.
     pub cb_unroll: u32,
+    /// `may_goto_depth`: may_goto fallthroughs (extra loop iterations) taken on this
+    /// path; states of different depths are never an infinite loop.
+    pub may_goto_depth: u32,
 }
 
 impl State {
@@ -467,6 +470,7 @@ impl State {
             hist: vec![],
             lock: None,
             cb_unroll: 0,
+            may_goto_depth: 0,
         }
     }
 

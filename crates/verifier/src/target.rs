@@ -27,6 +27,12 @@ fn isa_gap(t: &KernelTarget, code: u8) -> Option<(&'static str, &'static str)> {
     if !t.isa.jmp32 && c == BPF_JMP32 {
         return Some(("32-bit jumps (jmp32, ISA v2)", "isa_v2_jmp32"));
     }
+    if code == BPF_JMP | BPF_JCOND && !t.has_may_goto() {
+        return Some((
+            "`may_goto` (the `can_loop`/`cond_break` macros)",
+            "may_goto",
+        ));
+    }
     if !t.isa.v4 {
         if code == (BPF_ALU64 | BPF_END) {
             return Some(("the unconditional byte swap (ISA v4)", "isa_v4"));
@@ -42,6 +48,13 @@ fn isa_gap(t: &KernelTarget, code: u8) -> Option<(&'static str, &'static str)> {
 }
 
 fn gap_hint(t: &KernelTarget, what: &str, feature: &str) -> String {
+    if feature == "may_goto" {
+        return format!(
+            "{what} came in Linux {}; {} does not have it",
+            since(feature),
+            who(t)
+        );
+    }
     format!(
         "{what} came in Linux {}; {} does not have them (compile for it with clang -mcpu={})",
         since(feature),

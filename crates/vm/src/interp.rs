@@ -1249,6 +1249,9 @@ fn step<'p>(
                             let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                             if value == helpers::TAIL_CALL as i64 {
                                 if let Some(t) = tri!(helpers::tail_call_target(rt, &args)) {
+                                    // the new program starts with a full may_goto budget
+                                    rt.may_goto[(depth + st.frames.len()) % MAX_CALL_FRAMES] =
+                                        BPF_MAX_LOOPS;
                                     st.prog = t;
                                     st.insns = &programs[t].insns;
                                     next = 0;
@@ -1272,6 +1275,21 @@ fn step<'p>(
                             ))),
                         },
                         _ => bail!(FaultKind::UnknownOpcode(code)),
+                    }
+                }
+                BPF_JCOND if code == BPF_JMP | BPF_JCOND && src == 0 && dst == 0 && imm == 0 => {
+                    // may_goto: the kernel's per-frame counter (`BPF_MAX_LOOPS`); once it
+                    // is exhausted the jump is taken
+                    let c = &mut rt.may_goto[(depth + st.frames.len()) % MAX_CALL_FRAMES];
+                    let taken = *c == 0;
+                    if !taken {
+                        *c -= 1;
+                    }
+                    if let Some(cv) = rt.coverage.as_mut() {
+                        cv.branch(prog_idx, pc, taken);
+                    }
+                    if taken {
+                        next = tri!(target(pc, off, insns.len()));
                     }
                 }
                 _ => {

@@ -337,6 +337,9 @@ pub struct Runtime {
     pub redirect: Option<Redirect>,
     pub tail_calls: u32,
     pub insn_count: u64,
+    /// Per call frame: `may_goto` iterations left (the kernel's hidden stack slot, set to
+    /// `BPF_MAX_LOOPS` when the frame is entered).
+    pub may_goto: [u64; MAX_CALL_FRAMES],
     /// Current call depth (0 = entry function), kept up to date by the interpreter so that
     /// helpers with callbacks know where to put the callback's frame.
     pub depth: usize,
@@ -400,6 +403,7 @@ impl Runtime {
             redirect: None,
             tail_calls: 0,
             insn_count: 0,
+            may_goto: [bpfkit_isa::opcode::BPF_MAX_LOOPS; MAX_CALL_FRAMES],
             depth: 0,
             reserved: BTreeMap::new(),
             locks: Vec::new(),
@@ -428,6 +432,7 @@ impl Runtime {
         if depth >= MAX_CALL_FRAMES {
             return Err(FaultKind::CallDepth(MAX_CALL_FRAMES));
         }
+        self.may_goto[depth] = bpfkit_isa::opcode::BPF_MAX_LOOPS;
         let start = depth * STACK_SIZE as usize;
         // Only what checked writes touched since the frame was last cleared (every write
         // to a frame registered here goes through `Regions::check`/`check_fast`).

@@ -108,6 +108,7 @@ fn render_text(t: &KernelTarget) -> String {
         yes(t.isa.v4)
     );
     s += &format!("  bounded loops: {}\n", yes(t.bounded_loops));
+    s += &format!("  may_goto: {}\n", yes(t.has_may_goto()));
     s += &format!(
         "  limits: {} instructions per program, {} processed, {} tail calls\n",
         t.limits.max_insns, t.limits.complexity_insns, t.limits.tail_calls

@@ -574,6 +574,7 @@ impl V<'_> {
             hist: vec![],
             lock: None,
             cb_unroll: 0,
+            may_goto_depth: 0,
         };
         self.pending.push((cb, target));
         Ok(())
