@@ -36,10 +36,18 @@ fn load(prog_type: u32, attach: u32, flags: u32, insns: &[RawInsn], kver: u32) -
     spec.kern_version = kver;
     match Program::load(&spec) {
         Ok(_) => Load::Ok,
-        Err(e) => match e.errno() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Load::NoPermission(e.to_string()),
-            _ => Load::Refused(e.verifier_log().unwrap_or_default().to_string()),
-        },
+        Err(e) => {
+            // The verifier answers EACCES (and EPERM) for some programs it rejects, e.g.
+            // a helper's argument of the wrong type: with a verifier log, the load had
+            // the privilege it needed.
+            let log = e.verifier_log().unwrap_or_default();
+            match e.errno() {
+                Some(libc::EPERM) | Some(libc::EACCES) if !log.contains("processed ") => {
+                    Load::NoPermission(e.to_string())
+                }
+                _ => Load::Refused(log.to_string()),
+            }
+        }
     }
 }
 
