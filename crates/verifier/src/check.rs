@@ -14,6 +14,7 @@ use std::collections::HashMap;
 mod dynptr;
 mod ext;
 mod global;
+mod spectre;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
@@ -67,6 +68,11 @@ struct V<'a> {
     /// Jumps since this path's last checkpoint.
     path_jumps: u32,
     allow_ptr_leaks: bool,
+    /// Per instruction: the Spectre v1 masking state recorded by pointer arithmetic
+    /// (`insn_aux_data` `alu_state`, `alu_limit`; see `check/spectre.rs`).
+    alu_aux: Vec<(u32, u32)>,
+    /// `env->explore_alu_limits`: scalars compare exactly when pruning.
+    explore_alu_limits: bool,
     /// Stack liveness of the main frame (6.18's `liveness.c`, simplified): per
     /// instruction, the frame-0 stack slots (bit = spi) some explored execution of it
     /// read; `stack_live` is the backward closure over the CFG (a slot is live at an
@@ -93,6 +99,11 @@ struct V<'a> {
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
     let mut stats = Stats::default();
+    if prog.prog_type == prog_type::XDP {
+        if let Some(f) = spectre::caps_load_refusal(opts) {
+            return (to_verdict(f), stats);
+        }
+    }
     if let Some(t) = opts.target.as_deref() {
         if let Some(f) = crate::target::map_refusal(t, maps) {
             return (to_verdict(f), stats);
@@ -163,7 +174,9 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         cur_states: 0,
         peak_states: 0,
         path_jumps: 0,
-        allow_ptr_leaks: !opts.unprivileged,
+        allow_ptr_leaks: opts.caps.allow_ptr_leaks(),
+        alu_aux: vec![(0, 0); n],
+        explore_alu_limits: false,
         stack_reads: vec![0; n],
         stack_live: vec![0; n],
         stack_live_dirty: false,
@@ -181,8 +194,10 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
             .unwrap_or_default();
     }
     v.changes_pkt = v.subprogs_changing_pkt();
-    v.use_stack_liveness =
-        !opts.unprivileged && !v.cfg.has_func_ptr && !v.cfg.calls_callback.iter().any(|&c| c);
+    v.use_stack_liveness = opts.caps.allow_ptr_leaks()
+        && opts.caps.allow_uninit_stack()
+        && !v.cfg.has_func_ptr
+        && !v.cfg.calls_callback.iter().any(|&c| c);
     let res = v
         .do_check(None)
         .and_then(|_| v.check_globals())
@@ -721,9 +736,15 @@ impl<'a> V<'a> {
                 let ok = if mode == Mode::RangeWithin {
                     let mut o = fo.regs[r].clone();
                     o.precise = true;
-                    regsafe(&o, &fc.regs[r], false, &mut idmap)
+                    regsafe(&o, &fc.regs[r], false, self.explore_alu_limits, &mut idmap)
                 } else {
-                    regsafe(&fo.regs[r], &fc.regs[r], exact, &mut idmap)
+                    regsafe(
+                        &fo.regs[r],
+                        &fc.regs[r],
+                        exact,
+                        self.explore_alu_limits,
+                        &mut idmap,
+                    )
                 };
                 if !ok {
                     return false;
@@ -766,7 +787,7 @@ impl<'a> V<'a> {
         live_slots: u64,
         idmap: &mut Vec<(u32, u32)>,
     ) -> bool {
-        let allow_uninit = !self.opts.unprivileged;
+        let allow_uninit = self.opts.caps.allow_uninit_stack();
         for spi in 0..old.stack.len().max(cur.stack.len()) {
             if live_slots & (1u64 << spi) == 0 {
                 // no path from here reads this slot (as clean_live_states leaves it)
@@ -795,7 +816,15 @@ impl<'a> V<'a> {
                     return false;
                 }
             }
-            if so.is_spilled() && !regsafe(&so.spilled, &sc.spilled, exact, idmap) {
+            if so.is_spilled()
+                && !regsafe(
+                    &so.spilled,
+                    &sc.spilled,
+                    exact,
+                    self.explore_alu_limits,
+                    idmap,
+                )
+            {
                 return false;
             }
             if so.ty[0] == Slot::Dynptr && !dynptr::slot_safe(so, sc, idmap) {
@@ -1167,6 +1196,7 @@ impl<'a> V<'a> {
             st.cur_mut().regs[d] = r;
             return Ok(());
         }
+        self.sanitize_val_alu(st, insn)?;
         let mut b = dst.b;
         bounds::alu(opc, &mut b, &src.b, is64);
         st.cur_mut().regs[d] = Reg {
@@ -1249,6 +1279,7 @@ impl<'a> V<'a> {
         self.check_reg_sane_offset(st, off_reg, ptr.ty)?;
         self.check_reg_sane_offset(st, ptr, ptr.ty)?;
         r.b.mark32_unbounded();
+        let sanitize = self.sanitize_ptr_alu_first(st, insn, ptr, off_reg, swapped)?;
         let (smin_val, smax_val, umin_val, umax_val) = (ob.smin, ob.smax, ob.umin, ob.umax);
         let pb = &ptr.b;
         match opc {
@@ -1354,6 +1385,7 @@ impl<'a> V<'a> {
         }
         self.check_reg_sane_offset(st, &r, ptr.ty)?;
         r.b.sync();
+        self.sanitize_ptr_alu_commit(st, insn, &r, sanitize, swapped)?;
         Ok(r)
     }
 
@@ -1591,7 +1623,7 @@ impl<'a> V<'a> {
                     let min_off = (reg.b.smin + off as i64) as i32;
                     let max_off = (reg.b.smax + off as i64) as i32;
                     self.grow_stack(st, fno, min_off);
-                    if self.opts.unprivileged {
+                    if !self.opts.caps.bypass_spec_v1() {
                         return Err(self.err_regs(
                             st,
                             format!(
@@ -2026,7 +2058,7 @@ impl<'a> V<'a> {
                 reg.b.smax + off as i64 + size as i64,
             )
         };
-        let min_valid = if write || !self.opts.unprivileged {
+        let min_valid = if write || self.opts.caps.allow_uninit_stack() {
             -(MAX_BPF_STACK as i64)
         } else {
             -(st.frames[reg.frameno as usize].allocated as i64)
@@ -2139,7 +2171,7 @@ impl<'a> V<'a> {
         let aligned = off % (REG_SIZE as i32) == 0;
         let is_reg = st_imm.is_none();
         let val = value.cloned().unwrap_or_else(Reg::unknown);
-        if is_reg && aligned && val.is_scalar() && !self.opts.unprivileged {
+        if is_reg && aligned && val.is_scalar() && self.opts.caps.bpf_capable() {
             let fits = bounds::reg_width(&val.b) <= 8 * size as u32;
             let mut sp = val.clone();
             if fits && sp.id == 0 && !sp.b.is_const() {
@@ -2153,7 +2185,7 @@ impl<'a> V<'a> {
                 sp.id = 0;
             }
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
-        } else if !is_reg && aligned && !self.opts.unprivileged {
+        } else if !is_reg && aligned && self.opts.caps.bpf_capable() {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if is_reg && val.ty.is_pointer() {
@@ -2206,7 +2238,7 @@ impl<'a> V<'a> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let slot = st.frames[fno].slot(spi);
-        let allow_uninit = !self.opts.unprivileged;
+        let allow_uninit = self.opts.caps.allow_uninit_stack();
         let size_u = size as usize;
         if slot.is_spilled() {
             let mut spill_size = 1;
@@ -2600,6 +2632,23 @@ impl<'a> V<'a> {
                 ),
             ));
         };
+        if self.helper_needs_perfmon(func) {
+            return Err(Self::hint(
+                self.err(
+                    st,
+                    format!(
+                        "program of this type cannot use helper {}#{}",
+                        helpers::name(func),
+                        func
+                    ),
+                ),
+                format!(
+                    "{} needs CAP_PERFMON (or CAP_SYS_ADMIN); the loader runs with --caps {}",
+                    helpers::name(func),
+                    self.opts.caps
+                ),
+            ));
+        }
         let fname = helpers::name(func);
         if !self.opts.gpl_compatible && helpers::GPL_ONLY.contains(&(func as u32)) {
             return Err(self.err(
@@ -3112,7 +3161,7 @@ impl<'a> V<'a> {
         // then a scalar spill that starts at the slot's bottom and whose spilled
         // bytes from the key up number exactly the key size. The key is then the
         // whole spilled register value, as the kernel takes it.
-        if self.opts.unprivileged {
+        if !self.opts.caps.bpf_capable() {
             return None; // !env->bpf_capable
         }
         let off = reg.off + reg.b.var_off.value as i64 as i32;
@@ -3232,7 +3281,7 @@ impl<'a> V<'a> {
                 if !write {
                     self.note_stack_read(fno, min_off, max_off);
                 }
-                let allow_uninit = !self.opts.unprivileged;
+                let allow_uninit = self.opts.caps.allow_uninit_stack();
                 let allow_leaks = self.allow_ptr_leaks;
                 for a in min_off..max_off {
                     let b = (-a - 1) as usize;
@@ -3461,8 +3510,31 @@ fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
 /// id the verifier allocates).
 const TMP_ID_BASE: u32 = 1 << 31;
 
+/// `check_scalar_ids`: a scalar without an id gets a fresh temporary one.
+fn check_scalar_ids(old: u32, cur: u32, idmap: &mut Vec<(u32, u32)>) -> bool {
+    let old = if old != 0 {
+        old
+    } else {
+        TMP_ID_BASE + 2 * idmap.len() as u32
+    };
+    let cur = if cur != 0 {
+        cur
+    } else {
+        TMP_ID_BASE + 2 * idmap.len() as u32 + 1
+    };
+    check_ids(old, cur, idmap)
+}
+
 /// `regsafe`.
-fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
+/// `explore_alu_limits`: `env->explore_alu_limits`, scalars must be equal (their
+/// bounds and offset; ids as `check_scalar_ids`), precise or not.
+fn regsafe(
+    old: &Reg,
+    cur: &Reg,
+    exact: bool,
+    explore_alu_limits: bool,
+    idmap: &mut Vec<(u32, u32)>,
+) -> bool {
     if old.ty == RegType::NotInit && (!exact || cur.ty == RegType::NotInit) {
         return true;
     }
@@ -3482,6 +3554,11 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
     }
     match old.ty {
         RegType::Scalar => {
+            if explore_alu_limits {
+                return old.b == cur.b
+                    && old.off == cur.off
+                    && check_scalar_ids(old.id, cur.id, idmap);
+            }
             if !old.precise {
                 return true;
             }

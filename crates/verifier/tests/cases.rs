@@ -69,8 +69,22 @@ fn cases_match_expectations_and_kernel() {
         if let Some(why) = &c.no_kernel {
             eprintln!("!!!! {rel}: NOT checked against the kernel: {why}");
         }
+        // a case for a loader with fewer capabilities is loaded from a thread that has
+        // exactly those; skipped (with the reason) where this process cannot do that
+        let caps_skip = if c.caps == bpfkit_verifier::Caps::ROOT {
+            None
+        } else if bpfkit_loader::caps::mitigations_off() {
+            Some(
+                "the kernel runs with mitigations=off (its Spectre rules are bypassed)".to_string(),
+            )
+        } else {
+            bpfkit_loader::caps::cannot_emulate(c.caps)
+        };
+        if let (None, Some(why)) = (&no_kernel, &caps_skip) {
+            eprintln!("SKIPPED: {rel}: kernel half with --caps {}: {why}", c.caps);
+        }
         if no_kernel.is_none()
-            && !c.unprivileged
+            && caps_skip.is_none()
             && c.no_kernel.is_none()
             && bpfkit_loader::program_or_skip(
                 "cases_match_expectations_and_kernel",
@@ -79,9 +93,21 @@ fn cases_match_expectations_and_kernel() {
             )
         {
             n_kernel += 1;
-            match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
+            let load = || kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra());
+            let res = if c.caps == bpfkit_verifier::Caps::ROOT {
+                load()
+            } else {
+                bpfkit_loader::caps::with_caps(c.caps, load).and_then(|r| r)
+            };
+            match res {
                 Ok(k) => {
-                    let ktext = kernel::error_text(&k.log);
+                    // EPERM before the verifier (a loader without CAP_BPF/CAP_NET_ADMIN)
+                    // leaves no log: the errno is the kernel's whole answer
+                    let ktext = if k.errno == libc::EPERM && k.log.trim().is_empty() {
+                        "bpf(BPF_PROG_LOAD) fails with EPERM (Operation not permitted)".to_string()
+                    } else {
+                        kernel::error_text(&k.log)
+                    };
                     if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {
                         failures.push(format!(
                             "{rel}: KERNEL says {} (errno {}), case expects {} {:?}; kernel log tail:\n{}",

@@ -1,0 +1,319 @@
+//! What the loader's capabilities change (`Options::caps`, `--caps`), beyond the
+//! `allow_ptr_leaks` / `allow_uninit_stack` / `bpf_capable` switches read where they
+//! apply:
+//!
+//! - whether an XDP program loads at all (`bpf_prog_load`: CAP_BPF and CAP_NET_ADMIN, or
+//!   CAP_SYS_ADMIN; otherwise EPERM before the verifier runs);
+//! - helpers `bpf_base_func_proto` gives only to a loader with CAP_PERFMON;
+//! - the Spectre v1 rules for pointer arithmetic of a loader without CAP_PERFMON
+//!   (`!env->bypass_spec_v1`): `sanitize_ptr_alu`, `retrieve_ptr_limit`,
+//!   `update_alu_sanitation_state`, `sanitize_val_alu`, `sanitize_check_bounds`,
+//!   `check_stack_access_for_ptr_arithmetic`, `sanitize_err`, and the exact scalar
+//!   comparison in pruning once a pointer was moved by an unknown scalar
+//!   (`env->explore_alu_limits`).
+//!
+//! Not modelled: the speculative paths the kernel also walks for such a loader
+//! (`sanitize_speculative_path`). In 6.18 an error on such a path only inserts a barrier
+//! (`error_recoverable_with_nospec`), but those paths add processed instructions, can
+//! hit `infinite loop detected`, and mark instructions `nospec`, which then skips the
+//! ALU sanitation there on later paths.
+
+use super::*;
+
+/// Helper ids `bpf_base_func_proto` (6.18) offers XDP only with CAP_PERFMON (or
+/// CAP_SYS_ADMIN), measured on the running kernel with `examples/helper_probe.rs
+/// --caps bpf,net_admin` against a root load: `program of this type cannot use helper`.
+pub(crate) const NEEDS_PERFMON: &[u32] = &[
+    6,   // bpf_trace_printk
+    16,  // bpf_get_current_comm
+    22,  // bpf_perf_event_read
+    35,  // bpf_get_current_task
+    55,  // bpf_perf_event_read_value
+    109, // bpf_send_signal
+    112, // bpf_probe_read_user
+    113, // bpf_probe_read_kernel
+    114, // bpf_probe_read_user_str
+    115, // bpf_probe_read_kernel_str
+    117, // bpf_send_signal_thread
+    136, // bpf_skc_to_tcp6_sock
+    137, // bpf_skc_to_tcp_sock
+    138, // bpf_skc_to_tcp_timewait_sock
+    139, // bpf_skc_to_tcp_request_sock
+    140, // bpf_skc_to_udp6_sock
+    141, // bpf_get_task_stack
+    148, // bpf_copy_from_user
+    149, // bpf_snprintf_btf
+    153, // bpf_per_cpu_ptr
+    154, // bpf_this_cpu_ptr
+    158, // bpf_get_current_task_btf
+    165, // bpf_snprintf
+    175, // bpf_task_pt_regs
+    176, // bpf_get_branch_snapshot
+    177, // bpf_trace_vprintk
+    178, // bpf_skc_to_unix_sock
+    180, // bpf_find_vma
+    191, // bpf_copy_from_user_task
+    196, // bpf_skc_to_mptcp_sock
+];
+
+/// `BPF_ALU_*` sanitation states of `struct bpf_insn_aux_data`.
+const BPF_ALU_SANITIZE_SRC: u32 = 1 << 0;
+const BPF_ALU_SANITIZE_DST: u32 = 1 << 1;
+const BPF_ALU_NEG_VALUE: u32 = 1 << 2;
+const BPF_ALU_NON_POINTER: u32 = 1 << 3;
+const BPF_ALU_IMMEDIATE: u32 = 1 << 4;
+
+/// `REASON_*` of `sanitize_err`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reason {
+    Bounds,
+    Type,
+    Paths,
+    Limit,
+}
+
+/// `struct bpf_sanitize_info`: what the first `sanitize_ptr_alu` call (before the
+/// arithmetic) hands to the second (after it).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct SanitizeInfo {
+    /// The first call ran (the instruction is sanitized at all).
+    active: bool,
+    alu_state: u32,
+    alu_limit: u32,
+    mask_to_left: bool,
+}
+
+const MAX_BPF_STACK_U32: u32 = 512;
+
+/// `retrieve_ptr_limit`.
+fn retrieve_ptr_limit(maps: &[MapDef], ptr: &Reg, mask_to_left: bool) -> Result<u32, Reason> {
+    let (max, limit) = match ptr.ty {
+        RegType::Stack => (
+            MAX_BPF_STACK_U32 + mask_to_left as u32,
+            (ptr.b.var_off.value as i64 as i32)
+                .wrapping_add(ptr.off)
+                .wrapping_neg() as u32,
+        ),
+        RegType::MapValue => {
+            let vs = ptr.map.map(|m| maps[m].value_size).unwrap_or(0);
+            let base = if mask_to_left {
+                ptr.b.smin as u32
+            } else {
+                ptr.b.umax as u32
+            };
+            (vs, base.wrapping_add(ptr.off as u32))
+        }
+        _ => return Err(Reason::Type),
+    };
+    if limit >= max {
+        return Err(Reason::Limit);
+    }
+    Ok(limit)
+}
+
+/// `bpf_prog_load`'s capability checks for XDP (a "net admin" program type): they
+/// fail with EPERM before the verifier runs.
+pub(super) fn caps_load_refusal(opts: &Options) -> Option<Fail> {
+    let why = opts.caps.net_prog_load_refusal()?;
+    Some(Fail::Reject(Rejection {
+        insn: 0,
+        kernel_message: why,
+        hint: Some(format!(
+            "the loader runs with --caps {}; XDP needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)",
+            opts.caps
+        )),
+        regs: vec![],
+        path: vec![],
+    }))
+}
+
+impl<'a> V<'a> {
+    /// `bpf_base_func_proto` returns NULL for these helpers without CAP_PERFMON.
+    pub(super) fn helper_needs_perfmon(&self, func: i32) -> bool {
+        !self.opts.caps.perfmon_capable() && NEEDS_PERFMON.contains(&(func as u32))
+    }
+
+    fn can_skip_alu_sanitation(&self, insn: &RawInsn) -> bool {
+        self.opts.caps.bypass_spec_v1() || source(insn.code) == BPF_K
+    }
+
+    /// `update_alu_sanitation_state` on the instruction's aux data.
+    fn update_alu_state(&mut self, state: u32, limit: u32) -> Result<(), Reason> {
+        let a = &mut self.alu_aux[self.idx];
+        if a.0 != 0 && (a.0 != state || a.1 != limit) {
+            return Err(Reason::Paths);
+        }
+        *a = (state, limit);
+        Ok(())
+    }
+
+    /// `sanitize_val_alu`: a scalar ADD/SUB by register marks its instruction, so that
+    /// the same instruction moving a pointer on another path is refused.
+    pub(super) fn sanitize_val_alu(&mut self, st: &State, insn: &RawInsn) -> R<()> {
+        let opc = op(insn.code);
+        if !(opc == BPF_ADD || opc == BPF_SUB) || self.can_skip_alu_sanitation(insn) {
+            return Ok(());
+        }
+        self.update_alu_state(BPF_ALU_NON_POINTER, 0)
+            .map_err(|r| self.sanitize_err(st, insn, r, false))
+    }
+
+    /// `sanitize_ptr_alu(..., commit_window = false)`, before the arithmetic.
+    /// `swapped`: the pointer is the source register (`scalar += pointer`).
+    pub(super) fn sanitize_ptr_alu_first(
+        &mut self,
+        st: &State,
+        insn: &RawInsn,
+        ptr: &Reg,
+        off_reg: &Reg,
+        swapped: bool,
+    ) -> R<SanitizeInfo> {
+        let opc = op(insn.code);
+        if !(opc == BPF_ADD || opc == BPF_SUB) || self.can_skip_alu_sanitation(insn) {
+            return Ok(SanitizeInfo::default());
+        }
+        let ob = &off_reg.b;
+        let off_is_imm = ob.is_const();
+        let off_is_neg = ob.smin < 0;
+        if !off_is_imm && (ob.smin < 0) != (ob.smax < 0) {
+            return Err(self.sanitize_err(st, insn, Reason::Bounds, swapped));
+        }
+        let mask_to_left = (opc == BPF_ADD && off_is_neg) || (opc == BPF_SUB && !off_is_neg);
+        let limit = retrieve_ptr_limit(&self.maps, ptr, mask_to_left)
+            .map_err(|r| self.sanitize_err(st, insn, r, swapped))?;
+        let mut state = if off_is_neg { BPF_ALU_NEG_VALUE } else { 0 };
+        if off_is_imm {
+            state |= BPF_ALU_IMMEDIATE;
+        }
+        state |= if swapped {
+            BPF_ALU_SANITIZE_DST
+        } else {
+            BPF_ALU_SANITIZE_SRC
+        };
+        if !off_is_imm {
+            self.explore_alu_limits = true;
+        }
+        Ok(SanitizeInfo {
+            active: true,
+            alu_state: state,
+            alu_limit: limit,
+            mask_to_left,
+        })
+    }
+
+    /// After the arithmetic: `sanitize_check_bounds`, then `sanitize_ptr_alu(...,
+    /// commit_window = true)`, which records the masking window on the instruction.
+    pub(super) fn sanitize_ptr_alu_commit(
+        &mut self,
+        st: &State,
+        insn: &RawInsn,
+        res: &Reg,
+        info: SanitizeInfo,
+        swapped: bool,
+    ) -> R<()> {
+        self.sanitize_check_bounds(st, insn, res)?;
+        if !info.active {
+            return Ok(());
+        }
+        let limit = retrieve_ptr_limit(&self.maps, res, info.mask_to_left)
+            .map_err(|r| self.sanitize_err(st, insn, r, swapped))?;
+        let window = (info.alu_limit as i64 - limit as i64).unsigned_abs() as u32;
+        self.update_alu_state(info.alu_state, window)
+            .map_err(|r| self.sanitize_err(st, insn, r, swapped))
+    }
+
+    /// `sanitize_check_bounds`: the moved pointer must stay inside its object.
+    fn sanitize_check_bounds(&self, st: &State, insn: &RawInsn, r: &Reg) -> R<()> {
+        let opc = op(insn.code);
+        if self.opts.caps.bypass_spec_v1() || !(opc == BPF_ADD || opc == BPF_SUB) {
+            return Ok(());
+        }
+        let dst = insn.dst;
+        match r.ty {
+            RegType::Stack => {
+                // check_stack_access_for_ptr_arithmetic
+                let off = r.off.wrapping_add(r.b.var_off.value as i64 as i32);
+                if !r.b.var_off.is_const() {
+                    return Err(Self::hint(
+                        self.err_regs(
+                            st,
+                            format!(
+                                "R{} variable stack access prohibited for !root, var_off={} off={}",
+                                dst, r.b.var_off, off
+                            ),
+                            &[dst],
+                        ),
+                        "without CAP_PERFMON a stack pointer may only move by constants; index a map value or copy to a fixed slot instead".into(),
+                    ));
+                }
+                if off >= 0 || off < -(MAX_BPF_STACK as i32) {
+                    return Err(self.err_regs(
+                        st,
+                        format!(
+                            "R{} stack pointer arithmetic goes out of range, prohibited for !root; off={}",
+                            dst, off
+                        ),
+                        &[dst],
+                    ));
+                }
+            }
+            RegType::MapValue => {
+                let vs = r.map.map(|m| self.maps[m].value_size).unwrap_or(0) as i64;
+                if let Err(Fail::Reject(mut rej)) =
+                    self.check_mem_region_access(st, dst, r, r.off, 1, vs, false)
+                {
+                    rej.kernel_message = format!(
+                        "{}\nR{} pointer arithmetic of map value goes out of range, prohibited for !root",
+                        rej.kernel_message, dst
+                    );
+                    rej.hint = Some(
+                        "without CAP_PERFMON a map value pointer must stay inside the value after every addition; check the index before adding it".into(),
+                    );
+                    return Err(Fail::Reject(rej));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `sanitize_err`. `swapped`: the offset register is the destination.
+    fn sanitize_err(&self, st: &State, insn: &RawInsn, reason: Reason, swapped: bool) -> Fail {
+        const ERR: &str = "pointer arithmetic with it prohibited for !root";
+        let op = if op(insn.code) == BPF_ADD {
+            "add"
+        } else {
+            "sub"
+        };
+        let (dst, src) = (insn.dst, insn.src);
+        let (msg, reg, hint) = match reason {
+            Reason::Bounds => {
+                let r = if swapped { dst } else { src };
+                (
+                    format!("R{r} has unknown scalar with mixed signed bounds, {ERR}"),
+                    r,
+                    "without CAP_PERFMON the offset must be known to be non-negative (or negative): check `off >= 0` or use an unsigned type",
+                )
+            }
+            Reason::Type => {
+                let r = if swapped { src } else { dst };
+                (
+                    format!("R{r} has pointer with unsupported alu operation, {ERR}"),
+                    r,
+                    "without CAP_PERFMON only stack and map value pointers may move by a register; add a constant instead, or load with CAP_PERFMON",
+                )
+            }
+            Reason::Paths => (
+                format!("R{dst} tried to {op} from different maps, paths or scalars, {ERR}"),
+                dst,
+                "without CAP_PERFMON one instruction must move the same kind of pointer by the same masking window on every path",
+            ),
+            Reason::Limit => (
+                format!("R{dst} tried to {op} beyond pointer bounds, {ERR}"),
+                dst,
+                "without CAP_PERFMON the pointer must stay inside its object before and after the arithmetic",
+            ),
+        };
+        Self::hint(self.err_regs(st, msg, &[reg]), hint.into())
+    }
+}
