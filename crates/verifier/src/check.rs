@@ -2493,6 +2493,9 @@ impl<'a> V<'a> {
                 insn.imm as i64 as u64
             })
         };
+        if x && !(dst.ty.is_pkt_any() && src.ty.is_pkt_any()) && self.is_pointer_value(&src) {
+            return Err(self.err(st, format!("R{} pointer comparison prohibited", insn.src)));
+        }
         let target = (idx as i64 + insn.off as i64 + 1) as usize;
         let mut linked = 0u16;
         for (k, r) in st.cur().regs.iter().enumerate() {

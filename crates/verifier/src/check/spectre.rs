@@ -277,8 +277,8 @@ impl<'a> V<'a> {
         Ok(())
     }
 
-    /// `sanitize_err`. `swapped`: the offset register is the destination.
-    fn sanitize_err(&self, st: &State, insn: &RawInsn, reason: Reason, swapped: bool) -> Fail {
+    /// `sanitize_err`.
+    fn sanitize_err(&self, st: &State, insn: &RawInsn, reason: Reason, _swapped: bool) -> Fail {
         const ERR: &str = "pointer arithmetic with it prohibited for !root";
         let op = if op(insn.code) == BPF_ADD {
             "add"
@@ -287,8 +287,11 @@ impl<'a> V<'a> {
         };
         let (dst, src) = (insn.dst, insn.src);
         let (msg, reg, hint) = match reason {
+            // 6.18 names the source register for mixed bounds and the destination
+            // for an unsupported pointer type, whichever of them holds the pointer
+            // (measured: `r4 += r2` with r2 a packet pointer says R4)
             Reason::Bounds => {
-                let r = if swapped { dst } else { src };
+                let r = src;
                 (
                     format!("R{r} has unknown scalar with mixed signed bounds, {ERR}"),
                     r,
@@ -296,7 +299,7 @@ impl<'a> V<'a> {
                 )
             }
             Reason::Type => {
-                let r = if swapped { src } else { dst };
+                let r = dst;
                 (
                     format!("R{r} has pointer with unsupported alu operation, {ERR}"),
                     r,
