@@ -73,6 +73,12 @@ struct V<'a> {
     alu_aux: Vec<(u32, u32)>,
     /// `env->explore_alu_limits`: scalars compare exactly when pruning.
     explore_alu_limits: bool,
+    /// Per instruction: a speculative path failed there (`insn_aux_data.nospec`): the
+    /// kernel puts a barrier before it, and sanitizes no ALU there any more.
+    nospec: Vec<bool>,
+    /// Per instruction: a stack store the kernel follows with a barrier against
+    /// Spectre v4 (`insn_aux_data.nospec_result`); a speculative path ends after it.
+    nospec_result: Vec<bool>,
     /// Stack liveness of the main frame (6.18's `liveness.c`, simplified): per
     /// instruction, the frame-0 stack slots (bit = spi) some explored execution of it
     /// read; `stack_live` is the backward closure over the CFG (a slot is live at an
@@ -177,6 +183,8 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         allow_ptr_leaks: opts.caps.allow_ptr_leaks(),
         alu_aux: vec![(0, 0); n],
         explore_alu_limits: false,
+        nospec: vec![false; n],
+        nospec_result: vec![false; n],
         stack_reads: vec![0; n],
         stack_live: vec![0; n],
         stack_live_dirty: false,
@@ -324,7 +332,22 @@ impl<'a> V<'a> {
                 self.jmps_processed += 1;
                 self.path_jumps += 1;
             }
-            match self.step(&mut st, idx)? {
+            // a speculative path stops at a barrier; an error on it only puts one there
+            let flow = if st.speculative && self.nospec[idx] {
+                Flow::End
+            } else {
+                match self.step(&mut st, idx) {
+                    Ok(_) if st.speculative && self.nospec_result[idx] => Flow::End,
+                    Ok(f) => f,
+                    Err(f) if st.speculative && spectre::recoverable_with_nospec(&f) => {
+                        self.nospec[idx] = true;
+                        self.alu_aux[idx].0 = 0;
+                        Flow::End
+                    }
+                    Err(f) => return Err(f),
+                }
+            };
+            match flow {
                 Flow::Next(n) => idx = n,
                 Flow::End => {
                     self.finish_path(&st);
@@ -720,7 +743,7 @@ impl<'a> V<'a> {
 
     fn states_equal_mode(&self, old: &State, cur: &State, idx: usize, mode: Mode) -> bool {
         let exact = mode == Mode::Exact;
-        if old.frames.len() != cur.frames.len() {
+        if old.frames.len() != cur.frames.len() || (old.speculative && !cur.speculative) {
             return false;
         }
         let mut idmap: Vec<(u32, u32)> = vec![];
@@ -2167,6 +2190,7 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
             }
         }
+        self.note_spec_v4_store(st, fno, spi, size_u, value.filter(|_| st_imm.is_none()));
         self.destroy_dynptr(st, fno, spi)?;
         let aligned = off % (REG_SIZE as i32) == 0;
         let is_reg = st_imm.is_none();
@@ -2517,16 +2541,12 @@ impl<'a> V<'a> {
             }
             self.mark_precise(st, m, vec![]);
         }
-        match pred {
-            Some(true) => {
-                push_decision(st, idx, true);
-                return Ok(Flow::Next(target));
-            }
-            Some(false) => {
-                push_decision(st, idx, false);
-                return Ok(Flow::Next(idx + 1));
-            }
-            None => {}
+        if let Some(taken) = pred {
+            // sanitize_speculative_path: the direction not taken may still run
+            // speculatively (with the compared registers unknown)
+            self.push_speculative_branch(st, idx, insn, if taken { idx + 1 } else { target })?;
+            push_decision(st, idx, taken);
+            return Ok(Flow::Next(if taken { target } else { idx + 1 }));
         }
         let mut other = st.clone();
         push_decision(&mut other, idx, true);

@@ -432,6 +432,9 @@ pub struct State {
     /// `callback_unroll_depth`: callback iterations entered on this path; states of
     /// different iterations are never an infinite loop.
     pub cb_unroll: u32,
+    /// A path the kernel walks only as it could run under speculative execution
+    /// (`bpf_verifier_state.speculative`, see `check/spectre.rs`).
+    pub speculative: bool,
 }
 
 impl State {
@@ -446,6 +449,7 @@ impl State {
             hist: vec![],
             lock: None,
             cb_unroll: 0,
+            speculative: false,
         }
     }
 

@@ -574,6 +574,7 @@ impl V<'_> {
             hist: vec![],
             lock: None,
             cb_unroll: 0,
+            speculative: false,
         };
         self.pending.push((cb, target));
         Ok(())

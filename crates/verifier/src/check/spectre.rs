@@ -12,11 +12,17 @@
 //!   comparison in pruning once a pointer was moved by an unknown scalar
 //!   (`env->explore_alu_limits`).
 //!
-//! Not modelled: the speculative paths the kernel also walks for such a loader
-//! (`sanitize_speculative_path`). In 6.18 an error on such a path only inserts a barrier
-//! (`error_recoverable_with_nospec`), but those paths add processed instructions, can
-//! hit `infinite loop detected`, and mark instructions `nospec`, which then skips the
-//! ALU sanitation there on later paths.
+//! - the Spectre v4 barrier after some stack stores (`nospec_result`), which ends a
+//!   speculative path there;
+//! - the speculative paths the kernel walks for such a loader: the direction of a
+//!   decided branch not taken (`sanitize_speculative_path`, compared registers
+//!   unknown) and a pointer moved by an unknown register as if the masked offset were
+//!   0 (`sanitize_ptr_alu`'s do_sim). In 6.18 an error on such a path only puts a
+//!   barrier before the instruction (`error_recoverable_with_nospec`: `nospec`, which
+//!   also ends later speculative paths there and turns off ALU sanitation of that
+//!   instruction), but the paths count as processed instructions, can end in
+//!   `infinite loop detected` or too many pending jumps, and reach functions (a global
+//!   function called only speculatively is verified, as libxdp's dispatcher shows).
 
 use super::*;
 
@@ -111,6 +117,17 @@ fn retrieve_ptr_limit(maps: &[MapDef], ptr: &Reg, mask_to_left: bool) -> Result<
     Ok(limit)
 }
 
+/// `error_recoverable_with_nospec`: an error on a speculative path that only puts a
+/// barrier before the instruction (EPERM, EACCES, EINVAL: every message of the
+/// per-instruction checks), not one that ends verification (too many pending jumps is
+/// E2BIG; an undecided program stays undecided).
+pub(super) fn recoverable_with_nospec(f: &Fail) -> bool {
+    match f {
+        Fail::Reject(r) => !r.kernel_message.starts_with("The sequence of "),
+        Fail::Unsupported { .. } => false,
+    }
+}
+
 /// `bpf_prog_load`'s capability checks for XDP (a "net admin" program type): they
 /// fail with EPERM before the verifier runs.
 pub(super) fn caps_load_refusal(opts: &Options) -> Option<Fail> {
@@ -134,7 +151,54 @@ impl<'a> V<'a> {
     }
 
     fn can_skip_alu_sanitation(&self, insn: &RawInsn) -> bool {
-        self.opts.caps.bypass_spec_v1() || source(insn.code) == BPF_K
+        self.opts.caps.bypass_spec_v1() || source(insn.code) == BPF_K || self.nospec[self.idx]
+    }
+
+    /// `check_stack_write_fixed_off` without `bypass_spec_v4`: a store of a pointer, or
+    /// over stack bytes that are not MISC or ZERO (the kernel looks at the slot's first
+    /// `size` type bytes), gets a barrier after it (`nospec_result`).
+    pub(super) fn note_spec_v4_store(
+        &mut self,
+        st: &State,
+        fno: usize,
+        spi: usize,
+        size: usize,
+        value: Option<&Reg>,
+    ) {
+        if self.opts.caps.bypass_spec_v4() {
+            return;
+        }
+        let slot = st.frames[fno].slot(spi);
+        let sanitize = value.is_some_and(|r| r.ty.is_pointer())
+            || slot.ty[..size.min(REG_SIZE)]
+                .iter()
+                .any(|t| !matches!(t, Slot::Misc | Slot::Zero));
+        if sanitize {
+            self.nospec_result[self.idx] = true;
+        }
+    }
+
+    /// `sanitize_speculative_path` for a decided branch: the other direction is walked
+    /// as a speculative path, with the compared registers unknown.
+    pub(super) fn push_speculative_branch(
+        &mut self,
+        st: &State,
+        idx: usize,
+        insn: &RawInsn,
+        next: usize,
+    ) -> R<()> {
+        if self.opts.caps.bypass_spec_v1() {
+            return Ok(());
+        }
+        let mut spec = st.clone();
+        spec.speculative = true;
+        push_decision(&mut spec, idx, next != idx + 1);
+        let regs = &mut spec.cur_mut().regs;
+        regs[insn.dst as usize] = Reg::unknown();
+        if source(insn.code) == BPF_X {
+            regs[insn.src as usize] = Reg::unknown();
+        }
+        self.push_branch(&spec, next)
     }
 
     /// `update_alu_sanitation_state` on the instruction's aux data.
@@ -174,6 +238,13 @@ impl<'a> V<'a> {
         }
         let ob = &off_reg.b;
         let off_is_imm = ob.is_const();
+        if st.speculative {
+            // the masking was recorded from the non-speculative paths: only simulate
+            if !off_is_imm {
+                self.push_truncated_offset(st, insn, ptr)?;
+            }
+            return Ok(SanitizeInfo::default());
+        }
         let off_is_neg = ob.smin < 0;
         if !off_is_imm && (ob.smin < 0) != (ob.smax < 0) {
             return Err(self.sanitize_err(st, insn, Reason::Bounds, swapped));
@@ -192,6 +263,7 @@ impl<'a> V<'a> {
         };
         if !off_is_imm {
             self.explore_alu_limits = true;
+            self.push_truncated_offset(st, insn, ptr)?;
         }
         Ok(SanitizeInfo {
             active: true,
@@ -199,6 +271,16 @@ impl<'a> V<'a> {
             alu_limit: limit,
             mask_to_left,
         })
+    }
+
+    /// The do_sim part of `sanitize_ptr_alu`: a speculative path continues after the
+    /// instruction as if the masked offset were 0 (the destination is the unmoved
+    /// pointer).
+    fn push_truncated_offset(&mut self, st: &State, insn: &RawInsn, ptr: &Reg) -> R<()> {
+        let mut spec = st.clone();
+        spec.speculative = true;
+        spec.cur_mut().regs[insn.dst as usize] = ptr.clone();
+        self.push_branch(&spec, self.idx + 1)
     }
 
     /// After the arithmetic: `sanitize_check_bounds`, then `sanitize_ptr_alu(...,
