@@ -34,6 +34,9 @@ impl Default for Caps {
     }
 }
 
+/// The whole answer of a load refused for lack of a capability: the errno, no log.
+pub const EPERM_MESSAGE: &str = "bpf(BPF_PROG_LOAD) fails with EPERM (Operation not permitted)";
+
 /// Capability numbers (`linux/capability.h`).
 pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_SYS_ADMIN: u32 = 21;
@@ -120,13 +123,13 @@ impl Caps {
         self.mitigations_off || self.perfmon_capable()
     }
     /// What `bpf_prog_load` answers before the verifier for a program of a "net admin"
-    /// type (XDP among them): `None` when the load may proceed, else why it fails with
-    /// EPERM.
-    pub fn net_prog_load_refusal(&self) -> Option<String> {
+    /// type (XDP among them): `None` when the load may proceed, else the capability
+    /// that is missing (the load fails with EPERM, [`EPERM_MESSAGE`]).
+    pub fn net_prog_load_refusal(&self) -> Option<&'static str> {
         if !self.bpf_capable() {
-            Some("bpf(BPF_PROG_LOAD) fails with EPERM (Operation not permitted): loading an XDP program needs CAP_BPF (or CAP_SYS_ADMIN)".into())
+            Some("CAP_BPF (or CAP_SYS_ADMIN)")
         } else if !self.net_admin_capable() {
-            Some("bpf(BPF_PROG_LOAD) fails with EPERM (Operation not permitted): loading an XDP program needs CAP_NET_ADMIN (or CAP_SYS_ADMIN)".into())
+            Some("CAP_NET_ADMIN (or CAP_SYS_ADMIN)")
         } else {
             None
         }

@@ -131,12 +131,12 @@ pub(super) fn recoverable_with_nospec(f: &Fail) -> bool {
 /// `bpf_prog_load`'s capability checks for XDP (a "net admin" program type): they
 /// fail with EPERM before the verifier runs.
 pub(super) fn caps_load_refusal(opts: &Options) -> Option<Fail> {
-    let why = opts.caps.net_prog_load_refusal()?;
+    let missing = opts.caps.net_prog_load_refusal()?;
     Some(Fail::Reject(Rejection {
         insn: 0,
-        kernel_message: why,
+        kernel_message: bpfkit_target::caps::EPERM_MESSAGE.into(),
         hint: Some(format!(
-            "the loader runs with --caps {}; XDP needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)",
+            "loading an XDP program needs {missing}; the loader runs with --caps {} (XDP needs CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN)",
             opts.caps
         )),
         regs: vec![],
