@@ -328,7 +328,7 @@ impl<'a> V<'a> {
                         "without CAP_PERFMON a stack pointer may only move by constants; index a map value or copy to a fixed slot instead".into(),
                     ));
                 }
-                if off >= 0 || off < -(MAX_BPF_STACK as i32) {
+                if !(-MAX_BPF_STACK..0).contains(&off) {
                     return Err(self.err_regs(
                         st,
                         format!(
