@@ -21,7 +21,8 @@ LIBBPF_PIN_BY_NAME maps found there are reused); without it everything is releas
 prints the kernel's errno and verifier log with the C source line of the failing
 instruction; nothing is left behind (no maps, no pins).
 
-Needs root (CAP_BPF, plus CAP_NET_ADMIN/CAP_PERFMON for XDP). --caps SET loads as a
+Needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, e.g. root); without CAP_PERFMON the
+kernel applies its Spectre v1 rules (see `bpfkit verify --caps`). --caps SET loads as a
 loader that has only those capabilities (same sets as `bpfkit verify --caps`): the load
 runs on a thread that lowers its own capabilities to SET first, so the kernel applies
 exactly that loader's rules; compare with `bpfkit verify --caps SET`. With --caps, a
