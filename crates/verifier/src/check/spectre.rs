@@ -340,10 +340,13 @@ impl<'a> V<'a> {
                 }
             }
             RegType::MapValue => {
+                // check_map_access(.., ACCESS_HELPER): the value's bounds, then its
+                // special fields (a moved pointer may not overlap a lock or timer)
                 let vs = r.map.map(|m| self.maps[m].value_size).unwrap_or(0) as i64;
-                if let Err(Fail::Reject(mut rej)) =
-                    self.check_mem_region_access(st, dst, r, r.off, 1, vs, false)
-                {
+                let res = self
+                    .check_mem_region_access(st, dst, r, r.off, 1, vs, false)
+                    .and_then(|_| self.check_map_fields(st, r, r.off, 1));
+                if let Err(Fail::Reject(mut rej)) = res {
                     rej.kernel_message = format!(
                         "{}\nR{} pointer arithmetic of map value goes out of range, prohibited for !root",
                         rej.kernel_message, dst
@@ -353,6 +356,7 @@ impl<'a> V<'a> {
                     );
                     return Err(Fail::Reject(rej));
                 }
+                res?;
             }
             _ => {}
         }
