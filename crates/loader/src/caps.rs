@@ -129,6 +129,25 @@ pub fn with_caps<T: Send>(caps: Caps, f: impl FnOnce() -> T + Send) -> Result<T,
     })
 }
 
+/// Why the running kernel's answers for a loader with fewer capabilities cannot be
+/// compared with bpfkit's model of 6.18 (`--caps`): `mitigations=off` (no Spectre rules
+/// at all) or another release (the rules and their messages changed between releases,
+/// e.g. 6.17 turned errors on speculative paths into barriers). `None`: comparable.
+pub fn kernel_not_comparable() -> Option<String> {
+    if mitigations_off() {
+        return Some("the kernel runs with mitigations=off (its Spectre rules are off)".into());
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    match bpfkit_target::Version::parse(release.trim()) {
+        Some(v) if v == bpfkit_target::MODELLED => None,
+        _ => Some(format!(
+            "the kernel is {} and --caps models the Spectre rules of {}",
+            release.trim(),
+            bpfkit_target::MODELLED
+        )),
+    }
+}
+
 /// `cpu_mitigations_off()` of the running kernel: `mitigations=off` on its command line.
 pub fn mitigations_off() -> bool {
     std::fs::read_to_string("/proc/cmdline")

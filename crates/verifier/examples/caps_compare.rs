@@ -26,6 +26,9 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2)
     });
+    if let Some(why) = caps::kernel_not_comparable() {
+        eprintln!("warning: {why}");
+    }
     if let Some(why) = caps::cannot_emulate(set) {
         eprintln!("cannot load as --caps {set}: {why}");
         std::process::exit(2);
