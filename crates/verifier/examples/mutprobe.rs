@@ -4,8 +4,9 @@
 //! (whole object, as libbpf would), and print each disagreement: `UNSAFE` (bpfkit
 //! accepts, the kernel rejects) or `FALSEREJ`. Needs root (CAP_BPF).
 //! `cargo run --release -p bpfkit-verifier --example mutprobe -- N SEED FILE.o...`
-//! (N mutants per object; `MUTPROBE_EXTRA=K` adds K more mutations per mutant). Not a
-//! test: the issue-14 campaign (item 7) is its own tool.
+//! (N mutants per object; `MUTPROBE_EXTRA=K` adds K more mutations per mutant;
+//! `MUTPROBE_CAPS=SET` verifies as `--caps SET` and loads from a thread with exactly those
+//! capabilities). Not a test: the issue-14 campaign (item 7) is its own tool.
 use bpfkit_isa::RawInsn;
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
@@ -23,9 +24,18 @@ impl Rng {
     }
 }
 
+/// `MUTPROBE_CAPS`: the loader's capabilities (root when unset).
+fn caps() -> bpfkit_verifier::Caps {
+    std::env::var("MUTPROBE_CAPS")
+        .ok()
+        .map(|s| bpfkit_verifier::Caps::parse(&s).unwrap_or_else(|e| panic!("MUTPROBE_CAPS: {e}")))
+        .unwrap_or_default()
+}
+
 fn bpfkit(obj: &Object) -> Option<(bool, String)> {
     let linked = obj.link().ok()?;
     let opts = bpfkit_verifier::Options {
+        caps: caps(),
         map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
             obj.btf.as_ref(),
             &linked.maps,
@@ -53,7 +63,16 @@ fn bpfkit(obj: &Object) -> Option<(bool, String)> {
 }
 
 fn kernel(obj: &Object) -> (bool, String) {
-    match bpfkit_loader::LoadedObject::load(obj, &Default::default()) {
+    let set = caps();
+    let res = if set == bpfkit_verifier::Caps::ROOT {
+        bpfkit_loader::LoadedObject::load(obj, &Default::default()).map(|_| ())
+    } else {
+        bpfkit_loader::caps::with_caps(set, || {
+            bpfkit_loader::LoadedObject::load(obj, &Default::default()).map(|_| ())
+        })
+        .unwrap_or_else(|e| panic!("MUTPROBE_CAPS: {e}"))
+    };
+    match res {
         Ok(_) => (true, String::new()),
         Err(e) => {
             let log = e.verifier_log().unwrap_or("").to_string();
