@@ -3315,6 +3315,16 @@ impl<'a> V<'a> {
                             format!("potential write to dynptr at off={} disallowed", a),
                         ));
                     }
+                    if write && !allow_leaks && {
+                        let sl = st.frames[fno].slot(spi);
+                        sl.is_spilled() && !sl.spilled.is_scalar()
+                    } {
+                        // the kernel simulates a helper's raw write byte by byte
+                        // (check_stack_write_fixed_off, size 1)
+                        return Err(
+                            self.err(st, "attempt to corrupt spilled pointer on stack".into())
+                        );
+                    }
                     let slot = st.frames[fno].slot_mut(spi);
                     if write {
                         if slot.is_spilled() {
