@@ -3317,7 +3317,7 @@ impl<'a> V<'a> {
                     }
                     if write && !allow_leaks && {
                         let sl = st.frames[fno].slot(spi);
-                        sl.is_spilled() && !sl.spilled.is_scalar()
+                        sl.is_spilled() && spectre::kernel_spillable(sl.spilled.ty)
                     } {
                         // the kernel simulates a helper's raw write byte by byte
                         // (check_stack_write_fixed_off, size 1)

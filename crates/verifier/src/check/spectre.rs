@@ -128,6 +128,12 @@ pub(super) fn recoverable_with_nospec(f: &Fail) -> bool {
     }
 }
 
+/// `is_spillable_regtype`: the pointer types a stack store keeps as a spilled register
+/// (6.18 leaves `CONST_PTR_TO_DYNPTR` out: stored, it is plain data).
+pub(super) fn kernel_spillable(ty: RegType) -> bool {
+    ty.is_pointer() && ty != RegType::ConstDynptr
+}
+
 /// `bpf_prog_load`'s capability checks for XDP (a "net admin" program type): they
 /// fail with EPERM before the verifier runs.
 pub(super) fn caps_load_refusal(opts: &Options) -> Option<Fail> {
@@ -169,7 +175,7 @@ impl<'a> V<'a> {
             return;
         }
         let slot = st.frames[fno].slot(spi);
-        let sanitize = value.is_some_and(|r| r.ty.is_pointer())
+        let sanitize = value.is_some_and(|r| kernel_spillable(r.ty))
             || slot.ty[..size.min(REG_SIZE)]
                 .iter()
                 .any(|t| !matches!(t, Slot::Misc | Slot::Zero));
