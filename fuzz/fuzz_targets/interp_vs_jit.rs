@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     // second finding, a timeout, fuzz/regressions/interp_vs_jit/).
     let opts = bpfkit_verifier::Options {
         gpl_compatible: true,
-        unprivileged: true,
+        caps: bpfkit_verifier::Caps::BPF_NET_ADMIN,
         insn_limit: 200_000,
         ..Default::default()
     };

@@ -59,7 +59,7 @@ impl Error {
 pub fn hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EPERM) => {
-            "; needs CAP_BPF (plus CAP_NET_ADMIN/CAP_PERFMON for XDP programs): run as root"
+            "; needs CAP_BPF, and CAP_NET_ADMIN for XDP programs (or CAP_SYS_ADMIN): run as root"
         }
         Some(libc::ENOSYS) => "; the kernel has no bpf() syscall (CONFIG_BPF_SYSCALL is off)",
         Some(libc::E2BIG) => {

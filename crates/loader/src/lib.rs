@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod btf_load;
+pub mod caps;
 pub mod engine;
 pub mod error;
 pub mod features;

@@ -9,7 +9,11 @@ fn helpers_rejected_for_their_arguments_are_available() {
         return;
     }
     // r1 = 0 is not a map pointer: the verifier answers EACCES for this probe.
-    for h in ["bpf_map_lookup_elem", "bpf_redirect_map", "bpf_xdp_adjust_head"] {
+    for h in [
+        "bpf_map_lookup_elem",
+        "bpf_redirect_map",
+        "bpf_xdp_adjust_head",
+    ] {
         match bpfkit_loader::xdp_helper_available(h) {
             Ok(()) => {}
             Err(why) if why.contains("this kernel refuses") => {

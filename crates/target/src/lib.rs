@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod caps;
 mod data;
+pub use caps::Caps;
 pub use data::{FeatureRow, HelperRow, KfuncRow, TypeRow};
 
 /// The release bpfkit's verifier models exactly (its default target).

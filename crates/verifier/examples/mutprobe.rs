@@ -6,6 +6,9 @@
 //! `cargo run --release -p bpfkit-verifier --example mutprobe -- N SEED FILE.o...`
 //! (N mutants per object).
 //!
+//! `MUTPROBE_CAPS=SET` verifies as `--caps SET` and loads from a thread with exactly those
+//! capabilities (root when unset).
+//!
 //! Mutations, one per mutant (`MUTPROBE_EXTRA=K` adds K more elsewhere in the section):
 //! registers, offsets, immediates, size/mode/op/class bits (`point`); a conditional jump
 //! inverted (`swap`, the branches exchanged), deleted (`delcheck`, a `ja +0` in its
@@ -46,8 +49,17 @@ use mutate::{is_cond_jmp, is_lddw, mutate, Rng};
 use std::fmt::Write as _;
 use std::time::Instant;
 
+/// `MUTPROBE_CAPS`: the loader's capabilities (root when unset).
+fn caps() -> bpfkit_verifier::Caps {
+    std::env::var("MUTPROBE_CAPS")
+        .ok()
+        .map(|s| bpfkit_verifier::Caps::parse(&s).unwrap_or_else(|e| panic!("MUTPROBE_CAPS: {e}")))
+        .unwrap_or_default()
+}
+
 fn options(obj: &Object, linked: &LinkedObject) -> bpfkit_verifier::Options {
     bpfkit_verifier::Options {
+        caps: caps(),
         map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
             obj.btf.as_ref(),
             &linked.maps,
@@ -95,7 +107,16 @@ fn last_lines(log: &str, n: usize) -> String {
 }
 
 fn kernel(obj: &Object) -> (bool, String) {
-    match bpfkit_loader::LoadedObject::load(obj, &Default::default()) {
+    let set = caps();
+    let res = if set == bpfkit_verifier::Caps::ROOT {
+        bpfkit_loader::LoadedObject::load(obj, &Default::default()).map(|_| ())
+    } else {
+        bpfkit_loader::caps::with_caps(set, || {
+            bpfkit_loader::LoadedObject::load(obj, &Default::default()).map(|_| ())
+        })
+        .unwrap_or_else(|e| panic!("MUTPROBE_CAPS: {e}"))
+    };
+    match res {
         Ok(_) => (true, String::new()),
         Err(e) => {
             let log = e.verifier_log().unwrap_or("").to_string();

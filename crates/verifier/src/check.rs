@@ -15,6 +15,7 @@ mod dynptr;
 mod ext;
 mod global;
 mod kfunc;
+mod spectre;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
 const BPF_MAX_VAR_SIZ: u64 = 1 << 29;
@@ -68,6 +69,17 @@ struct V<'a> {
     /// Jumps since this path's last checkpoint.
     path_jumps: u32,
     allow_ptr_leaks: bool,
+    /// Per instruction: the Spectre v1 masking state recorded by pointer arithmetic
+    /// (`insn_aux_data` `alu_state`, `alu_limit`; see `check/spectre.rs`).
+    alu_aux: Vec<(u32, u32)>,
+    /// `env->explore_alu_limits`: scalars compare exactly when pruning.
+    explore_alu_limits: bool,
+    /// Per instruction: a speculative path failed there (`insn_aux_data.nospec`): the
+    /// kernel puts a barrier before it, and sanitizes no ALU there any more.
+    nospec: Vec<bool>,
+    /// Per instruction: a stack store the kernel follows with a barrier against
+    /// Spectre v4 (`insn_aux_data.nospec_result`); a speculative path ends after it.
+    nospec_result: Vec<bool>,
     /// Stack liveness of the main frame (6.18's `liveness.c`, simplified): per
     /// instruction, the frame-0 stack slots (bit = spi) some explored execution of it
     /// read; `stack_live` is the backward closure over the CFG (a slot is live at an
@@ -98,6 +110,11 @@ pub(crate) fn kfunc_models() -> Vec<crate::KfuncModel> {
 
 pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, Stats) {
     let mut stats = Stats::default();
+    if prog.prog_type == prog_type::XDP {
+        if let Some(f) = spectre::caps_load_refusal(opts) {
+            return (to_verdict(f), stats);
+        }
+    }
     if let Some(t) = opts.target.as_deref() {
         if let Some(f) = crate::target::map_refusal(t, maps) {
             return (to_verdict(f), stats);
@@ -168,7 +185,11 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         cur_states: 0,
         peak_states: 0,
         path_jumps: 0,
-        allow_ptr_leaks: !opts.unprivileged,
+        allow_ptr_leaks: opts.caps.allow_ptr_leaks(),
+        alu_aux: vec![(0, 0); n],
+        explore_alu_limits: false,
+        nospec: vec![false; n],
+        nospec_result: vec![false; n],
         stack_reads: vec![0; n],
         stack_live: vec![0; n],
         stack_live_dirty: false,
@@ -186,8 +207,10 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
             .unwrap_or_default();
     }
     v.changes_pkt = v.subprogs_changing_pkt();
-    v.use_stack_liveness =
-        !opts.unprivileged && !v.cfg.has_func_ptr && !v.cfg.calls_callback.iter().any(|&c| c);
+    v.use_stack_liveness = opts.caps.allow_ptr_leaks()
+        && opts.caps.allow_uninit_stack()
+        && !v.cfg.has_func_ptr
+        && !v.cfg.calls_callback.iter().any(|&c| c);
     let res = v
         .do_check(None)
         .and_then(|_| v.check_globals())
@@ -314,7 +337,22 @@ impl<'a> V<'a> {
                 self.jmps_processed += 1;
                 self.path_jumps += 1;
             }
-            match self.step(&mut st, idx)? {
+            // a speculative path stops at a barrier; an error on it only puts one there
+            let flow = if st.speculative && self.nospec[idx] {
+                Flow::End
+            } else {
+                match self.step(&mut st, idx) {
+                    Ok(_) if st.speculative && self.nospec_result[idx] => Flow::End,
+                    Ok(f) => f,
+                    Err(f) if st.speculative && spectre::recoverable_with_nospec(&f) => {
+                        self.nospec[idx] = true;
+                        self.alu_aux[idx].0 = 0;
+                        Flow::End
+                    }
+                    Err(f) => return Err(f),
+                }
+            };
+            match flow {
                 Flow::Next(n) => idx = n,
                 Flow::End => {
                     self.finish_path(&st);
@@ -736,7 +774,7 @@ impl<'a> V<'a> {
 
     fn states_equal_mode(&self, old: &State, cur: &State, idx: usize, mode: Mode) -> bool {
         let exact = mode == Mode::Exact;
-        if old.frames.len() != cur.frames.len() {
+        if old.frames.len() != cur.frames.len() || (old.speculative && !cur.speculative) {
             return false;
         }
         let mut idmap: Vec<(u32, u32)> = vec![];
@@ -752,9 +790,15 @@ impl<'a> V<'a> {
                 let ok = if mode == Mode::RangeWithin {
                     let mut o = fo.regs[r].clone();
                     o.precise = true;
-                    regsafe(&o, &fc.regs[r], false, &mut idmap)
+                    regsafe(&o, &fc.regs[r], false, self.explore_alu_limits, &mut idmap)
                 } else {
-                    regsafe(&fo.regs[r], &fc.regs[r], exact, &mut idmap)
+                    regsafe(
+                        &fo.regs[r],
+                        &fc.regs[r],
+                        exact,
+                        self.explore_alu_limits,
+                        &mut idmap,
+                    )
                 };
                 if !ok {
                     return false;
@@ -797,7 +841,7 @@ impl<'a> V<'a> {
         live_slots: u64,
         idmap: &mut Vec<(u32, u32)>,
     ) -> bool {
-        let allow_uninit = !self.opts.unprivileged;
+        let allow_uninit = self.opts.caps.allow_uninit_stack();
         for spi in 0..old.stack.len().max(cur.stack.len()) {
             if live_slots & (1u64 << spi) == 0 {
                 // no path from here reads this slot (as clean_live_states leaves it)
@@ -826,7 +870,15 @@ impl<'a> V<'a> {
                     return false;
                 }
             }
-            if so.is_spilled() && !regsafe(&so.spilled, &sc.spilled, exact, idmap) {
+            if so.is_spilled()
+                && !regsafe(
+                    &so.spilled,
+                    &sc.spilled,
+                    exact,
+                    self.explore_alu_limits,
+                    idmap,
+                )
+            {
                 return false;
             }
             if so.ty[0] == Slot::Dynptr && !dynptr::slot_safe(so, sc, idmap) {
@@ -1198,6 +1250,7 @@ impl<'a> V<'a> {
             st.cur_mut().regs[d] = r;
             return Ok(());
         }
+        self.sanitize_val_alu(st, insn)?;
         let mut b = dst.b;
         bounds::alu(opc, &mut b, &src.b, is64);
         st.cur_mut().regs[d] = Reg {
@@ -1280,6 +1333,7 @@ impl<'a> V<'a> {
         self.check_reg_sane_offset(st, off_reg, ptr.ty)?;
         self.check_reg_sane_offset(st, ptr, ptr.ty)?;
         r.b.mark32_unbounded();
+        let sanitize = self.sanitize_ptr_alu_first(st, insn, ptr, off_reg, swapped)?;
         let (smin_val, smax_val, umin_val, umax_val) = (ob.smin, ob.smax, ob.umin, ob.umax);
         let pb = &ptr.b;
         match opc {
@@ -1385,6 +1439,7 @@ impl<'a> V<'a> {
         }
         self.check_reg_sane_offset(st, &r, ptr.ty)?;
         r.b.sync();
+        self.sanitize_ptr_alu_commit(st, insn, &r, sanitize, swapped)?;
         Ok(r)
     }
 
@@ -1632,7 +1687,7 @@ impl<'a> V<'a> {
                     let min_off = (reg.b.smin + off as i64) as i32;
                     let max_off = (reg.b.smax + off as i64) as i32;
                     self.grow_stack(st, fno, min_off);
-                    if self.opts.unprivileged {
+                    if !self.opts.caps.bypass_spec_v1() {
                         return Err(self.err_regs(
                             st,
                             format!(
@@ -2074,7 +2129,7 @@ impl<'a> V<'a> {
                 reg.b.smax + off as i64 + size as i64,
             )
         };
-        let min_valid = if write || !self.opts.unprivileged {
+        let min_valid = if write || self.opts.caps.allow_uninit_stack() {
             -(MAX_BPF_STACK as i64)
         } else {
             -(st.frames[reg.frameno as usize].allocated as i64)
@@ -2183,11 +2238,12 @@ impl<'a> V<'a> {
                 return Err(self.err(st, "attempt to corrupt spilled pointer on stack".into()));
             }
         }
+        self.note_spec_v4_store(st, fno, spi, size_u, value.filter(|_| st_imm.is_none()));
         self.destroy_dynptr(st, fno, spi)?;
         let aligned = off % (REG_SIZE as i32) == 0;
         let is_reg = st_imm.is_none();
         let val = value.cloned().unwrap_or_else(Reg::unknown);
-        if is_reg && aligned && val.is_scalar() && !self.opts.unprivileged {
+        if is_reg && aligned && val.is_scalar() && self.opts.caps.bpf_capable() {
             let fits = bounds::reg_width(&val.b) <= 8 * size as u32;
             let mut sp = val.clone();
             if fits && sp.id == 0 && !sp.b.is_const() {
@@ -2201,7 +2257,7 @@ impl<'a> V<'a> {
                 sp.id = 0;
             }
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
-        } else if !is_reg && aligned && !self.opts.unprivileged {
+        } else if !is_reg && aligned && self.opts.caps.bpf_capable() {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
         } else if is_reg && val.ty.is_pointer() {
@@ -2254,7 +2310,7 @@ impl<'a> V<'a> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let slot = st.frames[fno].slot(spi);
-        let allow_uninit = !self.opts.unprivileged;
+        let allow_uninit = self.opts.caps.allow_uninit_stack();
         let size_u = size as usize;
         if slot.is_spilled() {
             let mut spill_size = 1;
@@ -2550,6 +2606,9 @@ impl<'a> V<'a> {
                 insn.imm as i64 as u64
             })
         };
+        if x && !(dst.ty.is_pkt_any() && src.ty.is_pkt_any()) && self.is_pointer_value(&src) {
+            return Err(self.err(st, format!("R{} pointer comparison prohibited", insn.src)));
+        }
         let target = (idx as i64 + insn.off as i64 + 1) as usize;
         let mut linked = 0u16;
         for (k, r) in st.cur().regs.iter().enumerate() {
@@ -2571,16 +2630,12 @@ impl<'a> V<'a> {
             }
             self.mark_precise(st, m, vec![]);
         }
-        match pred {
-            Some(true) => {
-                push_decision(st, idx, true);
-                return Ok(Flow::Next(target));
-            }
-            Some(false) => {
-                push_decision(st, idx, false);
-                return Ok(Flow::Next(idx + 1));
-            }
-            None => {}
+        if let Some(taken) = pred {
+            // sanitize_speculative_path: the direction not taken may still run
+            // speculatively (with the compared registers unknown)
+            self.push_speculative_branch(st, idx, insn, if taken { idx + 1 } else { target })?;
+            push_decision(st, idx, taken);
+            return Ok(Flow::Next(if taken { target } else { idx + 1 }));
         }
         let mut other = st.clone();
         push_decision(&mut other, idx, true);
@@ -2689,6 +2744,23 @@ impl<'a> V<'a> {
                 ),
             ));
         };
+        if self.helper_needs_perfmon(func) {
+            return Err(Self::hint(
+                self.err(
+                    st,
+                    format!(
+                        "program of this type cannot use helper {}#{}",
+                        helpers::name(func),
+                        func
+                    ),
+                ),
+                format!(
+                    "{} needs CAP_PERFMON (or CAP_SYS_ADMIN); the loader runs with --caps {}",
+                    helpers::name(func),
+                    self.opts.caps
+                ),
+            ));
+        }
         let fname = helpers::name(func);
         if !self.opts.gpl_compatible && helpers::GPL_ONLY.contains(&(func as u32)) {
             return Err(self.err(
@@ -3203,7 +3275,7 @@ impl<'a> V<'a> {
         // then a scalar spill that starts at the slot's bottom and whose spilled
         // bytes from the key up number exactly the key size. The key is then the
         // whole spilled register value, as the kernel takes it.
-        if self.opts.unprivileged {
+        if !self.opts.caps.bpf_capable() {
             return None; // !env->bpf_capable
         }
         let off = reg.off + reg.b.var_off.value as i64 as i32;
@@ -3323,7 +3395,7 @@ impl<'a> V<'a> {
                 if !write {
                     self.note_stack_read(fno, min_off, max_off);
                 }
-                let allow_uninit = !self.opts.unprivileged;
+                let allow_uninit = self.opts.caps.allow_uninit_stack();
                 let allow_leaks = self.allow_ptr_leaks;
                 for a in min_off..max_off {
                     let b = (-a - 1) as usize;
@@ -3333,6 +3405,16 @@ impl<'a> V<'a> {
                             st,
                             format!("potential write to dynptr at off={} disallowed", a),
                         ));
+                    }
+                    if write && !allow_leaks && {
+                        let sl = st.frames[fno].slot(spi);
+                        sl.is_spilled() && spectre::kernel_spillable(sl.spilled.ty)
+                    } {
+                        // the kernel simulates a helper's raw write byte by byte
+                        // (check_stack_write_fixed_off, size 1)
+                        return Err(
+                            self.err(st, "attempt to corrupt spilled pointer on stack".into())
+                        );
                     }
                     let slot = st.frames[fno].slot_mut(spi);
                     if write {
@@ -3517,7 +3599,7 @@ fn widen_imprecise_scalars(old: &State, cur: &mut State) {
             if !o.is_scalar() || !c.is_scalar() || o.precise || c.precise {
                 return;
             }
-            if regsafe(o, c, true, idmap) {
+            if regsafe(o, c, true, false, idmap) {
                 return;
             }
             *c = Reg::unknown();
@@ -3579,8 +3661,31 @@ fn check_ids(old: u32, cur: u32, map: &mut Vec<(u32, u32)>) -> bool {
 /// id the verifier allocates).
 const TMP_ID_BASE: u32 = 1 << 31;
 
+/// `check_scalar_ids`: a scalar without an id gets a fresh temporary one.
+fn check_scalar_ids(old: u32, cur: u32, idmap: &mut Vec<(u32, u32)>) -> bool {
+    let old = if old != 0 {
+        old
+    } else {
+        TMP_ID_BASE + 2 * idmap.len() as u32
+    };
+    let cur = if cur != 0 {
+        cur
+    } else {
+        TMP_ID_BASE + 2 * idmap.len() as u32 + 1
+    };
+    check_ids(old, cur, idmap)
+}
+
 /// `regsafe`.
-fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bool {
+/// `explore_alu_limits`: `env->explore_alu_limits`, scalars must be equal (their
+/// bounds and offset; ids as `check_scalar_ids`), precise or not.
+fn regsafe(
+    old: &Reg,
+    cur: &Reg,
+    exact: bool,
+    explore_alu_limits: bool,
+    idmap: &mut Vec<(u32, u32)>,
+) -> bool {
     if old.ty == RegType::NotInit && (!exact || cur.ty == RegType::NotInit) {
         return true;
     }
@@ -3600,6 +3705,11 @@ fn regsafe(old: &Reg, cur: &Reg, exact: bool, idmap: &mut Vec<(u32, u32)>) -> bo
     }
     match old.ty {
         RegType::Scalar => {
+            if explore_alu_limits {
+                return old.b == cur.b
+                    && old.off == cur.off
+                    && check_scalar_ids(old.id, cur.id, idmap);
+            }
             if !old.precise {
                 return true;
             }
@@ -3670,6 +3780,11 @@ fn is_branch_taken(r1: &Reg, r2: &Reg, opc: u8, is32: bool) -> Option<bool> {
         return pkt_ptr_branch_taken(r1, r2, opc);
     }
     if r1.ty.is_pointer() || r2.ty.is_pointer() {
+        if is32 {
+            // measured on 6.18: `if w0 == 0` with R0 a non-NULL map value is not
+            // decided (without CAP_PERFMON it is `R0 pointer comparison prohibited`)
+            return None;
+        }
         let (p, k, opc) = if !r2.b.is_const_w(is32) || r2.ty.is_pointer() {
             (r2, r1, bounds::flip_opcode(opc))
         } else {

@@ -192,7 +192,9 @@ pub const PROTOS: &[Proto] = &[
     p(51, [ConstMapPtr, Anything, Anything, D, D], Ret::Integer),
     pkt(p(54, [Ctx, Anything, D, D, D], Ret::Integer)),
     pkt(p(65, [Ctx, Anything, D, D, D], Ret::Integer)),
-    p(69, [Ctx, UninitMem, ConstSize, Anything, D], Ret::Integer),
+    // 6.18: ARG_PTR_TO_MEM without MEM_WRITE: the params are checked as a read (measured:
+    // `invalid read from stack` for uninitialised bytes without CAP_PERFMON)
+    p(69, [Ctx, Mem, ConstSize, Anything, D], Ret::Integer),
     acq(p(
         84,
         [Ctx, Mem, ConstSize, Anything, Anything],

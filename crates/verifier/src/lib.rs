@@ -19,6 +19,7 @@ mod target;
 pub mod tnum;
 
 use bpfkit_object::model::{LinkedProgram, MapDef};
+pub use bpfkit_target::Caps;
 use serde::Serialize;
 use state::Decision;
 use std::time::Duration;
@@ -30,8 +31,11 @@ pub const MAX_CALL_FRAMES: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Verify as an unprivileged loader would be treated (no CAP_BPF/CAP_PERFMON).
-    pub unprivileged: bool,
+    /// The capabilities of the loader (`--caps`): what the kernel derives from them
+    /// (`allow_ptr_leaks`, `allow_uninit_stack`, `bypass_spec_v1`, `bpf_capable`, helpers
+    /// that need CAP_PERFMON, whether XDP loads at all) is applied as 6.18 does.
+    /// Default: root.
+    pub caps: Caps,
     /// Processed-instruction budget (the kernel's is 1,000,000).
     pub insn_limit: u64,
     /// The object's license is GPL-compatible (GPL-only helpers allowed).
@@ -84,7 +88,7 @@ pub fn license_is_gpl_compatible(license: &str) -> bool {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            unprivileged: false,
+            caps: Caps::ROOT,
             insn_limit: BPF_COMPLEXITY_LIMIT_INSNS,
             gpl_compatible: true,
             map_fields: None,

@@ -456,6 +456,9 @@ pub struct State {
     /// `may_goto_depth`: may_goto fallthroughs (extra loop iterations) taken on this
     /// path; states of different depths are never an infinite loop.
     pub may_goto_depth: u32,
+    /// A path the kernel walks only as it could run under speculative execution
+    /// (`bpf_verifier_state.speculative`, see `check/spectre.rs`).
+    pub speculative: bool,
 }
 
 impl State {
@@ -471,6 +474,7 @@ impl State {
             lock: None,
             cb_unroll: 0,
             may_goto_depth: 0,
+            speculative: false,
         }
     }
 

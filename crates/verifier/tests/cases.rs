@@ -77,8 +77,19 @@ fn cases_match_expectations_and_kernel() {
         if let Some(why) = &kfunc_gap {
             eprintln!("SKIPPED: {rel}: kernel half: {why}");
         }
+        // a case for a loader with fewer capabilities is loaded from a thread that has
+        // exactly those; skipped (with the reason) where this process cannot do that
+        let caps_skip = if c.caps == bpfkit_verifier::Caps::ROOT {
+            None
+        } else {
+            bpfkit_loader::caps::kernel_not_comparable()
+                .or_else(|| bpfkit_loader::caps::cannot_emulate(c.caps))
+        };
+        if let (None, Some(why)) = (&no_kernel, &caps_skip) {
+            eprintln!("SKIPPED: {rel}: kernel half with --caps {}: {why}", c.caps);
+        }
         if no_kernel.is_none()
-            && !c.unprivileged
+            && caps_skip.is_none()
             && c.no_kernel.is_none()
             && kfunc_gap.is_none()
             && bpfkit_loader::program_or_skip(
@@ -88,9 +99,28 @@ fn cases_match_expectations_and_kernel() {
             )
         {
             n_kernel += 1;
-            match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
+            let load = || kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra());
+            let res = if c.caps == bpfkit_verifier::Caps::ROOT {
+                load()
+            } else {
+                match bpfkit_loader::caps::with_caps(c.caps, load) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        // capset refused (e.g. a kernel without CAP_BPF/CAP_PERFMON)
+                        eprintln!("SKIPPED: {rel}: kernel half with --caps {}: {why}", c.caps);
+                        continue;
+                    }
+                }
+            };
+            match res {
                 Ok(k) => {
-                    let ktext = kernel::error_text(&k.log);
+                    // EPERM before the verifier (a loader without CAP_BPF/CAP_NET_ADMIN)
+                    // leaves no log: the errno is the kernel's whole answer
+                    let ktext = if k.errno == libc::EPERM && k.log.trim().is_empty() {
+                        "bpf(BPF_PROG_LOAD) fails with EPERM (Operation not permitted)".to_string()
+                    } else {
+                        kernel::error_text(&k.log)
+                    };
                     if let Some(why) = kernel::kfunc_refused(&k, &c.kfuncs) {
                         eprintln!("SKIPPED: {rel}: kernel half: {why}");
                         continue;

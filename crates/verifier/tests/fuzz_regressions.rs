@@ -70,7 +70,7 @@ fn pointer_return_is_accepted_only_with_pointer_leaks_allowed() {
         &obj.programs[0],
         &obj.maps,
         &Options {
-            unprivileged: true,
+            caps: bpfkit_verifier::Caps::BPF_NET_ADMIN,
             ..Options::default()
         },
     );

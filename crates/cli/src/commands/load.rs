@@ -11,6 +11,7 @@ Examples:
   bpfkit load corpus/obj/xdp_firewall.o                          # check the kernel accepts it
   bpfkit load corpus/obj/xdp_firewall.o --pin-dir /sys/fs/bpf/fw  # keep it: pins progs and maps
   bpfkit load --json corpus/obj/xdp_counter.o
+  bpfkit load --caps bpf,net_admin x.o    # as a loader with only CAP_BPF + CAP_NET_ADMIN
 
 Loads the object as libbpf does: BTF (sanitised for the running kernel), maps with their
 BTF types, global data with initial values (.rodata frozen), PROG_ARRAYs and map-in-maps
@@ -20,7 +21,12 @@ LIBBPF_PIN_BY_NAME maps found there are reused); without it everything is releas
 prints the kernel's errno and verifier log with the C source line of the failing
 instruction; nothing is left behind (no maps, no pins).
 
-Needs root (CAP_BPF, plus CAP_NET_ADMIN/CAP_PERFMON for XDP).
+Needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN, e.g. root); without CAP_PERFMON the
+kernel applies its Spectre v1 rules (see `bpfkit verify --caps`). --caps SET loads as a
+loader that has only those capabilities (same sets as `bpfkit verify --caps`): the load
+runs on a thread that lowers its own capabilities to SET first, so the kernel applies
+exactly that loader's rules; compare with `bpfkit verify --caps SET`. With --caps, a
+refusal for lack of a capability (EPERM) is exit status 1.
 
 Exit status: 0 loaded; 1 the kernel rejected the object or it is malformed; 2 usage or
 I/O error (no permission, no bpffs, missing file).";
@@ -38,6 +44,10 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub object: super::ObjectArgs,
+    /// Load as a loader with only these capabilities (`root`, `none`, or a list of
+    /// `bpf`, `perfmon`, `net_admin`, `sys_admin`); this process must have them.
+    #[arg(long, value_name = "SET", value_parser = super::verify::parse_caps)]
+    pub caps: Option<bpfkit_verifier::Caps>,
 }
 
 /// Exit status for a loader error: environment problems are usage errors (2), a
@@ -112,6 +122,21 @@ pub fn load_object(
 }
 
 pub fn run(a: Args) -> CliResult {
+    let Some(caps) = a.caps else {
+        return run_loaded(a);
+    };
+    let r = bpfkit_loader::caps::with_caps(caps, move || run_loaded(a))
+        .map_err(|e| CliError::usage(format!("--caps {caps}: {e}")))?;
+    r.map_err(|e| {
+        if e.message.contains("Operation not permitted") {
+            CliError::bad(format!("{} (loader capabilities: {caps})", e.message))
+        } else {
+            e
+        }
+    })
+}
+
+fn run_loaded(a: Args) -> CliResult {
     let obj = load_object(&a.file, a.pin_dir.as_deref(), &a.object)?;
     let mut progs = Vec::new();
     for p in &obj.programs {

@@ -21,6 +21,14 @@ Examples:
   bpfkit verify --kernel 5.15 corpus/obj/xdp_bpf_loop.o       # will it load on 5.15?
   bpfkit verify --kernel live corpus/obj/xdp_meta.o           # on this machine's kernel
   bpfkit verify --kernel prod.json x.o                        # probe file (bpfkit probe)
+  bpfkit verify --caps bpf,net_admin x.o                      # a loader without CAP_PERFMON
+
+--caps: what the loader's capabilities change, as 6.18 derives it: root or sys_admin
+(everything), bpf,perfmon,net_admin (the same verifier rules as root), bpf,net_admin
+(no pointer leaks, no uninitialised stack reads, the Spectre v1 pointer-arithmetic rules
+and no helpers that need CAP_PERFMON such as bpf_trace_printk or bpf_probe_read_kernel),
+none or any set without bpf and net_admin (an XDP load fails with EPERM before the
+verifier). --unprivileged is --caps bpf,net_admin.
 
 Tail-call graph: from the tail-call sites and the object's PROG_ARRAY contents
 (`.values`, then the slots of --maps on top), cycles and chains longer than the kernel's
@@ -30,8 +38,8 @@ for a PROG_ARRAY, key is the slot (integer or little-endian hex) and value
 {\"program\": NAME}; other maps in the file are ignored.
 
 Decides, by abstract interpretation like the kernel's, whether the Linux 6.18 verifier
-would accept each program (as loaded by root with CAP_BPF and CAP_PERFMON; see
---unprivileged). Rejections name the instruction, the kernel's own wording, the C source
+would accept each program, as loaded by root (or, with --caps, by a loader with only
+those capabilities). Rejections name the instruction, the kernel's own wording, the C source
 line, the register state and the branch decisions that led there, plus a hint. A program
 using something bpfkit does not model yet is reported as undecided, never as accepted.
 See docs/verifier.md for what is checked.
@@ -81,8 +89,13 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Apply the rules for a loader without CAP_BPF/CAP_PERFMON (no pointer leaks, no
-    /// uninitialised stack reads).
+    /// The loader's capabilities: `root` (default; also `sys_admin`), a list of `bpf`,
+    /// `perfmon`, `net_admin` (e.g. `bpf,perfmon,net_admin`, or `bpf,net_admin`: the
+    /// Spectre v1 rules apply without perfmon), or `none`. XDP needs bpf and net_admin.
+    #[arg(long, value_name = "SET", value_parser = parse_caps, conflicts_with = "unprivileged")]
+    pub caps: Option<bpfkit_verifier::Caps>,
+    /// Same as `--caps bpf,net_admin`: the smallest set that loads XDP (no CAP_PERFMON:
+    /// no pointer leaks, no uninitialised stack reads, Spectre v1 pointer rules).
     #[arg(long)]
     pub unprivileged: bool,
     /// Make tail-call graph lints (cycles, chains longer than the kernel's 33 programs)
@@ -101,6 +114,11 @@ pub struct Args {
     /// `bpfkit probe --format json`. Default: upstream 6.18.
     #[arg(long, value_name = "TARGET")]
     pub kernel: Option<String>,
+}
+
+/// `--caps SET` (see `bpfkit_verifier::Caps::parse`).
+pub fn parse_caps(s: &str) -> Result<bpfkit_verifier::Caps, String> {
+    bpfkit_verifier::Caps::parse(s)
 }
 
 fn insn_text(prog: &LinkedProgram, i: usize) -> String {
@@ -214,7 +232,11 @@ pub fn run(args: Args) -> CliResult {
             eprintln!("warning: {}: {w}", file.display());
         }
         let opts = Options {
-            unprivileged: args.unprivileged,
+            caps: if args.unprivileged {
+                bpfkit_verifier::Caps::BPF_NET_ADMIN
+            } else {
+                args.caps.unwrap_or_default()
+            },
             insn_limit: args.insn_limit,
             gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
             map_fields: Some(bpfkit_verifier::btf_fields::from_btf(

@@ -575,6 +575,7 @@ impl V<'_> {
             lock: None,
             cb_unroll: 0,
             may_goto_depth: 0,
+            speculative: false,
         };
         self.pending.push((cb, target));
         Ok(())

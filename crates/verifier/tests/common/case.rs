@@ -11,8 +11,11 @@
 //! accept                   or   reject <substring of the kernel's error message>
 //! ```
 //! In `-- asm`, `ld_pseudo rX, 5, N` loads the address of map N. `-- options` may say
-//! `unprivileged`, or `btf-func-info` (the harness gives the program BTF func_info, one
-//! FUNC per sub-program, as the kernel demands for callbacks).
+//! `caps=SET` (the loader's capabilities, as `--caps`: e.g. `caps=bpf,net_admin`; bpfkit
+//! verifies with them and the kernel half loads from a thread with exactly those
+//! capabilities; `unprivileged` means `caps=bpf,net_admin`), or `btf-func-info` (the
+//! harness gives the program BTF func_info, one FUNC per sub-program, as the kernel
+//! demands for callbacks).
 //! `call kfunc NAME` calls the kernel function NAME (`BPF_PSEUDO_KFUNC_CALL`): bpfkit
 //! gets the name, the kernel harness the BTF id NAME has in the running vmlinux.
 //! Map attributes beyond sizes: `lock=OFF` / `timer=OFF` (the map value gets BTF with a
@@ -33,7 +36,8 @@ pub struct Case {
     pub insns: Vec<RawInsn>,
     pub accept: bool,
     pub message: String,
-    pub unprivileged: bool,
+    /// The loader's capabilities (`caps=` option; root by default).
+    pub caps: bpfkit_verifier::Caps,
     /// Why this case cannot be loaded into the kernel by the test harness (if so).
     pub no_kernel: Option<String>,
     /// Per map: BTF value fields (None: the map has no BTF).
@@ -192,7 +196,7 @@ impl Case {
             insns: vec![],
             accept: true,
             message: String::new(),
-            unprivileged: false,
+            caps: bpfkit_verifier::Caps::ROOT,
             no_kernel: None,
             fields: vec![],
             init: vec![],
@@ -251,7 +255,13 @@ impl Case {
                     }
                 }
                 "options" => {
-                    c.unprivileged = body.contains("unprivileged");
+                    for w in body.split_whitespace() {
+                        if w == "unprivileged" {
+                            c.caps = bpfkit_verifier::Caps::BPF_NET_ADMIN;
+                        } else if let Some(set) = w.strip_prefix("caps=") {
+                            c.caps = bpfkit_verifier::Caps::parse(set)?;
+                        }
+                    }
                     c.func_info = body.contains("btf-func-info");
                 }
                 s => return Err(format!("unknown section -- {s}")),
@@ -288,7 +298,7 @@ impl Case {
     pub fn options(&self) -> bpfkit_verifier::Options {
         use bpfkit_verifier::btf_fields::MapFields;
         bpfkit_verifier::Options {
-            unprivileged: self.unprivileged,
+            caps: self.caps,
             map_fields: Some(
                 self.fields
                     .iter()
