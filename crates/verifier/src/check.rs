@@ -74,6 +74,12 @@ struct V<'a> {
     /// instruction when some path from it may read the slot). Only used where it is
     /// sound without per-callchain bookkeeping: single-frame states, no callbacks, root.
     stack_reads: Vec<u64>,
+    /// Per instruction: the frame-0 slots every explored execution of it wrote whole
+    /// (8 aligned bytes: `must_write`, the intersection over executions; None: not
+    /// executed yet). A slot written there is not live before it unless read there.
+    stack_must_write: Vec<Option<u64>>,
+    /// Whole frame-0 slots the instruction being checked wrote so far.
+    write_acc: u64,
     stack_live: Vec<u64>,
     stack_live_dirty: bool,
     use_stack_liveness: bool,
@@ -168,6 +174,8 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         path_jumps: 0,
         allow_ptr_leaks: !opts.unprivileged,
         stack_reads: vec![0; n],
+        stack_must_write: vec![None; n],
+        write_acc: 0,
         stack_live: vec![0; n],
         stack_live_dirty: false,
         use_stack_liveness: false,
@@ -313,7 +321,12 @@ impl<'a> V<'a> {
                 self.jmps_processed += 1;
                 self.path_jumps += 1;
             }
-            match self.step(&mut st, idx)? {
+            self.write_acc = 0;
+            let flow = self.step(&mut st, idx)?;
+            if self.use_stack_liveness {
+                self.commit_stack_writes(idx);
+            }
+            match flow {
                 Flow::Next(n) => idx = n,
                 Flow::End => {
                     self.finish_path(&st);
@@ -1352,6 +1365,9 @@ impl<'a> V<'a> {
                     // a spill or a fill is recorded for precision backtracking
                     // (INSN_F_STACK_ACCESS); other stack accesses are not
                     let spill_fill = if write {
+                        if size == REG_SIZE as i32 && aoff % REG_SIZE as i32 == 0 {
+                            self.note_stack_write(fno, 1u64 << spi);
+                        }
                         self.stack_write_fixed(
                             st,
                             value_reg,
@@ -1863,6 +1879,28 @@ impl<'a> V<'a> {
         }
     }
 
+    /// Records that the current instruction wrote whole frame-0 slots `mask`
+    /// (`bpf_mark_stack_write`: 8 aligned bytes at a fixed offset).
+    fn note_stack_write(&mut self, fno: usize, mask: u64) {
+        if fno == 0 {
+            self.write_acc |= mask;
+        }
+    }
+
+    /// `bpf_commit_stack_write_marks`: the instruction's whole-slot writes of this
+    /// execution, intersected with those of its earlier executions.
+    fn commit_stack_writes(&mut self, idx: usize) {
+        let m = &mut self.stack_must_write[idx];
+        let new = match *m {
+            None => self.write_acc,
+            Some(old) => old & self.write_acc,
+        };
+        if *m != Some(new) {
+            *m = Some(new);
+            self.stack_live_dirty = true;
+        }
+    }
+
     /// Frame-0 stack slots live at `idx` (recomputed after new reads were recorded).
     fn live_stack(&mut self, idx: usize) -> u64 {
         if self.stack_live_dirty {
@@ -1873,10 +1911,11 @@ impl<'a> V<'a> {
             while changed {
                 changed = false;
                 for i in (0..n).rev() {
-                    let mut v = self.stack_reads[i];
+                    let mut after = 0;
                     for &t in &self.cfg.succ[i] {
-                        v |= live[t];
+                        after |= live[t];
                     }
+                    let v = self.stack_reads[i] | (after & !self.stack_must_write[i].unwrap_or(0));
                     if v != live[i] {
                         live[i] = v;
                         changed = true;
