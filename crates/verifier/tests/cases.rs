@@ -81,6 +81,26 @@ fn cases_match_expectations_and_kernel() {
             n_kernel += 1;
             match kernel::load_xdp_ext(&prog.insns, &c.maps, &c.extra()) {
                 Ok(k) => {
+                    if let Some(r) = c.max_ratio {
+                        // the kernel's count, as its log states it
+                        let kn = k.log.lines().rev().find_map(|l| {
+                            l.strip_prefix("processed ")?
+                                .split(' ')
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        });
+                        let ours = rep.stats.processed_insns;
+                        match kn {
+                            Some(kn) if ours as f64 > r * kn as f64 => failures.push(format!(
+                                "{rel}: bpfkit processed {ours} instructions, over {r}x the kernel's {kn}"
+                            )),
+                            Some(kn) => eprintln!("{rel}: processed {ours}, kernel {kn}"),
+                            None => failures.push(format!(
+                                "{rel}: no `processed N insns` in the kernel's log"
+                            )),
+                        }
+                    }
                     let ktext = kernel::error_text(&k.log);
                     if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {
                         failures.push(format!(

@@ -17,6 +17,8 @@
 //! `struct bpf_spin_lock` / `struct bpf_timer` at OFF), `btf` (value BTF without special
 //! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen),
 //! `inner=TYPE/KEY/VALUE/ENTRIES` (the inner map template of a map-in-map).
+//! `-- processed` with `within R` bounds bpfkit's processed instructions to R times
+//! the kernel's (`processed N insns` of its log), checked when the kernel is used.
 
 #![allow(dead_code)]
 
@@ -40,6 +42,9 @@ pub struct Case {
     pub init: Vec<Option<Vec<u8>>>,
     /// The program is loaded with BTF func_info.
     pub func_info: bool,
+    /// `-- processed within R`: bpfkit's processed instructions at most R times the
+    /// kernel's.
+    pub max_ratio: Option<f64>,
 }
 
 fn parse_num(s: &str) -> Result<u32, String> {
@@ -157,6 +162,7 @@ impl Case {
             fields: vec![],
             init: vec![],
             func_info: false,
+            max_ratio: None,
         };
         let mut have_expect = false;
         for (sec, body) in &sections {
@@ -195,6 +201,17 @@ impl Case {
                     } else {
                         return Err(format!("bad expect line {l:?}"));
                     }
+                }
+                "processed" => {
+                    let l = body.trim();
+                    let r = l
+                        .strip_prefix("within ")
+                        .and_then(|r| r.trim().parse::<f64>().ok())
+                        .filter(|r| *r >= 1.0)
+                        .ok_or(format!(
+                            "bad processed line {l:?} (expected `within R`, R >= 1)"
+                        ))?;
+                    c.max_ratio = Some(r);
                 }
                 "options" => {
                     c.unprivileged = body.contains("unprivileged");
