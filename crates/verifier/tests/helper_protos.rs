@@ -116,6 +116,7 @@ fn helper_prototypes_match_the_kernel() {
                 fields: vec![None],
                 init: vec![None],
                 func_info: false,
+                max_ratio: None,
             }
             .program();
             let rep = bpfkit_verifier::verify(&lp, &maps, &opts);
@@ -249,6 +250,7 @@ fn helpers_called_as_modelled_match_the_kernel() {
             fields: vec![needs_btf.then(Default::default)],
             init: vec![None],
             func_info: false,
+            max_ratio: None,
         };
         let rep = bpfkit_verifier::verify(
             &case.program(),
