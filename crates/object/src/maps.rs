@@ -133,6 +133,30 @@ fn legacy_maps(obj: &mut Object) -> Result<()> {
             (sec.index, s.value),
         ));
     }
+    // iproute2 links a map-in-map to its inner map template by id: the outer map's
+    // `inner_id` is the template's `id` (its fd becomes the outer map's inner_map_fd)
+    for (outer, e) in &extras {
+        if e.inner_id == 0 {
+            continue;
+        }
+        let Some((tname, _)) = extras.iter().find(|(_, t)| t.id == e.inner_id) else {
+            continue;
+        };
+        let Some(tdef) = found
+            .iter()
+            .find(|(m, _)| &m.name == tname)
+            .map(|(m, _)| m.clone())
+        else {
+            continue;
+        };
+        if let Some((m, _)) = found.iter_mut().find(|(m, _)| &m.name == outer) {
+            if matches!(m.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS)
+                && m.inner.is_none()
+            {
+                m.inner = Some(Box::new(tdef));
+            }
+        }
+    }
     for (m, loc) in found {
         obj.maps.push(m);
         obj.map_locations.push(loc);

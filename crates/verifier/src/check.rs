@@ -15,6 +15,7 @@ mod dynptr;
 mod ext;
 mod global;
 mod kfunc;
+mod precision;
 mod spectre;
 
 const BPF_MAX_VAR_OFF: i64 = 1 << 29;
@@ -86,6 +87,12 @@ struct V<'a> {
     /// instruction when some path from it may read the slot). Only used where it is
     /// sound without per-callchain bookkeeping: single-frame states, no callbacks, root.
     stack_reads: Vec<u64>,
+    /// Per instruction: the frame-0 slots every explored execution of it wrote whole
+    /// (8 aligned bytes: `must_write`, the intersection over executions; None: not
+    /// executed yet). A slot written there is not live before it unless read there.
+    stack_must_write: Vec<Option<u64>>,
+    /// Whole frame-0 slots the instruction being checked wrote so far.
+    write_acc: u64,
     stack_live: Vec<u64>,
     stack_live_dirty: bool,
     use_stack_liveness: bool,
@@ -102,6 +109,8 @@ struct V<'a> {
     changes_pkt: Vec<bool>,
     /// The global function being verified on its own (its first instruction).
     cur_global: Option<usize>,
+    /// Registers linked at conditional jumps, for precision (`Hist::linked`).
+    linked_sets: Vec<Vec<precision::LinkedReg>>,
 }
 
 pub(crate) fn kfunc_models() -> Vec<crate::KfuncModel> {
@@ -191,6 +200,8 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         nospec: vec![false; n],
         nospec_result: vec![false; n],
         stack_reads: vec![0; n],
+        stack_must_write: vec![None; n],
+        write_acc: 0,
         stack_live: vec![0; n],
         stack_live_dirty: false,
         use_stack_liveness: false,
@@ -200,6 +211,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         globals_verified: vec![],
         changes_pkt: vec![],
         cur_global: None,
+        linked_sets: Vec::new(),
     };
     if let Some(funcs) = &opts.funcs {
         v.globals = funcs
@@ -337,6 +349,7 @@ impl<'a> V<'a> {
                 self.jmps_processed += 1;
                 self.path_jumps += 1;
             }
+            self.write_acc = 0;
             // a speculative path stops at a barrier; an error on it only puts one there
             let flow = if st.speculative && self.nospec[idx] {
                 Flow::End
@@ -352,6 +365,9 @@ impl<'a> V<'a> {
                     Err(f) => return Err(f),
                 }
             };
+            if self.use_stack_liveness {
+                self.commit_stack_writes(idx);
+            }
             match flow {
                 Flow::Next(n) => idx = n,
                 Flow::End => {
@@ -510,238 +526,6 @@ impl<'a> V<'a> {
         self.peak_states = self.peak_states.max(self.cur_states);
         st.parent = Some(ai);
         Ok(false)
-    }
-
-    // ---------------------------------------------------------------- precision
-    /// `mark_chain_precision`: the current values of `regs` (current frame) and of the
-    /// spilled scalars in `slots` matter. Mark them precise here and, backtracking
-    /// through the executed instructions, mark what they were computed from precise in
-    /// every ancestor checkpoint.
-    fn mark_precise(&mut self, st: &mut State, mut regs: u16, mut slots: Vec<(u8, u8)>) {
-        let frame = st.curframe();
-        for r in 0..11 {
-            if regs & (1 << r) != 0 {
-                let reg = &mut st.frames[frame].regs[r];
-                if reg.is_scalar() {
-                    reg.precise = true;
-                } else {
-                    regs &= !(1 << r);
-                }
-            }
-        }
-        for &(f, spi) in &slots {
-            if let Some(s) = st
-                .frames
-                .get_mut(f as usize)
-                .and_then(|fr| fr.stack.get_mut(spi as usize))
-            {
-                if s.is_spilled() && s.spilled.is_scalar() {
-                    s.spilled.precise = true;
-                }
-            }
-        }
-        if !self.backtrack(&st.hist, &mut regs, &mut slots) {
-            self.all_precise(st.parent);
-            return;
-        }
-        let mut parent = st.parent;
-        while let Some(p) = parent {
-            if regs == 0 && slots.is_empty() {
-                return;
-            }
-            let ps = &mut self.arena[p].state;
-            if ps.curframe() != frame && regs != 0 {
-                self.all_precise(Some(p));
-                return;
-            }
-            for r in 0..11 {
-                if regs == 0 {
-                    break;
-                }
-                if regs & (1 << r) != 0 {
-                    let reg = &mut ps.frames[frame].regs[r];
-                    if !reg.is_scalar() || reg.precise {
-                        regs &= !(1 << r);
-                    } else {
-                        reg.precise = true;
-                    }
-                }
-            }
-            slots.retain(|&(f, spi)| {
-                match ps
-                    .frames
-                    .get_mut(f as usize)
-                    .and_then(|fr| fr.stack.get_mut(spi as usize))
-                {
-                    Some(s) if s.is_spilled() && s.spilled.is_scalar() && !s.spilled.precise => {
-                        s.spilled.precise = true;
-                        true
-                    }
-                    _ => false,
-                }
-            });
-            let hist = std::mem::take(&mut self.arena[p].state.hist);
-            let ok = self.backtrack(&hist, &mut regs, &mut slots);
-            self.arena[p].state.hist = hist;
-            if !ok {
-                let gp = self.arena[p].state.parent;
-                self.all_precise(gp);
-                return;
-            }
-            parent = self.arena[p].state.parent;
-        }
-    }
-
-    /// Conservative fallback: every scalar of `p` and its ancestors becomes precise.
-    fn all_precise(&mut self, p: Option<usize>) {
-        self.all_precise_until(p, usize::MAX)
-    }
-
-    /// [`Self::all_precise`] for `p` and its ancestors newer than checkpoint `stop`.
-    fn all_precise_until(&mut self, mut p: Option<usize>, stop: usize) {
-        while let Some(i) = p.filter(|&i| i != stop) {
-            let s = &mut self.arena[i].state;
-            for fr in s.frames.iter_mut() {
-                for r in fr.regs.iter_mut() {
-                    if r.is_scalar() {
-                        r.precise = true;
-                    }
-                }
-                for sl in fr.stack.iter_mut() {
-                    if sl.is_spilled() && sl.spilled.is_scalar() {
-                        sl.spilled.precise = true;
-                    }
-                }
-            }
-            p = s.parent;
-        }
-    }
-
-    /// `backtrack_insn` over a history segment, newest first. False: cannot follow
-    /// (sub-program call or exit), the caller falls back to "everything precise".
-    fn backtrack(&self, hist: &[Hist], regs: &mut u16, slots: &mut Vec<(u8, u8)>) -> bool {
-        for (k, h) in hist.iter().enumerate().rev() {
-            if *regs == 0 && slots.is_empty() {
-                return true;
-            }
-            let insn = self.insns[h.insn as usize];
-            if k + 1 == hist.len() && insn.code == BPF_JMP | BPF_EXIT {
-                // the exit being checked (R0 at callback return) reads, not writes
-                continue;
-            }
-            let d = 1u16 << (insn.dst & 0xf);
-            let s = 1u16 << (insn.src & 0xf);
-            match insn.class() {
-                BPF_ALU | BPF_ALU64 => {
-                    if *regs & d == 0 {
-                        continue;
-                    }
-                    let opc = op(insn.code);
-                    let x = source(insn.code) == BPF_X;
-                    if opc == BPF_MOV {
-                        *regs &= !d;
-                        if x {
-                            *regs |= s;
-                        }
-                    } else if x && opc != BPF_NEG && opc != BPF_END {
-                        *regs |= s;
-                    }
-                }
-                BPF_LDX => {
-                    if *regs & d != 0 {
-                        *regs &= !d;
-                        if let Some(sl) = h.slot {
-                            if !slots.contains(&sl) {
-                                slots.push(sl);
-                            }
-                        }
-                    }
-                }
-                BPF_STX | BPF_ST => {
-                    if mode(insn.code) == BPF_ATOMIC {
-                        if insn.imm == BPF_CMPXCHG {
-                            *regs &= !1;
-                        } else if insn.imm & BPF_FETCH != 0 {
-                            *regs &= !s;
-                        }
-                        continue;
-                    }
-                    if let Some(sl) = h.slot {
-                        if let Some(k) = slots.iter().position(|&x| x == sl) {
-                            slots.remove(k);
-                            if insn.class() == BPF_STX {
-                                *regs |= s;
-                            }
-                        }
-                    }
-                }
-                BPF_LD => {
-                    *regs &= !d;
-                }
-                _ => match op(insn.code) {
-                    BPF_JA => {}
-                    BPF_CALL => {
-                        let global = insn.src == BPF_PSEUDO_CALL
-                            && self
-                                .globals
-                                .contains_key(&((h.insn as i64 + insn.imm as i64 + 1) as usize));
-                        if (insn.src == BPF_PSEUDO_CALL && !global)
-                            || insn.src == BPF_PSEUDO_KFUNC_CALL
-                        {
-                            return false;
-                        }
-                        *regs &= !0x3f;
-                    }
-                    BPF_EXIT => return false,
-                    _ => {
-                        let mut m = d | h.linked;
-                        if source(insn.code) == BPF_X {
-                            m |= s;
-                        }
-                        if *regs & m != 0 {
-                            *regs |= m;
-                        }
-                    }
-                },
-            }
-        }
-        true
-    }
-
-    /// `propagate_precision`: the explored state `ai` that pruned this path needed some
-    /// scalars precise; this path's ancestors need them too.
-    fn propagate_precision(&mut self, st: &mut State, ai: usize) {
-        let old = &self.arena[ai].state;
-        let top = old.curframe();
-        let mut regs = 0u16;
-        let mut slots = vec![];
-        let mut other_frames = false;
-        for (fi, fr) in old.frames.iter().enumerate() {
-            // as the kernel, which cleaned dead registers out of the old state before
-            // comparing: a precise register that is dead here constrains nothing
-            let live = self.frame_live(old, fi, self.idx);
-            for (r, reg) in fr.regs.iter().enumerate() {
-                if reg.is_scalar() && reg.precise && live & (1 << r) != 0 {
-                    if fi == top {
-                        regs |= 1 << r;
-                    } else {
-                        other_frames = true;
-                    }
-                }
-            }
-            for (spi, s) in fr.stack.iter().enumerate() {
-                let live = old.frames.len() > 1 || self.cur_stack_live & (1u64 << spi) != 0;
-                if s.is_spilled() && s.spilled.is_scalar() && s.spilled.precise && live {
-                    slots.push((fi as u8, spi as u8));
-                }
-            }
-        }
-        if other_frames {
-            self.all_precise(st.parent);
-        }
-        if regs != 0 || !slots.is_empty() {
-            self.mark_precise(st, regs, slots);
-        }
     }
 
     // ---------------------------------------------------------------- equivalence
@@ -916,6 +700,7 @@ impl<'a> V<'a> {
         let insn = self.insns[idx];
         st.hist.push(Hist {
             insn: idx as u32,
+            frame: st.curframe() as u8,
             slot: None,
             linked: 0,
         });
@@ -1666,10 +1451,13 @@ impl<'a> V<'a> {
                 if reg.b.is_const() {
                     let aoff = off + reg.b.var_off.value as i64 as i32;
                     self.grow_stack(st, fno, aoff);
-                    if let Some(h) = st.hist.last_mut() {
-                        h.slot = Some((fno as u8, ((-aoff - 1) / REG_SIZE as i32) as u8));
-                    }
-                    if write {
+                    let spi = ((-aoff - 1) / REG_SIZE as i32) as usize;
+                    // a spill or a fill is recorded for precision backtracking
+                    // (INSN_F_STACK_ACCESS); other stack accesses are not
+                    let spill_fill = if write {
+                        if size == REG_SIZE as i32 && aoff % REG_SIZE as i32 == 0 {
+                            self.note_stack_write(fno, 1u64 << spi);
+                        }
                         self.stack_write_fixed(
                             st,
                             value_reg,
@@ -1679,9 +1467,20 @@ impl<'a> V<'a> {
                             value.as_ref(),
                             st_imm,
                         )?;
+                        st.frames[fno].slot(spi).is_spilled()
                     } else {
                         self.note_stack_read(fno, aoff, aoff + size);
-                        out = Some(self.stack_read_fixed(st, fno, aoff, size)?);
+                        let (r, fill) = self.stack_read_fixed(st, fno, aoff, size)?;
+                        out = Some(r);
+                        fill
+                    };
+                    if let Some(h) = st.hist.last_mut() {
+                        let c = self.insns[h.insn as usize].code;
+                        let plain =
+                            matches!(c & 0x07, BPF_LDX | BPF_STX | BPF_ST) && mode(c) != BPF_ATOMIC;
+                        if spill_fill && plain {
+                            h.slot = Some((fno as u8, spi as u8));
+                        }
                     }
                 } else {
                     let min_off = (reg.b.smin + off as i64) as i32;
@@ -2177,6 +1976,28 @@ impl<'a> V<'a> {
         }
     }
 
+    /// Records that the current instruction wrote whole frame-0 slots `mask`
+    /// (`bpf_mark_stack_write`: 8 aligned bytes at a fixed offset).
+    fn note_stack_write(&mut self, fno: usize, mask: u64) {
+        if fno == 0 {
+            self.write_acc |= mask;
+        }
+    }
+
+    /// `bpf_commit_stack_write_marks`: the instruction's whole-slot writes of this
+    /// execution, intersected with those of its earlier executions.
+    fn commit_stack_writes(&mut self, idx: usize) {
+        let m = &mut self.stack_must_write[idx];
+        let new = match *m {
+            None => self.write_acc,
+            Some(old) => old & self.write_acc,
+        };
+        if *m != Some(new) {
+            *m = Some(new);
+            self.stack_live_dirty = true;
+        }
+    }
+
     /// Frame-0 stack slots live at `idx` (recomputed after new reads were recorded).
     fn live_stack(&mut self, idx: usize) -> u64 {
         if self.stack_live_dirty {
@@ -2187,10 +2008,11 @@ impl<'a> V<'a> {
             while changed {
                 changed = false;
                 for i in (0..n).rev() {
-                    let mut v = self.stack_reads[i];
+                    let mut after = 0;
                     for &t in &self.cfg.succ[i] {
-                        v |= live[t];
+                        after |= live[t];
                     }
+                    let v = self.stack_reads[i] | (after & !self.stack_must_write[i].unwrap_or(0));
                     if v != live[i] {
                         live[i] = v;
                         changed = true;
@@ -2306,7 +2128,9 @@ impl<'a> V<'a> {
         Ok(())
     }
 
-    fn stack_read_fixed(&self, st: &State, fno: usize, off: i32, size: i32) -> R<Reg> {
+    /// The register a fixed-offset stack read gives, and whether it restores a
+    /// spilled register (a fill, as the kernel keeps `insn_flags`).
+    fn stack_read_fixed(&self, st: &State, fno: usize, off: i32, size: i32) -> R<(Reg, bool)> {
         let b = (-off - 1) as usize;
         let spi = b / REG_SIZE;
         let slot = st.frames[fno].slot(spi);
@@ -2334,7 +2158,7 @@ impl<'a> V<'a> {
                     if bounds::reg_width(&r.b) > 8 * size as u32 {
                         r.id = 0;
                     }
-                    return Ok(r);
+                    return Ok((r, true));
                 }
                 let (mut spill_cnt, mut zero_cnt) = (0, 0);
                 for i in 0..size_u {
@@ -2351,12 +2175,15 @@ impl<'a> V<'a> {
                         }
                     }
                 }
-                if (spill_cnt == size_u && sp.is_const_zero()) || zero_cnt == size_u {
-                    return Ok(Reg::konst(0));
+                if spill_cnt == size_u && sp.is_const_zero() {
+                    return Ok((Reg::konst(0), true));
                 }
-                return Ok(Reg::unknown());
+                if zero_cnt == size_u {
+                    return Ok((Reg::konst(0), false));
+                }
+                return Ok((Reg::unknown(), false));
             }
-            return Ok(sp.clone());
+            return Ok((sp.clone(), true));
         }
         let mut zeros = 0;
         for i in 0..size_u {
@@ -2377,9 +2204,9 @@ impl<'a> V<'a> {
             }
         }
         if zeros == size_u {
-            return Ok(Reg::konst(0));
+            return Ok((Reg::konst(0), false));
         }
-        Ok(Reg::unknown())
+        Ok((Reg::unknown(), false))
     }
 
     // ---------------------------------------------------------------- jumps
@@ -2610,15 +2437,11 @@ impl<'a> V<'a> {
             return Err(self.err(st, format!("R{} pointer comparison prohibited", insn.src)));
         }
         let target = (idx as i64 + insn.off as i64 + 1) as usize;
-        let mut linked = 0u16;
-        for (k, r) in st.cur().regs.iter().enumerate() {
-            if r.is_scalar()
-                && r.id != 0
-                && ((dst.is_scalar() && r.id == dst.id) || (x && src.is_scalar() && r.id == src.id))
-            {
-                linked |= 1 << k;
-            }
-        }
+        let ids = [
+            if x && src.is_scalar() { src.id } else { 0 },
+            if dst.is_scalar() { dst.id } else { 0 },
+        ];
+        let linked = self.collect_linked(st, &ids);
         if let Some(h) = st.hist.last_mut() {
             h.linked = linked;
         }

@@ -425,10 +425,14 @@ pub struct RefState {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Hist {
     pub insn: u32,
-    /// Fixed-offset stack slot the instruction loaded or stored: (frame, slot index).
+    /// Frame the instruction executed in.
+    pub frame: u8,
+    /// Stack slot a register was spilled to or filled from, as the kernel records
+    /// it (`INSN_F_STACK_ACCESS`): (frame, slot index). Other stack accesses: None.
     pub slot: Option<(u8, u8)>,
-    /// Registers linked (same scalar id) to the operands of a conditional jump.
-    pub linked: u16,
+    /// Registers and spilled scalars linked (same scalar id) to the operands of a
+    /// conditional jump: 0 none, else index + 1 into the verifier's table of sets.
+    pub linked: u32,
 }
 
 /// One branch decision on the path that led to a state.

@@ -114,6 +114,30 @@ fn cases_match_expectations_and_kernel() {
             };
             match res {
                 Ok(k) => {
+                    if let Some(why) = kernel::kfunc_refused(&k, &c.kfuncs) {
+                        eprintln!("SKIPPED: {rel}: kernel half: {why}");
+                        continue;
+                    }
+                    if let Some(r) = c.max_ratio {
+                        // the kernel's count, as its log states it
+                        let kn = k.log.lines().rev().find_map(|l| {
+                            l.strip_prefix("processed ")?
+                                .split(' ')
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        });
+                        let ours = rep.stats.processed_insns;
+                        match kn {
+                            Some(kn) if ours as f64 > r * kn as f64 => failures.push(format!(
+                                "{rel}: bpfkit processed {ours} instructions, over {r}x the kernel's {kn}"
+                            )),
+                            Some(kn) => eprintln!("{rel}: processed {ours}, kernel {kn}"),
+                            None => failures.push(format!(
+                                "{rel}: no `processed N insns` in the kernel's log"
+                            )),
+                        }
+                    }
                     // EPERM before the verifier (a loader without CAP_BPF/CAP_NET_ADMIN)
                     // leaves no log: the errno is the kernel's whole answer
                     let ktext = if k.errno == libc::EPERM && k.log.trim().is_empty() {
@@ -121,10 +145,6 @@ fn cases_match_expectations_and_kernel() {
                     } else {
                         kernel::error_text(&k.log)
                     };
-                    if let Some(why) = kernel::kfunc_refused(&k, &c.kfuncs) {
-                        eprintln!("SKIPPED: {rel}: kernel half: {why}");
-                        continue;
-                    }
                     if k.accepted != c.accept || (!k.accepted && !ktext.contains(&c.message)) {
                         failures.push(format!(
                             "{rel}: KERNEL says {} (errno {}), case expects {} {:?}; kernel log tail:\n{}",

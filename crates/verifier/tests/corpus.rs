@@ -20,7 +20,7 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 /// Largest accepted ratio of bpfkit's processed instructions to the kernel's
 /// `verified_insns` for a corpus program.
-const MAX_INSN_RATIO: f64 = 2.0;
+const MAX_INSN_RATIO: f64 = 1.5;
 
 fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options {
     Options {

@@ -117,6 +117,7 @@ fn helper_prototypes_match_the_kernel() {
                 init: vec![None],
                 func_info: false,
                 kfuncs: vec![],
+                max_ratio: None,
             }
             .program();
             let rep = bpfkit_verifier::verify(&lp, &maps, &opts);
@@ -251,6 +252,7 @@ fn helpers_called_as_modelled_match_the_kernel() {
             init: vec![None],
             func_info: false,
             kfuncs: vec![],
+            max_ratio: None,
         };
         let rep = bpfkit_verifier::verify(
             &case.program(),

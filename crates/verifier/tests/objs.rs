@@ -83,9 +83,9 @@ fn c_objects_match_expectations_and_kernel() {
                     Ok(info) => {
                         let (ours, kernel) = (rep.stats.processed_insns, info.verified_insns);
                         eprintln!("{stem}: processed {ours}, kernel verified_insns {kernel}");
-                        if kernel > 0 && (ours as f64 / kernel as f64) > 2.0 {
+                        if kernel > 0 && (ours as f64 / kernel as f64) > 1.5 {
                             failures.push(format!(
-                                "{stem}: bpfkit processed {ours} instructions, over twice the kernel's {kernel}"
+                                "{stem}: bpfkit processed {ours} instructions, over 1.5x the kernel's {kernel}"
                             ));
                         }
                     }

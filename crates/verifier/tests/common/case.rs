@@ -22,6 +22,8 @@
 //! `struct bpf_spin_lock` / `struct bpf_timer` at OFF), `btf` (value BTF without special
 //! fields), `init=HEX` (value of key 0; maps with flags=0x80 are then frozen),
 //! `inner=TYPE/KEY/VALUE/ENTRIES` (the inner map template of a map-in-map).
+//! `-- processed` with `within R` bounds bpfkit's processed instructions to R times
+//! the kernel's (`processed N insns` of its log), checked when the kernel is used.
 
 #![allow(dead_code)]
 
@@ -48,6 +50,9 @@ pub struct Case {
     pub func_info: bool,
     /// (instruction, name) of each `call kfunc NAME`.
     pub kfuncs: Vec<(usize, String)>,
+    /// `-- processed within R`: bpfkit's processed instructions at most R times the
+    /// kernel's.
+    pub max_ratio: Option<f64>,
 }
 
 /// Placeholder immediates for `call kfunc NAME` (resolved after assembling).
@@ -202,6 +207,7 @@ impl Case {
             init: vec![],
             func_info: false,
             kfuncs: vec![],
+            max_ratio: None,
         };
         let mut have_expect = false;
         for (sec, body) in &sections {
@@ -253,6 +259,17 @@ impl Case {
                     } else {
                         return Err(format!("bad expect line {l:?}"));
                     }
+                }
+                "processed" => {
+                    let l = body.trim();
+                    let r = l
+                        .strip_prefix("within ")
+                        .and_then(|r| r.trim().parse::<f64>().ok())
+                        .filter(|r| *r >= 1.0)
+                        .ok_or(format!(
+                            "bad processed line {l:?} (expected `within R`, R >= 1)"
+                        ))?;
+                    c.max_ratio = Some(r);
                 }
                 "options" => {
                     for w in body.split_whitespace() {
