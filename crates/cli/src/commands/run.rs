@@ -56,6 +56,7 @@ pub struct Args {
     /// mode: the JIT's fast mode, for objects bpfkit's verifier accepts) or `kernel`
     /// (BPF_PROG_TEST_RUN; needs root, XDP mode only). XDP mode takes a comma-separated
     /// list (`interp,jit-fast,kernel`): each engine runs in turn on its own maps.
+    /// [possible values: interp, jit, jit-fast, kernel]
     #[arg(long, default_value = "interp", value_parser = parse_engines)]
     pub engine: Engines,
     /// XDP mode: run the program N times on one packet buffer, as `BPF_PROG_TEST_RUN` with
@@ -130,7 +131,7 @@ fn parse_engines(s: &str) -> Result<Engines, String> {
     for e in s.split(',').map(str::trim) {
         if !ENGINE_NAMES.contains(&e) {
             return Err(format!(
-                "unknown engine {e:?} (available: {})",
+                "unknown engine {e:?} (possible values: {})",
                 ENGINE_NAMES.join(", ")
             ));
         }
