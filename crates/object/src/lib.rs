@@ -521,6 +521,34 @@ impl Object {
                 global: sym.bind != STB_LOCAL,
             });
         }
+        // A program section without any function symbol (old clang output, iproute2-era
+        // samples): iproute2 loads a section by name, libbpf finds no program in it.
+        // The whole section becomes one program named after it.
+        let mut unnamed = Vec::new();
+        for sec in &self.sections {
+            if sec.kind == SectionKind::Program
+                && !sec.insns.is_empty()
+                && !funcs.iter().any(|f| f.section == sec.index)
+            {
+                unnamed.push(sec.name.clone());
+                funcs.push(Function {
+                    name: sec.name.clone(),
+                    section: sec.index,
+                    section_name: sec.name.clone(),
+                    offset: 0,
+                    len: sec.insns.len(),
+                    global: true,
+                });
+            }
+        }
+        if !unnamed.is_empty() {
+            self.warnings.push(format!(
+                "section{} {} ha{} no function symbol: each is one program named after its section, as iproute2 loads a section by name (libbpf finds no program there)",
+                if unnamed.len() == 1 { "" } else { "s" },
+                unnamed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                if unnamed.len() == 1 { "s" } else { "ve" }
+            ));
+        }
         funcs.sort_by_key(|f| (f.section, f.offset));
         self.functions = funcs;
         Ok(())

@@ -49,3 +49,26 @@ fn cilium_pinning_static_programs_and_text_slots_are_warnings() {
     let linked = o.link().unwrap();
     assert!(linked.program("xdp_static").is_some());
 }
+
+/// A program section without a function symbol (old clang output, iproute2-era samples:
+/// Linux `samples/bpf`, prototype-kernel, Suricata, Cilium's old `bpf_xdp.o`) is one
+/// program named after its section, as iproute2 loads it, with a warning; it links to
+/// the same instructions as the object it was stripped from.
+#[test]
+fn a_section_without_function_symbol_is_one_program() {
+    let o = obj("no_func_symbol");
+    assert_eq!(o.programs.len(), 1);
+    assert_eq!(o.programs[0].name, "xdp");
+    assert_eq!(o.programs[0].prog_type, bpfkit_object::model::prog_type::XDP);
+    assert!(
+        o.warnings.iter().any(|w| w.contains("no function symbol")),
+        "{:?}",
+        o.warnings
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/obj");
+    let orig = Object::parse(&std::fs::read(root.join("xdp_legacy_maps.o")).unwrap()).unwrap();
+    let a = o.link().unwrap();
+    let b = orig.link().unwrap();
+    assert_eq!(a.programs[0].insns, b.programs[0].insns);
+    assert_eq!(a.maps.len(), b.maps.len());
+}
