@@ -112,7 +112,16 @@ fn code_symbols(obj: &Object, sec: &Section) -> Vec<(u64, String)> {
         .collect();
     v.sort();
     v.dedup();
-    v
+    // One label per address, as llvm-objdump prints them: the last in (address, name)
+    // order (falco's probe.o has two local labels at one address).
+    let mut one: Vec<(u64, String)> = Vec::with_capacity(v.len());
+    for s in v {
+        match one.last_mut() {
+            Some(l) if l.0 == s.0 => *l = s,
+            _ => one.push(s),
+        }
+    }
+    one
 }
 
 /// Which part of an object to list.

@@ -388,3 +388,32 @@ fn disasm_lists_everything_around_a_bad_instruction() {
     assert!(lines[2].ends_with("exit"), "{out}");
     assert!(stderr(&o).contains("instruction 1: unknown opcode 0xff (listed as <unknown>)"));
 }
+
+/// Two labels at one address: one header, the one llvm-objdump-19 prints (the last by
+/// name), and the same text as llvm-objdump-19 when it is installed.
+#[test]
+fn one_label_per_address_as_llvm_objdump() {
+    let obj = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/two_labels.o");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bpfkit"))
+        .args(["disasm", "--raw"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let ours = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(ours.matches("<LBB0_2>:").count(), 1, "{ours}");
+    assert!(!ours.contains("<LBB0_1>:"), "{ours}");
+    match std::process::Command::new("llvm-objdump-19")
+        .arg("-d")
+        .arg(&obj)
+        .output()
+    {
+        Ok(l) if l.status.success() => {
+            let theirs = String::from_utf8(l.stdout).unwrap();
+            assert_eq!(ours.trim(), theirs.trim());
+        }
+        _ => eprintln!(
+            "SKIPPED: one_label_per_address_as_llvm_objdump: llvm-objdump-19 half: not installed"
+        ),
+    }
+}

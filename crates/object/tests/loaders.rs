@@ -59,7 +59,10 @@ fn a_section_without_function_symbol_is_one_program() {
     let o = obj("no_func_symbol");
     assert_eq!(o.programs.len(), 1);
     assert_eq!(o.programs[0].name, "xdp");
-    assert_eq!(o.programs[0].prog_type, bpfkit_object::model::prog_type::XDP);
+    assert_eq!(
+        o.programs[0].prog_type,
+        bpfkit_object::model::prog_type::XDP
+    );
     assert!(
         o.warnings.iter().any(|w| w.contains("no function symbol")),
         "{:?}",

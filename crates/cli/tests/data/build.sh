@@ -6,3 +6,7 @@ cd "$(dirname "$0")"
 for c in *.c; do
     clang-19 -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$c" -o "${c%.c}.o"
 done
+# Two local labels at one address (old clang emitted LBB symbols; falco's probe.o has
+# such pairs): llvm-objdump prints one of them, and so must `bpfkit disasm`.
+llvm-objcopy-19 --add-symbol LBB0_1=xdp:0x20,local --add-symbol LBB0_2=xdp:0x20,local \
+    ../../../../corpus/obj/xdp_legacy_maps.o two_labels.o
