@@ -44,6 +44,22 @@ pub fn map_spec(def: &MapDef) -> MapSpec {
 
 /// Rewrites the linked stream's map references (`lddw` with src 5/6 and a map index) to
 /// the kernel's (`BPF_PSEUDO_MAP_FD`/`BPF_PSEUDO_MAP_VALUE` with the map's fd).
+/// The BTF id kfunc `name` has in the running kernel's vmlinux, for a call in program
+/// `prog` (libbpf's `bpf_object__resolve_ksym_func_btf_id`; module kfuncs are not looked
+/// up).
+pub(crate) fn kfunc_btf_id(prog: &str, name: &str) -> Result<i32> {
+    let ids = crate::features::vmlinux_kfuncs().map_err(|e| {
+        Error::Invalid(format!(
+            "program `{prog}` calls kfuncs, but their BTF ids are unknown: {e}"
+        ))
+    })?;
+    ids.get(name).map(|&id| id as i32).ok_or_else(|| {
+        Error::Invalid(format!(
+            "program `{prog}`: libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs"
+        ))
+    })
+}
+
 /// Kfunc calls of a linked program carry bpfkit's kfunc number (`bpfkit_isa::kfunc`);
 /// the kernel wants the kfunc's BTF id in the running vmlinux.
 fn resolve_kfunc_numbers(prog: &LinkedProgram, insns: &mut [RawInsn]) -> Result<()> {
@@ -57,14 +73,7 @@ fn resolve_kfunc_numbers(prog: &LinkedProgram, insns: &mut [RawInsn]) -> Result<
                 prog.name
             ))
         })?;
-        let ids = crate::features::vmlinux_kfuncs().map_err(Error::Invalid)?;
-        let id = ids.get(name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "program `{}`: libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs",
-                prog.name
-            ))
-        })?;
-        insn.imm = *id as i32;
+        insn.imm = kfunc_btf_id(&prog.name, name)?;
         insn.off = 0;
     }
     Ok(())

@@ -232,33 +232,17 @@ pub fn map_log_to_source(p: &LinkedProgram, log: &str) -> (Option<usize>, Option
     (Some(i), at)
 }
 
-/// libbpf's `bpf_object__resolve_ksym_func_btf_id`: each kfunc call takes the BTF id
-/// its extern has in the running kernel's vmlinux BTF (module kfuncs are not looked
-/// up).
+/// Each kfunc call takes the BTF id its extern's name has in the running kernel's
+/// vmlinux BTF (`engine::kfunc_btf_id`).
 fn resolve_kfuncs(
     obj: &Object,
     p: &LinkedProgram,
     insns: &mut [bpfkit_isa::RawInsn],
 ) -> Result<()> {
-    let calls = obj.kfunc_calls(p);
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let ids = crate::features::vmlinux_kfuncs().map_err(|e| {
-        Error::Invalid(format!(
-            "program `{}` calls kfuncs, but their BTF ids are unknown: {e}",
-            p.name
-        ))
-    })?;
-    for (at, name) in calls {
-        let id = ids.get(&name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "program `{}`: libbpf: extern (func ksym) '{name}': not found in kernel or module BTFs",
-                p.name
-            ))
-        })?;
+    for (at, name) in obj.kfunc_calls(p) {
+        let id = crate::engine::kfunc_btf_id(&p.name, &name)?;
         if let Some(insn) = insns.get_mut(at) {
-            insn.imm = *id as i32;
+            insn.imm = id;
             insn.off = 0;
         }
     }
