@@ -213,7 +213,7 @@ impl V<'_> {
         let mut dyn_in: Option<DynArg> = None;
         let mut const_size: Option<u32> = None;
         let mut regno = 1u8;
-        for (i, a) in k.args.iter().enumerate() {
+        for a in k.args {
             let argno = regno - 1;
             let reg = st.cur().regs[regno as usize].clone();
             if matches!(*a, Ctx | Dynptr | NewDynptr(_))
@@ -312,7 +312,6 @@ impl V<'_> {
                     regno += 1;
                 }
             }
-            let _ = i;
             regno += 1;
         }
         if k.changes_pkt {
