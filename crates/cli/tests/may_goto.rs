@@ -46,7 +46,8 @@ fn capture() -> PathBuf {
         }
         b.extend_from_slice(&p);
     }
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("may_goto.pcap");
+    // the system's temporary directory: the target directory may belong to another user
+    let path = std::env::temp_dir().join(format!("bpfkit-may-goto-{}.pcap", std::process::id()));
     std::fs::write(&path, b).unwrap();
     path
 }
