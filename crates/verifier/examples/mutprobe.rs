@@ -45,7 +45,7 @@ mod mutate;
 use bpfkit_object::model::{map_type, prog_type, LinkedObject, MapDef, MapInit};
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
-use mutate::{is_cond_jmp, is_lddw, mutate, Rng};
+use mutate::{is_lddw, mutate, mutate_random, Rng};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -378,21 +378,8 @@ fn main() {
             let mut obj = base.clone();
             let si = secs[r.below(secs.len() as u64) as usize];
             let insns = &mut obj.sections[si].insns;
-            let mut k = r.below(insns.len() as u64) as usize;
-            // one mutant in three goes to a conditional jump (the wider mutations)
-            if r.below(3) == 0 {
-                let jumps: Vec<usize> = (0..insns.len())
-                    .filter(|&j| !is_lddw(insns, j) && is_cond_jmp(&insns[j]))
-                    .collect();
-                if !jumps.is_empty() {
-                    k = jumps[r.below(jumps.len() as u64) as usize];
-                }
-            }
-            if is_lddw(insns, k) {
-                continue;
-            }
             let before = insns.clone();
-            let Some(kind) = mutate(&mut r, insns, k) else {
+            let Some((k, kind)) = mutate_random(&mut r, insns) else {
                 continue;
             };
             if *insns == before {

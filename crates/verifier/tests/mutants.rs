@@ -13,7 +13,7 @@ mod mutate;
 
 use bpfkit_object::Object;
 use bpfkit_verifier::Verdict;
-use mutate::{is_cond_jmp, is_lddw, mutate, Rng};
+use mutate::{is_lddw, mutate, mutate_random, Rng};
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -100,20 +100,8 @@ fn seeded_mutants_agree_with_the_kernel_on_acceptance() {
             let mut obj = base.clone();
             let si = secs[r.below(secs.len() as u64) as usize];
             let insns = &mut obj.sections[si].insns;
-            let mut k = r.below(insns.len() as u64) as usize;
-            if r.below(3) == 0 {
-                let jumps: Vec<usize> = (0..insns.len())
-                    .filter(|&j| !is_lddw(insns, j) && is_cond_jmp(&insns[j]))
-                    .collect();
-                if !jumps.is_empty() {
-                    k = jumps[r.below(jumps.len() as u64) as usize];
-                }
-            }
-            if is_lddw(insns, k) {
-                continue;
-            }
             let before = insns.clone();
-            let Some(kind) = mutate(&mut r, insns, k) else {
+            let Some((k, kind)) = mutate_random(&mut r, insns) else {
                 continue;
             };
             if r.below(4) == 0 {

@@ -26,6 +26,25 @@ pub fn is_lddw(insns: &[RawInsn], k: usize) -> bool {
     insns[k].code == 0x18 || (k > 0 && insns[k - 1].code == 0x18)
 }
 
+/// Picks an instruction of `insns` (one time in three a conditional jump: the wider
+/// mutations) and mutates it ([`mutate`]); returns its index and the kind of mutation,
+/// None when the pick is an `lddw` or the mutation does not apply there.
+pub fn mutate_random(r: &mut Rng, insns: &mut [RawInsn]) -> Option<(usize, &'static str)> {
+    let mut k = r.below(insns.len() as u64) as usize;
+    if r.below(3) == 0 {
+        let jumps: Vec<usize> = (0..insns.len())
+            .filter(|&j| !is_lddw(insns, j) && is_cond_jmp(&insns[j]))
+            .collect();
+        if !jumps.is_empty() {
+            k = jumps[r.below(jumps.len() as u64) as usize];
+        }
+    }
+    if is_lddw(insns, k) {
+        return None;
+    }
+    mutate(r, insns, k).map(|kind| (k, kind))
+}
+
 /// Mutates instruction `k` of `insns`; returns the kind of mutation, or None when the
 /// chosen mutation does not apply there.
 pub fn mutate(r: &mut Rng, insns: &mut [RawInsn], k: usize) -> Option<&'static str> {
