@@ -528,10 +528,8 @@ impl Engine for Jit {
                 // Per-run state, as a fresh run has it (the kernel's tail-call count is
                 // per run too).
                 let rt = self.vm.runtime_mut();
-                rt.tail_calls = 0;
-                rt.insn_count = 0;
-                rt.events.clear();
-                rt.redirect = None;
+                let (cpu, time_ns) = (rt.cpu, rt.time_ns);
+                rt.begin_run(cpu, time_ns);
                 self.ctx.frames = 0;
             }
             r = self.enter(prog, ctx, 0, ctx);

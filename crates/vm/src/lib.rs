@@ -263,10 +263,9 @@ impl Engine for Interpreter {
         let mut r = Ok(0);
         for i in 0..repeat {
             if i > 0 {
-                self.rt.tail_calls = 0;
-                self.rt.insn_count = 0;
-                self.rt.events.clear();
-                self.rt.redirect = None;
+                // per-run state, as a fresh run has it (same CPU and clock)
+                let (cpu, time_ns) = (self.rt.cpu, self.rt.time_ns);
+                self.rt.begin_run(cpu, time_ns);
             }
             r = interp::run_function(&mut self.rt, prog, 0, &[ctx], 0);
             if r.is_err() {
