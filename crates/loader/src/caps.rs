@@ -129,13 +129,24 @@ pub fn with_caps<T: Send>(caps: Caps, f: impl FnOnce() -> T + Send) -> Result<T,
     })
 }
 
-/// Why the running kernel's answers for a loader with fewer capabilities cannot be
-/// compared with bpfkit's model of 6.18 (`--caps`): `mitigations=off` (no Spectre rules
-/// at all) or another release (the rules and their messages changed between releases,
-/// e.g. 6.17 turned errors on speculative paths into barriers). `None`: comparable.
-pub fn kernel_not_comparable() -> Option<String> {
-    if mitigations_off() {
-        return Some("the kernel runs with mitigations=off (its Spectre rules are off)".into());
+/// Why the running kernel's answers for a loader with `caps` cannot be compared with
+/// bpfkit's model of 6.18 (`--caps`): the kernel's `mitigations=off` differs from the
+/// set's (the Spectre rules are on in one and off in the other) or another release (the
+/// rules and their messages changed between releases, e.g. 6.17 turned errors on
+/// speculative paths into barriers). `None`: comparable.
+pub fn kernel_not_comparable(caps: Caps) -> Option<String> {
+    match (mitigations_off(), caps.mitigations_off) {
+        (true, false) => {
+            return Some(format!(
+                "the kernel runs with mitigations=off (its Spectre rules are off) and --caps {caps} models them on"
+            ))
+        }
+        (false, true) => {
+            return Some(format!(
+                "the kernel runs with mitigations on and --caps {caps} models mitigations=off"
+            ))
+        }
+        _ => {}
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     match bpfkit_target::Version::parse(release.trim()) {

@@ -68,29 +68,42 @@ impl Caps {
     };
 
     /// Parses `root`, `sys_admin`, `none`, or a comma-separated list of `bpf`,
-    /// `perfmon`, `net_admin`, `sys_admin` (a `cap_` prefix and upper case are accepted).
+    /// `perfmon`, `net_admin`, `sys_admin` (a `cap_` prefix and upper case are accepted),
+    /// each optionally with `mitigations=off`: the loader's kernel was booted with
+    /// `mitigations=off`, so its Spectre rules are bypassed whatever the capabilities.
     pub fn parse(s: &str) -> Result<Caps, String> {
         let t = s.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "root" | "all" => return Ok(Caps::ROOT),
-            "none" | "" => return Ok(Caps::NONE),
-            _ => {}
-        }
-        let mut c = Caps::NONE;
+        let mut mitigations_off = false;
+        let mut names = vec![];
         for part in t.split(',').map(str::trim) {
-            let name = part.strip_prefix("cap_").unwrap_or(part);
-            match name {
-                "sys_admin" => c.sys_admin = true,
-                "bpf" => c.bpf = true,
-                "perfmon" => c.perfmon = true,
-                "net_admin" => c.net_admin = true,
-                _ => {
-                    return Err(format!(
-                        "unknown capability {part:?} in {s:?} (expected root, none, or a list of bpf, perfmon, net_admin, sys_admin)"
-                    ))
-                }
+            match part {
+                "mitigations=off" | "mitigations_off" => mitigations_off = true,
+                _ => names.push(part),
             }
         }
+        let mut c = match names.as_slice() {
+            ["root"] | ["all"] => Caps::ROOT,
+            ["none"] | [""] | [] => Caps::NONE,
+            _ => {
+                let mut c = Caps::NONE;
+                for part in names {
+                    let name = part.strip_prefix("cap_").unwrap_or(part);
+                    match name {
+                        "sys_admin" => c.sys_admin = true,
+                        "bpf" => c.bpf = true,
+                        "perfmon" => c.perfmon = true,
+                        "net_admin" => c.net_admin = true,
+                        _ => {
+                            return Err(format!(
+                                "unknown capability {part:?} in {s:?} (expected root, none, or a list of bpf, perfmon, net_admin, sys_admin, optionally with mitigations=off)"
+                            ))
+                        }
+                    }
+                }
+                c
+            }
+        };
+        c.mitigations_off = mitigations_off;
         Ok(c)
     }
 
@@ -155,8 +168,17 @@ impl Caps {
 
 impl fmt::Display for Caps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == Caps::ROOT {
-            return f.write_str("root");
+        let caps = Caps {
+            mitigations_off: false,
+            ..*self
+        };
+        let mitigations = if self.mitigations_off {
+            ",mitigations=off"
+        } else {
+            ""
+        };
+        if caps == Caps::ROOT {
+            return write!(f, "root{mitigations}");
         }
         let mut parts = vec![];
         if self.sys_admin {
@@ -172,9 +194,9 @@ impl fmt::Display for Caps {
             parts.push("net_admin");
         }
         if parts.is_empty() {
-            f.write_str("none")
+            write!(f, "none{mitigations}")
         } else {
-            f.write_str(&parts.join(","))
+            write!(f, "{}{mitigations}", parts.join(","))
         }
     }
 }
@@ -209,5 +231,15 @@ mod tests {
             ..Caps::BPF_NET_ADMIN
         };
         assert!(off.bypass_spec_v1() && !off.allow_ptr_leaks());
+        let parsed = Caps::parse("bpf,net_admin,mitigations=off").unwrap();
+        assert_eq!(parsed, off);
+        assert_eq!(parsed.to_string(), "bpf,net_admin,mitigations=off");
+        assert_eq!(Caps::parse(&parsed.to_string()).unwrap(), off);
+        assert!(parsed.bypass_spec_v4() && !parsed.allow_uninit_stack());
+        assert_eq!(
+            Caps::parse("root,mitigations=off").unwrap().to_string(),
+            "root,mitigations=off"
+        );
+        assert!(Caps::parse("mitigations=on").is_err());
     }
 }

@@ -22,11 +22,13 @@ fn main() {
         eprintln!("usage: caps_compare SET FILE.o...");
         std::process::exit(2);
     };
-    let set = Caps::parse(set).unwrap_or_else(|e| {
+    let mut set = Caps::parse(set).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     });
-    if let Some(why) = caps::kernel_not_comparable() {
+    // the kernel's Spectre rules follow its boot option, whatever the loader's caps
+    set.mitigations_off = caps::mitigations_off();
+    if let Some(why) = caps::kernel_not_comparable(set) {
         eprintln!("warning: {why}");
     }
     if let Some(why) = caps::cannot_emulate(set) {

@@ -82,7 +82,7 @@ fn cases_match_expectations_and_kernel() {
         let caps_skip = if c.caps == bpfkit_verifier::Caps::ROOT {
             None
         } else {
-            bpfkit_loader::caps::kernel_not_comparable()
+            bpfkit_loader::caps::kernel_not_comparable(c.caps)
                 .or_else(|| bpfkit_loader::caps::cannot_emulate(c.caps))
         };
         if let (None, Some(why)) = (&no_kernel, &caps_skip) {

@@ -125,6 +125,12 @@ pub fn run(a: Args) -> CliResult {
     let Some(caps) = a.caps else {
         return run_loaded(a);
     };
+    if caps.mitigations_off != bpfkit_loader::caps::mitigations_off() {
+        return Err(CliError::usage(format!(
+            "--caps {caps}: this kernel runs with mitigations {}; a loader cannot change that (it is a boot option)",
+            if caps.mitigations_off { "on" } else { "off" }
+        )));
+    }
     let r = bpfkit_loader::caps::with_caps(caps, move || run_loaded(a))
         .map_err(|e| CliError::usage(format!("--caps {caps}: {e}")))?;
     r.map_err(|e| {

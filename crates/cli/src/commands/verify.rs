@@ -28,7 +28,9 @@ Examples:
 (no pointer leaks, no uninitialised stack reads, the Spectre v1 pointer-arithmetic rules
 and no helpers that need CAP_PERFMON such as bpf_trace_printk or bpf_probe_read_kernel),
 none or any set without bpf and net_admin (an XDP load fails with EPERM before the
-verifier). --unprivileged is --caps bpf,net_admin.
+verifier). --unprivileged is --caps bpf,net_admin. Add mitigations=off to any set
+(e.g. --caps bpf,net_admin,mitigations=off) for a kernel booted with mitigations=off:
+its Spectre rules are then off whatever the capabilities.
 
 Tail-call graph: from the tail-call sites and the object's PROG_ARRAY contents
 (`.values`, then the slots of --maps on top), cycles and chains longer than the kernel's
