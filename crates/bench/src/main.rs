@@ -63,9 +63,7 @@ struct Case {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    ::hex::decode(s).expect("hex")
 }
 
 fn packet(name: &str) -> Vec<u8> {

@@ -842,8 +842,12 @@ fn map_key_hex_errors_are_usage_errors() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let map = format!("{pins}/blocklist");
     let cases = [
-        ("aé0", Some(2), "--key `aé0`: 'é' at digit 1 is not hex"),
-        ("zz", Some(2), "'z' at digit 0 is not hex"),
+        (
+            "aé0",
+            Some(2),
+            "--key `aé0`: 'é' at character 1 is not a hex digit",
+        ),
+        ("zz", Some(2), "'z' at character 0 is not a hex digit"),
         ("0a0000", Some(1), "key_size is 4"),
         ("0a000014", Some(0), ""),
     ];

@@ -23,20 +23,18 @@ pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
         return Err(format!("{c:?} at character {i} is not a hex digit"));
     }
-    // Only ASCII hex digits from here: bytes are characters.
-    if !s.len().is_multiple_of(2) {
-        return Err(format!(
-            "hex string has an odd number of digits ({})",
-            s.len()
-        ));
-    }
-    Ok(s.as_bytes()
-        .chunks(2)
-        .map(|p| {
-            let d = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-            d(p[0]) << 4 | d(p[1])
-        })
-        .collect())
+    // Only ASCII hex digits from here, so the one error left is the length.
+    ::hex::decode(s).map_err(|_| format!("hex string has an odd number of digits ({})", s.len()))
+}
+
+/// [`decode`] of a command-line option's text: whitespace anywhere and a `0x` before
+/// each whitespace-separated group are ignored (`--key "0x0a 0b"`).
+pub fn decode_arg(s: &str) -> Result<Vec<u8>, String> {
+    let digits: String = s
+        .split_whitespace()
+        .map(|w| w.strip_prefix("0x").or(w.strip_prefix("0X")).unwrap_or(w))
+        .collect();
+    decode(&digits)
 }
 
 /// Rows of 16 bytes where `a` and `b` differ: `offset  a-bytes | b-bytes`, with `^^`

@@ -111,14 +111,7 @@ pub fn prog_arrays_from_json(
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
 }
 
 /// The effective contents of PROG_ARRAY map `m`: `.values`, then `extra` on top.

@@ -88,25 +88,7 @@ pub enum Format {
 /// Hex bytes of `--key`/`--value` (whitespace and `0x` prefixes ignored). A syntax error
 /// is a usage error (2) naming the option and the first character that is not hex.
 fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
-    let digits: Vec<char> = s
-        .split_whitespace()
-        .flat_map(|w| w.trim_start_matches("0x").chars())
-        .collect();
-    if let Some(i) = digits.iter().position(|c| !c.is_ascii_hexdigit()) {
-        return Err(CliError::usage(format!(
-            "--{what} `{s}`: {:?} at digit {i} is not hex",
-            digits[i]
-        )));
-    }
-    if !digits.len().is_multiple_of(2) {
-        return Err(CliError::usage(format!(
-            "--{what} `{s}`: odd number of hex digits"
-        )));
-    }
-    Ok(digits
-        .chunks(2)
-        .map(|p| (p[0].to_digit(16).unwrap_or(0) << 4 | p[1].to_digit(16).unwrap_or(0)) as u8)
-        .collect())
+    super::parse_hex_arg(&format!("--{what} `{s}`"), s)
 }
 
 fn open(a: &Args) -> Result<Map, CliError> {

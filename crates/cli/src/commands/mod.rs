@@ -15,6 +15,13 @@ pub mod status;
 pub mod unload;
 pub mod verify;
 
+/// Hex bytes of an option (whitespace and `0x` prefixes ignored, as
+/// `bpfkit_replay::hex::decode_arg`); a syntax error is a usage error (2) that starts
+/// with `what` and names the first character that is not a hex digit.
+pub fn parse_hex_arg(what: &str, s: &str) -> Result<Vec<u8>, crate::CliError> {
+    bpfkit_replay::hex::decode_arg(s).map_err(|e| crate::CliError::usage(format!("{what}: {e}")))
+}
+
 /// Options that change an object before it is linked, as a loader would: program type
 /// for unknown sections and map sizes set at load time. Shared by verify, replay, run and
 /// load.

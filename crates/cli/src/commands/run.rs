@@ -143,37 +143,8 @@ fn parse_engines(s: &str) -> Result<Engines, String> {
     Ok(Engines(v))
 }
 
-/// Base16 of option `what` (whitespace ignored, optional `0x`); the error names the
-/// option and the first character that is not a hex digit (by character position).
-fn parse_hex(what: &str, s: &str) -> Result<Vec<u8>, CliError> {
-    let s: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let s = match s.as_slice() {
-        ['0', 'x' | 'X', rest @ ..] => rest,
-        all => all,
-    };
-    if let Some(i) = s.iter().position(|c| !c.is_ascii_hexdigit()) {
-        return Err(CliError::usage(format!(
-            "{what}: {:?} at character {i} is not a hex digit",
-            s[i]
-        )));
-    }
-    if s.len() & 1 != 0 {
-        return Err(CliError::usage(format!(
-            "{what}: odd number of hex digits ({})",
-            s.len()
-        )));
-    }
-    Ok(s.chunks(2)
-        .map(|p| {
-            let d = |c: char| c.to_digit(16).unwrap_or(0) as u8;
-            d(p[0]) << 4 | d(p[1])
-        })
-        .collect())
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use super::parse_hex_arg as parse_hex;
+use bpfkit_replay::hex::encode as to_hex;
 
 fn read_input(file: &str) -> Result<Vec<u8>, CliError> {
     if file == "-" {
