@@ -4,9 +4,9 @@
 //! A helper returns the value of r0, or a [`FaultKind`] that stops the run (arguments the
 //! kernel's verifier would have rejected, unsupported helpers).
 
+use crate::callback::{CallbackRunner, InterpRunner};
 use crate::engine::{Event, Redirect};
 use crate::error::FaultKind;
-use crate::interp;
 use crate::maps::{self, handle_to_index, map_handle, Lookup, MapError};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
@@ -246,8 +246,35 @@ pub fn runs_callbacks(id: i32) -> bool {
     )
 }
 
-/// Calls helper `id` with r1..r5.
+/// Calls helper `id` with r1..r5; callbacks run on the interpreter.
 pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    match id {
+        LOOP | FOR_EACH_MAP_ELEM | crate::user_ringbuf::USER_RINGBUF_DRAIN => {
+            call_with(rt, id, a, &mut InterpRunner)
+        }
+        _ => call_plain(rt, id, a),
+    }
+}
+
+/// Calls helper `id` with r1..r5; the callbacks of `bpf_loop`, `bpf_for_each_map_elem`
+/// and `bpf_user_ringbuf_drain` run on `runner` (the JIT passes one that runs its code).
+pub fn call_with(
+    rt: &mut Runtime,
+    id: i32,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
+    match id {
+        LOOP => bpf_loop(rt, a, runner),
+        FOR_EACH_MAP_ELEM => for_each_map_elem(rt, a, runner),
+        crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a, runner),
+        _ => call_plain(rt, id, a),
+    }
+}
+
+/// Every helper that runs no callback.
+#[inline]
+fn call_plain(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match id {
         MAP_LOOKUP_ELEM => map_lookup_elem(rt, a),
         MAP_UPDATE_ELEM => map_update_elem(rt, a),
@@ -296,10 +323,8 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         RINGBUF_DISCARD => ringbuf_submit(rt, a, false),
         RINGBUF_QUERY => ringbuf_query(rt, a),
         CHECK_MTU => check_mtu(rt, a),
-        FOR_EACH_MAP_ELEM => for_each_map_elem(rt, a),
         SNPRINTF => snprintf(rt, a),
         TRACE_VPRINTK => trace_vprintk(rt, a),
-        LOOP => bpf_loop(rt, a),
         STRNCMP => strncmp(rt, a),
         XDP_GET_BUFF_LEN => {
             xdp_required(rt, "bpf_xdp_get_buff_len")?;
@@ -317,7 +342,6 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         DYNPTR_WRITE => dynptr_write(rt, a),
         DYNPTR_DATA => dynptr_data(rt, a),
         crate::timer::TIMER_INIT..=crate::timer::TIMER_CANCEL => crate::timer::call(rt, id, a),
-        crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a),
         id if id > crate::kfunc::HELPER_BASE => {
             crate::kfunc::call(rt, id - crate::kfunc::HELPER_BASE, a)
         }
@@ -1136,16 +1160,26 @@ fn callback(rt: &Runtime, v: u64, helper: &'static str) -> Result<(usize, usize)
     }
 }
 
-fn run_callback(rt: &mut Runtime, p: usize, pc: usize, args: &[u64]) -> Result<u64, FaultKind> {
+fn run_callback(
+    rt: &mut Runtime,
+    runner: &mut dyn CallbackRunner,
+    p: usize,
+    pc: usize,
+    args: &[u64],
+) -> Result<u64, FaultKind> {
     let depth = rt.depth + 1;
     let saved_prog = rt.current_prog;
-    let r = interp::run_function(rt, p, pc, args, depth);
+    let r = runner.run(rt, p, pc, args, depth);
     rt.depth = depth - 1;
     rt.current_prog = saved_prog;
     r.map_err(|f| herr("callback", f.to_string()))
 }
 
-fn bpf_loop(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+fn bpf_loop(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
     let (p, pc) = callback(rt, a[1], "bpf_loop")?;
     if a[3] != 0 {
         return Ok(neg(maps::EINVAL));
@@ -1156,16 +1190,19 @@ fn bpf_loop(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         // with a 32-bit move: r0 = (u32)-E2BIG (recorded on 6.18 by corpus/xdp_helper_errors).
         return Ok(neg(maps::E2BIG) as u32 as u64);
     }
-    for i in 0..n {
-        let r = run_callback(rt, p, pc, &[i, a[2]])?;
-        if r != 0 {
-            return Ok(i + 1);
-        }
-    }
-    Ok(n)
+    let depth = rt.depth + 1;
+    let saved_prog = rt.current_prog;
+    let r = runner.run_loop(rt, p, pc, n, a[2], depth);
+    rt.depth = depth - 1;
+    rt.current_prog = saved_prog;
+    r.map_err(|f| herr("callback", f.to_string()))
 }
 
-fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+fn for_each_map_elem(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
     let m = map_arg(rt, a[0])?;
     let (p, pc) = callback(rt, a[1], "bpf_for_each_map_elem")?;
     if a[3] != 0 {
@@ -1197,7 +1234,7 @@ fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             RegionKind::MapValue(m as u32),
             false,
         ));
-        let r = run_callback(rt, p, pc, &[a[0], kb.addr(), value, a[2]]);
+        let r = run_callback(rt, runner, p, pc, &[a[0], kb.addr(), value, a[2]]);
         rt.regions.remove(kb.addr());
         if r? != 0 {
             break;

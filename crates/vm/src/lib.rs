@@ -11,6 +11,7 @@
 
 pub mod arena;
 pub mod audit;
+pub mod callback;
 pub mod engine;
 pub mod error;
 pub mod fastpath;
