@@ -132,6 +132,7 @@ impl JitRunner {
         // generated for exactly this signature and mapped while the engine lives.
         let entry: EntryFn = unsafe { std::mem::transmute(c.entry as usize) };
         let shim = c.cb_shim;
+        c.cb_calls += 1;
         // Calling generated code of the same object, on the same context, as `Jit::enter`
         // does; a fault returns here through the fault exit of this entry.
         let r0 = entry(args[0], args[1], self.ctx, shim, frame_below);

@@ -503,6 +503,19 @@ impl Jit {
         bpfkit_vm::timer::fire_due_with(rt, now_ns, &mut runner)
     }
 
+    /// Callback invocations (`bpf_loop`, `bpf_for_each_map_elem`,
+    /// `bpf_user_ringbuf_drain`, timers) that ran as generated code since the engine was
+    /// built.
+    pub fn callback_calls(&self) -> u64 {
+        self.ctx.cb_calls
+    }
+
+    /// Produces one sample into USER_RINGBUF map `map`, as
+    /// [`Interpreter::user_ringbuf_push`].
+    pub fn user_ringbuf_push(&mut self, map: usize, sample: &[u8]) -> Result<(), VmError> {
+        self.vm.user_ringbuf_push(map, sample)
+    }
+
     /// Armed timers in the order they will fire.
     pub fn pending_timers(&self) -> Vec<bpfkit_vm::timer::PendingTimer> {
         self.vm.pending_timers()

@@ -99,6 +99,8 @@ pub struct JitCtx {
     pub cb_shim: u64,
     pub static_faults: *const crate::compile::StaticFault,
     pub n_static_faults: usize,
+    /// Callback invocations that ran as generated code (for tests and listings).
+    pub cb_calls: u64,
 }
 
 impl JitCtx {
@@ -131,6 +133,7 @@ impl JitCtx {
             cb_shim: 0,
             static_faults: std::ptr::null(),
             n_static_faults: 0,
+            cb_calls: 0,
         }
     }
 }
