@@ -208,7 +208,11 @@ pub(crate) extern "sysv64" fn tr_helper(
     rt.depth = ctx.depth as usize;
     rt.current_prog = prog;
     let id = ctx.helper_id as i32;
-    ensure_frames(ctx, rt);
+    // Helpers that check no pointer against the regions do not need the fast mode's
+    // frames registered (`bpf_xdp_adjust_*` then cost what the adjustment costs).
+    if !helpers::touches_no_memory(id) {
+        ensure_frames(ctx, rt);
+    }
     let r = if helpers::runs_callbacks(id) {
         // The callbacks run as generated code (`crate::callback`), re-entering through the
         // entry trampoline on the same context.

@@ -246,6 +246,31 @@ pub fn runs_callbacks(id: i32) -> bool {
     )
 }
 
+/// Helpers that read or write no memory through their arguments (the context pointer of
+/// `bpf_xdp_adjust_*` and `bpf_xdp_get_buff_len` is not checked against the regions): the
+/// JIT's fast mode calls them without registering its stack frames first.
+pub fn touches_no_memory(id: i32) -> bool {
+    matches!(
+        id,
+        KTIME_GET_NS
+            | KTIME_GET_BOOT_NS
+            | KTIME_GET_COARSE_NS
+            | KTIME_GET_TAI_NS
+            | GET_PRANDOM_U32
+            | GET_SMP_PROCESSOR_ID
+            | GET_NUMA_NODE_ID
+            | GET_CURRENT_PID_TGID
+            | GET_CURRENT_UID_GID
+            | JIFFIES64
+            | REDIRECT
+            | REDIRECT_MAP
+            | XDP_ADJUST_HEAD
+            | XDP_ADJUST_META
+            | XDP_ADJUST_TAIL
+            | XDP_GET_BUFF_LEN
+    )
+}
+
 /// Calls helper `id` with r1..r5; callbacks run on the interpreter.
 pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match id {
@@ -690,18 +715,32 @@ fn csum_diff(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let seed = a[4] as u32;
     // Since Linux 6.13 there is no size check left in the helper (the verifier bounds the
     // buffers); sizes need not be multiples of 4 (measured on 6.18).
-    let from = rt.regions.read_bytes(a[0], from_size as u64)?;
-    let to = rt.regions.read_bytes(a[2], to_size as u64)?;
+    // Summed in place: no copy of either buffer (the helper is called per packet).
+    let from = checked_slice(rt, a[0], from_size as u64)?;
+    let to = checked_slice(rt, a[2], to_size as u64)?;
     let r = if from_size > 0 && to_size > 0 {
-        csum_add(csum_partial(&to, seed), !csum_partial(&from, 0))
+        csum_add(csum_partial(to, seed), !csum_partial(from, 0))
     } else if to_size > 0 {
-        csum_partial(&to, seed)
+        csum_partial(to, seed)
     } else if from_size > 0 {
-        !csum_partial(&from, !seed)
+        !csum_partial(from, !seed)
     } else {
         seed
     };
     Ok(from32to16(r) as u64)
+}
+
+/// `len` readable bytes at `addr`, checked against the regions like
+/// `Regions::read_bytes`, borrowed instead of copied.
+fn checked_slice(rt: &Runtime, addr: u64, len: u64) -> Result<&[u8], FaultKind> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    rt.regions.check(addr, len, false)?;
+    // SAFETY: `check` proved `[addr, addr + len)` lies inside a live region, backed by
+    // memory the runtime owns and keeps in place while the region is registered; the
+    // slice borrows `rt`, so no region can go away or be written while it is used.
+    Ok(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) })
 }
 
 fn xdp_adjust_head(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
