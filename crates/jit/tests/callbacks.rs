@@ -372,3 +372,88 @@ fn callbacks_nesting_past_the_frame_limit_fault_like_the_interpreter() {
     let err = e.f.run_xdp(0, &input).unwrap_err().to_string();
     assert!(err.contains("call depth exceeds 8 frames"), "{err}");
 }
+
+/// Hash value buffers are reused from the map's free list (replaced or deleted values of
+/// earlier runs): a reused buffer reads as a new one. A PERCPU_HASH element inserted on
+/// CPU 1 after an element with the same key was written on CPU 0 and deleted has a zero
+/// value on CPU 0, on all three engines. Packet byte 0: 1 = update key 7 with byte 1,
+/// 2 = delete key 7.
+#[test]
+fn reused_hash_values_read_as_new_ones() {
+    let text = "
+        ldxw %r2, [%r1+0]
+        ldxb %r3, [%r2+0]
+        ldxb %r4, [%r2+1]
+        mov %r5, 7
+        stxw [%r10-4], %r5
+        stxdw [%r10-16], %r4
+        jne %r3, 1, +10
+        lddw %r1, 0
+        mov %r2, %r10
+        add %r2, -4
+        mov %r3, %r10
+        add %r3, -16
+        mov %r4, 0
+        call 2
+        mov %r0, 2
+        exit
+        lddw %r1, 0
+        mov %r2, %r10
+        add %r2, -4
+        call 3
+        mov %r0, 2
+        exit";
+    for t in [mt::PERCPU_HASH, mt::HASH, mt::LRU_PERCPU_HASH] {
+        let obj = object(text, vec![MapDef::plain("h", t, 4, 8, 4, 0)]);
+        let config = Config {
+            ncpus: 2,
+            ..Default::default()
+        };
+        let mut e = Three {
+            i: Interpreter::new(&obj, config.clone()).unwrap(),
+            j: Jit::new(&obj, config.clone()).unwrap(),
+            f: Jit::new_fast(&obj, config).unwrap(),
+        };
+        for round in 0..3 {
+            for (op, val, cpu) in [(1u8, 0xaa, 0), (1, 0xcc, 0), (2, 0, 0), (1, 0xbb, 1)] {
+                let mut packet = [0u8; 64];
+                packet[0] = op;
+                packet[1] = val;
+                let input = XdpInput {
+                    packet: &packet,
+                    cpu,
+                    ..Default::default()
+                };
+                same_run(
+                    &mut e,
+                    1,
+                    0,
+                    &input,
+                    &format!("type {t}, round {round}, op {op}"),
+                );
+            }
+            let v =
+                e.i.map_lookup(0, &7u32.to_le_bytes())
+                    .unwrap()
+                    .expect("key 7");
+            let want: &[u8] = if t == mt::HASH {
+                &[0xbb, 0, 0, 0, 0, 0, 0, 0]
+            } else {
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0xbb, 0, 0, 0, 0, 0, 0, 0]
+            };
+            assert_eq!(v, want, "type {t}: the reused value is zeroed");
+            assert_eq!(
+                e.f.map_lookup(0, &7u32.to_le_bytes()).unwrap().unwrap(),
+                want
+            );
+            // Start the next round from an empty map.
+            let mut packet = [0u8; 64];
+            packet[0] = 2;
+            let input = XdpInput {
+                packet: &packet,
+                ..Default::default()
+            };
+            same_run(&mut e, 1, 0, &input, "delete");
+        }
+    }
+}

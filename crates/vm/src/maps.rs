@@ -569,6 +569,10 @@ pub struct Map {
     /// The value holds a `struct bpf_spin_lock` (allows `BPF_F_LOCK`). Unknown without
     /// BTF, so false unless set with [`Map::set_spin_lock`].
     spin_lock: bool,
+    /// Hash maps: value buffers of elements replaced, deleted or evicted in earlier runs
+    /// (their regions removed), reused by the next inserts instead of allocating: the
+    /// kernel's preallocated elements come from a free list the same way.
+    free: Vec<Buf>,
 }
 
 /// What a lookup from a program returns.
@@ -624,6 +628,13 @@ impl Map {
     }
 
     /// Size of one (all-CPU) hash value buffer.
+    /// Whether `b`, a value buffer of this map no longer reachable, joins the free list.
+    fn keeps_free(&self, b: &Buf) -> bool {
+        matches!(self.store, Store::Hash(_) | Store::LruHash(_))
+            && b.len() == self.value_buf_len()
+            && self.free.len() < self.def.max_entries as usize
+    }
+
     fn value_buf_len(&self) -> usize {
         if self.is_percpu() {
             (self.stride() * self.ncpus as u64) as usize
@@ -663,6 +674,7 @@ impl Map {
             },
             clock: 0,
             spin_lock: false,
+            free: Vec::new(),
         };
         let d = &m.def;
         let bad = |msg: &str| {
@@ -1077,8 +1089,16 @@ impl Map {
                     elems.stamp(idx, clock);
                     return Ok(());
                 }
-                // The kernel allocates a new element and frees the old one after a grace period.
-                let mut nb = Buf::new(buf_len);
+                // The kernel allocates a new element and frees the old one after a grace
+                // period; the buffer comes from the free list when there is one (zeroed,
+                // as a new one).
+                let mut nb = match self.free.pop() {
+                    Some(mut b) => {
+                        b.as_mut_slice().fill(0);
+                        b
+                    }
+                    None => Buf::new(buf_len),
+                };
                 match (percpu, from_prog) {
                     (true, Some(cpu)) => {
                         let off = cpu as usize * stride;
@@ -1685,7 +1705,18 @@ impl MapSet {
     #[inline(never)]
     fn bury(&mut self, regions: &mut Regions) {
         for b in self.graveyard.drain(..) {
-            regions.remove(b.addr());
+            let Some(r) = regions.remove(b.addr()) else {
+                continue;
+            };
+            // A hash map's value buffer goes to that map's free list (at most
+            // max_entries of them); anything else is freed.
+            if let RegionKind::MapValue(m) = r.kind {
+                if let Some(map) = self.maps.get_mut(m as usize) {
+                    if map.keeps_free(&b) {
+                        map.free.push(b);
+                    }
+                }
+            }
         }
     }
 }
