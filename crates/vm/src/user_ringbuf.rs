@@ -215,9 +215,9 @@ impl Interpreter {
         };
         let err = |errno: i64, msg: String| {
             VmError::Map(MapError {
-                map: m.def.name.clone(),
+                map: m.def.name.as_str().into(),
                 errno,
-                msg,
+                msg: msg.into(),
             })
         };
         if m.map_type() != mt::USER_RINGBUF {
