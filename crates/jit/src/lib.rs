@@ -492,7 +492,11 @@ impl Jit {
     pub fn advance_time(&mut self, now_ns: u64) -> Result<Vec<bpfkit_vm::Event>, VmError> {
         // Callbacks may change map contents the fast tables mirror.
         self.tables.dirty = true;
-        if self.refresh_tables(0).is_err() {
+        if self
+            .tables
+            .refresh(self.vm.runtime_mut(), &self.tail_table)
+            .is_err()
+        {
             // Array values moved: the next run reports it; the callbacks run on the
             // interpreter meanwhile (their code addresses those values).
             return bpfkit_vm::timer::fire_due(self.vm.runtime_mut(), now_ns);
