@@ -79,6 +79,9 @@ pub struct Compiled {
     pub static_faults: Vec<StaticFault>,
     /// Out-of-line code ranges (stubs), for listings: (start, end, description).
     pub stubs: Vec<(AssemblyOffset, AssemblyOffset, String)>,
+    /// The callback shim (`callback.rs`): the entry trampoline calls it in place of a
+    /// function prologue; it loads r3..r5 and jumps to the prologue.
+    pub cb_shim: AssemblyOffset,
 }
 
 /// Out-of-line code emitted after the program bodies.
@@ -2221,6 +2224,17 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         );
     }
 
+    // Callback shim (see `crate::callback`): entered by `call` from the entry trampoline
+    // (which set r1, r2, r10 and r12), it sets r3..r5 from the save area and jumps to the
+    // callback's prologue, so that the frame layout is the one of a direct call.
+    let cb_shim = g.ops.offset();
+    asm!(g.ops
+        ; mov rdx, QWORD [r12 + OFF_SAVED + 24]
+        ; mov rcx, QWORD [r12 + OFF_SAVED + 32]
+        ; mov r8, QWORD [r12 + OFF_SAVED + 40]
+        ; jmp QWORD [r12 + OFF_CALLX_ADDR]
+    );
+
     // Labels first, so that calls and jumps can refer forward.
     let nprogs = rt.programs.len();
     let builders: Vec<ProgLabelsBuilder> = (0..nprogs)
@@ -2276,5 +2290,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         progs,
         static_faults: g.static_faults,
         stubs,
+        cb_shim,
     })
 }

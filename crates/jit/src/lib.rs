@@ -17,6 +17,7 @@
 //!
 //! Architecture notes, semantics and measured performance: `docs/performance.md`.
 
+mod callback;
 mod compile;
 pub mod listing;
 mod tramp;
@@ -211,6 +212,7 @@ impl Jit {
             entry,
             progs,
             static_faults,
+            cb_shim,
             ..
         } = c;
         ops.commit()
@@ -242,6 +244,12 @@ impl Jit {
         let entry: EntryFn = unsafe { std::mem::transmute(code.ptr(entry)) };
         let mut ctx = Box::new(JitCtx::new());
         ctx.fast = mode == Mode::Fast;
+        // Callbacks (`callback.rs`) re-enter through the entry trampoline and the shim;
+        // the static fault table's heap buffer does not move with the `Jit`.
+        ctx.entry = entry as usize as u64;
+        ctx.cb_shim = code.ptr(cb_shim) as u64;
+        ctx.static_faults = static_faults.as_ptr();
+        ctx.n_static_faults = static_faults.len();
         Ok(Jit {
             ctx,
             vm,
@@ -404,11 +412,41 @@ impl Jit {
     fn begin_xdp(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
         self.check_prog(prog)?;
         let rt = self.vm.runtime_mut();
-        let ctx = rt.begin_xdp_md(prog, input, &mut self.ctx.xdp_md)?;
+        let ctx = if rt.timers.is_empty() {
+            rt.begin_xdp_md(prog, input, &mut self.ctx.xdp_md)?
+        } else {
+            self.begin_xdp_timers(prog, input)?
+        };
         // Fast mode: the frames' stacks are registered for the whole run by the first
         // call that checks memory against the regions (`tramp::ensure_frames`).
         self.ctx.frames = 0;
         Ok(ctx)
+    }
+
+    /// [`Runtime::begin_xdp_md`] when timers may be due: their callbacks run as generated
+    /// code (`callback.rs`).
+    #[cold]
+    #[inline(never)]
+    fn begin_xdp_timers(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        if self.tables.dirty {
+            self.refresh_tables(prog).map_err(VmError::Fault)?;
+        }
+        let mut md = [0u64; 5];
+        let mut runner = self.callback_runner();
+        let rt = self.vm.runtime_mut();
+        let r = rt.begin_xdp_md_with(prog, input, &mut md, &mut runner);
+        self.ctx.xdp_md = md;
+        r
+    }
+
+    /// A callback runner for callbacks outside a run (timers), with the tables
+    /// `Jit::enter` sets per run.
+    fn callback_runner(&mut self) -> callback::JitRunner {
+        let ctx = &mut *self.ctx;
+        ctx.rt = std::ptr::null_mut();
+        ctx.tail_table = self.tail_table.as_ptr();
+        ctx.prologues = &self.prologues as *const _;
+        callback::JitRunner::new(ctx)
     }
 
     /// Measures program `prog` on one packet the way `BPF_PROG_TEST_RUN` with `repeat`
@@ -449,12 +487,37 @@ impl Jit {
     }
 
     /// Moves the virtual clock to `now_ns` without a packet: fires the BPF timers due by
-    /// then (their callbacks run on the interpreter, as during a run) and returns their
+    /// then (their callbacks run as generated code, as during a run) and returns their
     /// events, like [`Interpreter::advance_time`].
     pub fn advance_time(&mut self, now_ns: u64) -> Result<Vec<bpfkit_vm::Event>, VmError> {
         // Callbacks may change map contents the fast tables mirror.
         self.tables.dirty = true;
-        bpfkit_vm::timer::fire_due(self.vm.runtime_mut(), now_ns)
+        if self
+            .tables
+            .refresh(self.vm.runtime_mut(), &self.tail_table)
+            .is_err()
+        {
+            // Array values moved: the next run reports it; the callbacks run on the
+            // interpreter meanwhile (their code addresses those values).
+            return bpfkit_vm::timer::fire_due(self.vm.runtime_mut(), now_ns);
+        }
+        self.tables.dirty = true;
+        let mut runner = self.callback_runner();
+        let rt = self.vm.runtime_mut();
+        bpfkit_vm::timer::fire_due_with(rt, now_ns, &mut runner)
+    }
+
+    /// Callback invocations (`bpf_loop`, `bpf_for_each_map_elem`,
+    /// `bpf_user_ringbuf_drain`, timers) that ran as generated code since the engine was
+    /// built.
+    pub fn callback_calls(&self) -> u64 {
+        self.ctx.cb_calls
+    }
+
+    /// Produces one sample into USER_RINGBUF map `map`, as
+    /// [`Interpreter::user_ringbuf_push`].
+    pub fn user_ringbuf_push(&mut self, map: usize, sample: &[u8]) -> Result<(), VmError> {
+        self.vm.user_ringbuf_push(map, sample)
     }
 
     /// Armed timers in the order they will fire.

@@ -7,6 +7,7 @@
 //! fault it records the fault in the context and returns; the generated code tests
 //! `JitCtx::faulted` after the call and leaves through the fault exit.
 
+use crate::callback::JitRunner;
 use bpfkit_isa::opcode::BPF_CMPXCHG;
 use bpfkit_vm::error::{Fault, FaultKind};
 use bpfkit_vm::fastpath;
@@ -92,6 +93,14 @@ pub struct JitCtx {
     pub frames: usize,
     /// (prog, pc) -> address of the function prologue, for `callx`.
     pub prologues: *const HashMap<(usize, usize), u64>,
+    /// Callbacks (`crate::callback`): the entry trampoline, the callback shim and the
+    /// static fault table (set once when the code is built; all live as long as the `Jit`).
+    pub entry: u64,
+    pub cb_shim: u64,
+    pub static_faults: *const crate::compile::StaticFault,
+    pub n_static_faults: usize,
+    /// Callback invocations that ran as generated code (for tests and listings).
+    pub cb_calls: u64,
 }
 
 impl JitCtx {
@@ -120,6 +129,11 @@ impl JitCtx {
             fast: false,
             frames: 0,
             prologues: std::ptr::null(),
+            entry: 0,
+            cb_shim: 0,
+            static_faults: std::ptr::null(),
+            n_static_faults: 0,
+            cb_calls: 0,
         }
     }
 }
@@ -152,7 +166,7 @@ fn split_loc(loc: u64) -> (usize, usize) {
 }
 
 /// Records a fault (the first one wins).
-fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
+pub(crate) fn set_fault(ctx: &mut JitCtx, rt: &Runtime, kind: FaultKind) {
     if ctx.faulted == 0 {
         let (prog, pc) = split_loc(ctx.loc);
         ctx.fault = Some(Box::new(make_fault(rt, prog, pc, kind)));
@@ -194,12 +208,24 @@ pub(crate) extern "sysv64" fn tr_helper(
     rt.depth = ctx.depth as usize;
     rt.current_prog = prog;
     let id = ctx.helper_id as i32;
-    ensure_frames(ctx, rt);
-    let r = helpers::call(rt, id, &[a1, a2, a3, a4, a5]);
-    if ctx.fast && helpers::runs_callbacks(id) {
-        // The callback ran on the interpreter in the next frame and removed its region.
-        ctx.frames = ctx.frames.min(ctx.depth as usize + 1);
+    // Helpers that check no pointer against the regions do not need the fast mode's
+    // frames registered (`bpf_xdp_adjust_*` then cost what the adjustment costs).
+    if !helpers::touches_no_memory(id) {
+        ensure_frames(ctx, rt);
     }
+    let r = if helpers::runs_callbacks(id) {
+        // The callbacks run as generated code (`crate::callback`), re-entering through the
+        // entry trampoline on the same context.
+        let r = helpers::call_with(rt, id, &[a1, a2, a3, a4, a5], &mut JitRunner::new(ctx));
+        if ctx.fast {
+            // A callback the interpreter ran (one without a compiled prologue) removed
+            // its frame's region.
+            ctx.frames = ctx.frames.min(ctx.depth as usize + 1);
+        }
+        r
+    } else {
+        helpers::call(rt, id, &[a1, a2, a3, a4, a5])
+    };
     sync_xdp_md(ctx, rt);
     match r {
         Ok(v) => v,

@@ -4,9 +4,9 @@
 //! A helper returns the value of r0, or a [`FaultKind`] that stops the run (arguments the
 //! kernel's verifier would have rejected, unsupported helpers).
 
+use crate::callback::{CallbackRunner, InterpRunner};
 use crate::engine::{Event, Redirect};
 use crate::error::FaultKind;
-use crate::interp;
 use crate::maps::{self, handle_to_index, map_handle, Lookup, MapError};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
@@ -246,8 +246,60 @@ pub fn runs_callbacks(id: i32) -> bool {
     )
 }
 
-/// Calls helper `id` with r1..r5.
+/// Helpers that read or write no memory through their arguments (the context pointer of
+/// `bpf_xdp_adjust_*` and `bpf_xdp_get_buff_len` is not checked against the regions): the
+/// JIT's fast mode calls them without registering its stack frames first.
+pub fn touches_no_memory(id: i32) -> bool {
+    matches!(
+        id,
+        KTIME_GET_NS
+            | KTIME_GET_BOOT_NS
+            | KTIME_GET_COARSE_NS
+            | KTIME_GET_TAI_NS
+            | GET_PRANDOM_U32
+            | GET_SMP_PROCESSOR_ID
+            | GET_NUMA_NODE_ID
+            | GET_CURRENT_PID_TGID
+            | GET_CURRENT_UID_GID
+            | JIFFIES64
+            | REDIRECT
+            | REDIRECT_MAP
+            | XDP_ADJUST_HEAD
+            | XDP_ADJUST_META
+            | XDP_ADJUST_TAIL
+            | XDP_GET_BUFF_LEN
+    )
+}
+
+/// Calls helper `id` with r1..r5; callbacks run on the interpreter.
 pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    match id {
+        LOOP | FOR_EACH_MAP_ELEM | crate::user_ringbuf::USER_RINGBUF_DRAIN => {
+            call_with(rt, id, a, &mut InterpRunner)
+        }
+        _ => call_plain(rt, id, a),
+    }
+}
+
+/// Calls helper `id` with r1..r5; the callbacks of `bpf_loop`, `bpf_for_each_map_elem`
+/// and `bpf_user_ringbuf_drain` run on `runner` (the JIT passes one that runs its code).
+pub fn call_with(
+    rt: &mut Runtime,
+    id: i32,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
+    match id {
+        LOOP => bpf_loop(rt, a, runner),
+        FOR_EACH_MAP_ELEM => for_each_map_elem(rt, a, runner),
+        crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a, runner),
+        _ => call_plain(rt, id, a),
+    }
+}
+
+/// Every helper that runs no callback.
+#[inline]
+fn call_plain(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match id {
         MAP_LOOKUP_ELEM => map_lookup_elem(rt, a),
         MAP_UPDATE_ELEM => map_update_elem(rt, a),
@@ -296,10 +348,8 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         RINGBUF_DISCARD => ringbuf_submit(rt, a, false),
         RINGBUF_QUERY => ringbuf_query(rt, a),
         CHECK_MTU => check_mtu(rt, a),
-        FOR_EACH_MAP_ELEM => for_each_map_elem(rt, a),
         SNPRINTF => snprintf(rt, a),
         TRACE_VPRINTK => trace_vprintk(rt, a),
-        LOOP => bpf_loop(rt, a),
         STRNCMP => strncmp(rt, a),
         XDP_GET_BUFF_LEN => {
             xdp_required(rt, "bpf_xdp_get_buff_len")?;
@@ -317,7 +367,6 @@ pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
         DYNPTR_WRITE => dynptr_write(rt, a),
         DYNPTR_DATA => dynptr_data(rt, a),
         crate::timer::TIMER_INIT..=crate::timer::TIMER_CANCEL => crate::timer::call(rt, id, a),
-        crate::user_ringbuf::USER_RINGBUF_DRAIN => crate::user_ringbuf::drain(rt, a),
         id if id > crate::kfunc::HELPER_BASE => {
             crate::kfunc::call(rt, id - crate::kfunc::HELPER_BASE, a)
         }
@@ -666,18 +715,32 @@ fn csum_diff(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     let seed = a[4] as u32;
     // Since Linux 6.13 there is no size check left in the helper (the verifier bounds the
     // buffers); sizes need not be multiples of 4 (measured on 6.18).
-    let from = rt.regions.read_bytes(a[0], from_size as u64)?;
-    let to = rt.regions.read_bytes(a[2], to_size as u64)?;
+    // Summed in place: no copy of either buffer (the helper is called per packet).
+    let from = checked_slice(rt, a[0], from_size as u64)?;
+    let to = checked_slice(rt, a[2], to_size as u64)?;
     let r = if from_size > 0 && to_size > 0 {
-        csum_add(csum_partial(&to, seed), !csum_partial(&from, 0))
+        csum_add(csum_partial(to, seed), !csum_partial(from, 0))
     } else if to_size > 0 {
-        csum_partial(&to, seed)
+        csum_partial(to, seed)
     } else if from_size > 0 {
-        !csum_partial(&from, !seed)
+        !csum_partial(from, !seed)
     } else {
         seed
     };
     Ok(from32to16(r) as u64)
+}
+
+/// `len` readable bytes at `addr`, checked against the regions like
+/// `Regions::read_bytes`, borrowed instead of copied.
+fn checked_slice(rt: &Runtime, addr: u64, len: u64) -> Result<&[u8], FaultKind> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    rt.regions.check(addr, len, false)?;
+    // SAFETY: `check` proved `[addr, addr + len)` lies inside a live region, backed by
+    // memory the runtime owns and keeps in place while the region is registered; the
+    // slice borrows `rt`, so no region can go away or be written while it is used.
+    Ok(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) })
 }
 
 fn xdp_adjust_head(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
@@ -1136,16 +1199,26 @@ fn callback(rt: &Runtime, v: u64, helper: &'static str) -> Result<(usize, usize)
     }
 }
 
-fn run_callback(rt: &mut Runtime, p: usize, pc: usize, args: &[u64]) -> Result<u64, FaultKind> {
+fn run_callback(
+    rt: &mut Runtime,
+    runner: &mut dyn CallbackRunner,
+    p: usize,
+    pc: usize,
+    args: &[u64],
+) -> Result<u64, FaultKind> {
     let depth = rt.depth + 1;
     let saved_prog = rt.current_prog;
-    let r = interp::run_function(rt, p, pc, args, depth);
+    let r = runner.run(rt, p, pc, args, depth);
     rt.depth = depth - 1;
     rt.current_prog = saved_prog;
     r.map_err(|f| herr("callback", f.to_string()))
 }
 
-fn bpf_loop(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+fn bpf_loop(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
     let (p, pc) = callback(rt, a[1], "bpf_loop")?;
     if a[3] != 0 {
         return Ok(neg(maps::EINVAL));
@@ -1156,16 +1229,19 @@ fn bpf_loop(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         // with a 32-bit move: r0 = (u32)-E2BIG (recorded on 6.18 by corpus/xdp_helper_errors).
         return Ok(neg(maps::E2BIG) as u32 as u64);
     }
-    for i in 0..n {
-        let r = run_callback(rt, p, pc, &[i, a[2]])?;
-        if r != 0 {
-            return Ok(i + 1);
-        }
-    }
-    Ok(n)
+    let depth = rt.depth + 1;
+    let saved_prog = rt.current_prog;
+    let r = runner.run_loop(rt, p, pc, n, a[2], depth);
+    rt.depth = depth - 1;
+    rt.current_prog = saved_prog;
+    r.map_err(|f| herr("callback", f.to_string()))
 }
 
-fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+fn for_each_map_elem(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    runner: &mut dyn CallbackRunner,
+) -> Result<u64, FaultKind> {
     let m = map_arg(rt, a[0])?;
     let (p, pc) = callback(rt, a[1], "bpf_for_each_map_elem")?;
     if a[3] != 0 {
@@ -1197,7 +1273,7 @@ fn for_each_map_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
             RegionKind::MapValue(m as u32),
             false,
         ));
-        let r = run_callback(rt, p, pc, &[a[0], kb.addr(), value, a[2]]);
+        let r = run_callback(rt, runner, p, pc, &[a[0], kb.addr(), value, a[2]]);
         rt.regions.remove(kb.addr());
         if r? != 0 {
             break;

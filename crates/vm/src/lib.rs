@@ -11,6 +11,7 @@
 
 pub mod arena;
 pub mod audit;
+pub mod callback;
 pub mod engine;
 pub mod error;
 pub mod fastpath;
@@ -178,9 +179,9 @@ impl Interpreter {
         let v = u32::from_le_bytes(v) as usize;
         let err = |msg: String| {
             VmError::from(maps::MapError {
-                map: m.def.name.clone(),
+                map: m.def.name.as_str().into(),
                 errno: maps::EINVAL,
-                msg,
+                msg: msg.into(),
             })
         };
         if in_maps {

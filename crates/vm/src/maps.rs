@@ -101,9 +101,12 @@ pub fn handle_to_index(h: u64) -> Option<usize> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("map {map:?}: {msg} (errno {errno})")]
 pub struct MapError {
-    pub map: String,
+    /// The map's name (shared with the map: no copy per error).
+    pub map: std::sync::Arc<str>,
     pub errno: i64,
-    pub msg: String,
+    /// Fixed sentences are not copied either: a program whose map updates fail on every
+    /// packet builds its errors without allocating (only the errno reaches it).
+    pub msg: std::borrow::Cow<'static, str>,
 }
 
 fn round8(n: u32) -> u64 {
@@ -569,6 +572,12 @@ pub struct Map {
     /// The value holds a `struct bpf_spin_lock` (allows `BPF_F_LOCK`). Unknown without
     /// BTF, so false unless set with [`Map::set_spin_lock`].
     spin_lock: bool,
+    /// `def.name`, shared by the errors of this map.
+    name: std::sync::Arc<str>,
+    /// Hash maps: value buffers of elements replaced, deleted or evicted in earlier runs
+    /// (their regions removed), reused by the next inserts instead of allocating: the
+    /// kernel's preallocated elements come from a free list the same way.
+    free: Vec<Buf>,
 }
 
 /// What a lookup from a program returns.
@@ -580,13 +589,9 @@ pub enum Lookup {
 }
 
 impl Map {
-    fn name(&self) -> &str {
-        &self.def.name
-    }
-
-    fn err(&self, errno: i64, msg: impl Into<String>) -> MapError {
+    fn err(&self, errno: i64, msg: impl Into<std::borrow::Cow<'static, str>>) -> MapError {
         MapError {
-            map: self.def.name.clone(),
+            map: self.name.clone(),
             errno,
             msg: msg.into(),
         }
@@ -624,6 +629,13 @@ impl Map {
     }
 
     /// Size of one (all-CPU) hash value buffer.
+    /// Whether `b`, a value buffer of this map no longer reachable, joins the free list.
+    fn keeps_free(&self, b: &Buf) -> bool {
+        matches!(self.store, Store::Hash(_) | Store::LruHash(_))
+            && b.len() == self.value_buf_len()
+            && self.free.len() < self.def.max_entries as usize
+    }
+
     fn value_buf_len(&self) -> usize {
         if self.is_percpu() {
             (self.stride() * self.ncpus as u64) as usize
@@ -654,6 +666,7 @@ impl Map {
     }
 
     fn new(def: MapDef, index: usize, ncpus: u32, regions: &mut Regions) -> Result<Map, MapError> {
+        let def_name: std::sync::Arc<str> = def.name.as_str().into();
         let mut m = Map {
             def,
             index,
@@ -663,13 +676,15 @@ impl Map {
             },
             clock: 0,
             spin_lock: false,
+            name: def_name,
+            free: Vec::new(),
         };
         let d = &m.def;
-        let bad = |msg: &str| {
+        let bad = |msg: &'static str| {
             Err(MapError {
-                map: d.name.clone(),
+                map: m.name.clone(),
                 errno: EINVAL,
-                msg: msg.to_string(),
+                msg: msg.into(),
             })
         };
         let key4 = d.key_size == 4;
@@ -1044,14 +1059,14 @@ impl Map {
                 let exists = elems.contains(key);
                 if exists && f == BPF_NOEXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
@@ -1063,9 +1078,9 @@ impl Map {
                         }
                     } else {
                         return Err(MapError {
-                            map: self.def.name.clone(),
+                            map: self.name.clone(),
                             errno: E2BIG,
-                            msg: format!("map is full ({max} entries)"),
+                            msg: format!("map is full ({max} entries)").into(),
                         });
                     }
                 }
@@ -1077,8 +1092,16 @@ impl Map {
                     elems.stamp(idx, clock);
                     return Ok(());
                 }
-                // The kernel allocates a new element and frees the old one after a grace period.
-                let mut nb = Buf::new(buf_len);
+                // The kernel allocates a new element and frees the old one after a grace
+                // period; the buffer comes from the free list when there is one (zeroed,
+                // as a new one).
+                let mut nb = match self.free.pop() {
+                    Some(mut b) => {
+                        b.as_mut_slice().fill(0);
+                        b
+                    }
+                    None => Buf::new(buf_len),
+                };
                 match (percpu, from_prog) {
                     (true, Some(cpu)) => {
                         let off = cpu as usize * stride;
@@ -1116,23 +1139,23 @@ impl Map {
                 let exists = elems.contains_key(&norm);
                 if exists && f == BPF_NOEXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: prefix exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: ENOENT,
                         msg: "BPF_EXIST: prefix does not exist".into(),
                     });
                 }
                 if !exists && elems.len() >= max {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: ENOSPC,
-                        msg: format!("trie is full ({max} entries)"),
+                        msg: format!("trie is full ({max} entries)").into(),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1204,23 +1227,23 @@ impl Map {
                 let exists = slots.contains_key(key);
                 if exists && f == BPF_NOEXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
                 }
                 if !exists && slots.len() >= max {
                     return Err(MapError {
-                        map: self.def.name.clone(),
+                        map: self.name.clone(),
                         errno: E2BIG,
-                        msg: format!("map is full ({max} entries)"),
+                        msg: format!("map is full ({max} entries)").into(),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1269,13 +1292,17 @@ impl Map {
     /// `bpf_map_delete_elem`.
     pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
         let key = self.check_key(key)?;
-        let name = self.name().to_string();
+        let name = self.name.clone();
         let max_entries = self.def.max_entries;
-        let noent = |what: &str| {
+        // `what` is one of a few fixed words: the message is built without allocating.
+        let noent = |what: &'static str| {
             Err(MapError {
                 map: name.clone(),
                 errno: ENOENT,
-                msg: format!("{what} does not exist"),
+                msg: match what {
+                    "key" => "key does not exist".into(),
+                    w => format!("{w} does not exist").into(),
+                },
             })
         };
         match &mut self.store {
@@ -1310,7 +1337,7 @@ impl Map {
                     return Err(MapError {
                         map: name,
                         errno: E2BIG,
-                        msg: format!("index {i} >= max_entries"),
+                        msg: format!("index {i} >= max_entries").into(),
                     });
                 }
                 match slots.remove(&i) {
@@ -1352,13 +1379,13 @@ impl Map {
         if flags & !BPF_EXIST != 0 {
             return Err(self.err(EINVAL, format!("invalid push flags {flags:#x}")));
         }
-        let name = self.name().to_string();
+        let name = self.name.clone();
         if let Store::Bloom { items } = &mut self.store {
             if flags != BPF_ANY {
                 return Err(MapError {
                     map: name,
                     errno: EINVAL,
-                    msg: format!("invalid bloom filter flags {flags:#x}"),
+                    msg: format!("invalid bloom filter flags {flags:#x}").into(),
                 });
             }
             items.insert(value.to_vec());
@@ -1372,7 +1399,7 @@ impl Map {
                 return Err(MapError {
                     map: name,
                     errno: E2BIG,
-                    msg: format!("full ({max} entries)"),
+                    msg: format!("full ({max} entries)").into(),
                 });
             }
             // BPF_EXIST overwrites the oldest element (queue and stack alike).
@@ -1385,7 +1412,7 @@ impl Map {
     /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`.
     pub fn pop(&mut self, delete: bool) -> Result<Vec<u8>, MapError> {
         let is_stack = self.def.map_type == mt::STACK;
-        let name = self.name().to_string();
+        let name = self.name.clone();
         let Store::Fifo { items } = &mut self.store else {
             return Err(self.err(EINVAL, "not a queue or stack"));
         };
@@ -1600,7 +1627,7 @@ impl MapSet {
         }
         for i in 0..set.maps.len() {
             let init = set.maps[i].def.init.clone();
-            let name = set.maps[i].def.name.clone();
+            let name = set.maps[i].name.clone();
             match init {
                 MapInit::None => {}
                 MapInit::Data(bytes) => {
@@ -1620,7 +1647,7 @@ impl MapSet {
                         let p = programs(&prog).ok_or_else(|| MapError {
                             map: name.clone(),
                             errno: ENOENT,
-                            msg: format!("slot {slot}: no program named {prog:?}"),
+                            msg: format!("slot {slot}: no program named {prog:?}").into(),
                         })?;
                         let mut g = Vec::new();
                         set.maps[i].update(
@@ -1641,14 +1668,14 @@ impl MapSet {
                                 .ok_or_else(|| MapError {
                                     map: name.clone(),
                                     errno: ENOENT,
-                                    msg: format!("slot {slot}: no map named {inner:?}"),
+                                    msg: format!("slot {slot}: no map named {inner:?}").into(),
                                 })?;
                         if let Some(t) = &set.maps[i].def.inner {
                             if let Some(why) = inner_map_mismatch(t, &set.maps[j].def) {
                                 return Err(MapError {
                                     map: name.clone(),
                                     errno: EINVAL,
-                                    msg: format!("slot {slot}: map {inner:?}: {why}"),
+                                    msg: format!("slot {slot}: map {inner:?}: {why}").into(),
                                 });
                             }
                         }
@@ -1685,7 +1712,18 @@ impl MapSet {
     #[inline(never)]
     fn bury(&mut self, regions: &mut Regions) {
         for b in self.graveyard.drain(..) {
-            regions.remove(b.addr());
+            let Some(r) = regions.remove(b.addr()) else {
+                continue;
+            };
+            // A hash map's value buffer goes to that map's free list (at most
+            // max_entries of them); anything else is freed.
+            if let RegionKind::MapValue(m) = r.kind {
+                if let Some(map) = self.maps.get_mut(m as usize) {
+                    if map.keeps_free(&b) {
+                        map.free.push(b);
+                    }
+                }
+            }
         }
     }
 }

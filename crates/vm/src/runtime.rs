@@ -794,6 +794,18 @@ impl Runtime {
         input: &XdpInput<'_>,
         md: &mut [u64; 5],
     ) -> Result<u64, VmError> {
+        self.begin_xdp_md_with(prog, input, md, &mut crate::callback::InterpRunner)
+    }
+
+    /// [`Runtime::begin_xdp_md`]; the callbacks of timers due run on `runner`.
+    #[inline]
+    pub fn begin_xdp_md_with(
+        &mut self,
+        prog: usize,
+        input: &XdpInput<'_>,
+        md: &mut [u64; 5],
+        runner: &mut dyn crate::callback::CallbackRunner,
+    ) -> Result<u64, VmError> {
         let Some(p) = self.programs.get(prog) else {
             return Err(VmError::Setup(format!(
                 "program #{prog} does not exist (the object has {})",
@@ -825,7 +837,7 @@ impl Runtime {
         if self.timers.is_empty() {
             self.begin_run(input.cpu, input.time_ns);
         } else {
-            let fired = crate::timer::fire_due(self, input.time_ns)?;
+            let fired = crate::timer::fire_due_with(self, input.time_ns, runner)?;
             self.begin_run(input.cpu, input.time_ns);
             self.events.extend(fired);
         }

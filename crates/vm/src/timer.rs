@@ -29,9 +29,9 @@
 //! - Updating or deleting the map element (from a program or from user space, also an
 //!   LRU eviction) cancels and frees its timer: a later `bpf_timer_init` succeeds again.
 
+use crate::callback::{CallbackRunner, InterpRunner};
 use crate::engine::Event;
 use crate::error::{Fault, FaultKind};
-use crate::interp;
 use crate::maps::{handle_to_index, map_handle, MapSet};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime};
@@ -375,6 +375,15 @@ pub fn elem_changed(rt: &mut Runtime, m: usize, key: &[u8]) {
 /// Fires, in order, every armed timer whose expiry is at or before `now` (including timers
 /// armed by the callbacks themselves). Returns the events the callbacks produced.
 pub fn fire_due(rt: &mut Runtime, now: u64) -> Result<Vec<Event>, VmError> {
+    fire_due_with(rt, now, &mut InterpRunner)
+}
+
+/// [`fire_due`] with the callbacks run by `runner` (the JIT runs them as its code).
+pub fn fire_due_with(
+    rt: &mut Runtime,
+    now: u64,
+    runner: &mut dyn CallbackRunner,
+) -> Result<Vec<Event>, VmError> {
     // Callbacks run outside any XDP run: the previous run's frame must not be visible.
     rt.release_parked_xdp();
     let now = now.min(i64::MAX as u64) as i64;
@@ -409,7 +418,7 @@ pub fn fire_due(rt: &mut Runtime, now: u64) -> Result<Vec<Event>, VmError> {
             false,
         ));
         rt.timers.running = Some(addr);
-        let r = interp::run_function(rt, prog, pc, &[map_handle(map), kb.addr(), value, 0, 0], 0);
+        let r = runner.run(rt, prog, pc, &[map_handle(map), kb.addr(), value, 0, 0], 0);
         rt.timers.running = None;
         rt.regions.remove(kb.addr());
         events.append(&mut rt.events);

@@ -18,7 +18,6 @@
 //! ring, a user ring can be filled completely.
 
 use crate::error::FaultKind;
-use crate::interp;
 use crate::maps::{handle_to_index, MapError};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime};
@@ -87,7 +86,11 @@ fn herr(msg: impl Into<String>) -> FaultKind {
 }
 
 /// `bpf_user_ringbuf_drain(map, callback_fn, ctx, flags)`.
-pub fn drain(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
+pub fn drain(
+    rt: &mut Runtime,
+    a: &[u64; 5],
+    runner: &mut dyn crate::callback::CallbackRunner,
+) -> Result<u64, FaultKind> {
     let m = match handle_to_index(a[0]) {
         Some(i) if i < rt.maps.maps.len() => i,
         _ => return Err(FaultKind::NotAMap(a[0])),
@@ -113,13 +116,14 @@ pub fn drain(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     if !rt.user_ringbufs.busy.insert(m) {
         return Ok(neg(EBUSY));
     }
-    let r = drain_samples(rt, m, prog, pc, a[2]);
+    let r = drain_samples(rt, runner, m, prog, pc, a[2]);
     rt.user_ringbufs.busy.remove(&m);
     r
 }
 
 fn drain_samples(
     rt: &mut Runtime,
+    runner: &mut dyn crate::callback::CallbackRunner,
     m: usize,
     prog: usize,
     pc: usize,
@@ -159,7 +163,7 @@ fn drain_samples(
             .insert(Region::new(dynptr.addr(), 16, kind, false));
         let depth = rt.depth + 1;
         let saved = rt.current_prog;
-        let r = interp::run_function(rt, prog, pc, &[dynptr.addr(), ctx, 0, 0, 0], depth);
+        let r = runner.run(rt, prog, pc, &[dynptr.addr(), ctx, 0, 0, 0], depth);
         rt.depth = depth - 1;
         rt.current_prog = saved;
         rt.regions.remove(dynptr.addr());
@@ -211,9 +215,9 @@ impl Interpreter {
         };
         let err = |errno: i64, msg: String| {
             VmError::Map(MapError {
-                map: m.def.name.clone(),
+                map: m.def.name.as_str().into(),
                 errno,
-                msg,
+                msg: msg.into(),
             })
         };
         if m.map_type() != mt::USER_RINGBUF {
