@@ -56,6 +56,25 @@ pub struct Jit {
     ctx: Box<JitCtx>,
     /// Fast mode: tables generated code reads (their heap addresses are compiled in).
     tables: FastTables,
+    /// `JitCtx::depth` at entry: `u64::MAX` when the code counts call depth (the entry
+    /// function's prologue makes it 0), else 0 (see `Compiled::count_depth`).
+    entry_depth: u64,
+    /// The last XDP run's program and input settings, once `Runtime::begin_xdp_md` checked
+    /// them, with the device and devmap flag its frame got: the next run with the same
+    /// ones only starts on the parked frame (`Runtime::rebegin_xdp_md`). Forgotten when the
+    /// runtime is handed out mutably (its configuration may change).
+    ready: Option<XdpReady>,
+}
+
+/// See `Jit::ready`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct XdpReady {
+    prog: usize,
+    cpu: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    ifindex: u32,
+    devmap: bool,
 }
 
 /// Fast mode: data the generated code addresses directly.
@@ -211,6 +230,7 @@ impl Jit {
             entry,
             progs,
             static_faults,
+            count_depth,
             ..
         } = c;
         ops.commit()
@@ -253,6 +273,8 @@ impl Jit {
             prologues,
             static_faults,
             tables,
+            entry_depth: if count_depth { u64::MAX } else { 0 },
+            ready: None,
         })
     }
 
@@ -266,6 +288,7 @@ impl Jit {
 
     pub fn runtime_mut(&mut self) -> &mut Runtime {
         self.tables.dirty = true;
+        self.ready = None;
         self.vm.runtime_mut()
     }
 
@@ -305,8 +328,8 @@ impl Jit {
         let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
         ctx.ctx_base = ctx_base;
-        // The entry function's prologue increments the depth to 0.
-        ctx.depth = u64::MAX;
+        // The entry function's prologue increments the depth to 0 (when it counts).
+        ctx.depth = self.entry_depth;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
@@ -411,6 +434,46 @@ impl Jit {
         Ok(ctx)
     }
 
+    /// [`Jit::begin_xdp`] for a replay of many packets: after a run with the same program,
+    /// CPU, device and queue, only the per-packet part (`Runtime::rebegin_xdp_md`).
+    #[inline(always)]
+    fn begin_xdp_again(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        if let Some(r) = self.ready {
+            if r.prog == prog
+                && r.cpu == input.cpu
+                && r.ingress_ifindex == input.ingress_ifindex
+                && r.rx_queue_index == input.rx_queue_index
+            {
+                let rt = self.vm.runtime_mut();
+                if let Some(ctx) =
+                    rt.rebegin_xdp_md(input, r.ifindex, r.devmap, &mut self.ctx.xdp_md)
+                {
+                    self.ctx.frames = 0;
+                    return Ok(ctx);
+                }
+            }
+        }
+        self.begin_xdp_checked(prog, input)
+    }
+
+    /// [`Jit::begin_xdp`], remembering the checked settings in `ready`.
+    #[inline(never)]
+    fn begin_xdp_checked(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<u64, VmError> {
+        self.ready = None;
+        let ctx = self.begin_xdp(prog, input)?;
+        if let Some((ifindex, devmap)) = self.vm.runtime().xdp_input_settings() {
+            self.ready = Some(XdpReady {
+                prog,
+                cpu: input.cpu,
+                ingress_ifindex: input.ingress_ifindex,
+                rx_queue_index: input.rx_queue_index,
+                ifindex,
+                devmap,
+            });
+        }
+        Ok(ctx)
+    }
+
     /// Measures program `prog` on one packet the way `BPF_PROG_TEST_RUN` with `repeat`
     /// does: the XDP buffer is set up once, then the program runs `repeat` times on it
     /// (without resetting the packet between runs); returns the last result and the mean
@@ -503,7 +566,7 @@ impl Engine for Jit {
         out: &mut XdpOutput,
         want_packet: bool,
     ) -> Result<(), VmError> {
-        let ctx = self.begin_xdp(prog, input)?;
+        let ctx = self.begin_xdp_again(prog, input)?;
         let r = self.enter(prog, ctx, 0, ctx);
         self.vm
             .runtime_mut()
