@@ -558,7 +558,8 @@ impl Engine for Jit {
     }
 
     /// No allocation per run in the steady state: the context, the XDP page and the
-    /// output buffers are reused.
+    /// output buffers are reused. Inline: a replay calls it once per packet.
+    #[inline]
     fn run_xdp_into_with(
         &mut self,
         prog: usize,

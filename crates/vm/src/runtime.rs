@@ -476,7 +476,7 @@ impl Runtime {
 
     /// Releases per-run memory after a run (raw memory, packet, records never submitted,
     /// values of deleted map elements).
-    #[inline]
+    #[inline(always)]
     pub fn end_run(&mut self) {
         self.regions
             .clear_stacks(self.stacks.addr(), MAX_CALL_FRAMES);
@@ -910,7 +910,7 @@ impl Runtime {
 
     /// [`Runtime::finish_xdp_into`]; with `want_packet` false, `out.packet` is left empty
     /// (no copy of the output packet).
-    #[inline]
+    #[inline(always)]
     pub fn finish_xdp_into_with(
         &mut self,
         result: Result<u64, Box<Fault>>,
