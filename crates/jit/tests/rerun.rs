@@ -142,3 +142,46 @@ fn a_configuration_change_between_runs_is_checked_again() {
         .to_string();
     assert!(e.contains("CPU 1 does not exist"), "{e}");
 }
+
+/// `run_xdp_repeat` keeps the run context between runs (`Jit::enter_again`): over many
+/// runs of objects with bpf-to-bpf calls (the call depth is counted and must start at
+/// the entry every run), tail calls (their count is per run) and map updates, the last
+/// run's result and the maps equal the interpreter's after the same number of runs.
+#[test]
+fn repeated_runs_keep_results_and_maps_of_the_interpreter() {
+    let packet = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../corpus/packets/00_ipv4_tcp_syn.bin"),
+    )
+    .unwrap();
+    for name in ["xdp_calls", "xdp_tailcall", "xdp_counter"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../corpus/obj/{name}.o"));
+        let obj = bpfkit_object::Object::parse(&std::fs::read(path).unwrap())
+            .unwrap()
+            .link()
+            .unwrap();
+        let mut interp = Interpreter::new(&obj, Config::default()).unwrap();
+        let mut fast = Jit::new_fast(&obj, Config::default()).unwrap();
+        let mut checked = Jit::new(&obj, Config::default()).unwrap();
+        let inp = input(&packet, 0, 0);
+        for repeat in [1u32, 2, 9, 1000] {
+            let mut want = XdpOutput::default();
+            interp.run_xdp_repeat(0, &inp, repeat, &mut want).unwrap();
+            for (jit, mode) in [(&mut fast, "fast"), (&mut checked, "checked")] {
+                let mut got = XdpOutput::default();
+                jit.run_xdp_repeat(0, &inp, repeat, &mut got)
+                    .unwrap_or_else(|e| panic!("{name} {mode} x{repeat}: {e}"));
+                assert_eq!(got.retval, want.retval, "{name} {mode} x{repeat}");
+                assert_eq!(got.packet, want.packet, "{name} {mode} x{repeat}");
+                for m in 0..obj.maps.len() {
+                    assert_eq!(
+                        jit.map_entries(m).unwrap(),
+                        interp.map_entries(m).unwrap(),
+                        "{name} {mode} x{repeat}: map {m}"
+                    );
+                }
+            }
+        }
+    }
+}
