@@ -74,10 +74,6 @@ pub struct ProgLabels {
 
 pub struct Compiled {
     pub ops: Assembler,
-    /// Whether the generated code counts the call depth: the entry sets
-    /// `JitCtx::depth` to `u64::MAX` (the entry function's prologue makes it 0) when it
-    /// does, to 0 when it does not.
-    pub count_depth: bool,
     pub entry: AssemblyOffset,
     pub progs: Vec<ProgLabels>,
     pub static_faults: Vec<StaticFault>,
@@ -201,12 +197,6 @@ struct Gen<'a> {
     /// Some program uses `may_goto`: function entries and tail calls set the frame's
     /// counter.
     has_may_goto: bool,
-    /// Whether function prologues and `exit` count the call depth (`JitCtx::depth`): in
-    /// checked mode, and in fast mode when some function can be called (a local call,
-    /// `callx`, or a function's address taken for a callback). Otherwise every run stays
-    /// in its entry function (tail calls reuse its frame) at depth 0, which
-    /// `Compiled::count_depth` tells the caller to set.
-    count_depth: bool,
 }
 
 fn rq(r: u8) -> u8 {
@@ -615,11 +605,9 @@ impl Gen<'_> {
                         ; push r13
                         ; push r14
                         ; push r15
+                        ; add QWORD [r12 + OFF_DEPTH], 1
+                        ; add rbp, 512
                     );
-                    if self.count_depth {
-                        asm!(self.ops ; add QWORD [r12 + OFF_DEPTH], 1);
-                    }
-                    asm!(self.ops ; add rbp, 512);
                     self.reset_may_goto();
                     if self.mode == Mode::Checked {
                         self.save_regs(0);
@@ -913,10 +901,8 @@ impl Gen<'_> {
                             self.call_abs(tr_leave_frame as *const () as u64);
                             self.restore_regs(0, None);
                         }
-                        if self.count_depth {
-                            asm!(self.ops ; sub QWORD [r12 + OFF_DEPTH], 1);
-                        }
                         asm!(self.ops
+                            ; sub QWORD [r12 + OFF_DEPTH], 1
                             ; pop r15
                             ; pop r14
                             ; pop r13
@@ -2154,14 +2140,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .programs
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
-        count_depth: mode == Mode::Checked
-            || rt.programs.iter().any(|p| {
-                p.insns.iter().any(|i| {
-                    (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
-                        || i.code == (BPF_JMP | BPF_CALL | BPF_X)
-                        || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC)
-                })
-            }),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.
@@ -2293,7 +2271,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
     }
     let stubs = g.emit_stubs();
     Ok(Compiled {
-        count_depth: g.count_depth,
         ops: g.ops,
         entry,
         progs,

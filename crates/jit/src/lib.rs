@@ -56,9 +56,6 @@ pub struct Jit {
     ctx: Box<JitCtx>,
     /// Fast mode: tables generated code reads (their heap addresses are compiled in).
     tables: FastTables,
-    /// `JitCtx::depth` at entry: `u64::MAX` when the code counts call depth (the entry
-    /// function's prologue makes it 0), else 0 (see `Compiled::count_depth`).
-    entry_depth: u64,
     /// The last XDP run's program and input settings, once `Runtime::begin_xdp_md` checked
     /// them, with the device and devmap flag its frame got: the next run with the same
     /// ones only starts on the parked frame (`Runtime::rebegin_xdp_md`). Forgotten when the
@@ -230,7 +227,6 @@ impl Jit {
             entry,
             progs,
             static_faults,
-            count_depth,
             ..
         } = c;
         ops.commit()
@@ -273,7 +269,6 @@ impl Jit {
             prologues,
             static_faults,
             tables,
-            entry_depth: if count_depth { u64::MAX } else { 0 },
             ready: None,
         })
     }
@@ -328,8 +323,8 @@ impl Jit {
         let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
         ctx.ctx_base = ctx_base;
-        // The entry function's prologue increments the depth to 0 (when it counts).
-        ctx.depth = self.entry_depth;
+        // The entry function's prologue increments the depth to 0.
+        ctx.depth = u64::MAX;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
@@ -372,7 +367,8 @@ impl Jit {
         let rt = self.vm.runtime_mut();
         let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
-        ctx.depth = self.entry_depth;
+        // The entry function's prologue increments the depth to 0.
+        ctx.depth = u64::MAX;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.budget = budget;
