@@ -106,7 +106,7 @@ pub(crate) struct Outputs {
     /// Redirect targets (0 and the ifindex, or 1, the map and the key) and their counts.
     redirects: BTreeMap<(u8, usize, u32), u64>,
     /// The trace line being written, reused from packet to packet.
-    line: Vec<u8>,
+    line: TraceLine,
     /// The pcapng comment being written, reused from packet to packet.
     comment: String,
 }
@@ -148,7 +148,7 @@ impl Outputs {
             action_counts: [0; 5],
             other_actions: BTreeMap::new(),
             redirects: BTreeMap::new(),
-            line: Vec::new(),
+            line: TraceLine::default(),
             comment: String::new(),
         })
     }
@@ -272,8 +272,8 @@ impl Outputs {
                     .map_err(|e| out_err("--pcapng", e))?;
                 }
                 if let Some(t) = self.trace.as_mut() {
-                    trace_line(&mut self.line, obj, p, o);
-                    t.write_record(&[&self.line]).map_err(trace_err)?;
+                    let line = self.line.build(obj, p, o);
+                    t.write_record(&[line]).map_err(trace_err)?;
                     self.trace_lines += 1;
                 }
             }
@@ -385,99 +385,159 @@ fn put_digits(d: &mut [u8], mut w: u32) {
     }
 }
 
-/// Appends `w` (below 10^9) in decimal.
-#[inline(always)]
-fn push_u32(out: &mut Vec<u8>, w: u32) {
-    let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
-    // A constant-size fill, the digits written in place, the rest cut off: no call to
-    // `memcpy`/`memset` (they cost more than the digits for such short strings) and no
-    // stack buffer read back right after its bytes were stored.
-    let len = out.len();
-    out.extend_from_slice(&[0u8; 12]);
-    put_digits(&mut out[len..len + n], w);
-    out.truncate(len + n);
-}
-
-/// Appends the decimal digits of `v`, in 32-bit arithmetic: nine digits at a time from
-/// the right (the 19-digit timestamp on every trace line is two such groups and one
-/// digit).
-#[inline]
+/// Appends the decimal digits of `v` (test helper and reference for [`put_u64`]).
+#[cfg(test)]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
-    const E9: u64 = 1_000_000_000;
-    if v < E9 {
-        return push_u32(out, v as u32);
-    }
-    push_u64(out, v / E9);
     let len = out.len();
-    out.extend_from_slice(&[0u8; 12]);
-    put_digits(&mut out[len..len + 9], (v % E9) as u32);
-    out.truncate(len + 9);
+    out.resize(len + 20, 0);
+    let end = put_u64(out, len, v);
+    out.truncate(end);
 }
 
-/// Appends `,"key":` (`key` needs no escaping).
-#[inline]
-fn push_key(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes) and
+/// returns the position after them: nine digits at a time from the right in 32-bit
+/// arithmetic, two per step, written in place (no stack buffer read back: an earlier
+/// version that did stalled on store forwarding). Inline for values below 10^9.
+#[inline(always)]
+fn put_u64(buf: &mut [u8], pos: usize, v: u64) -> usize {
+    if v < 1_000_000_000 {
+        let w = v as u32;
+        let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
+        put_digits(&mut buf[pos..pos + n], w);
+        return pos + n;
+    }
+    put_u64_long(buf, pos, v)
 }
 
-/// The trace line (JSON and a newline) of a packet the program ran on, written into
-/// `line` without building a JSON value: the same text as serializing the object with
-/// serde_json (keys in sorted order, compact, numbers in decimal); only the rare
-/// `redirect` and `events` go through serde_json.
-fn trace_line(line: &mut Vec<u8>, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    line.clear();
-    line.extend_from_slice(b"{\"action\":\"");
-    let a = o.retval as u32;
-    match ACTIONS.get(a as usize) {
-        Some(n) => line.extend_from_slice(n.as_bytes()),
-        None => {
-            line.extend_from_slice(b"XDP_UNKNOWN_");
-            push_u64(line, a.into());
+/// [`put_u64`] for values of ten digits or more.
+#[inline(never)]
+fn put_u64_long(buf: &mut [u8], pos: usize, v: u64) -> usize {
+    const E9: u64 = 1_000_000_000;
+    let pos = put_u64(buf, pos, v / E9);
+    put_digits(&mut buf[pos..pos + 9], (v % E9) as u32);
+    pos + 9
+}
+
+/// The JSONL trace line of each packet, built in place in a buffer reused from packet to
+/// packet.
+#[derive(Default)]
+struct TraceLine {
+    /// Written from the start up to the returned length; kept at least as long as the
+    /// longest line so far (its bytes beyond the line are stale), so writing a line is
+    /// indexed stores, without growing or truncating a `Vec` per piece.
+    buf: Vec<u8>,
+    /// `redirect` and `events` as serde_json prints them (rare).
+    extra: Vec<u8>,
+    /// The digits of the last timestamp's seconds (`ts_ns / 10^9`), reused while
+    /// consecutive packets fall in the same second: `ts_digits[..ts_len]`.
+    ts_secs: u64,
+    ts_digits: [u8; 16],
+    ts_len: usize,
+}
+
+impl TraceLine {
+    /// Copies `s` to `buf[pos..]`.
+    #[inline(always)]
+    fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
+        buf[pos..pos + s.len()].copy_from_slice(s);
+        pos + s.len()
+    }
+
+    /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes).
+    #[inline(always)]
+    fn put_ts(&mut self, pos: usize, ts_ns: u64) -> usize {
+        const E9: u64 = 1_000_000_000;
+        if ts_ns < E9 {
+            return put_u64(&mut self.buf, pos, ts_ns);
         }
-    }
-    line.push(b'"');
-    if o.packet != p.data {
-        push_key(line, "data_out");
-        line.push(b'"');
-        let start = line.len();
-        line.resize(start + o.packet.len() * 2, 0);
-        for (d, &b) in line[start..].chunks_exact_mut(2).zip(&o.packet) {
-            d[0] = HEX[(b >> 4) as usize];
-            d[1] = HEX[(b & 15) as usize];
+        let secs = ts_ns / E9;
+        // (`ts_secs` starts at 0, which this path never sees.)
+        if secs != self.ts_secs {
+            let n = put_u64(&mut self.ts_digits, 0, secs);
+            self.ts_secs = secs;
+            self.ts_len = n;
         }
-        line.push(b'"');
+        // A fixed-size copy (two moves), then the position after the digits.
+        self.buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
+        let pos = pos + self.ts_len;
+        put_digits(&mut self.buf[pos..pos + 9], (ts_ns % E9) as u32);
+        pos + 9
     }
-    if !o.events.is_empty() {
-        push_key(line, "events");
-        serde_json::to_writer(&mut *line, &events_json(obj, &o.events))
-            .expect("JSON values serialize");
+
+    /// The trace line (JSON and a newline) of a packet the program ran on, without
+    /// building a JSON value: the same text as serializing the object with serde_json
+    /// (keys in sorted order, compact, numbers in decimal); only the rare `redirect` and
+    /// `events` go through serde_json.
+    fn build(&mut self, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> &[u8] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let data_out = o.packet != p.data;
+        self.extra.clear();
+        if !o.events.is_empty() {
+            self.extra.extend_from_slice(b",\"events\":");
+            serde_json::to_writer(&mut self.extra, &events_json(obj, &o.events))
+                .expect("JSON values serialize");
+        }
+        let redirect_at = self.extra.len();
+        if let Some(r) = &o.redirect {
+            self.extra.extend_from_slice(b",\"redirect\":");
+            serde_json::to_writer(&mut self.extra, &redirect_json(obj, r))
+                .expect("JSON values serialize");
+        }
+        // Every fixed part and number fits in 320 bytes (11 keys, 9 numbers of at most
+        // 20 digits, an action name, and 20 bytes of slack for the timestamp's copy).
+        let need = 320 + self.extra.len() + if data_out { o.packet.len() * 2 } else { 0 };
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        let mut at = Self::put(&mut self.buf, 0, b"{\"action\":\"");
+        let a = o.retval as u32;
+        match ACTIONS.get(a as usize) {
+            Some(n) => at = Self::put(&mut self.buf, at, n.as_bytes()),
+            None => {
+                at = Self::put(&mut self.buf, at, b"XDP_UNKNOWN_");
+                at = put_u64(&mut self.buf, at, a.into());
+            }
+        }
+        self.buf[at] = b'"';
+        at += 1;
+        if data_out {
+            at = Self::put(&mut self.buf, at, b",\"data_out\":\"");
+            let hex = &mut self.buf[at..at + o.packet.len() * 2];
+            for (d, &b) in hex.chunks_exact_mut(2).zip(&o.packet) {
+                d[0] = HEX[(b >> 4) as usize];
+                d[1] = HEX[(b & 15) as usize];
+            }
+            at += o.packet.len() * 2;
+            self.buf[at] = b'"';
+            at += 1;
+        }
+        if redirect_at > 0 {
+            at = Self::put(&mut self.buf, at, &self.extra[..redirect_at]);
+        }
+        at = Self::put(&mut self.buf, at, b",\"index\":");
+        at = put_u64(&mut self.buf, at, p.index);
+        at = Self::put(&mut self.buf, at, b",\"len_in\":");
+        at = put_u64(&mut self.buf, at, p.data.len() as u64);
+        at = Self::put(&mut self.buf, at, b",\"len_out\":");
+        at = put_u64(&mut self.buf, at, o.packet.len() as u64);
+        if p.meta_len > 0 {
+            at = Self::put(&mut self.buf, at, b",\"meta_len\":");
+            at = put_u64(&mut self.buf, at, p.meta_len as u64);
+        }
+        if let Some(q) = p.queue {
+            at = Self::put(&mut self.buf, at, b",\"queue\":");
+            at = put_u64(&mut self.buf, at, q.into());
+        }
+        if self.extra.len() > redirect_at {
+            at = Self::put(&mut self.buf, at, &self.extra[redirect_at..]);
+        }
+        at = Self::put(&mut self.buf, at, b",\"retval\":");
+        at = put_u64(&mut self.buf, at, o.retval);
+        at = Self::put(&mut self.buf, at, b",\"ts_ns\":");
+        at = self.put_ts(at, p.ts_ns);
+        at = Self::put(&mut self.buf, at, b"}\n");
+        &self.buf[..at]
     }
-    push_key(line, "index");
-    push_u64(line, p.index);
-    push_key(line, "len_in");
-    push_u64(line, p.data.len() as u64);
-    push_key(line, "len_out");
-    push_u64(line, o.packet.len() as u64);
-    if p.meta_len > 0 {
-        push_key(line, "meta_len");
-        push_u64(line, p.meta_len as u64);
-    }
-    if let Some(q) = p.queue {
-        push_key(line, "queue");
-        push_u64(line, q.into());
-    }
-    if let Some(r) = &o.redirect {
-        push_key(line, "redirect");
-        serde_json::to_writer(&mut *line, &redirect_json(obj, r)).expect("JSON values serialize");
-    }
-    push_key(line, "retval");
-    push_u64(line, o.retval);
-    push_key(line, "ts_ns");
-    push_u64(line, p.ts_ns);
-    line.extend_from_slice(b"}\n");
 }
 
 #[cfg(test)]
@@ -550,7 +610,7 @@ mod tests {
     fn trace_lines_are_what_serde_json_prints() {
         let obj = LinkedObject::default();
         let data = [0x45u8, 0, 0xff, 0x10];
-        let mut line = Vec::new();
+        let mut line = TraceLine::default();
         let outs = [
             XdpOutput {
                 retval: 2,
@@ -585,6 +645,9 @@ mod tests {
             for (queue, meta_len, index, ts_ns) in [
                 (None, 0, 0, 0),
                 (Some(3), 8, 123_456, 1_700_000_000_123_456_789),
+                // The same second: its digits are reused.
+                (None, 0, 123_457, 1_700_000_000_999_999_999),
+                (None, 0, 9, 1_000_000_000),
                 (Some(0), 1, u64::MAX, u64::MAX),
             ] {
                 let p = PacketInfo {
@@ -595,8 +658,7 @@ mod tests {
                     queue,
                     meta_len,
                 };
-                trace_line(&mut line, &obj, &p, o);
-                let mine = String::from_utf8(line.clone()).unwrap();
+                let mine = String::from_utf8(line.build(&obj, &p, o).to_vec()).unwrap();
                 assert_eq!(mine, with_serde(&obj, &p, o));
                 let _: Value = serde_json::from_str(&mine).unwrap();
             }

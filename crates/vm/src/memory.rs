@@ -578,9 +578,19 @@ impl Regions {
     }
 
     /// Removes the stack regions of frames `0..frames` laid out from `base` (the
-    /// runtime's stack area) at the end of a run.
-    #[inline]
+    /// runtime's stack area) at the end of a run. Inline when no stack is registered
+    /// (every run of a program that calls no helper checking its arguments).
+    #[inline(always)]
     pub fn clear_stacks(&mut self, base: u64, frames: usize) {
+        if self.stack_span == 0 && !self.stacks_outside && self.overflow == 0 {
+            return;
+        }
+        self.clear_registered_stacks(base, frames);
+    }
+
+    /// [`Regions::clear_stacks`] when some stack may be registered.
+    #[inline(never)]
+    fn clear_registered_stacks(&mut self, base: u64, frames: usize) {
         if !self.stacks_outside
             && self.overflow == 0
             && (self.stack_span == 0 || self.stack_base == base)

@@ -476,7 +476,7 @@ impl Runtime {
 
     /// Releases per-run memory after a run (raw memory, packet, records never submitted,
     /// values of deleted map elements).
-    #[inline]
+    #[inline(always)]
     pub fn end_run(&mut self) {
         self.regions
             .clear_stacks(self.stacks.addr(), MAX_CALL_FRAMES);
@@ -861,6 +861,52 @@ impl Runtime {
         Ok(ctx)
     }
 
+    /// The per-packet part of [`Runtime::begin_xdp_md`] for an engine that already ran
+    /// the same program with the same CPU, device and queue (`input`'s), so that what
+    /// depends on those alone was checked then: when the previous run's frame is parked,
+    /// no timer is armed and the packet fits the linear part, starts the run on that
+    /// frame (as `begin_xdp_md` would: [`Runtime::begin_run`], the packet copied in, the
+    /// packet region resized) and returns the context address; otherwise changes nothing
+    /// and returns `None` (the caller then takes `begin_xdp_md`). `ifindex` and `devmap`
+    /// are what the checked run's frame recorded ([`Runtime::xdp_input_settings`]).
+    ///
+    /// The caller must forget its check when the configuration may have changed
+    /// (`Config` is public).
+    #[inline(always)]
+    pub fn rebegin_xdp_md(
+        &mut self,
+        input: &XdpInput<'_>,
+        ifindex: u32,
+        devmap: bool,
+        md: &mut [u64; 5],
+    ) -> Option<u64> {
+        let len = input.packet.len() as u64;
+        if !self.xdp_parked || !self.timers.is_empty() || !(ETH_HLEN..=MAX_LINEAR).contains(&len) {
+            return None;
+        }
+        let x = self.xdp.as_mut()?;
+        let data = x.page.addr() + XDP_PACKET_HEADROOM;
+        // A parked frame has no fragments (`end_run` releases those).
+        if !self.regions.reuse_xdp(x.ctx.addr(), data, len) {
+            return None;
+        }
+        self.xdp_parked = false;
+        Self::load_page(&mut x.page, &mut self.page_dirty, input.packet);
+        *md = x.start(len, ifindex, input.rx_queue_index, devmap);
+        x.egress_ifindex = self.config.egress_ifindex;
+        let ctx = x.ctx.addr();
+        self.begin_run(input.cpu, input.time_ns);
+        Some(ctx)
+    }
+
+    /// The device and devmap flag the current XDP frame was set up with (for
+    /// [`Runtime::rebegin_xdp_md`]), if there is one.
+    pub fn xdp_input_settings(&self) -> Option<(u32, bool)> {
+        self.xdp
+            .as_ref()
+            .map(|x| (x.ingress_ifindex, x.devmap_prog))
+    }
+
     /// Ends an XDP run started with [`Runtime::begin_xdp`]: `result` is the program's r0
     /// or its fault. On success writes the return value, the packet (as
     /// [`Runtime::xdp_output_into`]), the redirect target (only for `XDP_REDIRECT`) and the
@@ -876,7 +922,7 @@ impl Runtime {
 
     /// [`Runtime::finish_xdp_into`]; with `want_packet` false, `out.packet` is left empty
     /// (no copy of the output packet).
-    #[inline]
+    #[inline(always)]
     pub fn finish_xdp_into_with(
         &mut self,
         result: Result<u64, Box<Fault>>,

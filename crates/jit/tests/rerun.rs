@@ -1,0 +1,187 @@
+//! Runs after the first on the same JIT only start on the parked XDP frame when the
+//! program, CPU, device and queue are those checked before (`Runtime::rebegin_xdp_md`):
+//! results equal the interpreter's over packets of every size class in any order, and a
+//! change of the runtime's configuration between runs is seen by the next run.
+
+use bpfkit_jit::Jit;
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram};
+use bpfkit_vm::runtime::Device;
+use bpfkit_vm::{Config, Engine, Interpreter, XdpInput, XdpOutput};
+
+/// Writes the packet length into its first bytes (after a bounds check) and returns it
+/// plus ingress_ifindex << 16 and rx_queue_index << 24.
+const PROG: &str = "
+    ldxw %r2, [%r1+0]
+    ldxw %r3, [%r1+4]
+    ldxw %r4, [%r1+12]
+    ldxw %r5, [%r1+16]
+    mov %r0, %r3
+    sub %r0, %r2
+    mov %r6, %r2
+    add %r6, 4
+    jgt %r6, %r3, +1
+    stxw [%r2+0], %r0
+    lsh %r4, 16
+    or %r0, %r4
+    lsh %r5, 24
+    or %r0, %r5
+    exit";
+
+fn object() -> LinkedObject {
+    LinkedObject {
+        programs: vec![LinkedProgram {
+            name: "p".into(),
+            section: "xdp".into(),
+            prog_type: prog_type::XDP,
+            expected_attach_type: None,
+            prog_flags: 0,
+            origins: Vec::new(),
+            insns: bpfkit_asm::assemble(PROG).unwrap(),
+        }],
+        maps: Vec::new(),
+        license: "GPL".into(),
+        kernel_version: None,
+    }
+}
+
+fn input(packet: &[u8], ifindex: u32, queue: u32) -> XdpInput<'_> {
+    XdpInput {
+        packet,
+        ingress_ifindex: ifindex,
+        rx_queue_index: queue,
+        time_ns: 0,
+        cpu: 0,
+    }
+}
+
+#[test]
+fn reruns_match_the_interpreter_for_every_size_and_setting() {
+    let config = Config {
+        devices: vec![Device {
+            rx_queues: 2,
+            ..Device::ethernet(5, 1500)
+        }],
+        ..Config::default()
+    };
+    let obj = object();
+    let mut interp = Interpreter::new(&obj, config.clone()).unwrap();
+    let mut fast = Jit::new_fast(&obj, config.clone()).unwrap();
+    let mut checked = Jit::new(&obj, config).unwrap();
+    // Linear packets, packets with fragments (above 3520 bytes), too short, and changes
+    // of device and queue, in an order that switches between them.
+    let lens = [60usize, 60, 14, 3520, 3521, 60, 13, 9000, 1514, 1514, 0, 64];
+    let settings = [(0u32, 0u32), (5, 1), (5, 0), (0, 0), (5, 2), (7, 0)];
+    let (mut out_f, mut out_c) = (XdpOutput::default(), XdpOutput::default());
+    for round in 0..3 {
+        for (i, &len) in lens.iter().enumerate() {
+            let (ifindex, queue) = settings[(i + round) % settings.len()];
+            let packet: Vec<u8> = (0..len).map(|b| (b * 7 + round) as u8).collect();
+            let inp = input(&packet, ifindex, queue);
+            let want = interp.run_xdp(0, &inp);
+            let got_f = fast.run_xdp_into(0, &inp, &mut out_f);
+            let got_c = checked.run_xdp_into(0, &inp, &mut out_c);
+            let what = format!("round {round}, {len} bytes, device {ifindex} queue {queue}");
+            match want {
+                Ok(w) => {
+                    got_f.unwrap_or_else(|e| panic!("fast, {what}: {e}"));
+                    got_c.unwrap_or_else(|e| panic!("checked, {what}: {e}"));
+                    assert_eq!(out_f.retval, w.retval, "fast, {what}");
+                    assert_eq!(out_f.packet, w.packet, "fast, {what}");
+                    assert_eq!(out_c.retval, w.retval, "checked, {what}");
+                    assert_eq!(out_c.packet, w.packet, "checked, {what}");
+                }
+                Err(w) => {
+                    let (f, c) = (got_f.unwrap_err(), got_c.unwrap_err());
+                    assert_eq!(f.to_string(), w.to_string(), "fast, {what}");
+                    assert_eq!(c.to_string(), w.to_string(), "checked, {what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_configuration_change_between_runs_is_checked_again() {
+    let config = Config {
+        devices: vec![Device::ethernet(5, 1500)],
+        ..Config::default()
+    };
+    let obj = object();
+    let mut jit = Jit::new_fast(&obj, config).unwrap();
+    let packet = [1u8; 60];
+    let mut out = XdpOutput::default();
+    for _ in 0..2 {
+        jit.run_xdp_into(0, &input(&packet, 5, 0), &mut out)
+            .unwrap();
+        assert_eq!(out.retval, 60 | 5 << 16);
+    }
+    // The device goes away: the same settings are refused now, as the kernel refuses an
+    // unknown ingress_ifindex (ENODEV).
+    jit.runtime_mut().config.devices.clear();
+    let e = jit
+        .run_xdp_into(0, &input(&packet, 5, 0), &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no such device"), "{e}");
+    // And with one CPU fewer than the run asks for.
+    jit.runtime_mut()
+        .config
+        .devices
+        .push(Device::ethernet(5, 1500));
+    let on_cpu1 = XdpInput {
+        cpu: 1,
+        ..input(&packet, 5, 0)
+    };
+    jit.runtime_mut().config.ncpus = 2;
+    jit.run_xdp_into(0, &on_cpu1, &mut out).unwrap();
+    jit.run_xdp_into(0, &on_cpu1, &mut out).unwrap();
+    jit.runtime_mut().config.ncpus = 1;
+    let e = jit
+        .run_xdp_into(0, &on_cpu1, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CPU 1 does not exist"), "{e}");
+}
+
+/// `run_xdp_repeat` keeps the run context between runs (`Jit::enter_again`): over many
+/// runs of objects with bpf-to-bpf calls (the call depth is counted and must start at
+/// the entry every run), tail calls (their count is per run) and map updates, the last
+/// run's result and the maps equal the interpreter's after the same number of runs.
+#[test]
+fn repeated_runs_keep_results_and_maps_of_the_interpreter() {
+    let packet = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../corpus/packets/00_ipv4_tcp_syn.bin"),
+    )
+    .unwrap();
+    for name in ["xdp_calls", "xdp_tailcall", "xdp_counter"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../corpus/obj/{name}.o"));
+        let obj = bpfkit_object::Object::parse(&std::fs::read(path).unwrap())
+            .unwrap()
+            .link()
+            .unwrap();
+        let mut interp = Interpreter::new(&obj, Config::default()).unwrap();
+        let mut fast = Jit::new_fast(&obj, Config::default()).unwrap();
+        let mut checked = Jit::new(&obj, Config::default()).unwrap();
+        let inp = input(&packet, 0, 0);
+        for repeat in [1u32, 2, 9, 1000] {
+            let mut want = XdpOutput::default();
+            interp.run_xdp_repeat(0, &inp, repeat, &mut want).unwrap();
+            for (jit, mode) in [(&mut fast, "fast"), (&mut checked, "checked")] {
+                let mut got = XdpOutput::default();
+                jit.run_xdp_repeat(0, &inp, repeat, &mut got)
+                    .unwrap_or_else(|e| panic!("{name} {mode} x{repeat}: {e}"));
+                assert_eq!(got.retval, want.retval, "{name} {mode} x{repeat}");
+                assert_eq!(got.packet, want.packet, "{name} {mode} x{repeat}");
+                for m in 0..obj.maps.len() {
+                    assert_eq!(
+                        jit.map_entries(m).unwrap(),
+                        interp.map_entries(m).unwrap(),
+                        "{name} {mode} x{repeat}: map {m}"
+                    );
+                }
+            }
+        }
+    }
+}
