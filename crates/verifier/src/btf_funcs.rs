@@ -206,6 +206,19 @@ impl ObjectFuncs {
                 if nonnull {
                     return rej(format!("arg#{i} has invalid combination of tags"));
                 }
+                if ctx_tag {
+                    // btf_validate_prog_ctx_type: for XDP, `arg:ctx` is `void *` or
+                    // `struct xdp_md *` (the canonical context type), nothing else
+                    match target_t {
+                        Some(t) if matches!(t.kind, BtfKind::Void) => {}
+                        Some(t) if t.name.is_empty() => {
+                            return rej(format!("arg#{i} type doesn't have a name"))
+                        }
+                        Some(t)
+                            if matches!(t.kind, BtfKind::Struct { .. }) && t.name == "xdp_md" => {}
+                        _ => return rej(format!("arg#{i} should be `struct xdp_md *`")),
+                    }
+                }
                 args.push(ArgType::Ctx);
                 continue;
             }
