@@ -1897,7 +1897,7 @@ impl<'a> V<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn check_stack_access_within_bounds(
+    pub(super) fn check_stack_access_within_bounds(
         &self,
         st: &State,
         regno: u8,
@@ -2024,7 +2024,7 @@ impl<'a> V<'a> {
         self.stack_live[idx]
     }
 
-    fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
+    pub(super) fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
         let need = round_up(-off, 8);
         let fr = &mut st.frames[fno];
         if need > fr.allocated {
@@ -2705,12 +2705,6 @@ impl<'a> V<'a> {
                     }
                     // checked together with the size argument
                 }
-                Arg::FixedUninitMem(sz) => {
-                    if !is_mem_type(reg.ty) {
-                        return Err(self.type_err(st, regno, &reg, MEM_TYPES));
-                    }
-                    self.check_helper_mem_access(st, regno, &reg, sz as i64, true, false)?;
-                }
                 Arg::ConstSize | Arg::ConstSizeOrZero => {
                     if !reg.is_scalar() {
                         return Err(self.type_err(st, regno, &reg, "scalar"));
@@ -2850,7 +2844,8 @@ impl<'a> V<'a> {
                 | Arg::KptrXchgDest
                 | Arg::Dynptr
                 | Arg::FixedMem(_)
-                | Arg::FixedUninitMemAligned(_) => {}
+                | Arg::FixedUninitMemAligned(_)
+                | Arg::FixedMemWriteAligned(_) => {}
             }
         }
         // record_func_map: a BPF_F_RDONLY_PROG map (and devmaps) may not be changed
