@@ -1524,6 +1524,13 @@ impl<'a> V<'a> {
                 }
             }
             RegType::Ctx => {
+                // check_mem_access: a pointer stored into the context leaks, checked
+                // before the offset is
+                if let (true, Some(v), Some(vr)) = (write, &value, value_reg) {
+                    if self.is_pointer_value(v) {
+                        return Err(self.err(st, format!("R{} leaks addr into ctx", vr)));
+                    }
+                }
                 if write && st_imm.is_some() {
                     // BPF_ST into ctx is rejected by check_ctx_access below for XDP anyway
                 }
@@ -1569,7 +1576,8 @@ impl<'a> V<'a> {
                 if write {
                     if let Some(v) = &value {
                         if self.is_pointer_value(v) {
-                            return Err(self.err(st, format!("R{} leaks addr into packet", regno)));
+                            let vr = value_reg.unwrap_or(regno);
+                            return Err(self.err(st, format!("R{} leaks addr into packet", vr)));
                         }
                     }
                 }
@@ -1581,6 +1589,12 @@ impl<'a> V<'a> {
             RegType::MapValue => {
                 let md = &self.maps[reg.map.expect("map value has a map")];
                 let rdonly = md.map_flags & BPF_F_RDONLY_PROG != 0;
+                // the leak is checked before the map's access flags (check_mem_access)
+                if let (true, Some(v), Some(vr)) = (write, &value, value_reg) {
+                    if self.is_pointer_value(v) {
+                        return Err(self.err(st, format!("R{} leaks addr into map", vr)));
+                    }
+                }
                 if write && rdonly {
                     return Err(self.err_regs(
                         st,
