@@ -563,7 +563,9 @@ impl<'a> V<'a> {
         }
         let mut idmap: Vec<(u32, u32)> = vec![];
         for (fi, (fo, fc)) in old.frames.iter().zip(cur.frames.iter()).enumerate() {
-            if fo.callsite != fc.callsite {
+            // func_states_equal: a state that simulated more callback iterations does
+            // not cover one that simulated fewer
+            if fo.callsite != fc.callsite || fo.callback_depth > fc.callback_depth {
                 return false;
             }
             let live = self.frame_live(old, fi, idx);
@@ -2945,9 +2947,18 @@ impl<'a> V<'a> {
             if func == 170 {
                 let m = ext.timer_map.expect("timer argument checked");
                 self.push_timer_callback(st, target, m)?;
+            } else if func == 181 && {
+                // bpf_loop: R1 (nr_loops) bounds the iterations simulated; it is made
+                // precise, and once callback_depth reaches its umax the path goes on
+                // without another iteration ("bpf_loop iteration limit reached")
+                self.mark_precise(st, 1 << 1, vec![]);
+                st.cur().callback_depth as u64 >= st.cur().regs[1].b.umax
+            } {
+                st.cur_mut().callback_depth = 0;
             } else {
                 let mut cb = st.clone();
                 cb.cb_unroll += 1;
+                cb.cur_mut().callback_depth += 1;
                 let fno = cb.frames.len() as u8;
                 let mut f = Frame::new(fno, self.idx, target);
                 f.in_callback = true;
