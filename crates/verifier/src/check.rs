@@ -3336,7 +3336,8 @@ impl<'a> V<'a> {
             if frames > crate::MAX_CALL_FRAMES {
                 return Err((
                     at,
-                    format!("the call stack of {} frames is too deep", frames),
+                    // check_max_stack_depth_subprog counts the frame index (0-based)
+                    format!("the call stack of {} frames is too deep !", frames - 1),
                 ));
             }
             if d > MAX_BPF_STACK {
