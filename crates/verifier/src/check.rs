@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 mod dynptr;
 mod ext;
+mod fastcall;
 mod global;
 mod kfunc;
 mod precision;
@@ -58,6 +59,8 @@ struct V<'a> {
     prev_insns: u64,
     /// Per sub-program max stack depth.
     stack_depth: Vec<i32>,
+    /// `bpf_fastcall` patterns and their stack contract (check/fastcall.rs).
+    fastcall: fastcall::Fastcall,
     max_states_per_insn: u64,
     /// Tail-call sites seen: (prog-array map index, constant slot if known).
     tail_calls: Vec<(usize, Option<u64>)>,
@@ -171,6 +174,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
             m.map_flags |= BPF_F_RDONLY_PROG;
         }
     }
+    let fastcall = fastcall::Fastcall::mark(&prog.insns, &cfg);
     let mut v = V {
         insns: &prog.insns,
         maps: all,
@@ -187,6 +191,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         prev_jmps: 0,
         prev_insns: 0,
         stack_depth: vec![0; nsub],
+        fastcall,
         max_states_per_insn: 0,
         value_reg: None,
         tail_calls: vec![],
@@ -1450,6 +1455,13 @@ impl<'a> V<'a> {
                 }
                 self.check_stack_access_within_bounds(st, regno, &reg, off, size, write, false)?;
                 let fno = reg.frameno as usize;
+                let lowest = if reg.b.is_const() {
+                    off + reg.b.var_off.value as i64 as i32
+                } else {
+                    (reg.b.smin + off as i64) as i32
+                };
+                let sp = st.frames[fno].subprog;
+                self.fastcall.contract(sp, self.idx, lowest);
                 if reg.b.is_const() {
                     let aoff = off + reg.b.var_off.value as i64 as i32;
                     self.grow_stack(st, fno, aoff);
@@ -3235,6 +3247,8 @@ impl<'a> V<'a> {
                     )
                 };
                 self.grow_stack(st, fno, min_off);
+                let sp = st.frames[fno].subprog;
+                self.fastcall.contract(sp, self.idx, min_off);
                 if !write {
                     self.note_stack_read(fno, min_off, max_off);
                 }
@@ -3332,7 +3346,10 @@ impl<'a> V<'a> {
             sd: &[i32],
             at: usize,
         ) -> Result<(), (usize, String)> {
-            let d = depth + round_up(sd[s].max(1), 32);
+            // round_up_stack_depth with jit_requested (the JIT is always on for the
+            // x86-64 kernels bpfkit models): 16 bytes, and nothing for a frame with no
+            // stack (the interpreter's 32, at least one, would reject more)
+            let d = depth + round_up(sd[s], 16);
             if frames > crate::MAX_CALL_FRAMES {
                 return Err((
                     at,
@@ -3357,7 +3374,9 @@ impl<'a> V<'a> {
             }
             Ok(())
         }
-        if let Err((at, m)) = dfs(0, 0, 1, &calls, &self.stack_depth, 0) {
+        // remove_fastcall_spills_fills runs before check_max_stack_depth
+        let depth = self.fastcall.depths(&self.stack_depth);
+        if let Err((at, m)) = dfs(0, 0, 1, &calls, &depth, 0) {
             return Err(Fail::reject(at, m));
         }
         Ok(())
