@@ -274,19 +274,22 @@ fn per_prog(args: &[String]) {
                 continue;
             }
         };
+        let listed = |name: &str| {
+            only.as_ref()
+                .is_none_or(|o| o.contains(&(oname.clone(), name.to_string())))
+        };
         obj.programs.retain(|p| {
-            let keep = only
-                .as_ref()
-                .is_none_or(|o| o.contains(&(oname.clone(), p.name.clone())));
-            if keep && needs_btf_target(&p.section) {
+            if !needs_btf_target(&p.section) {
+                return true;
+            }
+            if listed(&p.name) {
                 println!(
                     "DROP\t{oname}\t{}\tsection {} needs a BTF attach target",
                     p.name, p.section
                 );
                 *count.entry("DROP").or_default() += 1;
-                return false;
             }
-            keep
+            false
         });
         for p in &mut obj.programs {
             p.prog_type = bpfkit_object::model::prog_type::XDP;
@@ -317,7 +320,12 @@ fn per_prog(args: &[String]) {
                 _ => Vec::new(),
             })
             .collect();
-        let names: Vec<String> = obj.programs.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<String> = obj
+            .programs
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| listed(n))
+            .collect();
         for name in names {
             let mut one = obj.clone();
             one.programs
