@@ -228,10 +228,18 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         && opts.caps.allow_uninit_stack()
         && !v.cfg.has_func_ptr
         && !v.cfg.calls_callback.iter().any(|&c| c);
-    let res = v
-        .do_check(None)
-        .and_then(|_| v.check_globals())
-        .and_then(|_| v.check_max_stack_depth());
+    let early = opts
+        .funcs
+        .as_ref()
+        .and_then(|f| f.check_returns(&prog.name, &v.cfg.subprogs, &prog.insns))
+        .map(|(at, m)| Fail::reject(at, m));
+    let res = match early {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+    .and_then(|_| v.do_check(None))
+    .and_then(|_| v.check_globals())
+    .and_then(|_| v.check_max_stack_depth());
     stats.processed_insns = v.processed;
     stats.total_states = v.arena.len() as u64;
     stats.peak_states = v.peak_states;
