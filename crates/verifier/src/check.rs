@@ -1357,7 +1357,18 @@ impl<'a> V<'a> {
         }
         let sz = size_bytes(insn.code);
         self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
-        self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
+        let ptr = st.cur().regs[insn.dst as usize].clone();
+        let old =
+            self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
+        // check_atomic_rmw reads with dst_regno = -1, asking whether the old value may
+        // be used as a scalar: a spilled pointer may not without allow_ptr_leaks
+        if ptr.ty == RegType::Stack && ptr.b.is_const() && !self.allow_ptr_leaks {
+            if let Some(o) = old.filter(|o| self.is_pointer_value(o)) {
+                let _ = o;
+                let off = insn.off as i32 + ptr.off + ptr.b.var_off.value as i64 as i32;
+                return Err(self.err(st, format!("leaking pointer from stack off {}", off)));
+            }
+        }
         self.check_mem_access(
             st,
             insn.dst,
