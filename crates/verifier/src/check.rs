@@ -3365,10 +3365,8 @@ impl<'a> V<'a> {
             sd: &[i32],
             at: usize,
         ) -> Result<(), (usize, String)> {
-            // round_up_stack_depth with jit_requested (the JIT is always on for the
-            // x86-64 kernels bpfkit models): 16 bytes, and nothing for a frame with no
-            // stack (the interpreter's 32, at least one, would reject more)
-            let d = depth + round_up(sd[s], 16);
+            // `sd` is already rounded (round_up_stack_depth)
+            let d = depth + sd[s];
             if frames > crate::MAX_CALL_FRAMES {
                 return Err((
                     at,
@@ -3393,8 +3391,24 @@ impl<'a> V<'a> {
             }
             Ok(())
         }
-        // remove_fastcall_spills_fills runs before check_max_stack_depth
-        let depth = self.fastcall.depths(&self.stack_depth);
+        // jit_requested: the JIT is on (bpfkit models x86-64 kernels with the JIT; a
+        // probed target with bpf_jit_enable=0 runs the interpreter). With the JIT,
+        // remove_fastcall_spills_fills runs before check_max_stack_depth and
+        // round_up_stack_depth rounds to 16 bytes; the interpreter keeps the spills
+        // and rounds to 32, at least one
+        let jit = self.opts.target.as_deref().and_then(|t| t.jit_enable) != Some(0);
+        let depth: Vec<i32> = if jit {
+            self.fastcall
+                .depths(&self.stack_depth)
+                .iter()
+                .map(|&d| round_up(d, 16))
+                .collect()
+        } else {
+            self.stack_depth
+                .iter()
+                .map(|&d| round_up(d.max(1), 32))
+                .collect()
+        };
         if let Err((at, m)) = dfs(0, 0, 1, &calls, &depth, 0) {
             return Err(Fail::reject(at, m));
         }

@@ -187,3 +187,57 @@ impl Fastcall {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bpfkit_object::model::{prog_type, InsnOrigin, LinkedProgram};
+
+    /// fastcall_stack.case's program: 512 bytes in the caller, a callee whose only stack
+    /// is a fastcall spill/fill pair around bpf_get_smp_processor_id.
+    fn verify_for(jit_enable: Option<i64>) -> crate::Verdict {
+        let insns = bpfkit_asm::assemble(
+            "r1 = 42\n*(u64 *)(r10 - 512) = r1\ncall f\nr0 = 2\nexit\n\
+             f: *(u64 *)(r10 - 8) = r1\ncall 8\nr1 = *(u64 *)(r10 - 8)\nexit\n",
+        )
+        .expect("assembles");
+        let prog = LinkedProgram {
+            name: "t".into(),
+            section: "xdp".into(),
+            prog_type: prog_type::XDP,
+            expected_attach_type: None,
+            prog_flags: 0,
+            origins: (0..insns.len())
+                .map(|i| InsnOrigin {
+                    section: "xdp".into(),
+                    function: "t".into(),
+                    insn_index: i,
+                    line: None,
+                })
+                .collect(),
+            insns,
+        };
+        let mut t = bpfkit_target::KernelTarget::release(bpfkit_target::MODELLED).expect("6.18");
+        t.jit_enable = jit_enable;
+        let opts = crate::Options {
+            target: Some(std::sync::Arc::new(t)),
+            ..Default::default()
+        };
+        crate::verify(&prog, &[], &opts).verdict
+    }
+
+    #[test]
+    fn fastcall_spills_do_not_count_with_the_jit_only() {
+        assert!(verify_for(None).is_accepted());
+        assert!(verify_for(Some(1)).is_accepted());
+        // the interpreter keeps the spill and rounds frames to 32 bytes: 512 + 32
+        match verify_for(Some(0)) {
+            crate::Verdict::Rejected(r) => assert!(
+                r.kernel_message
+                    .contains("combined stack size of 2 calls is 544. Too large"),
+                "{}",
+                r.kernel_message
+            ),
+            v => panic!("expected a rejection, got {v:?}"),
+        }
+    }
+}
