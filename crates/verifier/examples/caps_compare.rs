@@ -11,6 +11,19 @@
 //! `max_entries = 0` are given 64 entries (as loaders size them at run time). Prints one
 //! line per object (`agree`/`DIFF`, both verdicts and messages) and the count; objects
 //! with no program or with programs of other types than XDP are listed, not counted.
+//!
+//! ```text
+//! cargo run -p bpfkit-verifier --release --example caps_compare -- --per-prog SET [--only LIST] a.o ...
+//! ```
+//!
+//! `--per-prog` compares program by program, as a converted test suite needs (the
+//! kernel's `verifier_*.c` selftests, docs/verifier.md): every program of every section
+//! is made XDP (flags and attach type cleared) and loaded alone; programs whose section
+//! needs an attach target in BTF (`fentry/`, `lsm/`, `iter/`, `struct_ops`, ...) are
+//! dropped and counted. `--only LIST` keeps only the `OBJECT PROGRAM` pairs listed in
+//! the file LIST (one a line). One tab-separated line per program: class (`same`,
+//! `UNSAFE` = bpfkit accepts and the kernel rejects, `FALSEREJ`, `UNDEC`, `DROP`),
+//! object, program, the kernel's verdict and last message, bpfkit's.
 
 use bpfkit_loader::caps;
 use bpfkit_object::Object;
@@ -18,6 +31,9 @@ use bpfkit_verifier::{verify, Caps, Options, Verdict};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--per-prog") {
+        return per_prog(&args[1..]);
+    }
     let Some((set, files)) = args.split_first() else {
         eprintln!("usage: caps_compare SET FILE.o...");
         std::process::exit(2);
@@ -174,4 +190,213 @@ fn main() {
     println!(
         "--caps {set}: bpfkit agrees with the kernel on {agree} of {counted} objects ({skipped} not comparable)"
     );
+}
+
+/// Sections whose programs need an attach target in BTF (or are not programs a loader
+/// could give another type): dropped by `--per-prog`.
+fn needs_btf_target(section: &str) -> bool {
+    let s = section.trim_start_matches('?');
+    [
+        "fentry",
+        "fexit",
+        "fmod_ret",
+        "lsm",
+        "lsm.s",
+        "lsm_cgroup",
+        "tp_btf",
+        "iter",
+        "iter.s",
+        "struct_ops",
+        "struct_ops.s",
+        "freplace",
+        "fentry.s",
+        "fexit.s",
+        "fmod_ret.s",
+    ]
+    .iter()
+    .any(|p| s == *p || s.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
+
+fn last_line(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("bpfkit: ")
+                && !l.contains(" state: ")
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn per_prog(args: &[String]) {
+    let usage = || -> ! {
+        eprintln!("usage: caps_compare --per-prog SET [--only LIST] FILE.o...");
+        std::process::exit(2)
+    };
+    let Some((set, mut files)) = args.split_first() else {
+        usage()
+    };
+    let set = Caps::parse(set).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let mut only: Option<std::collections::HashSet<(String, String)>> = None;
+    if files.first().map(String::as_str) == Some("--only") {
+        let Some(list) = files.get(1) else { usage() };
+        let text = std::fs::read_to_string(list).unwrap_or_else(|e| {
+            eprintln!("{list}: {e}");
+            std::process::exit(2)
+        });
+        only = Some(
+            text.lines()
+                .filter_map(|l| l.split_once(char::is_whitespace))
+                .map(|(o, p)| (o.trim().to_string(), p.trim().to_string()))
+                .collect(),
+        );
+        files = &files[2..];
+    }
+    if let Some(why) = caps::cannot_emulate(set) {
+        eprintln!("cannot load as --caps {set}: {why}");
+        std::process::exit(2);
+    }
+    let mut count: std::collections::BTreeMap<&str, u32> = Default::default();
+    for f in files {
+        let oname = bpfkit_object::object_name_from_path(f.as_ref());
+        let obj = std::fs::read(f)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Object::parse_named(&b, &oname).map_err(|e| e.to_string()));
+        let mut obj = match obj {
+            Ok(o) => o,
+            Err(e) => {
+                println!("DROP\t{oname}\t-\tunreadable: {e}");
+                *count.entry("DROP").or_default() += 1;
+                continue;
+            }
+        };
+        let listed = |name: &str| {
+            only.as_ref()
+                .is_none_or(|o| o.contains(&(oname.clone(), name.to_string())))
+        };
+        obj.programs.retain(|p| {
+            if !needs_btf_target(&p.section) {
+                return true;
+            }
+            if listed(&p.name) {
+                println!(
+                    "DROP\t{oname}\t{}\tsection {} needs a BTF attach target",
+                    p.name, p.section
+                );
+                *count.entry("DROP").or_default() += 1;
+            }
+            false
+        });
+        for p in &mut obj.programs {
+            p.prog_type = bpfkit_object::model::prog_type::XDP;
+            p.expected_attach_type = None;
+            p.prog_flags = 0;
+        }
+        // As libbpf sizes maps: local storages keep 0 entries, ring buffers are
+        // rounded up to whole pages, other maps declared with 0 get 64.
+        use bpfkit_object::model::map_type as mt;
+        for m in &mut obj.maps {
+            match m.map_type {
+                mt::SK_STORAGE | mt::CGROUP_STORAGE | mt::PERCPU_CGROUP_STORAGE | 28 | 29 | 32 => {}
+                mt::RINGBUF | mt::USER_RINGBUF => {
+                    m.max_entries = m.max_entries.max(4096).next_power_of_two()
+                }
+                _ if m.max_entries == 0 => m.max_entries = 64,
+                _ => {}
+            }
+        }
+        // Programs that fill a program array's slots are loaded with each program.
+        let slot_progs: Vec<String> = obj
+            .maps
+            .iter()
+            .flat_map(|m| match &m.init {
+                bpfkit_object::model::MapInit::Programs(s) => {
+                    s.iter().map(|(_, n)| n.clone()).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let names: Vec<String> = obj
+            .programs
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| listed(n))
+            .collect();
+        for name in names {
+            let mut one = obj.clone();
+            one.programs
+                .retain(|p| p.name == name || slot_progs.contains(&p.name));
+            let linked = match one.link() {
+                Ok(l) => l,
+                Err(e) => {
+                    println!("DROP\t{oname}\t{name}\tdoes not link: {e}");
+                    *count.entry("DROP").or_default() += 1;
+                    continue;
+                }
+            };
+            let opts = Options {
+                caps: set,
+                gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
+                map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
+                    one.btf.as_ref(),
+                    &linked.maps,
+                )),
+                funcs: bpfkit_verifier::btf_funcs::from_object(&one, &linked),
+                ..Default::default()
+            };
+            let ours = linked
+                .programs
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| verify(p, &linked.maps, &opts).verdict);
+            let kernel = caps::with_caps(set, || {
+                bpfkit_loader::LoadedObject::load(&one, &Default::default())
+                    .map(|_| ())
+                    .map_err(|e| match e.verifier_log() {
+                        Some(l) if !l.trim().is_empty() => (true, last_line(l)),
+                        _ if e.errno() == Some(libc::EPERM) => {
+                            (true, bpfkit_target::caps::EPERM_MESSAGE.to_string())
+                        }
+                        _ => (
+                            matches!(e, bpfkit_loader::Error::Rejected { .. }),
+                            e.to_string(),
+                        ),
+                    })
+            });
+            let (k, kmsg) = match kernel {
+                Err(e) => ("error", e),
+                Ok(Ok(())) => ("accepted", String::new()),
+                Ok(Err((true, m))) => ("rejected", m),
+                Ok(Err((false, m))) => ("error", m),
+            };
+            let (b, bmsg) = match &ours {
+                None => ("missing", String::new()),
+                Some(Verdict::Accepted) => ("accepted", String::new()),
+                Some(Verdict::Rejected(r)) => (
+                    "rejected",
+                    r.kernel_message.lines().last().unwrap_or("").to_string(),
+                ),
+                Some(Verdict::Unsupported { what, .. }) => ("undecided", what.clone()),
+            };
+            let class = match (k, b) {
+                ("error", _) | (_, "missing") => "DROP",
+                (_, "undecided") => "UNDEC",
+                ("accepted", "accepted") => "same",
+                ("rejected", "rejected") if kmsg.contains(bmsg.as_str()) => "same",
+                ("rejected", "rejected") => "samemsg?",
+                ("rejected", "accepted") => "UNSAFE",
+                _ => "FALSEREJ",
+            };
+            *count.entry(class).or_default() += 1;
+            println!("{class}\t{oname}\t{name}\tkernel {k}: {kmsg}\tbpfkit {b}: {bmsg}");
+        }
+    }
+    let summary: Vec<String> = count.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("--caps {set} per program: {}", summary.join(", "));
 }

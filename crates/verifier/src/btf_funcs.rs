@@ -118,6 +118,61 @@ impl ObjectFuncs {
         Some(out)
     }
 
+    /// `check_btf_func`: a sub-program other than the entry whose BTF return type is
+    /// not a scalar may not use LD_ABS/LD_IND nor `bpf_tail_call` (checked before the
+    /// program is walked). `Some((first instruction, the kernel's line))` when one does.
+    pub(crate) fn check_returns(
+        &self,
+        prog: &str,
+        subprogs: &[usize],
+        insns: &[bpfkit_isa::RawInsn],
+    ) -> Option<(usize, String)> {
+        let funcs = self.programs.get(prog)?;
+        let starts: Vec<usize> = funcs.iter().map(|f| f.insn).collect();
+        if starts != subprogs {
+            return None;
+        }
+        for (k, f) in funcs.iter().enumerate().skip(1) {
+            let Some(BtfKind::FuncProto { ret, .. }) =
+                self.btf.get(f.proto_type_id).map(|t| &t.kind)
+            else {
+                continue;
+            };
+            let scalar = match self.btf.get(self.skip_mods(*ret)).map(|t| &t.kind) {
+                Some(BtfKind::Int { .. }) => self
+                    .btf
+                    .resolve_size(self.skip_mods(*ret))
+                    .is_some_and(|sz| sz <= 8),
+                Some(BtfKind::Enum { .. } | BtfKind::Enum64 { .. }) => true,
+                _ => false,
+            };
+            if scalar {
+                continue;
+            }
+            let end = starts.get(k + 1).copied().unwrap_or(insns.len());
+            let body = insns.get(f.insn..end).unwrap_or(&[]);
+            let ld_abs = body
+                .iter()
+                .any(|x| x.code & 0x07 == 0 && matches!(x.code & 0xe0, 0x20 | 0x40));
+            let tail_call = body
+                .iter()
+                .any(|x| x.code == 0x85 && x.src == 0 && x.imm == 12);
+            if ld_abs {
+                return Some((
+                    f.insn,
+                    "LD_ABS is only allowed in functions that return 'int'.".into(),
+                ));
+            }
+            if tail_call {
+                return Some((
+                    f.insn,
+                    "tail_call is only allowed in functions that return 'int'.".into(),
+                ));
+            }
+        }
+        None
+    }
+
     /// The type under typedefs and modifiers (the object crate's walk, which also stops
     /// on a cycle of typedefs in a malformed BTF); `id` itself when it cannot be resolved.
     fn skip_mods(&self, id: u32) -> u32 {
@@ -205,6 +260,19 @@ impl ObjectFuncs {
             if ctx_tag || is_ctx {
                 if nonnull {
                     return rej(format!("arg#{i} has invalid combination of tags"));
+                }
+                if ctx_tag {
+                    // btf_validate_prog_ctx_type: for XDP, `arg:ctx` is `void *` or
+                    // `struct xdp_md *` (the canonical context type), nothing else
+                    match target_t {
+                        Some(t) if matches!(t.kind, BtfKind::Void) => {}
+                        Some(t) if t.name.is_empty() => {
+                            return rej(format!("arg#{i} type doesn't have a name"))
+                        }
+                        Some(t)
+                            if matches!(t.kind, BtfKind::Struct { .. }) && t.name == "xdp_md" => {}
+                        _ => return rej(format!("arg#{i} should be `struct xdp_md *`")),
+                    }
                 }
                 args.push(ArgType::Ctx);
                 continue;

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 mod dynptr;
 mod ext;
+mod fastcall;
 mod global;
 mod kfunc;
 mod precision;
@@ -58,6 +59,8 @@ struct V<'a> {
     prev_insns: u64,
     /// Per sub-program max stack depth.
     stack_depth: Vec<i32>,
+    /// `bpf_fastcall` patterns and their stack contract (check/fastcall.rs).
+    fastcall: fastcall::Fastcall,
     max_states_per_insn: u64,
     /// Tail-call sites seen: (prog-array map index, constant slot if known).
     tail_calls: Vec<(usize, Option<u64>)>,
@@ -171,6 +174,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
             m.map_flags |= BPF_F_RDONLY_PROG;
         }
     }
+    let fastcall = fastcall::Fastcall::mark(&prog.insns, &cfg);
     let mut v = V {
         insns: &prog.insns,
         maps: all,
@@ -187,6 +191,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         prev_jmps: 0,
         prev_insns: 0,
         stack_depth: vec![0; nsub],
+        fastcall,
         max_states_per_insn: 0,
         value_reg: None,
         tail_calls: vec![],
@@ -223,10 +228,18 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         && opts.caps.allow_uninit_stack()
         && !v.cfg.has_func_ptr
         && !v.cfg.calls_callback.iter().any(|&c| c);
-    let res = v
-        .do_check(None)
-        .and_then(|_| v.check_globals())
-        .and_then(|_| v.check_max_stack_depth());
+    let early = opts
+        .funcs
+        .as_ref()
+        .and_then(|f| f.check_returns(&prog.name, &v.cfg.subprogs, &prog.insns))
+        .map(|(at, m)| Fail::reject(at, m));
+    let res = match early {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+    .and_then(|_| v.do_check(None))
+    .and_then(|_| v.check_globals())
+    .and_then(|_| v.check_max_stack_depth());
     stats.processed_insns = v.processed;
     stats.total_states = v.arena.len() as u64;
     stats.peak_states = v.peak_states;
@@ -563,7 +576,9 @@ impl<'a> V<'a> {
         }
         let mut idmap: Vec<(u32, u32)> = vec![];
         for (fi, (fo, fc)) in old.frames.iter().zip(cur.frames.iter()).enumerate() {
-            if fo.callsite != fc.callsite {
+            // func_states_equal: a state that simulated more callback iterations does
+            // not cover one that simulated fewer
+            if fo.callsite != fc.callsite || fo.callback_depth > fc.callback_depth {
                 return false;
             }
             let live = self.frame_live(old, fi, idx);
@@ -1342,7 +1357,18 @@ impl<'a> V<'a> {
         }
         let sz = size_bytes(insn.code);
         self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
-        self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
+        let ptr = st.cur().regs[insn.dst as usize].clone();
+        let old =
+            self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
+        // check_atomic_rmw reads with dst_regno = -1, asking whether the old value may
+        // be used as a scalar: a spilled pointer may not without allow_ptr_leaks
+        if ptr.ty == RegType::Stack && ptr.b.is_const() && !self.allow_ptr_leaks {
+            if let Some(o) = old.filter(|o| self.is_pointer_value(o)) {
+                let _ = o;
+                let off = insn.off as i32 + ptr.off + ptr.b.var_off.value as i64 as i32;
+                return Err(self.err(st, format!("leaking pointer from stack off {}", off)));
+            }
+        }
         self.check_mem_access(
             st,
             insn.dst,
@@ -1448,6 +1474,13 @@ impl<'a> V<'a> {
                 }
                 self.check_stack_access_within_bounds(st, regno, &reg, off, size, write, false)?;
                 let fno = reg.frameno as usize;
+                let lowest = if reg.b.is_const() {
+                    off + reg.b.var_off.value as i64 as i32
+                } else {
+                    (reg.b.smin + off as i64) as i32
+                };
+                let sp = st.frames[fno].subprog;
+                self.fastcall.contract(sp, self.idx, lowest);
                 if reg.b.is_const() {
                     let aoff = off + reg.b.var_off.value as i64 as i32;
                     self.grow_stack(st, fno, aoff);
@@ -1524,6 +1557,13 @@ impl<'a> V<'a> {
                 }
             }
             RegType::Ctx => {
+                // check_mem_access: a pointer stored into the context leaks, checked
+                // before the offset is
+                if let (true, Some(v), Some(vr)) = (write, &value, value_reg) {
+                    if self.is_pointer_value(v) {
+                        return Err(self.err(st, format!("R{} leaks addr into ctx", vr)));
+                    }
+                }
                 if write && st_imm.is_some() {
                     // BPF_ST into ctx is rejected by check_ctx_access below for XDP anyway
                 }
@@ -1569,7 +1609,8 @@ impl<'a> V<'a> {
                 if write {
                     if let Some(v) = &value {
                         if self.is_pointer_value(v) {
-                            return Err(self.err(st, format!("R{} leaks addr into packet", regno)));
+                            let vr = value_reg.unwrap_or(regno);
+                            return Err(self.err(st, format!("R{} leaks addr into packet", vr)));
                         }
                     }
                 }
@@ -1581,6 +1622,12 @@ impl<'a> V<'a> {
             RegType::MapValue => {
                 let md = &self.maps[reg.map.expect("map value has a map")];
                 let rdonly = md.map_flags & BPF_F_RDONLY_PROG != 0;
+                // the leak is checked before the map's access flags (check_mem_access)
+                if let (true, Some(v), Some(vr)) = (write, &value, value_reg) {
+                    if self.is_pointer_value(v) {
+                        return Err(self.err(st, format!("R{} leaks addr into map", vr)));
+                    }
+                }
                 if write && rdonly {
                     return Err(self.err_regs(
                         st,
@@ -1897,7 +1944,7 @@ impl<'a> V<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn check_stack_access_within_bounds(
+    pub(super) fn check_stack_access_within_bounds(
         &self,
         st: &State,
         regno: u8,
@@ -2024,7 +2071,7 @@ impl<'a> V<'a> {
         self.stack_live[idx]
     }
 
-    fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
+    pub(super) fn grow_stack(&mut self, st: &mut State, fno: usize, off: i32) {
         let need = round_up(-off, 8);
         let fr = &mut st.frames[fno];
         if need > fr.allocated {
@@ -2705,12 +2752,6 @@ impl<'a> V<'a> {
                     }
                     // checked together with the size argument
                 }
-                Arg::FixedUninitMem(sz) => {
-                    if !is_mem_type(reg.ty) {
-                        return Err(self.type_err(st, regno, &reg, MEM_TYPES));
-                    }
-                    self.check_helper_mem_access(st, regno, &reg, sz as i64, true, false)?;
-                }
                 Arg::ConstSize | Arg::ConstSizeOrZero => {
                     if !reg.is_scalar() {
                         return Err(self.type_err(st, regno, &reg, "scalar"));
@@ -2850,7 +2891,8 @@ impl<'a> V<'a> {
                 | Arg::KptrXchgDest
                 | Arg::Dynptr
                 | Arg::FixedMem(_)
-                | Arg::FixedUninitMemAligned(_) => {}
+                | Arg::FixedUninitMemAligned(_)
+                | Arg::FixedMemWriteAligned(_) => {}
             }
         }
         // record_func_map: a BPF_F_RDONLY_PROG map (and devmaps) may not be changed
@@ -2936,9 +2978,18 @@ impl<'a> V<'a> {
             if func == 170 {
                 let m = ext.timer_map.expect("timer argument checked");
                 self.push_timer_callback(st, target, m)?;
+            } else if func == 181 && {
+                // bpf_loop: R1 (nr_loops) bounds the iterations simulated; it is made
+                // precise, and once callback_depth reaches its umax the path goes on
+                // without another iteration ("bpf_loop iteration limit reached")
+                self.mark_precise(st, 1 << 1, vec![]);
+                st.cur().callback_depth as u64 >= st.cur().regs[1].b.umax
+            } {
+                st.cur_mut().callback_depth = 0;
             } else {
                 let mut cb = st.clone();
                 cb.cb_unroll += 1;
+                cb.cur_mut().callback_depth += 1;
                 let fno = cb.frames.len() as u8;
                 let mut f = Frame::new(fno, self.idx, target);
                 f.in_callback = true;
@@ -3215,6 +3266,8 @@ impl<'a> V<'a> {
                     )
                 };
                 self.grow_stack(st, fno, min_off);
+                let sp = st.frames[fno].subprog;
+                self.fastcall.contract(sp, self.idx, min_off);
                 if !write {
                     self.note_stack_read(fno, min_off, max_off);
                 }
@@ -3312,11 +3365,13 @@ impl<'a> V<'a> {
             sd: &[i32],
             at: usize,
         ) -> Result<(), (usize, String)> {
-            let d = depth + round_up(sd[s].max(1), 32);
+            // `sd` is already rounded (round_up_stack_depth)
+            let d = depth + sd[s];
             if frames > crate::MAX_CALL_FRAMES {
                 return Err((
                     at,
-                    format!("the call stack of {} frames is too deep", frames),
+                    // check_max_stack_depth_subprog counts the frame index (0-based)
+                    format!("the call stack of {} frames is too deep !", frames - 1),
                 ));
             }
             if d > MAX_BPF_STACK {
@@ -3336,7 +3391,25 @@ impl<'a> V<'a> {
             }
             Ok(())
         }
-        if let Err((at, m)) = dfs(0, 0, 1, &calls, &self.stack_depth, 0) {
+        // jit_requested: the JIT is on (bpfkit models x86-64 kernels with the JIT; a
+        // probed target with bpf_jit_enable=0 runs the interpreter). With the JIT,
+        // remove_fastcall_spills_fills runs before check_max_stack_depth and
+        // round_up_stack_depth rounds to 16 bytes; the interpreter keeps the spills
+        // and rounds to 32, at least one
+        let jit = self.opts.target.as_deref().and_then(|t| t.jit_enable) != Some(0);
+        let depth: Vec<i32> = if jit {
+            self.fastcall
+                .depths(&self.stack_depth)
+                .iter()
+                .map(|&d| round_up(d, 16))
+                .collect()
+        } else {
+            self.stack_depth
+                .iter()
+                .map(|&d| round_up(d.max(1), 32))
+                .collect()
+        };
+        if let Err((at, m)) = dfs(0, 0, 1, &calls, &depth, 0) {
             return Err(Fail::reject(at, m));
         }
         Ok(())

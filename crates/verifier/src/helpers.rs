@@ -23,8 +23,9 @@ pub enum Arg {
     MemOrNull,
     /// Writable memory whose size is the next argument (may be uninitialised).
     UninitMem,
-    /// Writable memory of a fixed size (`ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT`).
-    FixedUninitMem(u32),
+    /// `ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED`: initialised memory of a
+    /// fixed size that the helper reads and overwrites (`bpf_check_mtu`'s `mtu_len`).
+    FixedMemWriteAligned(u32),
     ConstSize,
     ConstSizeOrZero,
     /// `ARG_CONST_ALLOC_SIZE_OR_ZERO` (ring buffer reserve size).
@@ -237,7 +238,7 @@ pub const PROTOS: &[Proto] = &[
     p(160, [D; 5], Ret::Integer),
     p(
         163,
-        [Ctx, Anything, FixedUninitMem(4), Anything, Anything],
+        [Ctx, Anything, FixedMemWriteAligned(4), Anything, Anything],
         Ret::Integer,
     ),
     p(

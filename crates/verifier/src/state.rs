@@ -377,6 +377,9 @@ pub struct Frame {
     pub in_callback: bool,
     /// Frame 0 of an asynchronous callback (timer), verified as its own program.
     pub async_cb: bool,
+    /// `callback_depth`: how many times the callback called from this frame has been
+    /// simulated on this path (bounds `bpf_loop` by its R1).
+    pub callback_depth: u32,
 }
 
 /// An untouched stack slot (what slots past `Frame::stack`'s length hold).
@@ -411,6 +414,7 @@ impl Frame {
             subprog,
             in_callback: false,
             async_cb: false,
+            callback_depth: 0,
         }
     }
 }

@@ -222,7 +222,7 @@ fn helpers_called_as_modelled_match_the_kernel() {
                 | Arg::MemWrite
                 | Arg::MemOrNullWrite
                 | Arg::FixedMem(_)
-                | Arg::FixedUninitMem(_)
+                | Arg::FixedMemWriteAligned(_)
                 | Arg::FixedUninitMemAligned(_) => vec![
                     RawInsn::new(0xbf, r, 10, 0, 0),
                     RawInsn::new(0x07, r, 0, 0, -64),

@@ -248,6 +248,27 @@ impl V<'_> {
                 }
                 self.check_helper_mem_access(st, regno, reg, sz as i64, false, false)?;
             }
+            Arg::FixedMemWriteAligned(sz) => {
+                if !is_mem_type(reg.ty) {
+                    return Err(self.type_err(st, regno, reg, MEM_TYPES));
+                }
+                // MEM_WRITE without MEM_UNINIT: the kernel checks the bounds as a
+                // write (check_stack_access_within_bounds(BPF_WRITE)), then that every
+                // byte is initialised (only allow_uninit_stack lets uninitialised stack
+                // through): `invalid read from stack R3 off -4+0 size 4`
+                if reg.ty == RegType::Stack && reg.b.is_const() {
+                    self.check_stack_access_within_bounds(
+                        st, regno, reg, reg.off, sz as i32, true, true,
+                    )?;
+                    let min_off = reg.off + reg.b.var_off.value as i64 as i32;
+                    self.grow_stack(st, reg.frameno as usize, min_off);
+                }
+                if reg.ty != RegType::MapValue {
+                    self.check_helper_mem_access(st, regno, reg, sz as i64, false, false)?;
+                }
+                self.check_helper_mem_access(st, regno, reg, sz as i64, true, false)?;
+                self.check_arg_alignment(st, reg, sz)?;
+            }
             Arg::FixedUninitMemAligned(sz) => {
                 if !is_mem_type(reg.ty) {
                     return Err(self.type_err(st, regno, reg, MEM_TYPES));
