@@ -28,7 +28,12 @@
 //! - `MUTPROBE_REJECTED_EVERY=K`: only every K-th mutant bpfkit rejects is loaded into
 //!   the kernel (false rejections sampled, for speed); accepted ones always are.
 //! - Programs in sections libbpf does not recognise are XDP (as `--prog-type xdp`);
-//!   programs of other types are dropped from the object before mutation.
+//!   programs of other types are dropped from the object before mutation. As
+//!   `examples/klog`: maps with `max_entries = 0` get 64 entries, iproute2 pinning is
+//!   ignored (Cilium's `bpf_elf_map` objects).
+//! - `MUTPROBE_MAX_INSNS=K`: programs bpfkit verifies in more than K processed
+//!   instructions, unmutated, are left out (and their sections not mutated), so objects
+//!   like Cilium's, whose NAT tail calls take 100,000+ each, can be sampled at all.
 //!
 //! The last line (stderr) gives the counts and the time. Not a test: the suite keeps a
 //! small seeded sample (`tests/mutants.rs`).
@@ -90,6 +95,30 @@ fn bpfkit(obj: &Object) -> Option<(bool, String)> {
         }
     }
     Some((all, msg))
+}
+
+/// Leaves out the programs bpfkit verifies in more than `max` processed instructions.
+fn drop_large_programs(obj: &mut Object, max: u64, f: &str) {
+    let Ok(linked) = obj.link() else { return };
+    let opts = options(obj, &linked);
+    let large: Vec<String> = linked
+        .programs
+        .iter()
+        .filter(|p| {
+            bpfkit_verifier::verify(p, &linked.maps, &opts)
+                .stats
+                .processed_insns
+                > max
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    if !large.is_empty() {
+        eprintln!(
+            "{f}: left out (over {max} processed instructions): {}",
+            large.join(", ")
+        );
+    }
+    obj.programs.retain(|p| !large.contains(&p.name));
 }
 
 fn last_lines(log: &str, n: usize) -> String {
@@ -306,6 +335,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    // MUTPROBE_MAX_INSNS=K: programs bpfkit needs more than K processed instructions
+    // for, unmutated, are left out (Cilium's NAT tail calls take 100,000-250,000 each)
+    let max_insns: Option<u64> = std::env::var("MUTPROBE_MAX_INSNS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let run_jit = std::env::var("MUTPROBE_JIT").is_ok_and(|v| v == "1");
     let cases_dir = std::env::var("MUTPROBE_CASES").ok();
     // MUTPROBE_REJECTED_EVERY=K: only every K-th mutant bpfkit rejects is loaded into
@@ -335,6 +369,21 @@ fn main() {
         };
         base.set_unknown_prog_type(prog_type::XDP);
         base.programs.retain(|p| p.prog_type == prog_type::XDP);
+        // as loaders of such objects do (and `examples/klog`): `max_entries = 0` maps get
+        // 64 entries, iproute2 pinning is ignored
+        let empty: Vec<String> = base
+            .maps
+            .iter()
+            .filter(|m| m.max_entries == 0)
+            .map(|m| m.name.clone())
+            .collect();
+        for m in empty {
+            let _ = base.set_max_entries(&m, 64);
+        }
+        base.elf_map_extra.clear();
+        if let Some(max) = max_insns {
+            drop_large_programs(&mut base, max, f);
+        }
         if base.programs.is_empty() {
             eprintln!("skip {f}: no XDP program");
             continue;
