@@ -2082,7 +2082,9 @@ impl<'a> V<'a> {
         } else if !is_reg && aligned && self.opts.caps.bpf_capable() {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
-        } else if is_reg && val.ty.is_pointer() {
+        } else if is_reg && spectre::kernel_spillable(val.ty) {
+            // (a CONST_PTR_TO_DYNPTR is not spillable: stored, it is STACK_MISC, and a
+            // fill gives an unknown scalar, as in 6.18)
             if size_u != REG_SIZE {
                 return Err(self.err(st, "invalid size of register spill".into()));
             }
