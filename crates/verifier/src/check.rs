@@ -1292,6 +1292,26 @@ impl<'a> V<'a> {
 
     fn check_atomic(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
         let aop = insn.imm;
+        if aop == BPF_LOAD_ACQ || aop == BPF_STORE_REL {
+            if let Some(t) = self.opts.target.as_deref() {
+                if !t.has_load_acquire_store_release() {
+                    return Err(Self::hint(
+                        self.err(st, format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", aop)),
+                        format!(
+                            "load-acquire and store-release came in Linux {}; {} does not have them",
+                            bpfkit_target::feature_since("load_acquire_store_release")
+                                .map_or("?".into(), |v| v.to_string()),
+                            t.describe()
+                        ),
+                    ));
+                }
+            }
+            return if aop == BPF_LOAD_ACQ {
+                self.check_atomic_load(st, insn)
+            } else {
+                self.check_atomic_store(st, insn)
+            };
+        }
         let ok = matches!(aop & !BPF_FETCH, 0x00 | 0x40 | 0x50 | 0xa0)
             || aop == BPF_XCHG
             || aop == BPF_CMPXCHG;
@@ -1314,15 +1334,7 @@ impl<'a> V<'a> {
             return Err(self.err(st, format!("R{} leaks addr into mem", insn.src)));
         }
         let dty = st.cur().regs[insn.dst as usize].ty;
-        if matches!(
-            dty,
-            RegType::Ctx
-                | RegType::Packet
-                | RegType::PacketMeta
-                | RegType::Socket
-                | RegType::SockCommon
-                | RegType::XdpSock
-        ) {
+        if atomic_ptr_type_refused(dty) {
             return Err(self.err(
                 st,
                 format!(
@@ -1368,6 +1380,69 @@ impl<'a> V<'a> {
         Ok(())
     }
 
+    /// `check_atomic_load` (6.15, BPF_LOAD_ACQ): as 6.18, the pointer type first (the
+    /// source register is read as it is, even when it is not initialised), then
+    /// `check_load_mem` with strict alignment: a plain load otherwise (a fill from the
+    /// stack, zero-extended B/H/W values).
+    fn check_atomic_load(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        if insn.src > 10 {
+            self.check_reg_read(st, insn.src)?;
+        }
+        let sty = st.cur().regs[insn.src as usize].ty;
+        if atomic_ptr_type_refused(sty) {
+            return Err(self.err(
+                st,
+                format!(
+                    "BPF_ATOMIC loads from R{} {} is not allowed",
+                    insn.src,
+                    sty.name()
+                ),
+            ));
+        }
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_write(st, insn.dst)?;
+        let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.src, insn.off as i32, sz)?;
+        let r =
+            self.check_mem_access(st, insn.src, insn.off as i32, sz, false, None, None, false)?;
+        st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
+        Ok(())
+    }
+
+    /// `check_atomic_store` (6.15, BPF_STORE_REL): as 6.18, `check_store_reg` with
+    /// strict alignment first (a plain store otherwise: a spill to the stack), then the
+    /// pointer type.
+    fn check_atomic_store(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_read(st, insn.dst)?;
+        let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
+        let val = st.cur().regs[insn.src as usize].clone();
+        self.value_reg = Some(insn.src);
+        self.check_mem_access(
+            st,
+            insn.dst,
+            insn.off as i32,
+            sz,
+            true,
+            Some(val),
+            None,
+            false,
+        )?;
+        let dty = st.cur().regs[insn.dst as usize].ty;
+        if atomic_ptr_type_refused(dty) {
+            return Err(self.err(
+                st,
+                format!(
+                    "BPF_ATOMIC stores into R{} {} is not allowed",
+                    insn.dst,
+                    dty.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `check_ptr_alignment` with `strict_alignment_once`, as atomics call
     /// `check_mem_access`: every pointer type is checked as if the architecture
     /// demanded alignment (stack accesses are strict anyway, in `check_mem_access`).
@@ -1378,8 +1453,35 @@ impl<'a> V<'a> {
             RegType::MapKey => "key ",
             RegType::Socket => "sock ",
             RegType::SockCommon => "sock_common ",
-            // stack: strict in check_mem_access; ctx/packet/sockets refused before
-            RegType::Stack | RegType::Ctx | RegType::Packet | RegType::PacketMeta => return Ok(()),
+            RegType::XdpSock => "xdp_sock ",
+            // read-modify-write atomics refuse ctx and packet pointers before this;
+            // a store-release checks the access first
+            RegType::Ctx => "context ",
+            RegType::Packet | RegType::PacketMeta => {
+                // check_pkt_ptr_alignment: NET_IP_ALIGN forced to 2
+                let roff = reg
+                    .b
+                    .var_off
+                    .add(Tnum::konst((2 + reg.off + insn_off) as i64 as u64));
+                if size == 1 || roff.is_aligned(size as u64) {
+                    return Ok(());
+                }
+                let vo = if reg.b.is_const() {
+                    format!("{}", reg.b.var_off.value as i64)
+                } else {
+                    reg.b.var_off.to_string()
+                };
+                return Err(self.err_regs(
+                    st,
+                    format!(
+                        "misaligned packet access off 2+{}+{}+{} size {}",
+                        vo, reg.off, insn_off, size
+                    ),
+                    &[regno],
+                ));
+            }
+            // stack: strict in check_mem_access
+            RegType::Stack => return Ok(()),
             // a scalar (e.g. the fetch's own destination register, already clobbered)
             // goes to check_generic_ptr_alignment with no description
             RegType::RingbufMem | RegType::Mem | RegType::Scalar => "",
@@ -1476,8 +1578,13 @@ impl<'a> V<'a> {
                     };
                     if let Some(h) = st.hist.last_mut() {
                         let c = self.insns[h.insn as usize].code;
-                        let plain =
-                            matches!(c & 0x07, BPF_LDX | BPF_STX | BPF_ST) && mode(c) != BPF_ATOMIC;
+                        // (load-acquire and store-release are a plain load and store
+                        // here, as 6.18's check_load_mem/check_store_reg)
+                        let imm = self.insns[h.insn as usize].imm;
+                        let plain = matches!(c & 0x07, BPF_LDX | BPF_STX | BPF_ST)
+                            && (mode(c) != BPF_ATOMIC
+                                || imm == BPF_LOAD_ACQ
+                                || imm == BPF_STORE_REL);
                         if spill_fill && plain {
                             h.slot = Some((fno as u8, spi as u8));
                         }
@@ -3918,4 +4025,17 @@ fn byte_swap(v: u64, imm: i32, is64: bool, to_be: bool) -> u64 {
             _ => v,
         }
     }
+}
+
+/// `atomic_ptr_type_ok`: atomics never go through context, packet or socket pointers.
+fn atomic_ptr_type_refused(ty: RegType) -> bool {
+    matches!(
+        ty,
+        RegType::Ctx
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::Socket
+            | RegType::SockCommon
+            | RegType::XdpSock
+    )
 }
