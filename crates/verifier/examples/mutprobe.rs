@@ -31,6 +31,9 @@
 //!   programs of other types are dropped from the object before mutation. As
 //!   `examples/klog`: maps with `max_entries = 0` get 64 entries, iproute2 pinning is
 //!   ignored (Cilium's `bpf_elf_map` objects).
+//! - `MUTPROBE_MAX_ENTRIES=N`: hash and array maps over N entries get N (both verifiers
+//!   see the capped object; a kernel load and a jit-fast run no longer allocate
+//!   katran's 128 MiB array each time).
 //! - `MUTPROBE_MAX_INSNS=K`: programs bpfkit verifies in more than K processed
 //!   instructions, unmutated, are left out (and their sections not mutated), so objects
 //!   like Cilium's, whose NAT tail calls take 100,000+ each, can be sampled at all.
@@ -95,6 +98,35 @@ fn bpfkit(obj: &Object) -> Option<(bool, String)> {
         }
     }
     Some((all, msg))
+}
+
+/// Gives hash and array maps (plain, per-CPU, LRU, LPM) over `cap` entries `cap`
+/// entries: katran's 33,554,944-entry array, allocated by every kernel load and every
+/// jit-fast run, made each mutant take seconds. bpfkit and the kernel both see the
+/// capped object, so the comparison stays fair (a constant key past the cap is out of
+/// range for both).
+fn cap_max_entries(obj: &mut Object, cap: u32) {
+    let big: Vec<String> = obj
+        .maps
+        .iter()
+        .filter(|m| {
+            m.max_entries > cap
+                && matches!(
+                    m.map_type,
+                    map_type::HASH
+                        | map_type::ARRAY
+                        | map_type::PERCPU_HASH
+                        | map_type::PERCPU_ARRAY
+                        | map_type::LRU_HASH
+                        | map_type::LRU_PERCPU_HASH
+                        | map_type::LPM_TRIE
+                )
+        })
+        .map(|m| m.name.clone())
+        .collect();
+    for m in big {
+        let _ = obj.set_max_entries(&m, cap);
+    }
 }
 
 /// Leaves out the programs bpfkit verifies in more than `max` processed instructions.
@@ -340,6 +372,10 @@ fn main() {
     let max_insns: Option<u64> = std::env::var("MUTPROBE_MAX_INSNS")
         .ok()
         .and_then(|v| v.parse().ok());
+    // MUTPROBE_MAX_ENTRIES=N: hash and array maps larger than N entries get N
+    let max_entries: Option<u32> = std::env::var("MUTPROBE_MAX_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let run_jit = std::env::var("MUTPROBE_JIT").is_ok_and(|v| v == "1");
     let cases_dir = std::env::var("MUTPROBE_CASES").ok();
     // MUTPROBE_REJECTED_EVERY=K: only every K-th mutant bpfkit rejects is loaded into
@@ -381,6 +417,9 @@ fn main() {
             let _ = base.set_max_entries(&m, 64);
         }
         base.elf_map_extra.clear();
+        if let Some(cap) = max_entries {
+            cap_max_entries(&mut base, cap);
+        }
         if let Some(max) = max_insns {
             drop_large_programs(&mut base, max, f);
         }
