@@ -394,6 +394,7 @@ fn main() {
     let (mut tot, mut agree, mut unsafe_, mut falsrej, mut skip) = (0, 0, 0, 0, 0);
     let (mut jit_runs, mut crashes, mut objects) = (0, 0, 0);
     let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut last_progress = 0usize;
     for f in &files {
         let Ok(bytes) = std::fs::read(f) else {
             eprintln!("skip {f}: unreadable");
@@ -500,6 +501,15 @@ fn main() {
                         .unwrap();
                     }
                 }
+            }
+            // the counts so far, every 200 mutants (a run stopped inside a slow object
+            // keeps what it did)
+            if tot > 0 && tot % 200 == 0 && tot != last_progress {
+                last_progress = tot;
+                eprintln!(
+                    "progress {f}: mutants {tot}: agree {agree}, unsafe accepts {unsafe_}, false rejects {falsrej}, undecided {skip}, rejected by bpfkit and not loaded {rejected_unasked}; jit-fast runs {jit_runs}, crashes {crashes}; {:.0} s",
+                    start.elapsed().as_secs_f64()
+                );
             }
             made += 1;
             tot += 1;
