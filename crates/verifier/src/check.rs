@@ -1222,6 +1222,13 @@ impl<'a> V<'a> {
                 ));
             }
         }
+        if r.ty.is_pkt() && r.range < 0 {
+            // AT_PKT_END / BEYOND_PKT_END describe the pointer they were proved for:
+            // 6.18 drops them on any arithmetic (`r2 = r9; r2 += 8` after `r9 > pkt_end`
+            // shows r=0, even `+= 0`), so a later comparison with data_end is not decided
+            // from them (after `r9 -= 8` the pointer may well be below data_end)
+            r.range = 0;
+        }
         self.check_reg_sane_offset(st, &r, ptr.ty)?;
         r.b.sync();
         self.sanitize_ptr_alu_commit(st, insn, &r, sanitize, swapped)?;
