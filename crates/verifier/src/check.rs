@@ -63,6 +63,9 @@ struct V<'a> {
     tail_calls: Vec<(usize, Option<u64>)>,
     /// Source register of the store being checked (for scalar spill ids).
     value_reg: Option<u8>,
+    /// `insn_aux_data[].ptr_type`: the pointer type each load/store went through, on any
+    /// path (`save_aux_ptr_type`).
+    aux_ptr_type: HashMap<usize, RegType>,
     idx: usize,
     /// States currently kept in `explored` lists, and the maximum of that.
     cur_states: u64,
@@ -189,6 +192,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         stack_depth: vec![0; nsub],
         max_states_per_insn: 0,
         value_reg: None,
+        aux_ptr_type: HashMap::new(),
         tail_calls: vec![],
         idx: 0,
         cur_states: 0,
@@ -723,6 +727,7 @@ impl<'a> V<'a> {
                     self.check_reg_read(st, insn.src)?;
                     self.check_reg_read(st, insn.dst)?;
                     let val = st.cur().regs[insn.src as usize].clone();
+                    let dst_ty = st.cur().regs[insn.dst as usize].ty;
                     self.value_reg = Some(insn.src);
                     self.check_mem_access(
                         st,
@@ -734,6 +739,7 @@ impl<'a> V<'a> {
                         None,
                         false,
                     )?;
+                    self.save_aux_ptr_type(st, dst_ty)?;
                 }
                 Ok(Flow::Next(idx + 1))
             }
@@ -743,6 +749,7 @@ impl<'a> V<'a> {
                 }
                 self.check_reg_read(st, insn.dst)?;
                 let val = Reg::konst(insn.imm as i64 as u64);
+                let dst_ty = st.cur().regs[insn.dst as usize].ty;
                 self.check_mem_access(
                     st,
                     insn.dst,
@@ -753,6 +760,7 @@ impl<'a> V<'a> {
                     Some(insn.imm),
                     false,
                 )?;
+                self.save_aux_ptr_type(st, dst_ty)?;
                 Ok(Flow::Next(idx + 1))
             }
             BPF_LD => {
@@ -1276,6 +1284,34 @@ impl<'a> V<'a> {
     }
 
     // ---------------------------------------------------------------- memory
+    /// `save_aux_ptr_type`: one instruction may not access memory through a context
+    /// or socket pointer on one path and another pointer type on another (the kernel
+    /// rewrites context accesses per instruction): `same insn cannot be used with
+    /// different pointers`. Called after the access was checked, as 6.18 does.
+    fn save_aux_ptr_type(&mut self, st: &State, ty: RegType) -> R<()> {
+        let mismatch_ok = |t: RegType| {
+            !matches!(
+                t,
+                RegType::Ctx
+                    | RegType::Socket
+                    | RegType::SockCommon
+                    | RegType::XdpSock
+                    | RegType::BtfId(_)
+            )
+        };
+        match self.aux_ptr_type.get(&self.idx) {
+            None => {
+                self.aux_ptr_type.insert(self.idx, ty);
+                Ok(())
+            }
+            Some(&prev) if prev != ty && (!mismatch_ok(ty) || !mismatch_ok(prev)) => Err(self.err(
+                st,
+                "same insn cannot be used with different pointers".into(),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn check_ldx(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
         if insn.imm != 0 {
             return Err(self.err(st, "BPF_LDX uses reserved fields".into()));
@@ -1283,6 +1319,7 @@ impl<'a> V<'a> {
         self.check_reg_read(st, insn.src)?;
         self.check_reg_write(st, insn.dst)?;
         let sx = mode(insn.code) == BPF_MEMSX;
+        let src_ty = st.cur().regs[insn.src as usize].ty;
         let r = self.check_mem_access(
             st,
             insn.src,
@@ -1293,6 +1330,7 @@ impl<'a> V<'a> {
             None,
             sx,
         )?;
+        self.save_aux_ptr_type(st, src_ty)?;
         st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
         Ok(())
     }
@@ -1412,6 +1450,7 @@ impl<'a> V<'a> {
         self.check_atomic_alignment(st, insn.src, insn.off as i32, sz)?;
         let r =
             self.check_mem_access(st, insn.src, insn.off as i32, sz, false, None, None, false)?;
+        self.save_aux_ptr_type(st, sty)?;
         st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
         Ok(())
     }
@@ -1437,6 +1476,7 @@ impl<'a> V<'a> {
             false,
         )?;
         let dty = st.cur().regs[insn.dst as usize].ty;
+        self.save_aux_ptr_type(st, dty)?;
         if atomic_ptr_type_refused(dty) {
             return Err(self.err(
                 st,
