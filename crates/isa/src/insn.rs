@@ -219,10 +219,7 @@ pub enum AtomicOp {
     StoreRelease,
 }
 
-/// `imm` of a load-acquire.
-pub const BPF_LOAD_ACQ: i32 = 0x100;
-/// `imm` of a store-release.
-pub const BPF_STORE_REL: i32 = 0x110;
+pub use crate::opcode::{BPF_LOAD_ACQ, BPF_STORE_REL};
 
 impl AtomicOp {
     pub const ALL: [AtomicOp; 12] = [

@@ -74,6 +74,10 @@ pub const BPF_MAX_LOOPS: u64 = 8 * 1024 * 1024;
 pub const BPF_FETCH: i32 = 0x01;
 pub const BPF_XCHG: i32 = 0xe0 | BPF_FETCH;
 pub const BPF_CMPXCHG: i32 = 0xf0 | BPF_FETCH;
+/// `imm` of a load-acquire (6.15; sizes B/H/W/DW).
+pub const BPF_LOAD_ACQ: i32 = 0x100;
+/// `imm` of a store-release (6.15; sizes B/H/W/DW).
+pub const BPF_STORE_REL: i32 = 0x110;
 
 // `src_reg` of `lddw` (BPF_LD | BPF_IMM | BPF_DW).
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;

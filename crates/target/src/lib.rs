@@ -308,6 +308,12 @@ impl KernelTarget {
         self.has_may_goto() && self.since("may_goto_zero")
     }
 
+    /// Whether the target has load-acquire and store-release (6.15, with the 8- and
+    /// 16-bit atomic opcodes they need).
+    pub fn has_load_acquire_store_release(&self) -> bool {
+        self.since("load_acquire_store_release")
+    }
+
     fn since(&self, feature: &str) -> bool {
         data::feature(feature).is_none_or(|f| f.since <= self.version)
     }

@@ -41,7 +41,8 @@ pub fn opcode_known(code: u8) -> bool {
             let op = op(code);
             match op {
                 BPF_JA => source(code) == BPF_K,
-                BPF_CALL => class == BPF_JMP,
+                // `INSN_2(JMP, CALL)` only: no `callx` (BPF_X) in 6.18
+                BPF_CALL => class == BPF_JMP && source(code) == BPF_K,
                 BPF_EXIT => class == BPF_JMP && source(code) == BPF_K,
                 BPF_JCOND => class == BPF_JMP && source(code) == BPF_K, // may_goto (6.9)
                 BPF_JEQ | BPF_JGT | BPF_JGE | BPF_JSET | BPF_JNE | BPF_JSGT | BPF_JSGE
@@ -340,6 +341,11 @@ fn use_def(i: &RawInsn) -> (u16, u16) {
         BPF_STX => {
             let mut d = 0;
             if mode(i.code) == BPF_ATOMIC {
+                // compute_live_registers: a load-acquire reads only its address
+                // register and writes dst; a store-release is a plain store
+                if i.imm == BPF_LOAD_ACQ {
+                    return (b(i.src), b(i.dst));
+                }
                 if i.imm == BPF_CMPXCHG {
                     return (b(i.dst) | b(i.src) | 1, 1);
                 }

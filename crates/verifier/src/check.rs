@@ -66,6 +66,9 @@ struct V<'a> {
     tail_calls: Vec<(usize, Option<u64>)>,
     /// Source register of the store being checked (for scalar spill ids).
     value_reg: Option<u8>,
+    /// `insn_aux_data[].ptr_type`: the pointer type each load/store went through, on any
+    /// path (`save_aux_ptr_type`).
+    aux_ptr_type: HashMap<usize, RegType>,
     idx: usize,
     /// States currently kept in `explored` lists, and the maximum of that.
     cur_states: u64,
@@ -194,6 +197,7 @@ pub fn run(prog: &LinkedProgram, maps: &[MapDef], opts: &Options) -> (Verdict, S
         fastcall,
         max_states_per_insn: 0,
         value_reg: None,
+        aux_ptr_type: HashMap::new(),
         tail_calls: vec![],
         idx: 0,
         cur_states: 0,
@@ -738,6 +742,7 @@ impl<'a> V<'a> {
                     self.check_reg_read(st, insn.src)?;
                     self.check_reg_read(st, insn.dst)?;
                     let val = st.cur().regs[insn.src as usize].clone();
+                    let dst_ty = st.cur().regs[insn.dst as usize].ty;
                     self.value_reg = Some(insn.src);
                     self.check_mem_access(
                         st,
@@ -749,6 +754,7 @@ impl<'a> V<'a> {
                         None,
                         false,
                     )?;
+                    self.save_aux_ptr_type(st, dst_ty)?;
                 }
                 Ok(Flow::Next(idx + 1))
             }
@@ -758,6 +764,7 @@ impl<'a> V<'a> {
                 }
                 self.check_reg_read(st, insn.dst)?;
                 let val = Reg::konst(insn.imm as i64 as u64);
+                let dst_ty = st.cur().regs[insn.dst as usize].ty;
                 self.check_mem_access(
                     st,
                     insn.dst,
@@ -768,6 +775,7 @@ impl<'a> V<'a> {
                     Some(insn.imm),
                     false,
                 )?;
+                self.save_aux_ptr_type(st, dst_ty)?;
                 Ok(Flow::Next(idx + 1))
             }
             BPF_LD => {
@@ -1237,6 +1245,13 @@ impl<'a> V<'a> {
                 ));
             }
         }
+        if r.ty.is_pkt() && r.range < 0 {
+            // AT_PKT_END / BEYOND_PKT_END describe the pointer they were proved for:
+            // 6.18 drops them on any arithmetic (`r2 = r9; r2 += 8` after `r9 > pkt_end`
+            // shows r=0, even `+= 0`), so a later comparison with data_end is not decided
+            // from them (after `r9 -= 8` the pointer may well be below data_end)
+            r.range = 0;
+        }
         self.check_reg_sane_offset(st, &r, ptr.ty)?;
         r.b.sync();
         self.sanitize_ptr_alu_commit(st, insn, &r, sanitize, swapped)?;
@@ -1284,6 +1299,34 @@ impl<'a> V<'a> {
     }
 
     // ---------------------------------------------------------------- memory
+    /// `save_aux_ptr_type`: one instruction may not access memory through a context
+    /// or socket pointer on one path and another pointer type on another (the kernel
+    /// rewrites context accesses per instruction): `same insn cannot be used with
+    /// different pointers`. Called after the access was checked, as 6.18 does.
+    fn save_aux_ptr_type(&mut self, st: &State, ty: RegType) -> R<()> {
+        let mismatch_ok = |t: RegType| {
+            !matches!(
+                t,
+                RegType::Ctx
+                    | RegType::Socket
+                    | RegType::SockCommon
+                    | RegType::XdpSock
+                    | RegType::BtfId(_)
+            )
+        };
+        match self.aux_ptr_type.get(&self.idx) {
+            None => {
+                self.aux_ptr_type.insert(self.idx, ty);
+                Ok(())
+            }
+            Some(&prev) if prev != ty && (!mismatch_ok(ty) || !mismatch_ok(prev)) => Err(self.err(
+                st,
+                "same insn cannot be used with different pointers".into(),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn check_ldx(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
         if insn.imm != 0 {
             return Err(self.err(st, "BPF_LDX uses reserved fields".into()));
@@ -1291,6 +1334,7 @@ impl<'a> V<'a> {
         self.check_reg_read(st, insn.src)?;
         self.check_reg_write(st, insn.dst)?;
         let sx = mode(insn.code) == BPF_MEMSX;
+        let src_ty = st.cur().regs[insn.src as usize].ty;
         let r = self.check_mem_access(
             st,
             insn.src,
@@ -1301,12 +1345,33 @@ impl<'a> V<'a> {
             None,
             sx,
         )?;
+        self.save_aux_ptr_type(st, src_ty)?;
         st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
         Ok(())
     }
 
     fn check_atomic(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
         let aop = insn.imm;
+        if aop == BPF_LOAD_ACQ || aop == BPF_STORE_REL {
+            if let Some(t) = self.opts.target.as_deref() {
+                if !t.has_load_acquire_store_release() {
+                    return Err(Self::hint(
+                        self.err(st, format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", aop)),
+                        format!(
+                            "load-acquire and store-release came in Linux {}; {} does not have them",
+                            bpfkit_target::feature_since("load_acquire_store_release")
+                                .map_or("?".into(), |v| v.to_string()),
+                            t.describe()
+                        ),
+                    ));
+                }
+            }
+            return if aop == BPF_LOAD_ACQ {
+                self.check_atomic_load(st, insn)
+            } else {
+                self.check_atomic_store(st, insn)
+            };
+        }
         let ok = matches!(aop & !BPF_FETCH, 0x00 | 0x40 | 0x50 | 0xa0)
             || aop == BPF_XCHG
             || aop == BPF_CMPXCHG;
@@ -1329,15 +1394,7 @@ impl<'a> V<'a> {
             return Err(self.err(st, format!("R{} leaks addr into mem", insn.src)));
         }
         let dty = st.cur().regs[insn.dst as usize].ty;
-        if matches!(
-            dty,
-            RegType::Ctx
-                | RegType::Packet
-                | RegType::PacketMeta
-                | RegType::Socket
-                | RegType::SockCommon
-                | RegType::XdpSock
-        ) {
+        if atomic_ptr_type_refused(dty) {
             return Err(self.err(
                 st,
                 format!(
@@ -1394,6 +1451,71 @@ impl<'a> V<'a> {
         Ok(())
     }
 
+    /// `check_atomic_load` (6.15, BPF_LOAD_ACQ): as 6.18, the pointer type first (the
+    /// source register is read as it is, even when it is not initialised), then
+    /// `check_load_mem` with strict alignment: a plain load otherwise (a fill from the
+    /// stack, zero-extended B/H/W values).
+    fn check_atomic_load(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        if insn.src > 10 {
+            self.check_reg_read(st, insn.src)?;
+        }
+        let sty = st.cur().regs[insn.src as usize].ty;
+        if atomic_ptr_type_refused(sty) {
+            return Err(self.err(
+                st,
+                format!(
+                    "BPF_ATOMIC loads from R{} {} is not allowed",
+                    insn.src,
+                    sty.name()
+                ),
+            ));
+        }
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_write(st, insn.dst)?;
+        let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.src, insn.off as i32, sz)?;
+        let r =
+            self.check_mem_access(st, insn.src, insn.off as i32, sz, false, None, None, false)?;
+        self.save_aux_ptr_type(st, sty)?;
+        st.cur_mut().regs[insn.dst as usize] = r.expect("read yields a value");
+        Ok(())
+    }
+
+    /// `check_atomic_store` (6.15, BPF_STORE_REL): as 6.18, `check_store_reg` with
+    /// strict alignment first (a plain store otherwise: a spill to the stack), then the
+    /// pointer type.
+    fn check_atomic_store(&mut self, st: &mut State, insn: &RawInsn) -> R<()> {
+        self.check_reg_read(st, insn.src)?;
+        self.check_reg_read(st, insn.dst)?;
+        let sz = size_bytes(insn.code);
+        self.check_atomic_alignment(st, insn.dst, insn.off as i32, sz)?;
+        let val = st.cur().regs[insn.src as usize].clone();
+        self.value_reg = Some(insn.src);
+        self.check_mem_access(
+            st,
+            insn.dst,
+            insn.off as i32,
+            sz,
+            true,
+            Some(val),
+            None,
+            false,
+        )?;
+        let dty = st.cur().regs[insn.dst as usize].ty;
+        self.save_aux_ptr_type(st, dty)?;
+        if atomic_ptr_type_refused(dty) {
+            return Err(self.err(
+                st,
+                format!(
+                    "BPF_ATOMIC stores into R{} {} is not allowed",
+                    insn.dst,
+                    dty.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `check_ptr_alignment` with `strict_alignment_once`, as atomics call
     /// `check_mem_access`: every pointer type is checked as if the architecture
     /// demanded alignment (stack accesses are strict anyway, in `check_mem_access`).
@@ -1404,8 +1526,35 @@ impl<'a> V<'a> {
             RegType::MapKey => "key ",
             RegType::Socket => "sock ",
             RegType::SockCommon => "sock_common ",
-            // stack: strict in check_mem_access; ctx/packet/sockets refused before
-            RegType::Stack | RegType::Ctx | RegType::Packet | RegType::PacketMeta => return Ok(()),
+            RegType::XdpSock => "xdp_sock ",
+            // read-modify-write atomics refuse ctx and packet pointers before this;
+            // a store-release checks the access first
+            RegType::Ctx => "context ",
+            RegType::Packet | RegType::PacketMeta => {
+                // check_pkt_ptr_alignment: NET_IP_ALIGN forced to 2
+                let roff = reg
+                    .b
+                    .var_off
+                    .add(Tnum::konst((2 + reg.off + insn_off) as i64 as u64));
+                if size == 1 || roff.is_aligned(size as u64) {
+                    return Ok(());
+                }
+                let vo = if reg.b.is_const() {
+                    format!("{}", reg.b.var_off.value as i64)
+                } else {
+                    reg.b.var_off.to_string()
+                };
+                return Err(self.err_regs(
+                    st,
+                    format!(
+                        "misaligned packet access off 2+{}+{}+{} size {}",
+                        vo, reg.off, insn_off, size
+                    ),
+                    &[regno],
+                ));
+            }
+            // stack: strict in check_mem_access
+            RegType::Stack => return Ok(()),
             // a scalar (e.g. the fetch's own destination register, already clobbered)
             // goes to check_generic_ptr_alignment with no description
             RegType::RingbufMem | RegType::Mem | RegType::Scalar => "",
@@ -1509,8 +1658,13 @@ impl<'a> V<'a> {
                     };
                     if let Some(h) = st.hist.last_mut() {
                         let c = self.insns[h.insn as usize].code;
-                        let plain =
-                            matches!(c & 0x07, BPF_LDX | BPF_STX | BPF_ST) && mode(c) != BPF_ATOMIC;
+                        // (load-acquire and store-release are a plain load and store
+                        // here, as 6.18's check_load_mem/check_store_reg)
+                        let imm = self.insns[h.insn as usize].imm;
+                        let plain = matches!(c & 0x07, BPF_LDX | BPF_STX | BPF_ST)
+                            && (mode(c) != BPF_ATOMIC
+                                || imm == BPF_LOAD_ACQ
+                                || imm == BPF_STORE_REL);
                         if spill_fill && plain {
                             h.slot = Some((fno as u8, spi as u8));
                         }
@@ -2129,7 +2283,9 @@ impl<'a> V<'a> {
         } else if !is_reg && aligned && self.opts.caps.bpf_capable() {
             let sp = Reg::konst(st_imm.unwrap() as i64 as u64);
             save_register_state(st.frames[fno].slot_mut(spi), sp, size_u);
-        } else if is_reg && val.ty.is_pointer() {
+        } else if is_reg && spectre::kernel_spillable(val.ty) {
+            // (a CONST_PTR_TO_DYNPTR is not spillable: stored, it is STACK_MISC, and a
+            // fill gives an unknown scalar, as in 6.18)
             if size_u != REG_SIZE {
                 return Err(self.err(st, "invalid size of register spill".into()));
             }
@@ -3989,4 +4145,17 @@ fn byte_swap(v: u64, imm: i32, is64: bool, to_be: bool) -> u64 {
             _ => v,
         }
     }
+}
+
+/// `atomic_ptr_type_ok`: atomics never go through context, packet or socket pointers.
+fn atomic_ptr_type_refused(ty: RegType) -> bool {
+    matches!(
+        ty,
+        RegType::Ctx
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::Socket
+            | RegType::SockCommon
+            | RegType::XdpSock
+    )
 }

@@ -33,6 +33,16 @@ fn isa_gap(t: &KernelTarget, code: u8) -> Option<(&'static str, &'static str)> {
             "may_goto",
         ));
     }
+    if c == BPF_STX
+        && mode(code) == BPF_ATOMIC
+        && matches!(size(code), BPF_B | BPF_H)
+        && !t.has_load_acquire_store_release()
+    {
+        return Some((
+            "8- and 16-bit atomic opcodes (load-acquire and store-release)",
+            "load_acquire_store_release",
+        ));
+    }
     if !t.isa.v4 {
         if code == (BPF_ALU64 | BPF_END) {
             return Some(("the unconditional byte swap (ISA v4)", "isa_v4"));

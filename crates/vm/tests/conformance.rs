@@ -10,9 +10,8 @@ use conformance_file::parse;
 
 #[test]
 fn bpf_conformance_suite_passes_on_the_interpreter() {
-    let Some(files) = conformance_file::files() else {
-        return;
-    };
+    // the suite when it is beside the checkout, and bpfkit's own files in its format
+    let files = conformance_file::all_files();
     let (mut pass, mut failures) = (0, Vec::new());
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();

@@ -10,3 +10,5 @@ done
 # such pairs): llvm-objdump prints one of them, and so must `bpfkit disasm`.
 llvm-objcopy-19 --add-symbol LBB0_1=xdp:0x20,local --add-symbol LBB0_2=xdp:0x20,local \
     ../../../../corpus/obj/xdp_legacy_maps.o two_labels.o
+# Load-acquire and store-release, as bytes (clang-19 cannot emit them).
+clang-19 -target bpf -c xdp_acquire_release.s -o xdp_acquire_release.o

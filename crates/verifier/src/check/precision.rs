@@ -296,14 +296,24 @@ impl<'a> V<'a> {
                     bt.set_slot(f as usize, spi as usize);
                 }
             }
+            // backtrack_insn: a load-acquire is a load (`is_atomic_load_insn`)
+            BPF_STX if mode(insn.code) == BPF_ATOMIC && insn.imm == BPF_LOAD_ACQ => {
+                if !bt.is_reg_set(d) {
+                    return Ok(());
+                }
+                bt.clear_reg(d);
+                if let Some((f, spi)) = h.slot {
+                    bt.set_slot(f as usize, spi as usize);
+                }
+            }
             BPF_STX | BPF_ST => {
                 if bt.is_reg_set(d) {
                     // a scalar used as the base of a store (pointer subtraction)
                     return Err(GiveUp);
                 }
-                if mode(insn.code) == BPF_ATOMIC {
+                if mode(insn.code) == BPF_ATOMIC && insn.imm != BPF_STORE_REL {
                     // the kernel leaves a fetched register set: its earlier value
-                    // stays looked for
+                    // stays looked for (a store-release is a plain store: a spill)
                     return Ok(());
                 }
                 if let Some((f, spi)) = h.slot {

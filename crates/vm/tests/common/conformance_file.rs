@@ -72,3 +72,24 @@ pub fn files() -> Option<Vec<PathBuf>> {
     assert!(!files.is_empty(), "no .data files in {}", dir.display());
     Some(files)
 }
+
+/// bpfkit's own tests in the suite's format (`crates/vm/tests/data/conformance`), for what
+/// the suite does not cover (load-acquire and store-release, 6.15); always there.
+pub fn own_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm/tests/data/conformance");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .data files in {}", dir.display());
+    files
+}
+
+/// The suite's files when it is there, then bpfkit's own.
+pub fn all_files() -> Vec<PathBuf> {
+    let mut v = files().unwrap_or_default();
+    v.extend(own_files());
+    v
+}
