@@ -1532,26 +1532,7 @@ impl<'a> V<'a> {
             RegType::Ctx => "context ",
             RegType::Packet | RegType::PacketMeta => {
                 // check_pkt_ptr_alignment: NET_IP_ALIGN forced to 2
-                let roff = reg
-                    .b
-                    .var_off
-                    .add(Tnum::konst((2 + reg.off + insn_off) as i64 as u64));
-                if size == 1 || roff.is_aligned(size as u64) {
-                    return Ok(());
-                }
-                let vo = if reg.b.is_const() {
-                    format!("{}", reg.b.var_off.value as i64)
-                } else {
-                    reg.b.var_off.to_string()
-                };
-                return Err(self.err_regs(
-                    st,
-                    format!(
-                        "misaligned packet access off 2+{}+{}+{} size {}",
-                        vo, reg.off, insn_off, size
-                    ),
-                    &[regno],
-                ));
+                return self.check_aligned(st, regno, "packet ", 2, insn_off, size);
             }
             // stack: strict in check_mem_access
             RegType::Stack => return Ok(()),
@@ -1560,10 +1541,27 @@ impl<'a> V<'a> {
             RegType::RingbufMem | RegType::Mem | RegType::Scalar => "",
             _ => return Ok(()),
         };
+        self.check_aligned(st, regno, desc, 0, insn_off, size)
+    }
+
+    /// The alignment test of `check_generic_ptr_alignment`/`check_pkt_ptr_alignment`:
+    /// register `regno`'s variable and fixed offsets plus `ip_align` (NET_IP_ALIGN for
+    /// packets, else 0) plus `insn_off` must be a multiple of `size`, else the kernel's
+    /// `misaligned {desc}access off ...` (the `ip_align+` part only when it is not 0).
+    fn check_aligned(
+        &self,
+        st: &State,
+        regno: u8,
+        desc: &str,
+        ip_align: i32,
+        insn_off: i32,
+        size: i32,
+    ) -> R<()> {
+        let reg = &st.cur().regs[regno as usize];
         let roff = reg
             .b
             .var_off
-            .add(Tnum::konst((reg.off + insn_off) as i64 as u64));
+            .add(Tnum::konst((ip_align + reg.off + insn_off) as i64 as u64));
         if size == 1 || roff.is_aligned(size as u64) {
             return Ok(());
         }
@@ -1572,11 +1570,16 @@ impl<'a> V<'a> {
         } else {
             reg.b.var_off.to_string()
         };
+        let ip = if ip_align != 0 {
+            format!("{ip_align}+")
+        } else {
+            String::new()
+        };
         Err(self.err_regs(
             st,
             format!(
-                "misaligned {}access off {}+{}+{} size {}",
-                desc, vo, reg.off, insn_off, size
+                "misaligned {desc}access off {ip}{vo}+{}+{insn_off} size {size}",
+                reg.off
             ),
             &[regno],
         ))
@@ -1602,25 +1605,7 @@ impl<'a> V<'a> {
         match reg.ty {
             RegType::Stack => {
                 // check_ptr_alignment: stack accesses are always strict
-                let roff = reg
-                    .b
-                    .var_off
-                    .add(Tnum::konst((reg.off + insn_off) as i64 as u64));
-                if size != 1 && !roff.is_aligned(size as u64) {
-                    let vo = if reg.b.is_const() {
-                        format!("{}", reg.b.var_off.value as i64)
-                    } else {
-                        reg.b.var_off.to_string()
-                    };
-                    return Err(self.err_regs(
-                        st,
-                        format!(
-                            "misaligned stack access off {}+{}+{} size {}",
-                            vo, reg.off, insn_off, size
-                        ),
-                        &[regno],
-                    ));
-                }
+                self.check_aligned(st, regno, "stack ", 0, insn_off, size)?;
                 self.check_stack_access_within_bounds(st, regno, &reg, off, size, write, false)?;
                 let fno = reg.frameno as usize;
                 let lowest = if reg.b.is_const() {
