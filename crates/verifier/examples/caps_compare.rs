@@ -25,6 +25,9 @@
 //! `UNSAFE` = bpfkit accepts and the kernel rejects, `FALSEREJ`, `UNDEC`, `DROP`),
 //! object, program, the kernel's verdict and last message, bpfkit's.
 
+#[path = "common/prepare.rs"]
+mod prepare;
+
 use bpfkit_loader::caps;
 use bpfkit_object::Object;
 use bpfkit_verifier::{verify, Caps, Options, Verdict};
@@ -70,16 +73,7 @@ fn main() {
                     continue;
                 }
             };
-        obj.set_unknown_prog_type(bpfkit_object::model::prog_type::XDP);
-        let zero: Vec<String> = obj
-            .maps
-            .iter()
-            .filter(|m| m.max_entries == 0)
-            .map(|m| m.name.clone())
-            .collect();
-        for m in zero {
-            let _ = obj.set_max_entries(&m, 64);
-        }
+        prepare::as_loaders_do(&mut obj);
         let linked = match obj.link() {
             Ok(l) => l,
             Err(e) => {

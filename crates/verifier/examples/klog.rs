@@ -11,7 +11,8 @@
 //! ignoring pinning. A rejected program is reported and left out, and the others are
 //! loaded again.
 
-use bpfkit_object::model::prog_type;
+#[path = "common/prepare.rs"]
+mod prepare;
 
 fn main() {
     let mut a = std::env::args().skip(1);
@@ -21,18 +22,7 @@ fn main() {
     let bytes = std::fs::read(&path).expect("read");
     let name = bpfkit_object::object_name_from_path(std::path::Path::new(&path));
     let mut obj = bpfkit_object::Object::parse_named(&bytes, &name).expect("parse");
-    obj.set_unknown_prog_type(prog_type::XDP);
-    obj.programs.retain(|p| p.prog_type == prog_type::XDP);
-    let empty: Vec<String> = obj
-        .maps
-        .iter()
-        .filter(|m| m.max_entries == 0)
-        .map(|m| m.name.clone())
-        .collect();
-    for m in empty {
-        let _ = obj.set_max_entries(&m, 64);
-    }
-    obj.elf_map_extra.clear();
+    prepare::xdp_only(&mut obj);
     let opts = bpfkit_loader::LoadOptions {
         log_level: level,
         ..Default::default()

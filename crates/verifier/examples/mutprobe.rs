@@ -50,7 +50,10 @@ mod kernel;
 #[path = "../tests/common/mutate.rs"]
 mod mutate;
 
-use bpfkit_object::model::{map_type, prog_type, LinkedObject, MapDef, MapInit};
+#[path = "common/prepare.rs"]
+mod prepare;
+
+use bpfkit_object::model::{map_type, LinkedObject, MapDef, MapInit};
 use bpfkit_object::{Object, SectionKind};
 use bpfkit_verifier::Verdict;
 use mutate::{is_lddw, mutate, mutate_random, Rng};
@@ -404,20 +407,8 @@ fn main() {
             eprintln!("skip {f}: does not parse");
             continue;
         };
-        base.set_unknown_prog_type(prog_type::XDP);
-        base.programs.retain(|p| p.prog_type == prog_type::XDP);
-        // as loaders of such objects do (and `examples/klog`): `max_entries = 0` maps get
-        // 64 entries, iproute2 pinning is ignored
-        let empty: Vec<String> = base
-            .maps
-            .iter()
-            .filter(|m| m.max_entries == 0)
-            .map(|m| m.name.clone())
-            .collect();
-        for m in empty {
-            let _ = base.set_max_entries(&m, 64);
-        }
-        base.elf_map_extra.clear();
+        // as loaders of such objects do (and `examples/klog`)
+        prepare::xdp_only(&mut base);
         if let Some(cap) = max_entries {
             cap_max_entries(&mut base, cap);
         }
