@@ -990,10 +990,10 @@ mod tests {
         b
     }
 
+    /// A file in the system's temporary directory, named after the process (each test
+    /// removes its file at the end, so no directory is left behind).
     fn tmp(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("bpfkit-capture-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d.join(name)
+        std::env::temp_dir().join(format!("bpfkit-capture-{}-{name}", std::process::id()))
     }
 
     /// Every prefix of a small file, in both byte orders and both timestamp resolutions:
