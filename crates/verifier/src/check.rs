@@ -1394,16 +1394,7 @@ impl<'a> V<'a> {
             return Err(self.err(st, format!("R{} leaks addr into mem", insn.src)));
         }
         let dty = st.cur().regs[insn.dst as usize].ty;
-        if atomic_ptr_type_refused(dty) {
-            return Err(self.err(
-                st,
-                format!(
-                    "BPF_ATOMIC stores into R{} {} is not allowed",
-                    insn.dst,
-                    dty.name()
-                ),
-            ));
-        }
+        self.refuse_atomic_ptr_type(st, "stores into", insn.dst, dty)?;
         // `check_reg_arg(load_reg, DST_OP)` comes before the memory checks: the register
         // that receives the old value is unknown from here on, so a fetch into the
         // pointer register itself is checked as an access through a scalar
@@ -1419,12 +1410,13 @@ impl<'a> V<'a> {
             self.check_mem_access(st, insn.dst, insn.off as i32, sz, false, None, None, false)?;
         // check_atomic_rmw reads with dst_regno = -1, asking whether the old value may
         // be used as a scalar: a spilled pointer may not without allow_ptr_leaks
-        if ptr.ty == RegType::Stack && ptr.b.is_const() && !self.allow_ptr_leaks {
-            if let Some(o) = old.filter(|o| self.is_pointer_value(o)) {
-                let _ = o;
-                let off = insn.off as i32 + ptr.off + ptr.b.var_off.value as i64 as i32;
-                return Err(self.err(st, format!("leaking pointer from stack off {}", off)));
-            }
+        if ptr.ty == RegType::Stack
+            && ptr.b.is_const()
+            && !self.allow_ptr_leaks
+            && old.as_ref().is_some_and(|o| self.is_pointer_value(o))
+        {
+            let off = insn.off as i32 + ptr.off + ptr.b.var_off.value as i64 as i32;
+            return Err(self.err(st, format!("leaking pointer from stack off {}", off)));
         }
         self.check_mem_access(
             st,
@@ -1451,6 +1443,18 @@ impl<'a> V<'a> {
         Ok(())
     }
 
+    /// `atomic_ptr_type_ok` failed for register `regno` of type `ty`: the kernel's
+    /// `BPF_ATOMIC {stores into|loads from} R{regno} {type} is not allowed`.
+    fn refuse_atomic_ptr_type(&self, st: &State, what: &str, regno: u8, ty: RegType) -> R<()> {
+        if atomic_ptr_type_refused(ty) {
+            return Err(self.err(
+                st,
+                format!("BPF_ATOMIC {what} R{regno} {} is not allowed", ty.name()),
+            ));
+        }
+        Ok(())
+    }
+
     /// `check_atomic_load` (6.15, BPF_LOAD_ACQ): as 6.18, the pointer type first (the
     /// source register is read as it is, even when it is not initialised), then
     /// `check_load_mem` with strict alignment: a plain load otherwise (a fill from the
@@ -1460,16 +1464,7 @@ impl<'a> V<'a> {
             self.check_reg_read(st, insn.src)?;
         }
         let sty = st.cur().regs[insn.src as usize].ty;
-        if atomic_ptr_type_refused(sty) {
-            return Err(self.err(
-                st,
-                format!(
-                    "BPF_ATOMIC loads from R{} {} is not allowed",
-                    insn.src,
-                    sty.name()
-                ),
-            ));
-        }
+        self.refuse_atomic_ptr_type(st, "loads from", insn.src, sty)?;
         self.check_reg_read(st, insn.src)?;
         self.check_reg_write(st, insn.dst)?;
         let sz = size_bytes(insn.code);
@@ -1503,16 +1498,7 @@ impl<'a> V<'a> {
         )?;
         let dty = st.cur().regs[insn.dst as usize].ty;
         self.save_aux_ptr_type(st, dty)?;
-        if atomic_ptr_type_refused(dty) {
-            return Err(self.err(
-                st,
-                format!(
-                    "BPF_ATOMIC stores into R{} {} is not allowed",
-                    insn.dst,
-                    dty.name()
-                ),
-            ));
-        }
+        self.refuse_atomic_ptr_type(st, "stores into", insn.dst, dty)?;
         Ok(())
     }
 
