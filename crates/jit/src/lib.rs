@@ -569,6 +569,23 @@ impl Jit {
         repeat: u32,
     ) -> Result<(u64, f64), VmError> {
         let ctx = self.begin_xdp(prog, input)?;
+        let (r, ns) = self.repeat_runs(prog, ctx, repeat);
+        self.vm.runtime_mut().end_run();
+        let r0 = r.map_err(VmError::Fault)?;
+        Ok((r0, ns))
+    }
+
+    /// Runs program `prog` `repeat` times (at least once) on the XDP buffer `ctx` set up
+    /// by the caller, as `BPF_PROG_TEST_RUN` with `repeat`: per-run state starts afresh
+    /// each run (the kernel's tail-call count is per run too) and the run context keeps
+    /// the rest (`enter_again`); a fault ends the loop. Returns the last result and the
+    /// mean time per run in nanoseconds.
+    fn repeat_runs(
+        &mut self,
+        prog: usize,
+        ctx: u64,
+        repeat: u32,
+    ) -> (Result<u64, Box<Fault>>, f64) {
         let repeat = repeat.max(1);
         let (entry, frame_below, budget) = self.entry_args(prog);
         let t = Instant::now();
@@ -577,18 +594,13 @@ impl Jit {
             if r.is_err() {
                 break;
             }
-            // Per-run counters, as a fresh run would have them (the kernel's tail-call
-            // count is per run too).
             let rt = self.vm.runtime_mut();
-            rt.tail_calls = 0;
-            rt.insn_count = 0;
-            rt.events.clear();
+            let (cpu, time_ns) = (rt.cpu, rt.time_ns);
+            rt.begin_run(cpu, time_ns);
+            self.ctx.frames = 0;
             r = self.enter_again(entry, ctx, frame_below, budget);
         }
-        let el = t.elapsed();
-        self.vm.runtime_mut().end_run();
-        let r0 = r.map_err(VmError::Fault)?;
-        Ok((r0, el.as_nanos() as f64 / repeat as f64))
+        (r, t.elapsed().as_nanos() as f64 / f64::from(repeat))
     }
 
     /// `BPF_MAP_LOOKUP_ELEM` from user space (per-CPU values concatenated).
@@ -693,24 +705,8 @@ impl Engine for Jit {
         repeat: u32,
         out: &mut XdpOutput,
     ) -> Result<f64, VmError> {
-        let repeat = repeat.max(1);
         let ctx = self.begin_xdp(prog, input)?;
-        let (entry, frame_below, budget) = self.entry_args(prog);
-        let t = Instant::now();
-        let mut r = self.enter(prog, ctx, 0, ctx);
-        for _ in 1..repeat {
-            if r.is_err() {
-                break;
-            }
-            // Per-run state, as a fresh run has it (the kernel's tail-call count is per
-            // run too); the run context keeps the rest (`enter_again`).
-            let rt = self.vm.runtime_mut();
-            let (cpu, time_ns) = (rt.cpu, rt.time_ns);
-            rt.begin_run(cpu, time_ns);
-            self.ctx.frames = 0;
-            r = self.enter_again(entry, ctx, frame_below, budget);
-        }
-        let ns = t.elapsed().as_nanos() as f64 / f64::from(repeat);
+        let (r, ns) = self.repeat_runs(prog, ctx, repeat);
         self.vm.runtime_mut().finish_xdp_into_with(r, out, true)?;
         Ok(ns)
     }
