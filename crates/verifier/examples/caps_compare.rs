@@ -98,13 +98,7 @@ fn main() {
         }
         let opts = Options {
             caps: set,
-            gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-            map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-                obj.btf.as_ref(),
-                &linked.maps,
-            )),
-            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
-            ..Default::default()
+            ..bpfkit_verifier::Options::for_object(&obj, &linked)
         };
         let ours: Vec<(String, Verdict)> = linked
             .programs
@@ -336,13 +330,7 @@ fn per_prog(args: &[String]) {
             };
             let opts = Options {
                 caps: set,
-                gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-                map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-                    one.btf.as_ref(),
-                    &linked.maps,
-                )),
-                funcs: bpfkit_verifier::btf_funcs::from_object(&one, &linked),
-                ..Default::default()
+                ..bpfkit_verifier::Options::for_object(&one, &linked)
             };
             let ours = linked
                 .programs

@@ -122,13 +122,7 @@ fn main() {
                 }
             }
             let vopts = bpfkit_verifier::Options {
-                gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-                map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-                    obj.btf.as_ref(),
-                    &linked.maps,
-                )),
-                funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
-                ..Default::default()
+                ..bpfkit_verifier::Options::for_object(&obj, &linked)
             };
             let mut ours = vec![];
             let mut insns = 0;

@@ -99,6 +99,23 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with what a loader learns from the object itself: whether its
+    /// license is GPL-compatible, the special BTF fields of its maps' values and its
+    /// functions' BTF linkage and prototypes (global functions verified on their own).
+    pub fn for_object(
+        obj: &bpfkit_object::Object,
+        linked: &bpfkit_object::model::LinkedObject,
+    ) -> Options {
+        Options {
+            gpl_compatible: license_is_gpl_compatible(&linked.license),
+            map_fields: Some(btf_fields::from_btf(obj.btf.as_ref(), &linked.maps)),
+            funcs: btf_funcs::from_object(obj, linked),
+            ..Default::default()
+        }
+    }
+}
+
 /// A register's state at the point of rejection.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct RegDump {

@@ -94,13 +94,7 @@ fn check_set(set: Caps) {
         }
         let opts = Options {
             caps: set,
-            gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-            map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-                obj.btf.as_ref(),
-                &linked.maps,
-            )),
-            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
-            ..Default::default()
+            ..bpfkit_verifier::Options::for_object(&obj, &linked)
         };
         let reports: Vec<_> = linked
             .programs

@@ -23,15 +23,7 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 const MAX_INSN_RATIO: f64 = 1.5;
 
 fn options(obj: &Object, linked: &bpfkit_object::model::LinkedObject) -> Options {
-    Options {
-        gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-        map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-            obj.btf.as_ref(),
-            &linked.maps,
-        )),
-        funcs: bpfkit_verifier::btf_funcs::from_object(obj, linked),
-        ..Default::default()
-    }
+    Options::for_object(obj, linked)
 }
 
 #[test]

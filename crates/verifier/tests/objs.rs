@@ -6,7 +6,7 @@
 //! through `bpfkit-loader`) must both give it.
 
 use bpfkit_object::Object;
-use bpfkit_verifier::{btf_fields, verify, Options, Verdict};
+use bpfkit_verifier::{verify, Options, Verdict};
 use std::path::Path;
 
 fn kernel_usable() -> Option<String> {
@@ -51,10 +51,7 @@ fn c_objects_match_expectations_and_kernel() {
         let obj = Object::parse_named(&std::fs::read(o).unwrap(), &stem).expect("parses");
         let linked = obj.link().expect("links");
         let opts = Options {
-            gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-            map_fields: Some(btf_fields::from_btf(obj.btf.as_ref(), &linked.maps)),
-            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
-            ..Default::default()
+            ..bpfkit_verifier::Options::for_object(&obj, &linked)
         };
         assert_eq!(linked.programs.len(), 1, "{stem}: one program per object");
         let rep = verify(&linked.programs[0], &linked.maps, &opts);

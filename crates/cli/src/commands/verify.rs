@@ -240,14 +240,8 @@ pub fn run(args: Args) -> CliResult {
                 args.caps.unwrap_or_default()
             },
             insn_limit: args.insn_limit,
-            gpl_compatible: bpfkit_verifier::license_is_gpl_compatible(&linked.license),
-            map_fields: Some(bpfkit_verifier::btf_fields::from_btf(
-                obj.btf.as_ref(),
-                &linked.maps,
-            )),
-            funcs: bpfkit_verifier::btf_funcs::from_object(&obj, &linked),
             target: target.clone(),
-            ..Default::default()
+            ..bpfkit_verifier::Options::for_object(&obj, &linked)
         };
         let mut reports = vec![];
         for prog in &linked.programs {
