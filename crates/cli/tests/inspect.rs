@@ -1,5 +1,7 @@
 //! `bpfkit inspect` end to end: every corpus object, JSON shape, exit statuses.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -178,8 +180,7 @@ fn malformed_object_exits_1_with_the_field() {
     let obj = &corpus_objects()[0];
     let mut b = std::fs::read(obj).unwrap();
     b[0x12] = 62; // e_machine = EM_X86_64
-    let dir = std::env::temp_dir().join(format!("bpfkit-inspect-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("inspect");
     let bad = dir.join("bad.o");
     std::fs::write(&bad, &b).unwrap();
     let (code, _, err) = bpfkit(&["inspect", bad.to_str().unwrap()]);

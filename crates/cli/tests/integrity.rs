@@ -3,6 +3,8 @@
 //! pipes, FIFOs and stdin; hex errors; timestamps; instruction limits; empty programs)
 //! and the exit-status contract of every subcommand.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,10 +18,7 @@ fn corpus(p: &str) -> String {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-integrity-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(name)
 }
 
 /// The binary under test; `BPFKIT_BIN` points the tests at another build (e.g. one

@@ -9,6 +9,8 @@
 //!   corpus object, also under `BPFKIT_KERNEL_DENY_HELPERS` (a kernel build without
 //!   `bpf_xdp_adjust_meta`). Without one they print `SKIPPED: reason`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -130,9 +132,7 @@ fn version_targets_answer_as_the_first_release_with_each_feature() {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-ktargets-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::scratch(name)
 }
 
 /// A probe file stands in for the kernel build that refuses `bpf_xdp_adjust_meta` in

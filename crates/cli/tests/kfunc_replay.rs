@@ -3,6 +3,8 @@
 //! `bpf_dynptr_from_xdp` + `bpf_dynptr_slice` (read the Ethernet type) and
 //! `bpf_dynptr_slice_rdwr` (decrement the IPv4 TTL in place).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,9 +14,8 @@ fn root() -> PathBuf {
 
 /// The per-packet trace (JSONL) of a replay, or the error output when it fails.
 fn trace(engine: &str, obj: &Path) -> Result<String, String> {
-    let t = std::env::temp_dir().join(format!(
-        "bpfkit-kfunc-replay-{}-{engine}-{}.jsonl",
-        std::process::id(),
+    let t = common::scratch(&format!(
+        "{engine}-{}.jsonl",
         obj.file_stem().unwrap().to_string_lossy()
     ));
     let o = Command::new(env!("CARGO_BIN_EXE_bpfkit"))

@@ -1,6 +1,8 @@
 //! Map contents people can read: with BTF, `--maps-out` shows each entry's decoded key
 //! and value beside the hex (bpftool's `formatted`), and `--maps-in` takes that form back.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,9 +11,7 @@ fn root() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-mapsbtf-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::scratch(name)
 }
 
 fn replay(extra: &[&str], maps_out: &Path) -> std::process::Output {

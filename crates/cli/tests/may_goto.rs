@@ -7,6 +7,8 @@
 //! stop after `BPF_MAX_LOOPS` iterations per frame, the x86-64 kernel after its time
 //! budget), so only its verdict is compared.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -47,7 +49,7 @@ fn capture() -> PathBuf {
         b.extend_from_slice(&p);
     }
     // the system's temporary directory: the target directory may belong to another user
-    let path = std::env::temp_dir().join(format!("bpfkit-may-goto-{}.pcap", std::process::id()));
+    let path = common::scratch("may-goto.pcap");
     std::fs::write(&path, b).unwrap();
     path
 }

@@ -1,5 +1,7 @@
 //! `bpfkit replay` end to end: exit statuses, JSON summary, outputs.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -76,8 +78,7 @@ fn replay_summary_json_and_exit_statuses() {
 
 #[test]
 fn replay_coverage_file_resolves_sources_for_genhtml() {
-    let dir = std::env::temp_dir().join(format!("bpfkit-cli-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("coverage");
     let info = dir.join("cov.info");
     let (code, out, err) = bpfkit(&[
         "replay",
@@ -123,10 +124,7 @@ fn compare_with_the_kernel_for_objects_that_need_btf() {
 
 #[test]
 fn replay_threads_give_the_same_files() {
-    let dir =
-        std::env::temp_dir().join(format!("bpfkit-cli-replay-threads-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("threads");
     let mut files = Vec::new();
     for threads in ["1", "2"] {
         let trace = dir.join(format!("t{threads}.jsonl"));

@@ -4,6 +4,8 @@
 //! counters), that the buffer carries over from run to run as in the kernel (metadata
 //! added by each run), and, where the kernel can run the program, that the kernel agrees.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -265,8 +267,7 @@ fn repeat_usage_errors() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
     // Raw programs: --repeat is for XDP objects.
-    let dir = std::env::temp_dir().join(format!("bpfkit-run-repeat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("raw");
     let s = dir.join("t.s");
     std::fs::write(&s, "mov %r0, 42\nexit\n").unwrap();
     let (code, _, err) = bpfkit(&[s.to_str().unwrap(), "--repeat", "3"]);

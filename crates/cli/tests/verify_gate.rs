@@ -2,6 +2,8 @@
 //! every format stays complete; veristat's CSV columns; `--compare` as `veristat -C`;
 //! SARIF with repository-relative paths, a tool version and rule ids per message kind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,9 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-gate-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::scratch(name)
 }
 
 fn files() -> Vec<PathBuf> {

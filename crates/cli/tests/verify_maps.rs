@@ -1,6 +1,8 @@
 //! `bpfkit verify --maps FILE.json`: PROG_ARRAY contents from a maps file (the
 //! `bpfkit replay --maps-in` layout) feed the tail-call graph lint.
 
+mod common;
+
 use std::process::Command;
 
 fn bpfkit(args: &[&str]) -> (i32, String, String) {
@@ -24,9 +26,7 @@ fn obj() -> String {
 }
 
 fn write(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("bpfkit-verify-maps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+    let p = common::scratch(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }

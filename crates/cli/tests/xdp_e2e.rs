@@ -6,6 +6,8 @@
 //! Namespaces, pins and attachments are removed by Drop guards, also when a test fails.
 //! Without root/CAP_BPF, `ip` or `nsenter` the tests print `*** SKIPPED: ... ***`.
 
+mod common;
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -830,7 +832,7 @@ fn prog_list_and_map_by_id_agree_with_the_load() {
     // Malformed input: a clear error, exit 1, no panic.
     let bad = run(Command::new(BPFKIT).args(["map", "lookup", "--id", &id, "--key", "0000"]));
     assert_eq!(bad.status.code(), Some(1));
-    let garbage = std::env::temp_dir().join(format!("bpfkit-e2e-garbage-{}.o", std::process::id()));
+    let garbage = common::scratch("garbage.o");
     std::fs::write(&garbage, b"\x7fELF garbage").unwrap();
     let bad = run(Command::new(BPFKIT).arg("load").arg(&garbage));
     std::fs::remove_file(&garbage).unwrap();

@@ -403,9 +403,16 @@ impl PcapNgOut {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// The running test's scratch directory, removed when its thread ends.
+        static SCRATCH: tempfile::TempDir = tempfile::Builder::new()
+            .prefix("bpfkit-test-")
+            .tempdir()
+            .unwrap();
+    }
+
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bpfkit-out-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = SCRATCH.with(|s| s.path().join(name));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -75,11 +75,7 @@ fn diff(what: &str, exp: &Value, got: &Result<common::Run, String>) -> Vec<Strin
 }
 
 fn check_engine(engine: EngineKind) {
-    let tmp = std::env::temp_dir().join(format!(
-        "bpfkit-replay-corpus-{}-{}",
-        engine.name(),
-        std::process::id()
-    ));
+    let tmp = common::scratch_dir(engine.name());
     let mut failures = Vec::new();
     let (mut runs, mut packets) = (0, 0);
     // Replays of programs this kernel refuses (printed as SKIPPED with the reason).
@@ -178,7 +174,7 @@ fn kernel_live_matches_recorded_results() {
 fn interpreter_and_jit_match_corpus_run_json_on_the_samples_capture() {
     let root = common::root();
     let cap = root.join("corpus/pcap/samples.pcapng");
-    let tmp = std::env::temp_dir().join(format!("bpfkit-replay-runjson-{}", std::process::id()));
+    let tmp = common::scratch_dir("runjson");
     let mut files: Vec<_> = std::fs::read_dir(root.join("corpus/expected"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))

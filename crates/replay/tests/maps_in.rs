@@ -11,10 +11,7 @@ use bpfkit_replay::{replay, Options, ReplayError};
 use std::path::PathBuf;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-mapsin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(name)
 }
 
 fn obj(name: &str) -> bpfkit_object::model::LinkedObject {

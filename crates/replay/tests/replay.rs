@@ -10,10 +10,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bpfkit-replay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(name)
 }
 
 fn obj(name: &str) -> (bpfkit_object::model::LinkedObject, PathBuf) {

@@ -165,3 +165,8 @@ pub fn expectation_path(obj_path: &Path, prog: &str) -> PathBuf {
     let name = object_name_from_path(obj_path);
     root().join(format!("corpus/expected/replay/{name}.{prog}.json"))
 }
+
+// Scratch directories (shared with the CLI's tests by path).
+mod scratch;
+#[allow(unused_imports)]
+pub use scratch::{scratch, scratch_dir};
