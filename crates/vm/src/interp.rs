@@ -691,16 +691,31 @@ fn run_fast<'p>(
     let limit = rt.config.insn_limit;
     let mut code: &[D] = &dec.code[st.prog];
     let mut pc = pc;
+    // `rt.insn_count`, kept in a local between calls out of the loop: written back before
+    // anything that may read or change it (helpers, which may run callbacks, the exact
+    // step, faults and every return), and read again after.
+    let mut count = rt.insn_count;
+    macro_rules! sync {
+        () => {
+            rt.insn_count = count
+        };
+    }
+    macro_rules! reload {
+        () => {
+            count = rt.insn_count
+        };
+    }
 
     // Enters a straight-line run at `$pc`: charges its length, or hands over to the exact
     // loop when the budget does not cover it.
     macro_rules! enter {
         ($pc:expr) => {{
             let npc: usize = $pc;
-            let c = code[npc].cost as u64;
-            rt.insn_count += c;
-            if rt.insn_count > limit {
-                rt.insn_count -= c;
+            let c = slot!(npc).cost as u64;
+            count += c;
+            if count > limit {
+                count -= c;
+                sync!();
                 return run_exact(rt, programs, st, npc);
             }
             pc = npc;
@@ -709,7 +724,8 @@ fn run_fast<'p>(
     // A fault at `pc` inside the current run: uncharge the rest of the run.
     macro_rules! bail {
         ($kind:expr) => {{
-            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+            count -= code[pc].cost.saturating_sub(1) as u64;
+            sync!();
             return Err(fault(rt, st.prog, pc, $kind));
         }};
     }
@@ -717,6 +733,20 @@ fn run_fast<'p>(
         ($i:expr) => {
             st.reg[($i & 15) as usize]
         };
+    }
+    // The slot at `$pc`, without a bounds check. Every `pc` the loop reaches is at most
+    // `code.len() - 1` (the `End` slot, one past the last instruction): `decode_program`
+    // resolves every jump and call target to an instruction (or leaves the slot `Slow`),
+    // an `lddw` slot has its second half (else it is `Slow`), a superinstruction's
+    // following slots are instructions, a call returns to the slot after the call, and
+    // the exact step returns only targets it checked, the next slot or a return address.
+    macro_rules! slot {
+        ($pc:expr) => {{
+            let i: usize = $pc;
+            debug_assert!(i < code.len());
+            // SAFETY: `i < code.len()`, see above.
+            unsafe { code.get_unchecked(i) }
+        }};
     }
     macro_rules! alu {
         ($d:ident, $e:expr) => {{
@@ -744,6 +774,14 @@ fn run_fast<'p>(
                 // (not the context), backed by memory the runtime owns while it is
                 // registered.
                 unsafe { raw_load(addr, $size) }
+            } else if let Some(off) = rt.regions.context_offset(addr) {
+                // `struct xdp_md` loads (the context region is in its fixed slot: `check`
+                // would find it, and `load_ext` ends in the same `ctx_load_ext` for an
+                // access of the wrong size or one that runs past its end).
+                match ctx_load_ext(rt, off, $size, $sx) {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
+                }
             } else {
                 match rt.regions.check(addr, $size, false) {
                     // SAFETY: as above, proved by `check`.
@@ -782,7 +820,7 @@ fn run_fast<'p>(
 
     enter!(pc);
     loop {
-        let d: &D = &code[pc];
+        let d: &D = slot!(pc);
         match d.op {
             Op::Add64I => alu!(d, r!(d.dst).wrapping_add(d.imm)),
             Op::Add64R => alu!(d, r!(d.dst).wrapping_add(r!(d.src))),
@@ -933,7 +971,10 @@ fn run_fast<'p>(
                 let depth_now = st.depth + st.frames.len();
                 rt.leave_frame(depth_now);
                 match st.frames.pop() {
-                    None => return Ok(st.reg[0]),
+                    None => {
+                        sync!();
+                        return Ok(st.reg[0]);
+                    }
                     Some(f) => {
                         st.prog = f.prog;
                         st.insns = &programs[f.prog].insns;
@@ -950,7 +991,10 @@ fn run_fast<'p>(
                 rt.current_prog = st.prog;
                 let g = &st.reg;
                 let args = [g[1], g[2], g[3], g[4], g[5]];
-                match helpers::call(rt, d.off, &args) {
+                sync!();
+                let r = helpers::call(rt, d.off, &args);
+                reload!();
+                match r {
                     Ok(v) => st.reg[0] = v,
                     Err(k) => bail!(k),
                 }
@@ -961,8 +1005,14 @@ fn run_fast<'p>(
                 rt.current_prog = st.prog;
                 let g = &st.reg;
                 let args = [g[1], g[2], g[3], g[4], g[5]];
-                match helpers::tail_call_target(rt, &args) {
+                sync!();
+                let r = helpers::tail_call_target(rt, &args);
+                reload!();
+                match r {
                     Ok(Some(t)) => {
+                        // The new program starts with a full may_goto budget, as in the
+                        // exact step (the kernel sets the hidden counter in its prologue).
+                        rt.may_goto[(st.depth + st.frames.len()) % MAX_CALL_FRAMES] = BPF_MAX_LOOPS;
                         st.prog = t;
                         st.insns = &programs[t].insns;
                         code = &dec.code[t];
@@ -1085,23 +1135,35 @@ fn run_fast<'p>(
                 } else {
                     // Faults (or a cmpxchg that does not write a read-only value) exactly
                     // as the exact loop has them.
-                    match step(rt, programs, st, pc) {
+                    sync!();
+                    let r = step(rt, programs, st, pc);
+                    reload!();
+                    match r {
                         Ok(_) => pc += 1,
                         Err(f) => {
-                            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+                            count -= code[pc].cost.saturating_sub(1) as u64;
+                            sync!();
                             return Err(f);
                         }
                     }
                 }
             }
-            Op::Slow => match step(rt, programs, st, pc)? {
-                Step::Next(n) => {
-                    code = &dec.code[st.prog];
-                    enter!(n)
+            Op::Slow => {
+                sync!();
+                let r = step(rt, programs, st, pc)?;
+                reload!();
+                match r {
+                    Step::Next(n) => {
+                        code = &dec.code[st.prog];
+                        enter!(n)
+                    }
+                    Step::Return(r0) => return Ok(r0),
                 }
-                Step::Return(r0) => return Ok(r0),
-            },
-            Op::End => return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd)),
+            }
+            Op::End => {
+                sync!();
+                return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd));
+            }
         }
     }
 }
