@@ -133,12 +133,20 @@ pub fn predecode(rt: &mut Runtime) {
 /// The pre-decoded programs, as a pointer that stays valid as long as `rt` lives: a
 /// `Decoded` replaced because `rt.programs` changed is kept in `rt.decoded_retired`, never
 /// dropped before the runtime, and never mutated.
+#[inline(always)]
 fn decoded(rt: &mut Runtime) -> *const Decoded {
     if let Some(d) = &rt.decoded {
         if Arc::ptr_eq(&d.programs, &rt.programs) {
             return Arc::as_ptr(d);
         }
     }
+    decode_all(rt)
+}
+
+/// [`decoded`] when the programs are not decoded yet (or were replaced).
+#[cold]
+#[inline(never)]
+fn decode_all(rt: &mut Runtime) -> *const Decoded {
     let code = (0..rt.programs.len())
         .map(|p| decode_program(rt, p))
         .collect();
@@ -649,7 +657,10 @@ pub fn run_function(
         frames: Vec::new(),
         depth,
     };
-    st.reg[1..1 + args.len()].copy_from_slice(args);
+    // One by one: a copy of the slice is a call to `memcpy`, for usually one argument.
+    for (i, a) in args.iter().enumerate().take(5) {
+        st.reg[1 + i] = *a;
+    }
     st.reg[10] = rt.enter_frame(depth).map_err(|k| fault(rt, prog, pc, k))?;
     if rt.coverage.is_some() || rt.exact_interp {
         return run_exact(rt, programs, &mut st, pc);
