@@ -701,7 +701,18 @@ fn run_fast<'p>(
 ) -> Result<u64, Box<Fault>> {
     let limit = rt.config.insn_limit;
     let mut code: &[D] = &dec.code[st.prog];
-    let mut pc = pc;
+    // The current slot, as a pointer into `code` (one add per instruction instead of an
+    // index scaled on every dispatch); `at!()` is its index.
+    //
+    // The slot invariant: slots are reached without a bounds check. Every slot the loop
+    // reaches is inside `code`, at most its `End` slot (one past the last instruction):
+    // `decode_program` resolves every jump and call target to an instruction (or leaves
+    // the slot `Slow`), an `lddw` slot has its second half (else it is `Slow`), a
+    // superinstruction's following slots are instructions, a call returns to the slot
+    // after the call, and the exact step returns only targets it checked, the next slot or
+    // a return address. `base` is always `code`'s start.
+    let mut base: *const D = code.as_ptr();
+    let mut dp: *const D;
     // `rt.insn_count`, kept in a local between calls out of the loop: written back before
     // anything that may read or change it (helpers, which may run callbacks, the exact
     // step, faults and every return), and read again after.
@@ -722,19 +733,47 @@ fn run_fast<'p>(
     macro_rules! enter {
         ($pc:expr) => {{
             let npc: usize = $pc;
-            let c = slot!(npc).cost as u64;
+            debug_assert!(npc < code.len());
+            // SAFETY: `npc < code.len()`, the slot invariant.
+            enter_ptr!(unsafe { base.add(npc) })
+        }};
+    }
+    // `enter!` for a slot given by its address (inside `code`, the slot invariant).
+    macro_rules! enter_ptr {
+        ($p:expr) => {{
+            let np: *const D = $p;
+            // SAFETY: `np` points to a slot of `code` (the slot invariant), which outlives the loop.
+            let c = unsafe { (*np).cost } as u64;
             count += c;
             if count > limit {
                 count -= c;
                 sync!();
+                // SAFETY: both point into `code`.
+                let npc = unsafe { np.offset_from(base) } as usize;
                 return run_exact(rt, programs, st, npc);
             }
-            pc = npc;
+            dp = np;
+        }};
+    }
+    // The index of the current slot.
+    macro_rules! at {
+        () => {{
+            // SAFETY: `dp` and `base` point into the same slice, `code`.
+            unsafe { dp.offset_from(base) as usize }
+        }};
+    }
+    // The slot `$n` after the current one (inside `code`, the slot invariant).
+    macro_rules! next {
+        ($n:expr) => {{
+            // SAFETY: the slot invariant: the slots after an instruction that falls through are
+            // inside `code`.
+            unsafe { dp.add($n) }
         }};
     }
     // A fault at `pc` inside the current run: uncharge the rest of the run.
     macro_rules! bail {
         ($kind:expr) => {{
+            let pc = at!();
             count -= code[pc].cost.saturating_sub(1) as u64;
             sync!();
             return Err(fault(rt, st.prog, pc, $kind));
@@ -745,24 +784,10 @@ fn run_fast<'p>(
             st.reg[($i & 15) as usize]
         };
     }
-    // The slot at `$pc`, without a bounds check. Every `pc` the loop reaches is at most
-    // `code.len() - 1` (the `End` slot, one past the last instruction): `decode_program`
-    // resolves every jump and call target to an instruction (or leaves the slot `Slow`),
-    // an `lddw` slot has its second half (else it is `Slow`), a superinstruction's
-    // following slots are instructions, a call returns to the slot after the call, and
-    // the exact step returns only targets it checked, the next slot or a return address.
-    macro_rules! slot {
-        ($pc:expr) => {{
-            let i: usize = $pc;
-            debug_assert!(i < code.len());
-            // SAFETY: `i < code.len()`, see above.
-            unsafe { code.get_unchecked(i) }
-        }};
-    }
     macro_rules! alu {
         ($d:ident, $e:expr) => {{
             r!($d.dst) = $e;
-            pc += 1;
+            dp = next!(1);
         }};
     }
     macro_rules! jmp {
@@ -770,7 +795,7 @@ fn run_fast<'p>(
             if $c {
                 enter!($d.off as usize)
             } else {
-                enter!(pc + 1)
+                enter_ptr!(next!(1))
             }
         }};
     }
@@ -809,7 +834,7 @@ fn run_fast<'p>(
                 }
             };
             r!($d.dst) = $conv(v);
-            pc += 1;
+            dp = next!(1);
         }};
     }
     macro_rules! stx {
@@ -825,13 +850,14 @@ fn run_fast<'p>(
             } else if let Err(k) = store(rt, addr, $size, v) {
                 bail!(k);
             }
-            pc += 1;
+            dp = next!(1);
         }};
     }
 
     enter!(pc);
     loop {
-        let d: &D = slot!(pc);
+        // SAFETY: `dp` points to a slot of `code` (the slot invariant).
+        let d: &D = unsafe { &*dp };
         match d.op {
             Op::Add64I => alu!(d, r!(d.dst).wrapping_add(d.imm)),
             Op::Add64R => alu!(d, r!(d.dst).wrapping_add(r!(d.src))),
@@ -932,7 +958,7 @@ fn run_fast<'p>(
             Op::Swap64 => alu!(d, r!(d.dst).swap_bytes()),
             Op::Trunc16 => alu!(d, r!(d.dst) as u16 as u64),
             Op::Trunc32 => alu!(d, r!(d.dst) as u32 as u64),
-            Op::Nop => pc += 1,
+            Op::Nop => dp = next!(1),
             Op::Ja => enter!(d.off as usize),
             Op::Jeq64I => jmp!(d, r!(d.dst) == d.imm),
             Op::Jeq64R => jmp!(d, r!(d.dst) == r!(d.src)),
@@ -990,6 +1016,7 @@ fn run_fast<'p>(
                         st.prog = f.prog;
                         st.insns = &programs[f.prog].insns;
                         code = &dec.code[f.prog];
+                        base = code.as_ptr();
                         st.reg[6..10].copy_from_slice(&f.saved);
                         st.reg[10] = f.r10;
                         rt.depth = st.depth + st.frames.len();
@@ -1009,7 +1036,7 @@ fn run_fast<'p>(
                     Ok(v) => st.reg[0] = v,
                     Err(k) => bail!(k),
                 }
-                enter!(pc + 1)
+                enter_ptr!(next!(1))
             }
             Op::TailCall => {
                 rt.depth = st.depth + st.frames.len();
@@ -1027,9 +1054,10 @@ fn run_fast<'p>(
                         st.prog = t;
                         st.insns = &programs[t].insns;
                         code = &dec.code[t];
+                        base = code.as_ptr();
                         enter!(0)
                     }
-                    Ok(None) => enter!(pc + 1),
+                    Ok(None) => enter_ptr!(next!(1)),
                     Err(k) => bail!(k),
                 }
             }
@@ -1041,7 +1069,7 @@ fn run_fast<'p>(
                 let g = &st.reg;
                 st.frames.push(Frame {
                     prog: st.prog,
-                    ret_pc: pc + 1,
+                    ret_pc: at!() + 1,
                     saved: [g[6], g[7], g[8], g[9]],
                     r10: g[10],
                 });
@@ -1054,15 +1082,15 @@ fn run_fast<'p>(
             }
             Op::LdImm64 => {
                 r!(d.dst) = d.imm;
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAdd64I => {
                 r!(d.dst) = r!(d.src).wrapping_add(d.imm);
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAdd64R => {
                 r!(d.dst) = r!(d.src).wrapping_add(r!(d.off));
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAddJgt64R => {
                 let v = r!(d.src).wrapping_add(d.imm);
@@ -1070,7 +1098,7 @@ fn run_fast<'p>(
                 if v > r!(d.aux) {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 3)
+                    enter_ptr!(next!(3))
                 }
             }
             Op::MovAddMovJgt64R => {
@@ -1085,7 +1113,7 @@ fn run_fast<'p>(
                 if v > r!(d.aux) {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 4)
+                    enter_ptr!(next!(4))
                 }
             }
             Op::AddJne64I => {
@@ -1094,7 +1122,7 @@ fn run_fast<'p>(
                 if v != d.aux as i64 as u64 {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 2)
+                    enter_ptr!(next!(2))
                 }
             }
             Op::LdxB => ldx!(d, 1, |v: u64| v),
@@ -1142,15 +1170,16 @@ fn run_fast<'p>(
                     } else if fetch {
                         r!(d.src) = old;
                     }
-                    pc += 1;
+                    dp = next!(1);
                 } else {
                     // Faults (or a cmpxchg that does not write a read-only value) exactly
                     // as the exact loop has them.
                     sync!();
+                    let pc = at!();
                     let r = step(rt, programs, st, pc);
                     reload!();
                     match r {
-                        Ok(_) => pc += 1,
+                        Ok(_) => dp = next!(1),
                         Err(f) => {
                             count -= code[pc].cost.saturating_sub(1) as u64;
                             sync!();
@@ -1161,11 +1190,12 @@ fn run_fast<'p>(
             }
             Op::Slow => {
                 sync!();
-                let r = step(rt, programs, st, pc)?;
+                let r = step(rt, programs, st, at!())?;
                 reload!();
                 match r {
                     Step::Next(n) => {
                         code = &dec.code[st.prog];
+                        base = code.as_ptr();
                         enter!(n)
                     }
                     Step::Return(r0) => return Ok(r0),
@@ -1173,7 +1203,7 @@ fn run_fast<'p>(
             }
             Op::End => {
                 sync!();
-                return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd));
+                return Err(fault(rt, st.prog, at!(), FaultKind::FellOffEnd));
             }
         }
     }
