@@ -819,18 +819,9 @@ fn run_fast<'p>(
                     Err(k) => bail!(k),
                 }
             } else {
-                match rt.regions.check(addr, $size, false) {
-                    // SAFETY: as above, proved by `check`.
-                    Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
-                    // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
-                    Ok(reg) => match ctx_load_ext(rt, addr - reg.start, $size, $sx) {
-                        Ok(v) => v,
-                        Err(k) => bail!(k),
-                    },
-                    _ => match load_ext(rt, addr, $size, $sx) {
-                        Ok(v) => v,
-                        Err(k) => bail!(k),
-                    },
+                match load_slow(rt, addr, $size, $sx) {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
                 }
             };
             r!($d.dst) = $conv(v);
@@ -841,13 +832,11 @@ fn run_fast<'p>(
         ($d:ident, $size:expr, $v:expr) => {{
             let addr = r!($d.dst).wrapping_add($d.off as i64 as u64);
             let v: u64 = $v;
-            if rt.regions.check_fast(addr, $size, true)
-                || rt.regions.check(addr, $size, true).is_ok()
-            {
-                // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable
-                // region (never the context, which is read-only).
+            if rt.regions.check_fast(addr, $size, true) {
+                // SAFETY: `check_fast` proved `[addr, addr + size)` is inside a live
+                // writable region (never the context, which is read-only).
                 unsafe { raw_store(addr, $size, v) };
-            } else if let Err(k) = store(rt, addr, $size, v) {
+            } else if let Err(k) = store_slow(rt, addr, $size, v) {
                 bail!(k);
             }
             dp = next!(1);
@@ -1207,6 +1196,32 @@ fn run_fast<'p>(
             }
         }
     }
+}
+
+/// The fast loop's load when neither `check_fast` nor the context slot covers the access
+/// (map values, faults); out of line, so that the loop's registers are not spilled for it.
+#[inline(never)]
+fn load_slow(rt: &Runtime, addr: u64, size: u64, sx: bool) -> Result<u64, FaultKind> {
+    match rt.regions.check(addr, size, false) {
+        // SAFETY: `check` proved `[addr, addr + size)` is inside a live region, backed by
+        // memory the runtime owns while it is registered.
+        Ok(reg) if reg.kind != RegionKind::Context => Ok(unsafe { raw_load(addr, size) }),
+        // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
+        Ok(reg) => ctx_load_ext(rt, addr - reg.start, size, sx),
+        _ => load_ext(rt, addr, size, sx),
+    }
+}
+
+/// The fast loop's store when `check_fast` does not cover the access; out of line.
+#[inline(never)]
+fn store_slow(rt: &Runtime, addr: u64, size: u64, v: u64) -> Result<(), FaultKind> {
+    if rt.regions.check(addr, size, true).is_ok() {
+        // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable region
+        // (never the context, which is read-only).
+        unsafe { raw_store(addr, size, v) };
+        return Ok(());
+    }
+    store(rt, addr, size, v)
 }
 
 /// Executes the raw instruction at `pc` (the exact loop's step; also the fast loop's
