@@ -35,8 +35,9 @@ struct Opts {
     json: Option<PathBuf>,
     /// Only these engines (names from ENGINES); the others print `skipped`.
     engines: Option<Vec<String>>,
-    /// `--profile N`: no table; run each selected case N times on the fast JIT only
-    /// (for `valgrind --tool=callgrind --toggle-collect=bpfkit_bench::profile_runs`).
+    /// `--profile N`: no table; run each selected case N times on the fast JIT only, or on
+    /// the interpreter with `--engines interp` (for `valgrind --tool=callgrind
+    /// --toggle-collect=bpfkit_bench::profile_runs`, or `profile_interp_runs`).
     profile: Option<u32>,
 }
 
@@ -509,9 +510,10 @@ fn geomean(v: &[f64]) -> Option<f64> {
     Some((v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
 }
 
-/// `--profile N`: runs the case N times on the fast JIT (map setup as in the table) and
-/// prints the time per run; nothing else runs, so a profiler sees only the JIT's runs.
-fn profile_case(c: &Case, n: u32) {
+/// `--profile N`: runs the case N times on the fast JIT, or on the interpreter if
+/// `interp` (map setup as in the table) and prints the time per run; nothing else runs,
+/// so a profiler sees only that engine's runs.
+fn profile_case(c: &Case, n: u32, interp: bool) {
     let run = || -> Result<f64, String> {
         let bytes = std::fs::read(&c.object).map_err(short)?;
         let obj = Object::parse(&bytes)
@@ -522,6 +524,11 @@ fn profile_case(c: &Case, n: u32) {
             .iter()
             .position(|p| p.name == c.program)
             .ok_or("no such program")?;
+        if interp {
+            let mut vm = Interpreter::new(&obj, config(c)).map_err(short)?;
+            setup(&mut vm, &obj, c)?;
+            return profile_interp_runs(&mut vm, prog, &c.packet, n);
+        }
         // SAFETY: profiling only; the corpus programs were accepted by the kernel's
         // verifier (their runs are recorded in corpus/expected), as were the bench programs.
         let mut j = unsafe { Jit::new_unchecked(&obj, config(c)) }.map_err(short)?;
@@ -543,6 +550,17 @@ fn profile_runs(j: &mut Jit, prog: usize, packet: &[u8], n: u32) -> Result<f64, 
     j.bench_xdp(prog, &input(packet), n)
         .map(|(_, ns)| ns)
         .map_err(short)
+}
+
+/// The measured part of `--profile --engines interp` (the table's `bench_interp`).
+#[inline(never)]
+fn profile_interp_runs(
+    vm: &mut Interpreter,
+    prog: usize,
+    packet: &[u8],
+    n: u32,
+) -> Result<f64, String> {
+    bench_interp(vm, prog, packet, n)
 }
 
 fn main() {
@@ -598,7 +616,7 @@ fn main() {
                 opts.engines = Some(v);
             }
             "-h" | "--help" => {
-                println!("usage: bpfkit-bench [--quick] [--rounds N] [--filter TEXT] [--engines LIST] [--json FILE] [--profile N]\n  LIST: comma-separated from: interp, jit checked, jit fast, rbpf interp, rbpf jit, kernel\nPrints a markdown table of ns per run. See docs/performance.md.");
+                println!("usage: bpfkit-bench [--quick] [--rounds N] [--filter TEXT] [--engines LIST] [--json FILE] [--profile N]\n  --profile N: run each case N times on the fast JIT (on the interpreter with --engines interp), no table\n  LIST: comma-separated from: interp, jit checked, jit fast, rbpf interp, rbpf jit, kernel\nPrints a markdown table of ns per run. See docs/performance.md.");
                 return;
             }
             other => {
@@ -623,7 +641,11 @@ fn main() {
         }
         eprintln!("{} on {}", c.label, c.packet_name);
         if let Some(n) = opts.profile {
-            profile_case(&c, n);
+            let interp = opts
+                .engines
+                .as_ref()
+                .is_some_and(|v| v.iter().any(|e| e == "interp"));
+            profile_case(&c, n, interp);
             continue;
         }
         rows.push(bench_case(&opts, &mut c));

@@ -133,12 +133,20 @@ pub fn predecode(rt: &mut Runtime) {
 /// The pre-decoded programs, as a pointer that stays valid as long as `rt` lives: a
 /// `Decoded` replaced because `rt.programs` changed is kept in `rt.decoded_retired`, never
 /// dropped before the runtime, and never mutated.
+#[inline(always)]
 fn decoded(rt: &mut Runtime) -> *const Decoded {
     if let Some(d) = &rt.decoded {
         if Arc::ptr_eq(&d.programs, &rt.programs) {
             return Arc::as_ptr(d);
         }
     }
+    decode_all(rt)
+}
+
+/// [`decoded`] when the programs are not decoded yet (or were replaced).
+#[cold]
+#[inline(never)]
+fn decode_all(rt: &mut Runtime) -> *const Decoded {
     let code = (0..rt.programs.len())
         .map(|p| decode_program(rt, p))
         .collect();
@@ -649,7 +657,10 @@ pub fn run_function(
         frames: Vec::new(),
         depth,
     };
-    st.reg[1..1 + args.len()].copy_from_slice(args);
+    // One by one: a copy of the slice is a call to `memcpy`, for usually one argument.
+    for (i, a) in args.iter().enumerate().take(5) {
+        st.reg[1 + i] = *a;
+    }
     st.reg[10] = rt.enter_frame(depth).map_err(|k| fault(rt, prog, pc, k))?;
     if rt.coverage.is_some() || rt.exact_interp {
         return run_exact(rt, programs, &mut st, pc);
@@ -690,26 +701,81 @@ fn run_fast<'p>(
 ) -> Result<u64, Box<Fault>> {
     let limit = rt.config.insn_limit;
     let mut code: &[D] = &dec.code[st.prog];
-    let mut pc = pc;
+    // The current slot, as a pointer into `code` (one add per instruction instead of an
+    // index scaled on every dispatch); `at!()` is its index.
+    //
+    // The slot invariant: slots are reached without a bounds check. Every slot the loop
+    // reaches is inside `code`, at most its `End` slot (one past the last instruction):
+    // `decode_program` resolves every jump and call target to an instruction (or leaves
+    // the slot `Slow`), an `lddw` slot has its second half (else it is `Slow`), a
+    // superinstruction's following slots are instructions, a call returns to the slot
+    // after the call, and the exact step returns only targets it checked, the next slot or
+    // a return address. `base` is always `code`'s start.
+    let mut base: *const D = code.as_ptr();
+    let mut dp: *const D;
+    // `rt.insn_count`, kept in a local between calls out of the loop: written back before
+    // anything that may read or change it (helpers, which may run callbacks, the exact
+    // step, faults and every return), and read again after.
+    let mut count = rt.insn_count;
+    macro_rules! sync {
+        () => {
+            rt.insn_count = count
+        };
+    }
+    macro_rules! reload {
+        () => {
+            count = rt.insn_count
+        };
+    }
 
     // Enters a straight-line run at `$pc`: charges its length, or hands over to the exact
     // loop when the budget does not cover it.
     macro_rules! enter {
         ($pc:expr) => {{
             let npc: usize = $pc;
-            let c = code[npc].cost as u64;
-            rt.insn_count += c;
-            if rt.insn_count > limit {
-                rt.insn_count -= c;
+            debug_assert!(npc < code.len());
+            // SAFETY: `npc < code.len()`, the slot invariant.
+            enter_ptr!(unsafe { base.add(npc) })
+        }};
+    }
+    // `enter!` for a slot given by its address (inside `code`, the slot invariant).
+    macro_rules! enter_ptr {
+        ($p:expr) => {{
+            let np: *const D = $p;
+            // SAFETY: `np` points to a slot of `code` (the slot invariant), which outlives the loop.
+            let c = unsafe { (*np).cost } as u64;
+            count += c;
+            if count > limit {
+                count -= c;
+                sync!();
+                // SAFETY: both point into `code`.
+                let npc = unsafe { np.offset_from(base) } as usize;
                 return run_exact(rt, programs, st, npc);
             }
-            pc = npc;
+            dp = np;
+        }};
+    }
+    // The index of the current slot.
+    macro_rules! at {
+        () => {{
+            // SAFETY: `dp` and `base` point into the same slice, `code`.
+            unsafe { dp.offset_from(base) as usize }
+        }};
+    }
+    // The slot `$n` after the current one (inside `code`, the slot invariant).
+    macro_rules! next {
+        ($n:expr) => {{
+            // SAFETY: the slot invariant: the slots after an instruction that falls through are
+            // inside `code`.
+            unsafe { dp.add($n) }
         }};
     }
     // A fault at `pc` inside the current run: uncharge the rest of the run.
     macro_rules! bail {
         ($kind:expr) => {{
-            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+            let pc = at!();
+            count -= code[pc].cost.saturating_sub(1) as u64;
+            sync!();
             return Err(fault(rt, st.prog, pc, $kind));
         }};
     }
@@ -721,7 +787,7 @@ fn run_fast<'p>(
     macro_rules! alu {
         ($d:ident, $e:expr) => {{
             r!($d.dst) = $e;
-            pc += 1;
+            dp = next!(1);
         }};
     }
     macro_rules! jmp {
@@ -729,7 +795,7 @@ fn run_fast<'p>(
             if $c {
                 enter!($d.off as usize)
             } else {
-                enter!(pc + 1)
+                enter_ptr!(next!(1))
             }
         }};
     }
@@ -744,45 +810,43 @@ fn run_fast<'p>(
                 // (not the context), backed by memory the runtime owns while it is
                 // registered.
                 unsafe { raw_load(addr, $size) }
+            } else if let Some(off) = rt.regions.context_offset(addr) {
+                // `struct xdp_md` loads (the context region is in its fixed slot: `check`
+                // would find it, and `load_ext` ends in the same `ctx_load_ext` for an
+                // access of the wrong size or one that runs past its end).
+                match ctx_load_ext(rt, off, $size, $sx) {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
+                }
             } else {
-                match rt.regions.check(addr, $size, false) {
-                    // SAFETY: as above, proved by `check`.
-                    Ok(reg) if reg.kind != RegionKind::Context => unsafe { raw_load(addr, $size) },
-                    // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
-                    Ok(reg) => match ctx_load_ext(rt, addr - reg.start, $size, $sx) {
-                        Ok(v) => v,
-                        Err(k) => bail!(k),
-                    },
-                    _ => match load_ext(rt, addr, $size, $sx) {
-                        Ok(v) => v,
-                        Err(k) => bail!(k),
-                    },
+                match load_slow(rt, addr, $size, $sx) {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
                 }
             };
             r!($d.dst) = $conv(v);
-            pc += 1;
+            dp = next!(1);
         }};
     }
     macro_rules! stx {
         ($d:ident, $size:expr, $v:expr) => {{
             let addr = r!($d.dst).wrapping_add($d.off as i64 as u64);
             let v: u64 = $v;
-            if rt.regions.check_fast(addr, $size, true)
-                || rt.regions.check(addr, $size, true).is_ok()
-            {
-                // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable
-                // region (never the context, which is read-only).
+            if rt.regions.check_fast(addr, $size, true) {
+                // SAFETY: `check_fast` proved `[addr, addr + size)` is inside a live
+                // writable region (never the context, which is read-only).
                 unsafe { raw_store(addr, $size, v) };
-            } else if let Err(k) = store(rt, addr, $size, v) {
+            } else if let Err(k) = store_slow(rt, addr, $size, v) {
                 bail!(k);
             }
-            pc += 1;
+            dp = next!(1);
         }};
     }
 
     enter!(pc);
     loop {
-        let d: &D = &code[pc];
+        // SAFETY: `dp` points to a slot of `code` (the slot invariant).
+        let d: &D = unsafe { &*dp };
         match d.op {
             Op::Add64I => alu!(d, r!(d.dst).wrapping_add(d.imm)),
             Op::Add64R => alu!(d, r!(d.dst).wrapping_add(r!(d.src))),
@@ -883,7 +947,7 @@ fn run_fast<'p>(
             Op::Swap64 => alu!(d, r!(d.dst).swap_bytes()),
             Op::Trunc16 => alu!(d, r!(d.dst) as u16 as u64),
             Op::Trunc32 => alu!(d, r!(d.dst) as u32 as u64),
-            Op::Nop => pc += 1,
+            Op::Nop => dp = next!(1),
             Op::Ja => enter!(d.off as usize),
             Op::Jeq64I => jmp!(d, r!(d.dst) == d.imm),
             Op::Jeq64R => jmp!(d, r!(d.dst) == r!(d.src)),
@@ -933,11 +997,15 @@ fn run_fast<'p>(
                 let depth_now = st.depth + st.frames.len();
                 rt.leave_frame(depth_now);
                 match st.frames.pop() {
-                    None => return Ok(st.reg[0]),
+                    None => {
+                        sync!();
+                        return Ok(st.reg[0]);
+                    }
                     Some(f) => {
                         st.prog = f.prog;
                         st.insns = &programs[f.prog].insns;
                         code = &dec.code[f.prog];
+                        base = code.as_ptr();
                         st.reg[6..10].copy_from_slice(&f.saved);
                         st.reg[10] = f.r10;
                         rt.depth = st.depth + st.frames.len();
@@ -950,25 +1018,35 @@ fn run_fast<'p>(
                 rt.current_prog = st.prog;
                 let g = &st.reg;
                 let args = [g[1], g[2], g[3], g[4], g[5]];
-                match helpers::call(rt, d.off, &args) {
+                sync!();
+                let r = helpers::call(rt, d.off, &args);
+                reload!();
+                match r {
                     Ok(v) => st.reg[0] = v,
                     Err(k) => bail!(k),
                 }
-                enter!(pc + 1)
+                enter_ptr!(next!(1))
             }
             Op::TailCall => {
                 rt.depth = st.depth + st.frames.len();
                 rt.current_prog = st.prog;
                 let g = &st.reg;
                 let args = [g[1], g[2], g[3], g[4], g[5]];
-                match helpers::tail_call_target(rt, &args) {
+                sync!();
+                let r = helpers::tail_call_target(rt, &args);
+                reload!();
+                match r {
                     Ok(Some(t)) => {
+                        // The new program starts with a full may_goto budget, as in the
+                        // exact step (the kernel sets the hidden counter in its prologue).
+                        rt.may_goto[(st.depth + st.frames.len()) % MAX_CALL_FRAMES] = BPF_MAX_LOOPS;
                         st.prog = t;
                         st.insns = &programs[t].insns;
                         code = &dec.code[t];
+                        base = code.as_ptr();
                         enter!(0)
                     }
-                    Ok(None) => enter!(pc + 1),
+                    Ok(None) => enter_ptr!(next!(1)),
                     Err(k) => bail!(k),
                 }
             }
@@ -980,7 +1058,7 @@ fn run_fast<'p>(
                 let g = &st.reg;
                 st.frames.push(Frame {
                     prog: st.prog,
-                    ret_pc: pc + 1,
+                    ret_pc: at!() + 1,
                     saved: [g[6], g[7], g[8], g[9]],
                     r10: g[10],
                 });
@@ -993,15 +1071,15 @@ fn run_fast<'p>(
             }
             Op::LdImm64 => {
                 r!(d.dst) = d.imm;
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAdd64I => {
                 r!(d.dst) = r!(d.src).wrapping_add(d.imm);
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAdd64R => {
                 r!(d.dst) = r!(d.src).wrapping_add(r!(d.off));
-                pc += 2;
+                dp = next!(2);
             }
             Op::MovAddJgt64R => {
                 let v = r!(d.src).wrapping_add(d.imm);
@@ -1009,7 +1087,7 @@ fn run_fast<'p>(
                 if v > r!(d.aux) {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 3)
+                    enter_ptr!(next!(3))
                 }
             }
             Op::MovAddMovJgt64R => {
@@ -1024,7 +1102,7 @@ fn run_fast<'p>(
                 if v > r!(d.aux) {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 4)
+                    enter_ptr!(next!(4))
                 }
             }
             Op::AddJne64I => {
@@ -1033,7 +1111,7 @@ fn run_fast<'p>(
                 if v != d.aux as i64 as u64 {
                     enter!(d.off as usize)
                 } else {
-                    enter!(pc + 2)
+                    enter_ptr!(next!(2))
                 }
             }
             Op::LdxB => ldx!(d, 1, |v: u64| v),
@@ -1081,29 +1159,69 @@ fn run_fast<'p>(
                     } else if fetch {
                         r!(d.src) = old;
                     }
-                    pc += 1;
+                    dp = next!(1);
                 } else {
                     // Faults (or a cmpxchg that does not write a read-only value) exactly
                     // as the exact loop has them.
-                    match step(rt, programs, st, pc) {
-                        Ok(_) => pc += 1,
+                    sync!();
+                    let pc = at!();
+                    let r = step(rt, programs, st, pc);
+                    reload!();
+                    match r {
+                        Ok(_) => dp = next!(1),
                         Err(f) => {
-                            rt.insn_count -= code[pc].cost.saturating_sub(1) as u64;
+                            count -= code[pc].cost.saturating_sub(1) as u64;
+                            sync!();
                             return Err(f);
                         }
                     }
                 }
             }
-            Op::Slow => match step(rt, programs, st, pc)? {
-                Step::Next(n) => {
-                    code = &dec.code[st.prog];
-                    enter!(n)
+            Op::Slow => {
+                sync!();
+                let r = step(rt, programs, st, at!())?;
+                reload!();
+                match r {
+                    Step::Next(n) => {
+                        code = &dec.code[st.prog];
+                        base = code.as_ptr();
+                        enter!(n)
+                    }
+                    Step::Return(r0) => return Ok(r0),
                 }
-                Step::Return(r0) => return Ok(r0),
-            },
-            Op::End => return Err(fault(rt, st.prog, pc, FaultKind::FellOffEnd)),
+            }
+            Op::End => {
+                sync!();
+                return Err(fault(rt, st.prog, at!(), FaultKind::FellOffEnd));
+            }
         }
     }
+}
+
+/// The fast loop's load when neither `check_fast` nor the context slot covers the access
+/// (map values, faults); out of line, so that the loop's registers are not spilled for it.
+#[inline(never)]
+fn load_slow(rt: &Runtime, addr: u64, size: u64, sx: bool) -> Result<u64, FaultKind> {
+    match rt.regions.check(addr, size, false) {
+        // SAFETY: `check` proved `[addr, addr + size)` is inside a live region, backed by
+        // memory the runtime owns while it is registered.
+        Ok(reg) if reg.kind != RegionKind::Context => Ok(unsafe { raw_load(addr, size) }),
+        // `struct xdp_md` loads, rewritten as the kernel does (as `load`).
+        Ok(reg) => ctx_load_ext(rt, addr - reg.start, size, sx),
+        _ => load_ext(rt, addr, size, sx),
+    }
+}
+
+/// The fast loop's store when `check_fast` does not cover the access; out of line.
+#[inline(never)]
+fn store_slow(rt: &Runtime, addr: u64, size: u64, v: u64) -> Result<(), FaultKind> {
+    if rt.regions.check(addr, size, true).is_ok() {
+        // SAFETY: `check` proved `[addr, addr + size)` is inside a live writable region
+        // (never the context, which is read-only).
+        unsafe { raw_store(addr, size, v) };
+        return Ok(());
+    }
+    store(rt, addr, size, v)
 }
 
 /// Executes the raw instruction at `pc` (the exact loop's step; also the fast loop's

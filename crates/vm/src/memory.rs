@@ -742,6 +742,17 @@ impl Regions {
         false
     }
 
+    /// The offset of `addr` in the context region of the fixed slot, if it lies there
+    /// (for the interpreter's loads from `struct xdp_md`: `check` would find that region
+    /// for such an address, since regions never overlap).
+    #[inline(always)]
+    pub fn context_offset(&self, addr: u64) -> Option<u64> {
+        match &self.fixed[2] {
+            Some(c) if addr.wrapping_sub(c.start) < c.len => Some(addr - c.start),
+            _ => None,
+        }
+    }
+
     /// Whether `addr` lies in the packet region (`data .. data_end`).
     #[inline]
     pub fn in_packet(&self, addr: u64) -> bool {

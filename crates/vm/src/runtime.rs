@@ -437,7 +437,9 @@ impl Runtime {
         // Only what checked writes touched since the frame was last cleared (every write
         // to a frame registered here goes through `Regions::check`/`check_fast`).
         let dirty = self.regions.stack_dirty_from(depth) as usize;
-        self.stacks.as_mut_slice()[start + dirty..start + STACK_SIZE as usize].fill(0);
+        if dirty < STACK_SIZE as usize {
+            self.stacks.as_mut_slice()[start + dirty..start + STACK_SIZE as usize].fill(0);
+        }
         let base = self.stacks.addr() + start as u64;
         self.regions.insert_cleared_stack(
             Region::new(base, STACK_SIZE, RegionKind::Stack(depth as u8), true),

@@ -271,3 +271,34 @@ fn instruction_limit_stops_at_the_same_instruction() {
         assert_eq!(fast.1, limit + 1);
     }
 }
+
+/// A tail call starts the callee with a full `may_goto` budget in both loops (the kernel
+/// sets the hidden counter in every program's prologue): the caller spends its budget in
+/// a `may_goto` loop, then tail-calls a program (the same code) that counts how often its
+/// own loop runs.
+#[test]
+fn tail_call_restores_the_may_goto_budget() {
+    let i = RawInsn::new;
+    let insns = vec![
+        i(0xb7, 0, 0, 0, 0),  // 0: r0 = 0
+        i(0xe5, 0, 0, 2, 0),  // 1: may_goto +2 (to 4)
+        i(0x07, 0, 0, 0, 1),  // 2: r0 += 1
+        i(0x05, 0, 0, -3, 0), // 3: goto -3 (to 1)
+        i(0x55, 7, 0, 5, 0),  // 4: if r7 != 0 goto +5 (to 10)
+        i(0xb7, 7, 0, 0, 1),  // 5: r7 = 1
+        i(0x18, 2, 5, 0, 4),  // 6: r2 = map 4 (the PROG_ARRAY, slot 0: program 1)
+        i(0x00, 0, 0, 0, 0),  // 7
+        i(0xb7, 3, 0, 0, 0),  // 8: r3 = 0
+        i(0x85, 0, 0, 0, 12), // 9: bpf_tail_call
+        i(0x95, 0, 0, 0, 0),  // 10: exit
+    ];
+    let run = |exact: bool| {
+        let mut v = interpreter(&insns, Config::default().insn_limit);
+        v.runtime_mut().exact_interp = exact;
+        let r = v.run_raw(0, &[]);
+        (format!("{r:?}"), v.runtime().insn_count)
+    };
+    let (fast, exact) = (run(false), run(true));
+    assert_eq!(fast, exact);
+    assert!(fast.0.contains("8388608"), "{}", fast.0);
+}
