@@ -24,7 +24,7 @@ pub mod state;
 use bpfkit_object::model::LinkedObject;
 use bpfkit_vm::engine::{Event, Redirect, XdpInput, XdpOutput};
 use capture::{Capture, CaptureEnd, RecordNote};
-use engines::{EngineKind, EngineSettings, ReplayEngine, RunError};
+use engines::{EngineKind, EngineSettings, ReplayEngine, RunError, FRAME_MAX};
 use serde_json::{json, Value};
 use sink::{Outputs, PacketInfo};
 use std::collections::BTreeMap;
@@ -1072,7 +1072,7 @@ impl<'a> Setup<'a> {
         let lean = r.run.engines.len() == 1
             && self.queues == 1
             && r.run.cov_engine.is_none()
-            && !r.run.want_packet
+            && (!r.run.want_packet || r.run.engines[0].shows_frame())
             && self.opts.limit.is_none();
         let start = Instant::now();
         if lean {
@@ -1160,10 +1160,11 @@ struct Runs<'s, 'a> {
 }
 
 impl InOrder<'_, '_> {
-    /// The common case in a loop of its own over records decoded in place: one engine,
-    /// nothing written; a result other than one of the five actions goes to the outputs.
-    /// Ends at the end of the file, at damage, for other formats (the general loop goes
-    /// on from there) and when a signal stops the replay.
+    /// The common case in a loop of its own over records decoded in place: one engine
+    /// (one that shows its frame when something is written: outputs take the packet from
+    /// there, without a copy); a result other than one of the five actions, or anything
+    /// to write, goes to the outputs. Ends at the end of the file, at damage, for other
+    /// formats (the general loop goes on from there) and when a signal stops the replay.
     fn lean_loop(
         &mut self,
         s: &mut Summary,
@@ -1172,6 +1173,7 @@ impl InOrder<'_, '_> {
         let run = &mut self.run;
         let (opts, prog, obj) = (run.setup.opts, run.setup.prog, run.setup.obj);
         let (e, o) = (&mut run.engines[0], &mut run.outs[0]);
+        let want = run.want_packet;
         while let Some(rec) = self.cap.next_whole_pcap_record() {
             if opts.stopped() {
                 break;
@@ -1189,9 +1191,11 @@ impl InOrder<'_, '_> {
                 continue;
             }
             let input = packet_input(opts, 1, 0, data, rec.ts_ns);
-            let r0 = e.run_into(prog, &input, o, false);
+            // With outputs, the packet is copied only when the frame cannot show it.
+            let view = data.len() <= FRAME_MAX;
+            let r0 = e.run_into(prog, &input, o, want && !view);
             if r0.is_err() || !run.outputs.count_plain(s, o) {
-                let pkt = PacketInfo {
+                let mut pkt = PacketInfo {
                     index: rec.index,
                     ts_ns: rec.ts_ns,
                     data,
@@ -1199,8 +1203,14 @@ impl InOrder<'_, '_> {
                     queue: None,
                     meta_len: 0,
                 };
+                let packet = if want && r0.is_ok() {
+                    pkt.meta_len = e.meta_len();
+                    out_packet(view, e.as_ref(), o)?
+                } else {
+                    &o.packet[..]
+                };
                 run.outputs
-                    .result_written(obj, s, &pkt, as_result(&r0, o))?;
+                    .result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
             }
         }
         Ok(())
@@ -1264,7 +1274,12 @@ impl Runs<'_, '_> {
         mut pkt: PacketInfo<'_>,
     ) -> Result<bool, ReplayError> {
         let (obj, prog) = (self.setup.obj, self.setup.prog);
-        let r0 = self.engines[0].run_into(prog, input, &mut self.outs[0], self.want_packet);
+        // One engine that shows its frame: the outputs take the packet from there.
+        let view = self.engines.len() == 1
+            && input.packet.len() <= FRAME_MAX
+            && self.engines[0].shows_frame();
+        let r0 =
+            self.engines[0].run_into(prog, input, &mut self.outs[0], self.want_packet && !view);
         if self.engines.len() > 1 {
             self.res.clear();
             for (e, o) in self.engines[1..].iter_mut().zip(self.outs[1..].iter_mut()) {
@@ -1296,11 +1311,15 @@ impl Runs<'_, '_> {
         // The common case (one of the five actions, nothing to write) is only counted;
         // everything else goes through Outputs::result_written with the packet's details.
         if r0.is_err() || !self.outputs.count_plain(s, &self.outs[0]) {
-            if self.want_meta && r0.is_ok() {
-                pkt.meta_len = self.engines[0].meta_len();
-            }
+            let (e, o) = (self.engines[0].as_ref(), &self.outs[0]);
+            let packet = if self.want_meta && r0.is_ok() {
+                pkt.meta_len = e.meta_len();
+                out_packet(view, e, o)?
+            } else {
+                &o.packet[..]
+            };
             self.outputs
-                .result_written(obj, s, &pkt, as_result(&r0, &self.outs[0]))?;
+                .result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
         }
         Ok(s.difference.is_some())
     }
@@ -1407,6 +1426,25 @@ fn packet_input<'a>(
         time_ns: (ts_ns as i64).saturating_add(opts.time_offset_ns).max(0) as u64,
         cpu: if queues > 1 { queue } else { 0 },
     }
+}
+
+/// The output packet of a successful run for the outputs: the engine's frame when the
+/// run did not copy it (`view`), else the copy.
+#[inline]
+fn out_packet<'a>(
+    view: bool,
+    e: &'a dyn ReplayEngine,
+    o: &'a XdpOutput,
+) -> Result<&'a [u8], ReplayError> {
+    if !view {
+        return Ok(&o.packet);
+    }
+    e.frame().ok_or_else(|| {
+        ReplayError::Usage(format!(
+            "internal error: engine {} shows no frame after a run",
+            e.name()
+        ))
+    })
 }
 
 fn as_result<'a>(

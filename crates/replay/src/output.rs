@@ -12,7 +12,7 @@
 //! quietly instead of reporting an error.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where an output goes.
@@ -43,8 +43,18 @@ impl Write for Target {
 }
 
 /// A buffered output file; see the module documentation.
+///
+/// Its buffer is its own (not a `BufWriter`), so a record can be built in place in it
+/// ([`OutFile::record_space`], [`OutFile::advance`]): a pcap record's packet is copied
+/// once, from the engine's frame into the buffer, and a trace line is formatted directly
+/// into it.
 pub struct OutFile {
-    w: Option<BufWriter<Target>>,
+    /// `None` once committed.
+    target: Option<Target>,
+    /// `buf[..pos]` is written but not yet handed to the file; `buf` is zeroed once at
+    /// its full length (the capacity), so the free part can be handed out as a slice.
+    buf: Vec<u8>,
+    pos: usize,
     dest: PathBuf,
     /// How the path is shown in messages (`<stdout>` for standard output).
     shown: String,
@@ -92,6 +102,10 @@ pub fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe
 }
 
+fn committed() -> std::io::Error {
+    std::io::Error::other("output already committed")
+}
+
 impl OutFile {
     /// Opens `path` for writing (see the module documentation).
     pub fn create(path: &Path) -> std::io::Result<OutFile> {
@@ -123,41 +137,71 @@ impl OutFile {
             }
         };
         Ok(OutFile {
-            w: Some(BufWriter::with_capacity(capacity, target)),
+            target: Some(target),
+            buf: vec![0; capacity.max(1)],
+            pos: 0,
             dest: path.to_path_buf(),
             shown: shown(path),
         })
     }
 
+    /// Hands what is buffered to the file.
+    #[cold]
+    #[inline(never)]
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        let t = self.target.as_mut().ok_or_else(committed)?;
+        let n = std::mem::take(&mut self.pos);
+        t.write_all(&self.buf[..n])
+    }
+
+    /// `len` writable bytes for the next record, in the buffer after what is written so
+    /// far (flushed first when the record could not fit in what is left). Write the
+    /// record at the start of the slice, then [`OutFile::advance`] by its length. A
+    /// record larger than the whole buffer grows the buffer. So a record is never split
+    /// by a flush and the file always ends on a record boundary.
+    #[inline]
+    pub fn record_space(&mut self, len: usize) -> std::io::Result<&mut [u8]> {
+        if self.buf.len() - self.pos < len {
+            self.make_room(len)?;
+        }
+        Ok(&mut self.buf[self.pos..self.pos + len])
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, len: usize) -> std::io::Result<()> {
+        self.flush_buf()?;
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        Ok(())
+    }
+
+    /// Marks `n` bytes of the slice [`OutFile::record_space`] gave as written.
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        debug_assert!(self.pos + n <= self.buf.len());
+        self.pos += n;
+    }
+
     /// Writes one record made of `parts` so that it is never split by a flush of the
-    /// buffer: the buffer is flushed first when the record does not fit in what is left
-    /// of it, then the parts are copied in (no allocation, one copy); a record larger than
-    /// the whole buffer is written at once. So the file always ends on a record boundary,
-    /// and the writes to the file are batches of whole records of about the buffer's size.
+    /// buffer (see [`OutFile::record_space`]); no allocation, one copy.
     #[inline]
     pub fn write_record(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        let Some(w) = self.w.as_mut() else {
-            return Err(std::io::Error::other("output already committed"));
-        };
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if w.capacity() - w.buffer().len() < total {
-            w.flush()?;
-            if total > w.capacity() {
-                return w.get_mut().write_all(&parts.concat());
-            }
-        }
+        let space = self.record_space(total)?;
+        let mut at = 0;
         for p in parts {
-            w.write_all(p)?;
+            space[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
         }
+        self.advance(total);
         Ok(())
     }
 
     /// Whether this output is standard output.
     pub fn is_stdout(&self) -> bool {
-        matches!(
-            self.w.as_ref().map(|w| w.get_ref()),
-            Some(Target::Stdout(_))
-        )
+        matches!(self.target, Some(Target::Stdout(_)))
     }
 
     /// The path as shown in messages.
@@ -167,10 +211,11 @@ impl OutFile {
 
     /// Flushes everything and gives the file its final name.
     pub fn commit(mut self) -> std::io::Result<()> {
-        let Some(w) = self.w.take() else {
+        if self.target.is_none() {
             return Ok(());
-        };
-        let target = w.into_inner().map_err(|e| e.into_error())?;
+        }
+        self.flush_buf()?;
+        let target = self.target.take().expect("checked above");
         match target {
             Target::Stdout(mut s) => s.flush(),
             Target::Direct(mut f) => f.flush(),
@@ -191,35 +236,39 @@ impl OutFile {
 impl Write for OutFile {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.w.as_mut() {
-            Some(w) => w.write(buf),
-            None => Err(std::io::Error::other("output already committed")),
-        }
+        self.write_all(buf).map(|()| buf.len())
     }
     #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.write_all(buf),
-            None => Err(std::io::Error::other("output already committed")),
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.target.is_none() {
+            return Err(committed());
         }
+        if self.buf.len() - self.pos < data.len() {
+            self.flush_buf()?;
+            if data.len() > self.buf.len() {
+                return self.target.as_mut().ok_or_else(committed)?.write_all(data);
+            }
+        }
+        self.buf[self.pos..self.pos + data.len()].copy_from_slice(data);
+        self.pos += data.len();
+        Ok(())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.flush(),
-            None => Ok(()),
+        if self.target.is_none() {
+            return Ok(());
         }
+        self.flush_buf()?;
+        self.target.as_mut().ok_or_else(committed)?.flush()
     }
 }
 
 impl Drop for OutFile {
     fn drop(&mut self) {
-        // Not committed: the temporary file goes, the destination stays as it was.
-        if let Some(w) = self.w.take() {
-            let (target, _) = w.into_parts();
-            if let Target::Temp { file, tmp } = target {
-                drop(file);
-                let _ = std::fs::remove_file(tmp);
-            }
+        // Not committed: the temporary file goes, the destination stays as it was (what
+        // is buffered is dropped, never written).
+        if let Some(Target::Temp { file, tmp }) = self.target.take() {
+            drop(file);
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -275,6 +324,7 @@ impl PcapOut {
         })
     }
 
+    #[inline]
     pub fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
         let ts = if ts_ns > PCAP_MAX_TS_NS {
             self.clamped += 1;
@@ -284,12 +334,15 @@ impl PcapOut {
         };
         let incl = u32::try_from(data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        let mut h = [0u8; 16];
+        // Header and packet straight into the file's buffer (one copy of the packet).
+        let r = self.file.record_space(16 + data.len())?;
+        let (h, body) = r.split_at_mut(16);
         h[0..4].copy_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
         h[4..8].copy_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&incl.to_le_bytes());
         h[12..16].copy_from_slice(&orig_len.max(incl).to_le_bytes());
-        self.file.write_record(&[&h, data])?;
+        body.copy_from_slice(data);
+        self.file.advance(16 + data.len());
         self.records += 1;
         Ok(())
     }
@@ -437,6 +490,31 @@ mod tests {
         drop(f);
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn records_are_whole_and_in_order_across_flushes() {
+        let d = dir("records");
+        let p = d.join("r.bin");
+        // A tiny buffer: records flush it, and one record is larger than it.
+        let mut f = OutFile::create_with_capacity(&p, 8).unwrap();
+        let mut want = Vec::new();
+        for (i, n) in [5usize, 3, 1, 20, 8, 0, 7, 9].into_iter().enumerate() {
+            let rec: Vec<u8> = (0..n).map(|j| (i * 16 + j) as u8).collect();
+            if i % 2 == 0 {
+                f.write_record(&[&rec[..n / 2], &rec[n / 2..]]).unwrap();
+            } else {
+                let space = f.record_space(n + 3).unwrap();
+                space[..n].copy_from_slice(&rec);
+                f.advance(n);
+            }
+            want.extend_from_slice(&rec);
+        }
+        f.write_all(b"tail, longer than the buffer").unwrap();
+        want.extend_from_slice(b"tail, longer than the buffer");
+        assert!(!p.exists(), "nothing at the destination before the commit");
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), want);
     }
 
     #[test]

@@ -191,7 +191,8 @@ impl Outputs {
                 return Ok(());
             }
         }
-        self.result_written(obj, s, p, r)
+        let packet = r.map_or(&[][..], |o| &o.packet[..]);
+        self.result_written(obj, s, p, r, packet)
     }
 
     /// The common case of [`Outputs::result`], inline: a run ending in one of the five
@@ -214,7 +215,10 @@ impl Outputs {
         }
     }
 
-    /// [`Outputs::result`] for everything but its inline common case.
+    /// [`Outputs::result`] for everything but its inline common case. `packet` is the
+    /// output packet (metadata included): the copy in [`XdpOutput::packet`], or the
+    /// engine's frame itself ([`crate::engines::ReplayEngine::frame`]) when it was not
+    /// copied.
     #[inline(never)]
     pub(crate) fn result_written(
         &mut self,
@@ -222,6 +226,7 @@ impl Outputs {
         s: &mut Summary,
         p: &PacketInfo<'_>,
         r: Result<&XdpOutput, &RunError>,
+        packet: &[u8],
     ) -> Result<(), ReplayError> {
         match r {
             Ok(o) => {
@@ -242,7 +247,7 @@ impl Outputs {
                 }
                 // The frame as the program left it (data .. data_end, then the
                 // fragments), without the XDP metadata in front of it.
-                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
+                let frame = packet.get(p.meta_len..).unwrap_or(&[]);
                 let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
                     .max(frame.len() as i64) as u32;
                 if let Some(od) = self.out_dir.as_mut() {
@@ -272,8 +277,7 @@ impl Outputs {
                     .map_err(|e| out_err("--pcapng", e))?;
                 }
                 if let Some(t) = self.trace.as_mut() {
-                    let line = self.line.build(obj, p, o);
-                    t.write_record(&[line]).map_err(trace_err)?;
+                    self.line.write(t, obj, p, packet, o).map_err(trace_err)?;
                     self.trace_lines += 1;
                 }
             }
@@ -394,6 +398,51 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
     out.truncate(end);
 }
 
+/// The number of decimal digits of `w` (1 for 0), without a loop or a division: the
+/// table adds to `w` a value whose upper 32 bits are the digit count of the smallest
+/// number with `w`'s bit length, and carries into them exactly when `w` reaches the next
+/// power of ten (D. Lemire, "Computing the number of digits of an integer even faster",
+/// 2021).
+#[inline(always)]
+fn digit_count(w: u32) -> usize {
+    const T: [u64; 32] = [
+        4294967296,
+        8589934582,
+        8589934582,
+        8589934582,
+        12884901788,
+        12884901788,
+        12884901788,
+        17179868184,
+        17179868184,
+        17179868184,
+        21474826480,
+        21474826480,
+        21474826480,
+        21474826480,
+        25769703776,
+        25769703776,
+        25769703776,
+        30063771072,
+        30063771072,
+        30063771072,
+        34349738368,
+        34349738368,
+        34349738368,
+        34349738368,
+        38554705664,
+        38554705664,
+        38554705664,
+        41949672960,
+        41949672960,
+        41949672960,
+        42949672960,
+        42949672960,
+    ];
+    let log2 = 31 - (w | 1).leading_zeros();
+    ((w as u64 + T[log2 as usize]) >> 32) as usize
+}
+
 /// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes) and
 /// returns the position after them: nine digits at a time from the right in 32-bit
 /// arithmetic, two per step, written in place (no stack buffer read back: an earlier
@@ -402,7 +451,7 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
 fn put_u64(buf: &mut [u8], pos: usize, v: u64) -> usize {
     if v < 1_000_000_000 {
         let w = v as u32;
-        let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
+        let n = digit_count(w);
         put_digits(&mut buf[pos..pos + n], w);
         return pos + n;
     }
@@ -418,14 +467,23 @@ fn put_u64_long(buf: &mut [u8], pos: usize, v: u64) -> usize {
     pos + 9
 }
 
-/// The JSONL trace line of each packet, built in place in a buffer reused from packet to
-/// packet.
+/// Two hex digits per byte value (`HEX2[2 * b]`, `HEX2[2 * b + 1]`).
+static HEX2: [u8; 512] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        t[2 * i] = HEX[i >> 4];
+        t[2 * i + 1] = HEX[i & 15];
+        i += 1;
+    }
+    t
+};
+
+/// The JSONL trace line of each packet, formatted in place: straight into the trace
+/// file's buffer ([`OutFile::record_space`]), sized once per line.
 #[derive(Default)]
 struct TraceLine {
-    /// Written from the start up to the returned length; kept at least as long as the
-    /// longest line so far (its bytes beyond the line are stale), so writing a line is
-    /// indexed stores, without growing or truncating a `Vec` per piece.
-    buf: Vec<u8>,
     /// `redirect` and `events` as serde_json prints them (rare).
     extra: Vec<u8>,
     /// The digits of the last timestamp's seconds (`ts_ns / 10^9`), reused while
@@ -435,20 +493,20 @@ struct TraceLine {
     ts_len: usize,
 }
 
-impl TraceLine {
-    /// Copies `s` to `buf[pos..]`.
-    #[inline(always)]
-    fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
-        buf[pos..pos + s.len()].copy_from_slice(s);
-        pos + s.len()
-    }
+/// Copies `s` to `buf[pos..]`.
+#[inline(always)]
+fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
+    buf[pos..pos + s.len()].copy_from_slice(s);
+    pos + s.len()
+}
 
-    /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes).
+impl TraceLine {
+    /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes plus 16 of slack).
     #[inline(always)]
-    fn put_ts(&mut self, pos: usize, ts_ns: u64) -> usize {
+    fn put_ts(&mut self, buf: &mut [u8], pos: usize, ts_ns: u64) -> usize {
         const E9: u64 = 1_000_000_000;
         if ts_ns < E9 {
-            return put_u64(&mut self.buf, pos, ts_ns);
+            return put_u64(buf, pos, ts_ns);
         }
         let secs = ts_ns / E9;
         // (`ts_secs` starts at 0, which this path never sees.)
@@ -458,19 +516,66 @@ impl TraceLine {
             self.ts_len = n;
         }
         // A fixed-size copy (two moves), then the position after the digits.
-        self.buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
+        buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
         let pos = pos + self.ts_len;
-        put_digits(&mut self.buf[pos..pos + 9], (ts_ns % E9) as u32);
+        put_digits(&mut buf[pos..pos + 9], (ts_ns % E9) as u32);
         pos + 9
     }
 
-    /// The trace line (JSON and a newline) of a packet the program ran on, without
-    /// building a JSON value: the same text as serializing the object with serde_json
-    /// (keys in sorted order, compact, numbers in decimal); only the rare `redirect` and
-    /// `events` go through serde_json.
-    fn build(&mut self, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> &[u8] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let data_out = o.packet != p.data;
+    /// Writes the trace line (JSON and a newline) of a packet the program ran on to `t`;
+    /// `packet` is the output packet (metadata included), as [`XdpOutput::packet`] holds
+    /// it when copied. The same text as serializing the object with serde_json (keys in
+    /// sorted order, compact, numbers in decimal), without building a JSON value; only
+    /// the rare `redirect` and `events` go through serde_json.
+    #[inline]
+    fn write(
+        &mut self,
+        t: &mut OutFile,
+        obj: &LinkedObject,
+        p: &PacketInfo<'_>,
+        packet: &[u8],
+        o: &XdpOutput,
+    ) -> std::io::Result<()> {
+        let (need, redirect_at, data_out) = self.prepare(obj, packet, p, o);
+        let buf = t.record_space(need)?;
+        let n = self.put_line(buf, redirect_at, data_out, p, packet, o);
+        t.advance(n);
+        Ok(())
+    }
+
+    /// The most bytes the line can take, with `events` and `redirect` formatted into
+    /// `extra`; also where `redirect` starts there and whether the packet changed
+    /// (`data_out`).
+    #[inline(always)]
+    fn prepare(
+        &mut self,
+        obj: &LinkedObject,
+        packet: &[u8],
+        p: &PacketInfo<'_>,
+        o: &XdpOutput,
+    ) -> (usize, usize, bool) {
+        let data_out = packet != p.data;
+        if !o.events.is_empty() || o.redirect.is_some() {
+            let (need, at) = self.prepare_extra(obj, packet, data_out, o);
+            return (need, at, data_out);
+        }
+        self.extra.clear();
+        (
+            320 + if data_out { packet.len() * 2 } else { 0 },
+            0,
+            data_out,
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn prepare_extra(
+        &mut self,
+        obj: &LinkedObject,
+        packet: &[u8],
+        data_out: bool,
+        o: &XdpOutput,
+    ) -> (usize, usize) {
         self.extra.clear();
         if !o.events.is_empty() {
             self.extra.extend_from_slice(b",\"events\":");
@@ -483,60 +588,84 @@ impl TraceLine {
             serde_json::to_writer(&mut self.extra, &redirect_json(obj, r))
                 .expect("JSON values serialize");
         }
+        (
+            320 + self.extra.len() + if data_out { packet.len() * 2 } else { 0 },
+            redirect_at,
+        )
+    }
+
+    /// Formats the line into `buf` (at least [`TraceLine::prepare`]'s bytes, after it)
+    /// and returns its length.
+    #[inline(always)]
+    fn put_line(
+        &mut self,
+        buf: &mut [u8],
+        redirect_at: usize,
+        data_out: bool,
+        p: &PacketInfo<'_>,
+        packet: &[u8],
+        o: &XdpOutput,
+    ) -> usize {
         // Every fixed part and number fits in 320 bytes (11 keys, 9 numbers of at most
         // 20 digits, an action name, and 20 bytes of slack for the timestamp's copy).
-        let need = 320 + self.extra.len() + if data_out { o.packet.len() * 2 } else { 0 };
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        let mut at = Self::put(&mut self.buf, 0, b"{\"action\":\"");
+        let mut at = put(buf, 0, b"{\"action\":\"");
         let a = o.retval as u32;
         match ACTIONS.get(a as usize) {
-            Some(n) => at = Self::put(&mut self.buf, at, n.as_bytes()),
+            Some(n) => at = put(buf, at, n.as_bytes()),
             None => {
-                at = Self::put(&mut self.buf, at, b"XDP_UNKNOWN_");
-                at = put_u64(&mut self.buf, at, a.into());
+                at = put(buf, at, b"XDP_UNKNOWN_");
+                at = put_u64(buf, at, a.into());
             }
         }
-        self.buf[at] = b'"';
+        buf[at] = b'"';
         at += 1;
         if data_out {
-            at = Self::put(&mut self.buf, at, b",\"data_out\":\"");
-            let hex = &mut self.buf[at..at + o.packet.len() * 2];
-            for (d, &b) in hex.chunks_exact_mut(2).zip(&o.packet) {
-                d[0] = HEX[(b >> 4) as usize];
-                d[1] = HEX[(b & 15) as usize];
+            at = put(buf, at, b",\"data_out\":\"");
+            let hex = &mut buf[at..at + packet.len() * 2];
+            for (d, &b) in hex.chunks_exact_mut(2).zip(packet) {
+                let i = b as usize * 2;
+                d.copy_from_slice(&HEX2[i..i + 2]);
             }
-            at += o.packet.len() * 2;
-            self.buf[at] = b'"';
+            at += packet.len() * 2;
+            buf[at] = b'"';
             at += 1;
         }
         if redirect_at > 0 {
-            at = Self::put(&mut self.buf, at, &self.extra[..redirect_at]);
+            at = put(buf, at, &self.extra[..redirect_at]);
         }
-        at = Self::put(&mut self.buf, at, b",\"index\":");
-        at = put_u64(&mut self.buf, at, p.index);
-        at = Self::put(&mut self.buf, at, b",\"len_in\":");
-        at = put_u64(&mut self.buf, at, p.data.len() as u64);
-        at = Self::put(&mut self.buf, at, b",\"len_out\":");
-        at = put_u64(&mut self.buf, at, o.packet.len() as u64);
+        at = put(buf, at, b",\"index\":");
+        at = put_u64(buf, at, p.index);
+        at = put(buf, at, b",\"len_in\":");
+        at = put_u64(buf, at, p.data.len() as u64);
+        at = put(buf, at, b",\"len_out\":");
+        at = put_u64(buf, at, packet.len() as u64);
         if p.meta_len > 0 {
-            at = Self::put(&mut self.buf, at, b",\"meta_len\":");
-            at = put_u64(&mut self.buf, at, p.meta_len as u64);
+            at = put(buf, at, b",\"meta_len\":");
+            at = put_u64(buf, at, p.meta_len as u64);
         }
         if let Some(q) = p.queue {
-            at = Self::put(&mut self.buf, at, b",\"queue\":");
-            at = put_u64(&mut self.buf, at, q.into());
+            at = put(buf, at, b",\"queue\":");
+            at = put_u64(buf, at, q.into());
         }
         if self.extra.len() > redirect_at {
-            at = Self::put(&mut self.buf, at, &self.extra[redirect_at..]);
+            at = put(buf, at, &self.extra[redirect_at..]);
         }
-        at = Self::put(&mut self.buf, at, b",\"retval\":");
-        at = put_u64(&mut self.buf, at, o.retval);
-        at = Self::put(&mut self.buf, at, b",\"ts_ns\":");
-        at = self.put_ts(at, p.ts_ns);
-        at = Self::put(&mut self.buf, at, b"}\n");
-        &self.buf[..at]
+        at = put(buf, at, b",\"retval\":");
+        at = put_u64(buf, at, o.retval);
+        at = put(buf, at, b",\"ts_ns\":");
+        at = self.put_ts(buf, at, p.ts_ns);
+        at = put(buf, at, b"}\n");
+        at
+    }
+
+    /// The line as bytes (tests).
+    #[cfg(test)]
+    fn build(&mut self, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> Vec<u8> {
+        let (need, redirect_at, data_out) = self.prepare(obj, &o.packet, p, o);
+        let mut buf = vec![0xee; need];
+        let n = self.put_line(&mut buf, redirect_at, data_out, p, &o.packet, o);
+        buf.truncate(n);
+        buf
     }
 }
 
