@@ -367,28 +367,6 @@ fn push_action(out: &mut String, retval: u64) {
     }
 }
 
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Writes `w` as exactly `d.len()` digits (zero-padded) into `d`, two at a time.
-#[inline(always)]
-fn put_digits(d: &mut [u8], mut w: u32) {
-    let mut i = d.len();
-    while i >= 2 {
-        let p = (w % 100) as usize * 2;
-        w /= 100;
-        d[i - 2] = PAIRS[p];
-        d[i - 1] = PAIRS[p + 1];
-        i -= 2;
-    }
-    if i == 1 {
-        d[0] = b'0' + (w % 10) as u8;
-    }
-}
-
 /// Appends the decimal digits of `v` (test helper and reference for [`put_u64`]).
 #[cfg(test)]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
@@ -443,28 +421,62 @@ fn digit_count(w: u32) -> usize {
     ((w as u64 + T[log2 as usize]) >> 32) as usize
 }
 
-/// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes) and
-/// returns the position after them: nine digits at a time from the right in 32-bit
-/// arithmetic, two per step, written in place (no stack buffer read back: an earlier
-/// version that did stalled on store forwarding). Inline for values below 10^9.
+/// The two ASCII digits of each value below 100, as a little-endian `u16` (the first
+/// digit in the low byte).
+static PAIRS16: [u16; 100] = {
+    let mut t = [0u16; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = (b'0' as u16 + (i / 10) as u16) | ((b'0' as u16 + (i % 10) as u16) << 8);
+        i += 1;
+    }
+    t
+};
+
+/// The eight ASCII digits (zero-padded) of `w < 10^8` as a little-endian `u64`: the
+/// first digit in the low byte. Four table loads, no loop.
+#[inline(always)]
+fn ascii8(w: u32) -> u64 {
+    let (hi, lo) = (w / 10_000, w % 10_000);
+    PAIRS16[(hi / 100) as usize] as u64
+        | (PAIRS16[(hi % 100) as usize] as u64) << 16
+        | (PAIRS16[(lo / 100) as usize] as u64) << 32
+        | (PAIRS16[(lo % 100) as usize] as u64) << 48
+}
+
+/// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes, and
+/// 8 beyond the digits: below 10^8 the digits are one 4- or 8-byte store of the zero-padded
+/// digits shifted past their leading zeros) and returns the position after them. Inline
+/// for values below 10^8.
 #[inline(always)]
 fn put_u64(buf: &mut [u8], pos: usize, v: u64) -> usize {
-    if v < 1_000_000_000 {
+    if v < 10_000 {
+        // Lengths and small values: two table loads, one 4-byte store.
         let w = v as u32;
         let n = digit_count(w);
-        put_digits(&mut buf[pos..pos + n], w);
+        let d = (PAIRS16[(w / 100) as usize] as u32 | (PAIRS16[(w % 100) as usize] as u32) << 16)
+            >> ((4 - n) * 8);
+        buf[pos..pos + 4].copy_from_slice(&d.to_le_bytes());
+        return pos + n;
+    }
+    if v < 100_000_000 {
+        let w = v as u32;
+        let n = digit_count(w);
+        let d = ascii8(w) >> ((8 - n) * 8);
+        buf[pos..pos + 8].copy_from_slice(&d.to_le_bytes());
         return pos + n;
     }
     put_u64_long(buf, pos, v)
 }
 
-/// [`put_u64`] for values of ten digits or more.
+/// [`put_u64`] for values of nine digits or more: the digits above the last eight, then
+/// those eight.
 #[inline(never)]
 fn put_u64_long(buf: &mut [u8], pos: usize, v: u64) -> usize {
-    const E9: u64 = 1_000_000_000;
-    let pos = put_u64(buf, pos, v / E9);
-    put_digits(&mut buf[pos..pos + 9], (v % E9) as u32);
-    pos + 9
+    const E8: u64 = 100_000_000;
+    let pos = put_u64(buf, pos, v / E8);
+    buf[pos..pos + 8].copy_from_slice(&ascii8((v % E8) as u32).to_le_bytes());
+    pos + 8
 }
 
 /// Two hex digits per byte value (`HEX2[2 * b]`, `HEX2[2 * b + 1]`).
@@ -491,6 +503,12 @@ struct TraceLine {
     ts_secs: u64,
     ts_digits: [u8; 16],
     ts_len: usize,
+    /// The digits of the index after the last line's (`idx_digits[..idx_len]`), so
+    /// consecutive packets only add one to the last digit; `idx_next` is its value (0
+    /// with no digits yet: recomputed).
+    idx_next: u64,
+    idx_digits: [u8; 32],
+    idx_len: usize,
 }
 
 /// Copies `s` to `buf[pos..]`.
@@ -501,6 +519,26 @@ fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
 }
 
 impl TraceLine {
+    /// `index` in decimal at `buf[pos..]` (room for 32 bytes).
+    #[inline(always)]
+    fn put_index(&mut self, buf: &mut [u8], pos: usize, index: u64) -> usize {
+        if index != self.idx_next || self.idx_len == 0 {
+            self.idx_len = put_u64(&mut self.idx_digits, 0, index);
+        }
+        buf[pos..pos + 32].copy_from_slice(&self.idx_digits);
+        let pos = pos + self.idx_len;
+        // The next index's digits: add one to the last digit, or start over when it
+        // carries.
+        self.idx_next = index.wrapping_add(1);
+        let last = &mut self.idx_digits[self.idx_len - 1];
+        if *last < b'9' && index != u64::MAX {
+            *last += 1;
+        } else {
+            self.idx_len = 0;
+        }
+        pos
+    }
+
     /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes plus 16 of slack).
     #[inline(always)]
     fn put_ts(&mut self, buf: &mut [u8], pos: usize, ts_ns: u64) -> usize {
@@ -518,7 +556,9 @@ impl TraceLine {
         // A fixed-size copy (two moves), then the position after the digits.
         buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
         let pos = pos + self.ts_len;
-        put_digits(&mut buf[pos..pos + 9], (ts_ns % E9) as u32);
+        let ns = (ts_ns % E9) as u32;
+        buf[pos] = b'0' + (ns / 100_000_000) as u8;
+        buf[pos + 1..pos + 9].copy_from_slice(&ascii8(ns % 100_000_000).to_le_bytes());
         pos + 9
     }
 
@@ -607,7 +647,8 @@ impl TraceLine {
         o: &XdpOutput,
     ) -> usize {
         // Every fixed part and number fits in 320 bytes (11 keys, 9 numbers of at most
-        // 20 digits, an action name, and 20 bytes of slack for the timestamp's copy).
+        // 20 digits, an action name, and slack for the 8-byte digit stores and the
+        // 16- and 32-byte copies of the timestamp's and the index's digits).
         let mut at = put(buf, 0, b"{\"action\":\"");
         let a = o.retval as u32;
         match ACTIONS.get(a as usize) {
@@ -634,7 +675,7 @@ impl TraceLine {
             at = put(buf, at, &self.extra[..redirect_at]);
         }
         at = put(buf, at, b",\"index\":");
-        at = put_u64(buf, at, p.index);
+        at = self.put_index(buf, at, p.index);
         at = put(buf, at, b",\"len_in\":");
         at = put_u64(buf, at, p.data.len() as u64);
         at = put(buf, at, b",\"len_out\":");
@@ -777,6 +818,12 @@ mod tests {
                 // The same second: its digits are reused.
                 (None, 0, 123_457, 1_700_000_000_999_999_999),
                 (None, 0, 9, 1_000_000_000),
+                // Consecutive indexes across a carry: their digits are incremented.
+                (None, 0, 10, 5),
+                (None, 0, 11, 1_000_000_007),
+                (None, 0, 99, 6),
+                (None, 0, 100, 7),
+                (None, 0, 101, 99_999_999),
                 (Some(0), 1, u64::MAX, u64::MAX),
             ] {
                 let p = PacketInfo {
