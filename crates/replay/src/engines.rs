@@ -114,6 +114,10 @@ pub trait ReplayEngine {
     fn frame(&self) -> Option<&[u8]> {
         None
     }
+    /// The engine as `Any`, for loops specialised to its type (the JIT).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
     fn map_entries(&self, map: usize) -> Result<Entries, String>;
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
     /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's
@@ -254,7 +258,7 @@ impl ReplayEngine for InterpEngine {
 }
 
 /// A JIT, its engine name, and for `jit` the mode it chose and why.
-struct JitEngine(bpfkit_jit::Jit, &'static str, Option<String>);
+pub(crate) struct JitEngine(bpfkit_jit::Jit, &'static str, Option<String>);
 
 impl ReplayEngine for JitEngine {
     fn name(&self) -> &'static str {
@@ -270,10 +274,14 @@ impl ReplayEngine for JitEngine {
     fn frame(&self) -> Option<&[u8]> {
         parked_frame(self.0.runtime())
     }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.empty_program(prog)?;
         self.0.run_xdp(prog, input).map_err(run_error)
     }
+    #[inline]
     fn run_into(
         &mut self,
         prog: usize,

@@ -1171,49 +1171,33 @@ impl InOrder<'_, '_> {
         progress: &mut Option<Progress<'_>>,
     ) -> Result<(), ReplayError> {
         let run = &mut self.run;
-        let (opts, prog, obj) = (run.setup.opts, run.setup.prog, run.setup.obj);
         let (e, o) = (&mut run.engines[0], &mut run.outs[0]);
-        let want = run.want_packet;
-        while let Some(rec) = self.cap.next_whole_pcap_record() {
-            if opts.stopped() {
-                break;
-            }
-            let data = rec.data;
-            count_record(s, data, rec.orig_len);
-            if let Some(p) = progress.as_mut() {
-                if s.packets.is_multiple_of(65536) {
-                    p(s.packets, rec.offset);
-                }
-            }
-            if let Some(reason) = skip_reason(&rec.note, data) {
-                run.outputs
-                    .skipped(s, rec.index, rec.ts_ns, data.len(), reason)?;
-                continue;
-            }
-            let input = packet_input(opts, 1, 0, data, rec.ts_ns);
-            // With outputs, the packet is copied only when the frame cannot show it.
-            let view = data.len() <= FRAME_MAX;
-            let r0 = e.run_into(prog, &input, o, want && !view);
-            if r0.is_err() || !run.outputs.count_plain(s, o) {
-                let mut pkt = PacketInfo {
-                    index: rec.index,
-                    ts_ns: rec.ts_ns,
-                    data,
-                    orig_len: rec.orig_len,
-                    queue: None,
-                    meta_len: 0,
-                };
-                let packet = if want && r0.is_ok() {
-                    pkt.meta_len = e.meta_len();
-                    out_packet(view, e.as_ref(), o)?
-                } else {
-                    &o.packet[..]
-                };
-                run.outputs
-                    .result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
-            }
+        // The JIT's run called directly (inline in the loop), not through the trait object.
+        if let Some(j) = e
+            .as_any_mut()
+            .and_then(|a| a.downcast_mut::<engines::JitEngine>())
+        {
+            return lean_loop_on(
+                &mut self.cap,
+                run.setup,
+                &mut run.outputs,
+                run.want_packet,
+                j,
+                o,
+                s,
+                progress,
+            );
         }
-        Ok(())
+        lean_loop_on(
+            &mut self.cap,
+            run.setup,
+            &mut run.outputs,
+            run.want_packet,
+            e.as_mut(),
+            o,
+            s,
+            progress,
+        )
     }
 
     /// Every packet with every option: `--limit`, queues, `--compare`, coverage, outputs.
@@ -1260,6 +1244,60 @@ impl InOrder<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// [`InOrder::lean_loop`] on engine `e` (generic, so the JIT's run is inlined).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn lean_loop_on<E: ReplayEngine + ?Sized>(
+    cap: &mut Capture,
+    setup: &Setup<'_>,
+    outputs: &mut Outputs,
+    want: bool,
+    e: &mut E,
+    o: &mut XdpOutput,
+    s: &mut Summary,
+    progress: &mut Option<Progress<'_>>,
+) -> Result<(), ReplayError> {
+    let (opts, prog, obj) = (setup.opts, setup.prog, setup.obj);
+    while let Some(rec) = cap.next_whole_pcap_record() {
+        if opts.stopped() {
+            break;
+        }
+        let data = rec.data;
+        count_record(s, data, rec.orig_len);
+        if let Some(p) = progress.as_mut() {
+            if s.packets.is_multiple_of(65536) {
+                p(s.packets, rec.offset);
+            }
+        }
+        if let Some(reason) = skip_reason(&rec.note, data) {
+            outputs.skipped(s, rec.index, rec.ts_ns, data.len(), reason)?;
+            continue;
+        }
+        let input = packet_input(opts, 1, 0, data, rec.ts_ns);
+        // With outputs, the packet is copied only when the frame cannot show it.
+        let view = data.len() <= FRAME_MAX;
+        let r0 = e.run_into(prog, &input, o, want && !view);
+        if r0.is_err() || !outputs.count_plain(s, o) {
+            let mut pkt = PacketInfo {
+                index: rec.index,
+                ts_ns: rec.ts_ns,
+                data,
+                orig_len: rec.orig_len,
+                queue: None,
+                meta_len: 0,
+            };
+            let packet = if want && r0.is_ok() {
+                pkt.meta_len = e.meta_len();
+                out_packet(view, e.frame(), e.name(), o)?
+            } else {
+                &o.packet[..]
+            };
+            outputs.result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
+        }
+    }
+    Ok(())
 }
 
 impl Runs<'_, '_> {
@@ -1314,7 +1352,7 @@ impl Runs<'_, '_> {
             let (e, o) = (self.engines[0].as_ref(), &self.outs[0]);
             let packet = if self.want_meta && r0.is_ok() {
                 pkt.meta_len = e.meta_len();
-                out_packet(view, e, o)?
+                out_packet(view, e.frame(), e.name(), o)?
             } else {
                 &o.packet[..]
             };
@@ -1433,16 +1471,16 @@ fn packet_input<'a>(
 #[inline]
 fn out_packet<'a>(
     view: bool,
-    e: &'a dyn ReplayEngine,
+    frame: Option<&'a [u8]>,
+    engine: &str,
     o: &'a XdpOutput,
 ) -> Result<&'a [u8], ReplayError> {
     if !view {
         return Ok(&o.packet);
     }
-    e.frame().ok_or_else(|| {
+    frame.ok_or_else(|| {
         ReplayError::Usage(format!(
-            "internal error: engine {} shows no frame after a run",
-            e.name()
+            "internal error: engine {engine} shows no frame after a run"
         ))
     })
 }
