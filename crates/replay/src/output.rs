@@ -356,7 +356,6 @@ impl PcapOut {
 pub struct PcapNgOut {
     pub file: OutFile,
     pub records: u64,
-    scratch: Vec<u8>,
 }
 
 fn ng_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
@@ -411,20 +410,74 @@ impl PcapNgOut {
         ng_option(&mut idb, 9, &[9]); // if_tsresol: 10^-9
         ng_option(&mut idb, 0, &[]);
         file.write_all(&ng_block(1, &idb))?;
-        Ok(PcapNgOut {
-            file,
-            records: 0,
-            scratch: Vec::new(),
-        })
+        Ok(PcapNgOut { file, records: 0 })
     }
 
+    /// Writes the Enhanced Packet Block of `f` straight into the file's buffer: every
+    /// byte of it, padding included (the space handed out holds stale bytes).
     pub fn write(&mut self, f: &NgFrame<'_>) -> std::io::Result<()> {
         let incl = u32::try_from(f.data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        // The block is built in a buffer reused from record to record (no allocation in
-        // the steady state): type, length (patched below), body, length.
-        let mut epb = std::mem::take(&mut self.scratch);
-        epb.clear();
+        let comment = f.comment.as_bytes();
+        let clen = u16::try_from(comment.len())
+            .map_err(|_| std::io::Error::other("packet comment longer than 65535 bytes"))?;
+        let (dpad, cpad) = (f.data.len().div_ceil(4) * 4, comment.len().div_ceil(4) * 4);
+        // Header 28, data, comment option, packet id 12, queue 8, verdict 16, end 4,
+        // trailing length 4.
+        let len = 28 + dpad + 4 + cpad + 12 + 8 + 16 + 4 + 4;
+        let block_len = u32::try_from(len)
+            .map_err(|_| std::io::Error::other("pcapng block longer than 4 GiB"))?;
+        let b = self.file.record_space(len)?;
+        b[0..4].copy_from_slice(&6u32.to_le_bytes());
+        b[4..8].copy_from_slice(&block_len.to_le_bytes());
+        b[8..12].copy_from_slice(&0u32.to_le_bytes());
+        b[12..16].copy_from_slice(&((f.ts_ns >> 32) as u32).to_le_bytes());
+        b[16..20].copy_from_slice(&(f.ts_ns as u32).to_le_bytes());
+        b[20..24].copy_from_slice(&incl.to_le_bytes());
+        b[24..28].copy_from_slice(&f.orig_len.max(incl).to_le_bytes());
+        let mut at = 28;
+        b[at..at + f.data.len()].copy_from_slice(f.data);
+        b[at + f.data.len()..at + dpad].fill(0);
+        at += dpad;
+        // opt_comment
+        b[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&clen.to_le_bytes());
+        at += 4;
+        b[at..at + comment.len()].copy_from_slice(comment);
+        b[at + comment.len()..at + cpad].fill(0);
+        at += cpad;
+        // epb_packetid
+        b[at..at + 2].copy_from_slice(&5u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&8u16.to_le_bytes());
+        b[at + 4..at + 12].copy_from_slice(&f.index.to_le_bytes());
+        at += 12;
+        // epb_queue
+        b[at..at + 2].copy_from_slice(&6u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
+        b[at + 4..at + 8].copy_from_slice(&f.queue.to_le_bytes());
+        at += 8;
+        // epb_verdict: type 2 (eBPF XDP), the return value, padded to 12
+        b[at..at + 2].copy_from_slice(&7u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&9u16.to_le_bytes());
+        b[at + 4] = 2;
+        b[at + 5..at + 13].copy_from_slice(&f.retval.to_le_bytes());
+        b[at + 13..at + 16].fill(0);
+        at += 16;
+        // opt_endofopt, then the length again
+        b[at..at + 4].fill(0);
+        at += 4;
+        b[at..at + 4].copy_from_slice(&block_len.to_le_bytes());
+        debug_assert_eq!(at + 4, len);
+        self.file.advance(len);
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The block as [`PcapNgOut::write`] built it before it wrote in place (tests).
+    #[cfg(test)]
+    fn reference_block(f: &NgFrame<'_>) -> Vec<u8> {
+        let incl = f.data.len() as u32;
+        let mut epb = Vec::new();
         epb.extend_from_slice(&6u32.to_le_bytes());
         epb.extend_from_slice(&0u32.to_le_bytes());
         epb.extend_from_slice(&0u32.to_le_bytes());
@@ -434,21 +487,17 @@ impl PcapNgOut {
         epb.extend_from_slice(&f.orig_len.max(incl).to_le_bytes());
         epb.extend_from_slice(f.data);
         epb.resize(epb.len().div_ceil(4) * 4, 0);
-        ng_option(&mut epb, 1, f.comment.as_bytes()); // opt_comment
-        ng_option(&mut epb, 5, &f.index.to_le_bytes()); // epb_packetid
-        ng_option(&mut epb, 6, &f.queue.to_le_bytes()); // epb_queue
-        let mut verdict = [2u8; 9]; // eBPF XDP verdict
+        ng_option(&mut epb, 1, f.comment.as_bytes());
+        ng_option(&mut epb, 5, &f.index.to_le_bytes());
+        ng_option(&mut epb, 6, &f.queue.to_le_bytes());
+        let mut verdict = [2u8; 9];
         verdict[1..].copy_from_slice(&f.retval.to_le_bytes());
-        ng_option(&mut epb, 7, &verdict); // epb_verdict
+        ng_option(&mut epb, 7, &verdict);
         ng_option(&mut epb, 0, &[]);
         let len = (epb.len() + 4) as u32;
         epb[4..8].copy_from_slice(&len.to_le_bytes());
         epb.extend_from_slice(&len.to_le_bytes());
-        let r = self.file.write_record(&[&epb]);
-        self.scratch = epb;
-        r?;
-        self.records += 1;
-        Ok(())
+        epb
     }
 }
 
@@ -515,6 +564,39 @@ mod tests {
         assert!(!p.exists(), "nothing at the destination before the commit");
         f.commit().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), want);
+    }
+
+    #[test]
+    fn pcapng_blocks_in_place_are_the_built_ones() {
+        let d = dir("ng");
+        let p = d.join("a.pcapng");
+        let mut ng = PcapNgOut::create(&p, "test").unwrap();
+        // Stale bytes in the buffer: a record written in place must cover every byte.
+        ng.file.record_space(4096).unwrap().fill(0xa5);
+        let head = ng.file.pos;
+        let mut want = Vec::new();
+        for (i, n) in [0usize, 1, 2, 3, 4, 5, 60, 61, 1514]
+            .into_iter()
+            .enumerate()
+        {
+            let data: Vec<u8> = (0..n).map(|j| (j * 7 + i) as u8).collect();
+            let comment = "XDP_PASS packet ".to_string() + &"x".repeat(i);
+            let f = NgFrame {
+                ts_ns: 1_700_000_000_123_456_789 + i as u64,
+                orig_len: n as u32 + (i as u32 % 2) * 10,
+                data: &data,
+                index: i as u64 * 1000,
+                queue: i as u32,
+                retval: if i == 3 { 0xffff_ffff_0000_1000 } else { 2 },
+                comment: &comment,
+            };
+            ng.file.record_space(4096).unwrap().fill(0x5a);
+            ng.write(&f).unwrap();
+            want.extend_from_slice(&PcapNgOut::reference_block(&f));
+        }
+        ng.file.commit().unwrap();
+        let all = std::fs::read(&p).unwrap();
+        assert_eq!(&all[head..], &want[..]);
     }
 
     #[test]
