@@ -677,9 +677,18 @@ impl TraceLine {
         at = put(buf, at, b",\"index\":");
         at = self.put_index(buf, at, p.index);
         at = put(buf, at, b",\"len_in\":");
+        let len_in = at;
         at = put_u64(buf, at, p.data.len() as u64);
-        at = put(buf, at, b",\"len_out\":");
-        at = put_u64(buf, at, packet.len() as u64);
+        if data_out {
+            at = put(buf, at, b",\"len_out\":");
+            at = put_u64(buf, at, packet.len() as u64);
+        } else {
+            // The same packet: `len_out` is `len_in`, whose digits are just written.
+            let n = at - len_in;
+            at = put(buf, at, b",\"len_out\":");
+            buf.copy_within(len_in..len_in + n, at);
+            at += n;
+        }
         if p.meta_len > 0 {
             at = put(buf, at, b",\"meta_len\":");
             at = put_u64(buf, at, p.meta_len as u64);
@@ -692,7 +701,13 @@ impl TraceLine {
             at = put(buf, at, &self.extra[redirect_at..]);
         }
         at = put(buf, at, b",\"retval\":");
-        at = put_u64(buf, at, o.retval);
+        if o.retval < 10 {
+            // The five actions.
+            buf[at] = b'0' + o.retval as u8;
+            at += 1;
+        } else {
+            at = put_u64(buf, at, o.retval);
+        }
         at = put(buf, at, b",\"ts_ns\":");
         at = self.put_ts(buf, at, p.ts_ns);
         at = put(buf, at, b"}\n");
