@@ -101,6 +101,23 @@ pub trait ReplayEngine {
     fn meta_len(&self) -> usize {
         0
     }
+    /// Whether [`ReplayEngine::frame`] shows the output of every successful run on an
+    /// input of at most [`FRAME_MAX`] bytes, so outputs need no copy of it
+    /// (`want_packet` false).
+    fn shows_frame(&self) -> bool {
+        false
+    }
+    /// The output packet of the last run (metadata included) where it lies in the
+    /// engine's XDP frame, until the next run: what `run_into` with `want_packet` would
+    /// have copied into [`XdpOutput::packet`]. `None` when the engine cannot show it
+    /// (the kernel; a frame with fragments, which the runtime releases after the run).
+    fn frame(&self) -> Option<&[u8]> {
+        None
+    }
+    /// The engine as `Any`, for loops specialised to its type (the JIT).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
     fn map_entries(&self, map: usize) -> Result<Entries, String>;
     fn map_update(&mut self, map: usize, key: &[u8], value: &[u8]) -> Result<(), String>;
     /// The value a PROG_ARRAY slot needs to hold program `prog` (an index for bpfkit's
@@ -168,6 +185,19 @@ fn vm_config(s: &EngineSettings) -> Config {
     }
 }
 
+/// The longest input whose output [`ReplayEngine::frame`] shows: the linear part of an
+/// XDP frame (longer ones get fragments, and only a run's set-up makes fragments).
+pub const FRAME_MAX: usize = bpfkit_vm::runtime::MAX_LINEAR as usize;
+
+/// The parked frame of the runtime's last XDP run (see [`ReplayEngine::frame`]).
+#[inline]
+fn parked_frame(rt: &bpfkit_vm::runtime::Runtime) -> Option<&[u8]> {
+    rt.xdp
+        .as_deref()
+        .filter(|x| x.frags.is_empty())
+        .map(|x| x.linear(x.data_meta, x.data_end))
+}
+
 fn run_error(e: VmError) -> RunError {
     match e {
         VmError::Setup(m) => RunError::Refused(m),
@@ -183,6 +213,12 @@ impl ReplayEngine for InterpEngine {
     }
     fn meta_len(&self) -> usize {
         self.0.last_xdp_meta_len()
+    }
+    fn shows_frame(&self) -> bool {
+        true
+    }
+    fn frame(&self) -> Option<&[u8]> {
+        parked_frame(self.0.runtime())
     }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.0.run_xdp(prog, input).map_err(run_error)
@@ -222,7 +258,7 @@ impl ReplayEngine for InterpEngine {
 }
 
 /// A JIT, its engine name, and for `jit` the mode it chose and why.
-struct JitEngine(bpfkit_jit::Jit, &'static str, Option<String>);
+pub(crate) struct JitEngine(bpfkit_jit::Jit, &'static str, Option<String>);
 
 impl ReplayEngine for JitEngine {
     fn name(&self) -> &'static str {
@@ -232,10 +268,20 @@ impl ReplayEngine for JitEngine {
         // Set by the runtime's finish_xdp_into_with, which run_into goes through.
         self.0.runtime().last_xdp_meta_len
     }
+    fn shows_frame(&self) -> bool {
+        true
+    }
+    fn frame(&self) -> Option<&[u8]> {
+        parked_frame(self.0.runtime())
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn run(&mut self, prog: usize, input: &XdpInput<'_>) -> Result<XdpOutput, RunError> {
         self.empty_program(prog)?;
         self.0.run_xdp(prog, input).map_err(run_error)
     }
+    #[inline]
     fn run_into(
         &mut self,
         prog: usize,

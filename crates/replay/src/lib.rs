@@ -24,7 +24,7 @@ pub mod state;
 use bpfkit_object::model::LinkedObject;
 use bpfkit_vm::engine::{Event, Redirect, XdpInput, XdpOutput};
 use capture::{Capture, CaptureEnd, RecordNote};
-use engines::{EngineKind, EngineSettings, ReplayEngine, RunError};
+use engines::{EngineKind, EngineSettings, ReplayEngine, RunError, FRAME_MAX};
 use serde_json::{json, Value};
 use sink::{Outputs, PacketInfo};
 use std::collections::BTreeMap;
@@ -1072,7 +1072,7 @@ impl<'a> Setup<'a> {
         let lean = r.run.engines.len() == 1
             && self.queues == 1
             && r.run.cov_engine.is_none()
-            && !r.run.want_packet
+            && (!r.run.want_packet || r.run.engines[0].shows_frame())
             && self.opts.limit.is_none();
         let start = Instant::now();
         if lean {
@@ -1160,50 +1160,44 @@ struct Runs<'s, 'a> {
 }
 
 impl InOrder<'_, '_> {
-    /// The common case in a loop of its own over records decoded in place: one engine,
-    /// nothing written; a result other than one of the five actions goes to the outputs.
-    /// Ends at the end of the file, at damage, for other formats (the general loop goes
-    /// on from there) and when a signal stops the replay.
+    /// The common case in a loop of its own over records decoded in place: one engine
+    /// (one that shows its frame when something is written: outputs take the packet from
+    /// there, without a copy); a result other than one of the five actions, or anything
+    /// to write, goes to the outputs. Ends at the end of the file, at damage, for other
+    /// formats (the general loop goes on from there) and when a signal stops the replay.
     fn lean_loop(
         &mut self,
         s: &mut Summary,
         progress: &mut Option<Progress<'_>>,
     ) -> Result<(), ReplayError> {
         let run = &mut self.run;
-        let (opts, prog, obj) = (run.setup.opts, run.setup.prog, run.setup.obj);
         let (e, o) = (&mut run.engines[0], &mut run.outs[0]);
-        while let Some(rec) = self.cap.next_whole_pcap_record() {
-            if opts.stopped() {
-                break;
-            }
-            let data = rec.data;
-            count_record(s, data, rec.orig_len);
-            if let Some(p) = progress.as_mut() {
-                if s.packets.is_multiple_of(65536) {
-                    p(s.packets, rec.offset);
-                }
-            }
-            if let Some(reason) = skip_reason(&rec.note, data) {
-                run.outputs
-                    .skipped(s, rec.index, rec.ts_ns, data.len(), reason)?;
-                continue;
-            }
-            let input = packet_input(opts, 1, 0, data, rec.ts_ns);
-            let r0 = e.run_into(prog, &input, o, false);
-            if r0.is_err() || !run.outputs.count_plain(s, o) {
-                let pkt = PacketInfo {
-                    index: rec.index,
-                    ts_ns: rec.ts_ns,
-                    data,
-                    orig_len: rec.orig_len,
-                    queue: None,
-                    meta_len: 0,
-                };
-                run.outputs
-                    .result_written(obj, s, &pkt, as_result(&r0, o))?;
-            }
+        // The JIT's run called directly (inline in the loop), not through the trait object.
+        if let Some(j) = e
+            .as_any_mut()
+            .and_then(|a| a.downcast_mut::<engines::JitEngine>())
+        {
+            return lean_loop_on(
+                &mut self.cap,
+                run.setup,
+                &mut run.outputs,
+                run.want_packet,
+                j,
+                o,
+                s,
+                progress,
+            );
         }
-        Ok(())
+        lean_loop_on(
+            &mut self.cap,
+            run.setup,
+            &mut run.outputs,
+            run.want_packet,
+            e.as_mut(),
+            o,
+            s,
+            progress,
+        )
     }
 
     /// Every packet with every option: `--limit`, queues, `--compare`, coverage, outputs.
@@ -1252,6 +1246,60 @@ impl InOrder<'_, '_> {
     }
 }
 
+/// [`InOrder::lean_loop`] on engine `e` (generic, so the JIT's run is inlined).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn lean_loop_on<E: ReplayEngine + ?Sized>(
+    cap: &mut Capture,
+    setup: &Setup<'_>,
+    outputs: &mut Outputs,
+    want: bool,
+    e: &mut E,
+    o: &mut XdpOutput,
+    s: &mut Summary,
+    progress: &mut Option<Progress<'_>>,
+) -> Result<(), ReplayError> {
+    let (opts, prog, obj) = (setup.opts, setup.prog, setup.obj);
+    while let Some(rec) = cap.next_whole_pcap_record() {
+        if opts.stopped() {
+            break;
+        }
+        let data = rec.data;
+        count_record(s, data, rec.orig_len);
+        if let Some(p) = progress.as_mut() {
+            if s.packets.is_multiple_of(65536) {
+                p(s.packets, rec.offset);
+            }
+        }
+        if let Some(reason) = skip_reason(&rec.note, data) {
+            outputs.skipped(s, rec.index, rec.ts_ns, data.len(), reason)?;
+            continue;
+        }
+        let input = packet_input(opts, 1, 0, data, rec.ts_ns);
+        // With outputs, the packet is copied only when the frame cannot show it.
+        let view = data.len() <= FRAME_MAX;
+        let r0 = e.run_into(prog, &input, o, want && !view);
+        if r0.is_err() || !outputs.count_plain(s, o) {
+            let mut pkt = PacketInfo {
+                index: rec.index,
+                ts_ns: rec.ts_ns,
+                data,
+                orig_len: rec.orig_len,
+                queue: None,
+                meta_len: 0,
+            };
+            let packet = if want && r0.is_ok() {
+                pkt.meta_len = e.meta_len();
+                out_packet(view, e.frame(), e.name(), o)?
+            } else {
+                &o.packet[..]
+            };
+            outputs.result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
+        }
+    }
+    Ok(())
+}
+
 impl Runs<'_, '_> {
     /// Runs one packet on every engine (and the coverage interpreter), compares the
     /// results with `--compare` and hands them to the outputs. True when the engines
@@ -1264,7 +1312,12 @@ impl Runs<'_, '_> {
         mut pkt: PacketInfo<'_>,
     ) -> Result<bool, ReplayError> {
         let (obj, prog) = (self.setup.obj, self.setup.prog);
-        let r0 = self.engines[0].run_into(prog, input, &mut self.outs[0], self.want_packet);
+        // One engine that shows its frame: the outputs take the packet from there.
+        let view = self.engines.len() == 1
+            && input.packet.len() <= FRAME_MAX
+            && self.engines[0].shows_frame();
+        let r0 =
+            self.engines[0].run_into(prog, input, &mut self.outs[0], self.want_packet && !view);
         if self.engines.len() > 1 {
             self.res.clear();
             for (e, o) in self.engines[1..].iter_mut().zip(self.outs[1..].iter_mut()) {
@@ -1296,11 +1349,15 @@ impl Runs<'_, '_> {
         // The common case (one of the five actions, nothing to write) is only counted;
         // everything else goes through Outputs::result_written with the packet's details.
         if r0.is_err() || !self.outputs.count_plain(s, &self.outs[0]) {
-            if self.want_meta && r0.is_ok() {
-                pkt.meta_len = self.engines[0].meta_len();
-            }
+            let (e, o) = (self.engines[0].as_ref(), &self.outs[0]);
+            let packet = if self.want_meta && r0.is_ok() {
+                pkt.meta_len = e.meta_len();
+                out_packet(view, e.frame(), e.name(), o)?
+            } else {
+                &o.packet[..]
+            };
             self.outputs
-                .result_written(obj, s, &pkt, as_result(&r0, &self.outs[0]))?;
+                .result_written(obj, s, &pkt, as_result(&r0, o), packet)?;
         }
         Ok(s.difference.is_some())
     }
@@ -1407,6 +1464,25 @@ fn packet_input<'a>(
         time_ns: (ts_ns as i64).saturating_add(opts.time_offset_ns).max(0) as u64,
         cpu: if queues > 1 { queue } else { 0 },
     }
+}
+
+/// The output packet of a successful run for the outputs: the engine's frame when the
+/// run did not copy it (`view`), else the copy.
+#[inline]
+fn out_packet<'a>(
+    view: bool,
+    frame: Option<&'a [u8]>,
+    engine: &str,
+    o: &'a XdpOutput,
+) -> Result<&'a [u8], ReplayError> {
+    if !view {
+        return Ok(&o.packet);
+    }
+    frame.ok_or_else(|| {
+        ReplayError::Usage(format!(
+            "internal error: engine {engine} shows no frame after a run"
+        ))
+    })
 }
 
 fn as_result<'a>(

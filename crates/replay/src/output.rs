@@ -12,7 +12,7 @@
 //! quietly instead of reporting an error.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where an output goes.
@@ -43,8 +43,18 @@ impl Write for Target {
 }
 
 /// A buffered output file; see the module documentation.
+///
+/// Its buffer is its own (not a `BufWriter`), so a record can be built in place in it
+/// ([`OutFile::record_space`], [`OutFile::advance`]): a pcap record's packet is copied
+/// once, from the engine's frame into the buffer, and a trace line is formatted directly
+/// into it.
 pub struct OutFile {
-    w: Option<BufWriter<Target>>,
+    /// `None` once committed.
+    target: Option<Target>,
+    /// `buf[..pos]` is written but not yet handed to the file; `buf` is zeroed once at
+    /// its full length (the capacity), so the free part can be handed out as a slice.
+    buf: Vec<u8>,
+    pos: usize,
     dest: PathBuf,
     /// How the path is shown in messages (`<stdout>` for standard output).
     shown: String,
@@ -92,6 +102,10 @@ pub fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe
 }
 
+fn committed() -> std::io::Error {
+    std::io::Error::other("output already committed")
+}
+
 impl OutFile {
     /// Opens `path` for writing (see the module documentation).
     pub fn create(path: &Path) -> std::io::Result<OutFile> {
@@ -123,41 +137,71 @@ impl OutFile {
             }
         };
         Ok(OutFile {
-            w: Some(BufWriter::with_capacity(capacity, target)),
+            target: Some(target),
+            buf: vec![0; capacity.max(1)],
+            pos: 0,
             dest: path.to_path_buf(),
             shown: shown(path),
         })
     }
 
+    /// Hands what is buffered to the file.
+    #[cold]
+    #[inline(never)]
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        let t = self.target.as_mut().ok_or_else(committed)?;
+        let n = std::mem::take(&mut self.pos);
+        t.write_all(&self.buf[..n])
+    }
+
+    /// `len` writable bytes for the next record, in the buffer after what is written so
+    /// far (flushed first when the record could not fit in what is left). Write the
+    /// record at the start of the slice, then [`OutFile::advance`] by its length. A
+    /// record larger than the whole buffer grows the buffer. So a record is never split
+    /// by a flush and the file always ends on a record boundary.
+    #[inline]
+    pub fn record_space(&mut self, len: usize) -> std::io::Result<&mut [u8]> {
+        if self.buf.len() - self.pos < len {
+            self.make_room(len)?;
+        }
+        Ok(&mut self.buf[self.pos..self.pos + len])
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, len: usize) -> std::io::Result<()> {
+        self.flush_buf()?;
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        Ok(())
+    }
+
+    /// Marks `n` bytes of the slice [`OutFile::record_space`] gave as written.
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        debug_assert!(self.pos + n <= self.buf.len());
+        self.pos += n;
+    }
+
     /// Writes one record made of `parts` so that it is never split by a flush of the
-    /// buffer: the buffer is flushed first when the record does not fit in what is left
-    /// of it, then the parts are copied in (no allocation, one copy); a record larger than
-    /// the whole buffer is written at once. So the file always ends on a record boundary,
-    /// and the writes to the file are batches of whole records of about the buffer's size.
+    /// buffer (see [`OutFile::record_space`]); no allocation, one copy.
     #[inline]
     pub fn write_record(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        let Some(w) = self.w.as_mut() else {
-            return Err(std::io::Error::other("output already committed"));
-        };
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if w.capacity() - w.buffer().len() < total {
-            w.flush()?;
-            if total > w.capacity() {
-                return w.get_mut().write_all(&parts.concat());
-            }
-        }
+        let space = self.record_space(total)?;
+        let mut at = 0;
         for p in parts {
-            w.write_all(p)?;
+            space[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
         }
+        self.advance(total);
         Ok(())
     }
 
     /// Whether this output is standard output.
     pub fn is_stdout(&self) -> bool {
-        matches!(
-            self.w.as_ref().map(|w| w.get_ref()),
-            Some(Target::Stdout(_))
-        )
+        matches!(self.target, Some(Target::Stdout(_)))
     }
 
     /// The path as shown in messages.
@@ -167,10 +211,11 @@ impl OutFile {
 
     /// Flushes everything and gives the file its final name.
     pub fn commit(mut self) -> std::io::Result<()> {
-        let Some(w) = self.w.take() else {
+        if self.target.is_none() {
             return Ok(());
-        };
-        let target = w.into_inner().map_err(|e| e.into_error())?;
+        }
+        self.flush_buf()?;
+        let target = self.target.take().expect("checked above");
         match target {
             Target::Stdout(mut s) => s.flush(),
             Target::Direct(mut f) => f.flush(),
@@ -191,35 +236,39 @@ impl OutFile {
 impl Write for OutFile {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.w.as_mut() {
-            Some(w) => w.write(buf),
-            None => Err(std::io::Error::other("output already committed")),
-        }
+        self.write_all(buf).map(|()| buf.len())
     }
     #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.write_all(buf),
-            None => Err(std::io::Error::other("output already committed")),
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.target.is_none() {
+            return Err(committed());
         }
+        if self.buf.len() - self.pos < data.len() {
+            self.flush_buf()?;
+            if data.len() > self.buf.len() {
+                return self.target.as_mut().ok_or_else(committed)?.write_all(data);
+            }
+        }
+        self.buf[self.pos..self.pos + data.len()].copy_from_slice(data);
+        self.pos += data.len();
+        Ok(())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.flush(),
-            None => Ok(()),
+        if self.target.is_none() {
+            return Ok(());
         }
+        self.flush_buf()?;
+        self.target.as_mut().ok_or_else(committed)?.flush()
     }
 }
 
 impl Drop for OutFile {
     fn drop(&mut self) {
-        // Not committed: the temporary file goes, the destination stays as it was.
-        if let Some(w) = self.w.take() {
-            let (target, _) = w.into_parts();
-            if let Target::Temp { file, tmp } = target {
-                drop(file);
-                let _ = std::fs::remove_file(tmp);
-            }
+        // Not committed: the temporary file goes, the destination stays as it was (what
+        // is buffered is dropped, never written).
+        if let Some(Target::Temp { file, tmp }) = self.target.take() {
+            drop(file);
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -275,6 +324,7 @@ impl PcapOut {
         })
     }
 
+    #[inline]
     pub fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
         let ts = if ts_ns > PCAP_MAX_TS_NS {
             self.clamped += 1;
@@ -284,12 +334,15 @@ impl PcapOut {
         };
         let incl = u32::try_from(data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        let mut h = [0u8; 16];
+        // Header and packet straight into the file's buffer (one copy of the packet).
+        let r = self.file.record_space(16 + data.len())?;
+        let (h, body) = r.split_at_mut(16);
         h[0..4].copy_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
         h[4..8].copy_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&incl.to_le_bytes());
         h[12..16].copy_from_slice(&orig_len.max(incl).to_le_bytes());
-        self.file.write_record(&[&h, data])?;
+        body.copy_from_slice(data);
+        self.file.advance(16 + data.len());
         self.records += 1;
         Ok(())
     }
@@ -303,7 +356,6 @@ impl PcapOut {
 pub struct PcapNgOut {
     pub file: OutFile,
     pub records: u64,
-    scratch: Vec<u8>,
 }
 
 fn ng_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
@@ -358,20 +410,74 @@ impl PcapNgOut {
         ng_option(&mut idb, 9, &[9]); // if_tsresol: 10^-9
         ng_option(&mut idb, 0, &[]);
         file.write_all(&ng_block(1, &idb))?;
-        Ok(PcapNgOut {
-            file,
-            records: 0,
-            scratch: Vec::new(),
-        })
+        Ok(PcapNgOut { file, records: 0 })
     }
 
+    /// Writes the Enhanced Packet Block of `f` straight into the file's buffer: every
+    /// byte of it, padding included (the space handed out holds stale bytes).
     pub fn write(&mut self, f: &NgFrame<'_>) -> std::io::Result<()> {
         let incl = u32::try_from(f.data.len())
             .map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
-        // The block is built in a buffer reused from record to record (no allocation in
-        // the steady state): type, length (patched below), body, length.
-        let mut epb = std::mem::take(&mut self.scratch);
-        epb.clear();
+        let comment = f.comment.as_bytes();
+        let clen = u16::try_from(comment.len())
+            .map_err(|_| std::io::Error::other("packet comment longer than 65535 bytes"))?;
+        let (dpad, cpad) = (f.data.len().div_ceil(4) * 4, comment.len().div_ceil(4) * 4);
+        // Header 28, data, comment option, packet id 12, queue 8, verdict 16, end 4,
+        // trailing length 4.
+        let len = 28 + dpad + 4 + cpad + 12 + 8 + 16 + 4 + 4;
+        let block_len = u32::try_from(len)
+            .map_err(|_| std::io::Error::other("pcapng block longer than 4 GiB"))?;
+        let b = self.file.record_space(len)?;
+        b[0..4].copy_from_slice(&6u32.to_le_bytes());
+        b[4..8].copy_from_slice(&block_len.to_le_bytes());
+        b[8..12].copy_from_slice(&0u32.to_le_bytes());
+        b[12..16].copy_from_slice(&((f.ts_ns >> 32) as u32).to_le_bytes());
+        b[16..20].copy_from_slice(&(f.ts_ns as u32).to_le_bytes());
+        b[20..24].copy_from_slice(&incl.to_le_bytes());
+        b[24..28].copy_from_slice(&f.orig_len.max(incl).to_le_bytes());
+        let mut at = 28;
+        b[at..at + f.data.len()].copy_from_slice(f.data);
+        b[at + f.data.len()..at + dpad].fill(0);
+        at += dpad;
+        // opt_comment
+        b[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&clen.to_le_bytes());
+        at += 4;
+        b[at..at + comment.len()].copy_from_slice(comment);
+        b[at + comment.len()..at + cpad].fill(0);
+        at += cpad;
+        // epb_packetid
+        b[at..at + 2].copy_from_slice(&5u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&8u16.to_le_bytes());
+        b[at + 4..at + 12].copy_from_slice(&f.index.to_le_bytes());
+        at += 12;
+        // epb_queue
+        b[at..at + 2].copy_from_slice(&6u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
+        b[at + 4..at + 8].copy_from_slice(&f.queue.to_le_bytes());
+        at += 8;
+        // epb_verdict: type 2 (eBPF XDP), the return value, padded to 12
+        b[at..at + 2].copy_from_slice(&7u16.to_le_bytes());
+        b[at + 2..at + 4].copy_from_slice(&9u16.to_le_bytes());
+        b[at + 4] = 2;
+        b[at + 5..at + 13].copy_from_slice(&f.retval.to_le_bytes());
+        b[at + 13..at + 16].fill(0);
+        at += 16;
+        // opt_endofopt, then the length again
+        b[at..at + 4].fill(0);
+        at += 4;
+        b[at..at + 4].copy_from_slice(&block_len.to_le_bytes());
+        debug_assert_eq!(at + 4, len);
+        self.file.advance(len);
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The block as [`PcapNgOut::write`] built it before it wrote in place (tests).
+    #[cfg(test)]
+    fn reference_block(f: &NgFrame<'_>) -> Vec<u8> {
+        let incl = f.data.len() as u32;
+        let mut epb = Vec::new();
         epb.extend_from_slice(&6u32.to_le_bytes());
         epb.extend_from_slice(&0u32.to_le_bytes());
         epb.extend_from_slice(&0u32.to_le_bytes());
@@ -381,21 +487,17 @@ impl PcapNgOut {
         epb.extend_from_slice(&f.orig_len.max(incl).to_le_bytes());
         epb.extend_from_slice(f.data);
         epb.resize(epb.len().div_ceil(4) * 4, 0);
-        ng_option(&mut epb, 1, f.comment.as_bytes()); // opt_comment
-        ng_option(&mut epb, 5, &f.index.to_le_bytes()); // epb_packetid
-        ng_option(&mut epb, 6, &f.queue.to_le_bytes()); // epb_queue
-        let mut verdict = [2u8; 9]; // eBPF XDP verdict
+        ng_option(&mut epb, 1, f.comment.as_bytes());
+        ng_option(&mut epb, 5, &f.index.to_le_bytes());
+        ng_option(&mut epb, 6, &f.queue.to_le_bytes());
+        let mut verdict = [2u8; 9];
         verdict[1..].copy_from_slice(&f.retval.to_le_bytes());
-        ng_option(&mut epb, 7, &verdict); // epb_verdict
+        ng_option(&mut epb, 7, &verdict);
         ng_option(&mut epb, 0, &[]);
         let len = (epb.len() + 4) as u32;
         epb[4..8].copy_from_slice(&len.to_le_bytes());
         epb.extend_from_slice(&len.to_le_bytes());
-        let r = self.file.write_record(&[&epb]);
-        self.scratch = epb;
-        r?;
-        self.records += 1;
-        Ok(())
+        epb
     }
 }
 
@@ -444,6 +546,64 @@ mod tests {
         drop(f);
         assert!(!p.exists());
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn records_are_whole_and_in_order_across_flushes() {
+        let d = dir("records");
+        let p = d.join("r.bin");
+        // A tiny buffer: records flush it, and one record is larger than it.
+        let mut f = OutFile::create_with_capacity(&p, 8).unwrap();
+        let mut want = Vec::new();
+        for (i, n) in [5usize, 3, 1, 20, 8, 0, 7, 9].into_iter().enumerate() {
+            let rec: Vec<u8> = (0..n).map(|j| (i * 16 + j) as u8).collect();
+            if i % 2 == 0 {
+                f.write_record(&[&rec[..n / 2], &rec[n / 2..]]).unwrap();
+            } else {
+                let space = f.record_space(n + 3).unwrap();
+                space[..n].copy_from_slice(&rec);
+                f.advance(n);
+            }
+            want.extend_from_slice(&rec);
+        }
+        f.write_all(b"tail, longer than the buffer").unwrap();
+        want.extend_from_slice(b"tail, longer than the buffer");
+        assert!(!p.exists(), "nothing at the destination before the commit");
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), want);
+    }
+
+    #[test]
+    fn pcapng_blocks_in_place_are_the_built_ones() {
+        let d = dir("ng");
+        let p = d.join("a.pcapng");
+        let mut ng = PcapNgOut::create(&p, "test").unwrap();
+        // Stale bytes in the buffer: a record written in place must cover every byte.
+        ng.file.record_space(4096).unwrap().fill(0xa5);
+        let head = ng.file.pos;
+        let mut want = Vec::new();
+        for (i, n) in [0usize, 1, 2, 3, 4, 5, 60, 61, 1514]
+            .into_iter()
+            .enumerate()
+        {
+            let data: Vec<u8> = (0..n).map(|j| (j * 7 + i) as u8).collect();
+            let comment = "XDP_PASS packet ".to_string() + &"x".repeat(i);
+            let f = NgFrame {
+                ts_ns: 1_700_000_000_123_456_789 + i as u64,
+                orig_len: n as u32 + (i as u32 % 2) * 10,
+                data: &data,
+                index: i as u64 * 1000,
+                queue: i as u32,
+                retval: if i == 3 { 0xffff_ffff_0000_1000 } else { 2 },
+                comment: &comment,
+            };
+            ng.file.record_space(4096).unwrap().fill(0x5a);
+            ng.write(&f).unwrap();
+            want.extend_from_slice(&PcapNgOut::reference_block(&f));
+        }
+        ng.file.commit().unwrap();
+        let all = std::fs::read(&p).unwrap();
+        assert_eq!(&all[head..], &want[..]);
     }
 
     #[test]

@@ -191,7 +191,8 @@ impl Outputs {
                 return Ok(());
             }
         }
-        self.result_written(obj, s, p, r)
+        let packet = r.map_or(&[][..], |o| &o.packet[..]);
+        self.result_written(obj, s, p, r, packet)
     }
 
     /// The common case of [`Outputs::result`], inline: a run ending in one of the five
@@ -214,7 +215,10 @@ impl Outputs {
         }
     }
 
-    /// [`Outputs::result`] for everything but its inline common case.
+    /// [`Outputs::result`] for everything but its inline common case. `packet` is the
+    /// output packet (metadata included): the copy in [`XdpOutput::packet`], or the
+    /// engine's frame itself ([`crate::engines::ReplayEngine::frame`]) when it was not
+    /// copied.
     #[inline(never)]
     pub(crate) fn result_written(
         &mut self,
@@ -222,6 +226,7 @@ impl Outputs {
         s: &mut Summary,
         p: &PacketInfo<'_>,
         r: Result<&XdpOutput, &RunError>,
+        packet: &[u8],
     ) -> Result<(), ReplayError> {
         match r {
             Ok(o) => {
@@ -242,7 +247,7 @@ impl Outputs {
                 }
                 // The frame as the program left it (data .. data_end, then the
                 // fragments), without the XDP metadata in front of it.
-                let frame = o.packet.get(p.meta_len..).unwrap_or(&[]);
+                let frame = packet.get(p.meta_len..).unwrap_or(&[]);
                 let orig = (p.orig_len as i64 + frame.len() as i64 - p.data.len() as i64)
                     .max(frame.len() as i64) as u32;
                 if let Some(od) = self.out_dir.as_mut() {
@@ -272,8 +277,7 @@ impl Outputs {
                     .map_err(|e| out_err("--pcapng", e))?;
                 }
                 if let Some(t) = self.trace.as_mut() {
-                    let line = self.line.build(obj, p, o);
-                    t.write_record(&[line]).map_err(trace_err)?;
+                    self.line.write(t, obj, p, packet, o).map_err(trace_err)?;
                     self.trace_lines += 1;
                 }
             }
@@ -363,28 +367,6 @@ fn push_action(out: &mut String, retval: u64) {
     }
 }
 
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Writes `w` as exactly `d.len()` digits (zero-padded) into `d`, two at a time.
-#[inline(always)]
-fn put_digits(d: &mut [u8], mut w: u32) {
-    let mut i = d.len();
-    while i >= 2 {
-        let p = (w % 100) as usize * 2;
-        w /= 100;
-        d[i - 2] = PAIRS[p];
-        d[i - 1] = PAIRS[p + 1];
-        i -= 2;
-    }
-    if i == 1 {
-        d[0] = b'0' + (w % 10) as u8;
-    }
-}
-
 /// Appends the decimal digits of `v` (test helper and reference for [`put_u64`]).
 #[cfg(test)]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
@@ -394,38 +376,126 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
     out.truncate(end);
 }
 
-/// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes) and
-/// returns the position after them: nine digits at a time from the right in 32-bit
-/// arithmetic, two per step, written in place (no stack buffer read back: an earlier
-/// version that did stalled on store forwarding). Inline for values below 10^9.
+/// The number of decimal digits of `w` (1 for 0), without a loop or a division: the
+/// table adds to `w` a value whose upper 32 bits are the digit count of the smallest
+/// number with `w`'s bit length, and carries into them exactly when `w` reaches the next
+/// power of ten (D. Lemire, "Computing the number of digits of an integer even faster",
+/// 2021).
+#[inline(always)]
+fn digit_count(w: u32) -> usize {
+    const T: [u64; 32] = [
+        4294967296,
+        8589934582,
+        8589934582,
+        8589934582,
+        12884901788,
+        12884901788,
+        12884901788,
+        17179868184,
+        17179868184,
+        17179868184,
+        21474826480,
+        21474826480,
+        21474826480,
+        21474826480,
+        25769703776,
+        25769703776,
+        25769703776,
+        30063771072,
+        30063771072,
+        30063771072,
+        34349738368,
+        34349738368,
+        34349738368,
+        34349738368,
+        38554705664,
+        38554705664,
+        38554705664,
+        41949672960,
+        41949672960,
+        41949672960,
+        42949672960,
+        42949672960,
+    ];
+    let log2 = 31 - (w | 1).leading_zeros();
+    ((w as u64 + T[log2 as usize]) >> 32) as usize
+}
+
+/// The two ASCII digits of each value below 100, as a little-endian `u16` (the first
+/// digit in the low byte).
+static PAIRS16: [u16; 100] = {
+    let mut t = [0u16; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = (b'0' as u16 + (i / 10) as u16) | ((b'0' as u16 + (i % 10) as u16) << 8);
+        i += 1;
+    }
+    t
+};
+
+/// The eight ASCII digits (zero-padded) of `w < 10^8` as a little-endian `u64`: the
+/// first digit in the low byte. Four table loads, no loop.
+#[inline(always)]
+fn ascii8(w: u32) -> u64 {
+    let (hi, lo) = (w / 10_000, w % 10_000);
+    PAIRS16[(hi / 100) as usize] as u64
+        | (PAIRS16[(hi % 100) as usize] as u64) << 16
+        | (PAIRS16[(lo / 100) as usize] as u64) << 32
+        | (PAIRS16[(lo % 100) as usize] as u64) << 48
+}
+
+/// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes, and
+/// 8 beyond the digits: below 10^8 the digits are one 4- or 8-byte store of the zero-padded
+/// digits shifted past their leading zeros) and returns the position after them. Inline
+/// for values below 10^8.
 #[inline(always)]
 fn put_u64(buf: &mut [u8], pos: usize, v: u64) -> usize {
-    if v < 1_000_000_000 {
+    if v < 10_000 {
+        // Lengths and small values: two table loads, one 4-byte store.
         let w = v as u32;
-        let n = w.checked_ilog10().unwrap_or(0) as usize + 1;
-        put_digits(&mut buf[pos..pos + n], w);
+        let n = digit_count(w);
+        let d = (PAIRS16[(w / 100) as usize] as u32 | (PAIRS16[(w % 100) as usize] as u32) << 16)
+            >> ((4 - n) * 8);
+        buf[pos..pos + 4].copy_from_slice(&d.to_le_bytes());
+        return pos + n;
+    }
+    if v < 100_000_000 {
+        let w = v as u32;
+        let n = digit_count(w);
+        let d = ascii8(w) >> ((8 - n) * 8);
+        buf[pos..pos + 8].copy_from_slice(&d.to_le_bytes());
         return pos + n;
     }
     put_u64_long(buf, pos, v)
 }
 
-/// [`put_u64`] for values of ten digits or more.
+/// [`put_u64`] for values of nine digits or more: the digits above the last eight, then
+/// those eight.
 #[inline(never)]
 fn put_u64_long(buf: &mut [u8], pos: usize, v: u64) -> usize {
-    const E9: u64 = 1_000_000_000;
-    let pos = put_u64(buf, pos, v / E9);
-    put_digits(&mut buf[pos..pos + 9], (v % E9) as u32);
-    pos + 9
+    const E8: u64 = 100_000_000;
+    let pos = put_u64(buf, pos, v / E8);
+    buf[pos..pos + 8].copy_from_slice(&ascii8((v % E8) as u32).to_le_bytes());
+    pos + 8
 }
 
-/// The JSONL trace line of each packet, built in place in a buffer reused from packet to
-/// packet.
+/// Two hex digits per byte value (`HEX2[2 * b]`, `HEX2[2 * b + 1]`).
+static HEX2: [u8; 512] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        t[2 * i] = HEX[i >> 4];
+        t[2 * i + 1] = HEX[i & 15];
+        i += 1;
+    }
+    t
+};
+
+/// The JSONL trace line of each packet, formatted in place: straight into the trace
+/// file's buffer ([`OutFile::record_space`]), sized once per line.
 #[derive(Default)]
 struct TraceLine {
-    /// Written from the start up to the returned length; kept at least as long as the
-    /// longest line so far (its bytes beyond the line are stale), so writing a line is
-    /// indexed stores, without growing or truncating a `Vec` per piece.
-    buf: Vec<u8>,
     /// `redirect` and `events` as serde_json prints them (rare).
     extra: Vec<u8>,
     /// The digits of the last timestamp's seconds (`ts_ns / 10^9`), reused while
@@ -433,22 +503,48 @@ struct TraceLine {
     ts_secs: u64,
     ts_digits: [u8; 16],
     ts_len: usize,
+    /// The digits of the index after the last line's (`idx_digits[..idx_len]`), so
+    /// consecutive packets only add one to the last digit; `idx_next` is its value (0
+    /// with no digits yet: recomputed).
+    idx_next: u64,
+    idx_digits: [u8; 32],
+    idx_len: usize,
+}
+
+/// Copies `s` to `buf[pos..]`.
+#[inline(always)]
+fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
+    buf[pos..pos + s.len()].copy_from_slice(s);
+    pos + s.len()
 }
 
 impl TraceLine {
-    /// Copies `s` to `buf[pos..]`.
+    /// `index` in decimal at `buf[pos..]` (room for 32 bytes).
     #[inline(always)]
-    fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
-        buf[pos..pos + s.len()].copy_from_slice(s);
-        pos + s.len()
+    fn put_index(&mut self, buf: &mut [u8], pos: usize, index: u64) -> usize {
+        if index != self.idx_next || self.idx_len == 0 {
+            self.idx_len = put_u64(&mut self.idx_digits, 0, index);
+        }
+        buf[pos..pos + 32].copy_from_slice(&self.idx_digits);
+        let pos = pos + self.idx_len;
+        // The next index's digits: add one to the last digit, or start over when it
+        // carries.
+        self.idx_next = index.wrapping_add(1);
+        let last = &mut self.idx_digits[self.idx_len - 1];
+        if *last < b'9' && index != u64::MAX {
+            *last += 1;
+        } else {
+            self.idx_len = 0;
+        }
+        pos
     }
 
-    /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes).
+    /// `ts_ns` in decimal at `buf[pos..]` (room for 20 bytes plus 16 of slack).
     #[inline(always)]
-    fn put_ts(&mut self, pos: usize, ts_ns: u64) -> usize {
+    fn put_ts(&mut self, buf: &mut [u8], pos: usize, ts_ns: u64) -> usize {
         const E9: u64 = 1_000_000_000;
         if ts_ns < E9 {
-            return put_u64(&mut self.buf, pos, ts_ns);
+            return put_u64(buf, pos, ts_ns);
         }
         let secs = ts_ns / E9;
         // (`ts_secs` starts at 0, which this path never sees.)
@@ -458,19 +554,68 @@ impl TraceLine {
             self.ts_len = n;
         }
         // A fixed-size copy (two moves), then the position after the digits.
-        self.buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
+        buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
         let pos = pos + self.ts_len;
-        put_digits(&mut self.buf[pos..pos + 9], (ts_ns % E9) as u32);
+        let ns = (ts_ns % E9) as u32;
+        buf[pos] = b'0' + (ns / 100_000_000) as u8;
+        buf[pos + 1..pos + 9].copy_from_slice(&ascii8(ns % 100_000_000).to_le_bytes());
         pos + 9
     }
 
-    /// The trace line (JSON and a newline) of a packet the program ran on, without
-    /// building a JSON value: the same text as serializing the object with serde_json
-    /// (keys in sorted order, compact, numbers in decimal); only the rare `redirect` and
-    /// `events` go through serde_json.
-    fn build(&mut self, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> &[u8] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let data_out = o.packet != p.data;
+    /// Writes the trace line (JSON and a newline) of a packet the program ran on to `t`;
+    /// `packet` is the output packet (metadata included), as [`XdpOutput::packet`] holds
+    /// it when copied. The same text as serializing the object with serde_json (keys in
+    /// sorted order, compact, numbers in decimal), without building a JSON value; only
+    /// the rare `redirect` and `events` go through serde_json.
+    #[inline]
+    fn write(
+        &mut self,
+        t: &mut OutFile,
+        obj: &LinkedObject,
+        p: &PacketInfo<'_>,
+        packet: &[u8],
+        o: &XdpOutput,
+    ) -> std::io::Result<()> {
+        let (need, redirect_at, data_out) = self.prepare(obj, packet, p, o);
+        let buf = t.record_space(need)?;
+        let n = self.put_line(buf, redirect_at, data_out, p, packet, o);
+        t.advance(n);
+        Ok(())
+    }
+
+    /// The most bytes the line can take, with `events` and `redirect` formatted into
+    /// `extra`; also where `redirect` starts there and whether the packet changed
+    /// (`data_out`).
+    #[inline(always)]
+    fn prepare(
+        &mut self,
+        obj: &LinkedObject,
+        packet: &[u8],
+        p: &PacketInfo<'_>,
+        o: &XdpOutput,
+    ) -> (usize, usize, bool) {
+        let data_out = packet != p.data;
+        if !o.events.is_empty() || o.redirect.is_some() {
+            let (need, at) = self.prepare_extra(obj, packet, data_out, o);
+            return (need, at, data_out);
+        }
+        self.extra.clear();
+        (
+            320 + if data_out { packet.len() * 2 } else { 0 },
+            0,
+            data_out,
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn prepare_extra(
+        &mut self,
+        obj: &LinkedObject,
+        packet: &[u8],
+        data_out: bool,
+        o: &XdpOutput,
+    ) -> (usize, usize) {
         self.extra.clear();
         if !o.events.is_empty() {
             self.extra.extend_from_slice(b",\"events\":");
@@ -483,60 +628,100 @@ impl TraceLine {
             serde_json::to_writer(&mut self.extra, &redirect_json(obj, r))
                 .expect("JSON values serialize");
         }
+        (
+            320 + self.extra.len() + if data_out { packet.len() * 2 } else { 0 },
+            redirect_at,
+        )
+    }
+
+    /// Formats the line into `buf` (at least [`TraceLine::prepare`]'s bytes, after it)
+    /// and returns its length.
+    #[inline(always)]
+    fn put_line(
+        &mut self,
+        buf: &mut [u8],
+        redirect_at: usize,
+        data_out: bool,
+        p: &PacketInfo<'_>,
+        packet: &[u8],
+        o: &XdpOutput,
+    ) -> usize {
         // Every fixed part and number fits in 320 bytes (11 keys, 9 numbers of at most
-        // 20 digits, an action name, and 20 bytes of slack for the timestamp's copy).
-        let need = 320 + self.extra.len() + if data_out { o.packet.len() * 2 } else { 0 };
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        let mut at = Self::put(&mut self.buf, 0, b"{\"action\":\"");
+        // 20 digits, an action name, and slack for the 8-byte digit stores and the
+        // 16- and 32-byte copies of the timestamp's and the index's digits).
+        let mut at = put(buf, 0, b"{\"action\":\"");
         let a = o.retval as u32;
         match ACTIONS.get(a as usize) {
-            Some(n) => at = Self::put(&mut self.buf, at, n.as_bytes()),
+            Some(n) => at = put(buf, at, n.as_bytes()),
             None => {
-                at = Self::put(&mut self.buf, at, b"XDP_UNKNOWN_");
-                at = put_u64(&mut self.buf, at, a.into());
+                at = put(buf, at, b"XDP_UNKNOWN_");
+                at = put_u64(buf, at, a.into());
             }
         }
-        self.buf[at] = b'"';
+        buf[at] = b'"';
         at += 1;
         if data_out {
-            at = Self::put(&mut self.buf, at, b",\"data_out\":\"");
-            let hex = &mut self.buf[at..at + o.packet.len() * 2];
-            for (d, &b) in hex.chunks_exact_mut(2).zip(&o.packet) {
-                d[0] = HEX[(b >> 4) as usize];
-                d[1] = HEX[(b & 15) as usize];
+            at = put(buf, at, b",\"data_out\":\"");
+            let hex = &mut buf[at..at + packet.len() * 2];
+            for (d, &b) in hex.chunks_exact_mut(2).zip(packet) {
+                let i = b as usize * 2;
+                d.copy_from_slice(&HEX2[i..i + 2]);
             }
-            at += o.packet.len() * 2;
-            self.buf[at] = b'"';
+            at += packet.len() * 2;
+            buf[at] = b'"';
             at += 1;
         }
         if redirect_at > 0 {
-            at = Self::put(&mut self.buf, at, &self.extra[..redirect_at]);
+            at = put(buf, at, &self.extra[..redirect_at]);
         }
-        at = Self::put(&mut self.buf, at, b",\"index\":");
-        at = put_u64(&mut self.buf, at, p.index);
-        at = Self::put(&mut self.buf, at, b",\"len_in\":");
-        at = put_u64(&mut self.buf, at, p.data.len() as u64);
-        at = Self::put(&mut self.buf, at, b",\"len_out\":");
-        at = put_u64(&mut self.buf, at, o.packet.len() as u64);
+        at = put(buf, at, b",\"index\":");
+        at = self.put_index(buf, at, p.index);
+        at = put(buf, at, b",\"len_in\":");
+        let len_in = at;
+        at = put_u64(buf, at, p.data.len() as u64);
+        if data_out {
+            at = put(buf, at, b",\"len_out\":");
+            at = put_u64(buf, at, packet.len() as u64);
+        } else {
+            // The same packet: `len_out` is `len_in`, whose digits are just written.
+            let n = at - len_in;
+            at = put(buf, at, b",\"len_out\":");
+            buf.copy_within(len_in..len_in + n, at);
+            at += n;
+        }
         if p.meta_len > 0 {
-            at = Self::put(&mut self.buf, at, b",\"meta_len\":");
-            at = put_u64(&mut self.buf, at, p.meta_len as u64);
+            at = put(buf, at, b",\"meta_len\":");
+            at = put_u64(buf, at, p.meta_len as u64);
         }
         if let Some(q) = p.queue {
-            at = Self::put(&mut self.buf, at, b",\"queue\":");
-            at = put_u64(&mut self.buf, at, q.into());
+            at = put(buf, at, b",\"queue\":");
+            at = put_u64(buf, at, q.into());
         }
         if self.extra.len() > redirect_at {
-            at = Self::put(&mut self.buf, at, &self.extra[redirect_at..]);
+            at = put(buf, at, &self.extra[redirect_at..]);
         }
-        at = Self::put(&mut self.buf, at, b",\"retval\":");
-        at = put_u64(&mut self.buf, at, o.retval);
-        at = Self::put(&mut self.buf, at, b",\"ts_ns\":");
-        at = self.put_ts(at, p.ts_ns);
-        at = Self::put(&mut self.buf, at, b"}\n");
-        &self.buf[..at]
+        at = put(buf, at, b",\"retval\":");
+        if o.retval < 10 {
+            // The five actions.
+            buf[at] = b'0' + o.retval as u8;
+            at += 1;
+        } else {
+            at = put_u64(buf, at, o.retval);
+        }
+        at = put(buf, at, b",\"ts_ns\":");
+        at = self.put_ts(buf, at, p.ts_ns);
+        at = put(buf, at, b"}\n");
+        at
+    }
+
+    /// The line as bytes (tests).
+    #[cfg(test)]
+    fn build(&mut self, obj: &LinkedObject, p: &PacketInfo<'_>, o: &XdpOutput) -> Vec<u8> {
+        let (need, redirect_at, data_out) = self.prepare(obj, &o.packet, p, o);
+        let mut buf = vec![0xee; need];
+        let n = self.put_line(&mut buf, redirect_at, data_out, p, &o.packet, o);
+        buf.truncate(n);
+        buf
     }
 }
 
@@ -648,6 +833,12 @@ mod tests {
                 // The same second: its digits are reused.
                 (None, 0, 123_457, 1_700_000_000_999_999_999),
                 (None, 0, 9, 1_000_000_000),
+                // Consecutive indexes across a carry: their digits are incremented.
+                (None, 0, 10, 5),
+                (None, 0, 11, 1_000_000_007),
+                (None, 0, 99, 6),
+                (None, 0, 100, 7),
+                (None, 0, 101, 99_999_999),
                 (Some(0), 1, u64::MAX, u64::MAX),
             ] {
                 let p = PacketInfo {
