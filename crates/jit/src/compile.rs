@@ -82,6 +82,8 @@ pub struct Compiled {
     /// The callback shim (`callback.rs`): the entry trampoline calls it in place of a
     /// function prologue; it loads r3..r5 and jumps to the prologue.
     pub cb_shim: AssemblyOffset,
+    /// Fast mode: the repeat loop (see [`compile`]), `None` in checked mode.
+    pub rep_entry: Option<AssemblyOffset>,
 }
 
 /// Out-of-line code emitted after the program bodies.
@@ -235,6 +237,7 @@ impl Gen<'_> {
     }
 
     fn call_abs(&mut self, f: u64) {
+        self.mark_touched();
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
         if self.mode == Mode::Fast {
             // Rust may have allocated (map updates, ring buffer records): reload the
@@ -302,7 +305,17 @@ impl Gen<'_> {
 
     /// A call into Rust that allocates nothing (fast mode keeps its confinement limit).
     fn call_abs_no_reload(&mut self, f: u64) {
+        self.mark_touched();
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+    }
+
+    /// Fast mode, before every call into Rust: tells the repeat loop (`rep_entry` in
+    /// [`compile`]) that the runtime's per-run state may have changed, so the next run
+    /// starts with the per-run reset (`tr_rerun`).
+    fn mark_touched(&mut self) {
+        if self.mode == Mode::Fast {
+            asm!(self.ops ; mov QWORD [r12 + OFF_TOUCHED], 1);
+        }
     }
 
     /// Fast mode: confines the `size`-byte access at `[base + off]` to the engines' address
@@ -2224,6 +2237,66 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         );
     }
 
+    // Fast mode's repeat loop, `Jit::repeat_runs` after the first run (the kernel's
+    // `BPF_PROG_TEST_RUN` with `repeat` calls the program in a C loop the same way):
+    // extern "sysv64" fn(r1, runs, ctx, target, frame_below) -> u64. Same frame as the
+    // lean entry above, so the shared fault exit returns from it to Rust at once. Per
+    // run: the budget and tail-call count are reset and the program's registers set as
+    // the lean entry sets them; after a run that called into Rust (`JitCtx::touched`),
+    // `tr_rerun` does the runtime's per-run reset before the next. rbx and r13-r15 keep
+    // the caller's values (the program's prologue and `exit` save and restore them), so
+    // the loop's own state lives in the context.
+    let rep_entry = if mode == Mode::Fast {
+        let rep_entry = g.ops.offset();
+        let (top, done) = (g.ops.new_dynamic_label(), g.ops.new_dynamic_label());
+        let rerun = tr_rerun as *const () as i64;
+        asm!(g.ops
+            ; push rbp
+            ; push r12
+            ; sub rsp, 8
+            ; mov r12, rdx
+            ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
+            ; mov rbp, r8
+            ; mov QWORD [r12 + OFF_REP_R1], rdi
+            ; mov QWORD [r12 + OFF_REP_LEFT], rsi
+            ; mov QWORD [r12 + OFF_REP_TARGET], rcx
+            ; xor eax, eax
+            ; test rsi, rsi
+            ; jz =>done
+            ; .align 16
+            ; =>top
+            ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
+            ; mov QWORD [r12 + OFF_BUDGET], r11
+            ; mov QWORD [r12 + OFF_TAIL_CALLS], 0
+            ; mov rdi, QWORD [r12 + OFF_REP_R1]
+            ; xor eax, eax
+            ; xor esi, esi
+            ; xor edx, edx
+            ; xor ecx, ecx
+            ; xor r8d, r8d
+            ; call QWORD [r12 + OFF_REP_TARGET]
+            ; mov r11, QWORD [r12 + OFF_FAULTED]
+            ; or r11, QWORD [r12 + OFF_STATIC_FAULT]
+            ; jnz =>done
+            ; sub QWORD [r12 + OFF_REP_LEFT], 1
+            ; jz =>done
+            ; cmp QWORD [r12 + OFF_TOUCHED], 0
+            ; je =>top
+            ; mov rdi, r12
+            ; mov r11, QWORD rerun
+            ; call r11
+            ; jmp =>top
+            ; =>done
+            ; add rsp, 8
+            ; pop r12
+            ; pop rbp
+            ; ret
+        );
+        Some(rep_entry)
+    } else {
+        None
+    };
+
     // Callback shim (see `crate::callback`): entered by `call` from the entry trampoline
     // (which set r1, r2, r10 and r12), it sets r3..r5 from the save area and jumps to the
     // callback's prologue, so that the frame layout is the one of a direct call.
@@ -2291,5 +2364,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         static_faults: g.static_faults,
         stubs,
         cb_shim,
+        rep_entry,
     })
 }
