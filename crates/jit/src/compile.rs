@@ -202,6 +202,11 @@ struct Gen<'a> {
     /// Some program uses `may_goto`: function entries and tail calls set the frame's
     /// counter.
     has_may_goto: bool,
+    /// Fast mode, program being compiled: counted loops ([`counted_loops`]) by back-edge
+    /// slot: (loop head, instructions charged once on entering the loop).
+    counted: HashMap<usize, (usize, i64)>,
+    /// The same by loop head: the charge.
+    counted_heads: HashMap<usize, i64>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -452,6 +457,10 @@ impl Gen<'_> {
             return self.static_fault(prog, pc, FaultKind::JumpOutOfRange { target: t, len });
         }
         let target = labels[t as usize];
+        // A counted loop's back edge: charged once on entering the loop (`compile_prog`).
+        if self.counted.get(&pc).is_some_and(|&(h, _)| h == t as usize) {
+            return target;
+        }
         // Both modes charge back edges against the budget (`Config::insn_limit`): a
         // loop the verifier wrongly accepted ends in `InsnLimit`, not a hang.
         if t as usize <= pc {
@@ -712,9 +721,25 @@ impl Gen<'_> {
         self.confined = [None; 16];
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
+        self.counted = if self.mode == Mode::Fast {
+            counted_loops(&insns)
+        } else {
+            HashMap::new()
+        };
+        self.counted_heads = self.counted.values().map(|&(h, n)| (h, n)).collect();
         let mut fused_next = false;
         while pc < len {
             let start = self.ops.offset();
+            if let Some(&n) = self.counted_heads.get(&pc) {
+                // Entering a counted loop (only from the slot before): its whole budget,
+                // before the head's label, which only its own back edge jumps to.
+                let limit = self.rt.config.insn_limit;
+                let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
+                asm!(self.ops
+                    ; sub QWORD [r12 + OFF_BUDGET], n as i32
+                    ; js =>limit_fault
+                );
+            }
             let l = slots[pc];
             asm!(self.ops ; =>l);
             covered[pc] = true;
@@ -2044,6 +2069,155 @@ fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
     t
 }
 
+/// Where a jump, local call or `lddw` of a function at `pc` leads (slot index, may be
+/// outside the program), as [`jump_targets`] reads them.
+fn jump_dest(pc: usize, i: &RawInsn) -> Option<i64> {
+    let c = i.code & 0x07;
+    let rel = if c == BPF_JMP || c == BPF_JMP32 {
+        match i.code & 0xf0 {
+            BPF_EXIT => None,
+            BPF_CALL => (i.src == BPF_PSEUDO_CALL).then_some(i.imm as i64),
+            BPF_JA if c == BPF_JMP32 => Some(i.imm as i64),
+            _ => Some(i.off as i64),
+        }
+    } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
+        Some(i.imm as i64)
+    } else {
+        None
+    };
+    rel.map(|r| pc as i64 + r + 1)
+}
+
+/// Fast mode: the counted loops of a program, whose number of iterations the code alone
+/// bounds whatever a verifier said, so that they can be charged against the instruction
+/// budget once on entry instead of on every back edge (a read-modify-write of the run
+/// context per iteration). Returns, by back-edge slot, the loop head and the charge
+/// (iterations x body length, an upper bound of what the back-edge charges would add up
+/// to). A loop qualifies when:
+/// - its back edge at `pc` is a 64-bit `if rX != K goto T` or `if rX < K goto T`
+///   (unsigned, K >= 0) with T <= pc, T > 0;
+/// - the head T is reached only from the slot before it and from this back edge, and
+///   every other slot of the body `T..=pc` only by forward jumps from inside the body;
+/// - the body contains no call (helper, local or tail call) and no other back edge, and
+///   writes rX exactly once, with `rX += C` (64-bit, C > 0) at a slot `a` such that no
+///   slot in `a+1..=pc` is reached by any jump (so every pass through the back edge has
+///   passed `a` once since the head or the previous pass);
+/// - rX on entering is a constant V: the last write of rX before T, in straight-line code
+///   that no jump enters after that write, is `rX = V` (64-bit, or 32-bit zero-extended).
+///
+/// rX then takes the values V + C, V + 2C, ... at the back edge, so the loop leaves after
+/// at most n = (K - V) / C passes (`!=`: K > V and C divides K - V, no 64-bit wrap before
+/// K; `<`: ceil((K - V) / C), or 1 when V >= K).
+fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, (usize, i64)> {
+    let len = insns.len();
+    let mut starts = vec![false; len];
+    let mut k = 0;
+    while k < len {
+        starts[k] = true;
+        k += if insns[k].code == LDDW { 2 } else { 1 };
+    }
+    let mut srcs: Vec<Vec<usize>> = vec![Vec::new(); len + 1];
+    for pc in (0..len).filter(|&p| starts[p]) {
+        if let Some(d) = jump_dest(pc, &insns[pc]) {
+            if d >= 0 && (d as usize) <= len {
+                srcs[d as usize].push(pc);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for pc in (0..len).filter(|&p| starts[p]) {
+        let i = insns[pc];
+        let o = i.code & 0xf0;
+        if i.code & 0x07 != BPF_JMP || i.code & 0x08 != 0 || !matches!(o, BPF_JNE | BPF_JLT) {
+            continue;
+        }
+        let t = pc as i64 + i.off as i64 + 1;
+        if t < 1 || t as usize > pc || !starts[t as usize] || i.dst >= 10 {
+            continue;
+        }
+        let (t, x) = (t as usize, i.dst);
+        if srcs[t] != [pc] {
+            continue;
+        }
+        // The body: one `rX += C`, no call, no other back edge, entered only at T.
+        let mut add = None;
+        let mut ok = true;
+        let mut k = t;
+        while k <= pc && ok {
+            let b = insns[k];
+            let c = b.code & 0x07;
+            if (c == BPF_JMP || c == BPF_JMP32) && b.code & 0xf0 == BPF_CALL {
+                ok = false;
+            }
+            if k != pc {
+                if let Some(d) = jump_dest(k, &b) {
+                    if d <= k as i64 && d >= t as i64 {
+                        ok = false;
+                    }
+                }
+            }
+            if k > t && srcs[k].iter().any(|&s| s < t || s > pc || s >= k) {
+                ok = false;
+            }
+            if written_regs(&b) & (1 << x) != 0 {
+                if add.is_some()
+                    || b.code != (BPF_ALU64 | BPF_ADD | BPF_K)
+                    || b.src != 0
+                    || b.off != 0
+                    || b.imm <= 0
+                {
+                    ok = false;
+                }
+                add = Some((k, b.imm as u64));
+            }
+            k += if b.code == LDDW { 2 } else { 1 };
+        }
+        let Some((a, c)) = add else { continue };
+        if !ok || (a + 1..=pc).any(|k| !srcs[k].is_empty()) {
+            continue;
+        }
+        // rX on entering: the last write before T in straight-line code.
+        let mut v = None;
+        for k in (0..t).rev().filter(|&k| starts[k]) {
+            let b = insns[k];
+            if written_regs(&b) & (1 << x) != 0 {
+                if b.src == 0 && b.off == 0 && b.code == (BPF_ALU64 | BPF_MOV | BPF_K) {
+                    v = Some(b.imm as i64 as u64);
+                } else if b.src == 0 && b.off == 0 && b.code == (BPF_ALU | BPF_MOV | BPF_K) {
+                    v = Some(b.imm as u32 as u64);
+                }
+                break;
+            }
+            if k == 0 || !srcs[k].is_empty() {
+                break;
+            }
+        }
+        let Some(v) = v else { continue };
+        let kk = i.imm as i64 as u64;
+        let n = if o == BPF_JNE {
+            if v >= kk || (kk - v) % c != 0 {
+                continue;
+            }
+            (kk - v) / c
+        } else {
+            if i.imm < 0 {
+                continue;
+            }
+            if v >= kk {
+                1
+            } else {
+                (kk - v).div_ceil(c)
+            }
+        };
+        let charge = (n as u128) * (pc - t + 1) as u128;
+        if charge > i32::MAX as u128 {
+            continue;
+        }
+        out.insert(pc, (t, charge as i64));
+    }
+    out
+}
+
 /// The memory access `insn` makes as (address register, offset, size), if any.
 fn access_of(insn: &RawInsn) -> Option<(u8, i64, i64)> {
     let size = size_bytes(insn.code) as i64;
@@ -2156,6 +2330,8 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .programs
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
+        counted: HashMap::new(),
+        counted_heads: HashMap::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.
