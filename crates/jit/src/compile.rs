@@ -2195,7 +2195,7 @@ fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, (usize, i64)> {
         let Some(v) = v else { continue };
         let kk = i.imm as i64 as u64;
         let n = if o == BPF_JNE {
-            if v >= kk || (kk - v) % c != 0 {
+            if v >= kk || !(kk - v).is_multiple_of(c) {
                 continue;
             }
             (kk - v) / c
