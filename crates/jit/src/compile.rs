@@ -203,10 +203,13 @@ struct Gen<'a> {
     /// counter.
     has_may_goto: bool,
     /// Fast mode, program being compiled: counted loops ([`counted_loops`]) by back-edge
-    /// slot: (loop head, instructions charged once on entering the loop).
-    counted: HashMap<usize, (usize, i64)>,
-    /// The same by loop head: the charge.
-    counted_heads: HashMap<usize, i64>,
+    /// slot.
+    counted: HashMap<usize, CountedLoop>,
+    /// The same by loop head: the back-edge slot.
+    counted_heads: HashMap<usize, usize>,
+    /// While the unchecked copy of a counted loop is compiled ([`Gen::loop_copy`]):
+    /// per slot, an x86 register whose span becomes proved after that slot.
+    prove_after: HashMap<usize, (u8, (i64, i64))>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -458,7 +461,7 @@ impl Gen<'_> {
         }
         let target = labels[t as usize];
         // A counted loop's back edge: charged once on entering the loop (`compile_prog`).
-        if self.counted.get(&pc).is_some_and(|&(h, _)| h == t as usize) {
+        if self.counted.get(&pc).is_some_and(|c| c.head == t as usize) {
             return target;
         }
         // Both modes charge back edges against the budget (`Config::insn_limit`): a
@@ -726,50 +729,26 @@ impl Gen<'_> {
         } else {
             HashMap::new()
         };
-        self.counted_heads = self.counted.values().map(|&(h, n)| (h, n)).collect();
+        self.counted_heads = self.counted.iter().map(|(&pc, c)| (c.head, pc)).collect();
         let mut fused_next = false;
         while pc < len {
             let start = self.ops.offset();
-            if let Some(&n) = self.counted_heads.get(&pc) {
+            if let Some(&back) = self.counted_heads.get(&pc) {
                 // Entering a counted loop (only from the slot before): its whole budget,
                 // before the head's label, which only its own back edge jumps to.
+                let c = self.counted[&back];
                 let limit = self.rt.config.insn_limit;
                 let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
                 asm!(self.ops
-                    ; sub QWORD [r12 + OFF_BUDGET], n as i32
+                    ; sub QWORD [r12 + OFF_BUDGET], c.charge as i32
                     ; js =>limit_fault
                 );
+                self.loop_copy(prog, &insns, &slots, &targets, c, back);
             }
             let l = slots[pc];
             asm!(self.ops ; =>l);
             covered[pc] = true;
-            if targets[pc] {
-                self.confined = [None; 16];
-            }
-            let width = if fused_next {
-                // Already emitted with the slot before (`fuse_mov_add`).
-                fused_next = false;
-                1
-            } else if self.fuse_mov_add(&insns, pc, &targets) {
-                fused_next = true;
-                1
-            } else {
-                self.compile_insn(prog, pc, &insns, &slots)
-            };
-            if !self.carry_confined(&insns[pc]) {
-                let w = written_regs(&insns[pc]);
-                for (r, &x) in REG.iter().enumerate() {
-                    if w & (1 << r) != 0 {
-                        self.confined[x as usize] = None;
-                    }
-                }
-            }
-            if self.mode == Mode::Fast && self.points_into_a_value(&insns, pc) {
-                // Every byte within a 16-bit offset of an allocated buffer is read-write
-                // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
-                let d = insns[pc].dst.min(10);
-                self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
-            }
+            let width = self.compile_slot(prog, pc, &insns, &slots, &targets, &mut fused_next);
             ranges[pc] = (start, self.ops.offset());
             pc += width;
         }
@@ -793,6 +772,190 @@ impl Gen<'_> {
             }
         }
         (body, ranges)
+    }
+
+    /// One slot of a program body (with its confinement bookkeeping); returns how many
+    /// slots it used. `labels` are the slots' labels jumps use.
+    fn compile_slot(
+        &mut self,
+        prog: usize,
+        pc: usize,
+        insns: &[RawInsn],
+        labels: &[DynamicLabel],
+        targets: &[bool],
+        fused_next: &mut bool,
+    ) -> usize {
+        if targets[pc] {
+            self.confined = [None; 16];
+        }
+        let width = if *fused_next {
+            // Already emitted with the slot before (`fuse_mov_add`).
+            *fused_next = false;
+            1
+        } else if self.fuse_mov_add(insns, pc, targets) {
+            *fused_next = true;
+            1
+        } else {
+            self.compile_insn(prog, pc, insns, labels)
+        };
+        if !self.carry_confined(&insns[pc]) {
+            let w = written_regs(&insns[pc]);
+            for (r, &x) in REG.iter().enumerate() {
+                if w & (1 << r) != 0 {
+                    self.confined[x as usize] = None;
+                }
+            }
+        }
+        if self.mode == Mode::Fast && self.points_into_a_value(insns, pc) {
+            // Every byte within a 16-bit offset of an allocated buffer is read-write
+            // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
+            let d = insns[pc].dst.min(10);
+            self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
+        }
+        if let Some(&(x, span)) = self.prove_after.get(&pc) {
+            self.confined[x as usize] = Some(span);
+        }
+        width
+    }
+
+    /// Fast mode, on entering counted loop `c` (back edge at `back`): when its body
+    /// addresses memory through `rX = rB; rX += rI` (or `rX = rI; rX += rB`) with rI the
+    /// counted register and rB a register the body never writes, the accesses through rX
+    /// lie in `rB + [first + lo, top + hi)` (lo/hi: their lowest and highest offsets from
+    /// rX), for every pass. One confinement compare of that span before the loop (as
+    /// [`Gen::confine`] compares a group: its highest 8-byte window, the span within 16
+    /// bits) then proves them all: if it holds, a copy of the loop runs whose accesses
+    /// through rX need no compare; if not, the ordinary loop runs (no fault: a valid
+    /// program may leave the loop before its first access). Emits the compares and the
+    /// copy, which leaves to the slot after the back edge; does nothing otherwise.
+    fn loop_copy(
+        &mut self,
+        prog: usize,
+        insns: &[RawInsn],
+        slots: &[DynamicLabel],
+        targets: &[bool],
+        c: CountedLoop,
+        back: usize,
+    ) {
+        const MAX_SPAN: i64 = (1 << 16) + 8;
+        let (t, i) = (c.head, c.ind);
+        if back + 1 >= insns.len() || c.top > i32::MAX as u64 {
+            return;
+        }
+        let body: Vec<usize> = {
+            let mut v = Vec::new();
+            let mut k = t;
+            while k <= back {
+                v.push(k);
+                k += if insns[k].code == LDDW { 2 } else { 1 };
+            }
+            v
+        };
+        let written = body.iter().fold(0u16, |w, &k| w | written_regs(&insns[k]));
+        // Per base register rB: the span [lo, hi) of offsets from rX, and the slots
+        // after which rX = rB + rI holds.
+        let mut bases: Vec<(u8, i64, i64, Vec<(usize, u8)>)> = Vec::new();
+        for w in body.windows(2) {
+            let (k, k1) = (w[0], w[1]);
+            let (a, b) = (insns[k], insns[k1]);
+            if k1 != k + 1
+                || targets[k1]
+                || a.code != (BPF_ALU64 | BPF_MOV | BPF_X)
+                || b.code != (BPF_ALU64 | BPF_ADD | BPF_X)
+                || a.off != 0
+                || a.imm != 0
+                || b.off != 0
+                || b.imm != 0
+                || b.dst != a.dst
+                || a.dst >= 10
+                || a.src > 10
+                || b.src > 10
+            {
+                continue;
+            }
+            let x = a.dst;
+            let rb = if a.src == i && b.src != i {
+                b.src
+            } else if b.src == i && a.src != i {
+                a.src
+            } else {
+                continue;
+            };
+            if x == i || x == rb || rb >= 10 || written & (1 << rb) != 0 {
+                continue;
+            }
+            // The accesses through rX after the add while rX keeps that value, up to the
+            // next jump target, `exit` or `ja` (as `group_span`).
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            let mut m = k1 + 1;
+            while m <= back {
+                let ins = insns[m];
+                if targets[m] {
+                    break;
+                }
+                if let Some((r, o, sz)) = access_of(&ins) {
+                    if r == x {
+                        (lo, hi) = (lo.min(o), hi.max(o + sz));
+                    }
+                }
+                let cl = ins.code & 0x07;
+                if written_regs(&ins) & (1 << x) != 0
+                    || ((cl == BPF_JMP || cl == BPF_JMP32)
+                        && matches!(ins.code & 0xf0, BPF_JA | BPF_EXIT))
+                {
+                    break;
+                }
+                m += if ins.code == LDDW { 2 } else { 1 };
+            }
+            if lo > hi {
+                continue;
+            }
+            match bases.iter_mut().find(|e| e.0 == rb) {
+                Some(e) => {
+                    e.1 = e.1.min(lo);
+                    e.2 = e.2.max(hi);
+                    e.3.push((k1, x));
+                }
+                None => bases.push((rb, lo, hi, vec![(k1, x)])),
+            }
+        }
+        let (first, top) = (c.first as i64, c.top as i64);
+        bases.retain(|e| (top + e.2) - (first + e.1) <= MAX_SPAN);
+        if bases.is_empty() {
+            return;
+        }
+        // The compares: the ordinary loop when one fails.
+        let slow = slots[t];
+        for &(rb, _, hi, _) in &bases {
+            let window = (top + hi - 8) as i32;
+            asm!(self.ops
+                ; lea r11, [Rq(rq(rb)) + window]
+                ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+                ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+                ; jae =>slow
+            );
+        }
+        // The copy: its own labels inside the body, the others shared.
+        let mut labels = slots.to_vec();
+        for &k in &body {
+            labels[k] = self.ops.new_dynamic_label();
+        }
+        self.prove_after = bases
+            .iter()
+            .flat_map(|&(_, lo, hi, ref at)| at.iter().map(move |&(k1, x)| (k1, (rq(x), (lo, hi)))))
+            .collect();
+        self.confined = [None; 16];
+        let mut fused_next = false;
+        let mut k = t;
+        while k <= back {
+            let l = labels[k];
+            asm!(self.ops ; =>l);
+            k += self.compile_slot(prog, k, insns, &labels, targets, &mut fused_next);
+        }
+        self.prove_after.clear();
+        let after = slots[back + 1];
+        asm!(self.ops ; jmp =>after);
+        self.confined = [None; 16];
     }
 
     /// `rX = rY; rX += K` or `rX = rY; rX += rZ` (Z != X) at `pc`, `pc + 1` as one `lea`
@@ -2108,7 +2271,7 @@ fn jump_dest(pc: usize, i: &RawInsn) -> Option<i64> {
 /// rX then takes the values V + C, V + 2C, ... at the back edge, so the loop leaves after
 /// at most n = (K - V) / C passes (`!=`: K > V and C divides K - V, no 64-bit wrap before
 /// K; `<`: ceil((K - V) / C), or 1 when V >= K).
-fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, (usize, i64)> {
+fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, CountedLoop> {
     let len = insns.len();
     let mut starts = vec![false; len];
     let mut k = 0;
@@ -2213,9 +2376,39 @@ fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, (usize, i64)> {
         if charge > i32::MAX as u128 {
             continue;
         }
-        out.insert(pc, (t, charge as i64));
+        // Every value rX takes inside the body: V at the head's first pass, at most K
+        // (`!=`) or below K plus one increment (`<`) after.
+        let top = if o == BPF_JNE {
+            kk
+        } else {
+            v.max(kk.saturating_sub(1)).saturating_add(c)
+        };
+        out.insert(
+            pc,
+            CountedLoop {
+                head: t,
+                charge: charge as i64,
+                ind: x,
+                first: v,
+                top,
+            },
+        );
     }
     out
+}
+
+/// A counted loop ([`counted_loops`]).
+#[derive(Clone, Copy, Debug)]
+struct CountedLoop {
+    /// The loop head (the back edge's target).
+    head: usize,
+    /// Instructions charged on entering: passes x body length.
+    charge: i64,
+    /// The eBPF register counted, and the range `[first, top]` its value stays in at
+    /// every slot of the body.
+    ind: u8,
+    first: u64,
+    top: u64,
 }
 
 /// The memory access `insn` makes as (address register, offset, size), if any.
@@ -2332,6 +2525,7 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
         counted: HashMap::new(),
         counted_heads: HashMap::new(),
+        prove_after: HashMap::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.

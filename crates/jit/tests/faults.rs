@@ -353,3 +353,33 @@ fn fast_mode_counted_loops_are_bounded_and_lookalikes_charged() {
         }
     }
 }
+
+/// A counted loop over `base + i` runs as a copy without per-access compares when one
+/// compare of the whole span before it holds (`loop_copy` in `compile.rs`): the same sum
+/// as the interpreter's over raw memory (the copy runs), and no fault for a loop that
+/// leaves before its first access through a NULL base (the compare fails, the ordinary
+/// loop runs and exits as the interpreter's does).
+#[test]
+fn fast_mode_counted_loop_copy_matches_the_interpreter() {
+    let mem: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37)).collect();
+    for (text, want) in [
+        (
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r1\nadd %r5, %r2\nldxb %r3, [%r5+0]\nadd %r0, %r3\nldxb %r3, [%r5+1]\nadd %r0, %r3\nadd %r2, 2\njne %r2, 64, -8\nexit",
+            mem.iter().map(|&b| b as u64).sum::<u64>(),
+        ),
+        (
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r2\nadd %r5, %r1\nldxh %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 2\njlt %r2, 63, -6\nexit",
+            mem.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as u64).sum::<u64>(),
+        ),
+        (
+            "mov %r1, 0\nmov %r2, 0\nmov %r0, 7\nmov %r5, %r1\nadd %r5, %r2\njeq %r1, 0, +4\nldxb %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 1\njne %r2, 16, -7\nexit",
+            7,
+        ),
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(text));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        assert_eq!(i.run_raw(0, &mem).unwrap().r0, want, "interp: {text}");
+        let mut f = Jit::with_programs_fast(vec![prog], &[], Config::default()).unwrap();
+        assert_eq!(f.run_raw(0, &mem).unwrap().r0, want, "jit fast: {text}");
+    }
+}
