@@ -854,7 +854,7 @@ impl Gen<'_> {
         let written = body.iter().fold(0u16, |w, &k| w | written_regs(&insns[k]));
         // Per base register rB: the span [lo, hi) of offsets from rX, and the slots
         // after which rX = rB + rI holds.
-        let mut bases: Vec<(u8, i64, i64, Vec<(usize, u8)>)> = Vec::new();
+        let mut bases: Vec<LoopBase> = Vec::new();
         for w in body.windows(2) {
             let (k, k1) = (w[0], w[1]);
             let (a, b) = (insns[k], insns[k1]);
@@ -2396,6 +2396,11 @@ fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, CountedLoop> {
     }
     out
 }
+
+/// [`Gen::loop_copy`]: a base register, the span `[lo, hi)` of offsets from the registers
+/// derived from it, and the slots after which such a register (x86 number) holds
+/// base + counter.
+type LoopBase = (u8, i64, i64, Vec<(usize, u8)>);
 
 /// A counted loop ([`counted_loops`]).
 #[derive(Clone, Copy, Debug)]
