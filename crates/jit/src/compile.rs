@@ -920,7 +920,11 @@ impl Gen<'_> {
             }
         }
         let (first, top) = (c.first as i64, c.top as i64);
-        bases.retain(|e| (top + e.2) - (first + e.1) <= MAX_SPAN);
+        // One compare proves a span within 16 bits whose window offset fits `lea`'s
+        // 32-bit displacement.
+        bases.retain(|e| {
+            (top + e.2) - (first + e.1) <= MAX_SPAN && top + e.2 - 8 <= i32::MAX as i64
+        });
         if bases.is_empty() {
             return;
         }
