@@ -82,6 +82,8 @@ pub struct Compiled {
     /// The callback shim (`callback.rs`): the entry trampoline calls it in place of a
     /// function prologue; it loads r3..r5 and jumps to the prologue.
     pub cb_shim: AssemblyOffset,
+    /// Fast mode: the repeat loop (see [`compile`]), `None` in checked mode.
+    pub rep_entry: Option<AssemblyOffset>,
 }
 
 /// Out-of-line code emitted after the program bodies.
@@ -200,6 +202,14 @@ struct Gen<'a> {
     /// Some program uses `may_goto`: function entries and tail calls set the frame's
     /// counter.
     has_may_goto: bool,
+    /// Fast mode, program being compiled: counted loops ([`counted_loops`]) by back-edge
+    /// slot.
+    counted: HashMap<usize, CountedLoop>,
+    /// The same by loop head: the back-edge slot.
+    counted_heads: HashMap<usize, usize>,
+    /// While the unchecked copy of a counted loop is compiled ([`Gen::loop_copy`]):
+    /// per slot, an x86 register whose span becomes proved after that slot.
+    prove_after: HashMap<usize, (u8, (i64, i64))>,
 }
 
 fn rq(r: u8) -> u8 {
@@ -235,6 +245,7 @@ impl Gen<'_> {
     }
 
     fn call_abs(&mut self, f: u64) {
+        self.mark_touched();
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
         if self.mode == Mode::Fast {
             // Rust may have allocated (map updates, ring buffer records): reload the
@@ -302,7 +313,17 @@ impl Gen<'_> {
 
     /// A call into Rust that allocates nothing (fast mode keeps its confinement limit).
     fn call_abs_no_reload(&mut self, f: u64) {
+        self.mark_touched();
         asm!(self.ops ; mov r11, QWORD f as i64 ; call r11);
+    }
+
+    /// Fast mode, before every call into Rust: tells the repeat loop (`rep_entry` in
+    /// [`compile`]) that the runtime's per-run state may have changed, so the next run
+    /// starts with the per-run reset (`tr_rerun`).
+    fn mark_touched(&mut self) {
+        if self.mode == Mode::Fast {
+            asm!(self.ops ; mov QWORD [r12 + OFF_TOUCHED], 1);
+        }
     }
 
     /// Fast mode: confines the `size`-byte access at `[base + off]` to the engines' address
@@ -439,6 +460,10 @@ impl Gen<'_> {
             return self.static_fault(prog, pc, FaultKind::JumpOutOfRange { target: t, len });
         }
         let target = labels[t as usize];
+        // A counted loop's back edge: charged once on entering the loop (`compile_prog`).
+        if self.counted.get(&pc).is_some_and(|c| c.head == t as usize) {
+            return target;
+        }
         // Both modes charge back edges against the budget (`Config::insn_limit`): a
         // loop the verifier wrongly accepted ends in `InsnLimit`, not a hang.
         if t as usize <= pc {
@@ -699,39 +724,31 @@ impl Gen<'_> {
         self.confined = [None; 16];
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
+        self.counted = if self.mode == Mode::Fast {
+            counted_loops(&insns)
+        } else {
+            HashMap::new()
+        };
+        self.counted_heads = self.counted.iter().map(|(&pc, c)| (c.head, pc)).collect();
         let mut fused_next = false;
         while pc < len {
             let start = self.ops.offset();
+            if let Some(&back) = self.counted_heads.get(&pc) {
+                // Entering a counted loop (only from the slot before): its whole budget,
+                // before the head's label, which only its own back edge jumps to.
+                let c = self.counted[&back];
+                let limit = self.rt.config.insn_limit;
+                let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
+                asm!(self.ops
+                    ; sub QWORD [r12 + OFF_BUDGET], c.charge as i32
+                    ; js =>limit_fault
+                );
+                self.loop_copy(prog, &insns, &slots, &targets, c, back);
+            }
             let l = slots[pc];
             asm!(self.ops ; =>l);
             covered[pc] = true;
-            if targets[pc] {
-                self.confined = [None; 16];
-            }
-            let width = if fused_next {
-                // Already emitted with the slot before (`fuse_mov_add`).
-                fused_next = false;
-                1
-            } else if self.fuse_mov_add(&insns, pc, &targets) {
-                fused_next = true;
-                1
-            } else {
-                self.compile_insn(prog, pc, &insns, &slots)
-            };
-            if !self.carry_confined(&insns[pc]) {
-                let w = written_regs(&insns[pc]);
-                for (r, &x) in REG.iter().enumerate() {
-                    if w & (1 << r) != 0 {
-                        self.confined[x as usize] = None;
-                    }
-                }
-            }
-            if self.mode == Mode::Fast && self.points_into_a_value(&insns, pc) {
-                // Every byte within a 16-bit offset of an allocated buffer is read-write
-                // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
-                let d = insns[pc].dst.min(10);
-                self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
-            }
+            let width = self.compile_slot(prog, pc, &insns, &slots, &targets, &mut fused_next);
             ranges[pc] = (start, self.ops.offset());
             pc += width;
         }
@@ -755,6 +772,194 @@ impl Gen<'_> {
             }
         }
         (body, ranges)
+    }
+
+    /// One slot of a program body (with its confinement bookkeeping); returns how many
+    /// slots it used. `labels` are the slots' labels jumps use.
+    fn compile_slot(
+        &mut self,
+        prog: usize,
+        pc: usize,
+        insns: &[RawInsn],
+        labels: &[DynamicLabel],
+        targets: &[bool],
+        fused_next: &mut bool,
+    ) -> usize {
+        if targets[pc] {
+            self.confined = [None; 16];
+        }
+        let width = if *fused_next {
+            // Already emitted with the slot before (`fuse_mov_add`).
+            *fused_next = false;
+            1
+        } else if self.fuse_mov_add(insns, pc, targets) {
+            *fused_next = true;
+            1
+        } else {
+            self.compile_insn(prog, pc, insns, labels)
+        };
+        if !self.carry_confined(&insns[pc]) {
+            let w = written_regs(&insns[pc]);
+            for (r, &x) in REG.iter().enumerate() {
+                if w & (1 << r) != 0 {
+                    self.confined[x as usize] = None;
+                }
+            }
+        }
+        if self.mode == Mode::Fast && self.points_into_a_value(insns, pc) {
+            // Every byte within a 16-bit offset of an allocated buffer is read-write
+            // memory of the range (its pad and slack, `bpfkit_vm::arena::jit_base`).
+            let d = insns[pc].dst.min(10);
+            self.confined[REG[d as usize] as usize] = Some((-(1 << 15), (1 << 15) + 8));
+        }
+        if let Some(&(x, span)) = self.prove_after.get(&pc) {
+            self.confined[x as usize] = Some(span);
+        }
+        width
+    }
+
+    /// Fast mode, on entering counted loop `c` (back edge at `back`): when its body
+    /// addresses memory through `rX = rB; rX += rI` (or `rX = rI; rX += rB`) with rI the
+    /// counted register and rB a register the body never writes, the accesses through rX
+    /// lie in `rB + [first + lo, top + hi)` (lo/hi: their lowest and highest offsets from
+    /// rX), for every pass. One confinement compare of that span before the loop (as
+    /// [`Gen::confine`] compares a group: its highest 8-byte window, the span within 16
+    /// bits) then proves them all: if it holds, a copy of the loop runs whose accesses
+    /// through rX need no compare; if not, the ordinary loop runs (no fault: a valid
+    /// program may leave the loop before its first access). Emits the compares and the
+    /// copy, which leaves to the slot after the back edge; does nothing otherwise.
+    fn loop_copy(
+        &mut self,
+        prog: usize,
+        insns: &[RawInsn],
+        slots: &[DynamicLabel],
+        targets: &[bool],
+        c: CountedLoop,
+        back: usize,
+    ) {
+        const MAX_SPAN: i64 = (1 << 16) + 8;
+        let (t, i) = (c.head, c.ind);
+        if back + 1 >= insns.len() || c.top > i32::MAX as u64 {
+            return;
+        }
+        let body: Vec<usize> = {
+            let mut v = Vec::new();
+            let mut k = t;
+            while k <= back {
+                v.push(k);
+                k += if insns[k].code == LDDW { 2 } else { 1 };
+            }
+            v
+        };
+        let written = body.iter().fold(0u16, |w, &k| w | written_regs(&insns[k]));
+        // Per base register rB: the span [lo, hi) of offsets from rX, and the slots
+        // after which rX = rB + rI holds.
+        let mut bases: Vec<LoopBase> = Vec::new();
+        for w in body.windows(2) {
+            let (k, k1) = (w[0], w[1]);
+            let (a, b) = (insns[k], insns[k1]);
+            if k1 != k + 1
+                || targets[k1]
+                || a.code != (BPF_ALU64 | BPF_MOV | BPF_X)
+                || b.code != (BPF_ALU64 | BPF_ADD | BPF_X)
+                || a.off != 0
+                || a.imm != 0
+                || b.off != 0
+                || b.imm != 0
+                || b.dst != a.dst
+                || a.dst >= 10
+                || a.src > 10
+                || b.src > 10
+            {
+                continue;
+            }
+            let x = a.dst;
+            let rb = if a.src == i && b.src != i {
+                b.src
+            } else if b.src == i && a.src != i {
+                a.src
+            } else {
+                continue;
+            };
+            if x == i || x == rb || rb >= 10 || written & (1 << rb) != 0 {
+                continue;
+            }
+            // The accesses through rX after the add while rX keeps that value, up to the
+            // next jump target, `exit` or `ja` (as `group_span`).
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            let mut m = k1 + 1;
+            while m <= back {
+                let ins = insns[m];
+                if targets[m] {
+                    break;
+                }
+                if let Some((r, o, sz)) = access_of(&ins) {
+                    if r == x {
+                        (lo, hi) = (lo.min(o), hi.max(o + sz));
+                    }
+                }
+                let cl = ins.code & 0x07;
+                if written_regs(&ins) & (1 << x) != 0
+                    || ((cl == BPF_JMP || cl == BPF_JMP32)
+                        && matches!(ins.code & 0xf0, BPF_JA | BPF_EXIT))
+                {
+                    break;
+                }
+                m += if ins.code == LDDW { 2 } else { 1 };
+            }
+            if lo > hi {
+                continue;
+            }
+            match bases.iter_mut().find(|e| e.0 == rb) {
+                Some(e) => {
+                    e.1 = e.1.min(lo);
+                    e.2 = e.2.max(hi);
+                    e.3.push((k1, x));
+                }
+                None => bases.push((rb, lo, hi, vec![(k1, x)])),
+            }
+        }
+        let (first, top) = (c.first as i64, c.top as i64);
+        // One compare proves a span within 16 bits whose window offset fits `lea`'s
+        // 32-bit displacement.
+        bases.retain(|e| {
+            (top + e.2) - (first + e.1) <= MAX_SPAN && top + e.2 - 8 <= i32::MAX as i64
+        });
+        if bases.is_empty() {
+            return;
+        }
+        // The compares: the ordinary loop when one fails.
+        let slow = slots[t];
+        for &(rb, _, hi, _) in &bases {
+            let window = (top + hi - 8) as i32;
+            asm!(self.ops
+                ; lea r11, [Rq(rq(rb)) + window]
+                ; sub r11, QWORD [r12 + OFF_ARENA_BASE]
+                ; cmp r11, QWORD [r12 + OFF_ARENA_LIMIT]
+                ; jae =>slow
+            );
+        }
+        // The copy: its own labels inside the body, the others shared.
+        let mut labels = slots.to_vec();
+        for &k in &body {
+            labels[k] = self.ops.new_dynamic_label();
+        }
+        self.prove_after = bases
+            .iter()
+            .flat_map(|&(_, lo, hi, ref at)| at.iter().map(move |&(k1, x)| (k1, (rq(x), (lo, hi)))))
+            .collect();
+        self.confined = [None; 16];
+        let mut fused_next = false;
+        let mut k = t;
+        while k <= back {
+            let l = labels[k];
+            asm!(self.ops ; =>l);
+            k += self.compile_slot(prog, k, insns, &labels, targets, &mut fused_next);
+        }
+        self.prove_after.clear();
+        let after = slots[back + 1];
+        asm!(self.ops ; jmp =>after);
+        self.confined = [None; 16];
     }
 
     /// `rX = rY; rX += K` or `rX = rY; rX += rZ` (Z != X) at `pc`, `pc + 1` as one `lea`
@@ -2031,6 +2236,190 @@ fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
     t
 }
 
+/// Where a jump, local call or `lddw` of a function at `pc` leads (slot index, may be
+/// outside the program), as [`jump_targets`] reads them.
+fn jump_dest(pc: usize, i: &RawInsn) -> Option<i64> {
+    let c = i.code & 0x07;
+    let rel = if c == BPF_JMP || c == BPF_JMP32 {
+        match i.code & 0xf0 {
+            BPF_EXIT => None,
+            BPF_CALL => (i.src == BPF_PSEUDO_CALL).then_some(i.imm as i64),
+            BPF_JA if c == BPF_JMP32 => Some(i.imm as i64),
+            _ => Some(i.off as i64),
+        }
+    } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
+        Some(i.imm as i64)
+    } else {
+        None
+    };
+    rel.map(|r| pc as i64 + r + 1)
+}
+
+/// Fast mode: the counted loops of a program, whose number of iterations the code alone
+/// bounds whatever a verifier said, so that they can be charged against the instruction
+/// budget once on entry instead of on every back edge (a read-modify-write of the run
+/// context per iteration). Returns, by back-edge slot, the loop head and the charge
+/// (iterations x body length, an upper bound of what the back-edge charges would add up
+/// to). A loop qualifies when:
+/// - its back edge at `pc` is a 64-bit `if rX != K goto T` or `if rX < K goto T`
+///   (unsigned, K >= 0) with T <= pc, T > 0;
+/// - the head T is reached only from the slot before it and from this back edge, and
+///   every other slot of the body `T..=pc` only by forward jumps from inside the body;
+/// - the body contains no call (helper, local or tail call) and no other back edge, and
+///   writes rX exactly once, with `rX += C` (64-bit, C > 0) at a slot `a` such that no
+///   slot in `a+1..=pc` is reached by any jump (so every pass through the back edge has
+///   passed `a` once since the head or the previous pass);
+/// - rX on entering is a constant V: the last write of rX before T, in straight-line code
+///   that no jump enters after that write, is `rX = V` (64-bit, or 32-bit zero-extended).
+///
+/// rX then takes the values V + C, V + 2C, ... at the back edge, so the loop leaves after
+/// at most n = (K - V) / C passes (`!=`: K > V and C divides K - V, no 64-bit wrap before
+/// K; `<`: ceil((K - V) / C), or 1 when V >= K).
+fn counted_loops(insns: &[RawInsn]) -> HashMap<usize, CountedLoop> {
+    let len = insns.len();
+    let mut starts = vec![false; len];
+    let mut k = 0;
+    while k < len {
+        starts[k] = true;
+        k += if insns[k].code == LDDW { 2 } else { 1 };
+    }
+    let mut srcs: Vec<Vec<usize>> = vec![Vec::new(); len + 1];
+    for pc in (0..len).filter(|&p| starts[p]) {
+        if let Some(d) = jump_dest(pc, &insns[pc]) {
+            if d >= 0 && (d as usize) <= len {
+                srcs[d as usize].push(pc);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for pc in (0..len).filter(|&p| starts[p]) {
+        let i = insns[pc];
+        let o = i.code & 0xf0;
+        if i.code & 0x07 != BPF_JMP || i.code & 0x08 != 0 || !matches!(o, BPF_JNE | BPF_JLT) {
+            continue;
+        }
+        let t = pc as i64 + i.off as i64 + 1;
+        if t < 1 || t as usize > pc || !starts[t as usize] || i.dst >= 10 {
+            continue;
+        }
+        let (t, x) = (t as usize, i.dst);
+        if srcs[t] != [pc] {
+            continue;
+        }
+        // The body: one `rX += C`, no call, no other back edge, entered only at T.
+        let mut add = None;
+        let mut ok = true;
+        let mut k = t;
+        while k <= pc && ok {
+            let b = insns[k];
+            let c = b.code & 0x07;
+            if (c == BPF_JMP || c == BPF_JMP32) && b.code & 0xf0 == BPF_CALL {
+                ok = false;
+            }
+            if k != pc {
+                if let Some(d) = jump_dest(k, &b) {
+                    if d <= k as i64 && d >= t as i64 {
+                        ok = false;
+                    }
+                }
+            }
+            if k > t && srcs[k].iter().any(|&s| s < t || s > pc || s >= k) {
+                ok = false;
+            }
+            if written_regs(&b) & (1 << x) != 0 {
+                if add.is_some()
+                    || b.code != (BPF_ALU64 | BPF_ADD | BPF_K)
+                    || b.src != 0
+                    || b.off != 0
+                    || b.imm <= 0
+                {
+                    ok = false;
+                }
+                add = Some((k, b.imm as u64));
+            }
+            k += if b.code == LDDW { 2 } else { 1 };
+        }
+        let Some((a, c)) = add else { continue };
+        if !ok || (a + 1..=pc).any(|k| !srcs[k].is_empty()) {
+            continue;
+        }
+        // rX on entering: the last write before T in straight-line code.
+        let mut v = None;
+        for k in (0..t).rev().filter(|&k| starts[k]) {
+            let b = insns[k];
+            if written_regs(&b) & (1 << x) != 0 {
+                if b.src == 0 && b.off == 0 && b.code == (BPF_ALU64 | BPF_MOV | BPF_K) {
+                    v = Some(b.imm as i64 as u64);
+                } else if b.src == 0 && b.off == 0 && b.code == (BPF_ALU | BPF_MOV | BPF_K) {
+                    v = Some(b.imm as u32 as u64);
+                }
+                break;
+            }
+            if k == 0 || !srcs[k].is_empty() {
+                break;
+            }
+        }
+        let Some(v) = v else { continue };
+        let kk = i.imm as i64 as u64;
+        let n = if o == BPF_JNE {
+            if v >= kk || !(kk - v).is_multiple_of(c) {
+                continue;
+            }
+            (kk - v) / c
+        } else {
+            if i.imm < 0 {
+                continue;
+            }
+            if v >= kk {
+                1
+            } else {
+                (kk - v).div_ceil(c)
+            }
+        };
+        let charge = (n as u128) * (pc - t + 1) as u128;
+        if charge > i32::MAX as u128 {
+            continue;
+        }
+        // Every value rX takes inside the body: V at the head's first pass, at most K
+        // (`!=`) or below K plus one increment (`<`) after.
+        let top = if o == BPF_JNE {
+            kk
+        } else {
+            v.max(kk.saturating_sub(1)).saturating_add(c)
+        };
+        out.insert(
+            pc,
+            CountedLoop {
+                head: t,
+                charge: charge as i64,
+                ind: x,
+                first: v,
+                top,
+            },
+        );
+    }
+    out
+}
+
+/// [`Gen::loop_copy`]: a base register, the span `[lo, hi)` of offsets from the registers
+/// derived from it, and the slots after which such a register (x86 number) holds
+/// base + counter.
+type LoopBase = (u8, i64, i64, Vec<(usize, u8)>);
+
+/// A counted loop ([`counted_loops`]).
+#[derive(Clone, Copy, Debug)]
+struct CountedLoop {
+    /// The loop head (the back edge's target).
+    head: usize,
+    /// Instructions charged on entering: passes x body length.
+    charge: i64,
+    /// The eBPF register counted, and the range `[first, top]` its value stays in at
+    /// every slot of the body.
+    ind: u8,
+    first: u64,
+    top: u64,
+}
+
 /// The memory access `insn` makes as (address register, offset, size), if any.
 fn access_of(insn: &RawInsn) -> Option<(u8, i64, i64)> {
     let size = size_bytes(insn.code) as i64;
@@ -2143,6 +2532,9 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .programs
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
+        counted: HashMap::new(),
+        counted_heads: HashMap::new(),
+        prove_after: HashMap::new(),
     };
 
     // Entry: extern "sysv64" fn(r1, r2, ctx, target, frame_below) -> u64.
@@ -2224,6 +2616,66 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         );
     }
 
+    // Fast mode's repeat loop, `Jit::repeat_runs` after the first run (the kernel's
+    // `BPF_PROG_TEST_RUN` with `repeat` calls the program in a C loop the same way):
+    // extern "sysv64" fn(r1, runs, ctx, target, frame_below) -> u64. Same frame as the
+    // lean entry above, so the shared fault exit returns from it to Rust at once. Per
+    // run: the budget and tail-call count are reset and the program's registers set as
+    // the lean entry sets them; after a run that called into Rust (`JitCtx::touched`),
+    // `tr_rerun` does the runtime's per-run reset before the next. rbx and r13-r15 keep
+    // the caller's values (the program's prologue and `exit` save and restore them), so
+    // the loop's own state lives in the context.
+    let rep_entry = if mode == Mode::Fast {
+        let rep_entry = g.ops.offset();
+        let (top, done) = (g.ops.new_dynamic_label(), g.ops.new_dynamic_label());
+        let rerun = tr_rerun as *const () as i64;
+        asm!(g.ops
+            ; push rbp
+            ; push r12
+            ; sub rsp, 8
+            ; mov r12, rdx
+            ; mov QWORD [r12 + OFF_ENTRY_RSP], rsp
+            ; mov rbp, r8
+            ; mov QWORD [r12 + OFF_REP_R1], rdi
+            ; mov QWORD [r12 + OFF_REP_LEFT], rsi
+            ; mov QWORD [r12 + OFF_REP_TARGET], rcx
+            ; xor eax, eax
+            ; test rsi, rsi
+            ; jz =>done
+            ; .align 16
+            ; =>top
+            ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
+            ; mov QWORD [r12 + OFF_BUDGET], r11
+            ; mov QWORD [r12 + OFF_TAIL_CALLS], 0
+            ; mov rdi, QWORD [r12 + OFF_REP_R1]
+            ; xor eax, eax
+            ; xor esi, esi
+            ; xor edx, edx
+            ; xor ecx, ecx
+            ; xor r8d, r8d
+            ; call QWORD [r12 + OFF_REP_TARGET]
+            ; mov r11, QWORD [r12 + OFF_FAULTED]
+            ; or r11, QWORD [r12 + OFF_STATIC_FAULT]
+            ; jnz =>done
+            ; sub QWORD [r12 + OFF_REP_LEFT], 1
+            ; jz =>done
+            ; cmp QWORD [r12 + OFF_TOUCHED], 0
+            ; je =>top
+            ; mov rdi, r12
+            ; mov r11, QWORD rerun
+            ; call r11
+            ; jmp =>top
+            ; =>done
+            ; add rsp, 8
+            ; pop r12
+            ; pop rbp
+            ; ret
+        );
+        Some(rep_entry)
+    } else {
+        None
+    };
+
     // Callback shim (see `crate::callback`): entered by `call` from the entry trampoline
     // (which set r1, r2, r10 and r12), it sets r3..r5 from the save area and jumps to the
     // callback's prologue, so that the frame layout is the one of a direct call.
@@ -2291,5 +2743,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         static_faults: g.static_faults,
         stubs,
         cb_shim,
+        rep_entry,
     })
 }

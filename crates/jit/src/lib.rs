@@ -35,6 +35,8 @@ use std::time::Instant;
 use tramp::JitCtx;
 
 type EntryFn = extern "sysv64" fn(u64, u64, *mut JitCtx, u64, u64) -> u64;
+/// Fast mode's repeat loop: (r1, runs, ctx, entry function's prologue, frame below) -> r0.
+type RepeatFn = extern "sysv64" fn(u64, u64, *mut JitCtx, u64, u64) -> u64;
 
 /// Compiled programs plus the engine state they run on.
 pub struct Jit {
@@ -45,6 +47,8 @@ pub struct Jit {
     code: ExecutableBuffer,
     /// The entry trampoline inside `code`.
     entry: EntryFn,
+    /// Fast mode: the repeat loop inside `code` (`Jit::enter_repeat`).
+    rep_entry: Option<RepeatFn>,
     /// Prologue address of each program's entry function.
     prog_entry: Vec<u64>,
     /// Body address of each program (tail-call targets).
@@ -229,6 +233,7 @@ impl Jit {
             progs,
             static_faults,
             cb_shim,
+            rep_entry,
             ..
         } = c;
         ops.commit()
@@ -258,6 +263,10 @@ impl Jit {
         // the SysV ABI with exactly this signature; `code` is kept in the same `Jit` as
         // the pointer, so the pointer never outlives the mapping.
         let entry: EntryFn = unsafe { std::mem::transmute(code.ptr(entry)) };
+        // SAFETY: as for `entry`: the repeat loop in `code`, generated for the SysV ABI
+        // with exactly this signature, kept in the same `Jit` as `code`.
+        let rep_entry: Option<RepeatFn> =
+            rep_entry.map(|o| unsafe { std::mem::transmute::<*const u8, RepeatFn>(code.ptr(o)) });
         let mut ctx = Box::new(JitCtx::new());
         ctx.fast = mode == Mode::Fast;
         // Callbacks (`callback.rs`) re-enter through the entry trampoline and the shim;
@@ -272,6 +281,7 @@ impl Jit {
             mode,
             code,
             entry,
+            rep_entry,
             prog_entry,
             tail_table,
             prologues,
@@ -391,6 +401,44 @@ impl Jit {
         if ctx.fast {
             rt.tail_calls = ctx.tail_calls as u32;
         }
+        if ctx.static_fault | ctx.faulted == 0 {
+            return Ok(r0);
+        }
+        Err(self.take_fault())
+    }
+
+    /// Fast mode: `runs` more runs after a first one (`Jit::enter`) on the same XDP
+    /// buffer, in the generated repeat loop (`Compiled::rep_entry`): the loop resets the
+    /// budget and tail-call count per run and calls `tramp::tr_rerun` (the per-run reset
+    /// `repeat_runs` does here otherwise) only after a run that called into Rust. Stops at
+    /// the first fault. Returns the last run's r0 or the fault.
+    fn enter_repeat(
+        &mut self,
+        f: RepeatFn,
+        entry: u64,
+        r1: u64,
+        frame_below: u64,
+        budget: i64,
+        runs: u64,
+    ) -> Result<u64, Box<Fault>> {
+        let rt = self.vm.runtime_mut();
+        let (cpu, time_ns) = (rt.cpu, rt.time_ns);
+        rt.begin_run(cpu, time_ns);
+        let ctx = &mut *self.ctx;
+        ctx.frames = 0;
+        ctx.rt = rt as *mut Runtime;
+        ctx.depth = u64::MAX;
+        ctx.faulted = 0;
+        ctx.static_fault = 0;
+        ctx.touched = 0;
+        ctx.rep_budget = budget;
+        ctx.arena_limit = bpfkit_vm::arena::jit_limit();
+        // As in `enter`: generated code only touches the runtime's regions or the
+        // engines' range, and `ctx` outlives the call; the loop runs the same code as
+        // `enter_again` would, `runs` times.
+        let r0 = f(r1, runs, ctx, entry, frame_below);
+        ctx.rt = std::ptr::null_mut();
+        rt.tail_calls = ctx.tail_calls as u32;
         if ctx.static_fault | ctx.faulted == 0 {
             return Ok(r0);
         }
@@ -590,6 +638,10 @@ impl Jit {
         let (entry, frame_below, budget) = self.entry_args(prog);
         let t = Instant::now();
         let mut r = self.enter(prog, ctx, 0, ctx);
+        if let (Some(f), true) = (self.rep_entry, r.is_ok() && repeat > 1) {
+            r = self.enter_repeat(f, entry, ctx, frame_below, budget, u64::from(repeat - 1));
+            return (r, t.elapsed().as_nanos() as f64 / f64::from(repeat));
+        }
         for _ in 1..repeat {
             if r.is_err() {
                 break;

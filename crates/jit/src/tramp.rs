@@ -36,6 +36,11 @@ pub const OFF_TAIL_CALLS: i32 = 192;
 pub const OFF_ARENA_BASE: i32 = 200;
 pub const OFF_ARENA_LIMIT: i32 = 208;
 pub const OFF_MAY_GOTO: i32 = 216;
+pub const OFF_TOUCHED: i32 = 280;
+pub const OFF_REP_LEFT: i32 = 288;
+pub const OFF_REP_R1: i32 = 296;
+pub const OFF_REP_TARGET: i32 = 304;
+pub const OFF_REP_BUDGET: i32 = 312;
 
 /// The context of one JIT run. `#[repr(C)]` so generated code can address its leading
 /// fields at the fixed offsets above.
@@ -82,6 +87,16 @@ pub struct JitCtx {
     /// Per call depth (masked with 7): `may_goto` iterations left in that frame, set to
     /// `BPF_MAX_LOOPS` on function entry and when a tail call enters a program.
     pub may_goto: [u64; 8],
+    /// Fast mode: non-zero once generated code called into Rust (a trampoline) since
+    /// the repeat loop last reset it: the runtime's per-run state may have changed, so
+    /// the next repeated run starts with [`tr_rerun`].
+    pub touched: u64,
+    /// Fast mode's repeat loop (`Compiled::rep_entry`): runs left, r1, the entry
+    /// function's prologue and the instruction budget of each run.
+    pub rep_left: u64,
+    pub rep_r1: u64,
+    pub rep_target: u64,
+    pub rep_budget: i64,
     // ---- Rust-only fields below ----
     pub fault: Option<Box<Fault>>,
     /// Fast mode: stack regions are registered for the whole run (not per frame).
@@ -125,6 +140,11 @@ impl JitCtx {
             arena_base: bpfkit_vm::arena::jit_base(),
             arena_limit: 0,
             may_goto: [0; 8],
+            touched: 0,
+            rep_left: 0,
+            rep_r1: 0,
+            rep_target: 0,
+            rep_budget: 0,
             fault: None,
             fast: false,
             frames: 0,
@@ -633,6 +653,22 @@ pub(crate) extern "sysv64" fn tr_confine_fault(ctx: *mut JitCtx, addr: u64, meta
     set_fault(ctx, rt, k);
 }
 
+/// Fast mode's repeat loop, between two runs of which the first called into Rust: the
+/// per-run reset `Jit::repeat_runs` does between runs (`Runtime::begin_run`, stack
+/// registrations forgotten, the confinement limit reloaded).
+pub extern "sysv64" fn tr_rerun(ctx: *mut JitCtx) {
+    // SAFETY: generated code passes its own context (r12), which the `Jit` owns and which
+    // outlives the run; `rt` was set by `Jit::enter_repeat` for this loop.
+    let c = unsafe { &mut *ctx };
+    // SAFETY: as above; the runtime is not otherwise borrowed while generated code runs.
+    let rt = unsafe { &mut *c.rt };
+    let (cpu, time_ns) = (rt.cpu, rt.time_ns);
+    rt.begin_run(cpu, time_ns);
+    c.frames = 0;
+    c.touched = 0;
+    c.arena_limit = bpfkit_vm::arena::jit_limit();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,5 +694,10 @@ mod tests {
         assert_eq!(offset_of!(JitCtx, arena_base) as i32, OFF_ARENA_BASE);
         assert_eq!(offset_of!(JitCtx, arena_limit) as i32, OFF_ARENA_LIMIT);
         assert_eq!(offset_of!(JitCtx, may_goto) as i32, OFF_MAY_GOTO);
+        assert_eq!(offset_of!(JitCtx, touched) as i32, OFF_TOUCHED);
+        assert_eq!(offset_of!(JitCtx, rep_left) as i32, OFF_REP_LEFT);
+        assert_eq!(offset_of!(JitCtx, rep_r1) as i32, OFF_REP_R1);
+        assert_eq!(offset_of!(JitCtx, rep_target) as i32, OFF_REP_TARGET);
+        assert_eq!(offset_of!(JitCtx, rep_budget) as i32, OFF_REP_BUDGET);
     }
 }

@@ -171,6 +171,9 @@ const CASES: &[&str] = &[
     "global_value_wild_lddw_offset",
     "checked_register_then_moved",
     "checked_register_in_a_loop",
+    "counted_loop_wild_base",
+    "counted_loop_base_past_raw_memory",
+    "counted_loop_wide_span",
 ];
 
 fn run_case(case: &str) {
@@ -426,6 +429,30 @@ fn run_case(case: &str) {
         "checked_register_in_a_loop" => raw(
             case,
             "mov %r3, 0\nldxb %r0, [%r1+0]\nstb [%r1+0], 1\nadd %r1, 0x10000000\nadd %r3, 1\njlt %r3, 100000, -5\nexit",
+            Fault,
+            &host,
+        ),
+        // A counted loop addressing `base + i` (fast mode compares the whole span once
+        // before the loop and runs a copy without compares when it holds): a host base
+        // fails that compare, and the ordinary loop faults at the first access.
+        "counted_loop_wild_base" => raw(
+            case,
+            &format!("lddw %r1, {h:#x}\nmov %r2, 0\nmov %r0, 0\nmov %r5, %r1\nadd %r5, %r2\nldxb %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 1\njne %r2, 32, -6\nexit"),
+            Fault,
+            &host,
+        ),
+        // Raw memory is 64 bytes; the loop reads 0x8000 past it (inside the range's
+        // slack, or a fault), writes nothing.
+        "counted_loop_base_past_raw_memory" => raw(
+            case,
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r1\nadd %r5, %r2\nldxb %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 8\njne %r2, 0x8000, -6\nexit",
+            Either,
+            &host,
+        ),
+        // A span wider than one compare may prove (no copy): every access compared.
+        "counted_loop_wide_span" => raw(
+            case,
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r2\nadd %r5, %r1\nstb [%r5+0], 1\nadd %r2, 0x100\njne %r2, 0x4000000, -5\nexit",
             Fault,
             &host,
         ),

@@ -286,3 +286,100 @@ fn may_goto_counts_bpf_max_loops_per_frame() {
         );
     }
 }
+
+/// Fast mode charges a counted loop's whole budget once on entering it (`counted_loops`
+/// in `compile.rs`): a loop that only looks counted (an odd start that never meets the
+/// bound, a jump into the body from outside, an increment a branch skips, the counter
+/// reloaded from the stack) keeps the per-back-edge charge and ends in `InsnLimit`; a
+/// counted loop gives the interpreter's result, and faults with `InsnLimit` as the
+/// interpreter does when its iterations exceed the budget.
+#[test]
+fn fast_mode_counted_loops_are_bounded_and_lookalikes_charged() {
+    let config = Config {
+        insn_limit: 100_000,
+        ..Config::default()
+    };
+    for text in [
+        "mov %r2, 1\nadd %r2, 2\njne %r2, 0x600, -2\nmov %r0, %r2\nexit",
+        "mov %r2, 1\nja +2\nmov %r2, 0\nadd %r1, 0\nadd %r2, 2\njne %r2, 0x600, -3\nmov %r0, %r2\nexit",
+        "mov %r2, 0\nmov %r3, 0\njeq %r3, 0, +1\nadd %r2, 2\njne %r2, 0x600, -3\nmov %r0, %r2\nexit",
+        "mov %r2, 0\nstxdw [%r10-8], %r2\nadd %r2, 2\nldxdw %r2, [%r10-8]\njne %r2, 0x600, -3\nexit",
+        "mov %r2, 0\nadd %r2, 2\nmov %r3, 0\nadd %r3, 1\njne %r3, 0, -2\njne %r2, 0x600, -5\nexit",
+        "mov %r2, 0x700\nadd %r2, 2\njne %r2, 0x600, -2\nmov %r0, %r2\nexit",
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(text));
+        let mut j = Jit::with_programs_fast(vec![prog], &[], config.clone()).unwrap();
+        let r = j.run_raw(0, &[]).map(|o| o.r0);
+        assert!(
+            matches!(fault_of(&r).1, FaultKind::InsnLimit(100_000)),
+            "{text}: {r:?}"
+        );
+    }
+    // Counted: 768 passes of a 2-slot body (and 0x300 passes of `<`).
+    for (text, want) in [
+        (
+            "mov %r2, 0\nadd %r2, 2\njne %r2, 0x600, -2\nmov %r0, %r2\nexit",
+            0x600,
+        ),
+        (
+            "mov32 %r2, 0\nadd %r2, 2\njlt %r2, 0x5ff, -2\nmov %r0, %r2\nexit",
+            0x600,
+        ),
+    ] {
+        for (limit, ok) in [(100_000u64, true), (1_000, false)] {
+            let config = Config {
+                insn_limit: limit,
+                ..Config::default()
+            };
+            let prog = bpfkit_vm::Program::raw("prog", asm(text));
+            let mut i =
+                Interpreter::with_programs(vec![prog.clone()], &[], config.clone()).unwrap();
+            let want_i = i.run_raw(0, &[]).map(|o| o.r0);
+            let mut j = Jit::with_programs_fast(vec![prog], &[], config).unwrap();
+            let r = j.run_raw(0, &[]).map(|o| o.r0);
+            if ok {
+                assert_eq!(r.as_ref().ok(), Some(&want), "{text}: {r:?}");
+                assert_eq!(want_i.as_ref().ok(), Some(&want), "{text}: {want_i:?}");
+            } else {
+                assert!(
+                    matches!(fault_of(&r).1, FaultKind::InsnLimit(1_000)),
+                    "{text}: {r:?}"
+                );
+                assert!(
+                    matches!(fault_of(&want_i).1, FaultKind::InsnLimit(1_000)),
+                    "interp {text}: {want_i:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A counted loop over `base + i` runs as a copy without per-access compares when one
+/// compare of the whole span before it holds (`loop_copy` in `compile.rs`): the same sum
+/// as the interpreter's over raw memory (the copy runs), and no fault for a loop that
+/// leaves before its first access through a NULL base (the compare fails, the ordinary
+/// loop runs and exits as the interpreter's does).
+#[test]
+fn fast_mode_counted_loop_copy_matches_the_interpreter() {
+    let mem: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37)).collect();
+    for (text, want) in [
+        (
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r1\nadd %r5, %r2\nldxb %r3, [%r5+0]\nadd %r0, %r3\nldxb %r3, [%r5+1]\nadd %r0, %r3\nadd %r2, 2\njne %r2, 64, -8\nexit",
+            mem.iter().map(|&b| b as u64).sum::<u64>(),
+        ),
+        (
+            "mov %r2, 0\nmov %r0, 0\nmov %r5, %r2\nadd %r5, %r1\nldxh %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 2\njlt %r2, 63, -6\nexit",
+            mem.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as u64).sum::<u64>(),
+        ),
+        (
+            "mov %r1, 0\nmov %r2, 0\nmov %r0, 7\nmov %r5, %r1\nadd %r5, %r2\njeq %r1, 0, +4\nldxb %r3, [%r5+0]\nadd %r0, %r3\nadd %r2, 1\njne %r2, 16, -7\nexit",
+            7,
+        ),
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(text));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        assert_eq!(i.run_raw(0, &mem).unwrap().r0, want, "interp: {text}");
+        let mut f = Jit::with_programs_fast(vec![prog], &[], Config::default()).unwrap();
+        assert_eq!(f.run_raw(0, &mem).unwrap().r0, want, "jit fast: {text}");
+    }
+}

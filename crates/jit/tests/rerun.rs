@@ -3,8 +3,9 @@
 //! results equal the interpreter's over packets of every size class in any order, and a
 //! change of the runtime's configuration between runs is seen by the next run.
 
+use bpfkit_isa::opcode::{BPF_PSEUDO_MAP_IDX, LDDW};
 use bpfkit_jit::Jit;
-use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram};
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef};
 use bpfkit_vm::runtime::Device;
 use bpfkit_vm::{Config, Engine, Interpreter, XdpInput, XdpOutput};
 
@@ -154,7 +155,29 @@ fn repeated_runs_keep_results_and_maps_of_the_interpreter() {
             .join("../../corpus/packets/00_ipv4_tcp_syn.bin"),
     )
     .unwrap();
-    for name in ["xdp_calls", "xdp_tailcall", "xdp_counter"] {
+    // Beyond calls, tail calls and counters: packet moves that accumulate over runs
+    // (head, tail, meta), printk and ring buffer events (per run: the last run's only),
+    // callbacks, spin locks, timers of the clock, LRU and hash maps. Fast mode runs the
+    // repeats in its generated loop (`Jit::enter_repeat`), which resets the runtime's
+    // per-run state only after a run that called into Rust.
+    for name in [
+        "xdp_calls",
+        "xdp_tailcall",
+        "xdp_counter",
+        "xdp_encap",
+        "xdp_trunc",
+        "xdp_meta",
+        "xdp_csum",
+        "xdp_loop",
+        "xdp_printk",
+        "xdp_ringbuf",
+        "xdp_spinlock",
+        "xdp_atomics",
+        "xdp_flowtable",
+        "xdp_firewall",
+        "xdp_global_data",
+        "xdp_tailchain",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("../../corpus/obj/{name}.o"));
         let obj = bpfkit_object::Object::parse(&std::fs::read(path).unwrap())
@@ -174,6 +197,8 @@ fn repeated_runs_keep_results_and_maps_of_the_interpreter() {
                     .unwrap_or_else(|e| panic!("{name} {mode} x{repeat}: {e}"));
                 assert_eq!(got.retval, want.retval, "{name} {mode} x{repeat}");
                 assert_eq!(got.packet, want.packet, "{name} {mode} x{repeat}");
+                assert_eq!(got.redirect, want.redirect, "{name} {mode} x{repeat}");
+                assert_eq!(got.events, want.events, "{name} {mode} x{repeat}");
                 for m in 0..obj.maps.len() {
                     assert_eq!(
                         jit.map_entries(m).unwrap(),
@@ -182,6 +207,109 @@ fn repeated_runs_keep_results_and_maps_of_the_interpreter() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A program that calls a helper only on some runs (a printk on every third, counted in
+/// an array element the fast mode looks up inline): the last run's events are its own
+/// (none after a run without the helper), as the interpreter's, whichever run is last;
+/// and a fault in a later run of a repeat (a load through a pointer the count turns
+/// wild, run without a verifier) ends the repeat with the interpreter's fault.
+#[test]
+fn repeated_runs_reset_helper_state_and_stop_at_a_late_fault() {
+    const PRINTK_EVERY_THIRD: &str = "
+        stw [%r10-4], 0
+        mov %r2, %r10
+        add %r2, -4
+        lddw %r1, 0
+        call 1
+        jeq %r0, 0, +12
+        ldxw %r7, [%r0+0]
+        add %r7, 1
+        stxw [%r0+0], %r7
+        mod %r7, 3
+        jne %r7, 0, +5
+        stw [%r10-8], 0x0a6968
+        mov %r1, %r10
+        add %r1, -8
+        mov %r2, 4
+        call 6
+        mov %r0, 2
+        exit
+        mov %r0, 1
+        exit";
+    // Runs 1..4 read the array element; from run 5 on the load goes through 0 + count.
+    const FAULT_AT_FIFTH: &str = "
+        stw [%r10-4], 0
+        mov %r2, %r10
+        add %r2, -4
+        lddw %r1, 0
+        call 1
+        jeq %r0, 0, +9
+        ldxw %r7, [%r0+0]
+        add %r7, 1
+        stxw [%r0+0], %r7
+        jlt %r7, 5, +3
+        mov %r0, %r7
+        ldxw %r0, [%r0+0]
+        exit
+        mov %r0, 2
+        exit
+        mov %r0, 1
+        exit";
+    let packet = [0u8; 64];
+    for (what, text) in [("printk", PRINTK_EVERY_THIRD), ("fault", FAULT_AT_FIFTH)] {
+        let mut insns = bpfkit_asm::assemble(text).unwrap();
+        for i in insns.iter_mut().filter(|i| i.code == LDDW) {
+            i.src = BPF_PSEUDO_MAP_IDX;
+        }
+        let mut obj = object();
+        obj.programs[0].insns = insns;
+        obj.maps.push(MapDef::plain(
+            "m",
+            bpfkit_object::model::map_type::ARRAY,
+            4,
+            4,
+            1,
+            0,
+        ));
+        for repeat in [1u32, 2, 3, 4, 5, 6, 7, 30] {
+            let mut interp = Interpreter::new(&obj, Config::default()).unwrap();
+            // SAFETY (test): fast mode without a verifier is confined to the engines'
+            // memory; the wild load must fault, not touch host memory.
+            let mut fast = unsafe { Jit::new_unchecked(&obj, Config::default()) }.unwrap();
+            let inp = input(&packet, 0, 0);
+            let (mut want, mut got) = (XdpOutput::default(), XdpOutput::default());
+            let w = interp
+                .run_xdp_repeat(0, &inp, repeat, &mut want)
+                .map_err(|e| e.to_string());
+            let g = fast
+                .run_xdp_repeat(0, &inp, repeat, &mut got)
+                .map_err(|e| e.to_string());
+            assert_eq!(g.is_ok(), w.is_ok(), "{what} x{repeat}: {g:?} / {w:?}");
+            if let (Err(g), Err(w)) = (&g, &w) {
+                // The same fault; the nearest region's address differs between engines.
+                let head = |t: &str| t.split(" (").next().unwrap_or_default().to_string();
+                assert_eq!(head(g), head(w), "{what} x{repeat}");
+                assert!(g.contains("instruction 12"), "{what} x{repeat}: {g}");
+                assert!(what == "fault" && repeat >= 5, "{what} x{repeat}: {g}");
+            } else {
+                assert!(what == "printk" || repeat < 5, "{what} x{repeat}: no fault");
+                assert_eq!(got.retval, want.retval, "{what} x{repeat}");
+                assert_eq!(got.events, want.events, "{what} x{repeat}");
+                assert_eq!(
+                    got.events.is_empty(),
+                    what == "fault" || repeat % 3 != 0,
+                    "{what} x{repeat}: {:?}",
+                    got.events
+                );
+            }
+            assert_eq!(
+                fast.map_entries(0).unwrap(),
+                interp.map_entries(0).unwrap(),
+                "{what} x{repeat}"
+            );
         }
     }
 }
