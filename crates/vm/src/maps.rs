@@ -104,9 +104,47 @@ pub struct MapError {
     /// The map's name (shared with the map: no copy per error).
     pub map: std::sync::Arc<str>,
     pub errno: i64,
-    /// Fixed sentences are not copied either: a program whose map updates fail on every
-    /// packet builds its errors without allocating (only the errno reaches it).
-    pub msg: std::borrow::Cow<'static, str>,
+    /// Fixed sentences are not copied either, and the numbers of the common ones are only
+    /// formatted when the error is shown: a program whose map updates fail on every packet
+    /// builds its errors without allocating or formatting (only the errno reaches it).
+    pub msg: ErrMsg,
+}
+
+/// Why a map operation failed ([`MapError::msg`]): a sentence, or one whose numbers are
+/// formatted only by `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrMsg {
+    Text(std::borrow::Cow<'static, str>),
+    /// "invalid {what} flags {flags:#x}".
+    Flags(&'static str, u64),
+    /// "index {i} >= max_entries {max}" (without the number when `None`).
+    Index(u32, Option<u32>),
+    /// "{what} ({max} entries)".
+    Full(&'static str, usize),
+}
+
+impl std::fmt::Display for ErrMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrMsg::Text(t) => f.write_str(t),
+            ErrMsg::Flags(what, flags) => write!(f, "invalid {what} flags {flags:#x}"),
+            ErrMsg::Index(i, Some(max)) => write!(f, "index {i} >= max_entries {max}"),
+            ErrMsg::Index(i, None) => write!(f, "index {i} >= max_entries"),
+            ErrMsg::Full(what, max) => write!(f, "{what} ({max} entries)"),
+        }
+    }
+}
+
+impl From<&'static str> for ErrMsg {
+    fn from(s: &'static str) -> Self {
+        ErrMsg::Text(s.into())
+    }
+}
+
+impl From<String> for ErrMsg {
+    fn from(s: String) -> Self {
+        ErrMsg::Text(s.into())
+    }
 }
 
 fn round8(n: u32) -> u64 {
@@ -589,7 +627,7 @@ pub enum Lookup {
 }
 
 impl Map {
-    fn err(&self, errno: i64, msg: impl Into<std::borrow::Cow<'static, str>>) -> MapError {
+    fn err(&self, errno: i64, msg: impl Into<ErrMsg>) -> MapError {
         MapError {
             map: self.name.clone(),
             errno,
@@ -883,7 +921,7 @@ impl Map {
     fn check_flags(&self, flags: u64) -> Result<u64, MapError> {
         let f = flags & !BPF_F_LOCK;
         if f > BPF_EXIST {
-            return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+            return Err(self.err(EINVAL, ErrMsg::Flags("update", flags)));
         }
         // BPF_F_LOCK needs a `struct bpf_spin_lock` in the value (a BTF fact); the kernel
         // refuses it with EINVAL otherwise.
@@ -1018,14 +1056,11 @@ impl Map {
                 // BPF_NOEXIST, and only then BPF_F_LOCK without a spin lock.
                 let f = flags & !BPF_F_LOCK;
                 if f > BPF_EXIST {
-                    return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+                    return Err(self.err(EINVAL, ErrMsg::Flags("update", flags)));
                 }
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(
-                        E2BIG,
-                        format!("index {i} >= max_entries {}", self.def.max_entries),
-                    ));
+                    return Err(self.err(E2BIG, ErrMsg::Index(i, Some(self.def.max_entries))));
                 }
                 if f == BPF_NOEXIST {
                     return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
@@ -1080,7 +1115,7 @@ impl Map {
                         return Err(MapError {
                             map: self.name.clone(),
                             errno: E2BIG,
-                            msg: format!("map is full ({max} entries)").into(),
+                            msg: ErrMsg::Full("map is full", max),
                         });
                     }
                 }
@@ -1155,7 +1190,7 @@ impl Map {
                     return Err(MapError {
                         map: self.name.clone(),
                         errno: ENOSPC,
-                        msg: format!("trie is full ({max} entries)").into(),
+                        msg: ErrMsg::Full("trie is full", max),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1190,10 +1225,7 @@ impl Map {
                 let f = self.check_flags(flags)?;
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(
-                        E2BIG,
-                        format!("index {i} >= max_entries {}", self.def.max_entries),
-                    ));
+                    return Err(self.err(E2BIG, ErrMsg::Index(i, Some(self.def.max_entries))));
                 }
                 if f == BPF_NOEXIST {
                     return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
@@ -1243,7 +1275,7 @@ impl Map {
                     return Err(MapError {
                         map: self.name.clone(),
                         errno: E2BIG,
-                        msg: format!("map is full ({max} entries)").into(),
+                        msg: ErrMsg::Full("map is full", max),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1301,6 +1333,7 @@ impl Map {
                 errno: ENOENT,
                 msg: match what {
                     "key" => "key does not exist".into(),
+                    "slot" => "slot does not exist".into(),
                     w => format!("{w} does not exist").into(),
                 },
             })
@@ -1337,7 +1370,7 @@ impl Map {
                     return Err(MapError {
                         map: name,
                         errno: E2BIG,
-                        msg: format!("index {i} >= max_entries").into(),
+                        msg: ErrMsg::Index(i, None),
                     });
                 }
                 match slots.remove(&i) {
@@ -1377,7 +1410,7 @@ impl Map {
             ));
         }
         if flags & !BPF_EXIST != 0 {
-            return Err(self.err(EINVAL, format!("invalid push flags {flags:#x}")));
+            return Err(self.err(EINVAL, ErrMsg::Flags("push", flags)));
         }
         let name = self.name.clone();
         if let Store::Bloom { items } = &mut self.store {
@@ -1385,7 +1418,7 @@ impl Map {
                 return Err(MapError {
                     map: name,
                     errno: EINVAL,
-                    msg: format!("invalid bloom filter flags {flags:#x}").into(),
+                    msg: ErrMsg::Flags("bloom filter", flags),
                 });
             }
             items.insert(value.to_vec());
@@ -1399,7 +1432,7 @@ impl Map {
                 return Err(MapError {
                     map: name,
                     errno: E2BIG,
-                    msg: format!("full ({max} entries)").into(),
+                    msg: ErrMsg::Full("full", max),
                 });
             }
             // BPF_EXIST overwrites the oldest element (queue and stack alike).
