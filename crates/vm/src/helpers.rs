@@ -528,9 +528,11 @@ fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, Fau
     }
     // The destination must be writable even when the map is empty.
     rt.regions.check(a[1], map.def.value_size as u64, true)?;
-    match rt.maps.maps[m].pop(delete) {
-        Ok(v) => {
-            rt.regions.write_bytes(a[1], &v)?;
+    // Written straight from the element (no copy of the value).
+    let regions = &rt.regions;
+    match rt.maps.maps[m].pop_with(delete, |v| regions.write_bytes(a[1], v)) {
+        Ok(w) => {
+            w?;
             Ok(0)
         }
         Err(e) => Ok(map_err_code(&e)),

@@ -590,7 +590,12 @@ enum Store {
     /// DEVMAP_HASH, HASH_OF_MAPS: keyed slots.
     KeyedSlots { slots: BTreeMap<Vec<u8>, Buf> },
     /// QUEUE / STACK.
-    Fifo { items: VecDeque<Vec<u8>> },
+    /// `spare`: buffers of popped or overwritten elements, reused by the next pushes (no
+    /// allocation per push or pop once the queue has been full).
+    Fifo {
+        items: VecDeque<Vec<u8>>,
+        spare: Vec<Vec<u8>>,
+    },
     /// RINGBUF: records waiting to be read, and bytes in use.
     Ringbuf { used: u64 },
     /// BLOOM_FILTER, kept as an exact set (see docs/vm.md).
@@ -711,6 +716,7 @@ impl Map {
             ncpus,
             store: Store::Fifo {
                 items: VecDeque::new(),
+                spare: Vec::new(),
             },
             clock: 0,
             spin_lock: false,
@@ -829,6 +835,7 @@ impl Map {
                 }
                 Store::Fifo {
                     items: VecDeque::new(),
+                    spare: Vec::new(),
                 }
             }
             mt::BLOOM_FILTER => {
@@ -1412,11 +1419,10 @@ impl Map {
         if flags & !BPF_EXIST != 0 {
             return Err(self.err(EINVAL, ErrMsg::Flags("push", flags)));
         }
-        let name = self.name.clone();
         if let Store::Bloom { items } = &mut self.store {
             if flags != BPF_ANY {
                 return Err(MapError {
-                    map: name,
+                    map: self.name.clone(),
                     errno: EINVAL,
                     msg: ErrMsg::Flags("bloom filter", flags),
                 });
@@ -1424,39 +1430,57 @@ impl Map {
             items.insert(value.to_vec());
             return Ok(());
         }
-        let Store::Fifo { items } = &mut self.store else {
+        let Store::Fifo { items, spare } = &mut self.store else {
             return Err(self.err(EINVAL, "not a queue or stack"));
         };
         if items.len() >= max {
             if flags & BPF_EXIST == 0 {
                 return Err(MapError {
-                    map: name,
+                    map: self.name.clone(),
                     errno: E2BIG,
                     msg: ErrMsg::Full("full", max),
                 });
             }
             // BPF_EXIST overwrites the oldest element (queue and stack alike).
-            items.pop_front();
+            if let Some(old) = items.pop_front() {
+                spare.push(old);
+            }
         }
-        items.push_back(value.to_vec());
+        let mut b = spare.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(value);
+        items.push_back(b);
         Ok(())
     }
 
-    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`.
+    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`: the value, copied.
     pub fn pop(&mut self, delete: bool) -> Result<Vec<u8>, MapError> {
+        self.pop_with(delete, |v| v.to_vec())
+    }
+
+    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`: calls `f` with the value in
+    /// place (a popped element's buffer goes to the spare list, nothing is allocated).
+    pub fn pop_with<R>(&mut self, delete: bool, f: impl FnOnce(&[u8]) -> R) -> Result<R, MapError> {
         let is_stack = self.def.map_type == mt::STACK;
-        let name = self.name.clone();
-        let Store::Fifo { items } = &mut self.store else {
+        let Store::Fifo { items, spare } = &mut self.store else {
             return Err(self.err(EINVAL, "not a queue or stack"));
         };
-        let v = match (is_stack, delete) {
-            (true, true) => items.pop_back(),
-            (true, false) => items.back().cloned(),
-            (false, true) => items.pop_front(),
-            (false, false) => items.front().cloned(),
+        let r = match (is_stack, delete) {
+            (true, true) => items.pop_back().map(|v| {
+                let r = f(&v);
+                spare.push(v);
+                r
+            }),
+            (false, true) => items.pop_front().map(|v| {
+                let r = f(&v);
+                spare.push(v);
+                r
+            }),
+            (true, false) => items.back().map(|v| f(v)),
+            (false, false) => items.front().map(|v| f(v)),
         };
-        v.ok_or(MapError {
-            map: name,
+        r.ok_or_else(|| MapError {
+            map: self.name.clone(),
             errno: ENOENT,
             msg: "empty".into(),
         })
@@ -1537,7 +1561,7 @@ impl Map {
                 .iter()
                 .map(|(k, b)| (k.clone(), b.as_slice().to_vec()))
                 .collect(),
-            Store::Fifo { items } => {
+            Store::Fifo { items, .. } => {
                 let mut v: Vec<_> = items.iter().map(|i| (Vec::new(), i.clone())).collect();
                 if self.def.map_type == mt::STACK {
                     v.reverse();
