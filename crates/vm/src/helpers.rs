@@ -684,6 +684,34 @@ pub(crate) fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
     });
 }
 
+/// [`packet_segments`] for writing: the same pieces as pointers that may be written.
+#[inline]
+fn packet_segments_mut(
+    x: &mut XdpState,
+    off: u64,
+    len: u64,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) {
+    let (mut off, mut left, mut at) = (off as usize, len as usize, 0usize);
+    // The page is raw memory the runtime owns; `data` is an address inside it.
+    let lin = (x.data as *mut u8, (x.data_end - x.data) as usize);
+    let frags = x.frags.iter_mut().map(|f| (f.as_mut_ptr(), f.len()));
+    for (p, seg_len) in std::iter::once(lin).chain(frags) {
+        if left == 0 {
+            break;
+        }
+        if off >= seg_len {
+            off -= seg_len;
+            continue;
+        }
+        let n = left.min(seg_len - off);
+        f(p.wrapping_add(off), n, at);
+        at += n;
+        left -= n;
+        off = 0;
+    }
+}
+
 /// Calls `f(ptr, n, at)` for the pieces of packet bytes `off .. off + len` (linear part,
 /// then fragments) in order: `n` bytes at `ptr`, `at` bytes from `off`. The caller checked
 /// that the range lies inside the packet. Nothing is copied or allocated; the pieces are
@@ -884,27 +912,30 @@ pub(crate) fn xdp_load_store(
         return Ok(neg(maps::EINVAL));
     }
     if store {
-        // The source is copied first (inline up to `ARG_INLINE` bytes, no allocation): it
-        // may lie in the packet itself.
-        let bytes = rt.regions.read_arg(buf, len)?;
-        let x = rt.xdp.as_mut().expect("checked");
-        let (mut off, mut src) = (off as usize, &bytes[..]);
-        let data = (x.data - x.page.addr()) as usize;
-        let lin_len = lin as usize;
-        let page = &mut x.page.as_mut_slice()[data..data + lin_len];
-        let segs = std::iter::once(page).chain(x.frags.iter_mut().map(|f| f.as_mut_slice()));
-        for seg in segs {
-            if src.is_empty() {
-                break;
-            }
-            if off >= seg.len() {
-                off -= seg.len();
-                continue;
-            }
-            let n = src.len().min(seg.len() - off);
-            seg[off..off + n].copy_from_slice(&src[..n]);
-            src = &src[n..];
-            off = 0;
+        if len == 0 {
+            return Ok(0);
+        }
+        if off + len <= lin {
+            // Inside the linear part: one memmove from the checked source (which may be
+            // the packet itself: memmove reads it all before the overlap is written).
+            rt.regions.check(buf, len, false)?;
+            let x = rt.xdp.as_mut().expect("checked");
+            packet_segments_mut(x, off, len, |p, n, at| {
+                // SAFETY: `check` proved `[buf, buf + len)` lies in a live region owned by
+                // the runtime, and `at + n <= len`; `p` is `n` writable bytes of the packet
+                // page.
+                unsafe { std::ptr::copy((buf as *const u8).add(at), p, n) };
+            });
+        } else {
+            // Across pieces: the source is copied first (inline up to `ARG_INLINE` bytes),
+            // since writing the first piece could change a source lying in the packet.
+            let bytes = rt.regions.read_arg(buf, len)?;
+            let x = rt.xdp.as_mut().expect("checked");
+            packet_segments_mut(x, off, len, |p, n, at| {
+                // SAFETY: `p` is `n` writable bytes of the packet page or a fragment, and
+                // `bytes` (a separate buffer) holds `at + n <= len` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr().add(at), p, n) };
+            });
         }
     } else {
         rt.regions.check(buf, len, true)?;
@@ -2067,5 +2098,69 @@ mod tests {
             );
         }
         drop(packet);
+    }
+
+    /// `bpf_xdp_load_bytes` / `bpf_xdp_store_bytes` over the linear part and fragments,
+    /// against the packet as one flat array; the store's source may be the packet itself.
+    #[test]
+    fn load_store_bytes_across_fragments() {
+        let mut rt = Runtime::new(
+            Vec::new(),
+            MapSet::default(),
+            Regions::new(),
+            Default::default(),
+        );
+        let packet: Vec<u8> = (0..9000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let ctx = rt.set_xdp(&packet, 1, 0, false).unwrap();
+        let (data, lin) = {
+            let x = rt.xdp.as_ref().unwrap();
+            assert!(!x.frags.is_empty());
+            (x.data, x.data_end - x.data)
+        };
+        let mut flat = packet.clone();
+        let scratch = Buf::new(64);
+        let sa = scratch.addr();
+        rt.regions
+            .insert(Region::new(sa, 64, RegionKind::Memory, true));
+        let read_all = |rt: &Runtime| {
+            let mut all = Vec::new();
+            read_packet(rt, 0, packet.len() as u64, &mut all);
+            all
+        };
+        for (off, len) in [
+            (0u64, 8u64),
+            (lin - 5, 10),
+            (lin + 4090, 20),
+            (8990, 10),
+            (3, 0),
+        ] {
+            // Load into the scratch buffer.
+            let r = xdp_load_store(&mut rt, &[ctx, off, sa, len, 0], false).unwrap();
+            assert_eq!(r, 0);
+            assert_eq!(
+                &scratch.as_slice()[..len as usize],
+                &flat[off as usize..(off + len) as usize]
+            );
+            // Store a pattern from the scratch buffer.
+            let pat: Vec<u8> = (0..len).map(|i| 0xa0 ^ i as u8 ^ off as u8).collect();
+            rt.regions.write_bytes(sa, &pat).unwrap();
+            let r = xdp_load_store(&mut rt, &[ctx, off, sa, len, 0], true).unwrap();
+            assert_eq!(r, 0);
+            flat[off as usize..(off + len) as usize].copy_from_slice(&pat);
+            assert_eq!(read_all(&rt), flat);
+        }
+        // A source inside the linear part, overlapping a destination that crosses into the
+        // first fragment: the bytes written are the source as it was before the call.
+        for (src, off, len) in [(lin - 12, lin - 6, 12u64), (lin - 40, lin - 30, 20)] {
+            let want: Vec<u8> = flat[src as usize..(src + len) as usize].to_vec();
+            let r = xdp_load_store(&mut rt, &[ctx, off, data + src, len, 0], true).unwrap();
+            assert_eq!(r, 0);
+            flat[off as usize..(off + len) as usize].copy_from_slice(&want);
+            assert_eq!(read_all(&rt), flat);
+        }
+        // Out of range.
+        let r = xdp_load_store(&mut rt, &[ctx, 8995, sa, 10, 0], false).unwrap();
+        assert_eq!(r, neg(maps::EINVAL));
+        drop(scratch);
     }
 }
