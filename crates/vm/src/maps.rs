@@ -906,10 +906,10 @@ impl Map {
         };
         let want = Self::index_of(key).min((key.len() as u32 - 4) * 8);
         let data = &key[4..];
-        let mut best: Option<&(Vec<u8>, Buf)> = None;
-        let mut best_len = 0;
-        for ((plen, pd), e) in elems {
-            if *plen > want || (best.is_some() && *plen < best_len) {
+        // Longest prefix first (the tree is ordered by prefix length): the first entry that
+        // matches is the answer. Two entries of one length cannot both match a key.
+        for ((plen, pd), e) in elems.iter().rev() {
+            if *plen > want {
                 continue;
             }
             let full = (*plen / 8) as usize;
@@ -917,11 +917,10 @@ impl Map {
             let ok = data[..full] == pd[..full]
                 && (rem == 0 || (data[full] ^ pd[full]) & !(0xffu8 >> rem) == 0);
             if ok {
-                best = Some(e);
-                best_len = *plen;
+                return Some(e);
             }
         }
-        best
+        None
     }
 
     /// Validates update flags like the kernel's `check_flags` (BPF_F_LOCK allowed).
