@@ -1533,15 +1533,14 @@ const F_HASH: u8 = 16;
 /// format the kernel rejects.
 ///
 /// Conversions produce Latin-1 text: every output byte is one character (bytes of `%s`
-/// and `%c` survive as-is). Each conversion is built in one scratch buffer and appended
-/// with its padding, without a `String` per conversion.
+/// and `%c` survive as-is). Each conversion is written straight into the output and its
+/// padding inserted after, without a `String` per conversion.
 fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>, FaultKind> {
     let Some(nul) = fmt.iter().position(|&c| c == 0) else {
         return Ok(Err(maps::EINVAL));
     };
     let fmt = &fmt[..nul];
     let mut out: Vec<u8> = Vec::with_capacity(fmt.len() + 32);
-    let mut body: Vec<u8> = Vec::new();
     let mut i = 0;
     let mut argi = 0;
     while i < fmt.len() {
@@ -1592,11 +1591,12 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
         let arg = args[argi];
         argi += 1;
         let conv = fmt.get(i).copied().unwrap_or(0);
-        body.clear();
+        // This conversion's text starts here; padding is inserted once it is known.
+        let start = out.len();
         match conv {
             b'c' => {
                 i += 1;
-                body.push(arg as u8);
+                out.push(arg as u8);
             }
             b's' => {
                 i += 1;
@@ -1614,7 +1614,7 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                         }
                     }
                 }
-                body.extend_from_slice(&s[..keep]);
+                out.extend_from_slice(&s[..keep]);
             }
             b'p' => {
                 i += 1;
@@ -1626,12 +1626,12 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                         let b = checked_slice(rt, arg, 4)?;
                         for (k, &octet) in b.iter().enumerate() {
                             if k > 0 {
-                                body.push(b'.');
+                                out.push(b'.');
                             }
                             if dotted {
-                                push_dec(&mut body, octet as u64);
+                                push_dec(&mut out, octet as u64);
                             } else {
-                                body.extend_from_slice(&[
+                                out.extend_from_slice(&[
                                     b'0' + octet / 100,
                                     b'0' + octet / 10 % 10,
                                     b'0' + octet % 10,
@@ -1646,21 +1646,21 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                         let b = checked_slice(rt, arg, 16)?;
                         for (k, c) in b.chunks(2).enumerate() {
                             if colons && k > 0 {
-                                body.push(b':');
+                                out.push(b':');
                             }
                             for x in c {
-                                body.push(b"0123456789abcdef"[(x >> 4) as usize]);
-                                body.push(b"0123456789abcdef"[(x & 15) as usize]);
+                                out.push(b"0123456789abcdef"[(x >> 4) as usize]);
+                                out.push(b"0123456789abcdef"[(x & 15) as usize]);
                             }
                         }
                     }
                     (Some(b'x' | b'K'), _) => {
                         i += 1;
-                        push_hex16(&mut body, arg);
+                        push_hex16(&mut out, arg);
                     }
                     (Some(m), _) if m.is_ascii_alphanumeric() => return Ok(Err(maps::EINVAL)),
                     // Plain %p: the kernel prints a hashed pointer; we print the value.
-                    _ => push_hex16(&mut body, arg),
+                    _ => push_hex16(&mut out, arg),
                 }
             }
             _ => {
@@ -1680,48 +1680,41 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                 match conv {
                     b'd' | b'i' => {
                         if sv < 0 {
-                            body.push(b'-');
+                            out.push(b'-');
                         } else if flags & F_PLUS != 0 {
-                            body.push(b'+');
+                            out.push(b'+');
                         } else if flags & F_SPACE != 0 {
-                            body.push(b' ');
+                            out.push(b' ');
                         }
-                        push_dec(&mut body, sv.unsigned_abs());
+                        push_dec(&mut out, sv.unsigned_abs());
                     }
-                    b'u' => push_dec(&mut body, v),
+                    b'u' => push_dec(&mut out, v),
                     b'x' | b'X' => {
                         let upper = conv == b'X';
                         if flags & F_HASH != 0 {
-                            body.extend_from_slice(if upper { b"0X" } else { b"0x" });
+                            out.extend_from_slice(if upper { b"0X" } else { b"0x" });
                         }
-                        push_hex(&mut body, v, upper);
+                        push_hex(&mut out, v, upper);
                     }
                     _ => return Ok(Err(maps::EINVAL)),
                 }
             }
         }
         // Width: compared with the UTF-8 length of the text, padded in characters.
-        let chars = body.len();
-        let utf8 = chars + body.iter().filter(|&&b| b >= 0x80).count();
+        let chars = out.len() - start;
+        let utf8 = chars + out[start..].iter().filter(|&&b| b >= 0x80).count();
         if utf8 >= width {
-            out.extend_from_slice(&body);
         } else if flags & F_MINUS != 0 {
-            out.extend_from_slice(&body);
             out.resize(out.len() + (width - chars), b' ');
         } else if flags & F_ZERO != 0 && !matches!(conv, b's' | b'c') {
-            let (sign, digits) = match body.split_first() {
-                Some((b'-', d)) => (&b"-"[..], d),
-                _ => (&b""[..], &body[..]),
-            };
-            out.extend_from_slice(sign);
-            let w = width - sign.len();
-            if digits.len() < w {
-                out.resize(out.len() + (w - digits.len()), b'0');
+            let sign = usize::from(out[start..].first() == Some(&b'-'));
+            let (digits, w) = (chars - sign, width - sign);
+            if digits < w {
+                let at = start + sign;
+                out.splice(at..at, std::iter::repeat_n(b'0', w - digits));
             }
-            out.extend_from_slice(digits);
         } else {
-            out.resize(out.len() + (width - chars), b' ');
-            out.extend_from_slice(&body);
+            out.splice(start..start, std::iter::repeat_n(b' ', width - chars));
         }
     }
     Ok(Ok(out))
