@@ -1786,6 +1786,31 @@ impl MapSet {
 
 #[cfg(test)]
 mod tests {
+    use super::ErrMsg;
+
+    /// The lazily formatted sentences read as the `format!` calls they replaced.
+    #[test]
+    fn error_sentences() {
+        let cases = [
+            (ErrMsg::Flags("update", 4), "invalid update flags 0x4"),
+            (ErrMsg::Flags("push", 0x10), "invalid push flags 0x10"),
+            (
+                ErrMsg::Flags("bloom filter", 2),
+                "invalid bloom filter flags 0x2",
+            ),
+            (ErrMsg::Index(5, Some(4)), "index 5 >= max_entries 4"),
+            (ErrMsg::Index(7, None), "index 7 >= max_entries"),
+            (ErrMsg::Full("map is full", 4), "map is full (4 entries)"),
+            (ErrMsg::Full("trie is full", 9), "trie is full (9 entries)"),
+            (ErrMsg::Full("full", 2), "full (2 entries)"),
+            (ErrMsg::from("empty"), "empty"),
+            (ErrMsg::from(format!("x {}", 1)), "x 1"),
+        ];
+        for (m, want) in cases {
+            assert_eq!(m.to_string(), want);
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
