@@ -7,7 +7,7 @@
 use crate::callback::{CallbackRunner, InterpRunner};
 use crate::engine::{Event, Redirect};
 use crate::error::FaultKind;
-use crate::maps::{self, handle_to_index, map_handle, Lookup, MapError};
+use crate::maps::{self, handle_to_index, map_handle, Lookup};
 use crate::memory::{Buf, Region, RegionKind};
 use crate::runtime::{handle_to_func, Runtime, XdpState, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
 use bpfkit_object::model::map_type as mt;
@@ -381,7 +381,7 @@ fn call_plain(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind>
     }
 }
 
-fn map_err_code(e: &MapError) -> u64 {
+fn map_err_code(e: &maps::Failure) -> u64 {
     neg(e.errno)
 }
 
@@ -455,7 +455,7 @@ fn map_update_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 pub fn map_update_bytes(rt: &mut Runtime, m: usize, key: &[u8], value: &[u8], flags: u64) -> u64 {
     let cpu = rt.cpu;
     let Runtime { maps, regions, .. } = rt;
-    let r = maps.maps[m].update(key, value, flags, Some(cpu), regions, &mut maps.graveyard);
+    let r = maps.maps[m].try_update(key, value, flags, Some(cpu), regions, &mut maps.graveyard);
     if r.is_ok() {
         crate::timer::elem_changed(rt, m, key);
     }
@@ -476,7 +476,7 @@ fn map_delete_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 /// r0. Shared by the helper and the JIT's fast path.
 pub fn map_delete_bytes(rt: &mut Runtime, m: usize, key: &[u8]) -> u64 {
     let maps = &mut rt.maps;
-    let r = maps.maps[m].delete(key, &mut maps.graveyard);
+    let r = maps.maps[m].try_delete(key, &mut maps.graveyard);
     if r.is_ok() {
         crate::timer::elem_changed(rt, m, key);
     }
@@ -499,7 +499,7 @@ fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         ));
     }
     let value = rt.regions.read_arg(a[1], map.def.value_size as u64)?;
-    Ok(match rt.maps.maps[m].push(&value, a[2]) {
+    Ok(match rt.maps.maps[m].try_push(&value, a[2]) {
         Ok(()) => 0,
         Err(e) => map_err_code(&e),
     })
@@ -530,7 +530,7 @@ fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, Fau
     rt.regions.check(a[1], map.def.value_size as u64, true)?;
     // Written straight from the element (no copy of the value).
     let regions = &rt.regions;
-    match rt.maps.maps[m].pop_with(delete, |v| regions.write_bytes(a[1], v)) {
+    match rt.maps.maps[m].try_pop_with(delete, |v| regions.write_bytes(a[1], v)) {
         Ok(w) => {
             w?;
             Ok(0)

@@ -110,6 +110,33 @@ pub struct MapError {
     pub msg: ErrMsg,
 }
 
+/// A failed map operation before the map's name is attached ([`Map::try_update`] and
+/// the like): helpers only need the errno, and cloning the map's `Arc<str>` name into
+/// every error cost two atomic operations per failing call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub errno: i64,
+    pub msg: ErrMsg,
+}
+
+impl Failure {
+    fn new(errno: i64, msg: impl Into<ErrMsg>) -> Failure {
+        Failure {
+            errno,
+            msg: msg.into(),
+        }
+    }
+
+    /// The error as callers outside the helpers see it.
+    pub fn named(self, map: &std::sync::Arc<str>) -> MapError {
+        MapError {
+            map: map.clone(),
+            errno: self.errno,
+            msg: self.msg,
+        }
+    }
+}
+
 /// Why a map operation failed ([`MapError::msg`]): a sentence, or one whose numbers are
 /// formatted only by `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -864,9 +891,9 @@ impl Map {
         Ok(m)
     }
 
-    fn check_key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], MapError> {
+    fn check_key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], Failure> {
         if key.len() != self.def.key_size as usize {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!(
                     "key is {} bytes, key_size is {}",
@@ -883,11 +910,11 @@ impl Map {
     }
 
     /// LPM key normalisation: (prefixlen, data with bits past prefixlen cleared).
-    fn lpm_norm(&self, key: &[u8]) -> Result<(u32, Vec<u8>), MapError> {
+    fn lpm_norm(&self, key: &[u8]) -> Result<(u32, Vec<u8>), Failure> {
         let plen = Self::index_of(key);
         let data = &key[4..];
         if plen as usize > data.len() * 8 {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("prefixlen {plen} exceeds {} bits", data.len() * 8),
             ));
@@ -924,15 +951,15 @@ impl Map {
     }
 
     /// Validates update flags like the kernel's `check_flags` (BPF_F_LOCK allowed).
-    fn check_flags(&self, flags: u64) -> Result<u64, MapError> {
+    fn check_flags(&self, flags: u64) -> Result<u64, Failure> {
         let f = flags & !BPF_F_LOCK;
         if f > BPF_EXIST {
-            return Err(self.err(EINVAL, ErrMsg::Flags("update", flags)));
+            return Err(Failure::new(EINVAL, ErrMsg::Flags("update", flags)));
         }
         // BPF_F_LOCK needs a `struct bpf_spin_lock` in the value (a BTF fact); the kernel
         // refuses it with EINVAL otherwise.
         if flags & BPF_F_LOCK != 0 && !self.spin_lock {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 "BPF_F_LOCK on a map whose value has no bpf_spin_lock",
             ));
@@ -1024,7 +1051,7 @@ impl Map {
     /// `bpf_map_update_elem`. `from_prog`: the value is one CPU's (for `cpu`), otherwise
     /// per-CPU maps take `ncpus` values each rounded up to 8 bytes. `graveyard` receives
     /// replaced value buffers (they stay valid until the end of the run).
-    pub fn update(
+    pub(crate) fn try_update(
         &mut self,
         key: &[u8],
         value: &[u8],
@@ -1032,7 +1059,7 @@ impl Map {
         from_prog: Option<u32>,
         regions: &mut Regions,
         graveyard: &mut Vec<Buf>,
-    ) -> Result<(), MapError> {
+    ) -> Result<(), Failure> {
         self.clock += 1;
         let key = self.check_key(key)?;
         let vs = self.def.value_size as usize;
@@ -1048,7 +1075,7 @@ impl Map {
             && !matches!(self.store, Store::Slots { .. } | Store::KeyedSlots { .. })
             && value.len() != want
         {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected {want}", value.len()),
             ));
@@ -1062,14 +1089,20 @@ impl Map {
                 // BPF_NOEXIST, and only then BPF_F_LOCK without a spin lock.
                 let f = flags & !BPF_F_LOCK;
                 if f > BPF_EXIST {
-                    return Err(self.err(EINVAL, ErrMsg::Flags("update", flags)));
+                    return Err(Failure::new(EINVAL, ErrMsg::Flags("update", flags)));
                 }
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(E2BIG, ErrMsg::Index(i, Some(self.def.max_entries))));
+                    return Err(Failure::new(
+                        E2BIG,
+                        ErrMsg::Index(i, Some(self.def.max_entries)),
+                    ));
                 }
                 if f == BPF_NOEXIST {
-                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                    return Err(Failure::new(
+                        EEXIST,
+                        "BPF_NOEXIST: array elements always exist",
+                    ));
                 }
                 self.check_flags(flags)?;
                 let Store::Array { cpus } = &mut self.store else {
@@ -1099,15 +1132,13 @@ impl Map {
                 };
                 let exists = elems.contains(key);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
@@ -1118,8 +1149,7 @@ impl Map {
                             graveyard.push(e.value);
                         }
                     } else {
-                        return Err(MapError {
-                            map: self.name.clone(),
+                        return Err(Failure {
                             errno: E2BIG,
                             msg: ErrMsg::Full("map is full", max),
                         });
@@ -1179,22 +1209,19 @@ impl Map {
                 };
                 let exists = elems.contains_key(&norm);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: prefix exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: prefix does not exist".into(),
                     });
                 }
                 if !exists && elems.len() >= max {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOSPC,
                         msg: ErrMsg::Full("trie is full", max),
                     });
@@ -1226,15 +1253,21 @@ impl Map {
             | mt::XSKMAP
             | mt::PERF_EVENT_ARRAY => {
                 if from_prog.is_some() {
-                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                    return Err(Failure::new(EINVAL, "programs cannot update this map type"));
                 }
                 let f = self.check_flags(flags)?;
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(E2BIG, ErrMsg::Index(i, Some(self.def.max_entries))));
+                    return Err(Failure::new(
+                        E2BIG,
+                        ErrMsg::Index(i, Some(self.def.max_entries)),
+                    ));
                 }
                 if f == BPF_NOEXIST {
-                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                    return Err(Failure::new(
+                        EEXIST,
+                        "BPF_NOEXIST: array elements always exist",
+                    ));
                 }
                 self.check_slot_value(value)?;
                 let ro = self.read_only_prog();
@@ -1255,7 +1288,7 @@ impl Map {
             }
             mt::DEVMAP_HASH | mt::HASH_OF_MAPS => {
                 if from_prog.is_some() {
-                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                    return Err(Failure::new(EINVAL, "programs cannot update this map type"));
                 }
                 let f = self.check_flags(flags)?;
                 self.check_slot_value(value)?;
@@ -1264,22 +1297,19 @@ impl Map {
                 };
                 let exists = slots.contains_key(key);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
                 }
                 if !exists && slots.len() >= max {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: E2BIG,
                         msg: ErrMsg::Full("map is full", max),
                     });
@@ -1299,12 +1329,15 @@ impl Map {
                 }
                 Ok(())
             }
-            mt::QUEUE | mt::STACK | mt::BLOOM_FILTER => self.push(value, flags),
-            _ => Err(self.err(EINVAL, "this map type has no update operation")),
+            mt::QUEUE | mt::STACK | mt::BLOOM_FILTER => self.try_push(value, flags),
+            _ => Err(Failure::new(
+                EINVAL,
+                "this map type has no update operation",
+            )),
         }
     }
 
-    fn check_slot_value(&self, value: &[u8]) -> Result<(), MapError> {
+    fn check_slot_value(&self, value: &[u8]) -> Result<(), Failure> {
         let ok = match self.def.map_type {
             // bpf_devmap_val: ifindex, or ifindex + program fd.
             mt::DEVMAP | mt::DEVMAP_HASH => value.len() == 4 || value.len() == 8,
@@ -1313,7 +1346,7 @@ impl Map {
             _ => value.len() == 4,
         };
         if !ok {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected 4", value.len()),
             ));
@@ -1321,21 +1354,26 @@ impl Map {
         if self.def.map_type == mt::CPUMAP {
             let qsize = u32::from_le_bytes(value[..4].try_into().expect("4 bytes"));
             if qsize > 16384 {
-                return Err(self.err(EOVERFLOW, format!("cpumap qsize {qsize} > 16384")));
+                return Err(Failure::new(
+                    EOVERFLOW,
+                    format!("cpumap qsize {qsize} > 16384"),
+                ));
             }
         }
         Ok(())
     }
 
     /// `bpf_map_delete_elem`.
-    pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
+    pub(crate) fn try_delete(
+        &mut self,
+        key: &[u8],
+        graveyard: &mut Vec<Buf>,
+    ) -> Result<(), Failure> {
         let key = self.check_key(key)?;
-        let name = self.name.clone();
         let max_entries = self.def.max_entries;
         // `what` is one of a few fixed words: the message is built without allocating.
         let noent = |what: &'static str| {
-            Err(MapError {
-                map: name.clone(),
+            Err(Failure {
                 errno: ENOENT,
                 msg: match what {
                     "key" => "key does not exist".into(),
@@ -1345,7 +1383,7 @@ impl Map {
             })
         };
         match &mut self.store {
-            Store::Array { .. } => Err(self.err(EINVAL, "array elements cannot be deleted")),
+            Store::Array { .. } => Err(Failure::new(EINVAL, "array elements cannot be deleted")),
             Store::Hash(elems) | Store::LruHash(elems) => match elems.remove(key) {
                 Some(e) => {
                     graveyard.push(e.value);
@@ -1363,8 +1401,7 @@ impl Map {
                         graveyard.push(b);
                         Ok(())
                     }
-                    None => Err(MapError {
-                        map: name,
+                    None => Err(Failure {
                         errno: ENOENT,
                         msg: "prefix does not exist".into(),
                     }),
@@ -1373,8 +1410,7 @@ impl Map {
             Store::Slots { slots } => {
                 let i = Self::index_of(key);
                 if i >= max_entries {
-                    return Err(MapError {
-                        map: name,
+                    return Err(Failure {
                         errno: E2BIG,
                         msg: ErrMsg::Index(i, None),
                     });
@@ -1399,29 +1435,29 @@ impl Map {
                 }
                 None => noent("key"),
             },
-            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => {
-                Err(self.err(EINVAL, "this map type has no delete operation"))
-            }
+            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => Err(Failure::new(
+                EINVAL,
+                "this map type has no delete operation",
+            )),
         }
     }
 
     /// `bpf_map_push_elem`.
-    pub fn push(&mut self, value: &[u8], flags: u64) -> Result<(), MapError> {
+    pub(crate) fn try_push(&mut self, value: &[u8], flags: u64) -> Result<(), Failure> {
         let vs = self.def.value_size as usize;
         let max = self.def.max_entries as usize;
         if value.len() != vs {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected {vs}", value.len()),
             ));
         }
         if flags & !BPF_EXIST != 0 {
-            return Err(self.err(EINVAL, ErrMsg::Flags("push", flags)));
+            return Err(Failure::new(EINVAL, ErrMsg::Flags("push", flags)));
         }
         if let Store::Bloom { items } = &mut self.store {
             if flags != BPF_ANY {
-                return Err(MapError {
-                    map: self.name.clone(),
+                return Err(Failure {
                     errno: EINVAL,
                     msg: ErrMsg::Flags("bloom filter", flags),
                 });
@@ -1430,12 +1466,11 @@ impl Map {
             return Ok(());
         }
         let Store::Fifo { items, spare } = &mut self.store else {
-            return Err(self.err(EINVAL, "not a queue or stack"));
+            return Err(Failure::new(EINVAL, "not a queue or stack"));
         };
         if items.len() >= max {
             if flags & BPF_EXIST == 0 {
-                return Err(MapError {
-                    map: self.name.clone(),
+                return Err(Failure {
                     errno: E2BIG,
                     msg: ErrMsg::Full("full", max),
                 });
@@ -1460,9 +1495,44 @@ impl Map {
     /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`: calls `f` with the value in
     /// place (a popped element's buffer goes to the spare list, nothing is allocated).
     pub fn pop_with<R>(&mut self, delete: bool, f: impl FnOnce(&[u8]) -> R) -> Result<R, MapError> {
+        self.try_pop_with(delete, f)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM` / `bpf_map_update_elem`.
+    pub fn update(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+        from_prog: Option<u32>,
+        regions: &mut Regions,
+        graveyard: &mut Vec<Buf>,
+    ) -> Result<(), MapError> {
+        self.try_update(key, value, flags, from_prog, regions, graveyard)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `BPF_MAP_DELETE_ELEM` / `bpf_map_delete_elem`.
+    pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
+        self.try_delete(key, graveyard)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `bpf_map_push_elem`.
+    pub fn push(&mut self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.try_push(value, flags).map_err(|e| e.named(&self.name))
+    }
+
+    /// [`Map::pop_with`] with the error unnamed (helpers only need its errno).
+    pub(crate) fn try_pop_with<R>(
+        &mut self,
+        delete: bool,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Failure> {
         let is_stack = self.def.map_type == mt::STACK;
         let Store::Fifo { items, spare } = &mut self.store else {
-            return Err(self.err(EINVAL, "not a queue or stack"));
+            return Err(Failure::new(EINVAL, "not a queue or stack"));
         };
         let r = match (is_stack, delete) {
             (true, true) => items.pop_back().map(|v| {
@@ -1478,8 +1548,7 @@ impl Map {
             (true, false) => items.back().map(|v| f(v)),
             (false, false) => items.front().map(|v| f(v)),
         };
-        r.ok_or_else(|| MapError {
-            map: self.name.clone(),
+        r.ok_or_else(|| Failure {
             errno: ENOENT,
             msg: "empty".into(),
         })
