@@ -7,9 +7,9 @@
 use crate::callback::{CallbackRunner, InterpRunner};
 use crate::engine::{Event, Redirect};
 use crate::error::FaultKind;
-use crate::maps::{self, handle_to_index, map_handle, Lookup, MapError};
+use crate::maps::{self, handle_to_index, map_handle, Lookup};
 use crate::memory::{Buf, Region, RegionKind};
-use crate::runtime::{handle_to_func, Runtime, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
+use crate::runtime::{handle_to_func, Runtime, XdpState, ETH_HLEN, MAX_TAIL_CALL_CNT, PAGE_SIZE};
 use bpfkit_object::model::map_type as mt;
 
 /// Helper numbers (`enum bpf_func_id`) the interpreter implements.
@@ -381,7 +381,7 @@ fn call_plain(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind>
     }
 }
 
-fn map_err_code(e: &MapError) -> u64 {
+fn map_err_code(e: &maps::Failure) -> u64 {
     neg(e.errno)
 }
 
@@ -455,7 +455,7 @@ fn map_update_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 pub fn map_update_bytes(rt: &mut Runtime, m: usize, key: &[u8], value: &[u8], flags: u64) -> u64 {
     let cpu = rt.cpu;
     let Runtime { maps, regions, .. } = rt;
-    let r = maps.maps[m].update(key, value, flags, Some(cpu), regions, &mut maps.graveyard);
+    let r = maps.maps[m].try_update(key, value, flags, Some(cpu), regions, &mut maps.graveyard);
     if r.is_ok() {
         crate::timer::elem_changed(rt, m, key);
     }
@@ -476,7 +476,7 @@ fn map_delete_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 /// r0. Shared by the helper and the JIT's fast path.
 pub fn map_delete_bytes(rt: &mut Runtime, m: usize, key: &[u8]) -> u64 {
     let maps = &mut rt.maps;
-    let r = maps.maps[m].delete(key, &mut maps.graveyard);
+    let r = maps.maps[m].try_delete(key, &mut maps.graveyard);
     if r.is_ok() {
         crate::timer::elem_changed(rt, m, key);
     }
@@ -499,7 +499,7 @@ fn map_push_elem(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
         ));
     }
     let value = rt.regions.read_arg(a[1], map.def.value_size as u64)?;
-    Ok(match rt.maps.maps[m].push(&value, a[2]) {
+    Ok(match rt.maps.maps[m].try_push(&value, a[2]) {
         Ok(()) => 0,
         Err(e) => map_err_code(&e),
     })
@@ -528,9 +528,11 @@ fn map_pop_peek(rt: &mut Runtime, a: &[u64; 5], delete: bool) -> Result<u64, Fau
     }
     // The destination must be writable even when the map is empty.
     rt.regions.check(a[1], map.def.value_size as u64, true)?;
-    match rt.maps.maps[m].pop(delete) {
-        Ok(v) => {
-            rt.regions.write_bytes(a[1], &v)?;
+    // Written straight from the element (no copy of the value).
+    let regions = &rt.regions;
+    match rt.maps.maps[m].try_pop_with(delete, |v| regions.write_bytes(a[1], v)) {
+        Ok(w) => {
+            w?;
             Ok(0)
         }
         Err(e) => Ok(map_err_code(&e)),
@@ -661,9 +663,7 @@ fn perf_event_output(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     }
     let mut record = data;
     if ctx_len > 0 {
-        let mut pkt = Vec::new();
-        read_packet(rt, 0, ctx_len, &mut pkt);
-        record.extend_from_slice(&pkt);
+        read_packet(rt, 0, ctx_len, &mut record);
     }
     rt.events.push(Event::Record {
         map: m,
@@ -676,11 +676,66 @@ fn perf_event_output(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 /// checked the bounds).
 pub(crate) fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
     let Some(x) = &rt.xdp else { return };
-    let mut all = x.linear(x.data, x.data_end).to_vec();
-    for f in &x.frags {
-        all.extend_from_slice(f);
+    out.reserve(len as usize);
+    packet_segments(x, off, len, |p, n, _| {
+        // SAFETY: `packet_segments` hands out `n` initialised bytes of the packet page or a
+        // fragment, which nothing writes while `out` (a separate allocation) is extended.
+        out.extend_from_slice(unsafe { std::slice::from_raw_parts(p, n) })
+    });
+}
+
+/// [`packet_segments`] for writing: the same pieces as pointers that may be written.
+#[inline]
+fn packet_segments_mut(
+    x: &mut XdpState,
+    off: u64,
+    len: u64,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) {
+    let (mut off, mut left, mut at) = (off as usize, len as usize, 0usize);
+    // The page is raw memory the runtime owns; `data` is an address inside it.
+    let lin = (x.data as *mut u8, (x.data_end - x.data) as usize);
+    let frags = x.frags.iter_mut().map(|f| (f.as_mut_ptr(), f.len()));
+    for (p, seg_len) in std::iter::once(lin).chain(frags) {
+        if left == 0 {
+            break;
+        }
+        if off >= seg_len {
+            off -= seg_len;
+            continue;
+        }
+        let n = left.min(seg_len - off);
+        f(p.wrapping_add(off), n, at);
+        at += n;
+        left -= n;
+        off = 0;
     }
-    out.extend_from_slice(&all[off as usize..(off + len) as usize]);
+}
+
+/// Calls `f(ptr, n, at)` for the pieces of packet bytes `off .. off + len` (linear part,
+/// then fragments) in order: `n` bytes at `ptr`, `at` bytes from `off`. The caller checked
+/// that the range lies inside the packet. Nothing is copied or allocated; the pieces are
+/// raw pointers so that `f` may write memory that overlaps them (the packet itself).
+#[inline]
+fn packet_segments(x: &XdpState, off: u64, len: u64, mut f: impl FnMut(*const u8, usize, usize)) {
+    let (mut off, mut left, mut at) = (off as usize, len as usize, 0usize);
+    let lin = (x.data as *const u8, (x.data_end - x.data) as usize);
+    let frags = x.frags.iter().map(|f| (f.as_ptr(), f.len()));
+    for (p, seg_len) in std::iter::once(lin).chain(frags) {
+        if left == 0 {
+            break;
+        }
+        if off >= seg_len {
+            off -= seg_len;
+            continue;
+        }
+        let n = left.min(seg_len - off);
+        // `off < seg_len`: still inside the piece.
+        f(p.wrapping_add(off), n, at);
+        at += n;
+        left -= n;
+        off = 0;
+    }
 }
 
 /// `csum_partial` followed by nothing: a 32-bit ones' complement sum (as a `__wsum`).
@@ -857,29 +912,43 @@ pub(crate) fn xdp_load_store(
         return Ok(neg(maps::EINVAL));
     }
     if store {
-        let bytes = rt.regions.read_bytes(buf, len)?;
-        let x = rt.xdp.as_mut().expect("checked");
-        let base = x.page.addr();
-        for (i, b) in bytes.iter().enumerate() {
-            let p = off + i as u64;
-            if p < lin {
-                x.page.as_mut_slice()[(x.data - base + p) as usize] = *b;
-            } else {
-                let mut q = (p - lin) as usize;
-                for f in &mut x.frags {
-                    if q < f.len() {
-                        f[q] = *b;
-                        break;
-                    }
-                    q -= f.len();
-                }
-            }
+        if len == 0 {
+            return Ok(0);
+        }
+        if off + len <= lin {
+            // Inside the linear part: one memmove from the checked source (which may be
+            // the packet itself: memmove reads it all before the overlap is written).
+            rt.regions.check(buf, len, false)?;
+            let x = rt.xdp.as_mut().expect("checked");
+            packet_segments_mut(x, off, len, |p, n, at| {
+                // SAFETY: `check` proved `[buf, buf + len)` lies in a live region owned by
+                // the runtime, and `at + n <= len`; `p` is `n` writable bytes of the packet
+                // page.
+                unsafe { std::ptr::copy((buf as *const u8).add(at), p, n) };
+            });
+        } else {
+            // Across pieces: the source is copied first (inline up to `ARG_INLINE` bytes),
+            // since writing the first piece could change a source lying in the packet.
+            let bytes = rt.regions.read_arg(buf, len)?;
+            let x = rt.xdp.as_mut().expect("checked");
+            packet_segments_mut(x, off, len, |p, n, at| {
+                // SAFETY: `p` is `n` writable bytes of the packet page or a fragment, and
+                // `bytes` (a separate buffer) holds `at + n <= len` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr().add(at), p, n) };
+            });
         }
     } else {
         rt.regions.check(buf, len, true)?;
-        let mut out = Vec::new();
-        read_packet(rt, off, len, &mut out);
-        rt.regions.write_bytes(buf, &out)?;
+        if len > 0 {
+            // Straight from the packet's pieces into the checked destination.
+            packet_segments(x, off, len, |p, n, at| {
+                // SAFETY: `check` proved `[buf, buf + len)` lies in a live writable region
+                // owned by the runtime, and `at + n <= len`; the `n` source bytes are packet
+                // memory (checked bounds). `copy` (memmove): the destination may be the
+                // packet itself.
+                unsafe { std::ptr::copy(p, (buf as *mut u8).add(at), n) };
+            });
+        }
     }
     Ok(0)
 }
@@ -1411,15 +1480,67 @@ fn read_cstr(rt: &Runtime, addr: u64, max: u64) -> Result<Vec<u8>, FaultKind> {
 /// `MAX_BPRINTF_BUF`: the kernel formats into a buffer of this size; longer output is cut.
 const MAX_BPRINTF_BUF: usize = 1024;
 
+/// Appends the decimal digits of `v`.
+fn push_dec(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends the hex digits of `v` (no leading zeros), lower or upper case.
+fn push_hex(out: &mut Vec<u8>, mut v: u64, upper: bool) {
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = digits[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `v` as 16 lower-case hex digits.
+fn push_hex16(out: &mut Vec<u8>, v: u64) {
+    for s in (0..16).rev() {
+        out.push(b"0123456789abcdef"[((v >> (s * 4)) & 15) as usize]);
+    }
+}
+
+// printf flags, as bits.
+const F_ZERO: u8 = 1;
+const F_PLUS: u8 = 2;
+const F_MINUS: u8 = 4;
+const F_SPACE: u8 = 8;
+const F_HASH: u8 = 16;
+
 /// Formats like the kernel's `bpf_bprintf_prepare` + `bstr_printf`; `Err(errno)` for a
 /// format the kernel rejects.
+///
+/// Conversions produce Latin-1 text: every output byte is one character (bytes of `%s`
+/// and `%c` survive as-is). Each conversion is written straight into the output and its
+/// padding inserted after, without a `String` per conversion.
 fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>, FaultKind> {
     let Some(nul) = fmt.iter().position(|&c| c == 0) else {
         return Ok(Err(maps::EINVAL));
     };
     let fmt = &fmt[..nul];
-    // Conversions build Latin-1 strings (every char < 256) so that bytes survive as-is.
-    let mut out: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::with_capacity(fmt.len() + 32);
     let mut i = 0;
     let mut argi = 0;
     while i < fmt.len() {
@@ -1438,9 +1559,15 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
             i += 1;
             continue;
         }
-        let mut flags = String::new();
+        let mut flags = 0u8;
         while let Some(&f) = fmt.get(i).filter(|f| b"0+- #".contains(f)) {
-            flags.push(f as char);
+            flags |= match f {
+                b'0' => F_ZERO,
+                b'+' => F_PLUS,
+                b'-' => F_MINUS,
+                b' ' => F_SPACE,
+                _ => F_HASH,
+            };
             i += 1;
         }
         let mut width = 0usize;
@@ -1464,19 +1591,30 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
         let arg = args[argi];
         argi += 1;
         let conv = fmt.get(i).copied().unwrap_or(0);
-        let body = match conv {
+        // This conversion's text starts here; padding is inserted once it is known.
+        let start = out.len();
+        match conv {
             b'c' => {
                 i += 1;
-                ((arg as u8) as char).to_string()
+                out.push(arg as u8);
             }
             b's' => {
                 i += 1;
                 let s = read_cstr(rt, arg, 4096).unwrap_or_else(|_| b"(efault)".to_vec());
-                let mut s: String = s.iter().map(|&b| b as char).collect();
+                // The precision counts bytes of the text's UTF-8 form (each byte >= 0x80
+                // is a two-byte character there); a character it would split is left out.
+                let mut keep = s.len();
                 if let Some(p) = prec {
-                    s.truncate(p);
+                    let mut utf8 = 0;
+                    for (k, &b) in s.iter().enumerate() {
+                        utf8 += if b < 0x80 { 1 } else { 2 };
+                        if utf8 > p {
+                            keep = k;
+                            break;
+                        }
+                    }
                 }
-                s
+                out.extend_from_slice(&s[..keep]);
             }
             b'p' => {
                 i += 1;
@@ -1485,31 +1623,44 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                         // %pI4 / %pi4: an IPv4 address read from memory.
                         let dotted = fmt[i] == b'I';
                         i += 2;
-                        let b = rt.regions.read_bytes(arg, 4)?;
-                        if dotted {
-                            format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
-                        } else {
-                            format!("{:03}.{:03}.{:03}.{:03}", b[0], b[1], b[2], b[3])
+                        let b = checked_slice(rt, arg, 4)?;
+                        for (k, &octet) in b.iter().enumerate() {
+                            if k > 0 {
+                                out.push(b'.');
+                            }
+                            if dotted {
+                                push_dec(&mut out, octet as u64);
+                            } else {
+                                out.extend_from_slice(&[
+                                    b'0' + octet / 100,
+                                    b'0' + octet / 10 % 10,
+                                    b'0' + octet % 10,
+                                ]);
+                            }
                         }
                     }
                     (Some(b'i' | b'I'), Some(b'6')) => {
                         // %pI6: 8 colon-separated groups; %pi6: 32 hex digits.
                         let colons = fmt[i] == b'I';
                         i += 2;
-                        let b = rt.regions.read_bytes(arg, 16)?;
-                        let groups: Vec<String> = b
-                            .chunks(2)
-                            .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
-                            .collect();
-                        groups.join(if colons { ":" } else { "" })
+                        let b = checked_slice(rt, arg, 16)?;
+                        for (k, c) in b.chunks(2).enumerate() {
+                            if colons && k > 0 {
+                                out.push(b':');
+                            }
+                            for x in c {
+                                out.push(b"0123456789abcdef"[(x >> 4) as usize]);
+                                out.push(b"0123456789abcdef"[(x & 15) as usize]);
+                            }
+                        }
                     }
                     (Some(b'x' | b'K'), _) => {
                         i += 1;
-                        format!("{arg:016x}")
+                        push_hex16(&mut out, arg);
                     }
                     (Some(m), _) if m.is_ascii_alphanumeric() => return Ok(Err(maps::EINVAL)),
                     // Plain %p: the kernel prints a hashed pointer; we print the value.
-                    _ => format!("{arg:016x}"),
+                    _ => push_hex16(&mut out, arg),
                 }
             }
             _ => {
@@ -1528,65 +1679,64 @@ fn format(rt: &Runtime, fmt: &[u8], args: &[u64]) -> Result<Result<Vec<u8>, i64>
                 };
                 match conv {
                     b'd' | b'i' => {
-                        let s = sv.unsigned_abs().to_string();
-                        let sign = if sv < 0 {
-                            "-"
-                        } else if flags.contains('+') {
-                            "+"
-                        } else if flags.contains(' ') {
-                            " "
-                        } else {
-                            ""
-                        };
-                        format!("{sign}{s}")
-                    }
-                    b'u' => v.to_string(),
-                    b'x' => {
-                        let s = format!("{v:x}");
-                        if flags.contains('#') {
-                            format!("0x{s}")
-                        } else {
-                            s
+                        if sv < 0 {
+                            out.push(b'-');
+                        } else if flags & F_PLUS != 0 {
+                            out.push(b'+');
+                        } else if flags & F_SPACE != 0 {
+                            out.push(b' ');
                         }
+                        push_dec(&mut out, sv.unsigned_abs());
                     }
-                    b'X' => {
-                        let s = format!("{v:X}");
-                        if flags.contains('#') {
-                            format!("0X{s}")
-                        } else {
-                            s
+                    b'u' => push_dec(&mut out, v),
+                    b'x' | b'X' => {
+                        let upper = conv == b'X';
+                        if flags & F_HASH != 0 {
+                            out.extend_from_slice(if upper { b"0X" } else { b"0x" });
                         }
+                        push_hex(&mut out, v, upper);
                     }
                     _ => return Ok(Err(maps::EINVAL)),
                 }
             }
-        };
-        let padded = if body.len() >= width {
-            body
-        } else if flags.contains('-') {
-            format!("{body:<width$}")
-        } else if flags.contains('0') && !matches!(conv, b's' | b'c') {
-            let (sign, digits) = match body.strip_prefix('-') {
-                Some(d) => ("-", d.to_string()),
-                None => ("", body.clone()),
-            };
-            format!("{sign}{digits:0>w$}", w = width - sign.len())
+        }
+        // Width: compared with the UTF-8 length of the text, padded in characters.
+        let chars = out.len() - start;
+        let utf8 = chars + out[start..].iter().filter(|&&b| b >= 0x80).count();
+        if utf8 >= width {
+        } else if flags & F_MINUS != 0 {
+            out.resize(out.len() + (width - chars), b' ');
+        } else if flags & F_ZERO != 0 && !matches!(conv, b's' | b'c') {
+            let sign = usize::from(out[start..].first() == Some(&b'-'));
+            let (digits, w) = (chars - sign, width - sign);
+            if digits < w {
+                let at = start + sign;
+                out.splice(at..at, std::iter::repeat_n(b'0', w - digits));
+            }
         } else {
-            format!("{body:>width$}")
-        };
-        out.extend(padded.chars().map(|c| c as u32 as u8));
+            out.splice(start..start, std::iter::repeat_n(b' ', width - chars));
+        }
     }
     Ok(Ok(out))
 }
 
+/// The line `bpf_trace_printk` shows for formatted bytes `s` (cut to the kernel's buffer),
+/// as `String::from_utf8_lossy` gives it, without a copy when the bytes are UTF-8.
+fn printk_line(mut s: Vec<u8>) -> String {
+    s.truncate(MAX_BPRINTF_BUF - 1);
+    match String::from_utf8(s) {
+        Ok(line) => line,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 fn trace_printk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
-    let fmt = rt.regions.read_bytes(a[0], a[1])?;
-    match format(rt, &fmt, &a[2..5])? {
+    // The format is read in place (the verifier proved it a read-only constant).
+    let fmt = checked_slice(rt, a[0], a[1])?;
+    match format(rt, fmt, &a[2..5])? {
         Ok(s) => {
             let n = s.len() as u64;
-            let shown = &s[..s.len().min(MAX_BPRINTF_BUF - 1)];
-            rt.events
-                .push(Event::Printk(String::from_utf8_lossy(shown).into_owned()));
+            rt.events.push(Event::Printk(printk_line(s)));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),
@@ -1613,9 +1763,7 @@ fn trace_vprintk(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match format(rt, &fmt, &args)? {
         Ok(s) => {
             let n = s.len() as u64;
-            let shown = &s[..s.len().min(MAX_BPRINTF_BUF - 1)];
-            rt.events
-                .push(Event::Printk(String::from_utf8_lossy(shown).into_owned()));
+            rt.events.push(Event::Printk(printk_line(s)));
             Ok(n)
         }
         Err(e) => Ok(neg(e)),
@@ -1647,6 +1795,8 @@ fn snprintf(rt: &mut Runtime, a: &[u64; 5]) -> Result<u64, FaultKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::maps::MapSet;
+    use crate::memory::Regions;
     use crate::runtime::MAX_SKB_FRAGS;
 
     #[test]
@@ -1674,5 +1824,336 @@ mod tests {
     #[test]
     fn max_frags_constant() {
         assert_eq!(MAX_SKB_FRAGS, 17);
+    }
+
+    /// The formatter before it stopped building a `String` per conversion (4d3c1bf),
+    /// kept as the reference the new one must match byte for byte.
+    fn format_reference(
+        rt: &Runtime,
+        fmt: &[u8],
+        args: &[u64],
+    ) -> Result<Result<Vec<u8>, i64>, FaultKind> {
+        let Some(nul) = fmt.iter().position(|&c| c == 0) else {
+            return Ok(Err(maps::EINVAL));
+        };
+        let fmt = &fmt[..nul];
+        // Conversions build Latin-1 strings (every char < 256) so that bytes survive as-is.
+        let mut out: Vec<u8> = Vec::new();
+        let mut i = 0;
+        let mut argi = 0;
+        while i < fmt.len() {
+            let c = fmt[i];
+            if c != b'%' {
+                if !(c.is_ascii_graphic() || c.is_ascii_whitespace()) {
+                    return Ok(Err(maps::EINVAL));
+                }
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            i += 1;
+            if fmt.get(i) == Some(&b'%') {
+                out.push(b'%');
+                i += 1;
+                continue;
+            }
+            let mut flags = String::new();
+            while let Some(&f) = fmt.get(i).filter(|f| b"0+- #".contains(f)) {
+                flags.push(f as char);
+                i += 1;
+            }
+            let mut width = 0usize;
+            while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+                width = (width * 10 + (d - b'0') as usize).min(MAX_BPRINTF_BUF);
+                i += 1;
+            }
+            let mut prec: Option<usize> = None;
+            if fmt.get(i) == Some(&b'.') {
+                i += 1;
+                let mut p = 0;
+                while let Some(d) = fmt.get(i).filter(|d| d.is_ascii_digit()) {
+                    p = (p * 10 + (d - b'0') as usize).min(MAX_BPRINTF_BUF);
+                    i += 1;
+                }
+                prec = Some(p);
+            }
+            if argi >= args.len() {
+                return Ok(Err(maps::EINVAL));
+            }
+            let arg = args[argi];
+            argi += 1;
+            let conv = fmt.get(i).copied().unwrap_or(0);
+            let body = match conv {
+                b'c' => {
+                    i += 1;
+                    ((arg as u8) as char).to_string()
+                }
+                b's' => {
+                    i += 1;
+                    let s = read_cstr(rt, arg, 4096).unwrap_or_else(|_| b"(efault)".to_vec());
+                    let mut s: String = s.iter().map(|&b| b as char).collect();
+                    if let Some(p) = prec {
+                        s.truncate(p);
+                    }
+                    s
+                }
+                b'p' => {
+                    i += 1;
+                    match (fmt.get(i).copied(), fmt.get(i + 1).copied()) {
+                        (Some(b'i' | b'I'), Some(b'4')) => {
+                            // %pI4 / %pi4: an IPv4 address read from memory.
+                            let dotted = fmt[i] == b'I';
+                            i += 2;
+                            let b = rt.regions.read_bytes(arg, 4)?;
+                            if dotted {
+                                format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])
+                            } else {
+                                format!("{:03}.{:03}.{:03}.{:03}", b[0], b[1], b[2], b[3])
+                            }
+                        }
+                        (Some(b'i' | b'I'), Some(b'6')) => {
+                            // %pI6: 8 colon-separated groups; %pi6: 32 hex digits.
+                            let colons = fmt[i] == b'I';
+                            i += 2;
+                            let b = rt.regions.read_bytes(arg, 16)?;
+                            let groups: Vec<String> = b
+                                .chunks(2)
+                                .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
+                                .collect();
+                            groups.join(if colons { ":" } else { "" })
+                        }
+                        (Some(b'x' | b'K'), _) => {
+                            i += 1;
+                            format!("{arg:016x}")
+                        }
+                        (Some(m), _) if m.is_ascii_alphanumeric() => return Ok(Err(maps::EINVAL)),
+                        // Plain %p: the kernel prints a hashed pointer; we print the value.
+                        _ => format!("{arg:016x}"),
+                    }
+                }
+                _ => {
+                    let mut long = 0;
+                    while fmt.get(i) == Some(&b'l') && long < 2 {
+                        long += 1;
+                        i += 1;
+                    }
+                    let conv = fmt.get(i).copied().unwrap_or(0);
+                    i += 1;
+                    let v = if long == 0 { arg as u32 as u64 } else { arg };
+                    let sv = if long == 0 {
+                        arg as u32 as i32 as i64
+                    } else {
+                        arg as i64
+                    };
+                    match conv {
+                        b'd' | b'i' => {
+                            let s = sv.unsigned_abs().to_string();
+                            let sign = if sv < 0 {
+                                "-"
+                            } else if flags.contains('+') {
+                                "+"
+                            } else if flags.contains(' ') {
+                                " "
+                            } else {
+                                ""
+                            };
+                            format!("{sign}{s}")
+                        }
+                        b'u' => v.to_string(),
+                        b'x' => {
+                            let s = format!("{v:x}");
+                            if flags.contains('#') {
+                                format!("0x{s}")
+                            } else {
+                                s
+                            }
+                        }
+                        b'X' => {
+                            let s = format!("{v:X}");
+                            if flags.contains('#') {
+                                format!("0X{s}")
+                            } else {
+                                s
+                            }
+                        }
+                        _ => return Ok(Err(maps::EINVAL)),
+                    }
+                }
+            };
+            let padded = if body.len() >= width {
+                body
+            } else if flags.contains('-') {
+                format!("{body:<width$}")
+            } else if flags.contains('0') && !matches!(conv, b's' | b'c') {
+                let (sign, digits) = match body.strip_prefix('-') {
+                    Some(d) => ("-", d.to_string()),
+                    None => ("", body.clone()),
+                };
+                format!("{sign}{digits:0>w$}", w = width - sign.len())
+            } else {
+                format!("{body:>width$}")
+            };
+            out.extend(padded.chars().map(|c| c as u32 as u8));
+        }
+        Ok(Ok(out))
+    }
+
+    #[test]
+    fn format_matches_reference() {
+        let mut packet = vec![0u8; 64];
+        for (k, b) in packet.iter_mut().enumerate() {
+            *b = (k as u8).wrapping_mul(37).wrapping_add(200);
+        }
+        packet[40..44].copy_from_slice(b"ab\xe9\0");
+        let mut rt = Runtime::new(
+            Vec::new(),
+            MapSet::default(),
+            Regions::new(),
+            Default::default(),
+        );
+        let base = packet.as_ptr() as u64;
+        rt.regions
+            .insert(Region::new(base, 64, RegionKind::Stack(0), false));
+        let convs = [
+            "d", "i", "u", "x", "X", "ld", "lld", "lu", "llx", "lX", "c", "s", "p", "px", "pK",
+            "pI4", "pi4", "pI6", "pi6", "pZ",
+        ];
+        let flags = ["", "0", "-", "+", " ", "#", "0+", "-0", "#0", " -"];
+        let widths = ["", "1", "3", "8", "17"];
+        let precs = ["", ".0", ".1", ".3"];
+        let args: [u64; 8] = [
+            0,
+            1,
+            u64::MAX,
+            0x8000_0000,
+            0xdead_beef_1234,
+            (-42i64) as u64,
+            base,
+            base + 40,
+        ];
+        let (mut n, mut panicked) = (0, 0);
+        for conv in convs {
+            for fl in flags {
+                for w in widths {
+                    for p in precs {
+                        for &arg in &args {
+                            let mut f = format!("a%{fl}{w}{p}{conv}b").into_bytes();
+                            f.push(0);
+                            let mem = matches!(conv, "s" | "pI4" | "pi4" | "pI6" | "pi6");
+                            if mem && arg != base && arg != base + 40 {
+                                continue;
+                            }
+                            let got = format(&rt, &f, &[arg]);
+                            // The reference panicked when a `%.Ns` precision split a
+                            // two-byte character (`String::truncate`); the new one cuts
+                            // before that character.
+                            if conv == "s" && !p.is_empty() {
+                                let cut: usize = p[1..].parse().unwrap();
+                                let text = read_cstr(&rt, arg, 4096).unwrap();
+                                let mut utf8 = 0;
+                                let splits = text.iter().any(|&b| {
+                                    let before = utf8;
+                                    utf8 += if b < 0x80 { 1 } else { 2 };
+                                    before < cut && utf8 > cut
+                                });
+                                if splits {
+                                    panicked += 1;
+                                    continue;
+                                }
+                            }
+                            let want = format_reference(&rt, &f, &[arg]);
+                            assert_eq!(
+                                format!("{got:?}"),
+                                format!("{want:?}"),
+                                "{}",
+                                String::from_utf8_lossy(&f)
+                            );
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
+        assert!(panicked > 0 && panicked < n, "{panicked}");
+        // Several conversions, escapes and errors in one format.
+        for f in [
+            &b"%d %u %% %x\0"[..],
+            b"%d %d %d %d\0",
+            b"bad \x01\0",
+            b"no nul",
+            b"%q\0",
+        ] {
+            let args = [5, (-1i64) as u64, 255];
+            assert_eq!(
+                format!("{:?}", format(&rt, f, &args)),
+                format!("{:?}", format_reference(&rt, f, &args))
+            );
+        }
+        drop(packet);
+    }
+
+    /// `bpf_xdp_load_bytes` / `bpf_xdp_store_bytes` over the linear part and fragments,
+    /// against the packet as one flat array; the store's source may be the packet itself.
+    #[test]
+    fn load_store_bytes_across_fragments() {
+        let mut rt = Runtime::new(
+            Vec::new(),
+            MapSet::default(),
+            Regions::new(),
+            Default::default(),
+        );
+        let packet: Vec<u8> = (0..9000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let ctx = rt.set_xdp(&packet, 1, 0, false).unwrap();
+        let (data, lin) = {
+            let x = rt.xdp.as_ref().unwrap();
+            assert!(!x.frags.is_empty());
+            (x.data, x.data_end - x.data)
+        };
+        let mut flat = packet.clone();
+        let scratch = Buf::new(64);
+        let sa = scratch.addr();
+        rt.regions
+            .insert(Region::new(sa, 64, RegionKind::Memory, true));
+        let read_all = |rt: &Runtime| {
+            let mut all = Vec::new();
+            read_packet(rt, 0, packet.len() as u64, &mut all);
+            all
+        };
+        for (off, len) in [
+            (0u64, 8u64),
+            (lin - 5, 10),
+            (lin + 4090, 20),
+            (8990, 10),
+            (3, 0),
+        ] {
+            // Load into the scratch buffer.
+            let r = xdp_load_store(&mut rt, &[ctx, off, sa, len, 0], false).unwrap();
+            assert_eq!(r, 0);
+            assert_eq!(
+                &scratch.as_slice()[..len as usize],
+                &flat[off as usize..(off + len) as usize]
+            );
+            // Store a pattern from the scratch buffer.
+            let pat: Vec<u8> = (0..len).map(|i| 0xa0 ^ i as u8 ^ off as u8).collect();
+            rt.regions.write_bytes(sa, &pat).unwrap();
+            let r = xdp_load_store(&mut rt, &[ctx, off, sa, len, 0], true).unwrap();
+            assert_eq!(r, 0);
+            flat[off as usize..(off + len) as usize].copy_from_slice(&pat);
+            assert_eq!(read_all(&rt), flat);
+        }
+        // A source inside the linear part, overlapping a destination that crosses into the
+        // first fragment: the bytes written are the source as it was before the call.
+        for (src, off, len) in [(lin - 12, lin - 6, 12u64), (lin - 40, lin - 30, 20)] {
+            let want: Vec<u8> = flat[src as usize..(src + len) as usize].to_vec();
+            let r = xdp_load_store(&mut rt, &[ctx, off, data + src, len, 0], true).unwrap();
+            assert_eq!(r, 0);
+            flat[off as usize..(off + len) as usize].copy_from_slice(&want);
+            assert_eq!(read_all(&rt), flat);
+        }
+        // Out of range.
+        let r = xdp_load_store(&mut rt, &[ctx, 8995, sa, 10, 0], false).unwrap();
+        assert_eq!(r, neg(maps::EINVAL));
+        drop(scratch);
     }
 }

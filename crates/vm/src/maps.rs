@@ -104,9 +104,74 @@ pub struct MapError {
     /// The map's name (shared with the map: no copy per error).
     pub map: std::sync::Arc<str>,
     pub errno: i64,
-    /// Fixed sentences are not copied either: a program whose map updates fail on every
-    /// packet builds its errors without allocating (only the errno reaches it).
-    pub msg: std::borrow::Cow<'static, str>,
+    /// Fixed sentences are not copied either, and the numbers of the common ones are only
+    /// formatted when the error is shown: a program whose map updates fail on every packet
+    /// builds its errors without allocating or formatting (only the errno reaches it).
+    pub msg: ErrMsg,
+}
+
+/// A failed map operation before the map's name is attached ([`Map::try_update`] and
+/// the like): helpers only need the errno, and cloning the map's `Arc<str>` name into
+/// every error cost two atomic operations per failing call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub errno: i64,
+    pub msg: ErrMsg,
+}
+
+impl Failure {
+    fn new(errno: i64, msg: impl Into<ErrMsg>) -> Failure {
+        Failure {
+            errno,
+            msg: msg.into(),
+        }
+    }
+
+    /// The error as callers outside the helpers see it.
+    pub fn named(self, map: &std::sync::Arc<str>) -> MapError {
+        MapError {
+            map: map.clone(),
+            errno: self.errno,
+            msg: self.msg,
+        }
+    }
+}
+
+/// Why a map operation failed ([`MapError::msg`]): a sentence, or one whose numbers are
+/// formatted only by `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrMsg {
+    Text(std::borrow::Cow<'static, str>),
+    /// "invalid {what} flags {flags:#x}".
+    Flags(&'static str, u64),
+    /// "index {i} >= max_entries {max}" (without the number when `None`).
+    Index(u32, Option<u32>),
+    /// "{what} ({max} entries)".
+    Full(&'static str, usize),
+}
+
+impl std::fmt::Display for ErrMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrMsg::Text(t) => f.write_str(t),
+            ErrMsg::Flags(what, flags) => write!(f, "invalid {what} flags {flags:#x}"),
+            ErrMsg::Index(i, Some(max)) => write!(f, "index {i} >= max_entries {max}"),
+            ErrMsg::Index(i, None) => write!(f, "index {i} >= max_entries"),
+            ErrMsg::Full(what, max) => write!(f, "{what} ({max} entries)"),
+        }
+    }
+}
+
+impl From<&'static str> for ErrMsg {
+    fn from(s: &'static str) -> Self {
+        ErrMsg::Text(s.into())
+    }
+}
+
+impl From<String> for ErrMsg {
+    fn from(s: String) -> Self {
+        ErrMsg::Text(s.into())
+    }
 }
 
 fn round8(n: u32) -> u64 {
@@ -552,7 +617,12 @@ enum Store {
     /// DEVMAP_HASH, HASH_OF_MAPS: keyed slots.
     KeyedSlots { slots: BTreeMap<Vec<u8>, Buf> },
     /// QUEUE / STACK.
-    Fifo { items: VecDeque<Vec<u8>> },
+    /// `spare`: buffers of popped or overwritten elements, reused by the next pushes (no
+    /// allocation per push or pop once the queue has been full).
+    Fifo {
+        items: VecDeque<Vec<u8>>,
+        spare: Vec<Vec<u8>>,
+    },
     /// RINGBUF: records waiting to be read, and bytes in use.
     Ringbuf { used: u64 },
     /// BLOOM_FILTER, kept as an exact set (see docs/vm.md).
@@ -589,7 +659,7 @@ pub enum Lookup {
 }
 
 impl Map {
-    fn err(&self, errno: i64, msg: impl Into<std::borrow::Cow<'static, str>>) -> MapError {
+    fn err(&self, errno: i64, msg: impl Into<ErrMsg>) -> MapError {
         MapError {
             map: self.name.clone(),
             errno,
@@ -673,6 +743,7 @@ impl Map {
             ncpus,
             store: Store::Fifo {
                 items: VecDeque::new(),
+                spare: Vec::new(),
             },
             clock: 0,
             spin_lock: false,
@@ -791,6 +862,7 @@ impl Map {
                 }
                 Store::Fifo {
                     items: VecDeque::new(),
+                    spare: Vec::new(),
                 }
             }
             mt::BLOOM_FILTER => {
@@ -819,9 +891,9 @@ impl Map {
         Ok(m)
     }
 
-    fn check_key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], MapError> {
+    fn check_key<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], Failure> {
         if key.len() != self.def.key_size as usize {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!(
                     "key is {} bytes, key_size is {}",
@@ -838,11 +910,11 @@ impl Map {
     }
 
     /// LPM key normalisation: (prefixlen, data with bits past prefixlen cleared).
-    fn lpm_norm(&self, key: &[u8]) -> Result<(u32, Vec<u8>), MapError> {
+    fn lpm_norm(&self, key: &[u8]) -> Result<(u32, Vec<u8>), Failure> {
         let plen = Self::index_of(key);
         let data = &key[4..];
         if plen as usize > data.len() * 8 {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("prefixlen {plen} exceeds {} bits", data.len() * 8),
             ));
@@ -861,10 +933,10 @@ impl Map {
         };
         let want = Self::index_of(key).min((key.len() as u32 - 4) * 8);
         let data = &key[4..];
-        let mut best: Option<&(Vec<u8>, Buf)> = None;
-        let mut best_len = 0;
-        for ((plen, pd), e) in elems {
-            if *plen > want || (best.is_some() && *plen < best_len) {
+        // Longest prefix first (the tree is ordered by prefix length): the first entry that
+        // matches is the answer. Two entries of one length cannot both match a key.
+        for ((plen, pd), e) in elems.iter().rev() {
+            if *plen > want {
                 continue;
             }
             let full = (*plen / 8) as usize;
@@ -872,23 +944,22 @@ impl Map {
             let ok = data[..full] == pd[..full]
                 && (rem == 0 || (data[full] ^ pd[full]) & !(0xffu8 >> rem) == 0);
             if ok {
-                best = Some(e);
-                best_len = *plen;
+                return Some(e);
             }
         }
-        best
+        None
     }
 
     /// Validates update flags like the kernel's `check_flags` (BPF_F_LOCK allowed).
-    fn check_flags(&self, flags: u64) -> Result<u64, MapError> {
+    fn check_flags(&self, flags: u64) -> Result<u64, Failure> {
         let f = flags & !BPF_F_LOCK;
         if f > BPF_EXIST {
-            return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+            return Err(Failure::new(EINVAL, ErrMsg::Flags("update", flags)));
         }
         // BPF_F_LOCK needs a `struct bpf_spin_lock` in the value (a BTF fact); the kernel
         // refuses it with EINVAL otherwise.
         if flags & BPF_F_LOCK != 0 && !self.spin_lock {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 "BPF_F_LOCK on a map whose value has no bpf_spin_lock",
             ));
@@ -980,7 +1051,7 @@ impl Map {
     /// `bpf_map_update_elem`. `from_prog`: the value is one CPU's (for `cpu`), otherwise
     /// per-CPU maps take `ncpus` values each rounded up to 8 bytes. `graveyard` receives
     /// replaced value buffers (they stay valid until the end of the run).
-    pub fn update(
+    pub(crate) fn try_update(
         &mut self,
         key: &[u8],
         value: &[u8],
@@ -988,7 +1059,7 @@ impl Map {
         from_prog: Option<u32>,
         regions: &mut Regions,
         graveyard: &mut Vec<Buf>,
-    ) -> Result<(), MapError> {
+    ) -> Result<(), Failure> {
         self.clock += 1;
         let key = self.check_key(key)?;
         let vs = self.def.value_size as usize;
@@ -1004,7 +1075,7 @@ impl Map {
             && !matches!(self.store, Store::Slots { .. } | Store::KeyedSlots { .. })
             && value.len() != want
         {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected {want}", value.len()),
             ));
@@ -1018,17 +1089,20 @@ impl Map {
                 // BPF_NOEXIST, and only then BPF_F_LOCK without a spin lock.
                 let f = flags & !BPF_F_LOCK;
                 if f > BPF_EXIST {
-                    return Err(self.err(EINVAL, format!("invalid update flags {flags:#x}")));
+                    return Err(Failure::new(EINVAL, ErrMsg::Flags("update", flags)));
                 }
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(
+                    return Err(Failure::new(
                         E2BIG,
-                        format!("index {i} >= max_entries {}", self.def.max_entries),
+                        ErrMsg::Index(i, Some(self.def.max_entries)),
                     ));
                 }
                 if f == BPF_NOEXIST {
-                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                    return Err(Failure::new(
+                        EEXIST,
+                        "BPF_NOEXIST: array elements always exist",
+                    ));
                 }
                 self.check_flags(flags)?;
                 let Store::Array { cpus } = &mut self.store else {
@@ -1058,15 +1132,13 @@ impl Map {
                 };
                 let exists = elems.contains(key);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
@@ -1077,10 +1149,9 @@ impl Map {
                             graveyard.push(e.value);
                         }
                     } else {
-                        return Err(MapError {
-                            map: self.name.clone(),
+                        return Err(Failure {
                             errno: E2BIG,
-                            msg: format!("map is full ({max} entries)").into(),
+                            msg: ErrMsg::Full("map is full", max),
                         });
                     }
                 }
@@ -1138,24 +1209,21 @@ impl Map {
                 };
                 let exists = elems.contains_key(&norm);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: prefix exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: prefix does not exist".into(),
                     });
                 }
                 if !exists && elems.len() >= max {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOSPC,
-                        msg: format!("trie is full ({max} entries)").into(),
+                        msg: ErrMsg::Full("trie is full", max),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1185,18 +1253,21 @@ impl Map {
             | mt::XSKMAP
             | mt::PERF_EVENT_ARRAY => {
                 if from_prog.is_some() {
-                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                    return Err(Failure::new(EINVAL, "programs cannot update this map type"));
                 }
                 let f = self.check_flags(flags)?;
                 let i = Self::index_of(key);
                 if i >= self.def.max_entries {
-                    return Err(self.err(
+                    return Err(Failure::new(
                         E2BIG,
-                        format!("index {i} >= max_entries {}", self.def.max_entries),
+                        ErrMsg::Index(i, Some(self.def.max_entries)),
                     ));
                 }
                 if f == BPF_NOEXIST {
-                    return Err(self.err(EEXIST, "BPF_NOEXIST: array elements always exist"));
+                    return Err(Failure::new(
+                        EEXIST,
+                        "BPF_NOEXIST: array elements always exist",
+                    ));
                 }
                 self.check_slot_value(value)?;
                 let ro = self.read_only_prog();
@@ -1217,7 +1288,7 @@ impl Map {
             }
             mt::DEVMAP_HASH | mt::HASH_OF_MAPS => {
                 if from_prog.is_some() {
-                    return Err(self.err(EINVAL, "programs cannot update this map type"));
+                    return Err(Failure::new(EINVAL, "programs cannot update this map type"));
                 }
                 let f = self.check_flags(flags)?;
                 self.check_slot_value(value)?;
@@ -1226,24 +1297,21 @@ impl Map {
                 };
                 let exists = slots.contains_key(key);
                 if exists && f == BPF_NOEXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: EEXIST,
                         msg: "BPF_NOEXIST: key exists".into(),
                     });
                 }
                 if !exists && f == BPF_EXIST {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: ENOENT,
                         msg: "BPF_EXIST: key does not exist".into(),
                     });
                 }
                 if !exists && slots.len() >= max {
-                    return Err(MapError {
-                        map: self.name.clone(),
+                    return Err(Failure {
                         errno: E2BIG,
-                        msg: format!("map is full ({max} entries)").into(),
+                        msg: ErrMsg::Full("map is full", max),
                     });
                 }
                 let nb = Buf::from_slice(value);
@@ -1261,12 +1329,15 @@ impl Map {
                 }
                 Ok(())
             }
-            mt::QUEUE | mt::STACK | mt::BLOOM_FILTER => self.push(value, flags),
-            _ => Err(self.err(EINVAL, "this map type has no update operation")),
+            mt::QUEUE | mt::STACK | mt::BLOOM_FILTER => self.try_push(value, flags),
+            _ => Err(Failure::new(
+                EINVAL,
+                "this map type has no update operation",
+            )),
         }
     }
 
-    fn check_slot_value(&self, value: &[u8]) -> Result<(), MapError> {
+    fn check_slot_value(&self, value: &[u8]) -> Result<(), Failure> {
         let ok = match self.def.map_type {
             // bpf_devmap_val: ifindex, or ifindex + program fd.
             mt::DEVMAP | mt::DEVMAP_HASH => value.len() == 4 || value.len() == 8,
@@ -1275,7 +1346,7 @@ impl Map {
             _ => value.len() == 4,
         };
         if !ok {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected 4", value.len()),
             ));
@@ -1283,30 +1354,36 @@ impl Map {
         if self.def.map_type == mt::CPUMAP {
             let qsize = u32::from_le_bytes(value[..4].try_into().expect("4 bytes"));
             if qsize > 16384 {
-                return Err(self.err(EOVERFLOW, format!("cpumap qsize {qsize} > 16384")));
+                return Err(Failure::new(
+                    EOVERFLOW,
+                    format!("cpumap qsize {qsize} > 16384"),
+                ));
             }
         }
         Ok(())
     }
 
     /// `bpf_map_delete_elem`.
-    pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
+    pub(crate) fn try_delete(
+        &mut self,
+        key: &[u8],
+        graveyard: &mut Vec<Buf>,
+    ) -> Result<(), Failure> {
         let key = self.check_key(key)?;
-        let name = self.name.clone();
         let max_entries = self.def.max_entries;
         // `what` is one of a few fixed words: the message is built without allocating.
         let noent = |what: &'static str| {
-            Err(MapError {
-                map: name.clone(),
+            Err(Failure {
                 errno: ENOENT,
                 msg: match what {
                     "key" => "key does not exist".into(),
+                    "slot" => "slot does not exist".into(),
                     w => format!("{w} does not exist").into(),
                 },
             })
         };
         match &mut self.store {
-            Store::Array { .. } => Err(self.err(EINVAL, "array elements cannot be deleted")),
+            Store::Array { .. } => Err(Failure::new(EINVAL, "array elements cannot be deleted")),
             Store::Hash(elems) | Store::LruHash(elems) => match elems.remove(key) {
                 Some(e) => {
                     graveyard.push(e.value);
@@ -1324,8 +1401,7 @@ impl Map {
                         graveyard.push(b);
                         Ok(())
                     }
-                    None => Err(MapError {
-                        map: name,
+                    None => Err(Failure {
                         errno: ENOENT,
                         msg: "prefix does not exist".into(),
                     }),
@@ -1334,10 +1410,9 @@ impl Map {
             Store::Slots { slots } => {
                 let i = Self::index_of(key);
                 if i >= max_entries {
-                    return Err(MapError {
-                        map: name,
+                    return Err(Failure {
                         errno: E2BIG,
-                        msg: format!("index {i} >= max_entries").into(),
+                        msg: ErrMsg::Index(i, None),
                     });
                 }
                 match slots.remove(&i) {
@@ -1360,70 +1435,120 @@ impl Map {
                 }
                 None => noent("key"),
             },
-            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => {
-                Err(self.err(EINVAL, "this map type has no delete operation"))
-            }
+            Store::Fifo { .. } | Store::Ringbuf { .. } | Store::Bloom { .. } => Err(Failure::new(
+                EINVAL,
+                "this map type has no delete operation",
+            )),
         }
     }
 
     /// `bpf_map_push_elem`.
-    pub fn push(&mut self, value: &[u8], flags: u64) -> Result<(), MapError> {
+    pub(crate) fn try_push(&mut self, value: &[u8], flags: u64) -> Result<(), Failure> {
         let vs = self.def.value_size as usize;
         let max = self.def.max_entries as usize;
         if value.len() != vs {
-            return Err(self.err(
+            return Err(Failure::new(
                 EINVAL,
                 format!("value is {} bytes, expected {vs}", value.len()),
             ));
         }
         if flags & !BPF_EXIST != 0 {
-            return Err(self.err(EINVAL, format!("invalid push flags {flags:#x}")));
+            return Err(Failure::new(EINVAL, ErrMsg::Flags("push", flags)));
         }
-        let name = self.name.clone();
         if let Store::Bloom { items } = &mut self.store {
             if flags != BPF_ANY {
-                return Err(MapError {
-                    map: name,
+                return Err(Failure {
                     errno: EINVAL,
-                    msg: format!("invalid bloom filter flags {flags:#x}").into(),
+                    msg: ErrMsg::Flags("bloom filter", flags),
                 });
             }
             items.insert(value.to_vec());
             return Ok(());
         }
-        let Store::Fifo { items } = &mut self.store else {
-            return Err(self.err(EINVAL, "not a queue or stack"));
+        let Store::Fifo { items, spare } = &mut self.store else {
+            return Err(Failure::new(EINVAL, "not a queue or stack"));
         };
         if items.len() >= max {
             if flags & BPF_EXIST == 0 {
-                return Err(MapError {
-                    map: name,
+                return Err(Failure {
                     errno: E2BIG,
-                    msg: format!("full ({max} entries)").into(),
+                    msg: ErrMsg::Full("full", max),
                 });
             }
             // BPF_EXIST overwrites the oldest element (queue and stack alike).
-            items.pop_front();
+            if let Some(old) = items.pop_front() {
+                spare.push(old);
+            }
         }
-        items.push_back(value.to_vec());
+        let mut b = spare.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(value);
+        items.push_back(b);
         Ok(())
     }
 
-    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`.
+    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`: the value, copied.
     pub fn pop(&mut self, delete: bool) -> Result<Vec<u8>, MapError> {
+        self.pop_with(delete, |v| v.to_vec())
+    }
+
+    /// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem`: calls `f` with the value in
+    /// place (a popped element's buffer goes to the spare list, nothing is allocated).
+    pub fn pop_with<R>(&mut self, delete: bool, f: impl FnOnce(&[u8]) -> R) -> Result<R, MapError> {
+        self.try_pop_with(delete, f)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM` / `bpf_map_update_elem`.
+    pub fn update(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+        from_prog: Option<u32>,
+        regions: &mut Regions,
+        graveyard: &mut Vec<Buf>,
+    ) -> Result<(), MapError> {
+        self.try_update(key, value, flags, from_prog, regions, graveyard)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `BPF_MAP_DELETE_ELEM` / `bpf_map_delete_elem`.
+    pub fn delete(&mut self, key: &[u8], graveyard: &mut Vec<Buf>) -> Result<(), MapError> {
+        self.try_delete(key, graveyard)
+            .map_err(|e| e.named(&self.name))
+    }
+
+    /// `bpf_map_push_elem`.
+    pub fn push(&mut self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        self.try_push(value, flags).map_err(|e| e.named(&self.name))
+    }
+
+    /// [`Map::pop_with`] with the error unnamed (helpers only need its errno).
+    pub(crate) fn try_pop_with<R>(
+        &mut self,
+        delete: bool,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Failure> {
         let is_stack = self.def.map_type == mt::STACK;
-        let name = self.name.clone();
-        let Store::Fifo { items } = &mut self.store else {
-            return Err(self.err(EINVAL, "not a queue or stack"));
+        let Store::Fifo { items, spare } = &mut self.store else {
+            return Err(Failure::new(EINVAL, "not a queue or stack"));
         };
-        let v = match (is_stack, delete) {
-            (true, true) => items.pop_back(),
-            (true, false) => items.back().cloned(),
-            (false, true) => items.pop_front(),
-            (false, false) => items.front().cloned(),
+        let r = match (is_stack, delete) {
+            (true, true) => items.pop_back().map(|v| {
+                let r = f(&v);
+                spare.push(v);
+                r
+            }),
+            (false, true) => items.pop_front().map(|v| {
+                let r = f(&v);
+                spare.push(v);
+                r
+            }),
+            (true, false) => items.back().map(|v| f(v)),
+            (false, false) => items.front().map(|v| f(v)),
         };
-        v.ok_or(MapError {
-            map: name,
+        r.ok_or_else(|| Failure {
             errno: ENOENT,
             msg: "empty".into(),
         })
@@ -1504,7 +1629,7 @@ impl Map {
                 .iter()
                 .map(|(k, b)| (k.clone(), b.as_slice().to_vec()))
                 .collect(),
-            Store::Fifo { items } => {
+            Store::Fifo { items, .. } => {
                 let mut v: Vec<_> = items.iter().map(|i| (Vec::new(), i.clone())).collect();
                 if self.def.map_type == mt::STACK {
                     v.reverse();
@@ -1730,6 +1855,31 @@ impl MapSet {
 
 #[cfg(test)]
 mod tests {
+    use super::ErrMsg;
+
+    /// The lazily formatted sentences read as the `format!` calls they replaced.
+    #[test]
+    fn error_sentences() {
+        let cases = [
+            (ErrMsg::Flags("update", 4), "invalid update flags 0x4"),
+            (ErrMsg::Flags("push", 0x10), "invalid push flags 0x10"),
+            (
+                ErrMsg::Flags("bloom filter", 2),
+                "invalid bloom filter flags 0x2",
+            ),
+            (ErrMsg::Index(5, Some(4)), "index 5 >= max_entries 4"),
+            (ErrMsg::Index(7, None), "index 7 >= max_entries"),
+            (ErrMsg::Full("map is full", 4), "map is full (4 entries)"),
+            (ErrMsg::Full("trie is full", 9), "trie is full (9 entries)"),
+            (ErrMsg::Full("full", 2), "full (2 entries)"),
+            (ErrMsg::from("empty"), "empty"),
+            (ErrMsg::from(format!("x {}", 1)), "x 1"),
+        ];
+        for (m, want) in cases {
+            assert_eq!(m.to_string(), want);
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

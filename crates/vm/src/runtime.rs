@@ -469,6 +469,12 @@ impl Runtime {
         self.cpu = cpu;
         self.time_ns = time_ns;
         self.events.clear();
+        // Repeated runs without `end_run` in between (`run --repeat`, the bench): values
+        // replaced or deleted by the last run go to the free lists now, as the kernel frees
+        // them, instead of piling up for the whole loop. Empty after every `end_run`.
+        if !self.maps.graveyard.is_empty() {
+            self.maps.end_run(&mut self.regions);
+        }
         self.redirect = None;
         self.tail_calls = 0;
         self.insn_count = 0;
