@@ -511,6 +511,45 @@ struct TraceLine {
     idx_len: usize,
 }
 
+/// The key written before the packet's index.
+const INDEX_KEY: &[u8] = b",\"index\":";
+
+/// Bytes in a [`LINE_HEADS`] entry.
+const LINE_HEAD: usize = 48;
+
+/// The start of a trace line for each action in [`ACTIONS`], zero-padded to
+/// [`LINE_HEAD`] bytes: `{"action":"<name>"` followed by [`INDEX_KEY`], and the length
+/// up to the action's closing quote.
+static LINE_HEADS: [([u8; LINE_HEAD], u8); 5] = {
+    const fn head(name: &str) -> ([u8; LINE_HEAD], u8) {
+        let mut h = [0u8; LINE_HEAD];
+        let parts: [&[u8]; 4] = [b"{\"action\":\"", name.as_bytes(), b"\"", INDEX_KEY];
+        let mut at = 0;
+        let mut end = 0;
+        let mut i = 0;
+        while i < parts.len() {
+            let mut j = 0;
+            while j < parts[i].len() {
+                h[at] = parts[i][j];
+                at += 1;
+                j += 1;
+            }
+            if i == 2 {
+                end = at;
+            }
+            i += 1;
+        }
+        (h, end as u8)
+    }
+    [
+        head(ACTIONS[0]),
+        head(ACTIONS[1]),
+        head(ACTIONS[2]),
+        head(ACTIONS[3]),
+        head(ACTIONS[4]),
+    ]
+};
+
 /// Copies `s` to `buf[pos..]`.
 #[inline(always)]
 fn put(buf: &mut [u8], pos: usize, s: &[u8]) -> usize {
@@ -649,17 +688,27 @@ impl TraceLine {
         // Every fixed part and number fits in 320 bytes (11 keys, 9 numbers of at most
         // 20 digits, an action name, and slack for the 8-byte digit stores and the
         // 16- and 32-byte copies of the timestamp's and the index's digits).
-        let mut at = put(buf, 0, b"{\"action\":\"");
         let a = o.retval as u32;
-        match ACTIONS.get(a as usize) {
-            Some(n) => at = put(buf, at, n.as_bytes()),
+        let mut at;
+        let mut index_done = false;
+        match LINE_HEADS.get(a as usize) {
+            Some((head, n)) => {
+                // One fixed-size copy of the line's start up to the action's closing
+                // quote, and `,"index":` after it when nothing comes between.
+                buf[..LINE_HEAD].copy_from_slice(head);
+                at = *n as usize;
+                if !data_out && redirect_at == 0 {
+                    index_done = true;
+                    at += INDEX_KEY.len();
+                }
+            }
             None => {
-                at = put(buf, at, b"XDP_UNKNOWN_");
+                at = put(buf, 0, b"{\"action\":\"XDP_UNKNOWN_");
                 at = put_u64(buf, at, a.into());
+                buf[at] = b'"';
+                at += 1;
             }
         }
-        buf[at] = b'"';
-        at += 1;
         if data_out {
             at = put(buf, at, b",\"data_out\":\"");
             let hex = &mut buf[at..at + packet.len() * 2];
@@ -674,7 +723,9 @@ impl TraceLine {
         if redirect_at > 0 {
             at = put(buf, at, &self.extra[..redirect_at]);
         }
-        at = put(buf, at, b",\"index\":");
+        if !index_done {
+            at = put(buf, at, INDEX_KEY);
+        }
         at = self.put_index(buf, at, p.index);
         at = put(buf, at, b",\"len_in\":");
         let len_in = at;
@@ -683,10 +734,17 @@ impl TraceLine {
             at = put(buf, at, b",\"len_out\":");
             at = put_u64(buf, at, packet.len() as u64);
         } else {
-            // The same packet: `len_out` is `len_in`, whose digits are just written.
+            // The same packet: `len_out` is `len_in`, whose digits are just written:
+            // copied as one 8-byte load and store when they fit (the bytes past them
+            // are overwritten next or lie beyond the line).
             let n = at - len_in;
             at = put(buf, at, b",\"len_out\":");
-            buf.copy_within(len_in..len_in + n, at);
+            if n <= 8 {
+                let d: [u8; 8] = buf[len_in..len_in + 8].try_into().expect("8 bytes");
+                buf[at..at + 8].copy_from_slice(&d);
+            } else {
+                buf.copy_within(len_in..len_in + n, at);
+            }
             at += n;
         }
         if p.meta_len > 0 {
@@ -700,15 +758,16 @@ impl TraceLine {
         if self.extra.len() > redirect_at {
             at = put(buf, at, &self.extra[redirect_at..]);
         }
-        at = put(buf, at, b",\"retval\":");
         if o.retval < 10 {
-            // The five actions.
-            buf[at] = b'0' + o.retval as u8;
-            at += 1;
+            // The five actions: the digit between the two keys, one 20-byte store.
+            let mut t = *b",\"retval\":0,\"ts_ns\":";
+            t[10] = b'0' + o.retval as u8;
+            at = put(buf, at, &t);
         } else {
+            at = put(buf, at, b",\"retval\":");
             at = put_u64(buf, at, o.retval);
+            at = put(buf, at, b",\"ts_ns\":");
         }
-        at = put(buf, at, b",\"ts_ns\":");
         at = self.put_ts(buf, at, p.ts_ns);
         at = put(buf, at, b"}\n");
         at
