@@ -421,27 +421,28 @@ fn digit_count(w: u32) -> usize {
     ((w as u64 + T[log2 as usize]) >> 32) as usize
 }
 
-/// The two ASCII digits of each value below 100, as a little-endian `u16` (the first
-/// digit in the low byte).
-static PAIRS16: [u16; 100] = {
-    let mut t = [0u16; 100];
-    let mut i = 0;
-    while i < 100 {
-        t[i] = (b'0' as u16 + (i / 10) as u16) | ((b'0' as u16 + (i % 10) as u16) << 8);
-        i += 1;
-    }
-    t
-};
-
 /// The eight ASCII digits (zero-padded) of `w < 10^8` as a little-endian `u64`: the
-/// first digit in the low byte. Four table loads, no loop.
+/// first digit in the low byte. No table, no loop: the two halves of four digits side by
+/// side in one word, then both split in two by one multiply (`x * 5243 >> 19` is
+/// `x / 100` below 43,699), then the four pairs split by another (`x * 103 >> 10` is
+/// `x / 10` below 179); no lane's product reaches the next lane.
 #[inline(always)]
 fn ascii8(w: u32) -> u64 {
-    let (hi, lo) = (w / 10_000, w % 10_000);
-    PAIRS16[(hi / 100) as usize] as u64
-        | (PAIRS16[(hi % 100) as usize] as u64) << 16
-        | (PAIRS16[(lo / 100) as usize] as u64) << 32
-        | (PAIRS16[(lo % 100) as usize] as u64) << 48
+    let v = (w / 10_000) as u64 | ((w % 10_000) as u64) << 32;
+    let q = ((v * 5243) >> 19) & 0x0000_007f_0000_007f;
+    let v = q | (v - q * 100) << 16;
+    let q = ((v * 103) >> 10) & 0x000f_000f_000f_000f;
+    (q | (v - q * 10) << 8) | 0x3030_3030_3030_3030
+}
+
+/// The four ASCII digits (zero-padded) of `w < 10^4` as a little-endian `u32`, as
+/// [`ascii8`] does its halves.
+#[inline(always)]
+fn ascii4(w: u32) -> u32 {
+    let q = (w * 5243) >> 19;
+    let v = q | (w - q * 100) << 16;
+    let q = ((v * 103) >> 10) & 0x000f_000f;
+    (q | (v - q * 10) << 8) | 0x3030_3030
 }
 
 /// Writes the decimal digits of `v` at `buf[pos..]` (which has room for 20 bytes, and
@@ -454,8 +455,7 @@ fn put_u64(buf: &mut [u8], pos: usize, v: u64) -> usize {
         // Lengths and small values: two table loads, one 4-byte store.
         let w = v as u32;
         let n = digit_count(w);
-        let d = (PAIRS16[(w / 100) as usize] as u32 | (PAIRS16[(w % 100) as usize] as u32) << 16)
-            >> ((4 - n) * 8);
+        let d = ascii4(w) >> ((4 - n) * 8);
         buf[pos..pos + 4].copy_from_slice(&d.to_le_bytes());
         return pos + n;
     }
@@ -816,6 +816,19 @@ mod tests {
             line["events"] = events_json(obj, &o.events);
         }
         format!("{line}\n")
+    }
+
+    #[test]
+    fn digit_words_are_every_value_zero_padded() {
+        for w in 0..10_000u32 {
+            assert_eq!(ascii4(w).to_le_bytes(), *format!("{w:04}").as_bytes());
+        }
+        for w in (0..100_000_000u32)
+            .step_by(997)
+            .chain(99_990_000..100_000_000)
+        {
+            assert_eq!(ascii8(w).to_le_bytes(), *format!("{w:08}").as_bytes());
+        }
     }
 
     #[test]
