@@ -302,6 +302,10 @@ pub struct PcapOut {
     /// Records whose timestamp was beyond what the format holds (32-bit seconds, i.e.
     /// after 2106-02-07): written with the largest timestamp it can hold.
     pub clamped: u64,
+    /// The last record's second in nanoseconds (`sec` as a whole): records within that
+    /// second take their nanoseconds by a subtraction instead of a division.
+    base: u64,
+    sec: u32,
 }
 
 /// The largest `ts_ns` a classic pcap record can hold.
@@ -321,6 +325,8 @@ impl PcapOut {
             file,
             records: 0,
             clamped: 0,
+            base: 0,
+            sec: 0,
         })
     }
 
@@ -337,8 +343,15 @@ impl PcapOut {
         // Header and packet straight into the file's buffer (one copy of the packet).
         let r = self.file.record_space(16 + data.len())?;
         let (h, body) = r.split_at_mut(16);
-        h[0..4].copy_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+        const E9: u64 = 1_000_000_000;
+        let mut ns = ts.wrapping_sub(self.base);
+        if ns >= E9 {
+            self.sec = (ts / E9) as u32;
+            self.base = self.sec as u64 * E9;
+            ns = ts - self.base;
+        }
+        h[0..4].copy_from_slice(&self.sec.to_le_bytes());
+        h[4..8].copy_from_slice(&(ns as u32).to_le_bytes());
         h[8..12].copy_from_slice(&incl.to_le_bytes());
         h[12..16].copy_from_slice(&orig_len.max(incl).to_le_bytes());
         body.copy_from_slice(data);

@@ -499,8 +499,9 @@ struct TraceLine {
     /// `redirect` and `events` as serde_json prints them (rare).
     extra: Vec<u8>,
     /// The digits of the last timestamp's seconds (`ts_ns / 10^9`), reused while
-    /// consecutive packets fall in the same second: `ts_digits[..ts_len]`.
-    ts_secs: u64,
+    /// consecutive packets fall in the same second: `ts_digits[..ts_len]`; `ts_base` is
+    /// that second in nanoseconds.
+    ts_base: u64,
     ts_digits: [u8; 16],
     ts_len: usize,
     /// The digits of the index after the last line's (`idx_digits[..idx_len]`), so
@@ -585,17 +586,19 @@ impl TraceLine {
         if ts_ns < E9 {
             return put_u64(buf, pos, ts_ns);
         }
-        let secs = ts_ns / E9;
-        // (`ts_secs` starts at 0, which this path never sees.)
-        if secs != self.ts_secs {
-            let n = put_u64(&mut self.ts_digits, 0, secs);
-            self.ts_secs = secs;
-            self.ts_len = n;
+        // Within the last line's second the nanoseconds are a subtraction (no division).
+        // (`ts_base` starts at 0: every `ts_ns` here is at least 10^9 past it.)
+        let mut off = ts_ns.wrapping_sub(self.ts_base);
+        if off >= E9 {
+            let secs = ts_ns / E9;
+            self.ts_len = put_u64(&mut self.ts_digits, 0, secs);
+            self.ts_base = secs * E9;
+            off = ts_ns - self.ts_base;
         }
         // A fixed-size copy (two moves), then the position after the digits.
         buf[pos..pos + 16].copy_from_slice(&self.ts_digits);
         let pos = pos + self.ts_len;
-        let ns = (ts_ns % E9) as u32;
+        let ns = off as u32;
         buf[pos] = b'0' + (ns / 100_000_000) as u8;
         buf[pos + 1..pos + 9].copy_from_slice(&ascii8(ns % 100_000_000).to_le_bytes());
         pos + 9
