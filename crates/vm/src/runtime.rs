@@ -953,13 +953,14 @@ impl Runtime {
         } else {
             out.packet.clear();
         }
-        out.events.clear();
-        std::mem::swap(&mut out.events, &mut self.events);
-        let redirect = self.redirect.take();
-        out.redirect = if retval as u32 as u64 == XDP_REDIRECT {
-            redirect
-        } else {
-            None
+        // Most runs have no events and the last output none either: nothing to swap.
+        if !(self.events.is_empty() && out.events.is_empty()) {
+            out.events.clear();
+            std::mem::swap(&mut out.events, &mut self.events);
+        }
+        out.redirect = match self.redirect.take() {
+            Some(r) if retval as u32 as u64 == XDP_REDIRECT => Some(r),
+            _ => None,
         };
         out.retval = retval;
         self.end_run();
