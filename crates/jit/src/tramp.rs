@@ -275,6 +275,12 @@ pub(crate) extern "sysv64" fn tr_direct<const ID: i32>(
     let rt = unsafe { &mut *ctx.rt };
     rt.depth = ctx.depth as usize;
     rt.current_prog = (ctx.loc >> 32) as usize;
+    if ID == helpers::XDP_LOAD_BYTES || ID == helpers::XDP_STORE_BYTES {
+        // The buffer confined to the arena, not checked against the regions: no frames.
+        if let Some(v) = fastpath::xdp_load_store(rt, a2, a3, a4, ID == helpers::XDP_STORE_BYTES) {
+            return v;
+        }
+    }
     if !helpers::touches_no_memory(ID) {
         ensure_frames(ctx, rt);
     }

@@ -752,7 +752,7 @@ pub(crate) fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
 
 /// [`packet_segments`] for writing: the same pieces as pointers that may be written.
 #[inline]
-fn packet_segments_mut(
+pub(crate) fn packet_segments_mut(
     x: &mut XdpState,
     off: u64,
     len: u64,
@@ -783,7 +783,12 @@ fn packet_segments_mut(
 /// that the range lies inside the packet. Nothing is copied or allocated; the pieces are
 /// raw pointers so that `f` may write memory that overlaps them (the packet itself).
 #[inline]
-fn packet_segments(x: &XdpState, off: u64, len: u64, mut f: impl FnMut(*const u8, usize, usize)) {
+pub(crate) fn packet_segments(
+    x: &XdpState,
+    off: u64,
+    len: u64,
+    mut f: impl FnMut(*const u8, usize, usize),
+) {
     let (mut off, mut left, mut at) = (off as usize, len as usize, 0usize);
     let lin = (x.data as *const u8, (x.data_end - x.data) as usize);
     let frags = x.frags.iter().map(|f| (f.as_ptr(), f.len()));
