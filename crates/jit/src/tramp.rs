@@ -281,6 +281,17 @@ pub(crate) extern "sysv64" fn tr_direct<const ID: i32>(
             return v;
         }
     }
+    if ID == helpers::MAP_PUSH_ELEM || ID == helpers::MAP_POP_ELEM || ID == helpers::MAP_PEEK_ELEM {
+        // The value pointer confined to the arena, not checked against the regions.
+        let r = if ID == helpers::MAP_PUSH_ELEM {
+            fastpath::map_push(rt, a1, a2, a3)
+        } else {
+            fastpath::map_pop_peek(rt, a1, a2, ID == helpers::MAP_POP_ELEM)
+        };
+        if let Some(v) = r {
+            return v;
+        }
+    }
     if !helpers::touches_no_memory(ID) {
         ensure_frames(ctx, rt);
     }

@@ -4,11 +4,22 @@
 //! must give the interpreter's results: r0, packet bytes (linear part and fragments),
 //! faults.
 
+use bpfkit_isa::opcode::{BPF_PSEUDO_MAP_IDX, LDDW};
 use bpfkit_jit::Jit;
-use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram};
+use bpfkit_object::model::map_type as mt;
+use bpfkit_object::model::{prog_type, LinkedObject, LinkedProgram, MapDef};
 use bpfkit_vm::{Config, Engine, Interpreter, XdpInput};
 
 fn object(text: &str) -> LinkedObject {
+    object_with_maps(text, Vec::new())
+}
+
+/// Every `lddw %rN, M` of `text` names map #M of `maps`.
+fn object_with_maps(text: &str, maps: Vec<MapDef>) -> LinkedObject {
+    let mut insns = bpfkit_asm::assemble(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for i in insns.iter_mut().filter(|i| i.code == LDDW) {
+        i.src = BPF_PSEUDO_MAP_IDX;
+    }
     LinkedObject {
         programs: vec![LinkedProgram {
             name: "p".into(),
@@ -17,9 +28,9 @@ fn object(text: &str) -> LinkedObject {
             expected_attach_type: None,
             prog_flags: 0,
             origins: Vec::new(),
-            insns: bpfkit_asm::assemble(text).unwrap_or_else(|e| panic!("{e}\n{text}")),
+            insns,
         }],
-        maps: Vec::new(),
+        maps,
         license: "GPL".into(),
         kernel_version: None,
     }
@@ -28,7 +39,11 @@ fn object(text: &str) -> LinkedObject {
 /// Runs the program on the interpreter, the checked JIT and the fast JIT (twice each, so
 /// the fast JIT's second run starts from the parked frame) over every packet length.
 fn same_on_all(text: &str, lens: &[usize]) -> usize {
-    let obj = object(text);
+    same_on_all_obj(&object(text), text, lens)
+}
+
+fn same_on_all_obj(obj: &LinkedObject, text: &str, lens: &[usize]) -> usize {
+    let obj = obj.clone();
     let config = Config::default();
     let mut interp = Interpreter::new(&obj, config.clone()).unwrap();
     let mut checked = Jit::new(&obj, config.clone()).unwrap();
@@ -54,6 +69,11 @@ fn same_on_all(text: &str, lens: &[usize]) -> usize {
                 .map_err(|e| fault_text(&e.to_string()));
             assert_eq!(a, c, "checked JIT, {len} bytes\n{text}");
             assert_eq!(a, f, "fast JIT, {len} bytes\n{text}");
+            for m in 0..obj.maps.len() {
+                let x = interp.map_entries(m).unwrap();
+                assert_eq!(x, checked.map_entries(m).unwrap(), "map {m}, checked JIT");
+                assert_eq!(x, fast.map_entries(m).unwrap(), "map {m}, fast JIT");
+            }
             ok += a.is_ok() as usize;
         }
     }
@@ -176,4 +196,94 @@ fn packet_adjustments_and_plain_helpers_match_the_interpreter() {
         add %r0, %r7
         exit";
     assert_eq!(same_on_all(text, LENS), 2 * LENS.len());
+}
+
+#[test]
+fn queue_stack_and_bloom_operations_match_the_interpreter() {
+    // Three pushes into 2-entry maps (the third refused, or with BPF_EXIST replacing the
+    // oldest), a peek, two pops and a pop of the empty map; r0 mixes every result and the
+    // values read.
+    let ops = |map: u32, flags: u32| {
+        format!(
+            "
+            ldxw %r6, [%r1+0]
+            ldxb %r7, [%r6+12]
+            mov %r8, %r7
+            lsh %r8, 40
+            or %r7, %r8
+            mov %r9, 0
+            stxdw [%r10-16], %r9
+            stxdw [%r10-8], %r7
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -8
+            mov %r3, {flags}
+            call 87
+            add %r9, %r0
+            add %r7, 1
+            stxdw [%r10-8], %r7
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -8
+            mov %r3, {flags}
+            call 87
+            lsh %r9, 4
+            add %r9, %r0
+            add %r7, 1
+            stxdw [%r10-8], %r7
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -8
+            mov %r3, {flags}
+            call 87
+            lsh %r9, 4
+            add %r9, %r0
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -16
+            call 89
+            lsh %r9, 4
+            add %r9, %r0
+            ldxdw %r8, [%r10-16]
+            lsh %r9, 8
+            add %r9, %r8
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -16
+            call 88
+            lsh %r9, 4
+            add %r9, %r0
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -16
+            call 88
+            lsh %r9, 4
+            add %r9, %r0
+            lddw %r1, {map}
+            mov %r2, %r10
+            add %r2, -16
+            call 88
+            lsh %r9, 4
+            add %r9, %r0
+            ldxdw %r8, [%r10-16]
+            lsh %r9, 8
+            add %r9, %r8
+            mov %r0, %r9
+            exit"
+        )
+    };
+    let maps = vec![
+        MapDef::plain("q", mt::QUEUE, 0, 8, 2, 0),
+        MapDef::plain("s", mt::STACK, 0, 8, 2, 0),
+        MapDef::plain("b", mt::BLOOM_FILTER, 0, 8, 4, 0),
+    ];
+    let mut runs = 0;
+    for map in 0..3 {
+        for flags in [0u32, 2] {
+            let text = ops(map, flags);
+            let obj = object_with_maps(&text, maps.clone());
+            runs += same_on_all_obj(&obj, &text, &[60, 1514]);
+        }
+    }
+    assert!(runs > 0, "no run succeeded");
 }

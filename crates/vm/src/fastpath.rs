@@ -233,6 +233,64 @@ pub fn xdp_load_store(rt: &mut Runtime, off: u64, buf: u64, len: u64, store: boo
     Some(0)
 }
 
+/// `bpf_map_push_elem(map, value, flags)` on a QUEUE, STACK or BLOOM_FILTER: r0 as the
+/// helper returns it, the value read in place (copied to the stack first, as the helper
+/// copies it). `None` (take the generic helper) when `map` is no such map's handle or the
+/// value is not inside the engines' range.
+pub fn map_push(rt: &mut Runtime, map: u64, value: u64, flags: u64) -> Option<u64> {
+    let m = crate::maps::handle_to_index(map).filter(|&m| m < rt.maps.maps.len())?;
+    let map = &mut rt.maps.maps[m];
+    if !matches!(map.map_type(), mt::QUEUE | mt::STACK | mt::BLOOM_FILTER) {
+        return None;
+    }
+    let vs = map.def.value_size as usize;
+    if !crate::arena::contains(value, vs as u64) {
+        return None;
+    }
+    // SAFETY: `[value, value + vs)` is committed memory of the engines' range.
+    Some(unsafe {
+        with_copy(value, vs, |v| match map.try_push(v, flags) {
+            Ok(()) => 0,
+            Err(e) => crate::helpers::neg(e.errno),
+        })
+    })
+}
+
+/// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem(map, value)` on a QUEUE or STACK
+/// (and peek on a BLOOM_FILTER): r0 as the helper returns it, the element written straight
+/// to `value`. `None` (take the generic helper) when `map` is no such map's handle or
+/// `value` is not inside the engines' range.
+pub fn map_pop_peek(rt: &mut Runtime, map: u64, value: u64, delete: bool) -> Option<u64> {
+    let m = crate::maps::handle_to_index(map).filter(|&m| m < rt.maps.maps.len())?;
+    let map = &mut rt.maps.maps[m];
+    let t = map.map_type();
+    let vs = map.def.value_size as usize;
+    if !crate::arena::contains(value, vs as u64) {
+        return None;
+    }
+    if !delete && t == mt::BLOOM_FILTER {
+        // SAFETY: `[value, value + vs)` is committed memory of the engines' range.
+        return Some(unsafe {
+            with_copy(value, vs, |v| match map.bloom_contains(v) {
+                Some(true) => 0,
+                _ => crate::helpers::neg(crate::maps::ENOENT),
+            })
+        });
+    }
+    if !matches!(t, mt::QUEUE | mt::STACK) {
+        return None;
+    }
+    let r = map.try_pop_with(delete, |v| {
+        // SAFETY: `[value, value + vs)` is committed memory of the engines' range and at
+        // most `vs` bytes are written; `v` is the element's own buffer (memmove anyway).
+        unsafe { std::ptr::copy(v.as_ptr(), value as *mut u8, v.len().min(vs)) }
+    });
+    Some(match r {
+        Ok(()) => 0,
+        Err(e) => crate::helpers::neg(e.errno),
+    })
+}
+
 /// Largest PROG_ARRAY [`prog_array_slots`] lists.
 pub const MAX_JUMP_TABLE: u32 = 1 << 16;
 
