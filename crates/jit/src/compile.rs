@@ -1521,6 +1521,15 @@ impl Gen<'_> {
             helpers::MAP_LOOKUP_ELEM | helpers::MAP_UPDATE_ELEM | helpers::MAP_DELETE_ELEM
         );
         if !is_map_op {
+            let direct = crate::tramp::direct_tramp(id).filter(|_| self.mode == Mode::Fast);
+            if let Some(t) = direct {
+                // The helper's own trampoline: the id is not stored, `tr_direct` has it.
+                self.set_loc(prog, pc);
+                asm!(self.ops ; mov r9, r12);
+                self.call_abs(t);
+                self.check_fault();
+                return;
+            }
             return self.helper(prog, pc, id);
         }
         let Some((m, fm)) = self.known_map(pc, 0) else {

@@ -256,6 +256,100 @@ pub(crate) extern "sysv64" fn tr_helper(
     }
 }
 
+/// Fast mode: helper `ID` (one of [`helpers::DIRECT`]) through a trampoline of its own.
+/// It does what [`tr_helper`] does for that id, minus what the constant id makes
+/// unnecessary: no id in the context, no callback or frame test for helpers that need
+/// none, no dispatch over every helper ([`helpers::call_direct`] folds to the one body),
+/// and the context fields refreshed only after helpers that move the packet.
+pub(crate) extern "sysv64" fn tr_direct<const ID: i32>(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    ctx: *mut JitCtx,
+) -> u64 {
+    // SAFETY: as in `tr_helper`.
+    let ctx = unsafe { &mut *ctx };
+    // SAFETY: as in `tr_helper`.
+    let rt = unsafe { &mut *ctx.rt };
+    rt.depth = ctx.depth as usize;
+    rt.current_prog = (ctx.loc >> 32) as usize;
+    if ID == helpers::XDP_LOAD_BYTES || ID == helpers::XDP_STORE_BYTES {
+        // The buffer confined to the arena, not checked against the regions: no frames.
+        if let Some(v) = fastpath::xdp_load_store(rt, a2, a3, a4, ID == helpers::XDP_STORE_BYTES) {
+            return v;
+        }
+    }
+    if ID == helpers::MAP_PUSH_ELEM || ID == helpers::MAP_POP_ELEM || ID == helpers::MAP_PEEK_ELEM {
+        // The value pointer confined to the arena, not checked against the regions.
+        let r = if ID == helpers::MAP_PUSH_ELEM {
+            fastpath::map_push(rt, a1, a2, a3)
+        } else {
+            fastpath::map_pop_peek(rt, a1, a2, ID == helpers::MAP_POP_ELEM)
+        };
+        if let Some(v) = r {
+            return v;
+        }
+    }
+    if !helpers::touches_no_memory(ID) {
+        ensure_frames(ctx, rt);
+    }
+    let r = helpers::call_direct(rt, ID, &[a1, a2, a3, a4, a5]);
+    if helpers::moves_packet(ID) {
+        sync_xdp_md(ctx, rt);
+    }
+    match r {
+        Ok(v) => v,
+        Err(k) => direct_fault(ctx, rt, k),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn direct_fault(ctx: &mut JitCtx, rt: &Runtime, k: FaultKind) -> u64 {
+    set_fault(ctx, rt, k);
+    0
+}
+
+/// The trampoline of helper `id` in fast mode when it has one of its own ([`tr_direct`]).
+pub(crate) fn direct_tramp(id: i32) -> Option<u64> {
+    use helpers as h;
+    macro_rules! t {
+        ($($c:ident),*) => {
+            match id {
+                $(h::$c => Some(tr_direct::<{ h::$c }> as *const () as u64),)*
+                _ => None,
+            }
+        };
+    }
+    t!(
+        KTIME_GET_NS,
+        KTIME_GET_BOOT_NS,
+        KTIME_GET_COARSE_NS,
+        KTIME_GET_TAI_NS,
+        GET_PRANDOM_U32,
+        GET_SMP_PROCESSOR_ID,
+        REDIRECT,
+        REDIRECT_MAP,
+        CSUM_DIFF,
+        XDP_ADJUST_HEAD,
+        XDP_ADJUST_META,
+        XDP_ADJUST_TAIL,
+        XDP_GET_BUFF_LEN,
+        XDP_LOAD_BYTES,
+        XDP_STORE_BYTES,
+        MAP_PUSH_ELEM,
+        MAP_POP_ELEM,
+        MAP_PEEK_ELEM,
+        RINGBUF_OUTPUT,
+        RINGBUF_RESERVE,
+        RINGBUF_SUBMIT,
+        RINGBUF_DISCARD,
+        CHECK_MTU
+    )
+}
+
 /// Refreshes the fast-mode copy of the context fields from the runtime.
 pub fn sync_xdp_md(ctx: &mut JitCtx, rt: &Runtime) {
     if let Some(x) = &rt.xdp {
@@ -673,6 +767,16 @@ pub extern "sysv64" fn tr_rerun(ctx: *mut JitCtx) {
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    #[test]
+    fn every_direct_helper_has_its_trampoline() {
+        for &id in helpers::DIRECT {
+            assert!(direct_tramp(id).is_some(), "helper {id}");
+            assert!(!helpers::runs_callbacks(id), "helper {id}");
+        }
+        let n = (0..300).filter(|&id| direct_tramp(id).is_some()).count();
+        assert_eq!(n, helpers::DIRECT.len());
+    }
 
     #[test]
     fn offsets_match_the_generated_code() {

@@ -183,6 +183,114 @@ pub fn map_delete(rt: &mut Runtime, map: usize, key: u64) -> Option<u64> {
     Some(unsafe { with_copy(key, ks, |k| crate::helpers::map_delete_bytes(rt, map, k)) })
 }
 
+/// `bpf_xdp_load_bytes` (`store` false) / `bpf_xdp_store_bytes` (`store` true) with
+/// `off`, `buf` and `len` from r2..r4: the same bytes moved and the same r0 as
+/// [`crate::helpers::call`], with `buf` confined to the engines' address range instead of
+/// checked against the live regions (so the fast mode needs no stack regions for it).
+/// `None` (take the generic helper, which reports the fault or the result) when the run has
+/// no XDP context, `len` is 0 or `[buf, buf + len)` is not inside the engines' range.
+pub fn xdp_load_store(rt: &mut Runtime, off: u64, buf: u64, len: u64, store: bool) -> Option<u64> {
+    let (off, len) = (off as u32 as u64, len as u32 as u64);
+    let x = rt.xdp.as_mut()?;
+    if off > 0xffff || len > 0xffff {
+        return Some(crate::helpers::neg(14)); // -EFAULT, before any pointer is looked at
+    }
+    let lin = x.data_end - x.data;
+    if off + len > lin + x.frags_len() {
+        return Some(crate::helpers::neg(crate::maps::EINVAL));
+    }
+    if len == 0 || !crate::arena::contains(buf, len) {
+        return None;
+    }
+    if !store {
+        crate::helpers::packet_segments(x, off, len, |p, n, at| {
+            // SAFETY: `[buf, buf + len)` is committed memory of the engines' range (checked
+            // above) and `at + n <= len`; the `n` source bytes are packet memory (bounds
+            // checked above). `copy` (memmove): the destination may be the packet itself.
+            unsafe { std::ptr::copy(p, (buf as *mut u8).add(at), n) };
+        });
+    } else if off + len <= lin {
+        crate::helpers::packet_segments_mut(x, off, len, |p, n, at| {
+            // SAFETY: `[buf, buf + len)` is committed memory of the engines' range and
+            // `at + n <= len`; `p` is `n` writable bytes of the packet page (memmove: the
+            // source may lie in the packet).
+            unsafe { std::ptr::copy((buf as *const u8).add(at), p, n) };
+        });
+    } else {
+        // Across pieces: the source is copied first, as the helper does, since writing the
+        // first piece could change a source lying in the packet.
+        // SAFETY: `[buf, buf + len)` is committed memory of the engines' range.
+        unsafe {
+            with_copy(buf, len as usize, |bytes| {
+                crate::helpers::packet_segments_mut(x, off, len, |p, n, at| {
+                    // SAFETY: `p` is `n` writable bytes of the packet page or a fragment,
+                    // and `bytes` (a separate buffer) holds `at + n <= len` bytes.
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr().add(at), p, n)
+                });
+            })
+        };
+    }
+    Some(0)
+}
+
+/// `bpf_map_push_elem(map, value, flags)` on a QUEUE, STACK or BLOOM_FILTER: r0 as the
+/// helper returns it, the value read in place (copied to the stack first, as the helper
+/// copies it). `None` (take the generic helper) when `map` is no such map's handle or the
+/// value is not inside the engines' range.
+pub fn map_push(rt: &mut Runtime, map: u64, value: u64, flags: u64) -> Option<u64> {
+    let m = crate::maps::handle_to_index(map).filter(|&m| m < rt.maps.maps.len())?;
+    let map = &mut rt.maps.maps[m];
+    if !matches!(map.map_type(), mt::QUEUE | mt::STACK | mt::BLOOM_FILTER) {
+        return None;
+    }
+    let vs = map.def.value_size as usize;
+    if !crate::arena::contains(value, vs as u64) {
+        return None;
+    }
+    // SAFETY: `[value, value + vs)` is committed memory of the engines' range.
+    Some(unsafe {
+        with_copy(value, vs, |v| match map.try_push(v, flags) {
+            Ok(()) => 0,
+            Err(e) => crate::helpers::neg(e.errno),
+        })
+    })
+}
+
+/// `bpf_map_pop_elem` (`delete`) / `bpf_map_peek_elem(map, value)` on a QUEUE or STACK
+/// (and peek on a BLOOM_FILTER): r0 as the helper returns it, the element written straight
+/// to `value`. `None` (take the generic helper) when `map` is no such map's handle or
+/// `value` is not inside the engines' range.
+pub fn map_pop_peek(rt: &mut Runtime, map: u64, value: u64, delete: bool) -> Option<u64> {
+    let m = crate::maps::handle_to_index(map).filter(|&m| m < rt.maps.maps.len())?;
+    let map = &mut rt.maps.maps[m];
+    let t = map.map_type();
+    let vs = map.def.value_size as usize;
+    if !crate::arena::contains(value, vs as u64) {
+        return None;
+    }
+    if !delete && t == mt::BLOOM_FILTER {
+        // SAFETY: `[value, value + vs)` is committed memory of the engines' range.
+        return Some(unsafe {
+            with_copy(value, vs, |v| match map.bloom_contains(v) {
+                Some(true) => 0,
+                _ => crate::helpers::neg(crate::maps::ENOENT),
+            })
+        });
+    }
+    if !matches!(t, mt::QUEUE | mt::STACK) {
+        return None;
+    }
+    let r = map.try_pop_with(delete, |v| {
+        // SAFETY: `[value, value + vs)` is committed memory of the engines' range and at
+        // most `vs` bytes are written; `v` is the element's own buffer (memmove anyway).
+        unsafe { std::ptr::copy(v.as_ptr(), value as *mut u8, v.len().min(vs)) }
+    });
+    Some(match r {
+        Ok(()) => 0,
+        Err(e) => crate::helpers::neg(e.errno),
+    })
+}
+
 /// Largest PROG_ARRAY [`prog_array_slots`] lists.
 pub const MAX_JUMP_TABLE: u32 = 1 << 16;
 

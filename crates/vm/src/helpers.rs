@@ -271,6 +271,76 @@ pub fn touches_no_memory(id: i32) -> bool {
     )
 }
 
+/// Helpers the JIT's fast mode calls through a trampoline of their own (one per helper,
+/// the id a constant there, so [`call_direct`] compiles to a direct call of the helper's
+/// body): none runs a callback or is a kfunc. The result is exactly [`call`]'s.
+pub const DIRECT: &[i32] = &[
+    KTIME_GET_NS,
+    KTIME_GET_BOOT_NS,
+    KTIME_GET_COARSE_NS,
+    KTIME_GET_TAI_NS,
+    GET_PRANDOM_U32,
+    GET_SMP_PROCESSOR_ID,
+    REDIRECT,
+    REDIRECT_MAP,
+    CSUM_DIFF,
+    XDP_ADJUST_HEAD,
+    XDP_ADJUST_META,
+    XDP_ADJUST_TAIL,
+    XDP_GET_BUFF_LEN,
+    XDP_LOAD_BYTES,
+    XDP_STORE_BYTES,
+    MAP_PUSH_ELEM,
+    MAP_POP_ELEM,
+    MAP_PEEK_ELEM,
+    RINGBUF_OUTPUT,
+    RINGBUF_RESERVE,
+    RINGBUF_SUBMIT,
+    RINGBUF_DISCARD,
+    CHECK_MTU,
+];
+
+/// Helpers that move the packet pointers (`data`, `data_meta`, `data_end`): after them the
+/// JIT's fast mode refreshes its copy of the context fields.
+pub fn moves_packet(id: i32) -> bool {
+    matches!(id, XDP_ADJUST_HEAD | XDP_ADJUST_META | XDP_ADJUST_TAIL)
+}
+
+/// [`call`] for an id of [`DIRECT`]: the same helper bodies, selected by a `match` that a
+/// constant `id` folds away when this is inlined (the JIT's per-helper trampolines).
+#[inline(always)]
+pub fn call_direct(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
+    match id {
+        KTIME_GET_NS | KTIME_GET_BOOT_NS | KTIME_GET_COARSE_NS | KTIME_GET_TAI_NS => Ok(rt.time_ns),
+        GET_PRANDOM_U32 => Ok(rt.prandom_u32() as u64),
+        GET_SMP_PROCESSOR_ID => Ok(rt.cpu as u64),
+        REDIRECT => redirect(rt, a),
+        REDIRECT_MAP => redirect_map(rt, a),
+        CSUM_DIFF => csum_diff(rt, a),
+        XDP_ADJUST_HEAD => xdp_adjust_head(rt, a),
+        XDP_ADJUST_META => xdp_adjust_meta(rt, a),
+        XDP_ADJUST_TAIL => xdp_adjust_tail(rt, a),
+        XDP_GET_BUFF_LEN => xdp_get_buff_len(rt),
+        XDP_LOAD_BYTES => xdp_load_store(rt, a, false),
+        XDP_STORE_BYTES => xdp_load_store(rt, a, true),
+        MAP_PUSH_ELEM => map_push_elem(rt, a),
+        MAP_POP_ELEM => map_pop_peek(rt, a, true),
+        MAP_PEEK_ELEM => map_pop_peek(rt, a, false),
+        RINGBUF_OUTPUT => ringbuf_output(rt, a),
+        RINGBUF_RESERVE => ringbuf_reserve(rt, a),
+        RINGBUF_SUBMIT => ringbuf_submit(rt, a, true),
+        RINGBUF_DISCARD => ringbuf_submit(rt, a, false),
+        CHECK_MTU => check_mtu(rt, a),
+        _ => call(rt, id, a),
+    }
+}
+
+fn xdp_get_buff_len(rt: &mut Runtime) -> Result<u64, FaultKind> {
+    xdp_required(rt, "bpf_xdp_get_buff_len")?;
+    let x = rt.xdp.as_ref().expect("checked");
+    Ok(x.data_end - x.data + x.frags_len())
+}
+
 /// Calls helper `id` with r1..r5; callbacks run on the interpreter.
 pub fn call(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind> {
     match id {
@@ -351,11 +421,7 @@ fn call_plain(rt: &mut Runtime, id: i32, a: &[u64; 5]) -> Result<u64, FaultKind>
         SNPRINTF => snprintf(rt, a),
         TRACE_VPRINTK => trace_vprintk(rt, a),
         STRNCMP => strncmp(rt, a),
-        XDP_GET_BUFF_LEN => {
-            xdp_required(rt, "bpf_xdp_get_buff_len")?;
-            let x = rt.xdp.as_ref().expect("checked");
-            Ok(x.data_end - x.data + x.frags_len())
-        }
+        XDP_GET_BUFF_LEN => xdp_get_buff_len(rt),
         XDP_LOAD_BYTES => xdp_load_store(rt, a, false),
         XDP_STORE_BYTES => xdp_load_store(rt, a, true),
         MAP_LOOKUP_PERCPU_ELEM => map_lookup_percpu_elem(rt, a),
@@ -686,7 +752,7 @@ pub(crate) fn read_packet(rt: &Runtime, off: u64, len: u64, out: &mut Vec<u8>) {
 
 /// [`packet_segments`] for writing: the same pieces as pointers that may be written.
 #[inline]
-fn packet_segments_mut(
+pub(crate) fn packet_segments_mut(
     x: &mut XdpState,
     off: u64,
     len: u64,
@@ -717,7 +783,12 @@ fn packet_segments_mut(
 /// that the range lies inside the packet. Nothing is copied or allocated; the pieces are
 /// raw pointers so that `f` may write memory that overlaps them (the packet itself).
 #[inline]
-fn packet_segments(x: &XdpState, off: u64, len: u64, mut f: impl FnMut(*const u8, usize, usize)) {
+pub(crate) fn packet_segments(
+    x: &XdpState,
+    off: u64,
+    len: u64,
+    mut f: impl FnMut(*const u8, usize, usize),
+) {
     let (mut off, mut left, mut at) = (off as usize, len as usize, 0usize);
     let lin = (x.data as *const u8, (x.data_end - x.data) as usize);
     let frags = x.frags.iter().map(|f| (f.as_ptr(), f.len()));
