@@ -84,6 +84,10 @@ pub struct Compiled {
     pub cb_shim: AssemblyOffset,
     /// Fast mode: the repeat loop (see [`compile`]), `None` in checked mode.
     pub rep_entry: Option<AssemblyOffset>,
+    /// Prologues and `exit`s count the call depth in the run context (`JitCtx::depth`):
+    /// checked mode, or an object with local calls or callbacks. Otherwise every run stays
+    /// at depth 0 and the entries set it so.
+    pub depth_counted: bool,
 }
 
 /// Out-of-line code emitted after the program bodies.
@@ -202,6 +206,8 @@ struct Gen<'a> {
     /// Some program uses `may_goto`: function entries and tail calls set the frame's
     /// counter.
     has_may_goto: bool,
+    /// See [`Compiled::depth_counted`].
+    depth_counted: bool,
     /// Fast mode, program being compiled: counted loops ([`counted_loops`]) by back-edge
     /// slot.
     counted: HashMap<usize, CountedLoop>,
@@ -658,9 +664,11 @@ impl Gen<'_> {
             ; push r13
             ; push r14
             ; push r15
-            ; add QWORD [r12 + OFF_DEPTH], 1
-            ; add rbp, 512
         );
+        if self.depth_counted {
+            asm!(self.ops ; add QWORD [r12 + OFF_DEPTH], 1);
+        }
+        asm!(self.ops ; add rbp, 512);
         self.reset_may_goto();
         if self.mode == Mode::Checked {
             self.save_regs(0);
@@ -1210,8 +1218,10 @@ impl Gen<'_> {
                             self.call_abs(tr_leave_frame as *const () as u64);
                             self.restore_regs(0, None);
                         }
+                        if self.depth_counted {
+                            asm!(self.ops ; sub QWORD [r12 + OFF_DEPTH], 1);
+                        }
                         asm!(self.ops
-                            ; sub QWORD [r12 + OFF_DEPTH], 1
                             ; pop r15
                             ; pop r14
                             ; pop r13
@@ -2734,6 +2744,13 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .programs
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
+        depth_counted: mode == Mode::Checked
+            || rt.programs.iter().any(|p| {
+                p.insns.iter().any(|i| {
+                    (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
+                        || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC)
+                })
+            }),
         counted: HashMap::new(),
         counted_heads: HashMap::new(),
         components: Vec::new(),
@@ -2953,5 +2970,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         stubs,
         cb_shim,
         rep_entry,
+        depth_counted: g.depth_counted,
     })
 }
