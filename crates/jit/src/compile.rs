@@ -2467,6 +2467,17 @@ fn cycle_components(insns: &[RawInsn]) -> Vec<u32> {
     comp
 }
 
+/// Whether some jump of the program lies on a cycle ([`cycle_components`]): only then
+/// can its code charge the instruction budget.
+fn has_cycle(insns: &[RawInsn]) -> bool {
+    let comp = cycle_components(insns);
+    let mut succ = Vec::new();
+    (0..insns.len()).any(|pc| {
+        successors(pc, &insns[pc], insns.len(), &mut succ);
+        succ.iter().any(|&t| t <= pc && comp[t] == comp[pc])
+    })
+}
+
 /// Fast mode: the counted loops of a program, whose number of iterations the code alone
 /// bounds whatever a verifier said, so that they can be charged against the instruction
 /// budget once on entry instead of on every back edge (a read-modify-write of the run
@@ -2866,9 +2877,25 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             ; jz =>done
             ; .align 16
             ; =>top
-            ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
-            ; mov QWORD [r12 + OFF_BUDGET], r11
-            ; mov QWORD [r12 + OFF_TAIL_CALLS], 0
+        );
+        // The budget is only read where a cycle is charged, the tail-call count only
+        // by tail calls: an object with neither needs no reset per run.
+        let cyclic = rt.programs.iter().any(|p| has_cycle(&p.insns));
+        let tail_calls = rt.programs.iter().any(|p| {
+            p.insns
+                .iter()
+                .any(|i| i.code == (BPF_JMP | BPF_CALL) && i.imm == helpers::TAIL_CALL)
+        });
+        if cyclic {
+            asm!(g.ops
+                ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
+                ; mov QWORD [r12 + OFF_BUDGET], r11
+            );
+        }
+        if tail_calls {
+            asm!(g.ops ; mov QWORD [r12 + OFF_TAIL_CALLS], 0);
+        }
+        asm!(g.ops
             ; mov rdi, QWORD [r12 + OFF_REP_R1]
             ; xor eax, eax
             ; xor esi, esi
