@@ -85,8 +85,8 @@ pub struct Compiled {
     /// Fast mode: the repeat loop (see [`compile`]), `None` in checked mode.
     pub rep_entry: Option<AssemblyOffset>,
     /// Prologues and `exit`s count the call depth in the run context (`JitCtx::depth`):
-    /// checked mode, or an object with local calls or callbacks. Otherwise every run stays
-    /// at depth 0 and the entries set it so.
+    /// checked mode, or an object that may enter a function frame ([`may_enter_a_frame`]).
+    /// Otherwise every run stays at depth 0 and the entries set it so.
     pub depth_counted: bool,
 }
 
@@ -2494,6 +2494,23 @@ fn cycle_components(insns: &[RawInsn]) -> Vec<u32> {
     comp
 }
 
+/// Whether `i` may make the program enter a function frame: a local call, an `lddw` of
+/// a function, `callx`, a kfunc call, or a helper that runs callbacks or sets a timer's
+/// (a wrongly accepted program may forge a function handle for `callx` or a callback
+/// helper, so only objects with none of these may leave the call depth uncounted).
+fn may_enter_a_frame(i: &RawInsn) -> bool {
+    if i.code == LDDW {
+        return i.src == BPF_PSEUDO_FUNC;
+    }
+    if i.code & 0x07 != BPF_JMP || i.code & 0xf0 != BPF_CALL {
+        return false;
+    }
+    i.code & 0x08 != 0
+        || i.src != 0
+        || helpers::runs_callbacks(i.imm)
+        || i.imm == bpfkit_vm::timer::TIMER_SET_CALLBACK
+}
+
 /// Whether some jump of the program lies on a cycle ([`cycle_components`]): only then
 /// can its code charge the instruction budget.
 fn has_cycle(insns: &[RawInsn]) -> bool {
@@ -2783,12 +2800,10 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
         depth_counted: mode == Mode::Checked
-            || rt.programs.iter().any(|p| {
-                p.insns.iter().any(|i| {
-                    (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
-                        || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC)
-                })
-            }),
+            || rt
+                .programs
+                .iter()
+                .any(|p| p.insns.iter().any(may_enter_a_frame)),
         counted: HashMap::new(),
         counted_heads: HashMap::new(),
         components: Vec::new(),

@@ -494,3 +494,24 @@ fn fast_mode_context_load_pairs_match_the_interpreter() {
     };
     assert_eq!((fa.pc, fb.pc), (1, 1));
 }
+
+/// A wrongly accepted program may forge a function handle (no `lddw` of a function in
+/// the object) and enter its own entry function through `callx` or a callback helper
+/// (`bpf_loop`): fast mode still counts the call depth for such objects, so the recursion
+/// ends in a fault, as in the interpreter, not in a host stack overflow.
+#[test]
+fn fast_mode_forged_function_handles_stop_at_the_call_depth() {
+    let h = bpfkit_vm::runtime::func_handle(0, 0);
+    for text in [
+        format!("lddw %r1, {h:#x}\ncallx %r1\nexit"),
+        format!("mov %r1, 4\nlddw %r2, {h:#x}\nmov %r3, 0\nmov %r4, 0\ncall 181\nexit"),
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(&text));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        let a = i.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+        let mut j = Jit::with_programs_fast(vec![prog], &[], Config::default()).unwrap();
+        let b = j.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+        assert!(matches!(b, Err(VmError::Fault(_))), "{text}: {b:?}");
+        assert_eq!(a.is_ok(), b.is_ok(), "{text}: {a:?} / {b:?}");
+    }
+}
