@@ -28,7 +28,7 @@ use bpfkit_vm::maps::map_handle;
 use bpfkit_vm::runtime::{func_handle, Runtime, MAX_CALL_FRAMES};
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 macro_rules! asm {
     ($ops:expr ; $($t:tt)*) => {
@@ -84,6 +84,10 @@ pub struct Compiled {
     pub cb_shim: AssemblyOffset,
     /// Fast mode: the repeat loop (see [`compile`]), `None` in checked mode.
     pub rep_entry: Option<AssemblyOffset>,
+    /// Prologues and `exit`s count the call depth in the run context (`JitCtx::depth`):
+    /// checked mode, or an object that may enter a function frame ([`may_enter_a_frame`]).
+    /// Otherwise every run stays at depth 0 and the entries set it so.
+    pub depth_counted: bool,
 }
 
 /// Out-of-line code emitted after the program bodies.
@@ -202,11 +206,22 @@ struct Gen<'a> {
     /// Some program uses `may_goto`: function entries and tail calls set the frame's
     /// counter.
     has_may_goto: bool,
+    /// See [`Compiled::depth_counted`].
+    depth_counted: bool,
     /// Fast mode, program being compiled: counted loops ([`counted_loops`]) by back-edge
     /// slot.
     counted: HashMap<usize, CountedLoop>,
     /// The same by loop head: the back-edge slot.
     counted_heads: HashMap<usize, usize>,
+    /// Prologues emitted in line before their function (`compile_prog`): no stub.
+    inline_prologues: HashSet<(usize, usize)>,
+    /// Their code, for the listing (with the stubs').
+    inline_ranges: Vec<(AssemblyOffset, AssemblyOffset, String)>,
+    /// Program being compiled: per slot, its strongly connected component in the graph
+    /// of every way control may pass between slots ([`cycle_components`]); a backward
+    /// jump between two components lies on no cycle and is not charged. Empty: charge
+    /// every backward jump.
+    components: Vec<u32>,
     /// While the unchecked copy of a counted loop is compiled ([`Gen::loop_copy`]):
     /// per slot, an x86 register whose span becomes proved after that slot.
     prove_after: HashMap<usize, (u8, (i64, i64))>,
@@ -464,9 +479,13 @@ impl Gen<'_> {
         if self.counted.get(&pc).is_some_and(|c| c.head == t as usize) {
             return target;
         }
+        // A backward jump on no cycle (clang lays out shared tails before the code that
+        // jumps to them) can run at most once per pass through its slot: no loop, no
+        // charge. Every jump is charged when the components are not known.
+        let on_cycle = |c: &[u32]| c.is_empty() || c.get(pc) == c.get(t as usize);
         // Both modes charge back edges against the budget (`Config::insn_limit`): a
         // loop the verifier wrongly accepted ends in `InsnLimit`, not a hang.
-        if t as usize <= pc {
+        if t as usize <= pc && on_cycle(&self.components) {
             let label = self.ops.new_dynamic_label();
             let limit = self.rt.config.insn_limit;
             let limit_fault = self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
@@ -626,30 +645,38 @@ impl Gen<'_> {
                     asm!(self.ops ; mov Rq(dst), r11 ; jmp =>back);
                 }
                 Stub::Prologue { label, body } => {
-                    asm!(self.ops
-                        ; =>label
-                        ; push rbp
-                        ; push rbx
-                        ; push r13
-                        ; push r14
-                        ; push r15
-                        ; add QWORD [r12 + OFF_DEPTH], 1
-                        ; add rbp, 512
-                    );
-                    self.reset_may_goto();
-                    if self.mode == Mode::Checked {
-                        self.save_regs(0);
-                        asm!(self.ops ; mov rdi, r12);
-                        self.call_abs(tr_enter_frame as *const () as u64);
-                        self.check_fault();
-                        self.restore_regs(0, None);
-                    }
+                    asm!(self.ops ; =>label);
+                    self.prologue_code();
                     asm!(self.ops ; jmp =>body);
                 }
             }
             ranges.push((start, self.ops.offset(), what));
         }
         ranges
+    }
+
+    /// A function's prologue (without the jump to its first slot): saves the registers
+    /// its `exit` restores, counts the call depth, moves r10 to the new frame.
+    fn prologue_code(&mut self) {
+        asm!(self.ops
+            ; push rbp
+            ; push rbx
+            ; push r13
+            ; push r14
+            ; push r15
+        );
+        if self.depth_counted {
+            asm!(self.ops ; add QWORD [r12 + OFF_DEPTH], 1);
+        }
+        asm!(self.ops ; add rbp, 512);
+        self.reset_may_goto();
+        if self.mode == Mode::Checked {
+            self.save_regs(0);
+            asm!(self.ops ; mov rdi, r12);
+            self.call_abs(tr_enter_frame as *const () as u64);
+            self.check_fault();
+            self.restore_regs(0, None);
+        }
     }
 
     /// Fast mode: a 4-byte load whose address `r11` fell into the context (`r10` = offset).
@@ -698,6 +725,19 @@ impl Gen<'_> {
         prog: usize,
         labels: &ProgLabelsBuilder,
     ) -> (DynamicLabel, Vec<(AssemblyOffset, AssemblyOffset)>) {
+        if self.mode == Mode::Fast {
+            // The entry function's prologue falls into the program (every run passes
+            // here: no jump); a tail call enters at `body`, after it. The prologue's
+            // may_goto reset is repeated at `body` (harmless).
+            if let Some(&l) = self.prologues.get(&(prog, 0)) {
+                let start = self.ops.offset();
+                asm!(self.ops ; =>l);
+                self.prologue_code();
+                self.inline_prologues.insert((prog, 0));
+                let what = "prologue of the function at slot 0 (in line, before it)".to_string();
+                self.inline_ranges.push((start, self.ops.offset(), what));
+            }
+        }
         let body = self.ops.new_dynamic_label();
         asm!(self.ops ; =>body);
         // a tail call enters here: the program starts with a full may_goto budget
@@ -724,6 +764,7 @@ impl Gen<'_> {
         self.confined = [None; 16];
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
+        self.components = cycle_components(&insns);
         self.counted = if self.mode == Mode::Fast {
             counted_loops(&insns)
         } else {
@@ -753,6 +794,7 @@ impl Gen<'_> {
             pc += width;
         }
         self.cur_insns = None;
+        self.components = Vec::new();
         // Falling off the end.
         let f = self.static_fault(prog, len, FaultKind::FellOffEnd);
         asm!(self.ops ; jmp =>f);
@@ -792,7 +834,9 @@ impl Gen<'_> {
             // Already emitted with the slot before (`fuse_mov_add`).
             *fused_next = false;
             1
-        } else if self.fuse_mov_add(insns, pc, targets) {
+        } else if self.fuse_mov_add(insns, pc, targets)
+            || self.fuse_ctx_pair(prog, insns, pc, targets)
+        {
             *fused_next = true;
             1
         } else {
@@ -949,6 +993,11 @@ impl Gen<'_> {
             .flat_map(|&(_, lo, hi, ref at)| at.iter().map(move |&(k1, x)| (k1, (rq(x), (lo, hi)))))
             .collect();
         self.confined = [None; 16];
+        // The copy is the hot loop: its head on a 32-byte boundary, so that where its
+        // jumps fall relative to the decoders' 32-byte windows (Intel's JCC erratum: a
+        // jump that crosses or ends on one runs from the legacy decoders, measured 1.6x
+        // slower for bench_csum) depends on the loop alone, not on the code before it.
+        self.align_with_nops(32);
         let mut fused_next = false;
         let mut k = t;
         while k <= back {
@@ -960,6 +1009,28 @@ impl Gen<'_> {
         let after = slots[back + 1];
         asm!(self.ops ; jmp =>after);
         self.confined = [None; 16];
+    }
+
+    /// Pads with multi-byte `nop`s (at most 9 bytes each, Intel's recommended forms) up
+    /// to the next multiple of `to`: few instructions where the padding is executed.
+    fn align_with_nops(&mut self, to: usize) {
+        const NOPS: [&[u8]; 9] = [
+            &[0x90],
+            &[0x66, 0x90],
+            &[0x0f, 0x1f, 0x00],
+            &[0x0f, 0x1f, 0x40, 0x00],
+            &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ];
+        let mut pad = (to - self.ops.offset().0 % to) % to;
+        while pad > 0 {
+            let n = pad.min(9);
+            self.ops.extend(NOPS[n - 1].iter().copied());
+            pad -= n;
+        }
     }
 
     /// `rX = rY; rX += K` or `rX = rY; rX += rZ` (Z != X) at `pc`, `pc + 1` as one `lea`
@@ -998,6 +1069,71 @@ impl Gen<'_> {
         } else {
             false
         }
+    }
+
+    /// Fast mode: `rA = *(u32 *)(rS + X); rB = *(u32 *)(rS + Y)` at `pc`, `pc + 1`, both
+    /// context fields when rS is the context's address (clang's `data` / `data_end`
+    /// loads), with rA != rS: one compare of rS with the context's address for both, then
+    /// both fields from the context's copy; emits it and returns true, and the caller
+    /// emits nothing for `pc + 1`. When rS is not the context's address the first slot's
+    /// general load (a stub) continues into the second's, then back after both, so each
+    /// slot keeps its own path and fault location. Only when `pc + 1` is no jump, call or
+    /// function target (nothing can start there) and rA != rS (rS is the same at both).
+    fn fuse_ctx_pair(
+        &mut self,
+        prog: usize,
+        insns: &[RawInsn],
+        pc: usize,
+        targets: &[bool],
+    ) -> bool {
+        const LDXW: u8 = BPF_LDX | BPF_MEM | BPF_W;
+        let (Some(&a), Some(&b)) = (insns.get(pc), insns.get(pc + 1)) else {
+            return false;
+        };
+        let field = |i: &RawInsn| i.off % 4 == 0 && (0..20).contains(&i.off);
+        if self.mode != Mode::Fast
+            || targets.get(pc + 1).copied().unwrap_or(true)
+            || a.code != LDXW
+            || b.code != LDXW
+            || a.src != b.src
+            || a.src >= 10
+            || a.dst >= 10
+            || b.dst >= 10
+            || a.dst == a.src
+            || !field(&a)
+            || !field(&b)
+            || !self.may_be_ctx(pc, rq(a.src))
+            || !self.may_be_ctx(pc + 1, rq(b.src))
+        {
+            return false;
+        }
+        let (s, da, db) = (rq(a.src), rq(a.dst), rq(b.dst));
+        let other_a = self.ops.new_dynamic_label();
+        let other_b = self.ops.new_dynamic_label();
+        let back = self.ops.new_dynamic_label();
+        let (fa, fb) = (OFF_XDP_MD + a.off as i32 * 2, OFF_XDP_MD + b.off as i32 * 2);
+        asm!(self.ops
+            ; cmp Rq(s), QWORD [r12 + OFF_CTX_BASE]
+            ; jne =>other_a
+            ; mov Rq(da), QWORD [r12 + fa]
+            ; mov Rq(db), QWORD [r12 + fb]
+            ; =>back
+        );
+        for (label, next, i, at) in [(other_a, other_b, a, pc), (other_b, back, b, pc + 1)] {
+            self.stubs.push((
+                Stub::Load4 {
+                    label,
+                    back: next,
+                    dst: rq(i.dst),
+                    base: s,
+                    off: i.off as i32,
+                    loc: ((prog as u64) << 32) | at as u64,
+                    sx: false,
+                },
+                format!("slot {at}: 4-byte load, not from the context's address"),
+            ));
+        }
+        true
     }
 
     /// Compiles one instruction; returns how many slots it used.
@@ -1109,8 +1245,10 @@ impl Gen<'_> {
                             self.call_abs(tr_leave_frame as *const () as u64);
                             self.restore_regs(0, None);
                         }
+                        if self.depth_counted {
+                            asm!(self.ops ; sub QWORD [r12 + OFF_DEPTH], 1);
+                        }
                         asm!(self.ops
-                            ; sub QWORD [r12 + OFF_DEPTH], 1
                             ; pop r15
                             ; pop r14
                             ; pop r13
@@ -2264,6 +2402,135 @@ fn jump_dest(pc: usize, i: &RawInsn) -> Option<i64> {
     rel.map(|r| pc as i64 + r + 1)
 }
 
+/// Every slot a slot may pass control to within the program, as the generated code may
+/// (whatever a verifier said): the next slot (but after `exit` and `goto`), the jump
+/// target, the callee of a local call and the function an `lddw` names (callbacks);
+/// after an `lddw` both following slots (its second half is a fault stub). Destinations
+/// outside the program are left out (they fault).
+fn successors(pc: usize, i: &RawInsn, len: usize, out: &mut Vec<usize>) {
+    out.clear();
+    let c = i.code & 0x07;
+    let jmp = c == BPF_JMP || c == BPF_JMP32;
+    let o = i.code & 0xf0;
+    let falls = !(jmp && (o == BPF_EXIT || o == BPF_JA));
+    if falls {
+        out.push(pc + 1);
+        if i.code == LDDW {
+            out.push(pc + 2);
+        }
+    }
+    if let Some(d) = jump_dest(pc, i) {
+        if d >= 0 {
+            out.push(d as usize);
+        }
+    }
+    out.retain(|&d| d < len);
+}
+
+/// Per slot, the id of its strongly connected component in the [`successors`] graph
+/// (Tarjan's algorithm, iterative). A jump from `pc` back to `t` lies on a cycle exactly
+/// when both have the same id: only those need the instruction budget's charge, as a
+/// run passes through any other jump at most once per entry to the function, and
+/// entries are bounded by the call depth and tail-call limits.
+fn cycle_components(insns: &[RawInsn]) -> Vec<u32> {
+    const NONE: u32 = u32::MAX;
+    let len = insns.len();
+    let mut index = vec![NONE; len];
+    let mut low = vec![0u32; len];
+    let mut comp = vec![NONE; len];
+    let mut on_stack = vec![false; len];
+    let mut stack: Vec<usize> = Vec::new();
+    // (slot, its successors, how many of them are done)
+    let mut dfs: Vec<(usize, Vec<usize>, usize)> = Vec::new();
+    let mut next_index = 0u32;
+    let mut next_comp = 0u32;
+    for root in 0..len {
+        if index[root] != NONE {
+            continue;
+        }
+        let mut visit = |v: usize,
+                         dfs: &mut Vec<(usize, Vec<usize>, usize)>,
+                         stack: &mut Vec<usize>,
+                         index: &mut Vec<u32>,
+                         low: &mut Vec<u32>,
+                         on_stack: &mut Vec<bool>| {
+            index[v] = next_index;
+            low[v] = next_index;
+            next_index += 1;
+            stack.push(v);
+            on_stack[v] = true;
+            let mut s = Vec::new();
+            successors(v, &insns[v], len, &mut s);
+            dfs.push((v, s, 0));
+        };
+        visit(
+            root,
+            &mut dfs,
+            &mut stack,
+            &mut index,
+            &mut low,
+            &mut on_stack,
+        );
+        while let Some(top) = dfs.last_mut() {
+            let v = top.0;
+            if top.2 < top.1.len() {
+                let w = top.1[top.2];
+                top.2 += 1;
+                if index[w] == NONE {
+                    visit(w, &mut dfs, &mut stack, &mut index, &mut low, &mut on_stack);
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            dfs.pop();
+            if let Some(parent) = dfs.last() {
+                let p = parent.0;
+                low[p] = low[p].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = next_comp;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_comp += 1;
+            }
+        }
+    }
+    comp
+}
+
+/// Whether `i` may make the program enter a function frame: a local call, an `lddw` of
+/// a function, `callx`, a kfunc call, or a helper that runs callbacks or sets a timer's
+/// (a wrongly accepted program may forge a function handle for `callx` or a callback
+/// helper, so only objects with none of these may leave the call depth uncounted).
+fn may_enter_a_frame(i: &RawInsn) -> bool {
+    if i.code == LDDW {
+        return i.src == BPF_PSEUDO_FUNC;
+    }
+    if i.code & 0x07 != BPF_JMP || i.code & 0xf0 != BPF_CALL {
+        return false;
+    }
+    i.code & 0x08 != 0
+        || i.src != 0
+        || helpers::runs_callbacks(i.imm)
+        || i.imm == bpfkit_vm::timer::TIMER_SET_CALLBACK
+}
+
+/// Whether some jump of the program lies on a cycle ([`cycle_components`]): only then
+/// can its code charge the instruction budget.
+fn has_cycle(insns: &[RawInsn]) -> bool {
+    let comp = cycle_components(insns);
+    let mut succ = Vec::new();
+    (0..insns.len()).any(|pc| {
+        successors(pc, &insns[pc], insns.len(), &mut succ);
+        succ.iter().any(|&t| t <= pc && comp[t] == comp[pc])
+    })
+}
+
 /// Fast mode: the counted loops of a program, whose number of iterations the code alone
 /// bounds whatever a verifier said, so that they can be charged against the instruction
 /// budget once on entry instead of on every back edge (a read-modify-write of the run
@@ -2541,8 +2808,16 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             .programs
             .iter()
             .any(|p| p.insns.iter().any(|i| i.code == BPF_JMP | BPF_JCOND)),
+        depth_counted: mode == Mode::Checked
+            || rt
+                .programs
+                .iter()
+                .any(|p| p.insns.iter().any(may_enter_a_frame)),
         counted: HashMap::new(),
         counted_heads: HashMap::new(),
+        components: Vec::new(),
+        inline_prologues: HashSet::new(),
+        inline_ranges: Vec::new(),
         prove_after: HashMap::new(),
     };
 
@@ -2653,9 +2928,25 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
             ; jz =>done
             ; .align 16
             ; =>top
-            ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
-            ; mov QWORD [r12 + OFF_BUDGET], r11
-            ; mov QWORD [r12 + OFF_TAIL_CALLS], 0
+        );
+        // The budget is only read where a cycle is charged, the tail-call count only
+        // by tail calls: an object with neither needs no reset per run.
+        let cyclic = rt.programs.iter().any(|p| has_cycle(&p.insns));
+        let tail_calls = rt.programs.iter().any(|p| {
+            p.insns
+                .iter()
+                .any(|i| i.code == (BPF_JMP | BPF_CALL) && i.imm == helpers::TAIL_CALL)
+        });
+        if cyclic {
+            asm!(g.ops
+                ; mov r11, QWORD [r12 + OFF_REP_BUDGET]
+                ; mov QWORD [r12 + OFF_BUDGET], r11
+            );
+        }
+        if tail_calls {
+            asm!(g.ops ; mov QWORD [r12 + OFF_TAIL_CALLS], 0);
+        }
+        asm!(g.ops
             ; mov rdi, QWORD [r12 + OFF_REP_R1]
             ; xor eax, eax
             ; xor esi, esi
@@ -2737,14 +3028,18 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         g.prologues.iter().map(|(k, v)| (*k, *v)).collect();
     all.sort_by_key(|(k, _)| *k);
     for ((p, t), label) in all {
+        progs[p].prologues.push((t, label));
+        if g.inline_prologues.contains(&(p, t)) {
+            continue;
+        }
         let body = builders[p].slots[t];
         g.stubs.push((
             Stub::Prologue { label, body },
             format!("prologue of the function at slot {t}"),
         ));
-        progs[p].prologues.push((t, label));
     }
-    let stubs = g.emit_stubs();
+    let mut stubs = std::mem::take(&mut g.inline_ranges);
+    stubs.extend(g.emit_stubs());
     Ok(Compiled {
         ops: g.ops,
         entry,
@@ -2753,5 +3048,6 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         stubs,
         cb_shim,
         rep_entry,
+        depth_counted: g.depth_counted,
     })
 }

@@ -66,6 +66,9 @@ pub struct Jit {
     /// ones only starts on the parked frame (`Runtime::rebegin_xdp_md`). Forgotten when the
     /// runtime is handed out mutably (its configuration may change).
     ready: Option<XdpReady>,
+    /// `JitCtx::depth` on entering the entry function: `u64::MAX` when prologues count
+    /// the depth (its prologue makes it 0), else 0 (`Compiled::depth_counted`).
+    entry_depth: u64,
 }
 
 /// See `Jit::ready`.
@@ -234,6 +237,7 @@ impl Jit {
             static_faults,
             cb_shim,
             rep_entry,
+            depth_counted,
             ..
         } = c;
         ops.commit()
@@ -288,6 +292,8 @@ impl Jit {
             static_faults,
             tables,
             ready: None,
+            // The entry function's prologue increments a counted depth to 0.
+            entry_depth: if depth_counted { u64::MAX } else { 0 },
         })
     }
 
@@ -341,8 +347,7 @@ impl Jit {
         let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
         ctx.ctx_base = ctx_base;
-        // The entry function's prologue increments the depth to 0.
-        ctx.depth = u64::MAX;
+        ctx.depth = self.entry_depth;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.budget = rt.config.insn_limit.min(i64::MAX as u64) as i64;
@@ -385,8 +390,7 @@ impl Jit {
         let rt = self.vm.runtime_mut();
         let ctx = &mut *self.ctx;
         ctx.rt = rt as *mut Runtime;
-        // The entry function's prologue increments the depth to 0.
-        ctx.depth = u64::MAX;
+        ctx.depth = self.entry_depth;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.budget = budget;
@@ -427,7 +431,7 @@ impl Jit {
         let ctx = &mut *self.ctx;
         ctx.frames = 0;
         ctx.rt = rt as *mut Runtime;
-        ctx.depth = u64::MAX;
+        ctx.depth = self.entry_depth;
         ctx.faulted = 0;
         ctx.static_fault = 0;
         ctx.touched = 0;

@@ -174,6 +174,8 @@ const CASES: &[&str] = &[
     "counted_loop_wild_base",
     "counted_loop_base_past_raw_memory",
     "counted_loop_wide_span",
+    "ctx_pair_host_base",
+    "ctx_pair_base_past_the_context",
 ];
 
 fn run_case(case: &str) {
@@ -450,6 +452,22 @@ fn run_case(case: &str) {
             &host,
         ),
         // A span wider than one compare may prove (no copy): every access compared.
+        // Two adjacent 4-byte loads share one compare with the context's address; a
+        // base that is not it takes each load's general path (confined).
+        "ctx_pair_host_base" => xdp(
+            case,
+            &format!("lddw %r1, {h:#x}\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r0, %r3\nexit"),
+            vec![],
+            Fault,
+            &host,
+        ),
+        "ctx_pair_base_past_the_context" => xdp(
+            case,
+            "add %r1, 16\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+8]\nldxdw %r0, [%r3+0]\nexit",
+            vec![],
+            Either,
+            &host,
+        ),
         "counted_loop_wide_span" => raw(
             case,
             "mov %r2, 0\nmov %r0, 0\nmov %r5, %r2\nadd %r5, %r1\nstb [%r5+0], 1\nadd %r2, 0x100\njne %r2, 0x4000000, -5\nexit",

@@ -383,3 +383,135 @@ fn fast_mode_counted_loop_copy_matches_the_interpreter() {
         assert_eq!(f.run_raw(0, &mem).unwrap().r0, want, "jit fast: {text}");
     }
 }
+
+/// A backward jump that lies on no cycle (clang's shared tails) is not charged against the
+/// budget; one on a cycle always is, also when the cycle passes forward jumps and other
+/// backward jumps. Checked in both modes, and the results are the interpreter's.
+#[test]
+fn backward_jumps_are_charged_only_on_cycles() {
+    // 1 -> 4 -> 5 -> back to 2 (on no cycle) -> exit: r0 = 1 + 2 + 5.
+    let acyclic = "mov %r0, 1\nja +2\nadd %r0, 5\nexit\nadd %r0, 2\nja -4";
+    // 2 -> 4 -> 3 -> 2: endless, through one forward and two backward jumps.
+    let endless = "mov %r0, 0\nja +1\nja +1\nja -2\nja -2\nexit";
+    let config = Config {
+        insn_limit: 100_000,
+        ..Config::default()
+    };
+    for mode in [Mode::Fast, Mode::Checked] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(acyclic));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], config.clone()).unwrap();
+        assert_eq!(i.run_raw(0, &[]).unwrap().r0, 8);
+        let mut j = jit(vec![prog], config.clone(), mode);
+        assert_eq!(j.run_raw(0, &[]).unwrap().r0, 8, "{mode:?}");
+        let mut vm = Interpreter::from_insns(asm(acyclic));
+        let text = bpfkit_jit::listing::listing_of(&mut vm, 0, mode).unwrap();
+        assert!(!text.contains("instruction budget"), "{mode:?}:\n{text}");
+
+        let prog = bpfkit_vm::Program::raw("prog", asm(endless));
+        let mut j = jit(vec![prog], config.clone(), mode);
+        let r = j.run_raw(0, &[]).map(|o| o.r0);
+        assert!(
+            matches!(fault_of(&r).1, FaultKind::InsnLimit(100_000)),
+            "{mode:?} {endless}: {r:?}"
+        );
+        let mut vm = Interpreter::from_insns(asm(endless));
+        let text = bpfkit_jit::listing::listing_of(&mut vm, 0, mode).unwrap();
+        assert!(text.contains("instruction budget"), "{mode:?}:\n{text}");
+    }
+}
+
+fn jit(programs: Vec<bpfkit_vm::Program>, config: Config, mode: Mode) -> Jit {
+    match mode {
+        Mode::Fast => Jit::with_programs_fast(programs, &[], config).unwrap(),
+        Mode::Checked => Jit::with_programs(programs, &[], config).unwrap(),
+    }
+}
+
+/// Fast mode compares the base of two adjacent context loads (`data`, `data_end`) with the
+/// context's address once: the pair gives the interpreter's values and faults when the
+/// base is the context's address, another offset into the context, the stack, or nothing
+/// (a fault at the first load's slot).
+#[test]
+fn fast_mode_context_load_pairs_match_the_interpreter() {
+    let obj = |text: &str| LinkedObject {
+        programs: vec![LinkedProgram {
+            name: "p".into(),
+            section: "xdp".into(),
+            prog_type: prog_type::XDP,
+            expected_attach_type: None,
+            prog_flags: 0,
+            origins: Vec::new(),
+            insns: asm(text),
+        }],
+        maps: Vec::new(),
+        license: "GPL".into(),
+        kernel_version: None,
+    };
+    let packet: Vec<u8> = (0..64u8).collect();
+    let input = XdpInput {
+        packet: &packet,
+        ..Default::default()
+    };
+    let tail = "mov %r0, %r3\nsub %r0, %r2\nexit";
+    for text in [
+        // data, data_end: the packet's length
+        format!("ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\n{tail}"),
+        // the second load overwrites the base
+        format!("ldxw %r2, [%r1+0]\nldxw %r1, [%r1+4]\nmov %r3, %r1\n{tail}"),
+        // base 4 bytes into the context: data_end, data_meta
+        format!("add %r1, 4\nldxw %r2, [%r1+4]\nldxw %r3, [%r1+0]\n{tail}"),
+        // base on the stack: two ordinary loads
+        format!("stdw [%r10-16], 7\nstdw [%r10-8], 100\nmov %r1, %r10\nadd %r1, -16\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+8]\n{tail}"),
+        // base into the packet
+        format!("ldxw %r1, [%r1+0]\nldxw %r2, [%r1+4]\nldxw %r3, [%r1+8]\n{tail}"),
+    ] {
+        let o = obj(&text);
+        let a = Interpreter::new(&o, Config::default()).unwrap().run_xdp(0, &input);
+        // SAFETY: confined fast mode; these programs only read the context, stack and packet.
+        let mut f = unsafe { Jit::new_unchecked(&o, Config::default()) }.unwrap();
+        assert_eq!(f.mode(), Mode::Fast);
+        let b = f.run_xdp(0, &input);
+        assert_eq!(
+            a.as_ref().map(|o| o.retval).ok(),
+            b.as_ref().map(|o| o.retval).ok(),
+            "{text}\n{a:?}\n{b:?}"
+        );
+        assert!(a.is_ok(), "{text}: {a:?}");
+    }
+    // A base that is no pointer: both fault at the first load.
+    let text = format!("mov %r1, 0\nldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\n{tail}");
+    let o = obj(&text);
+    let a = Interpreter::new(&o, Config::default())
+        .unwrap()
+        .run_xdp(0, &input);
+    // SAFETY: as above; the NULL base faults in the confined path.
+    let b = unsafe { Jit::new_unchecked(&o, Config::default()) }
+        .unwrap()
+        .run_xdp(0, &input);
+    let (fa, fb) = match (a, b) {
+        (Err(VmError::Fault(x)), Err(VmError::Fault(y))) => (x, y),
+        other => panic!("expected two faults, got {other:?}"),
+    };
+    assert_eq!((fa.pc, fb.pc), (1, 1));
+}
+
+/// A wrongly accepted program may forge a function handle (no `lddw` of a function in
+/// the object) and enter its own entry function through `callx` or a callback helper
+/// (`bpf_loop`): fast mode still counts the call depth for such objects, so the recursion
+/// ends in a fault, as in the interpreter, not in a host stack overflow.
+#[test]
+fn fast_mode_forged_function_handles_stop_at_the_call_depth() {
+    let h = bpfkit_vm::runtime::func_handle(0, 0);
+    for text in [
+        format!("lddw %r1, {h:#x}\ncallx %r1\nexit"),
+        format!("mov %r1, 4\nlddw %r2, {h:#x}\nmov %r3, 0\nmov %r4, 0\ncall 181\nexit"),
+    ] {
+        let prog = bpfkit_vm::Program::raw("prog", asm(&text));
+        let mut i = Interpreter::with_programs(vec![prog.clone()], &[], Config::default()).unwrap();
+        let a = i.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+        let mut j = Jit::with_programs_fast(vec![prog], &[], Config::default()).unwrap();
+        let b = j.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+        assert!(matches!(b, Err(VmError::Fault(_))), "{text}: {b:?}");
+        assert_eq!(a.is_ok(), b.is_ok(), "{text}: {a:?} / {b:?}");
+    }
+}

@@ -313,3 +313,42 @@ fn repeated_runs_reset_helper_state_and_stop_at_a_late_fault() {
         }
     }
 }
+
+/// The generated repeat loop resets the instruction budget per run when the object has a
+/// cycle (and only then): a loop charged on every back edge (its counter goes through
+/// the stack, so it is no counted loop) that fits the budget once runs any number of
+/// times, like the interpreter; a budget it does not fit faults in the first run.
+#[test]
+fn repeated_runs_reset_the_budget_of_loops() {
+    const LOOP: &str = "
+        mov %r0, 0
+        stxdw [%r10-8], %r0
+        ldxdw %r0, [%r10-8]
+        add %r0, 1
+        stxdw [%r10-8], %r0
+        jlt %r0, 100, -4
+        exit";
+    let packet = [0u8; 64];
+    let mut obj = object();
+    obj.programs[0].insns = bpfkit_asm::assemble(LOOP).unwrap();
+    for (limit, ok) in [(1_000u64, true), (300, false)] {
+        let config = Config {
+            insn_limit: limit,
+            ..Config::default()
+        };
+        for repeat in [1u32, 2, 20] {
+            let mut interp = Interpreter::new(&obj, config.clone()).unwrap();
+            // SAFETY (test): a verifier-valid bounded loop on the stack.
+            let mut fast = unsafe { Jit::new_unchecked(&obj, config.clone()) }.unwrap();
+            let inp = input(&packet, 0, 0);
+            let (mut want, mut got) = (XdpOutput::default(), XdpOutput::default());
+            let w = interp.run_xdp_repeat(0, &inp, repeat, &mut want);
+            let g = fast.run_xdp_repeat(0, &inp, repeat, &mut got);
+            assert_eq!(w.is_ok(), ok, "interp limit {limit} x{repeat}: {w:?}");
+            assert_eq!(g.is_ok(), ok, "fast limit {limit} x{repeat}: {g:?}");
+            if ok {
+                assert_eq!((got.retval, want.retval), (100, 100), "x{repeat}");
+            }
+        }
+    }
+}
