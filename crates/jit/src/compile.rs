@@ -222,6 +222,10 @@ struct Gen<'a> {
     /// jump between two components lies on no cycle and is not charged. Empty: charge
     /// every backward jump.
     components: Vec<u32>,
+    /// Program being compiled: the slots its functions start at (0 and every local call
+    /// or `lddw` of a function target inside it), sorted; a local call charges its
+    /// callee's length against the budget ([`Gen::callee_charge`]).
+    func_starts: Vec<usize>,
     /// While the unchecked copy of a counted loop is compiled ([`Gen::loop_copy`]):
     /// per slot, an x86 register whose span becomes proved after that slot.
     prove_after: HashMap<usize, (u8, (i64, i64))>,
@@ -765,6 +769,7 @@ impl Gen<'_> {
         self.cur_insns = Some(insns.clone());
         self.cur_targets = targets.clone();
         self.components = cycle_components(&insns);
+        self.func_starts = function_starts(&insns);
         self.counted = if self.mode == Mode::Fast {
             counted_loops(&insns)
         } else {
@@ -795,6 +800,7 @@ impl Gen<'_> {
         }
         self.cur_insns = None;
         self.components = Vec::new();
+        self.func_starts = Vec::new();
         // Falling off the end.
         let f = self.static_fault(prog, len, FaultKind::FellOffEnd);
         asm!(self.ops ; jmp =>f);
@@ -1279,9 +1285,19 @@ impl Gen<'_> {
                                     pc,
                                     FaultKind::CallDepth(MAX_CALL_FRAMES),
                                 );
+                                // Calls are charged like back edges (the callee's length, an
+                                // upper bound of its straight-line run): without it, a
+                                // wrongly accepted program whose functions call each other
+                                // from many call sites runs (call sites)^depth bodies.
+                                let charge = self.callee_charge(t as usize, len);
+                                let limit = self.rt.config.insn_limit;
+                                let limit_fault =
+                                    self.static_fault(prog, pc, FaultKind::InsnLimit(limit));
                                 asm!(self.ops
                                     ; cmp QWORD [r12 + OFF_DEPTH], (MAX_CALL_FRAMES - 1) as i32
                                     ; jae =>depth_fault
+                                    ; sub QWORD [r12 + OFF_BUDGET], charge
+                                    ; js =>limit_fault
                                     ; call =>pl
                                 );
                             }
@@ -1397,6 +1413,20 @@ impl Gen<'_> {
             }
             _ => fail!(FaultKind::UnknownOpcode(code)),
         }
+    }
+
+    /// What a local call to slot `t` charges against the instruction budget: the callee
+    /// function's length in slots (up to the next function start, or the program's end
+    /// `len`), at most `i32::MAX`. Like a back edge's charge, an upper bound of what the
+    /// callee runs between its own charged back edges and calls.
+    fn callee_charge(&self, t: usize, len: usize) -> i32 {
+        let end = self
+            .func_starts
+            .iter()
+            .copied()
+            .find(|&f| f > t)
+            .unwrap_or(len);
+        (end.saturating_sub(t).max(1)).min(i32::MAX as usize) as i32
     }
 
     fn prologue_label(&mut self, prog: usize, t: usize) -> DynamicLabel {
@@ -2427,6 +2457,23 @@ fn successors(pc: usize, i: &RawInsn, len: usize, out: &mut Vec<usize>) {
     out.retain(|&d| d < len);
 }
 
+/// The slots functions start at in a program (0 and the targets of local calls and of
+/// `lddw` of functions that lie inside it), sorted and without duplicates.
+fn function_starts(insns: &[RawInsn]) -> Vec<usize> {
+    let mut v = vec![0];
+    for (pc, i) in insns.iter().enumerate() {
+        let func = (i.code == (BPF_JMP | BPF_CALL) && i.src == BPF_PSEUDO_CALL)
+            || (i.code == LDDW && i.src == BPF_PSEUDO_FUNC);
+        let t = pc as i64 + i.imm as i64 + 1;
+        if func && t >= 0 && (t as usize) < insns.len() {
+            v.push(t as usize);
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Per slot, the id of its strongly connected component in the [`successors`] graph
 /// (Tarjan's algorithm, iterative). A jump from `pc` back to `t` lies on a cycle exactly
 /// when both have the same id: only those need the instruction budget's charge, as a
@@ -2816,6 +2863,7 @@ pub fn compile(rt: &Runtime, mode: Mode, fast_maps: &[FastMap]) -> Result<Compil
         counted: HashMap::new(),
         counted_heads: HashMap::new(),
         components: Vec::new(),
+        func_starts: Vec::new(),
         inline_prologues: HashSet::new(),
         inline_ranges: Vec::new(),
         prove_after: HashMap::new(),

@@ -515,3 +515,47 @@ fn fast_mode_forged_function_handles_stop_at_the_call_depth() {
         assert_eq!(a.is_ok(), b.is_ok(), "{text}: {a:?} / {b:?}");
     }
 }
+
+/// Local calls are charged against the instruction budget in both modes: functions that
+/// call each other from many call sites (no loop anywhere) run ~10^6 bodies here, and
+/// would run (call sites)^depth without the charge (a wrongly accepted program with
+/// 1000 call sites per function would effectively never end). The interpreter counts
+/// every instruction and stops at the limit; so must the JIT.
+#[test]
+fn local_calls_are_charged_against_the_budget() {
+    // f0 (the entry) .. f5 each call the next function 10 times; f6 returns.
+    let mut text = String::new();
+    for k in 0..6 {
+        if k > 0 {
+            text.push_str(&format!("f{k}:\n"));
+        }
+        for _ in 0..10 {
+            text.push_str(&format!("call f{}\n", k + 1));
+        }
+        text.push_str("mov %r0, 0\nexit\n");
+    }
+    text.push_str("f6:\nmov %r0, 0\nexit\n");
+    let config = Config {
+        insn_limit: 100_000,
+        ..Config::default()
+    };
+    let prog = bpfkit_vm::Program::raw("prog", asm(&text));
+    let mut i = Interpreter::with_programs(vec![prog.clone()], &[], config.clone()).unwrap();
+    let a = i.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+    assert!(
+        matches!(&a, Err(VmError::Fault(f)) if matches!(f.kind, FaultKind::InsnLimit(_))),
+        "interpreter: {a:?}"
+    );
+    for fast in [false, true] {
+        let mut j = if fast {
+            Jit::with_programs_fast(vec![prog.clone()], &[], config.clone()).unwrap()
+        } else {
+            Jit::with_programs(vec![prog.clone()], &[], config.clone()).unwrap()
+        };
+        let b = j.run_raw(0, &[0u8; 16]).map(|o| o.r0);
+        assert!(
+            matches!(&b, Err(VmError::Fault(f)) if matches!(f.kind, FaultKind::InsnLimit(_))),
+            "fast {fast}: {b:?}"
+        );
+    }
+}
