@@ -2390,21 +2390,7 @@ fn jump_targets(insns: &[RawInsn]) -> Vec<bool> {
     let mut t = vec![false; insns.len() + 1];
     t[0] = true;
     for (pc, i) in insns.iter().enumerate() {
-        let c = i.code & 0x07;
-        let rel = if c == BPF_JMP || c == BPF_JMP32 {
-            match i.code & 0xf0 {
-                BPF_EXIT => None,
-                BPF_CALL => (i.src == BPF_PSEUDO_CALL).then_some(i.imm as i64),
-                BPF_JA if c == BPF_JMP32 => Some(i.imm as i64),
-                _ => Some(i.off as i64),
-            }
-        } else if i.code == LDDW && i.src == BPF_PSEUDO_FUNC {
-            Some(i.imm as i64)
-        } else {
-            None
-        };
-        if let Some(rel) = rel {
-            let d = pc as i64 + rel + 1;
+        if let Some(d) = jump_dest(pc, i) {
             if d >= 0 && (d as usize) < t.len() {
                 t[d as usize] = true;
             }
