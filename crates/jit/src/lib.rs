@@ -363,9 +363,18 @@ impl Jit {
         // (checked mode) or inside the engines' committed address range (fast mode: every
         // access compared with `ctx.arena_limit`), and `ctx` outlives the call.
         let r0 = f(r1, r2, ctx, self.prog_entry[prog], frame_below);
+        self.after_call(r0)
+    }
+
+    /// After generated code returned (`enter`, `enter_again`, `enter_repeat`): the run
+    /// context no longer points at the runtime, the fast mode's tail-call count goes back
+    /// to the runtime, and a fault the run recorded is taken.
+    #[inline(always)]
+    fn after_call(&mut self, r0: u64) -> Result<u64, Box<Fault>> {
+        let ctx = &mut *self.ctx;
         ctx.rt = std::ptr::null_mut();
         if ctx.fast {
-            rt.tail_calls = ctx.tail_calls as u32;
+            self.vm.runtime_mut().tail_calls = ctx.tail_calls as u32;
         }
         if ctx.static_fault | ctx.faulted == 0 {
             return Ok(r0);
@@ -401,14 +410,7 @@ impl Jit {
         // As in `enter`: generated code only touches the runtime's regions or the
         // engines' range, and `ctx` outlives the call.
         let r0 = f(r1, 0, ctx, entry, frame_below);
-        ctx.rt = std::ptr::null_mut();
-        if ctx.fast {
-            rt.tail_calls = ctx.tail_calls as u32;
-        }
-        if ctx.static_fault | ctx.faulted == 0 {
-            return Ok(r0);
-        }
-        Err(self.take_fault())
+        self.after_call(r0)
     }
 
     /// Fast mode: `runs` more runs after a first one (`Jit::enter`) on the same XDP
@@ -441,12 +443,7 @@ impl Jit {
         // engines' range, and `ctx` outlives the call; the loop runs the same code as
         // `enter_again` would, `runs` times.
         let r0 = f(r1, runs, ctx, entry, frame_below);
-        ctx.rt = std::ptr::null_mut();
-        rt.tail_calls = ctx.tail_calls as u32;
-        if ctx.static_fault | ctx.faulted == 0 {
-            return Ok(r0);
-        }
-        Err(self.take_fault())
+        self.after_call(r0)
     }
 
     /// The arguments `enter` gives generated code that stay the same from run to run:

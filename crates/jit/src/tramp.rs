@@ -274,7 +274,7 @@ pub(crate) extern "sysv64" fn tr_direct<const ID: i32>(
     // SAFETY: as in `tr_helper`.
     let rt = unsafe { &mut *ctx.rt };
     rt.depth = ctx.depth as usize;
-    rt.current_prog = (ctx.loc >> 32) as usize;
+    rt.current_prog = split_loc(ctx.loc).0;
     if ID == helpers::XDP_LOAD_BYTES || ID == helpers::XDP_STORE_BYTES {
         // The buffer confined to the arena, not checked against the regions: no frames.
         if let Some(v) = fastpath::xdp_load_store(rt, a2, a3, a4, ID == helpers::XDP_STORE_BYTES) {
